@@ -1,0 +1,31 @@
+#!/usr/bin/env node
+// Runs every test file under test/ with Node's own test runner, loading TypeScript through tsx.
+// Node 20's `--test` does not expand globs, so the files are listed here.
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+
+const TEST_FILE_SUFFIX = '.test.ts';
+const filter = process.argv.slice(2);
+
+function listTests(dir) {
+  const found = [];
+  for (const name of readdirSync(dir).sort()) {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) found.push(...listTests(path));
+    else if (name.endsWith(TEST_FILE_SUFFIX)) found.push(path);
+  }
+  return found;
+}
+
+const files = listTests('test').filter((f) => filter.length === 0 || filter.some((part) => f.includes(part)));
+if (files.length === 0) {
+  console.error('no test files matched');
+  process.exit(1);
+}
+const result = spawnSync(
+  process.execPath,
+  ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=2', ...files],
+  { stdio: 'inherit' },
+);
+process.exit(result.status ?? 1);

@@ -1,0 +1,39 @@
+/**
+ * Every bound the storage engine enforces, with the reason for its value. Appends are checked
+ * against these before anything is written; a violation is a typed FerryError and the log is
+ * left untouched.
+ */
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+/** One record (key + headers + value + framing) must fit comfortably in one read and one frame. */
+export const RECORD_BYTES_MAX = 8 * MiB;
+/** Keys pick partitions and are compared often; long keys are almost always a mistake. */
+export const KEY_BYTES_MAX = 16 * KiB;
+/** Header count per record: bounds decode work per record. */
+export const HEADERS_COUNT_MAX = 64;
+/** Total encoded header bytes per record (names + values). */
+export const HEADERS_BYTES_MAX = 64 * KiB;
+/** One header name; names are identifiers, not data. */
+export const HEADER_NAME_BYTES_MAX = 255;
+/** Records in one append call (and so at most one batch of writes per call). */
+export const APPEND_RECORDS_MAX = 100_000;
+/** One write call carries at most this many bytes; larger pending work is split into several batches. */
+export const BATCH_BYTES_MAX = 16 * MiB;
+/** A segment's size cap: positions in the offset index are u32, so a segment must stay below 4 GiB. */
+export const SEGMENT_BYTES_MAX = 1024 * MiB;
+/** Smallest segment size accepted: smaller ones make roll and file-count overhead dominate. */
+export const SEGMENT_BYTES_MIN = 4 * KiB;
+/** Relative offsets in the index are u32, so a segment holds at most this many records. */
+export const SEGMENT_RECORDS_MAX = 0xffff_fff0;
+
+export const DEFAULT_SEGMENT_BYTES = 128 * MiB;
+export const DEFAULT_SEGMENT_AGE_MS = 7 * 24 * 3600 * 1000;
+export const DEFAULT_SYNC_INTERVAL_MS = 50;
+/** Bytes of log between two sparse index entries: one pread of this size finds any record. */
+export const DEFAULT_INDEX_INTERVAL_BYTES = 4 * KiB;
+export const DEFAULT_TAIL_CACHE_BYTES = 32 * MiB;
+/** How often the checkpoint (the synced prefix recovery may trust) is rewritten at most. */
+export const DEFAULT_CHECKPOINT_INTERVAL_MS = 1000;
+/** Reads return at most this many bytes per call unless asked for less. */
+export const READ_BYTES_MAX = 8 * MiB;

@@ -1,0 +1,111 @@
+/**
+ * The storage engine's public contract: what the broker (src/broker) and the tests rely on.
+ * The implementation is src/storage/log.ts (class `Log`).
+ */
+import type { Clock } from '../platform/clock.js';
+import type { FileSystem } from '../platform/fs.js';
+import type { Logger } from '../platform/logger.js';
+
+/** Per-log durability; the three names are a user-facing contract. */
+export const DURABILITY_MODES = ['always', 'interval', 'never'] as const;
+export type Durability = (typeof DURABILITY_MODES)[number];
+
+/** A header: a name/value pair, both UTF-8 text. */
+export type Header = readonly [name: string, value: string];
+
+/** What a producer hands to the log. */
+export interface RecordInput {
+  key?: Buffer | null;
+  headers?: readonly Header[];
+  value: Buffer;
+  /** Defaults to clock.nowMs() at append. */
+  timestampMs?: number;
+}
+
+/** A record read back from the log. `value` and `key` may be slices of a larger read buffer. */
+export interface LogRecord {
+  offset: number;
+  timestampMs: number;
+  key: Buffer | null;
+  headers: Header[];
+  value: Buffer;
+  /** Leader epoch of the batch the record was written in. */
+  leaderEpoch: number;
+}
+
+export interface RetentionPolicy {
+  /** Delete a sealed segment once its newest record is older than this. */
+  ageMs?: number;
+  /** Delete the oldest sealed segments while the log is larger than this. */
+  bytesMax?: number;
+  /** Delete the oldest sealed segments while the log holds more records than this. */
+  recordsMax?: number;
+}
+
+export interface LogOptions {
+  dir: string;
+  fs: FileSystem;
+  clock: Clock;
+  logger?: Logger;
+  durability: Durability;
+  /** `interval` mode: a sync runs at least this often. */
+  syncIntervalMs?: number;
+  segmentBytes?: number;
+  segmentAgeMs?: number;
+  indexIntervalBytes?: number;
+  tailCacheBytes?: number;
+  retention?: RetentionPolicy;
+  /** Stamped on every batch; constant until replication exists. */
+  leaderEpoch?: number;
+  checkpointIntervalMs?: number;
+}
+
+export interface AppendResult {
+  baseOffset: number;
+  lastOffset: number;
+  /** What the log guarantees for these records when the promise resolves. */
+  durability: 'synced' | 'written';
+}
+
+export interface RecoveryReport {
+  segments: number;
+  records: number;
+  startOffset: number;
+  nextOffset: number;
+  /** Bytes cut from a torn or corrupt tail. */
+  truncatedBytes: number;
+  /** Records (whole or partial) cut with them. */
+  truncatedRecords: number;
+  /** Index files rebuilt from their segment (missing or damaged). */
+  indexesRebuilt: number;
+  /** Segments removed because they followed a torn point (not a prefix any more). */
+  segmentsDropped: number;
+}
+
+export interface RetentionReport {
+  segmentsDeleted: number;
+  bytesDeleted: number;
+  recordsDeleted: number;
+  startOffset: number;
+}
+
+export interface ReadOptions {
+  /** Stop after this many records (default: no count limit). */
+  recordsMax?: number;
+  /** Stop after about this many bytes of records (at least one record is returned). */
+  bytesMax?: number;
+  /** Do not return records at or past this offset (e.g. a high watermark). */
+  endOffset?: number;
+}
+
+export interface LogStats {
+  startOffset: number;
+  nextOffset: number;
+  appendedOffset: number;
+  writtenOffset: number;
+  syncedOffset: number;
+  segments: number;
+  bytes: number;
+  records: number;
+  tailCacheBytes: number;
+}
