@@ -33,6 +33,8 @@ export interface TopicInfo {
 
 /** One message as a producer hands it to the broker. */
 export interface PublishMessage {
+  /** Explicit partition; when absent a keyed message goes to hash(key) % partitions, an unkeyed one round-robin. */
+  partition?: number;
   key?: Buffer | null;
   headers?: readonly Header[];
   value: Buffer;

@@ -44,6 +44,8 @@ export interface FileSystem {
   mkdir(path: string): Promise<void>;
   rename(fromPath: string, toPath: string): Promise<void>;
   unlink(path: string): Promise<void>;
+  /** Removes an empty directory. */
+  rmdir(path: string): Promise<void>;
   /** Stat of a path, or null when nothing is there. */
   stat(path: string): Promise<FileStat | null>;
   /** fsync of a directory: creations, renames and deletions in it are durable when this resolves. */
@@ -117,6 +119,10 @@ export class NodeFileSystem implements FileSystem {
 
   unlink(path: string): Promise<void> {
     return fsp.unlink(path);
+  }
+
+  rmdir(path: string): Promise<void> {
+    return fsp.rmdir(path);
   }
 
   async stat(path: string): Promise<FileStat | null> {

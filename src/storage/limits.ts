@@ -37,3 +37,12 @@ export const DEFAULT_TAIL_CACHE_BYTES = 32 * MiB;
 export const DEFAULT_CHECKPOINT_INTERVAL_MS = 1000;
 /** Reads return at most this many bytes per call unless asked for less. */
 export const READ_BYTES_MAX = 8 * MiB;
+/**
+ * Bytes of appends accepted but not yet written, per log. Past it appends fail with BROKER_BUSY
+ * (retryable) instead of queueing without bound when producers outpace the disk.
+ */
+export const APPEND_QUEUE_BYTES_MAX = 64 * MiB;
+/** How often the log checks its retention policy on its own. */
+export const DEFAULT_RETENTION_CHECK_INTERVAL_MS = 30_000;
+/** Smallest index interval accepted: below a batch header's size every batch is indexed anyway. */
+export const INDEX_INTERVAL_BYTES_MIN = 64;

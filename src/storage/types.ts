@@ -58,6 +58,8 @@ export interface LogOptions {
   /** Stamped on every batch; constant until replication exists. */
   leaderEpoch?: number;
   checkpointIntervalMs?: number;
+  /** How often retention runs on its own timer (only when `retention` is set). */
+  retentionCheckIntervalMs?: number;
 }
 
 export interface AppendResult {

@@ -1,0 +1,240 @@
+/**
+ * `npm run bench`: Ferry side by side with NATS JetStream and Redis Streams on the four broker
+ * workloads (bench/workloads.ts). Each run starts a fresh server per system, runs the selected
+ * workloads, reads the server's peak RSS and stops exactly that server; systems are interleaved
+ * run by run so that a noisy neighbour on the shared machine hits every system alike.
+ *
+ *   npm run bench -- [--only ferry,nats,redis] [--workloads W1,W3] [--runs 3] [--quick] [--write-docs]
+ *
+ * Prints markdown to stdout (progress to stderr), writes bench/results/<date>-<commit>.json, and
+ * with --write-docs rewrites the "## Broker workloads" section of docs/BENCHMARKS.md.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, release, totalmem } from 'node:os';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { createFerrySystem } from './peers/ferry.js';
+import { natsSystem } from './peers/nats.js';
+import { redisSystem } from './peers/redis.js';
+import { ProcessRegistry } from './processes.js';
+import {
+  docsSection,
+  markdownReport,
+  medianFigures,
+  writeDocsSection,
+  type BenchReport,
+  type Machine,
+  type RunRecord,
+  type SystemReport,
+} from './report.js';
+import {
+  FULL_SCALE,
+  QUICK_SCALE,
+  WORKLOAD_IDS,
+  runWorkload,
+  type BrokerSystem,
+  type RunState,
+  type WorkloadId,
+  type WorkloadResult,
+} from './workloads.js';
+
+const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
+const RESULTS_DIR = join(REPO_ROOT, 'bench', 'results');
+const DOCS_FILE = join(REPO_ROOT, 'docs', 'BENCHMARKS.md');
+/** More repetitions than this is a mistake on a shared two-core machine, not a wish. */
+const RUNS_MAX = 10;
+const EXIT_INTERRUPTED = 130;
+
+const USAGE = `usage: npm run bench -- [--only ferry,nats,redis] [--workloads W1,W2,W3,W4] [--runs N] [--quick] [--write-docs]`;
+
+interface Options {
+  systems: BrokerSystem[];
+  workloads: WorkloadId[];
+  runs: number;
+  quick: boolean;
+  writeDocs: boolean;
+}
+
+function parseOptions(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      only: { type: 'string' },
+      workloads: { type: 'string' },
+      runs: { type: 'string', default: '1' },
+      quick: { type: 'boolean', default: false },
+      'write-docs': { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    process.exit(0);
+  }
+  const all = [createFerrySystem(), natsSystem, redisSystem];
+  const onlyIds = values.only === undefined ? all.map((system) => system.id) : values.only.split(',').map((id) => id.trim());
+  for (const id of onlyIds) {
+    if (!all.some((system) => system.id === id)) throw new Error(`--only: unknown system '${id}' (ferry, nats, redis)\n${USAGE}`);
+  }
+  const workloadIds = values.workloads === undefined ? [...WORKLOAD_IDS] : values.workloads.split(',').map((id) => id.trim().toUpperCase());
+  for (const id of workloadIds) {
+    if (!(WORKLOAD_IDS as readonly string[]).includes(id)) throw new Error(`--workloads: unknown workload '${id}' (W1..W4)\n${USAGE}`);
+  }
+  const runs = Number(values.runs);
+  if (!Number.isInteger(runs) || runs < 1 || runs > RUNS_MAX) throw new Error(`--runs must be an integer from 1 to ${RUNS_MAX}`);
+  return {
+    systems: all.filter((system) => onlyIds.includes(system.id)),
+    // Canonical order whatever the flag's order: W2 drains what W1 published.
+    workloads: WORKLOAD_IDS.filter((id) => workloadIds.includes(id)),
+    runs,
+    quick: values.quick,
+    writeDocs: values['write-docs'],
+  };
+}
+
+function git(args: string[]): string {
+  // GIT_OPTIONAL_LOCKS=0: `git status` must not refresh the index of a tree others are editing.
+  return execFileSync('git', args, { cwd: REPO_ROOT, encoding: 'utf8', env: { ...process.env, GIT_OPTIONAL_LOCKS: '0' } }).trim();
+}
+
+function currentCommit(): string {
+  try {
+    const commit = git(['rev-parse', '--short', 'HEAD']);
+    const dirty = git(['status', '--porcelain', '--untracked-files=no']) !== '';
+    return dirty ? `${commit}-dirty` : commit;
+  } catch {
+    return 'unknown';
+  }
+}
+
+function machine(): Machine {
+  return {
+    cpus: availableParallelism(),
+    cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
+    memoryBytes: totalmem(),
+    kernel: release(),
+    node: process.version,
+  };
+}
+
+function describeResult(result: WorkloadResult): string {
+  if (result.kind === 'throughput') {
+    return `${Math.round(result.msgsPerSec).toLocaleString('en-US')} msgs/s (${result.mbPerSec.toFixed(1)} MB/s, ${(result.elapsedMs / 1000).toFixed(2)} s` +
+      `${result.duplicates > 0 ? `, ${result.duplicates} redelivered` : ''})`;
+  }
+  return `p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms, p99.9 ${result.p999Ms.toFixed(2)} ms, max ${result.maxMs.toFixed(2)} ms` +
+    ` (send lag max ${result.sendLagMaxMs.toFixed(1)} ms${result.duplicates > 0 ? `, ${result.duplicates} redelivered` : ''})`;
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+async function runOnce(system: BrokerSystem, report: SystemReport, options: Options, run: number, processes: ProcessRegistry): Promise<void> {
+  const scale = options.quick ? QUICK_SCALE : FULL_SCALE;
+  const broker = await system.start(processes);
+  const progress = (text: string): boolean => process.stderr.write(`bench: ${system.id} run ${run}: ${text}\n`);
+  progress(`server pid ${broker.server.pid} on port ${broker.server.port}`);
+  try {
+    const state: RunState = { w1TopicFilled: false };
+    const results: RunRecord['results'] = {};
+    for (const id of options.workloads) {
+      results[id] = await runWorkload(id, broker, scale, state);
+      progress(`${id} ${describeResult(results[id]!)}`);
+    }
+    if (!broker.server.running) throw new Error(`the ${system.label} server exited during the run (${broker.server.exitReason})`);
+    const peakRssBytes = broker.server.peakRssBytes();
+    progress(`peak RSS ${(peakRssBytes / 1024 ** 2).toFixed(0)} MiB`);
+    report.runs.push({ run, serverPid: broker.server.pid, results, peakRssBytes });
+  } catch (error) {
+    const output = broker.server.output;
+    throw new Error(`${errorText(error)}${output === '' ? '' : `\n  server output (tail):\n${output.split('\n').slice(-10).join('\n')}`}`);
+  } finally {
+    await processes.stop(broker.server);
+  }
+}
+
+async function main(): Promise<number> {
+  const options = parseOptions(process.argv.slice(2));
+  const processes = new ProcessRegistry();
+  let interrupted = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (interrupted) {
+      processes.killAllNow();
+      process.exit(EXIT_INTERRUPTED);
+    }
+    interrupted = true;
+    process.stderr.write(`bench: ${signal}, stopping the servers this run started\n`);
+    processes.stopAll().finally(() => process.exit(EXIT_INTERRUPTED));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
+  const report: BenchReport = {
+    command,
+    startedAt: new Date().toISOString(),
+    commit: currentCommit(),
+    machine: machine(),
+    quick: options.quick,
+    runsRequested: options.runs,
+    workloads: options.workloads,
+    systems: [],
+  };
+  const ready: Array<{ system: BrokerSystem; report: SystemReport }> = [];
+  for (const system of options.systems) {
+    const systemReport: SystemReport = { id: system.id, label: system.label, shortLabel: system.shortLabel, description: await system.describe(), runs: [] };
+    report.systems.push(systemReport);
+    try {
+      await system.prepare?.();
+      ready.push({ system, report: systemReport });
+    } catch (error) {
+      systemReport.error = errorText(error);
+      process.stderr.write(`bench: ${system.id} skipped: ${systemReport.error}\n`);
+    }
+  }
+
+  try {
+    for (let run = 1; run <= options.runs; run++) {
+      for (const { system, report: systemReport } of ready) {
+        if (systemReport.error !== undefined) continue;
+        try {
+          await runOnce(system, systemReport, options, run, processes);
+        } catch (error) {
+          systemReport.error = `run ${run}: ${errorText(error)}`;
+          process.stderr.write(`bench: ${system.id} failed: ${systemReport.error}\n`);
+        }
+      }
+    }
+  } finally {
+    await processes.stopAll();
+    processes.dispose();
+  }
+
+  const stamp = report.startedAt.replace(/:/g, '-').replace(/\.\d+Z$/, 'Z');
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const resultsFile = join(RESULTS_DIR, `${stamp}-${report.commit}.json`);
+  const medians = Object.fromEntries(report.systems.map((system) => [system.id, medianFigures(system, report.workloads)]));
+  writeFileSync(resultsFile, `${JSON.stringify({ ...report, medians }, null, 2)}\n`);
+  process.stdout.write(markdownReport(report));
+  const resultsPath = relative(REPO_ROOT, resultsFile);
+  process.stderr.write(`bench: results written to ${resultsPath}\n`);
+  if (options.writeDocs) {
+    writeDocsSection(DOCS_FILE, docsSection(report, resultsPath));
+    process.stderr.write(`bench: updated the "Broker workloads" section of ${relative(REPO_ROOT, DOCS_FILE)}\n`);
+  }
+  return report.systems.some((system) => system.error !== undefined) ? 1 : 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(`bench: ${errorText(error)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,98 @@
+/**
+ * Reads one partition's log ahead of its subscribers: a small buffer of records fetched in
+ * chunks (one log read per chunk), refilled when it runs dry and the log has more visible
+ * records. Only records below the log's visible end are read, so an `always` topic never hands
+ * out a record before it is synced.
+ */
+import { FerryError, isFerryError } from '../protocol/errors.js';
+import type { Logger } from '../platform/logger.js';
+import type { Log } from '../storage/log.js';
+import type { LogRecord } from '../storage/types.js';
+import { DISPATCH_READ_BYTES_MAX, DISPATCH_READ_RECORDS_MAX } from './limits.js';
+
+export class PartitionReader {
+  private buffer: LogRecord[] = [];
+  private bufferIndex = 0;
+  private fetchOffset: number;
+  private fetching = false;
+  private closed = false;
+
+  constructor(
+    private readonly log: Log,
+    startOffset: number,
+    private readonly onReady: () => void,
+    private readonly logger: Logger,
+    private readonly context: Record<string, unknown>,
+  ) {
+    this.fetchOffset = startOffset;
+  }
+
+  /** Offset of the next record `take()` would return. */
+  get position(): number {
+    const next = this.buffer[this.bufferIndex];
+    return next === undefined ? this.fetchOffset : next.offset;
+  }
+
+  get buffered(): number {
+    return this.buffer.length - this.bufferIndex;
+  }
+
+  take(): LogRecord | undefined {
+    const record = this.buffer[this.bufferIndex];
+    if (record === undefined) return undefined;
+    this.bufferIndex += 1;
+    if (this.bufferIndex === this.buffer.length) {
+      this.buffer = [];
+      this.bufferIndex = 0;
+    }
+    return record;
+  }
+
+  /** Starts a fetch when the buffer is empty and the log has visible records past it. */
+  request(recordsWanted: number): void {
+    if (this.fetching || this.closed || this.buffered > 0) return;
+    const endOffset = this.log.visibleEndOffset;
+    if (this.fetchOffset >= endOffset) return;
+    this.fetching = true;
+    const recordsMax = Math.max(1, Math.min(DISPATCH_READ_RECORDS_MAX, recordsWanted));
+    this.log.read(this.fetchOffset, { recordsMax, bytesMax: DISPATCH_READ_BYTES_MAX, endOffset }).then(
+      (records) => this.fetched(records),
+      (error: unknown) => this.fetchFailed(error),
+    );
+  }
+
+  private fetched(records: LogRecord[]): void {
+    this.fetching = false;
+    if (this.closed) return;
+    if (records.length > 0) {
+      this.buffer = records;
+      this.bufferIndex = 0;
+      this.fetchOffset = records[records.length - 1]!.offset + 1;
+    }
+    this.onReady();
+  }
+
+  private fetchFailed(error: unknown): void {
+    this.fetching = false;
+    if (this.closed) return;
+    if (isFerryError(error, 'OFFSET_OUT_OF_RANGE') && this.fetchOffset < this.log.startOffset) {
+      // Retention removed what we were about to read: continue at the oldest record kept.
+      this.logger.warn('broker.reader.skipped_deleted', { ...this.context, from: this.fetchOffset, to: this.log.startOffset });
+      this.fetchOffset = this.log.startOffset;
+    } else if (isFerryError(error, 'CORRUPT_RANGE')) {
+      const toOffset = Number((error as FerryError).detail?.['toOffset'] ?? this.fetchOffset);
+      this.logger.error('broker.reader.skipped_corrupt_range', { ...this.context, from: this.fetchOffset, to: toOffset });
+      this.fetchOffset = Math.max(this.fetchOffset + 1, toOffset + 1);
+    } else {
+      this.logger.error('broker.reader.read_failed', { ...this.context, offset: this.fetchOffset, error });
+      return;
+    }
+    this.onReady();
+  }
+
+  close(): void {
+    this.closed = true;
+    this.buffer = [];
+    this.bufferIndex = 0;
+  }
+}

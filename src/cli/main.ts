@@ -1,0 +1,40 @@
+/** The `ferry` command: dispatches to one module per subcommand. */
+import { describeExpectedError, UsageError } from './args.js';
+import { PUB_USAGE, pub } from './pub.js';
+import { SERVE_USAGE, serve } from './serve.js';
+import { SUB_USAGE, sub } from './sub.js';
+import { TOPICS_USAGE, topics } from './topics.js';
+
+const USAGE = `usage: ferry <command>
+
+  ${SERVE_USAGE}
+  ${PUB_USAGE}
+  ${SUB_USAGE}
+  ${TOPICS_USAGE.split('\n').join('\n  ')}
+
+Client commands connect to --host/--port (default 127.0.0.1:7700), or FERRY_URL=ferry://host:port.
+`;
+
+const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { serve, pub, sub, topics };
+
+/** Runs the CLI; returns the process exit code (0 ok, 1 failed, 2 usage). */
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...args] = argv;
+  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+    process.stdout.write(USAGE);
+    return command === undefined ? 2 : 0;
+  }
+  const run = COMMANDS[command];
+  if (run === undefined) {
+    process.stderr.write(`ferry: unknown command '${command}'\n\n${USAGE}`);
+    return 2;
+  }
+  try {
+    return await run(args);
+  } catch (error) {
+    const message = describeExpectedError(error);
+    if (message === undefined) throw error;
+    process.stderr.write(`ferry ${command}: ${message}\n`);
+    return error instanceof UsageError ? 2 : 1;
+  }
+}

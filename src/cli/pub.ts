@@ -1,0 +1,82 @@
+/** `ferry pub <topic> [value]`: publish one value, a generated run of them, or stdin's lines. */
+import { createInterface } from 'node:readline';
+import { connect } from '../client/index.js';
+import { CONNECTION_FLAGS, parse, parsePositiveInt, serverAddress, UsageError } from './args.js';
+
+export const PUB_USAGE =
+  'ferry pub <topic> [value] [--key k] [--header name=value]... [--count n] [--size bytes] [--host h] [--port p]';
+
+/** Publishes kept in flight at once by `--count` and stdin runs. */
+const PUBLISH_WINDOW = 1000;
+
+export async function pub(args: string[]): Promise<number> {
+  const { values, positionals } = parse(
+    args,
+    {
+      ...CONNECTION_FLAGS,
+      key: { type: 'string' },
+      header: { type: 'string', multiple: true },
+      count: { type: 'string' },
+      size: { type: 'string' },
+    },
+    2,
+  );
+  const [topic, value] = positionals;
+  if (topic === undefined) throw new UsageError(`usage: ${PUB_USAGE}`);
+  const headers: Record<string, string> = {};
+  for (const header of values.header ?? []) {
+    const equals = header.indexOf('=');
+    if (equals <= 0) throw new UsageError(`--header '${header}' must look like name=value`);
+    headers[header.slice(0, equals)] = header.slice(equals + 1);
+  }
+  const count = parsePositiveInt('count', values.count);
+  const size = parsePositiveInt('size', values.size);
+  const options = { ...(values.key === undefined ? {} : { key: values.key }), headers };
+
+  const client = await connect({ ...serverAddress(values), reconnect: false });
+  try {
+    if (value === undefined && count === undefined && size === undefined) {
+      // One message per line of stdin.
+      const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
+      let published = 0;
+      const window = new Set<Promise<unknown>>();
+      for await (const line of lines) {
+        const sent = client.publish(topic, Buffer.from(line), options);
+        window.add(sent);
+        void sent.finally(() => window.delete(sent));
+        published += 1;
+        if (window.size >= PUBLISH_WINDOW) await Promise.race(window);
+      }
+      await Promise.all(window);
+      process.stderr.write(`published ${published} messages to ${topic}\n`);
+      return 0;
+    }
+    const total = count ?? 1;
+    const payload = value !== undefined ? Buffer.from(value) : generatedPayload(size ?? 16);
+    if (total === 1) {
+      const result = await client.publish(topic, payload, options);
+      process.stdout.write(`${topic} partition ${result.partition} offset ${result.offset} (${result.durability})\n`);
+      return 0;
+    }
+    const startedMs = performance.now();
+    const window = new Set<Promise<unknown>>();
+    for (let i = 0; i < total; i++) {
+      const sent = client.publish(topic, payload, options);
+      window.add(sent);
+      void sent.finally(() => window.delete(sent));
+      if (window.size >= PUBLISH_WINDOW) await Promise.race(window);
+    }
+    await Promise.all(window);
+    const seconds = (performance.now() - startedMs) / 1000;
+    process.stderr.write(`published ${total} messages to ${topic} in ${seconds.toFixed(2)} s (${Math.round(total / seconds)} msgs/s)\n`);
+    return 0;
+  } finally {
+    await client.close();
+  }
+}
+
+function generatedPayload(size: number): Buffer {
+  const payload = Buffer.alloc(size);
+  for (let i = 0; i < size; i++) payload[i] = 97 + (i % 26);
+  return payload;
+}

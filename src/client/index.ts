@@ -1,0 +1,10 @@
+/**
+ * The Ferry client SDK (`import { connect } from 'ferry/client'`). It depends only on the wire
+ * protocol (src/protocol) and Node built-ins.
+ */
+export { connect, FerryClient, PREFETCH_DEFAULT, PREFETCH_MAX, type TopicInfo, type TopicOptions } from './client.js';
+export type { ConnectOptions, ReconnectOptions } from './options.js';
+export type { BatchMessage, PublishOptions, PublishResult } from './publish.js';
+export { Subscription, type SubscribeOptions, type StartFrom } from './subscription.js';
+export { Message, type NackOptions } from './message.js';
+export { FerryError, isFerryError, ERROR_CODES, type ErrorCode } from '../protocol/errors.js';

@@ -1,0 +1,130 @@
+/**
+ * Client options: the address (host/port or a ferry:// URL), timeouts and the reconnect policy,
+ * with their defaults and validation.
+ */
+import { FerryError } from '../protocol/errors.js';
+import { FRAME_BYTES_MAX_DEFAULT, HEARTBEAT_MISSES_MAX_DEFAULT } from '../protocol/limits.js';
+
+export const DEFAULT_HOST = '127.0.0.1';
+export const DEFAULT_PORT = 7700;
+
+export interface ReconnectOptions {
+  /** Attempts before giving up (each failed connect counts). */
+  attemptsMax?: number;
+  /** First backoff delay; doubles per attempt up to delayMsMax, with jitter. */
+  delayMsMin?: number;
+  delayMsMax?: number;
+  /** Total time spent reconnecting before giving up. */
+  durationMsMax?: number;
+}
+
+export interface ConnectOptions {
+  host?: string;
+  port?: number;
+  /** 'ferry://host:port' (overrides host and port). */
+  url?: string;
+  /** Name shown in the server's connection list. */
+  name?: string;
+  /** Per-request deadline; a request without an answer by then rejects with TIMEOUT. */
+  requestTimeoutMs?: number;
+  /** Deadline for the TCP connect and the HELLO exchange. */
+  connectTimeoutMs?: number;
+  /** Missed server heartbeat intervals before the connection is considered dead. */
+  heartbeatMissesMax?: number;
+  /** false disables reconnecting; an object tunes it. */
+  reconnect?: boolean | ReconnectOptions;
+  /** Coalesce publishes issued in one event-loop turn to one topic into one PUBLISH frame. */
+  coalescePublishes?: boolean;
+  /** Largest frame this client accepts (announced in HELLO). */
+  frameBytesMax?: number;
+}
+
+export interface ResolvedReconnect {
+  attemptsMax: number;
+  delayMsMin: number;
+  delayMsMax: number;
+  durationMsMax: number;
+}
+
+export interface ResolvedClientOptions {
+  host: string;
+  port: number;
+  name: string;
+  requestTimeoutMs: number;
+  connectTimeoutMs: number;
+  heartbeatMissesMax: number;
+  reconnect: ResolvedReconnect | null;
+  coalescePublishes: boolean;
+  frameBytesMax: number;
+}
+
+export const CLIENT_DEFAULTS = {
+  /** 30 s: an `always` publish waits for an fsync; far longer means the server is stuck. */
+  requestTimeoutMs: 30_000,
+  /** 10 s: a TCP connect and one round trip on any sane network. */
+  connectTimeoutMs: 10_000,
+  reconnect: {
+    /** 30 attempts at up to 5 s each: a server restart or a short network cut is ridden out. */
+    attemptsMax: 30,
+    delayMsMin: 50,
+    delayMsMax: 5_000,
+    /** 2 minutes: after that, failing loudly beats waiting silently. */
+    durationMsMax: 120_000,
+  },
+} as const;
+
+function check(name: string, value: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (!Number.isFinite(value) || value < min || value > max) {
+    throw new FerryError('INVALID_ARGUMENT', `${name} must be a number from ${min} to ${max}, got ${String(value)}`);
+  }
+  return value;
+}
+
+/** Parses 'ferry://host:port' (port optional; IPv6 hosts in brackets). */
+export function parseUrl(url: string): { host: string; port: number } {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new FerryError('INVALID_ARGUMENT', `not a URL: ${url}`);
+  }
+  if (parsed.protocol !== 'ferry:') throw new FerryError('INVALID_ARGUMENT', `URL scheme must be ferry://, got ${url}`);
+  const host = parsed.hostname.replace(/^\[(.*)\]$/, '$1') || DEFAULT_HOST;
+  const port = parsed.port === '' ? DEFAULT_PORT : Number(parsed.port);
+  return { host, port };
+}
+
+export function resolveClientOptions(options: ConnectOptions): ResolvedClientOptions {
+  const address = options.url !== undefined ? parseUrl(options.url) : { host: options.host ?? DEFAULT_HOST, port: options.port ?? DEFAULT_PORT };
+  check('port', address.port, 1, 65_535);
+  const reconnectOption = options.reconnect ?? true;
+  let reconnect: ResolvedReconnect | null = null;
+  if (reconnectOption !== false) {
+    const given = reconnectOption === true ? {} : reconnectOption;
+    const defaults = CLIENT_DEFAULTS.reconnect;
+    reconnect = {
+      attemptsMax: check('reconnect.attemptsMax', given.attemptsMax ?? defaults.attemptsMax, 1),
+      delayMsMin: check('reconnect.delayMsMin', given.delayMsMin ?? defaults.delayMsMin, 1),
+      delayMsMax: check('reconnect.delayMsMax', given.delayMsMax ?? defaults.delayMsMax, 1),
+      durationMsMax: check('reconnect.durationMsMax', given.durationMsMax ?? defaults.durationMsMax, 1),
+    };
+  }
+  return {
+    host: address.host,
+    port: address.port,
+    name: options.name ?? `ferry-client/${process.pid}`,
+    requestTimeoutMs: check('requestTimeoutMs', options.requestTimeoutMs ?? CLIENT_DEFAULTS.requestTimeoutMs, 1),
+    connectTimeoutMs: check('connectTimeoutMs', options.connectTimeoutMs ?? CLIENT_DEFAULTS.connectTimeoutMs, 1),
+    heartbeatMissesMax: check('heartbeatMissesMax', options.heartbeatMissesMax ?? HEARTBEAT_MISSES_MAX_DEFAULT, 1),
+    reconnect,
+    coalescePublishes: options.coalescePublishes ?? true,
+    frameBytesMax: check('frameBytesMax', options.frameBytesMax ?? FRAME_BYTES_MAX_DEFAULT, 4096, 0xffff_ffff),
+  };
+}
+
+/** Exponential backoff with jitter: attempt 1 waits about delayMsMin, each next one up to twice as long. */
+export function backoffDelayMs(attempt: number, policy: ResolvedReconnect, random: () => number = Math.random): number {
+  const ceiling = Math.min(policy.delayMsMax, policy.delayMsMin * 2 ** Math.min(attempt - 1, 30));
+  // "Equal jitter": half fixed, half random, so clients restarted together spread out but never hammer.
+  return Math.round(ceiling / 2 + (ceiling / 2) * random());
+}

@@ -1,0 +1,274 @@
+/**
+ * A subscription as the application sees it: an async iterator of messages with flow control.
+ *
+ * Credit: the subscription grants `prefetch` at subscribe. A group grants one more per ack or
+ * nack, so delivered-but-unsettled messages never exceed prefetch; a stream (no group) grants one
+ * more each time the application takes a message, so the buffer never exceeds prefetch. Grants
+ * and acks issued in one event-loop turn leave in one CREDIT and one ACK frame.
+ *
+ * Across a reconnect the client re-subscribes: a group resumes from its durable state (messages
+ * buffered from the lost connection are dropped: the broker redelivers them); a stream resumes
+ * after the last offset received per partition (duplicates the server re-sends are skipped).
+ */
+import { FerryError } from '../protocol/errors.js';
+import { appendAck, appendCredit, appendNack } from '../protocol/codec-subscribe.js';
+import type { DeliverBatch, SubscribeRequest, WireStartPosition } from '../protocol/messages.js';
+import type { ClientConnection } from './connection.js';
+import { Message, type MessageSettler, type NackOptions } from './message.js';
+
+export type StartFrom = 'earliest' | 'latest' | number | Date;
+
+export interface SubscribeOptions {
+  /** Queue group: messages are shared among the group's subscribers and must be acked. */
+  group?: string;
+  /** Where a new group or a stream starts (default: earliest for groups, latest for streams). */
+  from?: StartFrom;
+  /** Messages held by this client at most (buffered + unacknowledged). */
+  prefetch?: number;
+}
+
+/** What a subscription needs from its client. */
+export interface SubscriptionHost {
+  creditDirty(subscription: Subscription): void;
+  unsubscribe(connection: ClientConnection, wireId: number): Promise<void>;
+  subscriptionClosed(subscription: Subscription): void;
+}
+
+const RESOLVED: Promise<void> = Promise.resolve();
+const DONE: IteratorResult<Message> = Object.freeze({ done: true, value: undefined });
+/** Taken slots at the buffer head that trigger compaction (amortised O(1) per message). */
+const COMPACT_AFTER = 1024;
+
+export function toStartPosition(from: StartFrom | undefined, group: string | undefined): WireStartPosition {
+  if (from === undefined) return { kind: group === undefined ? 'latest' : 'earliest' };
+  if (from === 'earliest' || from === 'latest') return { kind: from };
+  if (typeof from === 'number') {
+    if (!Number.isSafeInteger(from) || from < 0) throw new FerryError('INVALID_ARGUMENT', `from offset must be a non-negative integer, got ${from}`);
+    return { kind: 'offset', offset: from };
+  }
+  if (from instanceof Date && !Number.isNaN(from.getTime())) return { kind: 'timestamp', timestampMs: Math.max(0, from.getTime()) };
+  throw new FerryError('INVALID_ARGUMENT', `from must be 'earliest', 'latest', an offset or a Date`);
+}
+
+export class Subscription implements AsyncIterableIterator<Message>, MessageSettler {
+  private connection: ClientConnection | null = null;
+  private wireId = 0;
+  /** Incremented at each (re)subscribe; messages remember theirs. */
+  private epoch = 0;
+  private buffer: Array<Message | undefined> = [];
+  private head = 0;
+  private waiter: { resolve: (result: IteratorResult<Message>) => void; reject: (error: unknown) => void } | null = null;
+  private closed = false;
+  private closing: Promise<void> | null = null;
+  private failure: FerryError | null = null;
+  private creditOwed = 0;
+  /** Streams: next offset wanted per partition (last received + 1). */
+  private readonly nextOffsets = new Map<number, number>();
+
+  constructor(
+    readonly topic: string,
+    readonly group: string | undefined,
+    readonly prefetch: number,
+    private readonly from: WireStartPosition,
+    private readonly host: SubscriptionHost,
+  ) {}
+
+  /** The server's id for this subscription on the current connection (0 while detached). */
+  get id(): number {
+    return this.wireId;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Messages received and not yet taken by the application. */
+  get buffered(): number {
+    return this.buffer.length - this.head;
+  }
+
+  // ---- connection lifecycle (driven by the client) ----
+
+  /** The SUBSCRIBE request for the current state: first subscribe or resume. */
+  subscribeRequest(): SubscribeRequest {
+    const request: SubscribeRequest = { topic: this.topic, from: this.from, credit: Math.max(0, this.prefetch - this.buffered) };
+    if (this.group !== undefined) {
+      request.group = this.group;
+      request.credit = this.prefetch;
+    } else if (this.nextOffsets.size > 0) {
+      // The broker takes one start offset for every partition: start at the lowest wanted one and
+      // skip, per partition, what was already received. The exact positions travel too (tag 1).
+      let lowest = Number.MAX_SAFE_INTEGER;
+      for (const offset of this.nextOffsets.values()) lowest = Math.min(lowest, offset);
+      request.from = { kind: 'offset', offset: lowest };
+      request.resumeOffsets = [...this.nextOffsets];
+    }
+    return request;
+  }
+
+  attach(connection: ClientConnection, wireId: number): void {
+    this.connection = connection;
+    this.wireId = wireId;
+    this.epoch++;
+    this.creditOwed = 0;
+  }
+
+  /** The connection is gone: group messages not yet taken will be redelivered, so drop them. */
+  detach(): void {
+    this.connection = null;
+    this.wireId = 0;
+    this.creditOwed = 0;
+    if (this.group !== undefined) {
+      this.buffer = [];
+      this.head = 0;
+    }
+  }
+
+  onDeliver(batch: DeliverBatch): void {
+    if (this.closed) return;
+    const isStream = this.group === undefined;
+    for (const d of batch.deliveries) {
+      if (isStream) {
+        const next = this.nextOffsets.get(d.partition);
+        if (next !== undefined && d.offset < next) {
+          // A duplicate after a resume: skip it and give its credit back.
+          this.owe(1);
+          continue;
+        }
+        this.nextOffsets.set(d.partition, d.offset + 1);
+      }
+      const message = new Message(
+        batch.topic,
+        d.partition,
+        d.offset,
+        d.timestampMs,
+        d.deliveryCount,
+        d.key,
+        d.headers,
+        d.value,
+        this,
+        this.epoch,
+      );
+      const waiter = this.waiter;
+      if (waiter !== null && this.buffered === 0) {
+        this.waiter = null;
+        if (isStream) this.owe(1);
+        waiter.resolve({ done: false, value: message });
+      } else {
+        this.buffer.push(message);
+      }
+    }
+  }
+
+  /** Ends the subscription with an error (e.g. reconnecting gave up). */
+  fail(error: FerryError): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.failure = error;
+    this.buffer = [];
+    this.head = 0;
+    const waiter = this.waiter;
+    this.waiter = null;
+    waiter?.reject(error);
+  }
+
+  /** Appends the credit owed since the last flush (called by the client before each flush). */
+  writeCredit(connection: ClientConnection): void {
+    if (this.creditOwed === 0 || connection !== this.connection || this.closed) return;
+    appendCredit(connection.writer, this.wireId, this.creditOwed);
+    this.creditOwed = 0;
+  }
+
+  private owe(count: number): void {
+    if (this.connection === null) return;
+    if (this.creditOwed === 0) this.host.creditDirty(this);
+    this.creditOwed += count;
+  }
+
+  // ---- the iterator ----
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<Message> {
+    return this;
+  }
+
+  next(): Promise<IteratorResult<Message>> {
+    if (this.head < this.buffer.length) return Promise.resolve({ done: false, value: this.take() });
+    if (this.closed) return this.failure === null ? Promise.resolve(DONE) : Promise.reject(this.failure);
+    if (this.waiter !== null) return Promise.reject(new FerryError('INVALID_ARGUMENT', 'next() called again before the previous call resolved'));
+    return new Promise((resolve, reject) => {
+      this.waiter = { resolve, reject };
+    });
+  }
+
+  async return(): Promise<IteratorResult<Message>> {
+    await this.close();
+    return DONE;
+  }
+
+  private take(): Message {
+    const message = this.buffer[this.head]!;
+    this.buffer[this.head] = undefined;
+    this.head++;
+    if (this.head === this.buffer.length) {
+      this.buffer = [];
+      this.head = 0;
+    } else if (this.head >= COMPACT_AFTER && this.head * 2 >= this.buffer.length) {
+      this.buffer = this.buffer.slice(this.head);
+      this.head = 0;
+    }
+    if (this.group === undefined) this.owe(1);
+    return message;
+  }
+
+  // ---- settling ----
+
+  ack(message: Message): Promise<void> {
+    return this.settle(message, false, 0);
+  }
+
+  nack(message: Message, options: NackOptions = {}): Promise<void> {
+    const delayMs = options.delayMs ?? 0;
+    if (!Number.isInteger(delayMs) || delayMs < 0 || delayMs > 0xffff_ffff) {
+      return Promise.reject(new FerryError('INVALID_ARGUMENT', `delayMs must be a non-negative integer, got ${delayMs}`));
+    }
+    return this.settle(message, true, delayMs);
+  }
+
+  private settle(message: Message, nack: boolean, delayMs: number): Promise<void> {
+    if (this.closed) return Promise.reject(new FerryError('CONNECTION_CLOSED', 'the subscription is closed'));
+    // Streams keep no delivery state; a message from a lost connection will be redelivered anyway.
+    if (this.group === undefined || message.epoch !== this.epoch || this.connection === null) return RESOLVED;
+    const connection = this.connection;
+    if (nack) appendNack(connection.writer, this.wireId, message.partition, message.offset, delayMs);
+    else appendAck(connection.writer, this.wireId, message.partition, message.offset);
+    connection.scheduleFlush();
+    this.owe(1);
+    return RESOLVED;
+  }
+
+  // ---- closing ----
+
+  /** Stops deliveries (UNSUBSCRIBE; acks queued before it are applied first) and ends the iterator. */
+  close(): Promise<void> {
+    return (this.closing ??= this.closeOnce());
+  }
+
+  private async closeOnce(): Promise<void> {
+    this.closed = true;
+    this.buffer = [];
+    this.head = 0;
+    const waiter = this.waiter;
+    this.waiter = null;
+    waiter?.resolve(DONE);
+    const connection = this.connection;
+    const wireId = this.wireId;
+    this.connection = null;
+    try {
+      if (connection !== null && wireId !== 0) await this.host.unsubscribe(connection, wireId);
+    } catch {
+      // The connection went away: the server closes the subscription with it.
+    } finally {
+      this.host.subscriptionClosed(this);
+    }
+  }
+}

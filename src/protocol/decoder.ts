@@ -1,0 +1,197 @@
+/**
+ * FrameDecoder: a resumable state machine fed arbitrary chunks of a byte stream. Frames split
+ * across chunks and many frames in one chunk both work; every frame decoded from one chunk is
+ * handed to the handler as one batch, so the receiver can process them together.
+ *
+ * Memory is bounded: at most one header (14 bytes) is buffered before the header is validated,
+ * and the declared length is checked against the limit before any payload byte is kept, so a
+ * decoder never holds more than `frameBytesMax` bytes. A frame that lies inside one chunk is a
+ * zero-copy view of that chunk; only a frame split across chunks is assembled into its own buffer.
+ *
+ * The first violation (bad magic, unsupported version, unknown type, oversized length) is reported
+ * once through `onError` with a typed FerryError; the decoder then ignores further input, because
+ * the stream can no longer be framed.
+ */
+import { FerryError } from './errors.js';
+import { FRAME_MAGIC, HEADER_OFFSETS, isFrameType, type Frame, type FrameType } from './frame.js';
+import { FRAME_BYTES_MAX_DEFAULT, FRAME_HEADER_BYTES, SUPPORTED_VERSIONS } from './limits.js';
+
+export interface FrameHandler {
+  /** Frames decoded from one chunk, in order. The array and the payload views may be kept. */
+  onFrames(frames: Frame[]): void;
+  /** A fatal decode error; called once, after the frames decoded before it were delivered. */
+  onError(error: FerryError): void;
+}
+
+export interface FrameDecoderOptions {
+  /** Largest frame (header + payload) accepted. */
+  frameBytesMax?: number;
+  /** Versions accepted in the header. */
+  versions?: readonly number[];
+}
+
+export class FrameDecoder {
+  private readonly frameBytesMax: number;
+  private readonly versions: readonly number[];
+  private readonly header = Buffer.alloc(FRAME_HEADER_BYTES);
+  /** Header bytes collected so far (0 .. FRAME_HEADER_BYTES). */
+  private headerFill = 0;
+  /** Payload being assembled across chunks, or null while reading a header. */
+  private partial: Buffer | null = null;
+  private partialFill = 0;
+  private pendingVersion = 0;
+  private pendingType = 0 as FrameType;
+  private pendingFlags = 0;
+  private pendingRequestId = 0;
+  private failed = false;
+  /** Total bytes pushed, frames decoded: connection statistics. */
+  bytesIn = 0;
+  framesIn = 0;
+
+  constructor(
+    private readonly handler: FrameHandler,
+    options: FrameDecoderOptions = {},
+  ) {
+    this.frameBytesMax = options.frameBytesMax ?? FRAME_BYTES_MAX_DEFAULT;
+    this.versions = options.versions ?? SUPPORTED_VERSIONS;
+  }
+
+  /** Bytes held for an incomplete frame: never more than the frame limit. */
+  get bufferedBytes(): number {
+    return this.headerFill + this.partialFill;
+  }
+
+  /** True while a frame has started but not completed. */
+  get midFrame(): boolean {
+    return this.headerFill > 0 || this.partial !== null;
+  }
+
+  get hasFailed(): boolean {
+    return this.failed;
+  }
+
+  push(chunk: Buffer): void {
+    if (this.failed) return;
+    this.bytesIn += chunk.length;
+    const frames: Frame[] = [];
+    let error: FerryError | null = null;
+    try {
+      this.decode(chunk, frames);
+    } catch (thrown) {
+      // Only typed decode errors are thrown by decode(); anything else is a bug and propagates.
+      if (!(thrown instanceof FerryError)) throw thrown;
+      error = thrown;
+      this.failed = true;
+      this.partial = null;
+      this.partialFill = 0;
+      this.headerFill = 0;
+    }
+    this.framesIn += frames.length;
+    if (frames.length > 0) this.handler.onFrames(frames);
+    if (error !== null) this.handler.onError(error);
+  }
+
+  private decode(chunk: Buffer, frames: Frame[]): void {
+    let pos = 0;
+    const length = chunk.length;
+    while (pos < length) {
+      if (this.partial !== null) {
+        // Continue a payload started in an earlier chunk.
+        const take = Math.min(this.partial.length - this.partialFill, length - pos);
+        chunk.copy(this.partial, this.partialFill, pos, pos + take);
+        this.partialFill += take;
+        pos += take;
+        if (this.partialFill === this.partial.length) {
+          frames.push(this.frame(this.partial));
+          this.partial = null;
+          this.partialFill = 0;
+        }
+        continue;
+      }
+      if (this.headerFill === 0 && length - pos >= FRAME_HEADER_BYTES) {
+        // Fast path: the whole header is in this chunk.
+        const payloadLength = this.readHeader(chunk, pos);
+        pos += FRAME_HEADER_BYTES;
+        if (length - pos >= payloadLength) {
+          frames.push(this.frame(chunk.subarray(pos, pos + payloadLength)));
+          pos += payloadLength;
+        } else {
+          this.startPartial(chunk, pos, payloadLength);
+          pos = length;
+        }
+        continue;
+      }
+      // Slow path: collect the header byte by byte across chunks.
+      const take = Math.min(FRAME_HEADER_BYTES - this.headerFill, length - pos);
+      chunk.copy(this.header, this.headerFill, pos, pos + take);
+      this.headerFill += take;
+      pos += take;
+      // Reject a bad magic as soon as its two bytes are here, before waiting for the rest.
+      if (this.headerFill >= 2 && this.header.readUInt16BE(0) !== FRAME_MAGIC) this.checkMagic(this.header, 0);
+      if (this.headerFill < FRAME_HEADER_BYTES) continue;
+      this.headerFill = 0;
+      const payloadLength = this.readHeader(this.header, 0);
+      if (length - pos >= payloadLength) {
+        frames.push(this.frame(chunk.subarray(pos, pos + payloadLength)));
+        pos += payloadLength;
+      } else {
+        this.startPartial(chunk, pos, payloadLength);
+        pos = length;
+      }
+    }
+  }
+
+  private startPartial(chunk: Buffer, pos: number, payloadLength: number): void {
+    // The length was validated against the limit in readHeader, so this allocation is bounded.
+    this.partial = Buffer.allocUnsafe(payloadLength);
+    this.partialFill = chunk.length - pos;
+    chunk.copy(this.partial, 0, pos, chunk.length);
+  }
+
+  private checkMagic(source: Buffer, at: number): void {
+    const magic = source.readUInt16BE(at + HEADER_OFFSETS.magic);
+    if (magic !== FRAME_MAGIC) {
+      throw new FerryError('BAD_MAGIC', `bad frame magic 0x${magic.toString(16).padStart(4, '0')}`, {
+        detail: { magic },
+      });
+    }
+  }
+
+  /** Validates a complete header and stores its fields; returns the payload length. */
+  private readHeader(source: Buffer, at: number): number {
+    this.checkMagic(source, at);
+    const version = source[at + HEADER_OFFSETS.version]!;
+    if (!this.versions.includes(version)) {
+      throw new FerryError('UNSUPPORTED_VERSION', `protocol version ${version} is not supported`, {
+        detail: { version, supported: [...this.versions] },
+      });
+    }
+    const type = source[at + HEADER_OFFSETS.type]!;
+    if (!isFrameType(type)) {
+      throw new FerryError('UNKNOWN_FRAME_TYPE', `unknown frame type 0x${type.toString(16)}`, { detail: { type } });
+    }
+    const payloadLength = source.readUInt32BE(at + HEADER_OFFSETS.payloadLength);
+    if (payloadLength + FRAME_HEADER_BYTES > this.frameBytesMax) {
+      throw new FerryError(
+        'FRAME_TOO_LARGE',
+        `frame of ${payloadLength + FRAME_HEADER_BYTES} bytes exceeds the limit of ${this.frameBytesMax}`,
+        { detail: { frameBytes: payloadLength + FRAME_HEADER_BYTES, frameBytesMax: this.frameBytesMax } },
+      );
+    }
+    this.pendingVersion = version;
+    this.pendingType = type;
+    this.pendingFlags = source[at + HEADER_OFFSETS.flags]!;
+    this.pendingRequestId = source.readUInt32BE(at + HEADER_OFFSETS.requestId);
+    return payloadLength;
+  }
+
+  private frame(payload: Buffer): Frame {
+    return {
+      version: this.pendingVersion,
+      type: this.pendingType,
+      flags: this.pendingFlags,
+      requestId: this.pendingRequestId,
+      payload,
+    };
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * The frame: the unit both peers exchange. Every frame is a fixed 14-byte big-endian header and a
+ * payload whose layout depends on the frame type (codec-*.ts). docs/PROTOCOL.md documents every
+ * byte; test/protocol/protocol-doc.test.ts keeps the document and FRAME_TYPES in step.
+ *
+ *   offset size field
+ *        0    2 magic          0xFE77
+ *        2    1 version        negotiated protocol version (HELLO itself is sent as version 1)
+ *        3    1 type           FRAME_TYPES
+ *        4    1 flags          per-type bits; unknown bits are ignored
+ *        5    1 reserved       sent as 0, ignored on receipt
+ *        6    4 requestId      u32; chosen by the requester, echoed by the reply; 0 = no reply
+ *       10    4 payloadLength  u32 bytes that follow the header
+ */
+import { FRAME_HEADER_BYTES } from './limits.js';
+
+export const FRAME_MAGIC = 0xfe77;
+
+export const HEADER_OFFSETS = {
+  magic: 0,
+  version: 2,
+  type: 3,
+  flags: 4,
+  reserved: 5,
+  requestId: 6,
+  payloadLength: 10,
+} as const;
+
+/** Frame type numbers are a wire contract: never renumber, only add. */
+export const FRAME_TYPES = {
+  // Session
+  HELLO: 0x01,
+  HELLO_OK: 0x02,
+  PING: 0x03,
+  PONG: 0x04,
+  GOODBYE: 0x05,
+  ERROR: 0x06,
+  OK: 0x07,
+  // Topics
+  CREATE_TOPIC: 0x10,
+  DELETE_TOPIC: 0x11,
+  LIST_TOPICS: 0x12,
+  DESCRIBE_TOPIC: 0x13,
+  TOPIC_INFO: 0x14,
+  TOPIC_LIST: 0x15,
+  // Producing
+  PUBLISH: 0x20,
+  PUBLISH_OK: 0x21,
+  // Consuming
+  SUBSCRIBE: 0x30,
+  SUBSCRIBED: 0x31,
+  DELIVER: 0x32,
+  ACK: 0x33,
+  NACK: 0x34,
+  CREDIT: 0x35,
+  UNSUBSCRIBE: 0x36,
+} as const;
+
+export type FrameTypeName = keyof typeof FRAME_TYPES;
+export type FrameType = (typeof FRAME_TYPES)[FrameTypeName];
+
+const NAME_BY_TYPE: (FrameTypeName | undefined)[] = new Array(256).fill(undefined);
+for (const name of Object.keys(FRAME_TYPES) as FrameTypeName[]) NAME_BY_TYPE[FRAME_TYPES[name]] = name;
+
+export function isFrameType(type: number): type is FrameType {
+  return NAME_BY_TYPE[type] !== undefined;
+}
+
+export function frameTypeName(type: number): string {
+  return NAME_BY_TYPE[type] ?? `0x${type.toString(16).padStart(2, '0')}`;
+}
+
+/** A decoded frame. `payload` is a view into the received bytes: copy it to keep it past the handler call. */
+export interface Frame {
+  version: number;
+  type: FrameType;
+  flags: number;
+  requestId: number;
+  payload: Buffer;
+}
+
+/** Writes a header at `offset` of `target`. */
+export function writeFrameHeader(
+  target: Buffer,
+  offset: number,
+  version: number,
+  type: number,
+  flags: number,
+  requestId: number,
+  payloadLength: number,
+): void {
+  target.writeUInt16BE(FRAME_MAGIC, offset);
+  target[offset + HEADER_OFFSETS.version] = version;
+  target[offset + HEADER_OFFSETS.type] = type;
+  target[offset + HEADER_OFFSETS.flags] = flags;
+  target[offset + HEADER_OFFSETS.reserved] = 0;
+  target.writeUInt32BE(requestId, offset + HEADER_OFFSETS.requestId);
+  target.writeUInt32BE(payloadLength, offset + HEADER_OFFSETS.payloadLength);
+}
+
+export { FRAME_HEADER_BYTES };

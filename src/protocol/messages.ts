@@ -1,0 +1,157 @@
+/**
+ * The shapes carried by each frame type, as plain data. They mirror the broker's contract
+ * (src/broker/types.ts) structurally, but are defined here because the protocol is shared with the
+ * client, which must not depend on broker code.
+ */
+import type { ErrorCode } from './errors.js';
+
+export type WireHeader = readonly [name: string, value: string];
+
+export const DURABILITY_WIRE = { always: 0, interval: 1, never: 2 } as const;
+export type WireDurability = keyof typeof DURABILITY_WIRE;
+export const DURABILITY_BY_WIRE: readonly WireDurability[] = ['always', 'interval', 'never'];
+
+/** What a publish reached: 'synced' (fdatasync covered it) or 'written'. */
+export const REACHED_WIRE = { written: 0, synced: 1 } as const;
+export type WireReached = keyof typeof REACHED_WIRE;
+
+export interface HelloRequest {
+  clientName: string;
+  /** Protocol versions the client speaks. */
+  versions: number[];
+  /** Tag 1, reserved for authentication: an opaque token the server may check. */
+  authToken?: string;
+  /** Tag 2: the largest frame the client accepts; the server sends nothing larger. */
+  frameBytesMax?: number;
+}
+
+export interface HelloOk {
+  version: number;
+  serverName: string;
+  frameBytesMax: number;
+  payloadBytesMax: number;
+  heartbeatIntervalMs: number;
+}
+
+export interface ErrorReply {
+  code: ErrorCode;
+  message: string;
+  detail?: Record<string, unknown>;
+}
+
+export interface Goodbye {
+  code: ErrorCode;
+  message: string;
+}
+
+export interface WireRetention {
+  ageMs?: number;
+  bytesMax?: number;
+  recordsMax?: number;
+}
+
+export interface WireTopicConfig {
+  partitions: number;
+  durability: WireDurability;
+  syncIntervalMs: number;
+  retention: WireRetention;
+  segmentBytes: number;
+}
+
+export interface CreateTopicRequest {
+  name: string;
+  config: Partial<WireTopicConfig>;
+}
+
+export interface WirePartitionInfo {
+  partition: number;
+  startOffset: number;
+  nextOffset: number;
+  syncedOffset: number;
+  segments: number;
+  bytes: number;
+}
+
+export interface WireTopicInfo {
+  name: string;
+  config: WireTopicConfig;
+  partitions: WirePartitionInfo[];
+  groups: string[];
+}
+
+export interface WirePublishMessage {
+  /** Explicit partition; absent lets the broker choose (key hash or round robin). */
+  partition?: number;
+  key?: Buffer | null;
+  headers?: readonly WireHeader[];
+  value: Buffer;
+}
+
+export interface PublishRequest {
+  topic: string;
+  messages: WirePublishMessage[];
+}
+
+export interface PublishOk {
+  /** The weakest durability reached by the messages of the frame. */
+  durability: WireReached;
+  partitions: number[];
+  offsets: number[];
+}
+
+export type WireStartPosition =
+  | { kind: 'earliest' }
+  | { kind: 'latest' }
+  | { kind: 'offset'; offset: number }
+  | { kind: 'timestamp'; timestampMs: number };
+
+export const START_KIND_WIRE = { earliest: 0, latest: 1, offset: 2, timestamp: 3 } as const;
+
+export interface SubscribeRequest {
+  topic: string;
+  group?: string;
+  from: WireStartPosition;
+  /** Initial credit: deliveries allowed before the subscriber grants more. */
+  credit: number;
+  /**
+   * Tag 1: per-partition resume positions (the next offset wanted), sent when a stream
+   * subscription is re-established after a reconnect.
+   */
+  resumeOffsets?: Array<readonly [partition: number, offset: number]>;
+}
+
+export interface Subscribed {
+  subscriptionId: number;
+}
+
+export interface WireDelivery {
+  partition: number;
+  offset: number;
+  timestampMs: number;
+  deliveryCount: number;
+  key: Buffer | null;
+  headers: WireHeader[];
+  value: Buffer;
+}
+
+export interface DeliverBatch {
+  subscriptionId: number;
+  topic: string;
+  deliveries: WireDelivery[];
+}
+
+export interface AckBatch {
+  subscriptionId: number;
+  partitions: number[];
+  offsets: number[];
+}
+
+export interface NackBatch extends AckBatch {
+  /** 0 means redeliver without delay. */
+  delaysMs: number[];
+}
+
+export interface CreditGrant {
+  subscriptionId: number;
+  count: number;
+}

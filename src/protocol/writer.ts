@@ -1,0 +1,336 @@
+/**
+ * FrameWriter: encodes frames back to back into one reusable buffer, so that everything a peer
+ * sends in one event-loop turn leaves in a single socket write. Payload primitives write in place
+ * (no per-field allocation); `take()` hands the bytes over and keeps the buffer for the next turn.
+ *
+ * Appendable frames (DELIVER per subscription, PUBLISH per topic) stay open while consecutive
+ * items for the same key arrive, so many messages share one header; any other frame, or `take()`,
+ * closes them.
+ */
+import assert from 'node:assert/strict';
+import { FerryError } from './errors.js';
+import { FRAME_HEADER_BYTES, writeFrameHeader } from './frame.js';
+import {
+  APPEND_FRAME_BYTES_TARGET,
+  FRAME_BYTES_MAX_DEFAULT,
+  PROTOCOL_VERSION,
+  SHORT_STRING_BYTES_MAX,
+  U64_SAFE_MAX,
+} from './limits.js';
+
+/** Starting capacity: a turn's worth of small replies without growing. */
+const INITIAL_BYTES = 64 * 1024;
+/** Capacity kept across turns after a burst; beyond it the buffer shrinks back so one burst does not pin memory. */
+const RETAINED_BYTES_MAX = 4 * 1024 * 1024;
+const U32_LIMIT = 0x1_0000_0000;
+const NO_FRAME = -1;
+
+export class FrameWriter {
+  private buf: Buffer;
+  private pos = 0;
+  /** Header offset of the frame being written, or NO_FRAME. */
+  private frameStart = NO_FRAME;
+  private frameType = 0;
+  private frameFlags = 0;
+  private frameRequestId = 0;
+  /** Open appendable frame: type (0 = none), key, count field position and item count. */
+  private appendType = 0;
+  private appendKey: number | string = 0;
+  private appendCountOffset = 0;
+  private appendCount = 0;
+  /** Frames completed since the last take(). */
+  frames = 0;
+  /** Version written into headers; set to the negotiated one after the handshake. */
+  version = PROTOCOL_VERSION;
+  /** The peer's frame limit: a frame that would exceed it is rolled back and refused. */
+  frameBytesMax = FRAME_BYTES_MAX_DEFAULT;
+
+  constructor(initialBytes = INITIAL_BYTES) {
+    this.buf = Buffer.allocUnsafe(initialBytes);
+  }
+
+  /** Bytes written and not yet taken. */
+  get length(): number {
+    return this.pos;
+  }
+
+  // ---- frames ----
+
+  beginFrame(type: number, requestId: number, flags = 0): void {
+    this.closeAppendable();
+    assert.equal(this.frameStart, NO_FRAME, 'beginFrame inside a frame');
+    this.ensure(FRAME_HEADER_BYTES);
+    this.frameStart = this.pos;
+    this.frameType = type;
+    this.frameFlags = flags;
+    this.frameRequestId = requestId;
+    this.pos += FRAME_HEADER_BYTES;
+  }
+
+  /** Completes the frame; if it exceeds the peer's limit it is removed and FRAME_TOO_LARGE thrown. */
+  endFrame(): void {
+    assert.notEqual(this.frameStart, NO_FRAME, 'endFrame outside a frame');
+    const frameBytes = this.pos - this.frameStart;
+    if (frameBytes > this.frameBytesMax) {
+      this.abortFrame();
+      throw new FerryError('FRAME_TOO_LARGE', `frame of ${frameBytes} bytes exceeds the limit of ${this.frameBytesMax}`, {
+        detail: { frameBytes, frameBytesMax: this.frameBytesMax },
+      });
+    }
+    writeFrameHeader(
+      this.buf,
+      this.frameStart,
+      this.version,
+      this.frameType,
+      this.frameFlags,
+      this.frameRequestId,
+      frameBytes - FRAME_HEADER_BYTES,
+    );
+    this.frameStart = NO_FRAME;
+    this.frames++;
+  }
+
+  /**
+   * Drops a plain frame left half written by an encoding error. An open appendable frame is kept:
+   * its items are complete (a failed item is rolled back with rollbackItem).
+   */
+  abortFrame(): void {
+    if (this.frameStart === NO_FRAME || this.appendType !== 0) return;
+    this.pos = this.frameStart;
+    this.frameStart = NO_FRAME;
+  }
+
+  /** Drops whatever frame is being written, appendable or not (its preamble failed to encode). */
+  discardFrame(): void {
+    if (this.frameStart === NO_FRAME) return;
+    this.pos = this.frameStart;
+    this.frameStart = NO_FRAME;
+    this.appendType = 0;
+  }
+
+  /** Writes a frame with an empty payload (PING, PONG, OK, LIST_TOPICS). */
+  emptyFrame(type: number, requestId: number): void {
+    this.beginFrame(type, requestId);
+    this.endFrame();
+  }
+
+  // ---- appendable frames ----
+
+  /** True when the open appendable frame has this type and key and room for more. */
+  canAppend(type: number, key: number | string, itemBytes = 0): boolean {
+    return (
+      this.appendType === type &&
+      this.appendKey === key &&
+      this.pos - this.frameStart < APPEND_FRAME_BYTES_TARGET &&
+      this.pos - this.frameStart + itemBytes <= this.frameBytesMax
+    );
+  }
+
+  /** Starts an appendable frame; the caller writes its preamble, then calls `itemCountField()`. */
+  beginAppendable(type: number, requestId: number, key: number | string): void {
+    this.beginFrame(type, requestId);
+    this.appendType = type;
+    this.appendKey = key;
+    this.appendCount = 0;
+  }
+
+  /** Reserves the u32 item count of the open appendable frame (patched when it closes). */
+  itemCountField(): void {
+    this.appendCountOffset = this.pos;
+    this.u32(0);
+  }
+
+  /** Counts one item the caller has just written into the open appendable frame. */
+  itemAppended(): void {
+    this.appendCount++;
+  }
+
+  /** Removes a partly written item (from `itemStart`) after an encoding error. */
+  rollbackItem(itemStart: number): void {
+    assert.ok(itemStart >= this.frameStart && itemStart <= this.pos);
+    this.pos = itemStart;
+  }
+
+  get openAppendType(): number {
+    return this.appendType;
+  }
+
+  /** Request id of the frame being written or the open appendable frame. */
+  get openRequestId(): number {
+    return this.frameRequestId;
+  }
+
+  /** Completes the open appendable frame, if any, so nothing more is appended to it. */
+  closeAppendable(): void {
+    if (this.appendType === 0) return;
+    this.appendType = 0;
+    this.buf.writeUInt32BE(this.appendCount, this.appendCountOffset);
+    this.endFrame();
+  }
+
+  /**
+   * Everything written since the last call, as one buffer the caller may hold (e.g. until the socket
+   * has written it), or null when nothing was written.
+   */
+  take(): Buffer | null {
+    this.closeAppendable();
+    assert.equal(this.frameStart, NO_FRAME, 'take inside a frame');
+    if (this.pos === 0) return null;
+    const used = this.pos;
+    this.pos = 0;
+    this.frames = 0;
+    if (used * 2 < this.buf.length) {
+      // Mostly empty: copy out (small copies come from Node's pool) and keep the buffer.
+      const out = Buffer.allocUnsafe(used);
+      this.buf.copy(out, 0, 0, used);
+      return out;
+    }
+    // Mostly full: hand the buffer itself over and start a new one, which saves the copy.
+    const out = this.buf.subarray(0, used);
+    this.buf = Buffer.allocUnsafe(Math.min(Math.max(this.buf.length, INITIAL_BYTES), RETAINED_BYTES_MAX));
+    return out;
+  }
+
+  /** Discards everything not yet taken (the connection is gone). */
+  reset(): void {
+    this.pos = 0;
+    this.frames = 0;
+    this.frameStart = NO_FRAME;
+    this.appendType = 0;
+  }
+
+  // ---- payload primitives ----
+
+  get offset(): number {
+    return this.pos;
+  }
+
+  private ensure(bytes: number): void {
+    const needed = this.pos + bytes;
+    if (needed <= this.buf.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(needed, this.buf.length * 2));
+    this.buf.copy(grown, 0, 0, this.pos);
+    this.buf = grown;
+  }
+
+  u8(value: number): void {
+    this.ensure(1);
+    this.buf[this.pos++] = value;
+  }
+
+  u16(value: number): void {
+    this.ensure(2);
+    this.buf.writeUInt16BE(value, this.pos);
+    this.pos += 2;
+  }
+
+  u32(value: number): void {
+    this.ensure(4);
+    this.buf.writeUInt32BE(value, this.pos);
+    this.pos += 4;
+  }
+
+  /** A non-negative safe integer as a big-endian u64. */
+  u64(value: number): void {
+    assert.ok(Number.isSafeInteger(value) && value >= 0 && value <= U64_SAFE_MAX, 'u64 out of range');
+    this.ensure(8);
+    const high = Math.floor(value / U32_LIMIT);
+    this.buf.writeUInt32BE(high, this.pos);
+    this.buf.writeUInt32BE(value - high * U32_LIMIT, this.pos + 4);
+    this.pos += 8;
+  }
+
+  /** Patches a u32 written earlier at `offset`. */
+  patchU32(offset: number, value: number): void {
+    this.buf.writeUInt32BE(value, offset);
+  }
+
+  patchU8(offset: number, value: number): void {
+    this.buf[offset] = value;
+  }
+
+  /** Raw bytes without a length prefix. */
+  raw(data: Uint8Array): void {
+    this.ensure(data.byteLength);
+    this.buf.set(data, this.pos);
+    this.pos += data.byteLength;
+  }
+
+  /** u32 length + bytes. */
+  bytes(data: Uint8Array): void {
+    this.ensure(4 + data.byteLength);
+    this.buf.writeUInt32BE(data.byteLength, this.pos);
+    this.buf.set(data, this.pos + 4);
+    this.pos += 4 + data.byteLength;
+  }
+
+  /** u16 length + UTF-8; throws INVALID_ARGUMENT beyond 65,535 bytes. */
+  string16(text: string): void {
+    // Reserve the worst case (3 bytes per UTF-16 unit) so the text is encoded once, in place.
+    this.ensure(2 + text.length * 3);
+    const written = text.length === 0 ? 0 : this.buf.write(text, this.pos + 2, 'utf8');
+    if (written > SHORT_STRING_BYTES_MAX) {
+      throw new FerryError('INVALID_ARGUMENT', `string of ${written} bytes exceeds ${SHORT_STRING_BYTES_MAX}`);
+    }
+    this.buf.writeUInt16BE(written, this.pos);
+    this.pos += 2 + written;
+  }
+
+  /** u32 length + UTF-8. */
+  string32(text: string): void {
+    this.ensure(4 + text.length * 3);
+    const written = text.length === 0 ? 0 : this.buf.write(text, this.pos + 4, 'utf8');
+    this.buf.writeUInt32BE(written, this.pos);
+    this.pos += 4 + written;
+  }
+
+  // ---- tagged fields: (tag u8, length u32, value), preceded by a u8 count ----
+
+  /** Starts a tagged section; returns the position of its count, for `taggedEnd`. */
+  taggedBegin(): number {
+    const at = this.pos;
+    this.u8(0);
+    return at;
+  }
+
+  /** Starts one tagged field; returns the position of its length, for `tagEnd`. */
+  tagBegin(tag: number): number {
+    this.u8(tag);
+    const at = this.pos;
+    this.u32(0);
+    return at;
+  }
+
+  tagEnd(lengthAt: number): void {
+    this.buf.writeUInt32BE(this.pos - lengthAt - 4, lengthAt);
+  }
+
+  taggedEnd(countAt: number, count: number): void {
+    this.buf[countAt] = count;
+  }
+
+  /** Convenience for the common case of a single-number tagged field. */
+  tagU32(tag: number, value: number): void {
+    this.u8(tag);
+    this.u32(4);
+    this.u32(value);
+  }
+
+  tagU64(tag: number, value: number): void {
+    this.u8(tag);
+    this.u32(8);
+    this.u64(value);
+  }
+
+  tagU8(tag: number, value: number): void {
+    this.u8(tag);
+    this.u32(1);
+    this.u8(value);
+  }
+
+  tagString(tag: number, text: string): void {
+    const at = this.tagBegin(tag);
+    this.string32(text);
+    this.tagEnd(at);
+  }
+}

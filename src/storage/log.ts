@@ -1,0 +1,797 @@
+/**
+ * A segmented commit log: one per topic partition (and per group-state journal).
+ *
+ * Write path (one writer loop, so offsets are assigned in one place and a failed write rolls back
+ * without gaps): append() validates and queues; the loop takes everything queued (up to
+ * BATCH_BYTES_MAX), assigns offsets, encodes ONE batch into one buffer and writes it with ONE
+ * call. Appends that arrive during a write or a sync are the next batch: group commit.
+ *
+ * Three offsets make durability visible (docs/STORAGE.md):
+ *   appended — offsets assigned, batch being written
+ *   written  — write() returned (in the page cache)
+ *   synced   — an fdatasync that started after the write returned has completed
+ * `always` resolves an append once synced; `interval` and `never` once written. Syncs run in their
+ * own loop so that the next batch is written while the previous one is being synced.
+ *
+ * An fdatasync failure is not retried (fsyncgate: the kernel may have dropped the dirty pages and
+ * a retry would report success over lost data): the log fails with STORAGE_FAILED until reopened.
+ */
+import assert from 'node:assert/strict';
+import { FerryError, isFerryError } from '../protocol/errors.js';
+import type { TimerHandle } from '../platform/clock.js';
+import { measureAppend } from './append-input.js';
+import { writeCheckpoint, type Checkpoint } from './checkpoint.js';
+import { APPEND_QUEUE_BYTES_MAX, BATCH_BYTES_MAX, READ_BYTES_MAX, SEGMENT_RECORDS_MAX } from './limits.js';
+import { resolveLogConfig, type LogConfig } from './log-config.js';
+import { BATCH_HEADER_BYTES, encodeRecord, writeBatchHeader } from './record-batch.js';
+import { recoverLog } from './recovery.js';
+import { selectRetentionVictims } from './retention.js';
+import { Segment } from './segment.js';
+import { readSegmentRecords, segmentOffsetForTimestamp, type ReadRequest } from './segment-reader.js';
+import { TailCache } from './tail-cache.js';
+import type {
+  AppendResult,
+  Durability,
+  LogOptions,
+  LogRecord,
+  LogStats,
+  ReadOptions,
+  RecordInput,
+  RecoveryReport,
+  RetentionReport,
+} from './types.js';
+
+/** The pending-append array is compacted once this many taken slots accumulate at its front. */
+const PENDING_COMPACT_SLOTS = 4096;
+
+/** Something waiting for `syncedOffset >= lastOffset`. */
+interface SyncWaiter {
+  lastOffset: number;
+  synced(): void;
+  failed(error: FerryError): void;
+}
+
+/** One append() call between being queued and being settled. */
+class PendingAppend implements SyncWaiter {
+  baseOffset = -1;
+  lastOffset = -1;
+  resolve!: (result: AppendResult) => void;
+  reject!: (error: unknown) => void;
+
+  constructor(
+    readonly records: readonly RecordInput[],
+    /** Encoded bytes of the records, measured by validation. */
+    readonly bytes: number,
+    /** Default timestamp of the records: the clock when append() was called. */
+    readonly timestampMs: number,
+  ) {}
+
+  synced(): void {
+    this.resolve({ baseOffset: this.baseOffset, lastOffset: this.lastOffset, durability: 'synced' });
+  }
+
+  failed(error: FerryError): void {
+    this.reject(error);
+  }
+}
+
+function isDiskFull(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
+/** Every error leaving the public API is a FerryError; `fallback` names what an unexpected one means. */
+function toFerryError(error: unknown, context: string): FerryError {
+  if (isFerryError(error)) return error;
+  if (isDiskFull(error)) return new FerryError('DISK_FULL', `${context}: disk full`, { cause: error });
+  if (error instanceof assert.AssertionError) return new FerryError('INTERNAL', `${context}: invariant violated: ${error.message}`, { cause: error });
+  return new FerryError('STORAGE_FAILED', `${context}: ${(error as Error)?.message ?? String(error)}`, { cause: error });
+}
+
+export class Log {
+  private readonly config: LogConfig;
+  private segments: Segment[];
+  private active: Segment;
+  private readonly tailCache: TailCache;
+
+  private nextOffsetValue: number;
+  private writtenOffsetValue: number;
+  private syncedOffsetValue: number;
+  private totalBytes: number;
+
+  private pending: PendingAppend[] = [];
+  private pendingHead = 0;
+  private pendingBytes = 0;
+  private writeScheduled = false;
+  private writeLoop: Promise<void> | null = null;
+
+  private syncWaiters: SyncWaiter[] = [];
+  private syncWaitersHead = 0;
+  private syncRunning = false;
+  private dirtySegments: Segment[] = [];
+  /** The synced prefix: what the next checkpoint may claim. */
+  private syncedPoint: Checkpoint;
+  private checkpointedPoint: Checkpoint | null = null;
+  private checkpointChain: Promise<void> = Promise.resolve();
+  private checkpointQueued = false;
+  private lastCheckpointMonoMs: number;
+  private checkpointTimer: TimerHandle | null = null;
+
+  private maintenanceChain: Promise<unknown> = Promise.resolve();
+  private syncTimer: TimerHandle | null = null;
+  private retentionTimer: TimerHandle | null = null;
+  private readonly listeners = new Set<() => void>();
+  private failure: FerryError | null = null;
+  private closing = false;
+  private closePromise: Promise<void> | null = null;
+
+  private constructor(
+    config: LogConfig,
+    segments: Segment[],
+    readonly recovery: RecoveryReport,
+  ) {
+    assert.ok(segments.length > 0, 'a log always has an active segment');
+    this.config = config;
+    this.segments = segments;
+    this.active = segments[segments.length - 1]!;
+    this.tailCache = new TailCache(config.tailCacheBytes);
+    this.nextOffsetValue = this.active.nextOffset;
+    this.writtenOffsetValue = this.nextOffsetValue - 1;
+    this.syncedOffsetValue = this.writtenOffsetValue;
+    this.totalBytes = segments.reduce((sum, segment) => sum + segment.sizeBytes, 0);
+    this.syncedPoint = { segmentBaseOffset: this.active.baseOffset, position: this.active.sizeBytes, nextOffset: this.active.nextOffset };
+    this.lastCheckpointMonoMs = config.clock.monotonicMs();
+  }
+
+  /** Opens (creating if missing) the log in `options.dir` and recovers it; see recovery.ts. */
+  static async open(options: LogOptions): Promise<Log> {
+    const config = resolveLogConfig(options);
+    const { fs, dir, clock, logger } = config;
+    let segments: Segment[] = [];
+    try {
+      await fs.mkdir(dir);
+      const recovered = await recoverLog({ fs, dir, clock, logger, indexIntervalBytes: config.indexIntervalBytes });
+      segments = recovered.segments;
+      // Recovered bytes no checkpoint covered may sit only in the page cache: sync them before
+      // the log calls them synced.
+      for (const segment of recovered.unsynced) await segment.handle.datasync();
+      if (segments.length === 0) {
+        segments.push(await Segment.create(fs, dir, 0, clock.nowMs()));
+        await fs.syncDir(dir);
+      }
+      const log = new Log(config, segments, recovered.report);
+      await log.enqueueCheckpoint();
+      log.startTimers();
+      logger.info('storage.log.opened', { dir, durability: config.durability, ...recovered.report });
+      return log;
+    } catch (error) {
+      await Promise.allSettled(segments.map((segment) => segment.retire()));
+      throw toFerryError(error, `open ${dir}`);
+    }
+  }
+
+  // ---- offsets ------------------------------------------------------------------------------
+
+  get startOffset(): number {
+    return this.segments[0]!.baseOffset;
+  }
+
+  get nextOffset(): number {
+    return this.nextOffsetValue;
+  }
+
+  get appendedOffset(): number {
+    return this.nextOffsetValue - 1;
+  }
+
+  get writtenOffset(): number {
+    return this.writtenOffsetValue;
+  }
+
+  get syncedOffset(): number {
+    return this.syncedOffsetValue;
+  }
+
+  get visibleEndOffset(): number {
+    return (this.config.durability === 'always' ? this.syncedOffsetValue : this.writtenOffsetValue) + 1;
+  }
+
+  get durability(): Durability {
+    return this.config.durability;
+  }
+
+  onAdvance(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => {
+      this.listeners.delete(listener);
+    };
+  }
+
+  // ---- append -------------------------------------------------------------------------------
+
+  append(records: readonly RecordInput[]): Promise<AppendResult> {
+    if (this.closing) return Promise.reject(this.closedError());
+    if (this.failure !== null) return Promise.reject(this.failure);
+    let bytes: number;
+    try {
+      bytes = measureAppend(records);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (this.pendingBytes > 0 && this.pendingBytes + bytes > APPEND_QUEUE_BYTES_MAX) {
+      return Promise.reject(
+        new FerryError('BROKER_BUSY', `log ${this.config.dir}: ${this.pendingBytes} bytes already waiting to be written`, {
+          detail: { pendingBytes: this.pendingBytes, max: APPEND_QUEUE_BYTES_MAX },
+        }),
+      );
+    }
+    const pending = new PendingAppend(records, bytes, this.config.clock.nowMs());
+    const promise = new Promise<AppendResult>((resolve, reject) => {
+      pending.resolve = resolve;
+      pending.reject = reject;
+    });
+    this.pending.push(pending);
+    this.pendingBytes += bytes;
+    this.scheduleWrite();
+    return promise;
+  }
+
+  /**
+   * Starts the writer on the next turn of the event loop rather than now, so that appends made in
+   * the same turn (many producers woken together) share one batch.
+   */
+  private scheduleWrite(): void {
+    if (this.writeScheduled || this.writeLoop !== null) return;
+    this.writeScheduled = true;
+    setImmediate(this.startWriteLoop);
+  }
+
+  private readonly startWriteLoop = (): void => {
+    this.writeScheduled = false;
+    if (this.writeLoop !== null) return;
+    this.writeLoop = this.runWriteLoop().finally(() => {
+      this.writeLoop = null;
+      if (this.pendingHead < this.pending.length) this.scheduleWrite();
+    });
+  };
+
+  private async runWriteLoop(): Promise<void> {
+    while (this.pendingHead < this.pending.length) {
+      if (this.failure !== null) {
+        this.rejectPending(this.failure);
+        return;
+      }
+      await this.writeNextBatch();
+    }
+  }
+
+  /** Takes the next batch off the queue: everything pending, up to BATCH_BYTES_MAX. */
+  private takeBatch(): { appends: PendingAppend[]; bytes: number; records: number } {
+    let bytes = BATCH_HEADER_BYTES;
+    let records = 0;
+    let end = this.pendingHead;
+    while (end < this.pending.length) {
+      const next = this.pending[end]!;
+      if (end > this.pendingHead && bytes + next.bytes > BATCH_BYTES_MAX) break;
+      bytes += next.bytes;
+      records += next.records.length;
+      end++;
+    }
+    const appends = this.pending.slice(this.pendingHead, end);
+    this.pendingHead = end;
+    this.pendingBytes -= bytes - BATCH_HEADER_BYTES;
+    if (this.pendingHead === this.pending.length) {
+      this.pending = [];
+      this.pendingHead = 0;
+    } else if (this.pendingHead >= PENDING_COMPACT_SLOTS) {
+      this.pending = this.pending.slice(this.pendingHead);
+      this.pendingHead = 0;
+    }
+    return { appends, bytes, records };
+  }
+
+  private async writeNextBatch(): Promise<void> {
+    const { appends, bytes, records } = this.takeBatch();
+    if (this.needsRoll(bytes, records)) {
+      try {
+        await this.roll();
+      } catch (error) {
+        this.batchFailed(appends, error, 'roll');
+        return;
+      }
+      if (this.failure !== null) {
+        for (const pending of appends) pending.failed(this.failure);
+        return;
+      }
+    }
+    const segment = this.active;
+    const position = segment.sizeBytes;
+    const baseOffset = this.nextOffsetValue;
+    const buf = Buffer.allocUnsafeSlow(bytes);
+    let at = BATCH_HEADER_BYTES;
+    let offset = baseOffset;
+    let maxTimestampMs = 0;
+    for (let i = 0; i < appends.length; i++) {
+      const pending = appends[i]!;
+      const inputs = pending.records;
+      pending.baseOffset = offset;
+      for (let j = 0; j < inputs.length; j++) {
+        const input = inputs[j]!;
+        const timestampMs = input.timestampMs ?? pending.timestampMs;
+        at = encodeRecord(buf, at, offset, timestampMs, input.key ?? null, input.headers, input.value);
+        if (timestampMs > maxTimestampMs) maxTimestampMs = timestampMs;
+        offset++;
+      }
+      pending.lastOffset = offset - 1;
+    }
+    assert.equal(at, bytes, 'records fill the batch exactly (inputs must not change until append resolves)');
+    assert.equal(offset - baseOffset, records, 'one offset per record');
+    const header = { batchBytes: bytes, recordCount: records, baseOffset, leaderEpoch: this.config.leaderEpoch, maxTimestampMs, attributes: 0 };
+    writeBatchHeader(buf, 0, header);
+    this.nextOffsetValue = offset;
+    try {
+      await segment.handle.write(buf, position);
+    } catch (error) {
+      await this.rollBackWrite(segment, position, baseOffset, appends, error);
+      return;
+    }
+    if (position === 0) segment.createdAtMs = this.config.clock.nowMs();
+    segment.noteBatch(position, header, this.config.indexIntervalBytes);
+    this.totalBytes += bytes;
+    this.markDirty(segment);
+    this.tailCache.add(buf, baseOffset, records, this.config.leaderEpoch);
+    assert.equal(segment.nextOffset, offset, 'the segment ends where the batch ends');
+    this.writtenOffsetValue = offset - 1;
+    if (this.config.durability === 'always') {
+      if (this.failure !== null) {
+        for (const pending of appends) pending.failed(this.failure);
+      } else {
+        for (const pending of appends) this.syncWaiters.push(pending);
+        this.requestSync();
+      }
+    } else {
+      for (const pending of appends) pending.resolve({ baseOffset: pending.baseOffset, lastOffset: pending.lastOffset, durability: 'written' });
+    }
+    this.notifyAdvance();
+  }
+
+  /**
+   * A write failed: cut the file back to where the batch started and give its offsets back, so the
+   * next batch reuses them and the log has no gap. ENOSPC is an operating condition (DISK_FULL,
+   * retryable: appends work again once space returns); anything else fails the log.
+   */
+  private async rollBackWrite(segment: Segment, position: number, baseOffset: number, appends: PendingAppend[], error: unknown): Promise<void> {
+    this.nextOffsetValue = baseOffset;
+    try {
+      await segment.handle.truncate(position);
+    } catch (truncateError) {
+      this.failStorage(truncateError, 'truncate after a failed write');
+    }
+    this.batchFailed(appends, error, 'write');
+  }
+
+  private batchFailed(appends: PendingAppend[], error: unknown, operation: string): void {
+    let failure: FerryError;
+    if (this.failure !== null) {
+      failure = this.failure;
+    } else if (isDiskFull(error)) {
+      failure = new FerryError('DISK_FULL', `log ${this.config.dir}: disk full during ${operation}`, { cause: error });
+      this.config.logger.warn('storage.disk_full', { dir: this.config.dir, operation, records: appends.length });
+    } else {
+      this.failStorage(error, operation);
+      failure = this.failure!;
+    }
+    for (const pending of appends) pending.failed(failure);
+  }
+
+  private needsRoll(bytes: number, records: number): boolean {
+    const segment = this.active;
+    if (segment.sizeBytes === 0) return false;
+    if (segment.sizeBytes + bytes > this.config.segmentBytes) return true;
+    if (segment.recordCount + records > SEGMENT_RECORDS_MAX) return true;
+    return this.config.clock.nowMs() - segment.createdAtMs >= this.config.segmentAgeMs;
+  }
+
+  /**
+   * Seals the active segment and starts a new one. Order: (not `never`) sync everything written,
+   * so the old segment is complete on disk; write its index files atomically; create the new file
+   * and syncDir, so it exists durably before anything in it can be reported synced; then move the
+   * checkpoint to the start of the new segment.
+   */
+  private async roll(): Promise<void> {
+    const old = this.active;
+    if (this.config.durability !== 'never') await this.syncAllWritten();
+    await old.writeIndexFiles();
+    const next = await Segment.create(this.config.fs, this.config.dir, old.nextOffset, this.config.clock.nowMs());
+    try {
+      await this.config.fs.syncDir(this.config.dir);
+    } catch (error) {
+      await next.delete().catch(() => undefined);
+      throw error;
+    }
+    this.segments.push(next);
+    this.active = next;
+    this.config.logger.debug('storage.segment.rolled', { dir: this.config.dir, sealedBaseOffset: old.baseOffset, baseOffset: next.baseOffset });
+    if (this.syncedOffsetValue === this.writtenOffsetValue && this.dirtySegments.length === 0) {
+      this.syncedPoint = { segmentBaseOffset: next.baseOffset, position: 0, nextOffset: next.baseOffset };
+      await this.enqueueCheckpoint();
+    }
+  }
+
+  private rejectPending(error: FerryError): void {
+    const pending = this.pending.slice(this.pendingHead);
+    this.pending = [];
+    this.pendingHead = 0;
+    this.pendingBytes = 0;
+    for (const append of pending) append.failed(error);
+  }
+
+  // ---- sync ---------------------------------------------------------------------------------
+
+  private markDirty(segment: Segment): void {
+    if (segment.dirty) return;
+    segment.dirty = true;
+    this.dirtySegments.push(segment);
+  }
+
+  /** Resolves once everything written so far is synced. */
+  private syncAllWritten(): Promise<void> {
+    if (this.failure !== null) return Promise.reject(this.failure);
+    const target = this.writtenOffsetValue;
+    if (target <= this.syncedOffsetValue) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      this.syncWaiters.push({ lastOffset: target, synced: resolve, failed: reject });
+      this.requestSync();
+    });
+  }
+
+  private requestSync(): void {
+    if (this.syncRunning || this.failure !== null) return;
+    this.syncRunning = true;
+    void this.runSyncLoop();
+  }
+
+  /**
+   * Group commit: each pass syncs every segment written since the previous pass started, then
+   * settles everyone waiting for offsets up to what was written when the pass started. Writes go
+   * on meanwhile and are picked up by the next pass.
+   */
+  private async runSyncLoop(): Promise<void> {
+    try {
+      while (this.failure === null && this.writtenOffsetValue > this.syncedOffsetValue) {
+        const target = this.writtenOffsetValue;
+        const active = this.active;
+        const point: Checkpoint = { segmentBaseOffset: active.baseOffset, position: active.sizeBytes, nextOffset: active.nextOffset };
+        assert.equal(point.nextOffset, target + 1, 'the active segment ends at the written offset');
+        const dirty = this.dirtySegments;
+        this.dirtySegments = [];
+        for (const segment of dirty) segment.dirty = false;
+        for (const segment of dirty) {
+          if (!segment.acquire()) continue;
+          try {
+            await segment.handle.datasync();
+          } finally {
+            segment.release();
+          }
+        }
+        this.syncedOffsetValue = target;
+        this.syncedPoint = point;
+        this.settleSyncWaiters(target);
+        this.notifyAdvance();
+        this.scheduleCheckpoint();
+      }
+    } catch (error) {
+      this.failStorage(error, 'datasync');
+    } finally {
+      this.syncRunning = false;
+    }
+  }
+
+  private settleSyncWaiters(syncedOffset: number): void {
+    const waiters = this.syncWaiters;
+    let head = this.syncWaitersHead;
+    while (head < waiters.length && waiters[head]!.lastOffset <= syncedOffset) {
+      waiters[head]!.synced();
+      head++;
+    }
+    if (head === waiters.length) {
+      this.syncWaiters = [];
+      this.syncWaitersHead = 0;
+    } else {
+      this.syncWaitersHead = head;
+    }
+  }
+
+  /** fsyncgate: after a failed sync nothing in this process can be trusted to reach the disk. */
+  private failStorage(cause: unknown, operation: string): void {
+    if (this.failure !== null) return;
+    this.failure = new FerryError('STORAGE_FAILED', `log ${this.config.dir}: ${operation} failed; reopen the log to continue`, { cause });
+    this.config.logger.error('storage.failed', { dir: this.config.dir, operation, error: cause });
+    const waiters = this.syncWaiters.slice(this.syncWaitersHead);
+    this.syncWaiters = [];
+    this.syncWaitersHead = 0;
+    for (const waiter of waiters) waiter.failed(this.failure);
+    this.rejectPending(this.failure);
+  }
+
+  /** Syncs everything written so far. */
+  async sync(): Promise<void> {
+    if (this.closing) throw this.closedError();
+    try {
+      await this.syncAllWritten();
+    } catch (error) {
+      throw toFerryError(error, `sync ${this.config.dir}`);
+    }
+  }
+
+  // ---- checkpoint ---------------------------------------------------------------------------
+
+  /** After a sync: a checkpoint now if the last one is checkpointIntervalMs old, else a timer for then. */
+  private scheduleCheckpoint(): void {
+    if (this.checkpointTimer !== null || this.closing) return;
+    const dueInMs = this.lastCheckpointMonoMs + this.config.checkpointIntervalMs - this.config.clock.monotonicMs();
+    if (dueInMs <= 0) {
+      void this.enqueueCheckpoint();
+      return;
+    }
+    this.checkpointTimer = this.config.clock.schedule(dueInMs, () => {
+      this.checkpointTimer = null;
+      if (!this.closing) void this.enqueueCheckpoint();
+    });
+  }
+
+  /** Writes the synced point as the checkpoint (after any checkpoint write in progress). Never rejects. */
+  private enqueueCheckpoint(): Promise<void> {
+    if (this.checkpointQueued) return this.checkpointChain;
+    this.checkpointQueued = true;
+    this.checkpointChain = this.checkpointChain.then(async () => {
+      this.checkpointQueued = false;
+      const point = this.syncedPoint;
+      const last = this.checkpointedPoint;
+      if (last !== null && last.segmentBaseOffset === point.segmentBaseOffset && last.position === point.position) return;
+      this.lastCheckpointMonoMs = this.config.clock.monotonicMs();
+      try {
+        await writeCheckpoint(this.config.fs, this.config.dir, point, this.config.clock.nowMs());
+        this.checkpointedPoint = point;
+      } catch (error) {
+        // The previous checkpoint still names a synced prefix; recovery just verifies more.
+        this.config.logger.warn('storage.checkpoint.failed', { dir: this.config.dir, error });
+      }
+    });
+    return this.checkpointChain;
+  }
+
+  // ---- read ---------------------------------------------------------------------------------
+
+  async read(offset: number, options: ReadOptions = {}): Promise<LogRecord[]> {
+    if (this.closing) throw this.closedError();
+    if (!Number.isSafeInteger(offset) || offset < 0) throw new FerryError('INVALID_ARGUMENT', `offset must be a non-negative integer, got ${offset}`);
+    const recordsMax = options.recordsMax ?? Number.POSITIVE_INFINITY;
+    const bytesMax = options.bytesMax ?? READ_BYTES_MAX;
+    if (!(recordsMax >= 1) || !(bytesMax >= 1)) throw new FerryError('INVALID_ARGUMENT', 'recordsMax and bytesMax must be at least 1');
+    if (offset < this.startOffset) throw this.outOfRange(offset);
+    const endOffset = Math.min(this.visibleEndOffset, options.endOffset ?? Number.POSITIVE_INFINITY);
+    if (offset >= endOffset) return [];
+    const request: ReadRequest = { offset, endOffset, recordsMax, bytesMax };
+    const out: LogRecord[] = [];
+    try {
+      await this.readInto(request, out);
+    } catch (error) {
+      throw toFerryError(error, `read ${this.config.dir} at ${offset}`);
+    }
+    assert.ok(out.length === 0 || out[0]!.offset === offset, 'a read starts at the offset asked for');
+    assert.ok(out.length === 0 || out[out.length - 1]!.offset < endOffset, 'a read stops before its end offset');
+    return out;
+  }
+
+  private async readInto(request: ReadRequest, out: LogRecord[]): Promise<void> {
+    const bytesSoFar = { bytes: 0 };
+    let offset = request.offset;
+    while (offset < request.endOffset && out.length < request.recordsMax && !(out.length > 0 && bytesSoFar.bytes >= request.bytesMax)) {
+      if (offset >= this.tailCache.startOffset) {
+        this.tailCache.read({ ...request, offset }, out, bytesSoFar);
+        return;
+      }
+      const segment = this.segmentFor(offset);
+      if (segment === null || !segment.acquire()) {
+        // Retention removed it while we were reading.
+        if (out.length > 0) return;
+        throw this.outOfRange(offset);
+      }
+      try {
+        await readSegmentRecords(segment, { ...request, offset }, out, bytesSoFar);
+      } finally {
+        segment.release();
+      }
+      const reached = out.length > 0 ? out[out.length - 1]!.offset + 1 : offset;
+      if (reached < segment.nextOffset) return;
+      offset = segment.nextOffset;
+    }
+  }
+
+  /** The segment holding `offset`, or null when it is below the log's start. */
+  private segmentFor(offset: number): Segment | null {
+    const segments = this.segments;
+    let low = 0;
+    let high = segments.length - 1;
+    let found = -1;
+    while (low <= high) {
+      const mid = (low + high) >>> 1;
+      if (segments[mid]!.baseOffset <= offset) {
+        found = mid;
+        low = mid + 1;
+      } else {
+        high = mid - 1;
+      }
+    }
+    return found < 0 ? null : segments[found]!;
+  }
+
+  async offsetForTimestamp(timestampMs: number): Promise<number> {
+    if (this.closing) throw this.closedError();
+    if (!Number.isFinite(timestampMs)) throw new FerryError('INVALID_ARGUMENT', 'timestampMs must be a number');
+    try {
+      for (const segment of this.segments.slice()) {
+        if (segment.maxTimestampMs < timestampMs || !segment.acquire()) continue;
+        try {
+          const found = await segmentOffsetForTimestamp(segment, timestampMs);
+          if (found !== null) return Math.max(found, this.startOffset);
+        } finally {
+          segment.release();
+        }
+      }
+    } catch (error) {
+      throw toFerryError(error, `offsetForTimestamp ${this.config.dir}`);
+    }
+    return this.nextOffsetValue;
+  }
+
+  // ---- retention ----------------------------------------------------------------------------
+
+  enforceRetention(): Promise<RetentionReport> {
+    return this.serializeMaintenance(async () => {
+      const victims = this.config.retention === null ? 0 : selectRetentionVictims(this.segments, this.config.retention, this.config.clock.nowMs());
+      const deleted = await this.deleteOldestSegments(victims, 'retention');
+      return { ...deleted, startOffset: this.startOffset };
+    });
+  }
+
+  deleteSegmentsBefore(offset: number): Promise<number> {
+    return this.serializeMaintenance(async () => {
+      let count = 0;
+      while (count < this.segments.length - 1 && this.segments[count]!.nextOffset <= offset) count++;
+      return (await this.deleteOldestSegments(count, 'deleteSegmentsBefore')).segmentsDeleted;
+    });
+  }
+
+  private serializeMaintenance<T>(task: () => Promise<T>): Promise<T> {
+    if (this.closing) return Promise.reject(this.closedError());
+    const run = this.maintenanceChain.then(async () => {
+      if (this.closing) throw this.closedError();
+      try {
+        return await task();
+      } catch (error) {
+        throw toFerryError(error, `maintenance ${this.config.dir}`);
+      }
+    });
+    this.maintenanceChain = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Removes the `count` oldest segments (never the active one): from the log at once, then from disk. */
+  private async deleteOldestSegments(count: number, reason: string): Promise<Omit<RetentionReport, 'startOffset'>> {
+    assert.ok(count < this.segments.length, 'the active segment is never deleted');
+    const victims = this.segments.slice(0, count);
+    this.segments = this.segments.slice(count);
+    let bytesDeleted = 0;
+    let recordsDeleted = 0;
+    for (const segment of victims) {
+      bytesDeleted += segment.sizeBytes;
+      recordsDeleted += segment.recordCount;
+    }
+    this.totalBytes -= bytesDeleted;
+    for (const segment of victims) await segment.delete();
+    if (victims.length > 0) {
+      await this.config.fs.syncDir(this.config.dir);
+      this.config.logger.info('storage.segments.deleted', { dir: this.config.dir, reason, segments: victims.length, bytesDeleted, recordsDeleted, startOffset: this.startOffset });
+    }
+    return { segmentsDeleted: victims.length, bytesDeleted, recordsDeleted };
+  }
+
+  // ---- lifecycle ----------------------------------------------------------------------------
+
+  stats(): LogStats {
+    return {
+      startOffset: this.startOffset,
+      nextOffset: this.nextOffsetValue,
+      appendedOffset: this.appendedOffset,
+      writtenOffset: this.writtenOffsetValue,
+      syncedOffset: this.syncedOffsetValue,
+      segments: this.segments.length,
+      bytes: this.totalBytes,
+      records: this.writtenOffsetValue + 1 - this.startOffset,
+      tailCacheBytes: this.tailCache.bytes,
+    };
+  }
+
+  private startTimers(): void {
+    if (this.config.durability === 'interval') this.armSyncTimer();
+    if (this.config.retention !== null) this.armRetentionTimer();
+  }
+
+  private armSyncTimer(): void {
+    this.syncTimer = this.config.clock.schedule(this.config.syncIntervalMs, () => {
+      this.syncTimer = null;
+      if (this.closing) return;
+      this.requestSync();
+      this.armSyncTimer();
+    });
+  }
+
+  private armRetentionTimer(): void {
+    this.retentionTimer = this.config.clock.schedule(this.config.retentionCheckIntervalMs, () => {
+      this.retentionTimer = null;
+      if (this.closing) return;
+      this.enforceRetention().catch((error: unknown) => {
+        if (!isFerryError(error, 'LOG_CLOSED')) this.config.logger.error('storage.retention.failed', { dir: this.config.dir, error });
+      });
+      this.armRetentionTimer();
+    });
+  }
+
+  private notifyAdvance(): void {
+    for (const listener of this.listeners) {
+      try {
+        listener();
+      } catch (error) {
+        this.config.logger.error('storage.listener.failed', { dir: this.config.dir, error });
+      }
+    }
+  }
+
+  /** Writes what was accepted, syncs it, writes the indexes and the checkpoint, closes every file. */
+  close(): Promise<void> {
+    if (this.closePromise === null) {
+      this.closing = true;
+      this.closePromise = this.closeNow();
+    }
+    return this.closePromise;
+  }
+
+  private async closeNow(): Promise<void> {
+    for (const timer of [this.syncTimer, this.retentionTimer, this.checkpointTimer]) timer?.cancel();
+    this.syncTimer = this.retentionTimer = this.checkpointTimer = null;
+    let error: unknown = null;
+    try {
+      while (this.writeScheduled || this.writeLoop !== null) {
+        if (this.writeLoop !== null) await this.writeLoop;
+        else await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+      await this.maintenanceChain;
+      if (this.failure === null) {
+        await this.syncAllWritten();
+        await this.active.writeIndexFiles();
+        await this.enqueueCheckpoint();
+      }
+    } catch (caught) {
+      error = caught;
+    }
+    await this.checkpointChain;
+    const closed = await Promise.allSettled(this.segments.map((segment) => segment.retire()));
+    this.listeners.clear();
+    const closeError = closed.find((result) => result.status === 'rejected');
+    error ??= closeError?.status === 'rejected' ? closeError.reason : null;
+    this.config.logger.info('storage.log.closed', { dir: this.config.dir, nextOffset: this.nextOffsetValue, failed: this.failure !== null });
+    if (error !== null) throw toFerryError(error, `close ${this.config.dir}`);
+  }
+
+  private closedError(): FerryError {
+    return new FerryError('LOG_CLOSED', `log ${this.config.dir} is closed`);
+  }
+
+  private outOfRange(offset: number): FerryError {
+    return new FerryError('OFFSET_OUT_OF_RANGE', `offset ${offset} is below the log start ${this.startOffset}`, {
+      detail: { offset, startOffset: this.startOffset, nextOffset: this.nextOffsetValue },
+    });
+  }
+}

@@ -1,0 +1,724 @@
+/**
+ * One client connection: decodes request frames, hands them to the broker, and writes replies and
+ * deliveries. Framing and flow control only; every decision about messages is the broker's.
+ *
+ * Batching: all frames decoded from one socket read are handled together (consecutive PUBLISH
+ * frames for one topic become one broker.publish call), and everything queued for the client in
+ * one event-loop turn leaves in one socket write (FrameWriter + setImmediate).
+ *
+ * Bounds: requests awaiting the broker (inFlightRequestsMax) and bytes queued on the socket
+ * (readPauseBytes) both stop reading from the socket; above writeHighWaterBytes the sinks refuse
+ * deliveries until 'drain'; a socket backed up for slowConsumerGraceMs is disconnected.
+ */
+import type { Socket } from 'node:net';
+import type { BrokerApi, Delivery, PublishMessage, PublishResult } from '../../broker/types.js';
+import { FerryError, isFerryError } from '../../protocol/errors.js';
+import { FRAME_TYPES, frameTypeName, type Frame } from '../../protocol/frame.js';
+import { FrameDecoder, type FrameHandler } from '../../protocol/decoder.js';
+import { FrameWriter } from '../../protocol/writer.js';
+import { PayloadReader } from '../../protocol/reader.js';
+import { FRAME_BYTES_MAX_MIN, FRAME_HEADER_BYTES, SUPPORTED_VERSIONS } from '../../protocol/limits.js';
+import { decodeHello, encodeError, encodeGoodbye, encodeHelloOk } from '../../protocol/codec-session.js';
+import {
+  decodeCreateTopic,
+  decodeTopicName,
+  encodeTopicInfo,
+  encodeTopicList,
+} from '../../protocol/codec-topics.js';
+import { decodePublish, encodePublishOkFrom } from '../../protocol/codec-publish.js';
+import {
+  appendDelivery,
+  decodeAck,
+  decodeCredit,
+  decodeNack,
+  decodeSubscribe,
+  decodeUnsubscribe,
+  encodeSubscribed,
+} from '../../protocol/codec-subscribe.js';
+import type { ResolvedServerOptions } from './options.js';
+import { ServerSubscription, type SinkOwner } from './server-subscription.js';
+
+/** Messages merged into one broker.publish call from consecutive PUBLISH frames: one storage batch's worth. */
+const COALESCE_MESSAGES_MAX = 10_000;
+/** Time a failed connection gets to flush its ERROR frame before the socket is destroyed. */
+const FAIL_LINGER_MS = 1000;
+
+/** Codes that a broker raises while validating a publish, before anything is written: safe to retry per request. */
+const VALIDATION_CODES = new Set(['INVALID_ARGUMENT', 'RECORD_TOO_LARGE', 'KEY_TOO_LARGE', 'HEADERS_TOO_LARGE', 'BATCH_TOO_LARGE']);
+
+export type ConnectionState = 'handshake' | 'open' | 'draining' | 'closed';
+
+export interface ConnectionStats {
+  id: number;
+  clientName: string;
+  remoteAddress: string;
+  remotePort: number;
+  connectedAtMs: number;
+  state: ConnectionState;
+  bytesIn: number;
+  bytesOut: number;
+  framesIn: number;
+  framesOut: number;
+  inFlightRequests: number;
+  subscriptions: Array<{ id: number; topic: string; group: string | undefined; delivered: number }>;
+}
+
+/** What the connection reports to its server. */
+export interface ConnectionOwner {
+  connectionClosed(connection: Connection): void;
+  slowConsumer(connection: Connection): void;
+}
+
+export class Connection implements FrameHandler, SinkOwner {
+  state: ConnectionState = 'handshake';
+  clientName = '';
+  private readonly decoder: FrameDecoder;
+  private readonly writer = new FrameWriter();
+  private readonly reader = new PayloadReader();
+  private readonly subscriptions = new Map<number, ServerSubscription>();
+  private readonly pausedSinks = new Set<ServerSubscription>();
+  private nextWireId = 1;
+  private inFlight = 0;
+  private idleWaiters: Array<() => void> = [];
+  private closedWaiters: Array<() => void> = [];
+  private flushScheduled = false;
+  private readPaused = false;
+  private failing = false;
+  private lastReceivedMs: number;
+  private lastSentMs: number;
+  /** When the socket went above the high-water mark, or -1. */
+  private backedUpSinceMs = -1;
+  private readonly connectedAtMs: number;
+  private bytesOut = 0;
+  private framesOut = 0;
+  private readonly remoteAddress: string;
+  private readonly remotePort: number;
+
+  constructor(
+    readonly id: number,
+    private readonly socket: Socket,
+    private readonly broker: BrokerApi,
+    private readonly options: ResolvedServerOptions,
+    private readonly owner: ConnectionOwner,
+  ) {
+    const now = options.clock.monotonicMs();
+    this.lastReceivedMs = now;
+    this.lastSentMs = now;
+    this.connectedAtMs = options.clock.nowMs();
+    this.remoteAddress = socket.remoteAddress ?? '';
+    this.remotePort = socket.remotePort ?? 0;
+    this.decoder = new FrameDecoder(this, { frameBytesMax: options.maxFrameBytes, versions: SUPPORTED_VERSIONS });
+    socket.setNoDelay(true);
+    socket.on('data', this.onData);
+    socket.on('drain', this.onDrain);
+    socket.on('error', this.onSocketError);
+    socket.on('close', this.onClose);
+  }
+
+  // ---- socket events ----
+
+  private readonly onData = (chunk: Buffer): void => {
+    try {
+      this.decoder.push(chunk);
+    } catch (error) {
+      // A bug, not a client error (the decoder reports those typed): keep the process up.
+      this.options.logger.error('transport.internal_error', { connection: this.id, error });
+      this.socket.destroy();
+    }
+  };
+
+  private readonly onDrain = (): void => {
+    this.backedUpSinceMs = -1;
+    this.updateReading();
+    this.resumePausedSinks();
+  };
+
+  private readonly onSocketError = (error: Error): void => {
+    this.options.logger.debug('transport.socket_error', { connection: this.id, error });
+  };
+
+  private readonly onClose = (): void => {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.writer.reset();
+    this.pausedSinks.clear();
+    const sinks = [...this.subscriptions.values()];
+    this.subscriptions.clear();
+    for (const sink of sinks) {
+      sink.close().catch((error: unknown) =>
+        this.options.logger.warn('transport.unsubscribe_failed', { connection: this.id, error }),
+      );
+    }
+    this.options.logger.info('transport.connection.close', { connection: this.id, client: this.clientName });
+    this.owner.connectionClosed(this);
+    const waiters = this.closedWaiters;
+    this.closedWaiters = [];
+    for (const resolve of waiters) resolve();
+  };
+
+  // ---- decoded frames ----
+
+  onFrames(frames: Frame[]): void {
+    this.lastReceivedMs = this.options.clock.monotonicMs();
+    let i = 0;
+    while (i < frames.length && !this.failing && this.state !== 'closed') {
+      const frame = frames[i]!;
+      if (frame.type === FRAME_TYPES.PUBLISH && this.state === 'open') {
+        i = this.handlePublishRun(frames, i);
+        continue;
+      }
+      try {
+        this.handleFrame(frame);
+      } catch (error) {
+        this.requestFailed(frame.requestId, error);
+      }
+      i++;
+    }
+  }
+
+  onError(error: FerryError): void {
+    this.fail(error, 0);
+  }
+
+  private handleFrame(frame: Frame): void {
+    const r = this.reader.reset(frame.payload);
+    const id = frame.requestId;
+    if (this.state === 'handshake') {
+      if (frame.type !== FRAME_TYPES.HELLO) {
+        throw new FerryError('HANDSHAKE_REQUIRED', `${frameTypeName(frame.type)} before HELLO`);
+      }
+      this.handleHello(id);
+      return;
+    }
+    if (this.state !== 'open') {
+      throw new FerryError('BROKER_CLOSING', 'the server is closing');
+    }
+    switch (frame.type) {
+      case FRAME_TYPES.PING:
+        this.writer.emptyFrame(FRAME_TYPES.PONG, id);
+        this.scheduleFlush();
+        return;
+      case FRAME_TYPES.PONG:
+        return;
+      case FRAME_TYPES.GOODBYE:
+        this.socket.end();
+        return;
+      case FRAME_TYPES.HELLO:
+        throw new FerryError('INVALID_ARGUMENT', 'HELLO was already received');
+      case FRAME_TYPES.CREATE_TOPIC: {
+        const request = decodeCreateTopic(r);
+        this.run(id, this.broker.createTopic(request.name, request.config), (info) => encodeTopicInfo(this.writer, id, info));
+        return;
+      }
+      case FRAME_TYPES.DELETE_TOPIC: {
+        const name = decodeTopicName(r);
+        this.run(id, this.broker.deleteTopic(name), () => this.writer.emptyFrame(FRAME_TYPES.OK, id));
+        return;
+      }
+      case FRAME_TYPES.LIST_TOPICS:
+        r.done();
+        encodeTopicList(this.writer, id, this.broker.listTopics());
+        this.scheduleFlush();
+        return;
+      case FRAME_TYPES.DESCRIBE_TOPIC: {
+        const name = decodeTopicName(r);
+        encodeTopicInfo(this.writer, id, this.broker.describeTopic(name));
+        this.scheduleFlush();
+        return;
+      }
+      case FRAME_TYPES.SUBSCRIBE:
+        this.handleSubscribe(id);
+        return;
+      case FRAME_TYPES.UNSUBSCRIBE:
+        this.handleUnsubscribe(id, decodeUnsubscribe(r));
+        return;
+      case FRAME_TYPES.ACK:
+        this.handleAck();
+        return;
+      case FRAME_TYPES.NACK:
+        this.handleNack();
+        return;
+      case FRAME_TYPES.CREDIT:
+        this.handleCredit(id);
+        return;
+      default:
+        throw new FerryError('MALFORMED_FRAME', `${frameTypeName(frame.type)} is not a request a client may send`);
+    }
+  }
+
+  private handleHello(id: number): void {
+    const hello = decodeHello(this.reader);
+    let version = 0;
+    for (const offered of hello.versions) if (SUPPORTED_VERSIONS.includes(offered) && offered > version) version = offered;
+    if (version === 0) {
+      throw new FerryError('UNSUPPORTED_VERSION', `no common protocol version (client offers ${hello.versions.join(', ')})`, {
+        detail: { supported: [...SUPPORTED_VERSIONS] },
+      });
+    }
+    this.clientName = hello.clientName;
+    this.writer.version = version;
+    const clientFrameBytesMax = hello.frameBytesMax ?? this.options.maxFrameBytes;
+    this.writer.frameBytesMax = Math.max(FRAME_BYTES_MAX_MIN, Math.min(clientFrameBytesMax, this.options.maxFrameBytes));
+    this.state = 'open';
+    encodeHelloOk(this.writer, id, {
+      version,
+      serverName: this.options.serverName,
+      frameBytesMax: this.options.maxFrameBytes,
+      payloadBytesMax: this.options.maxFrameBytes - FRAME_HEADER_BYTES,
+      heartbeatIntervalMs: this.options.heartbeatIntervalMs,
+    });
+    this.scheduleFlush();
+    this.options.logger.info('transport.connection.hello', { connection: this.id, client: this.clientName, version });
+  }
+
+  // ---- publishing ----
+
+  /** Handles the run of PUBLISH frames starting at `start`; returns the index after it. */
+  private handlePublishRun(frames: Frame[], start: number): number {
+    let topic: string | null = null;
+    let requestIds: number[] = [];
+    let counts: number[] = [];
+    let messages: PublishMessage[] = [];
+    let shared = false;
+    let i = start;
+    for (; i < frames.length && frames[i]!.type === FRAME_TYPES.PUBLISH; i++) {
+      const frame = frames[i]!;
+      let request;
+      try {
+        request = decodePublish(this.reader.reset(frame.payload));
+      } catch (error) {
+        if (topic !== null) this.publish(topic, requestIds, counts, messages);
+        this.requestFailed(frame.requestId, error);
+        return frames.length;
+      }
+      if (topic !== null && (request.topic !== topic || messages.length + request.messages.length > COALESCE_MESSAGES_MAX)) {
+        this.publish(topic, requestIds, counts, messages);
+        requestIds = [];
+        counts = [];
+        topic = null;
+      }
+      if (topic === null) {
+        topic = request.topic;
+        messages = request.messages;
+        shared = true;
+      } else {
+        if (shared) {
+          messages = messages.slice();
+          shared = false;
+        }
+        for (const message of request.messages) messages.push(message);
+      }
+      requestIds.push(frame.requestId);
+      counts.push(request.messages.length);
+    }
+    if (topic !== null) this.publish(topic, requestIds, counts, messages);
+    return i;
+  }
+
+  private publish(topic: string, requestIds: number[], counts: number[], messages: PublishMessage[]): void {
+    this.requestsStarted(requestIds.length);
+    let pending: Promise<PublishResult[]>;
+    try {
+      pending = this.broker.publish(topic, messages);
+    } catch (error) {
+      pending = Promise.reject(error);
+    }
+    pending.then(
+      (results) => this.published(requestIds, counts, results),
+      (error: unknown) => this.publishFailed(topic, requestIds, counts, messages, error),
+    );
+  }
+
+  private published(requestIds: number[], counts: number[], results: PublishResult[]): void {
+    this.requestsFinished(requestIds.length);
+    if (this.state === 'closed') return;
+    let start = 0;
+    for (let i = 0; i < requestIds.length; i++) {
+      const count = counts[i]!;
+      if (start + count > results.length) {
+        this.requestFailed(requestIds[i]!, new FerryError('INTERNAL', 'the broker returned fewer results than messages'));
+      } else {
+        encodePublishOkFrom(this.writer, requestIds[i]!, results, start, count);
+      }
+      start += count;
+    }
+    this.scheduleFlush();
+  }
+
+  private publishFailed(topic: string, requestIds: number[], counts: number[], messages: PublishMessage[], error: unknown): void {
+    this.requestsFinished(requestIds.length);
+    if (this.state === 'closed') return;
+    if (requestIds.length > 1 && isFerryError(error) && VALIDATION_CODES.has(error.code)) {
+      // One request's message spoiled a coalesced call that wrote nothing: retry each request alone
+      // so that only the offending request fails.
+      let start = 0;
+      for (let i = 0; i < requestIds.length; i++) {
+        this.publish(topic, [requestIds[i]!], [counts[i]!], messages.slice(start, start + counts[i]!));
+        start += counts[i]!;
+      }
+      return;
+    }
+    for (const id of requestIds) this.requestFailed(id, error);
+  }
+
+  // ---- consuming ----
+
+  private handleSubscribe(id: number): void {
+    const request = decodeSubscribe(this.reader);
+    if (this.subscriptions.size >= this.options.subscriptionsMax) {
+      throw new FerryError('TOO_MANY_SUBSCRIPTIONS', `a connection holds at most ${this.options.subscriptionsMax} subscriptions`);
+    }
+    const sink = new ServerSubscription(this.nextWireId++, request.topic, request.group, this);
+    this.subscriptions.set(sink.wireId, sink);
+    this.requestsStarted(1);
+    let pending;
+    try {
+      pending = this.broker.subscribe(request.topic, { group: request.group, from: request.from, credit: request.credit }, sink);
+    } catch (error) {
+      pending = Promise.reject(error);
+    }
+    pending.then(
+      (subscription) => {
+        this.requestsFinished(1);
+        if (sink.closing || this.state === 'closed') {
+          this.subscriptions.delete(sink.wireId);
+          subscription.close().catch(() => undefined);
+          return;
+        }
+        sink.subscription = subscription;
+        encodeSubscribed(this.writer, id, { subscriptionId: sink.wireId });
+        sink.announce();
+        this.scheduleFlush();
+        if (sink.paused) {
+          sink.paused = false;
+          this.pausedSinks.delete(sink);
+          subscription.resume();
+        }
+      },
+      (error: unknown) => {
+        this.requestsFinished(1);
+        this.subscriptions.delete(sink.wireId);
+        sink.closing = true;
+        this.requestFailed(id, error);
+      },
+    );
+  }
+
+  private handleUnsubscribe(id: number, wireId: number): void {
+    const sink = this.subscriptions.get(wireId);
+    if (sink === undefined) throw new FerryError('UNKNOWN_SUBSCRIPTION', `no subscription ${wireId} on this connection`);
+    this.subscriptions.delete(wireId);
+    this.pausedSinks.delete(sink);
+    this.run(id, sink.close(), () => this.writer.emptyFrame(FRAME_TYPES.OK, id));
+  }
+
+  private sinkFor(wireId: number): ServerSubscription {
+    const sink = this.subscriptions.get(wireId);
+    if (sink === undefined || sink.subscription === null || sink.closing) {
+      throw new FerryError('UNKNOWN_SUBSCRIPTION', `no subscription ${wireId} on this connection`, { detail: { subscriptionId: wireId } });
+    }
+    return sink;
+  }
+
+  private handleAck(): void {
+    const batch = decodeAck(this.reader);
+    const sink = this.sinkFor(batch.subscriptionId);
+    const subscription = sink.subscription!;
+    const { partitions, offsets } = batch;
+    for (let i = 0; i < partitions.length; i++) {
+      sink.settling++;
+      let settled: Promise<void>;
+      try {
+        settled = subscription.ack(partitions[i]!, offsets[i]!);
+      } catch (error) {
+        settled = Promise.reject(error);
+      }
+      settled.then(sink.settled, sink.settleFailed);
+    }
+  }
+
+  private handleNack(): void {
+    const batch = decodeNack(this.reader);
+    const sink = this.sinkFor(batch.subscriptionId);
+    const subscription = sink.subscription!;
+    const { partitions, offsets, delaysMs } = batch;
+    for (let i = 0; i < partitions.length; i++) {
+      sink.settling++;
+      let settled: Promise<void>;
+      try {
+        const delayMs = delaysMs[i]!;
+        settled = subscription.nack(partitions[i]!, offsets[i]!, delayMs > 0 ? { delayMs } : undefined);
+      } catch (error) {
+        settled = Promise.reject(error);
+      }
+      settled.then(sink.settled, sink.settleFailed);
+    }
+  }
+
+  private handleCredit(id: number): void {
+    for (const grant of decodeCredit(this.reader)) {
+      try {
+        this.sinkFor(grant.subscriptionId).subscription!.grantCredit(grant.count);
+      } catch (error) {
+        this.requestFailed(id, error);
+      }
+    }
+  }
+
+  settleFailed(sink: ServerSubscription, error: unknown): void {
+    if (this.state === 'closed') return;
+    // ACK and NACK have no reply; a failure is reported with request id 0 and the subscription.
+    const detail = { subscriptionId: sink.wireId };
+    const typed = isFerryError(error)
+      ? new FerryError(error.code, error.message, { detail: { ...error.detail, ...detail } })
+      : error;
+    this.requestFailed(0, typed);
+  }
+
+  // ---- DeliverySink support ----
+
+  queueDelivery(sink: ServerSubscription, delivery: Delivery): void {
+    if (this.state === 'closed') return;
+    try {
+      appendDelivery(this.writer, sink.wireId, sink.topic, delivery);
+    } catch (error) {
+      this.options.logger.error('transport.delivery_failed', { connection: this.id, subscription: sink.wireId, error });
+      this.requestFailed(0, error);
+    }
+    this.scheduleFlush();
+  }
+
+  acceptsDeliveries(): boolean {
+    if (this.state !== 'open' || this.failing) return false;
+    if (this.socket.writableLength + this.writer.length < this.options.writeHighWaterBytes) return true;
+    if (this.backedUpSinceMs < 0) this.backedUpSinceMs = this.options.clock.monotonicMs();
+    return false;
+  }
+
+  notePaused(sink: ServerSubscription): void {
+    if (sink.paused) return;
+    sink.paused = true;
+    this.pausedSinks.add(sink);
+  }
+
+  private resumePausedSinks(): void {
+    if (this.pausedSinks.size === 0 || this.state !== 'open') return;
+    const sinks = [...this.pausedSinks];
+    this.pausedSinks.clear();
+    for (const sink of sinks) {
+      sink.paused = false;
+      if (sink.subscription === null || sink.closing) continue;
+      // resume() may deliver at once and refill the socket: stop as soon as it is backed up again.
+      sink.subscription.resume();
+    }
+  }
+
+  // ---- replies, errors, flushing ----
+
+  /** Runs an async broker call and writes its reply, or an ERROR, when it settles. */
+  private run<T>(id: number, pending: Promise<T>, reply: (value: T) => void): void {
+    this.requestsStarted(1);
+    pending.then(
+      (value) => {
+        this.requestsFinished(1);
+        if (this.state === 'closed') return;
+        try {
+          reply(value);
+        } catch (error) {
+          this.writer.abortFrame();
+          this.requestFailed(id, error);
+        }
+        this.scheduleFlush();
+      },
+      (error: unknown) => {
+        this.requestsFinished(1);
+        this.requestFailed(id, error);
+      },
+    );
+  }
+
+  /** Reports a failed request: fatal errors close the connection, others become an ERROR frame. */
+  private requestFailed(id: number, error: unknown): void {
+    if (this.state === 'closed') return;
+    this.writer.abortFrame();
+    if (isFerryError(error)) {
+      if (error.fatal) {
+        this.fail(error, id);
+        return;
+      }
+      encodeError(this.writer, id, { code: error.code, message: error.message, ...(error.detail ? { detail: error.detail } : {}) });
+    } else {
+      this.options.logger.error('transport.internal_error', { connection: this.id, requestId: id, error });
+      encodeError(this.writer, id, { code: 'INTERNAL', message: 'internal error' });
+    }
+    this.scheduleFlush();
+  }
+
+  /** A protocol violation: send the ERROR, stop reading, close. */
+  fail(error: FerryError, id: number): void {
+    if (this.state === 'closed' || this.failing) return;
+    this.failing = true;
+    this.options.logger.warn('transport.protocol_error', { connection: this.id, client: this.clientName, code: error.code, message: error.message });
+    this.writer.abortFrame();
+    encodeError(this.writer, id, { code: error.code, message: error.message, ...(error.detail ? { detail: error.detail } : {}) });
+    this.flush();
+    for (const sink of this.subscriptions.values()) void sink.close().catch(() => undefined);
+    this.socket.end();
+    this.options.clock.schedule(FAIL_LINGER_MS, () => this.socket.destroy());
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(this.flush);
+  }
+
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    if (this.state === 'closed' || this.socket.destroyed) {
+      this.writer.reset();
+      return;
+    }
+    const frames = this.writer.frames;
+    const out = this.writer.take();
+    if (out === null) return;
+    this.bytesOut += out.length;
+    this.framesOut += frames;
+    this.lastSentMs = this.options.clock.monotonicMs();
+    this.socket.write(out);
+    if (this.socket.writableLength >= this.options.writeHighWaterBytes) {
+      if (this.backedUpSinceMs < 0) this.backedUpSinceMs = this.lastSentMs;
+    } else {
+      this.backedUpSinceMs = -1;
+      this.resumePausedSinks();
+    }
+    this.updateReading();
+  };
+
+  private requestsStarted(count: number): void {
+    this.inFlight += count;
+    if (this.inFlight >= this.options.inFlightRequestsMax) this.updateReading();
+  }
+
+  private requestsFinished(count: number): void {
+    this.inFlight -= count;
+    if (this.readPaused) this.updateReading();
+    if (this.inFlight === 0 && this.idleWaiters.length > 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const resolve of waiters) resolve();
+    }
+  }
+
+  /** Stops reading while the broker or the client is behind; resumes once both catch up. */
+  private updateReading(): void {
+    if (this.state === 'closed' || this.state === 'draining' || this.failing) return;
+    const behind =
+      this.inFlight >= this.options.inFlightRequestsMax || this.socket.writableLength >= this.options.readPauseBytes;
+    if (behind && !this.readPaused) {
+      this.readPaused = true;
+      this.socket.pause();
+    } else if (!behind && this.readPaused) {
+      this.readPaused = false;
+      // Silence while we were not reading is not the client's fault.
+      this.lastReceivedMs = this.options.clock.monotonicMs();
+      this.socket.resume();
+    }
+  }
+
+  // ---- timers (driven by the server's sweep) ----
+
+  sweep(nowMs: number): void {
+    if (this.state === 'closed' || this.failing) return;
+    const { heartbeatIntervalMs, heartbeatMissesMax, slowConsumerGraceMs } = this.options;
+    if (this.backedUpSinceMs >= 0 && nowMs - this.backedUpSinceMs > slowConsumerGraceMs) {
+      this.options.logger.warn('transport.slow_consumer', {
+        connection: this.id,
+        client: this.clientName,
+        queuedBytes: this.socket.writableLength,
+        backedUpMs: nowMs - this.backedUpSinceMs,
+      });
+      this.owner.slowConsumer(this);
+      this.fail(new FerryError('SLOW_CONSUMER', `the client did not read for ${slowConsumerGraceMs} ms`), 0);
+      // Its queued bytes will not drain: do not wait for them.
+      this.socket.destroy();
+      return;
+    }
+    if (!this.readPaused && nowMs - this.lastReceivedMs > heartbeatIntervalMs * heartbeatMissesMax) {
+      this.fail(new FerryError('HEARTBEAT_TIMEOUT', `no frame from the client for ${heartbeatMissesMax} heartbeat intervals`), 0);
+      return;
+    }
+    if (this.state === 'open' && nowMs - this.lastSentMs >= heartbeatIntervalMs) {
+      this.writer.emptyFrame(FRAME_TYPES.PING, 0);
+      this.scheduleFlush();
+    }
+  }
+
+  // ---- graceful close ----
+
+  /**
+   * Stops reading and deliveries, lets in-flight requests be answered (bounded by deadlineMs of
+   * the monotonic clock), then says GOODBYE and closes.
+   */
+  async shutdown(timeoutMs: number): Promise<void> {
+    if (this.state === 'closed') return;
+    const wasHandshake = this.state === 'handshake';
+    this.state = 'draining';
+    this.socket.pause();
+    const deadline = new Promise<void>((resolve) => this.options.clock.schedule(timeoutMs, resolve));
+    const sinks = [...this.subscriptions.values()];
+    this.subscriptions.clear();
+    this.pausedSinks.clear();
+    await Promise.race([Promise.allSettled(sinks.map((sink) => sink.close())), deadline]);
+    await Promise.race([this.whenIdle(), deadline]);
+    // The socket may have closed while we waited.
+    if (this.isOpenSocket()) {
+      if (!wasHandshake) encodeGoodbye(this.writer, 0, { code: 'BROKER_CLOSING', message: 'the server is shutting down' });
+      this.flush();
+      this.socket.end();
+      await Promise.race([this.whenClosed(), deadline]);
+    }
+    if (this.isOpenSocket()) this.socket.destroy();
+  }
+
+  private isOpenSocket(): boolean {
+    return (this.state as ConnectionState) !== 'closed';
+  }
+
+  private whenIdle(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  whenClosed(): Promise<void> {
+    if (this.state === 'closed') return Promise.resolve();
+    return new Promise((resolve) => this.closedWaiters.push(resolve));
+  }
+
+  /** Closes at once (no GOODBYE): used when the server rejects or abandons a socket. */
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  stats(): ConnectionStats {
+    return {
+      id: this.id,
+      clientName: this.clientName,
+      remoteAddress: this.remoteAddress,
+      remotePort: this.remotePort,
+      connectedAtMs: this.connectedAtMs,
+      state: this.state,
+      bytesIn: this.decoder.bytesIn,
+      bytesOut: this.bytesOut,
+      framesIn: this.decoder.framesIn,
+      framesOut: this.framesOut,
+      inFlightRequests: this.inFlight,
+      subscriptions: [...this.subscriptions.values()].map((sink) => ({
+        id: sink.wireId,
+        topic: sink.topic,
+        group: sink.group,
+        delivered: sink.delivered,
+      })),
+    };
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * TcpServer options, their defaults and the reason for each, and validation. Every queue the server
+ * keeps per connection is bounded by one of these.
+ */
+import { SystemClock, type Clock } from '../../platform/clock.js';
+import { silentLogger, type Logger } from '../../platform/logger.js';
+import { FerryError } from '../../protocol/errors.js';
+import {
+  FRAME_BYTES_MAX_CEILING,
+  FRAME_BYTES_MAX_DEFAULT,
+  FRAME_BYTES_MAX_MIN,
+  HEARTBEAT_INTERVAL_MS_DEFAULT,
+  HEARTBEAT_MISSES_MAX_DEFAULT,
+} from '../../protocol/limits.js';
+
+const MiB = 1024 * 1024;
+
+export interface TcpServerOptions {
+  clock?: Clock;
+  logger?: Logger;
+  /** Name announced in HELLO_OK. */
+  serverName?: string;
+  /** Period of heartbeats; a peer silent for heartbeatMissesMax periods is disconnected. */
+  heartbeatIntervalMs?: number;
+  heartbeatMissesMax?: number;
+  /** Largest frame accepted from a client (and announced in HELLO_OK). */
+  maxFrameBytes?: number;
+  /** Bytes queued on a socket above which deliveries to it pause until it drains. */
+  writeHighWaterBytes?: number;
+  /** A connection backed up above the high-water mark this long is disconnected (SLOW_CONSUMER). */
+  slowConsumerGraceMs?: number;
+  maxConnections?: number;
+  /** Requests awaiting the broker per connection; above it the server stops reading that socket. */
+  inFlightRequestsMax?: number;
+  /** Subscriptions per connection. */
+  subscriptionsMax?: number;
+  /** Time graceful close() waits for in-flight requests before closing sockets anyway. */
+  closeTimeoutMs?: number;
+}
+
+export interface ResolvedServerOptions {
+  clock: Clock;
+  logger: Logger;
+  serverName: string;
+  heartbeatIntervalMs: number;
+  heartbeatMissesMax: number;
+  maxFrameBytes: number;
+  writeHighWaterBytes: number;
+  slowConsumerGraceMs: number;
+  maxConnections: number;
+  inFlightRequestsMax: number;
+  subscriptionsMax: number;
+  closeTimeoutMs: number;
+  /** Queued bytes above which the server also stops reading requests (their replies would queue too). */
+  readPauseBytes: number;
+}
+
+export const SERVER_DEFAULTS = {
+  serverName: 'ferry',
+  heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS_DEFAULT,
+  heartbeatMissesMax: HEARTBEAT_MISSES_MAX_DEFAULT,
+  maxFrameBytes: FRAME_BYTES_MAX_DEFAULT,
+  /** 1 MiB: about a thousand 1 KiB deliveries in flight on the socket, enough to keep a fast reader busy. */
+  writeHighWaterBytes: 1 * MiB,
+  /** 30 s: far beyond a GC pause or a burst, short enough that a stuck reader does not pin its backlog. */
+  slowConsumerGraceMs: 30_000,
+  /** 10,000: each connection costs a socket, a decoder and its buffers; an operator raises it knowingly. */
+  maxConnections: 10_000,
+  /** 4,096: above the 1,000 publishes a fast producer keeps in flight; bounds memory held for one client. */
+  inFlightRequestsMax: 4096,
+  /** 1,024 per connection: applications use a handful; more is a leak in the client. */
+  subscriptionsMax: 1024,
+  /** 10 s: an fsync takes milliseconds; a request still pending after this is stuck. */
+  closeTimeoutMs: 10_000,
+} as const;
+
+/** Reading stops when this many high-water marks are queued: replies to a client that does not read are bounded. */
+const READ_PAUSE_HIGH_WATER_MULTIPLE = 4;
+
+function positiveInt(name: string, value: number | undefined, fallback: number, min = 1, max = Number.MAX_SAFE_INTEGER): number {
+  const chosen = value ?? fallback;
+  if (!Number.isInteger(chosen) || chosen < min || chosen > max) {
+    throw new FerryError('INVALID_ARGUMENT', `${name} must be an integer from ${min} to ${max}, got ${String(value)}`);
+  }
+  return chosen;
+}
+
+export function resolveServerOptions(options: TcpServerOptions): ResolvedServerOptions {
+  const writeHighWaterBytes = positiveInt('writeHighWaterBytes', options.writeHighWaterBytes, SERVER_DEFAULTS.writeHighWaterBytes);
+  return {
+    clock: options.clock ?? new SystemClock(),
+    logger: options.logger ?? silentLogger,
+    serverName: options.serverName ?? SERVER_DEFAULTS.serverName,
+    heartbeatIntervalMs: positiveInt('heartbeatIntervalMs', options.heartbeatIntervalMs, SERVER_DEFAULTS.heartbeatIntervalMs, 10, 0xffff_ffff),
+    heartbeatMissesMax: positiveInt('heartbeatMissesMax', options.heartbeatMissesMax, SERVER_DEFAULTS.heartbeatMissesMax),
+    maxFrameBytes: positiveInt('maxFrameBytes', options.maxFrameBytes, SERVER_DEFAULTS.maxFrameBytes, FRAME_BYTES_MAX_MIN, FRAME_BYTES_MAX_CEILING),
+    writeHighWaterBytes,
+    slowConsumerGraceMs: positiveInt('slowConsumerGraceMs', options.slowConsumerGraceMs, SERVER_DEFAULTS.slowConsumerGraceMs),
+    maxConnections: positiveInt('maxConnections', options.maxConnections, SERVER_DEFAULTS.maxConnections),
+    inFlightRequestsMax: positiveInt('inFlightRequestsMax', options.inFlightRequestsMax, SERVER_DEFAULTS.inFlightRequestsMax),
+    subscriptionsMax: positiveInt('subscriptionsMax', options.subscriptionsMax, SERVER_DEFAULTS.subscriptionsMax),
+    closeTimeoutMs: positiveInt('closeTimeoutMs', options.closeTimeoutMs, SERVER_DEFAULTS.closeTimeoutMs),
+    readPauseBytes: writeHighWaterBytes * READ_PAUSE_HIGH_WATER_MULTIPLE,
+  };
+}

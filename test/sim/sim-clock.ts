@@ -1,0 +1,120 @@
+/**
+ * A Clock whose time moves only when a test says so. Timers run on monotonic time; the wall clock
+ * is monotonic time plus an offset that `jumpWallClock` changes, so a test can make `nowMs()` jump
+ * (NTP step, VM resume) while durations measured with `monotonicMs()` stay honest.
+ */
+import assert from 'node:assert/strict';
+import type { Clock, TimerHandle } from '../../src/platform/clock.js';
+
+/** An arbitrary but fixed start (2024-01-01T00:00:00Z) so that timestamps in failures are readable. */
+export const SIM_EPOCH_MS = Date.UTC(2024, 0, 1);
+
+/**
+ * Event-loop turns `advanceAndSettle` and `settle` give promise chains between timer firings. A
+ * chain over the in-memory fs finishes within one turn; the spare turns cover code that itself
+ * defers with setImmediate.
+ */
+const SETTLE_TURNS = 4;
+
+interface Timer {
+  dueMs: number;
+  /** Creation order: timers due at the same time fire in the order they were scheduled. */
+  seq: number;
+  callback: () => void;
+  cancelled: boolean;
+}
+
+export class SimClock implements Clock {
+  private monoMs = 0;
+  private wallOffsetMs: number;
+  private seqNext = 0;
+  /** Pending timers, kept sorted by (dueMs, seq); tests hold few timers so an array is enough. */
+  private timers: Timer[] = [];
+
+  constructor(startWallMs: number = SIM_EPOCH_MS) {
+    this.wallOffsetMs = startWallMs;
+  }
+
+  nowMs(): number {
+    return this.wallOffsetMs + this.monoMs;
+  }
+
+  monotonicMs(): number {
+    return this.monoMs;
+  }
+
+  schedule(delayMs: number, callback: () => void): TimerHandle {
+    assert.ok(Number.isFinite(delayMs), 'delayMs must be finite');
+    const timer: Timer = { dueMs: this.monoMs + Math.max(0, delayMs), seq: this.seqNext++, callback, cancelled: false };
+    const at = this.timers.findIndex((t) => t.dueMs > timer.dueMs);
+    if (at === -1) this.timers.push(timer);
+    else this.timers.splice(at, 0, timer);
+    return {
+      cancel: () => {
+        if (timer.cancelled) return;
+        timer.cancelled = true;
+        const index = this.timers.indexOf(timer);
+        if (index !== -1) this.timers.splice(index, 1);
+      },
+    };
+  }
+
+  /** Timers scheduled and neither fired nor cancelled. */
+  pendingTimers(): number {
+    return this.timers.length;
+  }
+
+  /** Monotonic time of the next timer, or null when none is pending. */
+  nextDueMs(): number | null {
+    return this.timers[0]?.dueMs ?? null;
+  }
+
+  /**
+   * Moves time forward by `ms`, firing every timer that falls due on the way in time order, each
+   * with the clock set to its due time — including timers that callbacks schedule inside the window.
+   * Promise callbacks do not run in between; use `advanceAndSettle` for code that awaits.
+   */
+  advance(ms: number): void {
+    assert.ok(ms >= 0, 'time only moves forward');
+    const targetMs = this.monoMs + ms;
+    for (let timer = this.takeDue(targetMs); timer !== null; timer = this.takeDue(targetMs)) {
+      timer.callback();
+    }
+    this.monoMs = targetMs;
+  }
+
+  /**
+   * Like `advance`, but lets pending promise callbacks run after each timer fires (and once at the
+   * end), so that a timer which starts async work sees that work finish before the next timer.
+   */
+  async advanceAndSettle(ms: number): Promise<void> {
+    assert.ok(ms >= 0, 'time only moves forward');
+    const targetMs = this.monoMs + ms;
+    await settle();
+    for (let timer = this.takeDue(targetMs); timer !== null; timer = this.takeDue(targetMs)) {
+      timer.callback();
+      await settle();
+    }
+    this.monoMs = targetMs;
+    await settle();
+  }
+
+  /** The wall clock jumps by `ms` (either direction); monotonic time and timers are unaffected. */
+  jumpWallClock(ms: number): void {
+    this.wallOffsetMs += ms;
+  }
+
+  private takeDue(targetMs: number): Timer | null {
+    const first = this.timers[0];
+    if (first === undefined || first.dueMs > targetMs) return null;
+    this.timers.shift();
+    first.cancelled = true;
+    this.monoMs = Math.max(this.monoMs, first.dueMs);
+    return first;
+  }
+}
+
+/** Lets every pending promise callback (and anything it chains) run: a few macrotask turns. */
+export async function settle(turns: number = SETTLE_TURNS): Promise<void> {
+  for (let i = 0; i < turns; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+}
