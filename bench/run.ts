@@ -5,6 +5,7 @@
  * run by run so that a noisy neighbour on the shared machine hits every system alike.
  *
  *   npm run bench -- [--only ferry,nats,redis] [--workloads W1,W3] [--runs 3] [--quick] [--write-docs]
+ *                    [--no-build]   (measure dist/ as it is; by default it is rebuilt when older than src/)
  *
  * Prints markdown to stdout (progress to stderr), writes bench/results/<date>-<commit>.json, and
  * with --write-docs rewrites the "## Broker workloads" section of docs/BENCHMARKS.md.
@@ -47,7 +48,7 @@ const DOCS_FILE = join(REPO_ROOT, 'docs', 'BENCHMARKS.md');
 const RUNS_MAX = 10;
 const EXIT_INTERRUPTED = 130;
 
-const USAGE = `usage: npm run bench -- [--only ferry,nats,redis] [--workloads W1,W2,W3,W4] [--runs N] [--quick] [--write-docs]`;
+const USAGE = `usage: npm run bench -- [--only ferry,nats,redis] [--workloads W1,W2,W3,W4] [--runs N] [--quick] [--write-docs] [--no-build]`;
 
 interface Options {
   systems: BrokerSystem[];
@@ -66,6 +67,7 @@ function parseOptions(argv: string[]): Options {
       runs: { type: 'string', default: '1' },
       quick: { type: 'boolean', default: false },
       'write-docs': { type: 'boolean', default: false },
+      'no-build': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -74,7 +76,7 @@ function parseOptions(argv: string[]): Options {
     process.stdout.write(`${USAGE}\n`);
     process.exit(0);
   }
-  const all = [createFerrySystem(), natsSystem, redisSystem];
+  const all = [createFerrySystem({ build: !values['no-build'] }), natsSystem, redisSystem];
   const onlyIds = values.only === undefined ? all.map((system) => system.id) : values.only.split(',').map((id) => id.trim());
   for (const id of onlyIds) {
     if (!all.some((system) => system.id === id)) throw new Error(`--only: unknown system '${id}' (ferry, nats, redis)\n${USAGE}`);

@@ -79,10 +79,16 @@ function builtIsFresh(): boolean {
   return builtMs >= newestMtimeMs(SOURCE_DIR);
 }
 
-/** Runs `npm run build` unless dist/ is newer than every file in src/. */
-function ensureBuilt(): void {
+/** Runs `npm run build` unless dist/ is newer than every file in src/ (or `build` is false). */
+function ensureBuilt(buildIfStale: boolean): void {
   if (!existsSync(CLIENT_SOURCE)) {
     throw new FerryUnavailableError(`Ferry's client is not written yet: ${CLIENT_SOURCE} does not exist`);
+  }
+  if (!buildIfStale) {
+    if (!existsSync(BUILT_CLIENT) || !existsSync(BUILT_CLI)) {
+      throw new FerryUnavailableError(`--no-build, but ${BUILT_CLIENT} or ${BUILT_CLI} is missing: run npm run build`);
+    }
+    return;
   }
   if (builtIsFresh()) return;
   process.stderr.write('bench: dist/ is older than src/, running npm run build\n');
@@ -195,7 +201,12 @@ function ferryVersion(): string {
   return manifest.version ?? 'unknown';
 }
 
-export function createFerrySystem(): BrokerSystem {
+export interface FerrySystemOptions {
+  /** false: measure dist/ as it is, without checking it against src/ (`--no-build`). */
+  build: boolean;
+}
+
+export function createFerrySystem(options: FerrySystemOptions): BrokerSystem {
   let client: FerryClientModule | undefined;
   return {
     id: 'ferry',
@@ -207,7 +218,7 @@ export function createFerrySystem(): BrokerSystem {
     },
 
     async prepare() {
-      ensureBuilt();
+      ensureBuilt(options.build);
       client = await loadClient();
     },
 

@@ -13,13 +13,28 @@ import { removeTree } from '../platform/atomic-write.js';
 import { FerryError } from '../protocol/errors.js';
 import { DEFAULT_SEGMENT_BYTES, DEFAULT_SYNC_INTERVAL_MS, DEFAULT_TAIL_CACHE_BYTES, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN } from '../storage/limits.js';
 import { DURABILITY_MODES, type RecoveryReport } from '../storage/types.js';
-import { CREDIT_MAX, PARTITIONS_MAX, PUBLISH_MESSAGES_MAX } from './limits.js';
+import {
+  ACK_TIMEOUT_MS_MAX,
+  ACK_TIMEOUT_MS_MIN,
+  CREDIT_MAX,
+  DELIVERIES_MAX_LIMIT,
+  PARTITIONS_MAX,
+  PUBLISH_MESSAGES_MAX,
+} from './limits.js';
 import { MessageStream } from './message-stream.js';
+import { BACKOFF_DELAY_MS_MAX, BACKOFF_STEPS_MAX } from './backoff.js';
+import { DLQ_HEADER_PREFIX, DLQ_HEADERS, isCopyOf, type DeadLetterSource, type DeadLetterTarget } from './dead-letter.js';
+import { DEFAULT_DEDUP_WINDOW_MS } from './dedup.js';
 import { checkName } from './names.js';
 import { TOPIC_FILE, Topic, type TopicContext } from './topic.js';
 import type {
   BrokerApi,
   DeliverySink,
+  GroupConfig,
+  GroupInfo,
+  Header,
+  RedriveOptions,
+  RedriveResult,
   PublishMessage,
   PublishResult,
   StartPosition,
@@ -40,7 +55,20 @@ export const DEFAULT_TOPIC_CONFIG: TopicConfig = {
   syncIntervalMs: DEFAULT_SYNC_INTERVAL_MS,
   retention: {},
   segmentBytes: DEFAULT_SEGMENT_BYTES,
+  dedupWindowMs: DEFAULT_DEDUP_WINDOW_MS,
 };
+
+/** Group defaults; the dead-letter topic defaults to `<topic>.dlq`. */
+export const DEFAULT_GROUP_CONFIG: Omit<GroupConfig, 'deadLetterTopic'> = {
+  ackTimeoutMs: 30_000,
+  backoffMs: [],
+  deliveriesMax: 16,
+};
+export const DEAD_LETTER_SUFFIX = '.dlq';
+/** The internal group through which a dead-letter topic remembers what was redriven. */
+export const REDRIVE_GROUP = 'ferry-redrive';
+/** Dead letters read per log read while redriving or searching. */
+const DEAD_LETTER_READ_RECORDS = 512;
 
 export interface BrokerOptions {
   dir: string;
@@ -51,6 +79,10 @@ export interface BrokerOptions {
   topicDefaults?: Partial<TopicConfig>;
   /** Memory for the hot tail of all partitions together. */
   tailCacheBytes?: number;
+  /** Defaults for new queue groups. */
+  groupDefaults?: Partial<Omit<GroupConfig, 'deadLetterTopic'>>;
+  /** Randomness for backoff jitter (tests pass a seeded one). */
+  random?: () => number;
 }
 
 /** Publish options of the embedded one-message form (same as the client's). */
@@ -61,7 +93,7 @@ export interface PublishOptions {
 }
 
 /** Subscribe options of the embedded iterator form (same as the client's). */
-export interface ConsumeOptions {
+export interface ConsumeOptions extends Partial<GroupConfig> {
   group?: string;
   from?: 'earliest' | 'latest' | number | Date;
   prefetch?: number;
@@ -78,7 +110,7 @@ export interface Listener {
   close(): Promise<void>;
 }
 
-export class Broker implements BrokerApi {
+export class Broker implements BrokerApi, DeadLetterTarget {
   private readonly topics = new Map<string, Topic>();
   private readonly creating = new Map<string, Promise<Topic>>();
   private nextSubscriptionId = 1;
@@ -97,18 +129,23 @@ export class Broker implements BrokerApi {
     const clock = options.clock ?? new SystemClock();
     const logger = options.logger ?? silentLogger;
     const topicDefaults = validateTopicConfig({ ...DEFAULT_TOPIC_CONFIG, ...options.topicDefaults });
+    const groupDefaults = { ...DEFAULT_GROUP_CONFIG, ...stripUndefined(options.groupDefaults ?? {}) };
     const context: TopicContext = {
       fs,
       clock,
       logger,
+      random: options.random ?? Math.random,
       tailCacheBytes: options.tailCacheBytes ?? DEFAULT_TAIL_CACHE_BYTES,
       allocateSubscriptionId: () => 0,
+      deadLetters: undefined as unknown as DeadLetterTarget,
+      resolveGroupConfig: (topic, groupOptions) => validateGroupConfig({ ...groupDefaults, deadLetterTopic: topic + DEAD_LETTER_SUFFIX, ...stripUndefined(groupOptions) }),
     };
     await fs.mkdir(join(options.dir, TOPICS_DIR));
     await removeTree(fs, join(options.dir, TRASH_DIR));
     const recovery = new Map<string, RecoveryReport[]>();
     const broker = new Broker(options.dir, context, topicDefaults, recovery);
     context.allocateSubscriptionId = () => broker.nextSubscriptionId++;
+    context.deadLetters = broker;
     for (const name of (await fs.readdir(join(options.dir, TOPICS_DIR))).sort()) {
       const dir = join(options.dir, TOPICS_DIR, name);
       if ((await fs.stat(join(dir, TOPIC_FILE))) === null) {
@@ -121,6 +158,8 @@ export class Broker implements BrokerApi {
       broker.topics.set(topic.name, topic);
       recovery.set(topic.name, reports);
     }
+    // Groups open once every topic is open: finishing an interrupted dead-lettering writes to another topic.
+    for (const topic of broker.topics.values()) await topic.openExistingGroups();
     return broker;
   }
 
@@ -168,10 +207,107 @@ export class Broker implements BrokerApi {
     return this.topic(name).info();
   }
 
-  describeGroup(topicName: string, groupName: string): ReturnType<import('./group.js').Group['describe']> {
+  listGroups(topicName: string): GroupInfo[] {
+    const topic = this.topic(topicName);
+    return topic.groupNames.map((name) => topic.group(name)!.describe());
+  }
+
+  describeGroup(topicName: string, groupName: string): GroupInfo {
+    return this.group(topicName, groupName).describe();
+  }
+
+  /** Moves a group: every message before the position is settled, every one from it on is pending. */
+  async resetGroup(topicName: string, groupName: string, to: StartPosition): Promise<GroupInfo> {
+    this.checkOpen();
+    const topic = this.topic(topicName);
+    const group = this.group(topicName, groupName);
+    await group.reset(await topic.startOffsets(to));
+    return group.describe();
+  }
+
+  private group(topicName: string, groupName: string) {
     const group = this.topic(topicName).group(groupName);
     if (group === undefined) throw new FerryError('UNKNOWN_GROUP', `topic ${topicName} has no group ${groupName}`);
-    return group.describe();
+    return group;
+  }
+
+  /**
+   * Moves dead letters back to the topics they came from (all, an offset range, or those with a
+   * header), oldest first. The dead-letter topic's internal group REDRIVE_GROUP remembers what was
+   * moved; each republish carries a message id derived from the dead letter's position, so a
+   * redrive interrupted by a crash and repeated does not publish a message twice.
+   */
+  async redrive(deadLetterTopic: string, options: RedriveOptions = {}): Promise<RedriveResult> {
+    this.checkOpen();
+    const topic = this.topic(deadLetterTopic);
+    const limit = options.limit ?? Infinity;
+    if (limit !== Infinity && (!Number.isInteger(limit) || limit < 0)) throw new FerryError('INVALID_ARGUMENT', 'limit must be a non-negative integer');
+    const group = await topic.openGroup(REDRIVE_GROUP, { kind: 'earliest' });
+    let moved = 0;
+    for (const [partition, log] of topic.logs.entries()) {
+      let offset = Math.max(group.ackFloor(partition), options.fromOffset ?? 0, log.startOffset);
+      const endOffset = Math.min(log.nextOffset, options.toOffset ?? Infinity);
+      while (offset < endOffset && moved < limit) {
+        const records = await log.read(offset, { recordsMax: DEAD_LETTER_READ_RECORDS, endOffset });
+        if (records.length === 0) break;
+        for (const record of records) {
+          if (moved >= limit) break;
+          if (group.isSettled(partition, record.offset)) continue;
+          if (options.header !== undefined && !record.headers.some(([name, value]) => name === options.header![0] && value === options.header![1])) continue;
+          const source = record.headers.find(([name]) => name === DLQ_HEADERS.topic)?.[1];
+          if (source === undefined || !this.topics.has(source)) {
+            this.context.logger.warn('broker.redrive.no_source', { deadLetterTopic, partition, offset: record.offset, source });
+            continue;
+          }
+          const headers: Header[] = record.headers.filter(([name]) => !name.startsWith(DLQ_HEADER_PREFIX));
+          await this.topic(source).publish([
+            { key: record.key, headers, value: record.value, id: `ferry-redrive:${deadLetterTopic}:${partition}:${record.offset}` },
+          ]);
+          await group.settleDirect(partition, record.offset);
+          moved += 1;
+        }
+        offset = records[records.length - 1]!.offset + 1;
+      }
+    }
+    this.context.logger.info('broker.redrive.finished', { deadLetterTopic, moved });
+    return { moved };
+  }
+
+  // --- DeadLetterTarget: what groups use to dead-letter ---
+
+  async offsetHint(topicName: string): Promise<number> {
+    const topic = this.topics.get(topicName);
+    if (topic === undefined) return 0;
+    return Math.min(...topic.logs.map((log) => log.nextOffset));
+  }
+
+  async contains(topicName: string, fromOffset: number, source: DeadLetterSource): Promise<boolean> {
+    const topic = this.topics.get(topicName);
+    if (topic === undefined) return false;
+    for (const log of topic.logs) {
+      let offset = Math.max(fromOffset, log.startOffset);
+      while (offset < log.nextOffset) {
+        const records = await log.read(offset, { recordsMax: DEAD_LETTER_READ_RECORDS });
+        if (records.length === 0) break;
+        if (records.some((record) => isCopyOf(record.headers, source))) return true;
+        offset = records[records.length - 1]!.offset + 1;
+      }
+    }
+    return false;
+  }
+
+  async publishDeadLetter(topicName: string, message: PublishMessage): Promise<void> {
+    let topic = this.topics.get(topicName);
+    if (topic === undefined) {
+      try {
+        await this.createTopic(topicName, { partitions: 1 });
+      } catch (error) {
+        if (!(error instanceof FerryError && error.code === 'TOPIC_EXISTS')) throw error;
+        await this.creating.get(topicName);
+      }
+      topic = this.topic(topicName);
+    }
+    await topic.publish([message]);
   }
 
   /** Publishes a batch (the transport form), or one message (the embedded form, like the client's). */
@@ -216,9 +352,10 @@ export class Broker implements BrokerApi {
     if (sink !== undefined) return this.subscribeSink(topicName, options as SubscribeOptions, sink);
     const consume = options as ConsumeOptions;
     const stream = new MessageStream(consume.group !== undefined);
+    const { from, prefetch, ...rest } = consume;
     const subscription = await this.subscribeSink(
       topicName,
-      { group: consume.group, from: toStartPosition(consume.from), credit: consume.prefetch ?? DEFAULT_CREDIT },
+      { ...rest, from: toStartPosition(from), credit: prefetch ?? DEFAULT_CREDIT },
       stream,
     );
     stream.attach(subscription);
@@ -233,7 +370,8 @@ export class Broker implements BrokerApi {
     }
     const from = options.from ?? { kind: options.group === undefined ? 'latest' : 'earliest' };
     if (options.group !== undefined) {
-      const group = await topic.openGroup(options.group, from);
+      const { ackTimeoutMs, backoffMs, deliveriesMax, deadLetterTopic } = options;
+      const group = await topic.openGroup(options.group, from, { ackTimeoutMs, backoffMs, deliveriesMax, deadLetterTopic });
       return group.subscribe(sink, credit);
     }
     const startOffsets = await topic.startOffsets(from);
@@ -291,8 +429,32 @@ function stripUndefined<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, field]) => field !== undefined)) as Partial<T>;
 }
 
+export function validateGroupConfig(config: GroupConfig): GroupConfig {
+  const { ackTimeoutMs, backoffMs, deliveriesMax, deadLetterTopic } = config;
+  if (!Number.isInteger(ackTimeoutMs) || ackTimeoutMs < ACK_TIMEOUT_MS_MIN || ackTimeoutMs > ACK_TIMEOUT_MS_MAX) {
+    throw new FerryError('INVALID_ARGUMENT', `ackTimeoutMs must be an integer from ${ACK_TIMEOUT_MS_MIN} to ${ACK_TIMEOUT_MS_MAX}`);
+  }
+  if (!Array.isArray(backoffMs) || backoffMs.length > BACKOFF_STEPS_MAX) {
+    throw new FerryError('INVALID_ARGUMENT', `backoffMs must be a list of at most ${BACKOFF_STEPS_MAX} delays`);
+  }
+  for (const delay of backoffMs) {
+    if (!Number.isInteger(delay) || delay < 0 || delay > BACKOFF_DELAY_MS_MAX) {
+      throw new FerryError('INVALID_ARGUMENT', `each backoffMs delay must be an integer from 0 to ${BACKOFF_DELAY_MS_MAX}`);
+    }
+  }
+  if (!Number.isInteger(deliveriesMax) || deliveriesMax < 1 || deliveriesMax > DELIVERIES_MAX_LIMIT) {
+    throw new FerryError('INVALID_ARGUMENT', `deliveriesMax must be an integer from 1 to ${DELIVERIES_MAX_LIMIT}`);
+  }
+  checkName('topic', deadLetterTopic);
+  return { ackTimeoutMs, backoffMs: [...backoffMs], deliveriesMax, deadLetterTopic };
+}
+
 export function validateTopicConfig(config: TopicConfig): TopicConfig {
   const { partitions, durability, syncIntervalMs, segmentBytes, retention } = config;
+  const dedupWindowMs = config.dedupWindowMs ?? DEFAULT_DEDUP_WINDOW_MS;
+  if (!Number.isInteger(dedupWindowMs) || dedupWindowMs < 0) {
+    throw new FerryError('INVALID_ARGUMENT', 'dedupWindowMs must be a non-negative integer');
+  }
   if (!Number.isInteger(partitions) || partitions < 1 || partitions > PARTITIONS_MAX) {
     throw new FerryError('INVALID_ARGUMENT', `partitions must be an integer from 1 to ${PARTITIONS_MAX}`);
   }
@@ -311,5 +473,5 @@ export function validateTopicConfig(config: TopicConfig): TopicConfig {
       throw new FerryError('INVALID_ARGUMENT', `retention.${field} must be a non-negative integer`);
     }
   }
-  return { partitions, durability, syncIntervalMs, segmentBytes, retention: { ...retention } };
+  return { partitions, durability, syncIntervalMs, segmentBytes, retention: { ...retention }, dedupWindowMs };
 }

@@ -1,12 +1,12 @@
 /**
- * The durable state of one queue group: which offsets of each partition are settled.
+ * Keeps a queue group's state durable: a journal of events (group-journal.ts) in a storage Log
+ * with the topic's durability — so an ack on an `always` topic is fsynced before it is confirmed,
+ * and every event of a tick shares one record and one group commit — plus a snapshot written
+ * atomically every GROUP_JOURNAL_RECORDS_PER_SNAPSHOT records, after which the journal segments it
+ * covers are deleted, so the state never grows with history.
  *
- * Settlements are appended to a journal (a storage Log, with the topic's durability, so an ack on
- * an `always` topic is fsynced before it is confirmed, and many acks share one group commit).
- * Every GROUP_JOURNAL_RECORDS_PER_SNAPSHOT journal records the whole state is written as a
- * snapshot (atomically) and the journal segments it covers are deleted, so the state never grows
- * with history. Recovery = snapshot + replay of the journal from the snapshot's journal offset;
- * replay is idempotent (settling twice is a no-op), so an overlap is harmless.
+ * Recovery = snapshot + replay of the journal from the snapshot's journal offset. Events are
+ * applied to `state` only once durable, so the state never shows what a crash could take back.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -18,21 +18,15 @@ import { FerryError } from '../protocol/errors.js';
 import { Log } from '../storage/log.js';
 import type { Durability } from '../storage/types.js';
 import { AckSet } from './ack-set.js';
+import { decodeGroupEvents, encodeGroupEvents, GroupEventKind, type GroupEvent } from './group-journal.js';
+import { GROUP_SNAPSHOT_VERSION, GroupState, PartitionGroupState, type GroupSnapshot } from './group-state.js';
 import { GROUP_JOURNAL_RECORDS_PER_SNAPSHOT, GROUP_JOURNAL_SEGMENT_BYTES } from './limits.js';
+import type { GroupConfig } from './types.js';
 
 const SNAPSHOT_FILE = 'state.json';
 const JOURNAL_DIR = 'journal';
-const SNAPSHOT_VERSION = 1;
-const ENTRY_KIND_SETTLE = 1;
-const SETTLE_ENTRY_BYTES = 12;
-
-interface GroupSnapshot {
-  version: number;
-  group: string;
-  createdAtMs: number;
-  journalOffset: number;
-  partitions: Array<{ floor: number; settled: number[] }>;
-}
+/** Journal records replayed per read during recovery. */
+const REPLAY_READ_RECORDS = 1024;
 
 export interface GroupStoreOptions {
   dir: string;
@@ -42,22 +36,24 @@ export interface GroupStoreOptions {
   logger: Logger;
   durability: Durability;
   partitions: number;
-  /** Floors for a new group (its start position), per partition. */
-  initialFloors: () => Promise<number[]>;
+  /** For a new group: its configuration and start floors, per partition. */
+  initial: () => Promise<{ config: GroupConfig; floors: number[] }>;
 }
 
 export class GroupStore {
-  private pendingPartitions: number[] = [];
-  private pendingOffsets: number[] = [];
+  private pending: GroupEvent[] = [];
   private pendingFlush: Promise<void> | null = null;
+  /** Highest dispatched end queued per partition in the pending batch (merged into one event). */
+  private readonly pendingDispatched = new Map<number, number>();
   private snapshotting = false;
-  private appliedJournalOffset: number;
   private closed = false;
+  private appliedJournalOffset: number;
 
   private constructor(
     private readonly options: GroupStoreOptions,
     private readonly journal: Log,
-    readonly acks: AckSet[],
+    readonly state: GroupState,
+    readonly config: GroupConfig,
     private snapshotJournalOffset: number,
     readonly createdAtMs: number,
   ) {
@@ -70,14 +66,13 @@ export class GroupStore {
     const snapshotPath = join(dir, SNAPSHOT_FILE);
     let snapshot: GroupSnapshot;
     if ((await fs.stat(snapshotPath)) === null) {
-      const floors = await options.initialFloors();
-      snapshot = {
-        version: SNAPSHOT_VERSION,
+      const { config, floors } = await options.initial();
+      snapshot = new GroupState(floors.map((floor) => new PartitionGroupState(new AckSet(floor), floor))).toSnapshot({
         group: options.group,
         createdAtMs: options.clock.nowMs(),
+        config,
         journalOffset: 0,
-        partitions: floors.map((floor) => ({ floor, settled: [] })),
-      };
+      });
       await writeFileAtomic(fs, snapshotPath, Buffer.from(JSON.stringify(snapshot)));
     } else {
       snapshot = parseSnapshot(await fs.readFile(snapshotPath), snapshotPath);
@@ -91,23 +86,35 @@ export class GroupStore {
       segmentBytes: GROUP_JOURNAL_SEGMENT_BYTES,
       tailCacheBytes: 0,
     });
-    const acks: AckSet[] = [];
-    for (let partition = 0; partition < options.partitions; partition++) {
-      const saved = snapshot.partitions[partition] ?? { floor: 0, settled: [] };
-      acks.push(new AckSet(saved.floor, saved.settled));
-    }
-    await replayJournal(journal, Math.max(snapshot.journalOffset, journal.startOffset), acks);
-    return new GroupStore(options, journal, acks, snapshot.journalOffset, snapshot.createdAtMs);
+    const state = GroupState.fromSnapshot(snapshot, options.partitions);
+    await replayJournal(journal, Math.max(snapshot.journalOffset, journal.startOffset), state);
+    return new GroupStore(options, journal, state, snapshot.config, snapshot.journalOffset, snapshot.createdAtMs);
+  }
+
+  settle(partition: number, offset: number): Promise<void> {
+    return this.record({ kind: GroupEventKind.settle, partition, offset });
+  }
+
+  /** Notes that delivery reached `endOffset`; merged per partition and tick, never awaited. */
+  dispatched(partition: number, endOffset: number): void {
+    const queued = this.pendingDispatched.get(partition);
+    if (queued !== undefined && queued >= endOffset) return;
+    if (this.state.partitions[partition]!.dispatchedEnd >= endOffset) return;
+    this.pendingDispatched.set(partition, endOffset);
+    this.scheduleFlush().catch(() => undefined);
   }
 
   /**
-   * Records that `offset` of `partition` is settled. Settlements made in the same tick share one
-   * journal record; the promise resolves once that record is durable per the topic's mode.
+   * Journals an event. Events of the same tick share one journal record; the promise resolves
+   * once that record is durable per the topic's mode and the event is applied to `state`.
    */
-  settle(partition: number, offset: number): Promise<void> {
+  record(event: GroupEvent): Promise<void> {
     if (this.closed) return Promise.reject(new FerryError('LOG_CLOSED', 'group is closed'));
-    this.pendingPartitions.push(partition);
-    this.pendingOffsets.push(offset);
+    this.pending.push(event);
+    return this.scheduleFlush();
+  }
+
+  private scheduleFlush(): Promise<void> {
     if (this.pendingFlush === null) {
       this.pendingFlush = new Promise<void>((resolve) => queueMicrotask(resolve)).then(() => this.flush());
     }
@@ -115,17 +122,17 @@ export class GroupStore {
   }
 
   private async flush(): Promise<void> {
-    const partitions = this.pendingPartitions;
-    const offsets = this.pendingOffsets;
-    this.pendingPartitions = [];
-    this.pendingOffsets = [];
+    const events = this.pending;
+    for (const [partition, endOffset] of this.pendingDispatched) events.push({ kind: GroupEventKind.dispatched, partition, endOffset });
+    this.pending = [];
+    this.pendingDispatched.clear();
     this.pendingFlush = null;
-    const value = encodeSettlements(partitions, offsets);
-    const { lastOffset } = await this.journal.append([{ value }]);
+    if (events.length === 0) return;
+    const { lastOffset } = await this.journal.append([{ value: encodeGroupEvents(events) }]);
     // The journal resolves appends in offset order, so everything below this is applied.
     assert.ok(lastOffset + 1 > this.appliedJournalOffset);
     this.appliedJournalOffset = lastOffset + 1;
-    for (let i = 0; i < partitions.length; i++) this.acks[partitions[i]!]!.settle(offsets[i]!);
+    for (const event of events) this.state.apply(event);
     if (this.journal.nextOffset - this.snapshotJournalOffset >= GROUP_JOURNAL_RECORDS_PER_SNAPSHOT) {
       void this.snapshot().catch((error: unknown) =>
         this.options.logger.error('group.snapshot_failed', { group: this.options.group, error }),
@@ -138,15 +145,14 @@ export class GroupStore {
     if (this.snapshotting || this.closed) return;
     this.snapshotting = true;
     try {
-      // `acks` holds exactly the journal records below appliedJournalOffset.
+      // `state` holds exactly the journal records below appliedJournalOffset.
       const journalOffset = this.appliedJournalOffset;
-      const snapshot: GroupSnapshot = {
-        version: SNAPSHOT_VERSION,
+      const snapshot = this.state.toSnapshot({
         group: this.options.group,
         createdAtMs: this.createdAtMs,
+        config: this.config,
         journalOffset,
-        partitions: this.acks.map((acks) => ({ floor: acks.ackFloor, settled: acks.settledAboveFloor() })),
-      };
+      });
       await writeFileAtomic(this.options.fs, join(this.options.dir, SNAPSHOT_FILE), Buffer.from(JSON.stringify(snapshot)));
       this.snapshotJournalOffset = journalOffset;
       await this.journal.deleteSegmentsBefore(journalOffset);
@@ -157,46 +163,18 @@ export class GroupStore {
 
   async close(): Promise<void> {
     if (this.closed) return;
-    if (this.pendingFlush !== null) await this.pendingFlush.catch(() => undefined);
+    while (this.pendingFlush !== null) await this.pendingFlush.catch(() => undefined);
     this.closed = true;
     await this.journal.close();
   }
 }
 
-function encodeSettlements(partitions: number[], offsets: number[]): Buffer {
-  const buffer = Buffer.allocUnsafe(1 + 4 + partitions.length * SETTLE_ENTRY_BYTES);
-  buffer.writeUInt8(ENTRY_KIND_SETTLE, 0);
-  buffer.writeUInt32BE(partitions.length, 1);
-  let position = 5;
-  for (let i = 0; i < partitions.length; i++) {
-    const offset = offsets[i]!;
-    buffer.writeUInt32BE(partitions[i]!, position);
-    buffer.writeUInt32BE(Math.floor(offset / 0x1_0000_0000), position + 4);
-    buffer.writeUInt32BE(offset >>> 0, position + 8);
-    position += SETTLE_ENTRY_BYTES;
-  }
-  return buffer;
-}
-
-function applySettlements(value: Buffer, acks: AckSet[]): void {
-  assert.equal(value.readUInt8(0), ENTRY_KIND_SETTLE);
-  const count = value.readUInt32BE(1);
-  assert.equal(value.length, 5 + count * SETTLE_ENTRY_BYTES);
-  let position = 5;
-  for (let i = 0; i < count; i++) {
-    const partition = value.readUInt32BE(position);
-    const offset = value.readUInt32BE(position + 4) * 0x1_0000_0000 + value.readUInt32BE(position + 8);
-    acks[partition]?.settle(offset);
-    position += SETTLE_ENTRY_BYTES;
-  }
-}
-
-async function replayJournal(journal: Log, fromOffset: number, acks: AckSet[]): Promise<void> {
+async function replayJournal(journal: Log, fromOffset: number, state: GroupState): Promise<void> {
   let offset = fromOffset;
   while (offset < journal.nextOffset) {
-    const records = await journal.read(offset, { recordsMax: 1024 });
+    const records = await journal.read(offset, { recordsMax: REPLAY_READ_RECORDS });
     if (records.length === 0) break;
-    for (const record of records) applySettlements(record.value, acks);
+    for (const record of records) for (const event of decodeGroupEvents(record.value)) state.apply(event);
     offset = records[records.length - 1]!.offset + 1;
   }
 }
@@ -208,8 +186,8 @@ function parseSnapshot(bytes: Buffer, path: string): GroupSnapshot {
   } catch (cause) {
     throw new FerryError('STORAGE_FAILED', `group state ${path} is not valid JSON`, { cause });
   }
-  if (parsed.version !== SNAPSHOT_VERSION || !Array.isArray(parsed.partitions)) {
-    throw new FerryError('STORAGE_FAILED', `group state ${path} has an unknown format`);
+  if (parsed.version !== GROUP_SNAPSHOT_VERSION || !Array.isArray(parsed.partitions) || typeof parsed.config !== 'object') {
+    throw new FerryError('STORAGE_FAILED', `group state ${path} has an unknown format (version ${String(parsed.version)})`);
   }
   return parsed;
 }

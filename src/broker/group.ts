@@ -1,34 +1,43 @@
 /**
- * A queue group on one topic: subscribers compete for messages, each message goes to one of
- * them, and the group remembers (durably, through GroupStore) exactly which messages are settled.
+ * A queue group on one topic: subscribers compete for messages, each message goes to one of them,
+ * and the group remembers durably (GroupStore) which messages are settled.
  *
  * Dispatch is push with credit: a subscriber receives a message only while it has credit (one
- * credit per delivery). Unsettled messages of a subscriber that leaves, and nacked ones, return to
- * the group's redelivery queue and go to any subscriber before new messages do.
+ * credit per delivery). A delivery not acked within ackTimeoutMs, or nacked, waits for its backoff
+ * and is delivered again, to any subscriber; after deliveriesMax deliveries (or on reject) it moves
+ * to the dead-letter topic (dead-letter.ts). Messages waiting for redelivery go before new ones.
  */
-import type { Logger } from '../platform/logger.js';
 import type { Clock, TimerHandle } from '../platform/clock.js';
+import type { Logger } from '../platform/logger.js';
 import { FerryError } from '../protocol/errors.js';
 import type { Log } from '../storage/log.js';
 import type { LogRecord } from '../storage/types.js';
-import { GroupStore } from './group-store.js';
+import { backoffDelayMs } from './backoff.js';
+import { DeadLetterer, type DeadLetterTarget } from './dead-letter.js';
+import { GroupEventKind } from './group-journal.js';
+import type { GroupStore } from './group-store.js';
 import { PartitionReader } from './partition-reader.js';
-import type { Delivery, DeliverySink, Subscription } from './types.js';
+import type { Delivery, DeliverySink, GroupConfig, GroupInfo, Subscription } from './types.js';
 
 interface InFlight {
   subscription: GroupSubscription;
   deliveryCount: number;
+  /** Monotonic time after which the delivery times out. */
+  deadlineMs: number;
+  deliveredAtMs: number;
 }
 
 class GroupPartition {
+  /** In delivery order; touch() re-inserts, so deadlines never decrease along the map. */
   readonly inFlight = new Map<number, InFlight>();
-  /** Offsets waiting for redelivery, ascending. */
+  /** Offsets due for redelivery now, ascending. */
   readonly redeliver: number[] = [];
-  /** Records fetched for redelivery, in the order of `redeliver` at fetch time. */
+  /** Records fetched for redelivery. */
   redeliverReady: LogRecord[] = [];
   fetchingRedelivery = false;
-  /** Delivery counts of offsets that were delivered before and are waiting again. */
-  readonly previousDeliveries = new Map<number, number>();
+  /** Offsets waiting for a redelivery (scheduled or due) → deliveries so far. */
+  readonly waiting = new Map<number, number>();
+  readonly retryTimers = new Map<number, TimerHandle>();
 
   constructor(
     readonly index: number,
@@ -37,60 +46,118 @@ class GroupPartition {
   ) {}
 }
 
+export interface GroupDeps {
+  topic: string;
+  name: string;
+  logs: Log[];
+  store: GroupStore;
+  clock: Clock;
+  logger: Logger;
+  random: () => number;
+  allocateSubscriptionId: () => number;
+  deadLetters: DeadLetterTarget;
+}
+
 export class Group {
+  readonly topic: string;
+  readonly name: string;
+  readonly config: GroupConfig;
   private readonly subscriptions: GroupSubscription[] = [];
   private readonly partitions: GroupPartition[];
+  private readonly deadLetterer: DeadLetterer;
   private nextSubscriberIndex = 0;
   private nextPartitionIndex = 0;
   private pumping = false;
   private closed = false;
-  private readonly timers = new Set<TimerHandle>();
+  private ackTimer: TimerHandle | null = null;
 
-  constructor(
-    readonly topic: string,
-    readonly name: string,
-    logs: Log[],
-    private readonly store: GroupStore,
-    private readonly clock: Clock,
-    private readonly logger: Logger,
-    private readonly allocateSubscriptionId: () => number,
-  ) {
-    this.partitions = logs.map((log, index) => {
-      const floor = Math.max(store.acks[index]!.ackFloor, log.startOffset);
-      const reader = new PartitionReader(log, floor, () => this.pump(), logger, { topic, group: name, partition: index });
+  private constructor(private readonly deps: GroupDeps) {
+    this.topic = deps.topic;
+    this.name = deps.name;
+    this.config = deps.store.config;
+    this.partitions = deps.logs.map((log, index) => {
+      const floor = Math.max(deps.store.state.partitions[index]!.acks.ackFloor, log.startOffset);
+      const reader = new PartitionReader(log, floor, () => this.pump(), deps.logger, { topic: deps.topic, group: deps.name, partition: index });
       return new GroupPartition(index, log, reader);
     });
+    this.deadLetterer = new DeadLetterer({
+      topic: deps.topic,
+      group: deps.name,
+      deadLetterTopic: this.config.deadLetterTopic,
+      logs: deps.logs,
+      store: deps.store,
+      clock: deps.clock,
+      logger: deps.logger,
+      target: deps.deadLetters,
+      onSettled: () => this.pump(),
+    });
+  }
+
+  /** Opens the group over its recovered store: schedules pending redeliveries, finishes dead-lettering. */
+  static async open(deps: GroupDeps): Promise<Group> {
+    const group = new Group(deps);
+    const nowMs = deps.clock.nowMs();
+    deps.store.state.partitions.forEach((state, index) => {
+      const partition = group.partitions[index]!;
+      for (const [offset, retry] of state.retries) group.scheduleRedelivery(partition, offset, retry.deliveries, retry.dueMs - nowMs);
+    });
+    await group.deadLetterer.recover();
+    return group;
   }
 
   get subscriberCount(): number {
     return this.subscriptions.length;
   }
 
-  describe(): { name: string; subscribers: number; inFlight: number; pendingRedelivery: number; partitions: Array<{ partition: number; ackFloor: number; lag: number }> } {
+  describe(): GroupInfo {
+    const state = this.deps.store.state;
     let inFlight = 0;
     let pendingRedelivery = 0;
-    for (const partition of this.partitions) {
+    let pending = 0;
+    let oldestDeliveredAtMs = Infinity;
+    const partitions = this.partitions.map((partition) => {
       inFlight += partition.inFlight.size;
-      pendingRedelivery += partition.redeliver.length;
-    }
+      pendingRedelivery += partition.waiting.size;
+      for (const entry of partition.inFlight.values()) oldestDeliveredAtMs = Math.min(oldestDeliveredAtMs, entry.deliveredAtMs);
+      const acks = state.partitions[partition.index]!.acks;
+      const lag = Math.max(0, partition.log.nextOffset - Math.max(acks.ackFloor, partition.log.startOffset) - acks.settledAboveCount);
+      pending += lag;
+      return { partition: partition.index, ackFloor: acks.ackFloor, lag };
+    });
     return {
+      topic: this.topic,
       name: this.name,
+      config: this.config,
       subscribers: this.subscriptions.length,
       inFlight,
       pendingRedelivery,
-      partitions: this.partitions.map((partition) => {
-        const ackFloor = this.store.acks[partition.index]!.ackFloor;
-        return { partition: partition.index, ackFloor, lag: Math.max(0, partition.log.nextOffset - ackFloor) };
-      }),
+      pending,
+      redeliveredTotal: state.redeliveredTotal,
+      deadLetteredTotal: state.deadLetteredTotal,
+      oldestUnackedAgeMs: oldestDeliveredAtMs === Infinity ? 0 : Math.max(0, this.deps.clock.monotonicMs() - oldestDeliveredAtMs),
+      partitions,
     };
   }
 
-  subscribe(sink: DeliverySink, credit: number): Subscription {
+  subscribe(sink: DeliverySink, credit: number): GroupSubscription {
     if (this.closed) throw new FerryError('BROKER_CLOSING', 'group is closing');
-    const subscription = new GroupSubscription(this.allocateSubscriptionId(), this, sink, credit);
+    const subscription = new GroupSubscription(this.deps.allocateSubscriptionId(), this, sink, credit);
     this.subscriptions.push(subscription);
     queueMicrotask(() => this.pump());
     return subscription;
+  }
+
+  ackFloor(partition: number): number {
+    return this.deps.store.state.partitions[partition]!.acks.ackFloor;
+  }
+
+  isSettled(partition: number, offset: number): boolean {
+    return this.deps.store.state.partitions[partition]!.acks.isSettled(offset);
+  }
+
+  /** Settles an offset without a delivery (used by redrive on its internal group). */
+  settleDirect(partition: number, offset: number): Promise<void> {
+    return this.deps.store.settle(partition, offset);
   }
 
   /** The log of a partition advanced: there may be new messages. */
@@ -132,12 +199,14 @@ export class Group {
     const count = this.partitions.length;
     for (let i = 0; i < count; i++) {
       const partition = this.partitions[(this.nextPartitionIndex + i) % count]!;
-      const record = this.nextRecord(partition);
-      if (record === undefined) continue;
+      const next = this.nextRecord(partition);
+      if (next === undefined) continue;
+      const { record, deliveriesBefore } = next;
       this.nextPartitionIndex = (partition.index + 1) % count;
-      const deliveryCount = (partition.previousDeliveries.get(record.offset) ?? 0) + 1;
-      partition.previousDeliveries.delete(record.offset);
-      partition.inFlight.set(record.offset, { subscription, deliveryCount });
+      const deliveryCount = deliveriesBefore + 1;
+      const nowMs = this.deps.clock.monotonicMs();
+      partition.inFlight.set(record.offset, { subscription, deliveryCount, deadlineMs: nowMs + this.config.ackTimeoutMs, deliveredAtMs: nowMs });
+      this.armAckTimer();
       subscription.credit -= 1;
       subscription.inFlight += 1;
       const delivery: Delivery = {
@@ -156,16 +225,23 @@ export class Group {
     return false;
   }
 
-  private nextRecord(partition: GroupPartition): LogRecord | undefined {
-    const acks = this.store.acks[partition.index]!;
+  private nextRecord(partition: GroupPartition): { record: LogRecord; deliveriesBefore: number } | undefined {
+    const state = this.deps.store.state.partitions[partition.index]!;
     while (partition.redeliverReady.length > 0) {
       const record = partition.redeliverReady.shift()!;
-      if (!acks.isSettled(record.offset) && !partition.inFlight.has(record.offset)) return record;
+      const deliveries = partition.waiting.get(record.offset);
+      if (deliveries === undefined || state.acks.isSettled(record.offset)) continue;
+      partition.waiting.delete(record.offset);
+      return { record, deliveriesBefore: deliveries };
     }
     for (;;) {
       const record = partition.reader.take();
       if (record === undefined) return undefined;
-      if (!acks.isSettled(record.offset) && !partition.inFlight.has(record.offset)) return record;
+      const offset = record.offset;
+      if (state.acks.isSettled(offset) || partition.inFlight.has(offset) || partition.waiting.has(offset)) continue;
+      if (this.deadLetterer.isMoving(partition.index, offset)) continue;
+      this.deps.store.dispatched(partition.index, offset + 1);
+      return { record, deliveriesBefore: state.deliveriesOf(offset) };
     }
   }
 
@@ -197,54 +273,131 @@ export class Group {
         const [record] = await log.read(offset, { recordsMax: 1 });
         if (record !== undefined && record.offset === offset) records.push(record);
       } catch (error) {
-        this.logger.error('broker.group.redelivery_read_failed', { topic: this.topic, group: this.name, offset, error });
+        this.deps.logger.error('broker.group.redelivery_read_failed', { topic: this.topic, group: this.name, offset, error });
       }
     }
     return records;
   }
 
+  // --- Ack timeouts ---
+
+  private armAckTimer(): void {
+    if (this.ackTimer !== null || this.closed) return;
+    let earliestMs = Infinity;
+    for (const partition of this.partitions) {
+      const first = partition.inFlight.values().next();
+      if (!first.done) earliestMs = Math.min(earliestMs, first.value.deadlineMs);
+    }
+    if (earliestMs === Infinity) return;
+    this.ackTimer = this.deps.clock.schedule(earliestMs - this.deps.clock.monotonicMs(), () => {
+      this.ackTimer = null;
+      this.expireDeliveries();
+      this.armAckTimer();
+    });
+  }
+
+  private expireDeliveries(): void {
+    const nowMs = this.deps.clock.monotonicMs();
+    for (const partition of this.partitions) {
+      for (const [offset, entry] of partition.inFlight) {
+        if (entry.deadlineMs > nowMs) break;
+        partition.inFlight.delete(offset);
+        entry.subscription.inFlight -= 1;
+        this.deps.logger.debug('broker.group.ack_timeout', { topic: this.topic, group: this.name, partition: partition.index, offset });
+        void this.fail(partition, offset, entry.deliveryCount, 'ack timeout').catch((error: unknown) =>
+          this.deps.logger.error('broker.group.redelivery_failed', { topic: this.topic, group: this.name, offset, error }),
+        );
+      }
+    }
+  }
+
+  // --- Settling, redelivery, dead letters ---
+
   settle(partitionIndex: number, offset: number): Promise<void> {
     const partition = this.partitionAt(partitionIndex);
+    const state = this.deps.store.state.partitions[partitionIndex]!;
     const entry = partition.inFlight.get(offset);
     if (entry !== undefined) {
       partition.inFlight.delete(offset);
       entry.subscription.inFlight -= 1;
-    } else if (this.store.acks[partitionIndex]!.isSettled(offset) || offset >= partition.reader.position) {
-      // Already settled, or never delivered: nothing to do for a settled one; an ack for an
-      // offset never delivered is a client error.
-      if (offset >= partition.reader.position && !this.store.acks[partitionIndex]!.isSettled(offset)) {
-        return Promise.reject(new FerryError('UNKNOWN_DELIVERY', `offset ${offset} of partition ${partitionIndex} was not delivered to this group`));
-      }
+    } else if (partition.waiting.has(offset)) {
+      // A late ack of a message waiting for redelivery (its delivery timed out): settle it all the same.
+      this.forgetWaiting(partition, offset);
+    } else if (state.acks.isSettled(offset)) {
       return Promise.resolve();
-    } else {
-      // Waiting for redelivery (e.g. a late ack after its subscriber left): settle it all the same.
-      removeSorted(partition.redeliver, offset);
-      partition.previousDeliveries.delete(offset);
+    } else if (offset >= partition.reader.position) {
+      return Promise.reject(new FerryError('UNKNOWN_DELIVERY', `offset ${offset} of partition ${partitionIndex} was not delivered to this group`));
     }
-    return this.store.settle(partitionIndex, offset);
+    return this.deps.store.settle(partitionIndex, offset);
   }
 
-  release(subscription: GroupSubscription, partitionIndex: number, offset: number, delayMs: number): void {
+  /** nack: the message goes back for redelivery after its backoff (or `delayMs`). */
+  release(subscription: GroupSubscription, partitionIndex: number, offset: number, delayMs?: number): Promise<void> {
     const partition = this.partitionAt(partitionIndex);
+    const entry = this.takeInFlight(subscription, partition, offset);
+    return this.fail(partition, offset, entry.deliveryCount, 'nack', delayMs);
+  }
+
+  reject(subscription: GroupSubscription, partitionIndex: number, offset: number, reason: string): Promise<void> {
+    const partition = this.partitionAt(partitionIndex);
+    const entry = this.takeInFlight(subscription, partition, offset);
+    return this.deadLetterer.move(partition.index, offset, entry.deliveryCount, reason);
+  }
+
+  touch(subscription: GroupSubscription, partitionIndex: number, offset: number): void {
+    const partition = this.partitionAt(partitionIndex);
+    const entry = this.takeInFlight(subscription, partition, offset);
+    // Re-inserted at the end: its new deadline is the latest, which keeps the map in deadline order.
+    entry.deadlineMs = this.deps.clock.monotonicMs() + this.config.ackTimeoutMs;
+    partition.inFlight.set(offset, entry);
+    subscription.inFlight += 1;
+  }
+
+  private takeInFlight(subscription: GroupSubscription, partition: GroupPartition, offset: number): InFlight {
     const entry = partition.inFlight.get(offset);
     if (entry === undefined || entry.subscription !== subscription) {
-      throw new FerryError('UNKNOWN_DELIVERY', `offset ${offset} of partition ${partitionIndex} is not in flight on this subscription`);
+      throw new FerryError('UNKNOWN_DELIVERY', `offset ${offset} of partition ${partition.index} is not in flight on this subscription`);
     }
     partition.inFlight.delete(offset);
     subscription.inFlight -= 1;
-    partition.previousDeliveries.set(offset, entry.deliveryCount);
-    if (delayMs <= 0) {
-      insertSorted(partition.redeliver, offset);
-      this.pump();
+    return entry;
+  }
+
+  /** A delivery failed (nack or ack timeout): schedule its redelivery, or dead-letter it. */
+  private async fail(partition: GroupPartition, offset: number, deliveries: number, reason: string, delayMs?: number): Promise<void> {
+    if (deliveries >= this.config.deliveriesMax) {
+      await this.deadLetterer.move(partition.index, offset, deliveries, `${reason} after ${deliveries} deliveries`);
       return;
     }
-    const timer = this.clock.schedule(delayMs, () => {
-      this.timers.delete(timer);
-      if (this.closed) return;
+    const delay = delayMs ?? backoffDelayMs(this.config.backoffMs, deliveries, this.deps.random);
+    const dueMs = this.deps.clock.nowMs() + delay;
+    this.scheduleRedelivery(partition, offset, deliveries, delay);
+    await this.deps.store.record({ kind: GroupEventKind.retry, partition: partition.index, offset, deliveries, dueMs });
+  }
+
+  private scheduleRedelivery(partition: GroupPartition, offset: number, deliveries: number, delayMs: number): void {
+    partition.waiting.set(offset, deliveries);
+    partition.retryTimers.get(offset)?.cancel();
+    if (delayMs <= 0) {
+      partition.retryTimers.delete(offset);
+      insertSorted(partition.redeliver, offset);
+      queueMicrotask(() => this.pump());
+      return;
+    }
+    const timer = this.deps.clock.schedule(delayMs, () => {
+      partition.retryTimers.delete(offset);
+      if (this.closed || !partition.waiting.has(offset)) return;
       insertSorted(partition.redeliver, offset);
       this.pump();
     });
-    this.timers.add(timer);
+    partition.retryTimers.set(offset, timer);
+  }
+
+  private forgetWaiting(partition: GroupPartition, offset: number): void {
+    partition.waiting.delete(offset);
+    partition.retryTimers.get(offset)?.cancel();
+    partition.retryTimers.delete(offset);
+    removeSorted(partition.redeliver, offset);
   }
 
   removeSubscription(subscription: GroupSubscription): void {
@@ -254,12 +407,30 @@ export class Group {
     for (const partition of this.partitions) {
       for (const [offset, entry] of partition.inFlight) {
         if (entry.subscription !== subscription) continue;
+        // Not the message's fault: it goes straight back, keeping its delivery count.
         partition.inFlight.delete(offset);
-        partition.previousDeliveries.set(offset, entry.deliveryCount);
-        insertSorted(partition.redeliver, offset);
+        this.scheduleRedelivery(partition, offset, entry.deliveryCount, 0);
       }
     }
     subscription.inFlight = 0;
+    this.pump();
+  }
+
+  /** Moves the group to new floors: everything below is settled, everything from them on is pending. */
+  async reset(floors: number[]): Promise<void> {
+    for (const partition of this.partitions) {
+      const floor = floors[partition.index]!;
+      for (const entry of partition.inFlight.values()) entry.subscription.inFlight -= 1;
+      partition.inFlight.clear();
+      for (const offset of [...partition.waiting.keys()]) this.forgetWaiting(partition, offset);
+      partition.redeliverReady = [];
+      partition.reader.seek(floor);
+    }
+    await Promise.all(
+      this.partitions.map((partition) =>
+        this.deps.store.record({ kind: GroupEventKind.reset, partition: partition.index, floor: floors[partition.index]! }),
+      ),
+    );
     this.pump();
   }
 
@@ -272,12 +443,16 @@ export class Group {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const timer of this.timers) timer.cancel();
-    this.timers.clear();
+    this.ackTimer?.cancel();
+    for (const partition of this.partitions) {
+      for (const timer of partition.retryTimers.values()) timer.cancel();
+      partition.retryTimers.clear();
+      partition.reader.close();
+    }
     for (const subscription of [...this.subscriptions]) subscription.markClosed();
     this.subscriptions.length = 0;
-    for (const partition of this.partitions) partition.reader.close();
-    await this.store.close();
+    await this.deadLetterer.close();
+    await this.deps.store.close();
   }
 }
 
@@ -310,11 +485,19 @@ export class GroupSubscription implements Subscription {
   }
 
   ack(partition: number, offset: number): Promise<void> {
-    return this.owner.settle( partition, offset);
+    return this.owner.settle(partition, offset);
   }
 
   async nack(partition: number, offset: number, options: { delayMs?: number } = {}): Promise<void> {
-    this.owner.release(this, partition, offset, options.delayMs ?? 0);
+    await this.owner.release(this, partition, offset, options.delayMs);
+  }
+
+  async reject(partition: number, offset: number, reason: string): Promise<void> {
+    await this.owner.reject(this, partition, offset, reason);
+  }
+
+  async touch(partition: number, offset: number): Promise<void> {
+    this.owner.touch(this, partition, offset);
   }
 
   resume(): void {

@@ -17,3 +17,14 @@ export const DISPATCH_READ_BYTES_MAX = 1024 * 1024;
 export const GROUP_JOURNAL_RECORDS_PER_SNAPSHOT = 20_000;
 /** Journal segment size: small, so segments below a snapshot can be deleted soon. */
 export const GROUP_JOURNAL_SEGMENT_BYTES = 4 * 1024 * 1024;
+/** Ids remembered for exactly-once publish per topic; past it the oldest are forgotten early. */
+export const DEDUP_ENTRIES_MAX = 1_000_000;
+/** Bounds of a group's ack timeout: below 100 ms redeliveries would storm; above a day is a stuck consumer. */
+export const ACK_TIMEOUT_MS_MIN = 100;
+export const ACK_TIMEOUT_MS_MAX = 24 * 3600 * 1000;
+/** Deliveries of one message before it is dead-lettered, at most. */
+export const DELIVERIES_MAX_LIMIT = 1000;
+/** Longest delay of a delayed message: one year. */
+export const DELAY_MS_MAX = 366 * 24 * 3600 * 1000;
+/** Message ids are compared and kept in memory: keep them short. */
+export const MESSAGE_ID_BYTES_MAX = 256;

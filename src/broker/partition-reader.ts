@@ -16,6 +16,8 @@ export class PartitionReader {
   private fetchOffset: number;
   private fetching = false;
   private closed = false;
+  /** Bumped by seek(), so that a fetch started before it is ignored. */
+  private generation = 0;
 
   constructor(
     private readonly log: Log,
@@ -54,16 +56,21 @@ export class PartitionReader {
     const endOffset = this.log.visibleEndOffset;
     if (this.fetchOffset >= endOffset) return;
     this.fetching = true;
+    const generation = this.generation;
     const recordsMax = Math.max(1, Math.min(DISPATCH_READ_RECORDS_MAX, recordsWanted));
     this.log.read(this.fetchOffset, { recordsMax, bytesMax: DISPATCH_READ_BYTES_MAX, endOffset }).then(
-      (records) => this.fetched(records),
-      (error: unknown) => this.fetchFailed(error),
+      (records) => this.fetched(records, generation),
+      (error: unknown) => this.fetchFailed(error, generation),
     );
   }
 
-  private fetched(records: LogRecord[]): void {
+  private fetched(records: LogRecord[], generation: number): void {
     this.fetching = false;
     if (this.closed) return;
+    if (generation !== this.generation) {
+      this.onReady();
+      return;
+    }
     if (records.length > 0) {
       this.buffer = records;
       this.bufferIndex = 0;
@@ -72,9 +79,13 @@ export class PartitionReader {
     this.onReady();
   }
 
-  private fetchFailed(error: unknown): void {
+  private fetchFailed(error: unknown, generation: number): void {
     this.fetching = false;
     if (this.closed) return;
+    if (generation !== this.generation) {
+      this.onReady();
+      return;
+    }
     if (isFerryError(error, 'OFFSET_OUT_OF_RANGE') && this.fetchOffset < this.log.startOffset) {
       // Retention removed what we were about to read: continue at the oldest record kept.
       this.logger.warn('broker.reader.skipped_deleted', { ...this.context, from: this.fetchOffset, to: this.log.startOffset });
@@ -88,6 +99,14 @@ export class PartitionReader {
       return;
     }
     this.onReady();
+  }
+
+  /** Continues at `offset`; anything buffered or being fetched is dropped. */
+  seek(offset: number): void {
+    this.buffer = [];
+    this.bufferIndex = 0;
+    this.fetchOffset = offset;
+    this.generation += 1;
   }
 
   close(): void {

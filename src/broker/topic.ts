@@ -13,13 +13,16 @@ import type { Logger } from '../platform/logger.js';
 import { writeFileAtomic } from '../platform/atomic-write.js';
 import { FerryError } from '../protocol/errors.js';
 import { Log } from '../storage/log.js';
-import type { RecordInput, RecoveryReport } from '../storage/types.js';
+import type { Header, RecordInput, RecoveryReport } from '../storage/types.js';
+import type { DeadLetterTarget } from './dead-letter.js';
+import { DEFAULT_DEDUP_WINDOW_MS, DedupIndex, ID_HEADER, type DedupEntry } from './dedup.js';
 import { Group } from './group.js';
 import { GroupStore } from './group-store.js';
+import { MESSAGE_ID_BYTES_MAX } from './limits.js';
 import { checkName } from './names.js';
 import { Partitioner } from './partitioner.js';
 import { StreamSubscription } from './stream-subscription.js';
-import type { PublishMessage, PublishResult, StartPosition, TopicConfig, TopicInfo } from './types.js';
+import type { DeliverySink, GroupConfig, PublishMessage, PublishResult, StartPosition, TopicConfig, TopicInfo } from './types.js';
 
 export const TOPIC_FILE = 'topic.json';
 const TOPIC_FILE_VERSION = 1;
@@ -30,8 +33,12 @@ export interface TopicContext {
   fs: FileSystem;
   clock: Clock;
   logger: Logger;
+  random: () => number;
   tailCacheBytes: number;
   allocateSubscriptionId: () => number;
+  deadLetters: DeadLetterTarget;
+  /** Fills in and checks a group's configuration for a new group of `topic`. */
+  resolveGroupConfig: (topic: string, options: Partial<GroupConfig>) => GroupConfig;
 }
 
 export class Topic {
@@ -40,6 +47,7 @@ export class Topic {
   private readonly groupsOpening = new Map<string, Promise<Group>>();
   private readonly streams = new Set<StreamSubscription>();
   private readonly unsubscribeAdvance: Array<() => void> = [];
+  private readonly dedup: DedupIndex;
 
   private constructor(
     readonly name: string,
@@ -49,6 +57,7 @@ export class Topic {
     private readonly context: TopicContext,
   ) {
     this.partitioner = new Partitioner(config.partitions);
+    this.dedup = new DedupIndex(config.dedupWindowMs ?? DEFAULT_DEDUP_WINDOW_MS, context.clock);
     for (const log of logs) {
       this.unsubscribeAdvance.push(log.onAdvance(() => this.onLogAdvance()));
     }
@@ -88,11 +97,15 @@ export class Topic {
       ),
     );
     const topic = new Topic(file.name, config, dir, logs, context);
-    const groupsDir = join(dir, GROUPS_DIR);
-    if ((await context.fs.stat(groupsDir)) !== null) {
-      for (const group of (await context.fs.readdir(groupsDir)).sort()) await topic.openGroup(group, { kind: 'earliest' });
-    }
+    await topic.dedup.rebuild(logs);
     return { topic, recovery: logs.map((log) => log.recovery) };
+  }
+
+  /** Opens the groups found on disk (after every topic is open: recovery may write dead letters). */
+  async openExistingGroups(): Promise<void> {
+    const groupsDir = join(this.dir, GROUPS_DIR);
+    if ((await this.context.fs.stat(groupsDir)) === null) return;
+    for (const group of (await this.context.fs.readdir(groupsDir)).sort()) await this.openGroup(group, { kind: 'earliest' });
   }
 
   get groupNames(): string[] {
@@ -123,8 +136,72 @@ export class Topic {
   }
 
   async publish(messages: readonly PublishMessage[]): Promise<PublishResult[]> {
+    let hasId = false;
+    for (const message of messages) {
+      if (message.id !== undefined) {
+        hasId = true;
+        checkMessageId(message.id);
+      }
+    }
+    if (!hasId) return this.append(messages);
+    return this.publishWithIds(messages);
+  }
+
+  /** Exactly-once publish: duplicates within the window are answered from the index. */
+  private async publishWithIds(messages: readonly PublishMessage[]): Promise<PublishResult[]> {
+    const results = new Array<PublishResult | Promise<PublishResult>>(messages.length);
+    const fresh: PublishMessage[] = [];
+    const freshIndexes: number[] = [];
+    const seenInBatch = new Map<string, number>();
+    for (let index = 0; index < messages.length; index++) {
+      const message = messages[index]!;
+      const id = message.id;
+      if (id === undefined) {
+        freshIndexes.push(index);
+        fresh.push(message);
+        continue;
+      }
+      const known = this.dedup.lookup(id);
+      if (known !== undefined) {
+        results[index] = Promise.resolve(known).then((entry) => {
+          if (entry === undefined) throw new FerryError('BROKER_BUSY', `the first publish of id ${id} failed; publish it again`);
+          return duplicateResult(entry);
+        });
+        continue;
+      }
+      const earlier = seenInBatch.get(id);
+      if (earlier !== undefined) {
+        results[index] = -earlier - 1 as unknown as PublishResult; // resolved below from the first one
+        continue;
+      }
+      seenInBatch.set(id, index);
+      freshIndexes.push(index);
+      fresh.push({ ...message, headers: [...(message.headers ?? []), [ID_HEADER, id] as Header] });
+    }
+    const appended = fresh.length === 0 ? Promise.resolve([]) : this.append(fresh);
+    for (const [id, index] of seenInBatch) {
+      const position = freshIndexes.indexOf(index);
+      this.dedup.begin(
+        id,
+        appended.then(
+          (stored): DedupEntry => ({ partition: stored[position]!.partition, offset: stored[position]!.offset, storedAtMs: this.context.clock.nowMs() }),
+          () => undefined,
+        ),
+      );
+    }
+    const stored = await appended;
+    freshIndexes.forEach((index, position) => (results[index] = stored[position]!));
+    const resolved = await Promise.all(results.map((result) => (typeof result === 'number' ? result : result)));
+    return resolved.map((result) => {
+      if (typeof result !== 'number') return result;
+      const first = resolved[-(result as number) - 1] as PublishResult;
+      return { ...first, duplicate: true };
+    });
+  }
+
+  private async append(messages: readonly PublishMessage[]): Promise<PublishResult[]> {
     const partitionCount = this.logs.length;
-    if (partitionCount === 1) {
+    if (partitionCount === 1 && messages.every((message) => message.partition === undefined || message.partition === 0)) {
       const result = await this.logs[0]!.append(messages as readonly RecordInput[]);
       return messages.map((_, index) => ({ partition: 0, offset: result.baseOffset + index, durability: result.durability }));
     }
@@ -151,8 +228,8 @@ export class Topic {
     });
   }
 
-  /** Returns the group, creating it (with `from` as its start) when it does not exist yet. */
-  async openGroup(name: string, from: StartPosition): Promise<Group> {
+  /** Returns the group, creating it (with `from` and `options` as its start and configuration) when new. */
+  async openGroup(name: string, from: StartPosition, options: Partial<GroupConfig> = {}): Promise<Group> {
     checkName('group', name);
     const existing = this.groups.get(name);
     if (existing !== undefined) return existing;
@@ -167,9 +244,19 @@ export class Topic {
         logger: this.context.logger,
         durability: this.config.durability,
         partitions: this.logs.length,
-        initialFloors: () => this.startOffsets(from),
+        initial: async () => ({ config: this.context.resolveGroupConfig(this.name, options), floors: await this.startOffsets(from) }),
       });
-      const group = new Group(this.name, name, this.logs, store, this.context.clock, this.context.logger, this.context.allocateSubscriptionId);
+      const group = await Group.open({
+        topic: this.name,
+        name,
+        logs: this.logs,
+        store,
+        clock: this.context.clock,
+        logger: this.context.logger,
+        random: this.context.random,
+        allocateSubscriptionId: this.context.allocateSubscriptionId,
+        deadLetters: this.context.deadLetters,
+      });
       this.groups.set(name, group);
       return group;
     })();
@@ -199,7 +286,7 @@ export class Topic {
     );
   }
 
-  openStream(id: number, startOffsets: number[], sink: ConstructorParameters<typeof StreamSubscription>[4], credit: number): StreamSubscription {
+  openStream(id: number, startOffsets: number[], sink: DeliverySink, credit: number): StreamSubscription {
     const stream = new StreamSubscription(id, this.name, this.logs, startOffsets, sink, credit, this.context.logger, (closed) =>
       this.streams.delete(closed),
     );
@@ -215,8 +302,19 @@ export class Topic {
   async close(): Promise<void> {
     for (const unsubscribe of this.unsubscribeAdvance) unsubscribe();
     for (const stream of [...this.streams]) await stream.close();
+    await Promise.all([...this.groupsOpening.values()].map((opening) => opening.catch(() => undefined)));
     await Promise.all([...this.groups.values()].map((group) => group.close()));
     this.groups.clear();
     await Promise.all(this.logs.map((log) => log.close()));
   }
+}
+
+function checkMessageId(id: unknown): void {
+  if (typeof id !== 'string' || id.length === 0 || Buffer.byteLength(id) > MESSAGE_ID_BYTES_MAX) {
+    throw new FerryError('INVALID_ARGUMENT', `a message id must be a non-empty string of at most ${MESSAGE_ID_BYTES_MAX} bytes`);
+  }
+}
+
+function duplicateResult(entry: DedupEntry): PublishResult {
+  return { partition: entry.partition, offset: entry.offset, durability: 'synced', duplicate: true };
 }

@@ -13,6 +13,8 @@ export interface TopicConfig {
   syncIntervalMs: number;
   retention: RetentionPolicy;
   segmentBytes: number;
+  /** Exactly-once publish: how long a message id is remembered (default 2 min). */
+  dedupWindowMs?: number;
 }
 
 export interface TopicPartitionInfo {
@@ -38,6 +40,15 @@ export interface PublishMessage {
   key?: Buffer | null;
   headers?: readonly Header[];
   value: Buffer;
+  /**
+   * Message id for exactly-once publish: a second publish with the same id within the topic's
+   * dedup window stores nothing and is answered with the first one's partition and offset.
+   */
+  id?: string;
+  /** Deliver to groups no earlier than this many ms after the broker receives it. */
+  delayMs?: number;
+  /** Deliver to groups no earlier than this time (ms since the epoch); wins over delayMs. */
+  deliverAtMs?: number;
 }
 
 export interface PublishResult {
@@ -45,6 +56,10 @@ export interface PublishResult {
   offset: number;
   /** 'synced' once fdatasync covered it (always `always` topics); 'written' otherwise. */
   durability: 'synced' | 'written';
+  /** True when the id was seen within the dedup window: nothing was stored, the first offset is returned. */
+  duplicate?: boolean;
+  /** For a delayed message: when it becomes deliverable (ms since the epoch). */
+  deliverAtMs?: number;
 }
 
 /** Where a subscription starts: for a group, only when the group is new. */
@@ -54,12 +69,64 @@ export type StartPosition =
   | { kind: 'offset'; offset: number }
   | { kind: 'timestamp'; timestampMs: number };
 
-export interface SubscribeOptions {
+/** How a queue group redelivers; set when the group is created (first subscribe), then kept. */
+export interface GroupConfig {
+  /** A delivery not acked within this is redelivered (after the backoff for its delivery count). */
+  ackTimeoutMs: number;
+  /** Delay before each redelivery (the last repeats); empty means the default exponential schedule. */
+  backoffMs: number[];
+  /** After this many deliveries a nack or timeout moves the message to the dead-letter topic. */
+  deliveriesMax: number;
+  /** Where dead letters go (an ordinary topic, created on first use). */
+  deadLetterTopic: string;
+}
+
+export interface SubscribeOptions extends Partial<GroupConfig> {
   /** Queue group name; absent means a stream subscription that keeps no state. */
   group?: string;
   from?: StartPosition;
   /** Deliveries allowed before the subscriber grants more credit (initial credit). */
   credit?: number;
+}
+
+export interface GroupPartitionInfo {
+  partition: number;
+  /** Every offset below this is settled. */
+  ackFloor: number;
+  /** Messages in the partition not yet settled by the group (including in flight). */
+  lag: number;
+}
+
+export interface GroupInfo {
+  topic: string;
+  name: string;
+  config: GroupConfig;
+  subscribers: number;
+  /** Delivered, not yet settled. */
+  inFlight: number;
+  /** Waiting to be delivered again (nacked, timed out, or left by a subscriber). */
+  pendingRedelivery: number;
+  /** Messages not yet settled: lag summed over partitions. */
+  pending: number;
+  redeliveredTotal: number;
+  deadLetteredTotal: number;
+  /** Age of the oldest message delivered and not yet settled (0 when none). */
+  oldestUnackedAgeMs: number;
+  partitions: GroupPartitionInfo[];
+}
+
+export interface RedriveOptions {
+  /** Move at most this many messages. */
+  limit?: number;
+  /** Only dead-letter-topic offsets in [fromOffset, toOffset). */
+  fromOffset?: number;
+  toOffset?: number;
+  /** Only messages carrying this header with this value. */
+  header?: Header;
+}
+
+export interface RedriveResult {
+  moved: number;
 }
 
 /** One message handed to a subscriber. */
@@ -95,6 +162,10 @@ export interface Subscription {
   ack(partition: number, offset: number): Promise<void>;
   /** Group subscriptions: return a delivered message for redelivery. */
   nack(partition: number, offset: number, options?: { delayMs?: number }): Promise<void>;
+  /** Group subscriptions: move the message to the dead-letter topic now. */
+  reject?(partition: number, offset: number, reason: string): Promise<void>;
+  /** Group subscriptions: the message is still being worked on; restart its ack timeout. */
+  touch?(partition: number, offset: number): Promise<void>;
   /** Call when the sink is writable again after `writable()` returned false. */
   resume(): void;
   /** Stops deliveries; unacknowledged group deliveries become deliverable to other subscribers. */
@@ -109,5 +180,11 @@ export interface BrokerApi {
   /** Resolves per the topic's durability: for `always`, only after the records are synced. */
   publish(topic: string, messages: readonly PublishMessage[]): Promise<PublishResult[]>;
   subscribe(topic: string, options: SubscribeOptions, sink: DeliverySink): Promise<Subscription>;
+  listGroups?(topic: string): GroupInfo[];
+  describeGroup?(topic: string, group: string): GroupInfo;
+  /** Moves a group's position: every message before the position is settled, every one after is pending. */
+  resetGroup?(topic: string, group: string, to: StartPosition): Promise<GroupInfo>;
+  /** Moves dead letters back to the topic they came from. */
+  redrive?(deadLetterTopic: string, options?: RedriveOptions): Promise<RedriveResult>;
   close(): Promise<void>;
 }

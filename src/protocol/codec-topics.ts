@@ -130,7 +130,8 @@ function writeTopicInfo(w: FrameWriter, info: WireTopicInfo): void {
     w.u32(p.partition);
     w.u64(p.startOffset);
     w.u64(p.nextOffset);
-    w.u64(p.syncedOffset);
+    // syncedOffset is startOffset - 1 (possibly -1) when nothing is synced: sent plus one, as u64.
+    w.u64(p.syncedOffset + 1);
     w.u32(p.segments);
     w.u64(p.bytes);
   }
@@ -158,7 +159,7 @@ function readTopicInfo(r: PayloadReader): WireTopicInfo {
       partition: r.u32(),
       startOffset: r.u64(),
       nextOffset: r.u64(),
-      syncedOffset: r.u64(),
+      syncedOffset: r.u64() - 1,
       segments: r.u32(),
       bytes: r.u64(),
     });

@@ -17,13 +17,15 @@
  * a retry would report success over lost data): the log fails with STORAGE_FAILED until reopened.
  */
 import assert from 'node:assert/strict';
+import { dirname } from 'node:path';
 import { FerryError, isFerryError } from '../protocol/errors.js';
 import type { TimerHandle } from '../platform/clock.js';
+import type { FileSystem } from '../platform/fs.js';
 import { measureAppend } from './append-input.js';
 import { writeCheckpoint, type Checkpoint } from './checkpoint.js';
 import { APPEND_QUEUE_BYTES_MAX, BATCH_BYTES_MAX, READ_BYTES_MAX, SEGMENT_RECORDS_MAX } from './limits.js';
 import { resolveLogConfig, type LogConfig } from './log-config.js';
-import { BATCH_HEADER_BYTES, encodeRecord, writeBatchHeader } from './record-batch.js';
+import { BATCH_HEADER_BYTES, encodeRecord, writeBatchHeader, type BatchHeader } from './record-batch.js';
 import { recoverLog } from './recovery.js';
 import { selectRetentionVictims } from './retention.js';
 import { Segment } from './segment.js';
@@ -43,6 +45,27 @@ import type {
 
 /** The pending-append array is compacted once this many taken slots accumulate at its front. */
 const PENDING_COMPACT_SLOTS = 4096;
+/**
+ * Writes in flight at once. More than one lets the next batch be encoded (CPU) while the previous
+ * one is copied into the page cache (a thread-pool thread); they are committed in offset order.
+ */
+const WRITES_IN_FLIGHT_MAX = 4;
+/**
+ * Batch size cap for `interval` and `never` when many appends are queued: several batches in
+ * flight overlap encoding with writing. `always` takes everything queued into one batch instead,
+ * so that one fdatasync covers it (group commit).
+ */
+const PIPELINED_BATCH_BYTES = 128 * 1024;
+
+interface InFlightWrite {
+  segment: Segment;
+  position: number;
+  header: BatchHeader;
+  buf: Buffer;
+  appends: PendingAppend[];
+  state: 'writing' | 'done' | 'failed';
+  error: unknown;
+}
 
 /** Something waiting for `syncedOffset >= lastOffset`. */
 interface SyncWaiter {
@@ -75,6 +98,19 @@ class PendingAppend implements SyncWaiter {
   }
 }
 
+/**
+ * `mkdir -p` that survives a power cut: a directory entry is durable only once its parent is
+ * synced, so every directory created here is synced into its parent before anything in it is
+ * acknowledged (otherwise the whole log can vanish with records acknowledged as synced).
+ */
+async function makeDirDurable(fs: FileSystem, dir: string): Promise<void> {
+  const created: string[] = [];
+  for (let path = dir; (await fs.stat(path)) === null && dirname(path) !== path; path = dirname(path)) created.push(path);
+  if (created.length === 0) return;
+  await fs.mkdir(dir);
+  for (const path of created) await fs.syncDir(dirname(path));
+}
+
 function isDiskFull(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException | null)?.code;
   return code === 'ENOSPC' || code === 'EDQUOT';
@@ -104,6 +140,12 @@ export class Log {
   private pendingBytes = 0;
   private writeScheduled = false;
   private writeLoop: Promise<void> | null = null;
+  /** Batches whose write was started and not yet committed, in offset order. */
+  private inFlight: InFlightWrite[] = [];
+  /** Where the next batch goes in the active segment: its size plus the bytes in flight. */
+  private writePosition: number;
+  private rollingBack = false;
+  private writerWaiters: (() => void)[] = [];
 
   private syncWaiters: SyncWaiter[] = [];
   private syncWaitersHead = 0;
@@ -138,6 +180,7 @@ export class Log {
     this.nextOffsetValue = this.active.nextOffset;
     this.writtenOffsetValue = this.nextOffsetValue - 1;
     this.syncedOffsetValue = this.writtenOffsetValue;
+    this.writePosition = this.active.sizeBytes;
     this.totalBytes = segments.reduce((sum, segment) => sum + segment.sizeBytes, 0);
     this.syncedPoint = { segmentBaseOffset: this.active.baseOffset, position: this.active.sizeBytes, nextOffset: this.active.nextOffset };
     this.lastCheckpointMonoMs = config.clock.monotonicMs();
@@ -149,7 +192,7 @@ export class Log {
     const { fs, dir, clock, logger } = config;
     let segments: Segment[] = [];
     try {
-      await fs.mkdir(dir);
+      await makeDirDurable(fs, dir);
       const recovered = await recoverLog({ fs, dir, clock, logger, indexIntervalBytes: config.indexIntervalBytes });
       segments = recovered.segments;
       // Recovered bytes no checkpoint covered may sit only in the page cache: sync them before
@@ -259,20 +302,40 @@ export class Log {
     while (this.pendingHead < this.pending.length) {
       if (this.failure !== null) {
         this.rejectPending(this.failure);
-        return;
+        break;
       }
-      await this.writeNextBatch();
+      if (this.inFlight.length >= WRITES_IN_FLIGHT_MAX || this.rollingBack) {
+        await this.writeSettled();
+        continue;
+      }
+      const batch = this.takeBatch();
+      if (this.needsRoll(batch.bytes, batch.records)) {
+        // A roll needs every write committed and the writer to itself.
+        await this.drainWrites();
+        if (this.failure !== null) {
+          for (const pending of batch.appends) pending.failed(this.failure);
+          continue;
+        }
+        try {
+          await this.roll();
+        } catch (error) {
+          this.batchFailed(batch.appends, error, 'roll');
+          continue;
+        }
+      }
+      this.startWrite(batch.appends, batch.bytes, batch.records);
     }
   }
 
-  /** Takes the next batch off the queue: everything pending, up to BATCH_BYTES_MAX. */
+  /** Takes the next batch off the queue: everything pending, up to the batch size cap. */
   private takeBatch(): { appends: PendingAppend[]; bytes: number; records: number } {
+    const capBytes = this.config.durability === 'always' ? BATCH_BYTES_MAX : PIPELINED_BATCH_BYTES;
     let bytes = BATCH_HEADER_BYTES;
     let records = 0;
     let end = this.pendingHead;
     while (end < this.pending.length) {
       const next = this.pending[end]!;
-      if (end > this.pendingHead && bytes + next.bytes > BATCH_BYTES_MAX) break;
+      if (end > this.pendingHead && bytes + next.bytes > capBytes) break;
       bytes += next.bytes;
       records += next.records.length;
       end++;
@@ -290,22 +353,10 @@ export class Log {
     return { appends, bytes, records };
   }
 
-  private async writeNextBatch(): Promise<void> {
-    const { appends, bytes, records } = this.takeBatch();
-    if (this.needsRoll(bytes, records)) {
-      try {
-        await this.roll();
-      } catch (error) {
-        this.batchFailed(appends, error, 'roll');
-        return;
-      }
-      if (this.failure !== null) {
-        for (const pending of appends) pending.failed(this.failure);
-        return;
-      }
-    }
+  /** Assigns offsets, encodes the batch into one buffer and starts its one write call. */
+  private startWrite(appends: PendingAppend[], bytes: number, records: number): void {
     const segment = this.active;
-    const position = segment.sizeBytes;
+    const position = this.writePosition;
     const baseOffset = this.nextOffsetValue;
     const buf = Buffer.allocUnsafeSlow(bytes);
     let at = BATCH_HEADER_BYTES;
@@ -326,48 +377,103 @@ export class Log {
     }
     assert.equal(at, bytes, 'records fill the batch exactly (inputs must not change until append resolves)');
     assert.equal(offset - baseOffset, records, 'one offset per record');
-    const header = { batchBytes: bytes, recordCount: records, baseOffset, leaderEpoch: this.config.leaderEpoch, maxTimestampMs, attributes: 0 };
+    const header: BatchHeader = { batchBytes: bytes, recordCount: records, baseOffset, leaderEpoch: this.config.leaderEpoch, maxTimestampMs, attributes: 0 };
     writeBatchHeader(buf, 0, header);
     this.nextOffsetValue = offset;
-    try {
-      await segment.handle.write(buf, position);
-    } catch (error) {
-      await this.rollBackWrite(segment, position, baseOffset, appends, error);
-      return;
-    }
-    if (position === 0) segment.createdAtMs = this.config.clock.nowMs();
-    segment.noteBatch(position, header, this.config.indexIntervalBytes);
-    this.totalBytes += bytes;
-    this.markDirty(segment);
-    this.tailCache.add(buf, baseOffset, records, this.config.leaderEpoch);
-    assert.equal(segment.nextOffset, offset, 'the segment ends where the batch ends');
-    this.writtenOffsetValue = offset - 1;
-    if (this.config.durability === 'always') {
-      if (this.failure !== null) {
-        for (const pending of appends) pending.failed(this.failure);
-      } else {
-        for (const pending of appends) this.syncWaiters.push(pending);
-        this.requestSync();
-      }
-    } else {
-      for (const pending of appends) pending.resolve({ baseOffset: pending.baseOffset, lastOffset: pending.lastOffset, durability: 'written' });
-    }
-    this.notifyAdvance();
+    this.writePosition = position + bytes;
+    const write: InFlightWrite = { segment, position, header, buf, appends, state: 'writing', error: null };
+    this.inFlight.push(write);
+    segment.handle.write(buf, position).then(
+      () => {
+        write.state = 'done';
+        this.completeWrites();
+      },
+      (error: unknown) => {
+        write.state = 'failed';
+        write.error = error;
+        this.completeWrites();
+      },
+    );
   }
 
   /**
-   * A write failed: cut the file back to where the batch started and give its offsets back, so the
-   * next batch reuses them and the log has no gap. ENOSPC is an operating condition (DISK_FULL,
-   * retryable: appends work again once space returns); anything else fails the log.
+   * Commits finished writes strictly in offset order (a later batch that finished first waits for
+   * the earlier one). A failed write, once every write after it has settled too, rolls them all back.
    */
-  private async rollBackWrite(segment: Segment, position: number, baseOffset: number, appends: PendingAppend[], error: unknown): Promise<void> {
-    this.nextOffsetValue = baseOffset;
+  private completeWrites(): void {
+    let committed = false;
+    while (this.inFlight.length > 0 && this.inFlight[0]!.state === 'done') {
+      this.commitWrite(this.inFlight.shift()!);
+      committed = true;
+    }
+    const head = this.inFlight[0];
+    if (head !== undefined && head.state === 'failed' && !this.inFlight.some((write) => write.state === 'writing')) {
+      this.rollingBack = true;
+      void this.rollBackWrites(this.inFlight.splice(0));
+    }
+    if (committed) {
+      if (this.config.durability === 'always') this.requestSync();
+      this.notifyAdvance();
+    }
+    this.wakeWriter();
+  }
+
+  private commitWrite(write: InFlightWrite): void {
+    const { segment, position, header, appends } = write;
+    if (position === 0) segment.createdAtMs = this.config.clock.nowMs();
+    segment.noteBatch(position, header, this.config.indexIntervalBytes);
+    this.totalBytes += header.batchBytes;
+    this.markDirty(segment);
+    this.tailCache.add(write.buf, header.baseOffset, header.recordCount, header.leaderEpoch);
+    this.writtenOffsetValue = header.baseOffset + header.recordCount - 1;
+    assert.equal(segment.nextOffset, this.writtenOffsetValue + 1, 'the segment ends at the written offset');
+    if (this.config.durability !== 'always') {
+      for (const pending of appends) pending.resolve({ baseOffset: pending.baseOffset, lastOffset: pending.lastOffset, durability: 'written' });
+    } else if (this.failure !== null) {
+      for (const pending of appends) pending.failed(this.failure);
+    } else {
+      for (const pending of appends) this.syncWaiters.push(pending);
+    }
+  }
+
+  /**
+   * A write failed: cut the file back to where the first uncommitted batch started and give the
+   * offsets back, so the next batch reuses them and the log has no gap. ENOSPC is an operating
+   * condition (DISK_FULL, retryable: appends work again once space returns); anything else fails
+   * the log. Batches written after the failed one are cut too, and fail with the same error.
+   */
+  private async rollBackWrites(writes: InFlightWrite[]): Promise<void> {
+    const first = writes[0]!;
+    const error = first.error;
+    this.nextOffsetValue = first.header.baseOffset;
+    this.writePosition = first.position;
     try {
-      await segment.handle.truncate(position);
+      await first.segment.handle.truncate(first.position);
     } catch (truncateError) {
       this.failStorage(truncateError, 'truncate after a failed write');
     }
-    this.batchFailed(appends, error, 'write');
+    for (const write of writes) this.batchFailed(write.appends, error, 'write');
+    this.rollingBack = false;
+    this.wakeWriter();
+  }
+
+  /** Resolves when a write settles or a rollback ends (the writer waits for a free slot). */
+  private writeSettled(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.writerWaiters.push(resolve);
+    });
+  }
+
+  private wakeWriter(): void {
+    const waiters = this.writerWaiters;
+    if (waiters.length === 0) return;
+    this.writerWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  /** Resolves once no write is in flight and no rollback is running. */
+  private async drainWrites(): Promise<void> {
+    while (this.inFlight.length > 0 || this.rollingBack) await this.writeSettled();
   }
 
   private batchFailed(appends: PendingAppend[], error: unknown, operation: string): void {
@@ -376,7 +482,7 @@ export class Log {
       failure = this.failure;
     } else if (isDiskFull(error)) {
       failure = new FerryError('DISK_FULL', `log ${this.config.dir}: disk full during ${operation}`, { cause: error });
-      this.config.logger.warn('storage.disk_full', { dir: this.config.dir, operation, records: appends.length });
+      this.config.logger.warn('storage.disk_full', { dir: this.config.dir, operation, appends: appends.length });
     } else {
       this.failStorage(error, operation);
       failure = this.failure!;
@@ -386,9 +492,9 @@ export class Log {
 
   private needsRoll(bytes: number, records: number): boolean {
     const segment = this.active;
-    if (segment.sizeBytes === 0) return false;
-    if (segment.sizeBytes + bytes > this.config.segmentBytes) return true;
-    if (segment.recordCount + records > SEGMENT_RECORDS_MAX) return true;
+    if (this.writePosition === 0) return false;
+    if (this.writePosition + bytes > this.config.segmentBytes) return true;
+    if (this.nextOffsetValue - segment.baseOffset + records > SEGMENT_RECORDS_MAX) return true;
     return this.config.clock.nowMs() - segment.createdAtMs >= this.config.segmentAgeMs;
   }
 
@@ -411,6 +517,7 @@ export class Log {
     }
     this.segments.push(next);
     this.active = next;
+    this.writePosition = 0;
     this.config.logger.debug('storage.segment.rolled', { dir: this.config.dir, sealedBaseOffset: old.baseOffset, baseOffset: next.baseOffset });
     if (this.syncedOffsetValue === this.writtenOffsetValue && this.dirtySegments.length === 0) {
       this.syncedPoint = { segmentBaseOffset: next.baseOffset, position: 0, nextOffset: next.baseOffset };
@@ -767,10 +874,16 @@ export class Log {
         if (this.writeLoop !== null) await this.writeLoop;
         else await new Promise<void>((resolve) => setImmediate(resolve));
       }
+      await this.drainWrites();
       await this.maintenanceChain;
       if (this.failure === null) {
         await this.syncAllWritten();
-        await this.active.writeIndexFiles();
+        try {
+          await this.active.writeIndexFiles();
+        } catch (indexError) {
+          // Derived data: the next open rebuilds it from the segment.
+          this.config.logger.warn('storage.index.write_failed', { dir: this.config.dir, error: indexError });
+        }
         await this.enqueueCheckpoint();
       }
     } catch (caught) {

@@ -64,7 +64,7 @@ const codes = Object.keys(ERROR_CODES) as ErrorCode[];
 const topicInfo: fc.Arbitrary<WireTopicInfo> = fc.record({
   name,
   config: fc.record({ partitions: u32, durability, syncIntervalMs: u32, retention, segmentBytes: u64 }, { noNullPrototype: true }),
-  partitions: fc.array(fc.record({ partition: u32, startOffset: u64, nextOffset: u64, syncedOffset: u64, segments: u32, bytes: u64 }), { maxLength: 4 }),
+  partitions: fc.array(fc.record({ partition: u32, startOffset: u64, nextOffset: u64, syncedOffset: u64, segments: u32, bytes: u64 }, { noNullPrototype: true }), { maxLength: 4 }),
   groups: fc.array(name, { maxLength: 4 }),
 }, { noNullPrototype: true });
 

@@ -45,6 +45,8 @@ export type Op =
 
 export interface CaseConfig {
   seed: number;
+  /** Whether the log directory exists (durably) before the first open, or Log.open creates it. */
+  logDirExists: boolean;
   durability: Durability;
   segmentBytes: number;
   indexIntervalBytes: number;
@@ -74,8 +76,13 @@ interface Expected {
   input: RecordInput;
   key: Buffer | null;
   headers: Header[];
-  /** null: stamped by the log, so anywhere in the wall-clock range the case saw. */
-  timestampMs: number | null;
+  /** The record's timestamp: given, or the wall clock at the append call. */
+  timestampMs: number;
+  /**
+   * Defaulted timestamps may be stamped when the batch is encoded, a little after the call: any
+   * wall time the clock showed from the call on is accepted (index into `wallTimes`; -1: given).
+   */
+  stampedFrom: number;
   /** Lost in a crash: must never be read again. */
   dead: boolean;
 }
@@ -121,28 +128,28 @@ export class LogModel {
   /** Every offset below this must survive any crash (unless retention removed it). */
   private durableNext = 0;
   private nextId = 0;
-  private wallMinMs: number;
-  private wallMaxMs: number;
   /** Start offset may legitimately move past 0 (retention configured or segments deleted). */
   private frontDeletable: boolean;
   private failure: Error | null = null;
   private readonly steps: string[] = [];
+  /** Wall-clock readings at both ends of every clock change, across boots. */
+  private readonly wallTimes: number[] = [];
 
   private constructor(private readonly config: CaseConfig) {
     this.random = seededRandom(config.seed);
     this.fs = new SimFileSystem(config.asyncTurnsMax > 0 ? { random: seededRandom(config.seed ^ 0x5eed), asyncTurnsMax: config.asyncTurnsMax } : {});
-    this.wallMinMs = this.wallMaxMs = new SimClock().nowMs();
     this.frontDeletable = config.retention !== undefined;
   }
 
   static async start(config: CaseConfig): Promise<LogModel> {
     const model = new LogModel(config);
     coverage.cases++;
-    // The log directory exists durably beforehand, as an installer would leave it.
-    await model.fs.mkdir(LOG_DIR);
-    await model.fs.syncDir('/data');
-    await model.fs.syncDir('/');
-    await model.openBoot(new SimClock());
+    if (config.logDirExists) {
+      await model.fs.mkdir(LOG_DIR);
+      await model.fs.syncDir('/data');
+      await model.fs.syncDir('/');
+    }
+    await model.openBoot(model.newClock());
     return model;
   }
 
@@ -171,7 +178,6 @@ export class LogModel {
       case 'advance': {
         const target = this.boot.resolvedNext;
         await this.boot.clock.advanceAndSettle(op.ms);
-        this.noteWall();
         // Interval mode promises a sync at least every syncIntervalMs.
         if (this.config.durability === 'interval' && op.ms >= 2 * this.config.syncIntervalMs && this.boot.inflight.size === 0) {
           this.raiseDurable(target);
@@ -180,7 +186,6 @@ export class LogModel {
       }
       case 'jumpWall':
         this.boot.clock.jumpWallClock(op.ms);
-        this.noteWall();
         break;
       case 'retention':
         await this.retention();
@@ -264,7 +269,6 @@ export class LogModel {
       if (waitedMs >= SETTLE_MS_MAX) throw new Error(`${boot.inflight.size} appends still pending after ${SETTLE_MS_MAX} simulated ms`);
       await boot.clock.advanceAndSettle(1);
     }
-    this.noteWall();
     this.throwFailure();
     assert.equal(boot.log.nextOffset, boot.nextPredicted, '(d) nextOffset after all appends settled');
   }
@@ -300,7 +304,7 @@ export class LogModel {
     if (old.inflight.size > 0) coverage.crashesWithAppendsInFlight++;
     const report = this.fs.crash({ tearLastWrite: tear, garbage, random: this.random });
     if (report.operationsCut > 0) coverage.crashesMidOperation++;
-    await this.openBoot(new SimClock(old.clock.nowMs()));
+    await this.openBoot(this.newClock(old.clock.nowMs()));
     const { log } = this.boot;
     const next = log.nextOffset;
     assert.ok(
@@ -323,7 +327,7 @@ export class LogModel {
     await old.log.close();
     old.alive = false;
     await assertRejectsWith(old.log.append([{ value: Buffer.from('late') }]), 'LOG_CLOSED');
-    await this.openBoot(new SimClock(old.clock.nowMs()));
+    await this.openBoot(this.newClock(old.clock.nowMs()));
     assert.equal(this.boot.log.nextOffset, nextOffset, 'a clean close and reopen keeps every record');
     if (this.config.retention === undefined) assert.equal(this.boot.log.startOffset, startOffset, 'reopen moved startOffset');
     await this.verifyRecovered(old.nextPredicted);
@@ -399,8 +403,13 @@ export class LogModel {
     assert.deepEqual(record.key, expected.key, `(c) ${at}: key differs`);
     assert.deepEqual(record.headers.map(([name, value]) => [name, value]), expected.headers.map(([name, value]) => [name, value]), `(c) ${at}: headers differ`);
     assert.ok(record.value.equals(expected.input.value), `(c) ${at}: value differs (${record.value.length} bytes, ${expected.input.value.length} appended)`);
-    if (expected.timestampMs !== null) assert.equal(record.timestampMs, expected.timestampMs, `(c) ${at}: timestamp`);
-    else assert.ok(record.timestampMs >= this.wallMinMs && record.timestampMs <= this.wallMaxMs, `(c) ${at}: stamped ${record.timestampMs}, clock never showed it`);
+    if (expected.stampedFrom < 0) {
+      assert.equal(record.timestampMs, expected.timestampMs, `(c) ${at}: timestamp`);
+    } else {
+      const shown = [expected.timestampMs, ...this.wallTimes.slice(expected.stampedFrom), this.boot.clock.nowMs()];
+      const ok = record.timestampMs >= Math.min(...shown) && record.timestampMs <= Math.max(...shown);
+      assert.ok(ok, `(c) ${at}: stamped ${record.timestampMs}, the clock showed ${Math.min(...shown)}..${Math.max(...shown)} since the append`);
+    }
     assert.equal(record.leaderEpoch, LEADER_EPOCH, `(c) ${at}: leader epoch`);
   }
 
@@ -413,22 +422,21 @@ export class LogModel {
     const key = spec.keyBytes < 0 ? null : randomBytes(random, spec.keyBytes);
     const headers: Header[] = [[ID_HEADER, String(id)]];
     for (let i = 0; i < spec.headersCount; i++) headers.push([text(randomInt(random, 1, 8)), text(randomInt(random, 0, 12))]);
-    const timestampMs = spec.timestampDeltaMs === null ? null : clock.nowMs() + spec.timestampDeltaMs;
+    const timestampMs = clock.nowMs() + (spec.timestampDeltaMs ?? 0);
     const input: RecordInput = { value: randomBytes(random, spec.valueBytes), headers };
     // Both spellings of "no key" are exercised.
     if (key !== null || id % 2 === 0) input.key = key;
-    if (timestampMs !== null) input.timestampMs = timestampMs;
-    return { id, input, key, headers, timestampMs, dead: false };
+    if (spec.timestampDeltaMs !== null) input.timestampMs = timestampMs;
+    const stampedFrom = spec.timestampDeltaMs === null ? this.wallTimes.length : -1;
+    return { id, input, key, headers, timestampMs, stampedFrom, dead: false };
+  }
+
+  private newClock(startMs?: number): SimClock {
+    return new WallTrackingClock(startMs, this.wallTimes);
   }
 
   private raiseDurable(offset: number): void {
     this.durableNext = Math.max(this.durableNext, offset);
-  }
-
-  private noteWall(): void {
-    const nowMs = this.boot.clock.nowMs();
-    this.wallMinMs = Math.min(this.wallMinMs, nowMs);
-    this.wallMaxMs = Math.max(this.wallMaxMs, nowMs);
   }
 
   private fail(message: string, cause?: unknown): void {
@@ -437,6 +445,34 @@ export class LogModel {
 
   private throwFailure(): void {
     if (this.failure !== null) throw this.failure;
+  }
+}
+
+/** A SimClock that notes the wall time around every change, so stamped times can be checked. */
+class WallTrackingClock extends SimClock {
+  constructor(
+    startMs: number | undefined,
+    private readonly seen: number[],
+  ) {
+    super(startMs);
+    seen.push(this.nowMs());
+  }
+
+  override advance(ms: number): void {
+    this.seen.push(this.nowMs());
+    super.advance(ms);
+    this.seen.push(this.nowMs());
+  }
+
+  override async advanceAndSettle(ms: number): Promise<void> {
+    this.seen.push(this.nowMs());
+    await super.advanceAndSettle(ms);
+    this.seen.push(this.nowMs());
+  }
+
+  override jumpWallClock(ms: number): void {
+    super.jumpWallClock(ms);
+    this.seen.push(this.nowMs());
   }
 }
 

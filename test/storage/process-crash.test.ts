@@ -10,7 +10,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Log } from '../../src/storage/log.js';
@@ -29,51 +30,62 @@ const KILL_AFTER_MS_MAX = 300;
 const READY_TIMEOUT_MS = 10_000;
 const TEST_TIMEOUT_MS = 60_000;
 
-interface ChildRun {
-  ready: { startOffset: number; nextOffset: number };
-  acked: number;
+interface ReadyReport {
+  startOffset: number;
+  nextOffset: number;
 }
 
-/** Runs the appender once and SIGKILLs it `killAfterMs` after it is ready; records its acks in `acked`. */
-async function runAndKill(dir: string, run: number, killAfterMs: number, acked: Map<number, RecordId>): Promise<ChildRun> {
-  const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, dir, String(run)], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.on('exit', (code, signal) => resolve({ code, signal }));
-  });
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  let ready: ChildRun['ready'] | null = null;
-  let ackedInRun = 0;
-  const lines = createInterface({ input: child.stdout });
-  lines.on('line', (line) => {
-    const [kind, ...fields] = line.split(' ');
-    if (kind === 'ready') {
-      ready = JSON.parse(fields.join(' ')) as ChildRun['ready'];
-    } else if (kind === 'ack') {
-      const [baseOffset, writer, firstSeq, count] = fields.map(Number) as [number, number, number, number];
-      for (let i = 0; i < count; i++) acked.set(baseOffset + i, { writer, seq: firstSeq + i });
-      ackedInRun += count;
-    }
-  });
-  try {
-    const readyReport = await eventually(
+/** One appender process: started early (it loads, then waits), let go, killed. */
+class Appender {
+  private readonly child: ChildProcessByStdio<Writable, Readable, Readable>;
+  private readonly exited: Promise<NodeJS.Signals | null>;
+  private readonly linesClosed: Promise<void>;
+  private stderr = '';
+  private ready: ReadyReport | null = null;
+  ackedRecords = 0;
+
+  constructor(dir: string, run: number, acked: Map<number, RecordId>) {
+    this.child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, dir, String(run)], { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.exited = new Promise((resolve) => this.child.on('exit', (_code, signal) => resolve(signal)));
+    this.child.stdin.on('error', () => {});
+    this.child.stderr.setEncoding('utf8').on('data', (chunk: string) => (this.stderr += chunk));
+    const lines = createInterface({ input: this.child.stdout });
+    this.linesClosed = new Promise((resolve) => lines.once('close', resolve));
+    lines.on('line', (line) => {
+      const [kind, ...fields] = line.split(' ');
+      if (kind === 'ready') {
+        this.ready = JSON.parse(fields.join(' ')) as ReadyReport;
+      } else if (kind === 'ack') {
+        const [baseOffset, writer, firstSeq, count] = fields.map(Number) as [number, number, number, number];
+        for (let i = 0; i < count; i++) acked.set(baseOffset + i, { writer, seq: firstSeq + i });
+        this.ackedRecords += count;
+      }
+    });
+  }
+
+  /** Lets it open the log; resolves with what it recovered. */
+  async start(): Promise<ReadyReport> {
+    this.child.stdin.write('go\n');
+    return eventually(
       () => {
-        if (child.exitCode !== null) throw new Error(`appender exited with ${child.exitCode} before ready: ${stderr}`);
-        return ready ?? false;
+        if (this.child.exitCode !== null) throw new Error(`appender exited with ${this.child.exitCode} before ready: ${this.stderr}`);
+        return this.ready ?? false;
       },
       { timeoutMs: READY_TIMEOUT_MS },
     );
-    // The crash point: a deliberate wall-clock delay, not a synchronisation.
-    await new Promise((resolve) => setTimeout(resolve, killAfterMs));
-    assert.equal(child.exitCode, null, `appender died on its own: ${stderr}`);
-    child.kill('SIGKILL');
-    const { signal } = await exited;
-    assert.equal(signal, 'SIGKILL', `appender ended otherwise: ${stderr}`);
-    // Lines already in the pipe were written (and so acknowledged) before the kill.
-    await new Promise<void>((resolve) => lines.once('close', resolve));
-    return { ready: readyReport, acked: ackedInRun };
-  } finally {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+
+  /** SIGKILL; resolves once every line it wrote has been read. */
+  async kill(): Promise<void> {
+    assert.equal(this.child.exitCode, null, `appender died on its own: ${this.stderr}`);
+    this.child.kill('SIGKILL');
+    assert.equal(await this.exited, 'SIGKILL', `appender ended otherwise: ${this.stderr}`);
+    await this.linesClosed;
+  }
+
+  /** For cleanup: kills it if it is still running. */
+  dispose(): void {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
   }
 }
 
@@ -110,13 +122,20 @@ test('log - every acknowledged append survives SIGKILL of the appending process'
   let verifiedNext = 0;
   let ackedTotal = 0;
   const started = performance.now();
+  // The next child loads (Node + tsx, the slow part) while the current one runs.
+  let next: Appender | null = new Appender(dir.path, 0, acked);
   try {
     for (let run = 0; run < KILLS; run++) {
+      const current: Appender = next!;
       const killAfterMs = randomInt(random, KILL_AFTER_MS_MIN, KILL_AFTER_MS_MAX);
       const context = `run ${run}, killed ${killAfterMs} ms after ready (FERRY_CRASH_SEED=${seed})`;
-      const result = await runAndKill(dir.path, run, killAfterMs, acked);
-      assert.equal(result.ready.nextOffset, verifiedNext, `${context}: the child recovered another end than the last clean close`);
-      ackedTotal += result.acked;
+      const ready = await current.start();
+      assert.equal(ready.nextOffset, verifiedNext, `${context}: the child recovered another end than the last clean close`);
+      next = run + 1 < KILLS ? new Appender(dir.path, run + 1, acked) : null;
+      // The crash point: a deliberate wall-clock delay, not a synchronisation.
+      await new Promise((resolve) => setTimeout(resolve, killAfterMs));
+      await current.kill();
+      ackedTotal += current.ackedRecords;
       const verified = await verifyLog(dir.path, acked).catch((error: unknown) => {
         throw new Error(`${context}: ${(error as Error).message}`, { cause: error });
       });
@@ -125,6 +144,7 @@ test('log - every acknowledged append survives SIGKILL of the appending process'
     assert.ok(ackedTotal > KILLS, `the children acknowledged only ${ackedTotal} records: the test exercised little`);
     console.log(`process crash: ${KILLS} kills, ${ackedTotal} acknowledged records, log of ${verifiedNext}, ${Math.round(performance.now() - started)} ms, seed ${seed}`);
   } finally {
+    next?.dispose();
     await dir.remove();
   }
 });

@@ -1,0 +1,181 @@
+/**
+ * Moves a message from a queue group to the group's dead-letter topic, so that after any crash
+ * it is in exactly one place: still pending in the group, or in the dead-letter topic.
+ *
+ * The move is three durable steps: (1) journal an intent (with a hint: the dead-letter topic's
+ * next offset at that moment), (2) publish the copy to the dead-letter topic, (3) settle the
+ * original in the group. Recovery finishes every intent left open: when a copy is found at or
+ * after the hint the original is settled, otherwise the move is done again.
+ */
+import type { Clock, TimerHandle } from '../platform/clock.js';
+import type { Logger } from '../platform/logger.js';
+import type { Log } from '../storage/log.js';
+import type { Header } from '../storage/types.js';
+import { GroupEventKind, truncateReason } from './group-journal.js';
+import type { GroupStore } from './group-store.js';
+import type { PublishMessage } from './types.js';
+
+/** Headers a dead letter carries; their names are a user-facing contract. */
+export const DLQ_HEADERS = {
+  topic: 'ferry-dlq-topic',
+  offset: 'ferry-dlq-offset',
+  group: 'ferry-dlq-group',
+  deliveries: 'ferry-dlq-deliveries',
+  reason: 'ferry-dlq-reason',
+  time: 'ferry-dlq-time',
+  partition: 'ferry-dlq-partition',
+} as const;
+
+export const DLQ_HEADER_PREFIX = 'ferry-dlq-';
+
+/** A failed move (e.g. disk full) is tried again after this long. */
+export const DEAD_LETTER_RETRY_MS = 5_000;
+
+export interface DeadLetterSource {
+  topic: string;
+  group: string;
+  partition: number;
+  offset: number;
+}
+
+/** What the broker provides to dead-lettering: the dead-letter topics themselves. */
+export interface DeadLetterTarget {
+  /** A lower bound for the offsets the next dead letter can get (0 when the topic does not exist yet). */
+  offsetHint(topic: string): Promise<number>;
+  /** Publishes to the dead-letter topic, creating it on first use; resolves once durable per its mode. */
+  publishDeadLetter(topic: string, message: PublishMessage): Promise<void>;
+  /** Whether the dead-letter topic holds a copy of `source` at or after `fromOffset`. */
+  contains(topic: string, fromOffset: number, source: DeadLetterSource): Promise<boolean>;
+}
+
+export interface DeadLettererOptions {
+  topic: string;
+  group: string;
+  deadLetterTopic: string;
+  logs: Log[];
+  store: GroupStore;
+  clock: Clock;
+  logger: Logger;
+  target: DeadLetterTarget;
+  /** Called after a move settled the original. */
+  onSettled: () => void;
+}
+
+export class DeadLetterer {
+  private readonly moving = new Set<string>();
+  private readonly inProgress = new Set<Promise<void>>();
+  private readonly retryTimers = new Set<TimerHandle>();
+  private closed = false;
+
+  constructor(private readonly options: DeadLettererOptions) {}
+
+  isMoving(partition: number, offset: number): boolean {
+    return this.moving.has(`${partition}:${offset}`) || this.options.store.state.partitions[partition]!.intents.has(offset);
+  }
+
+  /** Dead-letters one message; resolves once it is settled in the group. */
+  move(partition: number, offset: number, deliveries: number, reason: string): Promise<void> {
+    const key = `${partition}:${offset}`;
+    if (this.moving.has(key)) return Promise.resolve();
+    this.moving.add(key);
+    const work = this.moveOnce(partition, offset, deliveries, truncateReason(reason), null).then(
+      () => {
+        this.moving.delete(key);
+      },
+      (error: unknown) => {
+        this.options.logger.error('broker.dead_letter.failed', { topic: this.options.topic, group: this.options.group, partition, offset, error });
+        this.retryLater(key, partition, offset, deliveries, reason);
+        throw error;
+      },
+    );
+    this.track(work);
+    return work;
+  }
+
+  /** Finishes every move a crash interrupted. */
+  async recover(): Promise<void> {
+    const { store, target, deadLetterTopic, topic, group } = this.options;
+    for (const [partition, state] of store.state.partitions.entries()) {
+      for (const [offset, intent] of [...state.intents]) {
+        const source = { topic, group, partition, offset };
+        if (await target.contains(deadLetterTopic, intent.dlqOffsetHint, source)) {
+          await store.settle(partition, offset);
+          this.options.logger.info('broker.dead_letter.recovered', { ...source, copy: 'found' });
+        } else {
+          await this.moveOnce(partition, offset, state.deliveriesOf(offset), intent.reason, intent.dlqOffsetHint);
+          this.options.logger.info('broker.dead_letter.recovered', { ...source, copy: 'written' });
+        }
+      }
+    }
+  }
+
+  private async moveOnce(partition: number, offset: number, deliveries: number, reason: string, hint: number | null): Promise<void> {
+    const { store, target, deadLetterTopic, logs, topic, group, clock } = this.options;
+    if (hint === null) {
+      const dlqOffsetHint = await target.offsetHint(deadLetterTopic);
+      await store.record({ kind: GroupEventKind.deadLetterIntent, partition, offset, dlqOffsetHint, reason });
+    }
+    const [record] = await logs[partition]!.read(offset, { recordsMax: 1 });
+    if (record === undefined || record.offset !== offset) {
+      // Retention removed the original: nothing left to move; settle so it is not waited for.
+      this.options.logger.warn('broker.dead_letter.original_gone', { topic, group, partition, offset });
+    } else {
+      const headers: Header[] = record.headers.filter(([name]) => !name.startsWith(DLQ_HEADER_PREFIX));
+      headers.push(
+        [DLQ_HEADERS.topic, topic],
+        [DLQ_HEADERS.partition, String(partition)],
+        [DLQ_HEADERS.offset, String(offset)],
+        [DLQ_HEADERS.group, group],
+        [DLQ_HEADERS.deliveries, String(deliveries)],
+        [DLQ_HEADERS.reason, reason],
+        [DLQ_HEADERS.time, new Date(clock.nowMs()).toISOString()],
+      );
+      await target.publishDeadLetter(deadLetterTopic, { key: record.key, headers, value: record.value });
+      this.options.logger.info('broker.dead_letter.moved', { topic, group, partition, offset, deliveries, reason, deadLetterTopic });
+    }
+    await store.settle(partition, offset);
+    this.options.onSettled();
+  }
+
+  private retryLater(key: string, partition: number, offset: number, deliveries: number, reason: string): void {
+    if (this.closed) return;
+    const timer = this.options.clock.schedule(DEAD_LETTER_RETRY_MS, () => {
+      this.retryTimers.delete(timer);
+      if (this.closed) return;
+      const intent = this.options.store.state.partitions[partition]!.intents.get(offset);
+      const work = this.moveOnce(partition, offset, deliveries, reason, intent?.dlqOffsetHint ?? null).then(
+        () => {
+          this.moving.delete(key);
+        },
+        () => this.retryLater(key, partition, offset, deliveries, reason),
+      );
+      this.track(work);
+    });
+    this.retryTimers.add(timer);
+  }
+
+  private track(work: Promise<void>): void {
+    const settled = work.catch(() => undefined);
+    this.inProgress.add(settled);
+    void settled.then(() => this.inProgress.delete(settled));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const timer of this.retryTimers) timer.cancel();
+    this.retryTimers.clear();
+    await Promise.all([...this.inProgress]);
+  }
+}
+
+/** Whether a dead letter's headers name `source`. */
+export function isCopyOf(headers: readonly Header[], source: DeadLetterSource): boolean {
+  let matched = 0;
+  for (const [name, value] of headers) {
+    if (name === DLQ_HEADERS.topic && value === source.topic) matched++;
+    else if (name === DLQ_HEADERS.group && value === source.group) matched++;
+    else if (name === DLQ_HEADERS.partition && value === String(source.partition)) matched++;
+    else if (name === DLQ_HEADERS.offset && value === String(source.offset)) matched++;
+  }
+  return matched === 4;
+}

@@ -1,0 +1,215 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { FRAME_TYPES } from '../../src/protocol/frame.js';
+import { PayloadReader } from '../../src/protocol/reader.js';
+import { decodeHelloOk, encodeHello } from '../../src/protocol/codec-session.js';
+import { decodePublishOk, encodePublish } from '../../src/protocol/codec-publish.js';
+import { decodeTopicInfo, encodeCreateTopic } from '../../src/protocol/codec-topics.js';
+import { encodeSubscribe } from '../../src/protocol/codec-subscribe.js';
+import { connect } from '../../src/client/index.js';
+import { eventually } from '../helpers.js';
+import { RawPeer, startBroker, startBrokerWith, startFake } from './harness.js';
+
+const reader = new PayloadReader();
+
+test('server - HELLO_OK announces version and limits', async () => {
+  const running = await startBrokerWith({ heartbeatIntervalMs: 1234, maxFrameBytes: 65536 });
+  try {
+    const peer = await RawPeer.connect(running.port);
+    encodeHello(peer.writer, 7, { clientName: 'test', versions: [1, 99] });
+    peer.flush();
+    const ok = decodeHelloOk(reader.reset((await peer.reply(7, FRAME_TYPES.HELLO_OK)).payload));
+    assert.deepEqual(ok, { version: 1, serverName: 'ferry', frameBytesMax: 65536, payloadBytesMax: 65536 - 14, heartbeatIntervalMs: 1234 });
+    assert.equal(running.server!.connectionStats()[0]!.clientName, 'test');
+    peer.destroy();
+  } finally {
+    await running.close();
+  }
+});
+
+test('server - nothing but HELLO is accepted before the handshake', async () => {
+  const running = await startBroker();
+  try {
+    const peer = await RawPeer.connect(running.port);
+    peer.writer.emptyFrame(FRAME_TYPES.PING, 3);
+    peer.flush();
+    await peer.waitClosed();
+    assert.deepEqual(peer.errorCodes(), ['HANDSHAKE_REQUIRED']);
+  } finally {
+    await running.close();
+  }
+});
+
+test('server - a HELLO without a common version is refused', async () => {
+  const running = await startBroker();
+  try {
+    const peer = await RawPeer.connect(running.port);
+    encodeHello(peer.writer, 1, { clientName: 'future', versions: [7, 8] });
+    peer.flush();
+    await peer.waitClosed();
+    assert.deepEqual(peer.errorCodes(), ['UNSUPPORTED_VERSION']);
+  } finally {
+    await running.close();
+  }
+});
+
+test('server - request errors are per request and the connection stays usable', async () => {
+  const running = await startBroker();
+  try {
+    const peer = await RawPeer.ready(running.port);
+    encodePublish(peer.writer, 2, { topic: 'missing', messages: [{ value: Buffer.from('x') }] });
+    encodeCreateTopic(peer.writer, 3, { name: 'present', config: { partitions: 2 } });
+    peer.flush();
+    await peer.reply(2, FRAME_TYPES.ERROR);
+    assert.deepEqual(peer.errorCodes(), ['UNKNOWN_TOPIC']);
+    const info = decodeTopicInfo(reader.reset((await peer.reply(3, FRAME_TYPES.TOPIC_INFO)).payload));
+    assert.equal(info.config.partitions, 2);
+    peer.writer.emptyFrame(FRAME_TYPES.PING, 4);
+    peer.flush();
+    await peer.reply(4, FRAME_TYPES.PONG);
+    assert.equal(peer.closed, false);
+    peer.destroy();
+  } finally {
+    await running.close();
+  }
+});
+
+test('server - PUBLISH frames that arrive together are handed to the broker together', async () => {
+  const running = await startFake();
+  try {
+    await running.fake.createTopic('t');
+    const peer = await RawPeer.ready(running.port);
+    for (let id = 10; id < 110; id++) encodePublish(peer.writer, id, { topic: 't', messages: [{ value: Buffer.from(String(id)) }] });
+    peer.flush();
+    const replies = await eventually(() => {
+      const oks = peer.frames.filter((f) => f.type === FRAME_TYPES.PUBLISH_OK);
+      assert.equal(oks.length, 100);
+      return oks;
+    });
+    const offsets = replies.map((f) => ({ id: f.requestId, offset: decodePublishOk(reader.reset(f.payload)).offsets[0]! }));
+    for (const { id, offset } of offsets) assert.equal(offset, id - 10, 'each request gets its own result, in order');
+    assert.ok(running.fake.publishCalls < 10, `${running.fake.publishCalls} broker calls for 100 frames`);
+    peer.destroy();
+  } finally {
+    await running.close();
+  }
+});
+
+test('server - one bad message in a coalesced run fails only its own request', async () => {
+  const running = await startBroker();
+  try {
+    await running.broker.createTopic('t');
+    const peer = await RawPeer.ready(running.port);
+    encodePublish(peer.writer, 2, { topic: 't', messages: [{ value: Buffer.from('ok') }] });
+    encodePublish(peer.writer, 3, { topic: 't', messages: [{ key: Buffer.alloc(64 * 1024), value: Buffer.from('key too large') }] });
+    encodePublish(peer.writer, 4, { topic: 't', messages: [{ value: Buffer.from('ok too') }] });
+    peer.flush();
+    await peer.reply(2, FRAME_TYPES.PUBLISH_OK);
+    await peer.reply(3, FRAME_TYPES.ERROR);
+    await peer.reply(4, FRAME_TYPES.PUBLISH_OK);
+    assert.deepEqual(peer.errorCodes(), ['KEY_TOO_LARGE']);
+    peer.destroy();
+  } finally {
+    await running.close();
+  }
+});
+
+test('server - a silent peer is disconnected after the missed heartbeats; PINGs are answered', async () => {
+  const running = await startBrokerWith({ heartbeatIntervalMs: 50, heartbeatMissesMax: 2 });
+  try {
+    const peer = await RawPeer.ready(running.port);
+    // The server pings a quiet client…
+    await eventually(() => peer.frames.some((f) => f.type === FRAME_TYPES.PING));
+    // …and, since this one never answers, disconnects it.
+    await peer.waitClosed();
+    assert.deepEqual(peer.errorCodes(), ['HEARTBEAT_TIMEOUT']);
+    await eventually(() => assert.equal(running.server!.connectionCount, 0));
+  } finally {
+    await running.close();
+  }
+});
+
+test('server - a client that answers heartbeats stays connected', async () => {
+  const running = await startBrokerWith({ heartbeatIntervalMs: 50, heartbeatMissesMax: 2 });
+  try {
+    const client = await connect({ port: running.port });
+    const start = performance.now();
+    await eventually(() => performance.now() - start > 400 || (() => { throw new Error('waiting'); })());
+    assert.equal(client.isConnected, true);
+    assert.deepEqual(await client.listTopics(), []);
+    await client.close();
+  } finally {
+    await running.close();
+  }
+});
+
+test('server - a consumer that stops reading is paused, then disconnected as SLOW_CONSUMER', async () => {
+  const running = await startBrokerWith({ writeHighWaterBytes: 64 * 1024, slowConsumerGraceMs: 300, heartbeatIntervalMs: 60_000 });
+  try {
+    await running.broker.createTopic('t', { durability: 'never' });
+    const value = Buffer.alloc(16 * 1024, 7);
+    await running.broker.publish('t', Array.from({ length: 1000 }, () => ({ value })));
+    const peer = await RawPeer.ready(running.port);
+    encodeSubscribe(peer.writer, 2, { topic: 't', from: { kind: 'earliest' }, credit: 100_000 });
+    peer.flush();
+    await peer.reply(2, FRAME_TYPES.SUBSCRIBED);
+    peer.socket.pause(); // stop reading: the kernel buffers fill, then the server's
+    await eventually(() => assert.equal(running.server!.connectionCount, 0), { timeoutMs: 10_000 });
+    assert.equal(running.server!.stats().slowConsumersTotal, 1);
+    peer.destroy();
+    // The broker is fine: another client still works.
+    const client = await connect({ port: running.port });
+    assert.equal((await client.describeTopic('t')).partitions[0]!.nextOffset, 1000);
+    await client.close();
+  } finally {
+    await running.close();
+  }
+});
+
+test('server - connections above maxConnections are refused with BROKER_BUSY', async () => {
+  const running = await startBrokerWith({ maxConnections: 1 });
+  try {
+    const first = await RawPeer.ready(running.port);
+    const second = await RawPeer.connect(running.port);
+    await second.waitClosed();
+    assert.deepEqual(second.errorCodes(), ['BROKER_BUSY']);
+    assert.equal(running.server!.stats().connectionsRejected, 1);
+    first.destroy();
+  } finally {
+    await running.close();
+  }
+});
+
+test('server - graceful close answers in-flight publishes, then says GOODBYE', async () => {
+  const running = await startFake();
+  running.fake.publishDelayMs = 100;
+  await running.fake.createTopic('t');
+  const peer = await RawPeer.ready(running.port);
+  for (let id = 2; id < 12; id++) encodePublish(peer.writer, id, { topic: 't', messages: [{ value: Buffer.from('v') }] });
+  peer.flush();
+  await eventually(() => assert.ok(running.server.connectionStats()[0]!.inFlightRequests > 0));
+  await running.close();
+  await peer.waitClosed();
+  const types = peer.frames.map((f) => f.type);
+  assert.equal(types.filter((t) => t === FRAME_TYPES.PUBLISH_OK).length, 10);
+  assert.equal(types.at(-1), FRAME_TYPES.GOODBYE);
+});
+
+test('server - per-connection statistics', async () => {
+  const running = await startBrokerWith({});
+  try {
+    await running.broker.createTopic('t');
+    const client = await connect({ port: running.port, name: 'stats-client' });
+    const sub = await client.subscribe('t', { group: 'g' });
+    await client.publish('t', 'hello');
+    const [stats] = running.server!.connectionStats();
+    assert.equal(stats!.clientName, 'stats-client');
+    assert.equal(stats!.remoteAddress, '127.0.0.1');
+    assert.ok(stats!.bytesIn > 0 && stats!.bytesOut > 0);
+    assert.deepEqual(stats!.subscriptions.map((s) => [s.topic, s.group]), [['t', 'g']]);
+    await sub.close();
+    await client.close();
+  } finally {
+    await running.close();
+  }
+});
