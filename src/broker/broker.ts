@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { SystemClock, type Clock } from '../platform/clock.js';
 import { NodeFileSystem, type FileSystem } from '../platform/fs.js';
 import { silentLogger, type Logger } from '../platform/logger.js';
-import { removeTree } from '../platform/atomic-write.js';
+import { mkdirDurable, removeTree } from '../platform/atomic-write.js';
 import { FerryError } from '../protocol/errors.js';
 import { DEFAULT_SEGMENT_BYTES, DEFAULT_SYNC_INTERVAL_MS, DEFAULT_TAIL_CACHE_BYTES, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN } from '../storage/limits.js';
 import { DURABILITY_MODES, type RecoveryReport } from '../storage/types.js';
@@ -140,7 +140,7 @@ export class Broker implements BrokerApi, DeadLetterTarget {
       deadLetters: undefined as unknown as DeadLetterTarget,
       resolveGroupConfig: (topic, groupOptions) => validateGroupConfig({ ...groupDefaults, deadLetterTopic: topic + DEAD_LETTER_SUFFIX, ...stripUndefined(groupOptions) }),
     };
-    await fs.mkdir(join(options.dir, TOPICS_DIR));
+    await mkdirDurable(fs, join(options.dir, TOPICS_DIR));
     await removeTree(fs, join(options.dir, TRASH_DIR));
     const recovery = new Map<string, RecoveryReport[]>();
     const broker = new Broker(options.dir, context, topicDefaults, recovery);
@@ -191,7 +191,7 @@ export class Broker implements BrokerApi, DeadLetterTarget {
     this.topics.delete(name);
     await topic.close();
     const trash = join(this.dir, TRASH_DIR);
-    await this.context.fs.mkdir(trash);
+    await mkdirDurable(this.context.fs, trash);
     const trashed = join(trash, `${name}.${this.context.clock.nowMs()}`);
     await this.context.fs.rename(join(this.dir, TOPICS_DIR, name), trashed);
     await this.context.fs.syncDir(join(this.dir, TOPICS_DIR));

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import type { Clock } from '../platform/clock.js';
 import type { FileSystem } from '../platform/fs.js';
 import type { Logger } from '../platform/logger.js';
-import { writeFileAtomic } from '../platform/atomic-write.js';
+import { mkdirDurable, writeFileAtomic } from '../platform/atomic-write.js';
 import { FerryError } from '../protocol/errors.js';
 import { Log } from '../storage/log.js';
 import type { Durability } from '../storage/types.js';
@@ -62,7 +62,7 @@ export class GroupStore {
 
   static async open(options: GroupStoreOptions): Promise<GroupStore> {
     const { fs, dir } = options;
-    await fs.mkdir(dir);
+    await mkdirDurable(fs, dir);
     const snapshotPath = join(dir, SNAPSHOT_FILE);
     let snapshot: GroupSnapshot;
     if ((await fs.stat(snapshotPath)) === null) {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { Clock } from '../platform/clock.js';
 import type { FileSystem } from '../platform/fs.js';
 import type { Logger } from '../platform/logger.js';
-import { writeFileAtomic } from '../platform/atomic-write.js';
+import { mkdirDurable, writeFileAtomic } from '../platform/atomic-write.js';
 import { FerryError } from '../protocol/errors.js';
 import { Log } from '../storage/log.js';
 import type { Header, RecordInput, RecoveryReport } from '../storage/types.js';
@@ -65,7 +65,7 @@ export class Topic {
 
   /** Creates the topic's files; the caller has checked that it does not exist. */
   static async create(name: string, config: TopicConfig, dir: string, context: TopicContext): Promise<Topic> {
-    await context.fs.mkdir(dir);
+    await mkdirDurable(context.fs, dir);
     const file = { version: TOPIC_FILE_VERSION, name, config, createdAtMs: context.clock.nowMs() };
     await writeFileAtomic(context.fs, join(dir, TOPIC_FILE), Buffer.from(JSON.stringify(file, null, 2)));
     return (await Topic.open(dir, context)).topic;

@@ -33,3 +33,12 @@ export async function removeTree(fs: FileSystem, path: string): Promise<void> {
   for (const name of await fs.readdir(path)) await removeTree(fs, `${path}/${name}`);
   await fs.rmdir(path);
 }
+
+/** Creates a directory (and missing parents) so that it survives a crash: each new entry's parent is synced. */
+export async function mkdirDurable(fs: FileSystem, path: string): Promise<void> {
+  if ((await fs.stat(path)) !== null) return;
+  const parent = dirname(path);
+  if (parent !== path) await mkdirDurable(fs, parent);
+  await fs.mkdir(path);
+  await fs.syncDir(parent);
+}

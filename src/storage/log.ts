@@ -22,14 +22,17 @@ import { FerryError, isFerryError } from '../protocol/errors.js';
 import type { TimerHandle } from '../platform/clock.js';
 import type { FileSystem } from '../platform/fs.js';
 import { measureAppend } from './append-input.js';
-import { writeCheckpoint, type Checkpoint } from './checkpoint.js';
+import { AppendQueue, encodeBatch, PendingAppend, type SyncWaiter, type TakenBatch } from './append-queue.js';
+import type { Checkpoint } from './checkpoint.js';
+import { Checkpointer } from './checkpointer.js';
 import { APPEND_QUEUE_BYTES_MAX, BATCH_BYTES_MAX, READ_BYTES_MAX, SEGMENT_RECORDS_MAX } from './limits.js';
 import { resolveLogConfig, type LogConfig } from './log-config.js';
-import { BATCH_HEADER_BYTES, encodeRecord, writeBatchHeader, type BatchHeader } from './record-batch.js';
+import type { BatchHeader } from './record-batch.js';
+import { readLog } from './log-reader.js';
 import { recoverLog } from './recovery.js';
 import { selectRetentionVictims } from './retention.js';
 import { Segment } from './segment.js';
-import { readSegmentRecords, segmentOffsetForTimestamp, type ReadRequest } from './segment-reader.js';
+import { segmentOffsetForTimestamp, type ReadRequest } from './segment-reader.js';
 import { TailCache } from './tail-cache.js';
 import type {
   AppendResult,
@@ -43,8 +46,6 @@ import type {
   RetentionReport,
 } from './types.js';
 
-/** The pending-append array is compacted once this many taken slots accumulate at its front. */
-const PENDING_COMPACT_SLOTS = 4096;
 /**
  * Writes in flight at once. More than one lets the next batch be encoded (CPU) while the previous
  * one is copied into the page cache (a thread-pool thread); they are committed in offset order.
@@ -67,46 +68,13 @@ interface InFlightWrite {
   error: unknown;
 }
 
-/** Something waiting for `syncedOffset >= lastOffset`. */
-interface SyncWaiter {
-  lastOffset: number;
-  synced(): void;
-  failed(error: FerryError): void;
-}
-
-/** One append() call between being queued and being settled. */
-class PendingAppend implements SyncWaiter {
-  baseOffset = -1;
-  lastOffset = -1;
-  resolve!: (result: AppendResult) => void;
-  reject!: (error: unknown) => void;
-
-  constructor(
-    readonly records: readonly RecordInput[],
-    /** Encoded bytes of the records, measured by validation. */
-    readonly bytes: number,
-    /** Default timestamp of the records: the clock when append() was called. */
-    readonly timestampMs: number,
-  ) {}
-
-  synced(): void {
-    this.resolve({ baseOffset: this.baseOffset, lastOffset: this.lastOffset, durability: 'synced' });
-  }
-
-  failed(error: FerryError): void {
-    this.reject(error);
-  }
-}
-
 /**
- * `mkdir -p` that survives a power cut: a directory entry is durable only once its parent is
- * synced, so every directory created here is synced into its parent before anything in it is
- * acknowledged (otherwise the whole log can vanish with records acknowledged as synced).
+ * Creates `dir` and any missing parents so that they survive a power cut: a new directory's entry
+ * is durable only once its parent directory is synced.
  */
 async function makeDirDurable(fs: FileSystem, dir: string): Promise<void> {
   const created: string[] = [];
-  for (let path = dir; (await fs.stat(path)) === null && dirname(path) !== path; path = dirname(path)) created.push(path);
-  if (created.length === 0) return;
+  for (let path = dir; dirname(path) !== path && (await fs.stat(path)) === null; path = dirname(path)) created.push(path);
   await fs.mkdir(dir);
   for (const path of created) await fs.syncDir(dirname(path));
 }
@@ -135,9 +103,7 @@ export class Log {
   private syncedOffsetValue: number;
   private totalBytes: number;
 
-  private pending: PendingAppend[] = [];
-  private pendingHead = 0;
-  private pendingBytes = 0;
+  private readonly queue = new AppendQueue();
   private writeScheduled = false;
   private writeLoop: Promise<void> | null = null;
   /** Batches whose write was started and not yet committed, in offset order. */
@@ -153,11 +119,7 @@ export class Log {
   private dirtySegments: Segment[] = [];
   /** The synced prefix: what the next checkpoint may claim. */
   private syncedPoint: Checkpoint;
-  private checkpointedPoint: Checkpoint | null = null;
-  private checkpointChain: Promise<void> = Promise.resolve();
-  private checkpointQueued = false;
-  private lastCheckpointMonoMs: number;
-  private checkpointTimer: TimerHandle | null = null;
+  private readonly checkpointer: Checkpointer;
 
   private maintenanceChain: Promise<unknown> = Promise.resolve();
   private syncTimer: TimerHandle | null = null;
@@ -183,7 +145,7 @@ export class Log {
     this.writePosition = this.active.sizeBytes;
     this.totalBytes = segments.reduce((sum, segment) => sum + segment.sizeBytes, 0);
     this.syncedPoint = { segmentBaseOffset: this.active.baseOffset, position: this.active.sizeBytes, nextOffset: this.active.nextOffset };
-    this.lastCheckpointMonoMs = config.clock.monotonicMs();
+    this.checkpointer = new Checkpointer(config.fs, config.dir, config.clock, config.logger, config.checkpointIntervalMs, () => this.syncedPoint);
   }
 
   /** Opens (creating if missing) the log in `options.dir` and recovers it; see recovery.ts. */
@@ -203,7 +165,7 @@ export class Log {
         await fs.syncDir(dir);
       }
       const log = new Log(config, segments, recovered.report);
-      await log.enqueueCheckpoint();
+      await log.checkpointer.writeNow();
       log.startTimers();
       logger.info('storage.log.opened', { dir, durability: config.durability, ...recovered.report });
       return log;
@@ -261,10 +223,11 @@ export class Log {
     } catch (error) {
       return Promise.reject(error);
     }
-    if (this.pendingBytes > 0 && this.pendingBytes + bytes > APPEND_QUEUE_BYTES_MAX) {
+    const queued = this.queue.bytes;
+    if (queued > 0 && queued + bytes > APPEND_QUEUE_BYTES_MAX) {
       return Promise.reject(
-        new FerryError('BROKER_BUSY', `log ${this.config.dir}: ${this.pendingBytes} bytes already waiting to be written`, {
-          detail: { pendingBytes: this.pendingBytes, max: APPEND_QUEUE_BYTES_MAX },
+        new FerryError('BROKER_BUSY', `log ${this.config.dir}: ${queued} bytes already waiting to be written`, {
+          detail: { pendingBytes: queued, max: APPEND_QUEUE_BYTES_MAX },
         }),
       );
     }
@@ -273,8 +236,7 @@ export class Log {
       pending.resolve = resolve;
       pending.reject = reject;
     });
-    this.pending.push(pending);
-    this.pendingBytes += bytes;
+    this.queue.push(pending);
     this.scheduleWrite();
     return promise;
   }
@@ -292,23 +254,25 @@ export class Log {
   private readonly startWriteLoop = (): void => {
     this.writeScheduled = false;
     if (this.writeLoop !== null) return;
-    this.writeLoop = this.runWriteLoop().finally(() => {
-      this.writeLoop = null;
-      if (this.pendingHead < this.pending.length) this.scheduleWrite();
-    });
+    this.writeLoop = this.runWriteLoop()
+      .catch((error: unknown) => this.failStorage(error, 'write loop'))
+      .finally(() => {
+        this.writeLoop = null;
+        if (!this.queue.isEmpty) this.scheduleWrite();
+      });
   };
 
   private async runWriteLoop(): Promise<void> {
-    while (this.pendingHead < this.pending.length) {
+    while (!this.queue.isEmpty) {
       if (this.failure !== null) {
-        this.rejectPending(this.failure);
+        this.queue.rejectAll(this.failure);
         break;
       }
       if (this.inFlight.length >= WRITES_IN_FLIGHT_MAX || this.rollingBack) {
         await this.writeSettled();
         continue;
       }
-      const batch = this.takeBatch();
+      const batch = this.queue.take(this.config.durability === 'always' ? BATCH_BYTES_MAX : PIPELINED_BATCH_BYTES);
       if (this.needsRoll(batch.bytes, batch.records)) {
         // A roll needs every write committed and the writer to itself.
         await this.drainWrites();
@@ -323,64 +287,24 @@ export class Log {
           continue;
         }
       }
-      this.startWrite(batch.appends, batch.bytes, batch.records);
+      try {
+        this.startWrite(batch);
+      } catch (error) {
+        // Encoding found the input changed since it was validated: only this batch fails.
+        const failure = toFerryError(error, `append to ${this.config.dir}`);
+        for (const pending of batch.appends) pending.failed(failure);
+      }
     }
-  }
-
-  /** Takes the next batch off the queue: everything pending, up to the batch size cap. */
-  private takeBatch(): { appends: PendingAppend[]; bytes: number; records: number } {
-    const capBytes = this.config.durability === 'always' ? BATCH_BYTES_MAX : PIPELINED_BATCH_BYTES;
-    let bytes = BATCH_HEADER_BYTES;
-    let records = 0;
-    let end = this.pendingHead;
-    while (end < this.pending.length) {
-      const next = this.pending[end]!;
-      if (end > this.pendingHead && bytes + next.bytes > capBytes) break;
-      bytes += next.bytes;
-      records += next.records.length;
-      end++;
-    }
-    const appends = this.pending.slice(this.pendingHead, end);
-    this.pendingHead = end;
-    this.pendingBytes -= bytes - BATCH_HEADER_BYTES;
-    if (this.pendingHead === this.pending.length) {
-      this.pending = [];
-      this.pendingHead = 0;
-    } else if (this.pendingHead >= PENDING_COMPACT_SLOTS) {
-      this.pending = this.pending.slice(this.pendingHead);
-      this.pendingHead = 0;
-    }
-    return { appends, bytes, records };
   }
 
   /** Assigns offsets, encodes the batch into one buffer and starts its one write call. */
-  private startWrite(appends: PendingAppend[], bytes: number, records: number): void {
+  private startWrite(batch: TakenBatch): void {
     const segment = this.active;
     const position = this.writePosition;
-    const baseOffset = this.nextOffsetValue;
-    const buf = Buffer.allocUnsafeSlow(bytes);
-    let at = BATCH_HEADER_BYTES;
-    let offset = baseOffset;
-    let maxTimestampMs = 0;
-    for (let i = 0; i < appends.length; i++) {
-      const pending = appends[i]!;
-      const inputs = pending.records;
-      pending.baseOffset = offset;
-      for (let j = 0; j < inputs.length; j++) {
-        const input = inputs[j]!;
-        const timestampMs = input.timestampMs ?? pending.timestampMs;
-        at = encodeRecord(buf, at, offset, timestampMs, input.key ?? null, input.headers, input.value);
-        if (timestampMs > maxTimestampMs) maxTimestampMs = timestampMs;
-        offset++;
-      }
-      pending.lastOffset = offset - 1;
-    }
-    assert.equal(at, bytes, 'records fill the batch exactly (inputs must not change until append resolves)');
-    assert.equal(offset - baseOffset, records, 'one offset per record');
-    const header: BatchHeader = { batchBytes: bytes, recordCount: records, baseOffset, leaderEpoch: this.config.leaderEpoch, maxTimestampMs, attributes: 0 };
-    writeBatchHeader(buf, 0, header);
-    this.nextOffsetValue = offset;
-    this.writePosition = position + bytes;
+    const { buf, header } = encodeBatch(batch, this.nextOffsetValue, this.config.leaderEpoch);
+    const appends = batch.appends;
+    this.nextOffsetValue = header.baseOffset + header.recordCount;
+    this.writePosition = position + header.batchBytes;
     const write: InFlightWrite = { segment, position, header, buf, appends, state: 'writing', error: null };
     this.inFlight.push(write);
     segment.handle.write(buf, position).then(
@@ -428,7 +352,7 @@ export class Log {
     this.writtenOffsetValue = header.baseOffset + header.recordCount - 1;
     assert.equal(segment.nextOffset, this.writtenOffsetValue + 1, 'the segment ends at the written offset');
     if (this.config.durability !== 'always') {
-      for (const pending of appends) pending.resolve({ baseOffset: pending.baseOffset, lastOffset: pending.lastOffset, durability: 'written' });
+      for (const pending of appends) pending.written();
     } else if (this.failure !== null) {
       for (const pending of appends) pending.failed(this.failure);
     } else {
@@ -521,16 +445,8 @@ export class Log {
     this.config.logger.debug('storage.segment.rolled', { dir: this.config.dir, sealedBaseOffset: old.baseOffset, baseOffset: next.baseOffset });
     if (this.syncedOffsetValue === this.writtenOffsetValue && this.dirtySegments.length === 0) {
       this.syncedPoint = { segmentBaseOffset: next.baseOffset, position: 0, nextOffset: next.baseOffset };
-      await this.enqueueCheckpoint();
+      await this.checkpointer.writeNow();
     }
-  }
-
-  private rejectPending(error: FerryError): void {
-    const pending = this.pending.slice(this.pendingHead);
-    this.pending = [];
-    this.pendingHead = 0;
-    this.pendingBytes = 0;
-    for (const append of pending) append.failed(error);
   }
 
   // ---- sync ---------------------------------------------------------------------------------
@@ -585,7 +501,7 @@ export class Log {
         this.syncedPoint = point;
         this.settleSyncWaiters(target);
         this.notifyAdvance();
-        this.scheduleCheckpoint();
+        if (!this.closing) this.checkpointer.afterSync();
       }
     } catch (error) {
       this.failStorage(error, 'datasync');
@@ -618,7 +534,7 @@ export class Log {
     this.syncWaiters = [];
     this.syncWaitersHead = 0;
     for (const waiter of waiters) waiter.failed(this.failure);
-    this.rejectPending(this.failure);
+    this.queue.rejectAll(this.failure);
   }
 
   /** Syncs everything written so far. */
@@ -629,43 +545,6 @@ export class Log {
     } catch (error) {
       throw toFerryError(error, `sync ${this.config.dir}`);
     }
-  }
-
-  // ---- checkpoint ---------------------------------------------------------------------------
-
-  /** After a sync: a checkpoint now if the last one is checkpointIntervalMs old, else a timer for then. */
-  private scheduleCheckpoint(): void {
-    if (this.checkpointTimer !== null || this.closing) return;
-    const dueInMs = this.lastCheckpointMonoMs + this.config.checkpointIntervalMs - this.config.clock.monotonicMs();
-    if (dueInMs <= 0) {
-      void this.enqueueCheckpoint();
-      return;
-    }
-    this.checkpointTimer = this.config.clock.schedule(dueInMs, () => {
-      this.checkpointTimer = null;
-      if (!this.closing) void this.enqueueCheckpoint();
-    });
-  }
-
-  /** Writes the synced point as the checkpoint (after any checkpoint write in progress). Never rejects. */
-  private enqueueCheckpoint(): Promise<void> {
-    if (this.checkpointQueued) return this.checkpointChain;
-    this.checkpointQueued = true;
-    this.checkpointChain = this.checkpointChain.then(async () => {
-      this.checkpointQueued = false;
-      const point = this.syncedPoint;
-      const last = this.checkpointedPoint;
-      if (last !== null && last.segmentBaseOffset === point.segmentBaseOffset && last.position === point.position) return;
-      this.lastCheckpointMonoMs = this.config.clock.monotonicMs();
-      try {
-        await writeCheckpoint(this.config.fs, this.config.dir, point, this.config.clock.nowMs());
-        this.checkpointedPoint = point;
-      } catch (error) {
-        // The previous checkpoint still names a synced prefix; recovery just verifies more.
-        this.config.logger.warn('storage.checkpoint.failed', { dir: this.config.dir, error });
-      }
-    });
-    return this.checkpointChain;
   }
 
   // ---- read ---------------------------------------------------------------------------------
@@ -682,56 +561,13 @@ export class Log {
     const request: ReadRequest = { offset, endOffset, recordsMax, bytesMax };
     const out: LogRecord[] = [];
     try {
-      await this.readInto(request, out);
+      await readLog(() => this.segments, this.tailCache, request, out, (at) => this.outOfRange(at));
     } catch (error) {
       throw toFerryError(error, `read ${this.config.dir} at ${offset}`);
     }
     assert.ok(out.length === 0 || out[0]!.offset === offset, 'a read starts at the offset asked for');
     assert.ok(out.length === 0 || out[out.length - 1]!.offset < endOffset, 'a read stops before its end offset');
     return out;
-  }
-
-  private async readInto(request: ReadRequest, out: LogRecord[]): Promise<void> {
-    const bytesSoFar = { bytes: 0 };
-    let offset = request.offset;
-    while (offset < request.endOffset && out.length < request.recordsMax && !(out.length > 0 && bytesSoFar.bytes >= request.bytesMax)) {
-      if (offset >= this.tailCache.startOffset) {
-        this.tailCache.read({ ...request, offset }, out, bytesSoFar);
-        return;
-      }
-      const segment = this.segmentFor(offset);
-      if (segment === null || !segment.acquire()) {
-        // Retention removed it while we were reading.
-        if (out.length > 0) return;
-        throw this.outOfRange(offset);
-      }
-      try {
-        await readSegmentRecords(segment, { ...request, offset }, out, bytesSoFar);
-      } finally {
-        segment.release();
-      }
-      const reached = out.length > 0 ? out[out.length - 1]!.offset + 1 : offset;
-      if (reached < segment.nextOffset) return;
-      offset = segment.nextOffset;
-    }
-  }
-
-  /** The segment holding `offset`, or null when it is below the log's start. */
-  private segmentFor(offset: number): Segment | null {
-    const segments = this.segments;
-    let low = 0;
-    let high = segments.length - 1;
-    let found = -1;
-    while (low <= high) {
-      const mid = (low + high) >>> 1;
-      if (segments[mid]!.baseOffset <= offset) {
-        found = mid;
-        low = mid + 1;
-      } else {
-        high = mid - 1;
-      }
-    }
-    return found < 0 ? null : segments[found]!;
   }
 
   async offsetForTimestamp(timestampMs: number): Promise<number> {
@@ -866,8 +702,8 @@ export class Log {
   }
 
   private async closeNow(): Promise<void> {
-    for (const timer of [this.syncTimer, this.retentionTimer, this.checkpointTimer]) timer?.cancel();
-    this.syncTimer = this.retentionTimer = this.checkpointTimer = null;
+    for (const timer of [this.syncTimer, this.retentionTimer]) timer?.cancel();
+    this.syncTimer = this.retentionTimer = null;
     let error: unknown = null;
     try {
       while (this.writeScheduled || this.writeLoop !== null) {
@@ -884,12 +720,12 @@ export class Log {
           // Derived data: the next open rebuilds it from the segment.
           this.config.logger.warn('storage.index.write_failed', { dir: this.config.dir, error: indexError });
         }
-        await this.enqueueCheckpoint();
+        await this.checkpointer.writeNow();
       }
     } catch (caught) {
       error = caught;
     }
-    await this.checkpointChain;
+    await this.checkpointer.stop();
     const closed = await Promise.allSettled(this.segments.map((segment) => segment.retire()));
     this.listeners.clear();
     const closeError = closed.find((result) => result.status === 'rejected');

@@ -126,13 +126,19 @@ test('reconnect - graceful shutdown with publishes in flight: every confirmed pu
     await client.createTopic('t', { durability: 'always' });
     const confirmed = new Map<number, string>();
     const publishes: Promise<unknown>[] = [];
-    for (let i = 0; i < 2000; i++) {
-      const value = `v${i}`;
-      publishes.push(client.publish('t', value).then((r) => confirmed.set(r.offset, value), () => undefined));
-      if (i === 1000) publishes.push(first.realBroker.close());
+    let rejected = 0;
+    // Waves of 100 publishes, one per event-loop turn; the broker starts closing during wave 5.
+    for (let wave = 0; wave < 20; wave++) {
+      for (let i = 0; i < 100; i++) {
+        const value = `v${wave}-${i}`;
+        publishes.push(client.publish('t', value).then((r) => confirmed.set(r.offset, value), () => rejected++));
+      }
+      if (wave === 5) publishes.push(first.realBroker.close());
+      await new Promise((resolve) => setImmediate(resolve));
     }
     await Promise.all(publishes);
-    assert.ok(confirmed.size > 0);
+    assert.ok(confirmed.size >= 100, `${confirmed.size} confirmed`);
+    assert.ok(rejected > 0);
     await client.close();
     second = await startBroker(dir);
     const reader = await connect({ port: second.port });

@@ -10,7 +10,7 @@ import { CHECKPOINT_FILE } from '../../src/storage/checkpoint.js';
 import type { Log } from '../../src/storage/log.js';
 import { tempDir } from '../helpers.js';
 import { randomInt, seededRandom } from '../sim/random.js';
-import { appendSequential, assertRecord, openRealLog, readAll, record, RecordingLogger } from './log-kit.js';
+import { appendSequential, assertRecord, openRealLog, readAll, record, RecordingLogger, rejectsWith } from './log-kit.js';
 
 const SMALL = { segmentBytes: 4_096, indexIntervalBytes: 256, tailCacheBytes: 0 } as const;
 
@@ -206,8 +206,8 @@ test('damage - a flipped bit in a sealed segment fails reads of that range only'
     // A read from before the damage returns the good records and stops there.
     const before = await reopened.read(base, { recordsMax: 100 });
     assert.equal(before[before.length - 1]!.offset, base + 6);
-    const error = await reopened.read(base + 7).catch((caught: unknown) => caught as { detail: Record<string, number> });
-    assert.deepEqual([error.detail['fromOffset'], error.detail['toOffset']], [base + 7, base + 9]);
+    const error = await rejectsWith(reopened.read(base + 7), 'CORRUPT_RANGE');
+    assert.deepEqual([error.detail?.['fromOffset'], error.detail?.['toOffset']], [base + 7, base + 9]);
     assertRecord((await reopened.read(base + 10))[0]!, base + 10);
   });
 });
@@ -223,10 +223,9 @@ test('damage - a flipped bit in a batch header fails the range up to the next in
   await writeFile(path, bytes);
   await withLog(dir.path, SMALL, async (log) => {
     assertRecord((await log.read(0))[0]!, 0);
-    const error = await log.read(1).catch((caught: unknown) => caught as { code: string; detail: Record<string, number> });
-    assert.equal(error.code, 'CORRUPT_RANGE');
-    assert.equal(error.detail['fromOffset'], 1);
-    const resumeAt = error.detail['toOffset']! + 1;
+    const error = await rejectsWith(log.read(1), 'CORRUPT_RANGE');
+    assert.equal(error.detail?.['fromOffset'], 1);
+    const resumeAt = Number(error.detail?.['toOffset']) + 1;
     assert.ok(resumeAt > 1 && resumeAt <= 4, `resynchronised at ${resumeAt}`);
     assertRecord((await log.read(resumeAt))[0]!, resumeAt);
   });

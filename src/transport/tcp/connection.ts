@@ -676,6 +676,9 @@ export class Connection implements FrameHandler, SinkOwner {
       if (!wasHandshake) encodeGoodbye(this.writer, 0, { code: 'BROKER_CLOSING', message: 'the server is shutting down' });
       this.flush();
       this.socket.end();
+      // Read again, discarding, so that the client's FIN (and so 'close') is seen.
+      this.socket.off('data', this.onData);
+      this.socket.resume();
       await Promise.race([this.whenClosed(), deadline]);
     }
     if (this.isOpenSocket()) this.socket.destroy();
