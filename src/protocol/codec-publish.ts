@@ -14,6 +14,10 @@ import { malformed, type PayloadReader } from './reader.js';
 import type { FrameWriter } from './writer.js';
 
 export const MESSAGE_FLAG = { partition: 0x01, key: 0x02 } as const;
+/** Per-message tagged fields of PUBLISH. */
+const MESSAGE_TAG = { id: 1, delayMs: 2, deliverAtMs: 3 } as const;
+/** Tagged fields of PUBLISH_OK. */
+const RESULT_TAG = { duplicates: 1, deliverAtMs: 2 } as const;
 
 /** Bytes of one PUBLISH_OK result: partition u32 + offset u64. */
 const RESULT_BYTES = 12;
@@ -54,7 +58,22 @@ function writeMessageFields(w: FrameWriter, message: WirePublishMessage): void {
   if (key !== null) w.bytes(key);
   writeHeaders(w, message.headers);
   w.bytes(message.value);
-  w.u8(0);
+  if (message.id === undefined && message.delayMs === undefined && message.deliverAtMs === undefined) {
+    w.u8(0);
+    return;
+  }
+  const tagged = w.taggedBegin();
+  let count = 0;
+  if (message.id !== undefined) (w.tagString(MESSAGE_TAG.id, message.id), count++);
+  if (message.delayMs !== undefined) (w.tagU32(MESSAGE_TAG.delayMs, message.delayMs), count++);
+  if (message.deliverAtMs !== undefined) (w.tagU64(MESSAGE_TAG.deliverAtMs, message.deliverAtMs), count++);
+  w.taggedEnd(tagged, count);
+}
+
+function visitMessage(tag: number, r: PayloadReader, message: WirePublishMessage): void {
+  if (tag === MESSAGE_TAG.id) message.id = r.string32();
+  else if (tag === MESSAGE_TAG.delayMs) message.delayMs = r.u32();
+  else if (tag === MESSAGE_TAG.deliverAtMs) message.deliverAtMs = r.u64();
 }
 
 export function writeHeaders(w: FrameWriter, headers: readonly WireHeader[] | undefined): void {
@@ -97,8 +116,8 @@ export function decodePublish(r: PayloadReader): PublishRequest {
     const key = flags & MESSAGE_FLAG.key ? r.bytes() : null;
     const headers = readHeaders(r);
     const value = r.bytes();
-    r.skipTagged();
     const message: WirePublishMessage = { key, value };
+    r.tagged(visitMessage, message);
     if (headers.length > 0) message.headers = headers;
     if (partition !== undefined) message.partition = partition;
     messages.push(message);
@@ -117,8 +136,47 @@ export function encodePublishOk(w: FrameWriter, requestId: number, ok: PublishOk
     w.u32(ok.partitions[i]!);
     w.u64(ok.offsets[i]!);
   }
-  w.u8(0);
+  writeResultTags(w, ok.duplicates ?? [], ok.deliverAtMs ?? []);
   w.endFrame();
+}
+
+function writeResultTags(w: FrameWriter, duplicates: readonly number[], deliverAt: ReadonlyArray<readonly [number, number]>): void {
+  const tagged = w.taggedBegin();
+  let count = 0;
+  if (duplicates.length > 0) {
+    const at = w.tagBegin(RESULT_TAG.duplicates);
+    w.u32(duplicates.length);
+    for (const index of duplicates) w.u32(index);
+    w.tagEnd(at);
+    count++;
+  }
+  if (deliverAt.length > 0) {
+    const at = w.tagBegin(RESULT_TAG.deliverAtMs);
+    w.u32(deliverAt.length);
+    for (const [index, ms] of deliverAt) {
+      w.u32(index);
+      w.u64(ms);
+    }
+    w.tagEnd(at);
+    count++;
+  }
+  w.taggedEnd(tagged, count);
+}
+
+function visitResults(tag: number, r: PayloadReader, ok: PublishOk): void {
+  if (tag === RESULT_TAG.duplicates) {
+    const count = r.u32();
+    if (count > PUBLISH_MESSAGES_MAX) throw malformed(`${count} duplicates`);
+    const duplicates: number[] = [];
+    for (let i = 0; i < count; i++) duplicates.push(r.u32());
+    ok.duplicates = duplicates;
+  } else if (tag === RESULT_TAG.deliverAtMs) {
+    const count = r.u32();
+    if (count > PUBLISH_MESSAGES_MAX) throw malformed(`${count} delivery times`);
+    const deliverAt: Array<readonly [number, number]> = [];
+    for (let i = 0; i < count; i++) deliverAt.push([r.u32(), r.u64()]);
+    ok.deliverAtMs = deliverAt;
+  }
 }
 
 /** The part of a broker publish result the encoder reads. */
@@ -126,6 +184,8 @@ export interface PublishResultSource {
   partition: number;
   offset: number;
   durability: WireReached;
+  duplicate?: boolean;
+  deliverAtMs?: number;
 }
 
 /** PUBLISH_OK for `count` results starting at `start`: lets a server answer coalesced requests without copying. */
@@ -137,7 +197,12 @@ export function encodePublishOkFrom(
   count: number,
 ): void {
   let synced = true;
-  for (let i = start; i < start + count; i++) if (results[i]!.durability !== 'synced') synced = false;
+  let special = false;
+  for (let i = start; i < start + count; i++) {
+    const result = results[i]!;
+    if (result.durability !== 'synced') synced = false;
+    if (result.duplicate === true || result.deliverAtMs !== undefined) special = true;
+  }
   w.beginFrame(FRAME_TYPES.PUBLISH_OK, requestId);
   w.u8(synced ? REACHED_WIRE.synced : REACHED_WIRE.written);
   w.u32(count);
@@ -145,7 +210,18 @@ export function encodePublishOkFrom(
     w.u32(results[i]!.partition);
     w.u64(results[i]!.offset);
   }
-  w.u8(0);
+  if (!special) {
+    w.u8(0);
+  } else {
+    const duplicates: number[] = [];
+    const deliverAt: Array<readonly [number, number]> = [];
+    for (let i = 0; i < count; i++) {
+      const result = results[start + i]!;
+      if (result.duplicate === true) duplicates.push(i);
+      if (result.deliverAtMs !== undefined) deliverAt.push([i, result.deliverAtMs]);
+    }
+    writeResultTags(w, duplicates, deliverAt);
+  }
   w.endFrame();
 }
 
@@ -161,7 +237,8 @@ export function decodePublishOk(r: PayloadReader): PublishOk {
     partitions[i] = r.u32();
     offsets[i] = r.u64();
   }
-  r.skipTagged();
+  const ok: PublishOk = { durability: reached === REACHED_WIRE.synced ? 'synced' : 'written', partitions, offsets };
+  r.tagged(visitResults, ok);
   r.done();
-  return { durability: reached === REACHED_WIRE.synced ? 'synced' : 'written', partitions, offsets };
+  return ok;
 }

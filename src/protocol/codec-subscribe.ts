@@ -23,7 +23,9 @@ import { malformed, type PayloadReader } from './reader.js';
 import type { FrameWriter } from './writer.js';
 
 const SUBSCRIBE_FLAG = { group: 0x01 } as const;
-const SUBSCRIBE_TAG = { resumeOffsets: 1 } as const;
+const SUBSCRIBE_TAG = { resumeOffsets: 1, ackTimeoutMs: 2, backoffMs: 3, deliveriesMax: 4, deadLetterTopic: 5 } as const;
+/** Backoff steps listed in one SUBSCRIBE. */
+const BACKOFF_STEPS_MAX = 1024;
 /** Resume positions listed in one SUBSCRIBE: one per partition. */
 const RESUME_OFFSETS_MAX = 65_536;
 /** Bytes per entry: ACK (partition u32, offset u64), NACK (+ delayMs u32 + tagged count u8), CREDIT (id u32, count u32). */
@@ -55,12 +57,44 @@ export function encodeSubscribe(w: FrameWriter, requestId: number, request: Subs
     w.tagEnd(at);
     count++;
   }
+  if (request.ackTimeoutMs !== undefined) (w.tagU32(SUBSCRIBE_TAG.ackTimeoutMs, request.ackTimeoutMs), count++);
+  if (request.backoffMs !== undefined) {
+    const at = w.tagBegin(SUBSCRIBE_TAG.backoffMs);
+    w.u32(request.backoffMs.length);
+    for (const delayMs of request.backoffMs) w.u32(delayMs);
+    w.tagEnd(at);
+    count++;
+  }
+  if (request.deliveriesMax !== undefined) (w.tagU32(SUBSCRIBE_TAG.deliveriesMax, request.deliveriesMax), count++);
+  if (request.deadLetterTopic !== undefined) (w.tagString(SUBSCRIBE_TAG.deadLetterTopic, request.deadLetterTopic), count++);
   w.taggedEnd(tagged, count);
   w.endFrame();
 }
 
 function visitSubscribe(tag: number, r: PayloadReader, request: SubscribeRequest): void {
-  if (tag !== SUBSCRIBE_TAG.resumeOffsets) return;
+  switch (tag) {
+    case SUBSCRIBE_TAG.ackTimeoutMs:
+      request.ackTimeoutMs = r.u32();
+      return;
+    case SUBSCRIBE_TAG.backoffMs: {
+      const count = r.u32();
+      if (count > BACKOFF_STEPS_MAX) throw malformed(`${count} backoff steps`);
+      const steps: number[] = [];
+      for (let i = 0; i < count; i++) steps.push(r.u32());
+      request.backoffMs = steps;
+      return;
+    }
+    case SUBSCRIBE_TAG.deliveriesMax:
+      request.deliveriesMax = r.u32();
+      return;
+    case SUBSCRIBE_TAG.deadLetterTopic:
+      request.deadLetterTopic = r.string32();
+      return;
+    case SUBSCRIBE_TAG.resumeOffsets:
+      break;
+    default:
+      return;
+  }
   const count = r.u32();
   if (count > RESUME_OFFSETS_MAX) throw malformed(`${count} resume offsets`);
   const offsets: Array<readonly [number, number]> = [];

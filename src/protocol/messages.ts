@@ -85,6 +85,12 @@ export interface WirePublishMessage {
   key?: Buffer | null;
   headers?: readonly WireHeader[];
   value: Buffer;
+  /** Tag 1: message id for deduplication within the topic's window. */
+  id?: string;
+  /** Tag 2: deliver to groups no earlier than this many ms after the broker receives it. */
+  delayMs?: number;
+  /** Tag 3: deliver to groups no earlier than this time (ms since the epoch). */
+  deliverAtMs?: number;
 }
 
 export interface PublishRequest {
@@ -97,6 +103,10 @@ export interface PublishOk {
   durability: WireReached;
   partitions: number[];
   offsets: number[];
+  /** Tag 1: indices of messages recognised as duplicates (nothing stored, first offset returned). */
+  duplicates?: number[];
+  /** Tag 2: (index, deliverAtMs) of delayed messages. */
+  deliverAtMs?: Array<readonly [index: number, deliverAtMs: number]>;
 }
 
 export type WireStartPosition =
@@ -118,6 +128,11 @@ export interface SubscribeRequest {
    * subscription is re-established after a reconnect.
    */
   resumeOffsets?: Array<readonly [partition: number, offset: number]>;
+  /** Tags 2-5: group settings, applied when the group is created. */
+  ackTimeoutMs?: number;
+  backoffMs?: number[];
+  deliveriesMax?: number;
+  deadLetterTopic?: string;
 }
 
 export interface Subscribed {

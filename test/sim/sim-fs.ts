@@ -140,8 +140,18 @@ export class SimFileSystem implements FileSystem {
     this.capacityBytes = capacityBytes;
   }
 
+  /** Bytes the files hold now (what counts against the capacity). */
   get used(): number {
     return this.usedBytes;
+  }
+
+  get capacity(): number {
+    return this.capacityBytes;
+  }
+
+  /** Injected faults that have not fired yet. */
+  faultsPending(): number {
+    return this.faults.length;
   }
 
   /** The next `op` (on a path containing `pathIncludes`, if given) fails with `code`, having done nothing. */

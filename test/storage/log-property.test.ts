@@ -65,6 +65,9 @@ const op: fc.Arbitrary<Op> = fc.oneof(
     }),
   },
   { weight: 1, arbitrary: fc.constant({ kind: 'reopen' as const }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('diskFull' as const), headroomBytes: fc.integer({ min: 0, max: 20_000 }) }) },
+  { weight: 1, arbitrary: fc.constant({ kind: 'freeSpace' as const }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('ioError' as const), op: fc.constantFrom('write' as const, 'datasync' as const) }) },
 );
 
 const optional = <T>(arb: fc.Arbitrary<T>): fc.Arbitrary<T | undefined> => fc.option(arb, { nil: undefined, freq: 2 });

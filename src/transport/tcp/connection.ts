@@ -373,7 +373,8 @@ export class Connection implements FrameHandler, SinkOwner {
     this.requestsStarted(1);
     let pending;
     try {
-      pending = this.broker.subscribe(request.topic, { group: request.group, from: request.from, credit: request.credit }, sink);
+      const { topic, resumeOffsets: _resume, ...options } = request;
+      pending = this.broker.subscribe(topic, options, sink);
     } catch (error) {
       pending = Promise.reject(error);
     }
