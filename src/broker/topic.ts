@@ -16,9 +16,10 @@ import { Log } from '../storage/log.js';
 import type { Header, RecordInput, RecoveryReport } from '../storage/types.js';
 import type { DeadLetterTarget } from './dead-letter.js';
 import { DEFAULT_DEDUP_WINDOW_MS, DedupIndex, ID_HEADER, type DedupEntry } from './dedup.js';
+import { DelayStore } from './delay-store.js';
 import { Group } from './group.js';
 import { GroupStore } from './group-store.js';
-import { MESSAGE_ID_BYTES_MAX } from './limits.js';
+import { DELAY_MS_MAX, MESSAGE_ID_BYTES_MAX } from './limits.js';
 import { checkName } from './names.js';
 import { Partitioner } from './partitioner.js';
 import { StreamSubscription } from './stream-subscription.js';
@@ -28,6 +29,7 @@ export const TOPIC_FILE = 'topic.json';
 const TOPIC_FILE_VERSION = 1;
 const PARTITIONS_DIR = 'partitions';
 const GROUPS_DIR = 'groups';
+const DELAYED_DIR = 'delayed';
 
 export interface TopicContext {
   fs: FileSystem;
@@ -48,6 +50,7 @@ export class Topic {
   private readonly streams = new Set<StreamSubscription>();
   private readonly unsubscribeAdvance: Array<() => void> = [];
   private readonly dedup: DedupIndex;
+  private delayStore: Promise<DelayStore> | null = null;
 
   private constructor(
     readonly name: string,
@@ -98,6 +101,7 @@ export class Topic {
     );
     const topic = new Topic(file.name, config, dir, logs, context);
     await topic.dedup.rebuild(logs);
+    if ((await context.fs.stat(join(dir, DELAYED_DIR))) !== null) await topic.delayed();
     return { topic, recovery: logs.map((log) => log.recovery) };
   }
 
@@ -137,14 +141,71 @@ export class Topic {
 
   async publish(messages: readonly PublishMessage[]): Promise<PublishResult[]> {
     let hasId = false;
+    let hasDelay = false;
     for (const message of messages) {
       if (message.id !== undefined) {
         hasId = true;
         checkMessageId(message.id);
       }
+      if (message.delayMs !== undefined || message.deliverAtMs !== undefined) {
+        hasDelay = true;
+        checkDelay(message);
+      }
     }
-    if (!hasId) return this.append(messages);
-    return this.publishWithIds(messages);
+    if (hasId) return this.publishWithIds(messages);
+    return hasDelay ? this.store(messages) : this.append(messages);
+  }
+
+  /** The topic's delayed-message store, opened on first use. */
+  private delayed(): Promise<DelayStore> {
+    this.delayStore ??= DelayStore.open({
+      dir: join(this.dir, DELAYED_DIR),
+      fs: this.context.fs,
+      clock: this.context.clock,
+      logger: this.context.logger,
+      durability: this.config.durability,
+      syncIntervalMs: this.config.syncIntervalMs,
+      topic: this.name,
+      mainLogs: this.logs,
+      deliver: (messages) => this.append(messages),
+    });
+    return this.delayStore;
+  }
+
+  /** Stores messages: due ones in the partition logs, later ones in the delay store. */
+  private async store(messages: readonly PublishMessage[]): Promise<PublishResult[]> {
+    const nowMs = this.context.clock.nowMs();
+    const immediate: PublishMessage[] = [];
+    const immediateIndexes: number[] = [];
+    const later: Array<{ message: PublishMessage; deliverAtMs: number }> = [];
+    const laterIndexes: number[] = [];
+    messages.forEach((message, index) => {
+      const deliverAtMs = message.deliverAtMs ?? (message.delayMs === undefined ? undefined : nowMs + message.delayMs);
+      if (deliverAtMs !== undefined && deliverAtMs - nowMs > DELAY_MS_MAX) {
+        throw new FerryError('INVALID_ARGUMENT', `a message can be delayed by at most ${DELAY_MS_MAX} ms`);
+      }
+      if (deliverAtMs === undefined || deliverAtMs <= nowMs) {
+        immediate.push(message);
+        immediateIndexes.push(index);
+        return;
+      }
+      // The partition is chosen now, so the publish reply can name it.
+      const partition = message.partition ?? this.partitioner.partitionFor(message.key);
+      later.push({ message: { ...message, partition }, deliverAtMs });
+      laterIndexes.push(index);
+    });
+    if (later.length === 0) return this.append(messages);
+    const [stored, scheduled] = await Promise.all([
+      immediate.length === 0 ? Promise.resolve([]) : this.append(immediate),
+      this.delayed().then((delays) => delays.add(later)),
+    ]);
+    const results = new Array<PublishResult>(messages.length);
+    immediateIndexes.forEach((index, position) => (results[index] = stored[position]!));
+    laterIndexes.forEach((index, position) => {
+      const { offset, deliverAtMs, durability } = scheduled[position]!;
+      results[index] = { partition: later[position]!.message.partition!, offset, durability, deliverAtMs };
+    });
+    return results;
   }
 
   /** Exactly-once publish: duplicates within the window are answered from the index. */
@@ -178,7 +239,7 @@ export class Topic {
       freshIndexes.push(index);
       fresh.push({ ...message, headers: [...(message.headers ?? []), [ID_HEADER, id] as Header] });
     }
-    const appended = fresh.length === 0 ? Promise.resolve([]) : this.append(fresh);
+    const appended = fresh.length === 0 ? Promise.resolve([]) : this.store(fresh);
     for (const [id, index] of seenInBatch) {
       const position = freshIndexes.indexOf(index);
       this.dedup.begin(
@@ -303,6 +364,7 @@ export class Topic {
     for (const unsubscribe of this.unsubscribeAdvance) unsubscribe();
     for (const stream of [...this.streams]) await stream.close();
     await Promise.all([...this.groupsOpening.values()].map((opening) => opening.catch(() => undefined)));
+    if (this.delayStore !== null) await (await this.delayStore).close();
     await Promise.all([...this.groups.values()].map((group) => group.close()));
     this.groups.clear();
     await Promise.all(this.logs.map((log) => log.close()));
@@ -312,6 +374,16 @@ export class Topic {
 function checkMessageId(id: unknown): void {
   if (typeof id !== 'string' || id.length === 0 || Buffer.byteLength(id) > MESSAGE_ID_BYTES_MAX) {
     throw new FerryError('INVALID_ARGUMENT', `a message id must be a non-empty string of at most ${MESSAGE_ID_BYTES_MAX} bytes`);
+  }
+}
+
+function checkDelay(message: PublishMessage): void {
+  const { delayMs, deliverAtMs } = message;
+  if (delayMs !== undefined && (!Number.isSafeInteger(delayMs) || delayMs < 0 || delayMs > DELAY_MS_MAX)) {
+    throw new FerryError('INVALID_ARGUMENT', `delayMs must be an integer from 0 to ${DELAY_MS_MAX}`);
+  }
+  if (deliverAtMs !== undefined && (!Number.isSafeInteger(deliverAtMs) || deliverAtMs < 0)) {
+    throw new FerryError('INVALID_ARGUMENT', 'deliverAtMs must be a time in ms since the epoch');
   }
 }
 

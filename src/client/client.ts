@@ -129,7 +129,11 @@ export class FerryClient extends EventEmitter implements ConnectionHandler {
     if (!Number.isInteger(prefetch) || prefetch < 1 || prefetch > PREFETCH_MAX) {
       throw new FerryError('INVALID_ARGUMENT', `prefetch must be an integer from 1 to ${PREFETCH_MAX}, got ${prefetch}`);
     }
-    const subscription = new Subscription(topic, options.group, prefetch, toStartPosition(options.from, options.group), this);
+    const { ackTimeoutMs, backoffMs, deliveriesMax, deadLetterTopic } = options;
+    const settings = Object.fromEntries(
+      Object.entries({ ackTimeoutMs, backoffMs, deliveriesMax, deadLetterTopic }).filter(([, value]) => value !== undefined),
+    );
+    const subscription = new Subscription(topic, options.group, prefetch, toStartPosition(options.from, options.group), this, settings);
     await this.withConnection((c) => this.subscribeOn(c, subscription));
     this.subscriptions.add(subscription);
     return subscription;

@@ -15,6 +15,12 @@ export interface PublishOptions {
   headers?: Record<string, string>;
   /** Explicit partition; by default the broker hashes the key, or round-robins unkeyed messages. */
   partition?: number;
+  /** Message id: a second publish with the same id within the topic's dedup window stores nothing. */
+  id?: string;
+  /** Deliver to groups no earlier than this many ms from now (streams see it at once). */
+  delayMs?: number;
+  /** Deliver to groups no earlier than this time; wins over delayMs. */
+  deliverAt?: Date | number;
 }
 
 export interface BatchMessage extends PublishOptions {
@@ -27,6 +33,10 @@ export interface PublishResult {
   offset: number;
   /** 'synced' once an fdatasync covered the message (`always` topics), 'written' otherwise. */
   durability: 'synced' | 'written';
+  /** True when the id was already published: nothing was stored, the first offset is returned. */
+  duplicate?: boolean;
+  /** For a delayed message: when it becomes deliverable. */
+  deliverAt?: Date;
 }
 
 /** Messages above this size get a frame of their own: coalescing pays off for small messages only. */
@@ -67,19 +77,18 @@ export class PublishRequest implements PendingRequest {
       return;
     }
     const { partitions, offsets, durability } = ok;
+    const results: PublishResult[] = new Array(partitions.length);
+    for (let i = 0; i < partitions.length; i++) results[i] = { topic: this.topic, partition: partitions[i]!, offset: offsets[i]!, durability };
+    for (const index of ok.duplicates ?? []) if (results[index] !== undefined) results[index].duplicate = true;
+    for (const [index, ms] of ok.deliverAtMs ?? []) if (results[index] !== undefined) results[index].deliverAt = new Date(ms);
     let at = 0;
     for (const caller of this.callers) {
-      if (at + caller.count > partitions.length) {
+      if (at + caller.count > results.length) {
         caller.reject(new FerryError('MALFORMED_FRAME', 'PUBLISH_OK carries fewer results than messages'));
         continue;
       }
-      if (caller.batch) {
-        const results: PublishResult[] = [];
-        for (let i = at; i < at + caller.count; i++) results.push({ topic: this.topic, partition: partitions[i]!, offset: offsets[i]!, durability });
-        (caller.resolve as (value: PublishResult[]) => void)(results);
-      } else {
-        (caller.resolve as (value: PublishResult) => void)({ topic: this.topic, partition: partitions[at]!, offset: offsets[at]!, durability });
-      }
+      if (caller.batch) (caller.resolve as (value: PublishResult[]) => void)(results.slice(at, at + caller.count));
+      else (caller.resolve as (value: PublishResult) => void)(results[at]!);
       at += caller.count;
     }
   }
@@ -109,6 +118,18 @@ export function toWireMessage(value: Buffer | string | Uint8Array, options: Publ
     }
     message.partition = options.partition;
   }
+  if (options.id !== undefined) message.id = String(options.id);
+  if (options.delayMs !== undefined) {
+    if (!Number.isInteger(options.delayMs) || options.delayMs < 0 || options.delayMs > 0xffff_ffff) {
+      throw new FerryError('INVALID_ARGUMENT', `delayMs must be a non-negative integer, got ${options.delayMs}`);
+    }
+    message.delayMs = options.delayMs;
+  }
+  if (options.deliverAt !== undefined) {
+    const ms = options.deliverAt instanceof Date ? options.deliverAt.getTime() : options.deliverAt;
+    if (!Number.isSafeInteger(ms) || ms < 0) throw new FerryError('INVALID_ARGUMENT', `deliverAt must be a valid time`);
+    message.deliverAtMs = ms;
+  }
   return message;
 }
 
@@ -117,6 +138,8 @@ export function messageBytesEstimate(message: WirePublishMessage): number {
   let bytes = MESSAGE_FIXED_BYTES + message.value.byteLength;
   if (message.key) bytes += message.key.byteLength;
   if (message.headers) for (const [name, value] of message.headers) bytes += 6 + (name.length + value.length) * 3;
+  if (message.id !== undefined) bytes += 9 + message.id.length * 3;
+  if (message.delayMs !== undefined || message.deliverAtMs !== undefined) bytes += 2 * 13;
   return bytes;
 }
 

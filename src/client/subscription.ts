@@ -25,7 +25,14 @@ export interface SubscribeOptions {
   from?: StartFrom;
   /** Messages held by this client at most (buffered + unacknowledged). */
   prefetch?: number;
+  /** Group settings, applied when the group is created by this subscribe. */
+  ackTimeoutMs?: number;
+  backoffMs?: number[];
+  deliveriesMax?: number;
+  deadLetterTopic?: string;
 }
+
+export type GroupSettings = Pick<SubscribeOptions, 'ackTimeoutMs' | 'backoffMs' | 'deliveriesMax' | 'deadLetterTopic'>;
 
 /** What a subscription needs from its client. */
 export interface SubscriptionHost {
@@ -71,6 +78,7 @@ export class Subscription implements AsyncIterableIterator<Message>, MessageSett
     readonly prefetch: number,
     private readonly from: WireStartPosition,
     private readonly host: SubscriptionHost,
+    private readonly groupSettings: GroupSettings = {},
   ) {}
 
   /** The server's id for this subscription on the current connection (0 while detached). */
@@ -95,6 +103,11 @@ export class Subscription implements AsyncIterableIterator<Message>, MessageSett
     if (this.group !== undefined) {
       request.group = this.group;
       request.credit = this.prefetch;
+      const settings = this.groupSettings;
+      if (settings.ackTimeoutMs !== undefined) request.ackTimeoutMs = settings.ackTimeoutMs;
+      if (settings.backoffMs !== undefined) request.backoffMs = settings.backoffMs;
+      if (settings.deliveriesMax !== undefined) request.deliveriesMax = settings.deliveriesMax;
+      if (settings.deadLetterTopic !== undefined) request.deadLetterTopic = settings.deadLetterTopic;
     } else if (this.nextOffsets.size > 0) {
       // The broker takes one start offset for every partition: start at the lowest wanted one and
       // skip, per partition, what was already received. The exact positions travel too (tag 1).

@@ -50,13 +50,13 @@ import type {
  * Writes in flight at once. More than one lets the next batch be encoded (CPU) while the previous
  * one is copied into the page cache (a thread-pool thread); they are committed in offset order.
  */
-const WRITES_IN_FLIGHT_MAX = 8;
+const WRITES_IN_FLIGHT_MAX = 4;
 /**
  * Batch size cap for `interval` and `never` when many appends are queued: several batches in
  * flight overlap encoding with writing. `always` takes everything queued into one batch instead,
  * so that one fdatasync covers it (group commit).
  */
-const PIPELINED_BATCH_BYTES = 64 * 1024;
+const PIPELINED_BATCH_BYTES = 256 * 1024;
 
 interface InFlightWrite {
   segment: Segment;

@@ -190,3 +190,19 @@ test('client - a message larger than the frame limit is refused locally', async 
     await running.close();
   }
 });
+
+test('client - a message id makes a repeated publish a duplicate with the first offset', async () => {
+  const running = await startBroker();
+  try {
+    const client = await connect({ port: running.port });
+    await client.createTopic('t');
+    const first = await client.publish('t', 'once', { id: 'order-1' });
+    const again = await client.publish('t', 'once', { id: 'order-1' });
+    assert.equal(again.offset, first.offset);
+    assert.equal(again.duplicate, true);
+    assert.equal(first.duplicate, undefined);
+    await client.close();
+  } finally {
+    await running.close();
+  }
+});

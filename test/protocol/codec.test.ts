@@ -27,7 +27,7 @@ import {
   encodeSubscribed,
   encodeUnsubscribe,
 } from '../../src/protocol/codec-subscribe.js';
-import type { WireTopicInfo } from '../../src/protocol/messages.js';
+import type { PublishOk, WireTopicInfo } from '../../src/protocol/messages.js';
 
 const RUNS = process.env.CI ? 500 : 100;
 const reader = new PayloadReader();
@@ -69,7 +69,7 @@ const topicInfo: fc.Arbitrary<WireTopicInfo> = fc.record({
 }, { noNullPrototype: true });
 
 const publishMessage = fc.record(
-  { partition: u32, key: fc.option(bytes, { nil: null }), headers, value: bytes },
+  { partition: u32, key: fc.option(bytes, { nil: null }), headers, value: bytes, id: fc.string({ maxLength: 30 }), delayMs: u32, deliverAtMs: u64 },
   { requiredKeys: ['value'], noNullPrototype: true },
 );
 
@@ -142,13 +142,20 @@ test('codec - PUBLISH and PUBLISH_OK round trip', () => {
         assert.deepEqual(m.key ?? null, original.key ?? null);
         assert.deepEqual(m.headers ?? [], original.headers ?? []);
         assert.equal(m.partition, original.partition);
+        assert.equal(m.id, original.id);
+        assert.equal(m.delayMs, original.delayMs);
+        assert.equal(m.deliverAtMs, original.deliverAtMs);
       });
     }),
     { numRuns: RUNS },
   );
   fc.assert(
     fc.property(fc.array(fc.tuple(u32, u64), { maxLength: 20 }), fc.constantFrom('synced' as const, 'written' as const), (results, reached) => {
-      const ok = { durability: reached, partitions: results.map((r) => r[0]), offsets: results.map((r) => r[1]) };
+      const ok: PublishOk = { durability: reached, partitions: results.map((r) => r[0]), offsets: results.map((r) => r[1]) };
+      if (results.length > 1) {
+        ok.duplicates = [0];
+        ok.deliverAtMs = [[results.length - 1, results[0]![1]]];
+      }
       assert.deepEqual(decodePublishOk(single((w) => encodePublishOk(w, 5, ok), FRAME_TYPES.PUBLISH_OK)), ok);
     }),
     { numRuns: RUNS },
@@ -164,7 +171,7 @@ test('codec - SUBSCRIBE, SUBSCRIBED, UNSUBSCRIBE round trip', () => {
   );
   fc.assert(
     fc.property(
-      fc.record({ topic: name, group: name, from, credit: u32, resumeOffsets: fc.array(fc.tuple(u32, u64), { maxLength: 4 }) }, { requiredKeys: ['topic', 'from', 'credit'], noNullPrototype: true }),
+      fc.record({ topic: name, group: name, from, credit: u32, resumeOffsets: fc.array(fc.tuple(u32, u64), { maxLength: 4 }), ackTimeoutMs: u32, backoffMs: fc.array(u32, { maxLength: 5 }), deliveriesMax: u32, deadLetterTopic: name }, { requiredKeys: ['topic', 'from', 'credit'], noNullPrototype: true }),
       (request) => {
         assert.deepEqual(decodeSubscribe(single((w) => encodeSubscribe(w, 3, request), FRAME_TYPES.SUBSCRIBE)), request);
       },

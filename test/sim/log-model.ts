@@ -443,15 +443,17 @@ export class LogModel {
       ...(this.config.segmentAgeMs === undefined ? {} : { segmentAgeMs: this.config.segmentAgeMs }),
       ...(this.config.retention === undefined ? {} : { retention: this.config.retention }),
     };
-    let log: Log;
-    try {
-      log = await Log.open(options);
-    } catch (error) {
-      const expected = (isFerryError(error, 'DISK_FULL') && this.diskFullPossible) || (isFerryError(error, 'STORAGE_FAILED') && this.ioErrorPossible);
-      if (!expected) throw new Error(`Log.open failed: ${describe(error)}`, { cause: error });
-      coverage.opensRetried++;
-      this.fs.setCapacity(Infinity);
-      log = await Log.open({ ...options, fs: this.fs.session() });
+    let log: Log | null = null;
+    // Each refusal uses up a fault (a queued EIO, or the full disk, which is then freed).
+    for (let attempt = 0; log === null; attempt++) {
+      try {
+        log = await Log.open({ ...options, fs: this.fs.session() });
+      } catch (error) {
+        const expected = (isFerryError(error, 'DISK_FULL') && this.diskFullPossible) || (isFerryError(error, 'STORAGE_FAILED') && this.ioErrorPossible);
+        if (!expected || attempt > this.fs.faultsPending() + 1) throw new Error(`Log.open failed: ${describe(error)}`, { cause: error });
+        coverage.opensRetried++;
+        this.fs.setCapacity(Infinity);
+      }
     }
     // An injected EIO that has fired was answered by the reopen; one still queued may fire later.
     this.ioErrorPossible = this.fs.faultsPending() > 0;
