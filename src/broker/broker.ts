@@ -27,6 +27,7 @@ import { DLQ_HEADER_PREFIX, DLQ_HEADERS, isCopyOf, type DeadLetterSource, type D
 import { DEFAULT_DEDUP_WINDOW_MS } from './dedup.js';
 import { checkName } from './names.js';
 import { TOPIC_FILE, Topic, type TopicContext } from './topic.js';
+import type { TcpServerOptions } from '../transport/tcp/options.js';
 import type {
   BrokerApi,
   DeliverySink,
@@ -99,7 +100,8 @@ export interface ConsumeOptions extends Partial<GroupConfig> {
   prefetch?: number;
 }
 
-export interface ListenOptions {
+/** Where to listen, plus any TCP server setting (heartbeats, limits, slow consumers). */
+export interface ListenOptions extends TcpServerOptions {
   port?: number;
   host?: string;
 }
@@ -189,7 +191,7 @@ export class Broker implements BrokerApi, DeadLetterTarget {
     this.checkOpen();
     const topic = this.topic(name);
     this.topics.delete(name);
-    await topic.close();
+    await topic.close(`topic ${name} was deleted`);
     const trash = join(this.dir, TRASH_DIR);
     await mkdirDurable(this.context.fs, trash);
     const trashed = join(trash, `${name}.${this.context.clock.nowMs()}`);
@@ -375,6 +377,10 @@ export class Broker implements BrokerApi, DeadLetterTarget {
       return group.subscribe(sink, credit);
     }
     const startOffsets = await topic.startOffsets(from);
+    // A resuming stream names its position per partition; those win over `from`.
+    options.partitionOffsets?.forEach((offset, partition) => {
+      if (partition < startOffsets.length && Number.isSafeInteger(offset) && offset >= 0) startOffsets[partition] = offset;
+    });
     return topic.openStream(this.nextSubscriptionId++, startOffsets, sink, credit);
   }
 
@@ -382,8 +388,9 @@ export class Broker implements BrokerApi, DeadLetterTarget {
   async listen(options: ListenOptions = {}): Promise<Listener> {
     this.checkOpen();
     const { TcpServer } = await import('../transport/tcp/server.js');
-    const server = new TcpServer(this, { logger: this.context.logger, clock: this.context.clock });
-    const address = await server.listen(options.port ?? 7700, options.host ?? '127.0.0.1');
+    const { port, host, ...serverOptions } = options;
+    const server = new TcpServer(this, { logger: this.context.logger, clock: this.context.clock, ...serverOptions });
+    const address = await server.listen(port ?? 7700, host ?? '127.0.0.1');
     const listener: Listener = {
       port: address.port,
       host: address.host,

@@ -440,7 +440,8 @@ export class Group {
     return partition;
   }
 
-  async close(): Promise<void> {
+  /** Closes the group; with a reason (topic deleted), its subscribers' sinks are told why. */
+  async close(reason?: string): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.ackTimer?.cancel();
@@ -449,7 +450,10 @@ export class Group {
       partition.retryTimers.clear();
       partition.reader.close();
     }
-    for (const subscription of [...this.subscriptions]) subscription.markClosed();
+    for (const subscription of [...this.subscriptions]) {
+      subscription.markClosed();
+      if (reason !== undefined) subscription.sink.ended?.(reason);
+    }
     this.subscriptions.length = 0;
     await this.deadLetterer.close();
     await this.deps.store.close();

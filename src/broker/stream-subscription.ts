@@ -90,10 +90,12 @@ export class StreamSubscription implements Subscription {
     return false;
   }
 
-  async close(): Promise<void> {
+  /** Ends the subscription; with a reason, the broker ended it and tells the sink why. */
+  async close(reason?: string): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     for (const reader of this.readers) reader.close();
     this.onClose(this);
+    if (reason !== undefined) this.sink.ended?.(reason);
   }
 }

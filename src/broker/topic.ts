@@ -360,12 +360,13 @@ export class Topic {
     for (const stream of this.streams) stream.onLogAdvance();
   }
 
-  async close(): Promise<void> {
+  /** Closes everything; with a reason (the topic was deleted), subscribers are told why. */
+  async close(reason?: string): Promise<void> {
     for (const unsubscribe of this.unsubscribeAdvance) unsubscribe();
-    for (const stream of [...this.streams]) await stream.close();
+    for (const stream of [...this.streams]) await stream.close(reason);
     await Promise.all([...this.groupsOpening.values()].map((opening) => opening.catch(() => undefined)));
     if (this.delayStore !== null) await (await this.delayStore).close();
-    await Promise.all([...this.groups.values()].map((group) => group.close()));
+    await Promise.all([...this.groups.values()].map((group) => group.close(reason)));
     this.groups.clear();
     await Promise.all(this.logs.map((log) => log.close()));
   }

@@ -85,6 +85,8 @@ export interface SubscribeOptions extends Partial<GroupConfig> {
   /** Queue group name; absent means a stream subscription that keeps no state. */
   group?: string;
   from?: StartPosition;
+  /** Streams: exact resume position per partition (index = partition), e.g. after a reconnect; wins over `from`. */
+  partitionOffsets?: readonly number[];
   /** Deliveries allowed before the subscriber grants more credit (initial credit). */
   credit?: number;
 }
@@ -150,6 +152,8 @@ export interface Delivery {
 export interface DeliverySink {
   deliver(delivery: Delivery): void;
   writable(): boolean;
+  /** The broker ended the subscription (e.g. its topic was deleted); no more deliveries follow. */
+  ended?(reason: string): void;
 }
 
 export interface Subscription {

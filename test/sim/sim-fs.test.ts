@@ -191,6 +191,23 @@ test('sim-fs - tearing keeps a prefix of the last unsynced write only', async ()
   assert.ok(lengths.size >= 5, `tear lengths vary with the seed, saw ${[...lengths].join(',')}`);
 });
 
+test('sim-fs - torn bytes that survived a crash survive the next one too', async () => {
+  const fs = await withDir();
+  const file = await fs.open('/d/a', 'create');
+  await fs.syncDir('/d');
+  await file.write(bytes('AAAA'), 0);
+  await file.datasync();
+  await file.write(bytes('BBBB'), 4);
+  fs.crash({ tearLastWrite: true, random: () => 0.99 });
+  assert.deepEqual(await fs.readFile('/d/a'), bytes('AAAABBBB'));
+  assert.deepEqual(fs.fileBytes('/d/a', 'durable'), bytes('AAAABBBB'));
+  const again = await fs.open('/d/a', 'readwrite');
+  await again.write(bytes('C'), 8);
+  await again.datasync();
+  fs.crash({ random: () => 0.5 });
+  assert.deepEqual(await fs.readFile('/d/a'), bytes('AAAABBBBC'));
+});
+
 test('sim-fs - tearing with garbage ends the kept prefix in random bytes, deterministically', async () => {
   const run = async (seed: number): Promise<Buffer> => {
     const fs = await withDir();

@@ -258,6 +258,9 @@ export class SimFileSystem implements FileSystem {
     }
     // A write past the durable end leaves a hole of zeros: the size reached disk, the earlier data did not.
     this.storeBytes(file, kept, lastWrite.position);
+    // What survived the crash is on the disk: durable from now on.
+    file.durable = new Uint8Array(file.data.subarray(0, file.size));
+    file.durableSize = file.size;
     file.dirtyFrom = Infinity;
     report.torn.push({ path, position: lastWrite.position, bytesKept, garbageBytes });
   }
