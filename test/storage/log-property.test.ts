@@ -1,15 +1,19 @@
 /**
  * Property test of the storage engine under crashes: random sequences of appends (single and
- * concurrent), syncs, segment rolls, retention, clock moves and power cuts (with and without a torn
- * last write) on the simulated disk, in every durability mode. After every recovery:
+ * concurrent), syncs, segment rolls, retention, clock moves, a full disk, injected EIO, and power
+ * cuts (between any two I/O steps, with and without a torn last write) on the simulated disk, in
+ * every durability mode; the model is test/sim/log-model.ts. After every recovery:
  *   (a) every append the log acknowledged as durable (always mode: every append; any mode: before a
  *       completed sync) is still there, byte for byte;
  *   (b) the log is a prefix of what was appended — same offsets, same content — except for records
  *       retention removed at the front;
  *   (c) every record a read returns is one that was appended (a record failing its CRC never is);
- *   (d) appends go on at the recovered next offset, with contiguous offsets.
+ *   (d) appends go on at the recovered next offset, with contiguous offsets in call order.
+ * A second property flips bits anywhere on disk and checks that reads return the right record or
+ * CORRUPT_RANGE, never a wrong one.
  *
- * Replay a failure with FERRY_PROP_SEED=<seed> FERRY_PROP_PATH=<path> (both printed by fast-check).
+ * Replay a failure with FERRY_PROP_SEED=<seed> FERRY_PROP_PATH=<path> (bit rot: FERRY_ROT_SEED and
+ * FERRY_ROT_PATH), both printed by fast-check.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -93,8 +97,17 @@ const caseConfig: fc.Arbitrary<CaseConfig> = fc.record({
   ops: fc.array(op, { minLength: 1, maxLength: OPS_MAX, size: 'max' }),
 });
 
-test('log - recovers a durable prefix after any crash, in every durability mode', { timeout: 600_000 }, async () => {
-  const replay = process.env.FERRY_PROP_SEED === undefined ? {} : { seed: Number(process.env.FERRY_PROP_SEED), path: process.env.FERRY_PROP_PATH };
+/** fast-check options that replay a reported failure when its seed and path are in the environment. */
+function replayFrom(seedVariable: string, pathVariable: string): { seed?: number; path?: string } {
+  const seed = process.env[seedVariable];
+  return seed === undefined ? {} : { seed: Number(seed), path: process.env[pathVariable] };
+}
+
+/** Passing runs take seconds; the bound leaves room for shrinking a failure on a slow machine. */
+const PROPERTY_TIMEOUT_MS = 300_000;
+
+test('log - recovers a durable prefix after any crash, in every durability mode', { timeout: PROPERTY_TIMEOUT_MS }, async () => {
+  const replay = replayFrom('FERRY_PROP_SEED', 'FERRY_PROP_PATH');
   const started = performance.now();
   await fc.assert(
     fc.asyncProperty(caseConfig, async (config) => {
@@ -123,7 +136,7 @@ const rotCase = fc.record({
   }),
 });
 
-test('log - bit rot in any file never makes a read return a wrong record', { timeout: 300_000 }, async () => {
+test('log - bit rot in any file never makes a read return a wrong record', { timeout: PROPERTY_TIMEOUT_MS }, async () => {
   await fc.assert(
     fc.asyncProperty(rotCase, async ({ records, segmentBytes, indexIntervalBytes, flips }) => {
       const fs = new SimFileSystem();
@@ -170,6 +183,6 @@ test('log - bit rot in any file never makes a read return a wrong record', { tim
         await reopened.close();
       }
     }),
-    { numRuns: ROT_RUNS },
+    { numRuns: ROT_RUNS, ...replayFrom('FERRY_ROT_SEED', 'FERRY_ROT_PATH') },
   );
 });

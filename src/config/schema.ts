@@ -1,0 +1,176 @@
+/**
+ * Every configuration key of `ferry serve`: its type, bounds, default and one line of meaning.
+ * This table is the single source for validation (load.ts), environment variable names,
+ * `--print-config` and docs/CONFIG.md (a test keeps the doc in step). Bounds come from the limit
+ * modules that enforce them, so the config cannot accept a value the broker would refuse later.
+ */
+import { DEFAULT_GROUP_CONFIG, DEFAULT_TOPIC_CONFIG } from '../broker/broker.js';
+import { BACKOFF_DELAY_MS_MAX, BACKOFF_STEPS_MAX } from '../broker/backoff.js';
+import { ACK_TIMEOUT_MS_MAX, ACK_TIMEOUT_MS_MIN, DELIVERIES_MAX_LIMIT, PARTITIONS_MAX, PUBLISH_MESSAGES_MAX } from '../broker/limits.js';
+import type { Durability, RetentionPolicy } from '../broker/types.js';
+import { FRAME_BYTES_MAX_CEILING, FRAME_BYTES_MAX_MIN } from '../protocol/limits.js';
+import {
+  DEFAULT_TAIL_CACHE_BYTES,
+  HEADERS_BYTES_MAX,
+  HEADERS_COUNT_MAX,
+  KEY_BYTES_MAX,
+  RECORD_BYTES_MAX,
+  SEGMENT_BYTES_MAX,
+  SEGMENT_BYTES_MIN,
+} from '../storage/limits.js';
+import { DURABILITY_MODES } from '../storage/types.js';
+import { SERVER_DEFAULTS } from '../transport/tcp/options.js';
+import type { Unit } from './units.js';
+
+export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+/** `auto`: human-readable lines when stderr is a terminal, JSON lines otherwise. */
+export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
+/** The admin HTTP port: next to the broker's 7700, easy to remember. */
+export const DEFAULT_HTTP_PORT = 7780;
+const PORT_MAX = 65_535;
+/** A day: any interval or timeout beyond it is a unit mistake (seconds typed as ms, or worse). */
+const DAY_MS = 24 * 3600 * 1000;
+const YEAR_MS = 365 * DAY_MS;
+/** Tail cache ceiling: it is process memory; 64 GiB is beyond any machine this runs on sensibly. */
+const TAIL_CACHE_BYTES_MAX = 64 * 1024 ** 3;
+const INT_MAX = Number.MAX_SAFE_INTEGER;
+
+export type FieldKind =
+  | { type: 'int'; min: number; max: number; unit?: Unit }
+  | { type: 'string'; example: string }
+  | { type: 'enum'; values: readonly string[] }
+  | { type: 'bool' }
+  | { type: 'intList'; min: number; max: number; lengthMax: number; unit?: Unit };
+
+export interface FieldSpec {
+  /** Dotted path in the config object, e.g. `server.maxConnections`. */
+  path: string;
+  kind: FieldKind;
+  /** Undefined: optional, no default (e.g. retention limits: keep everything). */
+  default: unknown;
+  doc: string;
+}
+
+export interface TopicSettings {
+  partitions: number;
+  durability: Durability;
+  syncIntervalMs: number;
+  segmentBytes: number;
+  dedupWindowMs: number;
+  retention: RetentionPolicy;
+}
+
+export interface FerryConfig {
+  dir: string;
+  server: {
+    host: string;
+    port: number;
+    serverName: string;
+    heartbeatIntervalMs: number;
+    heartbeatMissesMax: number;
+    maxFrameBytes: number;
+    writeHighWaterBytes: number;
+    slowConsumerGraceMs: number;
+    maxConnections: number;
+    inFlightRequestsMax: number;
+    subscriptionsMax: number;
+    closeTimeoutMs: number;
+  };
+  http: { enabled: boolean; host: string; port: number };
+  log: { level: LogLevel; format: LogFormat };
+  storage: { tailCacheBytes: number };
+  /** Admission limits: each at most the ceiling the storage engine or broker enforces anyway. */
+  limits: {
+    recordBytesMax: number;
+    keyBytesMax: number;
+    headersCountMax: number;
+    headersBytesMax: number;
+    publishMessagesMax: number;
+  };
+  topicDefaults: TopicSettings;
+  groupDefaults: { ackTimeoutMs: number; backoffMs: number[]; deliveriesMax: number };
+  /** Topics created at start when missing; existing topics keep their stored settings. */
+  topics: Record<string, Partial<TopicSettings>>;
+}
+
+const int = (min: number, max: number, unit?: Unit): FieldKind => (unit === undefined ? { type: 'int', min, max } : { type: 'int', min, max, unit });
+
+/** The settings of one topic; used under `topicDefaults.` and under `topics.<name>.`. */
+export const TOPIC_FIELDS: readonly FieldSpec[] = [
+  { path: 'partitions', kind: int(1, PARTITIONS_MAX), default: DEFAULT_TOPIC_CONFIG.partitions, doc: 'Partitions of a new topic (each is a log with its own files).' },
+  { path: 'durability', kind: { type: 'enum', values: DURABILITY_MODES }, default: DEFAULT_TOPIC_CONFIG.durability, doc: 'When a publish is confirmed: `always` after fdatasync, `interval` after the write (sync every syncIntervalMs), `never` after the write.' },
+  { path: 'syncIntervalMs', kind: int(1, DAY_MS, 'ms'), default: DEFAULT_TOPIC_CONFIG.syncIntervalMs, doc: '`interval` durability: a sync runs at least this often.' },
+  { path: 'segmentBytes', kind: int(SEGMENT_BYTES_MIN, SEGMENT_BYTES_MAX, 'bytes'), default: DEFAULT_TOPIC_CONFIG.segmentBytes, doc: 'A segment file rolls at this size; retention deletes whole segments.' },
+  { path: 'dedupWindowMs', kind: int(0, DAY_MS, 'ms'), default: DEFAULT_TOPIC_CONFIG.dedupWindowMs, doc: 'Exactly-once publish: how long a message id is remembered.' },
+  { path: 'retention.ageMs', kind: int(0, 100 * YEAR_MS, 'ms'), default: undefined, doc: 'Delete a sealed segment once its newest message is older than this (unset: keep).' },
+  { path: 'retention.bytesMax', kind: int(0, INT_MAX, 'bytes'), default: undefined, doc: 'Delete the oldest sealed segments while a partition is larger than this (unset: keep).' },
+  { path: 'retention.recordsMax', kind: int(0, INT_MAX), default: undefined, doc: 'Delete the oldest sealed segments while a partition holds more messages than this (unset: keep).' },
+];
+
+export const FIELDS: readonly FieldSpec[] = [
+  { path: 'dir', kind: { type: 'string', example: './data' }, default: './data', doc: 'Data directory (topics, groups, checkpoints).' },
+
+  { path: 'server.host', kind: { type: 'string', example: '127.0.0.1' }, default: '127.0.0.1', doc: 'Address the TCP protocol listens on (loopback by default; 0.0.0.0 for all).' },
+  { path: 'server.port', kind: int(0, PORT_MAX), default: 7700, doc: 'TCP port of the Ferry protocol (0: any free port).' },
+  { path: 'server.serverName', kind: { type: 'string', example: 'ferry' }, default: SERVER_DEFAULTS.serverName, doc: 'Name announced to clients in HELLO_OK.' },
+  { path: 'server.heartbeatIntervalMs', kind: int(10, 0xffff_ffff, 'ms'), default: SERVER_DEFAULTS.heartbeatIntervalMs, doc: 'Heartbeat period; a peer silent for heartbeatMissesMax periods is disconnected.' },
+  { path: 'server.heartbeatMissesMax', kind: int(1, 1000), default: SERVER_DEFAULTS.heartbeatMissesMax, doc: 'Missed heartbeat periods before a silent peer is disconnected.' },
+  { path: 'server.maxFrameBytes', kind: int(FRAME_BYTES_MAX_MIN, FRAME_BYTES_MAX_CEILING, 'bytes'), default: SERVER_DEFAULTS.maxFrameBytes, doc: 'Largest frame accepted from a client (announced in HELLO_OK); bounds read memory per connection.' },
+  { path: 'server.writeHighWaterBytes', kind: int(1, FRAME_BYTES_MAX_CEILING, 'bytes'), default: SERVER_DEFAULTS.writeHighWaterBytes, doc: 'Bytes queued on a socket above which deliveries to it pause.' },
+  { path: 'server.slowConsumerGraceMs', kind: int(1, DAY_MS, 'ms'), default: SERVER_DEFAULTS.slowConsumerGraceMs, doc: 'A connection backed up above the high-water mark this long is disconnected (SLOW_CONSUMER).' },
+  { path: 'server.maxConnections', kind: int(1, 1_000_000), default: SERVER_DEFAULTS.maxConnections, doc: 'Open connections at most; further ones are refused with BROKER_BUSY.' },
+  { path: 'server.inFlightRequestsMax', kind: int(1, 1_000_000), default: SERVER_DEFAULTS.inFlightRequestsMax, doc: 'Requests awaiting the broker per connection; above it the server stops reading that socket.' },
+  { path: 'server.subscriptionsMax', kind: int(1, 1_000_000), default: SERVER_DEFAULTS.subscriptionsMax, doc: 'Subscriptions per connection.' },
+  { path: 'server.closeTimeoutMs', kind: int(1, DAY_MS, 'ms'), default: SERVER_DEFAULTS.closeTimeoutMs, doc: 'Graceful shutdown waits this long for in-flight requests.' },
+
+  { path: 'http.enabled', kind: { type: 'bool' }, default: true, doc: 'Serve the admin API, /metrics and the dashboard.' },
+  { path: 'http.host', kind: { type: 'string', example: '127.0.0.1' }, default: '127.0.0.1', doc: 'Address of the admin HTTP port. It has no authentication: keep it on loopback or behind a proxy.' },
+  { path: 'http.port', kind: int(0, PORT_MAX), default: DEFAULT_HTTP_PORT, doc: 'Admin HTTP port: JSON API, /metrics, /healthz, /readyz and the dashboard at /.' },
+
+  { path: 'log.level', kind: { type: 'enum', values: LOG_LEVELS }, default: 'info', doc: 'Least severe level written.' },
+  { path: 'log.format', kind: { type: 'enum', values: LOG_FORMATS }, default: 'auto', doc: '`json` lines, `pretty` lines for people, or `auto` (pretty when stderr is a terminal).' },
+
+  { path: 'storage.tailCacheBytes', kind: int(0, TAIL_CACHE_BYTES_MAX, 'bytes'), default: DEFAULT_TAIL_CACHE_BYTES, doc: 'Memory for the hot tail of all partitions together (recent messages served without a disk read).' },
+
+  { path: 'limits.recordBytesMax', kind: int(1, RECORD_BYTES_MAX, 'bytes'), default: RECORD_BYTES_MAX, doc: 'Largest message (key + headers + value) accepted; at most the storage ceiling.' },
+  { path: 'limits.keyBytesMax', kind: int(1, KEY_BYTES_MAX, 'bytes'), default: KEY_BYTES_MAX, doc: 'Largest key accepted.' },
+  { path: 'limits.headersCountMax', kind: int(0, HEADERS_COUNT_MAX), default: HEADERS_COUNT_MAX, doc: 'Headers per message at most.' },
+  { path: 'limits.headersBytesMax', kind: int(0, HEADERS_BYTES_MAX, 'bytes'), default: HEADERS_BYTES_MAX, doc: 'Encoded header bytes (names + values) per message at most.' },
+  { path: 'limits.publishMessagesMax', kind: int(1, PUBLISH_MESSAGES_MAX), default: PUBLISH_MESSAGES_MAX, doc: 'Messages in one publish request at most.' },
+
+  ...TOPIC_FIELDS.map((field) => ({ ...field, path: `topicDefaults.${field.path}` })),
+
+  { path: 'groupDefaults.ackTimeoutMs', kind: int(ACK_TIMEOUT_MS_MIN, ACK_TIMEOUT_MS_MAX, 'ms'), default: DEFAULT_GROUP_CONFIG.ackTimeoutMs, doc: 'A delivery not acked within this is redelivered (new groups).' },
+  { path: 'groupDefaults.backoffMs', kind: { type: 'intList', min: 0, max: BACKOFF_DELAY_MS_MAX, lengthMax: BACKOFF_STEPS_MAX, unit: 'ms' }, default: DEFAULT_GROUP_CONFIG.backoffMs, doc: 'Delays before each redelivery (the last repeats); empty: exponential 1 s to 5 min with jitter.' },
+  { path: 'groupDefaults.deliveriesMax', kind: int(1, DELIVERIES_MAX_LIMIT), default: DEFAULT_GROUP_CONFIG.deliveriesMax, doc: 'Deliveries of one message before it moves to the dead-letter topic `<topic>.dlq`.' },
+];
+
+/** `server.maxConnections` → `FERRY_SERVER_MAX_CONNECTIONS`. */
+export function envName(path: string): string {
+  return 'FERRY_' + path.replace(/\./g, '_').replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
+}
+
+/** The expected form of a field, for error messages and docs. */
+export function describeKind(kind: FieldKind): string {
+  switch (kind.type) {
+    case 'int': {
+      const range = `from ${kind.min} to ${kind.max}`;
+      if (kind.unit === 'bytes') return `a size in bytes ${range} (an integer, or like "64KiB", "128MiB", "1GiB")`;
+      if (kind.unit === 'ms') return `a duration in ms ${range} (an integer, or like "500ms", "30s", "5m", "2h", "7d")`;
+      return `an integer ${range}`;
+    }
+    case 'string':
+      return `a non-empty string like "${kind.example}"`;
+    case 'enum':
+      return `one of ${kind.values.map((value) => `"${value}"`).join(', ')}`;
+    case 'bool':
+      return 'true or false';
+    case 'intList': {
+      const unit = kind.unit === 'ms' ? 'durations' : 'integers';
+      return `a list of at most ${kind.lengthMax} ${unit} from ${kind.min} to ${kind.max} (in env and flags: comma-separated, like "1s,5s,30s")`;
+    }
+  }
+}
