@@ -70,6 +70,8 @@ export class Group {
   private pumping = false;
   private closed = false;
   private ackTimer: TimerHandle | null = null;
+  /** While a reset is being made durable, nothing is delivered (the old state would skip records). */
+  private resetting = false;
 
   private constructor(private readonly deps: GroupDeps) {
     this.topic = deps.topic;
@@ -166,7 +168,7 @@ export class Group {
   }
 
   pump(): void {
-    if (this.pumping || this.closed) return;
+    if (this.pumping || this.closed || this.resetting) return;
     this.pumping = true;
     try {
       for (;;) {
@@ -317,18 +319,27 @@ export class Group {
     const partition = this.partitionAt(partitionIndex);
     const state = this.deps.store.state.partitions[partitionIndex]!;
     const entry = partition.inFlight.get(offset);
+    let deliveries = state.deliveriesOf(offset);
     if (entry !== undefined) {
       partition.inFlight.delete(offset);
       entry.subscription.inFlight -= 1;
+      deliveries = entry.deliveryCount;
     } else if (partition.waiting.has(offset)) {
       // A late ack of a message waiting for redelivery (its delivery timed out): settle it all the same.
+      deliveries = partition.waiting.get(offset)!;
       this.forgetWaiting(partition, offset);
     } else if (state.acks.isSettled(offset)) {
       return Promise.resolve();
     } else if (offset >= partition.reader.position) {
       return Promise.reject(new FerryError('UNKNOWN_DELIVERY', `offset ${offset} of partition ${partitionIndex} was not delivered to this group`));
     }
-    return this.deps.store.settle(partitionIndex, offset);
+    return this.deps.store.settle(partitionIndex, offset).catch((error: unknown) => {
+      // The ack did not become durable (e.g. disk full): the message is delivered again.
+      if (!this.deps.store.state.partitions[partitionIndex]!.acks.isSettled(offset) && !this.closed) {
+        this.scheduleRedelivery(partition, offset, deliveries, 0);
+      }
+      throw error;
+    });
   }
 
   /** nack: the message goes back for redelivery after its backoff (or `delayMs`). */
@@ -418,19 +429,23 @@ export class Group {
 
   /** Moves the group to new floors: everything below is settled, everything from them on is pending. */
   async reset(floors: number[]): Promise<void> {
-    for (const partition of this.partitions) {
-      const floor = floors[partition.index]!;
-      for (const entry of partition.inFlight.values()) entry.subscription.inFlight -= 1;
-      partition.inFlight.clear();
-      for (const offset of [...partition.waiting.keys()]) this.forgetWaiting(partition, offset);
-      partition.redeliverReady = [];
-      partition.reader.seek(floor);
+    this.resetting = true;
+    try {
+      for (const partition of this.partitions) {
+        for (const entry of partition.inFlight.values()) entry.subscription.inFlight -= 1;
+        partition.inFlight.clear();
+        for (const offset of [...partition.waiting.keys()]) this.forgetWaiting(partition, offset);
+        partition.redeliverReady = [];
+      }
+      await Promise.all(
+        this.partitions.map((partition) =>
+          this.deps.store.record({ kind: GroupEventKind.reset, partition: partition.index, floor: floors[partition.index]! }),
+        ),
+      );
+      for (const partition of this.partitions) partition.reader.seek(floors[partition.index]!);
+    } finally {
+      this.resetting = false;
     }
-    await Promise.all(
-      this.partitions.map((partition) =>
-        this.deps.store.record({ kind: GroupEventKind.reset, partition: partition.index, floor: floors[partition.index]! }),
-      ),
-    );
     this.pump();
   }
 

@@ -35,15 +35,35 @@ const CREDIT_ENTRY_BYTES = 8;
 /** CREDIT frames batch grants for every subscription of a connection: one appendable key. */
 const CREDIT_APPEND_KEY = 0;
 
+/** startKind u8, then position u64 for the offset and timestamp kinds (SUBSCRIBE, RESET_GROUP). */
+export function writeStartPosition(w: FrameWriter, from: WireStartPosition): void {
+  w.u8(START_KIND_WIRE[from.kind]);
+  if (from.kind === 'offset') w.u64(from.offset);
+  else if (from.kind === 'timestamp') w.u64(from.timestampMs);
+}
+
+export function readStartPosition(r: PayloadReader): WireStartPosition {
+  const kind = r.u8();
+  switch (kind) {
+    case START_KIND_WIRE.earliest:
+      return { kind: 'earliest' };
+    case START_KIND_WIRE.latest:
+      return { kind: 'latest' };
+    case START_KIND_WIRE.offset:
+      return { kind: 'offset', offset: r.u64() };
+    case START_KIND_WIRE.timestamp:
+      return { kind: 'timestamp', timestampMs: r.u64() };
+    default:
+      throw malformed(`unknown start position kind ${kind}`);
+  }
+}
+
 export function encodeSubscribe(w: FrameWriter, requestId: number, request: SubscribeRequest): void {
   w.beginFrame(FRAME_TYPES.SUBSCRIBE, requestId);
   w.string16(request.topic);
   w.u8(request.group !== undefined ? SUBSCRIBE_FLAG.group : 0);
   if (request.group !== undefined) w.string16(request.group);
-  const from = request.from;
-  w.u8(START_KIND_WIRE[from.kind]);
-  if (from.kind === 'offset') w.u64(from.offset);
-  else if (from.kind === 'timestamp') w.u64(from.timestampMs);
+  writeStartPosition(w, request.from);
   w.u32(request.credit);
   const tagged = w.taggedBegin();
   let count = 0;
@@ -106,24 +126,7 @@ export function decodeSubscribe(r: PayloadReader): SubscribeRequest {
   const topic = r.string16();
   const flags = r.u8();
   const group = flags & SUBSCRIBE_FLAG.group ? r.string16() : undefined;
-  const kind = r.u8();
-  let from: WireStartPosition;
-  switch (kind) {
-    case START_KIND_WIRE.earliest:
-      from = { kind: 'earliest' };
-      break;
-    case START_KIND_WIRE.latest:
-      from = { kind: 'latest' };
-      break;
-    case START_KIND_WIRE.offset:
-      from = { kind: 'offset', offset: r.u64() };
-      break;
-    case START_KIND_WIRE.timestamp:
-      from = { kind: 'timestamp', timestampMs: r.u64() };
-      break;
-    default:
-      throw malformed(`unknown start position kind ${kind}`);
-  }
+  const from = readStartPosition(r);
   const request: SubscribeRequest = { topic, from, credit: r.u32() };
   if (group !== undefined) request.group = group;
   r.tagged(visitSubscribe, request);
@@ -259,9 +262,14 @@ export function decodeDeliver(r: PayloadReader): DeliverBatch {
 
 // ---- ACK / NACK: subscription id u32, tagged section, count u32, entries ----
 
-function beginSettle(w: FrameWriter, type: number, subscriptionId: number): void {
-  if (w.canAppend(type, subscriptionId)) return;
-  w.beginAppendable(type, 0, subscriptionId);
+/**
+ * Opens (or continues) the appendable settle frame of `type` for a subscription. Fire-and-forget
+ * frames (request id 0) and frames that want a SETTLED reply never share a frame: the reply
+ * answers exactly the entries of its own frame.
+ */
+export function beginSettle(w: FrameWriter, type: number, subscriptionId: number, requestId = 0): void {
+  if (w.canAppend(type, subscriptionId) && w.openRequestId === requestId) return;
+  w.beginAppendable(type, requestId, subscriptionId);
   w.u32(subscriptionId);
   w.u8(0);
   w.itemCountField();
@@ -275,7 +283,10 @@ export function appendAck(w: FrameWriter, subscriptionId: number, partition: num
   w.itemAppended();
 }
 
-/** Appends a NACK entry; delayMs 0 redelivers at once. Each entry ends with its own tagged section. */
+/**
+ * Appends a NACK entry; delayMs 0 redelivers at once, NACK_DELAY_BACKOFF after the group's backoff.
+ * Each entry ends with its own tagged section.
+ */
 export function appendNack(w: FrameWriter, subscriptionId: number, partition: number, offset: number, delayMs: number): void {
   beginSettle(w, FRAME_TYPES.NACK, subscriptionId);
   w.u32(partition);
@@ -285,7 +296,7 @@ export function appendNack(w: FrameWriter, subscriptionId: number, partition: nu
   w.itemAppended();
 }
 
-function readSettleHeader(r: PayloadReader, entryBytes: number): { subscriptionId: number; count: number } {
+export function readSettleHeader(r: PayloadReader, entryBytes: number): { subscriptionId: number; count: number } {
   const subscriptionId = r.u32();
   r.skipTagged();
   const count = r.u32();

@@ -54,6 +54,17 @@ export const FRAME_TYPES = {
   NACK: 0x34,
   CREDIT: 0x35,
   UNSUBSCRIBE: 0x36,
+  REJECT: 0x37,
+  TOUCH: 0x38,
+  SETTLED: 0x39,
+  // Queue groups and dead letters
+  LIST_GROUPS: 0x40,
+  DESCRIBE_GROUP: 0x41,
+  RESET_GROUP: 0x42,
+  REDRIVE: 0x43,
+  GROUP_INFO: 0x44,
+  GROUP_LIST: 0x45,
+  REDRIVE_OK: 0x46,
 } as const;
 
 export type FrameTypeName = keyof typeof FRAME_TYPES;

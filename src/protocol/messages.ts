@@ -56,6 +56,8 @@ export interface WireTopicConfig {
   syncIntervalMs: number;
   retention: WireRetention;
   segmentBytes: number;
+  /** How long a message id is remembered for exactly-once publish (CREATE_TOPIC tag 8, topic tag 1). */
+  dedupWindowMs?: number;
 }
 
 export interface CreateTopicRequest {
@@ -161,9 +163,83 @@ export interface AckBatch {
   offsets: number[];
 }
 
+/** NACK delayMs that means "after the group's backoff for this delivery count" rather than an explicit delay. */
+export const NACK_DELAY_BACKOFF = 0xffff_ffff;
+
 export interface NackBatch extends AckBatch {
-  /** 0 means redeliver without delay. */
+  /** 0 redelivers at once; NACK_DELAY_BACKOFF follows the group's backoff schedule. */
   delaysMs: number[];
+}
+
+/** TOUCH has the layout of ACK: restart the ack timeout of each delivery. */
+export type TouchBatch = AckBatch;
+
+export interface RejectBatch extends AckBatch {
+  /** Why each message is rejected; becomes the dead letter's ferry-dlq-reason header. */
+  reasons: string[];
+}
+
+/** One entry of a SETTLED reply: null code when the entry was applied (durably), else why not. */
+export interface SettleOutcome {
+  code: ErrorCode | null;
+  message: string;
+}
+
+export interface WireGroupConfig {
+  ackTimeoutMs: number;
+  backoffMs: number[];
+  deliveriesMax: number;
+  deadLetterTopic: string;
+}
+
+export interface WireGroupPartitionInfo {
+  partition: number;
+  /** Every offset below this is settled. */
+  ackFloor: number;
+  /** Messages of the partition not yet settled by the group. */
+  lag: number;
+}
+
+/** A queue group's state: mirrors GroupInfo of src/broker/types.ts. */
+export interface WireGroupInfo {
+  topic: string;
+  name: string;
+  config: WireGroupConfig;
+  subscribers: number;
+  /** Delivered, not yet settled. */
+  inFlight: number;
+  /** Waiting to be delivered again (nacked, timed out, or left by a subscriber). */
+  pendingRedelivery: number;
+  /** Messages not yet settled, summed over partitions. */
+  pending: number;
+  redeliveredTotal: number;
+  deadLetteredTotal: number;
+  /** Age of the oldest delivered, unsettled message (0 when none). */
+  oldestUnackedAgeMs: number;
+  partitions: WireGroupPartitionInfo[];
+}
+
+export interface GroupRequest {
+  topic: string;
+  group: string;
+}
+
+export interface ResetGroupRequest extends GroupRequest {
+  to: WireStartPosition;
+}
+
+export interface RedriveRequest {
+  /** The dead-letter topic to move messages out of. */
+  topic: string;
+  limit?: number;
+  fromOffset?: number;
+  toOffset?: number;
+  /** Only dead letters carrying this header with this value. */
+  header?: WireHeader;
+}
+
+export interface RedriveOk {
+  moved: number;
 }
 
 export interface CreditGrant {

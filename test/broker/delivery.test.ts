@@ -306,3 +306,21 @@ test('delivery - group configuration is validated', async () => {
   }
   await broker.close();
 });
+
+test('delivery - an ack that cannot be made durable (disk full) fails typed, and the message is delivered again', async () => {
+  const { broker, fs } = await openSimBroker();
+  await broker.createTopic('jobs');
+  await broker.publish('jobs', 'a');
+  const sink = new RecordingSink();
+  const subscription = await broker.subscribe('jobs', { group: 'w', from: { kind: 'earliest' }, credit: 10 }, sink);
+  await flush();
+  assert.equal(sink.received.length, 1);
+  fs.setCapacity(fs.used);
+  await assert.rejects(subscription.ack(0, 0), (error: unknown) => error instanceof FerryError && error.code === 'DISK_FULL');
+  await flush();
+  assert.equal(sink.received.length, 2, 'redelivered');
+  fs.setCapacity(Infinity);
+  await subscription.ack(0, 0);
+  assert.equal(broker.describeGroup('jobs', 'w').pending, 0);
+  await broker.close();
+});
