@@ -10,7 +10,7 @@
  * MB/s counts record values (payload), not framing. Latency is from append() to its resolution.
  */
 import { mkdtemp, open, rm } from 'node:fs/promises';
-import { cpus, totalmem, tmpdir } from 'node:os';
+import { cpus, loadavg, totalmem, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SystemClock } from '../src/platform/clock.js';
@@ -37,6 +37,8 @@ interface CellResult {
   seconds: number;
   p50Ms: number;
   p99Ms: number;
+  /** Process CPU (user + system, all threads) per record: the hot path's cost, robust to a busy machine. */
+  cpuUsPerRecord: number;
 }
 
 function percentile(sorted: Float64Array, fraction: number): number {
@@ -50,6 +52,7 @@ async function runCell(root: string, durability: Durability, concurrency: number
   const value = Buffer.alloc(RECORD_VALUE_BYTES, 0x5a);
   const latencies = new Float64Array(LATENCY_SAMPLES_MAX);
   let records = 0;
+  const cpuStart = process.cpuUsage();
   const started = performance.now();
   const deadline = started + cellMs;
   const appender = async (): Promise<void> => {
@@ -64,10 +67,19 @@ async function runCell(root: string, durability: Durability, concurrency: number
   };
   await Promise.all(Array.from({ length: concurrency }, appender));
   const seconds = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuStart);
   await log.close();
   await rm(dir, { recursive: true, force: true });
   const sorted = latencies.subarray(0, Math.min(records, LATENCY_SAMPLES_MAX)).sort();
-  return { durability, concurrency, records, seconds, p50Ms: percentile(sorted, 0.5), p99Ms: percentile(sorted, 0.99) };
+  return {
+    durability,
+    concurrency,
+    records,
+    seconds,
+    p50Ms: percentile(sorted, 0.5),
+    p99Ms: percentile(sorted, 0.99),
+    cpuUsPerRecord: (cpu.user + cpu.system) / Math.max(1, records),
+  };
 }
 
 /** The disk's own numbers: sequential 1 MiB writes, and 64 KiB writes each followed by fdatasync. */
@@ -111,6 +123,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, dir: { type: 'string' } } });
   const cellMs = values.quick ? QUICK_CELL_MS : CELL_MS;
   const root = await mkdtemp(join(values.dir ?? tmpdir(), 'ferry-bench-storage-'));
+  const loadBefore = loadavg().map((l) => l.toFixed(2)).join(' ');
   try {
     console.log(`# Ferry storage benchmark`);
     console.log(`node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), ${Math.round(totalmem() / 2 ** 30)} GiB memory, crc32c ${crc32cImplementation}`);
@@ -124,20 +137,23 @@ async function main(): Promise<void> {
         results.push(result);
         const perSecond = result.records / result.seconds;
         console.log(
-          `${durability.padEnd(8)} x${String(concurrency).padEnd(4)} ${fixed(perSecond).padStart(8)} rec/s ${fixed((perSecond * RECORD_VALUE_BYTES) / MiB, 1).padStart(7)} MB/s  p50 ${fixed(result.p50Ms, 3)} ms  p99 ${fixed(result.p99Ms, 3)} ms`,
+          `${durability.padEnd(8)} x${String(concurrency).padEnd(4)} ${fixed(perSecond).padStart(8)} rec/s ${fixed((perSecond * RECORD_VALUE_BYTES) / MiB, 1).padStart(7)} MB/s  p50 ${fixed(result.p50Ms, 3)} ms  p99 ${fixed(result.p99Ms, 3)} ms  cpu ${fixed(result.cpuUsPerRecord, 2)} us/rec`,
         );
       }
     }
-    console.log('\n| durability | appenders | records/s | MB/s | p50 ms | p99 ms | vs 64 KiB+fdatasync |');
-    console.log('|---|---:|---:|---:|---:|---:|---:|');
+    console.log('\n| durability | appenders | records/s | MB/s | p50 ms | p99 ms | CPU µs/record | vs 64 KiB+fdatasync |');
+    console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
     for (const result of results) {
       const perSecond = result.records / result.seconds;
       const mbps = (perSecond * RECORD_VALUE_BYTES) / MiB;
       const versus = result.durability === 'always' ? `${fixed((100 * mbps) / ceiling.syncedMBps)}%` : '';
-      console.log(`| ${result.durability} | ${result.concurrency} | ${fixed(perSecond)} | ${fixed(mbps, 1)} | ${fixed(result.p50Ms, 3)} | ${fixed(result.p99Ms, 3)} | ${versus} |`);
+      console.log(
+        `| ${result.durability} | ${result.concurrency} | ${fixed(perSecond)} | ${fixed(mbps, 1)} | ${fixed(result.p50Ms, 3)} | ${fixed(result.p99Ms, 3)} | ${fixed(result.cpuUsPerRecord, 2)} | ${versus} |`,
+      );
     }
-    console.log(`| disk: 1 MiB sequential writes | | | ${fixed(ceiling.sequentialMBps)} | | | |`);
-    console.log(`| disk: 64 KiB write + fdatasync | | | ${fixed(ceiling.syncedMBps, 1)} | | | 100% |`);
+    console.log(`| disk: 1 MiB sequential writes | | | ${fixed(ceiling.sequentialMBps)} | | | | |`);
+    console.log(`| disk: 64 KiB write + fdatasync | | | ${fixed(ceiling.syncedMBps, 1)} | | | | 100% |`);
+    console.log(`\nload average before/after: ${loadBefore} / ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   } finally {
     await rm(root, { recursive: true, force: true });
   }

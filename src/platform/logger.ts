@@ -142,12 +142,25 @@ export function formatPretty(entry: Record<string, unknown>, color: boolean): st
   const level = String(entry['level']);
   const time = typeof entry['time'] === 'string' ? entry['time'].slice(11, 23) : '';
   const label = LEVEL_LABELS[level] ?? level.toUpperCase();
+  const stacks: string[] = [];
   const fields = Object.entries(entry)
     .filter(([key]) => !LINE_KEYS.has(key))
-    .map(([key, value]) => `${key}=${formatValue(value)}`)
+    .map(([key, value]) => {
+      if (isSerializedError(value)) {
+        // Errors read best as their message inline and the stack (bugs only) on the lines below.
+        if (typeof value.stack === 'string') stacks.push(value.stack.split('\n').slice(1).join('\n'));
+        return `${key}=${JSON.stringify(value.message)}${typeof value.code === 'string' ? `(${value.code})` : ''}`;
+      }
+      return `${key}=${formatValue(value)}`;
+    })
     .join(' ');
   const head = color ? `${DIM}${time}${RESET} ${LEVEL_COLORS[level] ?? ''}${label}${RESET}` : `${time} ${label}`;
-  return `${head} ${String(entry['event'] ?? '')}${fields === '' ? '' : ' ' + fields}`;
+  const text = `${head} ${String(entry['event'] ?? '')}${fields === '' ? '' : ' ' + fields}`;
+  return stacks.length === 0 ? text : `${text}\n${stacks.join('\n')}`;
+}
+
+function isSerializedError(value: unknown): value is { message: string; code?: unknown; stack?: unknown } {
+  return typeof value === 'object' && value !== null && typeof (value as { message?: unknown }).message === 'string' && 'name' in value;
 }
 
 function formatValue(value: unknown): string {

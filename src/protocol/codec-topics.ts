@@ -24,7 +24,11 @@ const CONFIG_TAG = {
   retentionBytesMax: 5,
   retentionRecordsMax: 6,
   segmentBytes: 7,
+  dedupWindowMs: 8,
 } as const;
+
+/** Tagged fields at the end of each topic in TOPIC_INFO and TOPIC_LIST. */
+const TOPIC_TAG = { dedupWindowMs: 1 } as const;
 
 const RETENTION_FLAG = { ageMs: 0x01, bytesMax: 0x02, recordsMax: 0x04 } as const;
 
@@ -53,6 +57,7 @@ export function encodeCreateTopic(w: FrameWriter, requestId: number, request: Cr
   if (retention?.bytesMax !== undefined) (w.tagU64(CONFIG_TAG.retentionBytesMax, retention.bytesMax), count++);
   if (retention?.recordsMax !== undefined) (w.tagU64(CONFIG_TAG.retentionRecordsMax, retention.recordsMax), count++);
   if (config.segmentBytes !== undefined) (w.tagU64(CONFIG_TAG.segmentBytes, config.segmentBytes), count++);
+  if (config.dedupWindowMs !== undefined) (w.tagU64(CONFIG_TAG.dedupWindowMs, config.dedupWindowMs), count++);
   w.taggedEnd(tagged, count);
   w.endFrame();
 }
@@ -79,6 +84,9 @@ function visitConfig(tag: number, r: PayloadReader, config: Partial<WireTopicCon
       break;
     case CONFIG_TAG.segmentBytes:
       config.segmentBytes = r.u64();
+      break;
+    case CONFIG_TAG.dedupWindowMs:
+      config.dedupWindowMs = r.u64();
       break;
     default:
       // A setting from a newer peer: skipped.
@@ -137,7 +145,17 @@ function writeTopicInfo(w: FrameWriter, info: WireTopicInfo): void {
   }
   w.u32(info.groups.length);
   for (const group of info.groups) w.string16(group);
-  w.u8(0);
+  if (config.dedupWindowMs === undefined) {
+    w.u8(0);
+  } else {
+    const tagged = w.taggedBegin();
+    w.tagU64(TOPIC_TAG.dedupWindowMs, config.dedupWindowMs);
+    w.taggedEnd(tagged, 1);
+  }
+}
+
+function visitTopic(tag: number, r: PayloadReader, config: WireTopicConfig): void {
+  if (tag === TOPIC_TAG.dedupWindowMs) config.dedupWindowMs = r.u64();
 }
 
 function readTopicInfo(r: PayloadReader): WireTopicInfo {
@@ -168,13 +186,9 @@ function readTopicInfo(r: PayloadReader): WireTopicInfo {
   if (groupCount > GROUPS_MAX) throw malformed(`${groupCount} groups`);
   const groups: string[] = [];
   for (let i = 0; i < groupCount; i++) groups.push(r.string16());
-  r.skipTagged();
-  return {
-    name,
-    config: { partitions: partitionCount, durability, syncIntervalMs, retention, segmentBytes },
-    partitions,
-    groups,
-  };
+  const config: WireTopicConfig = { partitions: partitionCount, durability, syncIntervalMs, retention, segmentBytes };
+  r.tagged(visitTopic, config);
+  return { name, config, partitions, groups };
 }
 
 export function encodeTopicInfo(w: FrameWriter, requestId: number, info: WireTopicInfo): void {

@@ -10,3 +10,5 @@ export * from './codec-session.js';
 export * from './codec-topics.js';
 export * from './codec-publish.js';
 export * from './codec-subscribe.js';
+export * from './codec-settle.js';
+export * from './codec-groups.js';

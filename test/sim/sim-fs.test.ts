@@ -334,3 +334,19 @@ test('sim-fs - creating thousands of instances is cheap', async () => {
   }
   assert.ok(performance.now() - started < 2_000);
 });
+
+test('sim-fs - cutPowerAfter stops the disk after n operations; the crash keeps what was synced before', async () => {
+  const fs = await withDir();
+  const file = await fs.open('/d/a', 'create');
+  await fs.syncDir('/d');
+  fs.cutPowerAfter(2);
+  await file.write(bytes('one'), 0);
+  await file.datasync();
+  let finished = false;
+  void file.write(bytes('two'), 3).then(() => (finished = true));
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(finished, false, 'the third operation never completes');
+  const report = fs.crash({ random: seededRandom(1) });
+  assert.equal(report.operationsCut, 1);
+  assert.deepEqual(await fs.readFile('/d/a'), bytes('one'));
+});

@@ -10,6 +10,8 @@
  *   file's last unsynced write survives as well (a torn sector write), optionally ending in garbage.
  *   Handles from before the crash fail with EBADF, as do calls through a `session()` view, which
  *   stands for the killed process.
+ * - `cutPowerAfter(n)`: the disk stops after n more operations (later ones never complete), so a
+ *   crash can land between any two I/O steps even of work that runs within one event-loop turn.
  * - Faults: a capacity (a write past it stores the prefix that fits, then throws ENOSPC) and
  *   `failNext(op, code)` for one-off errors such as EIO.
  *
