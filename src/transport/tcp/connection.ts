@@ -28,20 +28,23 @@ import {
 import { decodePublish, encodePublishOkFrom } from '../../protocol/codec-publish.js';
 import {
   appendDelivery,
-  decodeAck,
   decodeCredit,
-  decodeNack,
   decodeSubscribe,
   decodeUnsubscribe,
   encodeSubscribed,
 } from '../../protocol/codec-subscribe.js';
+import type { SubscribeRequest } from '../../protocol/messages.js';
 import type { ResolvedServerOptions } from './options.js';
+import { handleGroupRequest, handleSettle, type RequestContext } from './delivery-requests.js';
 import { ServerSubscription, type SinkOwner } from './server-subscription.js';
 
 /** Messages merged into one broker.publish call from consecutive PUBLISH frames: one storage batch's worth. */
 const COALESCE_MESSAGES_MAX = 10_000;
 /** Time a failed connection gets to flush its ERROR frame before the socket is destroyed. */
 const FAIL_LINGER_MS = 1000;
+
+/** Partitions a resuming stream may name: far above the broker's partition limit, so a huge index is malformed intent. */
+const RESUME_PARTITIONS_MAX = 65_536;
 
 /** Codes that a broker raises while validating a publish, before anything is written: safe to retry per request. */
 const VALIDATION_CODES = new Set(['INVALID_ARGUMENT', 'RECORD_TOO_LARGE', 'KEY_TOO_LARGE', 'HEADERS_TOO_LARGE', 'BATCH_TOO_LARGE']);
@@ -69,11 +72,11 @@ export interface ConnectionOwner {
   slowConsumer(connection: Connection): void;
 }
 
-export class Connection implements FrameHandler, SinkOwner {
+export class Connection implements FrameHandler, SinkOwner, RequestContext {
   state: ConnectionState = 'handshake';
   clientName = '';
   private readonly decoder: FrameDecoder;
-  private readonly writer = new FrameWriter();
+  readonly writer = new FrameWriter();
   private readonly reader = new PayloadReader();
   private readonly subscriptions = new Map<number, ServerSubscription>();
   private readonly pausedSinks = new Set<ServerSubscription>();
@@ -97,7 +100,7 @@ export class Connection implements FrameHandler, SinkOwner {
   constructor(
     readonly id: number,
     private readonly socket: Socket,
-    private readonly broker: BrokerApi,
+    readonly broker: BrokerApi,
     private readonly options: ResolvedServerOptions,
     private readonly owner: ConnectionOwner,
   ) {
@@ -233,10 +236,16 @@ export class Connection implements FrameHandler, SinkOwner {
         this.handleUnsubscribe(id, decodeUnsubscribe(r));
         return;
       case FRAME_TYPES.ACK:
-        this.handleAck();
-        return;
       case FRAME_TYPES.NACK:
-        this.handleNack();
+      case FRAME_TYPES.TOUCH:
+      case FRAME_TYPES.REJECT:
+        handleSettle(this, frame, r);
+        return;
+      case FRAME_TYPES.LIST_GROUPS:
+      case FRAME_TYPES.DESCRIBE_GROUP:
+      case FRAME_TYPES.RESET_GROUP:
+      case FRAME_TYPES.REDRIVE:
+        handleGroupRequest(this, frame, r);
         return;
       case FRAME_TYPES.CREDIT:
         this.handleCredit(id);
@@ -373,8 +382,7 @@ export class Connection implements FrameHandler, SinkOwner {
     this.requestsStarted(1);
     let pending;
     try {
-      const { topic, resumeOffsets: _resume, ...options } = request;
-      pending = this.broker.subscribe(topic, options, sink);
+      pending = this.broker.subscribe(request.topic, subscribeOptions(request), sink);
     } catch (error) {
       pending = Promise.reject(error);
     }
@@ -413,47 +421,20 @@ export class Connection implements FrameHandler, SinkOwner {
     this.run(id, sink.close(), () => this.writer.emptyFrame(FRAME_TYPES.OK, id));
   }
 
-  private sinkFor(wireId: number): ServerSubscription {
+  get logger(): ResolvedServerOptions['logger'] {
+    return this.options.logger;
+  }
+
+  replied(): void {
+    this.scheduleFlush();
+  }
+
+  sinkFor(wireId: number): ServerSubscription {
     const sink = this.subscriptions.get(wireId);
     if (sink === undefined || sink.subscription === null || sink.closing) {
       throw new FerryError('UNKNOWN_SUBSCRIPTION', `no subscription ${wireId} on this connection`, { detail: { subscriptionId: wireId } });
     }
     return sink;
-  }
-
-  private handleAck(): void {
-    const batch = decodeAck(this.reader);
-    const sink = this.sinkFor(batch.subscriptionId);
-    const subscription = sink.subscription!;
-    const { partitions, offsets } = batch;
-    for (let i = 0; i < partitions.length; i++) {
-      sink.settling++;
-      let settled: Promise<void>;
-      try {
-        settled = subscription.ack(partitions[i]!, offsets[i]!);
-      } catch (error) {
-        settled = Promise.reject(error);
-      }
-      settled.then(sink.settled, sink.settleFailed);
-    }
-  }
-
-  private handleNack(): void {
-    const batch = decodeNack(this.reader);
-    const sink = this.sinkFor(batch.subscriptionId);
-    const subscription = sink.subscription!;
-    const { partitions, offsets, delaysMs } = batch;
-    for (let i = 0; i < partitions.length; i++) {
-      sink.settling++;
-      let settled: Promise<void>;
-      try {
-        const delayMs = delaysMs[i]!;
-        settled = subscription.nack(partitions[i]!, offsets[i]!, delayMs > 0 ? { delayMs } : undefined);
-      } catch (error) {
-        settled = Promise.reject(error);
-      }
-      settled.then(sink.settled, sink.settleFailed);
-    }
   }
 
   private handleCredit(id: number): void {
@@ -464,6 +445,17 @@ export class Connection implements FrameHandler, SinkOwner {
         this.requestFailed(id, error);
       }
     }
+  }
+
+  /** The broker ended a subscription (its topic was deleted): the client hears it as an ERROR naming the subscription. */
+  subscriptionEnded(sink: ServerSubscription, reason: string): void {
+    if (this.subscriptions.get(sink.wireId) !== sink) return;
+    this.subscriptions.delete(sink.wireId);
+    this.pausedSinks.delete(sink);
+    void sink.close().catch(() => undefined);
+    if (this.state === 'closed' || !sink.announced) return;
+    encodeError(this.writer, 0, { code: 'UNKNOWN_SUBSCRIPTION', message: reason, detail: { subscriptionId: sink.wireId, ended: true } });
+    this.scheduleFlush();
   }
 
   settleFailed(sink: ServerSubscription, error: unknown): void {
@@ -517,7 +509,7 @@ export class Connection implements FrameHandler, SinkOwner {
   // ---- replies, errors, flushing ----
 
   /** Runs an async broker call and writes its reply, or an ERROR, when it settles. */
-  private run<T>(id: number, pending: Promise<T>, reply: (value: T) => void): void {
+  run<T>(id: number, pending: Promise<T>, reply: (value: T) => void): void {
     this.requestsStarted(1);
     pending.then(
       (value) => {
@@ -725,4 +717,15 @@ export class Connection implements FrameHandler, SinkOwner {
       })),
     };
   }
+}
+
+/** The broker's subscribe options for a SUBSCRIBE: a resuming stream's positions become partitionOffsets. */
+function subscribeOptions(request: SubscribeRequest): Parameters<BrokerApi['subscribe']>[1] {
+  const { topic: _topic, resumeOffsets, ...options } = request;
+  if (resumeOffsets === undefined || request.group !== undefined) return options;
+  const partitionOffsets: number[] = [];
+  for (const [partition, offset] of resumeOffsets) {
+    if (partition < RESUME_PARTITIONS_MAX) partitionOffsets[partition] = offset;
+  }
+  return { ...options, partitionOffsets };
 }

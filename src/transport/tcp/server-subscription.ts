@@ -18,6 +18,8 @@ export interface SinkOwner {
   notePaused(sink: ServerSubscription): void;
   /** An ack or nack the broker rejected. */
   settleFailed(sink: ServerSubscription, error: unknown): void;
+  /** The broker ended the subscription (e.g. its topic was deleted). */
+  subscriptionEnded(sink: ServerSubscription, reason: string): void;
 }
 
 export class ServerSubscription implements DeliverySink {
@@ -33,7 +35,7 @@ export class ServerSubscription implements DeliverySink {
   delivered = 0;
   /** Deliveries the broker pushed before SUBSCRIBED was queued (it should have asked writable() first); bounded by credit. */
   private early: Delivery[] | null = null;
-  private closed: Promise<void> | null = null;
+  private closeDone: Promise<void> | null = null;
 
   constructor(
     readonly wireId: number,
@@ -52,6 +54,10 @@ export class ServerSubscription implements DeliverySink {
       return;
     }
     this.owner.queueDelivery(this, delivery);
+  }
+
+  ended(reason: string): void {
+    this.owner.subscriptionEnded(this, reason);
   }
 
   /** Marks SUBSCRIBED as queued and queues the deliveries that arrived ahead of it. */
@@ -94,7 +100,7 @@ export class ServerSubscription implements DeliverySink {
   close(): Promise<void> {
     this.closing = true;
     this.early = null;
-    return (this.closed ??= this.closeOnce());
+    return (this.closeDone ??= this.closeOnce());
   }
 
   private async closeOnce(): Promise<void> {

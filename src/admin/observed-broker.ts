@@ -1,0 +1,220 @@
+/**
+ * ObservedBroker: the BrokerApi the broker process serves (TCP and admin API) — the real broker
+ * plus what operating it needs on the way through: traffic counters and latencies (traffic.ts),
+ * and the configured admission limits, which may be lower than the ceilings the storage engine
+ * and broker enforce anyway. Embedded users of `Broker` pay none of this.
+ */
+import type { Clock } from '../platform/clock.js';
+import { FerryError, isFerryError } from '../protocol/errors.js';
+import { HEADERS_BYTES_MAX, HEADERS_COUNT_MAX, KEY_BYTES_MAX, RECORD_BYTES_MAX } from '../storage/limits.js';
+import { PUBLISH_MESSAGES_MAX } from '../broker/limits.js';
+import type {
+  BrokerApi,
+  Delivery,
+  DeliverySink,
+  GroupInfo,
+  PublishMessage,
+  PublishResult,
+  RedriveOptions,
+  RedriveResult,
+  StartPosition,
+  SubscribeOptions,
+  Subscription,
+  TopicConfig,
+  TopicInfo,
+} from '../broker/types.js';
+import type { GroupTraffic, Traffic } from './traffic.js';
+
+export interface AdmissionLimits {
+  recordBytesMax: number;
+  keyBytesMax: number;
+  headersCountMax: number;
+  headersBytesMax: number;
+  publishMessagesMax: number;
+}
+
+/** The ceilings: with these nothing is checked here, the broker's own checks apply. */
+export const ADMISSION_CEILINGS: AdmissionLimits = {
+  recordBytesMax: RECORD_BYTES_MAX,
+  keyBytesMax: KEY_BYTES_MAX,
+  headersCountMax: HEADERS_COUNT_MAX,
+  headersBytesMax: HEADERS_BYTES_MAX,
+  publishMessagesMax: PUBLISH_MESSAGES_MAX,
+};
+
+export class ObservedBroker implements BrokerApi {
+  private readonly checkAdmission: boolean;
+
+  constructor(
+    readonly inner: BrokerApi,
+    private readonly traffic: Traffic,
+    private readonly clock: Clock,
+    private readonly limits: AdmissionLimits = ADMISSION_CEILINGS,
+  ) {
+    this.checkAdmission = (Object.keys(ADMISSION_CEILINGS) as Array<keyof AdmissionLimits>).some((name) => limits[name] < ADMISSION_CEILINGS[name]);
+  }
+
+  createTopic(name: string, config?: Partial<TopicConfig>): Promise<TopicInfo> {
+    return this.inner.createTopic(name, config);
+  }
+
+  async deleteTopic(name: string): Promise<void> {
+    await this.inner.deleteTopic(name);
+    this.traffic.forgetTopic(name);
+  }
+
+  listTopics(): TopicInfo[] {
+    return this.inner.listTopics();
+  }
+
+  describeTopic(name: string): TopicInfo {
+    return this.inner.describeTopic(name);
+  }
+
+  async publish(topic: string, messages: readonly PublishMessage[]): Promise<PublishResult[]> {
+    if (this.checkAdmission) this.admit(messages);
+    const startedMs = this.clock.monotonicMs();
+    const traffic = this.traffic.topic(topic);
+    let results: PublishResult[];
+    try {
+      results = await this.inner.publish(topic, messages);
+    } catch (error) {
+      const code = isFerryError(error) ? error.code : 'INTERNAL';
+      // Unknown topics are not counted under their name: a typo must not create a series.
+      if (code !== 'UNKNOWN_TOPIC') traffic.publishErrors.set(code, (traffic.publishErrors.get(code) ?? 0) + 1);
+      else this.traffic.forgetTopic(topic);
+      throw error;
+    }
+    traffic.observeConfirm((this.clock.monotonicMs() - startedMs) / 1000);
+    let bytes = 0;
+    let stored = 0;
+    for (let i = 0; i < messages.length; i++) {
+      if (results[i]?.duplicate === true) continue;
+      const message = messages[i]!;
+      stored += 1;
+      bytes += message.value.length + (message.key?.length ?? 0);
+    }
+    traffic.messagesIn += stored;
+    traffic.bytesIn += bytes;
+    return results;
+  }
+
+  async subscribe(topic: string, options: SubscribeOptions, sink: DeliverySink): Promise<Subscription> {
+    this.inner.describeTopic(topic);
+    const traffic = this.traffic.group(topic, options.group);
+    const clock = this.clock;
+    const observed: DeliverySink = {
+      deliver(delivery: Delivery): void {
+        traffic.delivered += 1;
+        if (delivery.deliveryCount > 1) traffic.redelivered += 1;
+        else traffic.observeEndToEnd(Math.max(0, clock.nowMs() - delivery.timestampMs) / 1000);
+        sink.deliver(delivery);
+      },
+      writable: () => sink.writable(),
+      ...(sink.ended === undefined ? {} : { ended: (reason: string) => sink.ended!(reason) }),
+    };
+    return new ObservedSubscription(await this.inner.subscribe(topic, options, observed), traffic);
+  }
+
+  listGroups(topic: string): GroupInfo[] {
+    return this.required('listGroups')(topic);
+  }
+
+  describeGroup(topic: string, group: string): GroupInfo {
+    return this.required('describeGroup')(topic, group);
+  }
+
+  resetGroup(topic: string, group: string, to: StartPosition): Promise<GroupInfo> {
+    return this.required('resetGroup')(topic, group, to);
+  }
+
+  redrive(deadLetterTopic: string, options?: RedriveOptions): Promise<RedriveResult> {
+    return this.required('redrive')(deadLetterTopic, options);
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+
+  private required<K extends 'listGroups' | 'describeGroup' | 'resetGroup' | 'redrive'>(name: K): NonNullable<BrokerApi[K]> {
+    const method = this.inner[name];
+    if (method === undefined) throw new FerryError('INVALID_ARGUMENT', `this broker does not support ${name}`);
+    return (method as (...args: never[]) => unknown).bind(this.inner) as NonNullable<BrokerApi[K]>;
+  }
+
+  private admit(messages: readonly PublishMessage[]): void {
+    const limits = this.limits;
+    if (messages.length > limits.publishMessagesMax) {
+      throw new FerryError('BATCH_TOO_LARGE', `a publish carries at most ${limits.publishMessagesMax} messages (limits.publishMessagesMax)`);
+    }
+    for (const message of messages) {
+      const keyBytes = message.key?.length ?? 0;
+      if (keyBytes > limits.keyBytesMax) throw new FerryError('KEY_TOO_LARGE', `key of ${keyBytes} bytes is over limits.keyBytesMax (${limits.keyBytesMax})`);
+      const headers = message.headers ?? [];
+      if (headers.length > limits.headersCountMax) {
+        throw new FerryError('HEADERS_TOO_LARGE', `${headers.length} headers are over limits.headersCountMax (${limits.headersCountMax})`);
+      }
+      let headerBytes = 0;
+      for (const [name, value] of headers) headerBytes += Buffer.byteLength(name) + Buffer.byteLength(value);
+      if (headerBytes > limits.headersBytesMax) {
+        throw new FerryError('HEADERS_TOO_LARGE', `headers of ${headerBytes} bytes are over limits.headersBytesMax (${limits.headersBytesMax})`);
+      }
+      const recordBytes = keyBytes + headerBytes + message.value.length;
+      if (recordBytes > limits.recordBytesMax) {
+        throw new FerryError('RECORD_TOO_LARGE', `message of ${recordBytes} bytes is over limits.recordBytesMax (${limits.recordBytesMax})`);
+      }
+    }
+  }
+}
+
+/** Counts settlements; everything else passes through (reject/touch exist when the inner ones do). */
+class ObservedSubscription implements Subscription {
+  readonly reject?: (partition: number, offset: number, reason: string) => Promise<void>;
+  readonly touch?: (partition: number, offset: number) => Promise<void>;
+
+  constructor(
+    private readonly inner: Subscription,
+    private readonly traffic: GroupTraffic,
+  ) {
+    const { reject, touch } = inner;
+    if (reject !== undefined) {
+      this.reject = async (partition, offset, reason) => {
+        await reject.call(inner, partition, offset, reason);
+        traffic.rejected += 1;
+      };
+    }
+    if (touch !== undefined) this.touch = (partition, offset) => touch.call(inner, partition, offset);
+  }
+
+  get id(): number {
+    return this.inner.id;
+  }
+  get topic(): string {
+    return this.inner.topic;
+  }
+  get group(): string | undefined {
+    return this.inner.group;
+  }
+
+  grantCredit(count: number): void {
+    this.inner.grantCredit(count);
+  }
+
+  async ack(partition: number, offset: number): Promise<void> {
+    await this.inner.ack(partition, offset);
+    this.traffic.acked += 1;
+  }
+
+  async nack(partition: number, offset: number, options?: { delayMs?: number }): Promise<void> {
+    await this.inner.nack(partition, offset, options);
+    this.traffic.nacked += 1;
+  }
+
+  resume(): void {
+    this.inner.resume();
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
