@@ -4,6 +4,7 @@ import { PUB_USAGE, pub } from './pub.js';
 import { SERVE_USAGE, serve } from './serve.js';
 import { SUB_USAGE, sub } from './sub.js';
 import { TOPICS_USAGE, topics } from './topics.js';
+import { USERS_USAGE, users } from './users.js';
 
 const USAGE = `usage: ferry <command>
 
@@ -11,11 +12,12 @@ const USAGE = `usage: ferry <command>
   ${PUB_USAGE}
   ${SUB_USAGE}
   ${TOPICS_USAGE.split('\n').join('\n  ')}
+  ${USERS_USAGE.split('\n').join('\n  ')}
 
 Client commands connect to --host/--port (default 127.0.0.1:7700), or FERRY_URL=ferry://host:port.
 `;
 
-const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { serve, pub, sub, topics };
+const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { serve, pub, sub, topics, users };
 
 /** Runs the CLI; returns the process exit code (0 ok, 1 failed, 2 usage). */
 export async function main(argv: string[]): Promise<number> {

@@ -4,20 +4,37 @@
  * re-establishes subscriptions on the new one. Requests issued while reconnecting wait for the
  * new connection; requests in flight when a connection drops reject with CONNECTION_CLOSED.
  *
+ * With `retryPublishes`, publishes left unconfirmed by a lost connection are sent again after the
+ * reconnect instead of rejected: every message then carries an id (generated when the application
+ * gives none), so the broker's dedup window makes the retry store nothing twice.
+ *
  * Events: 'reconnecting' ({ attempt, delayMs, error }), 'reconnected' ({ attempt }),
  * 'error' (FerryError: a failed ack, a subscription lost for good; emitted only with a listener),
  * 'close' (the client is closed, by close() or because reconnecting gave up).
  */
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { FerryError } from '../protocol/errors.js';
+import { FerryError, isFerryError } from '../protocol/errors.js';
 import { FRAME_TYPES } from '../protocol/frame.js';
 import { decodeTopicInfo, decodeTopicList, encodeCreateTopic, encodeTopicName } from '../protocol/codec-topics.js';
 import { decodeSubscribed, encodeSubscribe, encodeUnsubscribe } from '../protocol/codec-subscribe.js';
-import type { DeliverBatch, WireDurability, WireRetention, WireTopicConfig, WireTopicInfo } from '../protocol/messages.js';
+import type { DeliverBatch, WireDurability, WirePublishMessage, WireRetention, WireTopicConfig, WireTopicInfo } from '../protocol/messages.js';
 import { ClientConnection, type ConnectionHandler } from './connection.js';
+import {
+  checkRedriveLimit,
+  describeGroup,
+  listGroups,
+  redriveOnce,
+  redriveRequest,
+  resetGroup,
+  REDRIVE_CHUNK_MESSAGES,
+  type GroupInfo,
+  type RedriveOptions,
+  type RedriveResult,
+} from './groups.js';
 import { backoffDelayMs, resolveClientOptions, type ConnectOptions, type ResolvedClientOptions } from './options.js';
 import { publishMany, publishOne, toWireMessage, type BatchMessage, type PublishOptions, type PublishResult } from './publish.js';
-import { Subscription, toStartPosition, type SubscribeOptions } from './subscription.js';
+import { Subscription, toStartPosition, type StartFrom, type SubscribeOptions } from './subscription.js';
 
 export interface TopicOptions {
   partitions?: number;
@@ -25,12 +42,16 @@ export interface TopicOptions {
   syncIntervalMs?: number;
   retention?: WireRetention;
   segmentBytes?: number;
+  /** How long the broker remembers a message id (exactly-once publish); default 2 minutes. */
+  dedupWindowMs?: number;
 }
 
 export type TopicInfo = WireTopicInfo;
 
 /** Requests that may wait for a reconnection at once: beyond it they fail rather than pile up. */
 const WAITING_REQUESTS_MAX = 100_000;
+/** Random bytes of a client's id for generated message ids: 72 bits, so two clients never collide. */
+const CLIENT_ID_BYTES = 9;
 /** Largest prefetch: the broker's credit limit keeps per-subscription memory bounded. */
 export const PREFETCH_MAX = 65_535;
 export const PREFETCH_DEFAULT = 256;
@@ -52,9 +73,18 @@ export class FerryClient extends EventEmitter implements ConnectionHandler {
   private reconnectTimer: NodeJS.Timeout | null = null;
   private wakeReconnect: (() => void) | null = null;
   private closing: Promise<void> | null = null;
+  /** Prefix of the message ids this client generates (retryPublishes). */
+  readonly clientId = randomBytes(CLIENT_ID_BYTES).toString('base64url');
+  private messageSequence = 0;
+  private retried = 0;
 
   private constructor(private readonly options: ResolvedClientOptions) {
     super();
+  }
+
+  /** Publish calls sent again after a lost connection (retryPublishes). */
+  get publishesRetried(): number {
+    return this.retried;
   }
 
   /** Connects and completes the handshake; rejects with CONNECTION_REFUSED if the server is not there. */
@@ -106,9 +136,14 @@ export class FerryClient extends EventEmitter implements ConnectionHandler {
     } catch (error) {
       return Promise.reject(error);
     }
+    const coalesce = this.options.coalescePublishes;
+    if (this.options.retryPublishes !== null) {
+      this.assignId(message);
+      return this.retrying(performance.now(), (c) => publishOne(c, topic, message, coalesce));
+    }
     const connection = this.connection;
-    if (connection !== null && this.state === 'connected') return publishOne(connection, topic, message, this.options.coalescePublishes);
-    return this.whenConnected().then((c) => publishOne(c, topic, message, this.options.coalescePublishes));
+    if (connection !== null && this.state === 'connected') return publishOne(connection, topic, message, coalesce);
+    return this.whenConnected().then((c) => publishOne(c, topic, message, coalesce));
   }
 
   /** Publishes several messages in one frame; resolves with one result per message, in order. */
@@ -119,7 +154,85 @@ export class FerryClient extends EventEmitter implements ConnectionHandler {
     } catch (error) {
       return Promise.reject(error);
     }
+    if (this.options.retryPublishes !== null) {
+      for (const message of wire) this.assignId(message);
+      return this.retrying(performance.now(), (c) => publishMany(c, topic, wire));
+    }
     return this.withConnection((c) => publishMany(c, topic, wire));
+  }
+
+  /** retryPublishes: a message without an id gets `<clientId>-<sequence>`, unique to this client. */
+  private assignId(message: WirePublishMessage): void {
+    message.id ??= `${this.clientId}-${++this.messageSequence}`;
+  }
+
+  /**
+   * Sends, and sends again on each new connection while the attempt fails with CONNECTION_CLOSED,
+   * the client is not closing, and the first send is younger than retryPublishes.windowMs. Only a
+   * send that failed is repeated: waiting for a connection (which fails only when the client gives
+   * up or closes) is not, so this never spins.
+   */
+  private async retrying<T>(firstSentMs: number, send: (connection: ClientConnection) => Promise<T>): Promise<T> {
+    const windowMs = this.options.retryPublishes!.windowMs;
+    for (;;) {
+      const connection = this.connection !== null && this.state === 'connected' ? this.connection : await this.whenConnected();
+      try {
+        return await send(connection);
+      } catch (error) {
+        if (!isFerryError(error, 'CONNECTION_CLOSED') || this.state === 'closing' || this.state === 'closed') throw error;
+        const ageMs = performance.now() - firstSentMs;
+        if (ageMs >= windowMs) {
+          throw new FerryError('CONNECTION_CLOSED', `connection lost; not retried: first sent ${Math.round(ageMs)} ms ago, beyond retryPublishes.windowMs (${windowMs} ms)`, {
+            cause: error,
+          });
+        }
+        this.retried++;
+      }
+    }
+  }
+
+  // ---- queue groups and dead letters ----
+
+  /** Every queue group of a topic, with its state. */
+  listGroups(topic: string): Promise<GroupInfo[]> {
+    return this.withConnection((c) => listGroups(c, topic));
+  }
+
+  /** One group: pending, in flight, ack floor per partition, redelivered and dead-lettered totals, oldest unacked age, lag. */
+  describeGroup(topic: string, group: string): Promise<GroupInfo> {
+    return this.withConnection((c) => describeGroup(c, topic, group));
+  }
+
+  /**
+   * Moves a group to a position: every message before it counts as settled, every one from it on
+   * is pending again. In-flight deliveries and scheduled redeliveries are forgotten.
+   */
+  resetGroup(topic: string, group: string, to: StartFrom): Promise<GroupInfo> {
+    let position;
+    try {
+      position = toStartPosition(to, group);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.withConnection((c) => resetGroup(c, topic, group, position));
+  }
+
+  /**
+   * Moves dead letters back to the topics they came from (their ferry-dlq-topic header), oldest
+   * first: all of them, or `limit`, an offset range, or those carrying a header. Resolves with how
+   * many moved. Sent as requests of at most REDRIVE_CHUNK_MESSAGES each.
+   */
+  async redrive(deadLetterTopic: string, options: RedriveOptions = {}): Promise<RedriveResult> {
+    const limit = checkRedriveLimit(options.limit);
+    const request = redriveRequest(deadLetterTopic, options);
+    let moved = 0;
+    while (moved < limit) {
+      const chunk = Math.min(REDRIVE_CHUNK_MESSAGES, limit - moved);
+      const result = await this.withConnection((c) => redriveOnce(c, { ...request, limit: chunk }));
+      moved += result.moved;
+      if (result.moved < chunk) break;
+    }
+    return { moved };
   }
 
   // ---- consuming ----
@@ -182,6 +295,17 @@ export class FerryClient extends EventEmitter implements ConnectionHandler {
   }
 
   notice(error: FerryError): void {
+    const detail = error.detail;
+    if (error.code === 'UNKNOWN_SUBSCRIPTION' && detail?.['ended'] === true && typeof detail['subscriptionId'] === 'number') {
+      // The broker ended the subscription (its topic was deleted): end the iterator with the reason.
+      const subscription = this.byWireId.get(detail['subscriptionId']);
+      if (subscription !== undefined) {
+        this.byWireId.delete(detail['subscriptionId']);
+        this.subscriptions.delete(subscription);
+        this.creditDirtySet.delete(subscription);
+        subscription.fail(error);
+      }
+    }
     this.emitError(error);
   }
 

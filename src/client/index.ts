@@ -3,8 +3,9 @@
  * protocol (src/protocol) and Node built-ins.
  */
 export { connect, FerryClient, PREFETCH_DEFAULT, PREFETCH_MAX, type TopicInfo, type TopicOptions } from './client.js';
-export type { ConnectOptions, ReconnectOptions } from './options.js';
+export type { ConnectOptions, ReconnectOptions, RetryPublishesOptions } from './options.js';
+export { REDRIVE_CHUNK_MESSAGES, type GroupInfo, type RedriveOptions, type RedriveResult } from './groups.js';
 export type { BatchMessage, PublishOptions, PublishResult } from './publish.js';
 export { Subscription, type SubscribeOptions, type StartFrom } from './subscription.js';
-export { Message, type NackOptions } from './message.js';
+export { Message, REJECT_REASON_DEFAULT, type NackOptions } from './message.js';
 export { FerryError, isFerryError, ERROR_CODES, type ErrorCode } from '../protocol/errors.js';

@@ -8,12 +8,17 @@ import type { WireHeader } from '../protocol/messages.js';
 export interface MessageSettler {
   ack(message: Message): Promise<void>;
   nack(message: Message, options?: NackOptions): Promise<void>;
+  reject(message: Message, reason: string): Promise<void>;
+  touch(message: Message): Promise<void>;
 }
 
 export interface NackOptions {
-  /** Redeliver no sooner than this. */
+  /** Redeliver after exactly this long (0: at once); without it the group's backoff schedule applies. */
   delayMs?: number;
 }
+
+/** The dead letter's ferry-dlq-reason when reject() is given none. */
+export const REJECT_REASON_DEFAULT = 'rejected by the consumer';
 
 export class Message {
   private headerRecord: Record<string, string> | null = null;
@@ -55,8 +60,31 @@ export class Message {
     return this.settler.ack(this);
   }
 
-  /** Returns the message to its group for redelivery (after `delayMs` if given). */
+  /**
+   * Returns the message to its group for redelivery: after `delayMs` if given, else after the
+   * group's backoff for its delivery count. Past the group's deliveriesMax it is dead-lettered.
+   * Resolves once queued, like ack().
+   */
   nack(options?: NackOptions): Promise<void> {
     return this.settler.nack(this, options);
+  }
+
+  /**
+   * Moves the message to the group's dead-letter topic now, with `reason` in its ferry-dlq-reason
+   * header. Unlike ack() this waits for the broker: it resolves once the dead letter is stored and
+   * the original settled, both durably. It rejects with CONNECTION_CLOSED when the connection that
+   * delivered the message was lost (the broker delivers it again), and with INVALID_ARGUMENT for a
+   * stream subscription (no group, so no dead-letter topic).
+   */
+  reject(reason: string = REJECT_REASON_DEFAULT): Promise<void> {
+    return this.settler.reject(this, reason);
+  }
+
+  /**
+   * Tells the broker the message is still being worked on: its ack timeout starts again. Resolves
+   * once queued (fire-and-forget, like ack()); a no-op for streams.
+   */
+  touch(): Promise<void> {
+    return this.settler.touch(this);
   }
 }

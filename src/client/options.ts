@@ -37,6 +37,19 @@ export interface ConnectOptions {
   coalescePublishes?: boolean;
   /** Largest frame this client accepts (announced in HELLO). */
   frameBytesMax?: number;
+  /**
+   * Re-send publishes left unconfirmed by a lost connection once reconnected, instead of
+   * rejecting them with CONNECTION_CLOSED. Every message then carries an id (generated as
+   * `<client id>-<sequence>` when the application gives none), so the broker stores a retried
+   * message once however often it is sent, provided the retry comes within the topic's dedup
+   * window: a publish first sent longer than `windowMs` ago is rejected rather than retried.
+   */
+  retryPublishes?: boolean | RetryPublishesOptions;
+}
+
+export interface RetryPublishesOptions {
+  /** Retry only publishes first sent less than this long ago; keep it at most the topics' dedup window. */
+  windowMs?: number;
 }
 
 export interface ResolvedReconnect {
@@ -56,6 +69,8 @@ export interface ResolvedClientOptions {
   reconnect: ResolvedReconnect | null;
   coalescePublishes: boolean;
   frameBytesMax: number;
+  /** null: unconfirmed publishes reject with CONNECTION_CLOSED when the connection is lost. */
+  retryPublishes: { windowMs: number } | null;
 }
 
 export const CLIENT_DEFAULTS = {
@@ -71,6 +86,12 @@ export const CLIENT_DEFAULTS = {
     /** 2 minutes: after that, failing loudly beats waiting silently. */
     durationMsMax: 120_000,
   },
+  /**
+   * 2 minutes: the broker's default dedup window (DEFAULT_DEDUP_WINDOW_MS in src/broker/dedup.ts).
+   * The broker remembers an id from when it stored the message, which is never before the client
+   * first sent it, so a retry within this of the first send is always recognised.
+   */
+  retryPublishesWindowMs: 120_000,
 } as const;
 
 function check(name: string, value: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -119,7 +140,14 @@ export function resolveClientOptions(options: ConnectOptions): ResolvedClientOpt
     reconnect,
     coalescePublishes: options.coalescePublishes ?? true,
     frameBytesMax: check('frameBytesMax', options.frameBytesMax ?? FRAME_BYTES_MAX_DEFAULT, 4096, 0xffff_ffff),
+    retryPublishes: resolveRetryPublishes(options.retryPublishes),
   };
+}
+
+function resolveRetryPublishes(option: ConnectOptions['retryPublishes']): ResolvedClientOptions['retryPublishes'] {
+  if (option === undefined || option === false) return null;
+  const given = option === true ? {} : option;
+  return { windowMs: check('retryPublishes.windowMs', given.windowMs ?? CLIENT_DEFAULTS.retryPublishesWindowMs, 1) };
 }
 
 /** Exponential backoff with jitter: attempt 1 waits about delayMsMin, each next one up to twice as long. */

@@ -11,10 +11,13 @@
  * after the last offset received per partition (duplicates the server re-sends are skipped).
  */
 import { FerryError } from '../protocol/errors.js';
+import { FRAME_TYPES } from '../protocol/frame.js';
 import { appendAck, appendCredit, appendNack } from '../protocol/codec-subscribe.js';
-import type { DeliverBatch, SubscribeRequest, WireStartPosition } from '../protocol/messages.js';
+import { appendReject, appendTouch } from '../protocol/codec-settle.js';
+import { NACK_DELAY_BACKOFF, type DeliverBatch, type SubscribeRequest, type WireStartPosition } from '../protocol/messages.js';
 import type { ClientConnection } from './connection.js';
 import { Message, type MessageSettler, type NackOptions } from './message.js';
+import { SettleRequest } from './settle-request.js';
 
 export type StartFrom = 'earliest' | 'latest' | number | Date;
 
@@ -240,11 +243,55 @@ export class Subscription implements AsyncIterableIterator<Message>, MessageSett
   }
 
   nack(message: Message, options: NackOptions = {}): Promise<void> {
-    const delayMs = options.delayMs ?? 0;
-    if (!Number.isInteger(delayMs) || delayMs < 0 || delayMs > 0xffff_ffff) {
-      return Promise.reject(new FerryError('INVALID_ARGUMENT', `delayMs must be a non-negative integer, got ${delayMs}`));
+    const delayMs = options.delayMs ?? NACK_DELAY_BACKOFF;
+    if (options.delayMs !== undefined && (!Number.isInteger(delayMs) || delayMs < 0 || delayMs >= NACK_DELAY_BACKOFF)) {
+      return Promise.reject(new FerryError('INVALID_ARGUMENT', `delayMs must be an integer from 0 to ${NACK_DELAY_BACKOFF - 1}, got ${delayMs}`));
     }
     return this.settle(message, true, delayMs);
+  }
+
+  /** REJECT travels with a request id: the promise waits for the SETTLED reply (the dead letter is durable). */
+  reject(message: Message, reason: string): Promise<void> {
+    if (this.closed) return Promise.reject(new FerryError('CONNECTION_CLOSED', 'the subscription is closed'));
+    if (this.group === undefined) {
+      return Promise.reject(new FerryError('INVALID_ARGUMENT', 'only messages of a queue group can be rejected (a stream has no dead-letter topic)'));
+    }
+    if (typeof reason !== 'string') return Promise.reject(new FerryError('INVALID_ARGUMENT', 'the reject reason must be a string'));
+    const connection = this.connection;
+    if (message.epoch !== this.epoch || connection === null) {
+      return Promise.reject(
+        new FerryError('CONNECTION_CLOSED', 'the connection that delivered this message was lost; the broker delivers it again'),
+      );
+    }
+    return new Promise<void>((resolve, reject) => {
+      const w = connection.writer;
+      let request: SettleRequest | undefined;
+      if (w.canAppend(FRAME_TYPES.REJECT, this.wireId)) {
+        const open = connection.pendingRequest(w.openRequestId);
+        if (open instanceof SettleRequest) request = open;
+      }
+      const fresh = request === undefined;
+      request ??= new SettleRequest(connection.allocateRequestId(), connection.deadline());
+      try {
+        appendReject(w, this.wireId, message.partition, message.offset, reason, request.id);
+      } catch (error) {
+        reject(error);
+        return;
+      }
+      if (fresh) connection.track(request);
+      request.add({ resolve, reject });
+      connection.scheduleFlush();
+      this.owe(1);
+    });
+  }
+
+  touch(message: Message): Promise<void> {
+    if (this.closed) return Promise.reject(new FerryError('CONNECTION_CLOSED', 'the subscription is closed'));
+    // Streams have no ack timeout; a message from a lost connection will be redelivered anyway.
+    if (this.group === undefined || message.epoch !== this.epoch || this.connection === null) return RESOLVED;
+    appendTouch(this.connection.writer, this.wireId, message.partition, message.offset);
+    this.connection.scheduleFlush();
+    return RESOLVED;
   }
 
   private settle(message: Message, nack: boolean, delayMs: number): Promise<void> {

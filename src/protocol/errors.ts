@@ -24,6 +24,12 @@ export const ERROR_CODES = {
   CORRUPT_RANGE: { wire: 42, fatal: false, retryable: false },
   OFFSET_OUT_OF_RANGE: { wire: 43, fatal: false, retryable: false },
   LOG_CLOSED: { wire: 44, fatal: false, retryable: true },
+  // Security
+  AUTH_REQUIRED: { wire: 10, fatal: true, retryable: false },
+  AUTH_FAILED: { wire: 11, fatal: true, retryable: false },
+  FORBIDDEN: { wire: 12, fatal: false, retryable: false },
+  RATE_LIMITED: { wire: 13, fatal: false, retryable: true },
+  TOO_MANY_CONNECTIONS: { wire: 14, fatal: true, retryable: true },
   // Broker state
   BROKER_CLOSING: { wire: 60, fatal: false, retryable: true },
   BROKER_BUSY: { wire: 61, fatal: false, retryable: true },

@@ -49,8 +49,9 @@ import type {
 /**
  * Writes in flight at once. More than one lets the next batch be encoded (CPU) while the previous
  * one is copied into the page cache (a thread-pool thread); they are committed in offset order.
+ * Two measured best on the 2-core target: more threads copying only preempt the main thread.
  */
-const WRITES_IN_FLIGHT_MAX = 4;
+const WRITES_IN_FLIGHT_MAX = 2;
 /**
  * Batch size cap for `interval` and `never` when many appends are queued: several batches in
  * flight overlap encoding with writing. `always` takes everything queued into one batch instead,

@@ -131,36 +131,54 @@ export function encodeRecord(
   headers: readonly Header[] | undefined,
   value: Uint8Array,
 ): number {
-  writeU64(buf, offset, at + R_OFFSET);
-  writeU64(buf, timestampMs, at + R_TIMESTAMP);
-  buf.writeUInt16BE(0, at + R_ATTRIBUTES);
+  // Direct byte stores: the caller sized `buf` from validated input, so the bounds and range
+  // checks of Buffer#writeUInt32BE would only cost time on the hottest path.
+  putU64(buf, at + R_OFFSET, offset);
+  putU64(buf, at + R_TIMESTAMP, timestampMs);
+  buf[at + R_ATTRIBUTES] = 0;
+  buf[at + R_ATTRIBUTES + 1] = 0;
   let p = at + R_KEY;
   if (key === null) {
-    buf.writeInt32BE(-1, at + R_KEY_LENGTH);
+    putU32(buf, at + R_KEY_LENGTH, 0xffff_ffff);
   } else {
-    buf.writeInt32BE(key.length, at + R_KEY_LENGTH);
+    putU32(buf, at + R_KEY_LENGTH, key.length);
     buf.set(key, p);
     p += key.length;
   }
   const headerCount = headers === undefined ? 0 : headers.length;
-  buf.writeUInt16BE(headerCount, p);
+  buf[p] = headerCount >>> 8;
+  buf[p + 1] = headerCount & 0xff;
   p += 2;
   for (let i = 0; i < headerCount; i++) {
     const header = headers![i]!;
     const nameBytes = buf.write(header[0], p + 2, 'utf8');
-    buf.writeUInt16BE(nameBytes, p);
+    buf[p] = nameBytes >>> 8;
+    buf[p + 1] = nameBytes & 0xff;
     p += 2 + nameBytes;
     const valueBytes = buf.write(header[1], p + 4, 'utf8');
-    buf.writeUInt32BE(valueBytes, p);
+    putU32(buf, p, valueBytes);
     p += 4 + valueBytes;
   }
-  buf.writeUInt32BE(value.length, p);
+  putU32(buf, p, value.length);
   p += 4;
   buf.set(value, p);
   p += value.length;
-  buf.writeUInt32BE(p - at, at);
-  buf.writeUInt32BE(crc32c(buf.subarray(at + R_CRC_FROM, p)), at + R_CRC);
+  putU32(buf, at, p - at);
+  putU32(buf, at + R_CRC, crc32c(buf.subarray(at + R_CRC_FROM, p)));
   return p;
+}
+
+function putU32(buf: Uint8Array, at: number, value: number): void {
+  buf[at] = value >>> 24;
+  buf[at + 1] = value >>> 16;
+  buf[at + 2] = value >>> 8;
+  buf[at + 3] = value;
+}
+
+function putU64(buf: Uint8Array, at: number, value: number): void {
+  const high = Math.floor(value / TWO_POW_32);
+  putU32(buf, at, high);
+  putU32(buf, at + 4, value - high * TWO_POW_32);
 }
 
 /** Why a record could not be decoded; reported in CORRUPT_RANGE errors and recovery logs. */

@@ -298,3 +298,27 @@ test('log - ENOSPC rejects the batch with DISK_FULL, rolls its offsets back, and
     await log.close();
   }
 });
+
+test('log - a failed write with a later write in flight rolls both back, and the queue goes on without a gap', async () => {
+  const env = simEnv();
+  const log = await openSimLog(env, { durability: 'never' });
+  try {
+    // 200 KB appends: each is its own batch, and two are written at once.
+    const big = (i: number) => ({ ...record(i), value: Buffer.alloc(200_000, i) });
+    env.fs.failNext('write', 'ENOSPC');
+    const results = await Promise.allSettled([0, 1, 2, 3].map((i) => log.append([big(i)])));
+    const statuses = results.map((result) => result.status);
+    assert.deepEqual(statuses, ['rejected', 'rejected', 'fulfilled', 'fulfilled'], 'the failed batch and the one written after it');
+    for (const result of results.slice(0, 2)) assert.equal((result as PromiseRejectedResult).reason.code, 'DISK_FULL');
+    const kept = results.slice(2).map((result) => (result as PromiseFulfilledResult<{ baseOffset: number }>).value.baseOffset);
+    assert.deepEqual(kept, [0, 1], 'offsets were given back and reused');
+    const records = await readAll(log);
+    assert.deepEqual(
+      records.map((found) => found.value[0]),
+      [2, 3],
+    );
+    assert.equal(log.stats().bytes, env.fs.fileBytes('/data/log/00000000000000000000.log')!.length, 'the file holds exactly the committed batches');
+  } finally {
+    await log.close();
+  }
+});

@@ -1,0 +1,89 @@
+/**
+ * `ferry users add|remove|passwd|token`: edits the users file the broker reads (--users). Passwords
+ * come from stdin (one line), never from the command line, where `ps` would show them.
+ */
+import { hashPassword, newToken } from '../security/password.js';
+import { parseRule, type Rule } from '../security/policy.js';
+import { readUsersFile, writeUsersFile } from '../security/users-file.js';
+import { parse, UsageError } from './args.js';
+
+export const USERS_USAGE = `ferry users add <name> --file FILE [--publish PATTERN]... [--consume PATTERN[:GROUP]]... [--admin] [--role ROLE]...
+ferry users remove <name> --file FILE
+ferry users passwd <name> --file FILE          (password from stdin)
+ferry users token <name> --file FILE           (prints a new service token, once)
+ferry users list --file FILE`;
+
+/** Shortest password accepted: anything shorter is guessable whatever the hash. */
+export const PASSWORD_CHARS_MIN = 8;
+
+async function readPassword(): Promise<string> {
+  if (process.stdin.isTTY) process.stderr.write('password: ');
+  let input = '';
+  for await (const chunk of process.stdin) input += String(chunk);
+  const password = input.split(/\r?\n/)[0] ?? '';
+  if (password.length < PASSWORD_CHARS_MIN) throw new UsageError(`the password must have at least ${PASSWORD_CHARS_MIN} characters`);
+  return password;
+}
+
+export async function users(args: string[]): Promise<number> {
+  const [action, ...rest] = args;
+  const { values, positionals } = parse(
+    rest,
+    {
+      file: { type: 'string' },
+      publish: { type: 'string', multiple: true },
+      consume: { type: 'string', multiple: true },
+      admin: { type: 'boolean' },
+      role: { type: 'string', multiple: true },
+    },
+    1,
+  );
+  const [name] = positionals;
+  if (values.file === undefined || !['add', 'remove', 'passwd', 'token', 'list'].includes(action ?? '') || (action !== 'list' && name === undefined)) {
+    throw new UsageError(`usage:\n${USERS_USAGE}`);
+  }
+  const path = values.file;
+  const file = readUsersFile(path);
+  switch (action) {
+    case 'list':
+      for (const [user, entry] of Object.entries(file.users)) {
+        const rules = (entry.allow ?? []).map((rule) => `${rule.action}:${rule.topic}${rule.group === undefined ? '' : ':' + rule.group}`);
+        process.stdout.write(`${user}  ${entry.password ? 'password' : 'no password'}, ${entry.tokens?.length ?? 0} tokens  ${rules.join(' ')}\n`);
+      }
+      return 0;
+    case 'add': {
+      if (file.users[name!] !== undefined) throw new UsageError(`user ${name} exists; use 'ferry users passwd' or remove it first`);
+      const allow: Rule[] = [
+        ...(values.publish ?? []).map((pattern) => parseRule('publish', pattern)),
+        ...(values.consume ?? []).map((pattern) => parseRule('consume', pattern)),
+        ...(values.admin ? [parseRule('admin', '*')] : []),
+      ];
+      for (const role of values.role ?? []) if (!(role in file.roles)) throw new UsageError(`unknown role ${role}`);
+      file.users[name!] = { password: await hashPassword(await readPassword()), tokens: [], roles: values.role ?? [], allow, deny: [] };
+      writeUsersFile(path, file);
+      process.stdout.write(`added ${name}\n`);
+      return 0;
+    }
+    case 'remove':
+      if (file.users[name!] === undefined) throw new UsageError(`no user ${name}`);
+      delete file.users[name!];
+      writeUsersFile(path, file);
+      process.stdout.write(`removed ${name}\n`);
+      return 0;
+    case 'passwd':
+      if (file.users[name!] === undefined) throw new UsageError(`no user ${name}`);
+      file.users[name!]!.password = await hashPassword(await readPassword());
+      writeUsersFile(path, file);
+      process.stdout.write(`changed the password of ${name}\n`);
+      return 0;
+    default: {
+      const entry = file.users[name!];
+      if (entry === undefined) throw new UsageError(`no user ${name}`);
+      const { token, stored } = newToken();
+      entry.tokens = [...(entry.tokens ?? []), stored];
+      writeUsersFile(path, file);
+      process.stdout.write(`${token}\n`);
+      return 0;
+    }
+  }
+}

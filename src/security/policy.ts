@@ -1,0 +1,53 @@
+/**
+ * Who may do what. A user (or a role it has) holds allow and deny rules, each for one action
+ * (publish, consume, admin) over a topic pattern and, for consume, a group pattern. A request is
+ * allowed when some allow rule of the user or its roles matches and no deny rule does: deny wins,
+ * and without a matching allow the answer is no (deny by default).
+ */
+import { matches } from './patterns.js';
+
+export const ACTIONS = ['publish', 'consume', 'admin'] as const;
+export type Action = (typeof ACTIONS)[number];
+
+export interface Rule {
+  action: Action;
+  /** Topic name pattern (admin rules: the topic the admin action is about; '*' for all). */
+  topic: string;
+  /** Consume rules: the group name pattern; absent means any group (and streams). */
+  group?: string;
+}
+
+export interface Grants {
+  allow: Rule[];
+  deny: Rule[];
+}
+
+export interface Resource {
+  topic: string;
+  group?: string;
+}
+
+function ruleMatches(rule: Rule, action: Action, resource: Resource): boolean {
+  if (rule.action !== action) return false;
+  if (!matches(rule.topic, resource.topic)) return false;
+  if (rule.group !== undefined) return resource.group !== undefined && matches(rule.group, resource.group);
+  return true;
+}
+
+export function isAllowed(grants: readonly Grants[], action: Action, resource: Resource): boolean {
+  let allowed = false;
+  for (const grant of grants) {
+    for (const rule of grant.deny) if (ruleMatches(rule, action, resource)) return false;
+    if (!allowed) for (const rule of grant.allow) if (ruleMatches(rule, action, resource)) allowed = true;
+  }
+  return allowed;
+}
+
+/** Parses a CLI/config rule like `orders.*` or, for consume, `orders.*:billing-*` (topic:group). */
+export function parseRule(action: Action, text: string): Rule {
+  if (action === 'consume') {
+    const colon = text.indexOf(':');
+    if (colon >= 0) return { action, topic: text.slice(0, colon), group: text.slice(colon + 1) };
+  }
+  return { action, topic: text };
+}

@@ -1,0 +1,43 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { readUsersFile } from '../../src/security/users-file.js';
+import { verifyPassword, tokenMatches } from '../../src/security/password.js';
+import { tempDir } from '../helpers.js';
+
+const BIN = fileURLToPath(new URL('../../bin/ferry.js', import.meta.url));
+const ferry = (args: string[], input = '') => spawnSync(process.execPath, [BIN, ...args], { input, encoding: 'utf8', timeout: 20_000 });
+
+test('cli - users add, passwd, token, list and remove edit the users file', async () => {
+  await using dir = await tempDir();
+  const file = join(dir.path, 'users.json');
+  const added = ferry(['users', 'add', 'alice', '--file', file, '--publish', 'orders.*', '--consume', 'orders.*:billing', '--admin'], 'correct horse\n');
+  assert.equal(added.status, 0, added.stderr);
+  let users = readUsersFile(file);
+  assert.equal(await verifyPassword('correct horse', users.users['alice']!.password!), true);
+  assert.deepEqual(users.users['alice']!.allow, [
+    { action: 'publish', topic: 'orders.*' },
+    { action: 'consume', topic: 'orders.*', group: 'billing' },
+    { action: 'admin', topic: '*' },
+  ]);
+  assert.equal(ferry(['users', 'add', 'alice', '--file', file], 'another pw\n').status, 2, 'no duplicate users');
+  assert.equal(ferry(['users', 'add', 'bob', '--file', file], 'short\n').status, 2, 'short passwords are refused');
+
+  assert.equal(ferry(['users', 'passwd', 'alice', '--file', file], 'battery staple\n').status, 0);
+  users = readUsersFile(file);
+  assert.equal(await verifyPassword('battery staple', users.users['alice']!.password!), true);
+
+  const token = ferry(['users', 'token', 'alice', '--file', file]);
+  assert.equal(token.status, 0, token.stderr);
+  assert.ok(tokenMatches(token.stdout.trim(), readUsersFile(file).users['alice']!.tokens![0]!));
+
+  const listed = ferry(['users', 'list', '--file', file]);
+  assert.match(listed.stdout, /^alice +password, 1 tokens +publish:orders\.\*/m);
+  assert.doesNotMatch(listed.stdout, /battery/);
+
+  assert.equal(ferry(['users', 'remove', 'alice', '--file', file]).status, 0);
+  assert.deepEqual(readUsersFile(file).users, {});
+  assert.equal(ferry(['users', 'remove', 'alice', '--file', file]).status, 2);
+});
