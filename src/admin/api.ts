@@ -9,7 +9,7 @@ import { FerryError } from '../protocol/errors.js';
 import type { BrokerApi, Header, PublishMessage, RedriveOptions, StartPosition, TopicConfig } from '../broker/types.js';
 import { browse, BROWSE_LIMIT_DEFAULT } from './browse.js';
 import type { ConnectionSource, ConnectionView } from './hooks.js';
-import { Reply, type ApiRequest, type HttpRouter } from './http.js';
+import { Reply, type HttpRouter } from './http.js';
 import { takeSnapshot, type TopicView } from './snapshot.js';
 import type { Traffic } from './traffic.js';
 
@@ -133,7 +133,7 @@ function overview(context: AdminContext): unknown {
   };
 }
 
-function topicSummary(view: TopicView): unknown {
+function topicSummary(view: TopicView): Record<string, unknown> {
   return {
     name: view.info.name,
     partitions: view.info.partitions.length,

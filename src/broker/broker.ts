@@ -22,6 +22,7 @@ import {
   PUBLISH_MESSAGES_MAX,
 } from './limits.js';
 import { MessageStream } from './message-stream.js';
+import { Admission, type AdmissionOptions } from './admission.js';
 import { BACKOFF_DELAY_MS_MAX, BACKOFF_STEPS_MAX } from './backoff.js';
 import { DLQ_HEADER_PREFIX, DLQ_HEADERS, isCopyOf, type DeadLetterSource, type DeadLetterTarget } from './dead-letter.js';
 import { DEFAULT_DEDUP_WINDOW_MS } from './dedup.js';
@@ -84,6 +85,8 @@ export interface BrokerOptions {
   groupDefaults?: Partial<Omit<GroupConfig, 'deadLetterTopic'>>;
   /** Randomness for backoff jitter (tests pass a seeded one). */
   random?: () => number;
+  /** Memory and disk watermarks at which publishes are refused. */
+  admission?: AdmissionOptions;
 }
 
 /** Publish options of the embedded one-message form (same as the client's). */
@@ -124,6 +127,7 @@ export class Broker implements BrokerApi, DeadLetterTarget {
     private readonly context: TopicContext,
     private readonly topicDefaults: TopicConfig,
     readonly recovery: Map<string, RecoveryReport[]>,
+    private readonly admission: Admission,
   ) {}
 
   static async open(options: BrokerOptions): Promise<Broker> {
@@ -145,7 +149,8 @@ export class Broker implements BrokerApi, DeadLetterTarget {
     await mkdirDurable(fs, join(options.dir, TOPICS_DIR));
     await removeTree(fs, join(options.dir, TRASH_DIR));
     const recovery = new Map<string, RecoveryReport[]>();
-    const broker = new Broker(options.dir, context, topicDefaults, recovery);
+    const admission = new Admission(fs, options.dir, clock, logger, options.admission);
+    const broker = new Broker(options.dir, context, topicDefaults, recovery, admission);
     context.allocateSubscriptionId = () => broker.nextSubscriptionId++;
     context.deadLetters = broker;
     for (const name of (await fs.readdir(join(options.dir, TOPICS_DIR))).sort()) {
@@ -162,6 +167,7 @@ export class Broker implements BrokerApi, DeadLetterTarget {
     }
     // Groups open once every topic is open: finishing an interrupted dead-lettering writes to another topic.
     for (const topic of broker.topics.values()) await topic.openExistingGroups();
+    admission.start();
     return broker;
   }
 
@@ -322,6 +328,7 @@ export class Broker implements BrokerApi, DeadLetterTarget {
   ): Promise<PublishResult[] | (PublishResult & { topic: string })> {
     this.checkOpen();
     const topic = this.topic(topicName);
+    this.admission.check();
     if (Array.isArray(messagesOrValue)) {
       const messages = messagesOrValue as readonly PublishMessage[];
       if (messages.length === 0) return [];
@@ -407,6 +414,7 @@ export class Broker implements BrokerApi, DeadLetterTarget {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
+    this.admission.stop();
     for (const listener of [...this.listeners]) await listener.close();
     await Promise.all([...this.creating.values()].map((creation) => creation.catch(() => undefined)));
     await Promise.all([...this.topics.values()].map((topic) => topic.close()));

@@ -1,5 +1,7 @@
 /** The `ferry` command: dispatches to one module per subcommand. */
 import { describeExpectedError, UsageError } from './args.js';
+import { DLQ_USAGE, dlq } from './dlq.js';
+import { GROUPS_USAGE, groups } from './groups.js';
 import { PUB_USAGE, pub } from './pub.js';
 import { SERVE_USAGE, serve } from './serve.js';
 import { SUB_USAGE, sub } from './sub.js';
@@ -12,12 +14,14 @@ const USAGE = `usage: ferry <command>
   ${PUB_USAGE}
   ${SUB_USAGE}
   ${TOPICS_USAGE.split('\n').join('\n  ')}
+  ${GROUPS_USAGE.split('\n').join('\n  ')}
+  ${DLQ_USAGE}
   ${USERS_USAGE.split('\n').join('\n  ')}
 
 Client commands connect to --host/--port (default 127.0.0.1:7700), or FERRY_URL=ferry://host:port.
 `;
 
-const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { serve, pub, sub, topics, users };
+const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { serve, pub, sub, topics, groups, dlq, users };
 
 /** Runs the CLI; returns the process exit code (0 ok, 1 failed, 2 usage). */
 export async function main(argv: string[]): Promise<number> {

@@ -1,10 +1,11 @@
 /** `ferry pub <topic> [value]`: publish one value, a generated run of them, or stdin's lines. */
 import { createInterface } from 'node:readline';
-import { connect } from '../client/index.js';
+import { connect, type PublishOptions } from '../client/index.js';
 import { CONNECTION_FLAGS, parse, parsePositiveInt, serverAddress, UsageError } from './args.js';
 
 export const PUB_USAGE =
-  'ferry pub <topic> [value] [--key k] [--header name=value]... [--count n] [--size bytes] [--host h] [--port p]';
+  'ferry pub <topic> [value] [--key k] [--header name=value]... [--count n] [--size bytes]\n' +
+  '                  [--id id] [--delay-ms n | --deliver-at <ISO time>] [--host h] [--port p]';
 
 /** Publishes kept in flight at once by `--count` and stdin runs. */
 const PUBLISH_WINDOW = 1000;
@@ -18,6 +19,9 @@ export async function pub(args: string[]): Promise<number> {
       header: { type: 'string', multiple: true },
       count: { type: 'string' },
       size: { type: 'string' },
+      id: { type: 'string' },
+      'delay-ms': { type: 'string' },
+      'deliver-at': { type: 'string' },
     },
     2,
   );
@@ -31,7 +35,18 @@ export async function pub(args: string[]): Promise<number> {
   }
   const count = parsePositiveInt('count', values.count);
   const size = parsePositiveInt('size', values.size);
-  const options = { ...(values.key === undefined ? {} : { key: values.key }), headers };
+  const delayMs = parsePositiveInt('delay-ms', values['delay-ms']);
+  const deliverAt = parseDeliverAt(values['deliver-at']);
+  if (delayMs !== undefined && deliverAt !== undefined) throw new UsageError('give --delay-ms or --deliver-at, not both');
+  const options: PublishOptions = {
+    ...(values.key === undefined ? {} : { key: values.key }),
+    headers,
+    ...(delayMs === undefined ? {} : { delayMs }),
+    ...(deliverAt === undefined ? {} : { deliverAt }),
+  };
+  // One message takes --id as given; in a run of several, message i (from 1) gets "<id>-<i>" so each stays unique.
+  const idFor = (index: number, total: number | undefined): PublishOptions =>
+    values.id === undefined ? options : { ...options, id: total === 1 ? values.id : `${values.id}-${index}` };
 
   const client = await connect({ ...serverAddress(values), reconnect: false });
   try {
@@ -41,7 +56,7 @@ export async function pub(args: string[]): Promise<number> {
       let published = 0;
       const window = new Set<Promise<unknown>>();
       for await (const line of lines) {
-        const sent = client.publish(topic, Buffer.from(line), options);
+        const sent = client.publish(topic, Buffer.from(line), idFor(published + 1, undefined));
         window.add(sent);
         void sent.finally(() => window.delete(sent));
         published += 1;
@@ -54,14 +69,16 @@ export async function pub(args: string[]): Promise<number> {
     const total = count ?? 1;
     const payload = value !== undefined ? Buffer.from(value) : generatedPayload(size ?? 16);
     if (total === 1) {
-      const result = await client.publish(topic, payload, options);
-      process.stdout.write(`${topic} partition ${result.partition} offset ${result.offset} (${result.durability})\n`);
+      const result = await client.publish(topic, payload, idFor(1, 1));
+      const notes = [result.durability, ...(result.duplicate ? ['duplicate: already stored'] : [])];
+      if (result.deliverAt !== undefined) notes.push(`delivered from ${result.deliverAt.toISOString()}`);
+      process.stdout.write(`${topic} partition ${result.partition} offset ${result.offset} (${notes.join(', ')})\n`);
       return 0;
     }
     const startedMs = performance.now();
     const window = new Set<Promise<unknown>>();
     for (let i = 0; i < total; i++) {
-      const sent = client.publish(topic, payload, options);
+      const sent = client.publish(topic, payload, idFor(i + 1, total));
       window.add(sent);
       void sent.finally(() => window.delete(sent));
       if (window.size >= PUBLISH_WINDOW) await Promise.race(window);
@@ -73,6 +90,13 @@ export async function pub(args: string[]): Promise<number> {
   } finally {
     await client.close();
   }
+}
+
+function parseDeliverAt(text: string | undefined): Date | undefined {
+  if (text === undefined) return undefined;
+  const time = new Date(text);
+  if (Number.isNaN(time.getTime())) throw new UsageError(`--deliver-at '${text}' is not an ISO time`);
+  return time;
 }
 
 function generatedPayload(size: number): Buffer {

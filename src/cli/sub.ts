@@ -3,25 +3,34 @@ import { connect } from '../client/index.js';
 import { CONNECTION_FLAGS, parse, parsePositiveInt, serverAddress, UsageError } from './args.js';
 
 export const SUB_USAGE =
-  'ferry sub <topic> [--group g] [--from earliest|latest|<offset>|<ISO time>] [--count n] [--json] [--host h] [--port p]';
+  'ferry sub <topic> [--group g] [--from earliest|latest|<offset>|<ISO time>] [--count n] [--json] [--nack] [--host h] [--port p]';
 
-export function parseFrom(text: string | undefined): 'earliest' | 'latest' | number | Date | undefined {
+export function parseFrom(text: string | undefined, flag = '--from'): 'earliest' | 'latest' | number | Date | undefined {
   if (text === undefined) return undefined;
   if (text === 'earliest' || text === 'latest') return text;
   if (/^\d+$/.test(text)) return Number(text);
   const time = new Date(text);
-  if (Number.isNaN(time.getTime())) throw new UsageError(`--from '${text}' is not earliest, latest, an offset or an ISO time`);
+  if (Number.isNaN(time.getTime())) throw new UsageError(`${flag} '${text}' is not earliest, latest, an offset or an ISO time`);
   return time;
 }
 
 export async function sub(args: string[]): Promise<number> {
   const { values, positionals } = parse(
     args,
-    { ...CONNECTION_FLAGS, group: { type: 'string' }, from: { type: 'string' }, count: { type: 'string' }, json: { type: 'boolean' } },
+    {
+      ...CONNECTION_FLAGS,
+      group: { type: 'string' },
+      from: { type: 'string' },
+      count: { type: 'string' },
+      json: { type: 'boolean' },
+      // Nack instead of ack (with the group's backoff): for trying out redelivery and dead letters.
+      nack: { type: 'boolean' },
+    },
     1,
   );
   const [topic] = positionals;
   if (topic === undefined) throw new UsageError(`usage: ${SUB_USAGE}`);
+  if (values.nack && values.group === undefined) throw new UsageError('--nack needs --group (only group messages are settled)');
   const count = parsePositiveInt('count', values.count);
   const from = parseFrom(values.from);
   const client = await connect({ ...serverAddress(values), reconnect: false });
@@ -50,7 +59,7 @@ export async function sub(args: string[]): Promise<number> {
           })
         : message.value.toString('utf8');
       process.stdout.write(line + '\n');
-      if (values.group !== undefined) await message.ack();
+      if (values.group !== undefined) await (values.nack ? message.nack() : message.ack());
       received += 1;
       if (count !== undefined && received >= count) break;
     }

@@ -5,6 +5,7 @@ import { CONNECTION_FLAGS, parse, parsePositiveInt, serverAddress, UsageError } 
 export const TOPICS_USAGE = `ferry topics list [--json]
 ferry topics create <topic> [--partitions n] [--durability always|interval|never] [--sync-interval-ms n]
                             [--retention-ms n] [--retention-bytes n] [--retention-records n] [--segment-bytes n]
+                            [--dedup-window-ms n]
 ferry topics describe <topic> [--json]
 ferry topics delete <topic>
 (each also takes --host h --port p)`;
@@ -23,6 +24,7 @@ export async function topics(args: string[]): Promise<number> {
       'retention-bytes': { type: 'string' },
       'retention-records': { type: 'string' },
       'segment-bytes': { type: 'string' },
+      'dedup-window-ms': { type: 'string' },
     },
     1,
   );
@@ -53,6 +55,7 @@ export async function topics(args: string[]): Promise<number> {
           ...optional('durability', durability),
           ...optional('syncIntervalMs', parsePositiveInt('sync-interval-ms', values['sync-interval-ms'])),
           ...optional('segmentBytes', parsePositiveInt('segment-bytes', values['segment-bytes'])),
+          ...optional('dedupWindowMs', parsePositiveInt('dedup-window-ms', values['dedup-window-ms'])),
           ...(Object.keys(retention).length === 0 ? {} : { retention }),
         });
         process.stdout.write(`created ${summary(info)}\n`);

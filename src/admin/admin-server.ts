@@ -1,0 +1,137 @@
+/**
+ * AdminServer: the admin HTTP port — JSON API, /metrics, /healthz, /readyz and the dashboard.
+ * It starts before the broker opens, so liveness answers during recovery while readiness (and
+ * every API call) waits for `attach()`, which hands it the recovered broker.
+ *
+ * Another protocol (gRPC over HTTP/2, a later issue) mounts on `router` or replaces the server
+ * creation in http.ts, the one place it happens.
+ */
+import type { Clock } from '../platform/clock.js';
+import type { Logger } from '../platform/logger.js';
+import { FerryError } from '../protocol/errors.js';
+import type { BrokerApi } from '../broker/types.js';
+import { registerApi, type AdminInfo } from './api.js';
+import type { ConnectionSource } from './hooks.js';
+import { HttpRouter, listenHttp, type HttpListener } from './http.js';
+import type { CountingLogger } from './log-tap.js';
+import { BrokerMetrics } from './metrics.js';
+import { ASSET_PREFIX, dashboardHandler } from './static.js';
+import { ferryVersion } from './version.js';
+
+export interface AdminServerOptions {
+  host: string;
+  port: number;
+  clock: Clock;
+  logger: Logger;
+  /** Counts warnings and errors for ferry_log_events_total (the process logger, wrapped). */
+  log?: CountingLogger;
+  /** Data directory, shown in /api/info. */
+  dir?: string;
+  /** Where the dashboard files are (tests); default: src/admin/dashboard beside this module. */
+  dashboardDir?: string;
+}
+
+export interface AdminAttachment {
+  /** The broker as served (ObservedBroker in `ferry serve`): what the API drives. */
+  broker: BrokerApi;
+  /** The broker without observation, for browsing; defaults to `broker`. */
+  rawBroker?: BrokerApi;
+  connections?: ConnectionSource;
+  tcp?: { host: string; port: number };
+}
+
+export class AdminServer {
+  readonly router: HttpRouter;
+  readonly metrics: BrokerMetrics;
+  private attachment: AdminAttachment | null = null;
+  private draining = false;
+  private listener: HttpListener | null = null;
+  private readonly startedAtMs: number;
+
+  private constructor(private readonly options: AdminServerOptions) {
+    this.startedAtMs = options.clock.nowMs();
+    this.router = new HttpRouter(options.logger);
+    this.metrics = new BrokerMetrics({
+      broker: () => this.attachment?.broker ?? null,
+      connections: () => this.attachment?.connections ?? null,
+      ...(options.log === undefined ? {} : { log: options.log }),
+      ready: () => this.ready,
+      version: ferryVersion(),
+    });
+    registerApi(this.router, {
+      broker: () => this.broker(),
+      rawBroker: () => this.attachment?.rawBroker ?? this.broker(),
+      ready: () => this.ready,
+      info: () => this.info(),
+      clock: options.clock,
+      traffic: this.metrics.traffic,
+      connections: () => this.attachment?.connections ?? null,
+    });
+    this.router.mount('/metrics', async (_req, res) => {
+      const text = await this.metrics.render();
+      res.writeHead(200, { 'content-type': this.metrics.contentType, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+      res.end(text);
+    });
+    const dashboard = dashboardHandler(options.dashboardDir);
+    this.router.mount(ASSET_PREFIX, dashboard);
+    this.router.mount('/', dashboard);
+  }
+
+  static async start(options: AdminServerOptions): Promise<AdminServer> {
+    const server = new AdminServer(options);
+    server.listener = await listenHttp(server.router.handle, { host: options.host, port: options.port, logger: options.logger });
+    options.logger.info('admin.listening', { host: server.listener.host, port: server.listener.port, url: `http://${hostForUrl(server.listener.host)}:${server.listener.port}/` });
+    return server;
+  }
+
+  get port(): number {
+    return this.listener?.port ?? 0;
+  }
+
+  get host(): string {
+    return this.listener?.host ?? this.options.host;
+  }
+
+  /** Ready: recovery finished and requests are served (until shutdown starts). */
+  get ready(): boolean {
+    return this.attachment !== null && !this.draining;
+  }
+
+  /** The recovered broker: the API serves from now on and /readyz turns 200. */
+  attach(attachment: AdminAttachment): void {
+    this.attachment = attachment;
+  }
+
+  /** Shutdown started: /readyz turns 503 so a load balancer stops sending work. */
+  drain(): void {
+    this.draining = true;
+  }
+
+  info(): AdminInfo {
+    return {
+      name: 'ferry',
+      version: ferryVersion(),
+      node: process.version,
+      pid: process.pid,
+      startedAtMs: this.startedAtMs,
+      dir: this.options.dir ?? null,
+      tcp: this.attachment?.tcp ?? null,
+      http: this.listener === null ? null : { host: this.listener.host, port: this.listener.port },
+    };
+  }
+
+  async close(): Promise<void> {
+    this.draining = true;
+    await this.listener?.close();
+    this.metrics.close();
+  }
+
+  private broker(): BrokerApi {
+    if (this.attachment === null) throw new FerryError('BROKER_BUSY', 'the broker is still recovering; try again shortly');
+    return this.attachment.broker;
+  }
+}
+
+function hostForUrl(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}
