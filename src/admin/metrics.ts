@@ -195,10 +195,12 @@ export class BrokerMetrics implements StorageObserver {
       registers,
       collect() {
         this.reset();
+        // The monitor's samples include its own sampling interval: subtract it to get the delay.
+        const delaySeconds = (nanoseconds: number): number => Math.max(0, nanoseconds / 1e6 - EVENT_LOOP_RESOLUTION_MS) / 1000;
         if (eventLoop.count > 0) {
-          this.set({ quantile: '0.5' }, eventLoop.percentile(50) / 1e9);
-          this.set({ quantile: '0.99' }, eventLoop.percentile(99) / 1e9);
-          this.set({ quantile: 'max' }, eventLoop.max / 1e9);
+          this.set({ quantile: '0.5' }, delaySeconds(eventLoop.percentile(50)));
+          this.set({ quantile: '0.99' }, delaySeconds(eventLoop.percentile(99)));
+          this.set({ quantile: 'max' }, delaySeconds(eventLoop.max));
         }
         eventLoop.reset();
       },

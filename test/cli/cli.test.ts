@@ -40,6 +40,20 @@ function ferry(args: string[], options: { input?: string; env?: NodeJS.ProcessEn
   });
 }
 
+/** The JSON log lines among a process's stderr. */
+function logEvents(text: string): Array<Record<string, unknown>> {
+  return text
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .flatMap((line) => {
+      try {
+        return [JSON.parse(line) as Record<string, unknown>];
+      } catch {
+        return [];
+      }
+    });
+}
+
 async function withBroker(run: (port: string) => Promise<void>): Promise<void> {
   await using dir = await tempDir();
   const broker = await Broker.open({ dir: dir.path });
@@ -130,20 +144,20 @@ test('cli - serve recovers its directory, serves clients, and exits 0 on SIGTERM
     const port = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`serve did not start: ${stderr}`)), COMMAND_TIMEOUT_MS);
       child.stderr.on('data', () => {
-        const match = /"event":"broker\.listening".*?"port":(\d+)/.exec(stderr);
-        if (match !== null) {
+        const listening = logEvents(stderr).find((line) => line['event'] === 'broker.listening');
+        if (listening !== undefined) {
           clearTimeout(timer);
-          resolve(match[1]!);
+          resolve(String(listening['port']));
         }
       });
     });
-    assert.match(stderr, /"event":"broker\.recovered"/);
+    assert.ok(logEvents(stderr).some((line) => line['event'] === 'broker.recovered'), stderr);
     assert.equal((await ferry(['topics', 'create', 't', '--port', port])).code, 0);
     assert.equal((await ferry(['pub', 't', 'kept', '--port', port])).code, 0);
     child.kill('SIGTERM');
     const [code] = await once(child, 'exit');
     assert.equal(code, 0, stderr);
-    assert.match(stderr, /broker\.shutdown\.finished/);
+    assert.ok(logEvents(stderr).some((line) => line['event'] === 'broker.shutdown.finished'), stderr);
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL');
   }
