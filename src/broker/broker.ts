@@ -22,6 +22,7 @@ import {
   PUBLISH_MESSAGES_MAX,
 } from './limits.js';
 import { MessageStream } from './message-stream.js';
+import { PRIORITY_HEADER, PRIORITY_MAX } from './priority.js';
 import { Admission, type AdmissionOptions } from './admission.js';
 import { BACKOFF_DELAY_MS_MAX, BACKOFF_STEPS_MAX } from './backoff.js';
 import { DLQ_HEADER_PREFIX, DLQ_HEADERS, isCopyOf, type DeadLetterSource, type DeadLetterTarget } from './dead-letter.js';
@@ -94,6 +95,12 @@ export interface PublishOptions {
   key?: string | Buffer | null;
   headers?: Record<string, string>;
   partition?: number;
+  /** Exactly-once publish id (see PublishMessage.id). */
+  id?: string;
+  delayMs?: number;
+  deliverAt?: Date;
+  /** 0 (default) to 9: groups deliver higher priorities first (header `ferry-priority`). */
+  priority?: number;
 }
 
 /** Subscribe options of the embedded iterator form (same as the client's). */
@@ -339,11 +346,21 @@ export class Broker implements BrokerApi, DeadLetterTarget {
     }
     const value = typeof messagesOrValue === 'string' ? Buffer.from(messagesOrValue) : (messagesOrValue as Buffer);
     const key = options.key === undefined || options.key === null ? null : typeof options.key === 'string' ? Buffer.from(options.key) : options.key;
+    const headers: Header[] = options.headers === undefined ? [] : Object.entries(options.headers);
+    if (options.priority !== undefined) {
+      if (!Number.isInteger(options.priority) || options.priority < 0 || options.priority > PRIORITY_MAX) {
+        throw new FerryError('INVALID_ARGUMENT', `priority must be an integer from 0 to ${PRIORITY_MAX}`);
+      }
+      headers.push([PRIORITY_HEADER, String(options.priority)]);
+    }
     const message: PublishMessage = {
       value,
       key,
-      headers: options.headers === undefined ? [] : Object.entries(options.headers),
+      headers,
       ...(options.partition === undefined ? {} : { partition: options.partition }),
+      ...(options.id === undefined ? {} : { id: options.id }),
+      ...(options.delayMs === undefined ? {} : { delayMs: options.delayMs }),
+      ...(options.deliverAt === undefined ? {} : { deliverAtMs: options.deliverAt.getTime() }),
     };
     const [result] = await topic.publish([message]);
     return { topic: topicName, ...result! };

@@ -237,7 +237,7 @@ export class Group {
       return { record, deliveriesBefore: deliveries };
     }
     for (;;) {
-      const record = partition.reader.take();
+      const record = partition.reader.takeHighestPriority();
       if (record === undefined) return undefined;
       const offset = record.offset;
       if (state.acks.isSettled(offset) || partition.inFlight.has(offset) || partition.waiting.has(offset)) continue;

@@ -9,6 +9,7 @@ import type { Logger } from '../platform/logger.js';
 import type { Log } from '../storage/log.js';
 import type { LogRecord } from '../storage/types.js';
 import { DISPATCH_READ_BYTES_MAX, DISPATCH_READ_RECORDS_MAX } from './limits.js';
+import { priorityOf, PRIORITY_MAX } from './priority.js';
 
 export class PartitionReader {
   private buffer: LogRecord[] = [];
@@ -16,6 +17,8 @@ export class PartitionReader {
   private fetchOffset: number;
   private fetching = false;
   private closed = false;
+  /** Whether some buffered record has a priority above 0. */
+  private prioritized = false;
   /** Bumped by seek(), so that a fetch started before it is ignored. */
   private generation = 0;
 
@@ -37,6 +40,27 @@ export class PartitionReader {
 
   get buffered(): number {
     return this.buffer.length - this.bufferIndex;
+  }
+
+  /**
+   * The buffered record with the highest priority (oldest first within a level); plain FIFO when
+   * nothing buffered has a priority, which is the common, cheap case.
+   */
+  takeHighestPriority(): LogRecord | undefined {
+    if (!this.prioritized) return this.take();
+    let best = this.bufferIndex;
+    let bestPriority = -1;
+    for (let index = this.bufferIndex; index < this.buffer.length; index++) {
+      const priority = priorityOf(this.buffer[index]!.headers);
+      if (priority > bestPriority) {
+        best = index;
+        bestPriority = priority;
+        if (priority === PRIORITY_MAX) break;
+      }
+    }
+    if (best === this.bufferIndex) return this.take();
+    const [record] = this.buffer.splice(best, 1);
+    return record;
   }
 
   take(): LogRecord | undefined {
@@ -74,6 +98,7 @@ export class PartitionReader {
     if (records.length > 0) {
       this.buffer = records;
       this.bufferIndex = 0;
+      this.prioritized = records.some((record) => priorityOf(record.headers) > 0);
       this.fetchOffset = records[records.length - 1]!.offset + 1;
     }
     this.onReady();

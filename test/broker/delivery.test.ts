@@ -324,3 +324,21 @@ test('delivery - an ack that cannot be made durable (disk full) fails typed, and
   assert.equal(broker.describeGroup('jobs', 'w').pending, 0);
   await broker.close();
 });
+
+test('delivery - a group delivers higher priorities first, oldest first within a level; streams keep offset order', async () => {
+  const { broker } = await openSimBroker();
+  await broker.createTopic('jobs');
+  for (const [value, priority] of [['low-1', 0], ['high-1', 9], ['mid', 5], ['high-2', 9], ['low-2', undefined]] as const) {
+    await broker.publish('jobs', value, priority === undefined ? {} : { priority });
+  }
+  const sink = new RecordingSink();
+  await broker.subscribe('jobs', { group: 'w', from: { kind: 'earliest' }, credit: 10 }, sink);
+  await flush();
+  assert.deepEqual(values(sink), ['high-1', 'high-2', 'mid', 'low-1', 'low-2']);
+  const stream = new RecordingSink();
+  await broker.subscribe('jobs', { from: { kind: 'earliest' }, credit: 10 }, stream);
+  await flush();
+  assert.deepEqual(values(stream), ['low-1', 'high-1', 'mid', 'high-2', 'low-2']);
+  await assert.rejects(broker.publish('jobs', 'x', { priority: 10 }), (error: unknown) => error instanceof FerryError && error.code === 'INVALID_ARGUMENT');
+  await broker.close();
+});

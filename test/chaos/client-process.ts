@@ -1,0 +1,73 @@
+/**
+ * A process of chaos clients: some producers and some consumers, each with its own connection,
+ * all recording into one history file. The harness starts it with a JSON config as the only
+ * argument; it prints `{"ready":true}` once every client is connected and running.
+ *
+ * SIGTERM: producers stop publishing and wait (up to the grace) for their messages to be
+ * confirmed, consumers settle what they hold and close with a barrier; then the history is
+ * flushed and the process exits 0. SIGKILL (a consumer-kill scenario): the history keeps every
+ * line flushed so far — acks are flushed before they are sent.
+ */
+import { connect, type FerryClient } from '../../src/client/index.js';
+import { HistoryWriter } from './history.js';
+import { Producer, type ProducerSettings } from './producer.js';
+import { Consumer, type ConsumerSettings } from './consumer.js';
+import { seededRandom } from '../sim/random.js';
+
+export interface ClientProcessConfig {
+  port: number;
+  topic: string;
+  historyPath: string;
+  seed: number;
+  producers: string[];
+  consumers: string[];
+  producer: ProducerSettings;
+  consumer: ConsumerSettings;
+  /** How long producers may keep retrying after SIGTERM. */
+  stopGraceMs: number;
+}
+
+/** Reconnect for as long as a chaos run lasts: the broker is killed and restarted on purpose. */
+export const CHAOS_RECONNECT = { attemptsMax: 1_000_000, delayMsMin: 50, delayMsMax: 500, durationMsMax: 3_600_000 };
+const CONNECT_TIMEOUT_MS = 3_000;
+
+export function chaosConnect(port: number, name: string, requestTimeoutMs: number): Promise<FerryClient> {
+  return connect({ host: '127.0.0.1', port, name, requestTimeoutMs, connectTimeoutMs: CONNECT_TIMEOUT_MS, reconnect: CHAOS_RECONNECT });
+}
+
+async function main(): Promise<void> {
+  const config = JSON.parse(process.argv[2]!) as ClientProcessConfig;
+  const history = new HistoryWriter(config.historyPath);
+  const random = seededRandom(config.seed);
+  const clients: FerryClient[] = [];
+  const producers: Producer[] = [];
+  const consumers: Consumer[] = [];
+  for (const id of config.producers) {
+    const client = await chaosConnect(config.port, id, config.consumer.requestTimeoutMs);
+    clients.push(client);
+    producers.push(new Producer(id, client, config.topic, config.producer, history, seededRandom(Math.floor(random() * 2 ** 32))));
+  }
+  for (const id of config.consumers) {
+    const client = await chaosConnect(config.port, id, config.consumer.requestTimeoutMs);
+    clients.push(client);
+    consumers.push(new Consumer(id, client, config.topic, config.consumer, history, seededRandom(Math.floor(random() * 2 ** 32))));
+  }
+  // A periodic flush bounds what a producer's history lags behind (acks flush on their own).
+  const flushTimer = setInterval(() => history.flush(), 100);
+  for (const consumer of consumers) consumer.start();
+  for (const producer of producers) producer.start();
+  process.stdout.write(JSON.stringify({ ready: true }) + '\n');
+
+  process.once('SIGTERM', () => {
+    void (async () => {
+      await Promise.all(producers.map((producer) => producer.stop(config.stopGraceMs)));
+      await Promise.all(consumers.map((consumer) => consumer.stop()));
+      await Promise.all(clients.map((client) => client.close()));
+      clearInterval(flushTimer);
+      history.close();
+      process.exit(0);
+    })();
+  });
+}
+
+await main();
