@@ -97,13 +97,14 @@ export class HttpRouter {
         else sendJson(res, 200, result);
         return;
       }
+      if (this.routes.some((route) => matchParts(route.parts, url.pathname) !== undefined)) {
+        throw new HttpProblem(405, `${method} is not allowed on ${url.pathname}`);
+      }
       const mount = this.mounts.find(({ prefix }) => url.pathname === prefix || url.pathname.startsWith(prefix === '/' ? '/' : prefix + '/'));
       if (mount !== undefined) {
         await mount.handler(req, res, url);
         return;
       }
-      const allowed = this.routes.some((route) => matchParts(route.parts, url.pathname) !== undefined);
-      if (allowed) throw new HttpProblem(405, `${method} is not allowed on ${url.pathname}`);
       throw new HttpProblem(404, `no endpoint ${method} ${url.pathname}`);
     } catch (error) {
       this.fail(res, error, url);

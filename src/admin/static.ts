@@ -36,6 +36,10 @@ export function dashboardHandler(dir: string = DASHBOARD_DIR): RawHandler {
     if (url.pathname === '/' || url.pathname === '/index.html') {
       file = 'index.html';
       type = CONTENT_TYPES['html']!;
+    } else if (url.pathname === '/favicon.ico') {
+      // Browsers ask for it whatever the page declares.
+      file = 'logo.svg';
+      type = CONTENT_TYPES['svg']!;
     } else {
       const match = ASSET_PATH.exec(url.pathname);
       if (match === null) throw new HttpProblem(404, `no endpoint ${req.method} ${url.pathname}`);

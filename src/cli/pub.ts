@@ -2,6 +2,7 @@
 import { createInterface } from 'node:readline';
 import { connect, type PublishOptions } from '../client/index.js';
 import { CONNECTION_FLAGS, parse, parsePositiveInt, serverAddress, UsageError } from './args.js';
+import { createProgress } from './progress.js';
 
 export const PUB_USAGE =
   'ferry pub <topic> [value] [--key k] [--header name=value]... [--count n] [--size bytes]\n' +
@@ -76,14 +77,19 @@ export async function pub(args: string[]): Promise<number> {
       return 0;
     }
     const startedMs = performance.now();
+    const progress = createProgress(`publishing to ${topic}`, total, { unit: 'messages' });
     const window = new Set<Promise<unknown>>();
     for (let i = 0; i < total; i++) {
       const sent = client.publish(topic, payload, idFor(i + 1, total));
       window.add(sent);
-      void sent.finally(() => window.delete(sent));
+      void sent.finally(() => {
+        window.delete(sent);
+        progress.tick();
+      });
       if (window.size >= PUBLISH_WINDOW) await Promise.race(window);
     }
     await Promise.all(window);
+    progress.done();
     const seconds = (performance.now() - startedMs) / 1000;
     process.stderr.write(`published ${total} messages to ${topic} in ${seconds.toFixed(2)} s (${Math.round(total / seconds)} msgs/s)\n`);
     return 0;

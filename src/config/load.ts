@@ -12,8 +12,6 @@ import { FerryError } from '../protocol/errors.js';
 import { describeKind, envName, FIELDS, TOPIC_FIELDS, type FerryConfig, type FieldSpec, type TopicSettings } from './schema.js';
 import { parseWithUnit } from './units.js';
 
-/** Environment variables with the prefix that are not configuration keys (read elsewhere). */
-const ENV_NOT_CONFIG = new Set(['FERRY_URL', 'FERRY_CONFIG']);
 const ENV_PREFIX = 'FERRY_';
 /** Edit distance under which an unknown key is probably a typo of a known one. */
 const TYPO_DISTANCE_MAX = 3;
@@ -48,6 +46,16 @@ interface RawValue {
 const FIELD_BY_PATH = new Map(FIELDS.map((field) => [field.path, field]));
 const TOPIC_FIELD_BY_PATH = new Map(TOPIC_FIELDS.map((field) => [field.path, field]));
 const FIELD_BY_ENV = new Map(FIELDS.map((field) => [envName(field.path), field]));
+/**
+ * Environment names in a configuration section (`FERRY_SERVER_…`, `FERRY_LOG_…`): one that is not
+ * a key is a typo and an error. Other FERRY_* names belong to other tools (FERRY_URL for client
+ * commands, test and chaos harness seeds) and are left alone.
+ */
+const ENV_SECTION_PREFIXES = [...new Set(FIELDS.map((field) => envName(field.path.includes('.') ? field.path.slice(0, field.path.indexOf('.')) : field.path)))];
+
+function isConfigEnvName(name: string): boolean {
+  return ENV_SECTION_PREFIXES.some((prefix) => name === prefix || name.startsWith(prefix + '_'));
+}
 
 export function loadConfig(sources: ConfigSources = {}): FerryConfig {
   const env = sources.env ?? {};
@@ -62,7 +70,7 @@ export function loadConfig(sources: ConfigSources = {}): FerryConfig {
     if (declared !== undefined) topics = readTopics(declared, file);
   }
   for (const [name, value] of Object.entries(env)) {
-    if (!name.startsWith(ENV_PREFIX) || ENV_NOT_CONFIG.has(name) || value === undefined) continue;
+    if (!name.startsWith(ENV_PREFIX) || !isConfigEnvName(name) || value === undefined) continue;
     const field = FIELD_BY_ENV.get(name);
     if (field === undefined) {
       throw new ConfigError(`unknown environment variable ${name}${suggest(name, [...FIELD_BY_ENV.keys()])}`, name, 'environment');

@@ -275,9 +275,12 @@ export function beginSettle(w: FrameWriter, type: number, subscriptionId: number
   w.itemCountField();
 }
 
-/** Appends an ACK entry (fire and forget: failures come back as an ERROR with request id 0). */
-export function appendAck(w: FrameWriter, subscriptionId: number, partition: number, offset: number): void {
-  beginSettle(w, FRAME_TYPES.ACK, subscriptionId);
+/**
+ * Appends an ACK entry. With request id 0 it is fire-and-forget (failures come back as an ERROR
+ * with request id 0); with a request id the frame is answered by one SETTLED.
+ */
+export function appendAck(w: FrameWriter, subscriptionId: number, partition: number, offset: number, requestId = 0): void {
+  beginSettle(w, FRAME_TYPES.ACK, subscriptionId, requestId);
   w.u32(partition);
   w.u64(offset);
   w.itemAppended();
@@ -287,8 +290,8 @@ export function appendAck(w: FrameWriter, subscriptionId: number, partition: num
  * Appends a NACK entry; delayMs 0 redelivers at once, NACK_DELAY_BACKOFF after the group's backoff.
  * Each entry ends with its own tagged section.
  */
-export function appendNack(w: FrameWriter, subscriptionId: number, partition: number, offset: number, delayMs: number): void {
-  beginSettle(w, FRAME_TYPES.NACK, subscriptionId);
+export function appendNack(w: FrameWriter, subscriptionId: number, partition: number, offset: number, delayMs: number, requestId = 0): void {
+  beginSettle(w, FRAME_TYPES.NACK, subscriptionId, requestId);
   w.u32(partition);
   w.u64(offset);
   w.u32(delayMs);

@@ -27,7 +27,7 @@ import type { Checkpoint } from './checkpoint.js';
 import { Checkpointer } from './checkpointer.js';
 import { APPEND_QUEUE_BYTES_MAX, BATCH_BYTES_MAX, READ_BYTES_MAX, SEGMENT_RECORDS_MAX } from './limits.js';
 import { resolveLogConfig, type LogConfig } from './log-config.js';
-import type { BatchHeader } from './record-batch.js';
+import { BATCH_HEADER_BYTES, type BatchHeader } from './record-batch.js';
 import { readLog } from './log-reader.js';
 import { recoverLog } from './recovery.js';
 import { selectRetentionVictims } from './retention.js';
@@ -53,11 +53,12 @@ import type {
  */
 const WRITES_IN_FLIGHT_MAX = 2;
 /**
- * Batch size cap for `interval` and `never` when many appends are queued: several batches in
- * flight overlap encoding with writing. `always` takes everything queued into one batch instead,
- * so that one fdatasync covers it (group commit).
+ * Batch size bounds for `interval` and `never` when many appends are queued: the queue is split over
+ * the writes in flight so that encoding overlaps writing. Below the minimum one write call costs
+ * more than the overlap gains; above the maximum a batch would sit in the page cache copy too long.
  */
-const PIPELINED_BATCH_BYTES = 256 * 1024;
+const PIPELINED_BATCH_BYTES_MIN = 64 * 1024;
+const PIPELINED_BATCH_BYTES_MAX = 256 * 1024;
 
 interface InFlightWrite {
   segment: Segment;
@@ -273,7 +274,7 @@ export class Log {
         await this.writeSettled();
         continue;
       }
-      const batch = this.queue.take(this.config.durability === 'always' ? BATCH_BYTES_MAX : PIPELINED_BATCH_BYTES);
+      const batch = this.queue.take(this.batchCapBytes());
       if (this.needsRoll(batch.bytes, batch.records)) {
         // A roll needs every write committed and the writer to itself.
         await this.drainWrites();
@@ -296,6 +297,17 @@ export class Log {
         for (const pending of batch.appends) pending.failed(failure);
       }
     }
+  }
+
+  /**
+   * `always`: everything queued, so one fdatasync covers every waiting producer. Otherwise the queue
+   * is split evenly over the writes that may be in flight (within PIPELINED_BATCH_BYTES_MIN..MAX),
+   * so that encoding one batch overlaps writing the other.
+   */
+  private batchCapBytes(): number {
+    if (this.config.durability === 'always') return BATCH_BYTES_MAX;
+    const share = Math.ceil(this.queue.bytes / WRITES_IN_FLIGHT_MAX);
+    return Math.min(PIPELINED_BATCH_BYTES_MAX, Math.max(PIPELINED_BATCH_BYTES_MIN, share + BATCH_HEADER_BYTES));
   }
 
   /** Assigns offsets, encodes the batch into one buffer and starts its one write call. */

@@ -16,9 +16,7 @@ import { Broker } from '../../src/broker/broker.js';
 import { NodeFileSystem, type FileSystem } from '../../src/platform/fs.js';
 import { FaultFileSystem, SYNC_LOG_ENV, SyncLog } from '../../src/platform/fault-fs.js';
 import { JsonLogger } from '../../src/platform/logger.js';
-import { JumpClock } from './jump-clock.js';
-
-export const CLOCK_FILE_ENV = 'FERRY_CHAOS_CLOCK_FILE';
+import { CLOCK_FILE_ENV, JumpClock } from './jump-clock.js';
 
 const [dir, portText] = process.argv.slice(2);
 if (dir === undefined || portText === undefined) {

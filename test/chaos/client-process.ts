@@ -8,32 +8,12 @@
  * flushed and the process exits 0. SIGKILL (a consumer-kill scenario): the history keeps every
  * line flushed so far — acks are flushed before they are sent.
  */
-import { connect, type FerryClient } from '../../src/client/index.js';
+import type { FerryClient } from '../../src/client/index.js';
 import { HistoryWriter } from './history.js';
-import { Producer, type ProducerSettings } from './producer.js';
-import { Consumer, type ConsumerSettings } from './consumer.js';
+import { Producer } from './producer.js';
+import { Consumer } from './consumer.js';
+import { chaosConnect, type ClientProcessConfig } from './workload.js';
 import { seededRandom } from '../sim/random.js';
-
-export interface ClientProcessConfig {
-  port: number;
-  topic: string;
-  historyPath: string;
-  seed: number;
-  producers: string[];
-  consumers: string[];
-  producer: ProducerSettings;
-  consumer: ConsumerSettings;
-  /** How long producers may keep retrying after SIGTERM. */
-  stopGraceMs: number;
-}
-
-/** Reconnect for as long as a chaos run lasts: the broker is killed and restarted on purpose. */
-export const CHAOS_RECONNECT = { attemptsMax: 1_000_000, delayMsMin: 50, delayMsMax: 500, durationMsMax: 3_600_000 };
-const CONNECT_TIMEOUT_MS = 3_000;
-
-export function chaosConnect(port: number, name: string, requestTimeoutMs: number): Promise<FerryClient> {
-  return connect({ host: '127.0.0.1', port, name, requestTimeoutMs, connectTimeoutMs: CONNECT_TIMEOUT_MS, reconnect: CHAOS_RECONNECT });
-}
 
 async function main(): Promise<void> {
   const config = JSON.parse(process.argv[2]!) as ClientProcessConfig;

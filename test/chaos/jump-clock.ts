@@ -5,6 +5,9 @@
  */
 import { SystemClock, type Clock, type TimerHandle } from '../../src/platform/clock.js';
 
+/** The broker fixture reads its wall-clock offset (ms) from the file this names. */
+export const CLOCK_FILE_ENV = 'FERRY_CHAOS_CLOCK_FILE';
+
 export class JumpClock implements Clock {
   /** How far the wall clock runs ahead of real time (negative: behind). */
   offsetMs = 0;

@@ -6,39 +6,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
 import { Broker } from '../../src/broker/broker.js';
 import { tempDir } from '../helpers.js';
-
-const BIN = fileURLToPath(new URL('../../bin/ferry.js', import.meta.url));
-/** A CLI command that takes longer than this is hung. */
-const COMMAND_TIMEOUT_MS = 20_000;
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function ferry(args: string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, FERRY_URL: '', ...options.env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`ferry ${args.join(' ')} timed out; stderr: ${stderr}`));
-    }, COMMAND_TIMEOUT_MS);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin.end(options.input ?? '');
-  });
-}
+import { BIN, COMMAND_TIMEOUT_MS, ferry, withBroker } from './run-ferry.js';
 
 /** The JSON log lines among a process's stderr. */
 function logEvents(text: string): Array<Record<string, unknown>> {
@@ -52,17 +22,6 @@ function logEvents(text: string): Array<Record<string, unknown>> {
         return [];
       }
     });
-}
-
-async function withBroker(run: (port: string) => Promise<void>): Promise<void> {
-  await using dir = await tempDir();
-  const broker = await Broker.open({ dir: dir.path });
-  const listener = await broker.listen({ port: 0, host: '127.0.0.1' });
-  try {
-    await run(String(listener.port));
-  } finally {
-    await broker.close();
-  }
 }
 
 test('cli - topics create, list, describe and delete', async () => {

@@ -9,6 +9,21 @@ import { connect, isFerryError, type FerryClient, type Message, type Subscriptio
 import { eventually } from '../helpers.js';
 import { startBroker } from '../transport/harness.js';
 
+/** A real broker over TCP and a connected client, both closed whatever the test's outcome. */
+async function withClient(run: (client: FerryClient, port: number) => Promise<void>): Promise<void> {
+  const running = await startBroker();
+  try {
+    const client = await connect({ port: running.port, reconnect: false });
+    try {
+      await run(client, running.port);
+    } finally {
+      await client.close();
+    }
+  } finally {
+    await running.close();
+  }
+}
+
 /** Takes the next message of a subscription, failing the test if none comes within the bound. */
 async function next(sub: Subscription, timeoutMs = 5_000): Promise<Message> {
   let timer: NodeJS.Timeout | undefined;
@@ -35,9 +50,7 @@ async function readAll(client: FerryClient, topic: string): Promise<Message[]> {
 }
 
 test('client delivery - the contract: group settings, delivery counts, ack, nack, nack with delay, reject with durable dead letter', async () => {
-  const running = await startBroker();
-  try {
-    const client = await connect({ port: running.port });
+  await withClient(async (client) => {
     await client.createTopic('jobs');
     for (const value of ['a', 'b', 'c']) await client.publish('jobs', value);
     const sub = await client.subscribe('jobs', {
@@ -91,19 +104,15 @@ test('client delivery - the contract: group settings, delivery counts, ack, nack
     assert.deepEqual(info.config, { ackTimeoutMs: 30_000, backoffMs: [50, 100], deliveriesMax: 3, deadLetterTopic: 'jobs.dlq' });
     assert.deepEqual(info.partitions, [{ partition: 0, ackFloor: 3, lag: 0 }]);
     await sub.close();
-    await client.close();
-  } finally {
-    await running.close();
-  }
+  });
 });
 
 test('client delivery - touch restarts the ack timeout; an untouched delivery times out and comes back', async () => {
-  const running = await startBroker();
-  try {
-    const client = await connect({ port: running.port });
+  await withClient(async (client) => {
     await client.createTopic('jobs');
     await client.publish('jobs', 'slow');
-    const sub = await client.subscribe('jobs', { group: 'w', ackTimeoutMs: 600, backoffMs: [0], prefetch: 1 });
+    // prefetch 2: the timed-out delivery still holds one credit until the client settles it.
+    const sub = await client.subscribe('jobs', { group: 'w', ackTimeoutMs: 600, backoffMs: [0], prefetch: 2 });
     const msg = await next(sub);
     const touchedUntil = performance.now() + 1_500;
     while (performance.now() < touchedUntil) {
@@ -121,16 +130,11 @@ test('client delivery - touch restarts the ack timeout; an untouched delivery ti
     await again.ack();
     await eventually(async () => assert.equal((await client.describeGroup('jobs', 'w')).pending, 0));
     await sub.close();
-    await client.close();
-  } finally {
-    await running.close();
-  }
+  });
 });
 
 test('client delivery - delayed messages reach groups no earlier than delayMs or deliverAt', async () => {
-  const running = await startBroker();
-  try {
-    const client = await connect({ port: running.port });
+  await withClient(async (client) => {
     await client.createTopic('jobs');
     const sub = await client.subscribe('jobs', { group: 'w' });
     const sentMs = Date.now();
@@ -151,16 +155,11 @@ test('client delivery - delayed messages reach groups no earlier than delayMs or
     await firstIn.ack();
     await secondIn.ack();
     await sub.close();
-    await client.close();
-  } finally {
-    await running.close();
-  }
+  });
 });
 
 test('client delivery - redrive moves dead letters back, all, by limit, by offset range or by header', async () => {
-  const running = await startBroker();
-  try {
-    const client = await connect({ port: running.port });
+  await withClient(async (client) => {
     await client.createTopic('jobs');
     await client.publishBatch('jobs', Array.from({ length: 6 }, (_, i) => ({ value: `m${i}` })));
     const sub = await client.subscribe('jobs', { group: 'w', prefetch: 10 });
@@ -187,16 +186,11 @@ test('client delivery - redrive moves dead letters back, all, by limit, by offse
     await assert.rejects(client.redrive('jobs.dlq', { limit: -1 }), (e: unknown) => isFerryError(e, 'INVALID_ARGUMENT'));
     await assert.rejects(client.redrive('missing.dlq'), (e: unknown) => isFerryError(e, 'UNKNOWN_TOPIC'));
     await sub.close();
-    await client.close();
-  } finally {
-    await running.close();
-  }
+  });
 });
 
 test('client delivery - listGroups, describeGroup and resetGroup to earliest, latest, an offset and a time', async () => {
-  const running = await startBroker();
-  try {
-    const client = await connect({ port: running.port });
+  await withClient(async (client) => {
     await client.createTopic('jobs', { partitions: 2 });
     await client.publishBatch('jobs', Array.from({ length: 10 }, (_, i) => ({ value: `m${i}`, partition: i % 2 })));
     const a = await client.subscribe('jobs', { group: 'a', prefetch: 1 });
@@ -217,16 +211,11 @@ test('client delivery - listGroups, describeGroup and resetGroup to earliest, la
 
     await assert.rejects(client.describeGroup('jobs', 'missing'), (e: unknown) => isFerryError(e, 'UNKNOWN_GROUP'));
     await assert.rejects(client.listGroups('missing'), (e: unknown) => isFerryError(e, 'UNKNOWN_TOPIC'));
-    await client.close();
-  } finally {
-    await running.close();
-  }
+  });
 });
 
 test('client delivery - reject is refused for streams and for a message whose connection was lost', async () => {
-  const running = await startBroker();
-  try {
-    const client = await connect({ port: running.port });
+  await withClient(async (client) => {
     await client.createTopic('jobs');
     await client.publish('jobs', 'x');
     const stream = await client.subscribe('jobs', { from: 'earliest' });
@@ -242,27 +231,19 @@ test('client delivery - reject is refused for streams and for a message whose co
     await assert.rejects(msg.reject('late'), (e: unknown) => isFerryError(e, 'UNKNOWN_DELIVERY'));
     await sub.close();
     await assert.rejects(msg.reject('closed'), (e: unknown) => isFerryError(e, 'CONNECTION_CLOSED'));
-    await client.close();
-  } finally {
-    await running.close();
-  }
+  });
 });
 
 test('client delivery - deleting a topic ends its subscriptions with the reason', async () => {
-  const running = await startBroker();
-  try {
-    const client = await connect({ port: running.port });
-    const admin = await connect({ port: running.port });
+  await withClient(async (client, port) => {
+    const admin = await connect({ port, reconnect: false });
     await client.createTopic('jobs');
     const sub = await client.subscribe('jobs', { group: 'w' });
-    const pending = sub.next();
+    const ended = assert.rejects(sub.next(), (e: unknown) => isFerryError(e, 'UNKNOWN_SUBSCRIPTION') && /deleted/.test((e as Error).message));
     await admin.deleteTopic('jobs');
-    await assert.rejects(pending, (e: unknown) => isFerryError(e, 'UNKNOWN_SUBSCRIPTION') && /deleted/.test((e as Error).message));
+    await ended;
     assert.equal(sub.isClosed, true);
     await sub.close();
     await admin.close();
-    await client.close();
-  } finally {
-    await running.close();
-  }
+  });
 });

@@ -142,17 +142,22 @@ export class CuttableProxy {
     private readonly server: Server,
     readonly port: number,
     private readonly sockets: Set<Socket>,
+    private readonly replies: Set<{ from: Socket; to: Socket }>,
   ) {}
 
   static async start(targetPort: number): Promise<CuttableProxy> {
     const sockets = new Set<Socket>();
+    const replies = new Set<{ from: Socket; to: Socket }>();
     const server = createServer((inbound) => {
       const outbound = netConnect({ port: targetPort, host: '127.0.0.1' });
+      const reply = { from: outbound, to: inbound };
+      replies.add(reply);
       for (const s of [inbound, outbound]) {
         sockets.add(s);
         s.on('error', () => undefined);
         s.on('close', () => {
           sockets.delete(s);
+          replies.delete(reply);
           inbound.destroy();
           outbound.destroy();
         });
@@ -162,7 +167,18 @@ export class CuttableProxy {
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const address = server.address();
-    return new CuttableProxy(server, typeof address === 'object' && address !== null ? address.port : 0, sockets);
+    return new CuttableProxy(server, typeof address === 'object' && address !== null ? address.port : 0, sockets, replies);
+  }
+
+  /**
+   * Stops passing the server's bytes to the clients of the current connections (requests still
+   * reach the server): what the server answers from now on is lost when the connection is cut.
+   */
+  holdReplies(): void {
+    for (const { from, to } of this.replies) {
+      from.unpipe(to);
+      from.pause();
+    }
   }
 
   get connections(): number {

@@ -106,7 +106,7 @@ async function route() {
     return;
   }
   const params = match.found.slice(1).map((part) => decodeURIComponent(part));
-  const mounted = { disposed: false };
+  const mounted = { disposed: false, dispose() { this.disposed = true; } };
   current = mounted;
   try {
     const view = await match.candidate.view.mount(root, params, app);

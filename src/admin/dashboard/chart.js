@@ -2,7 +2,12 @@
 // time axis. Redrawn on every sample (a few hundred points at most), sized to its container.
 import { fmtCompact, h, svg } from './lib.js';
 
-const PADDING = { top: 10, right: 12, bottom: 22, left: 52 };
+const PADDING = { top: 10, right: 12, bottom: 22, left: 66 };
+/** The time axis grows with the history, from half a minute to its full two minutes. */
+const WINDOW_MS_MIN = 30_000;
+const WINDOW_MS_MAX = 120_000;
+const TICK_STEPS_S = [5, 10, 15, 30, 60];
+const TICKS_MAX = 6;
 const GRID_LINES = 4;
 
 /** The smallest "nice" number (1, 2, 2.5, 5 × 10^n) at or above value. */
@@ -22,9 +27,13 @@ export function lineChart(container, series, options = {}) {
   const height = options.height ?? 190;
   const format = options.format ?? fmtCompact;
   const now = Math.max(...series.flatMap((s) => s.points.map((p) => p.t)), Date.now());
-  const windowMs = options.windowMs ?? 120_000;
+  const oldest = Math.min(now, ...series.flatMap((s) => s.points.map((p) => p.t)));
+  const windowMs = options.windowMs ?? Math.min(WINDOW_MS_MAX, Math.max(WINDOW_MS_MIN, now - oldest));
   const start = now - windowMs;
-  const max = niceCeil(Math.max(0, ...series.flatMap((s) => s.points.map((p) => p.v))) * 1.1);
+  const peak = Math.max(0, ...series.flatMap((s) => s.points.map((p) => p.v))) * 1.1;
+  // Byte scales step in binary units so that grid lines land on round KiB/MiB values.
+  const unit = options.binary && peak > 0 ? 1024 ** Math.max(0, Math.floor(Math.log(peak) / Math.log(1024))) : 1;
+  const max = niceCeil(peak / unit) * unit;
   const plotW = width - PADDING.left - PADDING.right;
   const plotH = height - PADDING.top - PADDING.bottom;
   const x = (t) => PADDING.left + ((t - start) / windowMs) * plotW;
@@ -38,11 +47,11 @@ export function lineChart(container, series, options = {}) {
     root.append(svg('line', { class: 'grid-line', x1: PADDING.left, x2: width - PADDING.right, y1: y(value), y2: y(value) }));
     root.append(svg('text', { class: 'axis-label', x: PADDING.left - 8, y: y(value) + 4, 'text-anchor': 'end' }, format(value)));
   }
-  for (const secondsAgo of [120, 90, 60, 30, 0]) {
+  const stepS = TICK_STEPS_S.find((step) => windowMs / 1000 / step <= TICKS_MAX) ?? TICK_STEPS_S.at(-1);
+  for (let secondsAgo = Math.floor(windowMs / 1000 / stepS) * stepS; secondsAgo >= 0; secondsAgo -= stepS) {
     const t = now - secondsAgo * 1000;
-    if (t < start) continue;
     const label = secondsAgo === 0 ? 'now' : `-${secondsAgo}s`;
-    root.append(svg('text', { class: 'axis-label', x: x(t), y: height - 6, 'text-anchor': secondsAgo === 0 ? 'end' : 'middle' }, label));
+    root.append(svg('text', { class: 'axis-label', x: x(t), y: height - 6, 'text-anchor': secondsAgo === 0 ? 'end' : t - start < 2000 ? 'start' : 'middle' }, label));
   }
   series.forEach((s, index) => {
     const points = s.points.filter((p) => p.t >= start);

@@ -1,0 +1,53 @@
+/**
+ * From the effective configuration to the options of the pieces `ferry serve` builds, and the
+ * declared topics: created at start when missing, so a deployment is reproducible from its file.
+ */
+import type { BrokerOptions } from '../broker/broker.js';
+import type { BrokerApi, TopicConfig } from '../broker/types.js';
+import type { Logger } from '../platform/logger.js';
+import type { TcpServerOptions } from '../transport/tcp/options.js';
+import type { AdmissionLimits } from '../admin/observed-broker.js';
+import type { FerryConfig, TopicSettings } from './schema.js';
+
+export function brokerOptions(config: FerryConfig): Omit<BrokerOptions, 'fs' | 'clock' | 'logger'> {
+  return {
+    dir: config.dir,
+    topicDefaults: { ...config.topicDefaults, retention: { ...config.topicDefaults.retention } },
+    groupDefaults: { ...config.groupDefaults, backoffMs: [...config.groupDefaults.backoffMs] },
+    tailCacheBytes: config.storage.tailCacheBytes,
+  };
+}
+
+export function serverOptions(config: FerryConfig): Omit<TcpServerOptions, 'clock' | 'logger'> {
+  const { host: _host, port: _port, ...options } = config.server;
+  return options;
+}
+
+export function admissionLimits(config: FerryConfig): AdmissionLimits {
+  return { ...config.limits };
+}
+
+/**
+ * Creates each declared topic that does not exist. An existing topic keeps its stored settings
+ * (they are fixed at creation); where the file asks for something else, a warning says so.
+ */
+export async function ensureTopics(broker: BrokerApi, topics: FerryConfig['topics'], logger: Logger): Promise<{ created: string[] }> {
+  const existing = new Map(broker.listTopics().map((info) => [info.name, info.config]));
+  const created: string[] = [];
+  for (const [name, settings] of Object.entries(topics)) {
+    const stored = existing.get(name);
+    if (stored === undefined) {
+      await broker.createTopic(name, settings as Partial<TopicConfig>);
+      created.push(name);
+      continue;
+    }
+    for (const [key, wanted] of Object.entries(settings) as Array<[keyof TopicSettings, unknown]>) {
+      const actual = stored[key as keyof TopicConfig];
+      if (JSON.stringify(actual) !== JSON.stringify(key === 'retention' ? { ...(actual as object), ...(wanted as object) } : wanted)) {
+        logger.warn('config.topic.differs', { topic: name, key, configured: wanted, stored: actual, note: 'topic settings are fixed at creation; delete and recreate the topic to change them' });
+      }
+    }
+  }
+  if (created.length > 0) logger.info('config.topics.created', { topics: created });
+  return { created };
+}

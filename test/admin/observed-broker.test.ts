@@ -1,0 +1,53 @@
+/** ObservedBroker: configured admission limits below the ceilings, and what passes through untouched. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Broker } from '../../src/broker/broker.js';
+import { SystemClock } from '../../src/platform/clock.js';
+import { isFerryError } from '../../src/protocol/errors.js';
+import { ADMISSION_CEILINGS, ObservedBroker } from '../../src/admin/observed-broker.js';
+import { Traffic } from '../../src/admin/traffic.js';
+import { tempDir } from '../helpers.js';
+
+test('observed broker - configured limits refuse what the ceilings would accept, with the usual codes', async () => {
+  await using dir = await tempDir();
+  const broker = await Broker.open({ dir: dir.path });
+  try {
+    const traffic = new Traffic();
+    const limits = { recordBytesMax: 100, keyBytesMax: 8, headersCountMax: 2, headersBytesMax: 20, publishMessagesMax: 3 };
+    const observed = new ObservedBroker(broker, traffic, new SystemClock(), limits);
+    await observed.createTopic('t');
+    const code = (error: unknown): string => (isFerryError(error) ? error.code : String(error));
+    const rejects = async (messages: Parameters<ObservedBroker['publish']>[1], expected: string): Promise<void> => {
+      await assert.rejects(observed.publish('t', messages), (error) => code(error) === expected && /limits\./.test((error as Error).message));
+    };
+    await rejects([{ value: Buffer.alloc(101) }], 'RECORD_TOO_LARGE');
+    await rejects([{ value: Buffer.from('x'), key: Buffer.alloc(9) }], 'KEY_TOO_LARGE');
+    await rejects([{ value: Buffer.from('x'), headers: [['a', '1'], ['b', '2'], ['c', '3']] }], 'HEADERS_TOO_LARGE');
+    await rejects([{ value: Buffer.from('x'), headers: [['name', 'a value longer than twenty bytes']] }], 'HEADERS_TOO_LARGE');
+    await rejects(Array.from({ length: 4 }, () => ({ value: Buffer.from('x') })), 'BATCH_TOO_LARGE');
+    const results = await observed.publish('t', [{ value: Buffer.alloc(90), key: Buffer.from('k'), headers: [['a', 'b']] }]);
+    assert.equal(results[0]!.offset, 0);
+    assert.equal(traffic.topic('t').messagesIn, 1);
+    assert.equal(broker.describeTopic('t').partitions[0]!.nextOffset, 1, 'refused publishes stored nothing');
+  } finally {
+    await broker.close();
+  }
+});
+
+test('observed broker - at the ceilings nothing is checked here; duplicates are not counted as traffic', async () => {
+  await using dir = await tempDir();
+  const broker = await Broker.open({ dir: dir.path });
+  try {
+    const traffic = new Traffic();
+    const observed = new ObservedBroker(broker, traffic, new SystemClock(), ADMISSION_CEILINGS);
+    await observed.createTopic('t');
+    await observed.publish('t', [{ value: Buffer.from('abc'), id: 'm-1' }]);
+    const [again] = await observed.publish('t', [{ value: Buffer.from('abc'), id: 'm-1' }]);
+    assert.equal(again!.duplicate, true);
+    assert.deepEqual([traffic.topic('t').messagesIn, traffic.topic('t').bytesIn], [1, 3]);
+    await assert.rejects(observed.publish('t', [{ value: Buffer.from('x'), partition: 5 }]), (error) => isFerryError(error, 'INVALID_ARGUMENT'));
+    assert.equal(traffic.topic('t').publishErrors.get('INVALID_ARGUMENT'), 1);
+  } finally {
+    await broker.close();
+  }
+});
