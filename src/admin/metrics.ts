@@ -43,6 +43,7 @@ export class BrokerMetrics implements StorageObserver {
   private snapshot: BrokerSnapshot | null = null;
   private connectionViews: ConnectionView[] = [];
   private serverStats: ServerStats | null = null;
+  private rendering: Promise<string> | null = null;
   private readonly confirm: Histogram<'topic'>;
   private readonly endToEnd: Histogram<'topic'>;
   private readonly fsync: Histogram;
@@ -85,8 +86,17 @@ export class BrokerMetrics implements StorageObserver {
     return this.registry.contentType;
   }
 
-  /** The scrape: one snapshot of the broker, then every metric renders from it. */
-  async render(): Promise<string> {
+  /**
+   * The scrape: one snapshot of the broker, then every metric renders from it. Scrapes that arrive
+   * while one renders share its text (the snapshot is per render, so renders must not overlap).
+   */
+  render(): Promise<string> {
+    return (this.rendering ??= this.renderOnce().finally(() => {
+      this.rendering = null;
+    }));
+  }
+
+  private async renderOnce(): Promise<string> {
     const broker = this.sources.broker();
     this.snapshot = broker === null ? null : takeSnapshot(broker);
     const connections = this.sources.connections?.() ?? null;

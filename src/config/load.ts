@@ -90,6 +90,9 @@ export function loadConfig(sources: ConfigSources = {}): FerryConfig {
   }
   // Objects whose every field is optional (retention) exist even when empty.
   setPath(config, 'topicDefaults.retention', getPath(config, 'topicDefaults.retention') ?? {});
+  // An instance on "any free port" (tests, several brokers side by side) gets any free admin port
+  // too, unless one is named: a fixed default would collide between such instances.
+  if (getPath(config, 'server.port') === 0 && !raw.has('http.port')) setPath(config, 'http.port', 0);
   config['topics'] = topics;
   const result = config as unknown as FerryConfig;
   checkCrossField(result);

@@ -128,7 +128,7 @@ export const FIELDS: readonly FieldSpec[] = [
 
   { path: 'http.enabled', kind: { type: 'bool' }, default: true, doc: 'Serve the admin API, /metrics and the dashboard.' },
   { path: 'http.host', kind: { type: 'string', example: '127.0.0.1' }, default: '127.0.0.1', doc: 'Address of the admin HTTP port. It has no authentication: keep it on loopback or behind a proxy.' },
-  { path: 'http.port', kind: int(0, PORT_MAX), default: DEFAULT_HTTP_PORT, doc: 'Admin HTTP port: JSON API, /metrics, /healthz, /readyz and the dashboard at /.' },
+  { path: 'http.port', kind: int(0, PORT_MAX), default: DEFAULT_HTTP_PORT, doc: 'Admin HTTP port: JSON API, /metrics, /healthz, /readyz and the dashboard at /. When server.port is 0 and this is not set, it is 0 too (any free port).' },
 
   { path: 'log.level', kind: { type: 'enum', values: LOG_LEVELS }, default: 'info', doc: 'Least severe level written.' },
   { path: 'log.format', kind: { type: 'enum', values: LOG_FORMATS }, default: 'auto', doc: '`json` lines, `pretty` lines for people, or `auto` (pretty when stderr is a terminal).' },

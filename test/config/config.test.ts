@@ -86,6 +86,13 @@ test('config - YAML files, units for sizes and durations, lists from env', async
   assert.equal(loadConfig({ flags: { 'http.enabled': 'false' } }).http.enabled, false);
 });
 
+test('config - server.port 0 (any free port) makes the admin port any free port too, unless it is named', () => {
+  assert.equal(loadConfig({ flags: { 'server.port': '0' } }).http.port, 0);
+  assert.equal(loadConfig({ flags: { 'server.port': '0', 'http.port': '7781' } }).http.port, 7781);
+  assert.equal(loadConfig({ env: { FERRY_SERVER_PORT: '0', FERRY_HTTP_PORT: '7782' } }).http.port, 7782);
+  assert.equal(loadConfig({ flags: { 'server.port': '7701' } }).http.port, DEFAULT_HTTP_PORT);
+});
+
 test('config - unit parsing and formatting', () => {
   assert.equal(parseWithUnit('128MiB', 'bytes'), 128 * 1024 * 1024);
   assert.equal(parseWithUnit('1.5KiB', 'bytes'), 1536);
