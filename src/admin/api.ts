@@ -82,7 +82,7 @@ export function registerApi(router: HttpRouter, context: AdminContext): void {
       const fromOffset = intParam(query, 'offset', 0);
       const fromTimeMs = timeParam(query, 'time');
       const key = query.get('key') ?? undefined;
-      context.broker();
+      context.broker(); // BROKER_BUSY until recovery finished, like every other call
       return browse(context.rawBroker(), context.clock, params['topic']!, {
         partition,
         limit,

@@ -74,17 +74,19 @@ export class ObservedBroker implements BrokerApi {
   async publish(topic: string, messages: readonly PublishMessage[]): Promise<PublishResult[]> {
     if (this.checkAdmission) this.admit(messages);
     const startedMs = this.clock.monotonicMs();
-    const traffic = this.traffic.topic(topic);
     let results: PublishResult[];
     try {
       results = await this.inner.publish(topic, messages);
     } catch (error) {
       const code = isFerryError(error) ? error.code : 'INTERNAL';
       // Unknown topics are not counted under their name: a typo must not create a series.
-      if (code !== 'UNKNOWN_TOPIC') traffic.publishErrors.set(code, (traffic.publishErrors.get(code) ?? 0) + 1);
-      else this.traffic.forgetTopic(topic);
+      if (code !== 'UNKNOWN_TOPIC') {
+        const errors = this.traffic.topic(topic).publishErrors;
+        errors.set(code, (errors.get(code) ?? 0) + 1);
+      }
       throw error;
     }
+    const traffic = this.traffic.topic(topic);
     traffic.observeConfirm((this.clock.monotonicMs() - startedMs) / 1000);
     let bytes = 0;
     let stored = 0;
@@ -100,6 +102,7 @@ export class ObservedBroker implements BrokerApi {
   }
 
   async subscribe(topic: string, options: SubscribeOptions, sink: DeliverySink): Promise<Subscription> {
+    // An unknown topic fails here, before its name becomes a series.
     this.inner.describeTopic(topic);
     const traffic = this.traffic.group(topic, options.group);
     const clock = this.clock;

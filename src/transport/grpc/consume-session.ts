@@ -1,0 +1,228 @@
+/**
+ * One Consume stream: the bridge between a bidirectional gRPC call and a broker subscription,
+ * like ServerSubscription is for a TCP connection.
+ *
+ * Requests (client → server): the first carries `start` and the initial credit; every request may
+ * grant credit and carry settles. Responses (server → client): `subscribed` first, then batches of
+ * messages (the deliveries of one event-loop turn, up to DELIVERY_BATCH_BYTES_MAX per response)
+ * and settle results.
+ *
+ * Flow control is the broker's: a delivery spends one credit, so the client never has more
+ * messages outstanding than it granted. Below that, the sink reports unwritable while more than
+ * CONSUME_QUEUED_BYTES_MAX of responses wait for the HTTP/2 stream (connect writes the next
+ * response only once the previous one drained), and the broker resumes deliveries once the queue
+ * is down to half.
+ *
+ * Ending: a cancelled call or a lost connection closes the subscription at once (its unsettled
+ * messages go back to the group); a half-close ends the call with OK once the settles sent so far
+ * are applied; the broker ending the subscription (topic deleted) ends it with NOT_FOUND
+ * (UNKNOWN_SUBSCRIPTION) after the messages already queued.
+ */
+import type { MessageInitShape } from '@bufbuild/protobuf';
+import type { Logger } from '../../platform/logger.js';
+import { FerryError } from '../../protocol/errors.js';
+import type { BrokerApi, Delivery, DeliverySink, Subscription } from '../../broker/types.js';
+import type { ConsumeRequest, ConsumeResponseSchema } from '../../generated/ferry/v1/messages_pb.js';
+import type { ConsumerRegistry, RegisteredConsumer } from './consumers.js';
+import { deliveryBytes, deliveryToProto, subscribeOptionsFromProto, type MessageInit } from './convert.js';
+import { CONSUME_QUEUED_BYTES_MAX, DELIVERY_BATCH_BYTES_MAX } from './limits.js';
+import { applySettles, checkSettleBatch, settleCount } from './settle.js';
+
+type ConsumeResponseInit = MessageInitShape<typeof ConsumeResponseSchema>;
+
+/** Size charged for a response without messages (subscribed, settle results). */
+const CONTROL_RESPONSE_BYTES = 64;
+
+interface Queued {
+  response: ConsumeResponseInit;
+  bytes: number;
+}
+
+export interface ConsumeSessionDeps {
+  broker: BrokerApi;
+  registry: ConsumerRegistry;
+  logger: Logger;
+}
+
+export class ConsumeSession implements DeliverySink, RegisteredConsumer {
+  readonly id: string;
+  private broker: Subscription | null = null;
+  private readonly queue: Queued[] = [];
+  private queuedBytes = 0;
+  private batch: MessageInit[] = [];
+  private batchBytes = 0;
+  private flushScheduled = false;
+  /** The broker was told "unwritable" and waits for resume(). */
+  private paused = false;
+  private wake: (() => void) | null = null;
+  /** No more responses are produced: the generator ends once the queue is empty. */
+  private finished = false;
+  private failure: unknown = null;
+  private closed = false;
+  private readonly settling = new Set<Promise<unknown>>();
+
+  constructor(private readonly deps: ConsumeSessionDeps) {
+    this.id = deps.registry.allocateId();
+  }
+
+  subscription(): Subscription | null {
+    return this.closed ? null : this.broker;
+  }
+
+  used(): void {}
+
+  /** The response stream of the call; `requests` is its request stream. */
+  async *run(requests: AsyncIterable<ConsumeRequest>, signal: AbortSignal): AsyncGenerator<ConsumeResponseInit> {
+    const onAbort = (): void => {
+      // Nobody reads the responses any more.
+      this.queue.length = 0;
+      this.queuedBytes = 0;
+      this.finish(null);
+    };
+    signal.addEventListener('abort', onAbort);
+    const iterator = requests[Symbol.asyncIterator]();
+    try {
+      const first = await iterator.next();
+      if (first.done === true || first.value.start === undefined) {
+        throw new FerryError('INVALID_ARGUMENT', 'the first ConsumeRequest must carry start (topic, group, ...)');
+      }
+      const { topic, options } = subscribeOptionsFromProto(first.value.start, 'start');
+      this.broker = await this.deps.broker.subscribe(topic, { ...options, credit: first.value.credit }, this);
+      this.deps.registry.add(this);
+      if (signal.aborted) return;
+      yield { subscribed: { consumerId: this.id, topic, group: options.group ?? '' } };
+      this.handle({ ...first.value, credit: 0 });
+      void this.readRequests(iterator);
+      for (;;) {
+        const next = this.queue.shift();
+        if (next !== undefined) {
+          this.queuedBytes -= next.bytes;
+          this.resumeIfDrained();
+          yield next.response;
+          continue;
+        }
+        if (this.failure !== null) throw this.failure;
+        if (this.finished) return;
+        await new Promise<void>((resolve) => (this.wake = resolve));
+        this.wake = null;
+      }
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      await this.close();
+      // Stop reading requests if the client is still sending (the call is over).
+      void iterator.return?.().catch(() => undefined);
+    }
+  }
+
+  // --- DeliverySink ---
+
+  deliver(delivery: Delivery): void {
+    // After the call ended the delivery is dropped: the group redelivers it once the subscription closes.
+    if (this.closed) return;
+    this.batch.push(deliveryToProto(delivery));
+    this.batchBytes += deliveryBytes(delivery);
+    if (this.batchBytes >= DELIVERY_BATCH_BYTES_MAX) this.flushBatch();
+    else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      // The broker delivers a burst synchronously: one response per burst.
+      queueMicrotask(() => this.flushBatch());
+    }
+  }
+
+  writable(): boolean {
+    if (!this.closed && this.queuedBytes + this.batchBytes < CONSUME_QUEUED_BYTES_MAX) return true;
+    this.paused = !this.closed;
+    return false;
+  }
+
+  ended(reason: string): void {
+    this.flushBatch();
+    this.finish(new FerryError('UNKNOWN_SUBSCRIPTION', reason, { detail: { consumerId: this.id, ended: true } }));
+  }
+
+  // --- Requests ---
+
+  private async readRequests(iterator: AsyncIterator<ConsumeRequest>): Promise<void> {
+    try {
+      for (;;) {
+        const next = await iterator.next();
+        if (next.done === true) break;
+        if (this.finished) return;
+        this.handle(next.value);
+      }
+      // Half-close: the client sends nothing more. Apply what it sent, then end with OK.
+      await Promise.all([...this.settling]);
+      await this.close();
+      this.finish(null);
+    } catch (error) {
+      // A failed request (bad settle batch) fails the call; a broken request stream (the client
+      // cancelled or the connection dropped) is also reported by the aborted signal.
+      this.finish(error);
+    }
+  }
+
+  private handle(request: ConsumeRequest): void {
+    if (request.start !== undefined) throw new FerryError('INVALID_ARGUMENT', 'start may only be sent in the first ConsumeRequest');
+    const subscription = this.broker;
+    if (subscription === null || this.closed) return;
+    if (settleCount(request) > 0) {
+      checkSettleBatch(request);
+      const requestId = request.requestId;
+      const applied = applySettles(subscription, request, this.deps.logger).then((failures) => {
+        if (requestId !== 0 || failures.length > 0) this.push({ settled: { requestId, failures } }, CONTROL_RESPONSE_BYTES);
+      });
+      this.settling.add(applied);
+      void applied.finally(() => this.settling.delete(applied));
+    } else if (request.requestId !== 0) {
+      this.push({ settled: { requestId: request.requestId, failures: [] } }, CONTROL_RESPONSE_BYTES);
+    }
+    if (request.credit > 0) subscription.grantCredit(request.credit);
+  }
+
+  // --- Responses ---
+
+  private flushBatch(): void {
+    this.flushScheduled = false;
+    if (this.batch.length === 0) return;
+    const messages = this.batch;
+    const bytes = this.batchBytes;
+    this.batch = [];
+    this.batchBytes = 0;
+    this.push({ messages }, bytes);
+  }
+
+  private push(response: ConsumeResponseInit, bytes: number): void {
+    if (this.finished) return;
+    this.queue.push({ response, bytes });
+    this.queuedBytes += bytes;
+    this.wake?.();
+  }
+
+  private resumeIfDrained(): void {
+    if (!this.paused || this.queuedBytes + this.batchBytes > CONSUME_QUEUED_BYTES_MAX / 2) return;
+    this.paused = false;
+    this.broker?.resume();
+  }
+
+  /** No more responses after those queued; `failure` (if any) ends the call after them. */
+  private finish(failure: unknown): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.failure = failure;
+    this.wake?.();
+  }
+
+  /** Closes the broker subscription once; unsettled deliveries go back to the group. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.deps.registry.remove(this);
+    const subscription = this.broker;
+    if (subscription === null) return;
+    try {
+      await subscription.close();
+    } catch (error) {
+      this.deps.logger.warn('grpc.consume.close_failed', { consumerId: this.id, error });
+    }
+  }
+}

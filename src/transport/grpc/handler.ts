@@ -1,0 +1,102 @@
+/**
+ * The Ferry API as one Node request handler: ferry.v1.TopicService and ferry.v1.MessageService
+ * over gRPC, gRPC-Web and the Connect protocol (binary or JSON), served by @connectrpc/connect-node
+ * on whatever HTTP/1.1 or HTTP/2 server calls it (src/transport/http/listener.ts puts both on one
+ * port). Requests for other paths go to `fallback` (the admin API and dashboard), or get a 404.
+ *
+ * The broker is reached through a getter, so the handler can be mounted before recovery finishes
+ * (calls then fail with UNAVAILABLE / BROKER_BUSY) and the process wires it once.
+ */
+import { Code, ConnectError, type Interceptor } from '@connectrpc/connect';
+import { connectNodeAdapter, type ConnectNodeAdapterOptions } from '@connectrpc/connect-node';
+import type { Clock } from '../../platform/clock.js';
+import type { Logger } from '../../platform/logger.js';
+import type { BrokerApi } from '../../broker/types.js';
+import { MessageService } from '../../generated/ferry/v1/messages_pb.js';
+import { TopicService } from '../../generated/ferry/v1/topics_pb.js';
+import { ConsumerRegistry } from './consumers.js';
+import { toConnectError } from './errors.js';
+import { GRPC_MESSAGE_BYTES_MAX } from './limits.js';
+import { messageService } from './message-service.js';
+import { topicService } from './topic-service.js';
+
+/** A request handler for node:http and node:http2 (its compatibility API) alike. */
+export type NodeHandler = NonNullable<ConnectNodeAdapterOptions['fallback']>;
+
+export interface GrpcHandlerOptions {
+  /** The broker the API drives; may throw BROKER_BUSY while it recovers. */
+  broker: () => BrokerApi;
+  clock: Clock;
+  logger: Logger;
+  /** Requests for any other path. Default: 404. */
+  fallback?: NodeHandler;
+  /** Consumer ids (tests pass predictable ones); default: 128 random bits. */
+  newConsumerId?: () => string;
+}
+
+export interface GrpcHandler {
+  readonly handle: NodeHandler;
+  /** The path of every service ("/ferry.v1.MessageService", ...): requests under them are the API's. */
+  readonly pathPrefixes: readonly string[];
+  /** Ends open Consume streams and closes pull consumers (their messages go back to the groups). */
+  close(): Promise<void>;
+}
+
+export const SERVICE_PATH_PREFIXES: readonly string[] = [`/${TopicService.typeName}`, `/${MessageService.typeName}`];
+
+export function createGrpcHandler(options: GrpcHandlerOptions): GrpcHandler {
+  const registry = new ConsumerRegistry(options.newConsumerId);
+  const shutdown = new AbortController();
+  const handle = connectNodeAdapter({
+    routes: (router) => {
+      router.service(TopicService, topicService(options.broker));
+      router.service(MessageService, messageService({ broker: options.broker, registry, clock: options.clock, logger: options.logger }));
+    },
+    interceptors: [ferryErrors(options.logger)],
+    readMaxBytes: GRPC_MESSAGE_BYTES_MAX,
+    writeMaxBytes: GRPC_MESSAGE_BYTES_MAX,
+    // JSON: print zero values (offset "0", partition 0) so curl users see every field; refuse
+    // unknown fields so a typo is an error, not a silently ignored setting.
+    jsonOptions: { alwaysEmitImplicit: true, ignoreUnknownFields: false },
+    shutdownSignal: shutdown.signal,
+    ...(options.fallback === undefined ? {} : { fallback: options.fallback }),
+  });
+  return {
+    handle,
+    pathPrefixes: SERVICE_PATH_PREFIXES,
+    async close() {
+      shutdown.abort(new ConnectError('the broker is shutting down', Code.Unavailable));
+      await Promise.all(registry.values().map((consumer) => consumer.close()));
+    },
+  };
+}
+
+/** True when the request is for one of the Ferry services (for a router deciding where to send it). */
+export function isGrpcPath(url: string): boolean {
+  return SERVICE_PATH_PREFIXES.some((prefix) => url.startsWith(prefix + '/'));
+}
+
+/**
+ * Every error leaving a handler becomes a gRPC status with a ferry.v1.ErrorDetail, whether the
+ * handler threw it at once (unary) or while streaming (Consume).
+ */
+function ferryErrors(logger: Logger): Interceptor {
+  return (next) => async (request) => {
+    const method = `${request.service.typeName}/${request.method.name}`;
+    try {
+      const response = await next(request);
+      if (!response.stream) return response;
+      return { ...response, message: mapStreamErrors(response.message, logger, method) };
+    } catch (error) {
+      throw toConnectError(error, logger, method);
+    }
+  };
+}
+
+async function* mapStreamErrors<T>(messages: AsyncIterable<T>, logger: Logger, method: string): AsyncGenerator<T> {
+  try {
+    yield* messages;
+  } catch (error) {
+    throw toConnectError(error, logger, method);
+  }
+}
