@@ -12,7 +12,7 @@ import { silentLogger, type Logger } from '../platform/logger.js';
 import { mkdirDurable, removeTree } from '../platform/atomic-write.js';
 import { FerryError } from '../protocol/errors.js';
 import { DEFAULT_SEGMENT_BYTES, DEFAULT_SYNC_INTERVAL_MS, DEFAULT_TAIL_CACHE_BYTES, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN } from '../storage/limits.js';
-import { DURABILITY_MODES, type RecoveryReport } from '../storage/types.js';
+import { DURABILITY_MODES, type RecoveryReport, type StorageObserver } from '../storage/types.js';
 import {
   ACK_TIMEOUT_MS_MAX,
   ACK_TIMEOUT_MS_MIN,
@@ -88,6 +88,8 @@ export interface BrokerOptions {
   random?: () => number;
   /** Memory and disk watermarks at which publishes are refused. */
   admission?: AdmissionOptions;
+  /** Told about every log's fsyncs and writes (metrics). */
+  storageObserver?: StorageObserver;
 }
 
 /** Publish options of the embedded one-message form (same as the client's). */
@@ -149,6 +151,7 @@ export class Broker implements BrokerApi, DeadLetterTarget {
       logger,
       random: options.random ?? Math.random,
       tailCacheBytes: options.tailCacheBytes ?? DEFAULT_TAIL_CACHE_BYTES,
+      storageObserver: options.storageObserver ?? null,
       allocateSubscriptionId: () => 0,
       deadLetters: undefined as unknown as DeadLetterTarget,
       resolveGroupConfig: (topic, groupOptions) => validateGroupConfig({ ...groupDefaults, deadLetterTopic: topic + DEAD_LETTER_SUFFIX, ...stripUndefined(groupOptions) }),

@@ -19,7 +19,7 @@ import type { Logger } from '../platform/logger.js';
 import { mkdirDurable, writeFileAtomic } from '../platform/atomic-write.js';
 import { FerryError } from '../protocol/errors.js';
 import { Log } from '../storage/log.js';
-import type { Durability, Header, RecordInput } from '../storage/types.js';
+import type { Durability, Header, RecordInput, StorageObserver } from '../storage/types.js';
 import type { PublishMessage } from './types.js';
 
 export const DELIVER_AT_HEADER = 'ferry-deliver-at';
@@ -64,6 +64,7 @@ export interface DelayStoreOptions {
   durability: Durability;
   syncIntervalMs: number;
   topic: string;
+  observer?: StorageObserver | null;
   /** The topic's partition logs (searched for moves after a crash). */
   mainLogs: readonly Log[];
   /** Appends due messages to the topic. */
@@ -120,6 +121,7 @@ export class DelayStore {
       syncIntervalMs: options.syncIntervalMs,
       segmentBytes: 16 * 1024 * 1024,
       tailCacheBytes: 0,
+      ...(options.observer ? { observer: options.observer } : {}),
     });
     const bucketStarts = (await fs.readdir(join(dir, 'buckets')))
       .filter((name) => name.endsWith('.bin'))

@@ -16,7 +16,7 @@ import type { Logger } from '../platform/logger.js';
 import { mkdirDurable, writeFileAtomic } from '../platform/atomic-write.js';
 import { FerryError } from '../protocol/errors.js';
 import { Log } from '../storage/log.js';
-import type { Durability } from '../storage/types.js';
+import type { Durability, StorageObserver } from '../storage/types.js';
 import { AckSet } from './ack-set.js';
 import { decodeGroupEvents, encodeGroupEvents, GroupEventKind, type GroupEvent } from './group-journal.js';
 import { GROUP_SNAPSHOT_VERSION, GroupState, PartitionGroupState, type GroupSnapshot } from './group-state.js';
@@ -36,6 +36,7 @@ export interface GroupStoreOptions {
   logger: Logger;
   durability: Durability;
   partitions: number;
+  observer?: StorageObserver | null;
   /** For a new group: its configuration and start floors, per partition. */
   initial: () => Promise<{ config: GroupConfig; floors: number[] }>;
 }
@@ -85,6 +86,7 @@ export class GroupStore {
       durability: options.durability,
       segmentBytes: GROUP_JOURNAL_SEGMENT_BYTES,
       tailCacheBytes: 0,
+      ...(options.observer ? { observer: options.observer } : {}),
     });
     const state = GroupState.fromSnapshot(snapshot, options.partitions);
     await replayJournal(journal, Math.max(snapshot.journalOffset, journal.startOffset), state);

@@ -13,7 +13,7 @@ import type { Logger } from '../platform/logger.js';
 import { mkdirDurable, writeFileAtomic } from '../platform/atomic-write.js';
 import { FerryError } from '../protocol/errors.js';
 import { Log } from '../storage/log.js';
-import type { Header, RecordInput, RecoveryReport } from '../storage/types.js';
+import type { Header, RecordInput, RecoveryReport, StorageObserver } from '../storage/types.js';
 import type { DeadLetterTarget } from './dead-letter.js';
 import { DEFAULT_DEDUP_WINDOW_MS, DedupIndex, ID_HEADER, type DedupEntry } from './dedup.js';
 import { DelayStore } from './delay-store.js';
@@ -37,6 +37,7 @@ export interface TopicContext {
   logger: Logger;
   random: () => number;
   tailCacheBytes: number;
+  storageObserver: StorageObserver | null;
   allocateSubscriptionId: () => number;
   deadLetters: DeadLetterTarget;
   /** Fills in and checks a group's configuration for a new group of `topic`. */
@@ -96,6 +97,7 @@ export class Topic {
           segmentBytes: config.segmentBytes,
           retention: config.retention,
           tailCacheBytes: Math.floor(context.tailCacheBytes / config.partitions),
+          ...(context.storageObserver === null ? {} : { observer: context.storageObserver }),
         }),
       ),
     );
@@ -166,6 +168,7 @@ export class Topic {
       durability: this.config.durability,
       syncIntervalMs: this.config.syncIntervalMs,
       topic: this.name,
+      observer: this.context.storageObserver,
       mainLogs: this.logs,
       deliver: (messages) => this.append(messages),
     });
@@ -305,6 +308,7 @@ export class Topic {
         logger: this.context.logger,
         durability: this.config.durability,
         partitions: this.logs.length,
+        observer: this.context.storageObserver,
         initial: async () => ({ config: this.context.resolveGroupConfig(this.name, options), floors: await this.startOffsets(from) }),
       });
       const group = await Group.open({

@@ -89,7 +89,14 @@ async function run(config: FerryConfig): Promise<number> {
   const admin = config.http.enabled ? await AdminServer.start({ host: config.http.host, port: config.http.port, clock, logger, log: logger, dir }) : null;
   let broker: Broker;
   try {
-    broker = await Broker.open({ ...brokerOptions(config), dir, fs: new NodeFileSystem(), clock, logger });
+    broker = await Broker.open({
+      ...brokerOptions(config),
+      dir,
+      fs: new NodeFileSystem(),
+      clock,
+      logger,
+      ...(admin === null ? {} : { storageObserver: admin.metrics }),
+    });
   } catch (error) {
     logger.error('broker.open_failed', { dir, error });
     await admin?.close();

@@ -15,6 +15,7 @@ export function brokerOptions(config: FerryConfig): Omit<BrokerOptions, 'fs' | '
     topicDefaults: { ...config.topicDefaults, retention: { ...config.topicDefaults.retention } },
     groupDefaults: { ...config.groupDefaults, backoffMs: [...config.groupDefaults.backoffMs] },
     tailCacheBytes: config.storage.tailCacheBytes,
+    admission: { memoryHighWatermarkBytes: config.storage.memoryHighWatermarkBytes, diskFreeLowBytes: config.storage.diskFreeLowBytes },
   };
 }
 

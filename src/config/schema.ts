@@ -4,6 +4,8 @@
  * `--print-config` and docs/CONFIG.md (a test keeps the doc in step). Bounds come from the limit
  * modules that enforce them, so the config cannot accept a value the broker would refuse later.
  */
+import { DEFAULT_DISK_FREE_LOW_BYTES, DEFAULT_MEMORY_HIGH_WATERMARK_FRACTION } from '../broker/admission.js';
+import { totalmem } from 'node:os';
 import { DEFAULT_GROUP_CONFIG, DEFAULT_TOPIC_CONFIG } from '../broker/broker.js';
 import { BACKOFF_DELAY_MS_MAX, BACKOFF_STEPS_MAX } from '../broker/backoff.js';
 import { ACK_TIMEOUT_MS_MAX, ACK_TIMEOUT_MS_MIN, DELIVERIES_MAX_LIMIT, PARTITIONS_MAX, PUBLISH_MESSAGES_MAX } from '../broker/limits.js';
@@ -81,7 +83,7 @@ export interface FerryConfig {
   };
   http: { enabled: boolean; host: string; port: number };
   log: { level: LogLevel; format: LogFormat };
-  storage: { tailCacheBytes: number };
+  storage: { tailCacheBytes: number; memoryHighWatermarkBytes: number; diskFreeLowBytes: number };
   /** Admission limits: each at most the ceiling the storage engine or broker enforces anyway. */
   limits: {
     recordBytesMax: number;
@@ -95,6 +97,10 @@ export interface FerryConfig {
   /** Topics created at start when missing; existing topics keep their stored settings. */
   topics: Record<string, Partial<TopicSettings>>;
 }
+
+/** The memory watermark's floor: below this the broker could not even recover. */
+const MEMORY_WATERMARK_BYTES_MIN = 64 * 1024 * 1024;
+const DEFAULT_MEMORY_HIGH_WATERMARK_BYTES = Math.floor(totalmem() * DEFAULT_MEMORY_HIGH_WATERMARK_FRACTION);
 
 const int = (min: number, max: number, unit?: Unit): FieldKind => (unit === undefined ? { type: 'int', min, max } : { type: 'int', min, max, unit });
 
@@ -134,6 +140,8 @@ export const FIELDS: readonly FieldSpec[] = [
   { path: 'log.format', kind: { type: 'enum', values: LOG_FORMATS }, default: 'auto', doc: '`json` lines, `pretty` lines for people, or `auto` (pretty when stderr is a terminal).' },
 
   { path: 'storage.tailCacheBytes', kind: int(0, TAIL_CACHE_BYTES_MAX, 'bytes'), default: DEFAULT_TAIL_CACHE_BYTES, doc: 'Memory for the hot tail of all partitions together (recent messages served without a disk read).' },
+  { path: 'storage.memoryHighWatermarkBytes', kind: int(MEMORY_WATERMARK_BYTES_MIN, Number.MAX_SAFE_INTEGER, 'bytes'), default: DEFAULT_MEMORY_HIGH_WATERMARK_BYTES, doc: 'Resident memory above which publishes are refused with BROKER_BUSY (retryable) until it falls; the default is 40% of this machine\'s RAM, as RabbitMQ\'s vm_memory_high_watermark.' },
+  { path: 'storage.diskFreeLowBytes', kind: int(0, Number.MAX_SAFE_INTEGER, 'bytes'), default: DEFAULT_DISK_FREE_LOW_BYTES, doc: 'Free space on the data disk below which publishes are refused with DISK_FULL (retryable) before the disk is really full; 0 turns the check off (RabbitMQ\'s disk_free_limit is 50 MB).' },
 
   { path: 'limits.recordBytesMax', kind: int(1, RECORD_BYTES_MAX, 'bytes'), default: RECORD_BYTES_MAX, doc: 'Largest message (key + headers + value) accepted; at most the storage ceiling.' },
   { path: 'limits.keyBytesMax', kind: int(1, KEY_BYTES_MAX, 'bytes'), default: KEY_BYTES_MAX, doc: 'Largest key accepted.' },

@@ -18,7 +18,7 @@ import {
   SEGMENT_BYTES_MAX,
   SEGMENT_BYTES_MIN,
 } from './limits.js';
-import { DURABILITY_MODES, type Durability, type LogOptions, type RetentionPolicy } from './types.js';
+import { DURABILITY_MODES, type Durability, type LogOptions, type RetentionPolicy, type StorageObserver } from './types.js';
 
 /** Leader epochs are stored as u32. */
 const LEADER_EPOCH_MAX = 0xffff_ffff;
@@ -38,6 +38,7 @@ export interface LogConfig {
   leaderEpoch: number;
   checkpointIntervalMs: number;
   retentionCheckIntervalMs: number;
+  observer: StorageObserver | null;
 }
 
 function invalid(message: string): never {
@@ -75,5 +76,6 @@ export function resolveLogConfig(options: LogOptions): LogConfig {
     leaderEpoch: integerIn('leaderEpoch', options.leaderEpoch, 0, 0, LEADER_EPOCH_MAX),
     checkpointIntervalMs: integerIn('checkpointIntervalMs', options.checkpointIntervalMs, DEFAULT_CHECKPOINT_INTERVAL_MS, 0, 3_600_000),
     retentionCheckIntervalMs: integerIn('retentionCheckIntervalMs', options.retentionCheckIntervalMs, DEFAULT_RETENTION_CHECK_INTERVAL_MS, 1, 86_400_000),
+    observer: options.observer ?? null,
   };
 }

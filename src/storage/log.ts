@@ -362,6 +362,7 @@ export class Log {
     this.totalBytes += header.batchBytes;
     this.markDirty(segment);
     this.tailCache.add(write.buf, header.baseOffset, header.recordCount, header.leaderEpoch);
+    this.config.observer?.batchWritten(header.recordCount, header.batchBytes);
     this.writtenOffsetValue = header.baseOffset + header.recordCount - 1;
     assert.equal(segment.nextOffset, this.writtenOffsetValue + 1, 'the segment ends at the written offset');
     if (this.config.durability !== 'always') {
@@ -504,11 +505,13 @@ export class Log {
         for (const segment of dirty) segment.dirty = false;
         for (const segment of dirty) {
           if (!segment.acquire()) continue;
+          const startedMs = this.config.clock.monotonicMs();
           try {
             await segment.handle.datasync();
           } finally {
             segment.release();
           }
+          this.config.observer?.fsyncCompleted((this.config.clock.monotonicMs() - startedMs) / 1000);
         }
         this.syncedOffsetValue = target;
         this.syncedPoint = point;

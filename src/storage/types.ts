@@ -42,6 +42,14 @@ export interface RetentionPolicy {
   recordsMax?: number;
 }
 
+/** Told about the storage engine's I/O, for metrics; both calls must be cheap. */
+export interface StorageObserver {
+  /** One fdatasync of a segment took this long. */
+  fsyncCompleted(seconds: number): void;
+  /** The writer issued one write holding this many records and bytes. */
+  batchWritten(records: number, bytes: number): void;
+}
+
 export interface LogOptions {
   dir: string;
   fs: FileSystem;
@@ -58,6 +66,7 @@ export interface LogOptions {
   /** Stamped on every batch; constant until replication exists. */
   leaderEpoch?: number;
   checkpointIntervalMs?: number;
+  observer?: StorageObserver;
   /** How often retention runs on its own timer (only when `retention` is set). */
   retentionCheckIntervalMs?: number;
 }

@@ -38,7 +38,7 @@ export async function startAdmin(options: { tcp?: boolean; limits?: AdmissionLim
   const clock = new SystemClock();
   const log = new CountingLogger(options.logger ?? silentLogger);
   const admin = await AdminServer.start({ host: '127.0.0.1', port: 0, clock, logger: log, log, dir: dir.path });
-  const broker = await Broker.open({ dir: dir.path, clock, logger: log });
+  const broker = await Broker.open({ dir: dir.path, clock, logger: log, storageObserver: admin.metrics });
   const observed = new ObservedBroker(broker, admin.metrics.traffic, clock, options.limits);
   let tcp: TcpServer | null = null;
   let tcpPort = 0;

@@ -36,8 +36,6 @@ test('metrics - /metrics is valid Prometheus text and counts known traffic', asy
     await eventually(() => broker.describeGroup('m', 'workers').deadLetteredTotal === 1);
 
     log.warn('test.warned', { error: new FerryError('DISK_FULL', 'no space left') });
-    admin.metrics.fsyncCompleted(0.002);
-    admin.metrics.batchWritten(10, 1000);
 
     const response = await fetch(`${fixture.base}/metrics`);
     assert.equal(response.status, 200);
@@ -79,11 +77,12 @@ test('metrics - /metrics is valid Prometheus text and counts known traffic', asy
     assert.ok(confirms >= 1 && confirms <= 4, `publish requests: ${confirms}`);
     assert.equal(valueOf(families, 'ferry_publish_confirm_seconds_bucket', { topic: 'm', le: '+Inf' }), confirms);
     assert.equal(valueOf(families, 'ferry_end_to_end_seconds_count', topic), 4, 'first deliveries only');
-    assert.equal(valueOf(families, 'ferry_storage_fsync_seconds_count'), 1);
-    assert.equal(valueOf(families, 'ferry_storage_fsync_seconds_bucket', { le: '0.0025' }), 1);
-    assert.equal(valueOf(families, 'ferry_storage_fsync_seconds_bucket', { le: '0.001' }), 0);
-    assert.equal(valueOf(families, 'ferry_storage_batch_records_count'), 1);
-    assert.equal(valueOf(families, 'ferry_storage_written_bytes_total'), 1000);
+    // The logs report their own fsyncs and writes (topic partitions, group journals, dead letters).
+    const fsyncs = valueOf(families, 'ferry_storage_fsync_seconds_count')!;
+    assert.ok(fsyncs >= 2, `fsyncs: ${fsyncs}`);
+    assert.equal(valueOf(families, 'ferry_storage_fsync_seconds_bucket', { le: '+Inf' }), fsyncs);
+    assert.ok(valueOf(families, 'ferry_storage_batch_records_sum')! >= 5, 'at least the 4 messages and the dead letter');
+    assert.ok(valueOf(families, 'ferry_storage_written_bytes_total')! > 4 * 40);
 
     assert.equal(valueOf(families, 'ferry_connections'), 1);
     assert.equal(valueOf(families, 'ferry_connections_opened_total'), 1);

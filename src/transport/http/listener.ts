@@ -1,0 +1,177 @@
+/**
+ * One port for HTTP/1.1 and HTTP/2, so gRPC (HTTP/2 only), gRPC-Web, the Connect protocol, the
+ * admin API and the dashboard share the HTTP port.
+ *
+ * Plaintext: Node's HTTP/2 server does not answer HTTP/1.1 (and HTTP/1.1 clients do not start with
+ * HTTP/2's preface), so a net.Server reads the first bytes of each connection: if they are the
+ * HTTP/2 connection preface ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", what every h2c client with prior
+ * knowledge sends first — gRPC clients do) the socket goes to the node:http2 server, otherwise to
+ * the node:http server; the bytes read are put back first (socket.unshift), so each server sees the
+ * connection from its first byte. HTTP/1.1's "Upgrade: h2c" is not offered (Node has no support).
+ *
+ * TLS: one node:http2 secure server with `allowHTTP1`, which lets ALPN choose (h2 or http/1.1).
+ *
+ * HTTP/2 requests reach the handler as node:http2 compatibility objects (Http2ServerRequest and
+ * Http2ServerResponse), which offer what the handlers use of IncomingMessage and ServerResponse
+ * (method, url, headers, a readable body, writeHead/setHeader/write/end); gRPC's handler tells them
+ * apart itself.
+ */
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import {
+  createSecureServer,
+  createServer as createHttp2Server,
+  type Http2Server,
+  type Http2Session,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+  type SecureServerOptions,
+  type Settings,
+} from 'node:http2';
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import type { Logger } from '../../platform/logger.js';
+
+/** What an HTTP/2 client sends before anything else (RFC 9113, section 3.4). */
+export const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+
+/** A connection that has sent no (or not enough) bytes to be classified in this long is dropped (slowloris). */
+const FIRST_BYTES_TIMEOUT_MS = 10_000;
+/** A client that has not sent its HTTP/1.1 request headers in this time is dropped (slowloris). */
+const HEADERS_TIMEOUT_MS = 10_000;
+/** Time close() leaves open requests and streams to finish before their sockets are destroyed. */
+const CLOSE_GRACE_MS = 2_000;
+/**
+ * HTTP/2 flow-control windows. The protocol's default (64 KiB) makes a client wait for a
+ * WINDOW_UPDATE after every 64 KiB, i.e. after every few 1 KiB-message batches; 1 MiB per stream
+ * and 16 MiB per connection let a publisher keep a full batch in flight. They bound what a client
+ * may send ahead without being read, not what the server buffers in total (maxSessionMemory does).
+ */
+const STREAM_WINDOW_BYTES = 1024 * 1024;
+const SESSION_WINDOW_BYTES = 16 * 1024 * 1024;
+/** Memory one HTTP/2 session may hold in Node's buffers before new streams are refused (MiB). */
+const SESSION_MEMORY_MIB_MAX = 32;
+
+const HTTP2_SETTINGS: Settings = { initialWindowSize: STREAM_WINDOW_BYTES };
+
+/** A request handler; HTTP/2 requests arrive as compatibility objects with the same surface. */
+export type HttpHandler = (req: IncomingMessage, res: ServerResponse) => unknown;
+
+export interface MultiplexedListenOptions {
+  port: number;
+  host: string;
+  logger: Logger;
+  /**
+   * Certificates and keys (node:tls options): serve HTTPS, with HTTP/2 or HTTP/1.1 chosen by ALPN.
+   * Absent: plaintext, HTTP/2 told apart by its preface.
+   */
+  tls?: SecureServerOptions;
+}
+
+export interface HttpListener {
+  port: number;
+  host: string;
+  /** Stops accepting, lets open requests finish for a grace period, then destroys what is left. */
+  close(): Promise<void>;
+}
+
+export function listenMultiplexed(handler: HttpHandler, options: MultiplexedListenOptions): Promise<HttpListener> {
+  // The HTTP/2 compatibility objects stand in for IncomingMessage/ServerResponse (see above).
+  const onRequest = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void => {
+    void handler(req as IncomingMessage, res as ServerResponse);
+  };
+  const sockets = new Set<Socket>();
+  const sessions = new Set<Http2Session>();
+  const track = (socket: Socket): void => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  };
+  const trackSession = (session: Http2Session): void => {
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
+    session.on('error', (error) => options.logger.debug('http.session_error', { error }));
+    session.setLocalWindowSize(SESSION_WINDOW_BYTES);
+  };
+
+  let outer: NetServer | Http2Server;
+  let closeInner: () => void;
+  if (options.tls !== undefined) {
+    const secure = createSecureServer({ ...options.tls, allowHTTP1: true, settings: HTTP2_SETTINGS, maxSessionMemory: SESSION_MEMORY_MIB_MAX }, onRequest);
+    secure.on('secureConnection', track);
+    secure.on('session', trackSession);
+    outer = secure;
+    closeInner = () => undefined;
+  } else {
+    const http1 = createHttpServer({ headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: 0 }, onRequest);
+    const http2 = createHttp2Server({ settings: HTTP2_SETTINGS, maxSessionMemory: SESSION_MEMORY_MIB_MAX }, onRequest);
+    http2.on('session', trackSession);
+    for (const server of [http1, http2]) server.on('error', (error) => options.logger.error('http.server_error', { error }));
+    const net = createNetServer((socket) => {
+      track(socket);
+      routeByPreface(socket, http1, http2);
+    });
+    outer = net;
+    closeInner = () => {
+      http1.closeIdleConnections();
+      http1.close();
+      http2.close();
+    };
+  }
+
+  return new Promise((resolve, reject) => {
+    outer.once('error', reject);
+    outer.listen(options.port, options.host, () => {
+      outer.off('error', reject);
+      outer.on('error', (error) => options.logger.error('http.server_error', { error }));
+      const address = outer.address();
+      const bound = typeof address === 'object' && address !== null ? { port: address.port, host: address.address } : { port: options.port, host: options.host };
+      let closing: Promise<void> | null = null;
+      resolve({
+        ...bound,
+        close: () =>
+          (closing ??= new Promise<void>((done) => {
+            outer.close(() => done());
+            closeInner();
+            // GOAWAY: clients finish their streams and open no new ones here.
+            for (const session of sessions) session.close();
+            const timer = setTimeout(() => {
+              for (const socket of sockets) socket.destroy();
+            }, CLOSE_GRACE_MS);
+            timer.unref();
+          })),
+      });
+    });
+  });
+}
+
+/**
+ * Reads until the bytes either are the HTTP/2 preface or cannot become it, then hands the socket
+ * (with those bytes put back) to the matching server. Most HTTP/1.1 requests are decided by their
+ * first byte ("GET", "POST": not "P" then "R").
+ */
+function routeByPreface(socket: Socket, http1: { emit(event: 'connection', socket: Socket): boolean }, http2: { emit(event: 'connection', socket: Socket): boolean }): void {
+  let received = Buffer.alloc(0);
+  const timer = setTimeout(() => socket.destroy(), FIRST_BYTES_TIMEOUT_MS);
+  timer.unref();
+  const cleanup = (): void => {
+    clearTimeout(timer);
+    socket.off('data', onData);
+    socket.off('error', onError);
+    socket.off('close', cleanup);
+  };
+  const onError = (): void => {
+    cleanup();
+    socket.destroy();
+  };
+  const onData = (chunk: Buffer): void => {
+    received = received.length === 0 ? chunk : Buffer.concat([received, chunk]);
+    const compared = Math.min(received.length, HTTP2_PREFACE.length);
+    const matches = received.subarray(0, compared).equals(HTTP2_PREFACE.subarray(0, compared));
+    if (matches && received.length < HTTP2_PREFACE.length) return;
+    cleanup();
+    socket.pause();
+    socket.unshift(received);
+    (matches ? http2 : http1).emit('connection', socket);
+  };
+  socket.on('data', onData);
+  socket.on('error', onError);
+  socket.on('close', cleanup);
+}
