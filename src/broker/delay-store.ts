@@ -20,6 +20,7 @@ import { mkdirDurable, writeFileAtomic } from '../platform/atomic-write.js';
 import { FerryError } from '../protocol/errors.js';
 import { Log } from '../storage/log.js';
 import type { Durability, Header, RecordInput, StorageObserver } from '../storage/types.js';
+import { insertSorted } from './sorted-array.js';
 import type { PublishMessage } from './types.js';
 
 export const DELIVER_AT_HEADER = 'ferry-deliver-at';
@@ -161,7 +162,7 @@ export class DelayStore {
       else queued.push(entry);
       const key = String(bucket);
       this.state.bucketMinOffsets[key] = Math.min(this.state.bucketMinOffsets[key] ?? Infinity, entry.offset);
-      if (!this.bucketStarts.includes(bucket)) insertSortedNumber(this.bucketStarts, bucket);
+      insertSorted(this.bucketStarts, bucket);
       if (bucket < this.loadedEnd) insertEntry(this.due, entry);
     }
     void this.writeBuckets();
@@ -456,17 +457,6 @@ function insertEntry(entries: Entry[], entry: Entry): void {
     else high = mid;
   }
   entries.splice(low, 0, entry);
-}
-
-function insertSortedNumber(values: number[], value: number): void {
-  let low = 0;
-  let high = values.length;
-  while (low < high) {
-    const mid = (low + high) >>> 1;
-    if (values[mid]! < value) low = mid + 1;
-    else high = mid;
-  }
-  values.splice(low, 0, value);
 }
 
 function encodeEntries(entries: readonly Entry[]): Buffer {

@@ -17,6 +17,7 @@ import { DeadLetterer, type DeadLetterTarget } from './dead-letter.js';
 import { GroupEventKind } from './group-journal.js';
 import type { GroupStore } from './group-store.js';
 import { PartitionReader } from './partition-reader.js';
+import { insertSorted, removeSorted } from './sorted-array.js';
 import type { Delivery, DeliverySink, GroupConfig, GroupInfo, Subscription } from './types.js';
 
 interface InFlight {
@@ -533,20 +534,4 @@ export class GroupSubscription implements Subscription {
     this.markClosed();
     this.owner.removeSubscription(this);
   }
-}
-
-function insertSorted(values: number[], value: number): void {
-  let low = 0;
-  let high = values.length;
-  while (low < high) {
-    const mid = (low + high) >>> 1;
-    if (values[mid]! < value) low = mid + 1;
-    else high = mid;
-  }
-  if (values[low] !== value) values.splice(low, 0, value);
-}
-
-function removeSorted(values: number[], value: number): void {
-  const index = values.indexOf(value);
-  if (index >= 0) values.splice(index, 1);
 }

@@ -70,13 +70,14 @@ export class BrokerProcess {
         reject(new Error(`ferry serve ${why}; output:\n${output.slice(-OUTPUT_TAIL_CHARS)}`));
       };
       const timer = setTimeout(() => fail(`did not listen within ${START_TIMEOUT_MS} ms`), START_TIMEOUT_MS);
-      child.once('exit', (code, signal) => fail(`exited before listening (${signal ?? `code ${code}`})`));
+      const onEarlyExit = (code: number | null, signal: NodeJS.Signals | null): void => fail(`exited before listening (${signal ?? `code ${code}`})`);
+      child.once('exit', onEarlyExit);
       child.stderr!.on('data', (chunk: Buffer) => {
         output += chunk.toString('utf8');
         const listeningPort = listeningPortIn(output);
         if (listeningPort === undefined) return;
         clearTimeout(timer);
-        child.removeAllListeners('exit');
+        child.off('exit', onEarlyExit);
         const broker = new BrokerProcess(child, listeningPort, exited);
         broker.output = output;
         child.stderr!.removeAllListeners('data');
