@@ -11,13 +11,14 @@
  * - unexpected: a delivery (or stored copy) of a message never attempted, or of an attempt never
  *   invoked, or whose value does not parse. phantom: a stored copy of an attempt the broker
  *   rejected (a definite failure must store nothing).
- * - duplicates, each with its cause. Allowed: a redelivery while no ack of it had been sent, or
- *   after an ack that something could have swallowed (a broker kill or pause, a lost connection,
- *   a consumer kill, a settle error) — acks are fire-and-forget on the wire. Failures: a delivery
- *   after an ack was confirmed (an UNSUBSCRIBE answered after it, see the `bar` event) — certain
- *   across a broker restart, and beyond `ackRaceToleranceMs` within one incarnation (a DELIVER
- *   already on its way to another consumer can trail the confirmation); a redelivery after an ack
- *   that nothing disturbed for `ackApplyGraceMs`; one publish stored twice; a delivered copy that
+ * - duplicates, each with its cause. A redelivery is allowed while no ack of the message had been
+ *   sent; after an ack, only if something could have swallowed or outrun that ack: a broker kill,
+ *   pause or power loss, or the acking consumer's lost connection, kill or settle error (acks are
+ *   fire-and-forget on the wire), or the ack timeout (`ackTimeoutMs`) running out before the ack
+ *   arrived. Failures: a delivery after an ack was confirmed (an UNSUBSCRIBE answered after it,
+ *   see the `bar` event) — certain across a broker restart, and beyond `ackRaceToleranceMs` within
+ *   one incarnation (a DELIVER already on its way can trail the confirmation); a redelivery after
+ *   an ack that nothing excuses (ackIgnored); one publish stored twice; a delivered copy that
  *   vanished from the log in `always` mode.
  * - order violations: b stored before a in the partition although b was confirmed before a was
  *   first invoked (per producer; each producer keys its messages, so they share a partition).
@@ -34,8 +35,8 @@ export interface CheckOptions {
   lossWindowMs?: number;
   /** How long a delivery may trail a confirmed ack within one broker incarnation. */
   ackRaceToleranceMs?: number;
-  /** How long an undisturbed ack may take to apply before a redelivery counts against it. */
-  ackApplyGraceMs?: number;
+  /** The group's ack timeout: a redelivery this long after the acked delivery may have overtaken the ack. */
+  ackTimeoutMs?: number;
   /** Slack for early-delivery checks (clock reads round to 1 ms). */
   earlyToleranceMs?: number;
   /** Whether the history contains a final scan of the whole topic. */
@@ -72,7 +73,7 @@ export interface CheckResult {
     total: number;
     redeliveryUnacked: number;
     redeliveryAfterUnconfirmedAck: number;
-    /** Within the race tolerance of a confirmed ack, or a lost copy after a power loss (interval). */
+    /** The delivery's ack timeout may have run out before its ack arrived, or (interval) a copy lost at a power loss. */
     racesAllowed: number;
     afterConfirmedAck: number;
     ackIgnored: number;
@@ -87,7 +88,11 @@ export interface CheckResult {
 }
 
 const ACK_RACE_TOLERANCE_MS = 1_000;
-const ACK_APPLY_GRACE_MS = 1_000;
+/**
+ * A consumer takes a message from its buffer some time after the broker sent it: this much of the
+ * ack timeout may already have run when the history records the delivery.
+ */
+const BUFFERED_SLACK_MS = 1_000;
 const EARLY_TOLERANCE_MS = 2;
 /** Examples kept per failure kind. */
 const SAMPLES_MAX = 5;
@@ -110,6 +115,8 @@ interface Delivery {
 
 interface Ack {
   t: number;
+  /** When the acked delivery was received. */
+  deliveredT: number;
   c: string;
   sub: number;
   g: number;
@@ -163,7 +170,8 @@ class Timeline {
 
 export function check(events: readonly HistoryEvent[], options: CheckOptions): CheckResult {
   const ackRaceToleranceMs = options.ackRaceToleranceMs ?? ACK_RACE_TOLERANCE_MS;
-  const ackApplyGraceMs = options.ackApplyGraceMs ?? ACK_APPLY_GRACE_MS;
+  // Unknown ack timeout: assume any redelivery may have overtaken an ack (lenient).
+  const ackTimeoutMs = options.ackTimeoutMs ?? 0;
   const earlyToleranceMs = options.earlyToleranceMs ?? EARLY_TOLERANCE_MS;
   const result = emptyResult();
   const sample = (kind: string, example: unknown): void => {
@@ -265,7 +273,17 @@ export function check(events: readonly HistoryEvent[], options: CheckOptions): C
       case 'ak': {
         // An ack sent after its delivery's connection was lost is dropped by the client: a no-op.
         if (event.dg !== event.g) break;
-        messages.get(`${event.p}:${event.s}`)?.acks.push({ t: event.t, c: event.c, sub: event.sub, g: event.g });
+        const message = messages.get(`${event.p}:${event.s}`);
+        if (message === undefined) break;
+        let deliveredT = event.t;
+        for (let i = message.deliveries.length - 1; i >= 0; i--) {
+          const delivery = message.deliveries[i]!;
+          if (delivery.c === event.c && delivery.sub === event.sub) {
+            deliveredT = delivery.t;
+            break;
+          }
+        }
+        message.acks.push({ t: event.t, deliveredT, c: event.c, sub: event.sub, g: event.g });
         break;
       }
       case 'bar':
@@ -423,6 +441,13 @@ export function check(events: readonly HistoryEvent[], options: CheckOptions): C
     let verdict: 'unconfirmed' | 'race' | 'afterConfirmedAck' | 'ackIgnored' = 'unconfirmed';
     let evidence: unknown = null;
     for (const ack of priorAcks) {
+      const disturbed =
+        kills.anyBetween(ack.deliveredT, delivery.t) ||
+        pausedBetween(ack.deliveredT, delivery.t) ||
+        powerLossBetween(ack.deliveredT, delivery.t) ||
+        // The acker learns of a lost connection or a failed settle after the broker acted on it.
+        (disruptionsOf.get(ack.c)?.anyBetween(ack.deliveredT, delivery.t + ackRaceToleranceMs) ?? false);
+      const timedOut = delivery.t - ack.deliveredT >= ackTimeoutMs - BUFFERED_SLACK_MS;
       const barrierT = barriers.get(`${ack.c}#${ack.sub}#${ack.g}`);
       if (barrierT !== undefined && barrierT > ack.t) {
         // Interval mode: a confirmed ack is written, not synced; a power loss may take it back.
@@ -433,21 +458,16 @@ export function check(events: readonly HistoryEvent[], options: CheckOptions): C
           evidence = { ack, barrierT, restarted, gapMs: round(delivery.t - barrierT) };
           break;
         }
+      }
+      if (disturbed) continue;
+      if (timedOut) {
         verdict = 'race';
         continue;
       }
-      const disturbed =
-        kills.anyBetween(ack.t, delivery.t) ||
-        pausedBetween(ack.t, delivery.t) ||
-        powerLossBetween(ack.t, delivery.t) ||
-        (disruptionsOf.get(ack.c)?.anyBetween(ack.t, delivery.t) ?? false);
-      if (disturbed) continue;
-      if (delivery.t - ack.t > ackApplyGraceMs) {
-        verdict = 'ackIgnored';
-        evidence = { ack, gapMs: round(delivery.t - ack.t) };
-        break;
-      }
-      verdict = 'race';
+      // Nothing swallowed the ack and the delivery had not timed out: the broker had no reason.
+      verdict = 'ackIgnored';
+      evidence = { ack, barrierT, sinceAckMs: round(delivery.t - ack.t) };
+      break;
     }
     if (verdict === 'afterConfirmedAck') {
       result.duplicates.afterConfirmedAck++;
@@ -517,7 +537,7 @@ export function check(events: readonly HistoryEvent[], options: CheckOptions): C
   fail(result.unexpected, 'unexpected (delivered, never attempted)');
   fail(result.phantom, 'phantom (stored although the publish was rejected)');
   fail(result.duplicates.afterConfirmedAck, 'delivered after a confirmed ack');
-  fail(result.duplicates.ackIgnored, 'redelivered after an undisturbed ack');
+  fail(result.duplicates.ackIgnored, 'redelivered after an ack nothing could have swallowed (ack ignored)');
   fail(result.duplicates.storedTwice, 'extra stored copies of one publish');
   fail(result.duplicates.copyVanished, 'delivered copies that vanished from the log');
   fail(result.orderViolations, 'order violations');

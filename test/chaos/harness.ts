@@ -313,6 +313,7 @@ function judge(
   const checkResult = check(events, {
     durability: scenario.topic.durability,
     lossWindowMs: scenario.topic.syncIntervalMs ?? 0,
+    ackTimeoutMs: { ...DEFAULT_CONSUMER, ...scenario.workload.consumer }.ackTimeoutMs,
     scanned: drainReport?.scanComplete ?? false,
   });
   failures.push(...checkResult.failures);

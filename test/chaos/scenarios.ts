@@ -58,6 +58,14 @@ function repeat(count: number, step: () => FaultStep[]): FaultStep[] {
 }
 
 export const SCENARIOS: Record<string, Scenario> = {
+  baseline: {
+    name: 'baseline',
+    summary: 'the same load with no fault at all: the control every other scenario is compared with',
+    topic: { ...BASE_TOPIC, durability: 'always' },
+    workload: BASE_WORKLOAD,
+    recordSyncs: false,
+    plan: (_random, profile) => [{ waitMs: profile === 'full' ? 120_000 : 20_000, fault: 'none' }],
+  },
   kill: {
     name: 'kill',
     summary: 'SIGKILL loop: the broker is killed at random 1–5 s intervals under load and restarted',

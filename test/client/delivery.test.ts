@@ -247,3 +247,23 @@ test('client delivery - deleting a topic ends its subscriptions with the reason'
     await admin.close();
   });
 });
+
+test(
+  'client delivery - a short delay published after a longer one is not held back by it',
+  { todo: 'broker: DelayStore.armMoveTimer keeps the timer armed for the earlier-scheduled, later-due entry' },
+  async () => {
+    await withClient(async (client) => {
+      await client.createTopic('jobs');
+      const sub = await client.subscribe('jobs', { group: 'w' });
+      await client.publish('jobs', 'long', { delayMs: 3_000 });
+      const short = await client.publish('jobs', 'short', { delayMs: 100 });
+      const first = await next(sub, 10_000);
+      const lateMs = Date.now() - short.deliverAt!.getTime();
+      assert.equal(first.value.toString(), 'short');
+      assert.ok(lateMs < 1_000, `the 100 ms message came ${lateMs} ms late`);
+      await first.ack();
+      await (await next(sub, 10_000)).ack();
+      await sub.close();
+    });
+  },
+);

@@ -27,6 +27,9 @@ const UP_MS_MAX = 1_800;
 /** About 200 messages a second: thousands in all, without saturating two shared cores. */
 const PUBLISH_TICK_MS = 50;
 const PUBLISH_PER_TICK = 10;
+/** Publishes sent just before each kill, and how long before it at most (ms): some reach the disk, some do not. */
+const BURST_BEFORE_KILL = 50;
+const BURST_LEAD_MS_MAX = 5;
 /** Publishes waiting at once (e.g. while the broker is down) before the producer holds back. */
 const PUBLISHES_IN_FLIGHT_MAX = 300;
 const CONSUMERS = 2;
@@ -48,7 +51,13 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 /** A stable fraction in [0, 1) for this message and delivery: the consumers' decisions replay with the seed. */
 function decide(value: string, deliveryCount: number): number {
   let hash = 2166136261 ^ SEED;
-  for (const char of `${value}:${deliveryCount}`) hash = Math.imul(hash ^ char.charCodeAt(0), 16777619) >>> 0;
+  for (const char of `${value}:${deliveryCount}`) hash = Math.imul(hash ^ char.charCodeAt(0), 16777619);
+  // Final avalanche (murmur3's): without it, keys differing in their last character get nearby fractions.
+  hash ^= hash >>> 16;
+  hash = Math.imul(hash, 0x85ebca6b);
+  hash ^= hash >>> 13;
+  hash = Math.imul(hash, 0xc2b2ae35);
+  hash ^= hash >>> 16;
   return (hash >>> 0) / 2 ** 32;
 }
 
@@ -124,7 +133,10 @@ test('e2e - SIGKILLed broker: every confirmed publish is delivered and acked or 
   await using dir = await tempDir('ferry-crash-');
   const random = prng(SEED);
   const schedule = Array.from({ length: KILLS }, () => UP_MS_MIN + Math.floor(random() * (UP_MS_MAX - UP_MS_MIN)));
-  process.stdout.write(`# crash schedule (FERRY_CRASH_SEED=${SEED}): SIGKILL after ${schedule.join(', ')} ms up\n`);
+  const burstLeadMs = schedule.map(() => Math.floor(random() * (BURST_LEAD_MS_MAX + 1)));
+  process.stdout.write(
+    `# crash schedule (FERRY_CRASH_SEED=${SEED}): SIGKILL after ${schedule.map((ms, i) => `${ms}+${burstLeadMs[i]}`).join(', ')} ms up\n`,
+  );
 
   let broker = await BrokerProcess.start(dir.path, 0);
   const port = broker.port;
@@ -149,9 +161,8 @@ test('e2e - SIGKILLed broker: every confirmed publish is delivered and acked or 
     const publishErrors = new Map<string, number>();
     const inFlight = new Set<Promise<void>>();
     let published = 0;
-    producer = setInterval(() => {
-      if (inFlight.size >= PUBLISHES_IN_FLIGHT_MAX) return;
-      for (let i = 0; i < PUBLISH_PER_TICK; i++) {
+    const publish = (count: number): void => {
+      for (let i = 0; i < count; i++) {
         const value = `m-${++published}`;
         const sent: Promise<void> = publisher.publish(TOPIC, value).then(
           () => void confirmed.add(value),
@@ -160,11 +171,18 @@ test('e2e - SIGKILLed broker: every confirmed publish is delivered and acked or 
         inFlight.add(sent);
         void sent.finally(() => inFlight.delete(sent));
       }
+    };
+    producer = setInterval(() => {
+      if (inFlight.size < PUBLISHES_IN_FLIGHT_MAX) publish(PUBLISH_PER_TICK);
     }, PUBLISH_TICK_MS);
 
     const startedMs = performance.now();
-    for (const upMs of schedule) {
+    for (const [kill, upMs] of schedule.entries()) {
       await sleep(upMs);
+      // A burst right before the kill, so that every crash leaves publishes sent and unconfirmed
+      // (some stored, some not): the ones retryPublishes must not store twice.
+      publish(BURST_BEFORE_KILL);
+      await sleep(burstLeadMs[kill]!);
       await broker.kill();
       broker = await BrokerProcess.start(dir.path, port);
     }
@@ -199,6 +217,9 @@ test('e2e - SIGKILLed broker: every confirmed publish is delivered and acked or 
         `dead letters ${letters.length}, redelivered ${info.redeliveredTotal}, settle errors ${JSON.stringify(Object.fromEntries(settleErrors))}\n`,
     );
 
+    const reasons = new Map<string, number>();
+    for (const letter of letters) countError(reasons, `${letter.headers['ferry-dlq-reason']}`);
+    process.stdout.write(`# dead-letter reasons ${JSON.stringify(Object.fromEntries(reasons))}\n`);
     assert.ok(confirmed.size > 1000, `only ${confirmed.size} publishes confirmed`);
     const lost = [...confirmed].filter((value) => !stored.has(value));
     assert.deepEqual(lost.slice(0, 10), [], `${lost.length} confirmed messages are not in the topic`);

@@ -110,7 +110,8 @@ export function topicToProto(info: TopicInfo): MessageInitShape<typeof TopicSche
       partition: partition.partition,
       startOffset: BigInt(partition.startOffset),
       nextOffset: BigInt(partition.nextOffset),
-      syncedOffset: BigInt(partition.syncedOffset),
+      // The broker reports the last synced offset (startOffset - 1 when none): send the end instead.
+      syncedEndOffset: BigInt(partition.syncedOffset + 1),
       segments: partition.segments,
       bytes: BigInt(partition.bytes),
     })),

@@ -148,7 +148,7 @@ export function listenMultiplexed(handler: HttpHandler, options: MultiplexedList
  * first byte ("GET", "POST": not "P" then "R").
  */
 function routeByPreface(socket: Socket, http1: { emit(event: 'connection', socket: Socket): boolean }, http2: { emit(event: 'connection', socket: Socket): boolean }): void {
-  let received = Buffer.alloc(0);
+  let received: Buffer = Buffer.alloc(0);
   const timer = setTimeout(() => socket.destroy(), FIRST_BYTES_TIMEOUT_MS);
   timer.unref();
   const cleanup = (): void => {
@@ -170,6 +170,8 @@ function routeByPreface(socket: Socket, http1: { emit(event: 'connection', socke
     socket.pause();
     socket.unshift(received);
     (matches ? http2 : http1).emit('connection', socket);
+    // node:http reads the unshifted bytes through the stream interface: let them flow.
+    if (!matches) socket.resume();
   };
   socket.on('data', onData);
   socket.on('error', onError);

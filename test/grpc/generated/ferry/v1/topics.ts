@@ -28,10 +28,11 @@ export const protobufFileName = "ferry/v1/topics.proto";
  * Topic and queue-group administration: create, delete, list and describe topics; list, describe
  * and reset queue groups; move dead letters back (redrive).
  *
- * Every 64-bit integer here is an offset, a count, a size or milliseconds, at most 2^53 - 1, so it
- * is marked `jstype = JS_NUMBER` (a plain number in JavaScript; other languages are unaffected).
- * In the JSON form 64-bit integers are written as strings ("42"), as proto3 JSON requires; parsers
- * accept numbers too.
+ * Every 64-bit integer in this API is an offset, a count, a size or milliseconds, at most
+ * 2^53 - 1, so it is marked `jstype = JS_NUMBER`: a plain number for JavaScript generators that
+ * honour the option (ts-proto with useJsTypeOverride, protobuf.js, google-protobuf; protobuf-es
+ * keeps bigint). Other languages are unaffected. In the JSON form 64-bit integers are written as
+ * strings ("42"), as proto3 JSON requires; numbers are accepted too.
  */
 
 /** How a publish is made durable before it is confirmed. */
@@ -109,8 +110,8 @@ export interface TopicPartition {
   startOffset: number;
   /** Offset the next message will get. */
   nextOffset: number;
-  /** Everything below is fdatasynced. */
-  syncedOffset: number;
+  /** Every offset below this is fdatasynced (what consumers of an `always` topic can see). */
+  syncedEndOffset: number;
   segments: number;
   bytes: number;
 }
@@ -551,7 +552,7 @@ export const TopicConfig: MessageFns<TopicConfig> = {
 };
 
 function createBaseTopicPartition(): TopicPartition {
-  return { partition: 0, startOffset: 0, nextOffset: 0, syncedOffset: 0, segments: 0, bytes: 0 };
+  return { partition: 0, startOffset: 0, nextOffset: 0, syncedEndOffset: 0, segments: 0, bytes: 0 };
 }
 
 export const TopicPartition: MessageFns<TopicPartition> = {
@@ -565,8 +566,8 @@ export const TopicPartition: MessageFns<TopicPartition> = {
     if (message.nextOffset !== 0) {
       writer.uint32(24).uint64(message.nextOffset);
     }
-    if (message.syncedOffset !== 0) {
-      writer.uint32(32).uint64(message.syncedOffset);
+    if (message.syncedEndOffset !== 0) {
+      writer.uint32(32).uint64(message.syncedEndOffset);
     }
     if (message.segments !== 0) {
       writer.uint32(40).uint32(message.segments);
@@ -619,7 +620,7 @@ export const TopicPartition: MessageFns<TopicPartition> = {
               break;
             }
 
-            message.syncedOffset = longToNumber(reader.uint64());
+            message.syncedEndOffset = longToNumber(reader.uint64());
             continue;
           }
           case 5: {
@@ -663,10 +664,10 @@ export const TopicPartition: MessageFns<TopicPartition> = {
         : isSet(object.next_offset)
         ? globalThis.Number(object.next_offset)
         : 0,
-      syncedOffset: isSet(object.syncedOffset)
-        ? globalThis.Number(object.syncedOffset)
-        : isSet(object.synced_offset)
-        ? globalThis.Number(object.synced_offset)
+      syncedEndOffset: isSet(object.syncedEndOffset)
+        ? globalThis.Number(object.syncedEndOffset)
+        : isSet(object.synced_end_offset)
+        ? globalThis.Number(object.synced_end_offset)
         : 0,
       segments: isSet(object.segments) ? globalThis.Number(object.segments) : 0,
       bytes: isSet(object.bytes) ? globalThis.Number(object.bytes) : 0,
@@ -684,8 +685,8 @@ export const TopicPartition: MessageFns<TopicPartition> = {
     if (message.nextOffset !== 0) {
       obj.nextOffset = globalThis.Number(message.nextOffset);
     }
-    if (message.syncedOffset !== 0) {
-      obj.syncedOffset = globalThis.Number(message.syncedOffset);
+    if (message.syncedEndOffset !== 0) {
+      obj.syncedEndOffset = globalThis.Number(message.syncedEndOffset);
     }
     if (message.segments !== 0) {
       obj.segments = Math.round(message.segments);
@@ -704,7 +705,7 @@ export const TopicPartition: MessageFns<TopicPartition> = {
     message.partition = object.partition ?? 0;
     message.startOffset = object.startOffset ?? 0;
     message.nextOffset = object.nextOffset ?? 0;
-    message.syncedOffset = object.syncedOffset ?? 0;
+    message.syncedEndOffset = object.syncedEndOffset ?? 0;
     message.segments = object.segments ?? 0;
     message.bytes = object.bytes ?? 0;
     return message;
