@@ -16,6 +16,7 @@ import { HttpRouter, listenHttp, type HttpListener } from './http.js';
 import type { CountingLogger } from './log-tap.js';
 import { BrokerMetrics } from './metrics.js';
 import { ASSET_PREFIX, dashboardHandler } from './static.js';
+import { createGrpcHandler, type GrpcHandler } from '../transport/grpc/handler.js';
 import { ferryVersion } from './version.js';
 
 export interface AdminServerOptions {
@@ -47,6 +48,8 @@ export class AdminServer {
   private draining = false;
   private listener: HttpListener | null = null;
   private readonly startedAtMs: number;
+  /** gRPC, gRPC-Web and Connect (ferry.v1 services) on this port, over the same broker as the API. */
+  private readonly grpc: GrpcHandler;
 
   private constructor(private readonly options: AdminServerOptions) {
     this.startedAtMs = options.clock.nowMs();
@@ -67,6 +70,8 @@ export class AdminServer {
       traffic: this.metrics.traffic,
       connections: () => this.attachment?.connections ?? null,
     });
+    // Requests for the ferry.v1 services go to gRPC/Connect; everything else to this router.
+    this.grpc = createGrpcHandler({ broker: () => this.broker(), clock: options.clock, logger: options.logger, fallback: this.router.handle });
     this.router.mount('/metrics', async (_req, res) => {
       const text = await this.metrics.render();
       res.writeHead(200, { 'content-type': this.metrics.contentType, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
@@ -79,7 +84,7 @@ export class AdminServer {
 
   static async start(options: AdminServerOptions): Promise<AdminServer> {
     const server = new AdminServer(options);
-    server.listener = await listenHttp(server.router.handle, { host: options.host, port: options.port, logger: options.logger });
+    server.listener = await listenHttp(server.grpc.handle, { host: options.host, port: options.port, logger: options.logger });
     options.logger.info('admin.listening', { host: server.listener.host, port: server.listener.port, url: `http://${hostForUrl(server.listener.host)}:${server.listener.port}/` });
     return server;
   }
@@ -122,6 +127,7 @@ export class AdminServer {
 
   async close(): Promise<void> {
     this.draining = true;
+    await this.grpc.close();
     await this.listener?.close();
     this.metrics.close();
   }

@@ -4,9 +4,10 @@
  * the node:http server is created. Errors leave as JSON `{error: {code, message}}` with the Ferry
  * code and an HTTP status chosen from it.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { SecureServerOptions } from 'node:http2';
 import type { Logger } from '../platform/logger.js';
+import { listenMultiplexed, type HttpHandler } from '../transport/http/listener.js';
 import { FerryError, isFerryError, type ErrorCode } from '../protocol/errors.js';
 
 /**
@@ -14,10 +15,6 @@ import { FerryError, isFerryError, type ErrorCode } from '../protocol/errors.js'
  * (4/3) with JSON around it. Anything bigger is refused before it is buffered.
  */
 export const REQUEST_BODY_BYTES_MAX = 12 * 1024 * 1024;
-/** A client that has not sent its request headers in this time is dropped (slowloris). */
-const HEADERS_TIMEOUT_MS = 10_000;
-/** Time close() leaves open requests to finish before their sockets are destroyed. */
-const CLOSE_GRACE_MS = 2_000;
 
 const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   INVALID_ARGUMENT: 400,
@@ -216,34 +213,11 @@ export interface HttpListener {
   close(): Promise<void>;
 }
 
-/** Starts the admin port's HTTP server: the only place it is created, so a protocol can be added here. */
-export function listenHttp(handler: HttpRouter['handle'], options: { port: number; host: string; logger: Logger }): Promise<HttpListener> {
-  const server: Server = createServer({ headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: 0 }, (req, res) => void handler(req, res));
-  const sockets = new Set<Socket>();
-  server.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => {
-      server.off('error', reject);
-      server.on('error', (error) => options.logger.error('admin.server_error', { error }));
-      const address = server.address();
-      const bound = typeof address === 'object' && address !== null ? { port: address.port, host: address.address } : { port: options.port, host: options.host };
-      let closing: Promise<void> | null = null;
-      resolve({
-        ...bound,
-        close: () =>
-          (closing ??= new Promise<void>((done) => {
-            server.close(() => done());
-            server.closeIdleConnections();
-            const timer = setTimeout(() => {
-              for (const socket of sockets) socket.destroy();
-            }, CLOSE_GRACE_MS);
-            timer.unref();
-          })),
-      });
-    });
-  });
+/**
+ * Starts the admin port's HTTP server: the only place it is created. HTTP/1.1 and HTTP/2 (h2c, or
+ * ALPN with `tls`) share the port, so gRPC and the Connect protocol are served beside the admin API
+ * (src/transport/http/listener.ts; slowloris timeout and close grace period are kept there).
+ */
+export function listenHttp(handler: HttpHandler, options: { port: number; host: string; logger: Logger; tls?: SecureServerOptions }): Promise<HttpListener> {
+  return listenMultiplexed(handler, options);
 }

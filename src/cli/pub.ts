@@ -6,7 +6,7 @@ import { createProgress } from './progress.js';
 
 export const PUB_USAGE =
   'ferry pub <topic> [value] [--key k] [--header name=value]... [--count n] [--size bytes]\n' +
-  '                  [--id id] [--delay-ms n | --deliver-at <ISO time>] [--host h] [--port p]';
+  '                  [--id id] [--delay-ms n | --deliver-at <ISO time>] [--priority 0-9] [--host h] [--port p]';
 
 /** Publishes kept in flight at once by `--count` and stdin runs. */
 const PUBLISH_WINDOW = 1000;
@@ -23,6 +23,7 @@ export async function pub(args: string[]): Promise<number> {
       id: { type: 'string' },
       'delay-ms': { type: 'string' },
       'deliver-at': { type: 'string' },
+      priority: { type: 'string' },
     },
     2,
   );
@@ -39,8 +40,10 @@ export async function pub(args: string[]): Promise<number> {
   const delayMs = parsePositiveInt('delay-ms', values['delay-ms']);
   const deliverAt = parseDeliverAt(values['deliver-at']);
   if (delayMs !== undefined && deliverAt !== undefined) throw new UsageError('give --delay-ms or --deliver-at, not both');
+  const priority = parsePositiveInt('priority', values.priority);
   const options: PublishOptions = {
     ...(values.key === undefined ? {} : { key: values.key }),
+    ...(priority === undefined ? {} : { priority }),
     headers,
     ...(delayMs === undefined ? {} : { delayMs }),
     ...(deliverAt === undefined ? {} : { deliverAt }),

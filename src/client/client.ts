@@ -48,6 +48,8 @@ export interface TopicOptions {
 
 export type TopicInfo = WireTopicInfo;
 
+/** Reasons a reconnect gives up at once instead of retrying. */
+const GIVE_UP_CODES: ReadonlySet<string> = new Set(['AUTH_FAILED', 'AUTH_REQUIRED', 'UNSUPPORTED_VERSION']);
 /** Requests that may wait for a reconnection at once: beyond it they fail rather than pile up. */
 const WAITING_REQUESTS_MAX = 100_000;
 /** Random bytes of a client's id for generated message ids: 72 bits, so two clients never collide. */
@@ -296,8 +298,9 @@ export class FerryClient extends EventEmitter implements ConnectionHandler {
 
   notice(error: FerryError): void {
     const detail = error.detail;
-    if (error.code === 'UNKNOWN_SUBSCRIPTION' && detail?.['ended'] === true && typeof detail['subscriptionId'] === 'number') {
-      // The broker ended the subscription (its topic was deleted): end the iterator with the reason.
+    if (detail?.['ended'] === true && typeof detail['subscriptionId'] === 'number') {
+      // The broker ended the subscription (its topic was deleted: UNKNOWN_SUBSCRIPTION; the
+      // permission to consume was withdrawn: FORBIDDEN): end the iterator with the reason.
       const subscription = this.byWireId.get(detail['subscriptionId']);
       if (subscription !== undefined) {
         this.byWireId.delete(detail['subscriptionId']);
@@ -350,6 +353,11 @@ export class FerryClient extends EventEmitter implements ConnectionHandler {
       try {
         connection = await ClientConnection.open(this.options, this);
       } catch (failure) {
+        if (isFerryError(failure) && GIVE_UP_CODES.has(failure.code)) {
+          // The credentials no longer work (changed password, removed user): retrying cannot help.
+          this.finish(failure);
+          return;
+        }
         error = failure;
         continue;
       }

@@ -4,7 +4,8 @@
  * topics or subscriptions: replies go back to their request, DELIVER frames and request-less
  * ERROR frames to the handler. The client (client.ts) replaces it after a reconnect.
  */
-import { connect as netConnect, type Socket } from 'node:net';
+import { connect as netConnect, isIP, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { FerryError } from '../protocol/errors.js';
 import { FRAME_TYPES, frameTypeName, type Frame } from '../protocol/frame.js';
 import { FrameDecoder } from '../protocol/decoder.js';
@@ -13,7 +14,7 @@ import { PayloadReader } from '../protocol/reader.js';
 import { REQUEST_ID_MAX, SUPPORTED_VERSIONS } from '../protocol/limits.js';
 import { decodeError, decodeGoodbye, decodeHelloOk, encodeHello, errorFromReply } from '../protocol/codec-session.js';
 import { decodeDeliver } from '../protocol/codec-subscribe.js';
-import type { DeliverBatch, HelloOk } from '../protocol/messages.js';
+import type { DeliverBatch, HelloOk, HelloRequest } from '../protocol/messages.js';
 import type { ResolvedClientOptions } from './options.js';
 
 /** A request awaiting its reply. Subclassed by the publish path, which answers several callers per frame. */
@@ -33,6 +34,17 @@ export interface ConnectionHandler {
   closed(connection: ClientConnection, error: FerryError): void;
   /** Called before each flush so that coalesced state (credit) can be written. */
   beforeFlush(connection: ClientConnection): void;
+}
+
+/** HELLO's credential tags for the client's credentials (none, user and password, or a token). */
+function credentialTags(credentials: ResolvedClientOptions['credentials']): Pick<HelloRequest, 'user' | 'password' | 'authToken'> {
+  const tags: Pick<HelloRequest, 'user' | 'password' | 'authToken'> = {};
+  if (credentials.user !== undefined && credentials.password !== undefined) {
+    tags.user = credentials.user;
+    tags.password = credentials.password;
+  }
+  if (credentials.token !== undefined) tags.authToken = credentials.token;
+  return tags;
 }
 
 /** Sweep period of request deadlines: a timeout fires at most this late. */
@@ -70,10 +82,23 @@ export class ClientConnection {
     socket.on('close', () => this.onClose());
   }
 
-  /** Connects and completes the handshake, or rejects with CONNECTION_REFUSED / TIMEOUT. */
+  /**
+   * Connects (over TLS if asked) and completes the handshake, or rejects with CONNECTION_REFUSED /
+   * TIMEOUT, or with the server's reason (AUTH_FAILED, AUTH_REQUIRED, TOO_MANY_CONNECTIONS, ...).
+   */
   static open(options: ResolvedClientOptions, handler: ConnectionHandler): Promise<ClientConnection> {
     return new Promise((resolve, reject) => {
-      const socket = netConnect({ host: options.host, port: options.port });
+      const tls = options.tls;
+      const socket =
+        tls === null
+          ? netConnect({ host: options.host, port: options.port })
+          : tlsConnect({
+              host: options.host,
+              port: options.port,
+              ...tls,
+              // SNI carries names only; an address is checked against the certificate's IP entries.
+              ...(tls.servername === undefined && isIP(options.host) === 0 ? { servername: options.host } : {}),
+            });
       const connection = new ClientConnection(socket, options, handler);
       let done = false;
       const timer = setTimeout(() => {
@@ -90,7 +115,7 @@ export class ClientConnection {
       socket.once('error', (error: NodeJS.ErrnoException) =>
         finish(new FerryError('CONNECTION_REFUSED', `cannot connect to ${options.host}:${options.port}: ${error.message}`, { cause: error })),
       );
-      socket.once('connect', () => {
+      socket.once(tls === null ? 'connect' : 'secureConnect', () => {
         connection
           .handshake()
           .then(() => finish(null))
@@ -105,7 +130,12 @@ export class ClientConnection {
   private async handshake(): Promise<void> {
     const hello = await this.request<HelloOk>(
       (w, id) =>
-        encodeHello(w, id, { clientName: this.options.name, versions: [...SUPPORTED_VERSIONS], frameBytesMax: this.options.frameBytesMax }),
+        encodeHello(w, id, {
+          clientName: this.options.name,
+          versions: [...SUPPORTED_VERSIONS],
+          frameBytesMax: this.options.frameBytesMax,
+          ...credentialTags(this.options.credentials),
+        }),
       FRAME_TYPES.HELLO_OK,
       decodeHelloOk,
     );
@@ -217,6 +247,10 @@ export class ClientConnection {
           this.pending.delete(frame.requestId);
           pending.fail(error);
           this.checkIdle();
+        } else if (this.hello === null && error.fatal) {
+          // Refused before the handshake finished (a connection limit, TLS only, no HELLO in time):
+          // the handshake fails with the server's reason, not with "connection closed".
+          this.closedError ??= error;
         } else {
           this.handler.notice(error);
         }

@@ -1,6 +1,6 @@
 /**
- * Client options: the address (host/port or a ferry:// URL), timeouts and the reconnect policy,
- * with their defaults and validation.
+ * Client options: the address (host/port or a ferry:// URL), credentials and TLS, timeouts and the
+ * reconnect policy, with their defaults and validation.
  */
 import { FerryError } from '../protocol/errors.js';
 import { FRAME_BYTES_MAX_DEFAULT, HEARTBEAT_MISSES_MAX_DEFAULT } from '../protocol/limits.js';
@@ -18,11 +18,29 @@ export interface ReconnectOptions {
   durationMsMax?: number;
 }
 
+/** TLS to the server (node:tls options, as PEM text or buffers). */
+export interface TlsOptions {
+  /** CA certificates to trust instead of the system's (a private CA, or a self-signed server). */
+  ca?: string | Buffer | Array<string | Buffer>;
+  /** A client certificate and its key: mutual TLS, where the server maps the certificate's CN to a user. */
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  /** Name the server's certificate must carry; default: host (when it is a name, not an address). */
+  servername?: string;
+}
+
 export interface ConnectOptions {
   host?: string;
   port?: number;
   /** 'ferry://host:port' (overrides host and port). */
   url?: string;
+  /** User and password, checked by the server in HELLO; a failed login rejects with AUTH_FAILED. */
+  user?: string;
+  password?: string;
+  /** A service token (`ferry users token`), instead of user and password. */
+  token?: string;
+  /** true (the system's CAs) or options: connect over TLS. The server's certificate is always verified. */
+  tls?: boolean | TlsOptions;
   /** Name shown in the server's connection list. */
   name?: string;
   /** Per-request deadline; a request without an answer by then rejects with TIMEOUT. */
@@ -63,6 +81,9 @@ export interface ResolvedClientOptions {
   host: string;
   port: number;
   name: string;
+  credentials: { user?: string; password?: string; token?: string };
+  /** null: plaintext. */
+  tls: TlsOptions | null;
   requestTimeoutMs: number;
   connectTimeoutMs: number;
   heartbeatMissesMax: number;
@@ -130,10 +151,22 @@ export function resolveClientOptions(options: ConnectOptions): ResolvedClientOpt
       durationMsMax: check('reconnect.durationMsMax', given.durationMsMax ?? defaults.durationMsMax, 1),
     };
   }
+  if ((options.user === undefined) !== (options.password === undefined)) {
+    throw new FerryError('INVALID_ARGUMENT', 'user and password go together');
+  }
+  if (options.token !== undefined && options.user !== undefined) {
+    throw new FerryError('INVALID_ARGUMENT', 'give either a token or a user and password, not both');
+  }
+  const credentials: ResolvedClientOptions['credentials'] = {};
+  if (options.user !== undefined) credentials.user = options.user;
+  if (options.password !== undefined) credentials.password = options.password;
+  if (options.token !== undefined) credentials.token = options.token;
   return {
     host: address.host,
     port: address.port,
     name: options.name ?? `ferry-client/${process.pid}`,
+    credentials,
+    tls: options.tls === undefined || options.tls === false ? null : options.tls === true ? {} : options.tls,
     requestTimeoutMs: check('requestTimeoutMs', options.requestTimeoutMs ?? CLIENT_DEFAULTS.requestTimeoutMs, 1),
     connectTimeoutMs: check('connectTimeoutMs', options.connectTimeoutMs ?? CLIENT_DEFAULTS.connectTimeoutMs, 1),
     heartbeatMissesMax: check('heartbeatMissesMax', options.heartbeatMissesMax ?? HEARTBEAT_MISSES_MAX_DEFAULT, 1),

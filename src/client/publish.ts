@@ -21,7 +21,13 @@ export interface PublishOptions {
   delayMs?: number;
   /** Deliver to groups no earlier than this time; wins over delayMs. */
   deliverAt?: Date | number;
+  /** 0 (default) to 9: a group delivers higher priorities first among what it has read ahead; streams ignore it. */
+  priority?: number;
 }
+
+/** The header that carries a message's priority (the broker's PRIORITY_HEADER, src/broker/priority.ts). */
+export const PRIORITY_HEADER = 'ferry-priority';
+export const PRIORITY_MAX = 9;
 
 export interface BatchMessage extends PublishOptions {
   value: Buffer | string | Uint8Array;
@@ -107,9 +113,15 @@ function toBytes(data: Buffer | string | Uint8Array, what: string): Uint8Array {
 export function toWireMessage(value: Buffer | string | Uint8Array, options: PublishOptions): WirePublishMessage {
   const message: WirePublishMessage = { value: toBytes(value, 'value') as Buffer };
   if (options.key !== undefined && options.key !== null) message.key = toBytes(options.key, 'key') as Buffer;
-  if (options.headers !== undefined) {
+  if (options.headers !== undefined || options.priority !== undefined) {
     const headers: WireHeader[] = [];
     for (const name in options.headers) headers.push([name, String(options.headers[name])]);
+    if (options.priority !== undefined) {
+      if (!Number.isInteger(options.priority) || options.priority < 0 || options.priority > PRIORITY_MAX) {
+        throw new FerryError('INVALID_ARGUMENT', `priority must be an integer from 0 to ${PRIORITY_MAX}, got ${options.priority}`);
+      }
+      headers.push([PRIORITY_HEADER, String(options.priority)]);
+    }
     message.headers = headers;
   }
   if (options.partition !== undefined) {

@@ -7,6 +7,7 @@ import type { BrokerApi, TopicConfig } from '../broker/types.js';
 import type { Logger } from '../platform/logger.js';
 import type { TcpServerOptions } from '../transport/tcp/options.js';
 import type { AdmissionLimits } from '../admin/observed-broker.js';
+import type { TlsFiles } from '../security/tls.js';
 import type { FerryConfig, TopicSettings } from './schema.js';
 
 export function brokerOptions(config: FerryConfig): Omit<BrokerOptions, 'fs' | 'clock' | 'logger'> {
@@ -19,9 +20,17 @@ export function brokerOptions(config: FerryConfig): Omit<BrokerOptions, 'fs' | '
   };
 }
 
+/** The TCP server's limits and timeouts; security and TLS are wired by `ferry serve`, which owns those objects. */
 export function serverOptions(config: FerryConfig): Omit<TcpServerOptions, 'clock' | 'logger'> {
   const { host: _host, port: _port, ...options } = config.server;
-  return options;
+  return { ...options, authTimeoutMs: config.security.authTimeoutMs };
+}
+
+/** The TLS files named by the configuration, or null for plaintext. */
+export function tlsFiles(config: FerryConfig): TlsFiles | null {
+  const { cert, key, ca } = config.tls;
+  if (cert === undefined || key === undefined) return null;
+  return ca === undefined ? { cert, key } : { cert, key, ca };
 }
 
 export function admissionLimits(config: FerryConfig): AdmissionLimits {

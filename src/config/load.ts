@@ -212,6 +212,13 @@ function checkCrossField(config: FerryConfig): void {
   if (config.http.enabled && config.http.port !== 0 && config.http.port === config.server.port) {
     throw new ConfigError(`http.port and server.port are both ${config.http.port}; the admin HTTP port needs a port of its own`, 'http.port', 'configuration');
   }
+  const { cert, key, ca, required } = config.tls;
+  if ((cert === undefined) !== (key === undefined)) {
+    throw new ConfigError('tls.cert and tls.key go together (--tls-cert FILE --tls-key FILE)', cert === undefined ? 'tls.cert' : 'tls.key', 'configuration');
+  }
+  if (cert === undefined && (ca !== undefined || required)) {
+    throw new ConfigError(`${ca !== undefined ? 'tls.ca' : 'tls.required'} needs a server certificate: set tls.cert and tls.key`, ca !== undefined ? 'tls.ca' : 'tls.required', 'configuration');
+  }
 }
 
 function suggest(key: string, known: string[]): string {

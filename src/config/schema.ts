@@ -8,7 +8,7 @@ import { DEFAULT_DISK_FREE_LOW_BYTES, DEFAULT_MEMORY_HIGH_WATERMARK_FRACTION } f
 import { totalmem } from 'node:os';
 import { DEFAULT_GROUP_CONFIG, DEFAULT_TOPIC_CONFIG } from '../broker/broker.js';
 import { BACKOFF_DELAY_MS_MAX, BACKOFF_STEPS_MAX } from '../broker/backoff.js';
-import { ACK_TIMEOUT_MS_MAX, ACK_TIMEOUT_MS_MIN, DELIVERIES_MAX_LIMIT, PARTITIONS_MAX, PUBLISH_MESSAGES_MAX } from '../broker/limits.js';
+import { ACK_TIMEOUT_MS_MAX, ACK_TIMEOUT_MS_MIN, CREDIT_MAX, DELIVERIES_MAX_LIMIT, PARTITIONS_MAX, PUBLISH_MESSAGES_MAX } from '../broker/limits.js';
 import type { Durability, RetentionPolicy } from '../broker/types.js';
 import { FRAME_BYTES_MAX_CEILING, FRAME_BYTES_MAX_MIN } from '../protocol/limits.js';
 import {
@@ -22,6 +22,7 @@ import {
 } from '../storage/limits.js';
 import { DURABILITY_MODES } from '../storage/types.js';
 import { SERVER_DEFAULTS } from '../transport/tcp/options.js';
+import { TLS_HANDSHAKE_TIMEOUT_MS_DEFAULT } from '../security/tls.js';
 import type { Unit } from './units.js';
 
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
@@ -80,8 +81,21 @@ export interface FerryConfig {
     inFlightRequestsMax: number;
     subscriptionsMax: number;
     closeTimeoutMs: number;
+    maxConnectionsPerIp: number;
+    subscriptionUnackedMax: number;
   };
-  http: { enabled: boolean; host: string; port: number };
+  http: { enabled: boolean; host: string; port: number; tls: boolean };
+  /** TLS for both ports; without a certificate, plaintext only. */
+  tls: { cert?: string; key?: string; ca?: string; required: boolean; handshakeTimeoutMs: number };
+  security: {
+    /** The users file (`ferry users`); set, authentication is required. */
+    usersFile?: string;
+    authTimeoutMs: number;
+    /** Per-user publish quota; 0: none. */
+    publishMessagesPerSecond: number;
+    /** Messages a user may publish at once above the rate; 0: one second's worth. */
+    publishBurstMessages: number;
+  };
   log: { level: LogLevel; format: LogFormat };
   storage: { tailCacheBytes: number; memoryHighWatermarkBytes: number; diskFreeLowBytes: number };
   /** Admission limits: each at most the ceiling the storage engine or broker enforces anyway. */
@@ -97,6 +111,11 @@ export interface FerryConfig {
   /** Topics created at start when missing; existing topics keep their stored settings. */
   topics: Record<string, Partial<TopicSettings>>;
 }
+
+/** A minute: a handshake or a HELLO that takes longer is an attack or a broken client, whatever the network. */
+const HANDSHAKE_MS_MAX = 60_000;
+/** Publish quotas: a billion messages per second is "unlimited" for any broker; more is a typo. */
+const QUOTA_MESSAGES_MAX = 1_000_000_000;
 
 /** The memory watermark's floor: below this the broker could not even recover. */
 const MEMORY_WATERMARK_BYTES_MIN = 64 * 1024 * 1024;
@@ -127,7 +146,9 @@ export const FIELDS: readonly FieldSpec[] = [
   { path: 'server.maxFrameBytes', kind: int(FRAME_BYTES_MAX_MIN, FRAME_BYTES_MAX_CEILING, 'bytes'), default: SERVER_DEFAULTS.maxFrameBytes, doc: 'Largest frame accepted from a client (announced in HELLO_OK); bounds read memory per connection.' },
   { path: 'server.writeHighWaterBytes', kind: int(1, FRAME_BYTES_MAX_CEILING, 'bytes'), default: SERVER_DEFAULTS.writeHighWaterBytes, doc: 'Bytes queued on a socket above which deliveries to it pause.' },
   { path: 'server.slowConsumerGraceMs', kind: int(1, DAY_MS, 'ms'), default: SERVER_DEFAULTS.slowConsumerGraceMs, doc: 'A connection backed up above the high-water mark this long is disconnected (SLOW_CONSUMER).' },
-  { path: 'server.maxConnections', kind: int(1, 1_000_000), default: SERVER_DEFAULTS.maxConnections, doc: 'Open connections at most; further ones are refused with BROKER_BUSY.' },
+  { path: 'server.maxConnections', kind: int(1, 1_000_000), default: SERVER_DEFAULTS.maxConnections, doc: 'Open connections at most; further ones are refused with TOO_MANY_CONNECTIONS.' },
+  { path: 'server.maxConnectionsPerIp', kind: int(1, 1_000_000), default: SERVER_DEFAULTS.maxConnectionsPerIp, doc: 'Open connections from one IP address at most (TLS handshakes included); further ones are refused with TOO_MANY_CONNECTIONS.' },
+  { path: 'server.subscriptionUnackedMax', kind: int(1, CREDIT_MAX), default: SERVER_DEFAULTS.subscriptionUnackedMax, doc: 'Credit cap of a subscription: deliveries unsettled (groups) or granted ahead (streams) at most; larger grants are clamped.' },
   { path: 'server.inFlightRequestsMax', kind: int(1, 1_000_000), default: SERVER_DEFAULTS.inFlightRequestsMax, doc: 'Requests awaiting the broker per connection; above it the server stops reading that socket.' },
   { path: 'server.subscriptionsMax', kind: int(1, 1_000_000), default: SERVER_DEFAULTS.subscriptionsMax, doc: 'Subscriptions per connection.' },
   { path: 'server.closeTimeoutMs', kind: int(1, DAY_MS, 'ms'), default: SERVER_DEFAULTS.closeTimeoutMs, doc: 'Graceful shutdown waits this long for in-flight requests.' },
@@ -135,6 +156,18 @@ export const FIELDS: readonly FieldSpec[] = [
   { path: 'http.enabled', kind: { type: 'bool' }, default: true, doc: 'Serve the admin API, /metrics and the dashboard.' },
   { path: 'http.host', kind: { type: 'string', example: '127.0.0.1' }, default: '127.0.0.1', doc: 'Address of the admin HTTP port. It has no authentication: keep it on loopback or behind a proxy.' },
   { path: 'http.port', kind: int(0, PORT_MAX), default: DEFAULT_HTTP_PORT, doc: 'Admin HTTP port: JSON API, /metrics, /healthz, /readyz and the dashboard at /. When server.port is 0 and this is not set, it is 0 too (any free port).' },
+  { path: 'http.tls', kind: { type: 'bool' }, default: true, doc: 'With tls.cert set: serve the HTTP port over TLS too (HTTPS only, same certificate and CA). false keeps it plaintext (e.g. behind a TLS proxy).' },
+
+  { path: 'tls.cert', kind: { type: 'string', example: '/etc/ferry/server.crt' }, default: undefined, doc: 'PEM certificate (chain) of the server; with tls.key, turns TLS on (flag --tls-cert).' },
+  { path: 'tls.key', kind: { type: 'string', example: '/etc/ferry/server.key' }, default: undefined, doc: 'PEM private key of tls.cert (flag --tls-key).' },
+  { path: 'tls.ca', kind: { type: 'string', example: '/etc/ferry/clients-ca.crt' }, default: undefined, doc: 'PEM CA bundle: clients may log in with a certificate signed by it, its subject CN naming the user (mutual TLS; flag --tls-ca).' },
+  { path: 'tls.required', kind: { type: 'bool' }, default: false, doc: 'Refuse plaintext clients on the TCP port (AUTH_REQUIRED); otherwise TLS and plaintext share it (flag --tls-required).' },
+  { path: 'tls.handshakeTimeoutMs', kind: int(1, HANDSHAKE_MS_MAX, 'ms'), default: TLS_HANDSHAKE_TIMEOUT_MS_DEFAULT, doc: 'A connection that has not finished its TLS handshake this long after it opened is dropped.' },
+
+  { path: 'security.usersFile', kind: { type: 'string', example: '/etc/ferry/users.json' }, default: undefined, doc: 'Users file written by `ferry users`; when set, every client must log in and may do only what its rules allow (deny by default). Reloaded on change and on SIGHUP (flag --users).' },
+  { path: 'security.authTimeoutMs', kind: int(10, HANDSHAKE_MS_MAX, 'ms'), default: SERVER_DEFAULTS.authTimeoutMs, doc: 'A TCP connection that has not sent its HELLO (with credentials) this long after it opened is closed (AUTH_REQUIRED, or HANDSHAKE_REQUIRED without users).' },
+  { path: 'security.publishMessagesPerSecond', kind: int(0, QUOTA_MESSAGES_MAX), default: 0, doc: 'Publish quota per user (per client address without users): messages per second; past it publishes fail with RATE_LIMITED (retryable). 0: no quota.' },
+  { path: 'security.publishBurstMessages', kind: int(0, QUOTA_MESSAGES_MAX), default: 0, doc: 'Messages a user may publish at once above the quota rate; 0: one second\'s worth.' },
 
   { path: 'log.level', kind: { type: 'enum', values: LOG_LEVELS }, default: 'info', doc: 'Least severe level written.' },
   { path: 'log.format', kind: { type: 'enum', values: LOG_FORMATS }, default: 'auto', doc: '`json` lines, `pretty` lines for people, or `auto` (pretty when stderr is a terminal).' },

@@ -10,6 +10,13 @@ import type { FrameWriter } from './writer.js';
 
 const HELLO_TAG_AUTH_TOKEN = 1;
 const HELLO_TAG_FRAME_BYTES_MAX = 2;
+const HELLO_TAG_USER = 3;
+const HELLO_TAG_PASSWORD = 4;
+/**
+ * Longest user name or password accepted in HELLO: far above any real one, and it bounds what a
+ * client makes the server hash before it is authenticated.
+ */
+export const HELLO_CREDENTIAL_CHARS_MAX = 1024;
 /** Versions listed in one HELLO: a handful at most; more is a malformed frame. */
 const HELLO_VERSIONS_MAX = 32;
 
@@ -28,13 +35,28 @@ export function encodeHello(w: FrameWriter, requestId: number, hello: HelloReque
     w.tagU32(HELLO_TAG_FRAME_BYTES_MAX, hello.frameBytesMax);
     count++;
   }
+  if (hello.user !== undefined) {
+    w.tagString(HELLO_TAG_USER, hello.user);
+    count++;
+  }
+  if (hello.password !== undefined) {
+    w.tagString(HELLO_TAG_PASSWORD, hello.password);
+    count++;
+  }
   w.taggedEnd(tagged, count);
   w.endFrame();
 }
 
 function visitHello(tag: number, r: PayloadReader, hello: HelloRequest): void {
-  if (tag === HELLO_TAG_AUTH_TOKEN) hello.authToken = r.string32();
+  if (tag === HELLO_TAG_AUTH_TOKEN) hello.authToken = credential(r.string32(), 'token');
   else if (tag === HELLO_TAG_FRAME_BYTES_MAX) hello.frameBytesMax = r.u32();
+  else if (tag === HELLO_TAG_USER) hello.user = credential(r.string32(), 'user');
+  else if (tag === HELLO_TAG_PASSWORD) hello.password = credential(r.string32(), 'password');
+}
+
+function credential(text: string, what: string): string {
+  if (text.length > HELLO_CREDENTIAL_CHARS_MAX) throw malformed(`HELLO ${what} longer than ${HELLO_CREDENTIAL_CHARS_MAX} characters`);
+  return text;
 }
 
 export function decodeHello(r: PayloadReader): HelloRequest {

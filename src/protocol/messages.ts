@@ -19,10 +19,14 @@ export interface HelloRequest {
   clientName: string;
   /** Protocol versions the client speaks. */
   versions: number[];
-  /** Tag 1, reserved for authentication: an opaque token the server may check. */
+  /** Tag 1: a service token (`ferry users token`), instead of user and password. */
   authToken?: string;
   /** Tag 2: the largest frame the client accepts; the server sends nothing larger. */
   frameBytesMax?: number;
+  /** Tag 3: the user name, with tag 4. */
+  user?: string;
+  /** Tag 4: the user's password (send it over TLS). */
+  password?: string;
 }
 
 export interface HelloOk {

@@ -1,15 +1,22 @@
 /**
  * Checks credentials against the current users file and answers permission questions for a
  * connected principal. Grants are looked up by name on every question, so a reloaded file takes
- * effect for existing connections at once. Failed logins are slowed per remote address and per
- * user (an exponential delay, capped), which makes brute force slow without locking anyone out.
+ * effect for existing connections at once; listeners (onChange) hear of every reload, so that
+ * long-lived grants (subscriptions) can be checked again. Failed logins are slowed per remote
+ * address and per user (an exponential delay, capped), which makes brute force slow without
+ * locking anyone out.
+ *
+ * A password that verified is remembered (an HMAC of user and password under a per-process key,
+ * never the password) until the file changes, so a client that logs in per request (HTTP Basic)
+ * pays the deliberately slow scrypt once, not on every call.
  */
+import { createHmac, randomBytes } from 'node:crypto';
 import { watchFile, unwatchFile } from 'node:fs';
 import type { Clock } from '../platform/clock.js';
 import type { Logger } from '../platform/logger.js';
 import { FerryError } from '../protocol/errors.js';
-import { tokenMatches, verifyPassword } from './password.js';
-import { isAllowed, type Action, type Resource } from './policy.js';
+import { hashToken, verifyPassword } from './password.js';
+import { isAllowed, isVisible, type Action, type Resource } from './policy.js';
 import { grantsOf, readUsersFile, type UsersFile } from './users-file.js';
 
 /** First failure's delay; it doubles per failure up to the cap. */
@@ -21,6 +28,17 @@ export const LOGIN_FAILURE_MEMORY_MS = 60_000;
 const FAILURE_COUNTERS_MAX = 10_000;
 /** How often the users file is checked for changes (a change takes effect within 1 s). */
 export const USERS_FILE_POLL_MS = 250;
+/** Verified passwords remembered: one per active HTTP user is plenty; beyond it the oldest are forgotten. */
+const VERIFIED_CACHE_MAX = 1_000;
+
+export interface AuthenticatorOptions {
+  /**
+   * Authentication is required even while the file holds no users (deny by default: nobody can
+   * connect until a user is added). `ferry serve --users FILE` sets it; without it, an empty file
+   * means "authentication off".
+   */
+  required?: boolean;
+}
 
 export interface Credentials {
   user?: string;
@@ -38,8 +56,15 @@ interface FailureCount {
 }
 
 export class Authenticator {
-  private file: UsersFile;
+  private file!: UsersFile;
+  /** Stored token hash → user, rebuilt with every file. */
+  private tokenOwners = new Map<string, string>();
+  private readonly verified = new Map<string, string>();
+  /** Key of the verified-password cache: random per process, so the cache is useless outside it. */
+  private readonly cacheKey = randomBytes(32);
   private readonly failures = new Map<string, FailureCount>();
+  private readonly listeners = new Set<() => void>();
+  private readonly required: boolean;
   private watching = false;
 
   constructor(
@@ -47,29 +72,66 @@ export class Authenticator {
     private readonly clock: Clock,
     private readonly logger: Logger,
     file?: UsersFile,
+    options: AuthenticatorOptions = {},
   ) {
-    this.file = file ?? (path === null ? { version: 1, users: {}, roles: {} } : readUsersFile(path));
+    this.required = options.required ?? false;
+    this.install(file ?? (path === null ? { version: 1, users: {}, roles: {} } : readUsersFile(path)));
   }
 
-  /** Whether any user is configured: if not, authentication is off (and the broker stays on loopback). */
+  /**
+   * Whether authentication is on: some user is configured, or it was required from the start.
+   * Off, every client may do everything (and `ferry serve` stays on loopback).
+   */
   get enabled(): boolean {
-    return Object.keys(this.file.users).length > 0;
+    return this.required || this.userCount > 0;
   }
 
   get userCount(): number {
     return Object.keys(this.file.users).length;
   }
 
+  /** Calls `listener` after every change of the users (reload or replace); returns an unsubscribe. */
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
   /** Re-reads the users file; a broken file is reported and the previous one kept. */
   reload(): boolean {
     if (this.path === null) return false;
     try {
-      this.file = readUsersFile(this.path);
+      this.install(readUsersFile(this.path));
       this.logger.info('security.users.reloaded', { path: this.path, users: this.userCount });
-      return true;
     } catch (error) {
       this.logger.error('security.users.reload_failed', { path: this.path, error });
       return false;
+    }
+    this.notify();
+    return true;
+  }
+
+  /** Uses `file` from now on (embedding and tests; the broker process reloads from its path). */
+  replace(file: UsersFile): void {
+    this.install(file);
+    this.notify();
+  }
+
+  private install(file: UsersFile): void {
+    const owners = new Map<string, string>();
+    for (const [name, user] of Object.entries(file.users)) for (const stored of user.tokens ?? []) owners.set(stored, name);
+    this.file = file;
+    this.tokenOwners = owners;
+    // A changed or removed password must not keep working from the cache.
+    this.verified.clear();
+  }
+
+  private notify(): void {
+    for (const listener of this.listeners) {
+      try {
+        listener();
+      } catch (error) {
+        this.logger.error('security.users.listener_failed', { error });
+      }
     }
   }
 
@@ -102,15 +164,40 @@ export class Authenticator {
 
   private async check(credentials: Credentials): Promise<string | null> {
     if (credentials.token !== undefined) {
-      for (const [name, user] of Object.entries(this.file.users)) {
-        if ((user.tokens ?? []).some((stored) => tokenMatches(credentials.token!, stored))) return name;
-      }
-      return null;
+      // Tokens are 256-bit random secrets: looking up their hash reveals nothing worth timing.
+      const name = this.tokenOwners.get(hashToken(credentials.token));
+      return name !== undefined && this.file.users[name] !== undefined ? name : null;
     }
     if (credentials.user === undefined || credentials.password === undefined) return null;
-    const user = this.file.users[credentials.user];
+    const name = credentials.user;
+    const user = this.file.users[name];
     if (user?.password === undefined) return null;
-    return (await verifyPassword(credentials.password, user.password)) ? credentials.user : null;
+    const cacheKey = createHmac('sha256', this.cacheKey).update(name).update('\0').update(credentials.password).digest('base64');
+    if (this.verified.get(cacheKey) === name) return name;
+    const file = this.file;
+    if (!(await verifyPassword(credentials.password, user.password))) return null;
+    // Remember it only if the file did not change while scrypt ran.
+    if (this.file === file) {
+      if (this.verified.size >= VERIFIED_CACHE_MAX) this.verified.delete(this.verified.keys().next().value!);
+      this.verified.set(cacheKey, name);
+    }
+    return name;
+  }
+
+  /**
+   * The principal of a verified client certificate: its subject CN must name a configured user
+   * (the certificate replaces the password; the user's rules still apply).
+   */
+  certificatePrincipal(commonName: string): Principal {
+    if (this.file.users[commonName] === undefined) {
+      throw new FerryError('AUTH_FAILED', `the client certificate's subject CN=${commonName} is not a configured user`);
+    }
+    return { name: commonName };
+  }
+
+  /** Whether `name` is a configured user now (a removed user's connections lose every grant). */
+  hasUser(name: string): boolean {
+    return this.file.users[name] !== undefined;
   }
 
   private recordFailure(key: string): number {
@@ -128,6 +215,13 @@ export class Authenticator {
     if (!this.enabled) return true;
     if (principal === null) return false;
     return isAllowed(grantsOf(this.file, principal.name), action, resource);
+  }
+
+  /** Whether `principal` may see `topic` at all (some action on it is allowed); everything, with authentication off. */
+  sees(principal: Principal | null, topic: string): boolean {
+    if (!this.enabled) return true;
+    if (principal === null) return false;
+    return isVisible(grantsOf(this.file, principal.name), topic);
   }
 
   /** Throws FORBIDDEN unless allowed. */

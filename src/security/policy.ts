@@ -51,3 +51,14 @@ export function parseRule(action: Action, text: string): Rule {
   }
   return { action, topic: text };
 }
+
+/**
+ * Whether any action on `topic` is allowed: a topic is listed and described only to those who
+ * may publish to it, consume from it (in any group) or administer it.
+ */
+export function isVisible(grants: readonly Grants[], topic: string): boolean {
+  if (isAllowed(grants, 'publish', { topic }) || isAllowed(grants, 'admin', { topic }) || isAllowed(grants, 'consume', { topic })) return true;
+  // A consume rule limited to some groups still makes the topic visible, unless a group-less deny covers it.
+  const deniedConsume = grants.some((grant) => grant.deny.some((rule) => rule.action === 'consume' && rule.group === undefined && matches(rule.topic, topic)));
+  return !deniedConsume && grants.some((grant) => grant.allow.some((rule) => rule.action === 'consume' && matches(rule.topic, topic)));
+}

@@ -22,10 +22,11 @@ async function main(): Promise<void> {
   const clients: FerryClient[] = [];
   const producers: Producer[] = [];
   const consumers: Consumer[] = [];
-  for (const id of config.producers) {
+  for (const [index, id] of config.producers.entries()) {
     const client = await chaosConnect(config.port, id, config.consumer.requestTimeoutMs);
     clients.push(client);
-    producers.push(new Producer(id, client, config.topic, config.producer, history, seededRandom(Math.floor(random() * 2 ** 32))));
+    const partition = index % config.partitions;
+    producers.push(new Producer(id, client, config.topic, config.producer, history, seededRandom(Math.floor(random() * 2 ** 32)), partition));
   }
   for (const id of config.consumers) {
     const client = await chaosConnect(config.port, id, config.consumer.requestTimeoutMs);

@@ -101,7 +101,9 @@ export class Consumer {
         for (;;) {
           const next = await subscription.next();
           if (next.done) break;
-          this.receive(next.value, local);
+          // Closing: a message taken now would be settled after UNSUBSCRIBE (a rejected no-op), so it
+          // is only recorded; the broker redelivers it once the subscription is gone.
+          this.receive(next.value, local, subscription, this.current === subscription);
         }
       } catch {
         // The subscription failed (reconnecting gave up): open a new one.
@@ -111,19 +113,25 @@ export class Consumer {
     }
   }
 
-  private receive(message: Message, sub: number): void {
+  private receive(message: Message, sub: number, subscription: Subscription, settle: boolean): void {
     const g = this.generation;
     const identity = decodeValue(message.value);
     const base = { t: nowT(), kind: 'group' as const, c: this.id, sub, g, part: message.partition, off: message.offset, dc: message.deliveryCount };
     if (typeof identity === 'string') {
       this.history.record({ k: 'd', ...base, bad: identity });
-      this.settleLater(() => void message.ack().catch(() => undefined));
+      if (settle) this.settleLater(() => void message.ack().catch(() => undefined));
       return;
     }
     const { p, s, a } = identity;
     this.history.record({ k: 'd', ...base, p, s, a });
+    if (!settle) return;
     this.held++;
     setTimeout(() => {
+      if (subscription.isClosed) {
+        // Closed under the message (stop() or a failed subscription): nothing can be settled.
+        this.release();
+        return;
+      }
       const nack = identity.x === 1 || (message.deliveryCount === 1 && this.random() < this.settings.nackChance);
       const event = { t: nowT(), c: this.id, sub, dg: g, g: this.generation, part: message.partition, off: message.offset, p, s };
       this.history.record(nack ? { k: 'nk', ...event } : { k: 'ak', ...event });

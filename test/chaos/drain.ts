@@ -12,7 +12,7 @@
  */
 import type { FerryClient, Message, Subscription } from '../../src/client/index.js';
 import { isFerryError } from '../../src/protocol/errors.js';
-import { decodeValue, nowT, type DeliveryKind, type HistoryEvent, type HistoryWriter } from './history.js';
+import { decodeValue, forEachEvent, nowT, type DeliveryKind, type HistoryWriter } from './history.js';
 import type { ConsumerSettings } from './consumer.js';
 
 /** Stream reads of the scans take this much credit. */
@@ -42,13 +42,15 @@ export interface DrainReport {
   deadLettersSeen: number;
 }
 
-/** Messages confirmed and not acked so far, from the histories written up to now. */
-export function outstandingMessages(events: readonly HistoryEvent[]): Set<string> {
+/** Messages confirmed and not acked so far, from the history files written up to now. */
+export function outstandingMessages(paths: readonly string[]): Set<string> {
   const outstanding = new Set<string>();
   const acked = new Set<string>();
-  for (const event of events) {
-    if (event.k === 'po') outstanding.add(`${event.p}:${event.s}`);
-    else if (event.k === 'ak' && event.dg === event.g) acked.add(`${event.p}:${event.s}`);
+  for (const path of paths) {
+    forEachEvent(path, (event) => {
+      if (event.k === 'po') outstanding.add(`${event.p}:${event.s}`);
+      else if (event.k === 'ak' && event.dg === event.g) acked.add(`${event.p}:${event.s}`);
+    });
   }
   for (const key of acked) outstanding.delete(key);
   return outstanding;
@@ -63,6 +65,8 @@ export async function drain(options: DrainOptions): Promise<DrainReport> {
 
   const deadLetterTopic = `${options.topic}.dlq`;
   let deadLettersSeen = 0;
+  // Caught at once: a failure here must not become an unhandled rejection while the group drains.
+  let deadLetterFailure: unknown = null;
   const deadLetters = (async () => {
     while (!stopped) {
       try {
@@ -76,7 +80,9 @@ export async function drain(options: DrainOptions): Promise<DrainReport> {
         await new Promise((resolve) => setTimeout(resolve, DLQ_RETRY_MS));
       }
     }
-  })();
+  })().catch((error: unknown) => {
+    deadLetterFailure = error;
+  });
 
   const subscription = await client.subscribe(options.topic, {
     group: options.consumer.group,
@@ -98,7 +104,8 @@ export async function drain(options: DrainOptions): Promise<DrainReport> {
     clearInterval(watchdog);
   }
   stopped = true;
-  await deadLetters.catch(() => undefined);
+  await deadLetters;
+  if (deadLetterFailure !== null) throw deadLetterFailure;
 
   // The final scan, then the dead-letter topic once more to its end (dead letters of the drain).
   const scanned = await scanToEnd(client, options.topic, 'scan', history);

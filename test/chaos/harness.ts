@@ -4,7 +4,7 @@
  * checker judges the merged history. Returns (and optionally writes) the results.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -114,6 +114,7 @@ export async function runScenario(options: RunOptions): Promise<RunResult> {
     const config: ClientProcessConfig = {
       port,
       topic: TOPIC,
+      partitions: scenario.topic.partitions ?? 1,
       historyPath: join(workDir, `clients-${index}.jsonl`),
       seed: (options.seed * 31 + index) >>> 0,
       producers,
@@ -197,6 +198,7 @@ export async function runScenario(options: RunOptions): Promise<RunResult> {
     await broker.start();
     admin = await chaosConnect(port, 'harness', DEFAULT_CONSUMER.requestTimeoutMs);
     await admin.createTopic(TOPIC, scenario.topic);
+    await admin.close();
     sampler = setInterval(sample, scenario.calibrate ? SOAK_SAMPLE_MS : SAMPLE_MS);
     let ratePerSec: number | undefined;
     if (scenario.calibrate) {
@@ -223,20 +225,20 @@ export async function runScenario(options: RunOptions): Promise<RunResult> {
       // Every schedule made under any offset must come due: step past the largest, restart to re-arm.
       writeFileSync(clockFile, String(clockOffsetMaxMs + producer.delayMsMax + 1_000));
       history.record({ k: 'ph', t: nowT(), name: 'release' });
-      await admin.close();
       await broker.stop();
       await broker.start();
-      admin = await chaosConnect(port, 'harness', DEFAULT_CONSUMER.requestTimeoutMs);
     }
     history.record({ k: 'ph', t: nowT(), name: 'drain' });
     history.flush();
-    const before = readHistories(historyFiles(workDir));
+    // Reading a large history blocks this process for seconds: no connection may wait on it meanwhile.
+    const outstanding = outstandingMessages(historyFiles(workDir));
+    admin = await chaosConnect(port, 'drain', DEFAULT_CONSUMER.requestTimeoutMs);
     drainReport = await drain({
       client: admin,
       topic: TOPIC,
       history,
       consumer,
-      outstanding: outstandingMessages(before),
+      outstanding,
       idleMs: Math.max(5_000, producer.delayMsMax + 2_000),
       maxMs: options.profile === 'full' ? 180_000 : 30_000,
     });
@@ -266,7 +268,7 @@ export async function runScenario(options: RunOptions): Promise<RunResult> {
     mkdirSync(options.resultsDir, { recursive: true });
     const base = join(options.resultsDir, `${scenario.name}-${options.seed}${options.profile === 'short' && scenario.name !== 'short' ? '-short' : ''}`);
     writeFileSync(`${base}.json`, JSON.stringify(result, null, 2) + '\n');
-    if (options.keepHistory) writeFileSync(`${base}.jsonl`, events.map((event) => JSON.stringify(event)).join('\n') + '\n');
+    if (options.keepHistory) writeHistory(`${base}.jsonl`, events);
   }
   disk?.unmount();
   if (result.passed) await rm(workDir, { recursive: true, force: true });
@@ -294,6 +296,16 @@ async function calibrate(
   const confirmed = readHistories(historyFiles(workDir)).filter((event) => event.k === 'po' && event.t >= fromT && event.t < toT).length;
   const ratePerSec = confirmed / ((toT - fromT) / 1000);
   return ratePerSec / 2 / producerIds.length;
+}
+
+/** Writes the merged history as JSONL, a chunk at a time (it may exceed the longest string V8 allows). */
+function writeHistory(path: string, events: readonly HistoryEvent[]): void {
+  const CHUNK_EVENTS = 10_000;
+  writeFileSync(path, '');
+  for (let start = 0; start < events.length; start += CHUNK_EVENTS) {
+    const lines = events.slice(start, start + CHUNK_EVENTS).map((event) => JSON.stringify(event) + '\n');
+    appendFileSync(path, lines.join(''));
+  }
 }
 
 function historyFiles(workDir: string): string[] {

@@ -111,28 +111,30 @@ export class HistoryWriter {
   }
 }
 
-/**
- * Reads history files and merges them by time. Lines are in write order within a file; a sort that
- * is stable keeps that order for equal times. A last line cut by a SIGKILL is skipped.
- */
+/** Calls `visit` for every event of one file, in write order; a last line cut by a SIGKILL is skipped. */
+export function forEachEvent(path: string, visit: (event: HistoryEvent) => void): void {
+  const text = readFileSync(path, 'utf8');
+  let start = 0;
+  while (start < text.length) {
+    let end = text.indexOf('\n', start);
+    if (end < 0) end = text.length;
+    if (end > start) {
+      let event: HistoryEvent | null = null;
+      try {
+        event = JSON.parse(text.slice(start, end)) as HistoryEvent;
+      } catch {
+        // Only a line torn by a kill can fail to parse; its action had not happened yet.
+      }
+      if (event !== null) visit(event);
+    }
+    start = end + 1;
+  }
+}
+
+/** Reads history files and merges them by time (a stable sort keeps each file's order for equal times). */
 export function readHistories(paths: readonly string[]): HistoryEvent[] {
   const events: HistoryEvent[] = [];
-  for (const path of paths) {
-    const text = readFileSync(path, 'utf8');
-    let start = 0;
-    while (start < text.length) {
-      let end = text.indexOf('\n', start);
-      if (end < 0) end = text.length;
-      if (end > start) {
-        try {
-          events.push(JSON.parse(text.slice(start, end)) as HistoryEvent);
-        } catch {
-          // Only a line torn by a kill can fail to parse; its action had not happened yet.
-        }
-      }
-      start = end + 1;
-    }
-  }
+  for (const path of paths) forEachEvent(path, (event) => events.push(event));
   return events.sort((a, b) => a.t - b.t);
 }
 

@@ -1,6 +1,6 @@
 /**
  * A chaos producer: publishes numbered messages with an id (`<producer>:<seq>`, for the broker's
- * dedup) and its own key (so its messages share a partition and their order is checkable), keeps
+ * dedup) to a partition of its own (so that their order is checkable), keeps
  * up to `window` messages unconfirmed, and retries a message with the same id — a new attempt —
  * until it is confirmed: after an unknown outcome (timeout, lost connection) or a retryable
  * rejection (DISK_FULL, BROKER_BUSY). Every step is recorded in the history first.
@@ -52,6 +52,8 @@ export class Producer {
     private readonly settings: ProducerSettings,
     private readonly history: HistoryWriter,
     private readonly random: () => number,
+    /** All of this producer's messages go to one partition, so that their order is checkable. */
+    private readonly partition: number,
   ) {}
 
   start(): void {
@@ -102,7 +104,7 @@ export class Producer {
     const { p, s, a, d } = identity;
     this.history.record({ k: 'pi', t: nowT(), p, s, a, ...(d === undefined ? {} : { d }) });
     const value = encodeValue(identity, this.settings.valueBytes);
-    this.client.publish(this.topic, value, { key: this.id, id: `${p}:${s}`, ...(d === undefined ? {} : { delayMs: d }) }).then(
+    this.client.publish(this.topic, value, { partition: this.partition, id: `${p}:${s}`, ...(d === undefined ? {} : { delayMs: d }) }).then(
       (result) => {
         this.history.record({ k: 'po', t: nowT(), p, s, a, part: result.partition, off: result.offset, ...(result.duplicate ? { dup: true } : {}) });
         this.settled();

@@ -9,6 +9,8 @@ import type { ProducerSettings } from './producer.js';
 export interface ClientProcessConfig {
   port: number;
   topic: string;
+  /** The topic's partition count: producer i publishes to partition i mod partitions. */
+  partitions: number;
   historyPath: string;
   seed: number;
   producers: string[];

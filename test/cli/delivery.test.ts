@@ -27,6 +27,9 @@ test('cli - pub --id dedups, --delay-ms and --deliver-at hold back, sub --nack r
     assert.equal(at.code, 0, at.stderr);
     const both = await ferry(['pub', 'jobs', 'x', '--delay-ms', '1', '--deliver-at', new Date().toISOString(), '--port', port]);
     assert.equal(both.code, 2);
+    const tooHigh = await ferry(['pub', 'jobs', 'x', '--priority', '10', '--port', port]);
+    assert.equal(tooHigh.code, 1);
+    assert.match(tooHigh.stderr, /priority must be an integer from 0 to 9/);
 
     const read = await ferry(['sub', 'jobs', '--group', 'g', '--count', '6', '--port', port]);
     assert.equal(read.code, 0, read.stderr);

@@ -248,6 +248,26 @@ test('client delivery - deleting a topic ends its subscriptions with the reason'
   });
 });
 
+test('client delivery - a group delivers higher priorities first; a priority outside 0-9 is refused', async () => {
+  await withClient(async (client) => {
+    await client.createTopic('jobs');
+    for (const [value, priority] of [['low-1', 0], ['high-1', 9], ['mid', 5], ['high-2', 9], ['low-2', undefined]] as const) {
+      await client.publish('jobs', value, priority === undefined ? {} : { priority });
+    }
+    // Priority orders what the group has read ahead, and it reads ahead as far as the credit goes.
+    const sub = await client.subscribe('jobs', { group: 'w', prefetch: 10 });
+    const order: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const msg = await next(sub);
+      order.push(msg.value.toString());
+      await msg.ack();
+    }
+    assert.deepEqual(order, ['high-1', 'high-2', 'mid', 'low-1', 'low-2']);
+    await assert.rejects(client.publish('jobs', 'x', { priority: 10 }), (e: unknown) => isFerryError(e, 'INVALID_ARGUMENT'));
+    await sub.close();
+  });
+});
+
 test(
   'client delivery - a short delay published after a longer one is not held back by it',
   { todo: 'broker: DelayStore.armMoveTimer keeps the timer armed for the earlier-scheduled, later-due entry' },

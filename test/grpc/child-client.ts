@@ -35,6 +35,11 @@ async function main(): Promise<void> {
   const done = new Set<string>();
   let requestId = 0;
   const settleResults: number[] = [];
+  const answered = new Set<number>();
+  const settled = (result: { requestId: number; failures: unknown[] }): void => {
+    answered.add(result.requestId);
+    settleResults.push(result.failures.length);
+  };
   while (done.size < 5) {
     const response = await stream.next();
     if (response === null) throw new Error('Consume ended early');
@@ -55,7 +60,13 @@ async function main(): Promise<void> {
         done.add(value);
       }
     }
-    if (response.settled !== undefined) settleResults.push(response.settled.failures.length);
+    if (response.settled !== undefined) settled(response.settled);
+  }
+  // Every settle was sent with a request id: wait until all are applied (the dead letters stored).
+  while (answered.size < requestId) {
+    const response = await stream.next();
+    if (response === null) throw new Error('Consume ended before the settles were answered');
+    if (response.settled !== undefined) settled(response.settled);
   }
 
   // The dead letters, read with the unary calls (as a client without streams would).

@@ -10,6 +10,7 @@ import { ErrorDetail } from './generated/ferry/v1/errors.js';
 import {
   ConsumeRequest,
   MessageServiceClient,
+  type DeepPartial,
   type ConsumeResponse,
   type Message,
 } from './generated/ferry/v1/messages.js';
@@ -78,7 +79,7 @@ export class ConsumeStream {
     call.write(start);
   }
 
-  send(request: Parameters<typeof ConsumeRequest.fromPartial>[0]): void {
+  send(request: DeepPartial<ConsumeRequest>): void {
     this.call.write(ConsumeRequest.fromPartial(request));
   }
 

@@ -166,13 +166,13 @@ test('server - a consumer that stops reading is paused, then disconnected as SLO
   }
 });
 
-test('server - connections above maxConnections are refused with BROKER_BUSY', async () => {
+test('server - connections above maxConnections are refused with TOO_MANY_CONNECTIONS', async () => {
   const running = await startBrokerWith({ maxConnections: 1 });
   try {
     const first = await RawPeer.ready(running.port);
     const second = await RawPeer.connect(running.port);
     await second.waitClosed();
-    assert.deepEqual(second.errorCodes(), ['BROKER_BUSY']);
+    assert.deepEqual(second.errorCodes(), ['TOO_MANY_CONNECTIONS']);
     assert.equal(running.server!.stats().connectionsRejected, 1);
     first.destroy();
   } finally {

@@ -19,6 +19,7 @@
  * (UNKNOWN_SUBSCRIPTION) after the messages already queued.
  */
 import type { MessageInitShape } from '@bufbuild/protobuf';
+import { ConnectError } from '@connectrpc/connect';
 import type { Logger } from '../../platform/logger.js';
 import { FerryError } from '../../protocol/errors.js';
 import type { BrokerApi, Delivery, DeliverySink, Subscription } from '../../broker/types.js';
@@ -74,10 +75,11 @@ export class ConsumeSession implements DeliverySink, RegisteredConsumer {
   /** The response stream of the call; `requests` is its request stream. */
   async *run(requests: AsyncIterable<ConsumeRequest>, signal: AbortSignal): AsyncGenerator<ConsumeResponseInit> {
     const onAbort = (): void => {
-      // Nobody reads the responses any more.
+      // Nobody reads the responses any more (cancelled), or the server is shutting down: then the
+      // reason (UNAVAILABLE) becomes the call's status.
       this.queue.length = 0;
       this.queuedBytes = 0;
-      this.finish(null);
+      this.finish(signal.reason instanceof ConnectError ? signal.reason : null);
     };
     signal.addEventListener('abort', onAbort);
     const iterator = requests[Symbol.asyncIterator]();
@@ -91,7 +93,8 @@ export class ConsumeSession implements DeliverySink, RegisteredConsumer {
       this.deps.registry.add(this);
       if (signal.aborted) return;
       yield { subscribed: { consumerId: this.id, topic, group: options.group ?? '' } };
-      this.handle({ ...first.value, credit: 0 });
+      // The first request's credit was the initial credit; its settles (if any) apply now.
+      this.handle({ ...first.value, start: undefined, credit: 0 });
       void this.readRequests(iterator);
       for (;;) {
         const next = this.queue.shift();

@@ -16,64 +16,59 @@ import { MessageService } from '../../generated/ferry/v1/messages_pb.js';
 import { TopicService } from '../../generated/ferry/v1/topics_pb.js';
 import { ConsumerRegistry } from './consumers.js';
 import { toConnectError } from './errors.js';
-import { GRPC_MESSAGE_BYTES_MAX } from './limits.js';
+import type { HttpHandler } from '../http/listener.js';
+import { GRPC_MESSAGE_BYTES_MAX, RESPONSE_COMPRESS_BYTES_MIN } from './limits.js';
 import { messageService } from './message-service.js';
 import { topicService } from './topic-service.js';
 
-/** A request handler for node:http and node:http2 (its compatibility API) alike. */
-export type NodeHandler = NonNullable<ConnectNodeAdapterOptions['fallback']>;
+/** connect-node's handler type: node:http and node:http2 (compatibility API) requests alike. */
+type NodeHandler = NonNullable<ConnectNodeAdapterOptions['fallback']>;
 
 export interface GrpcHandlerOptions {
   /** The broker the API drives; may throw BROKER_BUSY while it recovers. */
   broker: () => BrokerApi;
   clock: Clock;
   logger: Logger;
-  /** Requests for any other path. Default: 404. */
-  fallback?: NodeHandler;
+  /** Requests for any other path (the admin API and dashboard). Default: 404. */
+  fallback?: HttpHandler;
   /** Consumer ids (tests pass predictable ones); default: 128 random bits. */
   newConsumerId?: () => string;
 }
 
 export interface GrpcHandler {
-  readonly handle: NodeHandler;
-  /** The path of every service ("/ferry.v1.MessageService", ...): requests under them are the API's. */
-  readonly pathPrefixes: readonly string[];
+  /** Serves the Ferry services; passes every other request to the fallback. */
+  readonly handle: HttpHandler;
   /** Ends open Consume streams and closes pull consumers (their messages go back to the groups). */
   close(): Promise<void>;
 }
 
-export const SERVICE_PATH_PREFIXES: readonly string[] = [`/${TopicService.typeName}`, `/${MessageService.typeName}`];
-
 export function createGrpcHandler(options: GrpcHandlerOptions): GrpcHandler {
   const registry = new ConsumerRegistry(options.newConsumerId);
   const shutdown = new AbortController();
-  const handle = connectNodeAdapter({
+  const handle: NodeHandler = connectNodeAdapter({
     routes: (router) => {
       router.service(TopicService, topicService(options.broker));
       router.service(MessageService, messageService({ broker: options.broker, registry, clock: options.clock, logger: options.logger }));
     },
     interceptors: [ferryErrors(options.logger)],
     readMaxBytes: GRPC_MESSAGE_BYTES_MAX,
+    // Compressed requests are accepted (gzip, br); responses are never compressed (see the limit).
+    compressMinBytes: RESPONSE_COMPRESS_BYTES_MIN,
     writeMaxBytes: GRPC_MESSAGE_BYTES_MAX,
     // JSON: print zero values (offset "0", partition 0) so curl users see every field; refuse
     // unknown fields so a typo is an error, not a silently ignored setting.
     jsonOptions: { alwaysEmitImplicit: true, ignoreUnknownFields: false },
     shutdownSignal: shutdown.signal,
-    ...(options.fallback === undefined ? {} : { fallback: options.fallback }),
+    // connect finds its routes by exact path (one Map lookup) before anything else runs.
+    ...(options.fallback === undefined ? {} : { fallback: options.fallback as unknown as NodeHandler }),
   });
   return {
-    handle,
-    pathPrefixes: SERVICE_PATH_PREFIXES,
+    handle: handle as HttpHandler,
     async close() {
       shutdown.abort(new ConnectError('the broker is shutting down', Code.Unavailable));
       await Promise.all(registry.values().map((consumer) => consumer.close()));
     },
   };
-}
-
-/** True when the request is for one of the Ferry services (for a router deciding where to send it). */
-export function isGrpcPath(url: string): boolean {
-  return SERVICE_PATH_PREFIXES.some((prefix) => url.startsWith(prefix + '/'));
 }
 
 /**

@@ -10,6 +10,13 @@ const MiB = 1024 * KiB;
  */
 export const GRPC_MESSAGE_BYTES_MAX = 16 * MiB;
 
+/**
+ * Responses at least this large would be compressed when the client accepts it; set beyond any
+ * response, so none is. Payloads are the applications' bytes (often compressed already), and
+ * gzipping every 256 KiB delivery batch costs the broker more CPU than a loopback or LAN saves.
+ */
+export const RESPONSE_COMPRESS_BYTES_MIN = 0xffff_ffff;
+
 /** Deliveries of one event-loop turn share one ConsumeResponse up to this size, like DELIVER frames. */
 export const DELIVERY_BATCH_BYTES_MAX = 256 * KiB;
 

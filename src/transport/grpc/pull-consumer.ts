@@ -89,6 +89,8 @@ export class PullConsumer implements DeliverySink, RegisteredConsumer {
       }
       if (this.buffer.length === 0 && waitMs > 0 && !signal.aborted) await this.waitForDelivery(waitMs, signal);
       if (this.closed && this.buffer.length === 0) throw this.goneError();
+      // A caller that went away gets nothing: the messages stay buffered for the next Pull.
+      if (signal.aborted) return [];
       return this.buffer.splice(0, maxMessages);
     } finally {
       this.pulling = false;

@@ -33,6 +33,11 @@ import type { Logger } from '../../platform/logger.js';
 /** What an HTTP/2 client sends before anything else (RFC 9113, section 3.4). */
 export const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
+/**
+ * Open connections on the HTTP port at once (the TCP server's default too); Node closes any past
+ * it at accept, so a connection flood cannot exhaust file descriptors.
+ */
+export const HTTP_CONNECTIONS_MAX = 10_000;
 /** A connection that has sent no (or not enough) bytes to be classified in this long is dropped (slowloris). */
 const FIRST_BYTES_TIMEOUT_MS = 10_000;
 /** A client that has not sent its HTTP/1.1 request headers in this time is dropped (slowloris). */
@@ -92,13 +97,13 @@ export function listenMultiplexed(handler: HttpHandler, options: MultiplexedList
   };
 
   let outer: NetServer | Http2Server;
-  let closeInner: () => void;
+  let startInner: () => void = () => undefined;
+  let closeInner: () => void = () => undefined;
   if (options.tls !== undefined) {
     const secure = createSecureServer({ ...options.tls, allowHTTP1: true, settings: HTTP2_SETTINGS, maxSessionMemory: SESSION_MEMORY_MIB_MAX }, onRequest);
     secure.on('secureConnection', track);
     secure.on('session', trackSession);
     outer = secure;
-    closeInner = () => undefined;
   } else {
     const http1 = createHttpServer({ headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: 0 }, onRequest);
     const http2 = createHttp2Server({ settings: HTTP2_SETTINGS, maxSessionMemory: SESSION_MEMORY_MIB_MAX }, onRequest);
@@ -109,6 +114,9 @@ export function listenMultiplexed(handler: HttpHandler, options: MultiplexedList
       routeByPreface(socket, http1, http2);
     });
     outer = net;
+    // node:http starts its connection tracking (headersTimeout checks, closeIdleConnections) on
+    // 'listening'; this server never listens itself, so it is told when the port is open.
+    startInner = () => http1.emit('listening');
     closeInner = () => {
       http1.closeIdleConnections();
       http1.close();
@@ -116,11 +124,13 @@ export function listenMultiplexed(handler: HttpHandler, options: MultiplexedList
     };
   }
 
+  outer.maxConnections = HTTP_CONNECTIONS_MAX;
   return new Promise((resolve, reject) => {
     outer.once('error', reject);
     outer.listen(options.port, options.host, () => {
       outer.off('error', reject);
       outer.on('error', (error) => options.logger.error('http.server_error', { error }));
+      startInner();
       const address = outer.address();
       const bound = typeof address === 'object' && address !== null ? { port: address.port, host: address.address } : { port: options.port, host: options.host };
       let closing: Promise<void> | null = null;

@@ -8,11 +8,19 @@
  *
  * Bounds: requests awaiting the broker (inFlightRequestsMax) and bytes queued on the socket
  * (readPauseBytes) both stop reading from the socket; above writeHighWaterBytes the sinks refuse
- * deliveries until 'drain'; a socket backed up for slowConsumerGraceMs is disconnected.
+ * deliveries until 'drain'; a socket backed up for slowConsumerGraceMs is disconnected; a
+ * subscription's credit is capped (subscriptionUnackedMax).
+ *
+ * Security: a connection must send HELLO within authTimeoutMs. With authentication on, HELLO
+ * carries a user and password or a token (or the TLS client certificate names the user); while
+ * they are checked (slowly, after failures) the socket is not read and nothing else is handled.
+ * From then on every request goes through the guard's view of the broker for that user
+ * (src/security/guard.ts), which refuses what the user's grants do not cover with FORBIDDEN.
  */
 import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import type { BrokerApi, Delivery, PublishMessage, PublishResult } from '../../broker/types.js';
-import { FerryError, isFerryError } from '../../protocol/errors.js';
+import { FerryError, isFerryError, type ErrorCode } from '../../protocol/errors.js';
 import { FRAME_TYPES, frameTypeName, type Frame } from '../../protocol/frame.js';
 import { FrameDecoder, type FrameHandler } from '../../protocol/decoder.js';
 import { FrameWriter } from '../../protocol/writer.js';
@@ -33,7 +41,10 @@ import {
   decodeUnsubscribe,
   encodeSubscribed,
 } from '../../protocol/codec-subscribe.js';
-import type { SubscribeRequest } from '../../protocol/messages.js';
+import type { HelloRequest, SubscribeRequest } from '../../protocol/messages.js';
+import type { TimerHandle } from '../../platform/clock.js';
+import type { Principal } from '../../security/authenticator.js';
+import { verifiedPeerName } from '../../security/tls.js';
 import type { ResolvedServerOptions } from './options.js';
 import { handleGroupRequest, handleSettle, type RequestContext } from './delivery-requests.js';
 import { ServerSubscription, type SinkOwner } from './server-subscription.js';
@@ -49,7 +60,7 @@ const RESUME_PARTITIONS_MAX = 65_536;
 /** Codes that a broker raises while validating a publish, before anything is written: safe to retry per request. */
 const VALIDATION_CODES = new Set(['INVALID_ARGUMENT', 'RECORD_TOO_LARGE', 'KEY_TOO_LARGE', 'HEADERS_TOO_LARGE', 'BATCH_TOO_LARGE']);
 
-export type ConnectionState = 'handshake' | 'open' | 'draining' | 'closed';
+export type ConnectionState = 'handshake' | 'authenticating' | 'open' | 'draining' | 'closed';
 
 export interface ConnectionStats {
   id: number;
@@ -58,6 +69,9 @@ export interface ConnectionStats {
   remotePort: number;
   connectedAtMs: number;
   state: ConnectionState;
+  /** The authenticated user (null: authentication is off, or not yet done). */
+  user: string | null;
+  tls: boolean;
   bytesIn: number;
   bytesOut: number;
   framesIn: number;
@@ -70,6 +84,8 @@ export interface ConnectionStats {
 export interface ConnectionOwner {
   connectionClosed(connection: Connection): void;
   slowConsumer(connection: Connection): void;
+  /** An ERROR with this code was sent (counted for the metrics). */
+  rejected(code: ErrorCode): void;
 }
 
 export class Connection implements FrameHandler, SinkOwner, RequestContext {
@@ -96,11 +112,18 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
   private framesOut = 0;
   private readonly remoteAddress: string;
   private readonly remotePort: number;
+  /** What requests go to: the broker itself, or the guard's view of it for the authenticated user. */
+  broker: BrokerApi;
+  private principal: Principal | null = null;
+  /** Frames that arrived behind a HELLO still being authenticated; handled once it succeeds. */
+  private held: Frame[] = [];
+  private authTimer: TimerHandle | null;
+  readonly tls: boolean;
 
   constructor(
     readonly id: number,
     private readonly socket: Socket,
-    readonly broker: BrokerApi,
+    broker: BrokerApi,
     private readonly options: ResolvedServerOptions,
     private readonly owner: ConnectionOwner,
   ) {
@@ -110,13 +133,28 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
     this.connectedAtMs = options.clock.nowMs();
     this.remoteAddress = socket.remoteAddress ?? '';
     this.remotePort = socket.remotePort ?? 0;
+    this.tls = socket instanceof TLSSocket;
+    this.broker = broker;
     this.decoder = new FrameDecoder(this, { frameBytesMax: options.maxFrameBytes, versions: SUPPORTED_VERSIONS });
     socket.setNoDelay(true);
     socket.on('data', this.onData);
     socket.on('drain', this.onDrain);
     socket.on('error', this.onSocketError);
     socket.on('close', this.onClose);
+    this.authTimer = options.clock.schedule(options.authTimeoutMs, this.onAuthTimeout);
   }
+
+  private get authRequired(): boolean {
+    return this.options.security?.authenticator.enabled ?? false;
+  }
+
+  /** No HELLO in time (a silent socket, half a frame, a slowloris). */
+  private readonly onAuthTimeout = (): void => {
+    this.authTimer = null;
+    if (this.state !== 'handshake') return;
+    const code = this.authRequired ? 'AUTH_REQUIRED' : 'HANDSHAKE_REQUIRED';
+    this.fail(new FerryError(code, `no HELLO${this.authRequired ? ' with credentials' : ''} within ${this.options.authTimeoutMs} ms`), 0);
+  };
 
   // ---- socket events ----
 
@@ -143,6 +181,8 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
   private readonly onClose = (): void => {
     if (this.state === 'closed') return;
     this.state = 'closed';
+    this.authTimer?.cancel();
+    this.held = [];
     this.writer.reset();
     this.pausedSinks.clear();
     const sinks = [...this.subscriptions.values()];
@@ -165,6 +205,11 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
     this.lastReceivedMs = this.options.clock.monotonicMs();
     let i = 0;
     while (i < frames.length && !this.failing && this.state !== 'closed') {
+      if (this.state === 'authenticating') {
+        // Pipelined behind the HELLO: kept (at most one socket read, reading is paused) until it is decided.
+        for (; i < frames.length; i++) this.held.push(frames[i]!);
+        return;
+      }
       const frame = frames[i]!;
       if (frame.type === FRAME_TYPES.PUBLISH && this.state === 'open') {
         i = this.handlePublishRun(frames, i);
@@ -265,6 +310,54 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
       });
     }
     this.clientName = hello.clientName;
+    this.authTimer?.cancel();
+    this.authTimer = null;
+    const security = this.options.security;
+    if (security === null) {
+      this.completeHello(id, version, hello);
+      return;
+    }
+    if (!security.authenticator.enabled) {
+      this.broker = security.guard.for({ principal: null, address: this.remoteAddress, inner: this.broker });
+      this.completeHello(id, version, hello);
+      return;
+    }
+    this.state = 'authenticating';
+    this.socket.pause();
+    this.authenticate(hello).then(
+      (principal) => {
+        if (this.state !== 'authenticating') return;
+        this.principal = principal;
+        this.broker = security.guard.for({ principal, address: this.remoteAddress, inner: this.broker });
+        this.completeHello(id, version, hello);
+        this.lastReceivedMs = this.options.clock.monotonicMs();
+        if (!this.readPaused) this.socket.resume();
+        const held = this.held;
+        this.held = [];
+        if (held.length > 0) this.onFrames(held);
+      },
+      (error: unknown) => {
+        if (this.state !== 'authenticating') return;
+        this.held = [];
+        this.fail(isFerryError(error) ? error : new FerryError('AUTH_FAILED', 'authentication failed'), id);
+      },
+    );
+  }
+
+  /** Who this is: the TLS client certificate's user, else HELLO's user and password or token. */
+  private async authenticate(hello: HelloRequest): Promise<Principal> {
+    const authenticator = this.options.security!.authenticator;
+    const certified = this.socket instanceof TLSSocket ? verifiedPeerName(this.socket) : null;
+    if (certified !== null) return authenticator.certificatePrincipal(certified);
+    const { user, password, authToken: token } = hello;
+    if (token !== undefined) return authenticator.authenticate({ token }, this.remoteAddress);
+    if (user === undefined || password === undefined) {
+      throw new FerryError('AUTH_REQUIRED', 'this server requires authentication: send a user and password, a token, or a client certificate');
+    }
+    return authenticator.authenticate({ user, password }, this.remoteAddress);
+  }
+
+  private completeHello(id: number, version: number, hello: HelloRequest): void {
     this.writer.version = version;
     const clientFrameBytesMax = hello.frameBytesMax ?? this.options.maxFrameBytes;
     this.writer.frameBytesMax = Math.max(FRAME_BYTES_MAX_MIN, Math.min(clientFrameBytesMax, this.options.maxFrameBytes));
@@ -277,7 +370,7 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
       heartbeatIntervalMs: this.options.heartbeatIntervalMs,
     });
     this.scheduleFlush();
-    this.options.logger.info('transport.connection.hello', { connection: this.id, client: this.clientName, version });
+    this.options.logger.info('transport.connection.hello', { connection: this.id, client: this.clientName, version, user: this.principal?.name ?? null });
   }
 
   // ---- publishing ----
@@ -377,7 +470,9 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
     if (this.subscriptions.size >= this.options.subscriptionsMax) {
       throw new FerryError('TOO_MANY_SUBSCRIPTIONS', `a connection holds at most ${this.options.subscriptionsMax} subscriptions`);
     }
-    const sink = new ServerSubscription(this.nextWireId++, request.topic, request.group, this);
+    const sink = new ServerSubscription(this.nextWireId++, request.topic, request.group, this, this.options.subscriptionUnackedMax);
+    // The initial credit counts against the cap like any grant; a larger ask is clamped, not refused.
+    request.credit = sink.admitCredit(request.credit);
     this.subscriptions.set(sink.wireId, sink);
     this.requestsStarted(1);
     let pending;
@@ -440,21 +535,27 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
   private handleCredit(id: number): void {
     for (const grant of decodeCredit(this.reader)) {
       try {
-        this.sinkFor(grant.subscriptionId).subscription!.grantCredit(grant.count);
+        const sink = this.sinkFor(grant.subscriptionId);
+        const count = sink.admitCredit(grant.count);
+        if (count > 0) sink.subscription!.grantCredit(count);
       } catch (error) {
         this.requestFailed(id, error);
       }
     }
   }
 
-  /** The broker ended a subscription (its topic was deleted): the client hears it as an ERROR naming the subscription. */
-  subscriptionEnded(sink: ServerSubscription, reason: string): void {
+  /**
+   * The broker ended a subscription (its topic was deleted: UNKNOWN_SUBSCRIPTION), or the guard
+   * withdrew it (FORBIDDEN): the client hears it as an ERROR naming the subscription.
+   */
+  subscriptionEnded(sink: ServerSubscription, reason: string, code: ErrorCode = 'UNKNOWN_SUBSCRIPTION'): void {
     if (this.subscriptions.get(sink.wireId) !== sink) return;
     this.subscriptions.delete(sink.wireId);
     this.pausedSinks.delete(sink);
     void sink.close().catch(() => undefined);
     if (this.state === 'closed' || !sink.announced) return;
-    encodeError(this.writer, 0, { code: 'UNKNOWN_SUBSCRIPTION', message: reason, detail: { subscriptionId: sink.wireId, ended: true } });
+    this.owner.rejected(code);
+    encodeError(this.writer, 0, { code, message: reason, detail: { subscriptionId: sink.wireId, ended: true } });
     this.scheduleFlush();
   }
 
@@ -539,9 +640,11 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
         this.fail(error, id);
         return;
       }
+      this.owner.rejected(error.code);
       encodeError(this.writer, id, { code: error.code, message: error.message, ...(error.detail ? { detail: error.detail } : {}) });
     } else {
       this.options.logger.error('transport.internal_error', { connection: this.id, requestId: id, error });
+      this.owner.rejected('INTERNAL');
       encodeError(this.writer, id, { code: 'INTERNAL', message: 'internal error' });
     }
     this.scheduleFlush();
@@ -551,7 +654,16 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
   fail(error: FerryError, id: number): void {
     if (this.state === 'closed' || this.failing) return;
     this.failing = true;
-    this.options.logger.warn('transport.protocol_error', { connection: this.id, client: this.clientName, code: error.code, message: error.message });
+    this.authTimer?.cancel();
+    this.owner.rejected(error.code);
+    this.options.logger.warn('transport.protocol_error', {
+      connection: this.id,
+      client: this.clientName,
+      address: this.remoteAddress,
+      user: this.principal?.name ?? null,
+      code: error.code,
+      message: error.message,
+    });
     this.writer.abortFrame();
     encodeError(this.writer, id, { code: error.code, message: error.message, ...(error.detail ? { detail: error.detail } : {}) });
     this.flush();
@@ -637,6 +749,8 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
       this.socket.destroy();
       return;
     }
+    // While credentials are checked (slowly, after failures) the socket is not read on purpose.
+    if (this.state === 'authenticating') return;
     if (!this.readPaused && nowMs - this.lastReceivedMs > heartbeatIntervalMs * heartbeatMissesMax) {
       this.fail(new FerryError('HEARTBEAT_TIMEOUT', `no frame from the client for ${heartbeatMissesMax} heartbeat intervals`), 0);
       return;
@@ -655,7 +769,9 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
    */
   async shutdown(timeoutMs: number): Promise<void> {
     if (this.state === 'closed') return;
-    const wasHandshake = this.state === 'handshake';
+    const wasHandshake = this.state === 'handshake' || this.state === 'authenticating';
+    this.authTimer?.cancel();
+    this.held = [];
     this.state = 'draining';
     this.socket.pause();
     const deadline = new Promise<void>((resolve) => this.options.clock.schedule(timeoutMs, resolve));
@@ -704,6 +820,8 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
       remotePort: this.remotePort,
       connectedAtMs: this.connectedAtMs,
       state: this.state,
+      user: this.principal?.name ?? null,
+      tls: this.tls,
       bytesIn: this.decoder.bytesIn,
       bytesOut: this.bytesOut,
       framesIn: this.decoder.framesIn,

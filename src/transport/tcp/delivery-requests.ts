@@ -95,6 +95,8 @@ export function handleSettle(context: RequestContext, frame: Frame, r: PayloadRe
   }
   const sink = context.sinkFor(subscriptionId);
   const subscription = sink.subscription!;
+  // A settled delivery frees its place under the credit cap (a TOUCH settles nothing).
+  if (frame.type !== FRAME_TYPES.TOUCH) sink.acknowledged += count;
   const id = frame.requestId;
   const outcomes: Array<Promise<SettleOutcome>> | null = id === 0 ? null : [];
   for (let i = 0; i < count; i++) {

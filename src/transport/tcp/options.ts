@@ -2,6 +2,7 @@
  * TcpServer options, their defaults and the reason for each, and validation. Every queue the server
  * keeps per connection is bounded by one of these.
  */
+import type { SecureContext } from 'node:tls';
 import { SystemClock, type Clock } from '../../platform/clock.js';
 import { silentLogger, type Logger } from '../../platform/logger.js';
 import { FerryError } from '../../protocol/errors.js';
@@ -12,6 +13,10 @@ import {
   HEARTBEAT_INTERVAL_MS_DEFAULT,
   HEARTBEAT_MISSES_MAX_DEFAULT,
 } from '../../protocol/limits.js';
+import type { Authenticator } from '../../security/authenticator.js';
+import type { AccessGuard } from '../../security/guard.js';
+import type { Rejections } from '../../security/rejections.js';
+import { secureContext, TLS_HANDSHAKE_TIMEOUT_MS_DEFAULT, type TlsMaterial } from '../../security/tls.js';
 
 const MiB = 1024 * 1024;
 
@@ -36,6 +41,37 @@ export interface TcpServerOptions {
   subscriptionsMax?: number;
   /** Time graceful close() waits for in-flight requests before closing sockets anyway. */
   closeTimeoutMs?: number;
+  /** Open connections from one IP address at most (TLS handshakes in progress included). */
+  maxConnectionsPerIp?: number;
+  /** A connection that has not sent its HELLO (with credentials) this long after it opened is closed. */
+  authTimeoutMs?: number;
+  /** Deliveries one subscription may hold unsettled (groups) or may be granted ahead (streams): its credit cap. */
+  subscriptionUnackedMax?: number;
+  /** Authentication and authorization; absent: every client may do everything (embedded use). */
+  security?: TcpSecurity | null;
+  /** TLS on this port; absent: plaintext only. */
+  tls?: TcpTlsOptions | null;
+  /** Counts every refusal sent (ERROR frames, refused connections) for the metrics. */
+  rejections?: Rejections | null;
+}
+
+export interface TcpSecurity {
+  authenticator: Authenticator;
+  guard: AccessGuard;
+}
+
+export interface TcpTlsOptions extends TlsMaterial {
+  /** Refuse plaintext clients (AUTH_REQUIRED); otherwise both are served, told apart by their first byte. */
+  required?: boolean;
+  /** Time from accept to a finished TLS handshake. */
+  handshakeTimeoutMs?: number;
+}
+
+export interface ResolvedTls {
+  secureContext: SecureContext;
+  requestCert: boolean;
+  required: boolean;
+  handshakeTimeoutMs: number;
 }
 
 export interface ResolvedServerOptions {
@@ -51,6 +87,12 @@ export interface ResolvedServerOptions {
   inFlightRequestsMax: number;
   subscriptionsMax: number;
   closeTimeoutMs: number;
+  maxConnectionsPerIp: number;
+  authTimeoutMs: number;
+  subscriptionUnackedMax: number;
+  security: TcpSecurity | null;
+  tls: ResolvedTls | null;
+  rejections: Rejections | null;
   /** Queued bytes above which the server also stops reading requests (their replies would queue too). */
   readPauseBytes: number;
 }
@@ -72,6 +114,19 @@ export const SERVER_DEFAULTS = {
   subscriptionsMax: 1024,
   /** 10 s: an fsync takes milliseconds; a request still pending after this is stuck. */
   closeTimeoutMs: 10_000,
+  /**
+   * 1,000: a tenth of maxConnections, so one host (or one attacker) cannot take every slot, while
+   * a NAT gateway or a node running many clients still fits. NATS and RabbitMQ have no per-IP limit.
+   */
+  maxConnectionsPerIp: 1000,
+  /** 2 s, NATS's AUTH_TIMEOUT: a HELLO is one round trip; a silent socket is let go at once. RabbitMQ allows 10 s. */
+  authTimeoutMs: 2000,
+  /**
+   * 65,535: the client SDK's largest prefetch, so no SDK client is ever clamped; it bounds the
+   * broker's in-flight bookkeeping per subscription. NATS JetStream's max_ack_pending defaults to
+   * 1,000; RabbitMQ's prefetch is unlimited unless set.
+   */
+  subscriptionUnackedMax: 65_535,
 } as const;
 
 /** Reading stops when this many high-water marks are queued: replies to a client that does not read are bounded. */
@@ -100,6 +155,23 @@ export function resolveServerOptions(options: TcpServerOptions): ResolvedServerO
     inFlightRequestsMax: positiveInt('inFlightRequestsMax', options.inFlightRequestsMax, SERVER_DEFAULTS.inFlightRequestsMax),
     subscriptionsMax: positiveInt('subscriptionsMax', options.subscriptionsMax, SERVER_DEFAULTS.subscriptionsMax),
     closeTimeoutMs: positiveInt('closeTimeoutMs', options.closeTimeoutMs, SERVER_DEFAULTS.closeTimeoutMs),
+    maxConnectionsPerIp: positiveInt('maxConnectionsPerIp', options.maxConnectionsPerIp, SERVER_DEFAULTS.maxConnectionsPerIp),
+    authTimeoutMs: positiveInt('authTimeoutMs', options.authTimeoutMs, SERVER_DEFAULTS.authTimeoutMs),
+    subscriptionUnackedMax: positiveInt('subscriptionUnackedMax', options.subscriptionUnackedMax, SERVER_DEFAULTS.subscriptionUnackedMax),
+    security: options.security ?? null,
+    tls: resolveTls(options.tls ?? null),
+    rejections: options.rejections ?? null,
     readPauseBytes: writeHighWaterBytes * READ_PAUSE_HIGH_WATER_MULTIPLE,
+  };
+}
+
+function resolveTls(tls: TcpTlsOptions | null): ResolvedTls | null {
+  if (tls === null) return null;
+  const { required, handshakeTimeoutMs, ...material } = tls;
+  return {
+    secureContext: secureContext(material),
+    requestCert: material.ca !== undefined,
+    required: required ?? false,
+    handshakeTimeoutMs: positiveInt('tls.handshakeTimeoutMs', handshakeTimeoutMs, TLS_HANDSHAKE_TIMEOUT_MS_DEFAULT),
   };
 }

@@ -6,7 +6,9 @@
  * itself unwritable until the SUBSCRIBED reply is queued: a delivery can then never reach the
  * client ahead of the reply that tells it the id.
  */
-import type { Delivery, DeliverySink, Subscription } from '../../broker/types.js';
+import type { Delivery, Subscription } from '../../broker/types.js';
+import type { ErrorCode, FerryError } from '../../protocol/errors.js';
+import type { RevocableSink } from '../../security/guard.js';
 
 /** What the sink needs from its connection. */
 export interface SinkOwner {
@@ -18,11 +20,11 @@ export interface SinkOwner {
   notePaused(sink: ServerSubscription): void;
   /** An ack or nack the broker rejected. */
   settleFailed(sink: ServerSubscription, error: unknown): void;
-  /** The broker ended the subscription (e.g. its topic was deleted). */
-  subscriptionEnded(sink: ServerSubscription, reason: string): void;
+  /** The broker ended the subscription (its topic was deleted), or its grant was withdrawn (FORBIDDEN). */
+  subscriptionEnded(sink: ServerSubscription, reason: string, code?: ErrorCode): void;
 }
 
-export class ServerSubscription implements DeliverySink {
+export class ServerSubscription implements RevocableSink {
   subscription: Subscription | null = null;
   /** Set once SUBSCRIBED is queued; until then deliveries wait. */
   announced = false;
@@ -33,6 +35,10 @@ export class ServerSubscription implements DeliverySink {
   settling = 0;
   private settledWaiters: Array<() => void> = [];
   delivered = 0;
+  /** Credit admitted so far (initial credit and grants, after the cap). */
+  private granted = 0;
+  /** ACK, NACK and REJECT entries received: deliveries the client has settled (or given up on). */
+  acknowledged = 0;
   /** Deliveries the broker pushed before SUBSCRIBED was queued (it should have asked writable() first); bounded by credit. */
   private early: Delivery[] | null = null;
   private closeDone: Promise<void> | null = null;
@@ -42,7 +48,22 @@ export class ServerSubscription implements DeliverySink {
     readonly topic: string,
     readonly group: string | undefined,
     private readonly owner: SinkOwner,
+    /** The cap on credit outstanding plus deliveries unsettled (subscriptionUnackedMax). */
+    private readonly unackedMax: number,
   ) {}
+
+  /**
+   * How much of a credit grant the cap lets through. A group's deliveries count until settled
+   * (granted − acknowledged is what the client may hold: unsettled plus not yet delivered); a
+   * stream's until delivered (it has nothing to settle). A client that grants without acking is
+   * held at the cap instead of growing the broker's in-flight state without bound.
+   */
+  admitCredit(count: number): number {
+    const used = this.granted - (this.group === undefined ? this.delivered : this.acknowledged);
+    const admitted = Math.max(0, Math.min(count, this.unackedMax - used));
+    this.granted += admitted;
+    return admitted;
+  }
 
   deliver(delivery: Delivery): void {
     // After UNSUBSCRIBE or a closed connection the delivery is dropped: the broker treats it as
@@ -58,6 +79,10 @@ export class ServerSubscription implements DeliverySink {
 
   ended(reason: string): void {
     this.owner.subscriptionEnded(this, reason);
+  }
+
+  revoked(error: FerryError): void {
+    this.owner.subscriptionEnded(this, error.message, error.code);
   }
 
   /** Marks SUBSCRIBED as queued and queues the deliveries that arrived ahead of it. */

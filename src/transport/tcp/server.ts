@@ -1,16 +1,21 @@
 /**
  * TcpServer: accepts TCP connections and runs the Ferry protocol on each (connection.ts) over a
  * BrokerApi. It owns what is shared between connections: the listening socket, the connection
- * limit, one heartbeat/slow-consumer sweep timer, graceful shutdown and the statistics an admin
- * API reads.
+ * limits (in total and per IP address), TLS (tls-accept.ts), one heartbeat/slow-consumer sweep
+ * timer, graceful shutdown and the statistics an admin API reads.
+ *
+ * A refused connection is told why in an ERROR frame before it is closed — TOO_MANY_CONNECTIONS
+ * at a limit, AUTH_REQUIRED for plaintext on a TLS-only port — over TLS when the client speaks it.
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import type { BrokerApi } from '../../broker/types.js';
 import type { TimerHandle } from '../../platform/clock.js';
 import { encodeError } from '../../protocol/codec-session.js';
+import { FerryError, type ErrorCode } from '../../protocol/errors.js';
 import { FrameWriter } from '../../protocol/writer.js';
 import { Connection, type ConnectionOwner, type ConnectionStats } from './connection.js';
 import { resolveServerOptions, type ResolvedServerOptions, type TcpServerOptions } from './options.js';
+import { acceptTls } from './tls-accept.js';
 
 export type { TcpServerOptions } from './options.js';
 export type { ConnectionStats } from './connection.js';
@@ -19,11 +24,15 @@ export type { ConnectionStats } from './connection.js';
 const SWEEPS_PER_INTERVAL = 2;
 /** Lower bound of the sweep period: a tiny configured interval must not turn the sweep into a busy loop. */
 const SWEEP_MS_MIN = 10;
+/** Time a refused socket gets to flush its ERROR frame before it is destroyed. */
+const REFUSED_LINGER_MS = 1000;
 
 export interface ServerStats {
   connections: number;
   connectionsTotal: number;
   connectionsRejected: number;
+  /** Connections that never reached the protocol: TLS handshake failed or timed out, or closed first. */
+  handshakesFailed: number;
   slowConsumersTotal: number;
   bytesIn: number;
   bytesOut: number;
@@ -38,7 +47,11 @@ export class TcpServer implements ConnectionOwner {
   private closing: Promise<void> | null = null;
   private connectionsTotal = 0;
   private connectionsRejected = 0;
+  private handshakesFailed = 0;
   private slowConsumersTotal = 0;
+  /** Accepted sockets not yet closed (TLS handshakes included), in total and per IP address. */
+  private admitted = 0;
+  private readonly admittedByAddress = new Map<string, number>();
   /** Bytes of connections already closed, so totals survive them. */
   private closedBytesIn = 0;
   private closedBytesOut = 0;
@@ -77,25 +90,87 @@ export class TcpServer implements ConnectionOwner {
       socket.destroy();
       return;
     }
-    if (this.connections.size >= this.options.maxConnections) {
-      this.connectionsRejected++;
-      this.options.logger.warn('transport.connection.rejected', { connections: this.connections.size });
-      const writer = new FrameWriter(256);
-      encodeError(writer, 0, { code: 'BROKER_BUSY', message: `the server holds its maximum of ${this.options.maxConnections} connections` });
-      socket.on('error', () => undefined);
-      socket.end(writer.take()!);
-      this.options.clock.schedule(1000, () => socket.destroy());
+    socket.on('error', (error) => this.options.logger.debug('transport.socket_error', { error }));
+    const address = normalizeAddress(socket.remoteAddress ?? '');
+    const refusal = this.admit(address, socket);
+    const tls = this.options.tls;
+    if (tls === null) {
+      this.start(socket, address, refusal);
+      return;
+    }
+    const { clock } = this.options;
+    void acceptTls(socket, { ...tls, clock }).then((accepted) => {
+      if (accepted.kind === 'dropped') {
+        this.handshakesFailed++;
+        this.options.logger.debug('transport.tls.dropped', { address, reason: accepted.reason });
+        return;
+      }
+      if (accepted.kind === 'plaintext' && tls.required) {
+        this.refuse(accepted.socket, address, new FerryError('AUTH_REQUIRED', 'this server accepts TLS connections only: connect with tls'));
+        return;
+      }
+      this.start(accepted.socket, address, refusal);
+    });
+  };
+
+  /** Takes a connection slot for the socket, or says why not (the socket then holds no slot). */
+  private admit(address: string, socket: Socket): FerryError | null {
+    const { maxConnections, maxConnectionsPerIp } = this.options;
+    if (this.admitted >= maxConnections) {
+      return new FerryError('TOO_MANY_CONNECTIONS', `the server holds its maximum of ${maxConnections} connections`);
+    }
+    const fromAddress = this.admittedByAddress.get(address) ?? 0;
+    if (fromAddress >= maxConnectionsPerIp) {
+      return new FerryError('TOO_MANY_CONNECTIONS', `the server holds its maximum of ${maxConnectionsPerIp} connections from ${address}`);
+    }
+    this.admitted++;
+    this.admittedByAddress.set(address, fromAddress + 1);
+    socket.once('close', () => {
+      this.admitted--;
+      const left = (this.admittedByAddress.get(address) ?? 1) - 1;
+      if (left > 0) this.admittedByAddress.set(address, left);
+      else this.admittedByAddress.delete(address);
+    });
+    return null;
+  }
+
+  private start(socket: Socket, address: string, refusal: FerryError | null): void {
+    if (refusal !== null) {
+      this.refuse(socket, address, refusal);
+      return;
+    }
+    if (this.closing !== null || socket.destroyed) {
+      socket.destroy();
       return;
     }
     const connection = new Connection(this.nextConnectionId++, socket, this.broker, this.options, this);
     this.connections.add(connection);
     this.connectionsTotal++;
+    // A socket handed over by the TLS sniffer is paused with its first bytes put back.
+    socket.resume();
     this.options.logger.info('transport.connection.open', {
       connection: connection.id,
       address: socket.remoteAddress,
       port: socket.remotePort,
+      tls: connection.tls,
     });
-  };
+  }
+
+  /** Says why in an ERROR frame, then closes. */
+  private refuse(socket: Socket, address: string, error: FerryError): void {
+    this.connectionsRejected++;
+    this.rejected(error.code);
+    this.options.logger.warn('transport.connection.rejected', { address, code: error.code, message: error.message, connections: this.admitted });
+    const writer = new FrameWriter(256);
+    encodeError(writer, 0, { code: error.code, message: error.message });
+    socket.on('error', () => undefined);
+    socket.end(writer.take()!);
+    this.options.clock.schedule(REFUSED_LINGER_MS, () => socket.destroy());
+  }
+
+  rejected(code: ErrorCode): void {
+    this.options.rejections?.count(code, 'tcp');
+  }
 
   connectionClosed(connection: Connection): void {
     if (!this.connections.delete(connection)) return;
@@ -139,6 +214,7 @@ export class TcpServer implements ConnectionOwner {
       connections: this.connections.size,
       connectionsTotal: this.connectionsTotal,
       connectionsRejected: this.connectionsRejected,
+      handshakesFailed: this.handshakesFailed,
       slowConsumersTotal: this.slowConsumersTotal,
       bytesIn,
       bytesOut,
@@ -165,4 +241,9 @@ export class TcpServer implements ConnectionOwner {
     await stopped;
     this.options.logger.info('transport.closed', { connectionsTotal: this.connectionsTotal });
   }
+}
+
+/** `::ffff:10.0.0.1` and `10.0.0.1` are one client: IPv4 peers on a dual-stack socket come mapped. */
+function normalizeAddress(address: string): string {
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice('::ffff:'.length) : address;
 }

@@ -405,7 +405,8 @@ export type ConsumeRequest = Message$1<"ferry.v1.ConsumeRequest"> & {
   /**
    * More deliveries allowed: added to the stream's credit. The first request's credit is the
    * initial credit. The server never has more messages outstanding than the credit granted; a
-   * client that grants one credit per settled message holds at most that many unsettled.
+   * client that grants one credit per settled message holds at most that many unsettled (a stream
+   * subscription, which settles nothing, grants one per message it has processed).
    *
    * @generated from field: uint32 credit = 2;
    */

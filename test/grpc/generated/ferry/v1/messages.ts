@@ -244,7 +244,8 @@ export interface ConsumeRequest {
   /**
    * More deliveries allowed: added to the stream's credit. The first request's credit is the
    * initial credit. The server never has more messages outstanding than the credit granted; a
-   * client that grants one credit per settled message holds at most that many unsettled.
+   * client that grants one credit per settled message holds at most that many unsettled (a stream
+   * subscription, which settles nothing, grants one per message it has processed).
    */
   credit: number;
   /** Settles, applied in this order: acks, nacks, rejects, touches (then the credit). */

@@ -1,0 +1,317 @@
+/**
+ * AccessGuard: authorization in one place for every transport. `guard.for(view)` is the BrokerApi
+ * one client sees — the broker, with each call checked against the caller's grants, looked up per
+ * call so that a reloaded users file applies to existing connections at once:
+ *
+ * | call                                   | needs                                                 |
+ * | -------------------------------------- | ----------------------------------------------------- |
+ * | publish(topic)                         | publish on topic (and the publish quota)               |
+ * | subscribe(topic, {group})              | consume on topic (and group); publish on an explicit deadLetterTopic |
+ * | createTopic, deleteTopic               | admin on the topic                                    |
+ * | resetGroup(topic, group)               | admin on the topic                                    |
+ * | redrive(deadLetterTopic)               | admin on the dead-letter topic                        |
+ * | describeGroup(topic, group)            | admin on the topic, or consume on topic and group     |
+ * | listGroups(topic)                      | any grant on the topic; non-admins see the groups they may consume |
+ * | listTopics, describeTopic              | lists only, and describes only, topics with some grant |
+ *
+ * Settling (ack, nack, reject, touch) needs nothing more than the subscription. Subscriptions
+ * outlive single calls, so the guard keeps the open ones and checks them again whenever the users
+ * change: one whose consume grant is gone is closed (its unsettled messages go back to the group)
+ * and its transport hears FORBIDDEN.
+ */
+import type { Logger } from '../platform/logger.js';
+import { silentLogger } from '../platform/logger.js';
+import { FerryError, type ErrorCode } from '../protocol/errors.js';
+import type {
+  BrokerApi,
+  DeliverySink,
+  GroupInfo,
+  PublishMessage,
+  PublishResult,
+  RedriveOptions,
+  RedriveResult,
+  StartPosition,
+  SubscribeOptions,
+  Subscription,
+  TopicConfig,
+  TopicInfo,
+} from '../broker/types.js';
+import type { Authenticator, Principal } from './authenticator.js';
+import type { Action, Resource } from './policy.js';
+import type { PublishQuota } from './quota.js';
+
+/** A sink that can be told why its subscription was withdrawn (transports implement it). */
+export interface RevocableSink extends DeliverySink {
+  /** The consume grant is gone: the subscription is closed and no delivery follows. */
+  revoked?(error: FerryError): void;
+}
+
+export interface GuardOptions {
+  /** Per-user publish rate quota; absent: unlimited. */
+  quota?: PublishQuota | null;
+  logger?: Logger;
+}
+
+/** Who is calling, as the guard needs it. */
+export interface AccessView {
+  /** null: not authenticated (allowed everything only while authentication is off). */
+  principal: Principal | null;
+  /** The client's address: the quota's key when there is no principal. */
+  address: string;
+  /** Hears every refusal (FORBIDDEN, RATE_LIMITED), e.g. to count it. */
+  onReject?: (code: ErrorCode) => void;
+  /** The broker calls go to; default: the guard's. */
+  inner?: BrokerApi;
+}
+
+export class AccessGuard {
+  private readonly live = new Set<GuardedSubscription>();
+  private readonly stopListening: () => void;
+  readonly quota: PublishQuota | null;
+  readonly logger: Logger;
+
+  constructor(
+    readonly broker: BrokerApi,
+    readonly authenticator: Authenticator,
+    options: GuardOptions = {},
+  ) {
+    this.quota = options.quota ?? null;
+    this.logger = options.logger ?? silentLogger;
+    this.stopListening = authenticator.onChange(() => this.recheck());
+  }
+
+  /** The broker as `view` may use it. */
+  for(view: AccessView): BrokerApi {
+    return new GuardedBroker(this, view.inner ?? this.broker, view);
+  }
+
+  /** Open subscriptions (for tests and the admin view). */
+  get subscriptionCount(): number {
+    return this.live.size;
+  }
+
+  /** Ends every open subscription whose consume grant is gone; returns how many ended. */
+  recheck(): number {
+    let revoked = 0;
+    for (const subscription of [...this.live]) {
+      if (subscription.permitted()) continue;
+      revoked++;
+      subscription.revoke();
+    }
+    if (revoked > 0) this.logger.warn('security.subscriptions.revoked', { count: revoked });
+    return revoked;
+  }
+
+  track(subscription: GuardedSubscription): void {
+    this.live.add(subscription);
+  }
+
+  untrack(subscription: GuardedSubscription): void {
+    this.live.delete(subscription);
+  }
+
+  close(): void {
+    this.stopListening();
+  }
+}
+
+class GuardedBroker implements BrokerApi {
+  private readonly auth: Authenticator;
+
+  constructor(
+    private readonly guard: AccessGuard,
+    private readonly inner: BrokerApi,
+    private readonly view: AccessView,
+  ) {
+    this.auth = guard.authenticator;
+  }
+
+  private refuse(code: ErrorCode, error: FerryError): never {
+    this.view.onReject?.(code);
+    throw error;
+  }
+
+  private check(action: Action, resource: Resource): void {
+    try {
+      this.auth.authorize(this.view.principal, action, resource);
+    } catch (error) {
+      this.refuse('FORBIDDEN', error as FerryError);
+    }
+  }
+
+  private checkVisible(topic: string): void {
+    if (!this.auth.sees(this.view.principal, topic)) {
+      this.refuse('FORBIDDEN', new FerryError('FORBIDDEN', `${this.view.principal?.name ?? 'anonymous'} has no grant on topic ${topic}`));
+    }
+  }
+
+  createTopic(name: string, config?: Partial<TopicConfig>): Promise<TopicInfo> {
+    try {
+      this.check('admin', { topic: name });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.inner.createTopic(name, config);
+  }
+
+  deleteTopic(name: string): Promise<void> {
+    try {
+      this.check('admin', { topic: name });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.inner.deleteTopic(name);
+  }
+
+  listTopics(): TopicInfo[] {
+    return this.inner.listTopics().filter((info) => this.auth.sees(this.view.principal, info.name));
+  }
+
+  describeTopic(name: string): TopicInfo {
+    this.checkVisible(name);
+    return this.inner.describeTopic(name);
+  }
+
+  publish(topic: string, messages: readonly PublishMessage[]): Promise<PublishResult[]> {
+    try {
+      this.check('publish', { topic });
+      this.takeQuota(messages.length);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.inner.publish(topic, messages);
+  }
+
+  private takeQuota(count: number): void {
+    const quota = this.guard.quota;
+    if (quota === null) return;
+    const key = this.view.principal === null ? `address:${this.view.address}` : `user:${this.view.principal.name}`;
+    if (quota.take(key, count)) return;
+    const retryAfterMs = quota.retryAfterMs(key);
+    this.refuse(
+      'RATE_LIMITED',
+      new FerryError('RATE_LIMITED', `publish quota of ${quota.messagesPerSecond} messages/s exceeded; retry in ${retryAfterMs} ms`, { detail: { retryAfterMs } }),
+    );
+  }
+
+  async subscribe(topic: string, options: SubscribeOptions, sink: DeliverySink): Promise<Subscription> {
+    const resource: Resource = options.group === undefined ? { topic } : { topic, group: options.group };
+    this.check('consume', resource);
+    // A group's dead letters are written by the broker: naming another topic must not be a way to publish there.
+    if (options.deadLetterTopic !== undefined) this.check('publish', { topic: options.deadLetterTopic });
+    const inner = await this.inner.subscribe(topic, options, sink);
+    const guarded = new GuardedSubscription(this.guard, inner, sink as RevocableSink, this.view.principal, resource);
+    if (!guarded.permitted()) {
+      // Revoked while the subscribe was in flight.
+      await inner.close();
+      this.check('consume', resource);
+    }
+    this.guard.track(guarded);
+    return guarded;
+  }
+
+  listGroups(topic: string): GroupInfo[] {
+    this.checkVisible(topic);
+    const groups = required(this.inner, 'listGroups')(topic);
+    if (this.auth.allows(this.view.principal, 'admin', { topic })) return groups;
+    return groups.filter((group) => this.auth.allows(this.view.principal, 'consume', { topic, group: group.name }));
+  }
+
+  describeGroup(topic: string, group: string): GroupInfo {
+    if (!this.auth.allows(this.view.principal, 'admin', { topic })) this.check('consume', { topic, group });
+    return required(this.inner, 'describeGroup')(topic, group);
+  }
+
+  resetGroup(topic: string, group: string, to: StartPosition): Promise<GroupInfo> {
+    try {
+      this.check('admin', { topic });
+      return required(this.inner, 'resetGroup')(topic, group, to);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  redrive(deadLetterTopic: string, options?: RedriveOptions): Promise<RedriveResult> {
+    try {
+      this.check('admin', { topic: deadLetterTopic });
+      return required(this.inner, 'redrive')(deadLetterTopic, options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** A per-client view: closing it must not close the broker everyone shares. */
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+function required<K extends 'listGroups' | 'describeGroup' | 'resetGroup' | 'redrive'>(broker: BrokerApi, name: K): NonNullable<BrokerApi[K]> {
+  const method = broker[name];
+  if (method === undefined) throw new FerryError('INVALID_ARGUMENT', `this broker does not support ${name}`);
+  return (method as (...args: never[]) => unknown).bind(broker) as NonNullable<BrokerApi[K]>;
+}
+
+/** A subscription the guard can withdraw; everything else passes through. */
+class GuardedSubscription implements Subscription {
+  readonly reject?: (partition: number, offset: number, reason: string) => Promise<void>;
+  readonly touch?: (partition: number, offset: number) => Promise<void>;
+  private closing: Promise<void> | null = null;
+
+  constructor(
+    private readonly guard: AccessGuard,
+    private readonly inner: Subscription,
+    private readonly sink: RevocableSink,
+    private readonly principal: Principal | null,
+    private readonly resource: Resource,
+  ) {
+    const { reject, touch } = inner;
+    if (reject !== undefined) this.reject = (partition, offset, reason) => reject.call(inner, partition, offset, reason);
+    if (touch !== undefined) this.touch = (partition, offset) => touch.call(inner, partition, offset);
+  }
+
+  get id(): number {
+    return this.inner.id;
+  }
+  get topic(): string {
+    return this.inner.topic;
+  }
+  get group(): string | undefined {
+    return this.inner.group;
+  }
+
+  permitted(): boolean {
+    return this.guard.authenticator.allows(this.principal, 'consume', this.resource);
+  }
+
+  /** Closes the subscription and tells the transport why. */
+  revoke(): void {
+    const who = this.principal?.name ?? 'anonymous';
+    const what = this.resource.group === undefined ? this.resource.topic : `${this.resource.topic} (group ${this.resource.group})`;
+    const error = new FerryError('FORBIDDEN', `${who} may no longer consume ${what}`);
+    this.close().catch((failure: unknown) => this.guard.logger.warn('security.revoke.close_failed', { error: failure }));
+    if (this.sink.revoked !== undefined) this.sink.revoked(error);
+    else this.sink.ended?.(error.message);
+  }
+
+  grantCredit(count: number): void {
+    this.inner.grantCredit(count);
+  }
+
+  ack(partition: number, offset: number): Promise<void> {
+    return this.inner.ack(partition, offset);
+  }
+
+  nack(partition: number, offset: number, options?: { delayMs?: number }): Promise<void> {
+    return this.inner.nack(partition, offset, options);
+  }
+
+  resume(): void {
+    this.inner.resume();
+  }
+
+  close(): Promise<void> {
+    this.guard.untrack(this);
+    return (this.closing ??= this.inner.close());
+  }
+}

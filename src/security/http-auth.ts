@@ -1,0 +1,146 @@
+/**
+ * Authentication and authorization on the HTTP port (admin API, dashboard, gRPC and Connect).
+ * Each request is authenticated once, before its handler runs — by its TLS client certificate,
+ * an `Authorization: Basic` user and password, or an `Authorization: Bearer` token — and the
+ * handler runs inside that request's context (AsyncLocalStorage), so the broker getter the API and
+ * gRPC services already call per request returns the guard's view for the caller.
+ *
+ * Without credentials only the public paths answer (probes, /metrics, the dashboard's own files);
+ * an /api/ request gets 401 with `WWW-Authenticate: Basic`, so a browser asks for a login once
+ * and the dashboard's calls carry it from then on; a gRPC call fails UNAUTHENTICATED. With
+ * authentication off, everything passes as before.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import type { BrokerApi } from '../broker/types.js';
+import type { Logger } from '../platform/logger.js';
+import { FerryError, isFerryError, type ErrorCode } from '../protocol/errors.js';
+import type { Authenticator, Credentials, Principal } from './authenticator.js';
+import type { AccessGuard } from './guard.js';
+import type { Rejections } from './rejections.js';
+import { verifiedPeerName } from './tls.js';
+
+/** Longest Authorization header read: a token or a user and password, base64; more is not a credential. */
+const AUTHORIZATION_CHARS_MAX = 4096;
+/** Admin API paths that show the whole broker rather than topics, and need admin on every topic (`*`). */
+const BROKER_WIDE_PATHS: ReadonlySet<string> = new Set(['/api/connections']);
+
+interface RequestAuth {
+  principal: Principal | null;
+  /** Why the request is not authenticated (AUTH_REQUIRED, AUTH_FAILED); null when it is, or needs not be. */
+  error: FerryError | null;
+  address: string;
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => unknown;
+
+export class HttpSecurity {
+  private readonly current = new AsyncLocalStorage<RequestAuth>();
+
+  constructor(
+    readonly authenticator: Authenticator,
+    readonly guard: AccessGuard,
+    private readonly rejections: Rejections | null,
+    private readonly logger: Logger,
+  ) {}
+
+  /** The port's request handler, with every request authenticated first. */
+  wrap(handler: Handler): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+    return async (req, res) => {
+      const auth = await this.authenticate(req);
+      const path = new URL(req.url ?? '/', 'http://admin').pathname;
+      if (path.startsWith('/api/')) {
+        const refusal = auth.error ?? this.brokerWideRefusal(path, auth.principal);
+        if (refusal !== null) {
+          this.refuse(res, refusal);
+          return;
+        }
+      }
+      await this.current.run(auth, () => handler(req, res));
+    };
+  }
+
+  /**
+   * The broker as the current request's caller may use it. Throws the request's authentication
+   * failure, or AUTH_REQUIRED outside any request (fail closed).
+   */
+  brokerFor(inner: BrokerApi): BrokerApi {
+    const auth = this.requireAuthenticated();
+    return this.guard.for({ principal: auth.principal, address: auth.address, inner, onReject: (code) => this.count(code) });
+  }
+
+  /** For calls that reach no broker method (gRPC settles by consumer id): only authenticated callers. */
+  requireAuthenticated(): RequestAuth {
+    const auth = this.current.getStore() ?? { principal: null, error: new FerryError('AUTH_REQUIRED', 'authentication required'), address: '' };
+    if (auth.error !== null) {
+      this.count(auth.error.code);
+      throw auth.error;
+    }
+    return auth;
+  }
+
+  private async authenticate(req: IncomingMessage): Promise<RequestAuth> {
+    const address = req.socket?.remoteAddress ?? '';
+    if (!this.authenticator.enabled) return { principal: null, error: null, address };
+    try {
+      const certified = peerName(req);
+      if (certified !== null) return { principal: this.authenticator.certificatePrincipal(certified), error: null, address };
+      const credentials = credentialsFrom(req.headers.authorization);
+      if (credentials === null) {
+        return { principal: null, error: new FerryError('AUTH_REQUIRED', 'authentication required: send Authorization: Basic (user and password) or Bearer (token)'), address };
+      }
+      return { principal: await this.authenticator.authenticate(credentials, address), error: null, address };
+    } catch (error) {
+      if (isFerryError(error)) return { principal: null, error, address };
+      this.logger.error('security.http.authenticate_failed', { error });
+      return { principal: null, error: new FerryError('AUTH_FAILED', 'authentication failed'), address };
+    }
+  }
+
+  private brokerWideRefusal(path: string, principal: Principal | null): FerryError | null {
+    if (!BROKER_WIDE_PATHS.has(path) || this.authenticator.allows(principal, 'admin', { topic: '*' })) return null;
+    return new FerryError('FORBIDDEN', `${principal?.name ?? 'anonymous'} may not see ${path}: it needs admin on every topic (*)`);
+  }
+
+  private refuse(res: ServerResponse, error: FerryError): void {
+    this.count(error.code);
+    const status = error.code === 'FORBIDDEN' ? 403 : 401;
+    const text = JSON.stringify({ error: { code: error.code, message: error.message } });
+    res.writeHead(status, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(text),
+      'cache-control': 'no-store',
+      ...(status === 401 ? { 'www-authenticate': 'Basic realm="ferry", charset="UTF-8"' } : {}),
+    });
+    res.end(text);
+  }
+
+  private count(code: ErrorCode): void {
+    this.rejections?.count(code, 'http');
+  }
+}
+
+/** The verified client certificate's CN, when the request came over mutual TLS. */
+function peerName(req: IncomingMessage): string | null {
+  // HTTP/2 requests expose the session's socket through a proxy: test for the method, not the class.
+  const socket = req.socket as Partial<TLSSocket> | undefined;
+  if (socket === undefined || typeof socket.getPeerCertificate !== 'function') return null;
+  return verifiedPeerName(socket as TLSSocket);
+}
+
+/** `Basic base64(user:password)` or `Bearer token`; null without an Authorization header. */
+export function credentialsFrom(header: string | undefined): Credentials | null {
+  if (header === undefined || header === '') return null;
+  if (header.length > AUTHORIZATION_CHARS_MAX) throw new FerryError('AUTH_FAILED', 'the Authorization header is too long');
+  const space = header.indexOf(' ');
+  const scheme = header.slice(0, space < 0 ? header.length : space).toLowerCase();
+  const value = space < 0 ? '' : header.slice(space + 1).trim();
+  if (scheme === 'bearer' && value !== '') return { token: value };
+  if (scheme === 'basic') {
+    const decoded = Buffer.from(value, 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    if (colon > 0) return { user: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+  }
+  throw new FerryError('AUTH_FAILED', 'the Authorization header must be Basic (user:password in base64) or Bearer (a token)');
+}

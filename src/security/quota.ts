@@ -1,0 +1,52 @@
+/**
+ * Per-user publish rate quota: a token bucket per key (the user's name, or the client's address
+ * when authentication is off). A publish of n messages takes n tokens; the bucket refills at
+ * `messagesPerSecond` up to `burstMessages`. A publish is admitted whenever the bucket is not
+ * empty and may take it below zero: a batch larger than the burst still goes through, and the
+ * debt makes the next ones wait, so the long-run rate is the quota whatever the batch sizes.
+ */
+import type { Clock } from '../platform/clock.js';
+
+/** Buckets kept; the least recently used go first beyond it (a forgotten bucket starts full). */
+export const QUOTA_BUCKETS_MAX = 100_000;
+
+interface Bucket {
+  tokens: number;
+  lastMs: number;
+}
+
+export class PublishQuota {
+  private readonly buckets = new Map<string, Bucket>();
+
+  constructor(
+    readonly messagesPerSecond: number,
+    readonly burstMessages: number,
+    private readonly clock: Clock,
+  ) {}
+
+  /** Takes `count` tokens from `key`'s bucket; false (nothing taken) when it is empty. */
+  take(key: string, count: number): boolean {
+    const nowMs = this.clock.monotonicMs();
+    let bucket = this.buckets.get(key);
+    if (bucket === undefined) {
+      bucket = { tokens: this.burstMessages, lastMs: nowMs };
+      if (this.buckets.size >= QUOTA_BUCKETS_MAX) this.buckets.delete(this.buckets.keys().next().value!);
+    } else {
+      this.buckets.delete(key);
+      bucket.tokens = Math.min(this.burstMessages, bucket.tokens + ((nowMs - bucket.lastMs) * this.messagesPerSecond) / 1000);
+      bucket.lastMs = nowMs;
+    }
+    // Re-inserted on every use: the map's order is least recently used first.
+    this.buckets.set(key, bucket);
+    if (bucket.tokens <= 0) return false;
+    bucket.tokens -= count;
+    return true;
+  }
+
+  /** Milliseconds until `key` may publish again (0: now); for the RATE_LIMITED detail. */
+  retryAfterMs(key: string): number {
+    const bucket = this.buckets.get(key);
+    if (bucket === undefined || bucket.tokens > 0) return 0;
+    return Math.ceil(((1 - bucket.tokens) * 1000) / this.messagesPerSecond);
+  }
+}
