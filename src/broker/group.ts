@@ -17,7 +17,7 @@ import { DeadLetterer, type DeadLetterTarget } from './dead-letter.js';
 import { GroupEventKind } from './group-journal.js';
 import type { GroupStore } from './group-store.js';
 import { PartitionReader } from './partition-reader.js';
-import { insertSorted, removeSorted } from './sorted-array.js';
+import { DISPATCH_READ_RECORDS_MAX, HELD_RECORD_BYTES_MAX } from './limits.js';
 import type { Delivery, DeliverySink, GroupConfig, GroupInfo, Subscription } from './types.js';
 
 interface InFlight {
@@ -26,18 +26,27 @@ interface InFlight {
   /** Monotonic time after which the delivery times out. */
   deadlineMs: number;
   deliveredAtMs: number;
+  /** Kept (bounded by credit) so a redelivery needs no read. */
+  record: LogRecord;
+}
+
+/** A message waiting to be delivered again. */
+interface Waiting {
+  /** Deliveries so far. */
+  deliveries: number;
+  /** The record when held in memory (within HELD_RECORD_BYTES_MAX), else read again when due. */
+  record: LogRecord | null;
 }
 
 class GroupPartition {
   /** In delivery order; touch() re-inserts, so deadlines never decrease along the map. */
   readonly inFlight = new Map<number, InFlight>();
-  /** Offsets due for redelivery now, ascending. */
-  readonly redeliver: number[] = [];
-  /** Records fetched for redelivery. */
-  redeliverReady: LogRecord[] = [];
-  fetchingRedelivery = false;
-  /** Offsets waiting for a redelivery (scheduled or due) → deliveries so far. */
-  readonly waiting = new Map<number, number>();
+  /** Offsets due for redelivery now, in the order they fell due (a queue; stale entries are skipped). */
+  due: number[] = [];
+  dueHead = 0;
+  fetchingDue = false;
+  /** Offsets waiting for a redelivery (scheduled or due). */
+  readonly waiting = new Map<number, Waiting>();
   readonly retryTimers = new Map<number, TimerHandle>();
 
   constructor(
@@ -71,6 +80,8 @@ export class Group {
   private pumping = false;
   private closed = false;
   private ackTimer: TimerHandle | null = null;
+  /** Bytes of records held for waiting redeliveries, against HELD_RECORD_BYTES_MAX. */
+  private heldBytes = 0;
   /** While a reset is being made durable, nothing is delivered (the old state would skip records). */
   private resetting = false;
 
@@ -102,7 +113,7 @@ export class Group {
     const nowMs = deps.clock.nowMs();
     deps.store.state.partitions.forEach((state, index) => {
       const partition = group.partitions[index]!;
-      for (const [offset, retry] of state.retries) group.scheduleRedelivery(partition, offset, retry.deliveries, retry.dueMs - nowMs);
+      for (const [offset, retry] of state.retries) group.scheduleRedelivery(partition, offset, retry.deliveries, retry.dueMs - nowMs, null);
     });
     await group.deadLetterer.recover();
     return group;
@@ -208,7 +219,7 @@ export class Group {
       this.nextPartitionIndex = (partition.index + 1) % count;
       const deliveryCount = deliveriesBefore + 1;
       const nowMs = this.deps.clock.monotonicMs();
-      partition.inFlight.set(record.offset, { subscription, deliveryCount, deadlineMs: nowMs + this.config.ackTimeoutMs, deliveredAtMs: nowMs });
+      partition.inFlight.set(record.offset, { subscription, deliveryCount, deadlineMs: nowMs + this.config.ackTimeoutMs, deliveredAtMs: nowMs, record });
       this.armAckTimer();
       subscription.credit -= 1;
       subscription.inFlight += 1;
@@ -230,12 +241,25 @@ export class Group {
 
   private nextRecord(partition: GroupPartition): { record: LogRecord; deliveriesBefore: number } | undefined {
     const state = this.deps.store.state.partitions[partition.index]!;
-    while (partition.redeliverReady.length > 0) {
-      const record = partition.redeliverReady.shift()!;
-      const deliveries = partition.waiting.get(record.offset);
-      if (deliveries === undefined || state.acks.isSettled(record.offset)) continue;
-      partition.waiting.delete(record.offset);
-      return { record, deliveriesBefore: deliveries };
+    // Redeliveries first, in the order they fell due.
+    while (partition.dueHead < partition.due.length) {
+      const offset = partition.due[partition.dueHead]!;
+      const waiting = partition.waiting.get(offset);
+      if (waiting === undefined || state.acks.isSettled(offset) || partition.retryTimers.has(offset)) {
+        partition.dueHead += 1;
+        continue;
+      }
+      if (waiting.record === null) {
+        this.fetchDue(partition);
+        break;
+      }
+      partition.dueHead += 1;
+      this.forgetWaiting(partition, offset);
+      return { record: waiting.record, deliveriesBefore: waiting.deliveries };
+    }
+    if (partition.dueHead > 0 && partition.dueHead * 2 >= partition.due.length) {
+      partition.due = partition.due.slice(partition.dueHead);
+      partition.dueHead = 0;
     }
     for (;;) {
       const record = partition.reader.takeHighestPriority();
@@ -252,34 +276,51 @@ export class Group {
     let demand = 0;
     for (const subscription of this.subscriptions) demand += subscription.credit;
     if (demand === 0) return;
-    for (const partition of this.partitions) {
-      if (partition.redeliver.length > 0) this.fetchRedeliveries(partition);
-      else partition.reader.request(demand);
-    }
+    for (const partition of this.partitions) partition.reader.request(demand);
   }
 
-  private fetchRedeliveries(partition: GroupPartition): void {
-    if (partition.fetchingRedelivery) return;
-    partition.fetchingRedelivery = true;
-    const offsets = partition.redeliver.splice(0, partition.redeliver.length);
-    void this.readOffsets(partition.log, offsets).then((records) => {
-      partition.fetchingRedelivery = false;
-      partition.redeliverReady.push(...records);
+  /** Reads the records of due redeliveries that are not held in memory (after a restart, or past the bound). */
+  private fetchDue(partition: GroupPartition): void {
+    if (partition.fetchingDue) return;
+    const missing: number[] = [];
+    for (let index = partition.dueHead; index < partition.due.length && missing.length < DISPATCH_READ_RECORDS_MAX; index++) {
+      const offset = partition.due[index]!;
+      if (partition.waiting.get(offset)?.record === null) missing.push(offset);
+    }
+    if (missing.length === 0) return;
+    partition.fetchingDue = true;
+    void this.readOffsets(partition, missing.sort((a, b) => a - b)).finally(() => {
+      partition.fetchingDue = false;
       this.pump();
     });
   }
 
-  private async readOffsets(log: Log, offsets: number[]): Promise<LogRecord[]> {
-    const records: LogRecord[] = [];
-    for (const offset of offsets) {
+  /** Reads sorted offsets in runs (one read per run of close offsets) into their waiting entries. */
+  private async readOffsets(partition: GroupPartition, offsets: number[]): Promise<void> {
+    /** Offsets this close together are read in one go rather than one by one. */
+    const RUN_GAP_MAX = 64;
+    let start = 0;
+    while (start < offsets.length) {
+      let end = start;
+      while (end + 1 < offsets.length && offsets[end + 1]! - offsets[end]! <= RUN_GAP_MAX) end++;
+      const first = offsets[start]!;
+      const last = offsets[end]!;
       try {
-        const [record] = await log.read(offset, { recordsMax: 1 });
-        if (record !== undefined && record.offset === offset) records.push(record);
+        const records = await partition.log.read(first, { recordsMax: last - first + 1 });
+        for (const record of records) {
+          const waiting = partition.waiting.get(record.offset);
+          if (waiting !== undefined && waiting.record === null) waiting.record = copyRecord(record);
+        }
       } catch (error) {
-        this.deps.logger.error('broker.group.redelivery_read_failed', { topic: this.topic, group: this.name, offset, error });
+        this.deps.logger.error('broker.group.redelivery_read_failed', { topic: this.topic, group: this.name, from: first, to: last, error });
+        // Unreadable (deleted by retention or damaged): nothing left to redeliver.
+        for (let index = start; index <= end; index++) {
+          const offset = offsets[index]!;
+          if (partition.waiting.get(offset)?.record === null) this.forgetWaiting(partition, offset);
+        }
       }
+      start = end + 1;
     }
-    return records;
   }
 
   // --- Ack timeouts ---
@@ -307,7 +348,7 @@ export class Group {
         partition.inFlight.delete(offset);
         entry.subscription.inFlight -= 1;
         this.deps.logger.debug('broker.group.ack_timeout', { topic: this.topic, group: this.name, partition: partition.index, offset });
-        void this.fail(partition, offset, entry.deliveryCount, 'ack timeout').catch((error: unknown) =>
+        void this.fail(partition, entry, 'ack timeout').catch((error: unknown) =>
           this.deps.logger.error('broker.group.redelivery_failed', { topic: this.topic, group: this.name, offset, error }),
         );
       }
@@ -327,7 +368,7 @@ export class Group {
       deliveries = entry.deliveryCount;
     } else if (partition.waiting.has(offset)) {
       // A late ack of a message waiting for redelivery (its delivery timed out): settle it all the same.
-      deliveries = partition.waiting.get(offset)!;
+      deliveries = partition.waiting.get(offset)!.deliveries;
       this.forgetWaiting(partition, offset);
     } else if (state.acks.isSettled(offset)) {
       return Promise.resolve();
@@ -337,7 +378,7 @@ export class Group {
     return this.deps.store.settle(partitionIndex, offset).catch((error: unknown) => {
       // The ack did not become durable (e.g. disk full): the message is delivered again.
       if (!this.deps.store.state.partitions[partitionIndex]!.acks.isSettled(offset) && !this.closed) {
-        this.scheduleRedelivery(partition, offset, deliveries, 0);
+        this.scheduleRedelivery(partition, offset, deliveries, 0, entry?.record ?? null);
       }
       throw error;
     });
@@ -347,7 +388,7 @@ export class Group {
   release(subscription: GroupSubscription, partitionIndex: number, offset: number, delayMs?: number): Promise<void> {
     const partition = this.partitionAt(partitionIndex);
     const entry = this.takeInFlight(subscription, partition, offset);
-    return this.fail(partition, offset, entry.deliveryCount, 'nack', delayMs);
+    return this.fail(partition, entry, 'nack', delayMs);
   }
 
   reject(subscription: GroupSubscription, partitionIndex: number, offset: number, reason: string): Promise<void> {
@@ -376,40 +417,48 @@ export class Group {
   }
 
   /** A delivery failed (nack or ack timeout): schedule its redelivery, or dead-letter it. */
-  private async fail(partition: GroupPartition, offset: number, deliveries: number, reason: string, delayMs?: number): Promise<void> {
+  private async fail(partition: GroupPartition, entry: InFlight, reason: string, delayMs?: number): Promise<void> {
+    const offset = entry.record.offset;
+    const deliveries = entry.deliveryCount;
     if (deliveries >= this.config.deliveriesMax) {
       await this.deadLetterer.move(partition.index, offset, deliveries, `${reason} after ${deliveries} deliveries`);
       return;
     }
     const delay = delayMs ?? backoffDelayMs(this.config.backoffMs, deliveries, this.deps.random);
     const dueMs = this.deps.clock.nowMs() + delay;
-    this.scheduleRedelivery(partition, offset, deliveries, delay);
+    this.scheduleRedelivery(partition, offset, deliveries, delay, entry.record);
     await this.deps.store.record({ kind: GroupEventKind.retry, partition: partition.index, offset, deliveries, dueMs });
   }
 
-  private scheduleRedelivery(partition: GroupPartition, offset: number, deliveries: number, delayMs: number): void {
-    partition.waiting.set(offset, deliveries);
-    partition.retryTimers.get(offset)?.cancel();
+  private scheduleRedelivery(partition: GroupPartition, offset: number, deliveries: number, delayMs: number, record: LogRecord | null): void {
+    this.forgetWaiting(partition, offset);
+    let held: LogRecord | null = null;
+    if (record !== null && this.heldBytes + recordBytes(record) <= HELD_RECORD_BYTES_MAX) {
+      held = record;
+      this.heldBytes += recordBytes(record);
+    }
+    partition.waiting.set(offset, { deliveries, record: held });
     if (delayMs <= 0) {
-      partition.retryTimers.delete(offset);
-      insertSorted(partition.redeliver, offset);
+      partition.due.push(offset);
       queueMicrotask(() => this.pump());
       return;
     }
     const timer = this.deps.clock.schedule(delayMs, () => {
       partition.retryTimers.delete(offset);
       if (this.closed || !partition.waiting.has(offset)) return;
-      insertSorted(partition.redeliver, offset);
+      partition.due.push(offset);
       this.pump();
     });
     partition.retryTimers.set(offset, timer);
   }
 
   private forgetWaiting(partition: GroupPartition, offset: number): void {
+    const waiting = partition.waiting.get(offset);
+    if (waiting === undefined) return;
     partition.waiting.delete(offset);
+    if (waiting.record !== null) this.heldBytes -= recordBytes(waiting.record);
     partition.retryTimers.get(offset)?.cancel();
     partition.retryTimers.delete(offset);
-    removeSorted(partition.redeliver, offset);
   }
 
   removeSubscription(subscription: GroupSubscription): void {
@@ -421,7 +470,7 @@ export class Group {
         if (entry.subscription !== subscription) continue;
         // Not the message's fault: it goes straight back, keeping its delivery count.
         partition.inFlight.delete(offset);
-        this.scheduleRedelivery(partition, offset, entry.deliveryCount, 0);
+        this.scheduleRedelivery(partition, offset, entry.deliveryCount, 0, entry.record);
       }
     }
     subscription.inFlight = 0;
@@ -436,7 +485,8 @@ export class Group {
         for (const entry of partition.inFlight.values()) entry.subscription.inFlight -= 1;
         partition.inFlight.clear();
         for (const offset of [...partition.waiting.keys()]) this.forgetWaiting(partition, offset);
-        partition.redeliverReady = [];
+        partition.due = [];
+        partition.dueHead = 0;
       }
       await Promise.all(
         this.partitions.map((partition) =>
@@ -534,4 +584,13 @@ export class GroupSubscription implements Subscription {
     this.markClosed();
     this.owner.removeSubscription(this);
   }
+}
+
+function recordBytes(record: LogRecord): number {
+  return record.value.length + (record.key?.length ?? 0) + 64;
+}
+
+/** A copy that does not keep the (possibly large) read buffer the record was sliced from. */
+function copyRecord(record: LogRecord): LogRecord {
+  return { ...record, value: Buffer.from(record.value), key: record.key === null ? null : Buffer.from(record.key) };
 }

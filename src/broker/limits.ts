@@ -28,3 +28,5 @@ export const DELIVERIES_MAX_LIMIT = 1000;
 export const DELAY_MS_MAX = 366 * 24 * 3600 * 1000;
 /** Message ids are compared and kept in memory: keep them short. */
 export const MESSAGE_ID_BYTES_MAX = 256;
+/** Records of nacked or timed-out messages kept in memory for their redelivery; past it they are read again. */
+export const HELD_RECORD_BYTES_MAX = 32 * 1024 * 1024;
