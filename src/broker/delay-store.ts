@@ -19,7 +19,7 @@ import type { Logger } from '../platform/logger.js';
 import { mkdirDurable, writeFileAtomic } from '../platform/atomic-write.js';
 import { FerryError } from '../protocol/errors.js';
 import { Log } from '../storage/log.js';
-import type { Durability, Header, RecordInput, StorageObserver } from '../storage/types.js';
+import type { Durability, Header, LogRecord, RecordInput, StorageObserver } from '../storage/types.js';
 import { insertSorted } from './sorted-array.js';
 import type { PublishMessage } from './types.js';
 
@@ -87,6 +87,8 @@ export class DelayStore {
   private indexedWrittenEnd: number;
   private moving: Promise<void> | null = null;
   private moveTimer: TimerHandle | null = null;
+  /** Wall time the armed move timer fires at. */
+  private moveTimerAtMs = Infinity;
   private loadTimer: TimerHandle | null = null;
   private checkpointTimer: TimerHandle | null = null;
   private checkpointing: Promise<void> | null = null;
@@ -271,10 +273,17 @@ export class DelayStore {
   // --- Moving due messages into the topic ---
 
   private armMoveTimer(delayMs?: number): void {
-    if (this.moveTimer !== null || this.moving !== null || this.closed) return;
+    if (this.moving !== null || this.closed) return;
     const next = this.due[0];
     if (next === undefined) return;
-    this.moveTimer = this.options.clock.schedule(delayMs ?? next.dueMs - this.options.clock.nowMs(), () => {
+    const fireAtMs = delayMs === undefined ? next.dueMs : this.options.clock.nowMs() + delayMs;
+    if (this.moveTimer !== null) {
+      // A message due sooner than the armed timer must not wait for it.
+      if (delayMs !== undefined || fireAtMs >= this.moveTimerAtMs) return;
+      this.moveTimer.cancel();
+    }
+    this.moveTimerAtMs = fireAtMs;
+    this.moveTimer = this.options.clock.schedule(fireAtMs - this.options.clock.nowMs(), () => {
       this.moveTimer = null;
       let retry = false;
       this.moving = this.moveDue()
@@ -297,21 +306,23 @@ export class DelayStore {
       if (batch.length === 0) return false;
       const skipped: number[] = [];
       try {
+        const records = await this.readEntries(batch.filter((entry) => !this.alreadyMoved.has(entry.offset)));
         const messages: PublishMessage[] = [];
         for (const entry of batch) {
           if (this.alreadyMoved.has(entry.offset)) {
             skipped.push(entry.offset);
             continue;
           }
-          const [record] = await this.log.read(entry.offset, { recordsMax: 1 });
-          if (record === undefined || record.offset !== entry.offset) continue;
+          const record = records.get(entry.offset);
+          if (record === undefined) continue;
           const partitionHeader = record.headers.find(([name]) => name === PARTITION_HEADER);
           const headers: Header[] = record.headers.filter(([name]) => name !== PARTITION_HEADER);
           headers.push([DELAY_OFFSET_HEADER, String(entry.offset)]);
           messages.push({
-            key: record.key,
+            // Copies: the read buffer holds whole stored batches, which must not stay alive.
+            key: record.key === null ? null : Buffer.from(record.key),
             headers,
-            value: record.value,
+            value: Buffer.from(record.value),
             ...(partitionHeader === undefined ? {} : { partition: Number(partitionHeader[1]) }),
           });
         }
@@ -328,6 +339,30 @@ export class DelayStore {
       this.scheduleCheckpoint();
     }
     return false;
+  }
+
+  /** Reads the records of `entries` from the delay log: one read per run of nearby offsets. */
+  private async readEntries(entries: readonly Entry[]): Promise<Map<number, LogRecord>> {
+    /** Offsets this close together are read in one go. */
+    const RUN_GAP_MAX = 256;
+    const offsets = entries.map((entry) => entry.offset).sort((a, b) => a - b);
+    const wanted = new Set(offsets);
+    const found = new Map<number, LogRecord>();
+    let start = 0;
+    while (start < offsets.length) {
+      let end = start;
+      while (end + 1 < offsets.length && offsets[end + 1]! - offsets[end]! <= RUN_GAP_MAX) end++;
+      let from = offsets[start]!;
+      const last = offsets[end]!;
+      while (from <= last) {
+        const records = await this.log.read(from, { recordsMax: last - from + 1 });
+        if (records.length === 0) break;
+        for (const record of records) if (wanted.has(record.offset)) found.set(record.offset, record);
+        from = records[records.length - 1]!.offset + 1;
+      }
+      start = end + 1;
+    }
+    return found;
   }
 
   private isAfterCursor(entry: Entry): boolean {

@@ -135,3 +135,19 @@ test('delay - many delays spread over time: each delivered once, never early, wi
   assert.ok(dueInMemoryMax < 250, `only a few buckets are in memory (max ${dueInMemoryMax} of 2000 entries)`);
   await broker.close();
 });
+
+test('delay - a short delay published after a longer one is delivered at its own time', async () => {
+  const { broker, clock } = await openSimBroker();
+  await broker.createTopic('jobs');
+  await broker.publish('jobs', [{ value: Buffer.from('long'), delayMs: 5000 }]);
+  await broker.publish('jobs', [{ value: Buffer.from('short'), delayMs: 200 }]);
+  const sink = new RecordingSink();
+  await broker.subscribe('jobs', { from: { kind: 'earliest' }, credit: 10 }, sink);
+  await clock.advanceAndSettle(200);
+  await flush();
+  assert.deepEqual(values(sink), ['short']);
+  await clock.advanceAndSettle(4800);
+  await flush();
+  assert.deepEqual(values(sink), ['short', 'long']);
+  await broker.close();
+});

@@ -270,7 +270,6 @@ test('client delivery - a group delivers higher priorities first; a priority out
 
 test(
   'client delivery - a short delay published after a longer one is not held back by it',
-  { todo: 'broker: DelayStore.armMoveTimer keeps the timer armed for the earlier-scheduled, later-due entry' },
   async () => {
     await withClient(async (client) => {
       await client.createTopic('jobs');
