@@ -268,6 +268,8 @@ export class Broker implements BrokerApi, DeadLetterTarget {
       while (offset < endOffset && moved < limit) {
         const records = await log.read(offset, { recordsMax: DEAD_LETTER_READ_RECORDS, endOffset });
         if (records.length === 0) break;
+        // Each read's matches go back as one publish per source topic, then are settled together.
+        const bySource = new Map<string, { messages: PublishMessage[]; offsets: number[] }>();
         for (const record of records) {
           if (moved >= limit) break;
           if (group.isSettled(partition, record.offset)) continue;
@@ -278,11 +280,15 @@ export class Broker implements BrokerApi, DeadLetterTarget {
             continue;
           }
           const headers: Header[] = record.headers.filter(([name]) => !name.startsWith(DLQ_HEADER_PREFIX));
-          await this.topic(source).publish([
-            { key: record.key, headers, value: record.value, id: `ferry-redrive:${deadLetterTopic}:${partition}:${record.offset}` },
-          ]);
-          await group.settleDirect(partition, record.offset);
+          let batch = bySource.get(source);
+          if (batch === undefined) bySource.set(source, (batch = { messages: [], offsets: [] }));
+          batch.messages.push({ key: record.key, headers, value: record.value, id: `ferry-redrive:${deadLetterTopic}:${partition}:${record.offset}` });
+          batch.offsets.push(record.offset);
           moved += 1;
+        }
+        for (const [source, batch] of bySource) {
+          await this.topic(source).publish(batch.messages);
+          await Promise.all(batch.offsets.map((offset) => group.settleDirect(partition, offset)));
         }
         offset = records[records.length - 1]!.offset + 1;
       }

@@ -65,19 +65,25 @@ export class DedupIndex {
     }
   }
 
-  /** Rebuilds the index from the records of the last window in every partition. */
-  async rebuild(logs: readonly Log[]): Promise<void> {
+  /**
+   * Rebuilds the index from the records of the last window in every partition, and from delayed
+   * messages not yet moved (their partition is named by `partitionHeader`).
+   */
+  async rebuild(logs: readonly Log[], delayed?: { log: Log; partitionHeader: string }): Promise<void> {
     const fromMs = this.clock.nowMs() - this.windowMs;
     const found: Array<[string, DedupEntry]> = [];
-    for (const [partition, log] of logs.entries()) {
+    const sources: Array<{ log: Log; partition: number | null }> = logs.map((log, partition) => ({ log, partition }));
+    if (delayed !== undefined) sources.push({ log: delayed.log, partition: null });
+    for (const { log, partition: fixedPartition } of sources) {
       let offset = await log.offsetForTimestamp(fromMs);
       while (offset < log.nextOffset) {
         const records = await log.read(offset, { recordsMax: REBUILD_READ_RECORDS });
         if (records.length === 0) break;
         for (const record of records) {
-          for (const [name, value] of record.headers) {
-            if (name === ID_HEADER) found.push([value, { partition, offset: record.offset, storedAtMs: record.timestampMs }]);
-          }
+          const id = record.headers.find(([name]) => name === ID_HEADER)?.[1];
+          if (id === undefined) continue;
+          const partition = fixedPartition ?? Number(record.headers.find(([name]) => name === delayed!.partitionHeader)?.[1] ?? 0);
+          found.push([id, { partition, offset: record.offset, storedAtMs: record.timestampMs }]);
         }
         offset = records[records.length - 1]!.offset + 1;
       }

@@ -25,7 +25,7 @@ import type { PublishMessage } from './types.js';
 
 export const DELIVER_AT_HEADER = 'ferry-deliver-at';
 export const DELAY_OFFSET_HEADER = 'ferry-delay-offset';
-const PARTITION_HEADER = 'ferry-delay-partition';
+export const PARTITION_HEADER = 'ferry-delay-partition';
 /** Width of one bucket of due times: a bucket is loaded one width before it starts. */
 export const DELAY_BUCKET_MS = 60_000;
 /** Messages moved per batch (one read each, one append for the batch). */
@@ -133,6 +133,11 @@ export class DelayStore {
     const store = new DelayStore(options, log, state, bucketStarts);
     await store.recover();
     return store;
+  }
+
+  /** The delay log itself (read-only use: rebuilding the dedup window). */
+  get delayLog(): Log {
+    return this.log;
   }
 
   /** Delayed messages stored and not yet moved. */

@@ -16,6 +16,10 @@ export interface ConsumedMessage {
   deliveryCount: number;
   ack(): Promise<void>;
   nack(options?: { delayMs?: number }): Promise<void>;
+  /** Moves the message to the group's dead-letter topic now; resolves once that is durable. */
+  reject(reason: string): Promise<void>;
+  /** Still working on it: restarts the ack timeout. */
+  touch(): Promise<void>;
 }
 
 export class MessageStream implements AsyncIterable<ConsumedMessage>, DeliverySink {
@@ -70,6 +74,13 @@ export class MessageStream implements AsyncIterable<ConsumedMessage>, DeliverySi
       nack: async (options?: { delayMs?: number }) => {
         await subscription.nack(delivery.partition, delivery.offset, options);
         settle();
+      },
+      reject: async (reason: string) => {
+        await subscription.reject?.(delivery.partition, delivery.offset, reason);
+        settle();
+      },
+      touch: async () => {
+        await subscription.touch?.(delivery.partition, delivery.offset);
       },
     };
   }

@@ -16,7 +16,7 @@ import { Log } from '../storage/log.js';
 import type { Header, RecordInput, RecoveryReport, StorageObserver } from '../storage/types.js';
 import type { DeadLetterTarget } from './dead-letter.js';
 import { DEFAULT_DEDUP_WINDOW_MS, DedupIndex, ID_HEADER, type DedupEntry } from './dedup.js';
-import { DelayStore } from './delay-store.js';
+import { DelayStore, PARTITION_HEADER as DELAY_PARTITION_HEADER } from './delay-store.js';
 import { Group } from './group.js';
 import { GroupStore } from './group-store.js';
 import { DELAY_MS_MAX, MESSAGE_ID_BYTES_MAX } from './limits.js';
@@ -102,8 +102,12 @@ export class Topic {
       ),
     );
     const topic = new Topic(file.name, config, dir, logs, context);
-    await topic.dedup.rebuild(logs);
-    if ((await context.fs.stat(join(dir, DELAYED_DIR))) !== null) await topic.delayed();
+    if ((await context.fs.stat(join(dir, DELAYED_DIR))) !== null) {
+      const delays = await topic.delayed();
+      await topic.dedup.rebuild(logs, { log: delays.delayLog, partitionHeader: DELAY_PARTITION_HEADER });
+    } else {
+      await topic.dedup.rebuild(logs);
+    }
     return { topic, recovery: logs.map((log) => log.recovery) };
   }
 

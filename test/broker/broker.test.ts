@@ -220,3 +220,26 @@ test('broker - topics survive restart, and delete removes them', async () => {
     await broker.close();
   }
 });
+
+test('broker - embedded messages offer reject and touch like the client', async () => {
+  await using dir = await tempDir();
+  const broker = await Broker.open({ dir: dir.path });
+  try {
+    await broker.createTopic('jobs');
+    await broker.publish('jobs', 'bad');
+    const stream = await broker.subscribe('jobs', { group: 'w', from: 'earliest' });
+    for await (const message of stream) {
+      await message.touch();
+      await message.reject('cannot parse');
+      break;
+    }
+    const dead = await broker.subscribe('jobs.dlq', { from: 'earliest' });
+    for await (const message of dead) {
+      assert.equal(message.value.toString(), 'bad');
+      assert.equal(message.headers['ferry-dlq-reason'], 'cannot parse');
+      break;
+    }
+  } finally {
+    await broker.close();
+  }
+});

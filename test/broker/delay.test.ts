@@ -151,3 +151,15 @@ test('delay - a short delay published after a longer one is delivered at its own
   assert.deepEqual(values(sink), ['short', 'long']);
   await broker.close();
 });
+
+test('delay - an id still waiting in the delay store is deduplicated after a restart', async () => {
+  const world = await openSimBroker();
+  await world.broker.createTopic('jobs');
+  const [first] = await world.broker.publish('jobs', [{ value: Buffer.from('d'), id: 'once', delayMs: 60_000 }]);
+  await world.broker.close();
+  const { broker } = await openSimBroker(world.fs, new SimClock(world.clock.nowMs()));
+  const [again] = await broker.publish('jobs', [{ value: Buffer.from('d'), id: 'once', delayMs: 60_000 }]);
+  assert.equal(again!.duplicate, true);
+  assert.equal(again!.offset, first!.offset);
+  await broker.close();
+});
