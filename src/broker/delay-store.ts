@@ -28,8 +28,16 @@ export const DELAY_OFFSET_HEADER = 'ferry-delay-offset';
 export const PARTITION_HEADER = 'ferry-delay-partition';
 /** Width of one bucket of due times: a bucket is loaded one width before it starts. */
 export const DELAY_BUCKET_MS = 60_000;
-/** Messages moved per batch (one read each, one append for the batch). */
+/** Messages moved per batch (read in runs, one append for the batch). */
 const MOVE_BATCH_MAX = 1000;
+/** A read run may span this many records plus RUN_SPAN_PER_ENTRY per wanted entry: dense enough to beat single reads. */
+const RUN_SPAN_SLACK = 32;
+const RUN_SPAN_PER_ENTRY = 4;
+/** Delay-log reads of one move batch in flight together. */
+const READS_IN_FLIGHT_MAX = 8;
+/** Delayed messages per append, and bytes per stored batch: reading one back reads its batch. */
+const DELAY_APPEND_RECORDS_MAX = 16;
+const DELAY_BATCH_BYTES_MAX = 32 * 1024;
 /** How often the schedule's progress is checkpointed, at most. */
 const CHECKPOINT_INTERVAL_MS = 1000;
 /** A failed move (e.g. disk full) is tried again after this long. */
@@ -124,6 +132,7 @@ export class DelayStore {
       syncIntervalMs: options.syncIntervalMs,
       segmentBytes: 16 * 1024 * 1024,
       tailCacheBytes: 0,
+      batchBytesMax: DELAY_BATCH_BYTES_MAX,
       ...(options.observer ? { observer: options.observer } : {}),
     });
     const bucketStarts = (await fs.readdir(join(dir, 'buckets')))
@@ -155,10 +164,18 @@ export class DelayStore {
       if (message.partition !== undefined) headers.push([PARTITION_HEADER, String(message.partition)]);
       return { key: message.key ?? null, headers, value: message.value };
     });
-    const result = await this.log.append(records);
-    const entries = dues.map((dueMs, index) => ({ dueMs, offset: result.baseOffset + index }));
+    // Small appends make small batches, so that moving one message later reads little.
+    const chunks: RecordInput[][] = [];
+    for (let index = 0; index < records.length; index += DELAY_APPEND_RECORDS_MAX) chunks.push(records.slice(index, index + DELAY_APPEND_RECORDS_MAX));
+    const results = await Promise.all(chunks.map((chunk) => this.log.append(chunk)));
+    const entries: Entry[] = [];
+    results.forEach((result, chunk) => {
+      for (let offset = result.baseOffset; offset <= result.lastOffset; offset++) {
+        entries.push({ dueMs: dues[chunk * DELAY_APPEND_RECORDS_MAX + (offset - result.baseOffset)]!, offset });
+      }
+    });
     this.schedule(entries);
-    return entries.map((entry) => ({ offset: entry.offset, deliverAtMs: entry.dueMs, durability: result.durability }));
+    return entries.map((entry) => ({ offset: entry.offset, deliverAtMs: entry.dueMs, durability: results[0]!.durability }));
   }
 
   private schedule(entries: Entry[]): void {
@@ -324,10 +341,9 @@ export class DelayStore {
           const headers: Header[] = record.headers.filter(([name]) => name !== PARTITION_HEADER);
           headers.push([DELAY_OFFSET_HEADER, String(entry.offset)]);
           messages.push({
-            // Copies: the read buffer holds whole stored batches, which must not stay alive.
-            key: record.key === null ? null : Buffer.from(record.key),
+            key: record.key,
             headers,
-            value: Buffer.from(record.value),
+            value: record.value,
             ...(partitionHeader === undefined ? {} : { partition: Number(partitionHeader[1]) }),
           });
         }
@@ -346,26 +362,35 @@ export class DelayStore {
     return false;
   }
 
-  /** Reads the records of `entries` from the delay log: one read per run of nearby offsets. */
+  /**
+   * Reads the records of `entries` from the delay log: one read per dense run of offsets (a run
+   * spans at most a few records per entry it holds), several runs at a time.
+   */
   private async readEntries(entries: readonly Entry[]): Promise<Map<number, LogRecord>> {
-    /** Offsets this close together are read in one go. */
-    const RUN_GAP_MAX = 256;
     const offsets = entries.map((entry) => entry.offset).sort((a, b) => a - b);
     const wanted = new Set(offsets);
     const found = new Map<number, LogRecord>();
+    const runs: Array<[first: number, last: number]> = [];
     let start = 0;
     while (start < offsets.length) {
       let end = start;
-      while (end + 1 < offsets.length && offsets[end + 1]! - offsets[end]! <= RUN_GAP_MAX) end++;
-      let from = offsets[start]!;
-      const last = offsets[end]!;
-      while (from <= last) {
+      while (end + 1 < offsets.length && offsets[end + 1]! - offsets[start]! <= RUN_SPAN_SLACK + RUN_SPAN_PER_ENTRY * (end + 2 - start)) end++;
+      runs.push([offsets[start]!, offsets[end]!]);
+      start = end + 1;
+    }
+    const readRun = async ([first, last]: [number, number]): Promise<void> => {
+      for (let from = first; from <= last; ) {
         const records = await this.log.read(from, { recordsMax: last - from + 1 });
         if (records.length === 0) break;
-        for (const record of records) if (wanted.has(record.offset)) found.set(record.offset, record);
+        // Copies: the read buffer holds whole stored batches, which must not stay alive.
+        for (const record of records) {
+          if (wanted.has(record.offset)) found.set(record.offset, { ...record, value: Buffer.from(record.value), key: record.key === null ? null : Buffer.from(record.key) });
+        }
         from = records[records.length - 1]!.offset + 1;
       }
-      start = end + 1;
+    };
+    for (let index = 0; index < runs.length; index += READS_IN_FLIGHT_MAX) {
+      await Promise.all(runs.slice(index, index + READS_IN_FLIGHT_MAX).map(readRun));
     }
     return found;
   }

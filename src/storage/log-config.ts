@@ -7,6 +7,7 @@ import type { FileSystem } from '../platform/fs.js';
 import { silentLogger, type Logger } from '../platform/logger.js';
 import { FerryError } from '../protocol/errors.js';
 import {
+  BATCH_BYTES_MAX,
   DEFAULT_CHECKPOINT_INTERVAL_MS,
   DEFAULT_INDEX_INTERVAL_BYTES,
   DEFAULT_RETENTION_CHECK_INTERVAL_MS,
@@ -39,6 +40,7 @@ export interface LogConfig {
   checkpointIntervalMs: number;
   retentionCheckIntervalMs: number;
   observer: StorageObserver | null;
+  batchBytesMax: number;
 }
 
 function invalid(message: string): never {
@@ -77,5 +79,6 @@ export function resolveLogConfig(options: LogOptions): LogConfig {
     checkpointIntervalMs: integerIn('checkpointIntervalMs', options.checkpointIntervalMs, DEFAULT_CHECKPOINT_INTERVAL_MS, 0, 3_600_000),
     retentionCheckIntervalMs: integerIn('retentionCheckIntervalMs', options.retentionCheckIntervalMs, DEFAULT_RETENTION_CHECK_INTERVAL_MS, 1, 86_400_000),
     observer: options.observer ?? null,
+    batchBytesMax: integerIn('batchBytesMax', options.batchBytesMax, BATCH_BYTES_MAX, 1024, BATCH_BYTES_MAX),
   };
 }

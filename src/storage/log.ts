@@ -25,7 +25,7 @@ import { measureAppend } from './append-input.js';
 import { AppendQueue, encodeBatch, PendingAppend, type SyncWaiter, type TakenBatch } from './append-queue.js';
 import type { Checkpoint } from './checkpoint.js';
 import { Checkpointer } from './checkpointer.js';
-import { APPEND_QUEUE_BYTES_MAX, BATCH_BYTES_MAX, READ_BYTES_MAX, SEGMENT_RECORDS_MAX } from './limits.js';
+import { APPEND_QUEUE_BYTES_MAX, READ_BYTES_MAX, SEGMENT_RECORDS_MAX } from './limits.js';
 import { resolveLogConfig, type LogConfig } from './log-config.js';
 import { BATCH_HEADER_BYTES, type BatchHeader } from './record-batch.js';
 import { readLog } from './log-reader.js';
@@ -305,9 +305,9 @@ export class Log {
    * so that encoding one batch overlaps writing the other.
    */
   private batchCapBytes(): number {
-    if (this.config.durability === 'always') return BATCH_BYTES_MAX;
+    if (this.config.durability === 'always') return this.config.batchBytesMax;
     const share = Math.ceil(this.queue.bytes / WRITES_IN_FLIGHT_MAX);
-    return Math.min(PIPELINED_BATCH_BYTES_MAX, Math.max(PIPELINED_BATCH_BYTES_MIN, share + BATCH_HEADER_BYTES));
+    return Math.min(this.config.batchBytesMax, PIPELINED_BATCH_BYTES_MAX, Math.max(PIPELINED_BATCH_BYTES_MIN, share + BATCH_HEADER_BYTES));
   }
 
   /** Assigns offsets, encodes the batch into one buffer and starts its one write call. */

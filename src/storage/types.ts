@@ -67,6 +67,11 @@ export interface LogOptions {
   leaderEpoch?: number;
   checkpointIntervalMs?: number;
   observer?: StorageObserver;
+  /**
+   * Largest batch one write carries (an append larger than this is still one batch). Reading one
+   * record reads its whole batch, so a log read at random offsets wants small batches.
+   */
+  batchBytesMax?: number;
   /** How often retention runs on its own timer (only when `retention` is set). */
   retentionCheckIntervalMs?: number;
 }
