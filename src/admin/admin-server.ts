@@ -6,6 +6,7 @@
  * Another protocol (gRPC over HTTP/2, a later issue) mounts on `router` or replaces the server
  * creation in http.ts, the one place it happens.
  */
+import type { SecureServerOptions } from 'node:http2';
 import type { Clock } from '../platform/clock.js';
 import type { Logger } from '../platform/logger.js';
 import { FerryError } from '../protocol/errors.js';
@@ -18,6 +19,8 @@ import { BrokerMetrics } from './metrics.js';
 import { ASSET_PREFIX, dashboardHandler } from './static.js';
 import { createGrpcHandler, type GrpcHandler } from '../transport/grpc/handler.js';
 import { ferryVersion } from './version.js';
+import type { HttpSecurity } from '../security/http-auth.js';
+import type { Rejections } from '../security/rejections.js';
 
 export interface AdminServerOptions {
   host: string;
@@ -30,6 +33,12 @@ export interface AdminServerOptions {
   dir?: string;
   /** Where the dashboard files are (tests); default: src/admin/dashboard beside this module. */
   dashboardDir?: string;
+  /** Serve HTTPS (HTTP/2 or HTTP/1.1 by ALPN) with these certificates. */
+  tls?: SecureServerOptions;
+  /** Authentication and authorization of every request (src/security/http-auth.ts); absent: open. */
+  security?: HttpSecurity;
+  /** Refusals counted for ferry_rejections_total. */
+  rejections?: Rejections;
 }
 
 export interface AdminAttachment {
@@ -60,10 +69,11 @@ export class AdminServer {
       ...(options.log === undefined ? {} : { log: options.log }),
       ready: () => this.ready,
       version: ferryVersion(),
+      rejections: () => options.rejections?.entries() ?? [],
     });
     registerApi(this.router, {
       broker: () => this.broker(),
-      rawBroker: () => this.attachment?.rawBroker ?? this.broker(),
+      rawBroker: () => (this.attachment?.rawBroker === undefined ? this.broker() : this.secured(this.attachment.rawBroker)),
       ready: () => this.ready,
       info: () => this.info(),
       clock: options.clock,
@@ -71,7 +81,13 @@ export class AdminServer {
       connections: () => this.attachment?.connections ?? null,
     });
     // Requests for the ferry.v1 services go to gRPC/Connect; everything else to this router.
-    this.grpc = createGrpcHandler({ broker: () => this.broker(), clock: options.clock, logger: options.logger, fallback: this.router.handle });
+    this.grpc = createGrpcHandler({
+      broker: () => this.broker(),
+      clock: options.clock,
+      logger: options.logger,
+      fallback: this.router.handle,
+      ...(options.security === undefined ? {} : { authenticate: () => void options.security!.requireAuthenticated() }),
+    });
     this.router.mount('/metrics', async (_req, res) => {
       const text = await this.metrics.render();
       res.writeHead(200, { 'content-type': this.metrics.contentType, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
@@ -84,8 +100,10 @@ export class AdminServer {
 
   static async start(options: AdminServerOptions): Promise<AdminServer> {
     const server = new AdminServer(options);
-    server.listener = await listenHttp(server.grpc.handle, { host: options.host, port: options.port, logger: options.logger });
-    options.logger.info('admin.listening', { host: server.listener.host, port: server.listener.port, url: `http://${hostForUrl(server.listener.host)}:${server.listener.port}/` });
+    const handle = options.security === undefined ? server.grpc.handle : options.security.wrap(server.grpc.handle);
+    server.listener = await listenHttp(handle, { host: options.host, port: options.port, logger: options.logger, ...(options.tls === undefined ? {} : { tls: options.tls }) });
+    const scheme = options.tls === undefined ? 'http' : 'https';
+    options.logger.info('admin.listening', { host: server.listener.host, port: server.listener.port, url: `${scheme}://${hostForUrl(server.listener.host)}:${server.listener.port}/` });
     return server;
   }
 
@@ -134,7 +152,12 @@ export class AdminServer {
 
   private broker(): BrokerApi {
     if (this.attachment === null) throw new FerryError('BROKER_BUSY', 'the broker is still recovering; try again shortly');
-    return this.attachment.broker;
+    return this.secured(this.attachment.broker);
+  }
+
+  /** The broker as the current request's caller may use it (everything, without security). */
+  private secured(broker: BrokerApi): BrokerApi {
+    return this.options.security?.brokerFor(broker) ?? broker;
   }
 }
 

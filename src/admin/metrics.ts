@@ -11,6 +11,7 @@ import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { BrokerApi } from '../broker/types.js';
 import type { ServerStats } from '../transport/tcp/server.js';
+import type { RejectionCount } from '../security/rejections.js';
 import type { ConnectionSource, ConnectionView, StorageObserver } from './hooks.js';
 import type { CountingLogger } from './log-tap.js';
 import { takeSnapshot, type BrokerSnapshot } from './snapshot.js';
@@ -34,6 +35,8 @@ export interface MetricsSources {
   log?: CountingLogger;
   ready: () => boolean;
   version: string;
+  /** Refusals sent to clients, by code and transport (src/security/rejections.ts). */
+  rejections?: () => RejectionCount[];
 }
 
 export class BrokerMetrics implements StorageObserver {
@@ -190,6 +193,9 @@ export class BrokerMetrics implements StorageObserver {
     counter('ferry_slow_consumers_total', 'Connections closed as slow consumers.', [], (m) => m.inc(server()?.slowConsumersTotal ?? 0));
     gauge('ferry_slow_consumers', 'Connections backed up above the write high-water mark now.', [], (m) => {
       m.set(this.connectionViews.filter((c) => (c.backedUpMs ?? 0) > 0).length);
+    });
+    counter('ferry_rejections_total', 'Refusals sent to clients (ERROR frames, refused connections, 401/403/429), by error code and transport.', ['code', 'transport'], (m) => {
+      for (const r of this.sources.rejections?.() ?? []) m.inc({ code: r.code, transport: r.transport }, r.count);
     });
     counter('ferry_network_received_bytes_total', 'Bytes read from client connections.', [], (m) => m.inc(server()?.bytesIn ?? 0));
     counter('ferry_network_sent_bytes_total', 'Bytes written to client connections.', [], (m) => m.inc(server()?.bytesOut ?? 0));

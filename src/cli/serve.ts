@@ -3,6 +3,10 @@
  * real clock, filesystem and logger and wires them into the broker, its TCP listener and the admin
  * HTTP port (API, /metrics, dashboard). Configuration comes from src/config: defaults < file <
  * FERRY_* environment < flags, checked before anything is opened.
+ *
+ * Security is wired here too (docs/SECURITY.md): TLS material is read once; the users file is
+ * loaded, watched and reloaded on SIGHUP; one AccessGuard authorizes every transport; and a broker
+ * without users refuses to listen anywhere but on loopback.
  */
 import { resolve } from 'node:path';
 import { SystemClock } from '../platform/clock.js';
@@ -14,7 +18,13 @@ import { AdminServer } from '../admin/admin-server.js';
 import { CountingLogger } from '../admin/log-tap.js';
 import { ObservedBroker } from '../admin/observed-broker.js';
 import { Traffic } from '../admin/traffic.js';
-import { admissionLimits, brokerOptions, ensureTopics, serverOptions } from '../config/apply.js';
+import { admissionLimits, brokerOptions, ensureTopics, serverOptions, tlsFiles } from '../config/apply.js';
+import { Authenticator } from '../security/authenticator.js';
+import { AccessGuard } from '../security/guard.js';
+import { HttpSecurity } from '../security/http-auth.js';
+import { PublishQuota } from '../security/quota.js';
+import { Rejections } from '../security/rejections.js';
+import { isLoopbackHost, readTlsFiles, type TlsMaterial } from '../security/tls.js';
 import { ConfigError, formatConfig, loadConfig } from '../config/load.js';
 import { checkOpenFiles } from '../config/open-files.js';
 import { DEFAULT_HTTP_PORT, type FerryConfig } from '../config/schema.js';
@@ -23,6 +33,7 @@ import { DEFAULT_HOST, DEFAULT_PORT, parse, UsageError } from './args.js';
 export const SERVE_USAGE =
   `ferry serve [--config ferry.yaml] [--dir ./data] [--port ${DEFAULT_PORT}] [--host ${DEFAULT_HOST}] ` +
   `[--http-port ${DEFAULT_HTTP_PORT}] [--http-host ${DEFAULT_HOST}] [--log-level info] [--log-format auto|json|pretty] ` +
+  `[--tls-cert FILE --tls-key FILE [--tls-ca FILE] [--tls-required]] [--users FILE] ` +
   `[--set key=value]... [--print-config]`;
 
 /** Flags that are shorthands for config keys. */
@@ -34,6 +45,10 @@ const FLAG_KEYS = {
   'http-host': 'http.host',
   'log-level': 'log.level',
   'log-format': 'log.format',
+  'tls-cert': 'tls.cert',
+  'tls-key': 'tls.key',
+  'tls-ca': 'tls.ca',
+  users: 'security.usersFile',
 } as const;
 
 export async function serve(args: string[]): Promise<number> {
@@ -48,6 +63,11 @@ export async function serve(args: string[]): Promise<number> {
       'http-host': { type: 'string' },
       'log-level': { type: 'string' },
       'log-format': { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      'tls-ca': { type: 'string' },
+      'tls-required': { type: 'boolean' },
+      users: { type: 'string' },
       set: { type: 'string', multiple: true },
       'print-config': { type: 'boolean' },
     },
@@ -58,6 +78,7 @@ export async function serve(args: string[]): Promise<number> {
     const value = values[flag as keyof typeof FLAG_KEYS];
     if (value !== undefined) flags[key] = value;
   }
+  if (values['tls-required'] === true) flags['tls.required'] = 'true';
   for (const assignment of values.set ?? []) {
     const equals = assignment.indexOf('=');
     if (equals <= 0) throw new UsageError(`--set '${assignment}' must look like key=value (e.g. server.maxConnections=5000)`);
@@ -77,16 +98,91 @@ export async function serve(args: string[]): Promise<number> {
   return run(config);
 }
 
+/** The security pieces of one broker process. */
+interface Security {
+  authenticator: Authenticator;
+  tls: TlsMaterial | null;
+  quota: PublishQuota | null;
+  rejections: Rejections;
+}
+
+/**
+ * Reads the TLS files and the users file and checks the listening addresses, before anything is
+ * opened. A broker without users serves anyone who can reach it, so it listens on loopback only.
+ */
+function prepareSecurity(config: FerryConfig, clock: SystemClock, logger: Logger): Security {
+  const files = tlsFiles(config);
+  let tls: TlsMaterial | null;
+  let authenticator: Authenticator;
+  try {
+    tls = files === null ? null : readTlsFiles(files);
+    const usersFile = config.security.usersFile ?? null;
+    authenticator = new Authenticator(usersFile === null ? null : resolve(usersFile), clock, logger, undefined, { required: usersFile !== null });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  if (authenticator.userCount === 0) {
+    const exposed = [config.server.host, ...(config.http.enabled ? [config.http.host] : [])].filter((host) => !isLoopbackHost(host));
+    if (exposed.length > 0) {
+      throw new UsageError(
+        `refusing to listen on ${exposed.join(' and ')} without users: anyone who can reach the broker could publish, consume and delete topics. ` +
+          `Add a user (ferry users add NAME --file users.json --admin) and start with --users users.json, or listen on 127.0.0.1.`,
+      );
+    }
+  }
+  const rate = config.security.publishMessagesPerSecond;
+  const quota = rate > 0 ? new PublishQuota(rate, config.security.publishBurstMessages || rate, clock) : null;
+  return { authenticator, tls, quota, rejections: new Rejections() };
+}
+
+function logSecurity(config: FerryConfig, security: Security, logger: Logger): void {
+  const fields = {
+    usersFile: config.security.usersFile ?? null,
+    users: security.authenticator.userCount,
+    tls: security.tls !== null,
+    tlsRequired: config.tls.required,
+    mutualTls: security.tls?.ca !== undefined,
+    httpTls: security.tls !== null && config.http.tls,
+    publishMessagesPerSecond: config.security.publishMessagesPerSecond,
+  };
+  if (security.authenticator.enabled) {
+    logger.info('security.auth.on', fields);
+    if (security.authenticator.userCount === 0) logger.warn('security.auth.no_users', { ...fields, note: 'nobody can log in until a user is added (ferry users add); the file is reloaded on change' });
+  } else {
+    logger.warn('security.auth.off', { ...fields, note: 'no users configured: every client may do everything; listening on loopback only (start with --users FILE to require logins)' });
+  }
+}
+
 async function run(config: FerryConfig): Promise<number> {
   const format = config.log.format === 'auto' ? (process.stderr.isTTY === true ? 'pretty' : 'json') : config.log.format;
   const logger = new CountingLogger(createLogger({ level: config.log.level, format }));
   const clock = new SystemClock();
   const dir = resolve(config.dir);
   const startedMs = performance.now();
+  const security = prepareSecurity(config, clock, logger);
+  const { authenticator, rejections } = security;
   logger.info('broker.starting', { dir, pid: process.pid, node: process.version });
+  logSecurity(config, security, logger);
+
+  // One guard for every transport: it holds the open subscriptions to check again on reload.
+  const guard = new AccessGuard(authenticator, { quota: security.quota, logger });
+  const httpSecurity = new HttpSecurity(authenticator, guard, rejections, logger);
+  const httpTls = security.tls !== null && config.http.tls ? { ...security.tls, requestCert: security.tls.ca !== undefined, rejectUnauthorized: false } : undefined;
 
   // The admin port comes up first: liveness answers during recovery, readiness once it finished.
-  const admin = config.http.enabled ? await AdminServer.start({ host: config.http.host, port: config.http.port, clock, logger, log: logger, dir }) : null;
+  const admin = config.http.enabled
+    ? await AdminServer.start({
+        host: config.http.host,
+        port: config.http.port,
+        clock,
+        logger,
+        log: logger,
+        dir,
+        rejections,
+        ...(httpTls === undefined ? {} : { tls: httpTls }),
+        security: httpSecurity,
+      })
+    : null;
   let broker: Broker;
   try {
     broker = await Broker.open({
@@ -100,11 +196,19 @@ async function run(config: FerryConfig): Promise<number> {
   } catch (error) {
     logger.error('broker.open_failed', { dir, error });
     await admin?.close();
+    guard.close();
     return 1;
   }
   logRecovery(broker, dir, logger, startedMs);
   const observed = new ObservedBroker(broker, admin?.metrics.traffic ?? new Traffic(), clock, admissionLimits(config));
-  const tcp = new TcpServer(observed, { ...serverOptions(config), clock, logger });
+  const tcp = new TcpServer(observed, {
+    ...serverOptions(config),
+    clock,
+    logger,
+    security: { authenticator, guard },
+    tls: security.tls === null ? null : { ...security.tls, required: config.tls.required, handshakeTimeoutMs: config.tls.handshakeTimeoutMs },
+    rejections,
+  });
   try {
     await ensureTopics(observed, config.topics, logger);
     const topics = broker.listTopics();
@@ -122,8 +226,16 @@ async function run(config: FerryConfig): Promise<number> {
     await tcp.close();
     await broker.close();
     await admin?.close();
+    guard.close();
     return 1;
   }
+  // A changed users file applies within a second (polled), or at once on SIGHUP.
+  authenticator.watch();
+  const reload = (): void => {
+    logger.info('security.users.reload_requested', { signal: 'SIGHUP' });
+    authenticator.reload();
+  };
+  process.on('SIGHUP', reload);
 
   return new Promise<number>((resolveExit) => {
     let stopping = false;
@@ -135,10 +247,13 @@ async function run(config: FerryConfig): Promise<number> {
       stopping = true;
       logger.info('broker.shutdown.started', { signal });
       admin?.drain();
+      process.off('SIGHUP', reload);
+      authenticator.close();
       const shutdown = async (): Promise<void> => {
         await tcp.close();
         await broker.close();
         await admin?.close();
+        guard.close();
       };
       shutdown().then(
         () => {

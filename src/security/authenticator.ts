@@ -38,6 +38,10 @@ export interface AuthenticatorOptions {
    * means "authentication off".
    */
   required?: boolean;
+  /** First failed login's delay, doubling per failure (default LOGIN_FAILURE_DELAY_MS_MIN). */
+  failureDelayMsMin?: number;
+  /** Cap of that delay (default LOGIN_FAILURE_DELAY_MS_MAX). */
+  failureDelayMsMax?: number;
 }
 
 export interface Credentials {
@@ -65,6 +69,8 @@ export class Authenticator {
   private readonly failures = new Map<string, FailureCount>();
   private readonly listeners = new Set<() => void>();
   private readonly required: boolean;
+  private readonly failureDelayMsMin: number;
+  private readonly failureDelayMsMax: number;
   private watching = false;
 
   constructor(
@@ -75,6 +81,8 @@ export class Authenticator {
     options: AuthenticatorOptions = {},
   ) {
     this.required = options.required ?? false;
+    this.failureDelayMsMin = options.failureDelayMsMin ?? LOGIN_FAILURE_DELAY_MS_MIN;
+    this.failureDelayMsMax = options.failureDelayMsMax ?? LOGIN_FAILURE_DELAY_MS_MAX;
     this.install(file ?? (path === null ? { version: 1, users: {}, roles: {} } : readUsersFile(path)));
   }
 
@@ -207,7 +215,7 @@ export class Authenticator {
     this.failures.delete(key);
     this.failures.set(key, { failures, lastMs: nowMs });
     if (this.failures.size > FAILURE_COUNTERS_MAX) this.failures.delete(this.failures.keys().next().value!);
-    return Math.min(LOGIN_FAILURE_DELAY_MS_MAX, LOGIN_FAILURE_DELAY_MS_MIN * 2 ** (failures - 1));
+    return Math.min(this.failureDelayMsMax, this.failureDelayMsMin * 2 ** Math.min(failures - 1, 30));
   }
 
   /** Whether `principal` may do `action` on `resource`; with no users configured, everything is allowed. */

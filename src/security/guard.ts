@@ -60,8 +60,8 @@ export interface AccessView {
   address: string;
   /** Hears every refusal (FORBIDDEN, RATE_LIMITED), e.g. to count it. */
   onReject?: (code: ErrorCode) => void;
-  /** The broker calls go to; default: the guard's. */
-  inner?: BrokerApi;
+  /** The broker the checked calls go to. */
+  inner: BrokerApi;
 }
 
 export class AccessGuard {
@@ -71,7 +71,6 @@ export class AccessGuard {
   readonly logger: Logger;
 
   constructor(
-    readonly broker: BrokerApi,
     readonly authenticator: Authenticator,
     options: GuardOptions = {},
   ) {
@@ -80,9 +79,9 @@ export class AccessGuard {
     this.stopListening = authenticator.onChange(() => this.recheck());
   }
 
-  /** The broker as `view` may use it. */
+  /** `view.inner` as `view.principal` may use it. */
   for(view: AccessView): BrokerApi {
-    return new GuardedBroker(this, view.inner ?? this.broker, view);
+    return new GuardedBroker(this, view.inner, view);
   }
 
   /** Open subscriptions (for tests and the admin view). */

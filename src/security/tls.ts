@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
+import { createSecureContext, type TLSSocket } from 'node:tls';
 import { FerryError } from '../protocol/errors.js';
 
 /** First byte of a TLS connection: a handshake record (RFC 8446, 5.1). Ferry frames start with 0xFE. */
@@ -52,10 +52,6 @@ export function readTlsFiles(files: TlsFiles): TlsMaterial {
     throw new FerryError('INVALID_ARGUMENT', `TLS certificate ${files.cert} and key ${files.key} are not usable: ${(error as Error).message}`, { cause: error });
   }
   return material;
-}
-
-export function secureContext(material: TlsMaterial): SecureContext {
-  return createSecureContext(material);
 }
 
 /**

@@ -177,3 +177,22 @@ export function resourceSeries(events: readonly HistoryEvent[]): Array<Record<st
       diskMiB: round1(event.diskBytes / 2 ** 20),
     }));
 }
+
+/**
+ * Delivery counts against the group's deliveriesMax: a nack or timeout past it dead-letters, so a
+ * count above it means some other path redelivered without counting against the bound.
+ */
+export function deliveryCounts(events: readonly HistoryEvent[], deliveriesMax: number): Findings {
+  let deliveryCountMax = 0;
+  let overDeliveriesMax = 0;
+  const messagesOver = new Set<string>();
+  for (const event of events) {
+    if (event.k !== 'd' || event.kind !== 'group') continue;
+    deliveryCountMax = Math.max(deliveryCountMax, event.dc);
+    if (event.dc > deliveriesMax) {
+      overDeliveriesMax++;
+      messagesOver.add(`${event.p}:${event.s}`);
+    }
+  }
+  return { figures: { deliveriesMax, deliveryCountMax, deliveriesOverMax: overDeliveriesMax, messagesOverMax: messagesOver.size }, failures: [] };
+}

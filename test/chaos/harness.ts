@@ -10,7 +10,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FerryClient } from '../../src/client/index.js';
 import { seededRandom } from '../sim/random.js';
-import { consumerKills, diskFull, latencySeries, percentile, redeliveryStorms, resourceSeries, type Findings } from './analysis.js';
+import { consumerKills, deliveryCounts, diskFull, latencySeries, percentile, redeliveryStorms, resourceSeries, type Findings } from './analysis.js';
 import { check, type CheckResult } from './checker.js';
 import { SmallDisk } from './disk.js';
 import { drain, outstandingMessages, type DrainReport } from './drain.js';
@@ -341,6 +341,7 @@ function judge(
     findings.push(redeliveryStorms(events, windows, inFlightMax));
   }
   if (scenario.name === 'consumer-kill') findings.push(consumerKills(events, ACK_FLUSH_GRACE_MS));
+  findings.push(deliveryCounts(events, { ...DEFAULT_CONSUMER, ...scenario.workload.consumer }.deliveriesMax));
   if (events.some((e) => e.k === 'ph' && e.name === 'disk-full')) findings.push(diskFull(events, RESUME_MS_MAX));
   const figures: Record<string, unknown> = {};
   for (const finding of findings) {
@@ -408,7 +409,10 @@ function describeStep(step: FaultStep): string {
   }
 }
 
+/** The commit the broker ran from; `+dirty` when src/ had uncommitted changes (read-only git calls). */
 function gitCommit(): string {
-  const result = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' });
-  return result.status === 0 ? result.stdout.trim() : 'unknown';
+  const head = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' });
+  if (head.status !== 0) return 'unknown';
+  const status = spawnSync('git', ['status', '--porcelain', '--', 'src'], { encoding: 'utf8' });
+  return head.stdout.trim() + (status.stdout.trim().length > 0 ? '+dirty' : '');
 }

@@ -87,9 +87,10 @@ export class RawPeer {
     socket.on('close', () => (this.closed = true));
   }
 
-  static connect(port: number): Promise<RawPeer> {
+  /** `localAddress` (another loopback address, 127.0.0.2...) makes the peer look like another host. */
+  static connect(port: number, localAddress?: string): Promise<RawPeer> {
     return new Promise((resolve, reject) => {
-      const socket = netConnect({ port, host: '127.0.0.1' });
+      const socket = netConnect({ port, host: '127.0.0.1', ...(localAddress === undefined ? {} : { localAddress }) });
       socket.once('connect', () => resolve(new RawPeer(socket)));
       socket.once('error', reject);
     });

@@ -143,6 +143,12 @@ export class ConsumeSession implements DeliverySink, RegisteredConsumer {
     this.finish(new FerryError('UNKNOWN_SUBSCRIPTION', reason, { detail: { consumerId: this.id, ended: true } }));
   }
 
+  /** The caller may no longer consume this topic (src/security/guard.ts): the call ends PERMISSION_DENIED. */
+  revoked(error: FerryError): void {
+    this.flushBatch();
+    this.finish(new FerryError(error.code, error.message, { detail: { consumerId: this.id, ended: true } }));
+  }
+
   // --- Requests ---
 
   private async readRequests(iterator: AsyncIterator<ConsumeRequest>): Promise<void> {

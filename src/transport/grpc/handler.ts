@@ -31,8 +31,10 @@ export interface GrpcHandlerOptions {
   logger: Logger;
   /** Requests for any other path (the admin API and dashboard). Default: 404. */
   fallback?: HttpHandler;
-  /** Consumer ids (tests pass predictable ones); default: 128 random bits. */
+  /** Where consumer ids come from (randomness is passed in, not a hidden global); default: 128 random bits. */
   newConsumerId?: () => string;
+  /** Called before every call; throws (AUTH_REQUIRED, AUTH_FAILED) to refuse an unauthenticated caller. */
+  authenticate?: () => void;
 }
 
 export interface GrpcHandler {
@@ -50,7 +52,7 @@ export function createGrpcHandler(options: GrpcHandlerOptions): GrpcHandler {
       router.service(TopicService, topicService(options.broker));
       router.service(MessageService, messageService({ broker: options.broker, registry, clock: options.clock, logger: options.logger }));
     },
-    interceptors: [ferryErrors(options.logger)],
+    interceptors: [ferryErrors(options.logger), ...(options.authenticate === undefined ? [] : [authenticated(options.authenticate)])],
     readMaxBytes: GRPC_MESSAGE_BYTES_MAX,
     // Compressed requests are accepted (gzip, br); responses are never compressed (see the limit).
     compressMinBytes: RESPONSE_COMPRESS_BYTES_MIN,
@@ -85,6 +87,14 @@ function ferryErrors(logger: Logger): Interceptor {
     } catch (error) {
       throw toConnectError(error, logger, method);
     }
+  };
+}
+
+/** Refuses every call of an unauthenticated caller, settles by consumer id included (inside ferryErrors). */
+function authenticated(authenticate: () => void): Interceptor {
+  return (next) => async (request) => {
+    authenticate();
+    return next(request);
   };
 }
 

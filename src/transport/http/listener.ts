@@ -45,14 +45,19 @@ const HEADERS_TIMEOUT_MS = 10_000;
 /** Time close() leaves open requests and streams to finish before their sockets are destroyed. */
 const CLOSE_GRACE_MS = 2_000;
 /**
- * HTTP/2 flow-control windows. The protocol's default (64 KiB) makes a client wait for a
- * WINDOW_UPDATE after every 64 KiB, i.e. after every few 1 KiB-message batches; 1 MiB per stream
- * and 16 MiB per connection let a publisher keep a full batch in flight. They bound what a client
- * may send ahead without being read, not what the server buffers in total (maxSessionMemory does).
+ * HTTP/2 flow-control windows for what clients send. The protocol's default (64 KiB) makes a
+ * client wait for a WINDOW_UPDATE after every 64 KiB, i.e. within every batch of 1 KiB messages;
+ * 4 MiB per stream and 16 MiB per connection let a publisher keep several 1,000-message batches in
+ * flight. They bound what a client may send ahead of being read, not what the server buffers in
+ * total (maxSessionMemory does).
  */
-const STREAM_WINDOW_BYTES = 1024 * 1024;
+const STREAM_WINDOW_BYTES = 4 * 1024 * 1024;
 const SESSION_WINDOW_BYTES = 16 * 1024 * 1024;
-/** Memory one HTTP/2 session may hold in Node's buffers before new streams are refused (MiB). */
+/**
+ * Memory one HTTP/2 session may hold in Node's buffers before it is refused (MiB). Node's default,
+ * 10, is less than one 16 MiB message (GRPC_MESSAGE_BYTES_MAX); 32 leaves room for one such
+ * message beside the ordinary traffic of a multiplexed gRPC connection.
+ */
 const SESSION_MEMORY_MIB_MAX = 32;
 
 const HTTP2_SETTINGS: Settings = { initialWindowSize: STREAM_WINDOW_BYTES };

@@ -2,7 +2,6 @@
  * TcpServer options, their defaults and the reason for each, and validation. Every queue the server
  * keeps per connection is bounded by one of these.
  */
-import type { SecureContext } from 'node:tls';
 import { SystemClock, type Clock } from '../../platform/clock.js';
 import { silentLogger, type Logger } from '../../platform/logger.js';
 import { FerryError } from '../../protocol/errors.js';
@@ -16,7 +15,7 @@ import {
 import type { Authenticator } from '../../security/authenticator.js';
 import type { AccessGuard } from '../../security/guard.js';
 import type { Rejections } from '../../security/rejections.js';
-import { secureContext, TLS_HANDSHAKE_TIMEOUT_MS_DEFAULT, type TlsMaterial } from '../../security/tls.js';
+import { TLS_HANDSHAKE_TIMEOUT_MS_DEFAULT, type TlsMaterial } from '../../security/tls.js';
 
 const MiB = 1024 * 1024;
 
@@ -68,8 +67,7 @@ export interface TcpTlsOptions extends TlsMaterial {
 }
 
 export interface ResolvedTls {
-  secureContext: SecureContext;
-  requestCert: boolean;
+  material: TlsMaterial;
   required: boolean;
   handshakeTimeoutMs: number;
 }
@@ -169,8 +167,7 @@ function resolveTls(tls: TcpTlsOptions | null): ResolvedTls | null {
   if (tls === null) return null;
   const { required, handshakeTimeoutMs, ...material } = tls;
   return {
-    secureContext: secureContext(material),
-    requestCert: material.ca !== undefined,
+    material,
     required: required ?? false,
     handshakeTimeoutMs: positiveInt('tls.handshakeTimeoutMs', handshakeTimeoutMs, TLS_HANDSHAKE_TIMEOUT_MS_DEFAULT),
   };

@@ -15,7 +15,7 @@ import { FerryError, type ErrorCode } from '../../protocol/errors.js';
 import { FrameWriter } from '../../protocol/writer.js';
 import { Connection, type ConnectionOwner, type ConnectionStats } from './connection.js';
 import { resolveServerOptions, type ResolvedServerOptions, type TcpServerOptions } from './options.js';
-import { acceptTls } from './tls-accept.js';
+import { TlsAcceptor } from './tls-accept.js';
 
 export type { TcpServerOptions } from './options.js';
 export type { ConnectionStats } from './connection.js';
@@ -52,15 +52,22 @@ export class TcpServer implements ConnectionOwner {
   /** Accepted sockets not yet closed (TLS handshakes included), in total and per IP address. */
   private admitted = 0;
   private readonly admittedByAddress = new Map<string, number>();
+  /** Refused sockets flushing their ERROR frame; destroyed at once by close(). */
+  private readonly refused = new Set<Socket>();
   /** Bytes of connections already closed, so totals survive them. */
   private closedBytesIn = 0;
   private closedBytesOut = 0;
+
+  /** Sniffs the first byte and runs TLS handshakes; null without TLS. */
+  private readonly tls: TlsAcceptor | null;
 
   constructor(
     private readonly broker: BrokerApi,
     options: TcpServerOptions = {},
   ) {
     this.options = resolveServerOptions(options);
+    const tls = this.options.tls;
+    this.tls = tls === null ? null : new TlsAcceptor({ material: tls.material, handshakeTimeoutMs: tls.handshakeTimeoutMs, clock: this.options.clock });
   }
 
   listen(port: number, host = '127.0.0.1'): Promise<{ port: number; host: string }> {
@@ -93,19 +100,18 @@ export class TcpServer implements ConnectionOwner {
     socket.on('error', (error) => this.options.logger.debug('transport.socket_error', { error }));
     const address = normalizeAddress(socket.remoteAddress ?? '');
     const refusal = this.admit(address, socket);
-    const tls = this.options.tls;
-    if (tls === null) {
+    if (this.tls === null) {
       this.start(socket, address, refusal);
       return;
     }
-    const { clock } = this.options;
-    void acceptTls(socket, { ...tls, clock }).then((accepted) => {
+    const required = this.options.tls!.required;
+    void this.tls.accept(socket).then((accepted) => {
       if (accepted.kind === 'dropped') {
         this.handshakesFailed++;
         this.options.logger.debug('transport.tls.dropped', { address, reason: accepted.reason });
         return;
       }
-      if (accepted.kind === 'plaintext' && tls.required) {
+      if (accepted.kind === 'plaintext' && required) {
         this.refuse(accepted.socket, address, new FerryError('AUTH_REQUIRED', 'this server accepts TLS connections only: connect with tls'));
         return;
       }
@@ -164,7 +170,12 @@ export class TcpServer implements ConnectionOwner {
     const writer = new FrameWriter(256);
     encodeError(writer, 0, { code: error.code, message: error.message });
     socket.on('error', () => undefined);
+    this.refused.add(socket);
+    socket.once('close', () => this.refused.delete(socket));
     socket.end(writer.take()!);
+    // Read (and drop) what the client still sends, so that its FIN is seen and the socket closes.
+    socket.on('data', () => undefined);
+    socket.resume();
     this.options.clock.schedule(REFUSED_LINGER_MS, () => socket.destroy());
   }
 
@@ -237,6 +248,7 @@ export class TcpServer implements ConnectionOwner {
       if (server === null || !server.listening) resolve();
       else server.close(() => resolve());
     });
+    for (const socket of this.refused) socket.destroy();
     await Promise.all([...this.connections].map((connection) => connection.shutdown(this.options.closeTimeoutMs)));
     await stopped;
     this.options.logger.info('transport.closed', { connectionsTotal: this.connectionsTotal });

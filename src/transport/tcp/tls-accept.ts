@@ -4,16 +4,17 @@
  * run the TLS handshake on the same socket or hand the plaintext socket on, with the byte put back.
  * Bounded by `handshakeTimeoutMs` from the accept: a client that sends nothing, or stalls in the
  * handshake, is dropped.
+ *
+ * The handshake runs in a tls.Server that never listens: the sniffed socket is handed to it as a
+ * new connection, so client certificates are verified (`authorized`) exactly as on any TLS port.
  */
 import type { Socket } from 'node:net';
-import { TLSSocket, type SecureContext } from 'node:tls';
+import { createServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { Clock } from '../../platform/clock.js';
-import { TLS_HANDSHAKE_RECORD } from '../../security/tls.js';
+import { TLS_HANDSHAKE_RECORD, type TlsMaterial } from '../../security/tls.js';
 
 export interface TlsAcceptOptions {
-  secureContext: SecureContext;
-  /** Ask clients for a certificate (a CA is configured: mutual TLS maps its CN to a user). */
-  requestCert: boolean;
+  material: TlsMaterial;
   handshakeTimeoutMs: number;
   clock: Clock;
 }
@@ -24,42 +25,64 @@ export type Accepted =
   /** Gone before it was classified, failed the handshake or ran out of time; the socket is destroyed. */
   | { kind: 'dropped'; reason: string };
 
-export function acceptTls(socket: Socket, options: TlsAcceptOptions): Promise<Accepted> {
-  return new Promise((resolve) => {
-    let done = false;
-    const finish = (result: Accepted): void => {
-      if (done) return;
-      done = true;
-      timer.cancel();
-      socket.off('data', onFirstData);
-      socket.off('close', onClose);
-      if (result.kind === 'dropped') socket.destroy();
-      resolve(result);
-    };
-    const timer = options.clock.schedule(options.handshakeTimeoutMs, () => finish({ kind: 'dropped', reason: `no TLS handshake within ${options.handshakeTimeoutMs} ms` }));
-    const onClose = (): void => finish({ kind: 'dropped', reason: 'closed before the handshake' });
-    const onFirstData = (chunk: Buffer): void => {
-      socket.off('data', onFirstData);
-      socket.pause();
-      socket.unshift(chunk);
-      if (chunk[0] !== TLS_HANDSHAKE_RECORD) {
-        finish({ kind: 'plaintext', socket });
-        return;
-      }
-      // The TLS socket reads the bytes put back before anything new from the wire.
-      const secure = new TLSSocket(socket, {
-        isServer: true,
-        secureContext: options.secureContext,
-        requestCert: options.requestCert,
-        // An untrusted client certificate is judged after the handshake, where the client can be
-        // told why (AUTH_FAILED); a client without one may still log in with a password.
-        rejectUnauthorized: false,
-      });
-      secure.once('secure', () => finish({ kind: 'tls', socket: secure }));
-      secure.once('error', (error: Error) => finish({ kind: 'dropped', reason: `TLS handshake failed: ${error.message}` }));
-    };
-    socket.on('error', () => undefined);
-    socket.on('data', onFirstData);
-    socket.once('close', onClose);
-  });
+/** A raw socket is known to the TLS server's events by its peer address and port (unique while it is open). */
+function peerKey(socket: Socket): string {
+  return `${socket.remoteAddress ?? ''}|${socket.remotePort ?? 0}`;
+}
+
+export class TlsAcceptor {
+  private readonly server: TlsServer;
+  private readonly handshaking = new Map<string, (result: Accepted) => void>();
+
+  constructor(private readonly options: TlsAcceptOptions) {
+    this.server = createServer({
+      ...options.material,
+      // Asked for when a CA is configured (mutual TLS); an untrusted one is judged after the
+      // handshake, where the client can be told why (AUTH_FAILED), and a client without one may
+      // still log in with a password.
+      requestCert: options.material.ca !== undefined,
+      rejectUnauthorized: false,
+      // Our own timer covers the whole time from accept, first byte included.
+      handshakeTimeout: 0,
+    });
+    this.server.on('secureConnection', (socket: TLSSocket) => this.handshaking.get(peerKey(socket))?.({ kind: 'tls', socket }));
+    this.server.on('tlsClientError', (error: Error, socket: TLSSocket) =>
+      this.handshaking.get(peerKey(socket))?.({ kind: 'dropped', reason: `TLS handshake failed: ${error.message}` }),
+    );
+  }
+
+  accept(socket: Socket): Promise<Accepted> {
+    const key = peerKey(socket);
+    return new Promise((resolve) => {
+      let done = false;
+      const finish = (result: Accepted): void => {
+        if (done) return;
+        done = true;
+        timer.cancel();
+        this.handshaking.delete(key);
+        socket.off('data', onFirstData);
+        socket.off('close', onClose);
+        if (result.kind === 'dropped') socket.destroy();
+        resolve(result);
+      };
+      const timer = this.options.clock.schedule(this.options.handshakeTimeoutMs, () =>
+        finish({ kind: 'dropped', reason: `no TLS handshake within ${this.options.handshakeTimeoutMs} ms` }),
+      );
+      const onClose = (): void => finish({ kind: 'dropped', reason: 'closed before the handshake finished' });
+      const onFirstData = (chunk: Buffer): void => {
+        socket.off('data', onFirstData);
+        socket.pause();
+        socket.unshift(chunk);
+        if (chunk[0] !== TLS_HANDSHAKE_RECORD) {
+          finish({ kind: 'plaintext', socket });
+          return;
+        }
+        this.handshaking.set(key, finish);
+        // The TLS socket reads the bytes put back before anything new from the wire.
+        this.server.emit('connection', socket);
+      };
+      socket.on('data', onFirstData);
+      socket.once('close', onClose);
+    });
+  }
 }

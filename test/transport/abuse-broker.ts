@@ -1,0 +1,58 @@
+/**
+ * A broker with security on, in a process of its own, for the abuse tests: its memory (RSS) is
+ * measured alone, and its event loop is not shared with the attackers or with the well-behaved
+ * client. Settings come as JSON in argv[2]. When it listens it prints one JSON line
+ * `{ "port", "pid" }`; each `stats` line on stdin is answered with one JSON line (server
+ * statistics, rejections by code, RSS); it closes and exits when stdin ends.
+ */
+import { createInterface } from 'node:readline';
+import { Broker } from '../../src/broker/broker.js';
+import { SystemClock } from '../../src/platform/clock.js';
+import { silentLogger } from '../../src/platform/logger.js';
+import { Authenticator } from '../../src/security/authenticator.js';
+import { AccessGuard } from '../../src/security/guard.js';
+import { Rejections } from '../../src/security/rejections.js';
+import { TcpServer, type TcpServerOptions } from '../../src/transport/tcp/server.js';
+
+export interface AbuseBrokerSettings {
+  dir: string;
+  usersPath: string;
+  server: Omit<TcpServerOptions, 'clock' | 'logger' | 'security' | 'tls' | 'rejections'>;
+  failureDelayMsMin: number;
+  failureDelayMsMax: number;
+}
+
+export interface AbuseBrokerStats {
+  stats: ReturnType<TcpServer['stats']>;
+  rejections: ReturnType<Rejections['entries']>;
+  rssBytes: number;
+}
+
+const settings = JSON.parse(process.argv[2]!) as AbuseBrokerSettings;
+const clock = new SystemClock();
+const broker = await Broker.open({ dir: settings.dir });
+const authenticator = new Authenticator(settings.usersPath, clock, silentLogger, undefined, {
+  required: true,
+  failureDelayMsMin: settings.failureDelayMsMin,
+  failureDelayMsMax: settings.failureDelayMsMax,
+});
+const guard = new AccessGuard(authenticator, { logger: silentLogger });
+const rejections = new Rejections();
+const server = new TcpServer(broker, { ...settings.server, clock, logger: silentLogger, security: { authenticator, guard }, rejections });
+const { port } = await server.listen(0, '127.0.0.1');
+process.stdout.write(JSON.stringify({ port, pid: process.pid }) + '\n');
+
+const lines = createInterface({ input: process.stdin });
+lines.on('line', (line) => {
+  if (line.trim() !== 'stats') return;
+  const answer: AbuseBrokerStats = { stats: server.stats(), rejections: rejections.entries(), rssBytes: process.memoryUsage.rss() };
+  process.stdout.write(JSON.stringify(answer) + '\n');
+});
+lines.on('close', () => {
+  void (async () => {
+    await server.close();
+    guard.close();
+    await broker.close();
+    process.exit(0);
+  })();
+});
