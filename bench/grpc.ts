@@ -19,7 +19,7 @@
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, release, tmpdir, totalmem } from 'node:os';
+import { availableParallelism, cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -103,7 +103,7 @@ interface Report {
   command: string;
   startedAt: string;
   commit: string;
-  machine: { cpus: number; cpuModel: string; memoryBytes: number; kernel: string; node: string };
+  machine: { cpus: number; cpuModel: string; memoryBytes: number; kernel: string; node: string; loadAverage1mAtStart: number };
   quick: boolean;
   wrk?: WrkResult;
   tcp?: WorkloadFigures;
@@ -426,7 +426,10 @@ async function runWorkloads(processes: ProcessRegistry, kind: 'tcp' | 'grpc', qu
 const int = (value: number): string => Math.round(value).toLocaleString('en-US');
 
 function machineLine(machine: Report['machine']): string {
-  return `${machine.cpus} cores (${machine.cpuModel}), ${(machine.memoryBytes / 1024 ** 3).toFixed(1)} GiB memory, Linux ${machine.kernel}, Node ${machine.node}`;
+  return (
+    `${machine.cpus} cores (${machine.cpuModel}), ${(machine.memoryBytes / 1024 ** 3).toFixed(1)} GiB memory, Linux ${machine.kernel}, Node ${machine.node}; ` +
+    `load average ${machine.loadAverage1mAtStart.toFixed(2)} at start`
+  );
 }
 
 function section(report: Report, resultsFile: string): string {
@@ -479,9 +482,15 @@ function section(report: Report, resultsFile: string): string {
     );
   }
   lines.push(
-    'Caveats: two shared cores, so the broker, the client (or wrk) compete for them; wrk\'s 400',
-    'connections each wait for their own fsync-confirmed publish, so its throughput comes from group',
-    'commit across connections, and its latency is mostly queueing behind those fsyncs.',
+    'Caveats:',
+    '- Two shared cores: the broker and the client (or wrk) compete for them, and so does whatever',
+    '  else runs on the machine (see the load average).',
+    '- The HTTP/JSON rate is bound by the broker\'s CPU per request (Connect\'s unary path: body',
+    '  parsing, JSON and protobuf reflection, abort signals; about 10x a plain `/healthz`), not by',
+    '  fsync: a `never` topic takes about the same rate. wrk counts requests slower than 2 s as',
+    '  timeouts and leaves them out of its percentiles, so p99 is a lower bound when it reports any.',
+    '- grpc-js is run with `grpc-node.flow_control_window` = 4 MiB: it keeps HTTP/2\'s 64 KiB window',
+    '  otherwise (no BDP-based growth as in grpc-go or grpc-java), which stalls every delivery batch.',
   );
   return lines.join('\n') + '\n';
 }
@@ -573,7 +582,15 @@ async function main(): Promise<number> {
     command: `node --import tsx bench/grpc.ts ${process.argv.slice(2).join(' ')}`.trim(),
     startedAt: new Date().toISOString(),
     commit: commit(),
-    machine: { cpus: availableParallelism(), cpuModel: cpus()[0]?.model.trim() ?? 'unknown', memoryBytes: totalmem(), kernel: release(), node: process.version },
+    machine: {
+      cpus: availableParallelism(),
+      cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
+      memoryBytes: totalmem(),
+      kernel: release(),
+      node: process.version,
+      // The machine is shared: what else was running is part of the figures.
+      loadAverage1mAtStart: loadavg()[0]!,
+    },
     quick: options.quick,
   };
   try {

@@ -30,6 +30,14 @@ const FAILURE_COUNTERS_MAX = 10_000;
 export const USERS_FILE_POLL_MS = 250;
 /** Verified passwords remembered: one per active HTTP user is plenty; beyond it the oldest are forgotten. */
 const VERIFIED_CACHE_MAX = 1_000;
+/**
+ * scrypt runs on libuv's threadpool (4 threads by default), which the storage engine's file I/O
+ * shares: a storm of logins must not take every thread, or publishes wait behind password hashes.
+ * Two at a time leave the other threads to the disk.
+ */
+export const PASSWORD_CHECKS_CONCURRENT_MAX = 2;
+/** Logins waiting for a password check at most; beyond it a login is refused BROKER_BUSY (retryable). */
+export const PASSWORD_CHECKS_QUEUED_MAX = 1_000;
 
 export interface AuthenticatorOptions {
   /**
@@ -68,6 +76,8 @@ export class Authenticator {
   private readonly cacheKey = randomBytes(32);
   private readonly failures = new Map<string, FailureCount>();
   private readonly listeners = new Set<() => void>();
+  private passwordChecks = 0;
+  private readonly passwordCheckQueue: Array<() => void> = [];
   private readonly required: boolean;
   private readonly failureDelayMsMin: number;
   private readonly failureDelayMsMax: number;
@@ -183,13 +193,33 @@ export class Authenticator {
     const cacheKey = createHmac('sha256', this.cacheKey).update(name).update('\0').update(credentials.password).digest('base64');
     if (this.verified.get(cacheKey) === name) return name;
     const file = this.file;
-    if (!(await verifyPassword(credentials.password, user.password))) return null;
+    if (!(await this.throttled(() => verifyPassword(credentials.password!, user.password!)))) return null;
     // Remember it only if the file did not change while scrypt ran.
     if (this.file === file) {
       if (this.verified.size >= VERIFIED_CACHE_MAX) this.verified.delete(this.verified.keys().next().value!);
       this.verified.set(cacheKey, name);
     }
     return name;
+  }
+
+  /** Runs a password check when fewer than PASSWORD_CHECKS_CONCURRENT_MAX run, else queues it. */
+  private async throttled<T>(check: () => Promise<T>): Promise<T> {
+    if (this.passwordChecks >= PASSWORD_CHECKS_CONCURRENT_MAX) {
+      if (this.passwordCheckQueue.length >= PASSWORD_CHECKS_QUEUED_MAX) {
+        throw new FerryError('BROKER_BUSY', `${PASSWORD_CHECKS_QUEUED_MAX} logins are waiting to be checked; try again shortly`);
+      }
+      await new Promise<void>((resolve) => this.passwordCheckQueue.push(resolve));
+    } else {
+      this.passwordChecks++;
+    }
+    try {
+      return await check();
+    } finally {
+      // Hand the slot to the next waiter, or give it back.
+      const next = this.passwordCheckQueue.shift();
+      if (next !== undefined) next();
+      else this.passwordChecks--;
+    }
   }
 
   /**

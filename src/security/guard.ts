@@ -114,8 +114,12 @@ export class AccessGuard {
   }
 }
 
+/** Refusals remembered per client view, so that a client repeating a forbidden request costs no new error (and stack trace) each time. */
+const REFUSALS_CACHED_MAX = 64;
+
 class GuardedBroker implements BrokerApi {
   private readonly auth: Authenticator;
+  private readonly refusals = new Map<string, FerryError>();
 
   constructor(
     private readonly guard: AccessGuard,
@@ -131,11 +135,20 @@ class GuardedBroker implements BrokerApi {
   }
 
   private check(action: Action, resource: Resource): void {
-    try {
-      this.auth.authorize(this.view.principal, action, resource);
-    } catch (error) {
-      this.refuse('FORBIDDEN', error as FerryError);
+    if (this.auth.allows(this.view.principal, action, resource)) return;
+    const key = `${action}\0${resource.topic}\0${resource.group ?? ''}`;
+    let error = this.refusals.get(key);
+    if (error === undefined) {
+      try {
+        this.auth.authorize(this.view.principal, action, resource);
+        return; // allowed after all (the users changed in between)
+      } catch (thrown) {
+        error = thrown as FerryError;
+      }
+      if (this.refusals.size >= REFUSALS_CACHED_MAX) this.refusals.clear();
+      this.refusals.set(key, error);
     }
+    this.refuse('FORBIDDEN', error);
   }
 
   private checkVisible(topic: string): void {

@@ -18,6 +18,7 @@ import { HistoryWriter, nowT, readHistories, type HistoryEvent } from './history
 import { BrokerProcess, ClientProcess, freePort } from './processes.js';
 import { SCENARIOS, type FaultStep, type Profile, type Scenario } from './scenarios.js';
 import { chaosConnect, DEFAULT_CONSUMER, DEFAULT_PRODUCER, type ClientProcessConfig } from './workload.js';
+import type { ProducerSettings } from './producer.js';
 
 const TOPIC = 'chaos';
 /** Producers keep retrying this long after being told to stop, so that few outcomes stay unknown. */
@@ -46,6 +47,8 @@ export interface RunOptions {
   resultsDir: string | null;
   /** Copy the merged history next to the results (large: *.jsonl is gitignored). */
   keepHistory?: boolean;
+  /** Keep the work directory (data, logs, histories) of a failed run for inspection; default true. */
+  keepFailedWorkDir?: boolean;
   log?: (line: string) => void;
 }
 
@@ -109,7 +112,8 @@ export async function runScenario(options: RunOptions): Promise<RunResult> {
   const clients: ClientProcess[] = [];
   const consumerProcesses: ClientProcess[] = [];
   let processCount = 0;
-  const startClients = async (producers: string[], consumers: string[], ratePerSec?: number): Promise<ClientProcess> => {
+  /** `ratePerSec`: the scenario's rate when absent, flat out when null. */
+  const startClients = async (producers: string[], consumers: string[], ratePerSec?: number | null): Promise<ClientProcess> => {
     const index = processCount++;
     const config: ClientProcessConfig = {
       port,
@@ -119,7 +123,7 @@ export async function runScenario(options: RunOptions): Promise<RunResult> {
       seed: (options.seed * 31 + index) >>> 0,
       producers,
       consumers,
-      producer: ratePerSec === undefined ? producer : { ...producer, ratePerSec },
+      producer: ratePerSec === undefined ? producer : ratePerSec === null ? withoutRate(producer) : { ...producer, ratePerSec },
       consumer,
       stopGraceMs: STOP_GRACE_MS,
     };
@@ -271,7 +275,7 @@ export async function runScenario(options: RunOptions): Promise<RunResult> {
     if (options.keepHistory) writeHistory(`${base}.jsonl`, events);
   }
   disk?.unmount();
-  if (result.passed) await rm(workDir, { recursive: true, force: true });
+  if (result.passed || options.keepFailedWorkDir === false) await rm(workDir, { recursive: true, force: true });
   else {
     copyFileSync(broker.logPath, join(workDir, 'broker.log.kept'));
     log(`  work directory kept for inspection: ${workDir}`);
@@ -279,16 +283,21 @@ export async function runScenario(options: RunOptions): Promise<RunResult> {
   return result;
 }
 
+function withoutRate(settings: ProducerSettings): ProducerSettings {
+  const { ratePerSec: _unlimited, ...rest } = settings;
+  return rest;
+}
+
 /** Runs producers flat out (with consumers) for a while; returns half the confirmed rate per producer. */
 async function calibrate(
-  startClients: (producers: string[], consumers: string[]) => Promise<ClientProcess>,
+  startClients: (producers: string[], consumers: string[], ratePerSec?: number | null) => Promise<ClientProcess>,
   producerIds: string[],
   consumerIds: string[],
   calibrationMs: number,
   workDir: string,
 ): Promise<number> {
   const startT = nowT();
-  const child = await startClients(producerIds, consumerIds);
+  const child = await startClients(producerIds, consumerIds, null);
   await new Promise((resolve) => setTimeout(resolve, calibrationMs));
   await child.stop();
   const fromT = startT + CALIBRATION_WARMUP_MS;
@@ -328,16 +337,21 @@ function judge(
     ackTimeoutMs: { ...DEFAULT_CONSUMER, ...scenario.workload.consumer }.ackTimeoutMs,
     scanned: drainReport?.scanComplete ?? false,
   });
+  if (drainReport === null) failures.push('no final drain (the run was aborted): the loss figures below are not meaningful');
   failures.push(...checkResult.failures);
   if (drainReport !== null && !drainReport.scanComplete) failures.push('the final scan did not reach the end of the topic');
   const findings: Findings[] = [];
   const inFlightMax = scenario.workload.consumers * DEFAULT_CONSUMER.prefetch;
   if (scenario.name === 'pause') {
-    const windows = events.flatMap((e) => (e.k === 'pz' ? [{ name: `pause ${e.ms} ms`, from: e.t + e.ms, to: e.t + e.ms + STORM_WINDOW_MS }] : []));
+    const windows = events.flatMap((e) =>
+      e.k === 'pz' ? [{ name: `pause ${e.ms} ms`, from: e.t + e.ms, to: e.t + e.ms + STORM_WINDOW_MS }] : [],
+    );
     findings.push(redeliveryStorms(events, windows, inFlightMax));
   }
   if (scenario.name === 'clock') {
-    const windows = events.flatMap((e) => (e.k === 'cj' ? [{ name: `jump to ${e.offsetMs} ms`, from: e.t, to: e.t + STORM_WINDOW_MS }] : []));
+    const windows = events.flatMap((e) =>
+      e.k === 'cj' ? [{ name: `jump to ${e.offsetMs} ms`, from: e.t, to: e.t + STORM_WINDOW_MS }] : [],
+    );
     findings.push(redeliveryStorms(events, windows, inFlightMax));
   }
   if (scenario.name === 'consumer-kill') findings.push(consumerKills(events, ACK_FLUSH_GRACE_MS));

@@ -13,7 +13,8 @@
  * record must survive a SIGKILL of this process (an ack, before it is sent) — the page cache
  * keeps what write(2) accepted when the process dies.
  */
-import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
 
 /** A flush is forced when this much is buffered, bounding memory between flushes. */
 const BUFFER_BYTES_MAX = 256 * 1024;
@@ -111,23 +112,40 @@ export class HistoryWriter {
   }
 }
 
+/** Histories are read this much at a time: a file may be larger than the longest string V8 allows. */
+const READ_CHUNK_BYTES = 8 * 1024 * 1024;
+
 /** Calls `visit` for every event of one file, in write order; a last line cut by a SIGKILL is skipped. */
 export function forEachEvent(path: string, visit: (event: HistoryEvent) => void): void {
-  const text = readFileSync(path, 'utf8');
-  let start = 0;
-  while (start < text.length) {
-    let end = text.indexOf('\n', start);
-    if (end < 0) end = text.length;
-    if (end > start) {
-      let event: HistoryEvent | null = null;
-      try {
-        event = JSON.parse(text.slice(start, end)) as HistoryEvent;
-      } catch {
-        // Only a line torn by a kill can fail to parse; its action had not happened yet.
-      }
-      if (event !== null) visit(event);
+  const fd = openSync(path, 'r');
+  const decoder = new StringDecoder('utf8');
+  const chunk = Buffer.allocUnsafe(READ_CHUNK_BYTES);
+  let carry = '';
+  const visitLine = (line: string): void => {
+    if (line.length === 0) return;
+    let event: HistoryEvent | null = null;
+    try {
+      event = JSON.parse(line) as HistoryEvent;
+    } catch {
+      // Only a line torn by a kill can fail to parse; its action had not happened yet.
     }
-    start = end + 1;
+    if (event !== null) visit(event);
+  };
+  try {
+    for (;;) {
+      const bytesRead = readSync(fd, chunk, 0, READ_CHUNK_BYTES, null);
+      if (bytesRead === 0) break;
+      const text = carry + decoder.write(chunk.subarray(0, bytesRead));
+      let start = 0;
+      for (let end = text.indexOf('\n'); end >= 0; end = text.indexOf('\n', start)) {
+        visitLine(text.slice(start, end));
+        start = end + 1;
+      }
+      carry = text.slice(start);
+    }
+    visitLine(carry + decoder.end());
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -32,6 +32,11 @@ export function chaosConnect(port: number, name: string, requestTimeoutMs: numbe
 /** Defaults of the chaos workload; scenarios override what they need. */
 export const DEFAULT_PRODUCER: ProducerSettings = {
   window: 32,
+  /**
+   * 600 msg/s per producer, about half what this 2-core machine confirms flat out: enough load to
+   * keep every path busy, little enough that a several-minute run's history stays a few hundred MB.
+   */
+  ratePerSec: 600,
   valueBytes: 200,
   poisonChance: 0.003,
   delayChance: 0,

@@ -5,6 +5,7 @@
  * `{ "port", "pid" }`; each `stats` line on stdin is answered with one JSON line (server
  * statistics, rejections by code, RSS); it closes and exits when stdin ends.
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { Broker } from '../../src/broker/broker.js';
 import { SystemClock } from '../../src/platform/clock.js';
@@ -26,6 +27,8 @@ export interface AbuseBrokerStats {
   stats: ReturnType<TcpServer['stats']>;
   rejections: ReturnType<Rejections['entries']>;
   rssBytes: number;
+  /** The longest the event loop was blocked since the previous stats line. */
+  eventLoopDelayMaxMs: number;
 }
 
 const settings = JSON.parse(process.argv[2]!) as AbuseBrokerSettings;
@@ -42,10 +45,17 @@ const server = new TcpServer(broker, { ...settings.server, clock, logger: silent
 const { port } = await server.listen(0, '127.0.0.1');
 process.stdout.write(JSON.stringify({ port, pid: process.pid }) + '\n');
 
+/** Event-loop delay sampling resolution (ms): the histogram's samples include it. */
+const LOOP_RESOLUTION_MS = 10;
+const loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
+loop.enable();
+
 const lines = createInterface({ input: process.stdin });
 lines.on('line', (line) => {
   if (line.trim() !== 'stats') return;
-  const answer: AbuseBrokerStats = { stats: server.stats(), rejections: rejections.entries(), rssBytes: process.memoryUsage.rss() };
+  const eventLoopDelayMaxMs = loop.count > 0 ? Math.max(0, loop.max / 1e6 - LOOP_RESOLUTION_MS) : 0;
+  loop.reset();
+  const answer: AbuseBrokerStats = { stats: server.stats(), rejections: rejections.entries(), rssBytes: process.memoryUsage.rss(), eventLoopDelayMaxMs };
   process.stdout.write(JSON.stringify(answer) + '\n');
 });
 lines.on('close', () => {

@@ -106,7 +106,7 @@ let broker: LineChild;
 let prober: LineChild;
 let port = 0;
 let baselineP99Ms = 0;
-const figures: Array<{ attack: string; outcome: string; p50Ms: number; p99Ms: number; ratio: number; rssMiB: number }> = [];
+const figures: Array<{ attack: string; outcome: string; p50Ms: number; p99Ms: number; ratio: number; rssMiB: number; loopMs: number }> = [];
 
 async function stats(): Promise<AbuseBrokerStats> {
   return broker.ask<AbuseBrokerStats>('stats');
@@ -120,10 +120,17 @@ function rejected(snapshot: AbuseBrokerStats, code: string): number {
 async function underAttack<T>(name: string, attack: () => Promise<T>, outcome: (result: T) => string): Promise<T> {
   await prober.ask<ProbeWindow>('window');
   let rssMaxBytes = 0;
+  let loopMaxMs = 0;
   let sampling = true;
+  const sample = (snapshot: AbuseBrokerStats): void => {
+    rssMaxBytes = Math.max(rssMaxBytes, snapshot.rssBytes);
+    loopMaxMs = Math.max(loopMaxMs, snapshot.eventLoopDelayMaxMs);
+  };
+  sample(await stats());
+  loopMaxMs = 0;
   const sampler = (async () => {
     while (sampling) {
-      rssMaxBytes = Math.max(rssMaxBytes, (await stats()).rssBytes);
+      sample(await stats());
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   })();
@@ -135,9 +142,9 @@ async function underAttack<T>(name: string, attack: () => Promise<T>, outcome: (
     await sampler;
   }
   const window = await prober.ask<ProbeWindow>('window');
-  rssMaxBytes = Math.max(rssMaxBytes, (await stats()).rssBytes);
+  sample(await stats());
   const ratio = Math.max(window.p99Ms, P99_FLOOR_MS) / Math.max(baselineP99Ms, P99_FLOOR_MS);
-  figures.push({ attack: name, outcome: outcome(result), p50Ms: round(window.p50Ms), p99Ms: round(window.p99Ms), ratio: round(ratio), rssMiB: Math.round(rssMaxBytes / 2 ** 20) });
+  figures.push({ attack: name, outcome: outcome(result), p50Ms: round(window.p50Ms), p99Ms: round(window.p99Ms), ratio: round(ratio), rssMiB: Math.round(rssMaxBytes / 2 ** 20), loopMs: Math.round(loopMaxMs) });
   assert.ok(rssMaxBytes < RSS_BYTES_MAX, `${name}: broker RSS reached ${Math.round(rssMaxBytes / 2 ** 20)} MiB`);
   assert.ok(window.count > 0, `${name}: the prober completed no request during the attack`);
   assert.equal(window.errors, 0, `${name}: the prober's requests failed`);
@@ -210,7 +217,7 @@ before(async () => {
   await new Promise((resolve) => setTimeout(resolve, 1500));
   const baseline = await prober.ask<ProbeWindow>('window');
   baselineP99Ms = baseline.p99Ms;
-  figures.push({ attack: 'none (baseline)', outcome: `${baseline.count} probes`, p50Ms: round(baseline.p50Ms), p99Ms: round(baseline.p99Ms), ratio: 1, rssMiB: Math.round((await stats()).rssBytes / 2 ** 20) });
+  figures.push({ attack: 'none (baseline)', outcome: `${baseline.count} probes`, p50Ms: round(baseline.p50Ms), p99Ms: round(baseline.p99Ms), ratio: 1, rssMiB: Math.round((await stats()).rssBytes / 2 ** 20), loopMs: 0 });
 });
 
 after(async () => {
@@ -218,7 +225,11 @@ after(async () => {
   await broker?.stop();
   await dir?.remove();
   console.log(
-    ['| attack | outcome | prober p50 ms | prober p99 ms | p99 / unloaded | broker RSS MiB |', '| --- | --- | ---: | ---: | ---: | ---: |', ...figures.map((f) => `| ${f.attack} | ${f.outcome} | ${f.p50Ms} | ${f.p99Ms} | ${f.ratio} | ${f.rssMiB} |`)].join('\n'),
+    [
+      '| attack | outcome | prober p50 ms | prober p99 ms | p99 / unloaded | broker RSS MiB (max) | broker event-loop stall ms (max) |',
+      '| --- | --- | ---: | ---: | ---: | ---: | ---: |',
+      ...figures.map((f) => `| ${f.attack} | ${f.outcome} | ${f.p50Ms} | ${f.p99Ms} | ${f.ratio} | ${f.rssMiB} | ${f.loopMs} |`),
+    ].join('\n'),
   );
 });
 

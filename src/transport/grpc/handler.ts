@@ -7,6 +7,7 @@
  * The broker is reached through a getter, so the handler can be mounted before recovery finishes
  * (calls then fail with UNAVAILABLE / BROKER_BUSY) and the process wires it once.
  */
+import { setMaxListeners } from 'node:events';
 import { Code, ConnectError, type Interceptor } from '@connectrpc/connect';
 import { connectNodeAdapter, type ConnectNodeAdapterOptions } from '@connectrpc/connect-node';
 import type { Clock } from '../../platform/clock.js';
@@ -47,6 +48,9 @@ export interface GrpcHandler {
 export function createGrpcHandler(options: GrpcHandlerOptions): GrpcHandler {
   const registry = new ConsumerRegistry(options.newConsumerId);
   const shutdown = new AbortController();
+  // Every call in progress listens on it (connect links each call's signal to it and unlinks when
+  // the call ends): their number is bounded by connections and streams, not by Node's leak warning.
+  setMaxListeners(0, shutdown.signal);
   const handle: NodeHandler = connectNodeAdapter({
     routes: (router) => {
       router.service(TopicService, topicService(options.broker));

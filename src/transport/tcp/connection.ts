@@ -54,6 +54,14 @@ const COALESCE_MESSAGES_MAX = 10_000;
 /** Time a failed connection gets to flush its ERROR frame before the socket is destroyed. */
 const FAIL_LINGER_MS = 1000;
 
+/**
+ * Frames handled in one event-loop turn per connection; the rest of a socket read waits for the
+ * next turn (reading paused meanwhile), so a client that packs thousands of tiny requests into
+ * every read cannot hold the loop and delay everyone else. A run of PUBLISH frames counts once it
+ * is handled, as one batch. A 64 KiB read holds at most ~2,300 frames; real clients' reads far fewer.
+ */
+const FRAMES_PER_TURN_MAX = 256;
+
 /** Partitions a resuming stream may name: far above the broker's partition limit, so a huge index is malformed intent. */
 const RESUME_PARTITIONS_MAX = 65_536;
 
@@ -118,6 +126,7 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
   /** Frames that arrived behind a HELLO still being authenticated; handled once it succeeds. */
   private held: Frame[] = [];
   private authTimer: TimerHandle | null;
+  private tooManySubscriptions: FerryError | null = null;
   readonly tls: boolean;
 
   constructor(
@@ -203,11 +212,25 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
 
   onFrames(frames: Frame[]): void {
     this.lastReceivedMs = this.options.clock.monotonicMs();
+    if (this.held.length > 0) {
+      // Earlier frames still wait: these go behind them, in order.
+      for (const frame of frames) this.held.push(frame);
+      return;
+    }
+    this.process(frames);
+  }
+
+  /** Handles frames in order until the turn's budget is spent or a HELLO is being checked; holds the rest. */
+  private process(frames: Frame[]): void {
     let i = 0;
+    const budgetEnd = FRAMES_PER_TURN_MAX;
     while (i < frames.length && !this.failing && this.state !== 'closed') {
-      if (this.state === 'authenticating') {
-        // Pipelined behind the HELLO: kept (at most one socket read, reading is paused) until it is decided.
+      if (this.state === 'authenticating' || i >= budgetEnd) {
+        // Pipelined behind a HELLO being checked, or past the turn's budget: kept, with reading
+        // paused (so at most one socket read's worth), until the login is decided or the next turn.
         for (; i < frames.length; i++) this.held.push(frames[i]!);
+        this.socket.pause();
+        if (this.state !== 'authenticating') this.scheduleHeld();
         return;
       }
       const frame = frames[i]!;
@@ -223,6 +246,27 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
       i++;
     }
   }
+
+  private heldScheduled = false;
+
+  private scheduleHeld(): void {
+    if (this.heldScheduled) return;
+    this.heldScheduled = true;
+    setImmediate(this.processHeld);
+  }
+
+  /** Handles held frames (after a login, or in the next turn), then reads again if nothing is left. */
+  private readonly processHeld = (): void => {
+    this.heldScheduled = false;
+    if (this.state === 'closed' || this.failing) {
+      this.held = [];
+      return;
+    }
+    const held = this.held;
+    this.held = [];
+    this.process(held);
+    if (this.held.length === 0 && !this.readPaused && this.state === 'open') this.socket.resume();
+  };
 
   onError(error: FerryError): void {
     this.fail(error, 0);
@@ -331,10 +375,7 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
         this.broker = security.guard.for({ principal, address: this.remoteAddress, inner: this.broker });
         this.completeHello(id, version, hello);
         this.lastReceivedMs = this.options.clock.monotonicMs();
-        if (!this.readPaused) this.socket.resume();
-        const held = this.held;
-        this.held = [];
-        if (held.length > 0) this.onFrames(held);
+        this.processHeld();
       },
       (error: unknown) => {
         if (this.state !== 'authenticating') return;
@@ -468,7 +509,10 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
   private handleSubscribe(id: number): void {
     const request = decodeSubscribe(this.reader);
     if (this.subscriptions.size >= this.options.subscriptionsMax) {
-      throw new FerryError('TOO_MANY_SUBSCRIPTIONS', `a connection holds at most ${this.options.subscriptionsMax} subscriptions`);
+      // One error for every refusal: a client looping on SUBSCRIBE must not cost a stack trace each.
+      this.tooManySubscriptions ??= new FerryError('TOO_MANY_SUBSCRIPTIONS', `a connection holds at most ${this.options.subscriptionsMax} subscriptions`);
+      this.requestFailed(id, this.tooManySubscriptions);
+      return;
     }
     const sink = new ServerSubscription(this.nextWireId++, request.topic, request.group, this, this.options.subscriptionUnackedMax);
     // The initial credit counts against the cap like any grant; a larger ask is clamped, not refused.
@@ -727,7 +771,9 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
       this.readPaused = false;
       // Silence while we were not reading is not the client's fault.
       this.lastReceivedMs = this.options.clock.monotonicMs();
-      this.socket.resume();
+      // Held frames (a login being checked, or the rest of a large read) are handled first; their
+      // handler resumes reading once they are done.
+      if (this.held.length === 0 && this.state !== 'authenticating') this.socket.resume();
     }
   }
 
