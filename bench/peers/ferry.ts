@@ -230,7 +230,7 @@ export function createFerrySystem(options: FerrySystemOptions): BrokerSystem {
         server = await processes.start({
           name: 'ferry',
           command: process.execPath,
-          args: (port, dataDir) => [LAUNCHER, 'serve', '--dir', dataDir, '--port', String(port), '--host', LOOPBACK_HOST],
+          args: (port, dataDir) => [LAUNCHER, 'serve', '--dir', dataDir, '--port', String(port), '--host', LOOPBACK_HOST, '--http-port', '0'],
           cwd: REPO_ROOT,
         });
       } catch (error) {
