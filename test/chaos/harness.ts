@@ -349,8 +349,12 @@ function judge(
     findings.push(redeliveryStorms(events, windows, inFlightMax));
   }
   if (scenario.name === 'clock') {
+    // A window ends at the next kill: what a restart redelivers is not the clock's doing.
+    const kills = events.filter((e) => e.k === 'bk').map((e) => e.t);
     const windows = events.flatMap((e) =>
-      e.k === 'cj' ? [{ name: `jump to ${e.offsetMs} ms`, from: e.t, to: e.t + STORM_WINDOW_MS }] : [],
+      e.k === 'cj'
+        ? [{ name: `jump to ${e.offsetMs} ms`, from: e.t, to: Math.min(e.t + STORM_WINDOW_MS, kills.find((t) => t > e.t) ?? Infinity) }]
+        : [],
     );
     findings.push(redeliveryStorms(events, windows, inFlightMax));
   }

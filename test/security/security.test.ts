@@ -11,7 +11,7 @@ import { emptyUsersFile, parseUsersFile, readUsersFile, writeUsersFile, type Use
 import { FerryError } from '../../src/protocol/errors.js';
 import { silentLogger } from '../../src/platform/logger.js';
 import { SimClock } from '../sim/sim-clock.js';
-import { tempDir } from '../helpers.js';
+import { eventually, tempDir } from '../helpers.js';
 
 /** Tests use a cheap scrypt cost; the real default is tested once for its round trip. */
 const TEST_COST = 1 << 10;
@@ -123,6 +123,9 @@ test('authenticator - passwords and tokens log in; failures are slowed more each
       return error;
     });
     const startMs = clock.monotonicMs();
+    // The password check runs on the threadpool in real time; the delay that follows is a timer on
+    // the simulated clock: advance it only once that timer exists.
+    await eventually(() => assert.ok(clock.pendingTimers() > 0));
     for (let step = 0; step < 100 && settledAtMs < 0; step++) await clock.advanceAndSettle(50);
     const error = await outcome;
     assert.ok(error instanceof FerryError && error.code === 'AUTH_FAILED');
