@@ -48,6 +48,8 @@ class GroupPartition {
   /** Offsets waiting for a redelivery (scheduled or due). */
   readonly waiting = new Map<number, Waiting>();
   readonly retryTimers = new Map<number, TimerHandle>();
+  /** Offsets acked whose settlement is not durable yet. */
+  readonly settling = new Set<number>();
 
   constructor(
     readonly index: number,
@@ -265,7 +267,7 @@ export class Group {
       const record = partition.reader.takeHighestPriority();
       if (record === undefined) return undefined;
       const offset = record.offset;
-      if (state.acks.isSettled(offset) || partition.inFlight.has(offset) || partition.waiting.has(offset)) continue;
+      if (state.acks.isSettled(offset) || partition.inFlight.has(offset) || partition.waiting.has(offset) || partition.settling.has(offset)) continue;
       if (this.deadLetterer.isMoving(partition.index, offset)) continue;
       this.deps.store.dispatched(partition.index, offset + 1);
       return { record, deliveriesBefore: state.deliveriesOf(offset) };
@@ -375,13 +377,22 @@ export class Group {
     } else if (offset >= partition.reader.position) {
       return Promise.reject(new FerryError('UNKNOWN_DELIVERY', `offset ${offset} of partition ${partitionIndex} was not delivered to this group`));
     }
-    return this.deps.store.settle(partitionIndex, offset).catch((error: unknown) => {
-      // The ack did not become durable (e.g. disk full): the message is delivered again.
-      if (!this.deps.store.state.partitions[partitionIndex]!.acks.isSettled(offset) && !this.closed) {
-        this.scheduleRedelivery(partition, offset, deliveries, 0, entry?.record ?? null);
-      }
-      throw error;
-    });
+    // Until the settlement is durable (and so in the state), the reader must not hand it out again:
+    // after a restart a redelivered offset can be ahead of the reader.
+    partition.settling.add(offset);
+    return this.deps.store.settle(partitionIndex, offset).then(
+      () => {
+        partition.settling.delete(offset);
+      },
+      (error: unknown) => {
+        partition.settling.delete(offset);
+        // The ack did not become durable (e.g. disk full): the message is delivered again.
+        if (!this.deps.store.state.partitions[partitionIndex]!.acks.isSettled(offset) && !this.closed) {
+          this.scheduleRedelivery(partition, offset, deliveries, 0, entry?.record ?? null);
+        }
+        throw error;
+      },
+    );
   }
 
   /** nack: the message goes back for redelivery after its backoff (or `delayMs`). */

@@ -342,3 +342,29 @@ test('delivery - a group delivers higher priorities first, oldest first within a
   await assert.rejects(broker.publish('jobs', 'x', { priority: 10 }), (error: unknown) => error instanceof FerryError && error.code === 'INVALID_ARGUMENT');
   await broker.close();
 });
+
+test('delivery - after a restart, an acked redelivery ahead of the reader is not delivered again while its ack becomes durable', async () => {
+  const world = await openSimBroker();
+  await world.broker.createTopic('jobs');
+  await world.broker.publish('jobs', Array.from({ length: 3 }, (_, i) => ({ value: Buffer.from(String(i)) })));
+  const sink = new RecordingSink();
+  const subscription = await world.broker.subscribe('jobs', { group: 'w', from: { kind: 'earliest' }, credit: 10, backoffMs: [1000] }, sink);
+  await flush();
+  await subscription.nack(0, 2);
+  await world.broker.close();
+  const clock = new SimClock(world.clock.nowMs());
+  const { broker } = await openSimBroker(world.fs, clock);
+  const again = new RecordingSink();
+  // Credit for exactly the redelivery first: offset 2 arrives while the reader is still at 0.
+  const resumed = await broker.subscribe('jobs', { group: 'w', credit: 0 }, again);
+  await clock.advanceAndSettle(1000);
+  resumed.grantCredit(1);
+  await flush();
+  assert.deepEqual(values(again), ['2']);
+  const acked = resumed.ack(0, 2);
+  resumed.grantCredit(10);
+  await acked;
+  await flush();
+  assert.deepEqual(values(again).sort(), ['0', '1', '2'], 'offset 2 is not delivered twice');
+  await broker.close();
+});
