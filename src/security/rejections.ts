@@ -14,24 +14,22 @@ export interface RejectionCount {
 }
 
 export class Rejections {
-  /** Keyed by `${transport} ${code}`: at most (codes × transports) entries. */
-  private readonly counts = new Map<string, RejectionCount>();
+  /** Per transport, per code: at most (transports × codes) entries. Counted per refusal, so no key strings are built. */
+  private readonly counts: Record<Transport, Map<ErrorCode, RejectionCount>> = { tcp: new Map(), http: new Map() };
 
   count(code: ErrorCode, transport: Transport): void {
-    const key = `${transport} ${code}`;
-    const entry = this.counts.get(key);
-    if (entry === undefined) this.counts.set(key, { code, transport, count: 1 });
+    const byCode = this.counts[transport];
+    const entry = byCode.get(code);
+    if (entry === undefined) byCode.set(code, { code, transport, count: 1 });
     else entry.count++;
   }
 
   entries(): RejectionCount[] {
-    return [...this.counts.values()].map((entry) => ({ ...entry }));
+    return [...this.counts.tcp.values(), ...this.counts.http.values()].map((entry) => ({ ...entry }));
   }
 
   /** The count for one code (summed over transports unless one is named); for tests and logs. */
   of(code: ErrorCode, transport?: Transport): number {
-    let total = 0;
-    for (const entry of this.counts.values()) if (entry.code === code && (transport === undefined || entry.transport === transport)) total += entry.count;
-    return total;
+    return (transport === undefined || transport === 'tcp' ? this.counts.tcp.get(code)?.count ?? 0 : 0) + (transport === undefined || transport === 'http' ? this.counts.http.get(code)?.count ?? 0 : 0);
   }
 }

@@ -8,7 +8,7 @@
  *   that file, read at start and again on SIGUSR2 (a clock step while running).
  *
  * Usage: node --import tsx test/chaos/broker-process.ts <dir> <port>
- * Prints one JSON line on stdout once listening: { port, openMs, truncatedBytes }. Logs (JSON) go
+ * Prints one JSON line on stdout once listening: { port, openMs, truncatedBytes, listenT }. Logs (JSON) go
  * to stderr. SIGTERM closes the broker cleanly and exits 0.
  */
 import { readFileSync } from 'node:fs';
@@ -17,6 +17,7 @@ import { NodeFileSystem, type FileSystem } from '../../src/platform/fs.js';
 import { FaultFileSystem, SYNC_LOG_ENV, SyncLog } from '../../src/platform/fault-fs.js';
 import { JsonLogger } from '../../src/platform/logger.js';
 import { CLOCK_FILE_ENV, JumpClock } from './jump-clock.js';
+import { nowT } from './history.js';
 
 const [dir, portText] = process.argv.slice(2);
 if (dir === undefined || portText === undefined) {
@@ -42,8 +43,11 @@ const broker = await Broker.open({ dir, fs, clock, logger });
 const openMs = performance.now() - startedMs;
 let truncatedBytes = 0;
 for (const reports of broker.recovery.values()) for (const report of reports) truncatedBytes += report.truncatedBytes;
+// Clients may connect (and be answered) as soon as the socket listens, before the line below is
+// read: the harness dates the incarnation from here.
+const listenT = nowT();
 const listener = await broker.listen({ port: Number(portText), host: '127.0.0.1' });
-process.stdout.write(JSON.stringify({ port: listener.port, openMs: Math.round(openMs), truncatedBytes }) + '\n');
+process.stdout.write(JSON.stringify({ port: listener.port, openMs: Math.round(openMs), truncatedBytes, listenT }) + '\n');
 
 process.once('SIGTERM', () => {
   broker.close().then(

@@ -67,6 +67,8 @@ export interface CheckResult {
   /** The oldest allowed loss: how long before its kill it was confirmed. */
   lossAgeMsMax: number;
   lossOutsideWindow: number;
+  /** How far beyond its window the worst of those was confirmed. */
+  lossOutsideWindowExcessMsMax: number;
   lossNotSuffix: number;
   unexpected: number;
   phantom: number;
@@ -361,6 +363,7 @@ export function check(events: readonly HistoryEvent[], options: CheckOptions): C
       const windowMs = (options.lossWindowMs ?? 0) + loss.datasyncMsMax;
       if (ageMs > windowMs) {
         result.lossOutsideWindow++;
+        result.lossOutsideWindowExcessMsMax = Math.max(result.lossOutsideWindowExcessMsMax, round(ageMs - windowMs));
         sample('lossOutsideWindow', { p: message.p, s: message.s, ageMs: round(ageMs), windowMs: round(windowMs) });
       } else {
         result.lostAllowed++;
@@ -421,7 +424,8 @@ export function check(events: readonly HistoryEvent[], options: CheckOptions): C
       result.duplicates.total++;
       if (delivery.part !== first.part || delivery.off !== first.off) {
         if (options.scanned && message.scanned.length > 1) continue; // counted as storedTwice above
-        if (options.durability !== 'always' && powerLossBetween(first.t, delivery.t)) {
+        // A DELIVER sent before a kill can be recorded just after it: the tolerance covers that.
+        if (options.durability !== 'always' && powerLossBetween(first.t - ackRaceToleranceMs, delivery.t)) {
           result.duplicates.racesAllowed++;
         } else {
           result.duplicates.copyVanished++;
@@ -566,6 +570,7 @@ function emptyResult(): CheckResult {
     missingFromLog: 0,
     lossAgeMsMax: 0,
     lossOutsideWindow: 0,
+    lossOutsideWindowExcessMsMax: 0,
     lossNotSuffix: 0,
     unexpected: 0,
     phantom: 0,

@@ -127,7 +127,7 @@ export class BrokerProcess {
     const readyMs = Math.round(performance.now() - startedMs);
     const openMs = Number(ready.openMs);
     this.recoveries.push({ readyMs, openMs, truncatedBytes: Number(ready.truncatedBytes) });
-    this.options.history.record({ k: 'bs', t: nowT(), recoveryMs: readyMs, openMs });
+    this.options.history.record({ k: 'bs', t: Number(ready.listenT ?? nowT()), recoveryMs: readyMs, openMs });
   }
 
   /** SIGKILL; with `powerLoss`, then cuts the data directory back to what was durable. */

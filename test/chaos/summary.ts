@@ -23,8 +23,11 @@ for (const result of rows) {
   const allowed = d.total - failing;
   const faults = result.schedule.filter((step) => step.fault !== 'none').length;
   const profile = result.profile === 'short' && result.scenario !== 'short' ? ' (short)' : '';
+  // Without the final drain the loss figures mean nothing: say so instead of printing them.
+  const drained = result.drain !== null;
+  const verdict = result.passed ? 'pass' : drained ? '**FAIL**' : '**FAIL** (aborted, no drain)';
   console.log(
-    `| ${result.scenario}${profile} seed ${result.seed} | ${result.passed ? 'pass' : '**FAIL**'} | ${c.confirmed} | ${c.lost} | ${c.unexpected} | ` +
+    `| ${result.scenario}${profile} seed ${result.seed} | ${verdict} | ${c.confirmed} | ${drained ? c.lost : '—'} | ${c.unexpected} | ` +
       `${allowed} / ${failing} | ${faults} faults, ${result.recovery.restarts} restarts, ready p50 ${result.recovery.readyMsP50} ms, max ${result.recovery.readyMsMax} ms | ${result.machine.commit} |`,
   );
 }

@@ -41,13 +41,15 @@ const LIMITS = {
 };
 /** The broker process stays under this resident memory through every attack (tsx compiles in it too). */
 const RSS_BYTES_MAX = 384 * 1024 * 1024;
-/** Asserted bound of p99 under attack / p99 unloaded: loose so that a busy 2-core machine does not flake; the aim is 2. */
+/** Asserted bound of p99 under attack / p99 before it: loose so that a busy 2-core machine does not flake; the aim is 2. */
 const P99_RATIO_MAX = 10;
 /**
- * Unloaded p99 is a fraction of a millisecond on loopback, where one scheduler hiccup doubles it:
- * ratios are taken against at least this, so that they measure the broker, not the noise floor.
+ * The asserted ratio is taken against at least this p99: unloaded, a round trip on loopback takes
+ * a fraction of a millisecond, and on a machine shared with other work (three processes of this
+ * test on two cores, besides) one descheduling costs tens of milliseconds — the assertion then
+ * reads "no attack stalls the well-behaved client beyond 10 × 10 ms". The raw ratio is reported.
  */
-const P99_FLOOR_MS = 2;
+const P99_FLOOR_MS = 10;
 const PASSWORD = 'abuse-password';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
@@ -75,11 +77,16 @@ class LineChild {
   next<T>(timeoutMs = 20_000): Promise<T> {
     if (this.early.length > 0) return Promise.resolve(this.early.shift() as T);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no answer from the child within ${timeoutMs} ms: ${this.stderr}`)), timeoutMs);
-      this.waiting.push((value) => {
+      const waiter = (value: unknown): void => {
         clearTimeout(timer);
         resolve(value as T);
-      });
+      };
+      const timer = setTimeout(() => {
+        // A late answer must not be taken for the next question's.
+        this.waiting.splice(this.waiting.indexOf(waiter), 1);
+        reject(new Error(`no answer from the child within ${timeoutMs} ms: ${this.stderr}`));
+      }, timeoutMs);
+      this.waiting.push(waiter);
     });
   }
 
@@ -90,7 +97,7 @@ class LineChild {
 
   stop(): Promise<void> {
     return new Promise((resolve) => {
-      if (this.child.exitCode !== null) return resolve();
+      if (this.child.exitCode !== null || this.child.signalCode !== null) return resolve();
       const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
       this.child.once('exit', () => {
         clearTimeout(timer);
@@ -106,7 +113,7 @@ let broker: LineChild;
 let prober: LineChild;
 let port = 0;
 let baselineP99Ms = 0;
-const figures: Array<{ attack: string; outcome: string; p50Ms: number; p99Ms: number; ratio: number; rssMiB: number; loopMs: number }> = [];
+const figures: Array<{ attack: string; outcome: string; baseMs: number; p50Ms: number; p99Ms: number; rawRatio: number; rssMiB: number; loopMs: number }> = [];
 
 async function stats(): Promise<AbuseBrokerStats> {
   return broker.ask<AbuseBrokerStats>('stats');
@@ -116,9 +123,26 @@ function rejected(snapshot: AbuseBrokerStats, code: string): number {
   return snapshot.rejections.filter((entry) => entry.code === code).reduce((sum, entry) => sum + entry.count, 0);
 }
 
-/** Runs an attack while sampling the broker's RSS, then reads the prober's window over it. */
-async function underAttack<T>(name: string, attack: () => Promise<T>, outcome: (result: T) => string): Promise<T> {
+interface AttackOptions {
+  /** Starts load that is not the attack (producers), measured in the baseline as well; returns its stopper. */
+  load?: () => Promise<() => Promise<void>>;
+}
+
+/** How long the prober is measured unloaded right before each attack. */
+const BASELINE_WINDOW_MS = 600;
+
+/**
+ * Runs an attack while sampling the broker's RSS, then reads the prober's window over it. The
+ * ratio is taken against the larger of the first baseline and one measured just before this
+ * attack, so that load from elsewhere on the machine moves both sides alike.
+ */
+async function underAttack<T>(name: string, attack: () => Promise<T>, outcome: (result: T) => string, options: AttackOptions = {}): Promise<T> {
+  // Legitimate load that runs through the baseline too: the ratio then isolates the attack.
+  const stopLoad = options.load === undefined ? null : await options.load();
   await prober.ask<ProbeWindow>('window');
+  await new Promise((resolve) => setTimeout(resolve, BASELINE_WINDOW_MS));
+  const fresh = await prober.ask<ProbeWindow>('window');
+  const unloadedP99Ms = Math.max(baselineP99Ms, fresh.p99Ms);
   let rssMaxBytes = 0;
   let loopMaxMs = 0;
   let sampling = true;
@@ -140,15 +164,17 @@ async function underAttack<T>(name: string, attack: () => Promise<T>, outcome: (
   } finally {
     sampling = false;
     await sampler;
+    await stopLoad?.();
   }
   const window = await prober.ask<ProbeWindow>('window');
   sample(await stats());
-  const ratio = Math.max(window.p99Ms, P99_FLOOR_MS) / Math.max(baselineP99Ms, P99_FLOOR_MS);
-  figures.push({ attack: name, outcome: outcome(result), p50Ms: round(window.p50Ms), p99Ms: round(window.p99Ms), ratio: round(ratio), rssMiB: Math.round(rssMaxBytes / 2 ** 20), loopMs: Math.round(loopMaxMs) });
+  const ratio = window.p99Ms / Math.max(unloadedP99Ms, P99_FLOOR_MS);
+  const rawRatio = window.p99Ms / unloadedP99Ms;
+  figures.push({ attack: name, outcome: outcome(result), baseMs: round(unloadedP99Ms), p50Ms: round(window.p50Ms), p99Ms: round(window.p99Ms), rawRatio: round(rawRatio), rssMiB: Math.round(rssMaxBytes / 2 ** 20), loopMs: Math.round(loopMaxMs) });
   assert.ok(rssMaxBytes < RSS_BYTES_MAX, `${name}: broker RSS reached ${Math.round(rssMaxBytes / 2 ** 20)} MiB`);
   assert.ok(window.count > 0, `${name}: the prober completed no request during the attack`);
   assert.equal(window.errors, 0, `${name}: the prober's requests failed`);
-  assert.ok(ratio < P99_RATIO_MAX, `${name}: prober p99 ${round(window.p99Ms)} ms vs ${round(baselineP99Ms)} ms unloaded`);
+  assert.ok(ratio < P99_RATIO_MAX, `${name}: prober p99 ${round(window.p99Ms)} ms vs ${round(unloadedP99Ms)} ms before the attack (floor ${P99_FLOOR_MS} ms)`);
   return result;
 }
 
@@ -217,7 +243,7 @@ before(async () => {
   await new Promise((resolve) => setTimeout(resolve, 1500));
   const baseline = await prober.ask<ProbeWindow>('window');
   baselineP99Ms = baseline.p99Ms;
-  figures.push({ attack: 'none (baseline)', outcome: `${baseline.count} probes`, p50Ms: round(baseline.p50Ms), p99Ms: round(baseline.p99Ms), ratio: 1, rssMiB: Math.round((await stats()).rssBytes / 2 ** 20), loopMs: 0 });
+  figures.push({ attack: 'none (baseline)', outcome: `${baseline.count} probes`, baseMs: round(baseline.p99Ms), p50Ms: round(baseline.p50Ms), p99Ms: round(baseline.p99Ms), rawRatio: 1, rssMiB: Math.round((await stats()).rssBytes / 2 ** 20), loopMs: 0 });
 });
 
 after(async () => {
@@ -226,9 +252,9 @@ after(async () => {
   await dir?.remove();
   console.log(
     [
-      '| attack | outcome | prober p50 ms | prober p99 ms | p99 / unloaded | broker RSS MiB (max) | broker event-loop stall ms (max) |',
-      '| --- | --- | ---: | ---: | ---: | ---: | ---: |',
-      ...figures.map((f) => `| ${f.attack} | ${f.outcome} | ${f.p50Ms} | ${f.p99Ms} | ${f.ratio} | ${f.rssMiB} | ${f.loopMs} |`),
+      '| attack | outcome | prober p99 before, ms | prober p50 ms | prober p99 ms | p99 / before | broker RSS MiB (max) | broker event-loop stall ms (max) |',
+      '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+      ...figures.map((f) => `| ${f.attack} | ${f.outcome} | ${f.baseMs} | ${f.p50Ms} | ${f.p99Ms} | ${f.rawRatio} | ${f.rssMiB} | ${f.loopMs} |`),
     ].join('\n'),
   );
 });
@@ -363,53 +389,66 @@ test('abuse limits - a consumer that never reads while producers run flat out is
   const slowBefore = (await stats()).stats.slowConsumersTotal;
   const producers: FerryClient[] = [];
   const reader = await loggedIn('127.0.0.3');
+  let producing = false;
+  let published = 0;
+  const running: Array<Promise<void>> = [];
+  const value = Buffer.alloc(1024, 7);
+  /** One producer "flat out": 64 publishes always in flight. */
+  const produce = async (client: FerryClient): Promise<void> => {
+    const IN_FLIGHT = 64;
+    const inFlight = new Set<Promise<unknown>>();
+    while (producing) {
+      const sent = client.publish('flood', value).then(() => published++);
+      inFlight.add(sent);
+      void sent.finally(() => inFlight.delete(sent));
+      if (inFlight.size >= IN_FLIGHT) await Promise.race(inFlight);
+    }
+    await Promise.allSettled(inFlight);
+  };
+  const stopProducing = async (): Promise<void> => {
+    producing = false;
+    await Promise.allSettled(running);
+  };
   try {
     assert.equal(await helloOutcome(reader), 'ok');
     for (let i = 0; i < 2; i++) producers.push(await connect({ port, user: 'flood', password: PASSWORD, reconnect: false }));
     const result = await underAttack(
       'consumer never reads, 2 producers flat out',
       async () => {
+        const publishedBefore = published;
         encodeSubscribe(reader.writer, 2, { topic: 'flood', from: { kind: 'latest' }, credit: 1_000_000 });
         reader.flush();
         await reader.reply(2, FRAME_TYPES.SUBSCRIBED);
         reader.socket.pause();
         const started = performance.now();
-        let published = 0;
-        let producing = true;
-        const value = Buffer.alloc(1024, 7);
-        const produce = async (client: FerryClient): Promise<void> => {
-          const IN_FLIGHT = 64;
-          const inFlight = new Set<Promise<unknown>>();
-          while (producing) {
-            const sent = client.publish('flood', value).then(() => published++);
-            inFlight.add(sent);
-            void sent.finally(() => inFlight.delete(sent));
-            if (inFlight.size >= IN_FLIGHT) await Promise.race(inFlight);
-          }
-          await Promise.all(inFlight);
-        };
-        const running = producers.map(produce);
         let disconnectedMs = -1;
         await eventually(
           async () => {
             assert.ok((await stats()).stats.slowConsumersTotal > slowBefore);
             disconnectedMs = performance.now() - started;
           },
-          { timeoutMs: 10_000, intervalMs: 50 },
+          { timeoutMs: 15_000, intervalMs: 50 },
         );
         // Keep producing a little past the disconnect: the broker must stay well after it, too.
         await new Promise((resolve) => setTimeout(resolve, 300));
-        producing = false;
-        await Promise.all(running);
-        return { disconnectedMs, published };
+        return { disconnectedMs, published: published - publishedBefore };
       },
       (r) => `SLOW_CONSUMER after ${Math.round(r.disconnectedMs)} ms; ${r.published} messages published meanwhile`,
+      {
+        // The producers run through the baseline too: the ratio is what the stuck consumer adds.
+        load: async () => {
+          producing = true;
+          running.push(...producers.map(produce));
+          return stopProducing;
+        },
+      },
     );
     assert.ok(result.disconnectedMs < LIMITS.slowConsumerGraceMs + 2000, `disconnected after ${result.disconnectedMs} ms`);
     assert.ok(result.published > 1000, 'the producers kept going');
     reader.socket.resume();
     await reader.waitClosed();
   } finally {
+    await stopProducing();
     reader.destroy();
     for (const producer of producers) await producer.close();
   }

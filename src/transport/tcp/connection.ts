@@ -60,7 +60,7 @@ const FAIL_LINGER_MS = 1000;
  * every read cannot hold the loop and delay everyone else. A run of PUBLISH frames counts once it
  * is handled, as one batch. A 64 KiB read holds at most ~2,300 frames; real clients' reads far fewer.
  */
-const FRAMES_PER_TURN_MAX = 256;
+const FRAMES_PER_TURN_MAX = 128;
 
 /** Partitions a resuming stream may name: far above the broker's partition limit, so a huge index is malformed intent. */
 const RESUME_PARTITIONS_MAX = 65_536;
