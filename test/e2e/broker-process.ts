@@ -58,7 +58,7 @@ export class BrokerProcess {
 
   /** Starts `ferry serve` on `dir` (port 0: any free port) and resolves once it listens. */
   static start(dir: string, port: number): Promise<BrokerProcess> {
-    const child = spawn(process.execPath, [BIN, 'serve', '--dir', dir, '--port', String(port), '--host', '127.0.0.1'], {
+    const child = spawn(process.execPath, [BIN, 'serve', '--dir', dir, '--port', String(port), '--host', '127.0.0.1', '--http-port', '0'], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
