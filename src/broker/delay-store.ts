@@ -251,7 +251,7 @@ export class DelayStore {
     const loaded: Entry[] = [];
     for (const bucket of this.bucketStarts) {
       if (bucket < this.loadedEnd || bucket >= horizonEnd) continue;
-      loaded.push(...(await this.readBucket(bucket)));
+      for (const entry of await this.readBucket(bucket)) loaded.push(entry);
       for (const entry of this.pendingWrites.get(bucket) ?? []) loaded.push(entry);
     }
     this.loadedEnd = horizonEnd;
@@ -350,7 +350,7 @@ export class DelayStore {
         if (messages.length > 0) await this.options.deliver(messages);
       } catch (error) {
         this.options.logger.error('broker.delay.move_failed', { topic: this.options.topic, error });
-        this.due.unshift(...batch);
+        this.due = batch.concat(this.due);
         return true;
       }
       for (const offset of skipped) this.alreadyMoved.delete(offset);
@@ -444,7 +444,10 @@ export class DelayStore {
       this.state.movedScanFrom = movedScanFrom;
       this.bucketStarts = remaining;
       for (const bucket of finished) await this.options.fs.unlink(this.bucketPath(bucket)).catch(() => undefined);
-      const minPending = Math.min(indexedEnd, ...Object.values(this.state.bucketMinOffsets), ...this.due.map((entry) => entry.offset));
+      // Loops, not spreads: these can hold hundreds of thousands of values.
+      let minPending = indexedEnd;
+      for (const offset of Object.values(this.state.bucketMinOffsets)) if (offset < minPending) minPending = offset;
+      for (const entry of this.due) if (entry.offset < minPending) minPending = entry.offset;
       await this.log.deleteSegmentsBefore(minPending);
     })().finally(() => {
       this.checkpointing = null;

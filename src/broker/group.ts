@@ -313,6 +313,12 @@ export class Group {
           const waiting = partition.waiting.get(record.offset);
           if (waiting !== undefined && waiting.record === null) waiting.record = copyRecord(record);
         }
+        // Offsets the log no longer has (cut by a crash in `interval`/`never` mode, or retention):
+        // nothing to redeliver; forgetting them keeps fetchDue from asking again forever.
+        for (let index = start; index <= end; index++) {
+          const offset = offsets[index]!;
+          if (partition.waiting.get(offset)?.record === null) this.forgetWaiting(partition, offset);
+        }
       } catch (error) {
         this.deps.logger.error('broker.group.redelivery_read_failed', { topic: this.topic, group: this.name, from: first, to: last, error });
         // Unreadable (deleted by retention or damaged): nothing left to redeliver.
@@ -386,9 +392,10 @@ export class Group {
       },
       (error: unknown) => {
         partition.settling.delete(offset);
-        // The ack did not become durable (e.g. disk full): the message is delivered again.
+        // The ack did not become durable (e.g. disk full): the message is delivered again, after
+        // its backoff (not at once: a full disk would otherwise make a redelivery storm).
         if (!this.deps.store.state.partitions[partitionIndex]!.acks.isSettled(offset) && !this.closed) {
-          this.scheduleRedelivery(partition, offset, deliveries, 0, entry?.record ?? null);
+          this.scheduleRedelivery(partition, offset, deliveries, backoffDelayMs(this.config.backoffMs, deliveries, this.deps.random), entry?.record ?? null);
         }
         throw error;
       },

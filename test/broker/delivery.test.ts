@@ -307,8 +307,8 @@ test('delivery - group configuration is validated', async () => {
   await broker.close();
 });
 
-test('delivery - an ack that cannot be made durable (disk full) fails typed, and the message is delivered again', async () => {
-  const { broker, fs } = await openSimBroker();
+test('delivery - an ack that cannot be made durable (disk full) fails typed, and the message is delivered again after its backoff', async () => {
+  const { broker, fs, clock } = await openSimBroker();
   await broker.createTopic('jobs');
   await broker.publish('jobs', 'a');
   const sink = new RecordingSink();
@@ -318,7 +318,10 @@ test('delivery - an ack that cannot be made durable (disk full) fails typed, and
   fs.setCapacity(fs.used);
   await assert.rejects(subscription.ack(0, 0), (error: unknown) => error instanceof FerryError && error.code === 'DISK_FULL');
   await flush();
-  assert.equal(sink.received.length, 2, 'redelivered');
+  assert.equal(sink.received.length, 1, 'not at once: a full disk must not cause a redelivery storm');
+  await clock.advanceAndSettle(1200);
+  await flush();
+  assert.equal(sink.received.length, 2, 'redelivered after the backoff');
   fs.setCapacity(Infinity);
   await subscription.ack(0, 0);
   assert.equal(broker.describeGroup('jobs', 'w').pending, 0);

@@ -16,8 +16,6 @@ import { runScenario, type RunResult } from './harness.js';
 const SEED = Number(process.env.FERRY_CHAOS_SEED ?? 1);
 /** The run takes about 25 s alone; twice that on a loaded 2-core machine, with margin. */
 const RUN_TIMEOUT_MS = 120_000;
-/** Open broker bug: see "Known issues" in docs/RELIABILITY.md (test/chaos/repro/retry-ahead-of-reader.ts). */
-const KNOWN_ISSUE_RETRY_AHEAD = 'broker bug: a retry ahead of the group reader after a restart is delivered twice';
 
 let result: RunResult;
 const lines: string[] = [];
@@ -52,7 +50,7 @@ test('chaos - short profile: no acknowledged message lost through kills, a power
   assert.equal(d.afterConfirmedAck + d.storedTwice + d.copyVanished, 0);
 });
 
-test('chaos - short profile: duplicates only as redeliveries of unacknowledged deliveries', { todo: KNOWN_ISSUE_RETRY_AHEAD }, (t) => {
+test('chaos - short profile: duplicates only as redeliveries of unacknowledged deliveries', (t) => {
   const d = result.check!.duplicates;
   t.diagnostic(`duplicates ${d.total}: unacked ${d.redeliveryUnacked}, after an unconfirmed ack ${d.redeliveryAfterUnconfirmedAck}, ack ignored ${d.ackIgnored}`);
   assert.equal(d.ackIgnored, 0, explain());
