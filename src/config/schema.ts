@@ -154,7 +154,7 @@ export const FIELDS: readonly FieldSpec[] = [
   { path: 'server.closeTimeoutMs', kind: int(1, DAY_MS, 'ms'), default: SERVER_DEFAULTS.closeTimeoutMs, doc: 'Graceful shutdown waits this long for in-flight requests.' },
 
   { path: 'http.enabled', kind: { type: 'bool' }, default: true, doc: 'Serve the admin API, /metrics and the dashboard.' },
-  { path: 'http.host', kind: { type: 'string', example: '127.0.0.1' }, default: '127.0.0.1', doc: 'Address of the admin HTTP port. It has no authentication: keep it on loopback or behind a proxy.' },
+  { path: 'http.host', kind: { type: 'string', example: '127.0.0.1' }, default: '127.0.0.1', doc: 'Address of the admin HTTP port. Without users (security.usersFile) it must stay on loopback; with users, /api and gRPC need a login.' },
   { path: 'http.port', kind: int(0, PORT_MAX), default: DEFAULT_HTTP_PORT, doc: 'Admin HTTP port: JSON API, /metrics, /healthz, /readyz and the dashboard at /. When server.port is 0 and this is not set, it is 0 too (any free port).' },
   { path: 'http.tls', kind: { type: 'bool' }, default: true, doc: 'With tls.cert set: serve the HTTP port over TLS too (HTTPS only, same certificate and CA). false keeps it plaintext (e.g. behind a TLS proxy).' },
 

@@ -125,7 +125,8 @@ test('authenticator - passwords and tokens log in; failures are slowed more each
     const startMs = clock.monotonicMs();
     // The password check runs on the threadpool in real time; the delay that follows is a timer on
     // the simulated clock: advance it only once that timer exists.
-    await eventually(() => assert.ok(clock.pendingTimers() > 0));
+    // (A message on every assert that is polled: without one, node:assert parses the source to make one, which is slow.)
+    await eventually(() => assert.ok(clock.pendingTimers() > 0, 'the failure delay is scheduled'));
     for (let step = 0; step < 100 && settledAtMs < 0; step++) await clock.advanceAndSettle(50);
     const error = await outcome;
     assert.ok(error instanceof FerryError && error.code === 'AUTH_FAILED');

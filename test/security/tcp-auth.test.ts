@@ -9,7 +9,7 @@ import { FRAME_TYPES } from '../../src/protocol/frame.js';
 import { encodeHello } from '../../src/protocol/codec-session.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/limits.js';
 import { eventually } from '../helpers.js';
-import { RawPeer } from '../transport/harness.js';
+import { CuttableProxy, RawPeer } from '../transport/harness.js';
 import { startSecure, usersFile } from './harness.js';
 
 const TOKEN = 'fry_test-token-for-the-service-user-0123456789abc';
@@ -111,6 +111,24 @@ test('tcp auth - a changed users file applies to open connections within a secon
     assert.equal(client.isConnected, true, 'a refused request does not close the connection');
   } finally {
     await client?.close();
+    await running.close();
+  }
+});
+
+test('tcp auth - a client whose password changed gives up reconnecting at once with AUTH_FAILED', async () => {
+  const running = await startSecure({ users: await usersFile({ carol: { password: 'carol-password', allow: ['publish:t'] } }) });
+  const proxy = await CuttableProxy.start(running.port);
+  try {
+    const client = await connect({ port: proxy.port, user: 'carol', password: 'carol-password', reconnect: { delayMsMin: 10, delayMsMax: 20 } });
+    const closed = new Promise<unknown>((resolve) => client.once('close', resolve));
+    client.on('error', () => undefined);
+    running.replaceUsers(await usersFile({ carol: { password: 'a-new-password', allow: ['publish:t'] } }));
+    proxy.cut();
+    const reason = await closed;
+    assert.ok(isFerryError(reason, 'AUTH_FAILED'), `closed with ${String(reason)}`);
+    await client.close();
+  } finally {
+    await proxy.close();
     await running.close();
   }
 });

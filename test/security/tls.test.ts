@@ -127,7 +127,19 @@ test('tls - a handshake that stalls is dropped after handshakeTimeoutMs', async 
     });
     const silentMs = await silentClosed;
     assert.ok(silentMs < 2000, `silent socket dropped after ${Math.round(silentMs)} ms`);
-    assert.ok(running.server.stats().handshakesFailed >= 2);
+    assert.ok(running.server.stats().handshakesFailed >= 2, 'both counted as failed handshakes');
+  } finally {
+    await running.close();
+  }
+});
+
+test('tls - a TLS client refused at the connection limit hears TOO_MANY_CONNECTIONS over TLS', async () => {
+  const running = await startSecure({ users: await users(), tls: { material: material(false), required: true }, tcp: { maxConnectionsPerIp: 1 } });
+  try {
+    const first = await connect({ port: running.port, user: 'alice', password: 'alice-password', tls: { ca: certs.ca }, reconnect: false });
+    await failsWith(connect({ port: running.port, user: 'alice', password: 'alice-password', tls: { ca: certs.ca }, reconnect: false }), 'TOO_MANY_CONNECTIONS', /127\.0\.0\.1/);
+    assert.equal(running.rejections.of('TOO_MANY_CONNECTIONS', 'tcp'), 1);
+    await first.close();
   } finally {
     await running.close();
   }

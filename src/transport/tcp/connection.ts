@@ -123,8 +123,9 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
   /** What requests go to: the broker itself, or the guard's view of it for the authenticated user. */
   broker: BrokerApi;
   private principal: Principal | null = null;
-  /** Frames that arrived behind a HELLO still being authenticated; handled once it succeeds. */
+  /** Frames waiting their turn: behind a HELLO still being checked, or past one turn's budget. */
   private held: Frame[] = [];
+  private heldScheduled = false;
   private authTimer: TimerHandle | null;
   private tooManySubscriptions: FerryError | null = null;
   readonly tls: boolean;
@@ -223,9 +224,8 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
   /** Handles frames in order until the turn's budget is spent or a HELLO is being checked; holds the rest. */
   private process(frames: Frame[]): void {
     let i = 0;
-    const budgetEnd = FRAMES_PER_TURN_MAX;
     while (i < frames.length && !this.failing && this.state !== 'closed') {
-      if (this.state === 'authenticating' || i >= budgetEnd) {
+      if (this.state === 'authenticating' || i >= FRAMES_PER_TURN_MAX) {
         // Pipelined behind a HELLO being checked, or past the turn's budget: kept, with reading
         // paused (so at most one socket read's worth), until the login is decided or the next turn.
         for (; i < frames.length; i++) this.held.push(frames[i]!);
@@ -246,8 +246,6 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
       i++;
     }
   }
-
-  private heldScheduled = false;
 
   private scheduleHeld(): void {
     if (this.heldScheduled) return;
@@ -786,6 +784,8 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
       this.options.logger.warn('transport.slow_consumer', {
         connection: this.id,
         client: this.clientName,
+        address: this.remoteAddress,
+        user: this.principal?.name ?? null,
         queuedBytes: this.socket.writableLength,
         backedUpMs: nowMs - this.backedUpSinceMs,
       });
