@@ -17,9 +17,3 @@ export function insertSorted(values: number[], value: number): void {
   const index = lowerBound(values, value);
   if (values[index] !== value) values.splice(index, 0, value);
 }
-
-/** Removes `value` when present. */
-export function removeSorted(values: number[], value: number): void {
-  const index = lowerBound(values, value);
-  if (values[index] === value) values.splice(index, 1);
-}
