@@ -17,7 +17,8 @@ import { HttpRouter, listenHttp, type HttpListener } from './http.js';
 import type { CountingLogger } from './log-tap.js';
 import { BrokerMetrics } from './metrics.js';
 import { ASSET_PREFIX, dashboardHandler } from './static.js';
-import { createGrpcHandler, type GrpcHandler } from '../transport/grpc/handler.js';
+import type { GrpcHandler, GrpcHandlerOptions } from '../transport/grpc/handler.js';
+import type { HttpHandler } from '../transport/http/listener.js';
 import { ferryVersion } from './version.js';
 import type { HttpSecurity } from '../security/http-auth.js';
 import type { Rejections } from '../security/rejections.js';
@@ -57,8 +58,13 @@ export class AdminServer {
   private draining = false;
   private listener: HttpListener | null = null;
   private readonly startedAtMs: number;
-  /** gRPC, gRPC-Web and Connect (ferry.v1 services) on this port, over the same broker as the API. */
-  private readonly grpc: GrpcHandler;
+  /**
+   * gRPC, gRPC-Web and Connect (ferry.v1 services) on this port, over the same broker as the API.
+   * Loaded on the first call: the Connect and Protobuf runtime is a fifth of an idle broker's
+   * memory, and most deployments speak the binary protocol only.
+   */
+  private grpc: Promise<GrpcHandler> | null = null;
+  private readonly grpcOptions: GrpcHandlerOptions;
 
   private constructor(private readonly options: AdminServerOptions) {
     this.startedAtMs = options.clock.nowMs();
@@ -80,14 +86,13 @@ export class AdminServer {
       traffic: this.metrics.traffic,
       connections: () => this.attachment?.connections ?? null,
     });
-    // Requests for the ferry.v1 services go to gRPC/Connect; everything else to this router.
-    this.grpc = createGrpcHandler({
+    this.grpcOptions = {
       broker: () => this.broker(),
       clock: options.clock,
       logger: options.logger,
       fallback: this.router.handle,
       ...(options.security === undefined ? {} : { authenticate: () => void options.security!.requireAuthenticated() }),
-    });
+    };
     this.router.mount('/metrics', async (_req, res) => {
       const text = await this.metrics.render();
       res.writeHead(200, { 'content-type': this.metrics.contentType, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
@@ -100,7 +105,7 @@ export class AdminServer {
 
   static async start(options: AdminServerOptions): Promise<AdminServer> {
     const server = new AdminServer(options);
-    const handle = options.security === undefined ? server.grpc.handle : options.security.wrap(server.grpc.handle);
+    const handle = options.security === undefined ? server.handle : options.security.wrap(server.handle);
     server.listener = await listenHttp(handle, { host: options.host, port: options.port, logger: options.logger, ...(options.tls === undefined ? {} : { tls: options.tls }) });
     const scheme = options.tls === undefined ? 'http' : 'https';
     options.logger.info('admin.listening', { host: server.listener.host, port: server.listener.port, url: `${scheme}://${hostForUrl(server.listener.host)}:${server.listener.port}/` });
@@ -143,9 +148,27 @@ export class AdminServer {
     };
   }
 
+  /** Requests for the ferry.v1 services go to gRPC/Connect (loaded on first use); everything else to the router. */
+  private readonly handle: HttpHandler = (req, res) => {
+    if (!isGrpcPath(req.url)) return this.router.handle(req, res);
+    return this.grpcHandler().then(
+      (grpc) => grpc.handle(req, res),
+      (error: unknown) => {
+        this.options.logger.error('admin.grpc_load_failed', { error });
+        if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+        res.end('the gRPC gateway failed to load\n');
+      },
+    );
+  };
+
+  private grpcHandler(): Promise<GrpcHandler> {
+    this.grpc ??= import('../transport/grpc/handler.js').then((module) => module.createGrpcHandler(this.grpcOptions));
+    return this.grpc;
+  }
+
   async close(): Promise<void> {
     this.draining = true;
-    await this.grpc.close();
+    if (this.grpc !== null) await (await this.grpc.catch(() => null))?.close();
     await this.listener?.close();
     this.metrics.close();
   }
@@ -159,6 +182,13 @@ export class AdminServer {
   private secured(broker: BrokerApi): BrokerApi {
     return this.options.security?.brokerFor(broker) ?? broker;
   }
+}
+
+/** gRPC, gRPC-Web and Connect address a method as /<package>.<Service>/<Method>. */
+const GRPC_PATH_PREFIX = '/ferry.v1.';
+
+function isGrpcPath(url: string | undefined): boolean {
+  return url !== undefined && url.startsWith(GRPC_PATH_PREFIX);
 }
 
 function hostForUrl(host: string): string {

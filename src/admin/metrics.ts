@@ -16,6 +16,7 @@ import type { ConnectionSource, ConnectionView, StorageObserver } from './hooks.
 import type { CountingLogger } from './log-tap.js';
 import { takeSnapshot, type BrokerSnapshot } from './snapshot.js';
 import { Traffic } from './traffic.js';
+import { LabelledHistogram } from './histogram.js';
 
 /** Request latencies: from a sub-millisecond `never` write to a multi-second stalled fsync. */
 const LATENCY_BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -47,16 +48,16 @@ export class BrokerMetrics implements StorageObserver {
   private connectionViews: ConnectionView[] = [];
   private serverStats: ServerStats | null = null;
   private rendering: Promise<string> | null = null;
-  private readonly confirm: Histogram<'topic'>;
-  private readonly endToEnd: Histogram<'topic'>;
+  private readonly confirm: LabelledHistogram;
+  private readonly endToEnd: LabelledHistogram;
   private readonly fsync: Histogram;
   private readonly batchRecords: Histogram;
   private readonly batchBytes: Counter;
 
   constructor(private readonly sources: MetricsSources) {
     const registers = [this.registry];
-    this.confirm = new Histogram({ name: 'ferry_publish_confirm_seconds', help: 'Publish request received to publish confirmed (after fsync for durability=always).', labelNames: ['topic'], buckets: LATENCY_BUCKETS_S, registers });
-    this.endToEnd = new Histogram({ name: 'ferry_end_to_end_seconds', help: 'Message timestamp (publish) to its first delivery to a subscriber.', labelNames: ['topic'], buckets: END_TO_END_BUCKETS_S, registers });
+    this.confirm = new LabelledHistogram('ferry_publish_confirm_seconds', 'Publish request received to publish confirmed (after fsync for durability=always).', 'topic', LATENCY_BUCKETS_S, this.registry);
+    this.endToEnd = new LabelledHistogram('ferry_end_to_end_seconds', 'Message timestamp (publish) to its first delivery to a subscriber.', 'topic', END_TO_END_BUCKETS_S, this.registry);
     this.fsync = new Histogram({ name: 'ferry_storage_fsync_seconds', help: 'Duration of one fdatasync of a log.', buckets: FSYNC_BUCKETS_S, registers });
     this.batchRecords = new Histogram({ name: 'ferry_storage_batch_records', help: 'Records per write issued by a log writer (group commit size).', buckets: BATCH_RECORDS_BUCKETS, registers });
     this.batchBytes = new Counter({ name: 'ferry_storage_written_bytes_total', help: 'Bytes written by log writers.', registers });

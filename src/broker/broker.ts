@@ -13,6 +13,7 @@ import { mkdirDurable, removeTree } from '../platform/atomic-write.js';
 import { FerryError } from '../protocol/errors.js';
 import { DEFAULT_SEGMENT_BYTES, DEFAULT_SYNC_INTERVAL_MS, DEFAULT_TAIL_CACHE_BYTES, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN } from '../storage/limits.js';
 import { DURABILITY_MODES, type RecoveryReport, type StorageObserver } from '../storage/types.js';
+import { TailCacheBudget } from '../storage/tail-cache.js';
 import {
   ACK_TIMEOUT_MS_MAX,
   ACK_TIMEOUT_MS_MIN,
@@ -150,7 +151,7 @@ export class Broker implements BrokerApi, DeadLetterTarget {
       clock,
       logger,
       random: options.random ?? Math.random,
-      tailCacheBytes: options.tailCacheBytes ?? DEFAULT_TAIL_CACHE_BYTES,
+      tailCacheBudget: new TailCacheBudget(options.tailCacheBytes ?? DEFAULT_TAIL_CACHE_BYTES),
       storageObserver: options.storageObserver ?? null,
       allocateSubscriptionId: () => 0,
       deadLetters: undefined as unknown as DeadLetterTarget,

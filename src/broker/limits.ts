@@ -10,7 +10,12 @@ export const PUBLISH_MESSAGES_MAX = 100_000;
 /** Credit a subscription may hold: bounds what one subscriber can have in flight. */
 export const CREDIT_MAX = 1_000_000;
 /** Records fetched from a partition log per read when feeding subscribers. */
-export const DISPATCH_READ_RECORDS_MAX = 512;
+export const DISPATCH_READ_RECORDS_MAX = 4096;
+/**
+ * Records a read fetches even when subscribers want fewer (bounded by DISPATCH_READ_BYTES_MAX):
+ * a whole group-committed batch (up to a few thousand small records) in one read.
+ */
+export const DISPATCH_READ_AHEAD_RECORDS = 4096;
 /** Bytes fetched per read when feeding subscribers (at least one record is always returned). */
 export const DISPATCH_READ_BYTES_MAX = 1024 * 1024;
 /** Group-state journal records between two snapshots; bounds replay work after a crash. */

@@ -14,6 +14,7 @@ import { mkdirDurable, writeFileAtomic } from '../platform/atomic-write.js';
 import { FerryError } from '../protocol/errors.js';
 import { Log } from '../storage/log.js';
 import type { Header, RecordInput, RecoveryReport, StorageObserver } from '../storage/types.js';
+import type { TailCacheBudget } from '../storage/tail-cache.js';
 import type { DeadLetterTarget } from './dead-letter.js';
 import { DEFAULT_DEDUP_WINDOW_MS, DedupIndex, ID_HEADER, type DedupEntry } from './dedup.js';
 import { DelayStore, PARTITION_HEADER as DELAY_PARTITION_HEADER } from './delay-store.js';
@@ -36,7 +37,8 @@ export interface TopicContext {
   clock: Clock;
   logger: Logger;
   random: () => number;
-  tailCacheBytes: number;
+  /** The broker's one tail-cache budget, shared by every partition of every topic. */
+  tailCacheBudget: TailCacheBudget;
   storageObserver: StorageObserver | null;
   allocateSubscriptionId: () => number;
   deadLetters: DeadLetterTarget;
@@ -96,7 +98,9 @@ export class Topic {
           syncIntervalMs: config.syncIntervalMs,
           segmentBytes: config.segmentBytes,
           retention: config.retention,
-          tailCacheBytes: Math.floor(context.tailCacheBytes / config.partitions),
+          // Every log may use the whole budget; together they stay within it (the oldest batch leaves first).
+          tailCacheBytes: context.tailCacheBudget.bytesMax,
+          tailCacheBudget: context.tailCacheBudget,
           ...(context.storageObserver === null ? {} : { observer: context.storageObserver }),
         }),
       ),

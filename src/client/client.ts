@@ -280,6 +280,10 @@ export class FerryClient extends EventEmitter implements ConnectionHandler {
     this.connection?.scheduleFlush();
   }
 
+  flushNow(): void {
+    this.connection?.flushNow();
+  }
+
   unsubscribe(connection: ClientConnection, wireId: number): Promise<void> {
     this.byWireId.delete(wireId);
     return connection.request((w, id) => encodeUnsubscribe(w, id, wireId), FRAME_TYPES.OK, () => undefined);

@@ -269,6 +269,11 @@ export class ClientConnection {
 
   // ---- sending ----
 
+  /** Sends what is queued now instead of at the end of the turn (a subscription owing much credit). */
+  flushNow(): void {
+    this.flush();
+  }
+
   scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
@@ -285,7 +290,7 @@ export class ClientConnection {
     const out = this.writer.take();
     if (out === null) return;
     this.lastSentMs = performance.now();
-    this.socket.write(out);
+    this.socket.write(out, () => this.writer.release(out));
   };
 
   // ---- timers ----

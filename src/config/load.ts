@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { createRequire } from 'node:module';
 import { NAME_BYTES_MAX, NAME_PATTERN } from '../broker/limits.js';
 import { FerryError } from '../protocol/errors.js';
 import { describeKind, envName, FIELDS, TOPIC_FIELDS, type FerryConfig, type FieldSpec, type TopicSettings } from './schema.js';
@@ -55,6 +55,13 @@ const ENV_SECTION_PREFIXES = [...new Set(FIELDS.map((field) => envName(field.pat
 
 function isConfigEnvName(name: string): boolean {
   return ENV_SECTION_PREFIXES.some((prefix) => name === prefix || name.startsWith(prefix + '_'));
+}
+
+/** The YAML parser is loaded only for a YAML file: most brokers start without one, and it costs memory. */
+const requireModule = createRequire(import.meta.url);
+
+function parseYaml(text: string): unknown {
+  return (requireModule('yaml') as typeof import('yaml')).parse(text);
 }
 
 export function loadConfig(sources: ConfigSources = {}): FerryConfig {

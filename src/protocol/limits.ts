@@ -58,7 +58,7 @@ export const HEARTBEAT_MISSES_MAX_DEFAULT = 3;
  * one started: big enough to amortise the header and the per-frame work, small enough that the
  * receiver starts on the first messages early and one frame never approaches the frame limit.
  */
-export const APPEND_FRAME_BYTES_TARGET = 256 * KiB;
+export const APPEND_FRAME_BYTES_TARGET = 16 * KiB;
 
 /** Offsets and timestamps travel as u64 but are JavaScript numbers: larger values are malformed. */
 export const U64_SAFE_MAX = Number.MAX_SAFE_INTEGER;

@@ -22,12 +22,21 @@ import {
 const INITIAL_BYTES = 64 * 1024;
 /** Capacity kept across turns after a burst; beyond it the buffer shrinks back so one burst does not pin memory. */
 const RETAINED_BYTES_MAX = 4 * 1024 * 1024;
+/**
+ * Buffers given back by `release()` (the socket has written them) and kept for reuse: every byte
+ * allocated per turn is external memory that only a full garbage collection gives back, so a busy
+ * connection that allocated a fresh buffer each turn made V8 run one every few dozen milliseconds.
+ */
+const SPARE_BUFFERS_MAX = 2;
+/** Below this a taken turn is copied out of Node's shared pool rather than handing the buffer over. */
+const COPY_OUT_BYTES_MAX = 4 * 1024;
 const U32_LIMIT = 0x1_0000_0000;
 const NO_FRAME = -1;
 
 export class FrameWriter {
   private buf: Buffer;
   private pos = 0;
+  private readonly spare: Buffer[] = [];
   /** Header offset of the frame being written, or NO_FRAME. */
   private frameStart = NO_FRAME;
   private frameType = 0;
@@ -46,7 +55,7 @@ export class FrameWriter {
   frameBytesMax = FRAME_BYTES_MAX_DEFAULT;
 
   constructor(initialBytes = INITIAL_BYTES) {
-    this.buf = Buffer.allocUnsafe(initialBytes);
+    this.buf = Buffer.allocUnsafeSlow(initialBytes);
   }
 
   /** Bytes written and not yet taken. */
@@ -179,16 +188,30 @@ export class FrameWriter {
     const used = this.pos;
     this.pos = 0;
     this.frames = 0;
-    if (used * 2 < this.buf.length) {
-      // Mostly empty: copy out (small copies come from Node's pool) and keep the buffer.
+    if (used <= COPY_OUT_BYTES_MAX) {
+      // A few replies: copy them out (small copies come from Node's pool) and keep the buffer.
       const out = Buffer.allocUnsafe(used);
       this.buf.copy(out, 0, 0, used);
       return out;
     }
-    // Mostly full: hand the buffer itself over and start a new one, which saves the copy.
+    // Hand the buffer itself over (no copy) and continue in a spare one; `release()` returns it.
     const out = this.buf.subarray(0, used);
-    this.buf = Buffer.allocUnsafe(Math.min(Math.max(this.buf.length, INITIAL_BYTES), RETAINED_BYTES_MAX));
+    const capacity = Math.min(Math.max(this.buf.length, INITIAL_BYTES), RETAINED_BYTES_MAX);
+    const spare = this.spare.pop();
+    this.buf = spare !== undefined && spare.length >= capacity ? spare : Buffer.allocUnsafeSlow(capacity);
     return out;
+  }
+
+  /**
+   * Gives back a buffer returned by `take()` once nothing reads it any more (the socket's write
+   * callback), so the next turns reuse it instead of allocating.
+   */
+  release(taken: Buffer): void {
+    const whole = taken.buffer;
+    // Only whole buffers this writer allocated (offset 0, own ArrayBuffer) of a size worth keeping.
+    if (taken.byteOffset !== 0 || whole.byteLength < INITIAL_BYTES || whole.byteLength > RETAINED_BYTES_MAX) return;
+    if (this.spare.length >= SPARE_BUFFERS_MAX || whole === this.buf.buffer) return;
+    this.spare.push(Buffer.from(whole, 0, whole.byteLength));
   }
 
   /** Discards everything not yet taken (the connection is gone). */
@@ -208,7 +231,7 @@ export class FrameWriter {
   private ensure(bytes: number): void {
     const needed = this.pos + bytes;
     if (needed <= this.buf.length) return;
-    const grown = Buffer.allocUnsafe(Math.max(needed, this.buf.length * 2));
+    const grown = Buffer.allocUnsafeSlow(Math.max(needed, this.buf.length * 2));
     this.buf.copy(grown, 0, 0, this.pos);
     this.buf = grown;
   }

@@ -32,7 +32,7 @@ export const DEFAULT_SEGMENT_AGE_MS = 7 * 24 * 3600 * 1000;
 export const DEFAULT_SYNC_INTERVAL_MS = 50;
 /** Bytes of log between two sparse index entries: one pread of this size finds any record. */
 export const DEFAULT_INDEX_INTERVAL_BYTES = 4 * KiB;
-export const DEFAULT_TAIL_CACHE_BYTES = 32 * MiB;
+export const DEFAULT_TAIL_CACHE_BYTES = 16 * MiB;
 /** How often the checkpoint (the synced prefix recovery may trust) is rewritten at most. */
 export const DEFAULT_CHECKPOINT_INTERVAL_MS = 1000;
 /** Reads return at most this many bytes per call unless asked for less. */

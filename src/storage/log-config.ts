@@ -20,6 +20,7 @@ import {
   SEGMENT_BYTES_MIN,
 } from './limits.js';
 import { DURABILITY_MODES, type Durability, type LogOptions, type RetentionPolicy, type StorageObserver } from './types.js';
+import type { TailCacheBudget } from './tail-cache.js';
 
 /** Leader epochs are stored as u32. */
 const LEADER_EPOCH_MAX = 0xffff_ffff;
@@ -40,6 +41,7 @@ export interface LogConfig {
   checkpointIntervalMs: number;
   retentionCheckIntervalMs: number;
   observer: StorageObserver | null;
+  tailCacheBudget: TailCacheBudget | null;
   batchBytesMax: number;
 }
 
@@ -79,6 +81,7 @@ export function resolveLogConfig(options: LogOptions): LogConfig {
     checkpointIntervalMs: integerIn('checkpointIntervalMs', options.checkpointIntervalMs, DEFAULT_CHECKPOINT_INTERVAL_MS, 0, 3_600_000),
     retentionCheckIntervalMs: integerIn('retentionCheckIntervalMs', options.retentionCheckIntervalMs, DEFAULT_RETENTION_CHECK_INTERVAL_MS, 1, 86_400_000),
     observer: options.observer ?? null,
+    tailCacheBudget: options.tailCacheBudget ?? null,
     batchBytesMax: integerIn('batchBytesMax', options.batchBytesMax, BATCH_BYTES_MAX, 1024, BATCH_BYTES_MAX),
   };
 }

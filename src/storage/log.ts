@@ -140,7 +140,7 @@ export class Log {
     this.config = config;
     this.segments = segments;
     this.active = segments[segments.length - 1]!;
-    this.tailCache = new TailCache(config.tailCacheBytes);
+    this.tailCache = new TailCache(config.tailCacheBytes, config.tailCacheBudget);
     this.nextOffsetValue = this.active.nextOffset;
     this.writtenOffsetValue = this.nextOffsetValue - 1;
     this.syncedOffsetValue = this.writtenOffsetValue;
@@ -744,6 +744,8 @@ export class Log {
     await this.checkpointer.stop();
     const closed = await Promise.allSettled(this.segments.map((segment) => segment.retire()));
     this.listeners.clear();
+    // Give the memory back to the broker's shared budget (a deleted topic's tail must not hold it).
+    this.tailCache.clear();
     const closeError = closed.find((result) => result.status === 'rejected');
     error ??= closeError?.status === 'rejected' ? closeError.reason : null;
     this.config.logger.info('storage.log.closed', { dir: this.config.dir, nextOffset: this.nextOffsetValue, failed: this.failure !== null });

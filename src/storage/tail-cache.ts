@@ -16,18 +16,81 @@ interface CachedBatch {
   baseOffset: number;
   recordCount: number;
   leaderEpoch: number;
+  /** Emptied when the batch leaves the cache, so that a stale budget entry holds no memory. */
   bytes: Buffer;
+  cached: boolean;
 }
+
+const NO_BYTES = Buffer.alloc(0);
 
 /** Evicted slots are compacted away once this many accumulate at the front. */
 const COMPACT_AFTER_SLOTS = 1024;
+
+/**
+ * One memory budget shared by the tail caches of every log of a broker: when the caches together
+ * pass it, the batch written longest ago, in whichever log, leaves first. Without it each topic
+ * kept its own full cache, and a broker with ten busy topics held ten times the configured memory.
+ */
+export class TailCacheBudget {
+  /** Batches of every cache in the order they were added; each cache's own order is the same. */
+  private entries: Array<{ cache: TailCache; batch: CachedBatch } | undefined> = [];
+  private head = 0;
+  private bytesValue = 0;
+  /** Batches cached by all caches together (entries beyond these are stale). */
+  private liveBatches = 0;
+
+  constructor(readonly bytesMax: number) {
+    assert.ok(Number.isSafeInteger(bytesMax) && bytesMax >= 0, 'the tail cache budget is a byte count');
+  }
+
+  /** Bytes cached by all caches together. */
+  get bytes(): number {
+    return this.bytesValue;
+  }
+
+  /** @internal a cache added `batch`; evicts the globally oldest batches while over budget. */
+  added(cache: TailCache, batch: CachedBatch): void {
+    this.entries.push({ cache, batch });
+    this.bytesValue += batch.bytes.length;
+    this.liveBatches++;
+    while (this.bytesValue > this.bytesMax && this.head < this.entries.length) {
+      const oldest = this.entries[this.head]!;
+      this.entries[this.head] = undefined;
+      this.head++;
+      // Stale when its cache evicted or cleared it already (then its bytes were given back).
+      oldest.cache.evictIfOldest(oldest.batch);
+    }
+    if (this.head === this.entries.length) {
+      this.entries = [];
+      this.head = 0;
+    } else if (this.head >= COMPACT_AFTER_SLOTS && this.head * 2 >= this.entries.length) {
+      this.entries = this.entries.slice(this.head);
+      this.head = 0;
+    } else if (this.entries.length - this.head > COMPACT_AFTER_SLOTS + 2 * this.liveBatches) {
+      // Caches that clear (close, delete) leave stale entries that no eviction reaches: drop them.
+      this.entries = this.entries.slice(this.head).filter((entry) => entry !== undefined && entry.batch.cached);
+      this.head = 0;
+    }
+  }
+
+  /** @internal a cache gave `batches` holding `bytes` back (evicted or cleared). */
+  released(bytes: number, batches: number): void {
+    this.bytesValue -= bytes;
+    this.liveBatches -= batches;
+    assert.ok(this.bytesValue >= 0 && this.liveBatches >= 0, 'the budget never gets back more than it lent');
+  }
+}
 
 export class TailCache {
   private batches: CachedBatch[] = [];
   private head = 0;
   private bytesValue = 0;
 
-  constructor(private readonly bytesMax: number) {}
+  constructor(
+    private readonly bytesMax: number,
+    /** The broker-wide budget this cache also counts against; none: only `bytesMax` bounds it. */
+    private readonly budget: TailCacheBudget | null = null,
+  ) {}
 
   get bytes(): number {
     return this.bytesValue;
@@ -49,15 +112,24 @@ export class TailCache {
     if (this.head < this.batches.length && newest !== undefined) {
       assert.equal(baseOffset, newest.baseOffset + newest.recordCount, 'cached batches are contiguous');
     }
-    this.batches.push({ baseOffset, recordCount, leaderEpoch, bytes });
+    const batch: CachedBatch = { baseOffset, recordCount, leaderEpoch, bytes, cached: true };
+    this.batches.push(batch);
     this.bytesValue += bytes.length;
     while (this.bytesValue > this.bytesMax) this.evictOldest();
+    this.budget?.added(this, batch);
   }
 
   clear(): void {
+    this.budget?.released(this.bytesValue, this.batches.length - this.head);
+    for (let i = this.head; i < this.batches.length; i++) uncache(this.batches[i]!);
     this.batches = [];
     this.head = 0;
     this.bytesValue = 0;
+  }
+
+  /** @internal the budget's eviction: drops `batch` if it is still this cache's oldest. */
+  evictIfOldest(batch: CachedBatch): void {
+    if (this.head < this.batches.length && this.batches[this.head] === batch) this.evictOldest();
   }
 
   /** Appends records from `request.offset` on; the caller checked `offset >= startOffset`. */
@@ -105,13 +177,21 @@ export class TailCache {
   private evictOldest(): void {
     const oldest = this.batches[this.head]!;
     this.bytesValue -= oldest.bytes.length;
+    this.budget?.released(oldest.bytes.length, 1);
+    uncache(oldest);
     this.batches[this.head] = undefined as unknown as CachedBatch;
     this.head++;
     if (this.head === this.batches.length) {
-      this.clear();
+      this.batches = [];
+      this.head = 0;
     } else if (this.head >= COMPACT_AFTER_SLOTS && this.head * 2 >= this.batches.length) {
       this.batches = this.batches.slice(this.head);
       this.head = 0;
     }
   }
+}
+
+function uncache(batch: CachedBatch): void {
+  batch.cached = false;
+  batch.bytes = NO_BYTES;
 }

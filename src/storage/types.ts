@@ -5,6 +5,7 @@
 import type { Clock } from '../platform/clock.js';
 import type { FileSystem } from '../platform/fs.js';
 import type { Logger } from '../platform/logger.js';
+import type { TailCacheBudget } from './tail-cache.js';
 
 /** Per-log durability; the three names are a user-facing contract. */
 export const DURABILITY_MODES = ['always', 'interval', 'never'] as const;
@@ -67,6 +68,8 @@ export interface LogOptions {
   leaderEpoch?: number;
   checkpointIntervalMs?: number;
   observer?: StorageObserver;
+  /** A memory budget shared with other logs' tail caches (the broker's `tailCacheBytes`). */
+  tailCacheBudget?: TailCacheBudget;
   /**
    * Largest batch one write carries (an append larger than this is still one batch). Reading one
    * record reads its whole batch, so a log read at random offsets wants small batches.
