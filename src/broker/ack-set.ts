@@ -54,4 +54,25 @@ export class AckSet {
     this.floor = offset;
     while (this.above.delete(this.floor)) this.floor += 1;
   }
+
+  /**
+   * Forgets every settlement at or above `endOffset`, the floor included: the log ends there
+   * (it lost its tail), so those offsets will be given to new messages. Returns how many settled
+   * offsets were forgotten.
+   */
+  truncateAt(endOffset: number): number {
+    assert.ok(Number.isSafeInteger(endOffset));
+    assert.ok(endOffset >= 0);
+    let forgotten = 0;
+    for (const settled of this.above) {
+      if (settled < endOffset) continue;
+      this.above.delete(settled);
+      forgotten += 1;
+    }
+    if (this.floor > endOffset) {
+      forgotten += this.floor - endOffset;
+      this.floor = endOffset;
+    }
+    return forgotten;
+  }
 }

@@ -1,14 +1,22 @@
 /**
  * Delayed messages of one topic. A delayed message is stored at once (durably, per the topic's
  * mode) in the topic's delay log, and moved into the topic when its time comes; until then no
- * group or stream sees it, and it is never moved early.
+ * group or stream sees it.
+ *
+ * Time: a due time is a wall-clock time (it is what the publisher asked for, and it must survive a
+ * restart), but while the broker runs the store does not trust a wall clock that can step. When a
+ * message enters the process (published, or found at open) its remaining delay is computed once,
+ * due time minus wall-clock now, and it is released when that much monotonic time has passed
+ * (wall-shifts.ts keeps this right for messages that wait on disk meanwhile). Across a restart the
+ * wall clock is the only reference: a step made before a restart, while a message waited, shifts
+ * its release by the step (docs/RELIABILITY.md, "Wall-clock steps").
  *
  * Memory follows what is due soon, not what is pending: the schedule lives on disk in bucket files
- * (one per DELAY_BUCKET_MS of due time, entries of 16 bytes: due time and delay-log offset), and
- * only the buckets within the horizon are loaded. Messages are moved in (due, offset) order, so
- * progress is one cursor. Bucket files are derived data: the delay log is rescanned from the last
- * checkpoint after a crash, and moves done after the checkpoint are found again by the
- * `ferry-delay-offset` header each moved record carries, so a message is moved exactly once.
+ * (delay-buckets.ts: one per DELAY_BUCKET_MS of due time), and only the buckets within the horizon
+ * are loaded. Whether a message was moved is recorded per message, never inferred from due-time
+ * order: each move appends a "moved" item to the message's bucket, and the moved record carries the
+ * `ferry-delay-offset` header, by which moves after the last checkpoint are found again after a
+ * crash. So a message is moved at most once and never lost, whatever the clock does.
  *
  * Layout: <dir>/log/ (a Log), <dir>/buckets/<due bucket start>.bin, <dir>/state.json.
  */
@@ -19,49 +27,69 @@ import type { Logger } from '../platform/logger.js';
 import { mkdirDurable, writeFileAtomic } from '../platform/atomic-write.js';
 import { FerryError } from '../protocol/errors.js';
 import { Log } from '../storage/log.js';
-import type { Durability, Header, LogRecord, RecordInput, StorageObserver } from '../storage/types.js';
-import { insertSorted } from './sorted-array.js';
+import type { AppendResult, Durability, Header, LogRecord, RecordInput, StorageObserver } from '../storage/types.js';
+import {
+  appendBucketItems,
+  bucketFileName,
+  bucketOf,
+  DELAY_BUCKET_MS,
+  itemKey,
+  parseBucketFileName,
+  pendingItems,
+  readBucketItems,
+  type BucketItem,
+} from './delay-buckets.js';
+import { readRecordsAt, scanLog } from './log-reads.js';
+import { insertSorted, lowerBound } from './sorted-array.js';
 import type { PublishMessage } from './types.js';
+import { SHIFT_TOLERANCE_MS, WallShifts } from './wall-shifts.js';
 
+export { DELAY_BUCKET_MS } from './delay-buckets.js';
 export const DELIVER_AT_HEADER = 'ferry-deliver-at';
 export const DELAY_OFFSET_HEADER = 'ferry-delay-offset';
 export const PARTITION_HEADER = 'ferry-delay-partition';
-/** Width of one bucket of due times: a bucket is loaded one width before it starts. */
-export const DELAY_BUCKET_MS = 60_000;
-/** Messages moved per batch (read in runs, one append for the batch). */
+/** Messages moved per batch (read in runs, one append per partition for the batch). */
 const MOVE_BATCH_MAX = 1000;
-/** A read run may span this many records plus RUN_SPAN_PER_ENTRY per wanted entry: dense enough to beat single reads. */
-const RUN_SPAN_SLACK = 32;
-const RUN_SPAN_PER_ENTRY = 4;
-/** Delay-log reads of one move batch in flight together. */
-const READS_IN_FLIGHT_MAX = 8;
 /** Delayed messages per append, and bytes per stored batch: reading one back reads its batch. */
 const DELAY_APPEND_RECORDS_MAX = 16;
 const DELAY_BATCH_BYTES_MAX = 32 * 1024;
+/** Entries inserted one by one into the sorted due list; more at once are sorted together. */
+const INSERTS_BEFORE_SORT_MAX = 32;
 /** How often the schedule's progress is checkpointed, at most. */
 const CHECKPOINT_INTERVAL_MS = 1000;
 /** A failed move (e.g. disk full) is tried again after this long. */
 const MOVE_RETRY_MS = 1000;
-const ENTRY_BYTES = 16;
+/** A bucket file that could not be read is read again after this long. */
+const LOAD_RETRY_MS = 1000;
 const STATE_FILE = 'state.json';
-const STATE_VERSION = 1;
-const U32 = 0x1_0000_0000;
+const STATE_VERSION = 2;
+/** Version 1 decided what was moved from a (due, offset) cursor; it is converted at open. */
+const STATE_VERSION_CURSOR = 1;
 
+/** A pending message held in memory, due soon. */
 interface Entry {
   dueMs: number;
   offset: number;
+  /** Monotonic time at which it is moved, computed once when it entered memory. */
+  releaseMonoMs: number;
 }
 
 interface DelayState {
   version: number;
-  /** Entries at or before this (due, offset) key have been moved. */
+  /** Every delay-log record below this has its scheduled item in a synced bucket file. */
+  indexedEnd: number;
+  /** Main-log offsets from which moves newer than the synced "moved" items can be found. */
+  movedScanFrom: number[];
+  /** Lowest delay-log offset in each bucket not yet finished (for deleting delay-log segments). */
+  bucketMinOffsets: Record<string, number>;
+}
+
+interface CursorStateV1 {
+  version: 1;
   cursorDueMs: number;
   cursorOffset: number;
-  /** Every delay-log record below this has its entry in a synced bucket file. */
   indexedEnd: number;
-  /** Main-log offsets from which moves after this checkpoint can be found again. */
   movedScanFrom: number[];
-  /** Lowest delay-log offset in each bucket not yet moved (for deleting delay-log segments). */
   bucketMinOffsets: Record<string, number>;
 }
 
@@ -82,24 +110,43 @@ export interface DelayStoreOptions {
 
 export class DelayStore {
   private readonly bucketsDir: string;
-  /** Loaded entries not yet moved, sorted by (dueMs, offset). */
+  /** Wall minus monotonic time at open: turns wall-clock due times into monotonic release times. */
+  private readonly wallMinusMonoMs: number;
+  private readonly shifts = new WallShifts();
+  /** Loaded entries not yet moved, sorted by (releaseMonoMs, offset). */
   private due: Entry[] = [];
-  /** Buckets whose start is below this are loaded into `due`. */
-  private loadedEnd: number;
+  /** Buckets whose start is below this are loaded: their new entries go straight into `due`. */
+  private loadedEnd = -Infinity;
+  /** Buckets with a file or queued items, ascending. */
   private bucketStarts: number[];
-  private readonly alreadyMoved = new Set<number>();
-  private pendingWrites = new Map<number, Entry[]>();
-  private writing: Promise<void> | null = null;
-  private flushing: Promise<void> | null = null;
+  /** Loaded buckets: entries in memory not yet moved (including those being moved). */
+  private readonly unmoved = new Map<number, number>();
+  /** Keys (itemKey) of the entries in memory, in `due` or being moved: each is held once. */
+  private readonly held = new Set<string>();
+  /** Buckets below `loadedEnd` whose file could not be read: read again, never deleted meanwhile. */
+  private readonly unreadable = new Set<number>();
+  /** Highest delay-log offset scheduled in each bucket seen in this process. */
+  private readonly bucketMaxOffsets = new Map<number, number>();
+  /** Items not yet appended to their bucket files. */
+  private queued = new Map<number, BucketItem[]>();
   private readonly dirtyBuckets = new Set<number>();
-  private indexedWrittenEnd: number;
+  /** Bucket-file work (appends, loads, checkpoints) runs one task at a time, in order. */
+  private ioTail: Promise<void> = Promise.resolve();
+  private flushRequested = false;
+  /** Delay-log offset at the start of each add in flight: its records are not indexed yet. */
+  private readonly addsInFlight = new Set<{ from: number }>();
+  /** Main-log offsets at the start of the move batch in flight: its records land at or after them. */
+  private moveScanFloor: number[] | null = null;
   private moving: Promise<void> | null = null;
   private moveTimer: TimerHandle | null = null;
-  /** Wall time the armed move timer fires at. */
+  /** Monotonic time the armed move timer fires at. */
   private moveTimerAtMs = Infinity;
   private loadTimer: TimerHandle | null = null;
+  private loadTimerAtMs = Infinity;
   private checkpointTimer: TimerHandle | null = null;
   private checkpointing: Promise<void> | null = null;
+  /** Version 1 state only: entries at or before this (due, offset) were moved. */
+  private legacyCursor: { dueMs: number; offset: number } | null = null;
   private closed = false;
 
   private constructor(
@@ -110,19 +157,12 @@ export class DelayStore {
   ) {
     this.bucketsDir = join(options.dir, 'buckets');
     this.bucketStarts = bucketStarts;
-    this.indexedWrittenEnd = state.indexedEnd;
-    this.loadedEnd = -Infinity;
+    this.wallMinusMonoMs = options.clock.nowMs() - options.clock.monotonicMs();
   }
 
   static async open(options: DelayStoreOptions): Promise<DelayStore> {
     const { fs, dir } = options;
     await mkdirDurable(fs, join(dir, 'buckets'));
-    const statePath = join(dir, STATE_FILE);
-    const state: DelayState =
-      (await fs.stat(statePath)) === null
-        ? { version: STATE_VERSION, cursorDueMs: -1, cursorOffset: -1, indexedEnd: 0, movedScanFrom: options.mainLogs.map((log) => log.nextOffset), bucketMinOffsets: {} }
-        : (JSON.parse((await fs.readFile(statePath)).toString('utf8')) as DelayState);
-    if (state.version !== STATE_VERSION) throw new FerryError('STORAGE_FAILED', `${statePath} has unknown version ${state.version}`);
     const log = await Log.open({
       dir: join(dir, 'log'),
       fs,
@@ -135,11 +175,36 @@ export class DelayStore {
       batchBytesMax: DELAY_BATCH_BYTES_MAX,
       ...(options.observer ? { observer: options.observer } : {}),
     });
-    const bucketStarts = (await fs.readdir(join(dir, 'buckets')))
-      .filter((name) => name.endsWith('.bin'))
-      .map((name) => Number(name.slice(0, -4)))
-      .sort((a, b) => a - b);
+    const statePath = join(dir, STATE_FILE);
+    let saved: DelayState | CursorStateV1;
+    if ((await fs.stat(statePath)) === null) {
+      // A new store: written before the first delayed message is taken, so that moves are always
+      // searched for from where they can begin. (A store without one that has records, from before
+      // this rule, searches the whole topic.)
+      const fresh = log.nextOffset === 0;
+      saved = { version: STATE_VERSION, indexedEnd: 0, movedScanFrom: options.mainLogs.map((main) => (fresh ? main.nextOffset : 0)), bucketMinOffsets: {} };
+      await writeFileAtomic(fs, statePath, Buffer.from(JSON.stringify(saved)));
+    } else {
+      saved = JSON.parse((await fs.readFile(statePath)).toString('utf8')) as DelayState | CursorStateV1;
+    }
+    if (saved.version !== STATE_VERSION && saved.version !== STATE_VERSION_CURSOR) {
+      await log.close();
+      throw new FerryError('STORAGE_FAILED', `${statePath} has unknown version ${saved.version}`);
+    }
+    const bucketStarts: number[] = [];
+    for (const name of await fs.readdir(join(dir, 'buckets'))) {
+      const bucket = parseBucketFileName(name);
+      if (bucket !== null) bucketStarts.push(bucket);
+    }
+    bucketStarts.sort((a, b) => a - b);
+    const state: DelayState = {
+      version: STATE_VERSION,
+      indexedEnd: saved.indexedEnd,
+      movedScanFrom: saved.movedScanFrom,
+      bucketMinOffsets: saved.bucketMinOffsets,
+    };
     const store = new DelayStore(options, log, state, bucketStarts);
+    if (saved.version === STATE_VERSION_CURSOR) await store.convertCursor(saved as CursorStateV1);
     await store.recover();
     return store;
   }
@@ -157,138 +222,252 @@ export class DelayStore {
   /** Stores delayed messages; resolves per the topic's durability with their delay-log offsets. */
   async add(messages: ReadonlyArray<{ message: PublishMessage; deliverAtMs: number }>): Promise<Array<{ offset: number; deliverAtMs: number; durability: 'synced' | 'written' }>> {
     if (this.closed) throw new FerryError('LOG_CLOSED', 'topic is closing');
-    const floorMs = this.state.cursorDueMs + 1;
-    const dues = messages.map(({ deliverAtMs }) => Math.max(deliverAtMs, floorMs));
-    const records: RecordInput[] = messages.map(({ message }, index) => {
-      const headers: Header[] = [...(message.headers ?? []), [DELIVER_AT_HEADER, String(dues[index])]];
+    // The remaining delays are measured now, once; see wall-shifts.ts.
+    const wallMs = this.options.clock.nowMs();
+    const monoMs = this.options.clock.monotonicMs();
+    const records: RecordInput[] = messages.map(({ message, deliverAtMs }) => {
+      const headers: Header[] = [...(message.headers ?? []), [DELIVER_AT_HEADER, String(deliverAtMs)]];
       if (message.partition !== undefined) headers.push([PARTITION_HEADER, String(message.partition)]);
       return { key: message.key ?? null, headers, value: message.value };
     });
     // Small appends make small batches, so that moving one message later reads little.
     const chunks: RecordInput[][] = [];
     for (let index = 0; index < records.length; index += DELAY_APPEND_RECORDS_MAX) chunks.push(records.slice(index, index + DELAY_APPEND_RECORDS_MAX));
-    const results = await Promise.all(chunks.map((chunk) => this.log.append(chunk)));
+    if (chunks.length === 0) return [];
+    const inFlight = { from: this.log.nextOffset };
+    this.addsInFlight.add(inFlight);
+    let settled: Array<PromiseSettledResult<AppendResult>>;
+    try {
+      settled = await Promise.allSettled(chunks.map((chunk) => this.log.append(chunk)));
+    } finally {
+      this.addsInFlight.delete(inFlight);
+    }
+    // Chunks that were stored are scheduled even if another failed: stored is stored.
     const entries: Entry[] = [];
-    results.forEach((result, chunk) => {
+    let failure: unknown = null;
+    settled.forEach((outcome, chunk) => {
+      if (outcome.status === 'rejected') {
+        failure ??= outcome.reason;
+        return;
+      }
+      const result = outcome.value;
       for (let offset = result.baseOffset; offset <= result.lastOffset; offset++) {
-        entries.push({ dueMs: dues[chunk * DELAY_APPEND_RECORDS_MAX + (offset - result.baseOffset)]!, offset });
+        const { message, deliverAtMs: dueMs } = messages[chunk * DELAY_APPEND_RECORDS_MAX + (offset - result.baseOffset)]!;
+        entries.push({ dueMs, offset, releaseMonoMs: monoMs + remainingMs(message, dueMs, wallMs) });
       }
     });
-    this.schedule(entries);
-    return entries.map((entry) => ({ offset: entry.offset, deliverAtMs: entry.dueMs, durability: results[0]!.durability }));
+    this.recordShifts(entries);
+    if (entries.length > 0) this.schedule(entries);
+    if (failure !== null) throw failure;
+    const durability = (settled[0] as PromiseFulfilledResult<AppendResult>).value.durability;
+    return entries.map((entry) => ({ offset: entry.offset, deliverAtMs: entry.dueMs, durability }));
   }
 
-  private schedule(entries: Entry[]): void {
+  /**
+   * Remembers, for entries that may wait on disk, how their release differs from the one their due
+   * time gives at open (a wall-clock step since): runs of consecutive offsets with one shift.
+   */
+  private recordShifts(entries: readonly Entry[]): void {
+    let start = 0;
+    while (start < entries.length) {
+      const shiftMs = this.shiftOf(entries[start]!);
+      let end = start;
+      let dueMaxMs = entries[start]!.dueMs;
+      while (end + 1 < entries.length && entries[end + 1]!.offset === entries[end]!.offset + 1 && Math.abs(this.shiftOf(entries[end + 1]!) - shiftMs) <= SHIFT_TOLERANCE_MS) {
+        end++;
+        dueMaxMs = Math.max(dueMaxMs, entries[end]!.dueMs);
+      }
+      let runShiftMs = shiftMs;
+      for (let index = start + 1; index <= end; index++) runShiftMs = Math.min(runShiftMs, this.shiftOf(entries[index]!));
+      if (!this.shifts.record(entries[start]!.offset, entries[end]!.offset, runShiftMs, dueMaxMs)) {
+        this.options.logger.warn('broker.delay.wall_shifts_full', { topic: this.options.topic });
+      }
+      start = end + 1;
+    }
+  }
+
+  private shiftOf(entry: Entry): number {
+    return entry.dueMs - this.wallMinusMonoMs - entry.releaseMonoMs;
+  }
+
+  /** Queues entries' scheduled items; those of loaded buckets go into memory too. */
+  private schedule(entries: readonly Entry[]): void {
+    // Many entries at once are appended and sorted in one go rather than inserted one by one.
+    const sortAfter = entries.length > INSERTS_BEFORE_SORT_MAX;
+    let added = 0;
     for (const entry of entries) {
       const bucket = bucketOf(entry.dueMs);
-      const queued = this.pendingWrites.get(bucket);
-      if (queued === undefined) this.pendingWrites.set(bucket, [entry]);
-      else queued.push(entry);
+      this.queue(bucket, { dueMs: entry.dueMs, offset: entry.offset, moved: false });
       const key = String(bucket);
       this.state.bucketMinOffsets[key] = Math.min(this.state.bucketMinOffsets[key] ?? Infinity, entry.offset);
+      this.bucketMaxOffsets.set(bucket, Math.max(this.bucketMaxOffsets.get(bucket) ?? -1, entry.offset));
       insertSorted(this.bucketStarts, bucket);
-      if (bucket < this.loadedEnd) insertEntry(this.due, entry);
+      if (bucket < this.loadedEnd && !this.held.has(itemKey(entry))) {
+        if (sortAfter) this.due.push(entry);
+        else insertEntry(this.due, entry);
+        this.held.add(itemKey(entry));
+        added++;
+        this.unmoved.set(bucket, (this.unmoved.get(bucket) ?? 0) + 1);
+      }
     }
-    void this.writeBuckets();
+    if (sortAfter && added > 0) this.due.sort(compareEntries);
+    this.requestFlush();
     this.armMoveTimer();
     this.armLoadTimer();
   }
 
-  /** Appends queued entries to their bucket files: one write per bucket. */
-  private async writeBuckets(): Promise<void> {
-    if (this.closed) return;
-    await this.flushBuckets();
-    this.scheduleCheckpoint();
+  private queue(bucket: number, item: BucketItem): void {
+    const items = this.queued.get(bucket);
+    if (items === undefined) this.queued.set(bucket, [item]);
+    else items.push(item);
   }
 
-  /**
-   * One flush at a time, batches in order: indexedWrittenEnd may only move past entries whose
-   * bucket writes completed, or a checkpoint could skip the rescan of an entry never written.
-   */
-  private flushBuckets(): Promise<void> {
-    this.flushing ??= this.flushQueued().finally(() => {
-      this.flushing = null;
-    });
-    return this.flushing;
+  // --- Bucket-file work, one task at a time ---
+
+  private exclusive<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.ioTail.then(task);
+    this.ioTail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
   }
 
-  private async flushQueued(): Promise<void> {
-    while (this.pendingWrites.size > 0) {
-      const batch = this.pendingWrites;
-      this.pendingWrites = new Map();
-      let highest = -1;
-      const writes = [...batch].map(async ([bucket, entries]) => {
-        const handle = await this.options.fs.open(this.bucketPath(bucket), 'create');
-        try {
-          await handle.write(encodeEntries(entries), await handle.size());
-        } finally {
-          await handle.close();
-        }
-        this.dirtyBuckets.add(bucket);
-        for (const entry of entries) highest = Math.max(highest, entry.offset);
-      });
-      this.writing = Promise.all(writes).then(() => undefined);
-      try {
-        await this.writing;
-        this.indexedWrittenEnd = Math.max(this.indexedWrittenEnd, highest + 1);
-      } catch (error) {
+  private requestFlush(): void {
+    if (this.flushRequested) return;
+    this.flushRequested = true;
+    void this.exclusive(async () => {
+      this.flushRequested = false;
+      await this.appendQueued();
+    }).then(
+      () => this.scheduleCheckpoint(),
+      (error: unknown) => {
+        // The items stay queued; the next flush or checkpoint tries again.
         this.options.logger.error('broker.delay.bucket_write_failed', { topic: this.options.topic, error });
-      } finally {
-        this.writing = null;
-      }
+        this.scheduleCheckpoint();
+      },
+    );
+  }
+
+  /** Appends every queued item to its bucket file (one write per bucket); failed ones stay queued. */
+  private async appendQueued(): Promise<void> {
+    while (this.queued.size > 0) {
+      const batch = this.queued;
+      this.queued = new Map();
+      const buckets = [...batch.keys()];
+      const outcomes = await Promise.allSettled(buckets.map((bucket) => appendBucketItems(this.options.fs, this.bucketPath(bucket), batch.get(bucket)!)));
+      let failure: unknown = null;
+      outcomes.forEach((outcome, index) => {
+        const bucket = buckets[index]!;
+        if (outcome.status === 'fulfilled') {
+          this.dirtyBuckets.add(bucket);
+          return;
+        }
+        failure ??= outcome.reason;
+        const later = this.queued.get(bucket);
+        this.queued.set(bucket, later === undefined ? batch.get(bucket)! : batch.get(bucket)!.concat(later));
+      });
+      if (failure !== null) throw failure;
     }
   }
 
   private bucketPath(bucket: number): string {
-    return join(this.bucketsDir, `${String(bucket).padStart(15, '0')}.bin`);
+    return join(this.bucketsDir, bucketFileName(bucket));
   }
 
   // --- Loading buckets as they come within the horizon ---
 
-  private async loadDueBuckets(): Promise<void> {
-    const horizonEnd = bucketOf(this.options.clock.nowMs()) + 2 * DELAY_BUCKET_MS;
-    if (horizonEnd <= this.loadedEnd) return;
-    const loaded: Entry[] = [];
-    for (const bucket of this.bucketStarts) {
-      if (bucket < this.loadedEnd || bucket >= horizonEnd) continue;
-      for (const entry of await this.readBucket(bucket)) loaded.push(entry);
-      for (const entry of this.pendingWrites.get(bucket) ?? []) loaded.push(entry);
-    }
-    this.loadedEnd = horizonEnd;
-    const seen = new Set(this.due.map((entry) => entry.offset));
-    for (const entry of loaded) {
-      if (seen.has(entry.offset) || !this.isAfterCursor(entry)) continue;
-      seen.add(entry.offset);
-      this.due.push(entry);
-    }
-    this.due.sort(compareEntries);
-    this.armMoveTimer();
-    this.armLoadTimer();
+  /**
+   * The end of the buckets to hold in memory: two widths past the monotonic clock expressed as a
+   * wall-clock time of this process, plus the largest forward step messages waiting on disk were
+   * published under (their release comes that much before their due time suggests).
+   */
+  private horizonEnd(): number {
+    return bucketOf(this.options.clock.monotonicMs() + this.wallMinusMonoMs + this.shifts.aheadMs) + 2 * DELAY_BUCKET_MS;
   }
 
-  private async readBucket(bucket: number): Promise<Entry[]> {
-    const path = this.bucketPath(bucket);
-    if ((await this.options.fs.stat(path)) === null) return [];
-    const bytes = await this.options.fs.readFile(path);
-    const entries: Entry[] = [];
-    // A torn last entry (crash mid-write) is ignored: the delay-log rescan wrote it again.
-    for (let position = 0; position + ENTRY_BYTES <= bytes.length; position += ENTRY_BYTES) {
-      entries.push({
-        dueMs: bytes.readUInt32BE(position) * U32 + bytes.readUInt32BE(position + 4),
-        offset: bytes.readUInt32BE(position + 8) * U32 + bytes.readUInt32BE(position + 12),
-      });
+  private loadDueBuckets(): Promise<void> {
+    return this.exclusive(async () => {
+      if (this.closed) return;
+      const horizonEnd = this.horizonEnd();
+      if (horizonEnd > this.loadedEnd) {
+        const buckets = this.bucketStarts.slice(lowerBound(this.bucketStarts, this.loadedEnd), lowerBound(this.bucketStarts, horizonEnd));
+        // Items queued so far, copied: from now on these buckets' new entries go straight to
+        // memory, and no append runs until this task ends, so each item is read once.
+        const queuedNow = new Map<number, BucketItem[]>();
+        for (const bucket of buckets) queuedNow.set(bucket, [...(this.queued.get(bucket) ?? [])]);
+        this.loadedEnd = horizonEnd;
+        await this.load(buckets, (bucket) => queuedNow.get(bucket)!);
+        this.shifts.dropLoaded(this.loadedEnd, bucketOf);
+      }
+      if (this.unreadable.size > 0) {
+        // Everything queued for them since counts: entries already in memory are skipped as held.
+        const retry = [...this.unreadable];
+        this.unreadable.clear();
+        await this.load(retry, (bucket) => this.queued.get(bucket) ?? []);
+      }
+      this.armMoveTimer();
+      this.armLoadTimer();
+    });
+  }
+
+  /** Reads buckets into memory; those that cannot be read are tried again later. */
+  private async load(buckets: readonly number[], queuedFor: (bucket: number) => readonly BucketItem[]): Promise<void> {
+    // Joined to `due` only once all are read: `due` stays sorted for the mover meanwhile.
+    const loaded: Entry[] = [];
+    for (const bucket of buckets) {
+      let items: BucketItem[];
+      try {
+        items = await readBucketItems(this.options.fs, this.bucketPath(bucket));
+      } catch (error) {
+        this.options.logger.error('broker.delay.load_failed', { topic: this.options.topic, bucket, error });
+        this.unreadable.add(bucket);
+        continue;
+      }
+      for (const item of queuedFor(bucket)) items.push(item);
+      this.admit(bucket, items, loaded);
     }
-    return entries;
+    if (loaded.length === 0) return;
+    for (const entry of loaded) this.due.push(entry);
+    this.due.sort(compareEntries);
+  }
+
+  /** Adds a loaded bucket's pending entries to `into`, holding them and counting them as unmoved. */
+  private admit(bucket: number, items: readonly BucketItem[], into: Entry[]): void {
+    let count = 0;
+    let maxOffset = this.bucketMaxOffsets.get(bucket) ?? -1;
+    for (const item of items) if (item.offset > maxOffset) maxOffset = item.offset;
+    this.bucketMaxOffsets.set(bucket, maxOffset);
+    for (const item of pendingItems(items)) {
+      if (this.held.has(itemKey(item))) continue;
+      if (this.legacyCursor !== null && atOrBefore(item, this.legacyCursor)) continue;
+      const releaseMonoMs = item.dueMs - this.wallMinusMonoMs - this.shifts.shiftOf(item.offset);
+      into.push({ dueMs: item.dueMs, offset: item.offset, releaseMonoMs });
+      this.held.add(itemKey(item));
+      count++;
+    }
+    if (count > 0) this.unmoved.set(bucket, (this.unmoved.get(bucket) ?? 0) + count);
   }
 
   private armLoadTimer(): void {
-    if (this.loadTimer !== null || this.closed) return;
-    const next = this.bucketStarts.find((bucket) => bucket >= this.loadedEnd);
-    if (next === undefined) return;
-    const loadAtMs = next - DELAY_BUCKET_MS;
-    this.loadTimer = this.options.clock.schedule(loadAtMs - this.options.clock.nowMs(), () => {
+    if (this.closed) return;
+    const next = this.bucketStarts[lowerBound(this.bucketStarts, this.loadedEnd)];
+    // Due when horizonEnd() passes `next`, i.e. when the clock reaches one width before it.
+    let loadAtMs = next === undefined ? Infinity : next - DELAY_BUCKET_MS - this.wallMinusMonoMs - this.shifts.aheadMs;
+    if (this.unreadable.size > 0) loadAtMs = Math.min(loadAtMs, this.options.clock.monotonicMs() + LOAD_RETRY_MS);
+    if (loadAtMs === Infinity) return;
+    if (this.loadTimer !== null) {
+      if (loadAtMs >= this.loadTimerAtMs) return;
+      this.loadTimer.cancel();
+    }
+    this.loadTimerAtMs = loadAtMs;
+    this.loadTimer = this.options.clock.schedule(loadAtMs - this.options.clock.monotonicMs(), () => {
       this.loadTimer = null;
-      void this.loadDueBuckets().catch((error: unknown) => this.options.logger.error('broker.delay.load_failed', { topic: this.options.topic, error }));
+      this.loadTimerAtMs = Infinity;
+      void this.loadDueBuckets().catch((error: unknown) => {
+        this.options.logger.error('broker.delay.load_failed', { topic: this.options.topic, error });
+        this.armLoadTimer();
+      });
     });
   }
 
@@ -298,15 +477,17 @@ export class DelayStore {
     if (this.moving !== null || this.closed) return;
     const next = this.due[0];
     if (next === undefined) return;
-    const fireAtMs = delayMs === undefined ? next.dueMs : this.options.clock.nowMs() + delayMs;
+    const nowMs = this.options.clock.monotonicMs();
+    const fireAtMs = delayMs === undefined ? next.releaseMonoMs : nowMs + delayMs;
     if (this.moveTimer !== null) {
       // A message due sooner than the armed timer must not wait for it.
       if (delayMs !== undefined || fireAtMs >= this.moveTimerAtMs) return;
       this.moveTimer.cancel();
     }
     this.moveTimerAtMs = fireAtMs;
-    this.moveTimer = this.options.clock.schedule(fireAtMs - this.options.clock.nowMs(), () => {
+    this.moveTimer = this.options.clock.schedule(fireAtMs - nowMs, () => {
       this.moveTimer = null;
+      this.moveTimerAtMs = Infinity;
       let retry = false;
       this.moving = this.moveDue()
         .then((failed) => {
@@ -322,81 +503,85 @@ export class DelayStore {
   /** Moves every due entry; returns true when a move failed and should be tried again later. */
   private async moveDue(): Promise<boolean> {
     while (!this.closed) {
-      const nowMs = this.options.clock.nowMs();
-      const batch: Entry[] = [];
-      while (batch.length < MOVE_BATCH_MAX && this.due.length > 0 && this.due[0]!.dueMs <= nowMs) batch.push(this.due.shift()!);
-      if (batch.length === 0) return false;
-      const skipped: number[] = [];
-      try {
-        const records = await this.readEntries(batch.filter((entry) => !this.alreadyMoved.has(entry.offset)));
-        const messages: PublishMessage[] = [];
-        for (const entry of batch) {
-          if (this.alreadyMoved.has(entry.offset)) {
-            skipped.push(entry.offset);
-            continue;
-          }
-          const record = records.get(entry.offset);
-          if (record === undefined) continue;
-          const partitionHeader = record.headers.find(([name]) => name === PARTITION_HEADER);
-          const headers: Header[] = record.headers.filter(([name]) => name !== PARTITION_HEADER);
-          headers.push([DELAY_OFFSET_HEADER, String(entry.offset)]);
-          messages.push({
-            key: record.key,
-            headers,
-            value: record.value,
-            ...(partitionHeader === undefined ? {} : { partition: Number(partitionHeader[1]) }),
-          });
-        }
-        if (messages.length > 0) await this.options.deliver(messages);
-      } catch (error) {
-        this.options.logger.error('broker.delay.move_failed', { topic: this.options.topic, error });
-        this.due = batch.concat(this.due);
-        return true;
-      }
-      for (const offset of skipped) this.alreadyMoved.delete(offset);
-      const last = batch[batch.length - 1]!;
-      this.state.cursorDueMs = last.dueMs;
-      this.state.cursorOffset = last.offset;
-      this.scheduleCheckpoint();
+      const nowMs = this.options.clock.monotonicMs();
+      let count = 0;
+      while (count < MOVE_BATCH_MAX && count < this.due.length && this.due[count]!.releaseMonoMs <= nowMs) count++;
+      if (count === 0) return false;
+      if (!(await this.moveBatch(this.due.splice(0, count)))) return true;
     }
     return false;
   }
 
-  /**
-   * Reads the records of `entries` from the delay log: one read per dense run of offsets (a run
-   * spans at most a few records per entry it holds), several runs at a time.
-   */
-  private async readEntries(entries: readonly Entry[]): Promise<Map<number, LogRecord>> {
-    const offsets = entries.map((entry) => entry.offset).sort((a, b) => a - b);
-    const wanted = new Set(offsets);
-    const found = new Map<number, LogRecord>();
-    const runs: Array<[first: number, last: number]> = [];
-    let start = 0;
-    while (start < offsets.length) {
-      let end = start;
-      while (end + 1 < offsets.length && offsets[end + 1]! - offsets[start]! <= RUN_SPAN_SLACK + RUN_SPAN_PER_ENTRY * (end + 2 - start)) end++;
-      runs.push([offsets[start]!, offsets[end]!]);
-      start = end + 1;
-    }
-    const readRun = async ([first, last]: [number, number]): Promise<void> => {
-      for (let from = first; from <= last; ) {
-        const records = await this.log.read(from, { recordsMax: last - from + 1 });
-        if (records.length === 0) break;
-        // Copies: the read buffer holds whole stored batches, which must not stay alive.
-        for (const record of records) {
-          if (wanted.has(record.offset)) found.set(record.offset, { ...record, value: Buffer.from(record.value), key: record.key === null ? null : Buffer.from(record.key) });
-        }
-        from = records[records.length - 1]!.offset + 1;
+  /** Moves one batch, one append per partition; returns false when some of it must be tried again. */
+  private async moveBatch(batch: Entry[]): Promise<boolean> {
+    // Its records land at or after these offsets: a checkpoint taken meanwhile scans from there.
+    this.moveScanFloor = this.options.mainLogs.map((log) => log.nextOffset);
+    try {
+      let records: Map<number, LogRecord>;
+      try {
+        records = await readRecordsAt(this.log, batch.map((entry) => entry.offset));
+      } catch (error) {
+        this.options.logger.error('broker.delay.move_failed', { topic: this.options.topic, error });
+        for (const entry of batch) insertEntry(this.due, entry);
+        return false;
       }
-    };
-    for (let index = 0; index < runs.length; index += READS_IN_FLIGHT_MAX) {
-      await Promise.all(runs.slice(index, index + READS_IN_FLIGHT_MAX).map(readRun));
+      const groups = new Map<number, { entries: Entry[]; messages: PublishMessage[] }>();
+      const gone: Entry[] = [];
+      for (const entry of batch) {
+        const record = records.get(entry.offset);
+        const dueHeader = record?.headers.find(([name]) => name === DELIVER_AT_HEADER);
+        if (record === undefined || dueHeader === undefined || Number(dueHeader[1]) !== entry.dueMs) {
+          // Its record is gone (cut by a power loss, its offset maybe reused): nothing to move.
+          gone.push(entry);
+          continue;
+        }
+        const partitionHeader = record.headers.find(([name]) => name === PARTITION_HEADER);
+        const partition = partitionHeader === undefined ? -1 : Number(partitionHeader[1]);
+        const headers: Header[] = record.headers.filter(([name]) => name !== PARTITION_HEADER);
+        headers.push([DELAY_OFFSET_HEADER, String(entry.offset)]);
+        let group = groups.get(partition);
+        if (group === undefined) groups.set(partition, (group = { entries: [], messages: [] }));
+        group.entries.push(entry);
+        group.messages.push({ key: record.key, headers, value: record.value, ...(partition === -1 ? {} : { partition }) });
+      }
+      if (gone.length > 0) {
+        this.options.logger.warn('broker.delay.record_missing', { topic: this.options.topic, count: gone.length, firstOffset: gone[0]!.offset });
+        this.markMoved(gone);
+      }
+      // Per partition: an append is all or nothing, so a failure leaves no message half-moved.
+      const parts = [...groups.values()];
+      const outcomes = await Promise.allSettled(parts.map((part) => this.options.deliver(part.messages)));
+      let failure: unknown = null;
+      outcomes.forEach((outcome, index) => {
+        const part = parts[index]!;
+        if (outcome.status === 'fulfilled') {
+          this.markMoved(part.entries);
+          return;
+        }
+        failure ??= outcome.reason;
+        for (const entry of part.entries) insertEntry(this.due, entry);
+      });
+      if (failure !== null) {
+        this.options.logger.error('broker.delay.move_failed', { topic: this.options.topic, error: failure });
+        return false;
+      }
+      return true;
+    } finally {
+      this.moveScanFloor = null;
     }
-    return found;
   }
 
-  private isAfterCursor(entry: Entry): boolean {
-    return entry.dueMs > this.state.cursorDueMs || (entry.dueMs === this.state.cursorDueMs && entry.offset > this.state.cursorOffset);
+  /** Records moves: a "moved" item per message in its bucket, made durable by the next checkpoint. */
+  private markMoved(entries: readonly Entry[]): void {
+    for (const entry of entries) {
+      const bucket = bucketOf(entry.dueMs);
+      this.queue(bucket, { dueMs: entry.dueMs, offset: entry.offset, moved: true });
+      this.held.delete(itemKey(entry));
+      const left = (this.unmoved.get(bucket) ?? 0) - 1;
+      if (left > 0) this.unmoved.set(bucket, left);
+      else this.unmoved.delete(bucket);
+    }
+    this.requestFlush();
   }
 
   // --- Checkpoint and recovery ---
@@ -409,86 +594,128 @@ export class DelayStore {
     });
   }
 
-  /** Makes bucket files and progress durable, then deletes what is fully moved. */
-  async checkpoint(): Promise<void> {
-    if (this.checkpointing !== null) return this.checkpointing;
-    this.checkpointing = (async () => {
-      if (this.moving !== null) await this.moving;
-      if (this.writing !== null) await this.writing;
-      const indexedEnd = this.indexedWrittenEnd;
-      const movedScanFrom = this.options.mainLogs.map((log) => log.nextOffset);
-      for (const bucket of [...this.dirtyBuckets]) {
-        this.dirtyBuckets.delete(bucket);
-        const handle = await this.options.fs.open(this.bucketPath(bucket), 'create');
-        try {
-          await handle.datasync();
-        } finally {
-          await handle.close();
-        }
-      }
-      await this.options.fs.syncDir(this.bucketsDir);
-      // Buckets entirely behind the cursor and the clock are done.
-      const doneBefore = Math.min(bucketOf(this.options.clock.nowMs()), this.due[0] === undefined ? Infinity : bucketOf(this.due[0].dueMs));
-      const remaining: number[] = [];
-      for (const bucket of this.bucketStarts) {
-        if (bucket < doneBefore && bucket < this.loadedEnd && !this.pendingWrites.has(bucket)) {
-          delete this.state.bucketMinOffsets[String(bucket)];
-        } else {
-          remaining.push(bucket);
-        }
-      }
-      const finished = this.bucketStarts.filter((bucket) => !remaining.includes(bucket));
-      const state: DelayState = { ...this.state, indexedEnd, movedScanFrom };
-      await writeFileAtomic(this.options.fs, join(this.options.dir, STATE_FILE), Buffer.from(JSON.stringify(state)));
-      this.state.indexedEnd = indexedEnd;
-      this.state.movedScanFrom = movedScanFrom;
-      this.bucketStarts = remaining;
-      for (const bucket of finished) await this.options.fs.unlink(this.bucketPath(bucket)).catch(() => undefined);
-      // Loops, not spreads: these can hold hundreds of thousands of values.
-      let minPending = indexedEnd;
-      for (const offset of Object.values(this.state.bucketMinOffsets)) if (offset < minPending) minPending = offset;
-      for (const entry of this.due) if (entry.offset < minPending) minPending = entry.offset;
-      await this.log.deleteSegmentsBefore(minPending);
-    })().finally(() => {
+  /** Makes bucket files and progress durable, then deletes what is finished. */
+  checkpoint(): Promise<void> {
+    this.checkpointing ??= this.exclusive(() => this.checkpointNow()).finally(() => {
       this.checkpointing = null;
     });
     return this.checkpointing;
   }
 
+  private async checkpointNow(): Promise<void> {
+    // 1. What this checkpoint vouches for, taken before anything is written: every record below
+    //    indexedEnd was scheduled (its item is queued or written), and every move whose record lies
+    //    below movedScanFrom has its "moved" item queued or written.
+    let indexedEnd = this.log.nextOffset;
+    for (const add of this.addsInFlight) indexedEnd = Math.min(indexedEnd, add.from);
+    const floor = this.moveScanFloor;
+    const movedScanFrom = this.options.mainLogs.map((log, partition) => Math.min(log.nextOffset, floor?.[partition] ?? Infinity));
+    // 2. Those items, written and synced.
+    await this.appendQueued();
+    for (const bucket of [...this.dirtyBuckets]) {
+      const handle = await this.options.fs.open(this.bucketPath(bucket), 'create');
+      try {
+        await handle.datasync();
+      } finally {
+        await handle.close();
+      }
+      this.dirtyBuckets.delete(bucket);
+    }
+    await this.options.fs.syncDir(this.bucketsDir);
+    // 3. Without `always`, the records they speak of may not be synced yet: a power loss must not
+    //    keep a "moved" item whose moved copy it took back.
+    if (this.options.durability !== 'always') {
+      await this.log.sync();
+      await Promise.all(this.options.mainLogs.map((log) => log.sync()));
+    }
+    indexedEnd = Math.min(indexedEnd, this.log.syncedOffset + 1);
+    // 4. Progress, then the finished buckets: loaded, every entry moved and the moves recorded,
+    //    every entry below indexedEnd (a later one would be scheduled again after a crash).
+    const finished = this.bucketStarts.filter((bucket) => this.isFinished(bucket, indexedEnd));
+    const bucketMinOffsets = { ...this.state.bucketMinOffsets };
+    for (const bucket of finished) delete bucketMinOffsets[String(bucket)];
+    const state: DelayState = { version: STATE_VERSION, indexedEnd, movedScanFrom, bucketMinOffsets };
+    await writeFileAtomic(this.options.fs, join(this.options.dir, STATE_FILE), Buffer.from(JSON.stringify(state)));
+    this.state.indexedEnd = indexedEnd;
+    this.state.movedScanFrom = movedScanFrom;
+    this.legacyCursor = null;
+    for (const bucket of finished) {
+      if (!this.isFinished(bucket, indexedEnd)) continue;
+      await this.options.fs.unlink(this.bucketPath(bucket)).catch(() => undefined);
+      // New entries may have come while unlinking: their items are queued and recreate the file.
+      if (!this.isFinished(bucket, indexedEnd)) continue;
+      this.bucketStarts.splice(lowerBound(this.bucketStarts, bucket), 1);
+      delete this.state.bucketMinOffsets[String(bucket)];
+      this.bucketMaxOffsets.delete(bucket);
+      this.dirtyBuckets.delete(bucket);
+    }
+    let minPending = indexedEnd;
+    for (const offset of Object.values(this.state.bucketMinOffsets)) if (offset < minPending) minPending = offset;
+    await this.log.deleteSegmentsBefore(minPending);
+  }
+
+  private isFinished(bucket: number, indexedEnd: number): boolean {
+    return (
+      bucket < this.loadedEnd &&
+      !this.unreadable.has(bucket) &&
+      !this.unmoved.has(bucket) &&
+      !this.queued.has(bucket) &&
+      !this.dirtyBuckets.has(bucket) &&
+      (this.bucketMaxOffsets.get(bucket) ?? -1) < indexedEnd
+    );
+  }
+
   private async recover(): Promise<void> {
     // 1. Records the bucket files may not hold: scan the delay log from the checkpoint.
     const rescanned: Entry[] = [];
-    for (let offset = Math.max(this.state.indexedEnd, this.log.startOffset); offset < this.log.nextOffset; ) {
-      const records = await this.log.read(offset, { recordsMax: 1024 });
-      if (records.length === 0) break;
-      for (const record of records) {
-        const dueHeader = record.headers.find(([name]) => name === DELIVER_AT_HEADER);
-        if (dueHeader !== undefined) rescanned.push({ dueMs: Number(dueHeader[1]), offset: record.offset });
-      }
-      offset = records[records.length - 1]!.offset + 1;
-    }
-    // 2. Moves after the checkpoint: their records in the topic carry the delay offset.
+    await scanLog(this.log, Math.max(this.state.indexedEnd, this.log.startOffset), (record) => {
+      const dueHeader = record.headers.find(([name]) => name === DELIVER_AT_HEADER);
+      if (dueHeader !== undefined) rescanned.push({ dueMs: Number(dueHeader[1]), offset: record.offset, releaseMonoMs: 0 });
+    });
+    if (rescanned.length > 0) this.schedule(rescanned);
+    // 2. Moves after the checkpoint: their records in the topic carry the delay offset and due time.
+    let movedFound = 0;
     for (const [partition, log] of this.options.mainLogs.entries()) {
-      for (let offset = Math.max(this.state.movedScanFrom[partition] ?? 0, log.startOffset); offset < log.nextOffset; ) {
-        const records = await log.read(offset, { recordsMax: 1024 });
-        if (records.length === 0) break;
-        for (const record of records) {
-          const marker = record.headers.find(([name]) => name === DELAY_OFFSET_HEADER);
-          if (marker !== undefined) this.alreadyMoved.add(Number(marker[1]));
-        }
-        offset = records[records.length - 1]!.offset + 1;
-      }
+      await scanLog(log, Math.max(this.state.movedScanFrom[partition] ?? 0, log.startOffset), (record) => {
+        const marker = record.headers.find(([name]) => name === DELAY_OFFSET_HEADER);
+        const dueHeader = record.headers.find(([name]) => name === DELIVER_AT_HEADER);
+        if (marker === undefined || dueHeader === undefined) return;
+        const item: BucketItem = { dueMs: Number(dueHeader[1]), offset: Number(marker[1]), moved: true };
+        const bucket = bucketOf(item.dueMs);
+        // A bucket already deleted as finished needs no reminder.
+        if (this.bucketStarts[lowerBound(this.bucketStarts, bucket)] !== bucket) return;
+        this.queue(bucket, item);
+        movedFound++;
+      });
     }
-    const fresh = rescanned.filter((entry) => this.isAfterCursor(entry));
-    if (fresh.length > 0) this.schedule(fresh);
+    if (this.legacyCursor !== null) {
+      for (const entry of rescanned) if (atOrBefore(entry, this.legacyCursor)) this.queue(bucketOf(entry.dueMs), { ...entry, moved: true });
+    }
+    this.requestFlush();
     await this.loadDueBuckets();
     this.options.logger.info('broker.delay.recovered', {
       topic: this.options.topic,
       rescanned: rescanned.length,
-      alreadyMoved: this.alreadyMoved.size,
+      movedFound,
       buckets: this.bucketStarts.length,
       dueSoon: this.due.length,
     });
+  }
+
+  /**
+   * Version 1 state: entries at or before its (due, offset) cursor count as moved. Each bucket gets
+   * "moved" items for them (made durable by the first checkpoint, which writes version 2), and
+   * until then loads and the rescan skip them too.
+   */
+  private async convertCursor(saved: CursorStateV1): Promise<void> {
+    const cursor = { dueMs: saved.cursorDueMs, offset: saved.cursorOffset };
+    this.legacyCursor = cursor;
+    for (const bucket of this.bucketStarts) {
+      if (bucket > cursor.dueMs) break;
+      const items = await readBucketItems(this.options.fs, this.bucketPath(bucket));
+      for (const item of pendingItems(items)) if (atOrBefore(item, cursor)) this.queue(bucket, { ...item, moved: true });
+    }
+    this.options.logger.info('broker.delay.state_converted', { topic: this.options.topic, fromVersion: STATE_VERSION_CURSOR });
   }
 
   async close(): Promise<void> {
@@ -501,19 +728,33 @@ export class DelayStore {
     this.checkpointTimer?.cancel();
     this.checkpointTimer = null;
     if (this.moving !== null) await this.moving;
-    if (this.writing !== null) await this.writing;
-    await this.flushBuckets();
-    await this.checkpoint();
-    await this.log.close();
+    // A checkpoint under way took its figures before the last moves: one more after it.
+    if (this.checkpointing !== null) await this.checkpointing.catch(() => undefined);
+    try {
+      await this.checkpoint();
+    } finally {
+      // Even without it the log closes: the next open rescans from the last checkpoint.
+      await this.ioTail;
+      await this.log.close();
+    }
   }
 }
 
-function bucketOf(dueMs: number): number {
-  return Math.floor(dueMs / DELAY_BUCKET_MS) * DELAY_BUCKET_MS;
+/**
+ * A message's delay as of now: the delay it was published with when it gave one (its due time was
+ * computed from a wall-clock reading a moment ago, and the clock may have stepped since), else what
+ * is left until the wall-clock time it asked for.
+ */
+function remainingMs(message: PublishMessage, dueMs: number, wallMs: number): number {
+  return message.deliverAtMs === undefined && message.delayMs !== undefined ? message.delayMs : dueMs - wallMs;
+}
+
+function atOrBefore(entry: { dueMs: number; offset: number }, cursor: { dueMs: number; offset: number }): boolean {
+  return entry.dueMs < cursor.dueMs || (entry.dueMs === cursor.dueMs && entry.offset <= cursor.offset);
 }
 
 function compareEntries(a: Entry, b: Entry): number {
-  return a.dueMs - b.dueMs || a.offset - b.offset;
+  return a.releaseMonoMs - b.releaseMonoMs || a.offset - b.offset;
 }
 
 function insertEntry(entries: Entry[], entry: Entry): void {
@@ -525,16 +766,4 @@ function insertEntry(entries: Entry[], entry: Entry): void {
     else high = mid;
   }
   entries.splice(low, 0, entry);
-}
-
-function encodeEntries(entries: readonly Entry[]): Buffer {
-  const buffer = Buffer.allocUnsafe(entries.length * ENTRY_BYTES);
-  entries.forEach((entry, index) => {
-    const position = index * ENTRY_BYTES;
-    buffer.writeUInt32BE(Math.floor(entry.dueMs / U32), position);
-    buffer.writeUInt32BE(entry.dueMs % U32, position + 4);
-    buffer.writeUInt32BE(Math.floor(entry.offset / U32), position + 8);
-    buffer.writeUInt32BE(entry.offset % U32, position + 12);
-  });
-  return buffer;
 }

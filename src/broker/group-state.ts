@@ -38,6 +38,59 @@ export class PartitionGroupState {
     if (retry !== undefined) return retry.deliveries;
     return offset < this.dispatchedEnd ? 1 : 0;
   }
+
+  /** Whether the state says anything about an offset at or past `endOffset`. */
+  private referencesFrom(endOffset: number): boolean {
+    if (this.acks.ackFloor > endOffset || this.dispatchedEnd > endOffset) return true;
+    for (const offset of this.acks.settledAboveFloor()) if (offset >= endOffset) return true;
+    for (const offset of this.retries.keys()) if (offset >= endOffset) return true;
+    for (const offset of this.intents.keys()) if (offset >= endOffset) return true;
+    return false;
+  }
+
+  /**
+   * Forgets everything about offsets at or past `endOffset` (where the partition's log now ends):
+   * settlements, delivery reach, scheduled redeliveries and dead-letter intents. Returns what was
+   * dropped, or null when the state was within the log already.
+   */
+  truncateAt(endOffset: number): StateTruncation | null {
+    if (!this.referencesFrom(endOffset)) return null;
+    const ackFloorBefore = this.acks.ackFloor;
+    const dispatchedEndBefore = this.dispatchedEnd;
+    const settledForgotten = this.acks.truncateAt(endOffset);
+    this.dispatchedEnd = Math.min(this.dispatchedEnd, endOffset);
+    let retriesDropped = 0;
+    for (const offset of [...this.retries.keys()]) {
+      if (offset < endOffset) continue;
+      this.retries.delete(offset);
+      retriesDropped += 1;
+    }
+    let intentsDropped = 0;
+    for (const offset of [...this.intents.keys()]) {
+      if (offset < endOffset) continue;
+      this.intents.delete(offset);
+      intentsDropped += 1;
+    }
+    return {
+      endOffset,
+      ackFloorBefore,
+      dispatchedEndBefore,
+      settledForgotten,
+      retriesDropped,
+      intentsDropped,
+    };
+  }
+}
+
+/** What `truncateAt` dropped from one partition's state. */
+export interface StateTruncation {
+  endOffset: number;
+  ackFloorBefore: number;
+  dispatchedEndBefore: number;
+  /** Settled offsets at or past the end, counting those below the old floor. */
+  settledForgotten: number;
+  retriesDropped: number;
+  intentsDropped: number;
 }
 
 export const GROUP_SNAPSHOT_VERSION = 2;

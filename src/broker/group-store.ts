@@ -19,7 +19,7 @@ import { Log } from '../storage/log.js';
 import type { Durability, StorageObserver } from '../storage/types.js';
 import { AckSet } from './ack-set.js';
 import { decodeGroupEvents, encodeGroupEvents, GroupEventKind, type GroupEvent } from './group-journal.js';
-import { GROUP_SNAPSHOT_VERSION, GroupState, PartitionGroupState, type GroupSnapshot } from './group-state.js';
+import { GROUP_SNAPSHOT_VERSION, GroupState, PartitionGroupState, type GroupSnapshot, type StateTruncation } from './group-state.js';
 import { GROUP_JOURNAL_RECORDS_PER_SNAPSHOT, GROUP_JOURNAL_SEGMENT_BYTES } from './limits.js';
 import type { GroupConfig } from './types.js';
 
@@ -57,6 +57,8 @@ export class GroupStore {
     readonly config: GroupConfig,
     private snapshotJournalOffset: number,
     readonly createdAtMs: number,
+    /** The group was created by this open (its state cannot predate the partition logs' recovery). */
+    readonly createdNow: boolean,
   ) {
     this.appliedJournalOffset = journal.nextOffset;
   }
@@ -66,7 +68,8 @@ export class GroupStore {
     await mkdirDurable(fs, dir);
     const snapshotPath = join(dir, SNAPSHOT_FILE);
     let snapshot: GroupSnapshot;
-    if ((await fs.stat(snapshotPath)) === null) {
+    const createdNow = (await fs.stat(snapshotPath)) === null;
+    if (createdNow) {
       const { config, floors } = await options.initial();
       snapshot = new GroupState(floors.map((floor) => new PartitionGroupState(new AckSet(floor), floor))).toSnapshot({
         group: options.group,
@@ -90,7 +93,37 @@ export class GroupStore {
     });
     const state = GroupState.fromSnapshot(snapshot, options.partitions);
     await replayJournal(journal, Math.max(snapshot.journalOffset, journal.startOffset), state);
-    return new GroupStore(options, journal, state, snapshot.config, snapshot.journalOffset, snapshot.createdAtMs);
+    const store = new GroupStore(options, journal, state, snapshot.config, snapshot.journalOffset, snapshot.createdAtMs, createdNow);
+    if (journal.nextOffset < snapshot.journalOffset) {
+      // A power loss cut journal records the (synced) snapshot already covers. New records would
+      // reuse their offsets and be skipped by the next replay, which starts at the snapshot's
+      // offset: move the snapshot to where the journal now ends before anything is appended.
+      options.logger.warn('broker.group.journal_behind_snapshot', {
+        group: options.group,
+        dir,
+        journalEndOffset: journal.nextOffset,
+        snapshotJournalOffset: snapshot.journalOffset,
+      });
+      await store.snapshot();
+    }
+    return store;
+  }
+
+  /**
+   * Cuts the state back to where the partition logs end (`endOffsets`, per partition): in
+   * `interval`/`never` mode a power loss can keep journal records about offsets whose records the
+   * partition lost, and those offsets go to new messages. When anything was cut the whole state is
+   * written as a snapshot (atomic and synced), so no later replay brings the cut state back: a
+   * journal record would be only as durable as the journal's own mode. Call before any event is
+   * recorded.
+   */
+  async truncateToLogEnds(endOffsets: readonly number[]): Promise<Array<StateTruncation | null>> {
+    assert.equal(endOffsets.length, this.state.partitions.length);
+    assert.equal(this.pending.length, 0);
+    assert.equal(this.pendingDispatched.size, 0);
+    const truncations = this.state.partitions.map((partition, index) => partition.truncateAt(endOffsets[index]!));
+    if (truncations.some((truncation) => truncation !== null)) await this.snapshot();
+    return truncations;
   }
 
   settle(partition: number, offset: number): Promise<void> {

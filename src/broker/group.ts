@@ -109,8 +109,12 @@ export class Group {
     });
   }
 
-  /** Opens the group over its recovered store: schedules pending redeliveries, finishes dead-lettering. */
+  /**
+   * Opens the group over its recovered store: cuts state the partition logs no longer back,
+   * schedules pending redeliveries, finishes dead-lettering.
+   */
   static async open(deps: GroupDeps): Promise<Group> {
+    await truncateStateToLogs(deps);
     const group = new Group(deps);
     const nowMs = deps.clock.nowMs();
     deps.store.state.partitions.forEach((state, index) => {
@@ -602,6 +606,41 @@ export class GroupSubscription implements Subscription {
     this.markClosed();
     this.owner.removeSubscription(this);
   }
+}
+
+/**
+ * A power loss in `interval`/`never` mode can keep the group's journal (synced on its own) while a
+ * partition loses its unsynced tail: the state then settles, retries or dead-letters offsets the
+ * log no longer has, and new messages would get those offsets — taken as settled, never delivered.
+ * The state is cut back to where each log ended when it was opened (its end now can be further:
+ * the delay store and other groups' dead-letter recovery append before groups open), and persisted.
+ * A group created by this open took its start from the logs as they are: nothing to cut.
+ */
+async function truncateStateToLogs(deps: GroupDeps): Promise<void> {
+  if (deps.store.createdNow) return;
+  const truncations = await deps.store.truncateToLogEnds(deps.logs.map((log) => log.recovery.nextOffset));
+  truncations.forEach((truncation, partition) => {
+    if (truncation === null) return;
+    const durability = deps.logs[partition]!.durability;
+    const fields = {
+      topic: deps.topic,
+      group: deps.name,
+      partition,
+      durability,
+      logEndOffset: truncation.endOffset,
+      ackFloorBefore: truncation.ackFloorBefore,
+      dispatchedEndBefore: truncation.dispatchedEndBefore,
+      settledForgotten: truncation.settledForgotten,
+      retriesDropped: truncation.retriesDropped,
+      intentsDropped: truncation.intentsDropped,
+    };
+    // `interval`/`never`: the documented price of a power loss. `always`: nothing is delivered or
+    // acked before it is synced, so state past the end means the log lost synced data — except a
+    // start position taken at the unsynced end (a group created or reset at 'latest' while an
+    // append awaited its fdatasync), which the state cannot tell apart.
+    if (durability === 'always') deps.logger.error('broker.group.state_ahead_of_log', fields);
+    else deps.logger.warn('broker.group.state_ahead_of_log', fields);
+  });
 }
 
 function recordBytes(record: LogRecord): number {

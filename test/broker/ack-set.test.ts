@@ -44,3 +44,19 @@ test('ack set - raising the floor drops settled offsets below it', () => {
   acks.settle(6);
   assert.equal(acks.ackFloor, 8);
 });
+
+test('ack set - truncating at an end forgets exactly the settlements at or past it', () => {
+  fc.assert(
+    fc.property(fc.nat(50), fc.array(fc.nat(120), { maxLength: 100 }), fc.nat(150), (floor, offsets, endOffset) => {
+      const acks = new AckSet(floor, offsets);
+      const before = Array.from({ length: 160 }, (_, offset) => acks.isSettled(offset));
+      const forgotten = acks.truncateAt(endOffset);
+      assert.equal(forgotten, before.filter((settled, offset) => settled && offset >= endOffset).length);
+      for (let offset = 0; offset < 160; offset++) assert.equal(acks.isSettled(offset), before[offset]! && offset < endOffset);
+      assert.ok(acks.ackFloor <= endOffset || forgotten === 0);
+      // Settling still works from the cut state: new messages at the forgotten offsets are settled anew.
+      if (!acks.isSettled(endOffset)) assert.equal(acks.settle(endOffset), true);
+    }),
+    { numRuns: process.env['CI'] ? 500 : 100 },
+  );
+});
