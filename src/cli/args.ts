@@ -1,8 +1,7 @@
-/** Small helpers shared by the CLI commands: typed flag parsing and the client address. */
+/** Small helpers shared by the CLI commands: typed flag parsing, and the defaults of the broker's address. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 type FlagOptions = NonNullable<ParseArgsConfig['options']>;
-import { FerryError } from '../protocol/errors.js';
 
 export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_PORT = 7700;
@@ -18,6 +17,7 @@ export class UsageError extends Error {
 type Parsed<O extends FlagOptions> = ReturnType<typeof parseArgs<{ args: string[]; options: O; allowPositionals: true; strict: true }>>;
 
 export function parse<const O extends FlagOptions>(args: string[], options: O, positionalsMax: number): Parsed<O> {
+  refuseSecretFlags(args);
   let parsed: Parsed<O>;
   try {
     parsed = parseArgs({ args, options, allowPositionals: true as const, strict: true as const });
@@ -28,31 +28,6 @@ export function parse<const O extends FlagOptions>(args: string[], options: O, p
     throw new UsageError(`unexpected argument '${parsed.positionals[positionalsMax]}'`);
   }
   return parsed;
-}
-
-export const CONNECTION_FLAGS = {
-  host: { type: 'string' },
-  port: { type: 'string' },
-} as const;
-
-/** --host/--port, else FERRY_URL (ferry://host:port), else the defaults. */
-export function serverAddress(values: { host?: string | undefined; port?: string | undefined }): { host: string; port: number } {
-  let host = DEFAULT_HOST;
-  let port = DEFAULT_PORT;
-  const url = process.env['FERRY_URL'];
-  if (url !== undefined && url !== '') {
-    let parsed: URL;
-    try {
-      parsed = new URL(url.includes('://') ? url : `ferry://${url}`);
-    } catch {
-      throw new UsageError(`FERRY_URL '${url}' is not a URL like ferry://127.0.0.1:7700`);
-    }
-    host = parsed.hostname || host;
-    if (parsed.port !== '') port = Number(parsed.port);
-  }
-  if (values.host !== undefined) host = values.host;
-  if (values.port !== undefined) port = parsePort(values.port);
-  return { host, port };
 }
 
 export function parsePort(text: string): number {
@@ -68,13 +43,20 @@ export function parsePositiveInt(flag: string, text: string | undefined): number
   return value;
 }
 
-/** The message a person should see for an expected failure; undefined for a bug (show the stack). */
-export function describeExpectedError(error: unknown): string | undefined {
-  if (error instanceof UsageError) return error.message;
-  if (error instanceof FerryError) return `${error.message} (${error.code})`;
-  const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  if (code === 'ECONNREFUSED') return `connection refused: is a Ferry broker running there? (${(error as Error).message})`;
-  if (typeof code === 'string' && code.startsWith('E')) return `${(error as Error).message}`;
-  if (error instanceof Error && (error as { code?: unknown }).code !== undefined) return error.message;
-  return undefined;
+/**
+ * Refuses a password or token given as a flag's value, saying why: the command line of every
+ * process is readable by every local user (`ps`, /proc/PID/cmdline) and lands in shell history and
+ * in CI and audit logs. Secrets come from a file, stdin or the environment (src/cli/connect-options.ts).
+ */
+export function refuseSecretFlags(args: string[]): void {
+  for (const arg of args) {
+    if (arg === '--') return;
+    const flag = /^--(password|token)(=|$)/.exec(arg)?.[1];
+    if (flag !== undefined) {
+      throw new UsageError(
+        `--${flag} is not accepted: a command line is visible to every user of the machine (ps) and stays in shell history; ` +
+          `use --${flag}-file FILE${flag === 'password' ? ', --password-stdin' : ''} or FERRY_${flag.toUpperCase()}`,
+      );
+    }
+  }
 }

@@ -1,9 +1,10 @@
 /** `ferry dlq redrive`: move dead letters back to the topics they came from. */
 import { connect } from '../client/index.js';
-import { CONNECTION_FLAGS, parse, parsePositiveInt, serverAddress, UsageError } from './args.js';
+import { parse, parsePositiveInt, UsageError } from './args.js';
+import { CONNECTION_FLAGS, connectOptions } from './connect-options.js';
 
 export const DLQ_USAGE =
-  'ferry dlq redrive <dlq-topic> [--limit n] [--from-offset n] [--to-offset n] [--header name=value] [--host h] [--port p]';
+  'ferry dlq redrive <dlq-topic> [--limit n] [--from-offset n] [--to-offset n] [--header name=value] [connection flags]';
 
 export async function dlq(args: string[]): Promise<number> {
   const [action, ...rest] = args;
@@ -30,7 +31,7 @@ export async function dlq(args: string[]): Promise<number> {
     if (equals <= 0) throw new UsageError(`--header '${values.header}' must look like name=value`);
     header = [values.header.slice(0, equals), values.header.slice(equals + 1)];
   }
-  const client = await connect({ ...serverAddress(values), reconnect: false });
+  const client = await connect(await connectOptions(values));
   try {
     const { moved } = await client.redrive(topic, {
       ...(limit === undefined ? {} : { limit }),

@@ -1,12 +1,13 @@
 /** `ferry groups list|describe|reset`: queue groups of a topic, their state, and moving their position. */
 import { connect, type GroupInfo } from '../client/index.js';
-import { CONNECTION_FLAGS, parse, serverAddress, UsageError } from './args.js';
+import { parse, UsageError } from './args.js';
+import { CONNECTION_FLAGS, connectOptions } from './connect-options.js';
 import { parseFrom } from './sub.js';
 
 export const GROUPS_USAGE = `ferry groups list <topic> [--json]
 ferry groups describe <topic> <group> [--json]
 ferry groups reset <topic> <group> --to earliest|latest|<offset>|<ISO time>
-(each also takes --host h --port p)`;
+(each also takes the connection flags)`;
 
 const ACTIONS = ['list', 'describe', 'reset'] as const;
 
@@ -20,7 +21,7 @@ export async function groups(args: string[]): Promise<number> {
   if (action === 'reset' && values.to === undefined) throw new UsageError('groups reset needs --to earliest|latest|<offset>|<ISO time>');
   if (action !== 'reset' && values.to !== undefined) throw new UsageError('--to is for groups reset');
   const to = action === 'reset' ? parseFrom(values.to, '--to') : undefined;
-  const client = await connect({ ...serverAddress(values), reconnect: false });
+  const client = await connect(await connectOptions(values));
   try {
     switch (action) {
       case 'list': {

@@ -1,6 +1,7 @@
 /** The `ferry` command: dispatches to one module per subcommand. */
-import { describeExpectedError, UsageError } from './args.js';
+import { CONNECTION_USAGE } from './connect-options.js';
 import { DLQ_USAGE, dlq } from './dlq.js';
+import { describeFailure } from './failure.js';
 import { GROUPS_USAGE, groups } from './groups.js';
 import { PUB_USAGE, pub } from './pub.js';
 import { SERVE_USAGE, serve } from './serve.js';
@@ -18,12 +19,12 @@ const USAGE = `usage: ferry <command>
   ${DLQ_USAGE}
   ${USERS_USAGE.split('\n').join('\n  ')}
 
-Client commands connect to --host/--port (default 127.0.0.1:7700), or FERRY_URL=ferry://host:port.
+${CONNECTION_USAGE}
 `;
 
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { serve, pub, sub, topics, groups, dlq, users };
 
-/** Runs the CLI; returns the process exit code (0 ok, 1 failed, 2 usage). */
+/** Runs the CLI; returns the process exit code (EXIT_CODES in failure.ts: 0 ok, 1 failed, 2 usage, 3 login refused, 4 TLS). */
 export async function main(argv: string[]): Promise<number> {
   const [command, ...args] = argv;
   if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
@@ -38,9 +39,9 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await run(args);
   } catch (error) {
-    const message = describeExpectedError(error);
-    if (message === undefined) throw error;
-    process.stderr.write(`ferry ${command}: ${message}\n`);
-    return error instanceof UsageError ? 2 : 1;
+    const failure = describeFailure(error);
+    if (failure === undefined) throw error;
+    process.stderr.write(`ferry ${command}: ${failure.message}\n`);
+    return failure.exitCode;
   }
 }

@@ -1,12 +1,13 @@
 /** `ferry pub <topic> [value]`: publish one value, a generated run of them, or stdin's lines. */
 import { createInterface } from 'node:readline';
 import { connect, type PublishOptions } from '../client/index.js';
-import { CONNECTION_FLAGS, parse, parsePositiveInt, serverAddress, UsageError } from './args.js';
+import { parse, parsePositiveInt, UsageError } from './args.js';
+import { CONNECTION_FLAGS, connectOptions } from './connect-options.js';
 import { createProgress } from './progress.js';
 
 export const PUB_USAGE =
   'ferry pub <topic> [value] [--key k] [--header name=value]... [--count n] [--size bytes]\n' +
-  '                  [--id id] [--delay-ms n | --deliver-at <ISO time>] [--priority 0-9] [--host h] [--port p]';
+  '                  [--id id] [--delay-ms n | --deliver-at <ISO time>] [--priority 0-9] [connection flags]';
 
 /** Publishes kept in flight at once by `--count` and stdin runs. */
 const PUBLISH_WINDOW = 1000;
@@ -52,9 +53,10 @@ export async function pub(args: string[]): Promise<number> {
   const idFor = (index: number, total: number | undefined): PublishOptions =>
     values.id === undefined ? options : { ...options, id: total === 1 ? values.id : `${values.id}-${index}` };
 
-  const client = await connect({ ...serverAddress(values), reconnect: false });
+  const readsStdin = value === undefined && count === undefined && size === undefined;
+  const client = await connect(await connectOptions(values, { stdinCarriesMessages: readsStdin }));
   try {
-    if (value === undefined && count === undefined && size === undefined) {
+    if (readsStdin) {
       // One message per line of stdin.
       const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
       let published = 0;

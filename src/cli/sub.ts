@@ -1,9 +1,10 @@
 /** `ferry sub <topic>`: print messages, one a line (or JSON), acking them when in a group. */
 import { connect } from '../client/index.js';
-import { CONNECTION_FLAGS, parse, parsePositiveInt, serverAddress, UsageError } from './args.js';
+import { parse, parsePositiveInt, UsageError } from './args.js';
+import { CONNECTION_FLAGS, connectOptions } from './connect-options.js';
 
 export const SUB_USAGE =
-  'ferry sub <topic> [--group g] [--from earliest|latest|<offset>|<ISO time>] [--count n] [--json] [--nack] [--host h] [--port p]';
+  'ferry sub <topic> [--group g] [--from earliest|latest|<offset>|<ISO time>] [--count n] [--json] [--nack] [connection flags]';
 
 export function parseFrom(text: string | undefined, flag = '--from'): 'earliest' | 'latest' | number | Date | undefined {
   if (text === undefined) return undefined;
@@ -33,7 +34,7 @@ export async function sub(args: string[]): Promise<number> {
   if (values.nack && values.group === undefined) throw new UsageError('--nack needs --group (only group messages are settled)');
   const count = parsePositiveInt('count', values.count);
   const from = parseFrom(values.from);
-  const client = await connect({ ...serverAddress(values), reconnect: false });
+  const client = await connect(await connectOptions(values));
   const subscription = await client.subscribe(topic, {
     ...(values.group === undefined ? {} : { group: values.group }),
     ...(from === undefined ? {} : { from }),

@@ -1,6 +1,7 @@
 /** `ferry topics list|create|describe|delete`. */
 import { connect } from '../client/index.js';
-import { CONNECTION_FLAGS, parse, parsePositiveInt, serverAddress, UsageError } from './args.js';
+import { parse, parsePositiveInt, UsageError } from './args.js';
+import { CONNECTION_FLAGS, connectOptions } from './connect-options.js';
 
 export const TOPICS_USAGE = `ferry topics list [--json]
 ferry topics create <topic> [--partitions n] [--durability always|interval|never] [--sync-interval-ms n]
@@ -8,7 +9,7 @@ ferry topics create <topic> [--partitions n] [--durability always|interval|never
                             [--dedup-window-ms n]
 ferry topics describe <topic> [--json]
 ferry topics delete <topic>
-(each also takes --host h --port p)`;
+(each also takes the connection flags)`;
 
 export async function topics(args: string[]): Promise<number> {
   const [action, ...rest] = args;
@@ -31,7 +32,7 @@ export async function topics(args: string[]): Promise<number> {
   const [topic] = positionals;
   if (action !== 'list' && topic === undefined) throw new UsageError(`usage:\n${TOPICS_USAGE}`);
   if (!['list', 'create', 'describe', 'delete'].includes(action ?? '')) throw new UsageError(`usage:\n${TOPICS_USAGE}`);
-  const client = await connect({ ...serverAddress(values), reconnect: false });
+  const client = await connect(await connectOptions(values));
   try {
     switch (action) {
       case 'list': {

@@ -11,6 +11,9 @@ export const BIN = fileURLToPath(new URL('../../bin/ferry.js', import.meta.url))
 /** A CLI command that takes longer than this is hung. */
 export const COMMAND_TIMEOUT_MS = 20_000;
 
+/** The connection settings of whoever runs the tests must not reach the commands under test ('' counts as unset). */
+const UNSET_CONNECTION_ENV = { FERRY_URL: '', FERRY_USER: '', FERRY_PASSWORD: '', FERRY_TOKEN: '', FERRY_CA: '' };
+
 export interface Run {
   code: number | null;
   stdout: string;
@@ -19,7 +22,7 @@ export interface Run {
 
 export function ferry(args: string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, FERRY_URL: '', ...options.env } });
+    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...UNSET_CONNECTION_ENV, ...options.env } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));

@@ -1,7 +1,8 @@
 /**
- * Per-client limits that are not about connections: the per-user publish quota (RATE_LIMITED,
- * retryable, with the wait in its detail) and the credit cap of a subscription (a client granting
- * credit without acking cannot grow its unsettled deliveries past subscriptionUnackedMax).
+ * Per-client limits: the per-user publish quota (RATE_LIMITED, retryable, with the wait in its
+ * detail), the credit cap of a subscription (a client granting credit without acking cannot grow
+ * its unsettled deliveries past subscriptionUnackedMax), and how refused connections are told and
+ * logged (each told why; one log line a second at most, however many).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,7 +12,9 @@ import { encodeHello } from '../../src/protocol/codec-session.js';
 import { appendAck, appendCredit, decodeDeliver, encodeSubscribe } from '../../src/protocol/codec-subscribe.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/limits.js';
 import { PayloadReader } from '../../src/protocol/reader.js';
+import { silentLogger, type Logger } from '../../src/platform/logger.js';
 import { eventually } from '../helpers.js';
+import { SimClock } from '../sim/sim-clock.js';
 import { RawPeer } from '../transport/harness.js';
 import { startSecure, usersFile } from './harness.js';
 
@@ -73,6 +76,38 @@ test('limits - credit granted without acks stops at subscriptionUnackedMax; acks
     await eventually(() => assert.equal(delivered().length, CAP + 2));
     peer.destroy();
   } finally {
+    await running.close();
+  }
+});
+
+test('limits - every refused connection is told TOO_MANY_CONNECTIONS; the log says so once a second, with the count', async () => {
+  const logged: Array<Record<string, unknown>> = [];
+  const logger: Logger = {
+    ...silentLogger,
+    warn: (event, fields) => {
+      if (event === 'transport.connection.rejected') logged.push({ ...fields });
+    },
+  };
+  // The server's clock stands still unless advanced: the log's interval is exact.
+  const clock = new SimClock();
+  const running = await startSecure({ users: await usersFile({}), logger, tcp: { maxConnectionsPerIp: 1, clock } });
+  const refused = async (): Promise<void> => {
+    const peer = await RawPeer.connect(running.port);
+    await peer.waitClosed();
+    assert.deepEqual(peer.errorCodes(), ['TOO_MANY_CONNECTIONS']);
+  };
+  const holder = await RawPeer.connect(running.port);
+  try {
+    for (let i = 0; i < 5; i++) await refused();
+    assert.equal(logged.length, 1, 'one line for the first refusal');
+    assert.equal(logged[0]!['rejected'], 1);
+    clock.advance(1000);
+    await refused();
+    assert.equal(logged.length, 2);
+    assert.equal(logged[1]!['rejected'], 5, 'the four not logged, and this one');
+    assert.equal(running.rejections.of('TOO_MANY_CONNECTIONS', 'tcp'), 6, 'every refusal is counted');
+  } finally {
+    holder.destroy();
     await running.close();
   }
 });

@@ -76,6 +76,29 @@ test('tcp auth - frames pipelined behind the HELLO wait for the login and then r
   }
 });
 
+test('tcp auth - a thousand frames pipelined behind the HELLO are answered once each, in order, over several turns', async () => {
+  const running = await startSecure({ users: await usersFile({ alice: { password: 'alice-password', allow: ['admin:*'] } }) });
+  const PINGS = 1000;
+  try {
+    const peer = await RawPeer.connect(running.port);
+    encodeHello(peer.writer, 1, { clientName: 'pipelined', versions: [PROTOCOL_VERSION], user: 'alice', password: 'alice-password' });
+    // Far more than one turn's budget (128 frames): they are held, then handled a turn at a time.
+    for (let id = 2; id < PINGS + 2; id++) peer.writer.emptyFrame(FRAME_TYPES.PING, id);
+    peer.flush();
+    await eventually(() => assert.equal(peer.frames.length, PINGS + 1, 'every frame answered'));
+    assert.equal(peer.frames[0]!.type, FRAME_TYPES.HELLO_OK);
+    const pongs = peer.frames.slice(1);
+    assert.ok(pongs.every((frame) => frame.type === FRAME_TYPES.PONG), 'all PONGs');
+    assert.deepEqual(
+      pongs.map((frame) => frame.requestId),
+      Array.from({ length: PINGS }, (_, i) => i + 2),
+    );
+    peer.destroy();
+  } finally {
+    await running.close();
+  }
+});
+
 test('tcp auth - a changed users file applies to open connections within a second, subscriptions included', async () => {
   const grant = await usersFile({ bob: { password: 'bob-password', allow: ['publish:jobs', 'consume:jobs'] } });
   const running = await startSecure({ users: grant });

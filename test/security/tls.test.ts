@@ -137,7 +137,7 @@ test('tls - a TLS client refused at the connection limit hears TOO_MANY_CONNECTI
   const running = await startSecure({ users: await users(), tls: { material: material(false), required: true }, tcp: { maxConnectionsPerIp: 1 } });
   try {
     const first = await connect({ port: running.port, user: 'alice', password: 'alice-password', tls: { ca: certs.ca }, reconnect: false });
-    await failsWith(connect({ port: running.port, user: 'alice', password: 'alice-password', tls: { ca: certs.ca }, reconnect: false }), 'TOO_MANY_CONNECTIONS', /127\.0\.0\.1/);
+    await failsWith(connect({ port: running.port, user: 'alice', password: 'alice-password', tls: { ca: certs.ca }, reconnect: false }), 'TOO_MANY_CONNECTIONS', /from your address/);
     assert.equal(running.rejections.of('TOO_MANY_CONNECTIONS', 'tcp'), 1);
     await first.close();
   } finally {

@@ -29,6 +29,10 @@ export interface AbuseBrokerStats {
   rssBytes: number;
   /** The longest the event loop was blocked since the previous stats line. */
   eventLoopDelayMaxMs: number;
+  /** CPU time this process has used (user + system) since it started: the broker's own cost, whoever else runs. */
+  cpuMs: number;
+  /** Times this process was descheduled while it could still run: how much the machine's other work got in its way. */
+  involuntaryContextSwitches: number;
 }
 
 const settings = JSON.parse(process.argv[2]!) as AbuseBrokerSettings;
@@ -55,7 +59,15 @@ lines.on('line', (line) => {
   if (line.trim() !== 'stats') return;
   const eventLoopDelayMaxMs = loop.count > 0 ? Math.max(0, loop.max / 1e6 - LOOP_RESOLUTION_MS) : 0;
   loop.reset();
-  const answer: AbuseBrokerStats = { stats: server.stats(), rejections: rejections.entries(), rssBytes: process.memoryUsage.rss(), eventLoopDelayMaxMs };
+  const usage = process.resourceUsage();
+  const answer: AbuseBrokerStats = {
+    stats: server.stats(),
+    rejections: rejections.entries(),
+    rssBytes: process.memoryUsage.rss(),
+    eventLoopDelayMaxMs,
+    cpuMs: (usage.userCPUTime + usage.systemCPUTime) / 1000,
+    involuntaryContextSwitches: usage.involuntaryContextSwitches,
+  };
   process.stdout.write(JSON.stringify(answer) + '\n');
 });
 lines.on('close', () => {

@@ -1,14 +1,18 @@
 /**
  * Abuse against the limits, on live sockets: a broker with security on runs in a process of its
  * own (abuse-broker.ts), a well-behaved client in another (abuse-prober.ts) publishes one message
- * at a time throughout, and this process attacks from other loopback addresses (127.0.0.2...).
+ * at a time throughout, and this process attacks from other loopback addresses (127.0.0.2...) at
+ * the lowest CPU priority (nice 19), as an attacker that does not share the broker's CPU.
  * For each attack: the specified error or close comes within the configured time, the broker's
  * RSS stays under RSS_BYTES_MAX, and the prober's p99 round trip stays within P99_RATIO_MAX of
- * its unloaded value (the real ratios are printed and recorded in docs/SECURITY.md).
+ * its unloaded value (the real ratios, the broker's CPU time and how often the machine's other
+ * work preempted it are printed, and recorded in docs/SECURITY.md).
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { constants as osConstants, getPriority, setPriority } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -41,7 +45,12 @@ const LIMITS = {
 };
 /** The broker process stays under this resident memory through every attack (tsx compiles in it too). */
 const RSS_BYTES_MAX = 384 * 1024 * 1024;
-/** Asserted bound of p99 under attack / p99 before it: loose so that a busy 2-core machine does not flake; the aim is 2. */
+/**
+ * Asserted bound of p99 under attack / p99 before it; the aim is 2. Loose so that a busy 2-core
+ * machine does not flake: at a load average of 2–3 the worst run came to 4–5 (with the floor
+ * below), at 5–7 (other work preempting the broker hundreds of times per attack) to 6–10. The
+ * broker's own cost is reported beside it as CPU time per attack (docs/SECURITY.md).
+ */
 const P99_RATIO_MAX = 10;
 /**
  * The asserted ratio is taken against at least this p99: unloaded, a round trip on loopback takes
@@ -70,8 +79,8 @@ class LineChild {
     child.stderr.on('data', (chunk: Buffer) => (this.stderr += chunk.toString()));
   }
 
-  static start(script: string, args: string[]): LineChild {
-    return new LineChild(spawn(process.execPath, ['--import', 'tsx', join(HERE, script), ...args], { stdio: 'pipe' }));
+  static start(script: string, args: string[], nodeArgs: string[] = []): LineChild {
+    return new LineChild(spawn(process.execPath, [...nodeArgs, '--import', 'tsx', join(HERE, script), ...args], { stdio: 'pipe' }));
   }
 
   next<T>(timeoutMs = 20_000): Promise<T> {
@@ -108,12 +117,54 @@ class LineChild {
   }
 }
 
+/**
+ * Puts this process — the attacker — at the lowest CPU priority (nice 19), once the broker and the
+ * prober have started at normal priority (children inherit it, and an unprivileged process cannot
+ * raise it again). A real attacker does not run on the broker's CPU; here the three processes
+ * share the machine's cores, and without this the attacker's own work (encoding 100,000 SUBSCRIBEs,
+ * opening 300 sockets, writing 8 MiB) competes with the broker and the prober and is counted as
+ * the broker's cost. Linux keeps a nice value per thread, so every thread is lowered (threads
+ * started later inherit it). Returns the main thread's new nice value.
+ */
+function attackAtLowestPriority(): number {
+  let threads: number[] = [0];
+  try {
+    threads = readdirSync('/proc/self/task').map(Number);
+  } catch {
+    // Not Linux: the nice value is per process.
+  }
+  for (const thread of threads) {
+    try {
+      setPriority(thread, osConstants.priority.PRIORITY_LOW);
+    } catch {
+      // A thread that ended meanwhile.
+    }
+  }
+  return getPriority(0);
+}
+
+/** Set FERRY_ABUSE_CPU_PROF=<dir> to write a CPU profile of the broker process there (node --cpu-prof). */
+const BROKER_NODE_ARGS = process.env['FERRY_ABUSE_CPU_PROF'] ? ['--cpu-prof', '--cpu-prof-dir', process.env['FERRY_ABUSE_CPU_PROF']] : [];
+
 let dir: TempDir;
 let broker: LineChild;
 let prober: LineChild;
 let port = 0;
 let baselineP99Ms = 0;
-const figures: Array<{ attack: string; outcome: string; baseMs: number; p50Ms: number; p99Ms: number; rawRatio: number; rssMiB: number; loopMs: number }> = [];
+interface Figures {
+  attack: string;
+  outcome: string;
+  baseMs: number;
+  p50Ms: number;
+  p99Ms: number;
+  rawRatio: number;
+  rssMiB: number;
+  loopMs: number;
+  /** The broker's CPU time over the attack, and how often it was descheduled while runnable (the machine's other work). */
+  cpuMs: number;
+  preempted: number;
+}
+const figures: Figures[] = [];
 
 async function stats(): Promise<AbuseBrokerStats> {
   return broker.ask<AbuseBrokerStats>('stats');
@@ -150,7 +201,8 @@ async function underAttack<T>(name: string, attack: () => Promise<T>, outcome: (
     rssMaxBytes = Math.max(rssMaxBytes, snapshot.rssBytes);
     loopMaxMs = Math.max(loopMaxMs, snapshot.eventLoopDelayMaxMs);
   };
-  sample(await stats());
+  const start = await stats();
+  sample(start);
   loopMaxMs = 0;
   const sampler = (async () => {
     while (sampling) {
@@ -167,10 +219,22 @@ async function underAttack<T>(name: string, attack: () => Promise<T>, outcome: (
     await stopLoad?.();
   }
   const window = await prober.ask<ProbeWindow>('window');
-  sample(await stats());
+  const end = await stats();
+  sample(end);
   const ratio = window.p99Ms / Math.max(unloadedP99Ms, P99_FLOOR_MS);
   const rawRatio = window.p99Ms / unloadedP99Ms;
-  figures.push({ attack: name, outcome: outcome(result), baseMs: round(unloadedP99Ms), p50Ms: round(window.p50Ms), p99Ms: round(window.p99Ms), rawRatio: round(rawRatio), rssMiB: Math.round(rssMaxBytes / 2 ** 20), loopMs: Math.round(loopMaxMs) });
+  figures.push({
+    attack: name,
+    outcome: outcome(result),
+    baseMs: round(unloadedP99Ms),
+    p50Ms: round(window.p50Ms),
+    p99Ms: round(window.p99Ms),
+    rawRatio: round(rawRatio),
+    rssMiB: Math.round(rssMaxBytes / 2 ** 20),
+    loopMs: Math.round(loopMaxMs),
+    cpuMs: Math.round(end.cpuMs - start.cpuMs),
+    preempted: end.involuntaryContextSwitches - start.involuntaryContextSwitches,
+  });
   assert.ok(rssMaxBytes < RSS_BYTES_MAX, `${name}: broker RSS reached ${Math.round(rssMaxBytes / 2 ** 20)} MiB`);
   assert.ok(window.count > 0, `${name}: the prober completed no request during the attack`);
   assert.equal(window.errors, 0, `${name}: the prober's requests failed`);
@@ -229,7 +293,7 @@ before(async () => {
       heartbeatIntervalMs: LIMITS.heartbeatIntervalMs,
     },
   };
-  broker = LineChild.start('abuse-broker.ts', [JSON.stringify(settings)]);
+  broker = LineChild.start('abuse-broker.ts', [JSON.stringify(settings)], BROKER_NODE_ARGS);
   port = (await broker.next<{ port: number }>()).port;
   const admin = await connect({ port, user: 'root', password: PASSWORD, reconnect: false });
   await admin.createTopic('probe', { durability: 'never' });
@@ -237,13 +301,26 @@ before(async () => {
   await admin.close();
   prober = LineChild.start('abuse-prober.ts', [String(port), 'prober', PASSWORD, 'probe']);
   await prober.next<{ ready: boolean }>();
+  assert.equal(attackAtLowestPriority(), osConstants.priority.PRIORITY_LOW, 'the attacker runs at nice 19');
   // Warm up (JIT, first allocations), then measure the unloaded p99.
   await new Promise((resolve) => setTimeout(resolve, 500));
   await prober.ask<ProbeWindow>('window');
   await new Promise((resolve) => setTimeout(resolve, 1500));
   const baseline = await prober.ask<ProbeWindow>('window');
   baselineP99Ms = baseline.p99Ms;
-  figures.push({ attack: 'none (baseline)', outcome: `${baseline.count} probes`, baseMs: round(baseline.p99Ms), p50Ms: round(baseline.p50Ms), p99Ms: round(baseline.p99Ms), rawRatio: 1, rssMiB: Math.round((await stats()).rssBytes / 2 ** 20), loopMs: 0 });
+  const unloaded = await stats();
+  figures.push({
+    attack: 'none (baseline)',
+    outcome: `${baseline.count} probes`,
+    baseMs: round(baseline.p99Ms),
+    p50Ms: round(baseline.p50Ms),
+    p99Ms: round(baseline.p99Ms),
+    rawRatio: 1,
+    rssMiB: Math.round(unloaded.rssBytes / 2 ** 20),
+    loopMs: 0,
+    cpuMs: 0,
+    preempted: 0,
+  });
 });
 
 after(async () => {
@@ -252,9 +329,9 @@ after(async () => {
   await dir?.remove();
   console.log(
     [
-      '| attack | outcome | prober p99 before, ms | prober p50 ms | prober p99 ms | p99 / before | broker RSS MiB (max) | broker event-loop stall ms (max) |',
-      '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
-      ...figures.map((f) => `| ${f.attack} | ${f.outcome} | ${f.baseMs} | ${f.p50Ms} | ${f.p99Ms} | ${f.rawRatio} | ${f.rssMiB} | ${f.loopMs} |`),
+      '| attack | outcome | prober p99 before, ms | prober p50 ms | prober p99 ms | p99 / before | broker RSS MiB (max) | broker event-loop stall ms (max) | broker CPU ms | broker preempted |',
+      '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+      ...figures.map((f) => `| ${f.attack} | ${f.outcome} | ${f.baseMs} | ${f.p50Ms} | ${f.p99Ms} | ${f.rawRatio} | ${f.rssMiB} | ${f.loopMs} | ${f.cpuMs} | ${f.preempted} |`),
     ].join('\n'),
   );
 });
@@ -320,15 +397,19 @@ test('abuse limits - connections past the per-IP and the total maximum are refus
 });
 
 test('abuse limits - slowloris: silent sockets, half a HELLO and a HELLO sent a byte at a time are closed at authTimeoutMs', async () => {
-  const closedAfterMs = await underAttack(
+  const { earliestMs, latestMs } = await underAttack(
     'slowloris (240 sockets)',
     async () => {
       const hello = rawFrame(FRAME_TYPES.HELLO, 1, Buffer.alloc(40));
       const timers: NodeJS.Timeout[] = [];
       const peers = await Promise.all(
         Array.from({ length: 240 }, async (_, i) => {
+          // The server's timer starts at its accept: after the connect began here, so "closed -
+          // requested" bounds it from below however late this low-priority process runs; "closed -
+          // connected" bounds it from above, give or take the accept's delay.
+          const requestedMs = performance.now();
           const peer = await RawPeer.connect(port, `127.0.0.${5 + (i % 3)}`);
-          const opened = performance.now();
+          const connectedMs = performance.now();
           if (i % 3 === 1) peer.send(hello.subarray(0, 20));
           if (i % 3 === 2) {
             let sent = 0;
@@ -339,22 +420,24 @@ test('abuse limits - slowloris: silent sockets, half a HELLO and a HELLO sent a 
             }, 50);
             timers.push(dribble);
           }
-          return { peer, opened };
+          return { peer, requestedMs, connectedMs };
         }),
       );
-      const closedAfter = await Promise.all(
-        peers.map(async ({ peer, opened }) => {
+      const closed = await Promise.all(
+        peers.map(async ({ peer, requestedMs, connectedMs }) => {
           await peer.waitClosed(5000);
           assert.deepEqual(peer.errorCodes(), ['AUTH_REQUIRED']);
-          return performance.now() - opened;
+          const nowMs = performance.now();
+          return { sinceRequestedMs: nowMs - requestedMs, sinceConnectedMs: nowMs - connectedMs };
         }),
       );
       for (const timer of timers) clearInterval(timer);
-      return Math.max(...closedAfter);
+      return { earliestMs: Math.min(...closed.map((c) => c.sinceRequestedMs)), latestMs: Math.max(...closed.map((c) => c.sinceConnectedMs)) };
     },
-    (ms) => `all 240 closed with AUTH_REQUIRED, the last after ${Math.round(ms)} ms`,
+    (r) => `all 240 closed with AUTH_REQUIRED, the last ${Math.round(r.latestMs)} ms after opening`,
   );
-  assert.ok(closedAfterMs >= LIMITS.authTimeoutMs - 20 && closedAfterMs < LIMITS.authTimeoutMs + 1500, `closed after ${closedAfterMs} ms`);
+  assert.ok(earliestMs >= LIMITS.authTimeoutMs - 20, `one was closed ${earliestMs} ms after it was opened`);
+  assert.ok(latestMs < LIMITS.authTimeoutMs + 1500, `one was closed ${latestMs} ms after it was opened`);
 });
 
 test('abuse limits - 100,000 subscriptions on one connection: the first subscriptionsMax succeed, the rest are refused at once', async () => {

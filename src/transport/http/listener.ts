@@ -38,6 +38,14 @@ export const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'la
  * it at accept, so a connection flood cannot exhaust file descriptors.
  */
 export const HTTP_CONNECTIONS_MAX = 10_000;
+/**
+ * Open connections on the HTTP port from one IP address at most: the TCP port's default
+ * (server.maxConnectionsPerIp), for the same reason — one host must not take every slot. Past it
+ * a connection is closed at accept, before TLS or HTTP is spoken (there is no cheap way to say why).
+ */
+export const HTTP_CONNECTIONS_PER_IP_MAX = 1_000;
+/** At most one `http.connection.rejected` line per this interval: a connection storm must not become a log storm. */
+const REJECTED_LOG_INTERVAL_MS = 1_000;
 /** A connection that has sent no (or not enough) bytes to be classified in this long is dropped (slowloris). */
 const FIRST_BYTES_TIMEOUT_MS = 10_000;
 /** A client that has not sent its HTTP/1.1 request headers in this time is dropped (slowloris). */
@@ -74,6 +82,8 @@ export interface MultiplexedListenOptions {
    * Absent: plaintext, HTTP/2 told apart by its preface.
    */
   tls?: SecureServerOptions;
+  /** Open connections from one IP address at most (default HTTP_CONNECTIONS_PER_IP_MAX). */
+  connectionsPerIpMax?: number;
 }
 
 export interface HttpListener {
@@ -88,6 +98,7 @@ export function listenMultiplexed(handler: HttpHandler, options: MultiplexedList
   const onRequest = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void => {
     void handler(req as IncomingMessage, res as ServerResponse);
   };
+  const admit = perAddressLimit(options.connectionsPerIpMax ?? HTTP_CONNECTIONS_PER_IP_MAX, options.logger);
   const sockets = new Set<Socket>();
   const sessions = new Set<Http2Session>();
   const track = (socket: Socket): void => {
@@ -106,6 +117,8 @@ export function listenMultiplexed(handler: HttpHandler, options: MultiplexedList
   let closeInner: () => void = () => undefined;
   if (options.tls !== undefined) {
     const secure = createSecureServer({ ...options.tls, allowHTTP1: true, settings: HTTP2_SETTINGS, maxSessionMemory: SESSION_MEMORY_MIB_MAX }, onRequest);
+    // Ahead of the TLS server's own listener: a refused socket never starts a handshake.
+    secure.prependListener('connection', admit);
     secure.on('secureConnection', track);
     secure.on('session', trackSession);
     outer = secure;
@@ -115,6 +128,7 @@ export function listenMultiplexed(handler: HttpHandler, options: MultiplexedList
     http2.on('session', trackSession);
     for (const server of [http1, http2]) server.on('error', (error) => options.logger.error('http.server_error', { error }));
     const net = createNetServer((socket) => {
+      if (!admit(socket)) return;
       track(socket);
       routeByPreface(socket, http1, http2);
     });
@@ -155,6 +169,43 @@ export function listenMultiplexed(handler: HttpHandler, options: MultiplexedList
       });
     });
   });
+}
+
+/**
+ * Counts open connections per IP address; a socket past the limit is destroyed and `false`
+ * returned. Refusals are logged at most once per REJECTED_LOG_INTERVAL_MS, with their count.
+ */
+function perAddressLimit(connectionsPerIpMax: number, logger: Logger): (socket: Socket) => boolean {
+  const open = new Map<string, number>();
+  let loggedAtMs = -Infinity;
+  let unlogged = 0;
+  return (socket) => {
+    const address = normalizeAddress(socket.remoteAddress ?? '');
+    const count = open.get(address) ?? 0;
+    if (count >= connectionsPerIpMax) {
+      socket.destroy();
+      unlogged++;
+      const nowMs = performance.now();
+      if (nowMs - loggedAtMs >= REJECTED_LOG_INTERVAL_MS) {
+        logger.warn('http.connection.rejected', { address, connectionsPerIpMax, rejected: unlogged });
+        loggedAtMs = nowMs;
+        unlogged = 0;
+      }
+      return false;
+    }
+    open.set(address, count + 1);
+    socket.once('close', () => {
+      const left = (open.get(address) ?? 1) - 1;
+      if (left > 0) open.set(address, left);
+      else open.delete(address);
+    });
+    return true;
+  };
+}
+
+/** `::ffff:10.0.0.1` and `10.0.0.1` are one client: IPv4 peers on a dual-stack socket come mapped (as in tcp/server.ts). */
+function normalizeAddress(address: string): string {
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice('::ffff:'.length) : address;
 }
 
 /**

@@ -10,11 +10,10 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { BrokerApi } from '../../broker/types.js';
 import type { TimerHandle } from '../../platform/clock.js';
-import { encodeError } from '../../protocol/codec-session.js';
-import { FerryError, type ErrorCode } from '../../protocol/errors.js';
-import { FrameWriter } from '../../protocol/writer.js';
+import type { ErrorCode } from '../../protocol/errors.js';
 import { Connection, type ConnectionOwner, type ConnectionStats } from './connection.js';
 import { resolveServerOptions, type ResolvedServerOptions, type TcpServerOptions } from './options.js';
+import { Refusal } from './refusal.js';
 import { TlsAcceptor } from './tls-accept.js';
 
 export type { TcpServerOptions } from './options.js';
@@ -26,6 +25,11 @@ const SWEEPS_PER_INTERVAL = 2;
 const SWEEP_MS_MIN = 10;
 /** Time a refused socket gets to flush its ERROR frame before it is destroyed. */
 const REFUSED_LINGER_MS = 1000;
+/**
+ * At most one `transport.connection.rejected` log line per this interval: a connection storm must
+ * not become a log storm. Each line counts the refusals it stands for; the metric counts every one.
+ */
+const REJECTED_LOG_INTERVAL_MS = 1000;
 
 export interface ServerStats {
   connections: number;
@@ -60,6 +64,11 @@ export class TcpServer implements ConnectionOwner {
 
   /** Sniffs the first byte and runs TLS handshakes; null without TLS. */
   private readonly tls: TlsAcceptor | null;
+  /** The refusals a storm repeats, encoded once (refusal.ts). */
+  private readonly refusals: { total: Refusal; perIp: Refusal; tlsOnly: Refusal };
+  private rejectedLoggedAtMs = -Infinity;
+  /** Refusals since the last `transport.connection.rejected` line. */
+  private rejectedUnlogged = 0;
 
   constructor(
     private readonly broker: BrokerApi,
@@ -68,6 +77,11 @@ export class TcpServer implements ConnectionOwner {
     this.options = resolveServerOptions(options);
     const tls = this.options.tls;
     this.tls = tls === null ? null : new TlsAcceptor({ material: tls.material, handshakeTimeoutMs: tls.handshakeTimeoutMs, clock: this.options.clock });
+    this.refusals = {
+      total: new Refusal('TOO_MANY_CONNECTIONS', `the server holds its maximum of ${this.options.maxConnections} connections`),
+      perIp: new Refusal('TOO_MANY_CONNECTIONS', `the server holds its maximum of ${this.options.maxConnectionsPerIp} connections from your address`),
+      tlsOnly: new Refusal('AUTH_REQUIRED', 'this server accepts TLS connections only: connect with tls'),
+    };
   }
 
   listen(port: number, host = '127.0.0.1'): Promise<{ port: number; host: string }> {
@@ -112,7 +126,7 @@ export class TcpServer implements ConnectionOwner {
         return;
       }
       if (accepted.kind === 'plaintext' && required) {
-        this.refuse(accepted.socket, address, new FerryError('AUTH_REQUIRED', 'this server accepts TLS connections only: connect with tls'));
+        this.refuse(accepted.socket, address, this.refusals.tlsOnly);
         return;
       }
       this.start(accepted.socket, address, refusal);
@@ -120,15 +134,11 @@ export class TcpServer implements ConnectionOwner {
   };
 
   /** Takes a connection slot for the socket, or says why not (the socket then holds no slot). */
-  private admit(address: string, socket: Socket): FerryError | null {
+  private admit(address: string, socket: Socket): Refusal | null {
     const { maxConnections, maxConnectionsPerIp } = this.options;
-    if (this.admitted >= maxConnections) {
-      return new FerryError('TOO_MANY_CONNECTIONS', `the server holds its maximum of ${maxConnections} connections`);
-    }
+    if (this.admitted >= maxConnections) return this.refusals.total;
     const fromAddress = this.admittedByAddress.get(address) ?? 0;
-    if (fromAddress >= maxConnectionsPerIp) {
-      return new FerryError('TOO_MANY_CONNECTIONS', `the server holds its maximum of ${maxConnectionsPerIp} connections from ${address}`);
-    }
+    if (fromAddress >= maxConnectionsPerIp) return this.refusals.perIp;
     this.admitted++;
     this.admittedByAddress.set(address, fromAddress + 1);
     socket.once('close', () => {
@@ -140,7 +150,7 @@ export class TcpServer implements ConnectionOwner {
     return null;
   }
 
-  private start(socket: Socket, address: string, refusal: FerryError | null): void {
+  private start(socket: Socket, address: string, refusal: Refusal | null): void {
     if (refusal !== null) {
       this.refuse(socket, address, refusal);
       return;
@@ -163,16 +173,27 @@ export class TcpServer implements ConnectionOwner {
   }
 
   /** Says why in an ERROR frame, then closes. */
-  private refuse(socket: Socket, address: string, error: FerryError): void {
+  private refuse(socket: Socket, address: string, refusal: Refusal): void {
     this.connectionsRejected++;
-    this.rejected(error.code);
-    this.options.logger.warn('transport.connection.rejected', { address, code: error.code, message: error.message, connections: this.admitted });
-    const writer = new FrameWriter(256);
-    encodeError(writer, 0, { code: error.code, message: error.message });
+    this.rejected(refusal.code);
+    this.rejectedUnlogged++;
+    const nowMs = this.options.clock.monotonicMs();
+    if (nowMs - this.rejectedLoggedAtMs >= REJECTED_LOG_INTERVAL_MS) {
+      this.options.logger.warn('transport.connection.rejected', {
+        address,
+        code: refusal.code,
+        message: refusal.message,
+        connections: this.admitted,
+        // This one and those since the last line (not logged one by one).
+        rejected: this.rejectedUnlogged,
+      });
+      this.rejectedLoggedAtMs = nowMs;
+      this.rejectedUnlogged = 0;
+    }
     socket.on('error', () => undefined);
     this.refused.add(socket);
     socket.once('close', () => this.refused.delete(socket));
-    socket.end(writer.take()!);
+    socket.end(refusal.frame);
     // Read (and drop) what the client still sends, so that its FIN is seen and the socket closes.
     socket.on('data', () => undefined);
     socket.resume();
