@@ -106,7 +106,13 @@ export class AdminServer {
   static async start(options: AdminServerOptions): Promise<AdminServer> {
     const server = new AdminServer(options);
     const handle = options.security === undefined ? server.handle : options.security.wrap(server.handle);
-    server.listener = await listenHttp(handle, { host: options.host, port: options.port, logger: options.logger, ...(options.tls === undefined ? {} : { tls: options.tls }) });
+    server.listener = await listenHttp(handle, {
+      host: options.host,
+      port: options.port,
+      logger: options.logger,
+      ...(options.tls === undefined ? {} : { tls: options.tls }),
+      ...(options.rejections === undefined ? {} : { onRefused: () => options.rejections!.count('TOO_MANY_CONNECTIONS', 'http') }),
+    });
     const scheme = options.tls === undefined ? 'http' : 'https';
     options.logger.info('admin.listening', { host: server.listener.host, port: server.listener.port, url: `${scheme}://${hostForUrl(server.listener.host)}:${server.listener.port}/` });
     return server;

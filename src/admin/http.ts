@@ -222,6 +222,9 @@ export interface HttpListener {
  * ALPN with `tls`) share the port, so gRPC and the Connect protocol are served beside the admin API
  * (src/transport/http/listener.ts; slowloris timeout and close grace period are kept there).
  */
-export function listenHttp(handler: HttpHandler, options: { port: number; host: string; logger: Logger; tls?: SecureServerOptions }): Promise<HttpListener> {
+export function listenHttp(
+  handler: HttpHandler,
+  options: { port: number; host: string; logger: Logger; tls?: SecureServerOptions; onRefused?: () => void },
+): Promise<HttpListener> {
   return listenMultiplexed(handler, options);
 }

@@ -27,13 +27,13 @@ function recordingLogger(): { logger: Logger; warnings: Logged[] } {
   return { logger: { ...silentLogger, warn: (event, fields) => warnings.push({ event, fields: fields as Record<string, unknown> | undefined }) }, warnings };
 }
 
-async function listen(logger: Logger, tls?: { cert: Buffer; key: Buffer }): Promise<HttpListener> {
+async function listen(logger: Logger, tls?: { cert: Buffer; key: Buffer }, onRefused?: () => void): Promise<HttpListener> {
   return listenMultiplexed(
     (_req, res) => {
       res.writeHead(200, { 'content-type': 'text/plain' });
       res.end('ok');
     },
-    { port: 0, host: '127.0.0.1', logger, connectionsPerIpMax: PER_IP_MAX, ...(tls === undefined ? {} : { tls }) },
+    { port: 0, host: '127.0.0.1', logger, connectionsPerIpMax: PER_IP_MAX, ...(tls === undefined ? {} : { tls }), ...(onRefused === undefined ? {} : { onRefused }) },
   );
 }
 
@@ -59,11 +59,13 @@ async function openSocket(port: number, localAddress: string): Promise<Socket> {
 
 test('http limits - connections past the per-IP maximum are closed at accept; other addresses are served; a freed slot is taken again', async () => {
   const { logger, warnings } = recordingLogger();
-  const listener = await listen(logger);
+  let refused = 0;
+  const listener = await listen(logger, undefined, () => refused++);
   const held: Socket[] = [];
   try {
     for (let i = 0; i < PER_IP_MAX; i++) held.push(await openSocket(listener.port, '127.0.0.2'));
     assert.notEqual(await get(listener.port, '127.0.0.2'), 'ok', 'one past the maximum is refused');
+    assert.equal(refused, 1, 'each refusal is reported (ferry_rejections_total)');
     assert.equal(await get(listener.port, '127.0.0.3'), 'ok', 'another address is served');
     assert.ok(warnings.some((w) => w.event === 'http.connection.rejected' && w.fields?.['address'] === '127.0.0.2'), JSON.stringify(warnings));
 

@@ -84,6 +84,8 @@ export interface MultiplexedListenOptions {
   tls?: SecureServerOptions;
   /** Open connections from one IP address at most (default HTTP_CONNECTIONS_PER_IP_MAX). */
   connectionsPerIpMax?: number;
+  /** Called for each connection refused at accept (counted as TOO_MANY_CONNECTIONS in ferry_rejections_total). */
+  onRefused?: () => void;
 }
 
 export interface HttpListener {
@@ -98,7 +100,7 @@ export function listenMultiplexed(handler: HttpHandler, options: MultiplexedList
   const onRequest = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void => {
     void handler(req as IncomingMessage, res as ServerResponse);
   };
-  const admit = perAddressLimit(options.connectionsPerIpMax ?? HTTP_CONNECTIONS_PER_IP_MAX, options.logger);
+  const admit = perAddressLimit(options.connectionsPerIpMax ?? HTTP_CONNECTIONS_PER_IP_MAX, options.logger, options.onRefused);
   const sockets = new Set<Socket>();
   const sessions = new Set<Http2Session>();
   const track = (socket: Socket): void => {
@@ -175,7 +177,7 @@ export function listenMultiplexed(handler: HttpHandler, options: MultiplexedList
  * Counts open connections per IP address; a socket past the limit is destroyed and `false`
  * returned. Refusals are logged at most once per REJECTED_LOG_INTERVAL_MS, with their count.
  */
-function perAddressLimit(connectionsPerIpMax: number, logger: Logger): (socket: Socket) => boolean {
+function perAddressLimit(connectionsPerIpMax: number, logger: Logger, onRefused: (() => void) | undefined): (socket: Socket) => boolean {
   const open = new Map<string, number>();
   let loggedAtMs = -Infinity;
   let unlogged = 0;
@@ -184,6 +186,7 @@ function perAddressLimit(connectionsPerIpMax: number, logger: Logger): (socket: 
     const count = open.get(address) ?? 0;
     if (count >= connectionsPerIpMax) {
       socket.destroy();
+      onRefused?.();
       unlogged++;
       const nowMs = performance.now();
       if (nowMs - loggedAtMs >= REJECTED_LOG_INTERVAL_MS) {
