@@ -5,6 +5,7 @@
  * Layout of the data directory: <dir>/topics/<name>/ per topic (see topic.ts), and
  * <dir>/trash/ where deleted topics are moved (atomically) before their files are removed.
  */
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { SystemClock, type Clock } from '../platform/clock.js';
 import { NodeFileSystem, type FileSystem } from '../platform/fs.js';
@@ -12,7 +13,7 @@ import { silentLogger, type Logger } from '../platform/logger.js';
 import { mkdirDurable, removeTree } from '../platform/atomic-write.js';
 import { FerryError } from '../protocol/errors.js';
 import { DEFAULT_SEGMENT_BYTES, DEFAULT_SYNC_INTERVAL_MS, DEFAULT_TAIL_CACHE_BYTES, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN } from '../storage/limits.js';
-import { DURABILITY_MODES, type RecoveryReport, type StorageObserver } from '../storage/types.js';
+import { DURABILITY_MODES, type LogRecord, type RecoveryReport, type StorageObserver } from '../storage/types.js';
 import { TailCacheBudget } from '../storage/tail-cache.js';
 import {
   ACK_TIMEOUT_MS_MAX,
@@ -73,6 +74,8 @@ export const DEAD_LETTER_SUFFIX = '.dlq';
 export const REDRIVE_GROUP = 'ferry-redrive';
 /** Dead letters read per log read while redriving or searching. */
 const DEAD_LETTER_READ_RECORDS = 512;
+/** Hex digits of the digest in a redrive id: 64 bits, so two dead letters at one place never share one. */
+const REDRIVE_DIGEST_HEX_CHARS = 16;
 
 export interface BrokerOptions {
   dir: string;
@@ -253,8 +256,9 @@ export class Broker implements BrokerApi, DeadLetterTarget {
   /**
    * Moves dead letters back to the topics they came from (all, an offset range, or those with a
    * header), oldest first. The dead-letter topic's internal group REDRIVE_GROUP remembers what was
-   * moved; each republish carries a message id derived from the dead letter's position, so a
-   * redrive interrupted by a crash and repeated does not publish a message twice.
+   * moved; each republish carries a message id derived from the dead letter (redriveId), so a
+   * redrive interrupted by a crash and repeated does not publish a message twice. A dead letter is
+   * settled only once its republished copy is synced (syncStored).
    */
   async redrive(deadLetterTopic: string, options: RedriveOptions = {}): Promise<RedriveResult> {
     this.checkOpen();
@@ -283,12 +287,16 @@ export class Broker implements BrokerApi, DeadLetterTarget {
           const headers: Header[] = record.headers.filter(([name]) => !name.startsWith(DLQ_HEADER_PREFIX));
           let batch = bySource.get(source);
           if (batch === undefined) bySource.set(source, (batch = { messages: [], offsets: [] }));
-          batch.messages.push({ key: record.key, headers, value: record.value, id: `ferry-redrive:${deadLetterTopic}:${partition}:${record.offset}` });
+          batch.messages.push({ key: record.key, headers, value: record.value, id: redriveId(deadLetterTopic, partition, record) });
           batch.offsets.push(record.offset);
           moved += 1;
         }
         for (const [source, batch] of bySource) {
-          await this.topic(source).publish(batch.messages);
+          const sourceTopic = this.topic(source);
+          // The settle goes to this topic's group journal, synced apart from the source topic: in
+          // `interval`/`never` mode it could reach the disk first, and a power loss would lose the
+          // message from both topics.
+          await syncStored(sourceTopic, await sourceTopic.publish(batch.messages));
           await Promise.all(batch.offsets.map((offset) => group.settleDirect(partition, offset)));
         }
         offset = records[records.length - 1]!.offset + 1;
@@ -303,7 +311,9 @@ export class Broker implements BrokerApi, DeadLetterTarget {
   async offsetHint(topicName: string): Promise<number> {
     const topic = this.topics.get(topicName);
     if (topic === undefined) return 0;
-    return Math.min(...topic.logs.map((log) => log.nextOffset));
+    // The synced end, not the next offset: a power loss can cut unsynced records, and their offsets
+    // go to later appends, so a hint taken at the next offset could end up past the copy.
+    return Math.min(...topic.logs.map((log) => log.syncedOffset + 1));
   }
 
   async contains(topicName: string, fromOffset: number, source: DeadLetterSource): Promise<boolean> {
@@ -332,7 +342,7 @@ export class Broker implements BrokerApi, DeadLetterTarget {
       }
       topic = this.topic(topicName);
     }
-    await topic.publish([message]);
+    await syncStored(topic, await topic.publish([message]));
   }
 
   /** Publishes a batch (the transport form), or one message (the embedded form, like the client's). */
@@ -457,6 +467,34 @@ export class Broker implements BrokerApi, DeadLetterTarget {
   private checkOpen(): void {
     if (this.closing) throw new FerryError('BROKER_CLOSING', 'broker is closing');
   }
+}
+
+/**
+ * Waits until what a publish stored is synced, whatever the topic's durability: for a settle in
+ * another log that must not reach the disk first. A duplicate answer syncs its partition too: its
+ * first copy may only be written (`interval`/`never`).
+ */
+async function syncStored(topic: Topic, results: readonly PublishResult[]): Promise<void> {
+  const partitions = new Set<number>();
+  for (const result of results) if (result.durability !== 'synced' || result.duplicate === true) partitions.add(result.partition);
+  await Promise.all([...partitions].map((partition) => topic.logs[partition]!.sync()));
+}
+
+/**
+ * The message id of a redriven dead letter: its place in the dead-letter topic plus a digest of
+ * what makes it that dead letter (its record timestamp and the source its headers name). The place
+ * alone can repeat: a power loss can take back a dead letter after it was redriven (an `interval`
+ * topic, or one published by hand), its offset goes to a new dead letter, and that one would be
+ * dropped as a repeat within the dedup window. At most 14 + 200 + 1 + 4 + 1 + 16 + 1 + 16 = 253
+ * bytes (names ≤ NAME_BYTES_MAX, partitions < PARTITIONS_MAX, safe-integer offsets): within
+ * MESSAGE_ID_BYTES_MAX.
+ */
+function redriveId(deadLetterTopic: string, partition: number, record: LogRecord): string {
+  const digest = createHash('sha256').update(String(record.timestampMs));
+  for (const name of [DLQ_HEADERS.topic, DLQ_HEADERS.group, DLQ_HEADERS.partition, DLQ_HEADERS.offset]) {
+    digest.update(`\0${record.headers.find(([header]) => header === name)?.[1] ?? ''}`);
+  }
+  return `ferry-redrive:${deadLetterTopic}:${partition}:${record.offset}:${digest.digest('hex').slice(0, REDRIVE_DIGEST_HEX_CHARS)}`;
 }
 
 export function toStartPosition(from: ConsumeOptions['from']): StartPosition | undefined {

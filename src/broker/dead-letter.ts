@@ -1,11 +1,22 @@
 /**
  * Moves a message from a queue group to the group's dead-letter topic, so that after any crash
- * it is in exactly one place: still pending in the group, or in the dead-letter topic.
+ * it is in the dead-letter topic or still pending in the group — never in neither.
  *
- * The move is three durable steps: (1) journal an intent (with a hint: the dead-letter topic's
- * next offset at that moment), (2) publish the copy to the dead-letter topic, (3) settle the
- * original in the group. Recovery finishes every intent left open: when a copy is found at or
- * after the hint the original is settled, otherwise the move is done again.
+ * The move is three steps: (1) journal an intent (with a hint: the dead-letter topic's synced end
+ * at that moment, below any offset the copy can get, and which no power loss takes back), (2)
+ * publish the copy to the dead-letter topic and wait until it is synced, whatever that topic's
+ * durability, (3) settle the original in the group. Recovery finishes every intent left open: when
+ * a copy is found at or after the hint the original is settled, otherwise the move is done again.
+ *
+ * Step 2 waits for the sync because the group's journal and the dead-letter topic are separate
+ * logs synced independently: in `interval`/`never` mode the settle could otherwise reach the disk
+ * before the copy, and a power loss would lose the message from both places. In those modes a
+ * power loss can still take back the intent and the settle after the copy is durable: the message
+ * is pending again and may be dead-lettered twice — a duplicate, never a loss.
+ *
+ * A hint past the dead-letter topic's end (the topic was deleted and created again, or the intent
+ * was written by an older version whose hint was the unsynced end) is not trusted: recovery then
+ * searches the whole topic, and journals a fresh intent before it moves the message again.
  */
 import type { Clock, TimerHandle } from '../platform/clock.js';
 import type { Logger } from '../platform/logger.js';
@@ -40,9 +51,15 @@ export interface DeadLetterSource {
 
 /** What the broker provides to dead-lettering: the dead-letter topics themselves. */
 export interface DeadLetterTarget {
-  /** A lower bound for the offsets the next dead letter can get (0 when the topic does not exist yet). */
+  /**
+   * A lower bound for the offsets the next dead letter can get that a power loss cannot take back:
+   * the topic's synced end (the least over its partitions; 0 when the topic does not exist yet).
+   */
   offsetHint(topic: string): Promise<number>;
-  /** Publishes to the dead-letter topic, creating it on first use; resolves once durable per its mode. */
+  /**
+   * Publishes to the dead-letter topic, creating it on first use; resolves once the copy is synced
+   * (covered by an fdatasync) whatever the topic's durability: the original is settled next.
+   */
   publishDeadLetter(topic: string, message: PublishMessage): Promise<void>;
   /** Whether the dead-letter topic holds a copy of `source` at or after `fromOffset`. */
   contains(topic: string, fromOffset: number, source: DeadLetterSource): Promise<boolean>;
@@ -94,16 +111,24 @@ export class DeadLetterer {
 
   /** Finishes every move a crash interrupted. */
   async recover(): Promise<void> {
-    const { store, target, deadLetterTopic, topic, group } = this.options;
+    const { store, target, deadLetterTopic, topic, group, logger } = this.options;
     for (const [partition, state] of store.state.partitions.entries()) {
       for (const [offset, intent] of [...state.intents]) {
         const source = { topic, group, partition, offset };
-        if (await target.contains(deadLetterTopic, intent.dlqOffsetHint, source)) {
+        // The copy gets an offset at or past the topic's end: a hint beyond it would miss the copy
+        // at the next recovery. Such a hint says the topic lost what it named: search all of it.
+        const endHint = await target.offsetHint(deadLetterTopic);
+        const hintTrusted = intent.dlqOffsetHint <= endHint;
+        if (!hintTrusted) {
+          logger.warn('broker.dead_letter.hint_past_end', { ...source, deadLetterTopic, dlqOffsetHint: intent.dlqOffsetHint, endHint });
+        }
+        if (await target.contains(deadLetterTopic, hintTrusted ? intent.dlqOffsetHint : 0, source)) {
           await store.settle(partition, offset);
-          this.options.logger.info('broker.dead_letter.recovered', { ...source, copy: 'found' });
+          logger.info('broker.dead_letter.recovered', { ...source, copy: 'found' });
         } else {
-          await this.moveOnce(partition, offset, state.deliveriesOf(offset), intent.reason, intent.dlqOffsetHint);
-          this.options.logger.info('broker.dead_letter.recovered', { ...source, copy: 'written' });
+          // An untrusted hint is replaced: the move journals a fresh intent first.
+          await this.moveOnce(partition, offset, state.deliveriesOf(offset), intent.reason, hintTrusted ? intent.dlqOffsetHint : null);
+          logger.info('broker.dead_letter.recovered', { ...source, copy: 'written' });
         }
       }
     }

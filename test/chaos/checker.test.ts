@@ -21,8 +21,8 @@ class Story {
     this.events.push({ k: 'bk', t });
     return this;
   }
-  powerLoss(t: number, at: number): this {
-    this.events.push({ k: 'pl', t, at, bytesCut: 1, filesTorn: 0, datasyncMsMax: 0 });
+  powerLoss(t: number, at: number, datasyncMsMax = 0): this {
+    this.events.push({ k: 'pl', t, at, bytesCut: 1, filesTorn: 0, datasyncMsMax });
     return this;
   }
   publish(t: number, s: number, off: number, options: { p?: string; a?: number; d?: number; confirmAt?: number } = {}): this {
@@ -259,4 +259,79 @@ test('checker - a delayed message delivered before its delay is early', () => {
   assert.equal(early.earlyDeliveries, 1);
   const onTime = new Story().start(0).publish(10, 0, 0, { d: 5_000 }).deliver(5_020, 0, 0).ack(5_021, 0, 0).scan(100_000, 0, 0).check();
   assert.deepEqual(onTime.failures, []);
+});
+
+test('checker - interval mode: the loss window is two fdatasyncs back to back when one takes longer than syncIntervalMs', () => {
+  const interval: CheckOptions = { durability: 'interval', lossWindowMs: 50, scanned: true };
+  // fdatasyncs of up to 80 ms: a write just after a sync started waits for it (80) and the next (80).
+  const story = (confirmedMsBeforeKill: number) =>
+    new Story()
+      .start(0)
+      .clean(10, 0)
+      .publish(1_000 - confirmedMsBeforeKill - 1, 1, 1)
+      .kill(1_000)
+      .powerLoss(1_001, 1_000, 80)
+      .start(2_000)
+      .check(interval);
+  // 150 ms: beyond syncIntervalMs + one fdatasync (130 ms), within max(50, 80) + 80 = 160 ms.
+  const slowSyncs = story(150);
+  assert.deepEqual(slowSyncs.failures, []);
+  assert.equal(slowSyncs.lostAllowed, 1);
+  assert.equal(slowSyncs.lossAgeMsMax, 150);
+  // Well beyond two fdatasyncs and any timer lateness: a failure.
+  const old = story(400);
+  assert.equal(old.lossOutsideWindow, 1);
+  assert.match(old.failures.join(), /outside the interval window/);
+});
+
+test('checker - interval mode: an ack confirmed just before a power loss may be undone, even if its barrier is recorded after the kill', () => {
+  const interval: CheckOptions = { durability: 'interval', lossWindowMs: 50, scanned: true, ackTimeoutMs: 10_000 };
+  // Delivered at 962, acked at 963 (sent 37 ms before the kill at 1_000); the consumer records the
+  // barrier's answer at 1_008, after the harness recorded the kill: the answer left the broker before.
+  const story = (barrierT: number, durability: CheckOptions = interval) =>
+    new Story()
+      .start(0)
+      .clean(960, 0)
+      .barrier(barrierT)
+      .kill(1_000)
+      .powerLoss(1_001, 1_000, 20)
+      .start(2_000)
+      .deliver(2_100, 0, 0, { c: 'c1', g: 1 })
+      .ack(2_101, 0, 0, { c: 'c1', g: 1 })
+      .check(durability);
+  const skewed = story(1_008);
+  assert.deepEqual(skewed.failures, []);
+  assert.equal(skewed.duplicates.redeliveryAfterUnconfirmedAck, 1);
+  // In `always` mode a confirmed ack is fsynced: no power loss excuses the redelivery.
+  const always = story(1_008, { ...ALWAYS, ackTimeoutMs: 10_000 });
+  assert.equal(always.duplicates.afterConfirmedAck, 1);
+  // An answer recorded after the next start came from that incarnation: the earlier loss excuses nothing.
+  const nextIncarnation = new Story()
+    .start(0)
+    .clean(960, 0)
+    .kill(1_000)
+    .powerLoss(1_001, 1_000, 20)
+    .start(1_300)
+    .barrier(1_500)
+    .deliver(3_000, 0, 0, { c: 'c1', g: 1 })
+    .ack(3_001, 0, 0, { c: 'c1', g: 1 })
+    .check(interval);
+  assert.equal(nextIncarnation.duplicates.afterConfirmedAck, 1);
+});
+
+test('checker - interval mode: an ack confirmed well before a power loss was synced: its redelivery fails', () => {
+  const interval: CheckOptions = { durability: 'interval', lossWindowMs: 50, scanned: true, ackTimeoutMs: 10_000 };
+  // Confirmed at 20, power loss at 1_000: the ack's journal record was synced long before.
+  const result = new Story()
+    .start(0)
+    .clean(10, 0)
+    .barrier(20)
+    .kill(1_000)
+    .powerLoss(1_001, 1_000, 20)
+    .start(2_000)
+    .deliver(2_100, 0, 0, { c: 'c1', g: 1 })
+    .ack(2_101, 0, 0, { c: 'c1', g: 1 })
+    .check(interval);
+  assert.equal(result.duplicates.afterConfirmedAck, 1);
+  assert.match(result.failures.join(), /after a confirmed ack/);
 });

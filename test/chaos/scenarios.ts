@@ -86,9 +86,9 @@ export const SCENARIOS: Record<string, Scenario> = {
     name: 'interval',
     summary: 'power losses on an `interval` topic (syncIntervalMs 50): losses only within the window, only as a suffix per producer',
     topic: { ...BASE_TOPIC, durability: 'interval', syncIntervalMs: 50 },
-    // No nacks and no poison: a journaled retry that outlives its record stops the broker (known
-    // issue 3 in docs/RELIABILITY.md) and the run would end without its final drain.
-    workload: { ...BASE_WORKLOAD, producer: { poisonChance: 0 }, consumer: { nackChance: 0 } },
+    // The full workload, nacks and poison messages included: retries and dead-letter moves must
+    // survive power losses that cut the partitions and the group's journal apart.
+    workload: BASE_WORKLOAD,
     recordSyncs: true,
     plan: (random, profile) => repeat(profile === 'full' ? 30 : 4, () => [{ waitMs: randomInt(random, 1_000, 5_000), fault: 'power-loss' }]),
   },
