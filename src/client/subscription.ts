@@ -9,7 +9,9 @@
  * Settling: ack, nack and touch are fire-and-forget frames (the promise resolves once queued);
  * reject travels with a request id and resolves only once the broker reports the dead letter
  * durable (SETTLED). A message delivered on a lost connection cannot be settled: ack, nack and
- * touch resolve (the broker redelivers it), reject rejects with CONNECTION_CLOSED.
+ * touch resolve (the broker redelivers it), reject rejects with CONNECTION_CLOSED. What became of
+ * the acks and nacks is told by close(): true only if the broker answered the UNSUBSCRIBE, which
+ * it does once every settle sent before it on that connection has settled.
  *
  * Across a reconnect the client re-subscribes: a group resumes from its durable state (messages
  * buffered from the lost connection are dropped: the broker redelivers them); a stream resumes
@@ -79,7 +81,7 @@ export class Subscription implements AsyncIterableIterator<Message>, MessageSett
   private head = 0;
   private waiter: { resolve: (result: IteratorResult<Message>) => void; reject: (error: unknown) => void } | null = null;
   private closed = false;
-  private closing: Promise<void> | null = null;
+  private closing: Promise<boolean> | null = null;
   private failure: FerryError | null = null;
   private creditOwed = 0;
   /** Streams: next offset wanted per partition (last received + 1). */
@@ -322,12 +324,21 @@ export class Subscription implements AsyncIterableIterator<Message>, MessageSett
 
   // ---- closing ----
 
-  /** Stops deliveries (UNSUBSCRIBE; acks queued before it are applied first) and ends the iterator. */
-  close(): Promise<void> {
+  /**
+   * Stops deliveries (UNSUBSCRIBE; acks queued before it are applied first) and ends the iterator.
+   * Resolves with true when the broker answered the UNSUBSCRIBE: every ack and nack of this
+   * subscription sent before close() on its current connection had then settled (an ack durably,
+   * per the topic's durability). Resolves with false when no answer came — the connection was lost
+   * (possibly before the client noticed: its socket had failed, no 'reconnecting' yet), the request
+   * timed out, the broker had ended the subscription, or it was not attached: those acks may be
+   * lost, and the broker delivers their messages again. Never rejects; a second call returns the
+   * first call's outcome.
+   */
+  close(): Promise<boolean> {
     return (this.closing ??= this.closeOnce());
   }
 
-  private async closeOnce(): Promise<void> {
+  private async closeOnce(): Promise<boolean> {
     this.closed = true;
     this.buffer = [];
     this.head = 0;
@@ -338,9 +349,12 @@ export class Subscription implements AsyncIterableIterator<Message>, MessageSett
     const wireId = this.wireId;
     this.connection = null;
     try {
-      if (connection !== null && wireId !== 0) await this.host.unsubscribe(connection, wireId);
+      if (connection === null || wireId === 0) return false;
+      await this.host.unsubscribe(connection, wireId);
+      return true;
     } catch {
-      // The connection went away: the server closes the subscription with it.
+      // The connection went away (the server closes the subscription with it), or no answer in time.
+      return false;
     } finally {
       this.host.subscriptionClosed(this);
     }

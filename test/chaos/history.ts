@@ -48,9 +48,10 @@ export type HistoryEvent =
   | { k: 'nk'; t: number; c: string; sub: number; dg: number; g: number; part: number; off: number; p: string; s: number }
   /**
    * Barrier: subscription `sub` of consumer c was closed in generation g and the broker answered
-   * UNSUBSCRIBE after settling every ack sent before it (ok) — or that cannot be shown (!ok).
+   * UNSUBSCRIBE after settling every ack sent before it (ok) — or that cannot be shown (!ok, and
+   * `why`: not attached, reconnected meanwhile, a settle error, or no answer to the UNSUBSCRIBE).
    */
-  | { k: 'bar'; t: number; c: string; sub: number; g: number; ok: boolean }
+  | { k: 'bar'; t: number; c: string; sub: number; g: number; ok: boolean; why?: 'detached' | 'reconnected' | 'settle-error' | 'unanswered' }
   /** Consumer c's connection was lost; its generation is now g. */
   | { k: 'rc'; t: number; c: string; g: number }
   /** The broker rejected an ack or nack of consumer c (the consumer also fails that subscription's barrier). */
