@@ -5,6 +5,12 @@
  * The id travels in the record itself (header `ferry-id`), so the window needs no file of its
  * own: on open, the tail of each partition covering the window is scanned (using the time index
  * to find where the window starts) to rebuild the index. Entries expire in insertion order.
+ *
+ * The window is measured on the monotonic clock: each entry's expiry is fixed when it is
+ * remembered (a full window after its publish was stored; at a rebuild, what is left of the
+ * window by the wall clock of that moment), so a wall-clock step while the broker runs neither
+ * forgets ids early nor keeps them longer. Across a restart the records' wall-clock timestamps are
+ * the only reference: a forward step made since they were stored shortens their window by the step.
  */
 import type { Clock } from '../platform/clock.js';
 import type { Log } from '../storage/log.js';
@@ -22,9 +28,15 @@ export interface DedupEntry {
   storedAtMs: number;
 }
 
+/** An id remembered: where its first copy is, and when (monotonic time) it is forgotten. */
+interface Remembered {
+  entry: DedupEntry;
+  expiresMonoMs: number;
+}
+
 export class DedupIndex {
-  /** In insertion (= stored time) order, so expiry pops from the front. */
-  private readonly entries = new Map<string, DedupEntry>();
+  /** In insertion order, which is expiry order (each expires a window after it is remembered), so expiry pops from the front. */
+  private readonly entries = new Map<string, Remembered>();
   /** Publishes with an id whose append has not resolved yet. */
   private readonly pending = new Map<string, Promise<DedupEntry | undefined>>();
 
@@ -39,7 +51,7 @@ export class DedupIndex {
 
   lookup(id: string): DedupEntry | Promise<DedupEntry | undefined> | undefined {
     this.expire();
-    return this.entries.get(id) ?? this.pending.get(id);
+    return this.entries.get(id)?.entry ?? this.pending.get(id);
   }
 
   /** Marks `id` as being published; `stored` resolves with where it landed (undefined if it failed). */
@@ -51,16 +63,21 @@ export class DedupIndex {
     });
   }
 
+  /** Remembers the id of a publish stored just now, for a whole window. */
   remember(id: string, entry: DedupEntry): void {
+    this.rememberFor(id, entry, this.windowMs);
+  }
+
+  private rememberFor(id: string, entry: DedupEntry, windowLeftMs: number): void {
     if (this.entries.has(id)) return;
-    this.entries.set(id, entry);
+    this.entries.set(id, { entry, expiresMonoMs: this.clock.monotonicMs() + windowLeftMs });
     while (this.entries.size > DEDUP_ENTRIES_MAX) this.entries.delete(this.entries.keys().next().value!);
   }
 
   private expire(): void {
-    const oldestKeptMs = this.clock.nowMs() - this.windowMs;
-    for (const [id, entry] of this.entries) {
-      if (entry.storedAtMs >= oldestKeptMs) break;
+    const nowMs = this.clock.monotonicMs();
+    for (const [id, remembered] of this.entries) {
+      if (remembered.expiresMonoMs >= nowMs) break;
       this.entries.delete(id);
     }
   }
@@ -89,6 +106,12 @@ export class DedupIndex {
       }
     }
     found.sort((a, b) => a[1].storedAtMs - b[1].storedAtMs);
-    for (const [id, entry] of found) this.remember(id, entry);
+    // What is left of each window, by the wall clock of this moment, counted from now on on the
+    // monotonic clock. A timestamp ahead of the clock (it stepped back since) counts as stored now.
+    const nowMs = this.clock.nowMs();
+    for (const [id, entry] of found) {
+      const windowLeftMs = this.windowMs - Math.max(0, nowMs - entry.storedAtMs);
+      if (windowLeftMs >= 0) this.rememberFor(id, entry, windowLeftMs);
+    }
   }
 }

@@ -7,9 +7,12 @@
  * restart), but while the broker runs the store does not trust a wall clock that can step. When a
  * message enters the process (published, or found at open) its remaining delay is computed once,
  * due time minus wall-clock now, and it is released when that much monotonic time has passed
- * (wall-shifts.ts keeps this right for messages that wait on disk meanwhile). Across a restart the
- * wall clock is the only reference: a step made before a restart, while a message waited, shifts
- * its release by the step (docs/RELIABILITY.md, "Wall-clock steps").
+ * (wall-shifts.ts keeps this right for messages that wait on disk meanwhile). Across a restart on
+ * the same boot, wall-epochs.ts tells, from the machine's monotonic clock, how far the wall clock
+ * stepped since each waiting message was published, and its release moves back by that step.
+ * After a reboot (or where the platform gives no boot clock) the wall clock is the only reference:
+ * a step made before the restart, while a message waited, shifts its release by the step
+ * (docs/RELIABILITY.md, "Wall-clock steps").
  *
  * Memory follows what is due soon, not what is pending: the schedule lives on disk in bucket files
  * (delay-buckets.ts: one per DELAY_BUCKET_MS of due time), and only the buckets within the horizon
@@ -18,7 +21,7 @@
  * `ferry-delay-offset` header, by which moves after the last checkpoint are found again after a
  * crash. So a message is moved at most once and never lost, whatever the clock does.
  *
- * Layout: <dir>/log/ (a Log), <dir>/buckets/<due bucket start>.bin, <dir>/state.json.
+ * Layout: <dir>/log/ (a Log), <dir>/buckets/<due bucket start>.bin, <dir>/state.json, <dir>/clock.json (wall-epochs.ts).
  */
 import { join } from 'node:path';
 import type { Clock, TimerHandle } from '../platform/clock.js';
@@ -42,6 +45,7 @@ import {
 import { readRecordsAt, scanLog } from './log-reads.js';
 import { insertSorted, lowerBound } from './sorted-array.js';
 import type { PublishMessage } from './types.js';
+import { WallEpochs } from './wall-epochs.js';
 import { SHIFT_TOLERANCE_MS, WallShifts } from './wall-shifts.js';
 
 export { DELAY_BUCKET_MS } from './delay-buckets.js';
@@ -59,6 +63,11 @@ const INSERTS_BEFORE_SORT_MAX = 32;
 const CHECKPOINT_INTERVAL_MS = 1000;
 /** A failed move (e.g. disk full) is tried again after this long. */
 const MOVE_RETRY_MS = 1000;
+/**
+ * Times an add writes new clock epochs before it gives up: each retry means the wall clock stepped
+ * again while the last was written, which a sane clock does not do many times in a row.
+ */
+const EPOCH_WRITES_MAX = 8;
 /** A bucket file that could not be read is read again after this long. */
 const LOAD_RETRY_MS = 1000;
 const STATE_FILE = 'state.json';
@@ -135,6 +144,10 @@ export class DelayStore {
   private flushRequested = false;
   /** Delay-log offset at the start of each add in flight: its records are not indexed yet. */
   private readonly addsInFlight = new Set<{ from: number }>();
+  /** The appends of the adds in flight, until they settle. */
+  private readonly appendsPending = new Set<Promise<unknown>>();
+  /** Set while an add makes new clock epochs durable: other adds wait, so that it appends first. */
+  private epochGate: Promise<void> | null = null;
   /** Main-log offsets at the start of the move batch in flight: its records land at or after them. */
   private moveScanFloor: number[] | null = null;
   private moving: Promise<void> | null = null;
@@ -154,6 +167,7 @@ export class DelayStore {
     private readonly log: Log,
     private readonly state: DelayState,
     bucketStarts: number[],
+    private readonly epochs: WallEpochs,
   ) {
     this.bucketsDir = join(options.dir, 'buckets');
     this.bucketStarts = bucketStarts;
@@ -203,7 +217,14 @@ export class DelayStore {
       movedScanFrom: saved.movedScanFrom,
       bucketMinOffsets: saved.bucketMinOffsets,
     };
-    const store = new DelayStore(options, log, state, bucketStarts);
+    let epochs: WallEpochs;
+    try {
+      epochs = await WallEpochs.open({ fs, dir, clock: options.clock, logger: options.logger, topic: options.topic, startOffset: log.startOffset, nextOffset: log.nextOffset });
+    } catch (error) {
+      await log.close();
+      throw error;
+    }
+    const store = new DelayStore(options, log, state, bucketStarts, epochs);
     if (saved.version === STATE_VERSION_CURSOR) await store.convertCursor(saved as CursorStateV1);
     await store.recover();
     return store;
@@ -222,9 +243,35 @@ export class DelayStore {
   /** Stores delayed messages; resolves per the topic's durability with their delay-log offsets. */
   async add(messages: ReadonlyArray<{ message: PublishMessage; deliverAtMs: number }>): Promise<Array<{ offset: number; deliverAtMs: number; durability: 'synced' | 'written' }>> {
     if (this.closed) throw new FerryError('LOG_CLOSED', 'topic is closing');
-    // The remaining delays are measured now, once; see wall-shifts.ts.
-    const wallMs = this.options.clock.nowMs();
-    const monoMs = this.options.clock.monotonicMs();
+    // The remaining delays are measured now, once; see wall-shifts.ts. From the last reading to the
+    // appends nothing awaits.
+    const firstMonoMs = this.options.clock.monotonicMs();
+    let { wallMs, monoMs, wallNowMs } = this.readClocks(messages, firstMonoMs);
+    let epochWrites = 0;
+    while (this.epochGate !== null || !this.epochs.inCurrent(wallNowMs)) {
+      if (this.epochGate !== null) {
+        // Another add is starting an epoch; it appends first.
+        await this.epochGate.catch(() => undefined);
+        if (this.closed) throw new FerryError('LOG_CLOSED', 'topic is closing');
+        ({ wallMs, monoMs, wallNowMs } = this.readClocks(messages, firstMonoMs));
+        continue;
+      }
+      // The wall clock stepped: these messages' epochs must be durable, at the very offsets they
+      // will take, before they are appended. Other adds wait at the gate meanwhile.
+      if (++epochWrites > EPOCH_WRITES_MAX) throw new FerryError('BROKER_BUSY', `topic ${this.options.topic}: the wall clock keeps stepping; publish again`);
+      const startWallNowMs = wallNowMs;
+      const gate = this.appendsSettled().then((nextOffset) => this.epochs.extend(nextOffset, startWallNowMs));
+      this.epochGate = gate;
+      try {
+        await gate;
+      } finally {
+        // Cleared before the appends below: adds waiting at the gate resume only after them.
+        this.epochGate = null;
+      }
+      if (this.closed) throw new FerryError('LOG_CLOSED', 'topic is closing');
+      ({ wallMs, monoMs, wallNowMs } = this.readClocks(messages, firstMonoMs));
+      if (this.epochs.covers(this.log.nextOffset, wallNowMs)) break;
+    }
     const records: RecordInput[] = messages.map(({ message, deliverAtMs }) => {
       const headers: Header[] = [...(message.headers ?? []), [DELIVER_AT_HEADER, String(deliverAtMs)]];
       if (message.partition !== undefined) headers.push([PARTITION_HEADER, String(message.partition)]);
@@ -236,11 +283,14 @@ export class DelayStore {
     if (chunks.length === 0) return [];
     const inFlight = { from: this.log.nextOffset };
     this.addsInFlight.add(inFlight);
+    const appending = Promise.allSettled(chunks.map((chunk) => this.log.append(chunk)));
+    this.appendsPending.add(appending);
     let settled: Array<PromiseSettledResult<AppendResult>>;
     try {
-      settled = await Promise.allSettled(chunks.map((chunk) => this.log.append(chunk)));
+      settled = await appending;
     } finally {
       this.addsInFlight.delete(inFlight);
+      this.appendsPending.delete(appending);
     }
     // Chunks that were stored are scheduled even if another failed: stored is stored.
     const entries: Entry[] = [];
@@ -261,6 +311,29 @@ export class DelayStore {
     if (failure !== null) throw failure;
     const durability = (settled[0] as PromiseFulfilledResult<AppendResult>).value.durability;
     return entries.map((entry) => ({ offset: entry.offset, deliverAtMs: entry.dueMs, durability }));
+  }
+
+  /**
+   * The clocks now, and for each message what the wall clock reads now in the terms of its due time.
+   * For a `delayMs` publish that is the clock the broker computed it with, plus the monotonic time
+   * since the add began: so that waiting at the epoch gate does not look like a step (it still
+   * differs by the time from the publish to the add, which wall-epochs.ts tolerates).
+   */
+  private readClocks(messages: ReadonlyArray<{ message: PublishMessage; deliverAtMs: number }>, firstMonoMs: number): { wallMs: number; monoMs: number; wallNowMs: number[] } {
+    const wallMs = this.options.clock.nowMs();
+    const monoMs = this.options.clock.monotonicMs();
+    const waitedMs = monoMs - firstMonoMs;
+    return {
+      wallMs,
+      monoMs,
+      wallNowMs: messages.map(({ message, deliverAtMs }) => (givenDelayMs(message) === undefined ? wallMs : deliverAtMs - givenDelayMs(message)! + waitedMs)),
+    };
+  }
+
+  /** Resolves, once no delay-log append is pending, with the offset the next record takes. */
+  private async appendsSettled(): Promise<number> {
+    while (this.appendsPending.size > 0) await Promise.allSettled([...this.appendsPending]);
+    return this.log.nextOffset;
   }
 
   /**
@@ -652,6 +725,7 @@ export class DelayStore {
     let minPending = indexedEnd;
     for (const offset of Object.values(this.state.bucketMinOffsets)) if (offset < minPending) minPending = offset;
     await this.log.deleteSegmentsBefore(minPending);
+    await this.epochs.prune(minPending).catch((error: unknown) => this.options.logger.warn('broker.delay.clock_prune_failed', { topic: this.options.topic, error }));
   }
 
   private isFinished(bucket: number, indexedEnd: number): boolean {
@@ -673,6 +747,14 @@ export class DelayStore {
       if (dueHeader !== undefined) rescanned.push({ dueMs: Number(dueHeader[1]), offset: record.offset, releaseMonoMs: 0 });
     });
     if (rescanned.length > 0) this.schedule(rescanned);
+    // Messages stored before a wall-clock step on this boot are released as if it had not happened.
+    // Every bucket holding them is known by now: once all are loaded, the shifts are not needed.
+    const lastBucket = this.bucketStarts.at(-1);
+    if (lastBucket !== undefined) {
+      for (const { first, last, shiftMs } of this.epochs.restored) {
+        if (!this.shifts.record(first, last, shiftMs, lastBucket + DELAY_BUCKET_MS - 1)) this.options.logger.warn('broker.delay.wall_shifts_full', { topic: this.options.topic });
+      }
+    }
     // 2. Moves after the checkpoint: their records in the topic carry the delay offset and due time.
     let movedFound = 0;
     for (const [partition, log] of this.options.mainLogs.entries()) {
@@ -746,7 +828,12 @@ export class DelayStore {
  * is left until the wall-clock time it asked for.
  */
 function remainingMs(message: PublishMessage, dueMs: number, wallMs: number): number {
-  return message.deliverAtMs === undefined && message.delayMs !== undefined ? message.delayMs : dueMs - wallMs;
+  return givenDelayMs(message) ?? dueMs - wallMs;
+}
+
+/** The delay a message was published with, when its due time was computed from it. */
+function givenDelayMs(message: PublishMessage): number | undefined {
+  return message.deliverAtMs === undefined ? message.delayMs : undefined;
 }
 
 function atOrBefore(entry: { dueMs: number; offset: number }, cursor: { dueMs: number; offset: number }): boolean {

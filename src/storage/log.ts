@@ -30,7 +30,7 @@ import { resolveLogConfig, type LogConfig } from './log-config.js';
 import { BATCH_HEADER_BYTES, type BatchHeader } from './record-batch.js';
 import { readLog } from './log-reader.js';
 import { recoverLog } from './recovery.js';
-import { selectRetentionVictims } from './retention.js';
+import { AgeClock, selectRetentionVictims, type RetentionCandidate } from './retention.js';
 import { Segment } from './segment.js';
 import { segmentOffsetForTimestamp, type ReadRequest } from './segment-reader.js';
 import { TailCache } from './tail-cache.js';
@@ -122,6 +122,10 @@ export class Log {
   /** The synced prefix: what the next checkpoint may claim. */
   private syncedPoint: Checkpoint;
   private readonly checkpointer: Checkpointer;
+  /** Segment ages are measured on it, so that wall-clock steps move no age (retention.ts). */
+  private readonly ageClock: AgeClock;
+  /** Each segment's newest record timestamp on the AgeClock. */
+  private readonly ageStamps = new WeakMap<Segment, number>();
 
   private maintenanceChain: Promise<unknown> = Promise.resolve();
   private syncTimer: TimerHandle | null = null;
@@ -148,6 +152,8 @@ export class Log {
     this.totalBytes = segments.reduce((sum, segment) => sum + segment.sizeBytes, 0);
     this.syncedPoint = { segmentBaseOffset: this.active.baseOffset, position: this.active.sizeBytes, nextOffset: this.active.nextOffset };
     this.checkpointer = new Checkpointer(config.fs, config.dir, config.clock, config.logger, config.checkpointIntervalMs, () => this.syncedPoint);
+    this.ageClock = new AgeClock(config.clock);
+    for (const segment of segments) this.ageStamps.set(segment, this.ageClock.fromWall(segment.maxTimestampMs));
   }
 
   /** Opens (creating if missing) the log in `options.dir` and recovers it; see recovery.ts. */
@@ -357,8 +363,9 @@ export class Log {
 
   private commitWrite(write: InFlightWrite): void {
     const { segment, position, header, appends } = write;
-    if (position === 0) segment.createdAtMs = this.config.clock.nowMs();
+    if (position === 0) segment.createdAtMs = this.ageClock.nowMs();
     segment.noteBatch(position, header, this.config.indexIntervalBytes);
+    this.ageStamps.set(segment, Math.max(this.ageStamps.get(segment) ?? -1, this.ageClock.fromWall(header.maxTimestampMs)));
     this.totalBytes += header.batchBytes;
     this.markDirty(segment);
     this.tailCache.add(write.buf, header.baseOffset, header.recordCount, header.leaderEpoch);
@@ -433,7 +440,7 @@ export class Log {
     if (this.writePosition === 0) return false;
     if (this.writePosition + bytes > this.config.segmentBytes) return true;
     if (this.nextOffsetValue - segment.baseOffset + records > SEGMENT_RECORDS_MAX) return true;
-    return this.config.clock.nowMs() - segment.createdAtMs >= this.config.segmentAgeMs;
+    return this.ageClock.nowMs() - segment.createdAtMs >= this.config.segmentAgeMs;
   }
 
   /**
@@ -446,7 +453,7 @@ export class Log {
     const old = this.active;
     if (this.config.durability !== 'never') await this.syncAllWritten();
     await old.writeIndexFiles();
-    const next = await Segment.create(this.config.fs, this.config.dir, old.nextOffset, this.config.clock.nowMs());
+    const next = await Segment.create(this.config.fs, this.config.dir, old.nextOffset, this.ageClock.nowMs());
     try {
       await this.config.fs.syncDir(this.config.dir);
     } catch (error) {
@@ -609,7 +616,11 @@ export class Log {
 
   enforceRetention(): Promise<RetentionReport> {
     return this.serializeMaintenance(async () => {
-      const victims = this.config.retention === null ? 0 : selectRetentionVictims(this.segments, this.config.retention, this.config.clock.nowMs());
+      let victims = 0;
+      if (this.config.retention !== null) {
+        const candidates = this.segments.map((segment): RetentionCandidate => ({ sizeBytes: segment.sizeBytes, recordCount: segment.recordCount, maxTimestampMs: this.ageStamps.get(segment) ?? segment.maxTimestampMs }));
+        victims = selectRetentionVictims(candidates, this.config.retention, this.ageClock.nowMs());
+      }
       const deleted = await this.deleteOldestSegments(victims, 'retention');
       return { ...deleted, startOffset: this.startOffset };
     });

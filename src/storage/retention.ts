@@ -3,12 +3,16 @@
  * A segment goes when any configured bound says so — its newest record is older than `ageMs`, the
  * log is larger than `bytesMax`, or it holds more than `recordsMax` records — and deletion stops at
  * the first segment no bound condemns, so the log stays a contiguous range of offsets.
+ *
+ * Ages are measured on an AgeClock, not on the wall clock (docs/RELIABILITY.md, "Wall-clock steps").
  */
+import type { Clock } from '../platform/clock.js';
 import type { RetentionPolicy } from './types.js';
 
 export interface RetentionCandidate {
   sizeBytes: number;
   recordCount: number;
+  /** The newest record's timestamp, on the log's AgeClock. */
   maxTimestampMs: number;
 }
 
@@ -32,4 +36,36 @@ export function selectRetentionVictims(segments: readonly RetentionCandidate[], 
     victims++;
   }
   return victims;
+}
+
+/**
+ * The clock segment ages (retention by age, rolling by age) are measured on while a log is open:
+ * it reads as the wall clock did when the log opened, then advances with the monotonic clock. A
+ * record's wall-clock timestamp is translated when its batch is written, by the difference of the
+ * two clocks at that moment. So a wall-clock step while the log is open moves no age: a forward
+ * step deletes nothing early, and a backward one keeps nothing longer.
+ *
+ * Before the log opened, the wall clock is the only reference: a segment's age is its newest
+ * timestamp's age by the wall clock at open. A timestamp ahead of the clock (it was stepped back
+ * since, or a record was given a future time) counts as "now", so that however far the clock went
+ * back, a segment is kept at most `ageMs` longer, never indefinitely.
+ */
+export class AgeClock {
+  private readonly wallAtOpenMs: number;
+  private readonly monoAtOpenMs: number;
+
+  constructor(private readonly clock: Clock) {
+    this.wallAtOpenMs = clock.nowMs();
+    this.monoAtOpenMs = clock.monotonicMs();
+  }
+
+  nowMs(): number {
+    return this.wallAtOpenMs + (this.clock.monotonicMs() - this.monoAtOpenMs);
+  }
+
+  /** A wall-clock timestamp of a record written just now, on this clock (never later than now). */
+  fromWall(timestampMs: number): number {
+    const nowMs = this.nowMs();
+    return Math.min(nowMs, timestampMs - (this.clock.nowMs() - nowMs));
+  }
 }

@@ -40,7 +40,7 @@ export class Segment {
   nextOffset: number;
   /** Running max of record timestamps in the segment; -1 when empty. */
   maxTimestampMs: number;
-  /** When the segment started taking records (wall clock); its age for segmentAgeMs. */
+  /** When the segment started taking records, on the log's AgeClock (retention.ts); its age for segmentAgeMs. */
   createdAtMs: number;
   /** Written since the last datasync started: the next sync must cover it. */
   dirty = false;

@@ -3,7 +3,7 @@
  * wall clock (nowMs) jumps by `offsetMs`; the monotonic clock and timers do not move, exactly as
  * on Linux, where a step changes CLOCK_REALTIME and leaves CLOCK_MONOTONIC alone.
  */
-import { SystemClock, type Clock, type TimerHandle } from '../../src/platform/clock.js';
+import { SystemClock, type BootTime, type Clock, type TimerHandle } from '../../src/platform/clock.js';
 
 /** The broker fixture reads its wall-clock offset (ms) from the file this names. */
 export const CLOCK_FILE_ENV = 'FERRY_CHAOS_CLOCK_FILE';
@@ -24,5 +24,10 @@ export class JumpClock implements Clock {
 
   schedule(delayMs: number, callback: () => void): TimerHandle {
     return this.inner.schedule(delayMs, callback);
+  }
+
+  /** The machine's own monotonic clock is not stepped either. */
+  bootTime(): BootTime | null {
+    return this.inner.bootTime?.() ?? null;
   }
 }

@@ -88,3 +88,20 @@ test('sim-clock - advanceAndSettle lets awaited work finish between timers', asy
   assert.deepEqual(events, ['async work of t10 done at 10', 't20 at 20']);
   assert.equal(clock.monotonicMs(), 25);
 });
+
+test('sim-clock - the boot clock carries on into the next process, and starts again at a reboot', () => {
+  const clock = new SimClock();
+  const boot = clock.bootTime()!;
+  clock.advance(1000);
+  clock.jumpWallClock(-60_000);
+  assert.equal(clock.bootTime()!.monotonicMs, boot.monotonicMs + 1000, 'a wall-clock step does not move it');
+  const next = clock.nextProcess({ downMs: 500 });
+  assert.equal(next.monotonicMs(), 0, 'a new process has its own monotonic clock');
+  assert.equal(next.nowMs(), clock.nowMs() + 500);
+  assert.deepEqual(next.bootTime(), { bootId: boot.bootId, monotonicMs: boot.monotonicMs + 1500 });
+  const rebooted = next.nextProcess({ reboot: true });
+  assert.notEqual(rebooted.bootTime()!.bootId, boot.bootId);
+  assert.equal(rebooted.bootTime()!.monotonicMs, 0);
+  assert.notEqual(new SimClock().bootTime()!.bootId, boot.bootId, 'another clock is another machine');
+  assert.equal(new SimClock(undefined, { bootId: null }).bootTime(), null);
+});

@@ -2,9 +2,14 @@
  * A Clock whose time moves only when a test says so. Timers run on monotonic time; the wall clock
  * is monotonic time plus an offset that `jumpWallClock` changes, so a test can make `nowMs()` jump
  * (NTP step, VM resume) while durations measured with `monotonicMs()` stay honest.
+ *
+ * It also simulates the machine under the process (`bootTime`): a boot id and a monotonic clock
+ * since boot that, unlike the process's own, carries on into the next process (`nextProcess`) and
+ * starts again at a reboot. A `new SimClock()` is a new boot, so independent clocks never look
+ * like one machine.
  */
 import assert from 'node:assert/strict';
-import type { Clock, TimerHandle } from '../../src/platform/clock.js';
+import type { BootTime, Clock, TimerHandle } from '../../src/platform/clock.js';
 
 /** An arbitrary but fixed start (2024-01-01T00:00:00Z) so that timestamps in failures are readable. */
 export const SIM_EPOCH_MS = Date.UTC(2024, 0, 1);
@@ -15,6 +20,17 @@ export const SIM_EPOCH_MS = Date.UTC(2024, 0, 1);
  * defers with setImmediate.
  */
 const SETTLE_TURNS = 4;
+/** How long a simulated machine has been up when its first clock is made: not 0, so that boot and process monotonic times differ in tests. */
+const SIM_UPTIME_AT_START_MS = 3_600_000;
+
+let bootsMade = 0;
+
+export interface SimBootOptions {
+  /** The boot's id; null simulates a platform that has none (no /proc). Default: a new boot. */
+  bootId?: string | null;
+  /** The boot's monotonic clock when this process starts. */
+  bootMonotonicMs?: number;
+}
 
 interface Timer {
   dueMs: number;
@@ -30,9 +46,14 @@ export class SimClock implements Clock {
   private seqNext = 0;
   /** Pending timers, kept sorted by (dueMs, seq); tests hold few timers so an array is enough. */
   private timers: Timer[] = [];
+  private readonly bootId: string | null;
+  /** Boot monotonic minus process monotonic time. */
+  private readonly bootOffsetMs: number;
 
-  constructor(startWallMs: number = SIM_EPOCH_MS) {
+  constructor(startWallMs: number = SIM_EPOCH_MS, boot: SimBootOptions = {}) {
     this.wallOffsetMs = startWallMs;
+    this.bootId = boot.bootId === undefined ? `sim-boot-${++bootsMade}` : boot.bootId;
+    this.bootOffsetMs = boot.bootMonotonicMs ?? SIM_UPTIME_AT_START_MS;
   }
 
   nowMs(): number {
@@ -57,6 +78,23 @@ export class SimClock implements Clock {
         if (index !== -1) this.timers.splice(index, 1);
       },
     };
+  }
+
+  bootTime(): BootTime | null {
+    return this.bootId === null ? null : { bootId: this.bootId, monotonicMs: this.bootOffsetMs + this.monoMs };
+  }
+
+  /**
+   * The clock of a process started on the same machine `downMs` after this one's present (its wall
+   * clock and boot carry on; its own monotonic clock starts at 0, with no timers). With `reboot`,
+   * the machine rebooted meanwhile: a new boot id and a boot monotonic clock starting from 0.
+   */
+  nextProcess(options: { downMs?: number; reboot?: boolean } = {}): SimClock {
+    const downMs = options.downMs ?? 0;
+    assert.ok(downMs >= 0, 'time only moves forward');
+    const bootId = this.bootId === null ? null : options.reboot ? `sim-boot-${++bootsMade}` : this.bootId;
+    const bootMonotonicMs = options.reboot ? 0 : this.bootOffsetMs + this.monoMs + downMs;
+    return new SimClock(this.nowMs() + downMs, { bootId, bootMonotonicMs });
   }
 
   /** Timers scheduled and neither fired nor cancelled. */

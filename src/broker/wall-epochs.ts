@@ -1,0 +1,272 @@
+/**
+ * What the delay store keeps on disk about the wall clock, so that a restart on the same boot can
+ * tell how far the wall clock stepped while its delayed messages waited.
+ *
+ * A due time on disk is a wall-clock time, written in the wall clock of its publish. On Linux the
+ * machine's monotonic clock (CLOCK_MONOTONIC: since boot, shared by every process, never stepped)
+ * links two processes of one boot: wall minus boot-monotonic time stays the same until the wall
+ * clock steps. So this file records, for ranges of delay-log offsets ("epochs"), that difference at
+ * their publish. A message due at D, published when the difference was V, is due when the boot's
+ * monotonic clock reads D - V; a restarted store whose difference is now V' releases it as if due
+ * at D + (V' - V) by its own wall clock: the step since is undone, in either direction.
+ *
+ * An epoch starts at the first message whose difference does not fit its predecessor's (a step;
+ * see the tolerances below), and is durable before the add that brings it appends anything, so no
+ * stored message can be read in the wrong epoch after a crash. A message's difference is that of
+ * the wall clock its due time was computed with: for a `delayMs` publish, the clock when the broker
+ * received it (which may have stepped before the add). The file is rewritten when an epoch starts
+ * (a step, or a publish that waited unusually long before its add) and at open after a reboot,
+ * not per message. Without a boot reading (no /proc, another OS) or after a reboot, the wall clock
+ * is the only reference, as before.
+ *
+ * Layout: <delay dir>/clock.json = { version, bootId, bootMonotonicMs, epochs: [[fromOffset, wallMinusBootMs], ...] }.
+ */
+import { join } from 'node:path';
+import type { BootTime, Clock } from '../platform/clock.js';
+import type { FileSystem } from '../platform/fs.js';
+import type { Logger } from '../platform/logger.js';
+import { writeFileAtomic } from '../platform/atomic-write.js';
+import { FerryError } from '../protocol/errors.js';
+
+const EPOCHS_FILE = 'clock.json';
+const EPOCHS_VERSION = 1;
+/**
+ * A message fits the current epoch when its difference is at most this much below the epoch's:
+ * Date.now() has a resolution of 1 ms and the two clocks are read one after the other. A lower one
+ * starts an epoch (in it, the message would be released early after a restart); so a message may
+ * be released this much early, no more.
+ */
+export const EPOCH_EARLY_TOLERANCE_MS = 2;
+/**
+ * ... and at most this much above it. A message's difference is measured when it is added, against
+ * the wall clock its due time was computed with: for a `delayMs` publish that was a moment earlier
+ * (the publish waited in queues meanwhile), which makes the difference lower by that wait. Counting
+ * it as the epoch's lower difference releases it later, never earlier; a new epoch for every change
+ * of that wait would rewrite the file at almost every add. So after a restart a message may come up
+ * to this much late (and a forward step smaller than it is not noticed: late, not early).
+ */
+export const EPOCH_LATE_TOLERANCE_MS = 1000;
+/**
+ * Epochs kept at most: one per wall-clock step while some delayed message waits. Past it the two
+ * oldest are merged, keeping the smaller difference, which releases their messages later, never
+ * earlier.
+ */
+export const EPOCHS_MAX = 1000;
+
+interface Epoch {
+  /** First delay-log offset of the epoch; it lasts until the next epoch's. */
+  fromOffset: number;
+  /** Wall-clock minus boot-monotonic time when its messages were published. */
+  wallMinusBootMs: number;
+}
+
+interface EpochsFile {
+  version: number;
+  bootId: string;
+  /** The boot's monotonic clock when the file was written: a later reading on this boot is not lower. */
+  bootMonotonicMs: number;
+  epochs: Array<[number, number]>;
+}
+
+/** Messages stored before open whose release must move: offsets first..last, by `shiftMs` (delay-store terms). */
+export interface RestoredShift {
+  first: number;
+  last: number;
+  /** Difference at their publish minus the difference at open: positive means "due earlier than its due time says now". */
+  shiftMs: number;
+}
+
+export interface WallEpochsOptions {
+  fs: FileSystem;
+  dir: string;
+  clock: Clock;
+  logger: Logger;
+  topic: string;
+  /** The delay log's first offset and next offset at open. */
+  startOffset: number;
+  nextOffset: number;
+}
+
+export class WallEpochs {
+  /** The epochs still needed, ascending by offset; the last one is current. */
+  private epochs: Epoch[];
+  /** Changes of the epochs (and their file writes), one at a time. */
+  private changes: Promise<void> = Promise.resolve();
+  /** A write failed: the file may not match `epochs` until the next write succeeds. */
+  private unsure = false;
+
+  private constructor(
+    private readonly options: WallEpochsOptions,
+    private readonly bootId: string | null,
+    epochs: Epoch[],
+    /** Release shifts of the messages stored before open (empty after a reboot or without boot time). */
+    readonly restored: RestoredShift[],
+  ) {
+    this.epochs = epochs;
+  }
+
+  static async open(options: WallEpochsOptions): Promise<WallEpochs> {
+    const { fs, clock, logger, topic } = options;
+    const path = join(options.dir, EPOCHS_FILE);
+    // Boot time first, then the wall clock: a delay between them makes the difference larger, and
+    // the shifts below smaller, which releases later rather than earlier.
+    const boot = clock.bootTime?.() ?? null;
+    const wallMs = clock.nowMs();
+    if (boot === null) {
+      // Epochs written on some earlier run would not describe what is appended from now on.
+      if ((await fs.stat(path)) !== null) await fs.unlink(path);
+      logger.info('broker.delay.clock_reference', { topic, reference: 'wall clock', reason: 'no boot time' });
+      return new WallEpochs(options, null, [], []);
+    }
+    const nowDiffMs = wallMs - boot.monotonicMs;
+    const saved = await readEpochs(fs, path, logger, topic);
+    let epochs: Epoch[] = [];
+    let reason = 'first run';
+    if (saved !== null && saved.bootId !== boot.bootId) reason = 'reboot';
+    else if (saved !== null && saved.bootMonotonicMs > boot.monotonicMs) reason = 'boot clock went back';
+    else if (saved !== null) {
+      reason = 'same boot';
+      // Epochs at or past the log's end are of records a crash took back: their offsets are reused.
+      epochs = saved.epochs.map(([fromOffset, wallMinusBootMs]) => ({ fromOffset, wallMinusBootMs })).filter((epoch) => epoch.fromOffset < options.nextOffset);
+    }
+    const restored: RestoredShift[] = [];
+    epochs.forEach((epoch, index) => {
+      const first = Math.max(epoch.fromOffset, options.startOffset);
+      const last = (epochs[index + 1]?.fromOffset ?? options.nextOffset) - 1;
+      if (first <= last) restored.push({ first, last, shiftMs: epoch.wallMinusBootMs - nowDiffMs });
+    });
+    const stepMsMax = restored.reduce((max, shift) => Math.max(max, Math.abs(shift.shiftMs)), 0);
+    logger.info('broker.delay.clock_reference', { topic, reference: reason === 'same boot' ? 'boot clock' : 'wall clock', reason, epochs: epochs.length, stepMsMax });
+    const store = new WallEpochs(options, boot.bootId, epochs, restored);
+    // The epoch of what this process appends, unless the last one already is.
+    await store.extend(options.nextOffset, [wallMs]);
+    return store;
+  }
+
+  /**
+   * Whether messages appended now fall in the current (last) epoch: given, for each, what the wall
+   * clock reads now in the terms of its due time (due time minus remaining delay). When it does,
+   * wherever their records land (after every record already appended), they are read right. When
+   * not, the caller must `extend` at the exact offset they will take.
+   */
+  inCurrent(wallNowMs: readonly number[]): boolean {
+    if (this.bootId === null) return true;
+    if (this.unsure) return false;
+    const current = this.epochs.at(-1);
+    const boot = this.bootNow();
+    if (current === undefined || boot === null) return boot === null;
+    return wallNowMs.every((wallMs) => fits(wallMs - boot.monotonicMs, current));
+  }
+
+  /**
+   * Makes the epochs of messages about to be appended at nextOffset, nextOffset + 1, ... (no other
+   * record may be pending or come first) durable: epochs from nextOffset on are replaced (nothing is
+   * stored there; a failed append gave those offsets back), and one starts at each message whose
+   * difference is not its predecessor's. Rejects, with the epochs unsure, if it cannot be written.
+   */
+  extend(nextOffset: number, wallNowMs: readonly number[]): Promise<void> {
+    return this.serially(() => this.extendNow(nextOffset, wallNowMs));
+  }
+
+  private async extendNow(nextOffset: number, wallNowMs: readonly number[]): Promise<void> {
+    if (this.bootId === null) return;
+    const boot = this.bootNow();
+    if (boot === null) return;
+    const epochs = this.epochs.filter((epoch) => epoch.fromOffset < nextOffset);
+    let changed = this.unsure || epochs.length !== this.epochs.length;
+    wallNowMs.forEach((wallMs, index) => {
+      const diffMs = wallMs - boot.monotonicMs;
+      const current = epochs.at(-1);
+      if (current !== undefined && fits(diffMs, current)) return;
+      this.options.logger.info('broker.delay.clock_epoch', { topic: this.options.topic, fromOffset: nextOffset + index, stepMs: current === undefined ? null : diffMs - current.wallMinusBootMs });
+      epochs.push({ fromOffset: nextOffset + index, wallMinusBootMs: diffMs });
+      changed = true;
+    });
+    if (!changed) return;
+    while (epochs.length > EPOCHS_MAX) {
+      const [oldest, next] = epochs.splice(0, 2) as [Epoch, Epoch];
+      epochs.unshift({ fromOffset: oldest.fromOffset, wallMinusBootMs: Math.min(oldest.wallMinusBootMs, next.wallMinusBootMs) });
+      this.options.logger.warn('broker.delay.clock_epochs_full', { topic: this.options.topic });
+    }
+    this.epochs = epochs;
+    await this.write(boot.monotonicMs);
+  }
+
+  /** Whether every message about to be appended at nextOffset, ... falls in the epoch that covers its offset. */
+  covers(nextOffset: number, wallNowMs: readonly number[]): boolean {
+    if (this.bootId === null) return true;
+    if (this.unsure) return false;
+    const boot = this.bootNow();
+    if (boot === null) return true;
+    return wallNowMs.every((wallMs, index) => {
+      const offset = nextOffset + index;
+      let epoch: Epoch | undefined;
+      for (let at = this.epochs.length - 1; at >= 0 && epoch === undefined; at--) if (this.epochs[at]!.fromOffset <= offset) epoch = this.epochs[at];
+      return epoch !== undefined && fits(wallMs - boot.monotonicMs, epoch);
+    });
+  }
+
+  /** Forgets the epochs whose every message is moved (all their offsets are below `pendingFrom`). */
+  prune(pendingFrom: number): Promise<void> {
+    return this.serially(() => this.pruneNow(pendingFrom));
+  }
+
+  private async pruneNow(pendingFrom: number): Promise<void> {
+    if (this.bootId === null) return;
+    let drop = 0;
+    while (drop < this.epochs.length - 1 && this.epochs[drop + 1]!.fromOffset <= pendingFrom) drop++;
+    const boot = this.bootNow();
+    if (drop === 0 || boot === null) return;
+    this.epochs = this.epochs.slice(drop);
+    await this.write(boot.monotonicMs);
+  }
+
+  private serially(task: () => Promise<void>): Promise<void> {
+    const run = this.changes.then(task);
+    this.changes = run.catch(() => undefined);
+    return run;
+  }
+
+  private bootNow(): BootTime | null {
+    return this.options.clock.bootTime?.() ?? null;
+  }
+
+  /** Writes the epochs as they are now; a failure leaves them unsure and is a FerryError. */
+  private write(bootMonotonicMs: number): Promise<void> {
+    const file: EpochsFile = {
+      version: EPOCHS_VERSION,
+      bootId: this.bootId!,
+      bootMonotonicMs,
+      epochs: this.epochs.map((epoch) => [epoch.fromOffset, epoch.wallMinusBootMs]),
+    };
+    const path = join(this.options.dir, EPOCHS_FILE);
+    return writeFileAtomic(this.options.fs, path, Buffer.from(JSON.stringify(file))).then(
+      () => {
+        this.unsure = false;
+      },
+      (error: unknown) => {
+        this.unsure = true;
+        const code = (error as NodeJS.ErrnoException | null)?.code;
+        throw new FerryError(code === 'ENOSPC' || code === 'EDQUOT' ? 'DISK_FULL' : 'STORAGE_FAILED', `${path}: ${(error as Error)?.message ?? String(error)}`, { cause: error });
+      },
+    );
+  }
+}
+
+/** Whether a message with this difference is read right enough in `epoch` (see the tolerances). */
+function fits(diffMs: number, epoch: Epoch): boolean {
+  return diffMs >= epoch.wallMinusBootMs - EPOCH_EARLY_TOLERANCE_MS && diffMs <= epoch.wallMinusBootMs + EPOCH_LATE_TOLERANCE_MS;
+}
+
+async function readEpochs(fs: FileSystem, path: string, logger: Logger, topic: string): Promise<EpochsFile | null> {
+  if ((await fs.stat(path)) === null) return null;
+  try {
+    const file = JSON.parse((await fs.readFile(path)).toString('utf8')) as EpochsFile;
+    if (file.version === EPOCHS_VERSION && typeof file.bootId === 'string' && Array.isArray(file.epochs)) return file;
+    logger.warn('broker.delay.clock_file_unknown', { topic, path, version: file.version });
+  } catch (error) {
+    // Written atomically, so this is damage from outside: the wall clock is still a reference.
+    logger.warn('broker.delay.clock_file_unreadable', { topic, path, error });
+  }
+  return null;
+}
