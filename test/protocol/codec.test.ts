@@ -54,6 +54,8 @@ function single(encode: (w: FrameWriter) => void, type: number): PayloadReader {
 
 const u32 = fc.integer({ min: 0, max: 0xffff_ffff });
 const u64 = fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER });
+/** A synced offset is sent plus one (it is -1 when nothing is synced), so it stays one below the u64 limit. */
+const syncedOffsetArb = fc.integer({ min: -1, max: Number.MAX_SAFE_INTEGER - 1 });
 const name = fc.string({ minLength: 1, maxLength: 40 });
 const bytes = fc.uint8Array({ maxLength: 200 }).map((a) => Buffer.from(a));
 const headers = fc.array(fc.tuple(fc.string({ maxLength: 20 }), fc.string({ maxLength: 50 })), { maxLength: 5 });
@@ -64,7 +66,7 @@ const codes = Object.keys(ERROR_CODES) as ErrorCode[];
 const topicInfo: fc.Arbitrary<WireTopicInfo> = fc.record({
   name,
   config: fc.record({ partitions: u32, durability, syncIntervalMs: u32, retention, segmentBytes: u64 }, { noNullPrototype: true }),
-  partitions: fc.array(fc.record({ partition: u32, startOffset: u64, nextOffset: u64, syncedOffset: u64, segments: u32, bytes: u64 }, { noNullPrototype: true }), { maxLength: 4 }),
+  partitions: fc.array(fc.record({ partition: u32, startOffset: u64, nextOffset: u64, syncedOffset: syncedOffsetArb, segments: u32, bytes: u64 }, { noNullPrototype: true }), { maxLength: 4 }),
   groups: fc.array(name, { maxLength: 4 }),
 }, { noNullPrototype: true });
 
