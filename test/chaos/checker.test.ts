@@ -124,6 +124,15 @@ test('checker - a confirmed message missing from the final scan fails in always 
   assert.match(result.failures.join(), /missing from the log/);
 });
 
+test('checker - below where the final scan found the log starting, a settled message was removed by retention, not missing; an unsettled one is lost', () => {
+  const story = new Story().start(0).publish(10, 0, 0).publish(11, 1, 1).publish(12, 2, 2).deliver(20, 0, 0).ack(21, 0, 0);
+  story.events.push({ k: 'ls', t: 99_000, part: 0, off: 2 });
+  const result = story.scan(100_000, 2, 2).deliver(100_001, 2, 2).ack(100_002, 2, 2).check();
+  assert.equal(result.missingFromLog, 0, 'offset 0 was acked, then removed by retention');
+  assert.equal(result.lost, 1, 'offset 1 was removed before anyone took it');
+  assert.match(result.failures.join(), /lost/);
+});
+
 test('checker - a delivery of a message never attempted is unexpected', () => {
   const story = new Story().start(0).clean(10, 0).deliver(20, 7, 1, { p: 'p9' });
   story.events.push({ k: 'd', t: 30, kind: 'group', c: 'c0', sub: 1, g: 0, part: 0, off: 2, dc: 1, bad: 'not JSON' });

@@ -4,7 +4,8 @@
  *
  * - lost: confirmed, and by the end of the final drain neither acknowledged (an ack sent on the
  *   connection that received it) nor dead-lettered. Split by whether it was ever delivered.
- * - missingFromLog: confirmed, and absent from the final scan of the topic (only with a scan).
+ * - missingFromLog: confirmed, and absent from the final scan of the topic (only with a scan), other
+ *   than below where the scan found the log starting (retention removed those).
  *   In `interval`/`never` mode a confirmed message may be lost at a power loss if it was confirmed
  *   within the loss window before the kill (`interval`: max(syncIntervalMs, longest fdatasync) +
  *   longest fdatasync + SYNC_TIMER_LATENESS_MS_MAX, as docs/STORAGE.md states it; `never`: any
@@ -212,6 +213,8 @@ export function check(events: readonly HistoryEvent[], options: CheckOptions): C
   const pauses: Array<{ from: number; to: number }> = [];
   const disruptionsOf = new Map<string, Timeline>(); // consumer → its reconnects, kills, settle errors
   const barriers = new Map<string, number>(); // c#sub#g → time of an ok barrier
+  /** Per partition, where the final scan found the log starting (retention removed what is below). */
+  const logStarts = new Map<number, number>();
   let releaseT = Infinity;
 
   const disruptions = (consumer: string): Timeline => {
@@ -337,6 +340,9 @@ export function check(events: readonly HistoryEvent[], options: CheckOptions): C
       case 'ph':
         if (event.name === 'release') releaseT = Math.min(releaseT, event.t);
         break;
+      case 'ls':
+        logStarts.set(event.part, event.off);
+        break;
       default:
         break;
     }
@@ -403,7 +409,10 @@ export function check(events: readonly HistoryEvent[], options: CheckOptions): C
     let epochList = confirmedByEpoch.get(epochKey);
     if (epochList === undefined) confirmedByEpoch.set(epochKey, (epochList = []));
     epochList.push(message);
-    const inLog = !options.scanned || message.scanned.length > 0;
+    // Below the log's start at the scan, retention removed it: absent from the scan, not missing
+    // (unsettled, it is still lost: deleted before anyone took it).
+    const retained = message.confirmOff >= 0 && message.confirmOff < (logStarts.get(message.confirmPart) ?? 0);
+    const inLog = !options.scanned || message.scanned.length > 0 || retained;
     if (settled && inLog) continue;
     // Gone at a power loss is allowed in interval/never mode, within the window and as a suffix.
     const loss = options.durability === 'always' ? undefined : powerLossEnding(message.confirmT);

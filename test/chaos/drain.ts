@@ -160,6 +160,7 @@ async function scanToEnd(
   const info = await client.describeTopic(topic);
   const remaining = new Map<number, number>(); // partition → last offset still to see
   for (const partition of info.partitions) {
+    if (kind === 'scan') history.record({ k: 'ls', t: performance.now(), part: partition.partition, off: partition.startOffset });
     if (partition.nextOffset > partition.startOffset) remaining.set(partition.partition, partition.nextOffset - 1);
   }
   let count = 0;

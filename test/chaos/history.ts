@@ -70,7 +70,9 @@ export type HistoryEvent =
   /** Harness: a phase boundary (e.g. 'drain', 'release', 'disk-full', 'space-back'). */
   | { k: 'ph'; t: number; name: string }
   /** Harness: resource sample of the broker process. */
-  | { k: 'm'; t: number; rssBytes: number; openFiles: number; diskBytes: number };
+  | { k: 'm'; t: number; rssBytes: number; openFiles: number; diskBytes: number }
+  /** The final scan found partition `part` starting at offset `off`: retention removed what was below. */
+  | { k: 'ls'; t: number; part: number; off: number };
 
 export type EventOf<K extends HistoryEvent['k']> = Extract<HistoryEvent, { k: K }>;
 
