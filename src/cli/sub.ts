@@ -35,11 +35,18 @@ export async function sub(args: string[]): Promise<number> {
   const count = parsePositiveInt('count', values.count);
   const from = parseFrom(values.from);
   const client = await connect(await connectOptions(values));
-  const subscription = await client.subscribe(topic, {
-    ...(values.group === undefined ? {} : { group: values.group }),
-    ...(from === undefined ? {} : { from }),
-    prefetch: count === undefined ? 256 : Math.max(1, Math.min(count, 256)),
-  });
+  let subscription;
+  try {
+    subscription = await client.subscribe(topic, {
+      ...(values.group === undefined ? {} : { group: values.group }),
+      ...(from === undefined ? {} : { from }),
+      prefetch: count === undefined ? 256 : Math.max(1, Math.min(count, 256)),
+    });
+  } catch (error) {
+    // An open connection keeps the process alive: a refused subscribe (unknown topic) must end it.
+    await client.close();
+    throw error;
+  }
   const stop = (): void => void subscription.close();
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);

@@ -82,6 +82,10 @@ test('cli - FERRY_URL names the broker; errors are clear with non-zero exit code
     const unknown = await ferry(['pub', 'missing', 'x', '--port', port]);
     assert.equal(unknown.code, 1);
     assert.match(unknown.stderr, /UNKNOWN_TOPIC/);
+    // It used to hang with its connection open until the harness killed it (no exit code 1).
+    const unknownSub = await ferry(['sub', 'missing', '--port', port]);
+    assert.equal(unknownSub.code, 1, 'sub of an unknown topic exits');
+    assert.match(unknownSub.stderr, /UNKNOWN_TOPIC/);
   });
   const refused = await ferry(['topics', 'list', '--port', '1']);
   assert.equal(refused.code, 1);
