@@ -18,19 +18,16 @@
  * Prints a markdown section, writes bench/results/<date>-delivery-<commit>.json, and with
  * --write-docs replaces the "## Reliable delivery" section of docs/BENCHMARKS.md.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, release, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { connect, type FerryClient } from '../src/client/index.js';
 import { LOOPBACK_HOST, ProcessRegistry, type ServerProcess } from './processes.js';
 import { summarizeLatencies } from './stats.js';
+import { currentCommit, ensureBuilt, REPO_ROOT } from './checkout.js';
 
-const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
 const LAUNCHER = join(REPO_ROOT, 'bin', 'ferry.js');
-const BUILT_CLI = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
 const RESULTS_DIR = join(REPO_ROOT, 'bench', 'results');
 const DOCS_FILE = join(REPO_ROOT, 'docs', 'BENCHMARKS.md');
 const DOCS_HEADING = '## Reliable delivery';
@@ -259,40 +256,6 @@ async function delayed(processes: ProcessRegistry, scale: Scale): Promise<NonNul
 
 // ---- build check, report, docs ------------------------------------------------------------------
 
-function newestSourceMs(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) newest = Math.max(newest, newestSourceMs(path));
-    else if (entry.name.endsWith('.ts')) newest = Math.max(newest, statSync(path).mtimeMs);
-  }
-  return newest;
-}
-
-function ensureBuilt(build: boolean): void {
-  const fresh = existsSync(BUILT_CLI) && statSync(BUILT_CLI).mtimeMs >= newestSourceMs(join(REPO_ROOT, 'src'));
-  if (fresh) return;
-  if (!build) {
-    if (!existsSync(BUILT_CLI)) throw new Error(`--no-build, but ${BUILT_CLI} is missing: run npm run build`);
-    progress('warning: dist/ is older than src/ (--no-build)');
-    return;
-  }
-  progress('dist/ is older than src/, running npm run build');
-  const result = spawnSync('npm', ['run', 'build'], { cwd: REPO_ROOT, encoding: 'utf8' });
-  if (result.status !== 0) throw new Error(`npm run build failed:\n${result.stdout}${result.stderr}`);
-}
-
-function commit(): string {
-  const git = (args: string[]): string =>
-    execFileSync('git', args, { cwd: REPO_ROOT, encoding: 'utf8', env: { ...process.env, GIT_OPTIONAL_LOCKS: '0' } }).trim();
-  try {
-    const head = git(['rev-parse', '--short', 'HEAD']);
-    return git(['status', '--porcelain', '--untracked-files=no']) === '' ? head : `${head}-dirty`;
-  } catch {
-    return 'unknown';
-  }
-}
-
 function machineLine(): string {
   return (
     `${availableParallelism()} cores (${cpus()[0]?.model.trim() ?? 'unknown'}), ${(totalmem() / 1024 ** 3).toFixed(1)} GiB memory, ` +
@@ -372,7 +335,7 @@ async function main(): Promise<void> {
   const parts = values.only === undefined ? ['redelivery', 'delayed'] : values.only.split(',').map((part) => part.trim());
   for (const part of parts) if (part !== 'redelivery' && part !== 'delayed') throw new Error(`--only: unknown part '${part}' (redelivery, delayed)`);
   const scale = values.quick ? QUICK : FULL;
-  ensureBuilt(!values['no-build']);
+  ensureBuilt(!values['no-build'], progress);
   const processes = new ProcessRegistry();
   const onSignal = (): void => {
     processes.killAllNow();
@@ -381,7 +344,7 @@ async function main(): Promise<void> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   const startedAt = new Date().toISOString();
-  const head = commit();
+  const head = currentCommit();
   const results: Results = {};
   try {
     if (parts.includes('redelivery')) results.redelivery = await redelivery(processes, scale);

@@ -17,17 +17,17 @@
  * data dir, on loopback. Prints markdown, writes bench/results/grpc-<date>-<commit>.json, and with
  * --write-docs rewrites the "## gRPC and HTTP" section of docs/BENCHMARKS.md.
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { credentials, Metadata, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import { connect, type FerryClient } from '../src/client/index.js';
 import { ConsumeRequest, MessageServiceClient, type ConsumeResponse, type PublishMessage } from '../test/grpc/generated/ferry/v1/messages.js';
 import { Durability, TopicServiceClient } from '../test/grpc/generated/ferry/v1/topics.js';
 import { freePort, LOOPBACK_HOST, ProcessRegistry, type ServerProcess } from './processes.js';
+import { currentCommit, ensureBuilt, REPO_ROOT } from './checkout.js';
 import {
   FULL_SCALE,
   PAYLOAD_BYTES,
@@ -42,9 +42,7 @@ import {
   type ThroughputResult,
 } from './workloads.js';
 
-const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
 const LAUNCHER = join(REPO_ROOT, 'bin', 'ferry.js');
-const BUILT_CLI = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
 const RESULTS_DIR = join(REPO_ROOT, 'bench', 'results');
 const DOCS_FILE = join(REPO_ROOT, 'docs', 'BENCHMARKS.md');
 const DOCS_SECTION_HEADING = '## gRPC and HTTP';
@@ -534,43 +532,10 @@ function parseOptions(argv: string[]): Options {
   return { quick: values.quick, wrkSeconds, wrk: !values['no-wrk'], workloads: !values['no-workloads'], build: !values['no-build'], writeDocs: values['write-docs'] };
 }
 
-function newestSourceMs(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) newest = Math.max(newest, newestSourceMs(path));
-    else if (entry.name.endsWith('.ts')) newest = Math.max(newest, statSync(path).mtimeMs);
-  }
-  return newest;
-}
-
-/** The brokers run from dist/: rebuild it when any file in src/ is newer. */
-function ensureBuilt(build: boolean): void {
-  const fresh = existsSync(BUILT_CLI) && statSync(BUILT_CLI).mtimeMs >= newestSourceMs(join(REPO_ROOT, 'src'));
-  if (fresh) return;
-  if (!build) {
-    if (!existsSync(BUILT_CLI)) throw new Error(`--no-build, but ${BUILT_CLI} is missing: run npm run build`);
-    return;
-  }
-  process.stderr.write('bench: dist/ is older than src/, running npm run build\n');
-  const result = spawnSync('npm', ['run', 'build'], { cwd: REPO_ROOT, encoding: 'utf8' });
-  if (result.status !== 0) throw new Error(`npm run build failed:\n${result.stdout}${result.stderr}`);
-}
-
-function commit(): string {
-  try {
-    const git = (args: string[]): string => execFileSync('git', args, { cwd: REPO_ROOT, encoding: 'utf8', env: { ...process.env, GIT_OPTIONAL_LOCKS: '0' } }).trim();
-    const head = git(['rev-parse', '--short', 'HEAD']);
-    return git(['status', '--porcelain', '--untracked-files=no']) === '' ? head : `${head}-dirty`;
-  } catch {
-    return 'unknown';
-  }
-}
-
 async function main(): Promise<number> {
   const options = parseOptions(process.argv.slice(2));
   if (options.wrk && spawnSync('sh', ['-c', 'command -v wrk']).status !== 0) throw new Error('wrk is not installed (apt-get install -y wrk), or pass --no-wrk');
-  ensureBuilt(options.build);
+  ensureBuilt(options.build, (text) => void process.stderr.write(`bench grpc: ${text}\n`));
   const processes = new ProcessRegistry();
   const onSignal = (): void => {
     processes.killAllNow();
@@ -581,7 +546,7 @@ async function main(): Promise<number> {
   const report: Report = {
     command: `node --import tsx bench/grpc.ts ${process.argv.slice(2).join(' ')}`.trim(),
     startedAt: new Date().toISOString(),
-    commit: commit(),
+    commit: currentCommit(),
     machine: {
       cpus: availableParallelism(),
       cpuModel: cpus()[0]?.model.trim() ?? 'unknown',

@@ -10,16 +10,15 @@
  * Prints markdown to stdout (progress to stderr), writes bench/results/<date>-<commit>.json, and
  * with --write-docs rewrites the "## Broker workloads" section of docs/BENCHMARKS.md.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, release, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createFerrySystem } from './peers/ferry.js';
 import { natsSystem } from './peers/nats.js';
 import { redisSystem } from './peers/redis.js';
 import { ProcessRegistry } from './processes.js';
+import { currentCommit, REPO_ROOT } from './checkout.js';
 import {
   docsSection,
   markdownReport,
@@ -41,7 +40,6 @@ import {
   type WorkloadResult,
 } from './workloads.js';
 
-const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
 const RESULTS_DIR = join(REPO_ROOT, 'bench', 'results');
 const DOCS_FILE = join(REPO_ROOT, 'docs', 'BENCHMARKS.md');
 /** More repetitions than this is a mistake on a shared two-core machine, not a wish. */
@@ -95,21 +93,6 @@ function parseOptions(argv: string[]): Options {
     quick: values.quick,
     writeDocs: values['write-docs'],
   };
-}
-
-function git(args: string[]): string {
-  // GIT_OPTIONAL_LOCKS=0: `git status` must not refresh the index of a tree others are editing.
-  return execFileSync('git', args, { cwd: REPO_ROOT, encoding: 'utf8', env: { ...process.env, GIT_OPTIONAL_LOCKS: '0' } }).trim();
-}
-
-function currentCommit(): string {
-  try {
-    const commit = git(['rev-parse', '--short', 'HEAD']);
-    const dirty = git(['status', '--porcelain', '--untracked-files=no']) !== '';
-    return dirty ? `${commit}-dirty` : commit;
-  } catch {
-    return 'unknown';
-  }
 }
 
 function machine(): Machine {

@@ -9,9 +9,10 @@
  * client's documented contract, checked when the module is loaded.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
+import { newestSourceMs, REPO_ROOT } from '../checkout.js';
 import { LOOPBACK_HOST, type ProcessRegistry } from '../processes.js';
 import {
   PREFETCH_MESSAGES,
@@ -22,7 +23,6 @@ import {
   type StartedBroker,
 } from '../workloads.js';
 
-const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SOURCE_DIR = join(REPO_ROOT, 'src');
 const CLIENT_SOURCE = join(SOURCE_DIR, 'client', 'index.ts');
 /** The compiled files the benchmark runs; `npm run build` writes them. */
@@ -63,20 +63,10 @@ export class FerryUnavailableError extends Error {
 
 // ---- Build check -----------------------------------------------------------------------------
 
-function newestMtimeMs(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) newest = Math.max(newest, newestMtimeMs(path));
-    else if (entry.name.endsWith('.ts')) newest = Math.max(newest, statSync(path).mtimeMs);
-  }
-  return newest;
-}
-
 function builtIsFresh(): boolean {
   if (!existsSync(BUILT_CLIENT) || !existsSync(BUILT_CLI)) return false;
   const builtMs = Math.min(statSync(BUILT_CLIENT).mtimeMs, statSync(BUILT_CLI).mtimeMs);
-  return builtMs >= newestMtimeMs(SOURCE_DIR);
+  return builtMs >= newestSourceMs(SOURCE_DIR);
 }
 
 /** Runs `npm run build` unless dist/ is newer than every file in src/ (or `build` is false). */
