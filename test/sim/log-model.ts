@@ -444,13 +444,15 @@ export class LogModel {
       ...(this.config.retention === undefined ? {} : { retention: this.config.retention }),
     };
     let log: Log | null = null;
-    // Each refusal uses up a fault (a queued EIO, or the full disk, which is then freed).
+    // Each refusal uses up a fault (a queued EIO, or the full disk, which is then freed), so the
+    // faults queued before the first attempt (plus the full disk) bound the refusals.
+    const refusalsMax = this.fs.faultsPending() + 1;
     for (let attempt = 0; log === null; attempt++) {
       try {
         log = await Log.open({ ...options, fs: this.fs.session() });
       } catch (error) {
         const expected = (isFerryError(error, 'DISK_FULL') && this.diskFullPossible) || (isFerryError(error, 'STORAGE_FAILED') && this.ioErrorPossible);
-        if (!expected || attempt > this.fs.faultsPending() + 1) throw new Error(`Log.open failed: ${describe(error)}`, { cause: error });
+        if (!expected || attempt >= refusalsMax) throw new Error(`Log.open failed: ${describe(error)}`, { cause: error });
         coverage.opensRetried++;
         this.fs.setCapacity(Infinity);
       }
