@@ -174,6 +174,9 @@ export class ObservedBroker implements BrokerApi {
 class ObservedSubscription implements Subscription {
   readonly reject?: (partition: number, offset: number, reason: string) => Promise<void>;
   readonly touch?: (partition: number, offset: number) => Promise<void>;
+  /** The promise the last ack returned, and how many acks share it. */
+  private ackRun: Promise<void> | null = null;
+  private ackRunCount = { acks: 0 };
 
   constructor(
     private readonly inner: Subscription,
@@ -203,9 +206,24 @@ class ObservedSubscription implements Subscription {
     this.inner.grantCredit(count);
   }
 
-  async ack(partition: number, offset: number): Promise<void> {
-    await this.inner.ack(partition, offset);
-    this.traffic.acked += 1;
+  /**
+   * Acks of one tick share the promise of their journal record (group-store.ts): they are counted
+   * with one reaction per shared promise, not an async wrapper per ack (hot path: one per message).
+   */
+  ack(partition: number, offset: number): Promise<void> {
+    const settled = this.inner.ack(partition, offset);
+    if (settled !== this.ackRun) {
+      this.ackRun = settled;
+      const run = { acks: 0 };
+      this.ackRunCount = run;
+      const traffic = this.traffic;
+      settled.then(
+        () => void (traffic.acked += run.acks),
+        () => undefined, // the caller sees the rejection; failed acks are not counted
+      );
+    }
+    this.ackRunCount.acks += 1;
+    return settled;
   }
 
   async nack(partition: number, offset: number, options?: { delayMs?: number }): Promise<void> {

@@ -38,6 +38,13 @@ interface Waiting {
   record: LogRecord | null;
 }
 
+/** Acks of one tick: they wait for one journal record (`stored`) and settle together (`done`). */
+interface SettleBatch {
+  readonly stored: Promise<void>;
+  readonly done: Promise<void>;
+  readonly settlements: Array<{ partition: GroupPartition; offset: number; deliveries: number; record: LogRecord | null }>;
+}
+
 class GroupPartition {
   /** In delivery order; touch() re-inserts, so deadlines never decrease along the map. */
   readonly inFlight = new Map<number, InFlight>();
@@ -86,6 +93,8 @@ export class Group {
   private heldBytes = 0;
   /** While a reset is being made durable, nothing is delivered (the old state would skip records). */
   private resetting = false;
+  /** Settlements waiting for the journal record of their tick. */
+  private settleBatch: SettleBatch | null = null;
 
   private constructor(private readonly deps: GroupDeps) {
     this.topic = deps.topic;
@@ -390,20 +399,40 @@ export class Group {
     // Until the settlement is durable (and so in the state), the reader must not hand it out again:
     // after a restart a redelivered offset can be ahead of the reader.
     partition.settling.add(offset);
-    return this.deps.store.settle(partitionIndex, offset).then(
+    const stored = this.deps.store.settle(partitionIndex, offset);
+    let batch = this.settleBatch;
+    if (batch === null || batch.stored !== stored) {
+      batch = this.startSettleBatch(stored);
+      this.settleBatch = batch;
+    }
+    batch.settlements.push({ partition, offset, deliveries, record: entry?.record ?? null });
+    return batch.done;
+  }
+
+  /**
+   * The settlements of one tick share one journal record (group-store.ts) and so one promise: one
+   * reaction finishes them all (hot path: an ack per message), and every ack of the tick gets the
+   * same promise back.
+   */
+  private startSettleBatch(stored: Promise<void>): SettleBatch {
+    const settlements: SettleBatch['settlements'] = [];
+    const done = stored.then(
       () => {
-        partition.settling.delete(offset);
+        for (const { partition, offset } of settlements) partition.settling.delete(offset);
       },
       (error: unknown) => {
-        partition.settling.delete(offset);
-        // The ack did not become durable (e.g. disk full): the message is delivered again, after
-        // its backoff (not at once: a full disk would otherwise make a redelivery storm).
-        if (!this.deps.store.state.partitions[partitionIndex]!.acks.isSettled(offset) && !this.closed) {
-          this.scheduleRedelivery(partition, offset, deliveries, backoffDelayMs(this.config.backoffMs, deliveries, this.deps.random), entry?.record ?? null);
+        for (const { partition, offset, deliveries, record } of settlements) {
+          partition.settling.delete(offset);
+          // The ack did not become durable (e.g. disk full): the message is delivered again, after
+          // its backoff (not at once: a full disk would otherwise make a redelivery storm).
+          if (!this.deps.store.state.partitions[partition.index]!.acks.isSettled(offset) && !this.closed) {
+            this.scheduleRedelivery(partition, offset, deliveries, backoffDelayMs(this.config.backoffMs, deliveries, this.deps.random), record);
+          }
         }
         throw error;
       },
     );
+    return { stored, done, settlements };
   }
 
   /** nack: the message goes back for redelivery after its backoff (or `delayMs`). */

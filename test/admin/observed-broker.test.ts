@@ -6,6 +6,7 @@ import { SystemClock } from '../../src/platform/clock.js';
 import { isFerryError } from '../../src/protocol/errors.js';
 import { ADMISSION_CEILINGS, ObservedBroker } from '../../src/admin/observed-broker.js';
 import { Traffic } from '../../src/admin/traffic.js';
+import type { DeliverySink } from '../../src/broker/types.js';
 import { tempDir } from '../helpers.js';
 
 test('observed broker - configured limits refuse what the ceilings would accept, with the usual codes', async () => {
@@ -47,6 +48,40 @@ test('observed broker - at the ceilings nothing is checked here; duplicates are 
     assert.deepEqual([traffic.topic('t').messagesIn, traffic.topic('t').bytesIn], [1, 3]);
     await assert.rejects(observed.publish('t', [{ value: Buffer.from('x'), partition: 5 }]), (error) => isFerryError(error, 'INVALID_ARGUMENT'));
     assert.equal(traffic.topic('t').publishErrors.get('INVALID_ARGUMENT'), 1);
+  } finally {
+    await broker.close();
+  }
+});
+
+test('observed broker - acks are counted once durable, acks of one tick together; a failed ack is not counted', async () => {
+  await using dir = await tempDir();
+  const broker = await Broker.open({ dir: dir.path });
+  try {
+    const traffic = new Traffic();
+    const observed = new ObservedBroker(broker, traffic, new SystemClock(), ADMISSION_CEILINGS);
+    await observed.createTopic('t');
+    await observed.publish('t', Array.from({ length: 5 }, (_, i) => ({ value: Buffer.from(String(i)) })));
+    const delivered: number[] = [];
+    let allDelivered!: () => void;
+    const five = new Promise<void>((resolve) => (allDelivered = resolve));
+    const sink: DeliverySink = {
+      deliver: (delivery) => {
+        delivered.push(delivery.offset);
+        if (delivered.length === 5) allDelivered();
+      },
+      writable: () => true,
+    };
+    const subscription = await observed.subscribe('t', { group: 'g', from: { kind: 'earliest' }, credit: 10 }, sink);
+    await five;
+    const tick = [0, 1, 2].map((offset) => subscription.ack(0, offset));
+    assert.equal(traffic.group('t', 'g').acked, 0, 'not counted before the ack is durable');
+    await Promise.all(tick);
+    assert.equal(traffic.group('t', 'g').acked, 3);
+    await assert.rejects(subscription.ack(0, 99), (error) => isFerryError(error, 'UNKNOWN_DELIVERY'));
+    await subscription.ack(0, 3);
+    await subscription.ack(0, 4);
+    assert.equal(traffic.group('t', 'g').acked, 5);
+    await subscription.close();
   } finally {
     await broker.close();
   }

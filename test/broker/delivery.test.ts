@@ -328,6 +328,28 @@ test('delivery - an ack that cannot be made durable (disk full) fails typed, and
   await broker.close();
 });
 
+test('delivery - acks of one tick share one journal record: when it fails every one of them fails and is delivered again', async () => {
+  const { broker, fs, clock } = await openSimBroker();
+  await broker.createTopic('jobs');
+  await broker.publish('jobs', Array.from({ length: 4 }, (_, i) => ({ value: Buffer.from(String(i)) })));
+  const sink = new RecordingSink();
+  const subscription = await broker.subscribe('jobs', { group: 'w', from: { kind: 'earliest' }, credit: 10 }, sink);
+  await flush();
+  assert.equal(sink.received.length, 4);
+  fs.setCapacity(fs.used);
+  const acks = [0, 1, 2].map((offset) => subscription.ack(0, offset));
+  assert.equal(acks[0], acks[2], 'the acks of a tick wait for one record');
+  for (const ack of acks) await assert.rejects(ack, (error: unknown) => error instanceof FerryError && error.code === 'DISK_FULL');
+  fs.setCapacity(Infinity);
+  await subscription.ack(0, 3);
+  await clock.advanceAndSettle(1200);
+  await flush();
+  assert.deepEqual(values(sink).slice(4).sort(), ['0', '1', '2'], 'each failed ack is delivered again after its backoff');
+  for (const offset of [0, 1, 2]) await subscription.ack(0, offset);
+  assert.equal(broker.describeGroup('jobs', 'w').pending, 0);
+  await broker.close();
+});
+
 test('delivery - a group delivers higher priorities first, oldest first within a level; streams keep offset order', async () => {
   const { broker } = await openSimBroker();
   await broker.createTopic('jobs');

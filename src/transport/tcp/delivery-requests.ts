@@ -99,6 +99,10 @@ export function handleSettle(context: RequestContext, frame: Frame, r: PayloadRe
   if (frame.type !== FRAME_TYPES.TOUCH) sink.acknowledged += count;
   const id = frame.requestId;
   const outcomes: Array<Promise<SettleOutcome>> | null = id === 0 ? null : [];
+  // Without a request id, consecutive entries that share one promise (a group journals the acks of
+  // a tick as one record) get one reaction between them instead of one each.
+  let run: Promise<void> | null = null;
+  let runLength = 0;
   for (let i = 0; i < count; i++) {
     sink.settling++;
     let settled: Promise<void>;
@@ -108,7 +112,13 @@ export function handleSettle(context: RequestContext, frame: Frame, r: PayloadRe
       settled = Promise.reject(error);
     }
     if (outcomes === null) {
-      settled.then(sink.settled, sink.settleFailed);
+      if (settled === run) {
+        runLength++;
+        continue;
+      }
+      if (run !== null) sink.settleAll(run, runLength);
+      run = settled;
+      runLength = 1;
     } else {
       outcomes.push(
         settled.then(
@@ -124,6 +134,7 @@ export function handleSettle(context: RequestContext, frame: Frame, r: PayloadRe
       );
     }
   }
+  if (run !== null) sink.settleAll(run, runLength);
   if (outcomes !== null) context.run(id, Promise.all(outcomes), (results) => encodeSettled(context.writer, id, results));
 }
 

@@ -115,6 +115,22 @@ export class ServerSubscription implements RevocableSink {
     this.owner.settleFailed(this, error);
   };
 
+  /** `count` acks or nacks that share the promise `settled`: each settles (or fails) with it. */
+  settleAll(settled: Promise<void>, count: number): void {
+    if (count === 1) {
+      settled.then(this.settled, this.settleFailed);
+      return;
+    }
+    settled.then(
+      () => {
+        for (let i = 0; i < count; i++) this.settled();
+      },
+      (error: unknown) => {
+        for (let i = 0; i < count; i++) this.settleFailed(error);
+      },
+    );
+  }
+
   /** Resolves once every ack and nack handed to the broker so far has settled. */
   whenSettled(): Promise<void> {
     if (this.settling === 0) return Promise.resolve();
