@@ -143,12 +143,20 @@ function attackAtLowestPriority(): number {
   return getPriority(0);
 }
 
+/**
+ * Set FERRY_ABUSE_CONTROL=1 for the control run: the prober measures a second broker that nobody
+ * attacks, so its p99 ratios show what the attacks cost the machine (shared cores), apart from
+ * what they cost the attacked broker. The assertions stay the same.
+ */
+const CONTROL_RUN = process.env['FERRY_ABUSE_CONTROL'] === '1';
+
 /** Set FERRY_ABUSE_CPU_PROF=<dir> to write a CPU profile of the broker process there (node --cpu-prof). */
 const BROKER_NODE_ARGS = process.env['FERRY_ABUSE_CPU_PROF'] ? ['--cpu-prof', '--cpu-prof-dir', process.env['FERRY_ABUSE_CPU_PROF']] : [];
 
 let dir: TempDir;
 let broker: LineChild;
 let prober: LineChild;
+let controlBroker: LineChild | null = null;
 let port = 0;
 let baselineP99Ms = 0;
 interface Figures {
@@ -299,7 +307,15 @@ before(async () => {
   await admin.createTopic('probe', { durability: 'never' });
   await admin.createTopic('flood', { durability: 'never' });
   await admin.close();
-  prober = LineChild.start('abuse-prober.ts', [String(port), 'prober', PASSWORD, 'probe']);
+  let probePort = port;
+  if (CONTROL_RUN) {
+    controlBroker = LineChild.start('abuse-broker.ts', [JSON.stringify({ ...settings, dir: join(dir.path, 'control-data') })]);
+    probePort = (await controlBroker.next<{ port: number }>()).port;
+    const controlAdmin = await connect({ port: probePort, user: 'root', password: PASSWORD, reconnect: false });
+    await controlAdmin.createTopic('probe', { durability: 'never' });
+    await controlAdmin.close();
+  }
+  prober = LineChild.start('abuse-prober.ts', [String(probePort), 'prober', PASSWORD, 'probe']);
   await prober.next<{ ready: boolean }>();
   assert.equal(attackAtLowestPriority(), osConstants.priority.PRIORITY_LOW, 'the attacker runs at nice 19');
   // Warm up (JIT, first allocations), then measure the unloaded p99.
@@ -326,7 +342,9 @@ before(async () => {
 after(async () => {
   await prober?.stop();
   await broker?.stop();
+  await controlBroker?.stop();
   await dir?.remove();
+  if (CONTROL_RUN) console.log('control run: the prober measured a second broker that was not attacked');
   console.log(
     [
       '| attack | outcome | prober p99 before, ms | prober p50 ms | prober p99 ms | p99 / before | broker RSS MiB (max) | broker event-loop stall ms (max) | broker CPU ms | broker preempted |',

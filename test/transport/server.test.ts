@@ -180,6 +180,34 @@ test('server - connections above maxConnections are refused with TOO_MANY_CONNEC
   }
 });
 
+test('server - a connection whose requests are refused in bulk is throttled, answered in full, and does not hold up others', async () => {
+  const running = await startBrokerWith({ subscriptionsMax: 2 });
+  try {
+    await running.broker.createTopic('t');
+    const flood = await RawPeer.ready(running.port);
+    const SUBSCRIBES = 2_000;
+    for (let id = 2; id < SUBSCRIBES + 2; id++) encodeSubscribe(flood.writer, id, { topic: 't', from: { kind: 'latest' }, credit: 1 });
+    flood.flush();
+    // A well-behaved client meanwhile: its request is answered while the flood is still being refused.
+    const other = await RawPeer.ready(running.port);
+    encodeCreateTopic(other.writer, 2, { name: 'u', config: {} });
+    other.flush();
+    await other.reply(2, FRAME_TYPES.TOPIC_INFO);
+    await eventually(() => assert.equal(flood.frames.length, SUBSCRIBES + 1), { timeoutMs: 20_000 });
+    const codes = flood.errorCodes();
+    assert.equal(codes.length, SUBSCRIBES - 2);
+    assert.ok(codes.every((code) => code === 'TOO_MANY_SUBSCRIPTIONS'));
+    assert.equal(flood.closed, false, 'refusals are per request: the connection stays');
+    const stats = running.server!.connectionStats().find((c) => c.subscriptions.length === 2)!;
+    assert.ok(stats.throttledTurns > 0, 'the flood waited out throttled turns');
+    assert.equal(running.server!.connectionStats().find((c) => c.id !== stats.id)!.throttledTurns, 0);
+    flood.destroy();
+    other.destroy();
+  } finally {
+    await running.close();
+  }
+});
+
 test('server - graceful close answers in-flight publishes, then says GOODBYE', async () => {
   const running = await startFake();
   running.fake.publishDelayMs = 100;

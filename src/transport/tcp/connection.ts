@@ -63,6 +63,16 @@ const FAIL_LINGER_MS = 1000;
  */
 const FRAMES_PER_TURN_MAX = 128;
 
+/**
+ * A turn that refused at least this many of a connection's requests (a client looping on what it
+ * may not have: subscriptions past the cap, forbidden topics, an exhausted quota) makes that
+ * connection wait THROTTLED_TURN_DELAY_MS before its next frames are handled or read. The refusals
+ * still come, one per request, but a flood of them costs the broker a fraction of its thread
+ * instead of all of it, and well-behaved clients keep their latency.
+ */
+const REFUSALS_PER_TURN_THROTTLED = 32;
+const THROTTLED_TURN_DELAY_MS = 1;
+
 /** Partitions a resuming stream may name: far above the broker's partition limit, so a huge index is malformed intent. */
 const RESUME_PARTITIONS_MAX = 65_536;
 
@@ -86,6 +96,8 @@ export interface ConnectionStats {
   framesIn: number;
   framesOut: number;
   inFlightRequests: number;
+  /** Turns this connection waited out for refusing too many of its requests at once (abuse throttle). */
+  throttledTurns: number;
   subscriptions: Array<{ id: number; topic: string; group: string | undefined; delivered: number }>;
 }
 
@@ -132,6 +144,10 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
    */
   private heldFrom = 0;
   private heldScheduled = false;
+  /** Requests refused so far (ERROR answers that leave the connection open). */
+  private refusals = 0;
+  /** Turns this connection waited out for refusing too much (REFUSALS_PER_TURN_THROTTLED). */
+  private throttledTurns = 0;
   private authTimer: TimerHandle | null;
   private tooManySubscriptions: Refusal | null = null;
   readonly tls: boolean;
@@ -229,6 +245,7 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
 
   /** Handles frames in order (from `from`) until the turn's budget is spent or a HELLO is being checked; holds the rest. */
   private process(frames: Frame[], from = 0): void {
+    const refusalsBefore = this.refusals;
     let i = from;
     while (i < frames.length && !this.failing && this.state !== 'closed') {
       if (this.state === 'authenticating' || i - from >= FRAMES_PER_TURN_MAX) {
@@ -237,7 +254,7 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
         if (frames === this.held) this.heldFrom = i;
         else for (; i < frames.length; i++) this.held.push(frames[i]!);
         this.socket.pause();
-        if (this.state !== 'authenticating') this.scheduleHeld();
+        if (this.state !== 'authenticating') this.scheduleHeld(this.refusals - refusalsBefore >= REFUSALS_PER_TURN_THROTTLED);
         return;
       }
       const frame = frames[i]!;
@@ -252,6 +269,11 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
       }
       i++;
     }
+    if (this.refusals - refusalsBefore >= REFUSALS_PER_TURN_THROTTLED && this.state === 'open' && !this.failing) {
+      // Nothing held, but the next read waits out the delay too (processHeld resumes reading).
+      this.socket.pause();
+      this.scheduleHeld(true);
+    }
   }
 
   private dropHeld(): void {
@@ -259,10 +281,26 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
     this.heldFrom = 0;
   }
 
-  private scheduleHeld(): void {
+  /** Handles the held frames in the next turn, or after THROTTLED_TURN_DELAY_MS when `throttled`. */
+  private scheduleHeld(throttled = false): void {
     if (this.heldScheduled) return;
     this.heldScheduled = true;
-    setImmediate(this.processHeld);
+    if (!throttled) {
+      setImmediate(this.processHeld);
+      return;
+    }
+    this.throttledTurns++;
+    if (this.throttledTurns === 1) {
+      this.options.logger.warn('transport.connection.throttled', {
+        connection: this.id,
+        client: this.clientName,
+        address: this.remoteAddress,
+        user: this.principal?.name ?? null,
+        refusalsPerTurn: REFUSALS_PER_TURN_THROTTLED,
+        delayMs: THROTTLED_TURN_DELAY_MS,
+      });
+    }
+    this.options.clock.schedule(THROTTLED_TURN_DELAY_MS, this.processHeld);
   }
 
   /** Handles held frames (after a login, or in the next turn), then reads again if nothing is left. */
@@ -278,7 +316,8 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
     this.heldFrom = held.length;
     this.process(held, from);
     if (this.held === held && this.heldFrom >= held.length) this.dropHeld();
-    if (this.held.length === 0 && !this.readPaused && this.state === 'open') this.socket.resume();
+    // Reading resumes once nothing is held, unless a throttled turn (scheduled above) waits first.
+    if (this.held.length === 0 && !this.heldScheduled && !this.readPaused && this.state === 'open') this.socket.resume();
   };
 
   onError(error: FerryError): void {
@@ -525,6 +564,7 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
       // looping on SUBSCRIBE costs a frame header and a copy per refusal.
       this.tooManySubscriptions ??= new Refusal('TOO_MANY_SUBSCRIPTIONS', `a connection holds at most ${this.options.subscriptionsMax} subscriptions`);
       this.owner.rejected(this.tooManySubscriptions.code);
+      this.refusals++;
       this.tooManySubscriptions.write(this.writer, id);
       this.scheduleFlush();
       return;
@@ -701,6 +741,7 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
         return;
       }
       this.owner.rejected(error.code);
+      this.refusals++;
       encodeError(this.writer, id, { code: error.code, message: error.message, ...(error.detail ? { detail: error.detail } : {}) });
     } else {
       this.options.logger.error('transport.internal_error', { connection: this.id, requestId: id, error });
@@ -789,7 +830,7 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
       this.lastReceivedMs = this.options.clock.monotonicMs();
       // Held frames (a login being checked, or the rest of a large read) are handled first; their
       // handler resumes reading once they are done.
-      if (this.held.length === 0 && this.state !== 'authenticating') this.socket.resume();
+      if (this.held.length === 0 && !this.heldScheduled && this.state !== 'authenticating') this.socket.resume();
     }
   }
 
@@ -891,6 +932,7 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
       framesIn: this.decoder.framesIn,
       framesOut: this.framesOut,
       inFlightRequests: this.inFlight,
+      throttledTurns: this.throttledTurns,
       subscriptions: [...this.subscriptions.values()].map((sink) => ({
         id: sink.wireId,
         topic: sink.topic,
