@@ -4,13 +4,29 @@
  * Ferry adapter in peers/ferry.ts).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
 /** The compiled CLI the brokers run from; `npm run build` writes it. */
 export const BUILT_CLI = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
+/** The `ferry` command; the brokers run as `node <its Node flags> bin/ferry.js serve …`. */
+export const LAUNCHER = join(REPO_ROOT, 'bin', 'ferry.js');
+
+/**
+ * The Node flags the `ferry` command starts with (its `#!/usr/bin/env -S node …` line), so that a
+ * benchmarked broker runs as `ferry serve` and `npm start` run it. FERRY_BENCH_NODE_FLAGS
+ * (space-separated, possibly empty) replaces them, to compare V8 settings.
+ */
+export function launcherNodeFlags(): string[] {
+  const override = process.env['FERRY_BENCH_NODE_FLAGS'];
+  if (override !== undefined) return override.split(' ').filter((flag) => flag.length > 0);
+  const shebang = readFileSync(LAUNCHER, 'utf8').split('\n', 1)[0]!;
+  const match = /^#!\/usr\/bin\/env -S node((?: --[\w-]+(?:=\S+)?)*)$/.exec(shebang);
+  if (match === null) throw new Error(`${LAUNCHER}: unexpected first line ${JSON.stringify(shebang)}`);
+  return match[1]!.split(' ').filter((flag) => flag.length > 0);
+}
 
 /** Newest modification time of a `.ts` file under `dir`. */
 export function newestSourceMs(dir: string): number {

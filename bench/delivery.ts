@@ -25,9 +25,8 @@ import { parseArgs } from 'node:util';
 import { connect, type FerryClient } from '../src/client/index.js';
 import { LOOPBACK_HOST, ProcessRegistry, type ServerProcess } from './processes.js';
 import { summarizeLatencies } from './stats.js';
-import { currentCommit, ensureBuilt, REPO_ROOT } from './checkout.js';
+import { currentCommit, ensureBuilt, LAUNCHER, launcherNodeFlags, REPO_ROOT } from './checkout.js';
 
-const LAUNCHER = join(REPO_ROOT, 'bin', 'ferry.js');
 const RESULTS_DIR = join(REPO_ROOT, 'bench', 'results');
 const DOCS_FILE = join(REPO_ROOT, 'docs', 'BENCHMARKS.md');
 const DOCS_HEADING = '## Reliable delivery';
@@ -105,7 +104,7 @@ async function startBroker(processes: ProcessRegistry): Promise<ServerProcess> {
   return processes.start({
     name: 'ferry',
     command: process.execPath,
-    args: (port, dataDir) => [LAUNCHER, 'serve', '--dir', dataDir, '--port', String(port), '--host', LOOPBACK_HOST, '--log-level', 'warn'],
+    args: (port, dataDir) => [...launcherNodeFlags(), LAUNCHER, 'serve', '--dir', dataDir, '--port', String(port), '--host', LOOPBACK_HOST, '--log-level', 'warn'],
     cwd: REPO_ROOT,
   });
 }

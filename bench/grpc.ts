@@ -27,7 +27,7 @@ import { connect, type FerryClient } from '../src/client/index.js';
 import { ConsumeRequest, MessageServiceClient, type ConsumeResponse, type PublishMessage } from '../test/grpc/generated/ferry/v1/messages.js';
 import { Durability, TopicServiceClient } from '../test/grpc/generated/ferry/v1/topics.js';
 import { freePort, LOOPBACK_HOST, ProcessRegistry, type ServerProcess } from './processes.js';
-import { currentCommit, ensureBuilt, REPO_ROOT } from './checkout.js';
+import { currentCommit, ensureBuilt, LAUNCHER, launcherNodeFlags, REPO_ROOT } from './checkout.js';
 import {
   FULL_SCALE,
   PAYLOAD_BYTES,
@@ -42,7 +42,6 @@ import {
   type ThroughputResult,
 } from './workloads.js';
 
-const LAUNCHER = join(REPO_ROOT, 'bin', 'ferry.js');
 const RESULTS_DIR = join(REPO_ROOT, 'bench', 'results');
 const DOCS_FILE = join(REPO_ROOT, 'docs', 'BENCHMARKS.md');
 const DOCS_SECTION_HEADING = '## gRPC and HTTP';
@@ -310,7 +309,7 @@ async function startFerry(processes: ProcessRegistry, name: string): Promise<Sta
     command: process.execPath,
     args: (port, dataDir) => {
       httpPort = port;
-      return [LAUNCHER, 'serve', '--dir', dataDir, '--host', LOOPBACK_HOST, '--port', String(tcpPort), '--http-host', LOOPBACK_HOST, '--http-port', String(port), '--log-level', 'warn'];
+      return [...launcherNodeFlags(), LAUNCHER, 'serve', '--dir', dataDir, '--host', LOOPBACK_HOST, '--port', String(tcpPort), '--http-host', LOOPBACK_HOST, '--http-port', String(port), '--log-level', 'warn'];
     },
     cwd: REPO_ROOT,
   });

@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { newestSourceMs, REPO_ROOT } from '../checkout.js';
+import { LAUNCHER, launcherNodeFlags, newestSourceMs, REPO_ROOT } from '../checkout.js';
 import { LOOPBACK_HOST, type ProcessRegistry } from '../processes.js';
 import {
   PREFETCH_MESSAGES,
@@ -28,7 +28,6 @@ const CLIENT_SOURCE = join(SOURCE_DIR, 'client', 'index.ts');
 /** The compiled files the benchmark runs; `npm run build` writes them. */
 const BUILT_CLIENT = join(REPO_ROOT, 'dist', 'src', 'client', 'index.js');
 const BUILT_CLI = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
-const LAUNCHER = join(REPO_ROOT, 'bin', 'ferry.js');
 /** Lines of failed build output worth quoting. */
 const BUILD_OUTPUT_LINES_MAX = 30;
 /** A subscription's message iterator must end this soon after close(), or the run fails. */
@@ -204,7 +203,7 @@ export function createFerrySystem(options: FerrySystemOptions): BrokerSystem {
     shortLabel: 'Ferry',
 
     async describe() {
-      return `ferry ${ferryVersion()} (this checkout, dist/), Node ${process.version}; durability always (fdatasync before confirm)`;
+      return `ferry ${ferryVersion()} (this checkout, dist/), Node ${process.version} ${launcherNodeFlags().join(' ') || '(no flags)'}; durability always (fdatasync before confirm)`;
     },
 
     async prepare() {
@@ -220,7 +219,7 @@ export function createFerrySystem(options: FerrySystemOptions): BrokerSystem {
         server = await processes.start({
           name: 'ferry',
           command: process.execPath,
-          args: (port, dataDir) => [LAUNCHER, 'serve', '--dir', dataDir, '--port', String(port), '--host', LOOPBACK_HOST, '--http-port', '0'],
+          args: (port, dataDir) => [...launcherNodeFlags(), LAUNCHER, 'serve', '--dir', dataDir, '--port', String(port), '--host', LOOPBACK_HOST, '--http-port', '0'],
           cwd: REPO_ROOT,
         });
       } catch (error) {
@@ -235,3 +234,4 @@ export function createFerrySystem(options: FerrySystemOptions): BrokerSystem {
     },
   };
 }
+
