@@ -192,6 +192,12 @@ export class BrokerMetrics implements StorageObserver {
     counter('ferry_connections_opened_total', 'Client connections accepted.', [], (m) => m.inc(server()?.connectionsTotal ?? 0));
     counter('ferry_connections_rejected_total', 'Connections refused at the connection limit.', [], (m) => m.inc(server()?.connectionsRejected ?? 0));
     counter('ferry_slow_consumers_total', 'Connections closed as slow consumers.', [], (m) => m.inc(server()?.slowConsumersTotal ?? 0));
+    counter('ferry_handshakes_deferred_total', 'Times a HELLO was put off to the next turn because the per-turn handshake budget was spent (a connection storm); once per HELLO and turn.', [], (m) =>
+      m.inc(server()?.handshakesDeferred ?? 0),
+    );
+    counter('ferry_throttled_turns_total', 'Turns connections waited out for refusing too many of their requests at once.', [], (m) =>
+      m.inc(server()?.throttledTurns ?? 0),
+    );
     gauge('ferry_slow_consumers', 'Connections backed up above the write high-water mark now.', [], (m) => {
       m.set(this.connectionViews.filter((c) => (c.backedUpMs ?? 0) > 0).length);
     });

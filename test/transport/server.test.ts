@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FRAME_TYPES } from '../../src/protocol/frame.js';
+import { PROTOCOL_VERSION } from '../../src/protocol/limits.js';
 import { PayloadReader } from '../../src/protocol/reader.js';
 import { decodeHelloOk, encodeHello } from '../../src/protocol/codec-session.js';
 import { decodePublishOk, encodePublish } from '../../src/protocol/codec-publish.js';
@@ -9,6 +10,7 @@ import { encodeSubscribe } from '../../src/protocol/codec-subscribe.js';
 import { connect } from '../../src/client/index.js';
 import { eventually } from '../helpers.js';
 import { RawPeer, startBroker, startBrokerWith, startFake } from './harness.js';
+import { HANDSHAKES_PER_TURN_MAX } from '../../src/transport/tcp/server.js';
 
 const reader = new PayloadReader();
 
@@ -204,6 +206,38 @@ test('server - a connection whose requests are refused in bulk is throttled, ans
     flood.destroy();
     other.destroy();
   } finally {
+    await running.close();
+  }
+});
+
+test('server - at most HANDSHAKES_PER_TURN_MAX HELLOs are admitted per event-loop turn, then the budget is fresh', async () => {
+  const running = await startFake();
+  try {
+    const admitted = Array.from({ length: HANDSHAKES_PER_TURN_MAX + 3 }, () => running.server.admitHandshake());
+    assert.deepEqual(admitted, [...Array<boolean>(HANDSHAKES_PER_TURN_MAX).fill(true), false, false, false]);
+    assert.equal(running.server.stats().handshakesDeferred, 3);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(running.server.admitHandshake(), true, 'a new turn, a new budget');
+  } finally {
+    await running.close();
+  }
+});
+
+test('server - a storm of HELLOs sent together is answered in full, spread over turns', async () => {
+  const running = await startFake();
+  const PEERS = 120;
+  const peers = await Promise.all(Array.from({ length: PEERS }, () => RawPeer.connect(running.port)));
+  try {
+    await eventually(() => assert.equal(running.server.stats().connections, PEERS, 'every socket accepted'));
+    // Every HELLO leaves in this one synchronous loop: they reach the server within a few turns.
+    for (const peer of peers) {
+      encodeHello(peer.writer, 1, { clientName: 'storm', versions: [PROTOCOL_VERSION] });
+      peer.flush();
+    }
+    for (const peer of peers) await peer.reply(1, FRAME_TYPES.HELLO_OK);
+    console.log(`handshake storm: ${PEERS} HELLOs, ${running.server.stats().handshakesDeferred} deferrals (once per HELLO and turn)`);
+  } finally {
+    for (const peer of peers) peer.destroy();
     await running.close();
   }
 });

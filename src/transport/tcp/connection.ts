@@ -107,6 +107,10 @@ export interface ConnectionOwner {
   slowConsumer(connection: Connection): void;
   /** An ERROR with this code was sent (counted for the metrics). */
   rejected(code: ErrorCode): void;
+  /** May a HELLO be handled in this event-loop turn? (false: the server's per-turn budget is spent) */
+  admitHandshake(): boolean;
+  /** The connection waits out a turn for refusing too many of its requests (counted for the metrics). */
+  throttled(): void;
 }
 
 export class Connection implements FrameHandler, SinkOwner, RequestContext {
@@ -248,9 +252,10 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
     const refusalsBefore = this.refusals;
     let i = from;
     while (i < frames.length && !this.failing && this.state !== 'closed') {
-      if (this.state === 'authenticating' || i - from >= FRAMES_PER_TURN_MAX) {
-        // Pipelined behind a HELLO being checked, or past the turn's budget: kept, with reading
-        // paused (so at most one socket read's worth), until the login is decided or the next turn.
+      if (this.state === 'authenticating' || i - from >= FRAMES_PER_TURN_MAX || this.helloMustWait(frames[i]!)) {
+        // Pipelined behind a HELLO being checked, past the turn's budget, or a HELLO beyond the
+        // server's handshakes for this turn: kept, with reading paused (so at most one socket
+        // read's worth), until the login is decided or the next turn.
         if (frames === this.held) this.heldFrom = i;
         else for (; i < frames.length; i++) this.held.push(frames[i]!);
         this.socket.pause();
@@ -276,6 +281,11 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
     }
   }
 
+  /** A HELLO waits for the next turn when the server has handled its HANDSHAKES_PER_TURN_MAX this turn. */
+  private helloMustWait(frame: Frame): boolean {
+    return this.state === 'handshake' && frame.type === FRAME_TYPES.HELLO && !this.owner.admitHandshake();
+  }
+
   private dropHeld(): void {
     this.held = [];
     this.heldFrom = 0;
@@ -290,6 +300,7 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
       return;
     }
     this.throttledTurns++;
+    this.owner.throttled();
     if (this.throttledTurns === 1) {
       this.options.logger.warn('transport.connection.throttled', {
         connection: this.id,

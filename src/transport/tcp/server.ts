@@ -31,6 +31,14 @@ const REFUSED_LINGER_MS = 1000;
  */
 const REJECTED_LOG_INTERVAL_MS = 1000;
 
+/**
+ * HELLOs handled per event-loop turn across all connections. A reconnect storm (a broker restart
+ * with thousands of clients, or a flood of new sockets) sends its HELLOs together; each costs the
+ * broker's thread a login check, a guard and an answer, and handled all in one turn they would
+ * hold up every established connection. The rest wait for the next turns, in arrival order.
+ */
+export const HANDSHAKES_PER_TURN_MAX = 16;
+
 export interface ServerStats {
   connections: number;
   connectionsTotal: number;
@@ -38,6 +46,10 @@ export interface ServerStats {
   /** Connections that never reached the protocol: TLS handshake failed or timed out, or closed first. */
   handshakesFailed: number;
   slowConsumersTotal: number;
+  /** Times a HELLO was put off to the next turn because HANDSHAKES_PER_TURN_MAX were handled already (once per HELLO and turn). */
+  handshakesDeferred: number;
+  /** Turns a connection waited out for refusing too many of its requests at once. */
+  throttledTurns: number;
   bytesIn: number;
   bytesOut: number;
 }
@@ -53,6 +65,8 @@ export class TcpServer implements ConnectionOwner {
   private connectionsRejected = 0;
   private handshakesFailed = 0;
   private slowConsumersTotal = 0;
+  private handshakesDeferred = 0;
+  private throttledTurns = 0;
   /** Accepted sockets not yet closed (TLS handshakes included), in total and per IP address. */
   private admitted = 0;
   private readonly admittedByAddress = new Map<string, number>();
@@ -69,6 +83,9 @@ export class TcpServer implements ConnectionOwner {
   private rejectedLoggedAtMs = -Infinity;
   /** Refusals since the last `transport.connection.rejected` line. */
   private rejectedUnlogged = 0;
+  /** HELLOs handled in this event-loop turn (HANDSHAKES_PER_TURN_MAX); reset after the turn. */
+  private handshakesThisTurn = 0;
+  private handshakeTurnResetScheduled = false;
 
   constructor(
     private readonly broker: BrokerApi,
@@ -204,11 +221,35 @@ export class TcpServer implements ConnectionOwner {
     this.options.rejections?.count(code, 'tcp');
   }
 
+  admitHandshake(): boolean {
+    if (!this.handshakeTurnResetScheduled) {
+      this.handshakeTurnResetScheduled = true;
+      // Runs before the immediates of connections that were turned away this turn: they were
+      // scheduled later, so each finds the budget fresh.
+      setImmediate(this.resetHandshakeTurn);
+    }
+    if (this.handshakesThisTurn >= HANDSHAKES_PER_TURN_MAX) {
+      this.handshakesDeferred++;
+      return false;
+    }
+    this.handshakesThisTurn++;
+    return true;
+  }
+
+  private readonly resetHandshakeTurn = (): void => {
+    this.handshakeTurnResetScheduled = false;
+    this.handshakesThisTurn = 0;
+  };
+
   connectionClosed(connection: Connection): void {
     if (!this.connections.delete(connection)) return;
     const stats = connection.stats();
     this.closedBytesIn += stats.bytesIn;
     this.closedBytesOut += stats.bytesOut;
+  }
+
+  throttled(): void {
+    this.throttledTurns++;
   }
 
   slowConsumer(): void {
@@ -248,6 +289,8 @@ export class TcpServer implements ConnectionOwner {
       connectionsRejected: this.connectionsRejected,
       handshakesFailed: this.handshakesFailed,
       slowConsumersTotal: this.slowConsumersTotal,
+      handshakesDeferred: this.handshakesDeferred,
+      throttledTurns: this.throttledTurns,
       bytesIn,
       bytesOut,
     };
