@@ -64,7 +64,7 @@ test('server delivery - settle frames with a request id get one SETTLED with eve
     peer.flush();
     const error = await eventually(() => {
       const frame = peer.frames.find((f) => f.type === FRAME_TYPES.ERROR && f.requestId === 0);
-      assert.ok(frame);
+      assert.ok(frame, 'no ERROR with request id 0 yet');
       return decodeError(reader.reset(frame.payload));
     });
     assert.equal(error.code, 'UNKNOWN_DELIVERY');

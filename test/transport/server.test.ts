@@ -125,7 +125,7 @@ test('server - a silent peer is disconnected after the missed heartbeats; PINGs 
     // …and, since this one never answers, disconnects it.
     await peer.waitClosed();
     assert.deepEqual(peer.errorCodes(), ['HEARTBEAT_TIMEOUT']);
-    await eventually(() => assert.equal(running.server!.connectionCount, 0));
+    await eventually(() => assert.equal(running.server!.connectionCount, 0, 'connections left'));
   } finally {
     await running.close();
   }
@@ -156,7 +156,7 @@ test('server - a consumer that stops reading is paused, then disconnected as SLO
     peer.flush();
     await peer.reply(2, FRAME_TYPES.SUBSCRIBED);
     peer.socket.pause(); // stop reading: the kernel buffers fill, then the server's
-    await eventually(() => assert.equal(running.server!.connectionCount, 0), { timeoutMs: 10_000 });
+    await eventually(() => assert.equal(running.server!.connectionCount, 0, 'connections left'), { timeoutMs: 10_000 });
     assert.equal(running.server!.stats().slowConsumersTotal, 1);
     peer.destroy();
     // The broker is fine: another client still works.
@@ -195,7 +195,7 @@ test('server - a connection whose requests are refused in bulk is throttled, ans
     encodeCreateTopic(other.writer, 2, { name: 'u', config: {} });
     other.flush();
     await other.reply(2, FRAME_TYPES.TOPIC_INFO);
-    await eventually(() => assert.equal(flood.frames.length, SUBSCRIBES + 1), { timeoutMs: 20_000 });
+    await eventually(() => assert.equal(flood.frames.length, SUBSCRIBES + 1, 'answers to the flood'), { timeoutMs: 20_000 });
     const codes = flood.errorCodes();
     assert.equal(codes.length, SUBSCRIBES - 2);
     assert.ok(codes.every((code) => code === 'TOO_MANY_SUBSCRIPTIONS'));
@@ -249,7 +249,7 @@ test('server - graceful close answers in-flight publishes, then says GOODBYE', a
   const peer = await RawPeer.ready(running.port);
   for (let id = 2; id < 12; id++) encodePublish(peer.writer, id, { topic: 't', messages: [{ value: Buffer.from('v') }] });
   peer.flush();
-  await eventually(() => assert.ok(running.server.connectionStats()[0]!.inFlightRequests > 0));
+  await eventually(() => assert.ok(running.server.connectionStats()[0]!.inFlightRequests > 0, `in flight: ${JSON.stringify(running.server.connectionStats().map((c) => [c.state, c.inFlightRequests, c.framesIn]))}`));
   await running.close();
   await peer.waitClosed();
   const types = peer.frames.map((f) => f.type);
