@@ -6,6 +6,11 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
 const TEST_FILE_SUFFIX = '.test.ts';
+/**
+ * Default timeout of a test that sets none: the slowest test takes ~20 s on the CI machine, so a
+ * test still running after this hangs, and fails instead of holding CI until its own limit.
+ */
+const TEST_TIMEOUT_MS = 180_000;
 const filter = process.argv.slice(2);
 
 function listTests(dir) {
@@ -25,7 +30,7 @@ if (files.length === 0) {
 }
 const result = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=2', ...files],
+  ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=2', `--test-timeout=${TEST_TIMEOUT_MS}`, ...files],
   { stdio: 'inherit' },
 );
 process.exit(result.status ?? 1);
