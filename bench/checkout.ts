@@ -22,6 +22,11 @@ export const LAUNCHER = join(REPO_ROOT, 'bin', 'ferry.js');
 export function launcherNodeFlags(): string[] {
   const override = process.env['FERRY_BENCH_NODE_FLAGS'];
   if (override !== undefined) return override.split(' ').filter((flag) => flag.length > 0);
+  return shebangNodeFlags();
+}
+
+/** The Node flags on the `#!/usr/bin/env -S node …` line of bin/ferry.js. */
+export function shebangNodeFlags(): string[] {
   const shebang = readFileSync(LAUNCHER, 'utf8').split('\n', 1)[0]!;
   const match = /^#!\/usr\/bin\/env -S node((?: --[\w-]+(?:=\S+)?)*)$/.exec(shebang);
   if (match === null) throw new Error(`${LAUNCHER}: unexpected first line ${JSON.stringify(shebang)}`);

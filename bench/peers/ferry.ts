@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { LAUNCHER, launcherNodeFlags, newestSourceMs, REPO_ROOT } from '../checkout.js';
+import { BUILT_CLI, LAUNCHER, launcherNodeFlags, newestSourceMs, REPO_ROOT } from '../checkout.js';
 import { LOOPBACK_HOST, type ProcessRegistry } from '../processes.js';
 import {
   PREFETCH_MESSAGES,
@@ -27,7 +27,6 @@ const SOURCE_DIR = join(REPO_ROOT, 'src');
 const CLIENT_SOURCE = join(SOURCE_DIR, 'client', 'index.ts');
 /** The compiled files the benchmark runs; `npm run build` writes them. */
 const BUILT_CLIENT = join(REPO_ROOT, 'dist', 'src', 'client', 'index.js');
-const BUILT_CLI = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
 /** Lines of failed build output worth quoting. */
 const BUILD_OUTPUT_LINES_MAX = 30;
 /** A subscription's message iterator must end this soon after close(), or the run fails. */

@@ -4,35 +4,22 @@
  * printed when dist/ is older than src/, because the test would then exercise stale code.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { BUILT_CLI, LAUNCHER, newestSourceMs, REPO_ROOT } from '../../bench/checkout.js';
 
-const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const BIN = join(REPO_ROOT, 'bin', 'ferry.js');
-const BUILT_MAIN = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
 /** A broker that does not listen within this long (recovery included) has failed to start. */
 const START_TIMEOUT_MS = 20_000;
 /** Output kept to explain a failure. */
 const OUTPUT_TAIL_CHARS = 4_000;
 
-function newestSourceMs(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) newest = Math.max(newest, newestSourceMs(path));
-    else if (entry.name.endsWith('.ts')) newest = Math.max(newest, statSync(path).mtimeMs);
-  }
-  return newest;
-}
-
 /** Warns once when dist/ is missing or older than src/. */
 export function warnIfStale(): void {
   let builtMs = 0;
   try {
-    builtMs = statSync(BUILT_MAIN).mtimeMs;
+    builtMs = statSync(BUILT_CLI).mtimeMs;
   } catch {
-    throw new Error(`${BUILT_MAIN} is missing: run npm run build (npm test does) before this test`);
+    throw new Error(`${BUILT_CLI} is missing: run npm run build (npm test does) before this test`);
   }
   if (builtMs < newestSourceMs(join(REPO_ROOT, 'src'))) {
     process.stderr.write('warning: dist/ is older than src/; this test runs the built broker (npm run build)\n');
@@ -58,7 +45,7 @@ export class BrokerProcess {
 
   /** Starts `ferry serve` on `dir` (port 0: any free port) and resolves once it listens. */
   static start(dir: string, port: number): Promise<BrokerProcess> {
-    const child = spawn(process.execPath, [BIN, 'serve', '--dir', dir, '--port', String(port), '--host', '127.0.0.1', '--http-port', '0'], {
+    const child = spawn(process.execPath, [LAUNCHER, 'serve', '--dir', dir, '--port', String(port), '--host', '127.0.0.1', '--http-port', '0'], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
