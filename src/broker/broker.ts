@@ -29,6 +29,7 @@ import { Admission, type AdmissionOptions } from './admission.js';
 import { BACKOFF_DELAY_MS_MAX, BACKOFF_STEPS_MAX } from './backoff.js';
 import { DLQ_HEADER_PREFIX, DLQ_HEADERS, isCopyOf, type DeadLetterSource, type DeadLetterTarget } from './dead-letter.js';
 import { DEFAULT_DEDUP_WINDOW_MS } from './dedup.js';
+import { WallHistory } from './wall-history.js';
 import { checkName } from './names.js';
 import { TOPIC_FILE, Topic, type TopicContext } from './topic.js';
 import type { TcpServerOptions } from '../transport/tcp/options.js';
@@ -149,10 +150,14 @@ export class Broker implements BrokerApi, DeadLetterTarget {
     const logger = options.logger ?? silentLogger;
     const topicDefaults = validateTopicConfig({ ...DEFAULT_TOPIC_CONFIG, ...options.topicDefaults });
     const groupDefaults = { ...DEFAULT_GROUP_CONFIG, ...stripUndefined(options.groupDefaults ?? {}) };
+    await mkdirDurable(fs, join(options.dir, TOPICS_DIR));
+    await removeTree(fs, join(options.dir, TRASH_DIR));
+    const wallHistory = await WallHistory.open({ fs, dir: options.dir, clock, logger });
     const context: TopicContext = {
       fs,
       clock,
       logger,
+      wallHistory,
       random: options.random ?? Math.random,
       tailCacheBudget: new TailCacheBudget(options.tailCacheBytes ?? DEFAULT_TAIL_CACHE_BYTES),
       storageObserver: options.storageObserver ?? null,
@@ -160,8 +165,6 @@ export class Broker implements BrokerApi, DeadLetterTarget {
       deadLetters: undefined as unknown as DeadLetterTarget,
       resolveGroupConfig: (topic, groupOptions) => validateGroupConfig({ ...groupDefaults, deadLetterTopic: topic + DEAD_LETTER_SUFFIX, ...stripUndefined(groupOptions) }),
     };
-    await mkdirDurable(fs, join(options.dir, TOPICS_DIR));
-    await removeTree(fs, join(options.dir, TRASH_DIR));
     const recovery = new Map<string, RecoveryReport[]>();
     const admission = new Admission(fs, options.dir, clock, logger, options.admission);
     const broker = new Broker(options.dir, context, topicDefaults, recovery, admission);

@@ -8,9 +8,11 @@
  *
  * The window is measured on the monotonic clock: each entry's expiry is fixed when it is
  * remembered (a full window after its publish was stored; at a rebuild, what is left of the
- * window by the wall clock of that moment), so a wall-clock step while the broker runs neither
- * forgets ids early nor keeps them longer. Across a restart the records' wall-clock timestamps are
- * the only reference: a forward step made since they were stored shortens their window by the step.
+ * window by the records' timestamps), so a wall-clock step while the broker runs neither forgets
+ * ids early nor keeps them longer. At a rebuild a timestamp's age is read through the broker's
+ * record of the clock's steps on this boot (wall-history.ts), so a step before a restart does not
+ * shorten a window either; after a reboot the wall clock is the only reference, and a forward step
+ * made before it shortens the windows of ids stored before the step by the step.
  */
 import type { Clock } from '../platform/clock.js';
 import type { Log } from '../storage/log.js';
@@ -28,6 +30,13 @@ export interface DedupEntry {
   storedAtMs: number;
 }
 
+/** How old stored timestamps are (wall-history.ts; by default, their age by the wall clock). */
+export interface StampAges {
+  ageMs(stampMs: number): number;
+  /** The most by which a stamp's age by the wall clock can exceed `ageMs`. */
+  aheadMsMax(): number;
+}
+
 /** An id remembered: where its first copy is, and when (monotonic time) it is forgotten. */
 interface Remembered {
   entry: DedupEntry;
@@ -43,6 +52,7 @@ export class DedupIndex {
   constructor(
     private readonly windowMs: number,
     private readonly clock: Clock,
+    private readonly stampAges: StampAges = wallClockAges(clock),
   ) {}
 
   get size(): number {
@@ -87,8 +97,10 @@ export class DedupIndex {
    * messages not yet moved (their partition is named by `partitionHeader`).
    */
   async rebuild(logs: readonly Log[], delayed?: { log: Log; partitionHeader: string }): Promise<void> {
-    const fromMs = this.clock.nowMs() - this.windowMs;
-    const found: Array<[string, DedupEntry]> = [];
+    const fromMs = this.clock.nowMs() - this.windowMs - this.stampAges.aheadMsMax();
+    // What is left of each window, counted from now on on the monotonic clock. A timestamp ahead
+    // of the clock (it stepped back since) counts as stored now.
+    const found: Array<{ id: string; entry: DedupEntry; windowLeftMs: number }> = [];
     const sources: Array<{ log: Log; partition: number | null }> = logs.map((log, partition) => ({ log, partition }));
     if (delayed !== undefined) sources.push({ log: delayed.log, partition: null });
     for (const { log, partition: fixedPartition } of sources) {
@@ -100,18 +112,18 @@ export class DedupIndex {
           const id = record.headers.find(([name]) => name === ID_HEADER)?.[1];
           if (id === undefined) continue;
           const partition = fixedPartition ?? Number(record.headers.find(([name]) => name === delayed!.partitionHeader)?.[1] ?? 0);
-          found.push([id, { partition, offset: record.offset, storedAtMs: record.timestampMs }]);
+          const windowLeftMs = this.windowMs - Math.max(0, this.stampAges.ageMs(record.timestampMs));
+          if (windowLeftMs >= 0) found.push({ id, entry: { partition, offset: record.offset, storedAtMs: record.timestampMs }, windowLeftMs });
         }
         offset = records[records.length - 1]!.offset + 1;
       }
     }
-    found.sort((a, b) => a[1].storedAtMs - b[1].storedAtMs);
-    // What is left of each window, by the wall clock of this moment, counted from now on on the
-    // monotonic clock. A timestamp ahead of the clock (it stepped back since) counts as stored now.
-    const nowMs = this.clock.nowMs();
-    for (const [id, entry] of found) {
-      const windowLeftMs = this.windowMs - Math.max(0, nowMs - entry.storedAtMs);
-      if (windowLeftMs >= 0) this.rememberFor(id, entry, windowLeftMs);
-    }
+    // Remembered in expiry order.
+    found.sort((a, b) => a.windowLeftMs - b.windowLeftMs);
+    for (const { id, entry, windowLeftMs } of found) this.rememberFor(id, entry, windowLeftMs);
   }
+}
+
+function wallClockAges(clock: Clock): StampAges {
+  return { ageMs: (stampMs) => clock.nowMs() - stampMs, aheadMsMax: () => 0 };
 }

@@ -23,6 +23,7 @@ import { GroupStore } from './group-store.js';
 import { DELAY_MS_MAX, MESSAGE_ID_BYTES_MAX } from './limits.js';
 import { checkName } from './names.js';
 import { Partitioner } from './partitioner.js';
+import type { WallHistory } from './wall-history.js';
 import { StreamSubscription } from './stream-subscription.js';
 import type { DeliverySink, GroupConfig, PublishMessage, PublishResult, StartPosition, TopicConfig, TopicInfo } from './types.js';
 
@@ -44,6 +45,8 @@ export interface TopicContext {
   deadLetters: DeadLetterTarget;
   /** Fills in and checks a group's configuration for a new group of `topic`. */
   resolveGroupConfig: (topic: string, options: Partial<GroupConfig>) => GroupConfig;
+  /** The wall clock's steps on this boot: how old stored timestamps are (retention, dedup). */
+  wallHistory: WallHistory;
 }
 
 export class Topic {
@@ -54,6 +57,7 @@ export class Topic {
   private readonly unsubscribeAdvance: Array<() => void> = [];
   private readonly dedup: DedupIndex;
   private delayStore: Promise<DelayStore> | null = null;
+  private closing = false;
 
   private constructor(
     readonly name: string,
@@ -63,7 +67,7 @@ export class Topic {
     private readonly context: TopicContext,
   ) {
     this.partitioner = new Partitioner(config.partitions);
-    this.dedup = new DedupIndex(config.dedupWindowMs ?? DEFAULT_DEDUP_WINDOW_MS, context.clock);
+    this.dedup = new DedupIndex(config.dedupWindowMs ?? DEFAULT_DEDUP_WINDOW_MS, context.clock, context.wallHistory);
     for (const log of logs) {
       this.unsubscribeAdvance.push(log.onAdvance(() => this.onLogAdvance()));
     }
@@ -101,6 +105,7 @@ export class Topic {
           // Every log may use the whole budget; together they stay within it (the oldest batch leaves first).
           tailCacheBytes: context.tailCacheBudget.bytesMax,
           tailCacheBudget: context.tailCacheBudget,
+          stampAgeMs: (stampMs) => context.wallHistory.ageMs(stampMs),
           ...(context.storageObserver === null ? {} : { observer: context.storageObserver }),
         }),
       ),
@@ -166,8 +171,9 @@ export class Topic {
     return hasDelay ? this.store(messages) : this.append(messages);
   }
 
-  /** The topic's delayed-message store, opened on first use. */
+  /** The topic's delayed-message store, opened on first use (never once the topic is closing). */
   private delayed(): Promise<DelayStore> {
+    if (this.closing && this.delayStore === null) return Promise.reject(new FerryError('LOG_CLOSED', 'topic is closing'));
     this.delayStore ??= DelayStore.open({
       dir: join(this.dir, DELAYED_DIR),
       fs: this.context.fs,
@@ -206,6 +212,8 @@ export class Topic {
       laterIndexes.push(index);
     });
     if (later.length === 0) return this.append(messages);
+    const stepping = this.context.wallHistory.observe();
+    if (stepping !== undefined) await stepping;
     const [stored, scheduled] = await Promise.all([
       immediate.length === 0 ? Promise.resolve([]) : this.append(immediate),
       this.delayed().then((delays) => delays.add(later)),
@@ -272,6 +280,9 @@ export class Topic {
   }
 
   private async append(messages: readonly PublishMessage[]): Promise<PublishResult[]> {
+    // A wall-clock step is on record before anything is stamped in its epoch (wall-history.ts).
+    const stepping = this.context.wallHistory.observe();
+    if (stepping !== undefined) await stepping;
     const partitionCount = this.logs.length;
     if (partitionCount === 1 && messages.every((message) => message.partition === undefined || message.partition === 0)) {
       const result = await this.logs[0]!.append(messages as readonly RecordInput[]);
@@ -374,6 +385,7 @@ export class Topic {
 
   /** Closes everything; with a reason (the topic was deleted), subscribers are told why. */
   async close(reason?: string): Promise<void> {
+    this.closing = true;
     for (const unsubscribe of this.unsubscribeAdvance) unsubscribe();
     for (const stream of [...this.streams]) await stream.close(reason);
     await Promise.all([...this.groupsOpening.values()].map((opening) => opening.catch(() => undefined)));

@@ -43,6 +43,7 @@ export interface LogConfig {
   observer: StorageObserver | null;
   tailCacheBudget: TailCacheBudget | null;
   batchBytesMax: number;
+  stampAgeMs: ((stampMs: number) => number) | null;
 }
 
 function invalid(message: string): never {
@@ -83,5 +84,6 @@ export function resolveLogConfig(options: LogOptions): LogConfig {
     observer: options.observer ?? null,
     tailCacheBudget: options.tailCacheBudget ?? null,
     batchBytesMax: integerIn('batchBytesMax', options.batchBytesMax, BATCH_BYTES_MAX, 1024, BATCH_BYTES_MAX),
+    stampAgeMs: options.stampAgeMs ?? null,
   };
 }

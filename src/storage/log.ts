@@ -153,7 +153,7 @@ export class Log {
     this.syncedPoint = { segmentBaseOffset: this.active.baseOffset, position: this.active.sizeBytes, nextOffset: this.active.nextOffset };
     this.checkpointer = new Checkpointer(config.fs, config.dir, config.clock, config.logger, config.checkpointIntervalMs, () => this.syncedPoint);
     this.ageClock = new AgeClock(config.clock);
-    for (const segment of segments) this.ageStamps.set(segment, this.ageClock.fromWall(segment.maxTimestampMs));
+    for (const segment of segments) this.ageStamps.set(segment, this.ageClock.fromStored(segment.maxTimestampMs, config.stampAgeMs));
   }
 
   /** Opens (creating if missing) the log in `options.dir` and recovers it; see recovery.ts. */

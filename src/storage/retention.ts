@@ -45,10 +45,11 @@ export function selectRetentionVictims(segments: readonly RetentionCandidate[], 
  * two clocks at that moment. So a wall-clock step while the log is open moves no age: a forward
  * step deletes nothing early, and a backward one keeps nothing longer.
  *
- * Before the log opened, the wall clock is the only reference: a segment's age is its newest
- * timestamp's age by the wall clock at open. A timestamp ahead of the clock (it was stepped back
- * since, or a record was given a future time) counts as "now", so that however far the clock went
- * back, a segment is kept at most `ageMs` longer, never indefinitely.
+ * A segment found at open is as old as its newest timestamp: by the wall clock at open, or as the
+ * log's `stampAgeMs` reads it (the broker's record of the clock's steps on this boot). A timestamp
+ * ahead of the clock (it was stepped back since, or a record was given a future time) counts as
+ * "now", so that however far the clock went back, a segment is kept at most `ageMs` longer, never
+ * indefinitely.
  */
 export class AgeClock {
   private readonly wallAtOpenMs: number;
@@ -61,6 +62,12 @@ export class AgeClock {
 
   nowMs(): number {
     return this.wallAtOpenMs + (this.clock.monotonicMs() - this.monoAtOpenMs);
+  }
+
+  /** A record's timestamp found at open, on this clock (never later than now): see the class comment. */
+  fromStored(stampMs: number, stampAgeMs: ((stampMs: number) => number) | null): number {
+    const ageMs = stampAgeMs === null ? this.clock.nowMs() - stampMs : stampAgeMs(stampMs);
+    return this.nowMs() - Math.max(0, ageMs);
   }
 
   /** A wall-clock timestamp of a record written just now, on this clock (never later than now). */

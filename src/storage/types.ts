@@ -77,6 +77,12 @@ export interface LogOptions {
   batchBytesMax?: number;
   /** How often retention runs on its own timer (only when `retention` is set). */
   retentionCheckIntervalMs?: number;
+  /**
+   * How long ago a record stamped `stampMs` was written, read at open for the segments found (their
+   * ages for retention). Default: its age by the wall clock. The broker passes its record of the
+   * wall clock's steps on this boot (broker/wall-history.ts), so a step before a restart ages nothing.
+   */
+  stampAgeMs?: (stampMs: number) => number;
 }
 
 export interface AppendResult {

@@ -1,0 +1,207 @@
+/**
+ * How old a stored timestamp really is, across restarts on one boot: the broker's record of the
+ * wall clock's steps.
+ *
+ * Records are stamped with the wall clock. While a process runs, ages are measured on the monotonic
+ * clock (retention.ts `AgeClock`, dedup.ts), but a restarted process has only the stamps — and a
+ * forward step made before the restart makes every stamp written before it look older by the step:
+ * retention would delete a segment early and the dedup window would forget ids early (a retried
+ * publish stored twice). On Linux the boot's monotonic clock links the processes of one boot (see
+ * `Clock.bootTime`): wall minus boot-monotonic time is constant until the wall clock steps. So this
+ * file keeps that difference's history on this boot, as epochs starting at boot-monotonic times,
+ * and a stamp is read back in the epoch it was written in.
+ *
+ * A stamp fits an epoch when, read with the epoch's difference, it falls at or after the epoch's
+ * start (less `STAMP_LAG_MS_MAX`). After a backward step two epochs can fit one stamp; it is read in
+ * the later one, which makes it younger: a segment or an id is kept longer (by the step at most),
+ * never dropped early. The difference is checked before every append to a partition log
+ * (`observe`), and a new epoch is durable before that append stamps anything. After a reboot, or
+ * without a boot clock, the wall clock is the only reference, as before.
+ *
+ * Layout: <broker dir>/wall-clock.json = { version, bootId, bootMonotonicMs, epochs: [[fromBootMs, wallMinusBootMs], ...] }.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import type { BootTime, Clock } from '../platform/clock.js';
+import type { FileSystem } from '../platform/fs.js';
+import type { Logger } from '../platform/logger.js';
+import { writeFileAtomic } from '../platform/atomic-write.js';
+import { FerryError } from '../protocol/errors.js';
+
+export const WALL_HISTORY_FILE = 'wall-clock.json';
+const WALL_HISTORY_VERSION = 1;
+/**
+ * A difference that moved by more than this since the current epoch began starts a new one. Below
+ * it lie the clocks' resolution and slewing (NTP adjusts the rate by at most 500 ppm); a stamp is
+ * read at most this much off, which windows of seconds to days do not notice.
+ */
+export const STEP_TOLERANCE_MS = 100;
+/**
+ * An epoch also takes stamps from up to this long before its start: the time between reading the
+ * clocks in `observe` and the log stamping the batch, while an append waits for the epoch to be
+ * durable and in the log's queue.
+ */
+export const STAMP_LAG_MS_MAX = 1_000;
+/** Epochs kept at most; past it the two oldest merge, keeping the smaller difference (younger readings). */
+export const WALL_EPOCHS_MAX = 1_000;
+
+interface WallEpoch {
+  /** The boot's monotonic clock when the epoch began. */
+  fromBootMs: number;
+  /** Wall-clock minus boot-monotonic time during the epoch. */
+  wallMinusBootMs: number;
+}
+
+interface WallHistoryFile {
+  version: number;
+  bootId: string;
+  bootMonotonicMs: number;
+  epochs: Array<[number, number]>;
+}
+
+export interface WallHistoryOptions {
+  fs: FileSystem;
+  /** The broker's data directory. */
+  dir: string;
+  clock: Clock;
+  logger: Logger;
+}
+
+export class WallHistory {
+  /** Ascending by `fromBootMs`; the last is current. Empty without a boot clock. */
+  private epochs: WallEpoch[];
+  /** The write of the newest epochs, until it is done; appends wait for it. */
+  private writing: Promise<void> | null = null;
+  /** A write failed: the file may lack the newest epoch until a write succeeds. */
+  private unsure = false;
+
+  private constructor(
+    private readonly options: WallHistoryOptions,
+    private readonly bootId: string | null,
+    epochs: WallEpoch[],
+  ) {
+    this.epochs = epochs;
+  }
+
+  static async open(options: WallHistoryOptions): Promise<WallHistory> {
+    const { fs, clock, logger } = options;
+    const path = join(options.dir, WALL_HISTORY_FILE);
+    const boot = clock.bootTime?.() ?? null;
+    if (boot === null) {
+      logger.info('broker.clock_reference', { reference: 'wall clock', reason: 'no boot time' });
+      return new WallHistory(options, null, []);
+    }
+    const saved = await readHistory(fs, path, logger);
+    let epochs: WallEpoch[] = [];
+    let reason = 'first run';
+    if (saved !== null && saved.bootId !== boot.bootId) reason = 'reboot';
+    else if (saved !== null && saved.bootMonotonicMs > boot.monotonicMs) reason = 'boot clock went back';
+    else if (saved !== null) {
+      reason = 'same boot';
+      epochs = saved.epochs.map(([fromBootMs, wallMinusBootMs]) => ({ fromBootMs, wallMinusBootMs }));
+    }
+    const history = new WallHistory(options, boot.bootId, epochs);
+    logger.info('broker.clock_reference', { reference: reason === 'same boot' ? 'boot clock' : 'wall clock', reason, epochs: epochs.length, aheadMsMax: history.aheadMsMax() });
+    // The first epoch of a boot also stands for every stamp written before it (earlier boots,
+    // earlier versions): for those the wall clock is the only reference.
+    if (history.epochs.length === 0) history.epochs.push({ fromBootMs: 0, wallMinusBootMs: clock.nowMs() - boot.monotonicMs });
+    const writing = history.observe() ?? (reason === 'same boot' ? undefined : history.write());
+    // The broker still opens on a full disk; its first append tries the write again (and fails as the append would).
+    if (writing !== undefined) await writing.catch((error: unknown) => logger.warn('broker.clock_file_unwritable', { path, error }));
+    return history;
+  }
+
+  /**
+   * Call before stamping records with the wall clock: when the clock stepped since the current
+   * epoch began, starts a new epoch and returns the promise of its write, to be awaited before the
+   * stamp (rejects with DISK_FULL or STORAGE_FAILED if it cannot be written). Otherwise, and when
+   * nothing is being written, undefined: two clock reads and a comparison.
+   */
+  observe(): Promise<void> | undefined {
+    if (this.bootId === null) return undefined;
+    const boot = this.bootNow();
+    if (boot === null) return undefined;
+    const diffMs = this.options.clock.nowMs() - boot.monotonicMs;
+    const current = this.epochs.at(-1)!;
+    if (Math.abs(diffMs - current.wallMinusBootMs) > STEP_TOLERANCE_MS) {
+      this.options.logger.info('broker.clock_step', { stepMs: diffMs - current.wallMinusBootMs });
+      this.epochs.push({ fromBootMs: boot.monotonicMs, wallMinusBootMs: diffMs });
+      while (this.epochs.length > WALL_EPOCHS_MAX) {
+        const [oldest, next] = this.epochs.splice(0, 2) as [WallEpoch, WallEpoch];
+        this.epochs.unshift({ fromBootMs: oldest.fromBootMs, wallMinusBootMs: Math.min(oldest.wallMinusBootMs, next.wallMinusBootMs) });
+      }
+      return this.write();
+    }
+    if (this.unsure && this.writing === null) return this.write();
+    return this.writing ?? undefined;
+  }
+
+  /**
+   * How long ago a record stamped `stampMs` (wall clock) was written, never negative: read in the
+   * latest epoch it fits, so never older than it is (within STEP_TOLERANCE_MS). Without a boot
+   * clock: its age by the wall clock.
+   */
+  ageMs(stampMs: number): number {
+    const boot = this.bootId === null ? null : this.bootNow();
+    if (boot === null) return Math.max(0, this.options.clock.nowMs() - stampMs);
+    for (let at = this.epochs.length - 1; at >= 0; at--) {
+      const epoch = this.epochs[at]!;
+      const writtenAtBootMs = stampMs - epoch.wallMinusBootMs;
+      if (at === 0 || writtenAtBootMs >= epoch.fromBootMs - STAMP_LAG_MS_MAX) return Math.max(0, boot.monotonicMs - writtenAtBootMs);
+    }
+    assert.fail('the first epoch takes every stamp');
+  }
+
+  /** The most by which a stamp's age by the wall clock now can exceed `ageMs`: how much further back a scan by timestamp must start. */
+  aheadMsMax(): number {
+    const boot = this.bootId === null ? null : this.bootNow();
+    if (boot === null || this.epochs.length === 0) return 0;
+    const nowDiffMs = this.options.clock.nowMs() - boot.monotonicMs;
+    return Math.max(0, nowDiffMs - Math.min(...this.epochs.map((epoch) => epoch.wallMinusBootMs)));
+  }
+
+  private bootNow(): BootTime | null {
+    return this.options.clock.bootTime?.() ?? null;
+  }
+
+  /** Writes the epochs as they are now, after any write in progress; a failure leaves them unsure and is a FerryError. */
+  private write(): Promise<void> {
+    const path = join(this.options.dir, WALL_HISTORY_FILE);
+    const run = (this.writing ?? Promise.resolve()).catch(() => undefined).then(() => {
+      const file: WallHistoryFile = {
+        version: WALL_HISTORY_VERSION,
+        bootId: this.bootId!,
+        bootMonotonicMs: this.bootNow()?.monotonicMs ?? 0,
+        epochs: this.epochs.map((epoch) => [epoch.fromBootMs, epoch.wallMinusBootMs]),
+      };
+      return writeFileAtomic(this.options.fs, path, Buffer.from(JSON.stringify(file)));
+    });
+    const settled = run.then(
+      () => {
+        if (this.writing === settled) this.writing = null;
+        this.unsure = false;
+      },
+      (error: unknown) => {
+        if (this.writing === settled) this.writing = null;
+        this.unsure = true;
+        const code = (error as NodeJS.ErrnoException | null)?.code;
+        throw new FerryError(code === 'ENOSPC' || code === 'EDQUOT' ? 'DISK_FULL' : 'STORAGE_FAILED', `${path}: ${(error as Error)?.message ?? String(error)}`, { cause: error });
+      },
+    );
+    this.writing = settled;
+    return settled;
+  }
+}
+
+async function readHistory(fs: FileSystem, path: string, logger: Logger): Promise<WallHistoryFile | null> {
+  if ((await fs.stat(path)) === null) return null;
+  try {
+    const file = JSON.parse((await fs.readFile(path)).toString('utf8')) as WallHistoryFile;
+    if (file.version === WALL_HISTORY_VERSION && typeof file.bootId === 'string' && Array.isArray(file.epochs) && file.epochs.length > 0) return file;
+    logger.warn('broker.clock_file_unknown', { path, version: file.version });
+  } catch (error) {
+    // Written atomically, so this is damage from outside: the wall clock is still a reference.
+    logger.warn('broker.clock_file_unreadable', { path, error });
+  }
+  return null;
+}
