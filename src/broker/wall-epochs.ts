@@ -25,8 +25,7 @@ import { join } from 'node:path';
 import type { BootTime, Clock } from '../platform/clock.js';
 import type { FileSystem } from '../platform/fs.js';
 import type { Logger } from '../platform/logger.js';
-import { writeFileAtomic } from '../platform/atomic-write.js';
-import { FerryError } from '../protocol/errors.js';
+import { readStateFile, writeStateFile } from './state-file.js';
 
 const EPOCHS_FILE = 'clock.json';
 const EPOCHS_VERSION = 1;
@@ -240,14 +239,13 @@ export class WallEpochs {
       epochs: this.epochs.map((epoch) => [epoch.fromOffset, epoch.wallMinusBootMs]),
     };
     const path = join(this.options.dir, EPOCHS_FILE);
-    return writeFileAtomic(this.options.fs, path, Buffer.from(JSON.stringify(file))).then(
+    return writeStateFile(this.options.fs, path, file).then(
       () => {
         this.unsure = false;
       },
       (error: unknown) => {
         this.unsure = true;
-        const code = (error as NodeJS.ErrnoException | null)?.code;
-        throw new FerryError(code === 'ENOSPC' || code === 'EDQUOT' ? 'DISK_FULL' : 'STORAGE_FAILED', `${path}: ${(error as Error)?.message ?? String(error)}`, { cause: error });
+        throw error;
       },
     );
   }
@@ -258,15 +256,12 @@ function fits(diffMs: number, epoch: Epoch): boolean {
   return diffMs >= epoch.wallMinusBootMs - EPOCH_EARLY_TOLERANCE_MS && diffMs <= epoch.wallMinusBootMs + EPOCH_LATE_TOLERANCE_MS;
 }
 
-async function readEpochs(fs: FileSystem, path: string, logger: Logger, topic: string): Promise<EpochsFile | null> {
-  if ((await fs.stat(path)) === null) return null;
-  try {
-    const file = JSON.parse((await fs.readFile(path)).toString('utf8')) as EpochsFile;
-    if (file.version === EPOCHS_VERSION && typeof file.bootId === 'string' && Array.isArray(file.epochs)) return file;
-    logger.warn('broker.delay.clock_file_unknown', { topic, path, version: file.version });
-  } catch (error) {
-    // Written atomically, so this is damage from outside: the wall clock is still a reference.
-    logger.warn('broker.delay.clock_file_unreadable', { topic, path, error });
-  }
-  return null;
+function readEpochs(fs: FileSystem, path: string, logger: Logger, topic: string): Promise<EpochsFile | null> {
+  return readStateFile<EpochsFile>(
+    fs,
+    path,
+    (file) => file.version === EPOCHS_VERSION && typeof file.bootId === 'string' && Array.isArray(file.epochs),
+    // The wall clock is still a reference.
+    (why) => logger.warn(why.kind === 'unknown' ? 'broker.delay.clock_file_unknown' : 'broker.delay.clock_file_unreadable', { topic, path, ...why }),
+  );
 }

@@ -25,8 +25,7 @@ import { join } from 'node:path';
 import type { BootTime, Clock } from '../platform/clock.js';
 import type { FileSystem } from '../platform/fs.js';
 import type { Logger } from '../platform/logger.js';
-import { writeFileAtomic } from '../platform/atomic-write.js';
-import { FerryError } from '../protocol/errors.js';
+import { readStateFile, writeStateFile } from './state-file.js';
 
 export const WALL_HISTORY_FILE = 'wall-clock.json';
 const WALL_HISTORY_VERSION = 1;
@@ -174,7 +173,7 @@ export class WallHistory {
         bootMonotonicMs: this.bootNow()?.monotonicMs ?? 0,
         epochs: this.epochs.map((epoch) => [epoch.fromBootMs, epoch.wallMinusBootMs]),
       };
-      return writeFileAtomic(this.options.fs, path, Buffer.from(JSON.stringify(file)));
+      return writeStateFile(this.options.fs, path, file);
     });
     const settled = run.then(
       () => {
@@ -184,8 +183,7 @@ export class WallHistory {
       (error: unknown) => {
         if (this.writing === settled) this.writing = null;
         this.unsure = true;
-        const code = (error as NodeJS.ErrnoException | null)?.code;
-        throw new FerryError(code === 'ENOSPC' || code === 'EDQUOT' ? 'DISK_FULL' : 'STORAGE_FAILED', `${path}: ${(error as Error)?.message ?? String(error)}`, { cause: error });
+        throw error;
       },
     );
     this.writing = settled;
@@ -193,15 +191,12 @@ export class WallHistory {
   }
 }
 
-async function readHistory(fs: FileSystem, path: string, logger: Logger): Promise<WallHistoryFile | null> {
-  if ((await fs.stat(path)) === null) return null;
-  try {
-    const file = JSON.parse((await fs.readFile(path)).toString('utf8')) as WallHistoryFile;
-    if (file.version === WALL_HISTORY_VERSION && typeof file.bootId === 'string' && Array.isArray(file.epochs) && file.epochs.length > 0) return file;
-    logger.warn('broker.clock_file_unknown', { path, version: file.version });
-  } catch (error) {
-    // Written atomically, so this is damage from outside: the wall clock is still a reference.
-    logger.warn('broker.clock_file_unreadable', { path, error });
-  }
-  return null;
+function readHistory(fs: FileSystem, path: string, logger: Logger): Promise<WallHistoryFile | null> {
+  return readStateFile<WallHistoryFile>(
+    fs,
+    path,
+    (file) => file.version === WALL_HISTORY_VERSION && typeof file.bootId === 'string' && Array.isArray(file.epochs) && file.epochs.length > 0,
+    // The wall clock is still a reference.
+    (why) => logger.warn(why.kind === 'unknown' ? 'broker.clock_file_unknown' : 'broker.clock_file_unreadable', { path, ...why }),
+  );
 }
