@@ -296,8 +296,15 @@ export class ClientConnection {
   // ---- timers ----
 
   private startTimers(heartbeatIntervalMs: number): void {
+    const checkEveryMs = heartbeatIntervalMs / 2;
+    let lastCheckMs = performance.now();
     this.heartbeatTimer = setInterval(() => {
       const now = performance.now();
+      const stalled = now - lastCheckMs > checkEveryMs + heartbeatIntervalMs;
+      lastCheckMs = now;
+      // This process stood still (a debugger, a frozen VM, a long pause): the server's frames wait
+      // unread in the socket buffer, so silence measured across the stall is not the server's.
+      if (stalled) this.lastReceivedMs = Math.max(this.lastReceivedMs, now);
       if (now - this.lastReceivedMs > heartbeatIntervalMs * this.options.heartbeatMissesMax) {
         this.destroy(new FerryError('HEARTBEAT_TIMEOUT', `no frame from the server for ${this.options.heartbeatMissesMax} heartbeat intervals`));
         return;
@@ -306,7 +313,7 @@ export class ClientConnection {
         this.writer.emptyFrame(FRAME_TYPES.PING, 0);
         this.scheduleFlush();
       }
-    }, heartbeatIntervalMs / 2);
+    }, checkEveryMs);
     this.heartbeatTimer.unref();
     this.timeoutTimer = setInterval(() => this.expireRequests(), Math.min(TIMEOUT_SWEEP_MS_MAX, this.options.requestTimeoutMs / 2));
     this.timeoutTimer.unref();

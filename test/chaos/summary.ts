@@ -1,17 +1,20 @@
 /**
  * Prints the results in chaos-results/*.json as the Markdown table of docs/RELIABILITY.md:
- * `node --import tsx test/chaos/summary.ts`.
+ * `node --import tsx test/chaos/summary.ts [--commit <prefix>]` (only the runs of that commit).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import type { RunResult } from './harness.js';
 
 const RESULTS_DIR = fileURLToPath(new URL('../../chaos-results/', import.meta.url));
 
+const { values } = parseArgs({ options: { commit: { type: 'string' } } });
 const rows = readdirSync(RESULTS_DIR)
   .filter((name) => name.endsWith('.json'))
   .sort()
-  .map((name) => JSON.parse(readFileSync(RESULTS_DIR + name, 'utf8')) as RunResult);
+  .map((name) => JSON.parse(readFileSync(RESULTS_DIR + name, 'utf8')) as RunResult)
+  .filter((result) => values.commit === undefined || result.machine.commit.startsWith(values.commit));
 
 console.log('| run | result | confirmed | lost | unexpected | duplicates (allowed / failing) | faults, recovery | commit |');
 console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');

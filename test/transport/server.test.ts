@@ -145,6 +145,26 @@ test('server - a client that answers heartbeats stays connected', async () => {
   }
 });
 
+test('server - after a stall of the process (many heartbeat intervals) neither server nor client disconnects the other for it', async () => {
+  const running = await startBrokerWith({ heartbeatIntervalMs: 50, heartbeatMissesMax: 2 });
+  try {
+    const client = await connect({ port: running.port });
+    await client.listTopics();
+    // The whole process stands still, as under SIGSTOP: the client's frames cannot arrive meanwhile,
+    // and after it the server's sweep runs before its sockets are read.
+    const stalledUntil = performance.now() + 600;
+    while (performance.now() < stalledUntil) { /* stalled */ }
+    assert.deepEqual(await client.listTopics(), []);
+    const start = performance.now();
+    await eventually(() => performance.now() - start > 300 || (() => { throw new Error('waiting'); })());
+    assert.equal(client.isConnected, true, 'still connected after the stall');
+    assert.equal(running.server!.connectionCount, 1);
+    await client.close();
+  } finally {
+    await running.close();
+  }
+});
+
 test('server - a consumer that stops reading is paused, then disconnected as SLOW_CONSUMER', async () => {
   const running = await startBrokerWith({ writeHighWaterBytes: 64 * 1024, slowConsumerGraceMs: 300, heartbeatIntervalMs: 60_000 });
   try {

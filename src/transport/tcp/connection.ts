@@ -877,6 +877,12 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
     }
   }
 
+  /** The broker's thread stood still until `nowMs`: silence and backlog up to now are not the client's doing. */
+  excuseStall(nowMs: number): void {
+    this.lastReceivedMs = Math.max(this.lastReceivedMs, nowMs);
+    if (this.backedUpSinceMs >= 0) this.backedUpSinceMs = nowMs;
+  }
+
   // ---- graceful close ----
 
   /**

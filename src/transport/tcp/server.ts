@@ -259,9 +259,19 @@ export class TcpServer implements ConnectionOwner {
   private scheduleSweep(): void {
     const { heartbeatIntervalMs, slowConsumerGraceMs } = this.options;
     const periodMs = Math.max(SWEEP_MS_MIN, Math.min(heartbeatIntervalMs, slowConsumerGraceMs) / SWEEPS_PER_INTERVAL);
+    const dueMs = this.options.clock.monotonicMs() + periodMs;
     this.sweepTimer = this.options.clock.schedule(periodMs, () => {
       const nowMs = this.options.clock.monotonicMs();
-      for (const connection of this.connections) connection.sweep(nowMs);
+      const lateMs = nowMs - dueMs;
+      if (lateMs > heartbeatIntervalMs) {
+        // The broker itself stood still (SIGSTOP, a frozen VM, a long pause): the clients' frames
+        // wait unread in the socket buffers, so silence measured across the stall is not theirs.
+        // Their clocks start again now; the next sweep judges them.
+        this.options.logger.warn('transport.stalled', { stalledMs: Math.round(lateMs), connections: this.connections.size });
+        for (const connection of this.connections) connection.excuseStall(nowMs);
+      } else {
+        for (const connection of this.connections) connection.sweep(nowMs);
+      }
       if (this.closing === null) this.scheduleSweep();
     });
   }
