@@ -22,6 +22,7 @@ import type {
   Subscription,
   TopicConfig,
   TopicInfo,
+  SubscriptionCloseOptions,
 } from '../broker/types.js';
 import type { GroupTraffic, Traffic } from './traffic.js';
 
@@ -235,7 +236,7 @@ class ObservedSubscription implements Subscription {
     this.inner.resume();
   }
 
-  close(): Promise<void> {
-    return this.inner.close();
+  close(options?: SubscriptionCloseOptions): Promise<void> {
+    return this.inner.close(options);
   }
 }

@@ -18,7 +18,7 @@ import { GroupEventKind } from './group-journal.js';
 import type { GroupStore } from './group-store.js';
 import { PartitionReader } from './partition-reader.js';
 import { DISPATCH_READ_RECORDS_MAX, HELD_RECORD_BYTES_MAX } from './limits.js';
-import type { Delivery, DeliverySink, GroupConfig, GroupInfo, Subscription } from './types.js';
+import type { Delivery, DeliverySink, GroupConfig, GroupInfo, Subscription, SubscriptionCloseOptions } from './types.js';
 
 interface InFlight {
   subscription: GroupSubscription;
@@ -512,15 +512,22 @@ export class Group {
     partition.retryTimers.delete(offset);
   }
 
-  removeSubscription(subscription: GroupSubscription): void {
+  /** The subscriber left (or, `lost`, vanished): what it held goes back, or to the dead-letter topic (SubscriptionCloseOptions). */
+  removeSubscription(subscription: GroupSubscription, lost: boolean): void {
     const index = this.subscriptions.indexOf(subscription);
     if (index < 0) return;
     this.subscriptions.splice(index, 1);
     for (const partition of this.partitions) {
       for (const [offset, entry] of partition.inFlight) {
         if (entry.subscription !== subscription) continue;
-        // Not the message's fault: it goes straight back, keeping its delivery count.
         partition.inFlight.delete(offset);
+        if (lost && entry.deliveryCount >= this.config.deliveriesMax) {
+          // A failed move is retried by the dead-letterer; meanwhile the message is not delivered.
+          const reason = `subscriber lost after ${entry.deliveryCount} deliveries`;
+          this.deadLetterer.move(partition.index, offset, entry.deliveryCount, reason).catch(() => undefined);
+          continue;
+        }
+        // Not the message's fault: it goes straight back, keeping its delivery count.
         this.scheduleRedelivery(partition, offset, entry.deliveryCount, 0, entry.record);
       }
     }
@@ -630,10 +637,10 @@ export class GroupSubscription implements Subscription {
     this.credit = 0;
   }
 
-  async close(): Promise<void> {
+  async close(options: SubscriptionCloseOptions = {}): Promise<void> {
     if (this.closed) return;
     this.markClosed();
-    this.owner.removeSubscription(this);
+    this.owner.removeSubscription(this, options.lost ?? false);
   }
 }
 

@@ -6,7 +6,7 @@
 import type { Logger } from '../platform/logger.js';
 import type { Log } from '../storage/log.js';
 import { PartitionReader } from './partition-reader.js';
-import type { Delivery, DeliverySink, Subscription } from './types.js';
+import type { Delivery, DeliverySink, Subscription, SubscriptionCloseOptions } from './types.js';
 
 export class StreamSubscription implements Subscription {
   readonly group = undefined;
@@ -91,7 +91,8 @@ export class StreamSubscription implements Subscription {
   }
 
   /** Ends the subscription; with a reason, the broker ended it and tells the sink why. */
-  async close(reason?: string): Promise<void> {
+  async close(options: SubscriptionCloseOptions & { reason?: string } = {}): Promise<void> {
+    const { reason } = options;
     if (this.closed) return;
     this.closed = true;
     for (const reader of this.readers) reader.close();

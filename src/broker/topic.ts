@@ -387,7 +387,7 @@ export class Topic {
   async close(reason?: string): Promise<void> {
     this.closing = true;
     for (const unsubscribe of this.unsubscribeAdvance) unsubscribe();
-    for (const stream of [...this.streams]) await stream.close(reason);
+    for (const stream of [...this.streams]) await stream.close({ reason });
     await Promise.all([...this.groupsOpening.values()].map((opening) => opening.catch(() => undefined)));
     if (this.delayStore !== null) await (await this.delayStore).close();
     await Promise.all([...this.groups.values()].map((group) => group.close(reason)));

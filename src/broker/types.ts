@@ -173,7 +173,18 @@ export interface Subscription {
   /** Call when the sink is writable again after `writable()` returned false. */
   resume(): void;
   /** Stops deliveries; unacknowledged group deliveries become deliverable to other subscribers. */
-  close(): Promise<void>;
+  close(options?: SubscriptionCloseOptions): Promise<void>;
+}
+
+export interface SubscriptionCloseOptions {
+  /**
+   * The subscriber vanished (its connection was lost, or it was cut off for not reading or not
+   * answering heartbeats) rather than leaving: a group message it held at its last allowed delivery
+   * (`deliveriesMax`) is dead-lettered instead of delivered again. A consumer that crashes on a
+   * message would otherwise never let it reach its limit. Messages below the limit go straight back,
+   * as on a clean close.
+   */
+  lost?: boolean;
 }
 
 export interface BrokerApi {

@@ -35,6 +35,7 @@ import type {
   Subscription,
   TopicConfig,
   TopicInfo,
+  SubscriptionCloseOptions,
 } from '../broker/types.js';
 import type { Authenticator, Principal } from './authenticator.js';
 import type { Action, Resource } from './policy.js';
@@ -322,8 +323,8 @@ class GuardedSubscription implements Subscription {
     this.inner.resume();
   }
 
-  close(): Promise<void> {
+  close(options?: SubscriptionCloseOptions): Promise<void> {
     this.guard.untrack(this);
-    return (this.closing ??= this.inner.close());
+    return (this.closing ??= this.inner.close(options));
   }
 }

@@ -137,6 +137,43 @@ test('delivery - after deliveriesMax the message moves to the dead-letter topic 
   await broker.close();
 });
 
+test('delivery - a message held at its last delivery by a subscriber that is lost (not one that leaves) is dead-lettered', async () => {
+  const { broker } = await openSimBroker();
+  await broker.createTopic('jobs');
+  await broker.publish('jobs', 'crashes-its-consumer');
+  const options = { group: 'w', from: { kind: 'earliest' as const }, credit: 1, deliveriesMax: 3 };
+  // Two consumers that crash while holding it: delivered again each time, straight away.
+  for (let attempt = 1; attempt <= 2; attempt++) {
+    const sink = new RecordingSink();
+    const subscription = await broker.subscribe('jobs', options, sink);
+    await flush();
+    assert.equal(sink.last?.deliveryCount, attempt);
+    await subscription.close({ lost: true });
+  }
+  // A third that leaves cleanly while holding it at its last delivery: it goes back.
+  const leaving = new RecordingSink();
+  await (await broker.subscribe('jobs', options, leaving)).close();
+  await flush();
+  assert.equal(leaving.last?.deliveryCount, 3);
+  // A fourth takes it (a fourth delivery, past the limit: the last one was not the message's fault) and crashes.
+  const crashing = new RecordingSink();
+  await (await broker.subscribe('jobs', options, crashing)).close({ lost: true });
+  await flush();
+  assert.equal(crashing.last?.deliveryCount, 4);
+  await flush();
+  const dead = new RecordingSink();
+  await broker.subscribe('jobs.dlq', { from: { kind: 'earliest' }, credit: 10 }, dead);
+  await flush();
+  assert.deepEqual(values(dead), ['crashes-its-consumer']);
+  assert.match(header(dead.received[0]!, DLQ_HEADERS.reason)!, /subscriber lost after 4 deliveries/);
+  const next = new RecordingSink();
+  await broker.subscribe('jobs', options, next);
+  await flush();
+  assert.equal(next.received.length, 0, 'not delivered again');
+  assert.equal(broker.describeGroup('jobs', 'w').deadLetteredTotal, 1);
+  await broker.close();
+});
+
 test('delivery - reject dead-letters at once with its reason; redrive moves it back', async () => {
   const { broker } = await openSimBroker();
   await broker.createTopic('jobs');

@@ -123,3 +123,33 @@ test('server delivery - a resuming stream starts each partition at its own posit
     await running.close();
   }
 });
+
+test('server delivery - a connection lost while it holds a message at its last delivery dead-letters it; a GOODBYE first does not', async () => {
+  const running = await startBroker();
+  try {
+    const setUpPeer = await RawPeer.ready(running.port);
+    await setUp(setUpPeer, 'jobs', 1, ['crashes-its-consumer']);
+    setUpPeer.destroy();
+    const holdAndGo = async (leave: (peer: RawPeer) => void): Promise<WireDelivery> => {
+      const peer = await RawPeer.ready(running.port);
+      encodeSubscribe(peer.writer, 4, { topic: 'jobs', group: 'w', from: { kind: 'earliest' }, credit: 1, deliveriesMax: 2 });
+      peer.flush();
+      await peer.reply(4, FRAME_TYPES.SUBSCRIBED);
+      await eventually(() => assert.equal(deliveries(peer).length, 1, 'the message is delivered'));
+      leave(peer);
+      await peer.waitClosed();
+      return deliveries(peer)[0]!;
+    };
+    const goodbye = (peer: RawPeer): void => {
+      peer.writer.emptyFrame(FRAME_TYPES.GOODBYE, 0);
+      peer.flush();
+    };
+    assert.equal((await holdAndGo((peer) => peer.destroy())).deliveryCount, 1, 'lost below the limit: comes back');
+    assert.equal((await holdAndGo(goodbye)).deliveryCount, 2, 'a clean goodbye at the limit: comes back');
+    assert.equal((await holdAndGo((peer) => peer.destroy())).deliveryCount, 3);
+    await eventually(() => assert.equal(running.broker.describeGroup!('jobs', 'w').deadLetteredTotal, 1, 'dead-lettered'));
+    assert.equal(running.broker.describeGroup!('jobs', 'w').pending, 0);
+  } finally {
+    await running.close();
+  }
+});

@@ -128,6 +128,8 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
   private flushScheduled = false;
   private readPaused = false;
   private failing = false;
+  /** The client said GOODBYE: the close that follows is a clean one. */
+  private goodbyeReceived = false;
   private lastReceivedMs: number;
   private lastSentMs: number;
   /** When the socket went above the high-water mark, or -1. */
@@ -223,8 +225,11 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
     this.pausedSinks.clear();
     const sinks = [...this.subscriptions.values()];
     this.subscriptions.clear();
+    // Subscriptions still open when the socket closes were not left but lost (the client's close
+    // unsubscribes first), unless the client said GOODBYE.
+    const lost = !this.goodbyeReceived;
     for (const sink of sinks) {
-      sink.close().catch((error: unknown) =>
+      sink.close({ lost }).catch((error: unknown) =>
         this.options.logger.warn('transport.unsubscribe_failed', { connection: this.id, error }),
       );
     }
@@ -356,6 +361,7 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
       case FRAME_TYPES.PONG:
         return;
       case FRAME_TYPES.GOODBYE:
+        this.goodbyeReceived = true;
         this.socket.end();
         return;
       case FRAME_TYPES.HELLO:
@@ -779,7 +785,8 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
     this.writer.abortFrame();
     encodeError(this.writer, id, { code: error.code, message: error.message, ...(error.detail ? { detail: error.detail } : {}) });
     this.flush();
-    for (const sink of this.subscriptions.values()) void sink.close().catch(() => undefined);
+    // Cut off (a protocol error, silence, not reading): its subscriptions are lost, not left.
+    for (const sink of this.subscriptions.values()) void sink.close({ lost: true }).catch(() => undefined);
     this.socket.end();
     this.options.clock.schedule(FAIL_LINGER_MS, () => this.socket.destroy());
   }

@@ -6,7 +6,7 @@
  * itself unwritable until the SUBSCRIBED reply is queued: a delivery can then never reach the
  * client ahead of the reply that tells it the id.
  */
-import type { Delivery, Subscription } from '../../broker/types.js';
+import type { Delivery, Subscription, SubscriptionCloseOptions } from '../../broker/types.js';
 import type { ErrorCode, FerryError } from '../../protocol/errors.js';
 import type { RevocableSink } from '../../security/guard.js';
 
@@ -137,17 +137,17 @@ export class ServerSubscription implements RevocableSink {
     return new Promise((resolve) => this.settledWaiters.push(resolve));
   }
 
-  /** Closes the broker subscription after pending acks settle; safe to call twice. */
-  close(): Promise<void> {
+  /** Closes the broker subscription after pending acks settle; safe to call twice (the first call's options count). */
+  close(options: SubscriptionCloseOptions = {}): Promise<void> {
     this.closing = true;
     this.early = null;
-    return (this.closeDone ??= this.closeOnce());
+    return (this.closeDone ??= this.closeOnce(options));
   }
 
-  private async closeOnce(): Promise<void> {
+  private async closeOnce(options: SubscriptionCloseOptions): Promise<void> {
     await this.whenSettled();
     const subscription = this.subscription;
     this.subscription = null;
-    if (subscription !== null) await subscription.close();
+    if (subscription !== null) await subscription.close(options);
   }
 }
