@@ -233,4 +233,3 @@ export function createFerrySystem(options: FerrySystemOptions): BrokerSystem {
     },
   };
 }
-

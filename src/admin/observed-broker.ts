@@ -176,8 +176,7 @@ class ObservedSubscription implements Subscription {
   readonly reject?: (partition: number, offset: number, reason: string) => Promise<void>;
   readonly touch?: (partition: number, offset: number) => Promise<void>;
   /** The promise the last ack returned, and how many acks share it. */
-  private ackRun: Promise<void> | null = null;
-  private ackRunCount = { acks: 0 };
+  private ackRun: { settled: Promise<void>; acks: number } | null = null;
 
   constructor(
     private readonly inner: Subscription,
@@ -213,17 +212,17 @@ class ObservedSubscription implements Subscription {
    */
   ack(partition: number, offset: number): Promise<void> {
     const settled = this.inner.ack(partition, offset);
-    if (settled !== this.ackRun) {
-      this.ackRun = settled;
-      const run = { acks: 0 };
-      this.ackRunCount = run;
+    let run = this.ackRun;
+    if (run === null || run.settled !== settled) {
+      const started = { settled, acks: 0 };
       const traffic = this.traffic;
       settled.then(
-        () => void (traffic.acked += run.acks),
+        () => void (traffic.acked += started.acks),
         () => undefined, // the caller sees the rejection; failed acks are not counted
       );
+      this.ackRun = run = started;
     }
-    this.ackRunCount.acks += 1;
+    run.acks += 1;
     return settled;
   }
 

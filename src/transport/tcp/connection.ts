@@ -264,7 +264,7 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
         if (frames === this.held) this.heldFrom = i;
         else for (; i < frames.length; i++) this.held.push(frames[i]!);
         this.socket.pause();
-        if (this.state !== 'authenticating') this.scheduleHeld(this.refusals - refusalsBefore >= REFUSALS_PER_TURN_THROTTLED);
+        if (this.state !== 'authenticating') this.scheduleHeld(this.refusedTooMany(refusalsBefore));
         return;
       }
       const frame = frames[i]!;
@@ -279,11 +279,16 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
       }
       i++;
     }
-    if (this.refusals - refusalsBefore >= REFUSALS_PER_TURN_THROTTLED && this.state === 'open' && !this.failing) {
+    if (this.refusedTooMany(refusalsBefore) && this.state === 'open' && !this.failing) {
       // Nothing held, but the next read waits out the delay too (processHeld resumes reading).
       this.socket.pause();
       this.scheduleHeld(true);
     }
+  }
+
+  /** Whether this turn refused enough requests (since `refusalsBefore`) to be throttled. */
+  private refusedTooMany(refusalsBefore: number): boolean {
+    return this.refusals - refusalsBefore >= REFUSALS_PER_TURN_THROTTLED;
   }
 
   /** A HELLO waits for the next turn when the server has handled its HANDSHAKES_PER_TURN_MAX this turn. */
