@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=8 --initial-old-space-size=64
+#!/usr/bin/env -S node --max-semi-space-size=4 --initial-old-space-size=64 --no-allocation-site-pretenuring
 // The `ferry` command: a thin launcher for the compiled CLI (built by `npm ci` through `prepare`).
 // The V8 flags above (also in package.json's `start`; a test keeps the two equal) size the heap for
 // a broker: an old generation that starts at 64 MiB, so V8 does not run a full collection about

@@ -15,6 +15,7 @@ import { FerryError } from '../protocol/errors.js';
 import { DEFAULT_SEGMENT_BYTES, DEFAULT_SYNC_INTERVAL_MS, DEFAULT_TAIL_CACHE_BYTES, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN } from '../storage/limits.js';
 import { DURABILITY_MODES, type LogRecord, type RecoveryReport, type StorageObserver } from '../storage/types.js';
 import { TailCacheBudget } from '../storage/tail-cache.js';
+import { WriteBufferPool } from '../storage/write-buffers.js';
 import {
   ACK_TIMEOUT_MS_MAX,
   ACK_TIMEOUT_MS_MIN,
@@ -160,6 +161,7 @@ export class Broker implements BrokerApi, DeadLetterTarget {
       wallHistory,
       random: options.random ?? Math.random,
       tailCacheBudget: new TailCacheBudget(options.tailCacheBytes ?? DEFAULT_TAIL_CACHE_BYTES),
+      writeBuffers: new WriteBufferPool(),
       storageObserver: options.storageObserver ?? null,
       allocateSubscriptionId: () => 0,
       deadLetters: undefined as unknown as DeadLetterTarget,

@@ -31,6 +31,7 @@ import { mkdirDurable, writeFileAtomic } from '../platform/atomic-write.js';
 import { FerryError } from '../protocol/errors.js';
 import { Log } from '../storage/log.js';
 import type { AppendResult, Durability, Header, LogRecord, RecordInput, StorageObserver } from '../storage/types.js';
+import type { WriteBufferPool } from '../storage/write-buffers.js';
 import {
   appendBucketItems,
   bucketFileName,
@@ -111,6 +112,8 @@ export interface DelayStoreOptions {
   syncIntervalMs: number;
   topic: string;
   observer?: StorageObserver | null;
+  /** The broker's encode buffers (storage/write-buffers.ts); by default the journal keeps its own. */
+  writeBuffers?: WriteBufferPool;
   /** The topic's partition logs (searched for moves after a crash). */
   mainLogs: readonly Log[];
   /** Appends due messages to the topic. */
@@ -188,6 +191,7 @@ export class DelayStore {
       tailCacheBytes: 0,
       batchBytesMax: DELAY_BATCH_BYTES_MAX,
       ...(options.observer ? { observer: options.observer } : {}),
+      ...(options.writeBuffers ? { writeBuffers: options.writeBuffers } : {}),
     });
     const statePath = join(dir, STATE_FILE);
     let saved: DelayState | CursorStateV1;

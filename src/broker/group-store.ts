@@ -17,6 +17,7 @@ import { mkdirDurable, writeFileAtomic } from '../platform/atomic-write.js';
 import { FerryError } from '../protocol/errors.js';
 import { Log } from '../storage/log.js';
 import type { Durability, StorageObserver } from '../storage/types.js';
+import type { WriteBufferPool } from '../storage/write-buffers.js';
 import { AckSet } from './ack-set.js';
 import { decodeGroupEvents, encodeGroupEvents, GroupEventKind, type GroupEvent } from './group-journal.js';
 import { GROUP_SNAPSHOT_VERSION, GroupState, PartitionGroupState, type GroupSnapshot, type StateTruncation } from './group-state.js';
@@ -37,6 +38,8 @@ export interface GroupStoreOptions {
   durability: Durability;
   partitions: number;
   observer?: StorageObserver | null;
+  /** The broker's encode buffers (storage/write-buffers.ts); by default the journal keeps its own. */
+  writeBuffers?: WriteBufferPool;
   /** For a new group: its configuration and start floors, per partition. */
   initial: () => Promise<{ config: GroupConfig; floors: number[] }>;
 }
@@ -90,6 +93,7 @@ export class GroupStore {
       segmentBytes: GROUP_JOURNAL_SEGMENT_BYTES,
       tailCacheBytes: 0,
       ...(options.observer ? { observer: options.observer } : {}),
+      ...(options.writeBuffers ? { writeBuffers: options.writeBuffers } : {}),
     });
     const state = GroupState.fromSnapshot(snapshot, options.partitions);
     await replayJournal(journal, Math.max(snapshot.journalOffset, journal.startOffset), state);

@@ -15,6 +15,7 @@ import { FerryError } from '../protocol/errors.js';
 import { Log } from '../storage/log.js';
 import type { Header, RecordInput, RecoveryReport, StorageObserver } from '../storage/types.js';
 import type { TailCacheBudget } from '../storage/tail-cache.js';
+import type { WriteBufferPool } from '../storage/write-buffers.js';
 import type { DeadLetterTarget } from './dead-letter.js';
 import { DEFAULT_DEDUP_WINDOW_MS, DedupIndex, ID_HEADER, type DedupEntry } from './dedup.js';
 import { DelayStore, PARTITION_HEADER as DELAY_PARTITION_HEADER } from './delay-store.js';
@@ -40,6 +41,8 @@ export interface TopicContext {
   random: () => number;
   /** The broker's one tail-cache budget, shared by every partition of every topic. */
   tailCacheBudget: TailCacheBudget;
+  /** The broker's one pool of batch encode buffers, shared by every log it opens. */
+  writeBuffers: WriteBufferPool;
   storageObserver: StorageObserver | null;
   allocateSubscriptionId: () => number;
   deadLetters: DeadLetterTarget;
@@ -105,6 +108,7 @@ export class Topic {
           // Every log may use the whole budget; together they stay within it (the oldest batch leaves first).
           tailCacheBytes: context.tailCacheBudget.bytesMax,
           tailCacheBudget: context.tailCacheBudget,
+          writeBuffers: context.writeBuffers,
           stampAgeMs: (stampMs) => context.wallHistory.ageMs(stampMs),
           ...(context.storageObserver === null ? {} : { observer: context.storageObserver }),
         }),
@@ -183,6 +187,7 @@ export class Topic {
       syncIntervalMs: this.config.syncIntervalMs,
       topic: this.name,
       observer: this.context.storageObserver,
+      writeBuffers: this.context.writeBuffers,
       mainLogs: this.logs,
       deliver: (messages) => this.append(messages),
     });
@@ -328,6 +333,7 @@ export class Topic {
         durability: this.config.durability,
         partitions: this.logs.length,
         observer: this.context.storageObserver,
+        writeBuffers: this.context.writeBuffers,
         initial: async () => ({ config: this.context.resolveGroupConfig(this.name, options), floors: await this.startOffsets(from) }),
       });
       const group = await Group.open({

@@ -111,9 +111,10 @@ export class AppendQueue {
  * Encodes `batch` as one buffer with offsets from `baseOffset` on, and tells each append its
  * offsets. The hot path: no per-record allocation beyond what encodeRecord needs.
  */
-export function encodeBatch(batch: TakenBatch, baseOffset: number, leaderEpoch: number): { buf: Buffer; header: BatchHeader } {
+export function encodeBatch(batch: TakenBatch, baseOffset: number, leaderEpoch: number, into: Buffer): { buf: Buffer; header: BatchHeader } {
   const { appends, bytes, records } = batch;
-  const buf = Buffer.allocUnsafeSlow(bytes);
+  assert.ok(into.length >= bytes, 'the batch fits the buffer it is encoded into');
+  const buf = into.length === bytes ? into : into.subarray(0, bytes);
   let at = BATCH_HEADER_BYTES;
   let offset = baseOffset;
   let maxTimestampMs = 0;

@@ -21,6 +21,7 @@ import {
 } from './limits.js';
 import { DURABILITY_MODES, type Durability, type LogOptions, type RetentionPolicy, type StorageObserver } from './types.js';
 import type { TailCacheBudget } from './tail-cache.js';
+import type { WriteBufferPool } from './write-buffers.js';
 
 /** Leader epochs are stored as u32. */
 const LEADER_EPOCH_MAX = 0xffff_ffff;
@@ -42,6 +43,7 @@ export interface LogConfig {
   retentionCheckIntervalMs: number;
   observer: StorageObserver | null;
   tailCacheBudget: TailCacheBudget | null;
+  writeBuffers: WriteBufferPool | null;
   batchBytesMax: number;
   stampAgeMs: ((stampMs: number) => number) | null;
 }
@@ -83,6 +85,7 @@ export function resolveLogConfig(options: LogOptions): LogConfig {
     retentionCheckIntervalMs: integerIn('retentionCheckIntervalMs', options.retentionCheckIntervalMs, DEFAULT_RETENTION_CHECK_INTERVAL_MS, 1, 86_400_000),
     observer: options.observer ?? null,
     tailCacheBudget: options.tailCacheBudget ?? null,
+    writeBuffers: options.writeBuffers ?? null,
     batchBytesMax: integerIn('batchBytesMax', options.batchBytesMax, BATCH_BYTES_MAX, 1024, BATCH_BYTES_MAX),
     stampAgeMs: options.stampAgeMs ?? null,
   };

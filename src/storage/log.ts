@@ -34,6 +34,7 @@ import { AgeClock, selectRetentionVictims, type RetentionCandidate } from './ret
 import { Segment } from './segment.js';
 import { segmentOffsetForTimestamp, type ReadRequest } from './segment-reader.js';
 import { TailCache } from './tail-cache.js';
+import { WriteBufferPool } from './write-buffers.js';
 import type {
   AppendResult,
   Durability,
@@ -65,6 +66,8 @@ interface InFlightWrite {
   position: number;
   header: BatchHeader;
   buf: Buffer;
+  /** The pooled buffer `buf` is a view of, given back once the write has settled. */
+  pooled: Buffer;
   appends: PendingAppend[];
   state: 'writing' | 'done' | 'failed';
   error: unknown;
@@ -99,6 +102,7 @@ export class Log {
   private segments: Segment[];
   private active: Segment;
   private readonly tailCache: TailCache;
+  private readonly writeBuffers: WriteBufferPool;
 
   private nextOffsetValue: number;
   private writtenOffsetValue: number;
@@ -144,7 +148,8 @@ export class Log {
     this.config = config;
     this.segments = segments;
     this.active = segments[segments.length - 1]!;
-    this.tailCache = new TailCache(config.tailCacheBytes, config.tailCacheBudget);
+    this.tailCache = new TailCache(config.tailCacheBytes, config.tailCacheBudget ?? undefined);
+    this.writeBuffers = config.writeBuffers ?? new WriteBufferPool();
     this.nextOffsetValue = this.active.nextOffset;
     this.writtenOffsetValue = this.nextOffsetValue - 1;
     this.syncedOffsetValue = this.writtenOffsetValue;
@@ -320,11 +325,12 @@ export class Log {
   private startWrite(batch: TakenBatch): void {
     const segment = this.active;
     const position = this.writePosition;
-    const { buf, header } = encodeBatch(batch, this.nextOffsetValue, this.config.leaderEpoch);
+    const pooled = this.writeBuffers.take(batch.bytes);
+    const { buf, header } = encodeBatch(batch, this.nextOffsetValue, this.config.leaderEpoch, pooled);
     const appends = batch.appends;
     this.nextOffsetValue = header.baseOffset + header.recordCount;
     this.writePosition = position + header.batchBytes;
-    const write: InFlightWrite = { segment, position, header, buf, appends, state: 'writing', error: null };
+    const write: InFlightWrite = { segment, position, header, buf, pooled, appends, state: 'writing', error: null };
     this.inFlight.push(write);
     segment.handle.write(buf, position).then(
       () => {
@@ -369,6 +375,7 @@ export class Log {
     this.totalBytes += header.batchBytes;
     this.markDirty(segment);
     this.tailCache.add(write.buf, header.baseOffset, header.recordCount, header.leaderEpoch);
+    this.writeBuffers.give(write.pooled);
     this.config.observer?.batchWritten(header.recordCount, header.batchBytes);
     this.writtenOffsetValue = header.baseOffset + header.recordCount - 1;
     assert.equal(segment.nextOffset, this.writtenOffsetValue + 1, 'the segment ends at the written offset');
@@ -390,6 +397,8 @@ export class Log {
   private async rollBackWrites(writes: InFlightWrite[]): Promise<void> {
     const first = writes[0]!;
     const error = first.error;
+    // Every one of them has settled: no write uses its buffer any more.
+    for (const write of writes) this.writeBuffers.give(write.pooled);
     this.nextOffsetValue = first.header.baseOffset;
     this.writePosition = first.position;
     try {

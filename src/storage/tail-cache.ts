@@ -1,8 +1,15 @@
 /**
- * The hot tail: the most recently written batches, kept as the exact bytes that went to disk so
- * that consumers keeping up with producers read from memory. Bounded in bytes; the oldest batches
- * leave first, and the cached range always ends at the written offset, so a read either starts
- * inside it and is served entirely from memory, or goes to disk.
+ * The hot tail: the most recently written batches, kept in memory so that consumers keeping up
+ * with producers read without touching the disk. Bounded in bytes; the oldest batches leave
+ * first, and the cached range always ends at the written offset, so a read either starts inside
+ * it and is served entirely from memory, or goes to disk.
+ *
+ * The bytes live in a ring owned by the broker-wide budget: a written batch is copied into the
+ * ring, and a read copies the records it returns out of it. The cache therefore never holds a
+ * buffer that dies old: before the ring, every written batch was kept until evicted, long enough
+ * to reach V8's old generation, and the evicted batches waited as external memory for a full
+ * collection — tens of MiB of resident memory under load. Reads hand out copies because a
+ * consumer may keep a record's value for as long as it likes, while the ring reuses its bytes.
  *
  * Cached bytes were produced by this process and never left memory, so records are decoded
  * without re-checking their CRC.
@@ -16,8 +23,10 @@ interface CachedBatch {
   baseOffset: number;
   recordCount: number;
   leaderEpoch: number;
-  /** Emptied when the batch leaves the cache, so that a stale budget entry holds no memory. */
+  /** A view of the ring; emptied when the batch leaves the cache. */
   bytes: Buffer;
+  /** Where the batch starts in the ring (see TailCacheBudget). */
+  ringAt: number;
   cached: boolean;
 }
 
@@ -27,9 +36,21 @@ const NO_BYTES = Buffer.alloc(0);
 const COMPACT_AFTER_SLOTS = 1024;
 
 /**
- * One memory budget shared by the tail caches of every log of a broker: when the caches together
- * pass it, the batch written longest ago, in whichever log, leaves first. Without it each topic
- * kept its own full cache, and a broker with ten busy topics held ten times the configured memory.
+ * The ring is made of equal chunks of at most this size, allocated on first use: one Buffer can
+ * only be so large, and a broker configured with a large budget should not touch it all at once.
+ * A batch never spans two chunks, so a batch larger than a chunk is not cached.
+ */
+export const TAIL_CACHE_CHUNK_BYTES_MAX = 64 * 1024 * 1024;
+
+/**
+ * One memory budget shared by the tail caches of every log of a broker, and the ring their bytes
+ * live in. Batches take ring space in the order they are written, whichever log writes them; a
+ * new batch takes the space after the newest one, evicting the batches written longest ago that
+ * occupy it. Without a shared budget each topic kept its own full cache, and a broker with ten
+ * busy topics held ten times the configured memory.
+ *
+ * Invariant: every cached batch lies in the circular range that ends at `tail`, in the order the
+ * batches were added, so the batches a new one overwrites are always the oldest.
  */
 export class TailCacheBudget {
   /** Batches of every cache in the order they were added; each cache's own order is the same. */
@@ -38,9 +59,26 @@ export class TailCacheBudget {
   private bytesValue = 0;
   /** Batches cached by all caches together (entries beyond these are stale). */
   private liveBatches = 0;
+  /** Ring chunks, allocated on first use. */
+  private readonly chunks: Array<Buffer | undefined>;
+  /** The largest batch the ring holds. */
+  readonly chunkBytes: number;
+  private readonly ringBytes: number;
+  /** Ring position where the next batch goes (just after the newest one). */
+  private tail = 0;
 
-  constructor(readonly bytesMax: number) {
+  constructor(
+    readonly bytesMax: number,
+    /** Largest ring chunk; smaller only in tests, to exercise batches that skip to the next chunk. */
+    chunkBytesMax: number = TAIL_CACHE_CHUNK_BYTES_MAX,
+  ) {
     assert.ok(Number.isSafeInteger(bytesMax) && bytesMax >= 0, 'the tail cache budget is a byte count');
+    assert.ok(Number.isSafeInteger(chunkBytesMax) && chunkBytesMax > 0, 'a ring chunk has bytes');
+    const chunkCount = Math.max(1, Math.ceil(bytesMax / chunkBytesMax));
+    this.chunkBytes = Math.floor(bytesMax / chunkCount);
+    this.ringBytes = this.chunkBytes * chunkCount;
+    this.chunks = new Array<Buffer | undefined>(chunkCount).fill(undefined);
+    assert.ok(this.ringBytes <= bytesMax, 'the ring stays within the budget');
   }
 
   /** Bytes cached by all caches together. */
@@ -48,20 +86,32 @@ export class TailCacheBudget {
     return this.bytesValue;
   }
 
-  /** @internal a cache added `batch`; evicts the globally oldest batches while over budget. */
+  /**
+   * @internal room for a batch of `size` bytes (at most `chunkBytes`): evicts the oldest batches,
+   * in whichever cache, that occupy the space after the newest one; returns where it is.
+   */
+  reserve(size: number): { ringAt: number; bytes: Buffer } {
+    assert.ok(size > 0 && size <= this.chunkBytes, 'a cached batch fits one ring chunk');
+    let start = this.tail;
+    const intoChunk = start % this.chunkBytes;
+    // A batch never spans two chunks: skip to the next one (the rest of this one stays unused).
+    if (intoChunk + size > this.chunkBytes) start = (start - intoChunk + this.chunkBytes) % this.ringBytes;
+    this.evictWithin(((start - this.tail + this.ringBytes) % this.ringBytes) + size);
+    this.tail = (start + size) % this.ringBytes;
+    const index = Math.floor(start / this.chunkBytes);
+    const chunk = (this.chunks[index] ??= Buffer.allocUnsafeSlow(this.chunkBytes));
+    const at = start - index * this.chunkBytes;
+    return { ringAt: start, bytes: chunk.subarray(at, at + size) };
+  }
+
+  /** @internal a cache added `batch`, in the space `reserve` just gave it. */
   added(cache: TailCache, batch: CachedBatch): void {
     this.entries.push({ cache, batch });
     this.bytesValue += batch.bytes.length;
     this.liveBatches++;
-    while (this.bytesValue > this.bytesMax && this.head < this.entries.length) {
-      const oldest = this.entries[this.head]!;
-      this.entries[this.head] = undefined;
-      this.head++;
-      // Stale when its cache evicted or cleared it already (then its bytes were given back).
-      oldest.cache.evictIfOldest(oldest.batch);
-    }
-    if (this.head === this.entries.length) {
-      this.entries = [];
+    assert.ok(this.bytesValue <= this.ringBytes, 'the caches hold no more than the ring');
+    if (this.head === this.entries.length - 1 && this.head > 0) {
+      this.entries = this.entries.slice(this.head);
       this.head = 0;
     } else if (this.head >= COMPACT_AFTER_SLOTS && this.head * 2 >= this.entries.length) {
       this.entries = this.entries.slice(this.head);
@@ -79,6 +129,22 @@ export class TailCacheBudget {
     this.liveBatches -= batches;
     assert.ok(this.bytesValue >= 0 && this.liveBatches >= 0, 'the budget never gets back more than it lent');
   }
+
+  /** Evicts the oldest batches that start within `length` bytes after `tail`. */
+  private evictWithin(length: number): void {
+    while (this.head < this.entries.length) {
+      const oldest = this.entries[this.head]!;
+      // Stale when its cache evicted or cleared it already (then its bytes were given back).
+      if (oldest.batch.cached) {
+        const distance = (oldest.batch.ringAt - this.tail + this.ringBytes) % this.ringBytes;
+        if (distance >= length) return;
+        oldest.cache.evictIfOldest(oldest.batch);
+        assert.ok(!oldest.batch.cached, 'the globally oldest batch is its cache oldest');
+      }
+      this.entries[this.head] = undefined;
+      this.head++;
+    }
+  }
 }
 
 export class TailCache {
@@ -88,8 +154,8 @@ export class TailCache {
 
   constructor(
     private readonly bytesMax: number,
-    /** The broker-wide budget this cache also counts against; none: only `bytesMax` bounds it. */
-    private readonly budget: TailCacheBudget | null = null,
+    /** The broker-wide budget (and ring) this cache shares; by default one of its own. */
+    private readonly budget: TailCacheBudget = new TailCacheBudget(bytesMax),
   ) {}
 
   get bytes(): number {
@@ -101,9 +167,10 @@ export class TailCache {
     return this.head < this.batches.length ? this.batches[this.head]!.baseOffset : Number.POSITIVE_INFINITY;
   }
 
-  /** Adds a batch just written; it must follow the newest cached batch. */
-  add(bytes: Buffer, baseOffset: number, recordCount: number, leaderEpoch: number): void {
-    if (bytes.length > this.bytesMax) {
+  /** Copies in a batch just written; it must follow the newest cached batch. */
+  add(written: Buffer, baseOffset: number, recordCount: number, leaderEpoch: number): void {
+    const size = written.length;
+    if (size > this.bytesMax || size > this.budget.chunkBytes) {
       // Too big to keep: drop everything so the cache stays a contiguous range ending at the tail.
       this.clear();
       return;
@@ -112,15 +179,17 @@ export class TailCache {
     if (this.head < this.batches.length && newest !== undefined) {
       assert.equal(baseOffset, newest.baseOffset + newest.recordCount, 'cached batches are contiguous');
     }
-    const batch: CachedBatch = { baseOffset, recordCount, leaderEpoch, bytes, cached: true };
+    while (this.bytesValue + size > this.bytesMax) this.evictOldest();
+    const { ringAt, bytes } = this.budget.reserve(size);
+    written.copy(bytes);
+    const batch: CachedBatch = { baseOffset, recordCount, leaderEpoch, bytes, ringAt, cached: true };
     this.batches.push(batch);
-    this.bytesValue += bytes.length;
-    while (this.bytesValue > this.bytesMax) this.evictOldest();
-    this.budget?.added(this, batch);
+    this.bytesValue += size;
+    this.budget.added(this, batch);
   }
 
   clear(): void {
-    this.budget?.released(this.bytesValue, this.batches.length - this.head);
+    this.budget.released(this.bytesValue, this.batches.length - this.head);
     for (let i = this.head; i < this.batches.length; i++) uncache(this.batches[i]!);
     this.batches = [];
     this.head = 0;
@@ -132,28 +201,47 @@ export class TailCache {
     if (this.head < this.batches.length && this.batches[this.head] === batch) this.evictOldest();
   }
 
-  /** Appends records from `request.offset` on; the caller checked `offset >= startOffset`. */
+  /**
+   * Appends records from `request.offset` on; the caller checked `offset >= startOffset`. The
+   * records read from one batch are copied out of the ring together, and decoded from the copy.
+   */
   read(request: ReadRequest, out: LogRecord[], bytesSoFar: { bytes: number }): void {
     assert.ok(request.offset >= this.startOffset, 'read starts inside the cache');
     const cursor: DecodeCursor = { at: 0, damage: null };
     for (let i = this.findBatch(request.offset); i < this.batches.length; i++) {
       const batch = this.batches[i]!;
-      const end = batch.bytes.length;
-      cursor.at = BATCH_HEADER_BYTES;
       const batchEnd = batch.baseOffset + batch.recordCount;
-      for (let offset = batch.baseOffset; offset < batchEnd; offset++) {
-        if (offset >= request.endOffset || out.length >= request.recordsMax) return;
-        const size = recordSizeAt(batch.bytes, cursor.at);
-        if (offset < request.offset) {
-          cursor.at += size;
-          continue;
+      let offset = batch.baseOffset;
+      let at = BATCH_HEADER_BYTES;
+      for (; offset < request.offset; offset++) at += recordSizeAt(batch.bytes, at);
+      const firstOffset = offset;
+      const first = at;
+      let full = false;
+      for (; offset < batchEnd; offset++) {
+        const taken = out.length + (offset - firstOffset);
+        if (offset >= request.endOffset || taken >= request.recordsMax) {
+          full = true;
+          break;
         }
-        if (out.length > 0 && bytesSoFar.bytes + size > request.bytesMax) return;
-        const record = decodeRecord(batch.bytes, cursor, end, offset, batch.leaderEpoch, false);
-        assert.ok(record !== null, 'cached batches decode');
-        out.push(record);
+        const size = recordSizeAt(batch.bytes, at);
+        if (taken > 0 && bytesSoFar.bytes + size > request.bytesMax) {
+          full = true;
+          break;
+        }
         bytesSoFar.bytes += size;
+        at += size;
       }
+      if (offset > firstOffset) {
+        const copy = Buffer.allocUnsafe(at - first);
+        batch.bytes.copy(copy, 0, first, at);
+        cursor.at = 0;
+        for (let next = firstOffset; next < offset; next++) {
+          const record = decodeRecord(copy, cursor, copy.length, next, batch.leaderEpoch, false);
+          assert.ok(record !== null, 'cached batches decode');
+          out.push(record);
+        }
+      }
+      if (full) return;
     }
   }
 
@@ -177,7 +265,7 @@ export class TailCache {
   private evictOldest(): void {
     const oldest = this.batches[this.head]!;
     this.bytesValue -= oldest.bytes.length;
-    this.budget?.released(oldest.bytes.length, 1);
+    this.budget.released(oldest.bytes.length, 1);
     uncache(oldest);
     this.batches[this.head] = undefined as unknown as CachedBatch;
     this.head++;

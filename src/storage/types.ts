@@ -6,6 +6,7 @@ import type { Clock } from '../platform/clock.js';
 import type { FileSystem } from '../platform/fs.js';
 import type { Logger } from '../platform/logger.js';
 import type { TailCacheBudget } from './tail-cache.js';
+import type { WriteBufferPool } from './write-buffers.js';
 
 /** Per-log durability; the three names are a user-facing contract. */
 export const DURABILITY_MODES = ['always', 'interval', 'never'] as const;
@@ -70,6 +71,8 @@ export interface LogOptions {
   observer?: StorageObserver;
   /** A memory budget shared with other logs' tail caches (the broker's `tailCacheBytes`). */
   tailCacheBudget?: TailCacheBudget;
+  /** Encode buffers shared with other logs (the broker's); by default the log keeps its own. */
+  writeBuffers?: WriteBufferPool;
   /**
    * Largest batch one write carries (an append larger than this is still one batch). Reading one
    * record reads its whole batch, so a log read at random offsets wants small batches.

@@ -69,52 +69,101 @@ test('tail cache - caches sharing a budget stay within it together, the batch ad
   assert.deepEqual([a.startOffset, budget.bytes], [8, one]);
 });
 
-test('tail cache - a shared budget: within bounds, each cache a contiguous tail, the oldest evicted (property)', () => {
-  const one = batch(0, 2).length;
+/** A batch of `count` records whose values say which cache and offset they belong to. */
+function taggedBatch(owner: number, baseOffset: number, count: number, valueBytes: number): Buffer {
+  const values = Array.from({ length: count }, (_, i) => taggedValue(owner, baseOffset + i, valueBytes));
+  const buf = Buffer.alloc(BATCH_HEADER_BYTES + values.reduce((sum, value) => sum + 36 + value.length, 0));
+  let at = BATCH_HEADER_BYTES;
+  values.forEach((value, i) => (at = encodeRecord(buf, at, baseOffset + i, 1, null, undefined, value)));
+  writeBatchHeader(buf, 0, { batchBytes: buf.length, recordCount: count, baseOffset, leaderEpoch: 0, maxTimestampMs: 1, attributes: 0 });
+  return buf;
+}
+
+function taggedValue(owner: number, offset: number, valueBytes: number): Buffer {
+  const value = Buffer.alloc(Math.max(8, valueBytes), (owner * 31 + offset) % 251);
+  value.writeUInt32BE(owner, 0);
+  value.writeUInt32BE(offset, 4);
+  return value;
+}
+
+test('tail cache - a shared ring: within bounds, each cache a contiguous tail, the oldest leaving first, every byte intact (property)', () => {
   fc.assert(
     fc.property(
-      fc.integer({ min: 0, max: 12 }),
-      fc.array(fc.record({ cache: fc.integer({ min: 0, max: 2 }), op: fc.constantFrom('add', 'add', 'add', 'clear') }), { maxLength: 120 }),
-      (budgetBatches, ops) => {
-        const budget = new TailCacheBudget(one * budgetBatches);
-        const caches = [0, 1, 2].map(() => new TailCache(one * 5, budget));
+      fc.integer({ min: 0, max: 6_000 }),
+      fc.integer({ min: 200, max: 3_000 }),
+      fc.array(
+        fc.record({
+          cache: fc.integer({ min: 0, max: 2 }),
+          op: fc.constantFrom('add', 'add', 'add', 'add', 'clear', 'read'),
+          records: fc.integer({ min: 1, max: 6 }),
+          valueBytes: fc.integer({ min: 0, max: 300 }),
+        }),
+        { maxLength: 150 },
+      ),
+      (budgetBytes, chunkBytesMax, ops) => {
+        const budget = new TailCacheBudget(budgetBytes, chunkBytesMax);
+        // Each cache may use the whole budget (as in the broker), so only the budget evicts.
+        const caches = [0, 1, 2].map(() => new TailCache(10_000, budget));
         const nextOffset = [0, 0, 0];
-        /** Model: per cache the cached base offsets; plus global insertion order. */
-        const model: number[][] = [[], [], []];
-        let order: Array<[number, number]> = [];
-        for (const { cache, op } of ops) {
+        const valueBytesAt = new Map<string, number>();
+        /** Every add since the cache's last clear, in global order: [cache, baseOffset, count, bytes]. */
+        let added: Array<[number, number, number, number]> = [];
+        /** Records read earlier, checked again at the end: the ring reusing their bytes must not change them. */
+        const kept: Array<[number, LogRecord]> = [];
+        for (const { cache, op, records, valueBytes } of ops) {
+          const subject = caches[cache]!;
           if (op === 'clear') {
-            caches[cache]!.clear();
-            model[cache] = [];
-            order = order.filter(([owner]) => owner !== cache);
-            continue;
-          }
-          const base = nextOffset[cache]!;
-          nextOffset[cache] = base + 2;
-          caches[cache]!.add(batch(base, 2), base, 2, 0);
-          model[cache]!.push(base);
-          order.push([cache, base]);
-          // Per-cache bound first, then the global one, oldest first.
-          while (model[cache]!.length > 5) {
-            const dropped = model[cache]!.shift()!;
-            order = order.filter(([owner, offset]) => owner !== cache || offset !== dropped);
-          }
-          while (order.length > budgetBatches) {
-            const [owner, offset] = order.shift()!;
-            assert.equal(model[owner]![0], offset, 'the globally oldest is its cache oldest');
-            model[owner]!.shift();
+            subject.clear();
+            added = added.filter(([owner]) => owner !== cache);
+          } else if (op === 'read') {
+            if (subject.startOffset === Number.POSITIVE_INFINITY) continue;
+            const out: LogRecord[] = [];
+            subject.read({ offset: subject.startOffset, endOffset: nextOffset[cache]!, recordsMax: 1_000, bytesMax: 1 << 20 }, out, { bytes: 0 });
+            assert.deepEqual(
+              out.map((found) => found.offset),
+              Array.from({ length: nextOffset[cache]! - subject.startOffset }, (_, i) => subject.startOffset + i),
+              'a read from the cache returns every cached record, in order',
+            );
+            for (const found of out) kept.push([cache, found]);
+          } else {
+            const base = nextOffset[cache]!;
+            const bytes = taggedBatch(cache, base, records, valueBytes);
+            for (let i = 0; i < records; i++) valueBytesAt.set(`${cache}/${base + i}`, valueBytes);
+            nextOffset[cache] = base + records;
+            subject.add(bytes, base, records, 0);
+            const fits = bytes.length <= budget.chunkBytes;
+            assert.equal(subject.startOffset <= base, fits, 'a batch that fits a ring chunk is cached; one that does not empties its cache');
+            if (fits) added.push([cache, base, records, bytes.length]);
+            else added = added.filter(([owner]) => owner !== cache);
           }
         }
-        let total = 0;
+        // Which adds are still cached: for each cache a suffix of its adds since its last clear.
+        const cachedFrom = caches.map((subject) => subject.startOffset);
+        const live = added.filter(([owner, base]) => base >= cachedFrom[owner]!);
         for (let i = 0; i < 3; i++) {
-          const expected = model[i]!;
-          assert.equal(caches[i]!.startOffset, expected.length === 0 ? Number.POSITIVE_INFINITY : expected[0]);
-          assert.equal(caches[i]!.bytes, expected.length * one);
-          if (expected.length > 0) assert.equal(expected.at(-1), nextOffset[i]! - 2, 'a cache always ends at its tail');
-          total += caches[i]!.bytes;
+          const mine = added.filter(([owner]) => owner === i);
+          const cached = mine.filter(([, base]) => base >= cachedFrom[i]!);
+          if (cached.length > 0) {
+            assert.equal(cached[0]![1], cachedFrom[i], 'a cache starts at a batch boundary');
+            assert.equal(cached.at(-1)![1] + cached.at(-1)![2], nextOffset[i], 'a cache always ends at its tail');
+          }
+          assert.equal(caches[i]!.bytes, cached.reduce((sum, [, , , bytes]) => sum + bytes, 0));
         }
-        assert.equal(budget.bytes, total);
-        assert.ok(budget.bytes <= one * budgetBatches);
+        assert.equal(budget.bytes, live.reduce((sum, [, , , bytes]) => sum + bytes, 0));
+        assert.ok(budget.bytes <= budgetBytes, 'all caches together within the budget');
+        // The oldest leave first: after the first batch still cached, every batch added is cached.
+        const firstLive = added.findIndex(([owner, base]) => base >= cachedFrom[owner]!);
+        if (firstLive >= 0) assert.equal(live.length, added.length - firstLive, 'the cached batches are the newest ones');
+        // Every byte a read ever returned, and every byte still cached, is what was written.
+        for (let i = 0; i < 3; i++) {
+          if (cachedFrom[i] === Number.POSITIVE_INFINITY) continue;
+          const out: LogRecord[] = [];
+          caches[i]!.read({ offset: cachedFrom[i]!, endOffset: nextOffset[i]!, recordsMax: 1_000, bytesMax: 1 << 20 }, out, { bytes: 0 });
+          for (const found of out) kept.push([i, found]);
+        }
+        for (const [owner, found] of kept) {
+          assert.ok(found.value.equals(taggedValue(owner, found.offset, valueBytesAt.get(`${owner}/${found.offset}`)!)), `record ${owner}/${found.offset} intact`);
+        }
       },
     ),
     { numRuns: process.env['CI'] ? 1_000 : 200 },
