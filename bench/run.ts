@@ -111,7 +111,7 @@ function describeResult(result: WorkloadResult): string {
       `${result.duplicates > 0 ? `, ${result.duplicates} redelivered` : ''})`;
   }
   return `p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms, p99.9 ${result.p999Ms.toFixed(2)} ms, max ${result.maxMs.toFixed(2)} ms` +
-    ` (send lag max ${result.sendLagMaxMs.toFixed(1)} ms${result.duplicates > 0 ? `, ${result.duplicates} redelivered` : ''})`;
+    ` (after the first second p99 ${result.p99AfterFirstSecondMs.toFixed(2)} ms; send lag max ${result.sendLagMaxMs.toFixed(1)} ms${result.duplicates > 0 ? `, ${result.duplicates} redelivered` : ''})`;
 }
 
 function errorText(error: unknown): string {
