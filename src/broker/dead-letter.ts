@@ -86,8 +86,9 @@ export class DeadLetterer {
 
   constructor(private readonly options: DeadLettererOptions) {}
 
+  /** Called for every delivery: builds no key while nothing is being moved (the common case). */
   isMoving(partition: number, offset: number): boolean {
-    return this.moving.has(`${partition}:${offset}`) || this.options.store.state.partitions[partition]!.intents.has(offset);
+    return (this.moving.size > 0 && this.moving.has(`${partition}:${offset}`)) || this.options.store.state.partitions[partition]!.intents.has(offset);
   }
 
   /** Dead-letters one message; resolves once it is settled in the group. */
