@@ -202,6 +202,8 @@ export function docsSection(report: BenchReport, resultsFile: string): string {
     '- W3: open-loop publishes at 5,000 msgs/s for 10 s (after one primer message has gone through);',
     '  publish-to-receive latency from the send time carried in the payload (same process,',
     '  `performance.now()`); how far the sender fell behind its schedule is in the results JSON.',
+    '  "After the first second": the p99 of the messages sent after the first second alone, a',
+    '  diagnostic of warm-up (the headline p99 covers the whole run).',
     '- W4: 4 producers (250 unconfirmed each) and 4 competing consumers in one group, 100,000',
     '  messages: msgs/s from the first publish until the last ack is confirmed.',
     '- Peak RSS: the broker process\'s VmHWM after all four workloads.',
