@@ -430,3 +430,32 @@ test('delivery - after a restart, an acked redelivery ahead of the reader is not
   assert.deepEqual(values(again).sort(), ['0', '1', '2'], 'offset 2 is not delivered twice');
   await broker.close();
 });
+
+test('delivery - a delivered value stays intact while the tail cache reuses its memory for newer messages of any topic', async () => {
+  // A cache of a few batches, shared by two topics: it wraps many times during the test.
+  const { broker } = await openSimBroker(undefined, undefined, { tailCacheBytes: 4 * 1024 });
+  const payload = (topic: string, i: number): Buffer => Buffer.alloc(300, `${topic}:${i};`);
+  try {
+    const sinks = new Map<string, RecordingSink>();
+    for (const topic of ['a', 'b']) {
+      await broker.createTopic(topic);
+      const sink = new RecordingSink();
+      sinks.set(topic, sink);
+      await broker.subscribe(topic, { group: 'g', from: { kind: 'earliest' }, credit: 1_000 }, sink);
+    }
+    for (let round = 0; round < 20; round++) {
+      for (const topic of ['a', 'b']) {
+        await broker.publish(topic, Array.from({ length: 5 }, (_, j) => ({ value: payload(topic, round * 5 + j) })));
+      }
+      await flush();
+    }
+    for (const [topic, sink] of sinks) {
+      assert.equal(sink.received.length, 100, `every message of ${topic} delivered`);
+      for (const delivery of sink.received) {
+        assert.ok(delivery.value.equals(payload(topic, delivery.offset)), `${topic}/${delivery.offset} still holds its own bytes`);
+      }
+    }
+  } finally {
+    await broker.close();
+  }
+});
