@@ -213,7 +213,7 @@ export class TailCache {
       const batchEnd = batch.baseOffset + batch.recordCount;
       let offset = batch.baseOffset;
       let at = BATCH_HEADER_BYTES;
-      for (; offset < request.offset; offset++) at += recordSizeAt(batch.bytes, at);
+      for (; offset < request.offset && offset < batchEnd; offset++) at += recordSizeAt(batch.bytes, at);
       const firstOffset = offset;
       const first = at;
       let full = false;

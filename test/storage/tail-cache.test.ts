@@ -26,6 +26,9 @@ test('tail cache - stays within its byte bound, evicting the oldest batches', ()
     out.map((found) => found.offset),
     [30, 31, 32, 33, 34, 35, 36, 37, 38, 39],
   );
+  const beyond: LogRecord[] = [];
+  cache.read({ offset: 45, endOffset: 50, recordsMax: 100, bytesMax: 1 << 20 }, beyond, { bytes: 0 });
+  assert.deepEqual(beyond, [], 'a read past the cached end returns nothing');
   cache.add(batch(40, 100), 40, 100, 0);
   assert.equal(cache.bytes, 0, 'a batch larger than the cache empties it (the cache stays a contiguous tail)');
   assert.equal(cache.startOffset, Number.POSITIVE_INFINITY);
