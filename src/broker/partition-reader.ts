@@ -85,7 +85,7 @@ export class PartitionReader {
     // from disk, so records fetched early cost no memory of their own, while fetching only what is
     // wanted made a consumer with 256 credits pread and CRC-check a 1 MiB batch four times over.
     const recordsMax = Math.max(1, Math.min(DISPATCH_READ_RECORDS_MAX, Math.max(recordsWanted, DISPATCH_READ_AHEAD_RECORDS)));
-    this.log.read(this.fetchOffset, { recordsMax, bytesMax: DISPATCH_READ_BYTES_MAX, endOffset }).then(
+    this.log.read(this.fetchOffset, { recordsMax, bytesMax: DISPATCH_READ_BYTES_MAX, endOffset, wholeBatches: true }).then(
       (records) => this.fetched(records, generation),
       (error: unknown) => this.fetchFailed(error, generation),
     );

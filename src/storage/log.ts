@@ -590,7 +590,7 @@ export class Log {
     if (offset < this.startOffset) throw this.outOfRange(offset);
     const endOffset = Math.min(this.visibleEndOffset, options.endOffset ?? Number.POSITIVE_INFINITY);
     if (offset >= endOffset) return [];
-    const request: ReadRequest = { offset, endOffset, recordsMax, bytesMax };
+    const request: ReadRequest = { offset, endOffset, recordsMax, bytesMax, wholeBatches: options.wholeBatches === true };
     const out: LogRecord[] = [];
     try {
       await readLog(() => this.segments, this.tailCache, request, out, (at) => this.outOfRange(at));

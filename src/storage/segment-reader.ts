@@ -72,6 +72,8 @@ export interface ReadRequest {
   endOffset: number;
   recordsMax: number;
   bytesMax: number;
+  /** See ReadOptions.wholeBatches. */
+  wholeBatches?: boolean;
 }
 
 /** Where a walk stands: the next batch's position and first offset. */
@@ -113,7 +115,8 @@ export async function readSegmentRecords(segment: Segment, request: ReadRequest,
   const window = new ByteWindow(segment.handle, limit);
   const cursor: DecodeCursor = { at: 0, damage: null };
   let point = startPoint(segment, request.offset);
-  while (point.offset < request.endOffset && out.length < request.recordsMax) {
+  // Once the bytes asked for are in, stop before reading the next batch from disk only to drop it.
+  while (point.offset < request.endOffset && out.length < request.recordsMax && !(out.length > 0 && bytesSoFar.bytes >= request.bytesMax)) {
     if (point.position >= limit) {
       if (point.offset >= segmentEnd || out.length > 0) return;
       throw corruptRange(segment, point.offset, segmentEnd - 1, point.position, 'segment shorter than its records');
@@ -161,6 +164,7 @@ function readBatch(
   const end = at + header.batchBytes;
   const batchEnd = header.baseOffset + header.recordCount;
   cursor.at = at + BATCH_HEADER_BYTES;
+  let takenHere = false;
   for (let offset = header.baseOffset; offset < batchEnd; offset++) {
     if (offset >= request.endOffset || out.length >= request.recordsMax) return true;
     const recordStart = cursor.at;
@@ -171,10 +175,11 @@ function readBatch(
     }
     if (offset < request.offset) continue;
     const size = cursor.at - recordStart;
-    if (out.length > 0 && bytesSoFar.bytes + size > request.bytesMax) return true;
+    if (out.length > 0 && bytesSoFar.bytes + size > request.bytesMax && !(request.wholeBatches === true && takenHere)) return true;
     assert.equal(record.offset, offset, 'decoded record carries its offset');
     out.push(record);
     bytesSoFar.bytes += size;
+    takenHere = true;
   }
   return false;
 }

@@ -224,7 +224,7 @@ export class TailCache {
           break;
         }
         const size = recordSizeAt(batch.bytes, at);
-        if (taken > 0 && bytesSoFar.bytes + size > request.bytesMax) {
+        if (taken > 0 && bytesSoFar.bytes + size > request.bytesMax && !(request.wholeBatches === true && offset > firstOffset)) {
           full = true;
           break;
         }

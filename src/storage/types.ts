@@ -124,6 +124,13 @@ export interface ReadOptions {
   bytesMax?: number;
   /** Do not return records at or past this offset (e.g. a high watermark). */
   endOffset?: number;
+  /**
+   * Check `bytesMax` only where a batch starts: a batch whose records are being returned is
+   * returned to its end (within `endOffset` and `recordsMax`). For a reader that keeps a whole
+   * batch's bytes anyway (the records are views of them): the next read then starts at a batch
+   * boundary instead of reading, and skipping, the same batch again.
+   */
+  wholeBatches?: boolean;
 }
 
 export interface LogStats {

@@ -83,6 +83,45 @@ test('log - read honours recordsMax, bytesMax and endOffset; [] at the end; OFFS
   }
 });
 
+test('log - wholeBatches: bytesMax stops only where a batch starts, and no batch is read from disk only to be dropped', async () => {
+  for (const tailCacheBytes of [0, 1 << 20]) {
+    const env = simEnv();
+    const log = await openSimLog(env, { tailCacheBytes });
+    try {
+      // Three batches of 20 records (about 3 KiB each).
+      for (let i = 0; i < 60; i += 20) await log.append(Array.from({ length: 20 }, (_, j) => record(i + j)));
+      const where = tailCacheBytes === 0 ? 'from disk' : 'from the tail cache';
+      const plain = await log.read(5, { bytesMax: 500 });
+      assert.ok(plain.length < 15, `${where}: without the option bytesMax cuts the batch (${plain.length} records)`);
+      const whole = await log.read(5, { bytesMax: 500, wholeBatches: true });
+      assert.deepEqual(whole.map((found) => found.offset), Array.from({ length: 15 }, (_, i) => 5 + i), `${where}: the rest of the batch, and no more`);
+      whole.forEach((found, i) => assertRecord(found, 5 + i));
+      const next = await log.read(20, { bytesMax: 500, wholeBatches: true, endOffset: 30 });
+      assert.deepEqual(next.map((found) => found.offset), Array.from({ length: 10 }, (_, i) => 20 + i), `${where}: endOffset still bounds it`);
+    } finally {
+      await log.close();
+    }
+  }
+  // Batches larger than a read window (80 KiB each), so that each batch takes reads of its own.
+  const env = simEnv();
+  const log = await openSimLog(env, { tailCacheBytes: 0 });
+  try {
+    for (let i = 0; i < 60; i += 20) await log.append(Array.from({ length: 20 }, (_, j) => record(i + j, 4_096)));
+    // The reads one batch takes: a read bounded by its record count stops before the next batch.
+    const readsBefore = env.fs.counts.read;
+    assert.equal((await log.read(0, { recordsMax: 20 })).length, 20);
+    const oneBatch = env.fs.counts.read - readsBefore;
+    const readsBeforeTwo = env.fs.counts.read;
+    assert.equal((await log.read(0, { bytesMax: 90_000, wholeBatches: true })).length, 40);
+    assert.ok(env.fs.counts.read - readsBeforeTwo > oneBatch, 'a second batch takes reads of its own');
+    const readsBeforeAgain = env.fs.counts.read;
+    assert.equal((await log.read(0, { bytesMax: 1, wholeBatches: true })).length, 20);
+    assert.equal(env.fs.counts.read - readsBeforeAgain, oneBatch, 'once the bytes asked for are in, the next batch is not read');
+  } finally {
+    await log.close();
+  }
+});
+
 test('log - reads by offset cross segment boundaries', async () => {
   const env = simEnv();
   const log = await openSimLog(env, { segmentBytes: 4_096, indexIntervalBytes: 256, tailCacheBytes: 0 });
