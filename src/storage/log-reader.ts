@@ -5,7 +5,7 @@
  */
 import type { FerryError } from '../protocol/errors.js';
 import type { Segment } from './segment.js';
-import { readSegmentRecords, type ReadRequest } from './segment-reader.js';
+import { holdsBytesMax, readSegmentRecords, type ReadRequest } from './segment-reader.js';
 import type { TailCache } from './tail-cache.js';
 import type { LogRecord } from './types.js';
 
@@ -36,7 +36,7 @@ export async function readLog(
 ): Promise<void> {
   const bytesSoFar = { bytes: 0 };
   let offset = request.offset;
-  while (offset < request.endOffset && out.length < request.recordsMax && !(out.length > 0 && bytesSoFar.bytes >= request.bytesMax)) {
+  while (offset < request.endOffset && out.length < request.recordsMax && !holdsBytesMax(request, out.length, bytesSoFar.bytes)) {
     if (offset >= tailCache.startOffset) {
       tailCache.read({ ...request, offset }, out, bytesSoFar);
       return;

@@ -76,6 +76,19 @@ export interface ReadRequest {
   wholeBatches?: boolean;
 }
 
+/** The read holds its bytes already: it returns before reading another batch. */
+export function holdsBytesMax(request: ReadRequest, recordsTaken: number, bytes: number): boolean {
+  return recordsTaken > 0 && bytes >= request.bytesMax;
+}
+
+/**
+ * A record of `size` bytes would take the read past `bytesMax` (at least one record is always
+ * returned). With `wholeBatches` only the first record taken from a batch is checked.
+ */
+export function passesBytesMax(request: ReadRequest, recordsTaken: number, bytes: number, size: number, takenFromBatch: boolean): boolean {
+  return recordsTaken > 0 && bytes + size > request.bytesMax && !(request.wholeBatches === true && takenFromBatch);
+}
+
 /** Where a walk stands: the next batch's position and first offset. */
 interface WalkPoint {
   position: number;
@@ -116,7 +129,7 @@ export async function readSegmentRecords(segment: Segment, request: ReadRequest,
   const cursor: DecodeCursor = { at: 0, damage: null };
   let point = startPoint(segment, request.offset);
   // Once the bytes asked for are in, stop before reading the next batch from disk only to drop it.
-  while (point.offset < request.endOffset && out.length < request.recordsMax && !(out.length > 0 && bytesSoFar.bytes >= request.bytesMax)) {
+  while (point.offset < request.endOffset && out.length < request.recordsMax && !holdsBytesMax(request, out.length, bytesSoFar.bytes)) {
     if (point.position >= limit) {
       if (point.offset >= segmentEnd || out.length > 0) return;
       throw corruptRange(segment, point.offset, segmentEnd - 1, point.position, 'segment shorter than its records');
@@ -175,7 +188,7 @@ function readBatch(
     }
     if (offset < request.offset) continue;
     const size = cursor.at - recordStart;
-    if (out.length > 0 && bytesSoFar.bytes + size > request.bytesMax && !(request.wholeBatches === true && takenHere)) return true;
+    if (passesBytesMax(request, out.length, bytesSoFar.bytes, size, takenHere)) return true;
     assert.equal(record.offset, offset, 'decoded record carries its offset');
     out.push(record);
     bytesSoFar.bytes += size;

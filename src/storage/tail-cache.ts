@@ -16,7 +16,7 @@
  */
 import assert from 'node:assert/strict';
 import { BATCH_HEADER_BYTES, decodeRecord, recordSizeAt, type DecodeCursor } from './record-batch.js';
-import type { ReadRequest } from './segment-reader.js';
+import { passesBytesMax, type ReadRequest } from './segment-reader.js';
 import type { LogRecord } from './types.js';
 
 interface CachedBatch {
@@ -110,10 +110,7 @@ export class TailCacheBudget {
     this.bytesValue += batch.bytes.length;
     this.liveBatches++;
     assert.ok(this.bytesValue <= this.ringBytes, 'the caches hold no more than the ring');
-    if (this.head === this.entries.length - 1 && this.head > 0) {
-      this.entries = this.entries.slice(this.head);
-      this.head = 0;
-    } else if (this.head >= COMPACT_AFTER_SLOTS && this.head * 2 >= this.entries.length) {
+    if (this.head >= COMPACT_AFTER_SLOTS && this.head * 2 >= this.entries.length) {
       this.entries = this.entries.slice(this.head);
       this.head = 0;
     } else if (this.entries.length - this.head > COMPACT_AFTER_SLOTS + 2 * this.liveBatches) {
@@ -143,6 +140,10 @@ export class TailCacheBudget {
       }
       this.entries[this.head] = undefined;
       this.head++;
+    }
+    if (this.head > 0) {
+      this.entries = [];
+      this.head = 0;
     }
   }
 }
@@ -224,7 +225,7 @@ export class TailCache {
           break;
         }
         const size = recordSizeAt(batch.bytes, at);
-        if (taken > 0 && bytesSoFar.bytes + size > request.bytesMax && !(request.wholeBatches === true && offset > firstOffset)) {
+        if (passesBytesMax(request, taken, bytesSoFar.bytes, size, offset > firstOffset)) {
           full = true;
           break;
         }
