@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import type { Clock } from '../platform/clock.js';
+import type { Clock, TimerHandle } from '../platform/clock.js';
 import type { FileSystem } from '../platform/fs.js';
 import type { Logger } from '../platform/logger.js';
 import { mkdirDurable, writeFileAtomic } from '../platform/atomic-write.js';
@@ -21,7 +21,7 @@ import type { WriteBufferPool } from '../storage/write-buffers.js';
 import { AckSet } from './ack-set.js';
 import { decodeGroupEvents, encodeGroupEvents, GroupEventKind, type GroupEvent } from './group-journal.js';
 import { GROUP_SNAPSHOT_VERSION, GroupState, PartitionGroupState, type GroupSnapshot, type StateTruncation } from './group-state.js';
-import { GROUP_JOURNAL_RECORDS_PER_SNAPSHOT, GROUP_JOURNAL_SEGMENT_BYTES } from './limits.js';
+import { DISPATCHED_FLUSH_DELAY_MS, GROUP_JOURNAL_RECORDS_PER_SNAPSHOT, GROUP_JOURNAL_SEGMENT_BYTES } from './limits.js';
 import type { GroupConfig } from './types.js';
 
 const SNAPSHOT_FILE = 'state.json';
@@ -49,6 +49,8 @@ export class GroupStore {
   private pendingFlush: Promise<void> | null = null;
   /** Highest dispatched end queued per partition in the pending batch (merged into one event). */
   private readonly pendingDispatched = new Map<number, number>();
+  /** Writes queued delivery counts that no record of acks took along within DISPATCHED_FLUSH_DELAY_MS. */
+  private dispatchedTimer: TimerHandle | null = null;
   private snapshotting = false;
   private closed = false;
   private appliedJournalOffset: number;
@@ -134,13 +136,23 @@ export class GroupStore {
     return this.record({ kind: GroupEventKind.settle, partition, offset });
   }
 
-  /** Notes that delivery reached `endOffset`; merged per partition and tick, never awaited. */
+  /**
+   * Notes that delivery reached `endOffset`; merged per partition, never awaited. It rides in the
+   * next journal record of other events (acks), or is written on its own after
+   * DISPATCHED_FLUSH_DELAY_MS, so that deliveries alone do not cost a sync per tick.
+   */
   dispatched(partition: number, endOffset: number): void {
+    if (this.closed) return;
     const queued = this.pendingDispatched.get(partition);
     if (queued !== undefined && queued >= endOffset) return;
     if (this.state.partitions[partition]!.dispatchedEnd >= endOffset) return;
     this.pendingDispatched.set(partition, endOffset);
-    this.scheduleFlush().catch(() => undefined);
+    if (this.dispatchedTimer === null && this.pendingFlush === null) {
+      this.dispatchedTimer = this.options.clock.schedule(DISPATCHED_FLUSH_DELAY_MS, () => {
+        this.dispatchedTimer = null;
+        this.scheduleFlush().catch(() => undefined);
+      });
+    }
   }
 
   /**
@@ -161,6 +173,8 @@ export class GroupStore {
   }
 
   private async flush(): Promise<void> {
+    this.dispatchedTimer?.cancel();
+    this.dispatchedTimer = null;
     const events = this.pending;
     for (const [partition, endOffset] of this.pendingDispatched) events.push({ kind: GroupEventKind.dispatched, partition, endOffset });
     this.pending = [];
@@ -202,6 +216,7 @@ export class GroupStore {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    if (this.pendingDispatched.size > 0) this.scheduleFlush().catch(() => undefined);
     while (this.pendingFlush !== null) await this.pendingFlush.catch(() => undefined);
     this.closed = true;
     await this.journal.close();

@@ -20,6 +20,13 @@ export const DISPATCH_READ_AHEAD_RECORDS = 4096;
 export const DISPATCH_READ_BYTES_MAX = 1024 * 1024;
 /** Group-state journal records between two snapshots; bounds replay work after a crash. */
 export const GROUP_JOURNAL_RECORDS_PER_SNAPSHOT = 20_000;
+/**
+ * How long a delivery count (the `dispatched` event) may wait for a journal record of acks to ride
+ * in before it is written on its own. Under load acks come sooner and carry it, so the journal
+ * syncs once per tick of acks instead of twice (acks, then deliveries); a consumer that does not
+ * ack still gets its counts written within this delay.
+ */
+export const DISPATCHED_FLUSH_DELAY_MS = 20;
 /** Journal segment size: small, so segments below a snapshot can be deleted soon. */
 export const GROUP_JOURNAL_SEGMENT_BYTES = 4 * 1024 * 1024;
 /** Ids remembered for exactly-once publish per topic; past it the oldest are forgotten early. */

@@ -60,6 +60,15 @@ const WRITES_IN_FLIGHT_MAX = 2;
  */
 const PIPELINED_BATCH_BYTES_MIN = 64 * 1024;
 const PIPELINED_BATCH_BYTES_MAX = 256 * 1024;
+/**
+ * An `always` queue this large is split in WRITES_IN_FLIGHT_MAX batches. Producers that wait for
+ * their confirms before sending more (a window of unconfirmed publishes) otherwise run in lock step
+ * with the log: all of a window arrives, is written and synced as one batch, and is confirmed at
+ * once, so the producer, the broker and the disk take turns. Confirming the first half one sync
+ * earlier lets the producer refill it while the second half is synced. Below this size the extra
+ * sync costs more than the overlap gains (measured: 256 KiB did worse than 512 KiB).
+ */
+const ALWAYS_SPLIT_QUEUE_BYTES_MIN = 512 * 1024;
 
 interface InFlightWrite {
   segment: Segment;
@@ -311,12 +320,17 @@ export class Log {
   }
 
   /**
-   * `always`: everything queued, so one fdatasync covers every waiting producer. Otherwise the queue
-   * is split evenly over the writes that may be in flight (within PIPELINED_BATCH_BYTES_MIN..MAX),
-   * so that encoding one batch overlaps writing the other.
+   * `always`: everything queued, so one fdatasync covers every waiting producer; but a queue of at
+   * least ALWAYS_SPLIT_QUEUE_BYTES_MIN is split over the writes in flight, so the first part is
+   * synced and confirmed while the rest is still being written. Otherwise the queue is split evenly
+   * over the writes that may be in flight (within PIPELINED_BATCH_BYTES_MIN..MAX), so that encoding
+   * one batch overlaps writing the other.
    */
   private batchCapBytes(): number {
-    if (this.config.durability === 'always') return this.config.batchBytesMax;
+    if (this.config.durability === 'always') {
+      if (this.queue.bytes < ALWAYS_SPLIT_QUEUE_BYTES_MIN) return this.config.batchBytesMax;
+      return Math.min(this.config.batchBytesMax, Math.ceil(this.queue.bytes / WRITES_IN_FLIGHT_MAX) + BATCH_HEADER_BYTES);
+    }
     const share = Math.ceil(this.queue.bytes / WRITES_IN_FLIGHT_MAX);
     return Math.min(this.config.batchBytesMax, PIPELINED_BATCH_BYTES_MAX, Math.max(PIPELINED_BATCH_BYTES_MIN, share + BATCH_HEADER_BYTES));
   }

@@ -19,6 +19,21 @@ import type { LogRecord } from './types.js';
 
 /** Bytes per pread when reading records: a few batches of typical size in one system call. */
 export const READ_WINDOW_BYTES = 64 * 1024;
+/** The most one pread of a record read asks for (a read of many large records still takes several). */
+export const READ_WINDOW_BYTES_MAX = 4 * 1024 * 1024;
+
+/**
+ * The pread size for a read of records: what the read still wants, in bytes (its `bytesMax`, or its
+ * records at the segment's average record size when that is less), plus READ_WINDOW_BYTES of slack
+ * so a batch that straddles the end is usually whole. Every batch the first pread covers costs no
+ * further system call; with READ_WINDOW_BYTES alone, a 1 MiB read of 300 KiB batches took eight.
+ */
+export function readWindowBytes(segment: Segment, request: ReadRequest, recordsTaken: number, bytesTaken: number): number {
+  const recordsWanted = Math.min(request.recordsMax - recordsTaken, request.endOffset - request.offset);
+  const recordBytesAverage = segment.recordCount > 0 ? segment.sizeBytes / segment.recordCount : 0;
+  const wanted = Math.min(request.bytesMax - bytesTaken, recordsWanted * recordBytesAverage);
+  return Math.min(READ_WINDOW_BYTES_MAX, Math.max(READ_WINDOW_BYTES, Math.ceil(wanted) + READ_WINDOW_BYTES));
+}
 
 /**
  * A buffer over a range of a file, refilled on demand. Each refill allocates a fresh buffer
@@ -125,7 +140,7 @@ async function resync(segment: Segment, window: ByteWindow, position: number): P
 export async function readSegmentRecords(segment: Segment, request: ReadRequest, out: LogRecord[], bytesSoFar: { bytes: number }): Promise<void> {
   const limit = segment.sizeBytes;
   const segmentEnd = segment.nextOffset;
-  const window = new ByteWindow(segment.handle, limit);
+  const window = new ByteWindow(segment.handle, limit, readWindowBytes(segment, request, out.length, bytesSoFar.bytes));
   const cursor: DecodeCursor = { at: 0, damage: null };
   let point = startPoint(segment, request.offset);
   // Once the bytes asked for are in, stop before reading the next batch from disk only to drop it.

@@ -114,9 +114,55 @@ test('log - wholeBatches: bytesMax stops only where a batch starts, and no batch
     const readsBeforeTwo = env.fs.counts.read;
     assert.equal((await log.read(0, { bytesMax: 90_000, wholeBatches: true })).length, 40);
     assert.ok(env.fs.counts.read - readsBeforeTwo > oneBatch, 'a second batch takes reads of its own');
+    // The same read bounded to the first batch by endOffset: the reads the first batch takes at this read's window size.
+    const readsBeforeFirst = env.fs.counts.read;
+    assert.equal((await log.read(0, { bytesMax: 1, wholeBatches: true, endOffset: 20 })).length, 20);
+    const firstBatch = env.fs.counts.read - readsBeforeFirst;
     const readsBeforeAgain = env.fs.counts.read;
     assert.equal((await log.read(0, { bytesMax: 1, wholeBatches: true })).length, 20);
-    assert.equal(env.fs.counts.read - readsBeforeAgain, oneBatch, 'once the bytes asked for are in, the next batch is not read');
+    assert.equal(env.fs.counts.read - readsBeforeAgain, firstBatch, 'once the bytes asked for are in, the next batch is not read');
+  } finally {
+    await log.close();
+  }
+});
+
+test('log - a read sizes its pread to what it wants: many small batches take one pread, not one per 64 KiB', async () => {
+  const env = simEnv();
+  const log = await openSimLog(env, { tailCacheBytes: 0 });
+  try {
+    // 40 batches of 20 records of 1 KiB: about 860 KiB, 21 KiB a batch.
+    for (let i = 0; i < 800; i += 20) await log.append(Array.from({ length: 20 }, (_, j) => record(i + j, 1_024)));
+    const readsBefore = env.fs.counts.read;
+    const found = await log.read(0, { bytesMax: 1024 * 1024, recordsMax: 4_096, wholeBatches: true });
+    assert.equal(found.length, 800);
+    found.forEach((record, i) => assertRecord(record, i, 1_024));
+    assert.equal(env.fs.counts.read - readsBefore, 1, 'one pread covers every batch the read returns');
+    // A read of a few records asks for about their bytes, not for bytesMax.
+    const readsBeforeFew = env.fs.counts.read;
+    const few = await log.read(100, { recordsMax: 3 });
+    assert.deepEqual(few.map((record) => record.offset), [100, 101, 102]);
+    assert.equal(env.fs.counts.read - readsBeforeFew, 1);
+  } finally {
+    await log.close();
+  }
+});
+
+test('log - always: a queue of 512 KiB or more is written as two batches, so the first is confirmed a sync earlier; a smaller one as one', async () => {
+  const env = simEnv();
+  const batches: number[] = [];
+  const observer = { fsyncCompleted: () => undefined, batchWritten: (records: number) => void batches.push(records) };
+  const log = await openSimLog(env, { observer, tailCacheBytes: 0 });
+  try {
+    // 600 appends of 1 KiB queued in one turn: about 620 KiB.
+    await Promise.all(Array.from({ length: 600 }, (_, i) => log.append([record(i, 1_024)])));
+    assert.equal(batches.length, 2, `two batches (${batches.join(', ')} records)`);
+    assert.equal(batches[0]! + batches[1]!, 600);
+    assert.ok(Math.abs(batches[0]! - batches[1]!) <= 2, 'split in halves');
+    await Promise.all(Array.from({ length: 100 }, (_, i) => log.append([record(600 + i, 1_024)])));
+    assert.equal(batches.length, 3, 'about 100 KiB: one batch');
+    const found = await readAll(log, 1_000);
+    assert.equal(found.length, 700);
+    found.forEach((record, i) => assertRecord(record, i, 1_024));
   } finally {
     await log.close();
   }

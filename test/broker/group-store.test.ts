@@ -1,0 +1,71 @@
+/**
+ * When a group journals its delivery counts (the `dispatched` event): in the next record of acks,
+ * or on their own once DISPATCHED_FLUSH_DELAY_MS has passed without one.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DISPATCHED_FLUSH_DELAY_MS } from '../../src/broker/limits.js';
+import { SimClock } from '../sim/sim-clock.js';
+import { seededRandom } from '../sim/random.js';
+import { flush, openSimBroker, RecordingSink, values } from './sim-broker.js';
+
+const messages = ['a', 'b', 'c'].map((value) => ({ value: Buffer.from(value) }));
+
+test('group store - delivery counts ride in the next record of acks: deliveries and their acks cost one journal sync', async () => {
+  const { broker, fs } = await openSimBroker();
+  await broker.createTopic('t', { partitions: 1, durability: 'always' });
+  await broker.publish('t', messages);
+  const sink = new RecordingSink();
+  const subscription = await broker.subscribe('t', { group: 'g', from: { kind: 'earliest' }, credit: 0 }, sink);
+  await flush();
+  const syncsBefore = fs.counts.datasync;
+  subscription.grantCredit(3);
+  await flush();
+  assert.deepEqual(values(sink), ['a', 'b', 'c']);
+  assert.equal(fs.counts.datasync, syncsBefore, 'no journal sync for the deliveries alone');
+  await Promise.all(sink.received.map((delivery) => subscription.ack(delivery.partition, delivery.offset)));
+  assert.equal(fs.counts.datasync, syncsBefore + 1, 'one sync for the acks and the counts together');
+  await broker.close();
+});
+
+test('group store - a delivery count with no ack is journaled after DISPATCHED_FLUSH_DELAY_MS, and survives a power loss', async () => {
+  const world = await openSimBroker();
+  await world.broker.createTopic('t', { partitions: 1, durability: 'always' });
+  await world.broker.publish('t', messages);
+  const sink = new RecordingSink();
+  await world.broker.subscribe('t', { group: 'g', from: { kind: 'earliest' }, credit: 3 }, sink);
+  await flush();
+  assert.deepEqual(values(sink), ['a', 'b', 'c']);
+  await world.clock.advanceAndSettle(DISPATCHED_FLUSH_DELAY_MS);
+  world.fs.crash({ random: seededRandom(3) });
+  const after = await openSimBroker(world.fs, new SimClock(world.clock.nowMs() + 1));
+  const again = new RecordingSink();
+  await after.broker.subscribe('t', { group: 'g', credit: 3 }, again);
+  await flush();
+  assert.deepEqual(values(again), ['a', 'b', 'c']);
+  assert.deepEqual(
+    again.received.map((delivery) => delivery.deliveryCount),
+    [2, 2, 2],
+    'the delivery before the power loss is counted',
+  );
+  await after.broker.close();
+});
+
+test('group store - a delivery count still waiting is journaled by a clean close', async () => {
+  const world = await openSimBroker();
+  await world.broker.createTopic('t', { partitions: 1, durability: 'always' });
+  await world.broker.publish('t', messages);
+  const sink = new RecordingSink();
+  await world.broker.subscribe('t', { group: 'g', from: { kind: 'earliest' }, credit: 3 }, sink);
+  await flush();
+  await world.broker.close();
+  const after = await openSimBroker(world.fs, world.clock);
+  const again = new RecordingSink();
+  await after.broker.subscribe('t', { group: 'g', credit: 3 }, again);
+  await flush();
+  assert.deepEqual(
+    again.received.map((delivery) => delivery.deliveryCount),
+    [2, 2, 2],
+  );
+  await after.broker.close();
+});
