@@ -7,9 +7,32 @@ import assert from 'node:assert/strict';
 import { DISPATCHED_FLUSH_DELAY_MS } from '../../src/broker/limits.js';
 import { SimClock } from '../sim/sim-clock.js';
 import { seededRandom } from '../sim/random.js';
-import { flush, openSimBroker, RecordingSink, values } from './sim-broker.js';
+import { flush, openSimBroker, RecordingSink, values, type SimWorld } from './sim-broker.js';
 
 const messages = ['a', 'b', 'c'].map((value) => ({ value: Buffer.from(value) }));
+
+/** A broker whose group 'g' on topic 't' has delivered messages a, b and c, none acked. */
+async function deliveredUnacked(): Promise<SimWorld> {
+  const world = await openSimBroker();
+  await world.broker.createTopic('t', { partitions: 1, durability: 'always' });
+  await world.broker.publish('t', messages);
+  const sink = new RecordingSink();
+  await world.broker.subscribe('t', { group: 'g', from: { kind: 'earliest' }, credit: 3 }, sink);
+  await flush();
+  assert.deepEqual(values(sink), ['a', 'b', 'c']);
+  return world;
+}
+
+/** The deliveries a reopened broker makes of group 'g': their delivery counts. */
+async function deliveryCountsAfter(world: { fs: SimWorld['fs']; clock: SimClock }): Promise<number[]> {
+  const after = await openSimBroker(world.fs, world.clock);
+  const again = new RecordingSink();
+  await after.broker.subscribe('t', { group: 'g', credit: 3 }, again);
+  await flush();
+  assert.deepEqual(values(again), ['a', 'b', 'c']);
+  await after.broker.close();
+  return again.received.map((delivery) => delivery.deliveryCount);
+}
 
 test('group store - delivery counts ride in the next record of acks: deliveries and their acks cost one journal sync', async () => {
   const { broker, fs } = await openSimBroker();
@@ -29,43 +52,15 @@ test('group store - delivery counts ride in the next record of acks: deliveries 
 });
 
 test('group store - a delivery count with no ack is journaled after DISPATCHED_FLUSH_DELAY_MS, and survives a power loss', async () => {
-  const world = await openSimBroker();
-  await world.broker.createTopic('t', { partitions: 1, durability: 'always' });
-  await world.broker.publish('t', messages);
-  const sink = new RecordingSink();
-  await world.broker.subscribe('t', { group: 'g', from: { kind: 'earliest' }, credit: 3 }, sink);
-  await flush();
-  assert.deepEqual(values(sink), ['a', 'b', 'c']);
+  const world = await deliveredUnacked();
   await world.clock.advanceAndSettle(DISPATCHED_FLUSH_DELAY_MS);
   world.fs.crash({ random: seededRandom(3) });
-  const after = await openSimBroker(world.fs, new SimClock(world.clock.nowMs() + 1));
-  const again = new RecordingSink();
-  await after.broker.subscribe('t', { group: 'g', credit: 3 }, again);
-  await flush();
-  assert.deepEqual(values(again), ['a', 'b', 'c']);
-  assert.deepEqual(
-    again.received.map((delivery) => delivery.deliveryCount),
-    [2, 2, 2],
-    'the delivery before the power loss is counted',
-  );
-  await after.broker.close();
+  const counts = await deliveryCountsAfter({ fs: world.fs, clock: new SimClock(world.clock.nowMs() + 1) });
+  assert.deepEqual(counts, [2, 2, 2], 'the delivery before the power loss is counted');
 });
 
 test('group store - a delivery count still waiting is journaled by a clean close', async () => {
-  const world = await openSimBroker();
-  await world.broker.createTopic('t', { partitions: 1, durability: 'always' });
-  await world.broker.publish('t', messages);
-  const sink = new RecordingSink();
-  await world.broker.subscribe('t', { group: 'g', from: { kind: 'earliest' }, credit: 3 }, sink);
-  await flush();
+  const world = await deliveredUnacked();
   await world.broker.close();
-  const after = await openSimBroker(world.fs, world.clock);
-  const again = new RecordingSink();
-  await after.broker.subscribe('t', { group: 'g', credit: 3 }, again);
-  await flush();
-  assert.deepEqual(
-    again.received.map((delivery) => delivery.deliveryCount),
-    [2, 2, 2],
-  );
-  await after.broker.close();
+  assert.deepEqual(await deliveryCountsAfter(world), [2, 2, 2]);
 });
