@@ -1,7 +1,8 @@
 /**
  * Keeps a queue group's state durable: a journal of events (group-journal.ts) in a storage Log
  * with the topic's durability — so an ack on an `always` topic is fsynced before it is confirmed,
- * and every event of a tick shares one record and one group commit — plus a snapshot written
+ * and every event of a tick (of every tick while the previous record is being written) shares one
+ * record and one group commit — plus a snapshot written
  * atomically every GROUP_JOURNAL_RECORDS_PER_SNAPSHOT records, after which the journal segments it
  * covers are deleted, so the state never grows with history.
  *
@@ -47,6 +48,12 @@ export interface GroupStoreOptions {
 export class GroupStore {
   private pending: GroupEvent[] = [];
   private pendingFlush: Promise<void> | null = null;
+  /**
+   * The journal append in flight, if any. The next flush starts once it has settled, so the events
+   * of every tick meanwhile share one record: under a stream of acks the journal writes and syncs
+   * once per sync it can do, not once per tick of acks.
+   */
+  private appending: Promise<unknown> | null = null;
   /** Highest dispatched end queued per partition in the pending batch (merged into one event). */
   private readonly pendingDispatched = new Map<number, number>();
   /** Writes queued delivery counts that no record of acks took along within DISPATCHED_FLUSH_DELAY_MS. */
@@ -167,7 +174,9 @@ export class GroupStore {
 
   private scheduleFlush(): Promise<void> {
     if (this.pendingFlush === null) {
-      this.pendingFlush = new Promise<void>((resolve) => queueMicrotask(resolve)).then(() => this.flush());
+      const after = this.appending ?? new Promise<void>((resolve) => queueMicrotask(resolve));
+      const flush = (): Promise<void> => this.flush();
+      this.pendingFlush = after.then(flush, flush);
     }
     return this.pendingFlush;
   }
@@ -181,7 +190,14 @@ export class GroupStore {
     this.pendingDispatched.clear();
     this.pendingFlush = null;
     if (events.length === 0) return;
-    const { lastOffset } = await this.journal.append([{ value: encodeGroupEvents(events) }]);
+    const appended = this.journal.append([{ value: encodeGroupEvents(events) }]);
+    this.appending = appended;
+    let lastOffset: number;
+    try {
+      ({ lastOffset } = await appended);
+    } finally {
+      if (this.appending === appended) this.appending = null;
+    }
     // The journal resolves appends in offset order, so everything below this is applied.
     assert.ok(lastOffset + 1 > this.appliedJournalOffset);
     this.appliedJournalOffset = lastOffset + 1;

@@ -5,9 +5,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DISPATCHED_FLUSH_DELAY_MS } from '../../src/broker/limits.js';
+import { Log } from '../../src/storage/log.js';
 import { SimClock } from '../sim/sim-clock.js';
 import { seededRandom } from '../sim/random.js';
-import { flush, openSimBroker, RecordingSink, values, type SimWorld } from './sim-broker.js';
+import { flush, openSimBroker, RecordingSink, SIM_DIR, values, type SimWorld } from './sim-broker.js';
 
 const messages = ['a', 'b', 'c'].map((value) => ({ value: Buffer.from(value) }));
 
@@ -63,4 +64,32 @@ test('group store - a delivery count still waiting is journaled by a clean close
   const world = await deliveredUnacked();
   await world.broker.close();
   assert.deepEqual(await deliveryCountsAfter(world), [2, 2, 2]);
+});
+
+test('group store - acks of the ticks that come while a journal record is being written share the next record', async () => {
+  const world = await openSimBroker();
+  await world.broker.createTopic('t', { partitions: 1, durability: 'always' });
+  await world.broker.publish('t', messages);
+  const sink = new RecordingSink();
+  const subscription = await world.broker.subscribe('t', { group: 'g', from: { kind: 'earliest' }, credit: 3 }, sink);
+  await flush();
+  const [a, b, c] = sink.received;
+  const nextTick = async (): Promise<void> => {
+    for (let i = 0; i < 3; i++) await Promise.resolve();
+  };
+  // Three ticks, none waiting for the previous ack: the first record (a, and the delivery counts)
+  // is still being written when b and c come, each in a tick of its own.
+  const acked = [subscription.ack(a!.partition, a!.offset)];
+  await nextTick();
+  acked.push(subscription.ack(b!.partition, b!.offset));
+  await nextTick();
+  acked.push(subscription.ack(c!.partition, c!.offset));
+  await Promise.all(acked);
+  await world.broker.close();
+  const journal = await Log.open({ dir: `${SIM_DIR}/topics/t/groups/g/journal`, fs: world.fs, clock: world.clock, durability: 'always' });
+  assert.equal(journal.nextOffset, 2, 'a; then b and c together');
+  await journal.close();
+  const after = await openSimBroker(world.fs, world.clock);
+  assert.equal(after.broker.describeGroup('t', 'g').pending, 0, 'all three acks are durable');
+  await after.broker.close();
 });
