@@ -37,8 +37,9 @@ async function main(): Promise<void> {
   const flushTimer = setInterval(() => history.flush(), 100);
   for (const consumer of consumers) consumer.start();
   for (const producer of producers) producer.start();
-  process.stdout.write(JSON.stringify({ ready: true }) + '\n');
-
+  // The handler goes in before `ready` is printed: the harness may stop a client as soon as it
+  // reads that line (a consumer restarted by the last fault of a run), and a SIGTERM that came
+  // before the handler would end the process without its history (consumer-kill, seed 36).
   process.once('SIGTERM', () => {
     void (async () => {
       await Promise.all(producers.map((producer) => producer.stop(config.stopGraceMs)));
@@ -49,6 +50,7 @@ async function main(): Promise<void> {
       process.exit(0);
     })();
   });
+  process.stdout.write(JSON.stringify({ ready: true }) + '\n');
 }
 
 await main();
