@@ -16,8 +16,11 @@ const READY_TIMEOUT_MS = 15_000;
 const READY_POLL_MS = 50;
 /** Time for a graceful stop (Redis rewrites nothing on SIGTERM with AOF, NATS flushes its store). */
 const STOP_GRACE_MS = 10_000;
-/** Tail of the server's output kept to explain a failed start. */
-const OUTPUT_TAIL_BYTES = 8 * 1024;
+/**
+ * Tail of the server's output kept to explain a failed start and to report a run's warnings: a
+ * whole benchmark run of Ferry logs about 11 KiB (a line per connection opened and closed).
+ */
+const OUTPUT_TAIL_BYTES = 64 * 1024;
 
 export interface ServerSpec {
   /** Short name used for the temp dir prefix and in messages. */

@@ -13,6 +13,8 @@ export interface RunRecord {
   results: Partial<Record<WorkloadId, WorkloadResult>>;
   /** The broker's VmHWM after the selected workloads. */
   peakRssBytes: number;
+  /** Warnings and errors the server logged during the run (Ferry's JSON log lines), if any. */
+  serverWarnings?: string[];
 }
 
 export interface SystemReport {

@@ -35,6 +35,12 @@ export const DEFAULT_INDEX_INTERVAL_BYTES = 4 * KiB;
 export const DEFAULT_TAIL_CACHE_BYTES = 16 * MiB;
 /** How often the checkpoint (the synced prefix recovery may trust) is rewritten at most. */
 export const DEFAULT_CHECKPOINT_INTERVAL_MS = 1000;
+/**
+ * An fdatasync that takes this long is logged (`storage.fsync_slow`): in `always` mode every
+ * confirm and every delivery of the log waits for it, so a disk that stalls shows as a pause in
+ * the broker, and this says where it came from.
+ */
+export const FSYNC_SLOW_MS = 500;
 /** Reads return at most this many bytes per call unless asked for less. */
 export const READ_BYTES_MAX = 8 * MiB;
 /**

@@ -25,7 +25,7 @@ import { measureAppend } from './append-input.js';
 import { AppendQueue, encodeBatch, PendingAppend, type SyncWaiter, type TakenBatch } from './append-queue.js';
 import type { Checkpoint } from './checkpoint.js';
 import { Checkpointer } from './checkpointer.js';
-import { APPEND_QUEUE_BYTES_MAX, READ_BYTES_MAX, SEGMENT_RECORDS_MAX } from './limits.js';
+import { APPEND_QUEUE_BYTES_MAX, FSYNC_SLOW_MS, READ_BYTES_MAX, SEGMENT_RECORDS_MAX } from './limits.js';
 import { resolveLogConfig, type LogConfig } from './log-config.js';
 import { BATCH_HEADER_BYTES, type BatchHeader } from './record-batch.js';
 import { readLog } from './log-reader.js';
@@ -541,7 +541,9 @@ export class Log {
           } finally {
             segment.release();
           }
-          this.config.observer?.fsyncCompleted((this.config.clock.monotonicMs() - startedMs) / 1000);
+          const tookMs = this.config.clock.monotonicMs() - startedMs;
+          this.config.observer?.fsyncCompleted(tookMs / 1000);
+          if (tookMs >= FSYNC_SLOW_MS) this.config.logger.warn('storage.fsync_slow', { dir: this.config.dir, segmentBaseOffset: segment.baseOffset, ms: Math.round(tookMs) });
         }
         this.syncedOffsetValue = target;
         this.syncedPoint = point;

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { seededRandom } from '../sim/random.js';
-import { appendSequential, assertRecord, openSimLog, readAll, record, rejectsWith, simEnv } from './log-kit.js';
+import type { FileHandle, FileSystem } from '../../src/platform/fs.js';
+import { appendSequential, assertRecord, openSimLog, readAll, record, RecordingLogger, rejectsWith, simEnv } from './log-kit.js';
 
 test('log - appends get contiguous offsets and read back byte for byte', async () => {
   const env = simEnv();
@@ -164,6 +165,37 @@ test('log - always: a queue of 512 KiB or more is written as two batches, so the
     assert.equal(found.length, 700);
     found.forEach((record, i) => assertRecord(record, i, 1_024));
   } finally {
+    await log.close();
+  }
+});
+
+test('log - an fdatasync that takes FSYNC_SLOW_MS or longer is logged as storage.fsync_slow; a quick one is not', async () => {
+  const env = simEnv();
+  let slowSyncMs = 0;
+  // The simulated disk, with each datasync taking `slowSyncMs` of the simulated clock.
+  const fs: FileSystem = Object.create(env.fs);
+  fs.open = async (path, mode) => {
+    const handle = await env.fs.open(path, mode);
+    const slowed: FileHandle = Object.create(handle);
+    slowed.datasync = async () => {
+      await handle.datasync();
+      env.clock.advance(slowSyncMs);
+    };
+    return slowed;
+  };
+  const logger = new RecordingLogger();
+  const log = await openSimLog({ ...env, fs: fs as typeof env.fs }, { logger });
+  try {
+    slowSyncMs = 499;
+    await log.append([record(0)]);
+    assert.deepEqual(logger.events('storage.fsync_slow'), []);
+    slowSyncMs = 500;
+    await log.append([record(1)]);
+    const [fields] = logger.events('storage.fsync_slow');
+    assert.equal(fields?.['ms'], 500);
+    assert.equal(fields?.['segmentBaseOffset'], 0);
+  } finally {
+    slowSyncMs = 0;
     await log.close();
   }
 });
