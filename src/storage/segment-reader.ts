@@ -29,7 +29,8 @@ export const READ_WINDOW_BYTES_MAX = 4 * 1024 * 1024;
  * further system call; with READ_WINDOW_BYTES alone, a 1 MiB read of 300 KiB batches took eight.
  */
 export function readWindowBytes(segment: Segment, request: ReadRequest, recordsTaken: number, bytesTaken: number): number {
-  const recordsWanted = Math.min(request.recordsMax - recordsTaken, request.endOffset - request.offset);
+  const inSegment = Math.min(request.endOffset, segment.nextOffset) - Math.max(request.offset, segment.baseOffset);
+  const recordsWanted = Math.max(0, Math.min(request.recordsMax - recordsTaken, inSegment));
   const recordBytesAverage = segment.recordCount > 0 ? segment.sizeBytes / segment.recordCount : 0;
   const wanted = Math.min(request.bytesMax - bytesTaken, recordsWanted * recordBytesAverage);
   return Math.min(READ_WINDOW_BYTES_MAX, Math.max(READ_WINDOW_BYTES, Math.ceil(wanted) + READ_WINDOW_BYTES));
