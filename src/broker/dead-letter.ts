@@ -79,30 +79,32 @@ export interface DeadLettererOptions {
 }
 
 export class DeadLetterer {
-  private readonly moving = new Set<string>();
+  /** Offsets being moved, per partition. */
+  private readonly moving = new Map<number, Set<number>>();
   private readonly inProgress = new Set<Promise<void>>();
   private readonly retryTimers = new Set<TimerHandle>();
   private closed = false;
 
   constructor(private readonly options: DeadLettererOptions) {}
 
-  /** Called for every delivery: builds no key while nothing is being moved (the common case). */
+  /** Called for every delivery. */
   isMoving(partition: number, offset: number): boolean {
-    return (this.moving.size > 0 && this.moving.has(`${partition}:${offset}`)) || this.options.store.state.partitions[partition]!.intents.has(offset);
+    return this.moving.get(partition)?.has(offset) === true || this.options.store.state.partitions[partition]!.intents.has(offset);
   }
 
   /** Dead-letters one message; resolves once it is settled in the group. */
   move(partition: number, offset: number, deliveries: number, reason: string): Promise<void> {
-    const key = `${partition}:${offset}`;
-    if (this.moving.has(key)) return Promise.resolve();
-    this.moving.add(key);
+    let moving = this.moving.get(partition);
+    if (moving === undefined) this.moving.set(partition, (moving = new Set()));
+    if (moving.has(offset)) return Promise.resolve();
+    moving.add(offset);
     const work = this.moveOnce(partition, offset, deliveries, truncateReason(reason), null).then(
       () => {
-        this.moving.delete(key);
+        moving.delete(offset);
       },
       (error: unknown) => {
         this.options.logger.error('broker.dead_letter.failed', { topic: this.options.topic, group: this.options.group, partition, offset, error });
-        this.retryLater(key, partition, offset, deliveries, reason);
+        this.retryLater(moving, partition, offset, deliveries, reason);
         throw error;
       },
     );
@@ -163,7 +165,8 @@ export class DeadLetterer {
     this.options.onSettled();
   }
 
-  private retryLater(key: string, partition: number, offset: number, deliveries: number, reason: string): void {
+  /** Tries the move again after DEAD_LETTER_RETRY_MS; `moving` (the partition's set) keeps `offset` until it succeeds. */
+  private retryLater(moving: Set<number>, partition: number, offset: number, deliveries: number, reason: string): void {
     if (this.closed) return;
     const timer = this.options.clock.schedule(DEAD_LETTER_RETRY_MS, () => {
       this.retryTimers.delete(timer);
@@ -171,9 +174,9 @@ export class DeadLetterer {
       const intent = this.options.store.state.partitions[partition]!.intents.get(offset);
       const work = this.moveOnce(partition, offset, deliveries, reason, intent?.dlqOffsetHint ?? null).then(
         () => {
-          this.moving.delete(key);
+          moving.delete(offset);
         },
-        () => this.retryLater(key, partition, offset, deliveries, reason),
+        () => this.retryLater(moving, partition, offset, deliveries, reason),
       );
       this.track(work);
     });
