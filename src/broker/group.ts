@@ -87,6 +87,8 @@ export class Group {
   private nextSubscriberIndex = 0;
   private nextPartitionIndex = 0;
   private pumping = false;
+  /** Set by `nextRecord` with the record it returns: that record's deliveries so far. */
+  private nextDeliveriesBefore = 0;
   private closed = false;
   private ackTimer: TimerHandle | null = null;
   /** Bytes of records held for waiting redeliveries, against HELD_RECORD_BYTES_MAX. */
@@ -197,11 +199,13 @@ export class Group {
   pump(): void {
     if (this.pumping || this.closed || this.resetting) return;
     this.pumping = true;
+    // One clock reading per pump: its deliveries are handed out within the same synchronous run.
+    const nowMs = this.deps.clock.monotonicMs();
     try {
       for (;;) {
         const subscription = this.nextSubscriber();
         if (subscription === undefined) break;
-        if (!this.deliverOne(subscription)) {
+        if (!this.deliverOne(subscription, nowMs)) {
           this.requestRecords();
           break;
         }
@@ -224,16 +228,14 @@ export class Group {
   }
 
   /** Delivers the next available message to `subscription`; false when none is ready. */
-  private deliverOne(subscription: GroupSubscription): boolean {
+  private deliverOne(subscription: GroupSubscription, nowMs: number): boolean {
     const count = this.partitions.length;
     for (let i = 0; i < count; i++) {
       const partition = this.partitions[(this.nextPartitionIndex + i) % count]!;
-      const next = this.nextRecord(partition);
-      if (next === undefined) continue;
-      const { record, deliveriesBefore } = next;
+      const record = this.nextRecord(partition);
+      if (record === undefined) continue;
       this.nextPartitionIndex = (partition.index + 1) % count;
-      const deliveryCount = deliveriesBefore + 1;
-      const nowMs = this.deps.clock.monotonicMs();
+      const deliveryCount = this.nextDeliveriesBefore + 1;
       partition.inFlight.set(record.offset, { subscription, deliveryCount, deadlineMs: nowMs + this.config.ackTimeoutMs, deliveredAtMs: nowMs, record });
       this.armAckTimer();
       subscription.credit -= 1;
@@ -254,7 +256,11 @@ export class Group {
     return false;
   }
 
-  private nextRecord(partition: GroupPartition): { record: LogRecord; deliveriesBefore: number } | undefined {
+  /**
+   * The next record to deliver from `partition`, or undefined; sets `nextDeliveriesBefore` to how
+   * often it was delivered before (a field rather than a returned pair: one object less per delivery).
+   */
+  private nextRecord(partition: GroupPartition): LogRecord | undefined {
     const state = this.deps.store.state.partitions[partition.index]!;
     // Redeliveries first, in the order they fell due.
     while (partition.dueHead < partition.due.length) {
@@ -270,7 +276,8 @@ export class Group {
       }
       partition.dueHead += 1;
       this.forgetWaiting(partition, offset);
-      return { record: waiting.record, deliveriesBefore: waiting.deliveries };
+      this.nextDeliveriesBefore = waiting.deliveries;
+      return waiting.record;
     }
     if (partition.dueHead > 0 && partition.dueHead * 2 >= partition.due.length) {
       partition.due = partition.due.slice(partition.dueHead);
@@ -283,7 +290,8 @@ export class Group {
       if (state.acks.isSettled(offset) || partition.inFlight.has(offset) || partition.waiting.has(offset) || partition.settling.has(offset)) continue;
       if (this.deadLetterer.isMoving(partition.index, offset)) continue;
       this.deps.store.dispatched(partition.index, offset + 1);
-      return { record, deliveriesBefore: state.deliveriesOf(offset) };
+      this.nextDeliveriesBefore = state.deliveriesOf(offset);
+      return record;
     }
   }
 

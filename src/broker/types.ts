@@ -138,7 +138,7 @@ export interface Delivery {
   offset: number;
   timestampMs: number;
   key: Buffer | null;
-  headers: Header[];
+  headers: readonly Header[];
   value: Buffer;
   /** 1 on first delivery to the group; streams always 1. */
   deliveryCount: number;

@@ -29,7 +29,7 @@ export interface LogRecord {
   offset: number;
   timestampMs: number;
   key: Buffer | null;
-  headers: Header[];
+  headers: readonly Header[];
   value: Buffer;
   /** Leader epoch of the batch the record was written in. */
   leaderEpoch: number;
