@@ -15,7 +15,9 @@
  *
  * --broker PATH is another checkout (built) whose broker to run, e.g. a `git worktree` of a base
  * commit; the client is always this checkout's, so only the broker differs. --broker-flags replaces
- * the launcher's Node flags (default: the `#!` line's, as `ferry serve` runs).
+ * the launcher's Node flags (default: the `#!` line's, as `ferry serve` runs). With `--trace-gc`
+ * among them, the driver also counts the broker's collections (a steadier measure of allocation
+ * than throughput on a shared machine).
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -180,8 +182,15 @@ async function main(): Promise<void> {
   const broker = spawn(
     process.execPath,
     [...flags, join(checkout, 'bin', 'ferry.js'), 'serve', '--dir', dataDir, '--port', String(PORT), '--host', LOOPBACK_HOST, '--http-port', String(HTTP_PORT)],
-    { stdio: ['ignore', 'ignore', 'inherit'] },
+    { stdio: ['ignore', 'pipe', 'inherit'] },
   );
+  // The broker logs to stderr; its stdout carries only what V8 prints, such as --trace-gc's lines.
+  const collections = { scavenges: 0, markCompacts: 0 };
+  broker.stdout.setEncoding('utf8');
+  broker.stdout.on('data', (chunk: string) => {
+    collections.scavenges += chunk.split('Scavenge').length - 1;
+    collections.markCompacts += chunk.split('Mark-Compact').length - 1;
+  });
   const exited = new Promise<void>((resolve) => broker.once('exit', () => resolve()));
   try {
     await waitForPort(PORT);
@@ -196,6 +205,7 @@ async function main(): Promise<void> {
       .map((line) => line.replace(/^ferry_storage_/, '').replace(/\{[^}]*\}/, ''))
       .join(', ');
     console.log(`broker: ${cpuSeconds.toFixed(2)} s CPU, peak RSS ${Math.round(Number(peakKiB) / 1024)} MiB; ${counters}`);
+    if (flags.includes('--trace-gc')) console.log(`broker collections: ${collections.scavenges} scavenges, ${collections.markCompacts} mark-compacts`);
   } finally {
     broker.kill('SIGTERM');
     await exited;
