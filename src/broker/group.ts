@@ -199,7 +199,8 @@ export class Group {
   pump(): void {
     if (this.pumping || this.closed || this.resetting) return;
     this.pumping = true;
-    // One clock reading per pump: its deliveries are handed out within the same synchronous run.
+    // One clock reading per pump for all its deliveries (~100 ns saved each): a run is synchronous,
+    // so a late delivery's ack deadline is early by at most the run's length, never late.
     const nowMs = this.deps.clock.monotonicMs();
     try {
       for (;;) {
