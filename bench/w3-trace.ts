@@ -20,8 +20,8 @@ import { parseArgs } from 'node:util';
 import { launcherNodeFlags, REPO_ROOT } from './checkout.js';
 import { LOOPBACK_HOST, ProcessRegistry } from './processes.js';
 import { percentileOfSorted } from './stats.js';
-import { busiestWriter, breakDown, countBySecond, PARTS, type Breakdown, type MessageTimes } from './trace/latency-breakdown.js';
-import { epochNowMs, observeProcess, type ProcessTrace } from './trace/process-observer.js';
+import { busiestWriter, breakDown, countBySecond, emptyBreakdown, PARTS, type Breakdown, type MessageTimes } from './trace/latency-breakdown.js';
+import { epochNowMs, LOOP_GAP_MS, observeProcess, type ProcessTrace } from './trace/process-observer.js';
 
 const RATE_PER_SEC = 5_000;
 const PAYLOAD_BYTES = 1024;
@@ -128,12 +128,12 @@ function report(times: MessageTimes, broker: ProcessTrace, harness: ProcessTrace
   console.log(`log sync p99 by second, ms: ${bySecond.map((durations) => (durations.length === 0 ? '-' : percentileOfSorted(Float64Array.from(durations).sort(), 99).toFixed(2))).join(' ')}`);
   console.log(`other syncs: ${broker.syncs.length - logSyncs.length} (the group's journal and checkpoints)`);
   const over = (spans: ProcessTrace['collections'], ms: number): number => spans.filter((span) => span[1] > ms).length;
-  console.log(`broker: ${broker.collections.length} collections (${over(broker.collections, 1)} over 1 ms), ${broker.loopGaps.length} loop gaps over 2 ms`);
-  console.log(`harness: ${harness.collections.length} collections (${over(harness.collections, 1)} over 1 ms), ${harness.loopGaps.length} loop gaps over 2 ms`);
+  console.log(`broker: ${broker.collections.length} collections (${over(broker.collections, 1)} over 1 ms), ${broker.loopGaps.length} loop gaps over ${LOOP_GAP_MS} ms`);
+  console.log(`harness: ${harness.collections.length} collections (${over(harness.collections, 1)} over 1 ms), ${harness.loopGaps.length} loop gaps over ${LOOP_GAP_MS} ms`);
   const from = WARMUP_SECONDS * RATE_PER_SEC;
   const all = breakDown(times, broker.writes, broker.syncs, fd, from, count);
   printBreakdown(`after the first ${WARMUP_SECONDS} seconds, every message`, all);
-  const slow: Breakdown = { messages: [], parts: { beforeWrite: [], write: [], writeToSync: [], sync: [], syncToConfirm: [], confirmToReceipt: [] } };
+  const slow: Breakdown = emptyBreakdown();
   all.messages.forEach((index, at) => {
     if (latencies[index]! <= TARGET_MS) return;
     slow.messages.push(index);

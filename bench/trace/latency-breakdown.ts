@@ -4,11 +4,15 @@
  * the log's descriptor to end at or before the confirmation, and the write it made durable is the
  * last write of that descriptor to start at or before the sync. Every part is then a difference of
  * two observed times; a message confirmed before any traced sync ended is left out.
+ *
+ * The wait before the write is split in two: what was left of the log's write-and-sync cycle in
+ * flight when the message was sent (an `always` log writes and syncs one batch at a time, so the
+ * next batch waits for it), and the rest (the trip to the broker, its event loop, the queue).
  */
 import assert from 'node:assert/strict';
 import type { FileSpan } from './process-observer.js';
 
-export const PARTS = ['beforeWrite', 'write', 'writeToSync', 'sync', 'syncToConfirm', 'confirmToReceipt'] as const;
+export const PARTS = ['cycleInFlight', 'beforeWriteOther', 'write', 'writeToSync', 'sync', 'syncToConfirm', 'confirmToReceipt'] as const;
 export type Part = (typeof PARTS)[number];
 
 /** Per message, in send order: epoch milliseconds. */
@@ -44,8 +48,9 @@ export function busiestWriter(writes: readonly FileSpan[]): number {
 /** Breaks down messages `from` (inclusive) to `to` (exclusive), which must be in send order. */
 export function breakDown(times: MessageTimes, writes: readonly FileSpan[], syncs: readonly FileSpan[], fd: number, from: number, to: number): Breakdown {
   const ownSyncs = syncs.filter((span) => span[2] === fd).sort((a, b) => a[0] + a[1] - (b[0] + b[1]));
+  const ownSyncsByStart = [...ownSyncs].sort((a, b) => a[0] - b[0]);
   const ownWrites = writes.filter((span) => span[2] === fd).sort((a, b) => a[0] - b[0]);
-  const breakdown: Breakdown = { messages: [], parts: { beforeWrite: [], write: [], writeToSync: [], sync: [], syncToConfirm: [], confirmToReceipt: [] } };
+  const breakdown = emptyBreakdown();
   for (let index = from; index < to; index++) {
     const confirmedMs = times.confirmedMs[index]!;
     const sync = lastAtOrBefore(ownSyncs, (span) => span[0] + span[1], confirmedMs);
@@ -53,8 +58,10 @@ export function breakDown(times: MessageTimes, writes: readonly FileSpan[], sync
     const write = lastAtOrBefore(ownWrites, (span) => span[0], sync[0]);
     if (write === undefined) continue;
     const sentMs = times.sentMs[index]!;
+    const cycleInFlight = Math.max(0, Math.min(write[0], cycleEndAt(ownWrites, ownSyncsByStart, sentMs)) - sentMs);
     breakdown.messages.push(index);
-    breakdown.parts.beforeWrite.push(write[0] - sentMs);
+    breakdown.parts.cycleInFlight.push(cycleInFlight);
+    breakdown.parts.beforeWriteOther.push(write[0] - sentMs - cycleInFlight);
     breakdown.parts.write.push(write[1]);
     breakdown.parts.writeToSync.push(sync[0] - (write[0] + write[1]));
     breakdown.parts.sync.push(sync[1]);
@@ -64,8 +71,25 @@ export function breakDown(times: MessageTimes, writes: readonly FileSpan[], sync
   return breakdown;
 }
 
-/** The last span whose key is at most `limit`, in spans sorted by that key (binary search). */
-function lastAtOrBefore(spans: readonly FileSpan[], key: (span: FileSpan) => number, limit: number): FileSpan | undefined {
+/**
+ * When the write-and-sync cycle in flight at `atMs` ended: the end of the first sync that started
+ * after the last write that started by `atMs`; `atMs` itself when there is none.
+ */
+function cycleEndAt(writesByStart: readonly FileSpan[], syncsByStart: readonly FileSpan[], atMs: number): number {
+  const write = lastAtOrBefore(writesByStart, (span) => span[0], atMs);
+  if (write === undefined) return atMs;
+  const sync = syncsByStart[countAtOrBefore(syncsByStart, (span) => span[0], write[0])];
+  return sync === undefined ? atMs : sync[0] + sync[1];
+}
+
+export function emptyBreakdown(): Breakdown {
+  const parts = {} as Record<Part, number[]>;
+  for (const part of PARTS) parts[part] = [];
+  return { messages: [], parts };
+}
+
+/** How many spans have a key of at most `limit`, in spans sorted by that key (binary search). */
+function countAtOrBefore(spans: readonly FileSpan[], key: (span: FileSpan) => number, limit: number): number {
   let low = 0;
   let high = spans.length;
   while (low < high) {
@@ -73,7 +97,13 @@ function lastAtOrBefore(spans: readonly FileSpan[], key: (span: FileSpan) => num
     if (key(spans[middle]!) <= limit) low = middle + 1;
     else high = middle;
   }
-  return low === 0 ? undefined : spans[low - 1];
+  return low;
+}
+
+/** The last span whose key is at most `limit`, in spans sorted by that key. */
+function lastAtOrBefore(spans: readonly FileSpan[], key: (span: FileSpan) => number, limit: number): FileSpan | undefined {
+  const count = countAtOrBefore(spans, key, limit);
+  return count === 0 ? undefined : spans[count - 1];
 }
 
 /** How many of `startsMs` fall in each whole second after `originMs`, for `seconds` seconds (later ones count in the last). */
