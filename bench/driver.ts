@@ -25,7 +25,7 @@ import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { pathToFileURL } from 'node:url';
+import { loadBuiltConnect, type BenchClient as Client, type Connect } from './built-client.js';
 import { launcherNodeFlags, REPO_ROOT } from './checkout.js';
 import { LOOPBACK_HOST } from './processes.js';
 
@@ -39,14 +39,6 @@ const GROUP_SIDES = 4;
 const STARTUP_WAIT_MS = 10_000;
 const DEFAULT_COUNTS = { w1: 200_000, w2: 200_000, w3: 50_000, w4: 100_000 } as const;
 type Workload = keyof typeof DEFAULT_COUNTS;
-
-interface Client {
-  createTopic(name: string, options: { durability: 'always' }): Promise<unknown>;
-  publish(topic: string, value: Buffer): Promise<unknown>;
-  subscribe(topic: string, options: { group: string; from: 'earliest'; prefetch: number }): Promise<AsyncIterable<{ value: Buffer; ack(): Promise<void> }>>;
-  close(): Promise<void>;
-}
-type Connect = (options: { host: string; port: number; reconnect: boolean }) => Promise<Client>;
 
 async function waitForPort(port: number): Promise<void> {
   const deadline = Date.now() + STARTUP_WAIT_MS;
@@ -177,7 +169,7 @@ async function main(): Promise<void> {
   if (!Number.isSafeInteger(count) || count < GROUP_SIDES || count % GROUP_SIDES !== 0) throw new Error('--count: a positive multiple of 4');
   const checkout = values.broker ?? REPO_ROOT;
   const flags = values['broker-flags'] === undefined ? launcherNodeFlags() : values['broker-flags'].split(' ').filter((flag) => flag.length > 0);
-  const { connect } = (await import(pathToFileURL(join(REPO_ROOT, 'dist', 'src', 'client', 'index.js')).href)) as { connect: Connect };
+  const connect = await loadBuiltConnect();
   const dataDir = mkdtempSync(join(tmpdir(), 'ferry-driver-'));
   const broker = spawn(
     process.execPath,

@@ -15,8 +15,8 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { loadBuiltConnect, type Connect } from './built-client.js';
 import { launcherNodeFlags, REPO_ROOT } from './checkout.js';
 import { LOOPBACK_HOST, ProcessRegistry } from './processes.js';
 import { percentileOfSorted } from './stats.js';
@@ -32,18 +32,6 @@ const TARGET_MS = 2;
 /** Seconds left out of the breakdown: the warm-up of the broker and of the disk (docs/BENCHMARKS.md). */
 const WARMUP_SECONDS = 3;
 const SEQUENCE_AT = 0;
-
-interface Message {
-  value: Buffer;
-  ack(): Promise<void>;
-}
-interface Client {
-  createTopic(name: string, options: { durability: 'always' }): Promise<unknown>;
-  publish(topic: string, value: Buffer): Promise<unknown>;
-  subscribe(topic: string, options: { group: string; from: 'earliest'; prefetch: number }): Promise<AsyncIterable<Message>>;
-  close(): Promise<void>;
-}
-type Connect = (options: { host: string; port: number; reconnect: boolean }) => Promise<Client>;
 
 /** Runs the load; fills `times` (index = sequence number). */
 async function runLoad(connect: Connect, port: number, times: MessageTimes): Promise<void> {
@@ -147,7 +135,7 @@ async function main(): Promise<void> {
   const seconds = Number(values.seconds ?? DEFAULT_SECONDS);
   if (!Number.isSafeInteger(seconds) || seconds <= WARMUP_SECONDS) throw new Error(`--seconds: an integer over ${WARMUP_SECONDS}`);
   const checkout = values.broker ?? REPO_ROOT;
-  const { connect } = (await import(pathToFileURL(join(REPO_ROOT, 'dist', 'src', 'client', 'index.js')).href)) as { connect: Connect };
+  const connect = await loadBuiltConnect();
   const traceDir = mkdtempSync(join(tmpdir(), 'ferry-w3-trace-'));
   const traceFile = join(traceDir, 'broker.json');
   process.env['FERRY_TRACE_OUT'] = traceFile;
