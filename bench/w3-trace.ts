@@ -32,6 +32,8 @@ const TARGET_MS = 2;
 /** Seconds left out of the breakdown: the warm-up of the broker and of the disk (docs/BENCHMARKS.md). */
 const WARMUP_SECONDS = 3;
 const SEQUENCE_AT = 0;
+/** After the last send, every message must be received within this long, or the run fails. */
+const RECEIVE_GRACE_MS = 30_000;
 
 /** Runs the load; fills `times` (index = sequence number). */
 async function runLoad(connect: Connect, port: number, times: MessageTimes): Promise<void> {
@@ -72,7 +74,15 @@ async function runLoad(connect: Connect, port: number, times: MessageTimes): Pro
     };
     tick();
   });
-  await done;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`received ${received} of ${count} messages ${RECEIVE_GRACE_MS} ms after the last send`)), RECEIVE_GRACE_MS);
+  });
+  try {
+    await Promise.race([done, late]);
+  } finally {
+    clearTimeout(timer);
+  }
   await consuming;
   await producer.close();
   await consumer.close();
