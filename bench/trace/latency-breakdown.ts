@@ -5,14 +5,16 @@
  * last write of that descriptor to start at or before the sync. Every part is then a difference of
  * two observed times; a message confirmed before any traced sync ended is left out.
  *
- * The wait before the write is split in two: what was left of the log's write-and-sync cycle in
- * flight when the message was sent (an `always` log writes and syncs one batch at a time, so the
- * next batch waits for it), and the rest (the trip to the broker, its event loop, the queue).
+ * A log runs one sync pass at a time over everything written when it starts (log.ts, group
+ * commit), with up to two writes in flight: `writeToSync` is how long a written batch waited for
+ * the pass already running. When two writes come before one sync, a message is attributed to the
+ * later one, so `beforeWrite` can be overstated by one write; W3's writes are small and mostly one
+ * per pass.
  */
 import assert from 'node:assert/strict';
 import type { FileSpan } from './process-observer.js';
 
-export const PARTS = ['cycleInFlight', 'beforeWriteOther', 'write', 'writeToSync', 'sync', 'syncToConfirm', 'confirmToReceipt'] as const;
+export const PARTS = ['beforeWrite', 'write', 'writeToSync', 'sync', 'syncToConfirm', 'confirmToReceipt'] as const;
 export type Part = (typeof PARTS)[number];
 
 /** Per message, in send order: epoch milliseconds. */
@@ -48,7 +50,6 @@ export function busiestWriter(writes: readonly FileSpan[]): number {
 /** Breaks down messages `from` (inclusive) to `to` (exclusive), which must be in send order. */
 export function breakDown(times: MessageTimes, writes: readonly FileSpan[], syncs: readonly FileSpan[], fd: number, from: number, to: number): Breakdown {
   const ownSyncs = syncs.filter((span) => span[2] === fd).sort((a, b) => a[0] + a[1] - (b[0] + b[1]));
-  const ownSyncsByStart = [...ownSyncs].sort((a, b) => a[0] - b[0]);
   const ownWrites = writes.filter((span) => span[2] === fd).sort((a, b) => a[0] - b[0]);
   const breakdown = emptyBreakdown();
   for (let index = from; index < to; index++) {
@@ -58,10 +59,8 @@ export function breakDown(times: MessageTimes, writes: readonly FileSpan[], sync
     const write = lastAtOrBefore(ownWrites, (span) => span[0], sync[0]);
     if (write === undefined) continue;
     const sentMs = times.sentMs[index]!;
-    const cycleInFlight = Math.max(0, Math.min(write[0], cycleEndAt(ownWrites, ownSyncsByStart, sentMs)) - sentMs);
     breakdown.messages.push(index);
-    breakdown.parts.cycleInFlight.push(cycleInFlight);
-    breakdown.parts.beforeWriteOther.push(write[0] - sentMs - cycleInFlight);
+    breakdown.parts.beforeWrite.push(write[0] - sentMs);
     breakdown.parts.write.push(write[1]);
     breakdown.parts.writeToSync.push(sync[0] - (write[0] + write[1]));
     breakdown.parts.sync.push(sync[1]);
@@ -71,25 +70,14 @@ export function breakDown(times: MessageTimes, writes: readonly FileSpan[], sync
   return breakdown;
 }
 
-/**
- * When the write-and-sync cycle in flight at `atMs` ended: the end of the first sync that started
- * after the last write that started by `atMs`; `atMs` itself when there is none.
- */
-function cycleEndAt(writesByStart: readonly FileSpan[], syncsByStart: readonly FileSpan[], atMs: number): number {
-  const write = lastAtOrBefore(writesByStart, (span) => span[0], atMs);
-  if (write === undefined) return atMs;
-  const sync = syncsByStart[countAtOrBefore(syncsByStart, (span) => span[0], write[0])];
-  return sync === undefined ? atMs : sync[0] + sync[1];
-}
-
 export function emptyBreakdown(): Breakdown {
   const parts = {} as Record<Part, number[]>;
   for (const part of PARTS) parts[part] = [];
   return { messages: [], parts };
 }
 
-/** How many spans have a key of at most `limit`, in spans sorted by that key (binary search). */
-function countAtOrBefore(spans: readonly FileSpan[], key: (span: FileSpan) => number, limit: number): number {
+/** The last span whose key is at most `limit`, in spans sorted by that key (binary search). */
+function lastAtOrBefore(spans: readonly FileSpan[], key: (span: FileSpan) => number, limit: number): FileSpan | undefined {
   let low = 0;
   let high = spans.length;
   while (low < high) {
@@ -97,13 +85,7 @@ function countAtOrBefore(spans: readonly FileSpan[], key: (span: FileSpan) => nu
     if (key(spans[middle]!) <= limit) low = middle + 1;
     else high = middle;
   }
-  return low;
-}
-
-/** The last span whose key is at most `limit`, in spans sorted by that key. */
-function lastAtOrBefore(spans: readonly FileSpan[], key: (span: FileSpan) => number, limit: number): FileSpan | undefined {
-  const count = countAtOrBefore(spans, key, limit);
-  return count === 0 ? undefined : spans[count - 1];
+  return low === 0 ? undefined : spans[low - 1];
 }
 
 /** How many of `startsMs` fall in each whole second after `originMs`, for `seconds` seconds (later ones count in the last). */

@@ -43,9 +43,7 @@ test('latency breakdown - each message is split at the write and the sync that c
   const breakdown = breakDown(messages, writes, syncs, LOG_FD, 0, 3);
   assert.deepEqual(breakdown.messages, [0, 1, 2]);
   const round = (values: number[]): number[] => values.map((value) => Math.round(value * 100) / 100);
-  // Message 1 was sent at 100.5 while the log's first cycle (write 100.2, sync until 100.9) was in flight.
-  assert.deepEqual(round(breakdown.parts.cycleInFlight), [0, 0.4, 0]);
-  assert.deepEqual(round(breakdown.parts.beforeWriteOther), [0.2, 0.6, 0.5]);
+  assert.deepEqual(round(breakdown.parts.beforeWrite), [0.2, 1.0, 0.5]);
   assert.deepEqual(round(breakdown.parts.write), [0.1, 0.2, 0.2]);
   assert.deepEqual(round(breakdown.parts.writeToSync), [0.1, 0.1, 0.1]);
   assert.deepEqual(round(breakdown.parts.sync), [0.5, 2.0, 2.0]);
@@ -53,19 +51,20 @@ test('latency breakdown - each message is split at the write and the sync that c
   assert.deepEqual(round(breakdown.parts.confirmToReceipt), [-0.05, -0.1, -0.15]);
 });
 
-test('latency breakdown - a message sent while the previous batch was still being written waits for its write and its sync', () => {
+test('latency breakdown - a batch written while a sync pass runs waits for it, then for its own', () => {
   const writes: FileSpan[] = [
-    [10.0, 1.0, LOG_FD, 1100], // the previous batch: written 10.0-11.0, synced 11.1-11.6
-    [11.7, 0.1, LOG_FD, 1100],
+    [10.0, 0.2, LOG_FD, 1100],
+    [10.5, 0.1, LOG_FD, 1100], // written while the pass for the first write runs (10.3-11.5)
   ];
   const syncs: FileSpan[] = [
-    [11.1, 0.5, LOG_FD, 0],
-    [11.9, 0.3, LOG_FD, 0],
+    [10.3, 1.2, LOG_FD, 0],
+    [11.5, 0.3, LOG_FD, 0],
   ];
-  const breakdown = breakDown(times([[10.5, 12.3, 12.25]]), writes, syncs, LOG_FD, 0, 1);
+  const breakdown = breakDown(times([[10.4, 11.9, 11.85]]), writes, syncs, LOG_FD, 0, 1);
   const round = (values: number[]): number[] => values.map((value) => Math.round(value * 100) / 100);
-  assert.deepEqual(round(breakdown.parts.cycleInFlight), [1.1]);
-  assert.deepEqual(round(breakdown.parts.beforeWriteOther), [0.1]);
+  assert.deepEqual(round(breakdown.parts.beforeWrite), [0.1]);
+  assert.deepEqual(round(breakdown.parts.writeToSync), [0.9]);
+  assert.deepEqual(round(breakdown.parts.sync), [0.3]);
 });
 
 test('latency breakdown - a message confirmed before any traced sync ended is left out', () => {
