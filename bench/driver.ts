@@ -21,13 +21,13 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadBuiltConnect, type BenchClient as Client, type Connect } from './built-client.js';
 import { launcherNodeFlags, REPO_ROOT } from './checkout.js';
-import { LOOPBACK_HOST } from './processes.js';
+import { sendPaced } from './pacer.js';
+import { canConnect, LOOPBACK_HOST } from './processes.js';
 
 const PORT = 17_711;
 const HTTP_PORT = 17_712;
@@ -42,15 +42,7 @@ type Workload = keyof typeof DEFAULT_COUNTS;
 
 async function waitForPort(port: number): Promise<void> {
   const deadline = Date.now() + STARTUP_WAIT_MS;
-  for (;;) {
-    const open = await new Promise<boolean>((resolve) => {
-      const socket = createConnection({ host: LOOPBACK_HOST, port }, () => {
-        socket.end();
-        resolve(true);
-      });
-      socket.on('error', () => resolve(false));
-    });
-    if (open) return;
+  while (!(await canConnect(port))) {
     if (Date.now() > deadline) throw new Error(`the broker did not listen on ${port} within ${STARTUP_WAIT_MS} ms`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
@@ -133,21 +125,11 @@ async function runWorkload(connect: Connect, workload: Workload, count: number):
       latencies[value.readUInt32BE(0)] = performance.now() - value.readDoubleBE(4);
       if (++received === count) done();
     });
-    const startedMs = performance.now();
-    let sent = 0;
-    await new Promise<void>((resolve) => {
-      const tick = (): void => {
-        const due = Math.min(count, Math.floor(((performance.now() - startedMs) * LATENCY_RATE_PER_SEC) / 1000) + 1);
-        while (sent < due) {
-          const value = Buffer.alloc(PAYLOAD_BYTES, 7);
-          value.writeUInt32BE(sent++, 0);
-          value.writeDoubleBE(performance.now(), 4);
-          void client.publish('t', value);
-        }
-        if (sent < count) setTimeout(tick, 1);
-        else resolve();
-      };
-      tick();
+    await sendPaced(count, LATENCY_RATE_PER_SEC, (sequence) => {
+      const value = Buffer.alloc(PAYLOAD_BYTES, 7);
+      value.writeUInt32BE(sequence, 0);
+      value.writeDoubleBE(performance.now(), 4);
+      void client.publish('t', value);
     });
     await all;
     await consumer.close();

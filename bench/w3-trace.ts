@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadBuiltConnect, type Connect } from './built-client.js';
 import { launcherNodeFlags, REPO_ROOT } from './checkout.js';
+import { sendPaced } from './pacer.js';
 import { LOOPBACK_HOST, ProcessRegistry } from './processes.js';
 import { percentileOfSorted } from './stats.js';
 import { busiestWriter, breakDown, countBySecond, emptyBreakdown, PARTS, type Breakdown, type MessageTimes } from './trace/latency-breakdown.js';
@@ -55,24 +56,13 @@ async function runLoad(connect: Connect, port: number, times: MessageTimes): Pro
       }
     }
   })();
-  const startedMs = performance.now();
-  let sent = 0;
-  await new Promise<void>((resolve) => {
-    const tick = (): void => {
-      const due = Math.min(count, Math.floor(((performance.now() - startedMs) * RATE_PER_SEC) / 1000) + 1);
-      while (sent < due) {
-        const sequence = sent++;
-        const value = Buffer.alloc(PAYLOAD_BYTES, 7);
-        value.writeUInt32BE(sequence, SEQUENCE_AT);
-        times.sentMs[sequence] = epochNowMs();
-        void producer.publish('w3', value).then(() => {
-          times.confirmedMs[sequence] = epochNowMs();
-        });
-      }
-      if (sent < count) setTimeout(tick, 1);
-      else resolve();
-    };
-    tick();
+  await sendPaced(count, RATE_PER_SEC, (sequence) => {
+    const value = Buffer.alloc(PAYLOAD_BYTES, 7);
+    value.writeUInt32BE(sequence, SEQUENCE_AT);
+    times.sentMs[sequence] = epochNowMs();
+    void producer.publish('w3', value).then(() => {
+      times.confirmedMs[sequence] = epochNowMs();
+    });
   });
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_, reject) => {

@@ -12,6 +12,7 @@
  */
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
+import { sendPaced } from './pacer.js';
 import type { ProcessRegistry, ServerProcess } from './processes.js';
 import { summarizeLatencies } from './stats.js';
 
@@ -113,8 +114,6 @@ export const QUICK_SCALE: WorkloadScale = {
  */
 const DEADLINE_MS_MIN = 60_000;
 const DEADLINE_RATE_MSGS_PER_SEC_MIN = 500;
-/** W3 sender tick: Node's timers do not fire more often than once a millisecond. */
-const PACING_TICK_MS = 1;
 
 function deadlineMsFor(messages: number): number {
   return Math.max(DEADLINE_MS_MIN, (messages / DEADLINE_RATE_MSGS_PER_SEC_MIN) * 1000);
@@ -273,40 +272,24 @@ interface PacedSend {
   confirmed: Promise<void>;
 }
 
-/**
- * Open-loop sender: message i is due at start + i / rate, whatever happened to earlier ones, so a
- * slow broker meets a growing backlog instead of a politely slowed producer. Resolves once all are sent.
- */
-function publishPaced(connection: BrokerConnection, topic: string, count: number, ratePerSec: number): Promise<PacedSend> {
-  const intervalMs = 1000 / ratePerSec;
-  return new Promise((resolveSent) => {
-    let resolveConfirmed!: () => void;
-    let rejectConfirmed!: (error: unknown) => void;
-    const confirmed = new Promise<void>((resolve, reject) => {
-      resolveConfirmed = resolve;
-      rejectConfirmed = reject;
-    });
-    confirmed.catch(() => {}); // the caller awaits it after the sending phase
-    let sent = 0;
-    let confirmedCount = 0;
-    let sendLagMaxMs = 0;
-    const start = performance.now();
-    const onConfirm = (): void => {
-      confirmedCount++;
-      if (confirmedCount === count) resolveConfirmed();
-    };
-    const tick = (): void => {
-      const now = performance.now();
-      const due = Math.min(count, Math.floor((now - start) / intervalMs) + 1);
-      if (sent < due) sendLagMaxMs = Math.max(sendLagMaxMs, now - (start + sent * intervalMs));
-      while (sent < due) {
-        connection.publish(topic, makePayload(sent++, performance.now())).then(onConfirm, rejectConfirmed);
-      }
-      if (sent < count) setTimeout(tick, PACING_TICK_MS);
-      else resolveSent({ sendLagMaxMs, confirmed });
-    };
-    tick();
+/** W3's open-loop publisher (pacer.ts); resolves once all are sent, with their confirmations to await. */
+async function publishPaced(connection: BrokerConnection, topic: string, count: number, ratePerSec: number): Promise<PacedSend> {
+  let resolveConfirmed!: () => void;
+  let rejectConfirmed!: (error: unknown) => void;
+  const confirmed = new Promise<void>((resolve, reject) => {
+    resolveConfirmed = resolve;
+    rejectConfirmed = reject;
   });
+  confirmed.catch(() => {}); // the caller awaits it after the sending phase
+  let confirmedCount = 0;
+  const onConfirm = (): void => {
+    confirmedCount++;
+    if (confirmedCount === count) resolveConfirmed();
+  };
+  const { sendLagMaxMs } = await sendPaced(count, ratePerSec, (sequence) => {
+    connection.publish(topic, makePayload(sequence, performance.now())).then(onConfirm, rejectConfirmed);
+  });
+  return { sendLagMaxMs, confirmed };
 }
 
 // ---- The workloads ---------------------------------------------------------------------------
