@@ -1,0 +1,274 @@
+/**
+ * W3's floor for any Node broker on this machine: the least a broker can do for W3 and still sync
+ * before it confirms, timed the way W3 is timed. Its server is ~60 lines with no protocol, no
+ * validation, no metrics, no tail cache and no groups: it appends each tick's messages to a file in
+ * one write, fdatasyncs, then confirms them to the producer and pushes them to the consumer; the
+ * consumer's acks are appended to a second file and synced (as a group's journal is) unless
+ * `--no-journal`. One sync in flight per file; messages arriving meanwhile wait for the next pass
+ * (group commit). The harness is W3's: 1 KiB payloads sent open loop at 5,000 msgs/s
+ * (pacer.ts), latency from the send to the consumer's receipt.
+ *
+ *   npm run bench:w3floor [-- --seconds N] [--rate N] [--runs N] [--no-journal] [--preallocate]
+ *
+ * If this floor misses W3's target, a broker on this machine can only miss it by more; what Ferry
+ * adds over it is what `npm run bench:driver -- w3` prints beside it.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { createConnection, createServer, type Socket } from 'node:net';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { launcherNodeFlags } from './checkout.js';
+import { sendPaced } from './pacer.js';
+import { LOOPBACK_HOST } from './processes.js';
+import { percentileOfSorted, summarizeLatencies } from './stats.js';
+
+const PAYLOAD_BYTES = 1024;
+const DEFAULT_RATE_PER_SEC = 5_000;
+const DEFAULT_SECONDS = 10;
+/** Each frame on both sockets: a u32 length, then the bytes. */
+const LENGTH_BYTES = 4;
+/** An ack names its message by sequence number (u32). */
+const ACK_BYTES = 4;
+/** The first byte a harness connection sends says which side it is. */
+const ROLE_PRODUCER = 0x50;
+const ROLE_CONSUMER = 0x43;
+const READY_LINE = 'listening';
+/** `--preallocate`: the topic file is written full of zeros first (more than a run appends), so no sync grows it. */
+const PREALLOCATED_BYTES = 128 * 1024 * 1024;
+const ZERO_CHUNK_BYTES = 4 * 1024 * 1024;
+/** A run that has not received every message this long after its last send has failed. */
+const RECEIVE_GRACE_MS = 30_000;
+
+// ---- the server (a child process: `--serve DIR`) ---------------------------------------------
+
+/** Appends what it is given, one write and one fdatasync a pass, one pass at a time. */
+class GroupCommitFile {
+  private waiting: Buffer[] = [];
+  private waitingDone: (() => void)[] = [];
+  private position = 0;
+  private running = false;
+
+  constructor(private readonly handle: FileHandle) {}
+
+  append(bytes: Buffer, done: () => void): void {
+    this.waiting.push(bytes);
+    this.waitingDone.push(done);
+    if (!this.running) {
+      this.running = true;
+      setImmediate(() => void this.run());
+    }
+  }
+
+  private async run(): Promise<void> {
+    while (this.waiting.length > 0) {
+      const batch = Buffer.concat(this.waiting);
+      const done = this.waitingDone;
+      this.waiting = [];
+      this.waitingDone = [];
+      await this.handle.write(batch, 0, batch.length, this.position);
+      this.position += batch.length;
+      await this.handle.datasync();
+      for (const settle of done) settle();
+    }
+    this.running = false;
+  }
+}
+
+/** Corks the socket until the end of this tick, so that a tick's writes leave as one. */
+function corkForTick(socket: Socket): void {
+  if (socket.writableCorked > 0) return;
+  socket.cork();
+  process.nextTick(() => socket.uncork());
+}
+
+/** Splits a socket's bytes into u32-length frames, or fixed-size units when `unitBytes` is set. */
+function onUnits(socket: Socket, unitBytes: number | null, onUnit: (unit: Buffer) => void): void {
+  let pending: Buffer = Buffer.alloc(0);
+  socket.on('data', (chunk: Buffer) => {
+    pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+    let at = 0;
+    for (;;) {
+      const size = unitBytes ?? (pending.length - at >= LENGTH_BYTES ? LENGTH_BYTES + pending.readUInt32BE(at) : Infinity);
+      if (pending.length - at < size) break;
+      onUnit(pending.subarray(at, at + size));
+      at += size;
+    }
+    pending = pending.subarray(at);
+  });
+}
+
+async function serve(dir: string, journal: boolean, preallocate: boolean): Promise<void> {
+  const topicHandle = await open(join(dir, 'topic'), 'w');
+  if (preallocate) {
+    const zeros = Buffer.alloc(ZERO_CHUNK_BYTES);
+    for (let at = 0; at < PREALLOCATED_BYTES; at += zeros.length) await topicHandle.write(zeros, 0, zeros.length, at);
+    await topicHandle.datasync();
+  }
+  const topic = new GroupCommitFile(topicHandle);
+  const acks = journal ? new GroupCommitFile(await open(join(dir, 'acks'), 'w')) : null;
+  let producer: Socket | null = null;
+  let consumer: Socket | null = null;
+  const server = createServer({ noDelay: true }, (socket) => {
+    socket.once('data', (first: Buffer) => {
+      const rest = first.subarray(1);
+      if (first[0] === ROLE_PRODUCER) {
+        producer = socket;
+        onUnits(socket, null, (frame) => {
+          const copy = Buffer.from(frame);
+          topic.append(copy, () => {
+            corkForTick(producer!);
+            producer!.write(copy.subarray(LENGTH_BYTES, LENGTH_BYTES + ACK_BYTES));
+            if (consumer !== null) {
+              corkForTick(consumer);
+              consumer.write(copy);
+            }
+          });
+        });
+      } else {
+        consumer = socket;
+        onUnits(socket, ACK_BYTES, (ack) => acks?.append(Buffer.from(ack), () => {}));
+      }
+      if (rest.length > 0) socket.unshift(rest);
+    });
+  });
+  server.listen(0, LOOPBACK_HOST, () => {
+    const address = server.address();
+    if (address === null || typeof address === 'string') throw new Error('no TCP address');
+    process.stdout.write(`${READY_LINE} ${address.port}\n`);
+  });
+}
+
+// ---- the harness -----------------------------------------------------------------------------
+
+interface FloorRun {
+  p50Ms: number;
+  p99Ms: number;
+  p999Ms: number;
+  maxMs: number;
+  p99AfterFirstSecondMs: number;
+  /** p99 of the messages sent in each second of the run. */
+  p99BySecondMs: number[];
+}
+
+function connectAs(port: number, role: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = createConnection({ host: LOOPBACK_HOST, port, noDelay: true }, () => {
+      socket.write(Buffer.of(role));
+      resolve(socket);
+    });
+    socket.once('error', reject);
+  });
+}
+
+async function startServer(journal: boolean, preallocate: boolean): Promise<{ port: number; stop: () => Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-w3floor-'));
+  const args = [...launcherNodeFlags(), '--import', 'tsx', new URL(import.meta.url).pathname, '--serve', dir];
+  if (!journal) args.push('--no-journal');
+  if (preallocate) args.push('--preallocate');
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const port = await new Promise<number>((resolve, reject) => {
+    let output = '';
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (chunk: string) => {
+      output += chunk;
+      const match = new RegExp(`${READY_LINE} (\\d+)`).exec(output);
+      if (match !== null) resolve(Number(match[1]));
+    });
+    child.once('exit', (code) => reject(new Error(`the floor server exited (${code}) before listening`)));
+  });
+  return {
+    port,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function runOnce(ratePerSec: number, seconds: number, journal: boolean, preallocate: boolean): Promise<FloorRun> {
+  const count = ratePerSec * seconds;
+  const server = await startServer(journal, preallocate);
+  const producer = await connectAs(server.port, ROLE_PRODUCER);
+  const consumer = await connectAs(server.port, ROLE_CONSUMER);
+  try {
+    const latenciesMs = new Float64Array(count);
+    let received = 0;
+    let allReceived!: () => void;
+    const done = new Promise<void>((resolve) => (allReceived = resolve));
+    // The consumer acks each tick's messages in one write, as the client does.
+    let acks: Buffer[] = [];
+    const flushAcks = (): void => {
+      consumer.write(Buffer.concat(acks));
+      acks = [];
+    };
+    const seen = new Uint8Array(count);
+    onUnits(consumer, null, (frame) => {
+      const sequence = frame.readUInt32BE(LENGTH_BYTES);
+      if (frame.length !== LENGTH_BYTES + PAYLOAD_BYTES || sequence >= count || seen[sequence] === 1) {
+        throw new Error(`delivery ${received + 1}: ${frame.length} bytes, sequence ${sequence} (misframed or duplicated)`);
+      }
+      seen[sequence] = 1;
+      latenciesMs[sequence] = performance.now() - frame.readDoubleBE(LENGTH_BYTES + ACK_BYTES);
+      if (acks.length === 0) setImmediate(flushAcks);
+      acks.push(Buffer.from(frame.subarray(LENGTH_BYTES, LENGTH_BYTES + ACK_BYTES)));
+      if (++received === count) allReceived();
+    });
+    producer.resume(); // confirms: counted by nobody, read so the socket never backs up
+    // The sender corks each tick's sends into one write, as the client does.
+    await sendPaced(count, ratePerSec, (sequence) => {
+      corkForTick(producer);
+      const frame = Buffer.alloc(LENGTH_BYTES + PAYLOAD_BYTES, 7);
+      frame.writeUInt32BE(PAYLOAD_BYTES, 0);
+      frame.writeUInt32BE(sequence, LENGTH_BYTES);
+      frame.writeDoubleBE(performance.now(), LENGTH_BYTES + ACK_BYTES);
+      producer.write(frame);
+    });
+    const timeout = setTimeout(() => allReceived(), RECEIVE_GRACE_MS);
+    await done;
+    clearTimeout(timeout);
+    if (received < count) throw new Error(`received ${received} of ${count} within ${RECEIVE_GRACE_MS} ms of the last send`);
+    const whole = summarizeLatencies(latenciesMs);
+    const p99Of = (from: number, to: number): number => percentileOfSorted(Float64Array.from(latenciesMs.subarray(from, to)).sort(), 99);
+    const p99BySecondMs = Array.from({ length: seconds }, (_, second) => p99Of(second * ratePerSec, (second + 1) * ratePerSec));
+    return { ...whole, p99AfterFirstSecondMs: p99Of(ratePerSec, count), p99BySecondMs };
+  } finally {
+    producer.destroy();
+    consumer.destroy();
+    await server.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      serve: { type: 'string' },
+      seconds: { type: 'string' },
+      rate: { type: 'string' },
+      runs: { type: 'string' },
+      'no-journal': { type: 'boolean' },
+      preallocate: { type: 'boolean' },
+    },
+  });
+  const journal = values['no-journal'] !== true;
+  const preallocate = values.preallocate === true;
+  if (values.serve !== undefined) return serve(values.serve, journal, preallocate);
+  const seconds = Number(values.seconds ?? DEFAULT_SECONDS);
+  const ratePerSec = Number(values.rate ?? DEFAULT_RATE_PER_SEC);
+  const runs = Number(values.runs ?? 1);
+  for (const [name, value] of Object.entries({ seconds, rate: ratePerSec, runs })) {
+    if (!Number.isSafeInteger(value) || value < 1) throw new Error(`--${name}: a positive integer`);
+  }
+  console.log(`W3 floor: ${ratePerSec} msgs/s for ${seconds} s, acks journaled: ${journal}, topic file preallocated: ${preallocate}; nproc ${cpus().length}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB`);
+  for (let run = 1; run <= runs; run++) {
+    const r = await runOnce(ratePerSec, seconds, journal, preallocate);
+    const ms = (value: number): string => value.toFixed(2);
+    console.log(`run ${run}: p50 ${ms(r.p50Ms)} ms, p99 ${ms(r.p99Ms)} ms, p99.9 ${ms(r.p999Ms)} ms, max ${ms(r.maxMs)} ms; p99 after the first second ${ms(r.p99AfterFirstSecondMs)} ms; p99 by second ${r.p99BySecondMs.map(ms).join(' ')}`);
+  }
+}
+
+await main();
