@@ -28,6 +28,7 @@ import { loadBuiltConnect, type BenchClient as Client, type Connect } from './bu
 import { launcherNodeFlags, REPO_ROOT } from './checkout.js';
 import { sendPaced } from './pacer.js';
 import { canConnect, LOOPBACK_HOST } from './processes.js';
+import { summarizeLatencies } from './stats.js';
 
 const PORT = 17_711;
 const HTTP_PORT = 17_712;
@@ -77,10 +78,6 @@ async function drain(client: Client, topic: string, group: string, count: number
     void message.ack();
     if (++received >= count) return;
   }
-}
-
-function quantile(sorted: Float64Array, q: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))]!;
 }
 
 async function runWorkload(connect: Connect, workload: Workload, count: number): Promise<string> {
@@ -133,9 +130,11 @@ async function runWorkload(connect: Connect, workload: Workload, count: number):
     });
     await all;
     await consumer.close();
-    const afterFirstSecond = Float64Array.from(latencies.subarray(Math.min(count - 1, LATENCY_RATE_PER_SEC))).sort();
-    const sorted = latencies.sort();
-    return `w3 p50 ${quantile(sorted, 0.5).toFixed(2)} ms, p99 ${quantile(sorted, 0.99).toFixed(2)} ms, p99.9 ${quantile(sorted, 0.999).toFixed(2)} ms; p99 after the first second ${quantile(afterFirstSecond, 0.99).toFixed(2)} ms`;
+    // Percentiles as the benchmark reads them (stats.ts: nearest rank).
+    const whole = summarizeLatencies(latencies);
+    const afterFirstSecond = summarizeLatencies(latencies.subarray(Math.min(count - 1, LATENCY_RATE_PER_SEC)));
+    const ms = (value: number): string => value.toFixed(2);
+    return `w3 p50 ${ms(whole.p50Ms)} ms, p99 ${ms(whole.p99Ms)} ms, p99.9 ${ms(whole.p999Ms)} ms; p99 after the first second ${ms(afterFirstSecond.p99Ms)} ms`;
   } finally {
     await client.close();
   }

@@ -23,7 +23,7 @@ import { parseArgs } from 'node:util';
 import { launcherNodeFlags } from './checkout.js';
 import { sendPaced } from './pacer.js';
 import { LOOPBACK_HOST } from './processes.js';
-import { percentileOfSorted, summarizeLatencies } from './stats.js';
+import { summarizeLatencies } from './stats.js';
 
 const PAYLOAD_BYTES = 1024;
 const DEFAULT_RATE_PER_SEC = 5_000;
@@ -233,7 +233,7 @@ async function runOnce(ratePerSec: number, seconds: number, journal: boolean, pr
     clearTimeout(timeout);
     if (received < count) throw new Error(`received ${received} of ${count} within ${RECEIVE_GRACE_MS} ms of the last send`);
     const whole = summarizeLatencies(latenciesMs);
-    const p99Of = (from: number, to: number): number => percentileOfSorted(Float64Array.from(latenciesMs.subarray(from, to)).sort(), 99);
+    const p99Of = (from: number, to: number): number => summarizeLatencies(latenciesMs.subarray(from, to)).p99Ms;
     const p99BySecondMs = Array.from({ length: seconds }, (_, second) => p99Of(second * ratePerSec, (second + 1) * ratePerSec));
     return { ...whole, p99AfterFirstSecondMs: p99Of(ratePerSec, count), p99BySecondMs };
   } finally {
