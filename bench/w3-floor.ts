@@ -13,16 +13,14 @@
  * If this floor misses W3's target, a broker on this machine can only miss it by more; what Ferry
  * adds over it is what `npm run bench:driver -- w3` prints beside it.
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { createConnection, createServer, type Socket } from 'node:net';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { launcherNodeFlags } from './checkout.js';
 import { sendPaced } from './pacer.js';
-import { LOOPBACK_HOST } from './processes.js';
+import { LOOPBACK_HOST, ProcessRegistry, type ServerProcess } from './processes.js';
 import { summarizeLatencies } from './stats.js';
 
 const PAYLOAD_BYTES = 1024;
@@ -35,14 +33,13 @@ const ACK_BYTES = 4;
 /** The first byte a harness connection sends says which side it is. */
 const ROLE_PRODUCER = 0x50;
 const ROLE_CONSUMER = 0x43;
-const READY_LINE = 'listening';
 /** `--preallocate`: the topic file is written full of zeros first (more than a run appends), so no sync grows it. */
 const PREALLOCATED_BYTES = 128 * 1024 * 1024;
 const ZERO_CHUNK_BYTES = 4 * 1024 * 1024;
 /** A run that has not received every message this long after its last send has failed. */
 const RECEIVE_GRACE_MS = 30_000;
 
-// ---- the server (a child process: `--serve DIR`) ---------------------------------------------
+// ---- the server (a child process: `--serve DIR --port N`) ------------------------------------------
 
 /** Appends what it is given, one write and one fdatasync a pass, one pass at a time. */
 class GroupCommitFile {
@@ -100,7 +97,7 @@ function onUnits(socket: Socket, unitBytes: number | null, onUnit: (unit: Buffer
   });
 }
 
-async function serve(dir: string, journal: boolean, preallocate: boolean): Promise<void> {
+async function serve(dir: string, port: number, journal: boolean, preallocate: boolean): Promise<void> {
   const topicHandle = await open(join(dir, 'topic'), 'w');
   if (preallocate) {
     const zeros = Buffer.alloc(ZERO_CHUNK_BYTES);
@@ -134,11 +131,7 @@ async function serve(dir: string, journal: boolean, preallocate: boolean): Promi
       if (rest.length > 0) socket.unshift(rest);
     });
   });
-  server.listen(0, LOOPBACK_HOST, () => {
-    const address = server.address();
-    if (address === null || typeof address === 'string') throw new Error('no TCP address');
-    process.stdout.write(`${READY_LINE} ${address.port}\n`);
-  });
+  server.listen(port, LOOPBACK_HOST);
 }
 
 // ---- the harness -----------------------------------------------------------------------------
@@ -163,36 +156,29 @@ function connectAs(port: number, role: number): Promise<Socket> {
   });
 }
 
-async function startServer(journal: boolean, preallocate: boolean): Promise<{ port: number; stop: () => Promise<void> }> {
-  const dir = mkdtempSync(join(tmpdir(), 'ferry-w3floor-'));
-  const args = [...launcherNodeFlags(), '--import', 'tsx', new URL(import.meta.url).pathname, '--serve', dir];
-  if (!journal) args.push('--no-journal');
-  if (preallocate) args.push('--preallocate');
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const port = await new Promise<number>((resolve, reject) => {
-    let output = '';
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (chunk: string) => {
-      output += chunk;
-      const match = new RegExp(`${READY_LINE} (\\d+)`).exec(output);
-      if (match !== null) resolve(Number(match[1]));
-    });
-    child.once('exit', (code) => reject(new Error(`the floor server exited (${code}) before listening`)));
+/** Starts the floor's server as the benchmark starts brokers: a free port, a temp dir, stopped by its PID. */
+function startServer(processes: ProcessRegistry, journal: boolean, preallocate: boolean): Promise<ServerProcess> {
+  return processes.start({
+    name: 'w3floor',
+    command: process.execPath,
+    args: (port, dataDir) => [
+      ...launcherNodeFlags(),
+      '--import',
+      'tsx',
+      new URL(import.meta.url).pathname,
+      '--serve',
+      dataDir,
+      '--port',
+      String(port),
+      ...(journal ? [] : ['--no-journal']),
+      ...(preallocate ? ['--preallocate'] : []),
+    ],
   });
-  return {
-    port,
-    stop: async () => {
-      child.kill('SIGTERM');
-      await exited;
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
 }
 
-async function runOnce(ratePerSec: number, seconds: number, journal: boolean, preallocate: boolean): Promise<FloorRun> {
+async function runOnce(processes: ProcessRegistry, ratePerSec: number, seconds: number, journal: boolean, preallocate: boolean): Promise<FloorRun> {
   const count = ratePerSec * seconds;
-  const server = await startServer(journal, preallocate);
+  const server = await startServer(processes, journal, preallocate);
   const producer = await connectAs(server.port, ROLE_PRODUCER);
   const consumer = await connectAs(server.port, ROLE_CONSUMER);
   try {
@@ -239,7 +225,7 @@ async function runOnce(ratePerSec: number, seconds: number, journal: boolean, pr
   } finally {
     producer.destroy();
     consumer.destroy();
-    await server.stop();
+    await processes.stop(server);
   }
 }
 
@@ -247,6 +233,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       serve: { type: 'string' },
+      port: { type: 'string' },
       seconds: { type: 'string' },
       rate: { type: 'string' },
       runs: { type: 'string' },
@@ -256,7 +243,7 @@ async function main(): Promise<void> {
   });
   const journal = values['no-journal'] !== true;
   const preallocate = values.preallocate === true;
-  if (values.serve !== undefined) return serve(values.serve, journal, preallocate);
+  if (values.serve !== undefined) return serve(values.serve, Number(values.port), journal, preallocate);
   const seconds = Number(values.seconds ?? DEFAULT_SECONDS);
   const ratePerSec = Number(values.rate ?? DEFAULT_RATE_PER_SEC);
   const runs = Number(values.runs ?? 1);
@@ -264,10 +251,16 @@ async function main(): Promise<void> {
     if (!Number.isSafeInteger(value) || value < 1) throw new Error(`--${name}: a positive integer`);
   }
   console.log(`W3 floor: ${ratePerSec} msgs/s for ${seconds} s, acks journaled: ${journal}, topic file preallocated: ${preallocate}; nproc ${cpus().length}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB`);
-  for (let run = 1; run <= runs; run++) {
-    const r = await runOnce(ratePerSec, seconds, journal, preallocate);
-    const ms = (value: number): string => value.toFixed(2);
-    console.log(`run ${run}: p50 ${ms(r.p50Ms)} ms, p99 ${ms(r.p99Ms)} ms, p99.9 ${ms(r.p999Ms)} ms, max ${ms(r.maxMs)} ms; p99 after the first second ${ms(r.p99AfterFirstSecondMs)} ms; p99 by second ${r.p99BySecondMs.map(ms).join(' ')}`);
+  const processes = new ProcessRegistry();
+  try {
+    for (let run = 1; run <= runs; run++) {
+      const r = await runOnce(processes, ratePerSec, seconds, journal, preallocate);
+      const ms = (value: number): string => value.toFixed(2);
+      console.log(`run ${run}: p50 ${ms(r.p50Ms)} ms, p99 ${ms(r.p99Ms)} ms, p99.9 ${ms(r.p999Ms)} ms, max ${ms(r.maxMs)} ms; p99 after the first second ${ms(r.p99AfterFirstSecondMs)} ms; p99 by second ${r.p99BySecondMs.map(ms).join(' ')}`);
+    }
+  } finally {
+    await processes.stopAll();
+    processes.dispose();
   }
 }
 
