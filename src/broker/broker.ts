@@ -11,6 +11,7 @@ import { SystemClock, type Clock } from '../platform/clock.js';
 import { NodeFileSystem, type FileSystem } from '../platform/fs.js';
 import { silentLogger, type Logger } from '../platform/logger.js';
 import { mkdirDurable, removeTree } from '../platform/atomic-write.js';
+import type { DirLock } from '../platform/dir-lock.js';
 import { FerryError } from '../protocol/errors.js';
 import { DEFAULT_SEGMENT_BYTES, DEFAULT_SYNC_INTERVAL_MS, DEFAULT_TAIL_CACHE_BYTES, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN } from '../storage/limits.js';
 import { DURABILITY_MODES, type LogRecord, type RecoveryReport, type StorageObserver } from '../storage/types.js';
@@ -96,6 +97,11 @@ export interface BrokerOptions {
   admission?: AdmissionOptions;
   /** Told about every log's fsyncs and writes (metrics). */
   storageObserver?: StorageObserver;
+  /**
+   * The data directory's lock, when the caller took it already (`ferry serve` takes it before its
+   * HTTP port comes up); otherwise `open` takes it from `fs`. The broker releases it on close.
+   */
+  dirLock?: DirLock;
 }
 
 /** Publish options of the embedded one-message form (same as the client's). */
@@ -143,6 +149,7 @@ export class Broker implements BrokerApi, DeadLetterTarget {
     private readonly topicDefaults: TopicConfig,
     readonly recovery: Map<string, RecoveryReport[]>,
     private readonly admission: Admission,
+    private readonly dirLock: DirLock,
   ) {}
 
   static async open(options: BrokerOptions): Promise<Broker> {
@@ -151,6 +158,24 @@ export class Broker implements BrokerApi, DeadLetterTarget {
     const logger = options.logger ?? silentLogger;
     const topicDefaults = validateTopicConfig({ ...DEFAULT_TOPIC_CONFIG, ...options.topicDefaults });
     const groupDefaults = { ...DEFAULT_GROUP_CONFIG, ...stripUndefined(options.groupDefaults ?? {}) };
+    const dirLock = options.dirLock ?? (await lockDataDir(fs, options.dir));
+    try {
+      return await Broker.openLocked(options, fs, clock, logger, topicDefaults, groupDefaults, dirLock);
+    } catch (error) {
+      await dirLock.release();
+      throw error;
+    }
+  }
+
+  private static async openLocked(
+    options: BrokerOptions,
+    fs: FileSystem,
+    clock: Clock,
+    logger: Logger,
+    topicDefaults: TopicConfig,
+    groupDefaults: Omit<GroupConfig, 'deadLetterTopic'>,
+    dirLock: DirLock,
+  ): Promise<Broker> {
     await mkdirDurable(fs, join(options.dir, TOPICS_DIR));
     await removeTree(fs, join(options.dir, TRASH_DIR));
     const wallHistory = await WallHistory.open({ fs, dir: options.dir, clock, logger });
@@ -169,7 +194,7 @@ export class Broker implements BrokerApi, DeadLetterTarget {
     };
     const recovery = new Map<string, RecoveryReport[]>();
     const admission = new Admission(fs, options.dir, clock, logger, options.admission);
-    const broker = new Broker(options.dir, context, topicDefaults, recovery, admission);
+    const broker = new Broker(options.dir, context, topicDefaults, recovery, admission, dirLock);
     context.allocateSubscriptionId = () => broker.nextSubscriptionId++;
     context.deadLetters = broker;
     for (const name of (await fs.readdir(join(options.dir, TOPICS_DIR))).sort()) {
@@ -459,8 +484,12 @@ export class Broker implements BrokerApi, DeadLetterTarget {
     this.admission.stop();
     for (const listener of [...this.listeners]) await listener.close();
     await Promise.all([...this.creating.values()].map((creation) => creation.catch(() => undefined)));
-    await Promise.all([...this.topics.values()].map((topic) => topic.close()));
-    this.topics.clear();
+    try {
+      await Promise.all([...this.topics.values()].map((topic) => topic.close()));
+    } finally {
+      this.topics.clear();
+      await this.dirLock.release();
+    }
   }
 
   private topic(name: string): Topic {
@@ -479,6 +508,12 @@ export class Broker implements BrokerApi, DeadLetterTarget {
  * another log that must not reach the disk first. A duplicate answer syncs its partition too: its
  * first copy may only be written (`interval`/`never`).
  */
+/** Creates the data directory if needed and takes its lock: one broker per data directory. */
+export async function lockDataDir(fs: FileSystem, dir: string): Promise<DirLock> {
+  await mkdirDurable(fs, dir);
+  return fs.lockDir(dir);
+}
+
 async function syncStored(topic: Topic, results: readonly PublishResult[]): Promise<void> {
   const partitions = new Set<number>();
   for (const result of results) if (result.durability !== 'synced' || result.duplicate === true) partitions.add(result.partition);

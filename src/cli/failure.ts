@@ -15,6 +15,8 @@ export const EXIT_CODES = {
   loginRefused: 3,
   /** TLS failed: the server's certificate is not trusted or not for that host, or the handshake failed. */
   tls: 4,
+  /** `ferry serve`: another process holds the data directory (DATA_DIR_LOCKED). */
+  dataDirLocked: 5,
 } as const;
 
 /** Node's certificate verification codes that mean "signed by a CA this client does not trust". */

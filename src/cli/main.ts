@@ -24,7 +24,7 @@ ${CONNECTION_USAGE}
 
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { serve, pub, sub, topics, groups, dlq, users };
 
-/** Runs the CLI; returns the process exit code (EXIT_CODES in failure.ts: 0 ok, 1 failed, 2 usage, 3 login refused, 4 TLS). */
+/** Runs the CLI; returns the process exit code (EXIT_CODES in failure.ts: 0 ok, 1 failed, 2 usage, 3 login refused, 4 TLS, 5 data directory in use). */
 export async function main(argv: string[]): Promise<number> {
   const [command, ...args] = argv;
   if (command === undefined || command === 'help' || command === '--help' || command === '-h') {

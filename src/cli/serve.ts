@@ -12,7 +12,10 @@ import { resolve } from 'node:path';
 import { SystemClock } from '../platform/clock.js';
 import { NodeFileSystem } from '../platform/fs.js';
 import { createLogger, type Logger } from '../platform/logger.js';
-import { Broker } from '../broker/broker.js';
+import { Broker, lockDataDir } from '../broker/broker.js';
+import type { DirLock } from '../platform/dir-lock.js';
+import { isFerryError } from '../protocol/errors.js';
+import { EXIT_CODES } from './failure.js';
 import { TcpServer } from '../transport/tcp/server.js';
 import { AdminServer } from '../admin/admin-server.js';
 import { CountingLogger } from '../admin/log-tap.js';
@@ -169,6 +172,17 @@ async function run(config: FerryConfig): Promise<number> {
   const httpSecurity = new HttpSecurity(authenticator, guard, rejections, logger);
   const httpTls = security.tls !== null && config.http.tls ? { ...security.tls, requestCert: security.tls.ca !== undefined, rejectUnauthorized: false } : undefined;
 
+  // One broker per data directory: the lock comes before any port, so a second broker started on
+  // the same directory says so (and who holds it) instead of failing on a port.
+  const fs = new NodeFileSystem();
+  let dirLock: DirLock;
+  try {
+    dirLock = await lockDataDir(fs, dir);
+  } catch (error) {
+    logger.error('broker.open_failed', { dir, error });
+    guard.close();
+    return isFerryError(error, 'DATA_DIR_LOCKED') ? EXIT_CODES.dataDirLocked : EXIT_CODES.failed;
+  }
   // The admin port comes up first: liveness answers during recovery, readiness once it finished.
   const admin = config.http.enabled
     ? await AdminServer.start({
@@ -188,9 +202,10 @@ async function run(config: FerryConfig): Promise<number> {
     broker = await Broker.open({
       ...brokerOptions(config),
       dir,
-      fs: new NodeFileSystem(),
+      fs,
       clock,
       logger,
+      dirLock,
       ...(admin === null ? {} : { storageObserver: admin.metrics }),
     });
   } catch (error) {

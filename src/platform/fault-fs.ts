@@ -17,6 +17,7 @@
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { stat as statPath } from 'node:fs/promises';
+import type { DirLock } from './dir-lock.js';
 import type { FileHandle, FileStat, FileSystem, OpenMode } from './fs.js';
 
 /** The broker process wraps its FileSystem in a FaultFileSystem when this names a sidecar path. */
@@ -156,5 +157,9 @@ export class FaultFileSystem implements FileSystem {
 
   freeBytes(path: string): Promise<number> {
     return this.inner.freeBytes(path);
+  }
+
+  lockDir(path: string): Promise<DirLock> {
+    return this.inner.lockDir(path);
   }
 }

@@ -6,6 +6,7 @@
  */
 import * as fsp from 'node:fs/promises';
 import { constants as fsConstants } from 'node:fs';
+import { lockDir, type DirLock } from './dir-lock.js';
 
 export type OpenMode =
   /** Read only; the file must exist. */
@@ -52,6 +53,11 @@ export interface FileSystem {
   syncDir(path: string): Promise<void>;
   /** Bytes free for an unprivileged writer on the filesystem holding `path`. */
   freeBytes(path: string): Promise<number>;
+  /**
+   * Takes the exclusive lock on an existing directory for this process, or fails with
+   * DATA_DIR_LOCKED naming the holder. The lock ends with `release()` or with the process.
+   */
+  lockDir(path: string): Promise<DirLock>;
 }
 
 class NodeFileHandle implements FileHandle {
@@ -147,5 +153,9 @@ export class NodeFileSystem implements FileSystem {
   async freeBytes(path: string): Promise<number> {
     const stats = await fsp.statfs(path);
     return stats.bavail * stats.bsize;
+  }
+
+  lockDir(path: string): Promise<DirLock> {
+    return lockDir(path);
   }
 }

@@ -24,6 +24,7 @@ export const ERROR_CODES = {
   CORRUPT_RANGE: { wire: 42, fatal: false, retryable: false },
   OFFSET_OUT_OF_RANGE: { wire: 43, fatal: false, retryable: false },
   LOG_CLOSED: { wire: 44, fatal: false, retryable: true },
+  DATA_DIR_LOCKED: { wire: 45, fatal: false, retryable: false },
   // Security
   AUTH_REQUIRED: { wire: 10, fatal: true, retryable: false },
   AUTH_FAILED: { wire: 11, fatal: true, retryable: false },

@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { SYNC_LOG_ENV } from '../../src/platform/fault-fs.js';
+import { lockDir } from '../../src/platform/dir-lock.js';
+import { isFerryError } from '../../src/protocol/errors.js';
 import { CLOCK_FILE_ENV } from './jump-clock.js';
 import type { ClientProcessConfig } from './workload.js';
 import { nowT, type HistoryWriter } from './history.js';
@@ -22,6 +24,21 @@ const CLIENT_FIXTURE = fileURLToPath(new URL('./client-process.ts', import.meta.
 const READY_TIMEOUT_MS = 60_000;
 /** A clean shutdown (broker close, or clients finishing their retries) must not take longer. */
 const EXIT_TIMEOUT_MS = 60_000;
+
+/**
+ * Every incarnation must hold its data directory, even right after its predecessor was SIGKILLed:
+ * a second opener (here, the harness) is refused and told the broker's pid.
+ */
+async function assertHoldsDataDir(dataDir: string, pid: number | undefined): Promise<void> {
+  try {
+    const lock = await lockDir(dataDir);
+    await lock.release();
+  } catch (error) {
+    if (isFerryError(error, 'DATA_DIR_LOCKED') && error.detail?.pid === pid) return;
+    throw new Error(`the broker (pid ${pid}) does not hold ${dataDir} as expected`, { cause: error });
+  }
+  throw new Error(`the broker (pid ${pid}) listens without holding the lock on ${dataDir}`);
+}
 
 /** A port that was free a moment ago: the broker must come back on the same one after each kill. */
 export async function freePort(): Promise<number> {
@@ -128,6 +145,7 @@ export class BrokerProcess {
     const openMs = Number(ready.openMs);
     this.recoveries.push({ readyMs, openMs, truncatedBytes: Number(ready.truncatedBytes) });
     this.options.history.record({ k: 'bs', t: Number(ready.listenT ?? nowT()), recoveryMs: readyMs, openMs });
+    await assertHoldsDataDir(this.options.dataDir, started.child.pid);
   }
 
   /** SIGKILL; with `powerLoss`, then cuts the data directory back to what was durable. */

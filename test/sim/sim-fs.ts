@@ -20,6 +20,7 @@
 import assert from 'node:assert/strict';
 import { constants as osConstants } from 'node:os';
 import { posix } from 'node:path';
+import { dataDirLocked, type DirLock, type LockHolder } from '../../src/platform/dir-lock.js';
 import type { FileHandle, FileStat, FileSystem, OpenMode } from '../../src/platform/fs.js';
 
 /** Reported by `freeBytes` when no capacity is set: more than any test writes. */
@@ -123,6 +124,9 @@ export class SimFileSystem implements FileSystem {
   private boot = 0;
   private readonly random: () => number;
   private readonly asyncTurnsMax: number;
+  /** Directory locks by path, with the boot that took them: a crash (the process dying) frees them all. */
+  private readonly locks = new Map<string, { boot: number; holder: LockHolder }>();
+  private nextLockPid = 1;
   /** Operation counts, for tests that check how often the engine syncs. */
   readonly counts: Record<SimFsOp, number> = {
     open: 0, read: 0, write: 0, datasync: 0, truncate: 0, rename: 0, unlink: 0, rmdir: 0, syncDir: 0, readdir: 0, mkdir: 0, readFile: 0,
@@ -185,6 +189,7 @@ export class SimFileSystem implements FileSystem {
       stat: (path) => this.doStat(path, boot),
       syncDir: (path) => this.doSyncDir(path, boot),
       freeBytes: (path) => this.doFreeBytes(path, boot),
+      lockDir: (path) => this.doLockDir(path, boot),
     };
   }
 
@@ -299,8 +304,35 @@ export class SimFileSystem implements FileSystem {
   freeBytes(path: string): Promise<number> {
     return this.doFreeBytes(path, null);
   }
+  lockDir(path: string): Promise<DirLock> {
+    return this.doLockDir(path, null);
+  }
+
+  /** Whether a live process (this boot) holds the lock on `path`. */
+  isLocked(path: string): boolean {
+    return this.locks.get(posix.normalize(path))?.boot === this.boot;
+  }
 
   // ---- the operations; `boot` is the session's boot, or null for the current one -------------
+
+  private async doLockDir(path: string, boot: number | null): Promise<DirLock> {
+    if (boot !== null && boot !== this.boot) throw fsError('EBADF', 'lockDir', path);
+    const key = posix.normalize(path);
+    if ((await this.doStat(key, boot))?.isDirectory !== true) throw fsError('ENOENT', 'lockDir', path);
+    const held = this.locks.get(key);
+    if (held !== undefined && held.boot === this.boot) throw dataDirLocked(path, held.holder);
+    // Each lock stands for a process of its own: pids tell two holders apart in messages.
+    const holder: LockHolder = { pid: this.nextLockPid++, host: 'sim', since: new Date(0).toISOString() };
+    const entry = { boot: this.boot, holder };
+    this.locks.set(key, entry);
+    return {
+      dir: path,
+      holder,
+      release: async () => {
+        if (this.locks.get(key) === entry) this.locks.delete(key);
+      },
+    };
+  }
 
   private async doOpen(path: string, mode: OpenMode, boot: number | null): Promise<FileHandle> {
     await this.enter('open', 'open', path, boot);

@@ -30,6 +30,7 @@ export const STATUS_BY_FERRY_CODE: Readonly<Record<ErrorCode, Code>> = {
   CORRUPT_RANGE: Code.DataLoss,
   OFFSET_OUT_OF_RANGE: Code.OutOfRange,
   LOG_CLOSED: Code.Unavailable,
+  DATA_DIR_LOCKED: Code.FailedPrecondition,
   AUTH_REQUIRED: Code.Unauthenticated,
   AUTH_FAILED: Code.Unauthenticated,
   FORBIDDEN: Code.PermissionDenied,
