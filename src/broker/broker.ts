@@ -14,7 +14,8 @@ import { mkdirDurable, removeTree } from '../platform/atomic-write.js';
 import type { DirLock } from '../platform/dir-lock.js';
 import { FerryError } from '../protocol/errors.js';
 import { DEFAULT_SEGMENT_BYTES, DEFAULT_SYNC_INTERVAL_MS, DEFAULT_TAIL_CACHE_BYTES, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN } from '../storage/limits.js';
-import { DURABILITY_MODES, type LogRecord, type RecoveryReport, type StorageObserver } from '../storage/types.js';
+import { DURABILITY_MODES, type LogFactory, type LogRecord, type RecoveryReport, type StorageObserver } from '../storage/types.js';
+import { Log } from '../storage/log.js';
 import { TailCacheBudget } from '../storage/tail-cache.js';
 import { WriteBufferPool } from '../storage/write-buffers.js';
 import {
@@ -102,6 +103,11 @@ export interface BrokerOptions {
    * HTTP port comes up); otherwise `open` takes it from `fs`. The broker releases it on close.
    */
   dirLock?: DirLock;
+  /**
+   * Opens every log the broker holds (topic partitions, group journals, delay logs). Default: a
+   * local `Log`; a cluster passes replicated logs.
+   */
+  openLog?: LogFactory;
 }
 
 /** Publish options of the embedded one-message form (same as the client's). */
@@ -190,6 +196,7 @@ export class Broker implements BrokerApi, DeadLetterTarget {
       storageObserver: options.storageObserver ?? null,
       allocateSubscriptionId: () => 0,
       deadLetters: undefined as unknown as DeadLetterTarget,
+      openLog: options.openLog ?? openLocalLog,
       resolveGroupConfig: (topic, groupOptions) => validateGroupConfig({ ...groupDefaults, deadLetterTopic: topic + DEAD_LETTER_SUFFIX, ...stripUndefined(groupOptions) }),
     };
     const recovery = new Map<string, RecoveryReport[]>();
@@ -508,6 +515,9 @@ export class Broker implements BrokerApi, DeadLetterTarget {
  * another log that must not reach the disk first. A duplicate answer syncs its partition too: its
  * first copy may only be written (`interval`/`never`).
  */
+/** The single-node log factory: every log is a local `Log`. The one place in the broker that names it. */
+const openLocalLog: LogFactory = (options) => Log.open(options);
+
 /** Creates the data directory if needed and takes its lock: one broker per data directory. */
 export async function lockDataDir(fs: FileSystem, dir: string): Promise<DirLock> {
   await mkdirDurable(fs, dir);

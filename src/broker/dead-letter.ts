@@ -20,7 +20,7 @@
  */
 import type { Clock, TimerHandle } from '../platform/clock.js';
 import type { Logger } from '../platform/logger.js';
-import type { Log } from '../storage/log.js';
+import type { PartitionLog } from '../storage/types.js';
 import type { Header } from '../storage/types.js';
 import { GroupEventKind, truncateReason } from './group-journal.js';
 import type { GroupStore } from './group-store.js';
@@ -69,7 +69,7 @@ export interface DeadLettererOptions {
   topic: string;
   group: string;
   deadLetterTopic: string;
-  logs: Log[];
+  logs: PartitionLog[];
   store: GroupStore;
   clock: Clock;
   logger: Logger;

@@ -15,7 +15,7 @@
  * made before it shortens the windows of ids stored before the step by the step.
  */
 import type { Clock } from '../platform/clock.js';
-import type { Log } from '../storage/log.js';
+import type { PartitionLog } from '../storage/types.js';
 import { DEDUP_ENTRIES_MAX } from './limits.js';
 
 export const ID_HEADER = 'ferry-id';
@@ -96,12 +96,12 @@ export class DedupIndex {
    * Rebuilds the index from the records of the last window in every partition, and from delayed
    * messages not yet moved (their partition is named by `partitionHeader`).
    */
-  async rebuild(logs: readonly Log[], delayed?: { log: Log; partitionHeader: string }): Promise<void> {
+  async rebuild(logs: readonly PartitionLog[], delayed?: { log: PartitionLog; partitionHeader: string }): Promise<void> {
     const fromMs = this.clock.nowMs() - this.windowMs - this.stampAges.aheadMsMax();
     // What is left of each window, counted from now on on the monotonic clock. A timestamp ahead
     // of the clock (it stepped back since) counts as stored now.
     const found: Array<{ id: string; entry: DedupEntry; windowLeftMs: number }> = [];
-    const sources: Array<{ log: Log; partition: number | null }> = logs.map((log, partition) => ({ log, partition }));
+    const sources: Array<{ log: PartitionLog; partition: number | null }> = logs.map((log, partition) => ({ log, partition }));
     if (delayed !== undefined) sources.push({ log: delayed.log, partition: null });
     for (const { log, partition: fixedPartition } of sources) {
       let offset = await log.offsetForTimestamp(fromMs);

@@ -29,8 +29,7 @@ import type { FileSystem } from '../platform/fs.js';
 import type { Logger } from '../platform/logger.js';
 import { mkdirDurable, writeFileAtomic } from '../platform/atomic-write.js';
 import { FerryError } from '../protocol/errors.js';
-import { Log } from '../storage/log.js';
-import type { AppendResult, Durability, Header, LogRecord, RecordInput, StorageObserver } from '../storage/types.js';
+import type { AppendResult, Durability, Header, LogOptions, LogRecord, PartitionLog, RecordInput, StorageObserver } from '../storage/types.js';
 import type { WriteBufferPool } from '../storage/write-buffers.js';
 import {
   appendBucketItems,
@@ -115,7 +114,9 @@ export interface DelayStoreOptions {
   /** The broker's encode buffers (storage/write-buffers.ts); by default the journal keeps its own. */
   writeBuffers?: WriteBufferPool;
   /** The topic's partition logs (searched for moves after a crash). */
-  mainLogs: readonly Log[];
+  mainLogs: readonly PartitionLog[];
+  /** Opens the delay log (the topic's log factory). */
+  openLog: (options: LogOptions) => Promise<PartitionLog>;
   /** Appends due messages to the topic. */
   deliver: (messages: PublishMessage[]) => Promise<unknown>;
 }
@@ -167,7 +168,7 @@ export class DelayStore {
 
   private constructor(
     private readonly options: DelayStoreOptions,
-    private readonly log: Log,
+    private readonly log: PartitionLog,
     private readonly state: DelayState,
     bucketStarts: number[],
     private readonly epochs: WallEpochs,
@@ -180,7 +181,7 @@ export class DelayStore {
   static async open(options: DelayStoreOptions): Promise<DelayStore> {
     const { fs, dir } = options;
     await mkdirDurable(fs, join(dir, 'buckets'));
-    const log = await Log.open({
+    const log = await options.openLog({
       dir: join(dir, 'log'),
       fs,
       clock: options.clock,
@@ -235,7 +236,7 @@ export class DelayStore {
   }
 
   /** The delay log itself (read-only use: rebuilding the dedup window). */
-  get delayLog(): Log {
+  get delayLog(): PartitionLog {
     return this.log;
   }
 

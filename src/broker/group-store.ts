@@ -16,8 +16,7 @@ import type { FileSystem } from '../platform/fs.js';
 import type { Logger } from '../platform/logger.js';
 import { mkdirDurable, writeFileAtomic } from '../platform/atomic-write.js';
 import { FerryError } from '../protocol/errors.js';
-import { Log } from '../storage/log.js';
-import type { Durability, StorageObserver } from '../storage/types.js';
+import type { Durability, LogOptions, PartitionLog, StorageObserver } from '../storage/types.js';
 import type { WriteBufferPool } from '../storage/write-buffers.js';
 import { AckSet } from './ack-set.js';
 import { decodeGroupEvents, encodeGroupEvents, GroupEventKind, type GroupEvent } from './group-journal.js';
@@ -41,6 +40,8 @@ export interface GroupStoreOptions {
   observer?: StorageObserver | null;
   /** The broker's encode buffers (storage/write-buffers.ts); by default the journal keeps its own. */
   writeBuffers?: WriteBufferPool;
+  /** Opens the journal (the topic's log factory). */
+  openLog: (options: LogOptions) => Promise<PartitionLog>;
   /** For a new group: its configuration and start floors, per partition. */
   initial: () => Promise<{ config: GroupConfig; floors: number[] }>;
 }
@@ -64,7 +65,7 @@ export class GroupStore {
 
   private constructor(
     private readonly options: GroupStoreOptions,
-    private readonly journal: Log,
+    private readonly journal: PartitionLog,
     readonly state: GroupState,
     readonly config: GroupConfig,
     private snapshotJournalOffset: number,
@@ -93,7 +94,7 @@ export class GroupStore {
     } else {
       snapshot = parseSnapshot(await fs.readFile(snapshotPath), snapshotPath);
     }
-    const journal = await Log.open({
+    const journal = await options.openLog({
       dir: join(dir, JOURNAL_DIR),
       fs,
       clock: options.clock,
@@ -239,7 +240,7 @@ export class GroupStore {
   }
 }
 
-async function replayJournal(journal: Log, fromOffset: number, state: GroupState): Promise<void> {
+async function replayJournal(journal: PartitionLog, fromOffset: number, state: GroupState): Promise<void> {
   let offset = fromOffset;
   while (offset < journal.nextOffset) {
     const records = await journal.read(offset, { recordsMax: REPLAY_READ_RECORDS });

@@ -10,7 +10,7 @@
 import type { Clock, TimerHandle } from '../platform/clock.js';
 import type { Logger } from '../platform/logger.js';
 import { FerryError } from '../protocol/errors.js';
-import type { Log } from '../storage/log.js';
+import type { PartitionLog } from '../storage/types.js';
 import type { LogRecord } from '../storage/types.js';
 import { backoffDelayMs } from './backoff.js';
 import { DeadLetterer, type DeadLetterTarget } from './dead-letter.js';
@@ -60,7 +60,7 @@ class GroupPartition {
 
   constructor(
     readonly index: number,
-    readonly log: Log,
+    readonly log: PartitionLog,
     readonly reader: PartitionReader,
   ) {}
 }
@@ -68,7 +68,7 @@ class GroupPartition {
 export interface GroupDeps {
   topic: string;
   name: string;
-  logs: Log[];
+  logs: PartitionLog[];
   store: GroupStore;
   clock: Clock;
   logger: Logger;

@@ -2,7 +2,7 @@
  * Reading records of a Log back by offset, for the delay store: the records at a scattered set of
  * offsets (one read per dense run), and every record from an offset to the end.
  */
-import type { Log } from '../storage/log.js';
+import type { PartitionLog } from '../storage/types.js';
 import type { LogRecord } from '../storage/types.js';
 
 /** A read run may span this many records plus RUN_SPAN_PER_ENTRY per wanted one: dense enough to beat single reads. */
@@ -17,7 +17,7 @@ const SCAN_READ_RECORDS = 1024;
  * The records at `offsets` that the log holds (others are left out: below its start, past its
  * end). Records are copies: a read buffer holds whole stored batches, which must not stay alive.
  */
-export async function readRecordsAt(log: Log, offsets: readonly number[]): Promise<Map<number, LogRecord>> {
+export async function readRecordsAt(log: PartitionLog, offsets: readonly number[]): Promise<Map<number, LogRecord>> {
   const sorted = [...offsets].sort((a, b) => a - b);
   const wanted = new Set(sorted);
   const found = new Map<number, LogRecord>();
@@ -46,7 +46,7 @@ export async function readRecordsAt(log: Log, offsets: readonly number[]): Promi
 }
 
 /** Calls `visit` for every record of `log` from `from` to its end. */
-export async function scanLog(log: Log, from: number, visit: (record: LogRecord) => void): Promise<void> {
+export async function scanLog(log: PartitionLog, from: number, visit: (record: LogRecord) => void): Promise<void> {
   for (let offset = Math.max(from, log.startOffset); offset < log.nextOffset; ) {
     const records = await log.read(offset, { recordsMax: SCAN_READ_RECORDS });
     if (records.length === 0) break;

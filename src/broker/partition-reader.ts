@@ -6,7 +6,7 @@
  */
 import { FerryError, isFerryError } from '../protocol/errors.js';
 import type { Logger } from '../platform/logger.js';
-import type { Log } from '../storage/log.js';
+import type { PartitionLog } from '../storage/types.js';
 import type { LogRecord } from '../storage/types.js';
 import { DISPATCH_READ_AHEAD_RECORDS, DISPATCH_READ_BYTES_MAX, DISPATCH_READ_RECORDS_MAX } from './limits.js';
 import { priorityOf, PRIORITY_MAX } from './priority.js';
@@ -23,7 +23,7 @@ export class PartitionReader {
   private generation = 0;
 
   constructor(
-    private readonly log: Log,
+    private readonly log: PartitionLog,
     startOffset: number,
     private readonly onReady: () => void,
     private readonly logger: Logger,

@@ -4,7 +4,7 @@
  * delivery); there is nothing to acknowledge.
  */
 import type { Logger } from '../platform/logger.js';
-import type { Log } from '../storage/log.js';
+import type { PartitionLog } from '../storage/types.js';
 import { PartitionReader } from './partition-reader.js';
 import type { Delivery, DeliverySink, Subscription, SubscriptionCloseOptions } from './types.js';
 
@@ -19,7 +19,7 @@ export class StreamSubscription implements Subscription {
   constructor(
     readonly id: number,
     readonly topic: string,
-    logs: Log[],
+    logs: PartitionLog[],
     startOffsets: number[],
     private readonly sink: DeliverySink,
     credit: number,

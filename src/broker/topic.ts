@@ -12,8 +12,7 @@ import type { FileSystem } from '../platform/fs.js';
 import type { Logger } from '../platform/logger.js';
 import { mkdirDurable, writeFileAtomic } from '../platform/atomic-write.js';
 import { FerryError } from '../protocol/errors.js';
-import { Log } from '../storage/log.js';
-import type { Header, RecordInput, RecoveryReport, StorageObserver } from '../storage/types.js';
+import type { Header, LogFactory, PartitionLog, RecordInput, RecoveryReport, StorageObserver } from '../storage/types.js';
 import type { TailCacheBudget } from '../storage/tail-cache.js';
 import type { WriteBufferPool } from '../storage/write-buffers.js';
 import type { DeadLetterTarget } from './dead-letter.js';
@@ -50,6 +49,8 @@ export interface TopicContext {
   resolveGroupConfig: (topic: string, options: Partial<GroupConfig>) => GroupConfig;
   /** The wall clock's steps on this boot: how old stored timestamps are (retention, dedup). */
   wallHistory: WallHistory;
+  /** Opens every log of the topic: partitions, group journals, the delay log. */
+  openLog: LogFactory;
 }
 
 export class Topic {
@@ -66,7 +67,7 @@ export class Topic {
     readonly name: string,
     readonly config: TopicConfig,
     private readonly dir: string,
-    readonly logs: Log[],
+    readonly logs: PartitionLog[],
     private readonly context: TopicContext,
   ) {
     this.partitioner = new Partitioner(config.partitions);
@@ -96,7 +97,7 @@ export class Topic {
     const { config } = file;
     const logs = await Promise.all(
       Array.from({ length: config.partitions }, (_, partition) =>
-        Log.open({
+        context.openLog({
           dir: join(dir, PARTITIONS_DIR, String(partition)),
           fs: context.fs,
           clock: context.clock,
@@ -111,7 +112,7 @@ export class Topic {
           writeBuffers: context.writeBuffers,
           stampAgeMs: (stampMs) => context.wallHistory.ageMs(stampMs),
           ...(context.storageObserver === null ? {} : { observer: context.storageObserver }),
-        }),
+        }, { kind: 'partition', topic: file.name, partition }),
       ),
     );
     const topic = new Topic(file.name, config, dir, logs, context);
@@ -190,6 +191,7 @@ export class Topic {
       writeBuffers: this.context.writeBuffers,
       mainLogs: this.logs,
       deliver: (messages) => this.append(messages),
+      openLog: (options) => this.context.openLog(options, { kind: 'delay', topic: this.name }),
     });
     return this.delayStore;
   }
@@ -334,6 +336,7 @@ export class Topic {
         partitions: this.logs.length,
         observer: this.context.storageObserver,
         writeBuffers: this.context.writeBuffers,
+        openLog: (options) => this.context.openLog(options, { kind: 'group-journal', topic: this.name, group: name }),
         initial: async () => ({ config: this.context.resolveGroupConfig(this.name, options), floors: await this.startOffsets(from) }),
       });
       const group = await Group.open({

@@ -31,6 +31,11 @@ export class PendingAppend implements SyncWaiter {
     readonly bytes: number,
     /** Default timestamp of the records: the clock when append() was called. */
     readonly timestampMs: number,
+    /**
+     * A batch encoded elsewhere (a leader's, replicated): written as it is, alone, at the offsets
+     * it carries, and settled once written whatever the log's mode (the follower reports its syncs).
+     */
+    readonly raw: RawBatch | null = null,
   ) {}
 
   written(): void {
@@ -44,6 +49,12 @@ export class PendingAppend implements SyncWaiter {
   failed(error: FerryError): void {
     this.reject(error);
   }
+}
+
+/** A whole batch as it lies on disk, with its checked header. */
+export interface RawBatch {
+  buf: Buffer;
+  header: BatchHeader;
 }
 
 export interface TakenBatch {
@@ -72,7 +83,10 @@ export class AppendQueue {
     this.bytesValue += append.bytes;
   }
 
-  /** Everything queued, oldest first, up to `capBytes` (but always at least one append). */
+  /**
+   * Everything queued, oldest first, up to `capBytes` (but always at least one append). A raw
+   * batch is taken alone.
+   */
   take(capBytes: number): TakenBatch {
     assert.ok(!this.isEmpty, 'take from a non-empty queue');
     let bytes = BATCH_HEADER_BYTES;
@@ -80,9 +94,10 @@ export class AppendQueue {
     let end = this.head;
     while (end < this.pending.length) {
       const next = this.pending[end]!;
+      if (end > this.head && (next.raw !== null || this.pending[this.head]!.raw !== null)) break;
       if (end > this.head && bytes + next.bytes > capBytes) break;
       bytes += next.bytes;
-      records += next.records.length;
+      records += next.raw === null ? next.records.length : next.raw.header.recordCount;
       end++;
     }
     const appends = this.pending.slice(this.head, end);

@@ -246,6 +246,26 @@ export class TailCache {
     }
   }
 
+  /**
+   * Copies of whole cached batches from the one holding `offset` (the caller checked `offset >=
+   * startOffset`), up to `endOffset` (a batch reaching past it is left out) and about `bytesMax`
+   * (at least one batch): what a leader ships to its followers.
+   */
+  readBatches(offset: number, endOffset: number, bytesMax: number): Buffer[] {
+    assert.ok(offset >= this.startOffset, 'read starts inside the cache');
+    const out: Buffer[] = [];
+    let bytes = 0;
+    for (let i = this.findBatch(offset); i < this.batches.length; i++) {
+      const batch = this.batches[i]!;
+      if (batch.baseOffset + batch.recordCount > endOffset) break;
+      if (out.length > 0 && bytes + batch.bytes.length > bytesMax) break;
+      out.push(Buffer.from(batch.bytes));
+      bytes += batch.bytes.length;
+      if (bytes >= bytesMax) break;
+    }
+    return out;
+  }
+
   /** Index of the last batch whose base offset is <= `offset`. */
   private findBatch(offset: number): number {
     let low = this.head;

@@ -1,10 +1,13 @@
 /**
  * The storage engine's public contract: what the broker (src/broker) and the tests rely on.
- * The implementation is src/storage/log.ts (class `Log`).
+ * `PartitionLog` is what the broker uses of a log; `ReplicaLog` adds what replication needs. The
+ * implementation is src/storage/log.ts (class `Log`); the broker opens every log through one
+ * `LogFactory`, so a replicated log can wrap or replace them all.
  */
 import type { Clock } from '../platform/clock.js';
 import type { FileSystem } from '../platform/fs.js';
 import type { Logger } from '../platform/logger.js';
+import type { EpochEnd, EpochEntry } from './epoch-cache.js';
 import type { TailCacheBudget } from './tail-cache.js';
 import type { WriteBufferPool } from './write-buffers.js';
 
@@ -65,7 +68,10 @@ export interface LogOptions {
   indexIntervalBytes?: number;
   tailCacheBytes?: number;
   retention?: RetentionPolicy;
-  /** Stamped on every batch; constant until replication exists. */
+  /**
+   * The epoch stamped on new batches when the log holds none newer (a replica's leader raises it
+   * with `beginEpoch`).
+   */
   leaderEpoch?: number;
   checkpointIntervalMs?: number;
   observer?: StorageObserver;
@@ -144,3 +150,66 @@ export interface LogStats {
   records: number;
   tailCacheBytes: number;
 }
+
+/** What the broker uses of a log: one partition, group journal or delay log. */
+export interface PartitionLog {
+  /** First offset still held (older ones were deleted by retention). */
+  readonly startOffset: number;
+  /** One past the last offset assigned. */
+  readonly nextOffset: number;
+  /** Last offset assigned (appended): its batch may still be being written. */
+  readonly appendedOffset: number;
+  /** Last offset whose write returned (in the page cache). */
+  readonly writtenOffset: number;
+  /** Last offset an fdatasync covered. */
+  readonly syncedOffset: number;
+  /**
+   * One past the highest offset consumers may see. By default synced for `always` and written
+   * otherwise; a replicated log's owner holds it at the high watermark (`setVisibleEndOffset`).
+   */
+  readonly visibleEndOffset: number;
+  readonly durability: Durability;
+  readonly recovery: RecoveryReport;
+  append(records: readonly RecordInput[]): Promise<AppendResult>;
+  /** Records from `offset` on, below `visibleEndOffset`. */
+  read(offset: number, options?: ReadOptions): Promise<LogRecord[]>;
+  offsetForTimestamp(timestampMs: number): Promise<number>;
+  /** Called when the written, synced or visible end moves forward; returns the unsubscribe. */
+  onAdvance(listener: () => void): () => void;
+  sync(): Promise<void>;
+  stats(): LogStats;
+  enforceRetention(): Promise<RetentionReport>;
+  deleteSegmentsBefore(offset: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** A log as replication uses it: the leader ships batches as they are, a follower writes them and cuts a diverged tail. */
+export interface ReplicaLog extends PartitionLog {
+  /** The epoch new local batches carry. */
+  readonly leaderEpoch: number;
+  /** Every epoch the log holds, with where it starts. */
+  epochs(): readonly EpochEntry[];
+  /** Where `epoch` ends in this log (KIP-101): see EpochCache.endOf. */
+  epochEnd(epoch: number): EpochEnd;
+  /** Leader: later local batches carry `epoch` (recorded durably before the first of them). */
+  beginEpoch(epoch: number): Promise<void>;
+  /** Follower: writes a leader's batches as they are (checked: CRCs, offsets from `nextOffset`, epochs); resolves once written. */
+  appendBatches(bytes: Buffer): Promise<AppendResult>;
+  /** Leader: whole batches from the one holding `offset`, up to the written end (or `endOffset`), about `bytesMax` bytes. */
+  readBatches(offset: number, options: { bytesMax: number; endOffset?: number }): Promise<Buffer[]>;
+  /** Follower: cuts the log back to end at `offset` (or the start of the batch holding it), durably; returns the new end. */
+  truncateTo(offset: number): Promise<number>;
+  /** Follower: empties the log to start at `offset` (catching up from past a leader's log start). */
+  resetTo(offset: number): Promise<number>;
+  /** Holds `visibleEndOffset` at `endOffset` (never past the local rule); null gives the local rule back. */
+  setVisibleEndOffset(endOffset: number | null): void;
+}
+
+/** Which log of a topic a factory is asked for. */
+export type LogRole =
+  | { kind: 'partition'; topic: string; partition: number }
+  | { kind: 'group-journal'; topic: string; group: string }
+  | { kind: 'delay'; topic: string };
+
+/** Opens (creating if missing) the log of `role` with `options`: the one way the broker opens logs. */
+export type LogFactory = (options: LogOptions, role: LogRole) => Promise<PartitionLog>;

@@ -7,6 +7,7 @@
  * crash keep the journal and cut the partition.
  */
 import { test } from 'node:test';
+import { Log } from '../../src/storage/log.js';
 import assert from 'node:assert/strict';
 import { AckSet } from '../../src/broker/ack-set.js';
 import { PartitionGroupState } from '../../src/broker/group-state.js';
@@ -259,6 +260,7 @@ test('group store - a journal cut below its snapshot: what is journaled after th
       logger,
       durability: 'interval',
       partitions: 1,
+      openLog: (options) => Log.open(options),
       initial: async () => ({ config: { ackTimeoutMs: 30_000, backoffMs: [], deliveriesMax: 5, deadLetterTopic: 't.dlq' }, floors: [0] }),
     });
   const first = await open();

@@ -175,6 +175,11 @@ export class SimFileSystem implements FileSystem {
     this.opsUntilCut = operations;
   }
 
+  /** Operations that have hung since the planned power cut (they will never complete). */
+  get operationsCutSoFar(): number {
+    return this.operationsCut;
+  }
+
   /** A FileSystem bound to the current boot: after the next crash every call on it fails with EBADF. */
   session(): FileSystem {
     const boot = this.boot;
