@@ -102,6 +102,18 @@ export class AccessGuard {
     return revoked;
   }
 
+  /**
+   * RATE_LIMITED when the caller's publish quota is used up right now, else null; takes nothing. A
+   * transport asks before it assembles a PUBLISH, so a refused one is dropped as it arrives.
+   */
+  publishRefusal(view: Pick<AccessView, 'principal' | 'address'>): FerryError | null {
+    const quota = this.quota;
+    if (quota === null) return null;
+    const key = quotaKey(view);
+    if (!quota.exhausted(key)) return null;
+    return quotaError(quota, key);
+  }
+
   track(subscription: GuardedSubscription): void {
     this.live.add(subscription);
   }
@@ -198,13 +210,9 @@ class GuardedBroker implements BrokerApi {
   private takeQuota(count: number): void {
     const quota = this.guard.quota;
     if (quota === null) return;
-    const key = this.view.principal === null ? `address:${this.view.address}` : `user:${this.view.principal.name}`;
+    const key = quotaKey(this.view);
     if (quota.take(key, count)) return;
-    const retryAfterMs = quota.retryAfterMs(key);
-    this.refuse(
-      'RATE_LIMITED',
-      new FerryError('RATE_LIMITED', `publish quota of ${quota.messagesPerSecond} messages/s exceeded; retry in ${retryAfterMs} ms`, { detail: { retryAfterMs } }),
-    );
+    this.refuse('RATE_LIMITED', quotaError(quota, key));
   }
 
   async subscribe(topic: string, options: SubscribeOptions, sink: DeliverySink): Promise<Subscription> {
@@ -257,6 +265,16 @@ class GuardedBroker implements BrokerApi {
   close(): Promise<void> {
     return Promise.resolve();
   }
+}
+
+/** The quota's bucket: the user's, or the client address's when there is no principal. */
+function quotaKey(view: Pick<AccessView, 'principal' | 'address'>): string {
+  return view.principal === null ? `address:${view.address}` : `user:${view.principal.name}`;
+}
+
+function quotaError(quota: PublishQuota, key: string): FerryError {
+  const retryAfterMs = quota.retryAfterMs(key);
+  return new FerryError('RATE_LIMITED', `publish quota of ${quota.messagesPerSecond} messages/s exceeded; retry in ${retryAfterMs} ms`, { detail: { retryAfterMs } });
 }
 
 function required<K extends 'listGroups' | 'describeGroup' | 'resetGroup' | 'redrive'>(broker: BrokerApi, name: K): NonNullable<BrokerApi[K]> {
