@@ -6,7 +6,7 @@
  * | call                                   | needs                                                 |
  * | -------------------------------------- | ----------------------------------------------------- |
  * | publish(topic)                         | publish on topic (and the publish quota)               |
- * | subscribe(topic, {group})              | consume on topic (and group); publish on an explicit deadLetterTopic |
+ * | subscribe(topic, {group})              | consume on topic (and group); publish on an explicit deadLetterTopic; a new group's dead-letter topic exists or admin on it |
  * | createTopic, deleteTopic               | admin on the topic                                    |
  * | resetGroup(topic, group)               | admin on the topic                                    |
  * | redrive(deadLetterTopic)               | admin on the dead-letter topic                        |
@@ -220,7 +220,8 @@ class GuardedBroker implements BrokerApi {
     this.check('consume', resource);
     // A group's dead letters are written by the broker: naming another topic must not be a way to publish there.
     if (options.deadLetterTopic !== undefined) this.check('publish', { topic: options.deadLetterTopic });
-    const inner = await this.inner.subscribe(topic, options, sink);
+    // Nor may a new group make the broker create a dead-letter topic its caller could not create.
+    const inner = await this.inner.subscribe(topic, { ...options, mayCreateTopic: this.mayCreateTopic }, sink);
     const guarded = new GuardedSubscription(this.guard, inner, sink as RevocableSink, this.view.principal, resource);
     if (!guarded.permitted()) {
       // Revoked while the subscribe was in flight.
@@ -230,6 +231,13 @@ class GuardedBroker implements BrokerApi {
     this.guard.track(guarded);
     return guarded;
   }
+
+  /** Whether this caller may create `topic` (admin on it); a no is counted as a refusal. */
+  private readonly mayCreateTopic = (topic: string): boolean => {
+    if (this.auth.allows(this.view.principal, 'admin', { topic })) return true;
+    this.view.onReject?.('FORBIDDEN');
+    return false;
+  };
 
   listGroups(topic: string): GroupInfo[] {
     this.checkVisible(topic);
