@@ -79,6 +79,11 @@ export class HttpRouter {
     return this;
   }
 
+  /** The JSON routes, as registered: what a test walks to cover every endpoint. */
+  endpoints(): Array<{ method: string; pattern: string }> {
+    return this.routes.map((route) => ({ method: route.method, pattern: '/' + route.parts.join('/') }));
+  }
+
   /** A raw handler for every path equal to `prefix` or under `prefix/` (longest prefix wins). */
   mount(prefix: string, handler: RawHandler): this {
     this.mounts.push({ prefix, handler });

@@ -23,6 +23,7 @@ import {
   ACK_TIMEOUT_MS_MIN,
   CREDIT_MAX,
   DELIVERIES_MAX_LIMIT,
+  NAME_BYTES_MAX,
   PARTITIONS_MAX,
   PUBLISH_MESSAGES_MAX,
 } from './limits.js';
@@ -34,7 +35,8 @@ import { DLQ_HEADER_PREFIX, DLQ_HEADERS, isCopyOf, type DeadLetterSource, type D
 import { DEFAULT_DEDUP_WINDOW_MS } from './dedup.js';
 import { WallHistory } from './wall-history.js';
 import { checkName } from './names.js';
-import { TOPIC_FILE, Topic, type TopicContext } from './topic.js';
+import { quarantiner } from './recovery.js';
+import { Topic, type TopicContext } from './topic.js';
 import type { TcpServerOptions } from '../transport/tcp/options.js';
 import type {
   BrokerApi,
@@ -197,7 +199,8 @@ export class Broker implements BrokerApi, DeadLetterTarget {
       allocateSubscriptionId: () => 0,
       deadLetters: undefined as unknown as DeadLetterTarget,
       openLog: options.openLog ?? openLocalLog,
-      resolveGroupConfig: (topic, groupOptions) => validateGroupConfig({ ...groupDefaults, deadLetterTopic: topic + DEAD_LETTER_SUFFIX, ...stripUndefined(groupOptions) }),
+      resolveGroupConfig: (topic, groupOptions) => resolveGroupConfig(groupDefaults, topic, groupOptions),
+      quarantine: quarantiner(fs, options.dir, clock, logger),
     };
     const recovery = new Map<string, RecoveryReport[]>();
     const admission = new Admission(fs, options.dir, clock, logger, options.admission);
@@ -205,16 +208,10 @@ export class Broker implements BrokerApi, DeadLetterTarget {
     context.allocateSubscriptionId = () => broker.nextSubscriptionId++;
     context.deadLetters = broker;
     for (const name of (await fs.readdir(join(options.dir, TOPICS_DIR))).sort()) {
-      const dir = join(options.dir, TOPICS_DIR, name);
-      if ((await fs.stat(join(dir, TOPIC_FILE))) === null) {
-        // A creation that crashed before its topic.json was renamed into place.
-        logger.warn('broker.topic.incomplete_removed', { dir });
-        await removeTree(fs, dir);
-        continue;
-      }
-      const { topic, recovery: reports } = await Topic.open(dir, context);
-      broker.topics.set(topic.name, topic);
-      recovery.set(topic.name, reports);
+      const opened = await Topic.openEntry(join(options.dir, TOPICS_DIR, name), name, context);
+      if (opened === null) continue;
+      broker.topics.set(opened.topic.name, opened.topic);
+      recovery.set(opened.topic.name, opened.recovery);
     }
     // Groups open once every topic is open: finishing an interrupted dead-lettering writes to another topic.
     for (const topic of broker.topics.values()) await topic.openExistingGroups();
@@ -302,7 +299,8 @@ export class Broker implements BrokerApi, DeadLetterTarget {
     const topic = this.topic(deadLetterTopic);
     const limit = options.limit ?? Infinity;
     if (limit !== Infinity && (!Number.isInteger(limit) || limit < 0)) throw new FerryError('INVALID_ARGUMENT', 'limit must be a non-negative integer');
-    const group = await topic.openGroup(REDRIVE_GROUP, { kind: 'earliest' });
+    // The internal group never dead-letters: naming its own topic spares it a derived `.dlq` that may be too long.
+    const group = await topic.openGroup(REDRIVE_GROUP, { kind: 'earliest' }, { deadLetterTopic });
     let moved = 0;
     for (const [partition, log] of topic.logs.entries()) {
       let offset = Math.max(group.ackFloor(partition), options.fromOffset ?? 0, log.startOffset);
@@ -454,7 +452,9 @@ export class Broker implements BrokerApi, DeadLetterTarget {
     const from = options.from ?? { kind: options.group === undefined ? 'latest' : 'earliest' };
     if (options.group !== undefined) {
       const { ackTimeoutMs, backoffMs, deliveriesMax, deadLetterTopic } = options;
-      const group = await topic.openGroup(options.group, from, { ackTimeoutMs, backoffMs, deliveriesMax, deadLetterTopic });
+      const groupOptions = { ackTimeoutMs, backoffMs, deliveriesMax, deadLetterTopic };
+      if (topic.group(options.group) === undefined) this.checkNewGroup(topicName, options.group, groupOptions, options.mayCreateTopic);
+      const group = await topic.openGroup(options.group, from, groupOptions);
       return group.subscribe(sink, credit);
     }
     const startOffsets = await topic.startOffsets(from);
@@ -463,6 +463,21 @@ export class Broker implements BrokerApi, DeadLetterTarget {
       if (partition < startOffsets.length && Number.isSafeInteger(offset) && offset >= 0) startOffsets[partition] = offset;
     });
     return topic.openStream(this.nextSubscriptionId++, startOffsets, sink, credit);
+  }
+
+  /**
+   * Before a subscribe creates a group: its name and every name derived for it are valid, and its
+   * dead-letter topic exists or is one the caller may create (`mayCreateTopic`, from the guard) —
+   * the broker creates that topic at the group's first dead letter, on the caller's behalf.
+   */
+  private checkNewGroup(topicName: string, groupName: string, options: Partial<GroupConfig>, mayCreateTopic: ((topic: string) => boolean) | undefined): void {
+    checkName('group', groupName);
+    const { deadLetterTopic } = this.context.resolveGroupConfig(topicName, options);
+    if (mayCreateTopic === undefined || this.topics.has(deadLetterTopic) || mayCreateTopic(deadLetterTopic)) return;
+    throw new FerryError(
+      'FORBIDDEN',
+      `a new group ${groupName} on ${topicName} would have the broker create its dead-letter topic ${deadLetterTopic}, which this user may not create (it needs admin on ${deadLetterTopic}): have it created first, or name an existing deadLetterTopic`,
+    );
   }
 
   /** Puts the TCP server on this broker. */
@@ -547,6 +562,20 @@ function redriveId(deadLetterTopic: string, partition: number, record: LogRecord
   return `ferry-redrive:${deadLetterTopic}:${partition}:${record.offset}:${digest.digest('hex').slice(0, REDRIVE_DIGEST_HEX_CHARS)}`;
 }
 
+/**
+ * A new group's configuration: the defaults, the dead-letter topic `<topic>.dlq` unless the caller
+ * names one, then what the caller set; every field and name checked. A default dead-letter name
+ * that is too long is refused with its own message: the caller can name another.
+ */
+function resolveGroupConfig(defaults: Omit<GroupConfig, 'deadLetterTopic'>, topic: string, options: Partial<GroupConfig>): GroupConfig {
+  const set = stripUndefined(options);
+  const derived = topic + DEAD_LETTER_SUFFIX;
+  if (set.deadLetterTopic === undefined && Buffer.byteLength(derived) > NAME_BYTES_MAX) {
+    throw new FerryError('INVALID_ARGUMENT', `the default dead-letter topic ${derived} would be longer than ${NAME_BYTES_MAX} bytes: name a deadLetterTopic for this group`);
+  }
+  return validateGroupConfig({ ...defaults, deadLetterTopic: derived, ...set });
+}
+
 export function toStartPosition(from: ConsumeOptions['from']): StartPosition | undefined {
   if (from === undefined) return undefined;
   if (from === 'earliest' || from === 'latest') return { kind: from };
@@ -575,7 +604,7 @@ export function validateGroupConfig(config: GroupConfig): GroupConfig {
   if (!Number.isInteger(deliveriesMax) || deliveriesMax < 1 || deliveriesMax > DELIVERIES_MAX_LIMIT) {
     throw new FerryError('INVALID_ARGUMENT', `deliveriesMax must be an integer from 1 to ${DELIVERIES_MAX_LIMIT}`);
   }
-  checkName('topic', deadLetterTopic);
+  checkName('dead-letter topic', deadLetterTopic);
   return { ackTimeoutMs, backoffMs: [...backoffMs], deliveriesMax, deadLetterTopic };
 }
 

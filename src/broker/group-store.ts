@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import type { Clock, TimerHandle } from '../platform/clock.js';
 import type { FileSystem } from '../platform/fs.js';
 import type { Logger } from '../platform/logger.js';
-import { mkdirDurable, writeFileAtomic } from '../platform/atomic-write.js';
+import { mkdirDurable, removeTree, writeFileAtomic } from '../platform/atomic-write.js';
 import { FerryError } from '../protocol/errors.js';
 import type { Durability, LogOptions, PartitionLog, StorageObserver } from '../storage/types.js';
 import type { WriteBufferPool } from '../storage/write-buffers.js';
@@ -24,7 +24,9 @@ import { GROUP_SNAPSHOT_VERSION, GroupState, PartitionGroupState, type GroupSnap
 import { DISPATCHED_FLUSH_DELAY_MS, GROUP_JOURNAL_RECORDS_PER_SNAPSHOT, GROUP_JOURNAL_SEGMENT_BYTES } from './limits.js';
 import type { GroupConfig } from './types.js';
 
-const SNAPSHOT_FILE = 'state.json';
+/** The group's snapshot; a group directory without it is a creation that never finished. */
+export const GROUP_STATE_FILE = 'state.json';
+const SNAPSHOT_FILE = GROUP_STATE_FILE;
 const JOURNAL_DIR = 'journal';
 /** Journal records replayed per read during recovery. */
 const REPLAY_READ_RECORDS = 1024;
@@ -76,14 +78,31 @@ export class GroupStore {
     this.appliedJournalOffset = journal.nextOffset;
   }
 
+  /**
+   * Opens the group's state, creating it when new. A new group's configuration (the names derived
+   * for it included) is settled before anything is created, and a creation that fails leaves no
+   * directory behind.
+   */
   static async open(options: GroupStoreOptions): Promise<GroupStore> {
     const { fs, dir } = options;
+    const createdNow = (await fs.stat(join(dir, SNAPSHOT_FILE))) === null;
+    const initial = createdNow ? await options.initial() : null;
+    try {
+      return await GroupStore.openIn(options, initial);
+    } catch (error) {
+      if (createdNow) await removeTree(fs, dir).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  private static async openIn(options: GroupStoreOptions, initial: { config: GroupConfig; floors: number[] } | null): Promise<GroupStore> {
+    const { fs, dir } = options;
+    const createdNow = initial !== null;
     await mkdirDurable(fs, dir);
     const snapshotPath = join(dir, SNAPSHOT_FILE);
     let snapshot: GroupSnapshot;
-    const createdNow = (await fs.stat(snapshotPath)) === null;
-    if (createdNow) {
-      const { config, floors } = await options.initial();
+    if (initial !== null) {
+      const { config, floors } = initial;
       snapshot = new GroupState(floors.map((floor) => new PartitionGroupState(new AckSet(floor), floor))).toSnapshot({
         group: options.group,
         createdAtMs: options.clock.nowMs(),
@@ -105,22 +124,27 @@ export class GroupStore {
       ...(options.observer ? { observer: options.observer } : {}),
       ...(options.writeBuffers ? { writeBuffers: options.writeBuffers } : {}),
     });
-    const state = GroupState.fromSnapshot(snapshot, options.partitions);
-    await replayJournal(journal, Math.max(snapshot.journalOffset, journal.startOffset), state);
-    const store = new GroupStore(options, journal, state, snapshot.config, snapshot.journalOffset, snapshot.createdAtMs, createdNow);
-    if (journal.nextOffset < snapshot.journalOffset) {
-      // A power loss cut journal records the (synced) snapshot already covers. New records would
-      // reuse their offsets and be skipped by the next replay, which starts at the snapshot's
-      // offset: move the snapshot to where the journal now ends before anything is appended.
-      options.logger.warn('broker.group.journal_behind_snapshot', {
-        group: options.group,
-        dir,
-        journalEndOffset: journal.nextOffset,
-        snapshotJournalOffset: snapshot.journalOffset,
-      });
-      await store.snapshot();
+    try {
+      const state = GroupState.fromSnapshot(snapshot, options.partitions);
+      await replayJournal(journal, Math.max(snapshot.journalOffset, journal.startOffset), state);
+      const store = new GroupStore(options, journal, state, snapshot.config, snapshot.journalOffset, snapshot.createdAtMs, createdNow);
+      if (journal.nextOffset < snapshot.journalOffset) {
+        // A power loss cut journal records the (synced) snapshot already covers. New records would
+        // reuse their offsets and be skipped by the next replay, which starts at the snapshot's
+        // offset: move the snapshot to where the journal now ends before anything is appended.
+        options.logger.warn('broker.group.journal_behind_snapshot', {
+          group: options.group,
+          dir,
+          journalEndOffset: journal.nextOffset,
+          snapshotJournalOffset: snapshot.journalOffset,
+        });
+        await store.snapshot();
+      }
+      return store;
+    } catch (error) {
+      await journal.close().catch(() => undefined);
+      throw error;
     }
-    return store;
   }
 
   /**

@@ -2,7 +2,7 @@
 import { FerryError } from '../protocol/errors.js';
 import { NAME_BYTES_MAX, NAME_PATTERN } from './limits.js';
 
-export function checkName(kind: 'topic' | 'group', name: unknown): string {
+export function checkName(kind: 'topic' | 'group' | 'dead-letter topic', name: unknown): string {
   if (typeof name !== 'string' || name.length === 0) {
     throw new FerryError('INVALID_ARGUMENT', `${kind} name must be a non-empty string`);
   }

@@ -6,11 +6,11 @@
  * Layout: <dir>/topic.json (config, written atomically), <dir>/partitions/<n>/ (a Log),
  * <dir>/groups/<name>/ (a GroupStore).
  */
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { Clock } from '../platform/clock.js';
 import type { FileSystem } from '../platform/fs.js';
 import type { Logger } from '../platform/logger.js';
-import { mkdirDurable, writeFileAtomic } from '../platform/atomic-write.js';
+import { mkdirDurable, removeTree, writeFileAtomic } from '../platform/atomic-write.js';
 import { FerryError } from '../protocol/errors.js';
 import type { Header, LogFactory, PartitionLog, RecordInput, RecoveryReport, StorageObserver } from '../storage/types.js';
 import type { TailCacheBudget } from '../storage/tail-cache.js';
@@ -19,10 +19,11 @@ import type { DeadLetterTarget } from './dead-letter.js';
 import { DEFAULT_DEDUP_WINDOW_MS, DedupIndex, ID_HEADER, type DedupEntry } from './dedup.js';
 import { DelayStore, PARTITION_HEADER as DELAY_PARTITION_HEADER } from './delay-store.js';
 import { Group } from './group.js';
-import { GroupStore } from './group-store.js';
+import { GROUP_STATE_FILE, GroupStore } from './group-store.js';
 import { DELAY_MS_MAX, MESSAGE_ID_BYTES_MAX } from './limits.js';
 import { checkName } from './names.js';
 import { Partitioner } from './partitioner.js';
+import { removedIfIncomplete, type Quarantine } from './recovery.js';
 import type { WallHistory } from './wall-history.js';
 import { StreamSubscription } from './stream-subscription.js';
 import type { DeliverySink, GroupConfig, PublishMessage, PublishResult, StartPosition, TopicConfig, TopicInfo } from './types.js';
@@ -51,6 +52,8 @@ export interface TopicContext {
   wallHistory: WallHistory;
   /** Opens every log of the topic: partitions, group journals, the delay log. */
   openLog: LogFactory;
+  /** Moves a topic or group directory that does not open aside (recovery.ts). */
+  quarantine: Quarantine;
 }
 
 export class Topic {
@@ -77,25 +80,49 @@ export class Topic {
     }
   }
 
-  /** Creates the topic's files; the caller has checked that it does not exist. */
+  /** Creates the topic's files; the caller has checked the name and that it does not exist. A failed creation leaves nothing. */
   static async create(name: string, config: TopicConfig, dir: string, context: TopicContext): Promise<Topic> {
     await mkdirDurable(context.fs, dir);
-    const file = { version: TOPIC_FILE_VERSION, name, config, createdAtMs: context.clock.nowMs() };
-    await writeFileAtomic(context.fs, join(dir, TOPIC_FILE), Buffer.from(JSON.stringify(file, null, 2)));
-    return (await Topic.open(dir, context)).topic;
+    try {
+      const file = { version: TOPIC_FILE_VERSION, name, config, createdAtMs: context.clock.nowMs() };
+      await writeFileAtomic(context.fs, join(dir, TOPIC_FILE), Buffer.from(JSON.stringify(file, null, 2)));
+      return (await Topic.open(dir, context)).topic;
+    } catch (error) {
+      await removeTree(context.fs, dir).catch(() => undefined);
+      throw error;
+    }
   }
 
+  /**
+   * A topic directory at the broker's open: the topic, or null when it was an incomplete creation
+   * (removed) or does not open (moved to quarantine; recovery.ts). One bad directory never stops the broker.
+   */
+  static async openEntry(dir: string, name: string, context: TopicContext): Promise<{ topic: Topic; recovery: RecoveryReport[] } | null> {
+    try {
+      // A creation that crashed before its topic.json was renamed into place.
+      if (await removedIfIncomplete(context.fs, dir, TOPIC_FILE, context.logger, 'broker.topic.incomplete_removed', {})) return null;
+      return await Topic.open(dir, context);
+    } catch (error) {
+      await context.quarantine({ kind: 'topic', path: dir, topic: name }, error);
+      return null;
+    }
+  }
+
+  /** Opens a topic's directory; throws (having closed what it opened) when it does not open. */
   static async open(dir: string, context: TopicContext): Promise<{ topic: Topic; recovery: RecoveryReport[] }> {
-    const file = JSON.parse((await context.fs.readFile(join(dir, TOPIC_FILE))).toString('utf8')) as {
+    const path = join(dir, TOPIC_FILE);
+    const file = JSON.parse((await context.fs.readFile(path)).toString('utf8')) as {
       version: number;
       name: string;
       config: TopicConfig;
     };
     if (file.version !== TOPIC_FILE_VERSION) {
-      throw new FerryError('STORAGE_FAILED', `${join(dir, TOPIC_FILE)} has unknown version ${file.version}`);
+      throw new FerryError('STORAGE_FAILED', `${path} has unknown version ${file.version}`);
     }
+    checkName('topic', file.name);
+    if (file.name !== basename(dir)) throw new FerryError('STORAGE_FAILED', `${path} names topic ${file.name}, not ${basename(dir)}`);
     const { config } = file;
-    const logs = await Promise.all(
+    const opening = await Promise.allSettled(
       Array.from({ length: config.partitions }, (_, partition) =>
         context.openLog({
           dir: join(dir, PARTITIONS_DIR, String(partition)),
@@ -115,21 +142,45 @@ export class Topic {
         }, { kind: 'partition', topic: file.name, partition }),
       ),
     );
+    const logs = opening.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
+    const failed = opening.find((result) => result.status === 'rejected');
+    if (failed !== undefined) {
+      await Promise.all(logs.map((log) => log.close().catch(() => undefined)));
+      throw failed.reason;
+    }
     const topic = new Topic(file.name, config, dir, logs, context);
-    if ((await context.fs.stat(join(dir, DELAYED_DIR))) !== null) {
-      const delays = await topic.delayed();
-      await topic.dedup.rebuild(logs, { log: delays.delayLog, partitionHeader: DELAY_PARTITION_HEADER });
-    } else {
-      await topic.dedup.rebuild(logs);
+    try {
+      if ((await context.fs.stat(join(dir, DELAYED_DIR))) !== null) {
+        const delays = await topic.delayed();
+        await topic.dedup.rebuild(logs, { log: delays.delayLog, partitionHeader: DELAY_PARTITION_HEADER });
+      } else {
+        await topic.dedup.rebuild(logs);
+      }
+    } catch (error) {
+      await topic.close().catch(() => undefined);
+      throw error;
     }
     return { topic, recovery: logs.map((log) => log.recovery) };
   }
 
-  /** Opens the groups found on disk (after every topic is open: recovery may write dead letters). */
+  /**
+   * Opens the groups found on disk (after every topic is open: recovery may write dead letters). A
+   * group whose creation crashed before its state.json is removed; one that does not open is moved
+   * to quarantine (recovery.ts) and the topic serves without it.
+   */
   async openExistingGroups(): Promise<void> {
+    const { fs, logger } = this.context;
     const groupsDir = join(this.dir, GROUPS_DIR);
-    if ((await this.context.fs.stat(groupsDir)) === null) return;
-    for (const group of (await this.context.fs.readdir(groupsDir)).sort()) await this.openGroup(group, { kind: 'earliest' });
+    if ((await fs.stat(groupsDir)) === null) return;
+    for (const name of (await fs.readdir(groupsDir)).sort()) {
+      const dir = join(groupsDir, name);
+      try {
+        if (await removedIfIncomplete(fs, dir, GROUP_STATE_FILE, logger, 'broker.group.incomplete_removed', { topic: this.name, group: name })) continue;
+        await this.openGroup(name, { kind: 'earliest' });
+      } catch (error) {
+        await this.context.quarantine({ kind: 'group', path: dir, topic: this.name, group: name }, error);
+      }
+    }
   }
 
   get groupNames(): string[] {
@@ -339,17 +390,25 @@ export class Topic {
         openLog: (options) => this.context.openLog(options, { kind: 'group-journal', topic: this.name, group: name }),
         initial: async () => ({ config: this.context.resolveGroupConfig(this.name, options), floors: await this.startOffsets(from) }),
       });
-      const group = await Group.open({
-        topic: this.name,
-        name,
-        logs: this.logs,
-        store,
-        clock: this.context.clock,
-        logger: this.context.logger,
-        random: this.context.random,
-        allocateSubscriptionId: this.context.allocateSubscriptionId,
-        deadLetters: this.context.deadLetters,
-      });
+      let group: Group;
+      try {
+        group = await Group.open({
+          topic: this.name,
+          name,
+          logs: this.logs,
+          store,
+          clock: this.context.clock,
+          logger: this.context.logger,
+          random: this.context.random,
+          allocateSubscriptionId: this.context.allocateSubscriptionId,
+          deadLetters: this.context.deadLetters,
+        });
+      } catch (error) {
+        // Nothing stays open, and a group this call created leaves no directory behind.
+        await store.close().catch(() => undefined);
+        if (store.createdNow) await removeTree(this.context.fs, join(this.dir, GROUPS_DIR, name)).catch(() => undefined);
+        throw error;
+      }
       this.groups.set(name, group);
       return group;
     })();

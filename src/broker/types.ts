@@ -89,6 +89,12 @@ export interface SubscribeOptions extends Partial<GroupConfig> {
   partitionOffsets?: readonly number[];
   /** Deliveries allowed before the subscriber grants more credit (initial credit). */
   credit?: number;
+  /**
+   * Whether the caller may create `topic` (the guard's answer for its user). A subscribe that creates
+   * a group whose dead-letter topic does not exist yet is refused FORBIDDEN unless it may: the
+   * broker would create that topic on the caller's behalf. Absent: anyone may (embedded use).
+   */
+  mayCreateTopic?: (topic: string) => boolean;
 }
 
 export interface GroupPartitionInfo {

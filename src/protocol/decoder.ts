@@ -5,8 +5,14 @@
  *
  * Memory is bounded: at most one header (14 bytes) is buffered before the header is validated,
  * and the declared length is checked against the limit before any payload byte is kept, so a
- * decoder never holds more than `frameBytesMax` bytes. A frame that lies inside one chunk is a
+ * decoder never holds more than `frameBytesMax` bytes. The limit may change between frames (a
+ * server keeps it small until the client has logged in). A frame that lies inside one chunk is a
  * zero-copy view of that chunk; only a frame split across chunks is assembled into its own buffer.
+ *
+ * Admission: a handler with `admit` is asked about each valid header before any of its payload is
+ * kept. A refused frame's payload is skipped as it arrives — never buffered — and the frame is
+ * handed on in its place among the others with an empty payload and `refused` set, so the
+ * receiver answers it while the rest of the stream keeps its framing.
  *
  * The first violation (bad magic, unsupported version, unknown type, oversized length) is reported
  * once through `onError` with a typed FerryError; the decoder then ignores further input, because
@@ -21,6 +27,11 @@ export interface FrameHandler {
   onFrames(frames: Frame[]): void;
   /** A fatal decode error; called once, after the frames decoded before it were delivered. */
   onError(error: FerryError): void;
+  /**
+   * Asked once a header is valid, before any payload byte is kept: null assembles the frame, an
+   * error refuses it (its payload is skipped as it arrives; the frame comes with `refused` set).
+   */
+  admit?(type: FrameType, requestId: number, payloadBytes: number): FerryError | null;
 }
 
 export interface FrameDecoderOptions {
@@ -30,8 +41,12 @@ export interface FrameDecoderOptions {
   versions?: readonly number[];
 }
 
+/** The payload of a refused frame: nothing of it is kept. */
+const NO_PAYLOAD = Buffer.alloc(0);
+
 export class FrameDecoder {
-  private readonly frameBytesMax: number;
+  /** Largest frame (header + payload) accepted from the next header on. */
+  frameBytesMax: number;
   private readonly versions: readonly number[];
   private readonly header = Buffer.alloc(FRAME_HEADER_BYTES);
   /** Header bytes collected so far (0 .. FRAME_HEADER_BYTES). */
@@ -39,6 +54,8 @@ export class FrameDecoder {
   /** Payload being assembled across chunks, or null while reading a header. */
   private partial: Buffer | null = null;
   private partialFill = 0;
+  /** Payload bytes of a refused frame still to be skipped. */
+  private skipRemaining = 0;
   private pendingVersion = 0;
   private pendingType = 0 as FrameType;
   private pendingFlags = 0;
@@ -63,7 +80,7 @@ export class FrameDecoder {
 
   /** True while a frame has started but not completed. */
   get midFrame(): boolean {
-    return this.headerFill > 0 || this.partial !== null;
+    return this.headerFill > 0 || this.partial !== null || this.skipRemaining > 0;
   }
 
   get hasFailed(): boolean {
@@ -85,6 +102,7 @@ export class FrameDecoder {
       this.partial = null;
       this.partialFill = 0;
       this.headerFill = 0;
+      this.skipRemaining = 0;
     }
     this.framesIn += frames.length;
     if (frames.length > 0) this.handler.onFrames(frames);
@@ -95,6 +113,13 @@ export class FrameDecoder {
     let pos = 0;
     const length = chunk.length;
     while (pos < length) {
+      if (this.skipRemaining > 0) {
+        // A refused frame's payload: dropped as it arrives.
+        const take = Math.min(this.skipRemaining, length - pos);
+        this.skipRemaining -= take;
+        pos += take;
+        continue;
+      }
       if (this.partial !== null) {
         // Continue a payload started in an earlier chunk.
         const take = Math.min(this.partial.length - this.partialFill, length - pos);
@@ -111,14 +136,7 @@ export class FrameDecoder {
       if (this.headerFill === 0 && length - pos >= FRAME_HEADER_BYTES) {
         // Fast path: the whole header is in this chunk.
         const payloadLength = this.readHeader(chunk, pos);
-        pos += FRAME_HEADER_BYTES;
-        if (length - pos >= payloadLength) {
-          frames.push(this.frame(chunk.subarray(pos, pos + payloadLength)));
-          pos += payloadLength;
-        } else {
-          this.startPartial(chunk, pos, payloadLength);
-          pos = length;
-        }
+        pos = this.payload(chunk, pos + FRAME_HEADER_BYTES, payloadLength, frames);
         continue;
       }
       // Slow path: collect the header byte by byte across chunks.
@@ -131,14 +149,24 @@ export class FrameDecoder {
       if (this.headerFill < FRAME_HEADER_BYTES) continue;
       this.headerFill = 0;
       const payloadLength = this.readHeader(this.header, 0);
-      if (length - pos >= payloadLength) {
-        frames.push(this.frame(chunk.subarray(pos, pos + payloadLength)));
-        pos += payloadLength;
-      } else {
-        this.startPartial(chunk, pos, payloadLength);
-        pos = length;
-      }
+      pos = this.payload(chunk, pos, payloadLength, frames);
     }
+  }
+
+  /** Takes a validated header's payload starting at `pos` (whole, started, or skipped); returns the position after what it used. */
+  private payload(chunk: Buffer, pos: number, payloadLength: number, frames: Frame[]): number {
+    const refusal = this.handler.admit?.(this.pendingType, this.pendingRequestId, payloadLength) ?? null;
+    if (refusal !== null) {
+      frames.push({ ...this.frame(NO_PAYLOAD), refused: refusal });
+      this.skipRemaining = payloadLength;
+      return pos;
+    }
+    if (chunk.length - pos >= payloadLength) {
+      frames.push(this.frame(chunk.subarray(pos, pos + payloadLength)));
+      return pos + payloadLength;
+    }
+    this.startPartial(chunk, pos, payloadLength);
+    return chunk.length;
   }
 
   private startPartial(chunk: Buffer, pos: number, payloadLength: number): void {

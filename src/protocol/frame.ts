@@ -12,6 +12,7 @@
  *        6    4 requestId      u32; chosen by the requester, echoed by the reply; 0 = no reply
  *       10    4 payloadLength  u32 bytes that follow the header
  */
+import type { FerryError } from './errors.js';
 import { FRAME_HEADER_BYTES } from './limits.js';
 
 export const FRAME_MAGIC = 0xfe77;
@@ -88,6 +89,8 @@ export interface Frame {
   flags: number;
   requestId: number;
   payload: Buffer;
+  /** Set when the receiver refused the frame at its header (FrameHandler.admit): the payload was skipped, not kept. */
+  refused?: FerryError;
 }
 
 /** Writes a header at `offset` of `target`. */

@@ -16,6 +16,14 @@ export const FRAME_HEADER_BYTES = 14;
  */
 export const FRAME_BYTES_MAX_DEFAULT = 16 * MiB;
 
+/**
+ * Largest frame a server accepts before the login is done (until it has sent HELLO_OK): a HELLO
+ * with a client name, a user and password or a token and its tagged fields fits many times over
+ * (a client certificate travels in TLS, not in HELLO). A client nobody has vouched for must not
+ * make the server set aside the full frame limit: 24 sockets declaring 16 MiB each held 400 MiB.
+ */
+export const PRE_LOGIN_FRAME_BYTES_MAX = 64 * KiB;
+
 /** Smallest frame limit a server may announce: below it HELLO_OK and ERROR frames would not fit. */
 export const FRAME_BYTES_MAX_MIN = 4 * KiB;
 

@@ -6,7 +6,7 @@
  * | call                                   | needs                                                 |
  * | -------------------------------------- | ----------------------------------------------------- |
  * | publish(topic)                         | publish on topic (and the publish quota)               |
- * | subscribe(topic, {group})              | consume on topic (and group); publish on an explicit deadLetterTopic |
+ * | subscribe(topic, {group})              | consume on topic (and group); publish on an explicit deadLetterTopic; a new group's dead-letter topic exists or admin on it |
  * | createTopic, deleteTopic               | admin on the topic                                    |
  * | resetGroup(topic, group)               | admin on the topic                                    |
  * | redrive(deadLetterTopic)               | admin on the dead-letter topic                        |
@@ -100,6 +100,18 @@ export class AccessGuard {
     }
     if (revoked > 0) this.logger.warn('security.subscriptions.revoked', { count: revoked });
     return revoked;
+  }
+
+  /**
+   * RATE_LIMITED when the caller's publish quota is used up right now, else null; takes nothing. A
+   * transport asks before it assembles a PUBLISH, so a refused one is dropped as it arrives.
+   */
+  publishRefusal(view: Pick<AccessView, 'principal' | 'address'>): FerryError | null {
+    const quota = this.quota;
+    if (quota === null) return null;
+    const key = quotaKey(view);
+    if (!quota.exhausted(key)) return null;
+    return quotaError(quota, key);
   }
 
   track(subscription: GuardedSubscription): void {
@@ -198,13 +210,9 @@ class GuardedBroker implements BrokerApi {
   private takeQuota(count: number): void {
     const quota = this.guard.quota;
     if (quota === null) return;
-    const key = this.view.principal === null ? `address:${this.view.address}` : `user:${this.view.principal.name}`;
+    const key = quotaKey(this.view);
     if (quota.take(key, count)) return;
-    const retryAfterMs = quota.retryAfterMs(key);
-    this.refuse(
-      'RATE_LIMITED',
-      new FerryError('RATE_LIMITED', `publish quota of ${quota.messagesPerSecond} messages/s exceeded; retry in ${retryAfterMs} ms`, { detail: { retryAfterMs } }),
-    );
+    this.refuse('RATE_LIMITED', quotaError(quota, key));
   }
 
   async subscribe(topic: string, options: SubscribeOptions, sink: DeliverySink): Promise<Subscription> {
@@ -212,7 +220,8 @@ class GuardedBroker implements BrokerApi {
     this.check('consume', resource);
     // A group's dead letters are written by the broker: naming another topic must not be a way to publish there.
     if (options.deadLetterTopic !== undefined) this.check('publish', { topic: options.deadLetterTopic });
-    const inner = await this.inner.subscribe(topic, options, sink);
+    // Nor may a new group make the broker create a dead-letter topic its caller could not create.
+    const inner = await this.inner.subscribe(topic, { ...options, mayCreateTopic: this.mayCreateTopic }, sink);
     const guarded = new GuardedSubscription(this.guard, inner, sink as RevocableSink, this.view.principal, resource);
     if (!guarded.permitted()) {
       // Revoked while the subscribe was in flight.
@@ -222,6 +231,13 @@ class GuardedBroker implements BrokerApi {
     this.guard.track(guarded);
     return guarded;
   }
+
+  /** Whether this caller may create `topic` (admin on it); a no is counted as a refusal. */
+  private readonly mayCreateTopic = (topic: string): boolean => {
+    if (this.auth.allows(this.view.principal, 'admin', { topic })) return true;
+    this.view.onReject?.('FORBIDDEN');
+    return false;
+  };
 
   listGroups(topic: string): GroupInfo[] {
     this.checkVisible(topic);
@@ -257,6 +273,16 @@ class GuardedBroker implements BrokerApi {
   close(): Promise<void> {
     return Promise.resolve();
   }
+}
+
+/** The quota's bucket: the user's, or the client address's when there is no principal. */
+function quotaKey(view: Pick<AccessView, 'principal' | 'address'>): string {
+  return view.principal === null ? `address:${view.address}` : `user:${view.principal.name}`;
+}
+
+function quotaError(quota: PublishQuota, key: string): FerryError {
+  const retryAfterMs = quota.retryAfterMs(key);
+  return new FerryError('RATE_LIMITED', `publish quota of ${quota.messagesPerSecond} messages/s exceeded; retry in ${retryAfterMs} ms`, { detail: { retryAfterMs } });
 }
 
 function required<K extends 'listGroups' | 'describeGroup' | 'resetGroup' | 'redrive'>(broker: BrokerApi, name: K): NonNullable<BrokerApi[K]> {

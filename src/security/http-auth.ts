@@ -23,6 +23,8 @@ import { verifiedPeerName } from './tls.js';
 
 /** Longest Authorization header read: a token or a user and password, base64; more is not a credential. */
 const AUTHORIZATION_CHARS_MAX = 4096;
+/** Where the admin API lives: every path there needs a login. */
+const API_PATH = '/api';
 /** Admin API paths that show the whole broker rather than topics, and need admin on every topic (`*`). */
 const BROKER_WIDE_PATHS: ReadonlySet<string> = new Set(['/api/connections']);
 
@@ -49,8 +51,10 @@ export class HttpSecurity {
   wrap(handler: Handler): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
     return async (req, res) => {
       const auth = await this.authenticate(req);
-      const path = new URL(req.url ?? '/', 'http://admin').pathname;
-      if (path.startsWith('/api/')) {
+      // The listener has already decoded and normalised the path (transport/http/request-path.ts):
+      // this check and the router see the same one, however the client spelled it.
+      const path = (req.url ?? '/').split('?', 1)[0]!;
+      if (path === API_PATH || path.startsWith(API_PATH + '/')) {
         const refusal = auth.error ?? this.brokerWideRefusal(path, auth.principal);
         if (refusal !== null) {
           this.refuse(res, refusal);

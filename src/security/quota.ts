@@ -43,10 +43,23 @@ export class PublishQuota {
     return true;
   }
 
+  /** Whether `key`'s bucket is empty now (a publish would be refused), without taking anything. */
+  exhausted(key: string): boolean {
+    return this.tokens(key) <= 0;
+  }
+
   /** Milliseconds until `key` may publish again (0: now); for the RATE_LIMITED detail. */
   retryAfterMs(key: string): number {
+    const tokens = this.tokens(key);
+    if (tokens > 0) return 0;
+    return Math.ceil(((1 - tokens) * 1000) / this.messagesPerSecond);
+  }
+
+  /** Tokens in `key`'s bucket now, refilled for the time since its last use (nothing is stored). */
+  private tokens(key: string): number {
     const bucket = this.buckets.get(key);
-    if (bucket === undefined || bucket.tokens > 0) return 0;
-    return Math.ceil(((1 - bucket.tokens) * 1000) / this.messagesPerSecond);
+    if (bucket === undefined) return this.burstMessages;
+    const elapsedMs = this.clock.monotonicMs() - bucket.lastMs;
+    return Math.min(this.burstMessages, bucket.tokens + (elapsedMs * this.messagesPerSecond) / 1000);
   }
 }

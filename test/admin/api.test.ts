@@ -341,7 +341,8 @@ test('admin api - the dashboard is served at / with its assets and a strict cont
     assert.equal((await text('/ui/views/overview.js')).status, 200);
     assert.equal((await text('/ui/style.css')).status, 200);
     assert.equal((await text('/favicon.ico')).status, 200);
-    assert.equal((await text('/ui/..%2Fadmin-server.ts')).status, 404);
+    // An encoded `/` is refused before any handler sees it (transport/http/request-path.ts).
+    assert.equal((await text('/ui/..%2Fadmin-server.ts')).status, 400);
     assert.equal((await text('/ui/missing.js')).status, 404);
     assert.equal((await text('/ui/%2e%2e/http.ts')).status, 404);
   });

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FRAME_TYPES, type Frame } from '../../src/protocol/frame.js';
 import { FrameDecoder } from '../../src/protocol/decoder.js';
+import { FerryError } from '../../src/protocol/errors.js';
 import { FRAME_HEADER_BYTES } from '../../src/protocol/limits.js';
 import { collector, prng, randomChunks, rawFrame } from './frames.js';
 
@@ -135,4 +136,37 @@ test('decoder - counts bytes and frames', () => {
   c.decoder.push(all);
   assert.equal(c.decoder.bytesIn, all.length);
   assert.equal(c.decoder.framesIn, 10);
+});
+
+test('decoder - a frame refused at its header is skipped as it arrives, handed on in order with refused set', () => {
+  const refusal = new FerryError('RATE_LIMITED', 'over quota');
+  const seen: Frame[] = [];
+  const decoder = new FrameDecoder({
+    onFrames: (frames) => seen.push(...frames.map((frame) => ({ ...frame, payload: Buffer.from(frame.payload) }))),
+    onError: assert.fail,
+    admit: (type, requestId) => (type === FRAME_TYPES.PUBLISH && requestId === 2 ? refusal : null),
+  });
+  const big = rawFrame(FRAME_TYPES.PUBLISH, 2, Buffer.alloc(100_000, 7));
+  const stream = Buffer.concat([rawFrame(FRAME_TYPES.PING, 1, Buffer.alloc(0)), big, rawFrame(FRAME_TYPES.PUBLISH, 3, Buffer.from('kept'))]);
+  // Arrives in small pieces: the refused payload never counts as buffered.
+  let bufferedMax = 0;
+  for (let at = 0; at < stream.length; at += 1000) {
+    decoder.push(stream.subarray(at, at + 1000));
+    bufferedMax = Math.max(bufferedMax, decoder.bufferedBytes);
+  }
+  assert.deepEqual(seen.map((frame) => [frame.requestId, frame.refused?.code ?? null, frame.payload.length]), [[1, null, 0], [2, 'RATE_LIMITED', 0], [3, null, 4]]);
+  assert.ok(bufferedMax <= FRAME_HEADER_BYTES, `buffered at most ${bufferedMax} bytes`);
+  assert.equal(decoder.midFrame, false);
+});
+
+test('decoder - a lowered frame limit applies from the next header; a raised one too', () => {
+  const c = collector({ frameBytesMax: 64 });
+  c.decoder.push(rawFrame(FRAME_TYPES.PUBLISH, 1, Buffer.alloc(40)));
+  c.decoder.frameBytesMax = 1024;
+  c.decoder.push(rawFrame(FRAME_TYPES.PUBLISH, 2, Buffer.alloc(500)));
+  assert.deepEqual(c.frames.map((frame) => frame.requestId), [1, 2]);
+  c.decoder.frameBytesMax = 64;
+  c.decoder.push(rawFrame(FRAME_TYPES.PUBLISH, 3, Buffer.alloc(500)));
+  assert.equal(c.errors[0]?.code, 'FRAME_TOO_LARGE');
+  assert.equal(c.decoder.bufferedBytes, 0);
 });

@@ -54,6 +54,8 @@ test('limits - credit granted without acks stops at subscriptionUnackedMax; acks
   const running = await startSecure({ users: await usersFile({ greedy: { password: 'greedy-password', allow: ['consume:jobs'] } }), tcp: { subscriptionUnackedMax: CAP } });
   try {
     await running.broker.createTopic('jobs');
+    // A new group's dead-letter topic must exist, or greedy would need admin on it.
+    await running.broker.createTopic('jobs.dlq');
     await running.broker.publish('jobs', Array.from({ length: 50 }, (_, i) => ({ value: Buffer.from(`job ${i}`) })));
     const peer = await RawPeer.connect(running.port);
     encodeHello(peer.writer, 1, { clientName: 'greedy', versions: [PROTOCOL_VERSION], user: 'greedy', password: 'greedy-password' });

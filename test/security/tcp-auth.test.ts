@@ -106,6 +106,8 @@ test('tcp auth - a changed users file applies to open connections within a secon
   let client: FerryClient | null = null;
   try {
     await running.broker.createTopic('jobs');
+    // A new group's dead-letter topic must exist, or bob would need admin on it.
+    await running.broker.createTopic('jobs.dlq');
     client = await connect({ port: running.port, user: 'bob', password: 'bob-password', reconnect: false });
     const subscription = await client.subscribe('jobs', { group: 'workers' });
     await client.publish('jobs', 'first');

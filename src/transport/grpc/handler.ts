@@ -6,10 +6,18 @@
  *
  * The broker is reached through a getter, so the handler can be mounted before recovery finishes
  * (calls then fail with UNAVAILABLE / BROKER_BUSY) and the process wires it once.
+ *
+ * An unauthenticated call is refused before its body is read: connect reads a whole request (and
+ * sets aside its declared length) before any interceptor runs, so the login is checked here first
+ * and a refused call gets a body that fails at once with the refusal — connect answers it in the
+ * call's own protocol (gRPC status, gRPC-Web trailer, Connect JSON) — while what the client still
+ * sends is discarded as it arrives.
  */
 import { setMaxListeners } from 'node:events';
-import { Code, ConnectError, type Interceptor } from '@connectrpc/connect';
-import { connectNodeAdapter, type ConnectNodeAdapterOptions } from '@connectrpc/connect-node';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Code, ConnectError, createConnectRouter, type Interceptor } from '@connectrpc/connect';
+import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from '@connectrpc/connect-node';
+import type { UniversalHandler, UniversalServerRequest } from '@connectrpc/connect/protocol';
 import type { Clock } from '../../platform/clock.js';
 import type { Logger } from '../../platform/logger.js';
 import type { BrokerApi } from '../../broker/types.js';
@@ -21,9 +29,6 @@ import type { HttpHandler } from '../http/listener.js';
 import { GRPC_MESSAGE_BYTES_MAX, RESPONSE_COMPRESS_BYTES_MIN } from './limits.js';
 import { messageService } from './message-service.js';
 import { topicService } from './topic-service.js';
-
-/** connect-node's handler type: node:http and node:http2 (compatibility API) requests alike. */
-type NodeHandler = NonNullable<ConnectNodeAdapterOptions['fallback']>;
 
 export interface GrpcHandlerOptions {
   /** The broker the API drives; may throw BROKER_BUSY while it recovers. */
@@ -51,12 +56,9 @@ export function createGrpcHandler(options: GrpcHandlerOptions): GrpcHandler {
   // Every call in progress listens on it (connect links each call's signal to it and unlinks when
   // the call ends): their number is bounded by connections and streams, not by Node's leak warning.
   setMaxListeners(0, shutdown.signal);
-  const handle: NodeHandler = connectNodeAdapter({
-    routes: (router) => {
-      router.service(TopicService, topicService(options.broker));
-      router.service(MessageService, messageService({ broker: options.broker, registry, clock: options.clock, logger: options.logger }));
-    },
+  const router = createConnectRouter({
     interceptors: [ferryErrors(options.logger), ...(options.authenticate === undefined ? [] : [authenticated(options.authenticate)])],
+    acceptCompression: [compressionGzip, compressionBrotli],
     readMaxBytes: GRPC_MESSAGE_BYTES_MAX,
     // Compressed requests are accepted (gzip, br); responses are never compressed (see the limit).
     compressMinBytes: RESPONSE_COMPRESS_BYTES_MIN,
@@ -65,16 +67,64 @@ export function createGrpcHandler(options: GrpcHandlerOptions): GrpcHandler {
     // unknown fields so a typo is an error, not a silently ignored setting.
     jsonOptions: { alwaysEmitImplicit: true, ignoreUnknownFields: false },
     shutdownSignal: shutdown.signal,
-    // connect finds its routes by exact path (one Map lookup) before anything else runs.
-    ...(options.fallback === undefined ? {} : { fallback: options.fallback as unknown as NodeHandler }),
   });
+  router.service(TopicService, topicService(options.broker));
+  router.service(MessageService, messageService({ broker: options.broker, registry, clock: options.clock, logger: options.logger }));
+  // Methods are found by exact path (one Map lookup); the listener has normalised it already.
+  const methods = new Map(router.handlers.map((method) => [method.requestPath, method]));
+  const fallback = options.fallback ?? notFound;
+  const handle: HttpHandler = (req, res) => {
+    const method = methods.get((req.url ?? '/').split('?', 1)[0]!);
+    if (method === undefined) return fallback(req, res);
+    return serveCall(method, req, res, refusalOf(options, method), options.logger);
+  };
   return {
-    handle: handle as HttpHandler,
+    handle,
     async close() {
       shutdown.abort(new ConnectError('the broker is shutting down', Code.Unavailable));
       await Promise.all(registry.values().map((consumer) => consumer.close()));
     },
   };
+}
+
+/** The refusal of an unauthenticated caller, as the call's error; null when the call may proceed. */
+function refusalOf(options: GrpcHandlerOptions, method: UniversalHandler): ConnectError | null {
+  if (options.authenticate === undefined) return null;
+  try {
+    options.authenticate();
+    return null;
+  } catch (error) {
+    return toConnectError(error, options.logger, `${method.service.typeName}/${method.method.name}`);
+  }
+}
+
+/** Runs one call through connect; a refused call never has its body read. */
+async function serveCall(method: UniversalHandler, req: IncomingMessage, res: ServerResponse, refusal: ConnectError | null, logger: Logger): Promise<void> {
+  let request: UniversalServerRequest = universalRequestFromNodeRequest(req, res, undefined, undefined);
+  if (refusal !== null) {
+    // connect sets aside a buffer of the declared length before reading: it gets no length to trust.
+    request.header.delete('content-length');
+    request = { ...request, body: failingBody(refusal) };
+    // Once answered, whatever the client still sends is read and dropped, never kept.
+    res.once('finish', () => req.resume());
+  }
+  try {
+    await universalResponseToNodeResponse(await method(request), res);
+  } catch (error) {
+    // A call the client gave up on (reset stream, closed socket) is not the server's failure.
+    if (ConnectError.from(error).code === Code.Aborted) return;
+    logger.error('grpc.call_failed', { method: `${method.service.typeName}/${method.method.name}`, error });
+  }
+}
+
+/** A request body whose first read fails with `error`: connect answers the call with it. */
+async function* failingBody(error: ConnectError): AsyncGenerator<Uint8Array> {
+  throw error;
+}
+
+function notFound(_req: IncomingMessage, res: ServerResponse): void {
+  res.writeHead(404);
+  res.end();
 }
 
 /**

@@ -15,6 +15,9 @@
  * Http2ServerResponse), which offer what the handlers use of IncomingMessage and ServerResponse
  * (method, url, headers, a readable body, writeHead/setHeader/write/end); gRPC's handler tells them
  * apart itself.
+ *
+ * Every request's path is decoded and normalised here, once, before any handler or check sees it
+ * (request-path.ts); a path that cannot be read one way only is answered 400.
  */
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import {
@@ -29,6 +32,7 @@ import {
 } from 'node:http2';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import type { Logger } from '../../platform/logger.js';
+import { normaliseRequestTarget } from './request-path.js';
 
 /** What an HTTP/2 client sends before anything else (RFC 9113, section 3.4). */
 export const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -97,8 +101,22 @@ export interface HttpListener {
 
 export function listenMultiplexed(handler: HttpHandler, options: MultiplexedListenOptions): Promise<HttpListener> {
   // The HTTP/2 compatibility objects stand in for IncomingMessage/ServerResponse (see above).
+  // Every handler sees the canonical path only (request-path.ts): checks and routing agree on it.
   const onRequest = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void => {
-    void handler(req as IncomingMessage, res as ServerResponse);
+    const target = normaliseRequestTarget(req.url);
+    if (!target.ok) {
+      refuse(res as ServerResponse, 400, target.reason);
+      return;
+    }
+    req.url = target.url;
+    Promise.resolve()
+      .then(() => handler(req as IncomingMessage, res as ServerResponse))
+      .catch((error: unknown) => {
+        // A handler's bug must cost one request, never the process (an unhandled rejection ends it).
+        options.logger.error('http.request_failed', { path: target.path, error });
+        if (res.headersSent) res.destroy();
+        else refuse(res as ServerResponse, 500, 'internal error', 'INTERNAL');
+      });
   };
   const admit = perAddressLimit(options.connectionsPerIpMax ?? HTTP_CONNECTIONS_PER_IP_MAX, options.logger, options.onRefused);
   const sockets = new Set<Socket>();
@@ -171,6 +189,13 @@ export function listenMultiplexed(handler: HttpHandler, options: MultiplexedList
       });
     });
   });
+}
+
+/** An answer of the port itself, in the admin API's error shape: `{error: {code, message}}`. */
+function refuse(res: ServerResponse, status: number, message: string, code = 'INVALID_ARGUMENT'): void {
+  const text = JSON.stringify({ error: { code, message } });
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  res.end(text);
 }
 
 /**

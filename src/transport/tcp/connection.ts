@@ -21,11 +21,11 @@ import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { BrokerApi, Delivery, PublishMessage, PublishResult } from '../../broker/types.js';
 import { FerryError, isFerryError, type ErrorCode } from '../../protocol/errors.js';
-import { FRAME_TYPES, frameTypeName, type Frame } from '../../protocol/frame.js';
+import { FRAME_TYPES, frameTypeName, type Frame, type FrameType } from '../../protocol/frame.js';
 import { FrameDecoder, type FrameHandler } from '../../protocol/decoder.js';
 import { FrameWriter } from '../../protocol/writer.js';
 import { PayloadReader } from '../../protocol/reader.js';
-import { FRAME_BYTES_MAX_MIN, FRAME_HEADER_BYTES, SUPPORTED_VERSIONS } from '../../protocol/limits.js';
+import { FRAME_BYTES_MAX_MIN, FRAME_HEADER_BYTES, PRE_LOGIN_FRAME_BYTES_MAX, SUPPORTED_VERSIONS } from '../../protocol/limits.js';
 import { decodeHello, encodeError, encodeGoodbye, encodeHelloOk } from '../../protocol/codec-session.js';
 import {
   decodeCreateTopic,
@@ -173,7 +173,8 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
     this.remotePort = socket.remotePort ?? 0;
     this.tls = socket instanceof TLSSocket;
     this.broker = broker;
-    this.decoder = new FrameDecoder(this, { frameBytesMax: options.maxFrameBytes, versions: SUPPORTED_VERSIONS });
+    // Until HELLO_OK a client gets the small pre-login limit: nobody has vouched for it yet.
+    this.decoder = new FrameDecoder(this, { frameBytesMax: Math.min(PRE_LOGIN_FRAME_BYTES_MAX, options.maxFrameBytes), versions: SUPPORTED_VERSIONS });
     socket.setNoDelay(true);
     socket.on('data', this.onData);
     socket.on('drain', this.onDrain);
@@ -268,6 +269,11 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
         return;
       }
       const frame = frames[i]!;
+      if (frame.refused !== undefined) {
+        this.requestFailed(frame.requestId, frame.refused);
+        i++;
+        continue;
+      }
       if (frame.type === FRAME_TYPES.PUBLISH && this.state === 'open') {
         i = this.handlePublishRun(frames, i);
         continue;
@@ -342,7 +348,23 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
   };
 
   onError(error: FerryError): void {
+    if (error.code === 'FRAME_TOO_LARGE' && this.state !== 'open' && this.state !== 'draining') {
+      const frameBytes = error.detail?.['frameBytes'];
+      const limit = this.decoder.frameBytesMax;
+      error = new FerryError('FRAME_TOO_LARGE', `a frame of ${String(frameBytes)} bytes before login exceeds the pre-login limit of ${limit} bytes; send HELLO and wait for HELLO_OK first`, {
+        detail: { frameBytes, frameBytesMax: limit, beforeLogin: true },
+      });
+    }
     this.fail(error, 0);
+  }
+
+  /**
+   * A PUBLISH from a user whose publish quota is used up is refused at its header: its payload is
+   * dropped as it arrives instead of being assembled only to be refused (decoder.ts, admit).
+   */
+  admit(type: FrameType): FerryError | null {
+    if (type !== FRAME_TYPES.PUBLISH || this.state !== 'open') return null;
+    return this.options.security?.guard.publishRefusal({ principal: this.principal, address: this.remoteAddress }) ?? null;
   }
 
   private handleFrame(frame: Frame): void {
@@ -476,6 +498,7 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
     this.writer.version = version;
     const clientFrameBytesMax = hello.frameBytesMax ?? this.options.maxFrameBytes;
     this.writer.frameBytesMax = Math.max(FRAME_BYTES_MAX_MIN, Math.min(clientFrameBytesMax, this.options.maxFrameBytes));
+    this.decoder.frameBytesMax = this.options.maxFrameBytes;
     this.state = 'open';
     encodeHelloOk(this.writer, id, {
       version,
@@ -498,7 +521,7 @@ export class Connection implements FrameHandler, SinkOwner, RequestContext {
     let messages: PublishMessage[] = [];
     let shared = false;
     let i = start;
-    for (; i < frames.length && frames[i]!.type === FRAME_TYPES.PUBLISH; i++) {
+    for (; i < frames.length && frames[i]!.type === FRAME_TYPES.PUBLISH && frames[i]!.refused === undefined; i++) {
       const frame = frames[i]!;
       let request;
       try {

@@ -1,0 +1,98 @@
+/**
+ * Recovery of the data directory entry by entry: one topic or group directory that does not open
+ * must not stop the broker.
+ *
+ * - An entry left by a creation that crashed before its metadata file (topic.json, state.json) was
+ *   renamed into place never held anything: it is removed (`broker.topic.incomplete_removed`,
+ *   `broker.group.incomplete_removed`).
+ * - An entry that fails to open — a name no topic or group may have, a corrupt topic.json or
+ *   state.json, damage its logs cannot recover from — is moved to
+ *   `<dir>/quarantine/<timestamp>-<name>` (durably: both directories synced), logged
+ *   `broker.topic.quarantined` / `broker.group.quarantined` with the error and where it went, and
+ *   the broker serves everything else. Nothing in it is deleted: an operator can inspect it, and
+ *   move a repaired topic back while the broker is stopped.
+ * - Errors of the machine rather than of the entry (out of file descriptors, memory or space, an
+ *   I/O error, a read-only disk) still fail the open, as before: quarantining would move healthy
+ *   data aside, and every entry would fail alike.
+ */
+import { dirname, join } from 'node:path';
+import type { Clock } from '../platform/clock.js';
+import type { FileSystem } from '../platform/fs.js';
+import type { Logger } from '../platform/logger.js';
+import { mkdirDurable, removeTree } from '../platform/atomic-write.js';
+
+/** Where bad entries go, under the data directory. */
+export const QUARANTINE_DIR = 'quarantine';
+/**
+ * An entry's name is cut to this many bytes in quarantine/: with the timestamp and a counter in
+ * front it stays within the 255 bytes a file name may have, whatever name the bad entry had.
+ */
+const QUARANTINE_NAME_BYTES_MAX = 200;
+/** Error codes that say the machine is in trouble, not the entry (see above). */
+const MACHINE_ERROR_CODES: ReadonlySet<string> = new Set(['EMFILE', 'ENFILE', 'ENOMEM', 'ENOSPC', 'EDQUOT', 'EIO', 'EROFS']);
+/** How deep to look through `cause` for a machine error wrapped by the storage layer. */
+const CAUSE_DEPTH_MAX = 4;
+
+export interface BadEntry {
+  kind: 'topic' | 'group';
+  /** The directory to move aside. */
+  path: string;
+  topic: string;
+  /** For a group: its name (the directory's). */
+  group?: string;
+}
+
+/** Moves a bad entry into quarantine and logs it; rethrows `error` when it is the machine's (above). */
+export type Quarantine = (entry: BadEntry, error: unknown) => Promise<void>;
+
+export function quarantiner(fs: FileSystem, dataDir: string, clock: Clock, logger: Logger): Quarantine {
+  return async (entry, error) => {
+    if (isMachineError(error)) throw error;
+    const dir = join(dataDir, QUARANTINE_DIR);
+    await mkdirDurable(fs, dir);
+    const name = cutName(entry.group === undefined ? entry.topic : `${entry.topic}.groups.${entry.group}`);
+    const stampMs = clock.nowMs();
+    let target = join(dir, `${stampMs}-${name}`);
+    for (let n = 1; (await fs.stat(target)) !== null; n++) target = join(dir, `${stampMs}-${n}-${name}`);
+    await fs.rename(entry.path, target);
+    await fs.syncDir(dirname(entry.path));
+    await fs.syncDir(dir);
+    logger.error(`broker.${entry.kind}.quarantined`, {
+      topic: entry.topic,
+      ...(entry.group === undefined ? {} : { group: entry.group }),
+      from: entry.path,
+      to: target,
+      error,
+    });
+  };
+}
+
+/**
+ * Removes `dir` (durably) when its metadata file is missing (a creation that crashed before
+ * renaming it into place); true when it did.
+ */
+export async function removedIfIncomplete(fs: FileSystem, dir: string, metadataFile: string, logger: Logger, event: string, fields: Record<string, unknown>): Promise<boolean> {
+  if ((await fs.stat(join(dir, metadataFile))) !== null) return false;
+  logger.warn(event, { ...fields, dir });
+  await removeTree(fs, dir);
+  // Durably: after a power loss the entry must not come back to be removed again.
+  await fs.syncDir(dirname(dir));
+  return true;
+}
+
+function isMachineError(error: unknown): boolean {
+  let current: unknown = error;
+  for (let depth = 0; depth < CAUSE_DEPTH_MAX && current instanceof Error; depth++) {
+    const code = (current as NodeJS.ErrnoException).code;
+    if (typeof code === 'string' && MACHINE_ERROR_CODES.has(code)) return true;
+    current = current.cause;
+  }
+  return false;
+}
+
+function cutName(name: string): string {
+  const bytes = Buffer.from(name);
+  if (bytes.length <= QUARANTINE_NAME_BYTES_MAX) return name;
+  // A cut inside a multi-byte character leaves a replacement character: still a valid name.
+  return bytes.subarray(0, QUARANTINE_NAME_BYTES_MAX).toString('utf8');
+}

@@ -1,0 +1,65 @@
+/**
+ * The request path, decoded and normalised once, before anything looks at it: the login and
+ * permission checks (src/security/http-auth.ts), the gRPC dispatch and the admin router all see the
+ * same canonical path, so no spelling of a route (`/%61pi/info`, `//api/info`, `/x/../api/info`)
+ * can pass a check written for another one.
+ *
+ * Each segment is percent-decoded (strictly: `%` takes two hex digits, the bytes must be UTF-8);
+ * empty and `.` segments are dropped, `..` removes the segment before it. What cannot be read one
+ * way only is refused: a decoded `/`, `\` or control character (NUL included) in a segment, a `..`
+ * above the root, a path that does not start with `/`. The canonical form re-encodes each segment
+ * with encodeURIComponent, so decoding a segment of it once gives exactly the decoded segment
+ * (`%2561` stays the segment `%61`: nothing is decoded twice). The query string is kept as sent.
+ * Raw bytes outside printable ASCII must come percent-encoded (RFC 3986), or the path is refused.
+ */
+
+export type RequestTarget = { ok: true; url: string; path: string } | { ok: false; reason: string };
+
+/** `scheme://authority` of an absolute-form request target (RFC 9112, 3.2.2), as proxies send it. */
+const ABSOLUTE_FORM = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i;
+/** A percent-escape: `%` and two hex digits. */
+const ESCAPE = /%([0-9a-fA-F]{2})/g;
+/** Characters no decoded segment may hold: they would be read as a separator, or cut a string short. */
+const AMBIGUOUS = /[/\\\u0000-\u001f\u007f]/;
+/** What a request target may hold unencoded (RFC 3986): anything else must come percent-encoded. */
+const PRINTABLE_ASCII = /^[\u0021-\u007e]*$/;
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** The canonical form of a request's target, or why it has none (to be answered 400). */
+export function normaliseRequestTarget(raw: string | undefined): RequestTarget {
+  let target = raw ?? '/';
+  const absolute = ABSOLUTE_FORM.exec(target);
+  if (absolute !== null) target = target.slice(absolute[0].length) || '/';
+  const queryAt = target.indexOf('?');
+  const rawPath = queryAt < 0 ? target : target.slice(0, queryAt);
+  const query = queryAt < 0 ? '' : target.slice(queryAt);
+  if (!rawPath.startsWith('/')) return { ok: false, reason: 'the request path must start with /' };
+  if (rawPath.includes('#')) return { ok: false, reason: 'the request path may not contain #' };
+  const segments: string[] = [];
+  for (const rawSegment of rawPath.split('/')) {
+    const segment = decodeSegment(rawSegment);
+    if (segment === null) return { ok: false, reason: `the path segment "${rawSegment.slice(0, 64)}" is not valid percent-encoded UTF-8` };
+    if (AMBIGUOUS.test(segment)) return { ok: false, reason: `the path segment "${rawSegment.slice(0, 64)}" holds an encoded /, a \\ or a control character` };
+    if (segment === '' || segment === '.') continue;
+    if (segment === '..') {
+      if (segments.pop() === undefined) return { ok: false, reason: 'the request path climbs above the root' };
+      continue;
+    }
+    segments.push(segment);
+  }
+  const path = '/' + segments.map(encodeURIComponent).join('/');
+  return { ok: true, url: path + query, path };
+}
+
+/** The segment with its escapes decoded, or null when they are malformed, not UTF-8, or the segment holds raw bytes outside printable ASCII. */
+function decodeSegment(raw: string): string | null {
+  if (!PRINTABLE_ASCII.test(raw)) return null;
+  if (!raw.includes('%')) return raw;
+  if (raw.replace(ESCAPE, '').includes('%')) return null;
+  const bytes = Buffer.from(raw.replace(ESCAPE, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))), 'latin1');
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    return null;
+  }
+}
