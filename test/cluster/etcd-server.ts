@@ -91,6 +91,10 @@ export class EtcdMember {
       ...this.clusterArgs,
     ];
     const child = spawn('etcd', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    if (child.pid === undefined) {
+      child.once('error', () => {}); // reported here, synchronously
+      throw new Error('could not start etcd: it is not on the PATH (Debian: apt-get install etcd-server)');
+    }
     this.child = child;
     this.paused = false;
     this.output = '';
@@ -100,10 +104,6 @@ export class EtcdMember {
     });
     this.exited = new Promise((resolve) => {
       child.once('exit', () => resolve());
-      child.once('error', (error) => {
-        this.output += `\nspawn failed: ${error.message} (is etcd installed? apt-get install etcd-server)`;
-        resolve();
-      });
     });
     live.add(this);
   }
