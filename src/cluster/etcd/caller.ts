@@ -87,8 +87,11 @@ export class Caller {
           const verdict = this.classify(error, endpoint, options);
           if (verdict.passing) this.rotate(endpoint, verdict.failure);
           if (!verdict.tryNext) throw verdict.failure instanceof EtcdError ? this.settle(verdict.failure) : verdict.failure;
-          lastFailure = verdict.failure;
-          if (lastFailure instanceof AttemptFailure && lastFailure.sent) sentSomewhere = true;
+          const failure = verdict.failure;
+          if (failure instanceof AttemptFailure && failure.sent) sentSomewhere = true;
+          // An attempt the deadline cut short before it connected says less than the failure before it.
+          const cutShort = failure instanceof AttemptFailure && failure.timedOut && !failure.sent;
+          if (!cutShort || lastFailure === undefined) lastFailure = failure;
         }
       }
       await this.pause(Math.min(RETRY_PAUSE_MS, deadline - this.clock.monotonicMs()));

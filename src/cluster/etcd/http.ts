@@ -82,7 +82,7 @@ export function postJson(endpoint: Endpoint, path: string, body: unknown, option
       headers: { 'content-type': 'application/json', 'content-length': payload.length, ...options.headers },
     });
     const timer = options.clock.schedule(options.timeoutMs, () => {
-      finish(new AttemptFailure(`no answer from ${endpoint.url} within ${options.timeoutMs} ms`, connected, true));
+      finish(new AttemptFailure(`no answer from ${endpoint.url} within ${Math.round(options.timeoutMs)} ms`, connected, true));
       req.destroy();
     });
     trackConnection(req, () => {
