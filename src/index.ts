@@ -3,5 +3,5 @@ export { Broker, DEFAULT_TOPIC_CONFIG } from './broker/broker.js';
 export type { BrokerOptions, ConsumeOptions, ListenOptions, Listener, PublishOptions } from './broker/broker.js';
 export type { ConsumedMessage, MessageStream } from './broker/message-stream.js';
 export type * from './broker/types.js';
-export { FerryError, ERROR_CODES, isFerryError } from './protocol/errors.js';
-export type { ErrorCode } from './protocol/errors.js';
+export { FerryError, ERROR_CODES, isFerryError } from './errors.js';
+export type { ErrorCode } from './errors.js';

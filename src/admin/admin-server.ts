@@ -9,7 +9,7 @@
 import type { SecureServerOptions } from 'node:http2';
 import type { Clock } from '../platform/clock.js';
 import type { Logger } from '../platform/logger.js';
-import { FerryError } from '../protocol/errors.js';
+import { FerryError } from '../errors.js';
 import type { BrokerApi } from '../broker/types.js';
 import { registerApi, type AdminInfo } from './api.js';
 import type { ConnectionSource } from './hooks.js';

@@ -5,7 +5,7 @@
  * endpoints.
  */
 import type { Clock } from '../platform/clock.js';
-import { FerryError } from '../protocol/errors.js';
+import { FerryError } from '../errors.js';
 import type { BrokerApi, Header, PublishMessage, RedriveOptions, StartPosition, TopicConfig } from '../broker/types.js';
 import { browse, BROWSE_LIMIT_DEFAULT } from './browse.js';
 import type { ConnectionSource, ConnectionView } from './hooks.js';

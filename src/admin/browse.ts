@@ -6,7 +6,7 @@
  * page, records scanned for a key search, bytes shown per value and per page, and time.
  */
 import type { Clock, TimerHandle } from '../platform/clock.js';
-import { FerryError } from '../protocol/errors.js';
+import { FerryError } from '../errors.js';
 import type { BrokerApi, Delivery, Header, StartPosition, Subscription } from '../broker/types.js';
 
 export const BROWSE_LIMIT_DEFAULT = 50;

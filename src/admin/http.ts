@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SecureServerOptions } from 'node:http2';
 import type { Logger } from '../platform/logger.js';
 import { listenMultiplexed, type HttpHandler } from '../transport/http/listener.js';
-import { FerryError, isFerryError, type ErrorCode } from '../protocol/errors.js';
+import { FerryError, isFerryError, type ErrorCode } from '../errors.js';
 
 /**
  * Largest request body: a test message of the storage's largest record (8 MiB) encoded in base64

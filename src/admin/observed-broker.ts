@@ -5,7 +5,7 @@
  * and broker enforce anyway. Embedded users of `Broker` pay none of this.
  */
 import type { Clock } from '../platform/clock.js';
-import { FerryError, isFerryError } from '../protocol/errors.js';
+import { FerryError, isFerryError } from '../errors.js';
 import { HEADERS_BYTES_MAX, HEADERS_COUNT_MAX, KEY_BYTES_MAX, RECORD_BYTES_MAX } from '../storage/limits.js';
 import { PUBLISH_MESSAGES_MAX } from '../broker/limits.js';
 import type {

@@ -12,7 +12,7 @@ import { totalmem } from 'node:os';
 import type { Clock, TimerHandle } from '../platform/clock.js';
 import type { FileSystem } from '../platform/fs.js';
 import type { Logger } from '../platform/logger.js';
-import { FerryError } from '../protocol/errors.js';
+import { FerryError } from '../errors.js';
 
 export const DEFAULT_MEMORY_HIGH_WATERMARK_FRACTION = 0.4;
 /** Free disk below which publishes are refused: room for recovery, checkpoints and group journals. */

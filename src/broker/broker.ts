@@ -12,7 +12,7 @@ import { NodeFileSystem, type FileSystem } from '../platform/fs.js';
 import { silentLogger, type Logger } from '../platform/logger.js';
 import { mkdirDurable, removeTree } from '../platform/atomic-write.js';
 import type { DirLock } from '../platform/dir-lock.js';
-import { FerryError } from '../protocol/errors.js';
+import { FerryError } from '../errors.js';
 import { DEFAULT_SEGMENT_BYTES, DEFAULT_SYNC_INTERVAL_MS, DEFAULT_TAIL_CACHE_BYTES, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN } from '../storage/limits.js';
 import { DURABILITY_MODES, type LogFactory, type LogRecord, type RecoveryReport, type StorageObserver } from '../storage/types.js';
 import { Log } from '../storage/log.js';

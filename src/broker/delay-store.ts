@@ -28,7 +28,7 @@ import type { Clock, TimerHandle } from '../platform/clock.js';
 import type { FileSystem } from '../platform/fs.js';
 import type { Logger } from '../platform/logger.js';
 import { mkdirDurable, writeFileAtomic } from '../platform/atomic-write.js';
-import { FerryError } from '../protocol/errors.js';
+import { FerryError } from '../errors.js';
 import type { AppendResult, Durability, Header, LogOptions, LogRecord, PartitionLog, RecordInput, StorageObserver } from '../storage/types.js';
 import type { WriteBufferPool } from '../storage/write-buffers.js';
 import {

@@ -15,7 +15,7 @@ import type { Clock, TimerHandle } from '../platform/clock.js';
 import type { FileSystem } from '../platform/fs.js';
 import type { Logger } from '../platform/logger.js';
 import { mkdirDurable, removeTree, writeFileAtomic } from '../platform/atomic-write.js';
-import { FerryError } from '../protocol/errors.js';
+import { FerryError } from '../errors.js';
 import type { Durability, LogOptions, PartitionLog, StorageObserver } from '../storage/types.js';
 import type { WriteBufferPool } from '../storage/write-buffers.js';
 import { AckSet } from './ack-set.js';

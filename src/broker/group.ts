@@ -9,7 +9,7 @@
  */
 import type { Clock, TimerHandle } from '../platform/clock.js';
 import type { Logger } from '../platform/logger.js';
-import { FerryError } from '../protocol/errors.js';
+import { FerryError } from '../errors.js';
 import type { PartitionLog } from '../storage/types.js';
 import type { LogRecord } from '../storage/types.js';
 import { backoffDelayMs } from './backoff.js';

@@ -1,5 +1,5 @@
 /** Validation of topic and group names (they become directory names). */
-import { FerryError } from '../protocol/errors.js';
+import { FerryError } from '../errors.js';
 import { NAME_BYTES_MAX, NAME_PATTERN } from './limits.js';
 
 export function checkName(kind: 'topic' | 'group' | 'dead-letter topic', name: unknown): string {

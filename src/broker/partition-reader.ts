@@ -4,7 +4,7 @@
  * records. Only records below the log's visible end are read, so an `always` topic never hands
  * out a record before it is synced.
  */
-import { FerryError, isFerryError } from '../protocol/errors.js';
+import { FerryError, isFerryError } from '../errors.js';
 import type { Logger } from '../platform/logger.js';
 import type { PartitionLog } from '../storage/types.js';
 import type { LogRecord } from '../storage/types.js';

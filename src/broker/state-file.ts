@@ -5,7 +5,7 @@
  */
 import type { FileSystem } from '../platform/fs.js';
 import { writeFileAtomic } from '../platform/atomic-write.js';
-import { FerryError } from '../protocol/errors.js';
+import { FerryError } from '../errors.js';
 
 /** Replaces the file; a failure is a FerryError: DISK_FULL when the disk is full, else STORAGE_FAILED. */
 export async function writeStateFile(fs: FileSystem, path: string, value: unknown): Promise<void> {

@@ -11,7 +11,7 @@ import type { Clock } from '../platform/clock.js';
 import type { FileSystem } from '../platform/fs.js';
 import type { Logger } from '../platform/logger.js';
 import { mkdirDurable, removeTree, writeFileAtomic } from '../platform/atomic-write.js';
-import { FerryError } from '../protocol/errors.js';
+import { FerryError } from '../errors.js';
 import type { Header, LogFactory, PartitionLog, RecordInput, RecoveryReport, StorageObserver } from '../storage/types.js';
 import type { TailCacheBudget } from '../storage/tail-cache.js';
 import type { WriteBufferPool } from '../storage/write-buffers.js';

@@ -3,7 +3,7 @@
  * refusal, a login refused, a TLS failure — and the exit code a script can test: one line, no stack
  * trace, the error code, and a hint at the flag that fixes it. A bug (anything else) keeps its stack.
  */
-import { FerryError } from '../protocol/errors.js';
+import { FerryError } from '../errors.js';
 import { UsageError } from './args.js';
 
 export const EXIT_CODES = {

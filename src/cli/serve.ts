@@ -14,7 +14,7 @@ import { NodeFileSystem } from '../platform/fs.js';
 import { createLogger, type Logger } from '../platform/logger.js';
 import { Broker, lockDataDir } from '../broker/broker.js';
 import type { DirLock } from '../platform/dir-lock.js';
-import { isFerryError } from '../protocol/errors.js';
+import { isFerryError } from '../errors.js';
 import { EXIT_CODES } from './failure.js';
 import { TcpServer } from '../transport/tcp/server.js';
 import { AdminServer } from '../admin/admin-server.js';

@@ -14,7 +14,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { FerryError, isFerryError } from '../protocol/errors.js';
+import { FerryError, isFerryError } from '../errors.js';
 import { FRAME_TYPES } from '../protocol/frame.js';
 import { decodeTopicInfo, decodeTopicList, encodeCreateTopic, encodeTopicName } from '../protocol/codec-topics.js';
 import { decodeSubscribed, encodeSubscribe, encodeUnsubscribe } from '../protocol/codec-subscribe.js';

@@ -6,7 +6,7 @@
  */
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import { FerryError } from '../protocol/errors.js';
+import { FerryError } from '../errors.js';
 import { FRAME_TYPES, frameTypeName, type Frame } from '../protocol/frame.js';
 import { FrameDecoder } from '../protocol/decoder.js';
 import { FrameWriter } from '../protocol/writer.js';

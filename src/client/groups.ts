@@ -2,7 +2,7 @@
  * Queue-group administration and dead letters over one connection: list, describe and reset
  * groups, and redrive a dead-letter topic. The client (client.ts) exposes these as methods.
  */
-import { FerryError } from '../protocol/errors.js';
+import { FerryError } from '../errors.js';
 import { FRAME_TYPES } from '../protocol/frame.js';
 import {
   decodeGroupInfo,

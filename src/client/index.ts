@@ -8,4 +8,4 @@ export { REDRIVE_CHUNK_MESSAGES, type GroupInfo, type RedriveOptions, type Redri
 export type { BatchMessage, PublishOptions, PublishResult } from './publish.js';
 export { Subscription, type SubscribeOptions, type StartFrom } from './subscription.js';
 export { Message, REJECT_REASON_DEFAULT, type NackOptions } from './message.js';
-export { FerryError, isFerryError, ERROR_CODES, type ErrorCode } from '../protocol/errors.js';
+export { FerryError, isFerryError, ERROR_CODES, type ErrorCode } from '../errors.js';

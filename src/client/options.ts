@@ -2,7 +2,7 @@
  * Client options: the address (host/port or a ferry:// URL), credentials and TLS, timeouts and the
  * reconnect policy, with their defaults and validation.
  */
-import { FerryError } from '../protocol/errors.js';
+import { FerryError } from '../errors.js';
 import { FRAME_BYTES_MAX_DEFAULT, HEARTBEAT_MISSES_MAX_DEFAULT } from '../protocol/limits.js';
 
 export const DEFAULT_HOST = '127.0.0.1';

@@ -3,7 +3,7 @@
  * the publishes of one event-loop turn into one frame per topic, and hands every caller its own
  * result when the PUBLISH_OK arrives.
  */
-import { FerryError } from '../protocol/errors.js';
+import { FerryError } from '../errors.js';
 import { FRAME_TYPES, FRAME_HEADER_BYTES, type Frame } from '../protocol/frame.js';
 import { beginPublish, decodePublishOk, writePublishMessage } from '../protocol/codec-publish.js';
 import type { PayloadReader } from '../protocol/reader.js';

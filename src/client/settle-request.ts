@@ -3,7 +3,7 @@
  * outcome per entry. Entries appended to the same open frame share the request; each caller gets
  * the outcome at its own position.
  */
-import { FerryError } from '../protocol/errors.js';
+import { FerryError } from '../errors.js';
 import { FRAME_TYPES, frameTypeName, type Frame } from '../protocol/frame.js';
 import { decodeSettled } from '../protocol/codec-settle.js';
 import type { PayloadReader } from '../protocol/reader.js';

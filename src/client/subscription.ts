@@ -17,7 +17,7 @@
  * buffered from the lost connection are dropped: the broker redelivers them); a stream resumes
  * after the last offset received per partition (duplicates the server re-sends are skipped).
  */
-import { FerryError } from '../protocol/errors.js';
+import { FerryError } from '../errors.js';
 import { FRAME_TYPES } from '../protocol/frame.js';
 import { appendAck, appendCredit, appendNack } from '../protocol/codec-subscribe.js';
 import { appendReject, appendTouch } from '../protocol/codec-settle.js';

@@ -11,7 +11,7 @@ import { hostname } from 'node:os';
 import { createServer, connect, type Server } from 'node:net';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
-import { FerryError } from '../protocol/errors.js';
+import { FerryError } from '../errors.js';
 
 /** How long a contender waits for the holder to say who it is (a stopped holder never answers). */
 const HOLDER_ANSWER_TIMEOUT_MS = 500;

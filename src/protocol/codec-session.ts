@@ -2,7 +2,7 @@
  * Session frames: HELLO, HELLO_OK, ERROR, GOODBYE (PING, PONG and OK have empty payloads and are
  * written with FrameWriter.emptyFrame). Layouts are in docs/PROTOCOL.md.
  */
-import { ERROR_CODES, errorCodeFromWire, FerryError } from './errors.js';
+import { ERROR_CODES, errorCodeFromWire, FerryError } from '../errors.js';
 import { FRAME_TYPES } from './frame.js';
 import type { ErrorReply, Goodbye, HelloOk, HelloRequest } from './messages.js';
 import { malformed, type PayloadReader } from './reader.js';

@@ -9,7 +9,7 @@
  * frame has been applied (for REJECT: the dead letter is stored and the original settled, both
  * durably), with one outcome per entry in entry order.
  */
-import { ERROR_CODES, errorCodeFromWire } from './errors.js';
+import { ERROR_CODES, errorCodeFromWire } from '../errors.js';
 import { FRAME_TYPES } from './frame.js';
 import { SETTLE_ENTRIES_MAX } from './limits.js';
 import type { RejectBatch, SettleOutcome, TouchBatch } from './messages.js';

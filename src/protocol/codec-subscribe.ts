@@ -3,7 +3,7 @@
  * CREDIT are appendable (FrameWriter.canAppend): everything one peer produces for a subscription in
  * one event-loop turn shares one frame. Layouts are in docs/PROTOCOL.md.
  */
-import { FerryError } from './errors.js';
+import { FerryError } from '../errors.js';
 import { FRAME_HEADER_BYTES, FRAME_TYPES } from './frame.js';
 import { SETTLE_ENTRIES_MAX } from './limits.js';
 import {

@@ -18,7 +18,7 @@
  * once through `onError` with a typed FerryError; the decoder then ignores further input, because
  * the stream can no longer be framed.
  */
-import { FerryError } from './errors.js';
+import { FerryError } from '../errors.js';
 import { FRAME_MAGIC, HEADER_OFFSETS, isFrameType, type Frame, type FrameType } from './frame.js';
 import { FRAME_BYTES_MAX_DEFAULT, FRAME_HEADER_BYTES, SUPPORTED_VERSIONS } from './limits.js';
 

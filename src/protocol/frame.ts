@@ -12,7 +12,7 @@
  *        6    4 requestId      u32; chosen by the requester, echoed by the reply; 0 = no reply
  *       10    4 payloadLength  u32 bytes that follow the header
  */
-import type { FerryError } from './errors.js';
+import type { FerryError } from '../errors.js';
 import { FRAME_HEADER_BYTES } from './limits.js';
 
 export const FRAME_MAGIC = 0xfe77;

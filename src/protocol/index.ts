@@ -1,7 +1,7 @@
 /** The wire protocol, shared by the server (src/transport/tcp) and the client (src/client). */
 export * from './limits.js';
 export * from './frame.js';
-export * from './errors.js';
+export * from '../errors.js';
 export * from './messages.js';
 export { FrameWriter } from './writer.js';
 export { PayloadReader, malformed, type TagVisitor } from './reader.js';

@@ -3,7 +3,7 @@
  * (src/broker/types.ts) structurally, but are defined here because the protocol is shared with the
  * client, which must not depend on broker code.
  */
-import type { ErrorCode } from './errors.js';
+import type { ErrorCode } from '../errors.js';
 
 export type WireHeader = readonly [name: string, value: string];
 

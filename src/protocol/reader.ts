@@ -3,7 +3,7 @@
  * the payload; every read is bounds-checked and a short or inconsistent payload is a typed
  * MALFORMED_FRAME error, never an exception from Buffer. One reader is reused for every frame.
  */
-import { FerryError } from './errors.js';
+import { FerryError } from '../errors.js';
 import { SHORT_STRING_BYTES_MAX, TAGGED_FIELDS_MAX, U64_SAFE_MAX } from './limits.js';
 
 const U32_LIMIT = 0x1_0000_0000;

@@ -8,7 +8,7 @@
  * closes them.
  */
 import assert from 'node:assert/strict';
-import { FerryError } from './errors.js';
+import { FerryError } from '../errors.js';
 import { FRAME_HEADER_BYTES, writeFrameHeader } from './frame.js';
 import {
   APPEND_FRAME_BYTES_TARGET,

@@ -14,7 +14,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { watchFile, unwatchFile } from 'node:fs';
 import type { Clock } from '../platform/clock.js';
 import type { Logger } from '../platform/logger.js';
-import { FerryError } from '../protocol/errors.js';
+import { FerryError } from '../errors.js';
 import { hashToken, verifyPassword } from './password.js';
 import { isAllowed, isVisible, type Action, type Resource } from './policy.js';
 import { grantsOf, readUsersFile, type UsersFile } from './users-file.js';

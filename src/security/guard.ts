@@ -21,7 +21,7 @@
  */
 import type { Logger } from '../platform/logger.js';
 import { silentLogger } from '../platform/logger.js';
-import { FerryError, type ErrorCode } from '../protocol/errors.js';
+import { FerryError, type ErrorCode } from '../errors.js';
 import type {
   BrokerApi,
   DeliverySink,

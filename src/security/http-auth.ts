@@ -15,7 +15,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { BrokerApi } from '../broker/types.js';
 import type { Logger } from '../platform/logger.js';
-import { FerryError, isFerryError, type ErrorCode } from '../protocol/errors.js';
+import { FerryError, isFerryError, type ErrorCode } from '../errors.js';
 import type { Authenticator, Credentials, Principal } from './authenticator.js';
 import type { AccessGuard } from './guard.js';
 import type { Rejections } from './rejections.js';

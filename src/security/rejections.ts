@@ -3,7 +3,7 @@
  * `ferry_rejections_total{code,transport}` metric: TCP counts each ERROR frame and refused
  * connection, the HTTP port (admin API and gRPC) its authentication and authorization refusals.
  */
-import type { ErrorCode } from '../protocol/errors.js';
+import type { ErrorCode } from '../errors.js';
 
 export type Transport = 'tcp' | 'http';
 

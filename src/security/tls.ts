@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { createSecureContext, type TLSSocket } from 'node:tls';
-import { FerryError } from '../protocol/errors.js';
+import { FerryError } from '../errors.js';
 
 /** First byte of a TLS connection: a handshake record (RFC 8446, 5.1). Ferry frames start with 0xFE. */
 export const TLS_HANDSHAKE_RECORD = 0x16;

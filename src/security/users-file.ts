@@ -12,7 +12,7 @@
  */
 import { readFileSync, renameSync, writeFileSync, openSync, fsyncSync, closeSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { FerryError } from '../protocol/errors.js';
+import { FerryError } from '../errors.js';
 import { ACTIONS, type Grants, type Rule } from './policy.js';
 import type { PasswordHash } from './password.js';
 

@@ -3,7 +3,7 @@
  * encoded size so the writer can allocate each batch buffer exactly once. A violation is a typed
  * FerryError naming the record and the limit; the log is not touched.
  */
-import { FerryError, type ErrorCode } from '../protocol/errors.js';
+import { FerryError, type ErrorCode } from '../errors.js';
 import {
   APPEND_RECORDS_MAX,
   BATCH_BYTES_MAX,

@@ -4,7 +4,7 @@
  * offsets assigned here so that the writer loop is the only place offsets come from.
  */
 import assert from 'node:assert/strict';
-import type { FerryError } from '../protocol/errors.js';
+import type { FerryError } from '../errors.js';
 import { BATCH_HEADER_BYTES, encodeRecord, writeBatchHeader, type BatchHeader } from './record-batch.js';
 import type { AppendResult, RecordInput } from './types.js';
 

@@ -3,7 +3,7 @@
  * log to followers (the bytes go out unchanged, CRCs and all), truncation finding where a batch
  * starts, and the leader-epoch list rebuilt from batch headers.
  */
-import { FerryError } from '../protocol/errors.js';
+import { FerryError } from '../errors.js';
 import type { EpochEntry } from './epoch-cache.js';
 import { BATCH_HEADER_BYTES, type BatchHeader } from './record-batch.js';
 import type { Segment } from './segment.js';

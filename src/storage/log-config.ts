@@ -5,7 +5,7 @@
 import type { Clock } from '../platform/clock.js';
 import type { FileSystem } from '../platform/fs.js';
 import { silentLogger, type Logger } from '../platform/logger.js';
-import { FerryError } from '../protocol/errors.js';
+import { FerryError } from '../errors.js';
 import {
   BATCH_BYTES_MAX,
   DEFAULT_CHECKPOINT_INTERVAL_MS,

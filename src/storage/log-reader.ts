@@ -3,7 +3,7 @@
  * from disk (each segment read holds a reference, so retention cannot close it underneath), until
  * the request's limits are met.
  */
-import type { FerryError } from '../protocol/errors.js';
+import type { FerryError } from '../errors.js';
 import type { Segment } from './segment.js';
 import { holdsBytesMax, readSegmentRecords, type ReadRequest } from './segment-reader.js';
 import type { TailCache } from './tail-cache.js';

@@ -4,7 +4,7 @@
  * non-decreasing epochs), and the log can be cut back to an offset, durably, when its tail
  * diverged from the leader's (docs/CLUSTERING.md, "Truncation").
  */
-import { FerryError } from '../protocol/errors.js';
+import { FerryError } from '../errors.js';
 import type { RawBatch } from './append-queue.js';
 import { findBatch, walkBatches } from './batch-reader.js';
 import { findSegment } from './log-reader.js';

@@ -5,7 +5,7 @@
  * move.
  */
 import assert from 'node:assert/strict';
-import { FerryError, isFerryError } from '../protocol/errors.js';
+import { FerryError, isFerryError } from '../errors.js';
 import type { EpochCache } from './epoch-cache.js';
 import type { LogConfig } from './log-config.js';
 import { AgeClock } from './retention.js';

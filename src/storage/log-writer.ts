@@ -6,7 +6,7 @@
  * written as they are, at the offsets they carry.
  */
 import assert from 'node:assert/strict';
-import { FerryError } from '../protocol/errors.js';
+import { FerryError } from '../errors.js';
 import { AppendQueue, encodeBatch, type PendingAppend, type TakenBatch } from './append-queue.js';
 import { SEGMENT_RECORDS_MAX } from './limits.js';
 import { isDiskFull, toFerryError, type LogState } from './log-state.js';

@@ -15,7 +15,7 @@
  */
 import assert from 'node:assert/strict';
 import { dirname } from 'node:path';
-import { FerryError, isFerryError } from '../protocol/errors.js';
+import { FerryError, isFerryError } from '../errors.js';
 import type { TimerHandle } from '../platform/clock.js';
 import type { FileSystem } from '../platform/fs.js';
 import { measureAppend } from './append-input.js';

@@ -12,7 +12,7 @@
  */
 import assert from 'node:assert/strict';
 import type { FileHandle } from '../platform/fs.js';
-import { FerryError } from '../protocol/errors.js';
+import { FerryError } from '../errors.js';
 import { BATCH_HEADER_BYTES, decodeRecord, readBatchHeader, type BatchHeader, type DecodeCursor } from './record-batch.js';
 import { readFully, type Segment } from './segment.js';
 import type { LogRecord } from './types.js';

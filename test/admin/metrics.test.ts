@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Delivery } from '../../src/broker/types.js';
 import { connect } from '../../src/client/index.js';
-import { FerryError } from '../../src/protocol/errors.js';
+import { FerryError } from '../../src/errors.js';
 import { eventually } from '../helpers.js';
 import { startAdmin } from './harness.js';
 import { parsePrometheus, valueOf } from './prometheus.js';

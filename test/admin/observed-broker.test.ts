@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Broker } from '../../src/broker/broker.js';
 import { SystemClock } from '../../src/platform/clock.js';
-import { isFerryError } from '../../src/protocol/errors.js';
+import { isFerryError } from '../../src/errors.js';
 import { ADMISSION_CEILINGS, ObservedBroker } from '../../src/admin/observed-broker.js';
 import { Traffic } from '../../src/admin/traffic.js';
 import type { DeliverySink } from '../../src/broker/types.js';

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Admission } from '../../src/broker/admission.js';
-import { FerryError } from '../../src/protocol/errors.js';
+import { FerryError } from '../../src/errors.js';
 import { silentLogger } from '../../src/platform/logger.js';
 import { SimClock } from '../sim/sim-clock.js';
 import { SimFileSystem } from '../sim/sim-fs.js';

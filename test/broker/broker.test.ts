@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Broker } from '../../src/broker/broker.js';
 import type { Delivery, DeliverySink } from '../../src/broker/types.js';
-import { FerryError } from '../../src/protocol/errors.js';
+import { FerryError } from '../../src/errors.js';
 import { eventually, tempDir } from '../helpers.js';
 
 /** A sink that records what it receives. */

@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Broker } from '../../src/broker/broker.js';
-import { FerryError, isFerryError } from '../../src/protocol/errors.js';
+import { FerryError, isFerryError } from '../../src/errors.js';
 import { SimFileSystem } from '../sim/sim-fs.js';
 import { seededRandom } from '../sim/random.js';
 import { SimClock } from '../sim/sim-clock.js';

@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Broker } from '../../src/broker/broker.js';
 import { DLQ_HEADERS } from '../../src/broker/dead-letter.js';
-import { isFerryError } from '../../src/protocol/errors.js';
+import { isFerryError } from '../../src/errors.js';
 import { SimClock } from '../sim/sim-clock.js';
 import { seededRandom } from '../sim/random.js';
 import { RecordingLogger } from '../storage/log-kit.js';

@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FerryError } from '../../src/protocol/errors.js';
+import { FerryError } from '../../src/errors.js';
 import { DELAY_BUCKET_MS } from '../../src/broker/delay-store.js';
 import { SimClock } from '../sim/sim-clock.js';
 import { randomInt, seededRandom } from '../sim/random.js';

@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FerryError } from '../../src/protocol/errors.js';
+import { FerryError } from '../../src/errors.js';
 import { DLQ_HEADERS } from '../../src/broker/dead-letter.js';
 import { SimClock } from '../sim/sim-clock.js';
 import { flush, openSimBroker, RecordingSink, values } from './sim-broker.js';

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { AckSet } from '../../src/broker/ack-set.js';
 import { PartitionGroupState } from '../../src/broker/group-state.js';
 import { GroupStore } from '../../src/broker/group-store.js';
-import { isFerryError } from '../../src/protocol/errors.js';
+import { isFerryError } from '../../src/errors.js';
 import { SimClock } from '../sim/sim-clock.js';
 import { SimFileSystem } from '../sim/sim-fs.js';
 import { seededRandom } from '../sim/random.js';

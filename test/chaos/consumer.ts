@@ -11,7 +11,7 @@
  * earlier connection is dropped by the client, and the history says so (dg != g).
  */
 import type { FerryClient, Message, Subscription } from '../../src/client/index.js';
-import { isFerryError } from '../../src/protocol/errors.js';
+import { isFerryError } from '../../src/errors.js';
 import { decodeValue, nowT, type HistoryWriter } from './history.js';
 import { randomInt } from '../sim/random.js';
 

@@ -11,7 +11,7 @@
  * Everything is recorded in the history like any consumer's work, as consumer `drain`.
  */
 import type { FerryClient, Message, Subscription } from '../../src/client/index.js';
-import { isFerryError } from '../../src/protocol/errors.js';
+import { isFerryError } from '../../src/errors.js';
 import { decodeValue, forEachEvent, nowT, type DeliveryKind, type HistoryWriter } from './history.js';
 import type { ConsumerSettings } from './consumer.js';
 

@@ -12,7 +12,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { SYNC_LOG_ENV } from '../../src/platform/fault-fs.js';
 import { lockDir } from '../../src/platform/dir-lock.js';
-import { isFerryError } from '../../src/protocol/errors.js';
+import { isFerryError } from '../../src/errors.js';
 import { CLOCK_FILE_ENV } from './jump-clock.js';
 import type { ClientProcessConfig } from './workload.js';
 import { nowT, type HistoryWriter } from './history.js';

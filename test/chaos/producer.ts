@@ -6,7 +6,7 @@
  * rejection (DISK_FULL, BROKER_BUSY). Every step is recorded in the history first.
  */
 import type { FerryClient } from '../../src/client/index.js';
-import { isFerryError } from '../../src/protocol/errors.js';
+import { isFerryError } from '../../src/errors.js';
 import { encodeValue, nowT, type HistoryWriter, type MessageIdentity } from './history.js';
 import { randomInt } from '../sim/random.js';
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { status, type ServiceError } from '@grpc/grpc-js';
-import { ERROR_CODES, type ErrorCode } from '../../src/protocol/errors.js';
+import { ERROR_CODES, type ErrorCode } from '../../src/errors.js';
 import { STATUS_BY_FERRY_CODE } from '../../src/transport/grpc/errors.js';
 import { ferryDetail } from './client.js';
 import { AckRequest, ConsumeRequest, PublishRequest, PullRequest } from './generated/ferry/v1/messages.js';

@@ -10,7 +10,7 @@ import { hostname } from 'node:os';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { lockDir } from '../../src/platform/dir-lock.js';
-import { FerryError, isFerryError } from '../../src/protocol/errors.js';
+import { FerryError, isFerryError } from '../../src/errors.js';
 import { tempDir } from '../helpers.js';
 
 const DIR_LOCK_MODULE = fileURLToPath(new URL('../../src/platform/dir-lock.ts', import.meta.url));

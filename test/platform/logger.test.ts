@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createLogger, formatPretty } from '../../src/platform/logger.js';
-import { FerryError } from '../../src/protocol/errors.js';
+import { FerryError } from '../../src/errors.js';
 import { CountingLogger } from '../../src/admin/log-tap.js';
 
 function capture(): { lines: string[]; write(line: string): void } {

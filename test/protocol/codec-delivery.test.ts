@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { ERROR_CODES, isFerryError, type ErrorCode } from '../../src/protocol/errors.js';
+import { ERROR_CODES, isFerryError, type ErrorCode } from '../../src/errors.js';
 import { FrameDecoder } from '../../src/protocol/decoder.js';
 import { FRAME_TYPES, type Frame } from '../../src/protocol/frame.js';
 import { FrameWriter } from '../../src/protocol/writer.js';

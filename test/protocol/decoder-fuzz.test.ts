@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FerryError } from '../../src/protocol/errors.js';
+import { FerryError } from '../../src/errors.js';
 import { FrameDecoder } from '../../src/protocol/decoder.js';
 import { FRAME_TYPES } from '../../src/protocol/frame.js';
 import { FRAME_HEADER_BYTES } from '../../src/protocol/limits.js';

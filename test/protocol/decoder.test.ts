@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FRAME_TYPES, type Frame } from '../../src/protocol/frame.js';
 import { FrameDecoder } from '../../src/protocol/decoder.js';
-import { FerryError } from '../../src/protocol/errors.js';
+import { FerryError } from '../../src/errors.js';
 import { FRAME_HEADER_BYTES } from '../../src/protocol/limits.js';
 import { collector, prng, randomChunks, rawFrame } from './frames.js';
 

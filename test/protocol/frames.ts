@@ -1,5 +1,5 @@
 /** Helpers for protocol tests: build frames by hand, collect decoder output. */
-import { FerryError } from '../../src/protocol/errors.js';
+import { FerryError } from '../../src/errors.js';
 import { FrameDecoder, type FrameDecoderOptions } from '../../src/protocol/decoder.js';
 import { FRAME_HEADER_BYTES, writeFrameHeader, type Frame } from '../../src/protocol/frame.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/limits.js';

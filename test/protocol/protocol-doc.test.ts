@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { ERROR_CODES, type ErrorCode } from '../../src/protocol/errors.js';
+import { ERROR_CODES, type ErrorCode } from '../../src/errors.js';
 import { FRAME_TYPES, type FrameTypeName } from '../../src/protocol/frame.js';
 import { FRAME_HEADER_BYTES } from '../../src/protocol/limits.js';
 

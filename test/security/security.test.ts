@@ -8,7 +8,7 @@ import { hashPassword, newToken, tokenMatches, verifyPassword } from '../../src/
 import { matches } from '../../src/security/patterns.js';
 import { isAllowed, parseRule } from '../../src/security/policy.js';
 import { emptyUsersFile, parseUsersFile, readUsersFile, writeUsersFile, type UsersFile } from '../../src/security/users-file.js';
-import { FerryError } from '../../src/protocol/errors.js';
+import { FerryError } from '../../src/errors.js';
 import { silentLogger } from '../../src/platform/logger.js';
 import { SimClock } from '../sim/sim-clock.js';
 import { eventually, tempDir } from '../helpers.js';

@@ -19,7 +19,7 @@
  */
 import assert from 'node:assert/strict';
 import { Log } from '../../src/storage/log.js';
-import { isFerryError, type ErrorCode } from '../../src/protocol/errors.js';
+import { isFerryError, type ErrorCode } from '../../src/errors.js';
 import type { AppendResult, Durability, Header, LogOptions, LogRecord, RecordInput, RetentionPolicy } from '../../src/storage/types.js';
 import { SimClock, settle } from './sim-clock.js';
 import { SimFileSystem } from './sim-fs.js';

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { Log } from '../../src/storage/log.js';
 import { NodeFileSystem, type FileSystem } from '../../src/platform/fs.js';
 import { SystemClock, type Clock } from '../../src/platform/clock.js';
-import { isFerryError } from '../../src/protocol/errors.js';
+import { isFerryError } from '../../src/errors.js';
 import type { AppendResult, LogOptions, RecordInput } from '../../src/storage/types.js';
 import { checkRecord, makeRecord, type RecordId } from './fixtures/records.js';
 import { tempDir } from '../helpers.js';

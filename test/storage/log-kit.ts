@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { NodeFileSystem } from '../../src/platform/fs.js';
 import type { Logger, LogFields } from '../../src/platform/logger.js';
-import { isFerryError, type ErrorCode, type FerryError } from '../../src/protocol/errors.js';
+import { isFerryError, type ErrorCode, type FerryError } from '../../src/errors.js';
 import { Log } from '../../src/storage/log.js';
 import type { LogOptions, LogRecord, RecordInput } from '../../src/storage/types.js';
 import { SimClock } from '../sim/sim-clock.js';

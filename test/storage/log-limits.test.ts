@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ErrorCode } from '../../src/protocol/errors.js';
+import type { ErrorCode } from '../../src/errors.js';
 import {
   APPEND_RECORDS_MAX,
   BATCH_BYTES_MAX,

@@ -19,7 +19,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Log } from '../../src/storage/log.js';
-import { isFerryError } from '../../src/protocol/errors.js';
+import { isFerryError } from '../../src/errors.js';
 import { SEGMENT_BYTES_MIN } from '../../src/storage/limits.js';
 import { DURABILITY_MODES, type LogOptions } from '../../src/storage/types.js';
 import { SimClock } from '../sim/sim-clock.js';

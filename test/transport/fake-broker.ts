@@ -4,7 +4,7 @@
  * redelivery on close, and the writable()/resume() flow-control handshake. Publishes resolve on
  * a later turn (like an fsync would), with durability 'synced'.
  */
-import { FerryError } from '../../src/protocol/errors.js';
+import { FerryError } from '../../src/errors.js';
 import type {
   BrokerApi,
   Delivery,

@@ -6,7 +6,7 @@ import { connect as netConnect, createServer, type Server, type Socket } from 'n
 import { Broker } from '../../src/broker/broker.js';
 import type { BrokerApi } from '../../src/broker/types.js';
 import { silentLogger, type Logger } from '../../src/platform/logger.js';
-import { FerryError } from '../../src/protocol/errors.js';
+import { FerryError } from '../../src/errors.js';
 import { FrameDecoder } from '../../src/protocol/decoder.js';
 import { FRAME_TYPES, type Frame } from '../../src/protocol/frame.js';
 import { FrameWriter } from '../../src/protocol/writer.js';

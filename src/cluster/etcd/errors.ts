@@ -1,7 +1,7 @@
 /**
  * The one error type of the etcd client. etcd errors never reach Ferry's wire (the broker turns them
  * into its own refusals), so they have codes of their own rather than wire numbers in
- * src/protocol/errors.ts; the codes are stable and listed in docs/CLUSTERING.md ("etcd client").
+ * src/errors.ts; the codes are stable and listed in docs/CLUSTERING.md ("etcd client").
  */
 
 export const ETCD_ERROR_CODES = {

@@ -21,7 +21,7 @@
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { ConnectError } from '@connectrpc/connect';
 import type { Logger } from '../../platform/logger.js';
-import { FerryError } from '../../protocol/errors.js';
+import { FerryError } from '../../errors.js';
 import type { BrokerApi, Delivery, DeliverySink, Subscription } from '../../broker/types.js';
 import type { ConsumeRequest, ConsumeResponseSchema } from '../../generated/ferry/v1/messages_pb.js';
 import type { ConsumerRegistry, RegisteredConsumer } from './consumers.js';

@@ -8,7 +8,7 @@
  * not be guessable from another consumer's id.
  */
 import { randomBytes } from 'node:crypto';
-import { FerryError } from '../../protocol/errors.js';
+import { FerryError } from '../../errors.js';
 import type { Subscription } from '../../broker/types.js';
 
 /** 16 bytes: unguessable, and short in a URL or a log line (22 characters of base64url). */

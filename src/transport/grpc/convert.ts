@@ -5,7 +5,7 @@
  */
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { timestampFromMs, timestampMs } from '@bufbuild/protobuf/wkt';
-import { FerryError } from '../../protocol/errors.js';
+import { FerryError } from '../../errors.js';
 import { PARTITIONS_MAX } from '../../broker/limits.js';
 import { PRIORITY_HEADER, PRIORITY_MAX } from '../../broker/priority.js';
 import type {

@@ -7,7 +7,7 @@
 import { Code, ConnectError } from '@connectrpc/connect';
 import type { JsonObject } from '@bufbuild/protobuf';
 import type { Logger } from '../../platform/logger.js';
-import { ERROR_CODES, FerryError, isFerryError, type ErrorCode } from '../../protocol/errors.js';
+import { ERROR_CODES, FerryError, isFerryError, type ErrorCode } from '../../errors.js';
 import { ErrorDetailSchema, type ErrorDetail } from '../../generated/ferry/v1/errors_pb.js';
 import { create } from '@bufbuild/protobuf';
 

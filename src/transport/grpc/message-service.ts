@@ -7,7 +7,7 @@
 import type { ServiceImpl } from '@connectrpc/connect';
 import type { Clock } from '../../platform/clock.js';
 import type { Logger } from '../../platform/logger.js';
-import { FerryError } from '../../protocol/errors.js';
+import { FerryError } from '../../errors.js';
 import type { BrokerApi } from '../../broker/types.js';
 import type { MessageService } from '../../generated/ferry/v1/messages_pb.js';
 import { ConsumeSession } from './consume-session.js';

@@ -10,7 +10,7 @@
  */
 import type { Clock, TimerHandle } from '../../platform/clock.js';
 import type { Logger } from '../../platform/logger.js';
-import { FerryError } from '../../protocol/errors.js';
+import { FerryError } from '../../errors.js';
 import type { BrokerApi, Delivery, DeliverySink, SubscribeOptions, Subscription } from '../../broker/types.js';
 import type { ConsumerRegistry, RegisteredConsumer } from './consumers.js';
 

@@ -8,7 +8,7 @@
  */
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import type { Logger } from '../../platform/logger.js';
-import { FerryError, isFerryError } from '../../protocol/errors.js';
+import { FerryError, isFerryError } from '../../errors.js';
 import type { Subscription } from '../../broker/types.js';
 import { SettleAction, type NackEntry, type Position, type RejectEntry, type SettleFailureSchema } from '../../generated/ferry/v1/messages_pb.js';
 import { errorDetail, statusForFerryCode } from './errors.js';

@@ -4,7 +4,7 @@
  * does not offer them, as on the TCP protocol.
  */
 import type { ServiceImpl } from '@connectrpc/connect';
-import { FerryError } from '../../protocol/errors.js';
+import { FerryError } from '../../errors.js';
 import type { BrokerApi, RedriveOptions } from '../../broker/types.js';
 import type { TopicService } from '../../generated/ferry/v1/topics_pb.js';
 import { groupToProto, requireField, startPositionFromProto, toSafeNumber, topicConfigFromProto, topicToProto } from './convert.js';

@@ -20,7 +20,7 @@
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { BrokerApi, Delivery, PublishMessage, PublishResult } from '../../broker/types.js';
-import { FerryError, isFerryError, type ErrorCode } from '../../protocol/errors.js';
+import { FerryError, isFerryError, type ErrorCode } from '../../errors.js';
 import { FRAME_TYPES, frameTypeName, type Frame, type FrameType } from '../../protocol/frame.js';
 import { FrameDecoder, type FrameHandler } from '../../protocol/decoder.js';
 import { FrameWriter } from '../../protocol/writer.js';

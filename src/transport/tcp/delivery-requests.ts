@@ -11,7 +11,7 @@
  */
 import type { BrokerApi, Subscription } from '../../broker/types.js';
 import type { Logger } from '../../platform/logger.js';
-import { FerryError, isFerryError } from '../../protocol/errors.js';
+import { FerryError, isFerryError } from '../../errors.js';
 import { FRAME_TYPES, frameTypeName, type Frame } from '../../protocol/frame.js';
 import { NACK_DELAY_BACKOFF, type SettleOutcome } from '../../protocol/messages.js';
 import type { PayloadReader } from '../../protocol/reader.js';

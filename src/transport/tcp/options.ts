@@ -4,7 +4,7 @@
  */
 import { SystemClock, type Clock } from '../../platform/clock.js';
 import { silentLogger, type Logger } from '../../platform/logger.js';
-import { FerryError } from '../../protocol/errors.js';
+import { FerryError } from '../../errors.js';
 import {
   FRAME_BYTES_MAX_CEILING,
   FRAME_BYTES_MAX_DEFAULT,

@@ -5,7 +5,7 @@
  * stack trace), no string encoding, no JSON per refusal.
  */
 import { encodeError } from '../../protocol/codec-session.js';
-import type { ErrorCode } from '../../protocol/errors.js';
+import type { ErrorCode } from '../../errors.js';
 import { FRAME_TYPES } from '../../protocol/frame.js';
 import { FRAME_HEADER_BYTES } from '../../protocol/limits.js';
 import { FrameWriter } from '../../protocol/writer.js';

@@ -7,7 +7,7 @@
  * client ahead of the reply that tells it the id.
  */
 import type { Delivery, Subscription, SubscriptionCloseOptions } from '../../broker/types.js';
-import type { ErrorCode, FerryError } from '../../protocol/errors.js';
+import type { ErrorCode, FerryError } from '../../errors.js';
 import type { RevocableSink } from '../../security/guard.js';
 
 /** What the sink needs from its connection. */

@@ -10,7 +10,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { BrokerApi } from '../../broker/types.js';
 import type { TimerHandle } from '../../platform/clock.js';
-import type { ErrorCode } from '../../protocol/errors.js';
+import type { ErrorCode } from '../../errors.js';
 import { Connection, type ConnectionOwner, type ConnectionStats } from './connection.js';
 import { resolveServerOptions, type ResolvedServerOptions, type TcpServerOptions } from './options.js';
 import { Refusal } from './refusal.js';

@@ -2,8 +2,8 @@
  * Every error Ferry reports has a stable code: a name for programs and people, and a number on the
  * wire. `fatal` means "the connection is closed after this error" (a protocol violation); other
  * errors fail one request and leave the connection usable. docs/ERRORS.md lists every code, and
- * test/protocol/errors.test.ts keeps the two in step. This module is shared with the client, so it
- * imports nothing.
+ * test/errors-doc.test.ts keeps the two in step. Every layer and the client use it, so it sits at
+ * the bottom of src/ and imports nothing.
  */
 export const ERROR_CODES = {
   // Requests and arguments

@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { ERROR_CODES, type ErrorCode } from '../../src/protocol/errors.js';
+import { ERROR_CODES, type ErrorCode } from '../src/errors.js';
 
 test('errors - docs/ERRORS.md lists every code with its wire number and flags', () => {
-  const doc = readFileSync(new URL('../../docs/ERRORS.md', import.meta.url), 'utf8');
+  const doc = readFileSync(new URL('../docs/ERRORS.md', import.meta.url), 'utf8');
   const rows = new Map<string, string[]>();
   for (const line of doc.split('\n')) {
     const match = /^\| `([A-Z_]+)` \| (\d+) \| (yes|no) \| (yes|no) \|/.exec(line);
