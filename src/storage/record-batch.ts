@@ -7,7 +7,7 @@
  * batch; no per-record allocation except the subarray the native CRC needs.
  */
 import assert from 'node:assert/strict';
-import type { Header, LogRecord } from './types.js';
+import type { Header, LogRecord } from './record.js';
 import { crc32c } from './crc32c.js';
 
 /** "FRY1": changes if the layout ever changes, so an old reader refuses a new file. */

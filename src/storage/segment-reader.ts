@@ -15,7 +15,7 @@ import type { FileHandle } from '../platform/fs.js';
 import { FerryError } from '../errors.js';
 import { BATCH_HEADER_BYTES, decodeRecord, readBatchHeader, type BatchHeader, type DecodeCursor } from './record-batch.js';
 import { readFully, type Segment } from './segment.js';
-import type { LogRecord } from './types.js';
+import type { LogRecord } from './record.js';
 
 /** Bytes per pread when reading records: a few batches of typical size in one system call. */
 export const READ_WINDOW_BYTES = 64 * 1024;

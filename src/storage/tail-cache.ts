@@ -17,7 +17,7 @@
 import assert from 'node:assert/strict';
 import { BATCH_HEADER_BYTES, decodeRecord, recordSizeAt, type DecodeCursor } from './record-batch.js';
 import { passesBytesMax, type ReadRequest } from './segment-reader.js';
-import type { LogRecord } from './types.js';
+import type { LogRecord } from './record.js';
 
 interface CachedBatch {
   baseOffset: number;

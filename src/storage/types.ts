@@ -8,6 +8,7 @@ import type { Clock } from '../platform/clock.js';
 import type { FileSystem } from '../platform/fs.js';
 import type { Logger } from '../platform/logger.js';
 import type { EpochEnd, EpochEntry } from './epoch-cache.js';
+import type { Header, LogRecord, RecordInput } from './record.js';
 import type { TailCacheBudget } from './tail-cache.js';
 import type { WriteBufferPool } from './write-buffers.js';
 
@@ -15,28 +16,7 @@ import type { WriteBufferPool } from './write-buffers.js';
 export const DURABILITY_MODES = ['always', 'interval', 'never'] as const;
 export type Durability = (typeof DURABILITY_MODES)[number];
 
-/** A header: a name/value pair, both UTF-8 text. */
-export type Header = readonly [name: string, value: string];
-
-/** What a producer hands to the log. */
-export interface RecordInput {
-  key?: Buffer | null;
-  headers?: readonly Header[];
-  value: Buffer;
-  /** Defaults to clock.nowMs() at append. */
-  timestampMs?: number;
-}
-
-/** A record read back from the log. `value` and `key` may be slices of a larger read buffer. */
-export interface LogRecord {
-  offset: number;
-  timestampMs: number;
-  key: Buffer | null;
-  headers: readonly Header[];
-  value: Buffer;
-  /** Leader epoch of the batch the record was written in. */
-  leaderEpoch: number;
-}
+export type { Header, LogRecord, RecordInput };
 
 export interface RetentionPolicy {
   /** Delete a sealed segment once its newest record is older than this. */
