@@ -28,12 +28,12 @@ import {
   PUBLISH_MESSAGES_MAX,
 } from './limits.js';
 import { MessageStream } from './message-stream.js';
-import { PRIORITY_HEADER, PRIORITY_MAX } from './priority.js';
+import { PRIORITY_HEADER, PRIORITY_MAX } from './delivery/priority.js';
 import { Admission, type AdmissionOptions } from './admission.js';
-import { BACKOFF_DELAY_MS_MAX, BACKOFF_STEPS_MAX } from './backoff.js';
-import { DLQ_HEADER_PREFIX, DLQ_HEADERS, isCopyOf, type DeadLetterSource, type DeadLetterTarget } from './dead-letter.js';
+import { BACKOFF_DELAY_MS_MAX, BACKOFF_STEPS_MAX } from './delivery/backoff.js';
+import { DLQ_HEADER_PREFIX, DLQ_HEADERS, isCopyOf, type DeadLetterSource, type DeadLetterTarget } from './delivery/dead-letter.js';
 import { DEFAULT_DEDUP_WINDOW_MS } from './dedup.js';
-import { WallHistory } from './wall-history.js';
+import { WallHistory } from './wall-clock/wall-history.js';
 import { checkName } from './names.js';
 import { quarantiner } from './recovery.js';
 import { Topic, type TopicContext } from './topic.js';

@@ -69,7 +69,7 @@ export interface LogOptions {
   /**
    * How long ago a record stamped `stampMs` was written, read at open for the segments found (their
    * ages for retention). Default: its age by the wall clock. The broker passes its record of the
-   * wall clock's steps on this boot (broker/wall-history.ts), so a step before a restart ages nothing.
+   * wall clock's steps on this boot (broker/wall-clock/wall-history.ts), so a step before a restart ages nothing.
    */
   stampAgeMs?: (stampMs: number) => number;
 }

@@ -5,9 +5,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DLQ_HEADERS } from '../../src/broker/dead-letter.js';
+import { DLQ_HEADERS } from '../../src/broker/delivery/dead-letter.js';
 import type { Broker } from '../../src/broker/broker.js';
-import type { Group } from '../../src/broker/group.js';
+import type { Group } from '../../src/broker/delivery/group.js';
 import type { Topic } from '../../src/broker/topic.js';
 import { SimClock } from '../sim/sim-clock.js';
 import { SimFileSystem } from '../sim/sim-fs.js';

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FerryError } from '../../src/errors.js';
-import { DLQ_HEADERS } from '../../src/broker/dead-letter.js';
+import { DLQ_HEADERS } from '../../src/broker/delivery/dead-letter.js';
 import { SimClock } from '../sim/sim-clock.js';
 import { flush, openSimBroker, RecordingSink, values } from './sim-broker.js';
 

@@ -1,8 +1,8 @@
 /**
  * Reproduction (found by the chaos suite: clock seed 11, "broker-process exited before ready"): a
  * broker holding a few hundred thousand delayed messages due soon can neither close nor start
- * again. src/broker/delay-store.ts spreads unbounded arrays as call arguments, which overflows the
- * stack (RangeError: Maximum call stack size exceeded): its checkpoint computes
+ * again. The delay store (then src/broker/delay-store.ts) spread unbounded arrays as call arguments, which
+ * overflows the stack (RangeError: Maximum call stack size exceeded): its checkpoint computes
  * `Math.min(indexedEnd, ...bucketMinOffsets, ...this.due.map(...))` (run after moves and at
  * close), and loading a due bucket does `loaded.push(...entries)` (at open).
  * In the chaos run the wall clock had stepped forward, making every bucket due at once; a broker

@@ -7,18 +7,18 @@
  * and is delivered again, to any subscriber; after deliveriesMax deliveries (or on reject) it moves
  * to the dead-letter topic (dead-letter.ts). Messages waiting for redelivery go before new ones.
  */
-import type { Clock, TimerHandle } from '../platform/clock.js';
-import type { Logger } from '../platform/logger.js';
-import { FerryError } from '../errors.js';
-import type { PartitionLog } from '../storage/types.js';
-import type { LogRecord } from '../storage/types.js';
+import type { Clock, TimerHandle } from '../../platform/clock.js';
+import type { Logger } from '../../platform/logger.js';
+import { FerryError } from '../../errors.js';
+import type { PartitionLog } from '../../storage/types.js';
+import type { LogRecord } from '../../storage/types.js';
 import { backoffDelayMs } from './backoff.js';
 import { DeadLetterer, type DeadLetterTarget } from './dead-letter.js';
 import { GroupEventKind } from './group-journal.js';
 import type { GroupStore } from './group-store.js';
 import { PartitionReader } from './partition-reader.js';
-import { DISPATCH_READ_RECORDS_MAX, HELD_RECORD_BYTES_MAX } from './limits.js';
-import type { Delivery, DeliverySink, GroupConfig, GroupInfo, Subscription, SubscriptionCloseOptions } from './types.js';
+import { DISPATCH_READ_RECORDS_MAX, HELD_RECORD_BYTES_MAX } from '../limits.js';
+import type { Delivery, DeliverySink, GroupConfig, GroupInfo, Subscription, SubscriptionCloseOptions } from '../types.js';
 
 interface InFlight {
   subscription: GroupSubscription;

@@ -7,13 +7,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { Broker } from '../../src/broker/broker.js';
-import { STEP_TOLERANCE_MS, WALL_EPOCHS_MAX, WALL_HISTORY_FILE, WallHistory } from '../../src/broker/wall-history.js';
-import { silentLogger } from '../../src/platform/logger.js';
-import { SimClock } from '../sim/sim-clock.js';
-import { SimFileSystem } from '../sim/sim-fs.js';
-import { seededRandom } from '../sim/random.js';
-import { SIM_DIR, type SimWorld } from './sim-broker.js';
+import { Broker } from '../../../src/broker/broker.js';
+import { STEP_TOLERANCE_MS, WALL_EPOCHS_MAX, WALL_HISTORY_FILE, WallHistory } from '../../../src/broker/wall-clock/wall-history.js';
+import { silentLogger } from '../../../src/platform/logger.js';
+import { SimClock } from '../../sim/sim-clock.js';
+import { SimFileSystem } from '../../sim/sim-fs.js';
+import { seededRandom } from '../../sim/random.js';
+import { SIM_DIR, type SimWorld } from '../sim-broker.js';
 
 const MINUTE_MS = 60_000;
 const HOUR_MS = 60 * MINUTE_MS;

@@ -18,13 +18,13 @@
  * was written by an older version whose hint was the unsynced end) is not trusted: recovery then
  * searches the whole topic, and journals a fresh intent before it moves the message again.
  */
-import type { Clock, TimerHandle } from '../platform/clock.js';
-import type { Logger } from '../platform/logger.js';
-import type { PartitionLog } from '../storage/types.js';
-import type { Header } from '../storage/types.js';
+import type { Clock, TimerHandle } from '../../platform/clock.js';
+import type { Logger } from '../../platform/logger.js';
+import type { PartitionLog } from '../../storage/types.js';
+import type { Header } from '../../storage/types.js';
 import { GroupEventKind, truncateReason } from './group-journal.js';
 import type { GroupStore } from './group-store.js';
-import type { PublishMessage } from './types.js';
+import type { PublishMessage } from '../types.js';
 
 /** Headers a dead letter carries; their names are a user-facing contract. */
 export const DLQ_HEADERS = {

@@ -4,7 +4,7 @@
  * DISPATCH_READ_RECORDS_MAX per partition), oldest first within a level. Streams ignore priority:
  * they promise offset order.
  */
-import type { Header } from '../storage/types.js';
+import type { Header } from '../../storage/types.js';
 
 export const PRIORITY_HEADER = 'ferry-priority';
 export const PRIORITY_MAX = 9;

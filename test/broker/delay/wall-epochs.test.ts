@@ -4,14 +4,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Broker } from '../../src/broker/broker.js';
-import { EPOCH_EARLY_TOLERANCE_MS, EPOCH_LATE_TOLERANCE_MS, EPOCHS_MAX, WallEpochs } from '../../src/broker/wall-epochs.js';
-import { silentLogger } from '../../src/platform/logger.js';
-import { isFerryError } from '../../src/errors.js';
-import { SimClock } from '../sim/sim-clock.js';
-import { SimFileSystem } from '../sim/sim-fs.js';
-import { seededRandom } from '../sim/random.js';
-import { flush, RecordingSink, SIM_DIR, values } from './sim-broker.js';
+import { Broker } from '../../../src/broker/broker.js';
+import { EPOCH_EARLY_TOLERANCE_MS, EPOCH_LATE_TOLERANCE_MS, EPOCHS_MAX, WallEpochs } from '../../../src/broker/delay/wall-epochs.js';
+import { silentLogger } from '../../../src/platform/logger.js';
+import { isFerryError } from '../../../src/errors.js';
+import { SimClock } from '../../sim/sim-clock.js';
+import { SimFileSystem } from '../../sim/sim-fs.js';
+import { seededRandom } from '../../sim/random.js';
+import { flush, RecordingSink, SIM_DIR, values } from '../sim-broker.js';
 
 const MINUTE_MS = 60_000;
 const DIR = '/data/delayed';

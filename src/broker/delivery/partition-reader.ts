@@ -4,11 +4,11 @@
  * records. Only records below the log's visible end are read, so an `always` topic never hands
  * out a record before it is synced.
  */
-import { FerryError, isFerryError } from '../errors.js';
-import type { Logger } from '../platform/logger.js';
-import type { PartitionLog } from '../storage/types.js';
-import type { LogRecord } from '../storage/types.js';
-import { DISPATCH_READ_AHEAD_RECORDS, DISPATCH_READ_BYTES_MAX, DISPATCH_READ_RECORDS_MAX } from './limits.js';
+import { FerryError, isFerryError } from '../../errors.js';
+import type { Logger } from '../../platform/logger.js';
+import type { PartitionLog } from '../../storage/types.js';
+import type { LogRecord } from '../../storage/types.js';
+import { DISPATCH_READ_AHEAD_RECORDS, DISPATCH_READ_BYTES_MAX, DISPATCH_READ_RECORDS_MAX } from '../limits.js';
 import { priorityOf, PRIORITY_MAX } from './priority.js';
 
 export class PartitionReader {

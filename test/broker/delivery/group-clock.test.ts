@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { flush, openSimBroker, RecordingSink } from './sim-broker.js';
+import { flush, openSimBroker, RecordingSink } from '../sim-broker.js';
 
 const MINUTE_MS = 60_000;
 const STEPS_MS = [10 * MINUTE_MS, -10 * MINUTE_MS];

@@ -22,10 +22,10 @@
  * Layout: <delay dir>/clock.json = { version, bootId, bootMonotonicMs, epochs: [[fromOffset, wallMinusBootMs], ...] }.
  */
 import { join } from 'node:path';
-import type { BootTime, Clock } from '../platform/clock.js';
-import type { FileSystem } from '../platform/fs.js';
-import type { Logger } from '../platform/logger.js';
-import { readStateFile, writeStateFile } from './state-file.js';
+import type { BootTime, Clock } from '../../platform/clock.js';
+import type { FileSystem } from '../../platform/fs.js';
+import type { Logger } from '../../platform/logger.js';
+import { readStateFile, writeStateFile } from '../wall-clock/state-file.js';
 
 const EPOCHS_FILE = 'clock.json';
 const EPOCHS_VERSION = 1;

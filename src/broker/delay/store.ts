@@ -15,7 +15,7 @@
  * (docs/RELIABILITY.md, "Wall-clock steps").
  *
  * Memory follows what is due soon, not what is pending: the schedule lives on disk in bucket files
- * (delay-buckets.ts: one per DELAY_BUCKET_MS of due time), and only the buckets within the horizon
+ * (buckets.ts: one per DELAY_BUCKET_MS of due time), and only the buckets within the horizon
  * are loaded. Whether a message was moved is recorded per message, never inferred from due-time
  * order: each move appends a "moved" item to the message's bucket, and the moved record carries the
  * `ferry-delay-offset` header, by which moves after the last checkpoint are found again after a
@@ -24,13 +24,13 @@
  * Layout: <dir>/log/ (a Log), <dir>/buckets/<due bucket start>.bin, <dir>/state.json, <dir>/clock.json (wall-epochs.ts).
  */
 import { join } from 'node:path';
-import type { Clock, TimerHandle } from '../platform/clock.js';
-import type { FileSystem } from '../platform/fs.js';
-import type { Logger } from '../platform/logger.js';
-import { mkdirDurable, writeFileAtomic } from '../platform/atomic-write.js';
-import { FerryError } from '../errors.js';
-import type { AppendResult, Durability, Header, LogOptions, LogRecord, PartitionLog, RecordInput, StorageObserver } from '../storage/types.js';
-import type { WriteBufferPool } from '../storage/write-buffers.js';
+import type { Clock, TimerHandle } from '../../platform/clock.js';
+import type { FileSystem } from '../../platform/fs.js';
+import type { Logger } from '../../platform/logger.js';
+import { mkdirDurable, writeFileAtomic } from '../../platform/atomic-write.js';
+import { FerryError } from '../../errors.js';
+import type { AppendResult, Durability, Header, LogOptions, LogRecord, PartitionLog, RecordInput, StorageObserver } from '../../storage/types.js';
+import type { WriteBufferPool } from '../../storage/write-buffers.js';
 import {
   appendBucketItems,
   bucketFileName,
@@ -41,14 +41,14 @@ import {
   pendingItems,
   readBucketItems,
   type BucketItem,
-} from './delay-buckets.js';
+} from './buckets.js';
 import { readRecordsAt, scanLog } from './log-reads.js';
 import { insertSorted, lowerBound } from './sorted-array.js';
-import type { PublishMessage } from './types.js';
+import type { PublishMessage } from '../types.js';
 import { WallEpochs } from './wall-epochs.js';
 import { SHIFT_TOLERANCE_MS, WallShifts } from './wall-shifts.js';
 
-export { DELAY_BUCKET_MS } from './delay-buckets.js';
+export { DELAY_BUCKET_MS } from './buckets.js';
 export const DELIVER_AT_HEADER = 'ferry-deliver-at';
 export const DELAY_OFFSET_HEADER = 'ferry-delay-offset';
 export const PARTITION_HEADER = 'ferry-delay-partition';

@@ -22,9 +22,9 @@
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import type { BootTime, Clock } from '../platform/clock.js';
-import type { FileSystem } from '../platform/fs.js';
-import type { Logger } from '../platform/logger.js';
+import type { BootTime, Clock } from '../../platform/clock.js';
+import type { FileSystem } from '../../platform/fs.js';
+import type { Logger } from '../../platform/logger.js';
 import { readStateFile, writeStateFile } from './state-file.js';
 
 export const WALL_HISTORY_FILE = 'wall-clock.json';

@@ -11,18 +11,18 @@
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import type { Clock, TimerHandle } from '../platform/clock.js';
-import type { FileSystem } from '../platform/fs.js';
-import type { Logger } from '../platform/logger.js';
-import { mkdirDurable, removeTree, writeFileAtomic } from '../platform/atomic-write.js';
-import { FerryError } from '../errors.js';
-import type { Durability, LogOptions, PartitionLog, StorageObserver } from '../storage/types.js';
-import type { WriteBufferPool } from '../storage/write-buffers.js';
+import type { Clock, TimerHandle } from '../../platform/clock.js';
+import type { FileSystem } from '../../platform/fs.js';
+import type { Logger } from '../../platform/logger.js';
+import { mkdirDurable, removeTree, writeFileAtomic } from '../../platform/atomic-write.js';
+import { FerryError } from '../../errors.js';
+import type { Durability, LogOptions, PartitionLog, StorageObserver } from '../../storage/types.js';
+import type { WriteBufferPool } from '../../storage/write-buffers.js';
 import { AckSet } from './ack-set.js';
 import { decodeGroupEvents, encodeGroupEvents, GroupEventKind, type GroupEvent } from './group-journal.js';
 import { GROUP_SNAPSHOT_VERSION, GroupState, PartitionGroupState, type GroupSnapshot, type StateTruncation } from './group-state.js';
-import { DISPATCHED_FLUSH_DELAY_MS, GROUP_JOURNAL_RECORDS_PER_SNAPSHOT, GROUP_JOURNAL_SEGMENT_BYTES } from './limits.js';
-import type { GroupConfig } from './types.js';
+import { DISPATCHED_FLUSH_DELAY_MS, GROUP_JOURNAL_RECORDS_PER_SNAPSHOT, GROUP_JOURNAL_SEGMENT_BYTES } from '../limits.js';
+import type { GroupConfig } from '../types.js';
 
 /** The group's snapshot; a group directory without it is a creation that never finished. */
 export const GROUP_STATE_FILE = 'state.json';

@@ -7,17 +7,17 @@
  * crash keep the journal and cut the partition.
  */
 import { test } from 'node:test';
-import { Log } from '../../src/storage/log.js';
+import { Log } from '../../../src/storage/log.js';
 import assert from 'node:assert/strict';
-import { AckSet } from '../../src/broker/ack-set.js';
-import { PartitionGroupState } from '../../src/broker/group-state.js';
-import { GroupStore } from '../../src/broker/group-store.js';
-import { isFerryError } from '../../src/errors.js';
-import { SimClock } from '../sim/sim-clock.js';
-import { SimFileSystem } from '../sim/sim-fs.js';
-import { seededRandom } from '../sim/random.js';
-import { RecordingLogger } from '../storage/log-kit.js';
-import { flush, openSimBroker, RecordingSink, SIM_DIR, values, type SimWorld } from './sim-broker.js';
+import { AckSet } from '../../../src/broker/delivery/ack-set.js';
+import { PartitionGroupState } from '../../../src/broker/delivery/group-state.js';
+import { GroupStore } from '../../../src/broker/delivery/group-store.js';
+import { isFerryError } from '../../../src/errors.js';
+import { SimClock } from '../../sim/sim-clock.js';
+import { SimFileSystem } from '../../sim/sim-fs.js';
+import { seededRandom } from '../../sim/random.js';
+import { RecordingLogger } from '../../storage/log-kit.js';
+import { flush, openSimBroker, RecordingSink, SIM_DIR, values, type SimWorld } from '../sim-broker.js';
 
 const TOPIC_DIR = `${SIM_DIR}/topics/t`;
 const PARTITION_DIR = `${TOPIC_DIR}/partitions/0`;

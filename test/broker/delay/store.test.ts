@@ -15,11 +15,11 @@ import {
   pendingItems,
   readBucketItems,
   type BucketItem,
-} from '../../src/broker/delay-buckets.js';
-import { DELAY_BUCKET_MS } from '../../src/broker/delay-store.js';
-import { SimClock } from '../sim/sim-clock.js';
-import { SimFileSystem } from '../sim/sim-fs.js';
-import { flush, openSimBroker, RecordingSink, SIM_DIR, values } from './sim-broker.js';
+} from '../../../src/broker/delay/buckets.js';
+import { DELAY_BUCKET_MS } from '../../../src/broker/delay/store.js';
+import { SimClock } from '../../sim/sim-clock.js';
+import { SimFileSystem } from '../../sim/sim-fs.js';
+import { flush, openSimBroker, RecordingSink, SIM_DIR, values } from '../sim-broker.js';
 
 const DELAYED_DIR = join(SIM_DIR, 'topics', 'jobs', 'delayed');
 

@@ -3,10 +3,10 @@
  * order per partition, keeping no state on the broker. Flow control is credit only (one credit per
  * delivery); there is nothing to acknowledge.
  */
-import type { Logger } from '../platform/logger.js';
-import type { PartitionLog } from '../storage/types.js';
+import type { Logger } from '../../platform/logger.js';
+import type { PartitionLog } from '../../storage/types.js';
 import { PartitionReader } from './partition-reader.js';
-import type { Delivery, DeliverySink, Subscription, SubscriptionCloseOptions } from './types.js';
+import type { Delivery, DeliverySink, Subscription, SubscriptionCloseOptions } from '../types.js';
 
 export class StreamSubscription implements Subscription {
   readonly group = undefined;

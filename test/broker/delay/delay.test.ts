@@ -4,11 +4,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FerryError } from '../../src/errors.js';
-import { DELAY_BUCKET_MS } from '../../src/broker/delay-store.js';
-import { SimClock } from '../sim/sim-clock.js';
-import { randomInt, seededRandom } from '../sim/random.js';
-import { flush, openSimBroker, RecordingSink, values } from './sim-broker.js';
+import { FerryError } from '../../../src/errors.js';
+import { DELAY_BUCKET_MS } from '../../../src/broker/delay/store.js';
+import { SimClock } from '../../sim/sim-clock.js';
+import { randomInt, seededRandom } from '../../sim/random.js';
+import { flush, openSimBroker, RecordingSink, values } from '../sim-broker.js';
 
 test('delay - a delayed message is stored at once and delivered at its time, never earlier', async () => {
   const { broker, clock } = await openSimBroker();

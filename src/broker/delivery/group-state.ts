@@ -7,7 +7,7 @@
  */
 import { AckSet } from './ack-set.js';
 import { GroupEventKind, type GroupEvent } from './group-journal.js';
-import type { GroupConfig } from './types.js';
+import type { GroupConfig } from '../types.js';
 
 export interface RetryEntry {
   deliveries: number;

@@ -3,9 +3,9 @@
  * wall-epochs.ts): replaced atomically, and read leniently — a file that does not parse or is of
  * another version is reported and treated as absent, since each of them has a safe fallback.
  */
-import type { FileSystem } from '../platform/fs.js';
-import { writeFileAtomic } from '../platform/atomic-write.js';
-import { FerryError } from '../errors.js';
+import type { FileSystem } from '../../platform/fs.js';
+import { writeFileAtomic } from '../../platform/atomic-write.js';
+import { FerryError } from '../../errors.js';
 
 /** Replaces the file; a failure is a FerryError: DISK_FULL when the disk is full, else STORAGE_FAILED. */
 export async function writeStateFile(fs: FileSystem, path: string, value: unknown): Promise<void> {

@@ -2,8 +2,8 @@
  * Reading records of a Log back by offset, for the delay store: the records at a scattered set of
  * offsets (one read per dense run), and every record from an offset to the end.
  */
-import type { PartitionLog } from '../storage/types.js';
-import type { LogRecord } from '../storage/types.js';
+import type { PartitionLog } from '../../storage/types.js';
+import type { LogRecord } from '../../storage/types.js';
 
 /** A read run may span this many records plus RUN_SPAN_PER_ENTRY per wanted one: dense enough to beat single reads. */
 const RUN_SPAN_SLACK = 32;

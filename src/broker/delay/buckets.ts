@@ -11,7 +11,7 @@
  * would have another due time.
  */
 import assert from 'node:assert/strict';
-import type { FileSystem } from '../platform/fs.js';
+import type { FileSystem } from '../../platform/fs.js';
 
 /** Width of one bucket of due times: a bucket is loaded one width before it starts. */
 export const DELAY_BUCKET_MS = 60_000;

@@ -7,12 +7,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Broker } from '../../src/broker/broker.js';
-import { DELAY_BUCKET_MS } from '../../src/broker/delay-store.js';
-import { SimClock } from '../sim/sim-clock.js';
-import { SimFileSystem } from '../sim/sim-fs.js';
-import { randomInt, seededRandom } from '../sim/random.js';
-import { flush, RecordingSink, SIM_DIR, values, type SimWorld } from './sim-broker.js';
+import { Broker } from '../../../src/broker/broker.js';
+import { DELAY_BUCKET_MS } from '../../../src/broker/delay/store.js';
+import { SimClock } from '../../sim/sim-clock.js';
+import { SimFileSystem } from '../../sim/sim-fs.js';
+import { randomInt, seededRandom } from '../../sim/random.js';
+import { flush, RecordingSink, SIM_DIR, values, type SimWorld } from '../sim-broker.js';
 
 const MINUTE_MS = 60_000;
 const CLOCK_FILE = `${SIM_DIR}/topics/jobs/delayed/clock.json`;

@@ -8,13 +8,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Broker } from '../../src/broker/broker.js';
-import { DLQ_HEADERS } from '../../src/broker/dead-letter.js';
-import { isFerryError } from '../../src/errors.js';
-import { SimClock } from '../sim/sim-clock.js';
-import { seededRandom } from '../sim/random.js';
-import { RecordingLogger } from '../storage/log-kit.js';
-import { flush, openSimBroker, RecordingSink, SIM_DIR, type SimWorld } from './sim-broker.js';
+import type { Broker } from '../../../src/broker/broker.js';
+import { DLQ_HEADERS } from '../../../src/broker/delivery/dead-letter.js';
+import { isFerryError } from '../../../src/errors.js';
+import { SimClock } from '../../sim/sim-clock.js';
+import { seededRandom } from '../../sim/random.js';
+import { RecordingLogger } from '../../storage/log-kit.js';
+import { flush, openSimBroker, RecordingSink, SIM_DIR, type SimWorld } from '../sim-broker.js';
 
 const JOURNAL_DIR = `${SIM_DIR}/topics/t/groups/g/journal`;
 const TOPIC_PARTITION_DIR = `${SIM_DIR}/topics/t/partitions/0`;

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { AckSet } from '../../src/broker/ack-set.js';
+import { AckSet } from '../../../src/broker/delivery/ack-set.js';
 
 test('ack set - the floor advances over contiguous settled offsets', () => {
   const acks = new AckSet(10);

@@ -4,11 +4,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DISPATCHED_FLUSH_DELAY_MS } from '../../src/broker/limits.js';
-import { Log } from '../../src/storage/log.js';
-import { SimClock } from '../sim/sim-clock.js';
-import { seededRandom } from '../sim/random.js';
-import { flush, openSimBroker, RecordingSink, SIM_DIR, values, type SimWorld } from './sim-broker.js';
+import { DISPATCHED_FLUSH_DELAY_MS } from '../../../src/broker/limits.js';
+import { Log } from '../../../src/storage/log.js';
+import { SimClock } from '../../sim/sim-clock.js';
+import { seededRandom } from '../../sim/random.js';
+import { flush, openSimBroker, RecordingSink, SIM_DIR, values, type SimWorld } from '../sim-broker.js';
 
 const messages = ['a', 'b', 'c'].map((value) => ({ value: Buffer.from(value) }));
 
