@@ -25,7 +25,7 @@ import { join } from 'node:path';
 import type { BootTime, Clock } from '../../platform/clock.js';
 import type { FileSystem } from '../../platform/fs.js';
 import type { Logger } from '../../platform/logger.js';
-import { readStateFile, writeStateFile } from '../wall-clock/state-file.js';
+import { BootEpochFile, type BootEpoch } from '../wall-clock/boot-epochs.js';
 
 const EPOCHS_FILE = 'clock.json';
 const EPOCHS_VERSION = 1;
@@ -52,21 +52,6 @@ export const EPOCH_LATE_TOLERANCE_MS = 1000;
  */
 export const EPOCHS_MAX = 1000;
 
-interface Epoch {
-  /** First delay-log offset of the epoch; it lasts until the next epoch's. */
-  fromOffset: number;
-  /** Wall-clock minus boot-monotonic time when its messages were published. */
-  wallMinusBootMs: number;
-}
-
-interface EpochsFile {
-  version: number;
-  bootId: string;
-  /** The boot's monotonic clock when the file was written: a later reading on this boot is not lower. */
-  bootMonotonicMs: number;
-  epochs: Array<[number, number]>;
-}
-
 /** Messages stored before open whose release must move: offsets first..last, by `shiftMs` (delay-store terms). */
 export interface RestoredShift {
   first: number;
@@ -87,17 +72,16 @@ export interface WallEpochsOptions {
 }
 
 export class WallEpochs {
-  /** The epochs still needed, ascending by offset; the last one is current. */
-  private epochs: Epoch[];
+  /** The epochs still needed, ascending by offset (`from`); the last one is current. */
+  private epochs: BootEpoch[];
   /** Changes of the epochs (and their file writes), one at a time. */
   private changes: Promise<void> = Promise.resolve();
-  /** A write failed: the file may not match `epochs` until the next write succeeds. */
-  private unsure = false;
 
   private constructor(
     private readonly options: WallEpochsOptions,
-    private readonly bootId: string | null,
-    epochs: Epoch[],
+    /** Null without a boot clock: the wall clock is the only reference. */
+    private readonly file: BootEpochFile | null,
+    epochs: BootEpoch[],
     /** Release shifts of the messages stored before open (empty after a reboot or without boot time). */
     readonly restored: RestoredShift[],
   ) {
@@ -118,25 +102,31 @@ export class WallEpochs {
       return new WallEpochs(options, null, [], []);
     }
     const nowDiffMs = wallMs - boot.monotonicMs;
-    const saved = await readEpochs(fs, path, logger, topic);
-    let epochs: Epoch[] = [];
-    let reason = 'first run';
-    if (saved !== null && saved.bootId !== boot.bootId) reason = 'reboot';
-    else if (saved !== null && saved.bootMonotonicMs > boot.monotonicMs) reason = 'boot clock went back';
-    else if (saved !== null) {
-      reason = 'same boot';
-      // Epochs at or past the log's end are of records a crash took back: their offsets are reused.
-      epochs = saved.epochs.map(([fromOffset, wallMinusBootMs]) => ({ fromOffset, wallMinusBootMs })).filter((epoch) => epoch.fromOffset < options.nextOffset);
-    }
+    const file = new BootEpochFile(
+      {
+        fs,
+        path,
+        version: EPOCHS_VERSION,
+        epochsMax: EPOCHS_MAX,
+        epochsRequired: false,
+        // The wall clock is still a reference.
+        unusable: (why) => logger.warn(why.kind === 'unknown' ? 'broker.delay.clock_file_unknown' : 'broker.delay.clock_file_unreadable', { topic, path, ...why }),
+      },
+      boot.bootId,
+    );
+    const saved = await file.read(boot);
+    const reason = saved.reason;
+    // Epochs at or past the log's end are of records a crash took back: their offsets are reused.
+    const epochs = saved.epochs.filter((epoch) => epoch.from < options.nextOffset);
     const restored: RestoredShift[] = [];
     epochs.forEach((epoch, index) => {
-      const first = Math.max(epoch.fromOffset, options.startOffset);
-      const last = (epochs[index + 1]?.fromOffset ?? options.nextOffset) - 1;
+      const first = Math.max(epoch.from, options.startOffset);
+      const last = (epochs[index + 1]?.from ?? options.nextOffset) - 1;
       if (first <= last) restored.push({ first, last, shiftMs: epoch.wallMinusBootMs - nowDiffMs });
     });
     const stepMsMax = restored.reduce((max, shift) => Math.max(max, Math.abs(shift.shiftMs)), 0);
     logger.info('broker.delay.clock_reference', { topic, reference: reason === 'same boot' ? 'boot clock' : 'wall clock', reason, epochs: epochs.length, stepMsMax });
-    const store = new WallEpochs(options, boot.bootId, epochs, restored);
+    const store = new WallEpochs(options, file, epochs, restored);
     // The epoch of what this process appends, unless the last one already is.
     await store.extend(options.nextOffset, [wallMs]);
     return store;
@@ -149,8 +139,8 @@ export class WallEpochs {
    * not, the caller must `extend` at the exact offset they will take.
    */
   inCurrent(wallNowMs: readonly number[]): boolean {
-    if (this.bootId === null) return true;
-    if (this.unsure) return false;
+    if (this.file === null) return true;
+    if (this.file.unsure) return false;
     const current = this.epochs.at(-1);
     const boot = this.bootNow();
     if (current === undefined || boot === null) return boot === null;
@@ -168,39 +158,36 @@ export class WallEpochs {
   }
 
   private async extendNow(nextOffset: number, wallNowMs: readonly number[]): Promise<void> {
-    if (this.bootId === null) return;
+    if (this.file === null) return;
     const boot = this.bootNow();
     if (boot === null) return;
-    const epochs = this.epochs.filter((epoch) => epoch.fromOffset < nextOffset);
-    let changed = this.unsure || epochs.length !== this.epochs.length;
+    const epochs = this.epochs.filter((epoch) => epoch.from < nextOffset);
+    let changed = this.file.unsure || epochs.length !== this.epochs.length;
     wallNowMs.forEach((wallMs, index) => {
       const diffMs = wallMs - boot.monotonicMs;
       const current = epochs.at(-1);
       if (current !== undefined && fits(diffMs, current)) return;
       this.options.logger.info('broker.delay.clock_epoch', { topic: this.options.topic, fromOffset: nextOffset + index, stepMs: current === undefined ? null : diffMs - current.wallMinusBootMs });
-      epochs.push({ fromOffset: nextOffset + index, wallMinusBootMs: diffMs });
+      epochs.push({ from: nextOffset + index, wallMinusBootMs: diffMs });
       changed = true;
     });
     if (!changed) return;
-    while (epochs.length > EPOCHS_MAX) {
-      const [oldest, next] = epochs.splice(0, 2) as [Epoch, Epoch];
-      epochs.unshift({ fromOffset: oldest.fromOffset, wallMinusBootMs: Math.min(oldest.wallMinusBootMs, next.wallMinusBootMs) });
-      this.options.logger.warn('broker.delay.clock_epochs_full', { topic: this.options.topic });
-    }
+    const merges = this.file.capEpochs(epochs);
+    if (merges > 0) this.options.logger.warn('broker.delay.clock_epochs_full', { topic: this.options.topic, merges });
     this.epochs = epochs;
-    await this.write(boot.monotonicMs);
+    await this.file.write(boot.monotonicMs, this.epochs);
   }
 
   /** Whether every message about to be appended at nextOffset, ... falls in the epoch that covers its offset. */
   covers(nextOffset: number, wallNowMs: readonly number[]): boolean {
-    if (this.bootId === null) return true;
-    if (this.unsure) return false;
+    if (this.file === null) return true;
+    if (this.file.unsure) return false;
     const boot = this.bootNow();
     if (boot === null) return true;
     return wallNowMs.every((wallMs, index) => {
       const offset = nextOffset + index;
-      let epoch: Epoch | undefined;
-      for (let at = this.epochs.length - 1; at >= 0 && epoch === undefined; at--) if (this.epochs[at]!.fromOffset <= offset) epoch = this.epochs[at];
+      let epoch: BootEpoch | undefined;
+      for (let at = this.epochs.length - 1; at >= 0 && epoch === undefined; at--) if (this.epochs[at]!.from <= offset) epoch = this.epochs[at];
       return epoch !== undefined && fits(wallMs - boot.monotonicMs, epoch);
     });
   }
@@ -211,13 +198,13 @@ export class WallEpochs {
   }
 
   private async pruneNow(pendingFrom: number): Promise<void> {
-    if (this.bootId === null) return;
+    if (this.file === null) return;
     let drop = 0;
-    while (drop < this.epochs.length - 1 && this.epochs[drop + 1]!.fromOffset <= pendingFrom) drop++;
+    while (drop < this.epochs.length - 1 && this.epochs[drop + 1]!.from <= pendingFrom) drop++;
     const boot = this.bootNow();
     if (drop === 0 || boot === null) return;
     this.epochs = this.epochs.slice(drop);
-    await this.write(boot.monotonicMs);
+    await this.file.write(boot.monotonicMs, this.epochs);
   }
 
   private serially(task: () => Promise<void>): Promise<void> {
@@ -229,39 +216,9 @@ export class WallEpochs {
   private bootNow(): BootTime | null {
     return this.options.clock.bootTime?.() ?? null;
   }
-
-  /** Writes the epochs as they are now; a failure leaves them unsure and is a FerryError. */
-  private write(bootMonotonicMs: number): Promise<void> {
-    const file: EpochsFile = {
-      version: EPOCHS_VERSION,
-      bootId: this.bootId!,
-      bootMonotonicMs,
-      epochs: this.epochs.map((epoch) => [epoch.fromOffset, epoch.wallMinusBootMs]),
-    };
-    const path = join(this.options.dir, EPOCHS_FILE);
-    return writeStateFile(this.options.fs, path, file).then(
-      () => {
-        this.unsure = false;
-      },
-      (error: unknown) => {
-        this.unsure = true;
-        throw error;
-      },
-    );
-  }
 }
 
 /** Whether a message with this difference is read right enough in `epoch` (see the tolerances). */
-function fits(diffMs: number, epoch: Epoch): boolean {
+function fits(diffMs: number, epoch: BootEpoch): boolean {
   return diffMs >= epoch.wallMinusBootMs - EPOCH_EARLY_TOLERANCE_MS && diffMs <= epoch.wallMinusBootMs + EPOCH_LATE_TOLERANCE_MS;
-}
-
-function readEpochs(fs: FileSystem, path: string, logger: Logger, topic: string): Promise<EpochsFile | null> {
-  return readStateFile<EpochsFile>(
-    fs,
-    path,
-    (file) => file.version === EPOCHS_VERSION && typeof file.bootId === 'string' && Array.isArray(file.epochs),
-    // The wall clock is still a reference.
-    (why) => logger.warn(why.kind === 'unknown' ? 'broker.delay.clock_file_unknown' : 'broker.delay.clock_file_unreadable', { topic, path, ...why }),
-  );
 }

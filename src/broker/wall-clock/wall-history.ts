@@ -25,7 +25,7 @@ import { join } from 'node:path';
 import type { BootTime, Clock } from '../../platform/clock.js';
 import type { FileSystem } from '../../platform/fs.js';
 import type { Logger } from '../../platform/logger.js';
-import { readStateFile, writeStateFile } from './state-file.js';
+import { BootEpochFile, type BootEpoch } from './boot-epochs.js';
 
 export const WALL_HISTORY_FILE = 'wall-clock.json';
 const WALL_HISTORY_VERSION = 1;
@@ -44,20 +44,6 @@ export const STAMP_LAG_MS_MAX = 1_000;
 /** Epochs kept at most; past it the two oldest merge, keeping the smaller difference (younger readings). */
 export const WALL_EPOCHS_MAX = 1_000;
 
-interface WallEpoch {
-  /** The boot's monotonic clock when the epoch began. */
-  fromBootMs: number;
-  /** Wall-clock minus boot-monotonic time during the epoch. */
-  wallMinusBootMs: number;
-}
-
-interface WallHistoryFile {
-  version: number;
-  bootId: string;
-  bootMonotonicMs: number;
-  epochs: Array<[number, number]>;
-}
-
 export interface WallHistoryOptions {
   fs: FileSystem;
   /** The broker's data directory. */
@@ -67,17 +53,16 @@ export interface WallHistoryOptions {
 }
 
 export class WallHistory {
-  /** Ascending by `fromBootMs`; the last is current. Empty without a boot clock. */
-  private epochs: WallEpoch[];
+  /** Ascending by `from` (the boot's monotonic clock when each began); the last is current. Empty without a boot clock. */
+  private epochs: BootEpoch[];
   /** The write of the newest epochs, until it is done; appends wait for it. */
   private writing: Promise<void> | null = null;
-  /** A write failed: the file may lack the newest epoch until a write succeeds. */
-  private unsure = false;
 
   private constructor(
     private readonly options: WallHistoryOptions,
-    private readonly bootId: string | null,
-    epochs: WallEpoch[],
+    /** Null without a boot clock: the wall clock is the only reference. */
+    private readonly file: BootEpochFile | null,
+    epochs: BootEpoch[],
   ) {
     this.epochs = epochs;
   }
@@ -90,21 +75,25 @@ export class WallHistory {
       logger.info('broker.clock_reference', { reference: 'wall clock', reason: 'no boot time' });
       return new WallHistory(options, null, []);
     }
-    const saved = await readHistory(fs, path, logger);
-    let epochs: WallEpoch[] = [];
-    let reason = 'first run';
-    if (saved !== null && saved.bootId !== boot.bootId) reason = 'reboot';
-    else if (saved !== null && saved.bootMonotonicMs > boot.monotonicMs) reason = 'boot clock went back';
-    else if (saved !== null) {
-      reason = 'same boot';
-      epochs = saved.epochs.map(([fromBootMs, wallMinusBootMs]) => ({ fromBootMs, wallMinusBootMs }));
-    }
-    const history = new WallHistory(options, boot.bootId, epochs);
+    const file = new BootEpochFile(
+      {
+        fs,
+        path,
+        version: WALL_HISTORY_VERSION,
+        epochsMax: WALL_EPOCHS_MAX,
+        epochsRequired: true,
+        // The wall clock is still a reference.
+        unusable: (why) => logger.warn(why.kind === 'unknown' ? 'broker.clock_file_unknown' : 'broker.clock_file_unreadable', { path, ...why }),
+      },
+      boot.bootId,
+    );
+    const { reason, epochs } = await file.read(boot);
+    const history = new WallHistory(options, file, epochs);
     logger.info('broker.clock_reference', { reference: reason === 'same boot' ? 'boot clock' : 'wall clock', reason, epochs: epochs.length, aheadMsMax: history.aheadMsMax() });
     // The first epoch of a boot also stands for every stamp written before it (earlier boots,
     // earlier versions): for those the wall clock is the only reference.
-    if (history.epochs.length === 0) history.epochs.push({ fromBootMs: 0, wallMinusBootMs: clock.nowMs() - boot.monotonicMs });
-    const writing = history.observe() ?? (reason === 'same boot' ? undefined : history.write());
+    if (history.epochs.length === 0) history.epochs.push({ from: 0, wallMinusBootMs: clock.nowMs() - boot.monotonicMs });
+    const writing = history.observe() ?? (reason === 'same boot' ? undefined : history.write(file));
     // The broker still opens on a full disk; its first append tries the write again (and fails as the append would).
     if (writing !== undefined) await writing.catch((error: unknown) => logger.warn('broker.clock_file_unwritable', { path, error }));
     return history;
@@ -117,21 +106,18 @@ export class WallHistory {
    * nothing is being written, undefined: two clock reads and a comparison.
    */
   observe(): Promise<void> | undefined {
-    if (this.bootId === null) return undefined;
+    if (this.file === null) return undefined;
     const boot = this.bootNow();
     if (boot === null) return undefined;
     const diffMs = this.options.clock.nowMs() - boot.monotonicMs;
     const current = this.epochs.at(-1)!;
     if (Math.abs(diffMs - current.wallMinusBootMs) > STEP_TOLERANCE_MS) {
       this.options.logger.info('broker.clock_step', { stepMs: diffMs - current.wallMinusBootMs });
-      this.epochs.push({ fromBootMs: boot.monotonicMs, wallMinusBootMs: diffMs });
-      while (this.epochs.length > WALL_EPOCHS_MAX) {
-        const [oldest, next] = this.epochs.splice(0, 2) as [WallEpoch, WallEpoch];
-        this.epochs.unshift({ fromBootMs: oldest.fromBootMs, wallMinusBootMs: Math.min(oldest.wallMinusBootMs, next.wallMinusBootMs) });
-      }
-      return this.write();
+      this.epochs.push({ from: boot.monotonicMs, wallMinusBootMs: diffMs });
+      this.file.capEpochs(this.epochs);
+      return this.write(this.file);
     }
-    if (this.unsure && this.writing === null) return this.write();
+    if (this.file.unsure && this.writing === null) return this.write(this.file);
     return this.writing ?? undefined;
   }
 
@@ -141,19 +127,19 @@ export class WallHistory {
    * clock: its age by the wall clock.
    */
   ageMs(stampMs: number): number {
-    const boot = this.bootId === null ? null : this.bootNow();
+    const boot = this.file === null ? null : this.bootNow();
     if (boot === null) return Math.max(0, this.options.clock.nowMs() - stampMs);
     for (let at = this.epochs.length - 1; at >= 0; at--) {
       const epoch = this.epochs[at]!;
       const writtenAtBootMs = stampMs - epoch.wallMinusBootMs;
-      if (at === 0 || writtenAtBootMs >= epoch.fromBootMs - STAMP_LAG_MS_MAX) return Math.max(0, boot.monotonicMs - writtenAtBootMs);
+      if (at === 0 || writtenAtBootMs >= epoch.from - STAMP_LAG_MS_MAX) return Math.max(0, boot.monotonicMs - writtenAtBootMs);
     }
     assert.fail('the first epoch takes every stamp');
   }
 
   /** The most by which a stamp's age by the wall clock now can exceed `ageMs`: how much further back a scan by timestamp must start. */
   aheadMsMax(): number {
-    const boot = this.bootId === null ? null : this.bootNow();
+    const boot = this.file === null ? null : this.bootNow();
     if (boot === null || this.epochs.length === 0) return 0;
     const nowDiffMs = this.options.clock.nowMs() - boot.monotonicMs;
     return Math.max(0, nowDiffMs - Math.min(...this.epochs.map((epoch) => epoch.wallMinusBootMs)));
@@ -164,39 +150,12 @@ export class WallHistory {
   }
 
   /** Writes the epochs as they are now, after any write in progress; a failure leaves them unsure and is a FerryError. */
-  private write(): Promise<void> {
-    const path = join(this.options.dir, WALL_HISTORY_FILE);
-    const run = (this.writing ?? Promise.resolve()).catch(() => undefined).then(() => {
-      const file: WallHistoryFile = {
-        version: WALL_HISTORY_VERSION,
-        bootId: this.bootId!,
-        bootMonotonicMs: this.bootNow()?.monotonicMs ?? 0,
-        epochs: this.epochs.map((epoch) => [epoch.fromBootMs, epoch.wallMinusBootMs]),
-      };
-      return writeStateFile(this.options.fs, path, file);
+  private write(file: BootEpochFile): Promise<void> {
+    const run = (this.writing ?? Promise.resolve()).catch(() => undefined).then(() => file.write(this.bootNow()?.monotonicMs ?? 0, this.epochs));
+    const settled = run.finally(() => {
+      if (this.writing === settled) this.writing = null;
     });
-    const settled = run.then(
-      () => {
-        if (this.writing === settled) this.writing = null;
-        this.unsure = false;
-      },
-      (error: unknown) => {
-        if (this.writing === settled) this.writing = null;
-        this.unsure = true;
-        throw error;
-      },
-    );
     this.writing = settled;
     return settled;
   }
-}
-
-function readHistory(fs: FileSystem, path: string, logger: Logger): Promise<WallHistoryFile | null> {
-  return readStateFile<WallHistoryFile>(
-    fs,
-    path,
-    (file) => file.version === WALL_HISTORY_VERSION && typeof file.bootId === 'string' && Array.isArray(file.epochs) && file.epochs.length > 0,
-    // The wall clock is still a reference.
-    (why) => logger.warn(why.kind === 'unknown' ? 'broker.clock_file_unknown' : 'broker.clock_file_unreadable', { path, ...why }),
-  );
 }
