@@ -1,5 +1,6 @@
 /** The embedded API: `import { Broker } from 'ferry'`. */
-export { Broker, DEFAULT_TOPIC_CONFIG } from './broker/broker.js';
+export { Broker } from './broker/broker.js';
+export { DEFAULT_TOPIC_CONFIG } from './broker/config.js';
 export type { BrokerOptions, ConsumeOptions, ListenOptions, Listener, PublishOptions } from './broker/broker.js';
 export type { ConsumedMessage, MessageStream } from './broker/message-stream.js';
 export type * from './broker/types.js';

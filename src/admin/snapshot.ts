@@ -3,7 +3,8 @@
  * storage, groups with lag, dead-letter topics with what waits in them. /metrics and the JSON API
  * (overview, dead letters) both read it, so the dashboard and Prometheus agree.
  */
-import { DEAD_LETTER_SUFFIX, REDRIVE_GROUP } from '../broker/broker.js';
+import { DEAD_LETTER_SUFFIX } from '../broker/config.js';
+import { REDRIVE_GROUP } from '../broker/redrive.js';
 import type { BrokerApi, GroupInfo, TopicInfo } from '../broker/types.js';
 
 export interface TopicView {

@@ -1,11 +1,7 @@
 /**
- * The broker: the one core behind both ways in. Embedded users call it directly
- * (`await Broker.open({ dir })`); `broker.listen()` puts the TCP server on the same object.
- *
- * Layout of the data directory: <dir>/topics/<name>/ per topic (see topic.ts), and
- * <dir>/trash/ where deleted topics are moved (atomically) before their files are removed.
+ * The broker: the one core behind every way in (embedded calls, and the transports over it).
+ * Data directory: <dir>/topics/<name>/ per topic (topic.ts), <dir>/trash/ for deleted ones.
  */
-import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { SystemClock, type Clock } from '../platform/clock.js';
 import { NodeFileSystem, type FileSystem } from '../platform/fs.js';
@@ -13,26 +9,18 @@ import { silentLogger, type Logger } from '../platform/logger.js';
 import { mkdirDurable, removeTree } from '../platform/atomic-write.js';
 import type { DirLock } from '../platform/dir-lock.js';
 import { FerryError } from '../errors.js';
-import { DEFAULT_SEGMENT_BYTES, DEFAULT_SYNC_INTERVAL_MS, DEFAULT_TAIL_CACHE_BYTES, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN } from '../storage/limits.js';
-import { DURABILITY_MODES, type LogFactory, type LogRecord, type RecoveryReport, type StorageObserver } from '../storage/types.js';
+import { DEFAULT_TAIL_CACHE_BYTES } from '../storage/limits.js';
+import type { LogFactory, RecoveryReport, StorageObserver } from '../storage/types.js';
 import { Log } from '../storage/log.js';
 import { TailCacheBudget } from '../storage/tail-cache.js';
 import { WriteBufferPool } from '../storage/write-buffers.js';
-import {
-  ACK_TIMEOUT_MS_MAX,
-  ACK_TIMEOUT_MS_MIN,
-  CREDIT_MAX,
-  DELIVERIES_MAX_LIMIT,
-  NAME_BYTES_MAX,
-  PARTITIONS_MAX,
-  PUBLISH_MESSAGES_MAX,
-} from './limits.js';
+import { CREDIT_MAX, PUBLISH_MESSAGES_MAX } from './limits.js';
 import { MessageStream } from './message-stream.js';
 import { PRIORITY_HEADER, PRIORITY_MAX } from './delivery/priority.js';
 import { Admission, type AdmissionOptions } from './admission.js';
-import { BACKOFF_DELAY_MS_MAX, BACKOFF_STEPS_MAX } from './delivery/backoff.js';
-import { DLQ_HEADER_PREFIX, DLQ_HEADERS, isCopyOf, type DeadLetterSource, type DeadLetterTarget } from './delivery/dead-letter.js';
-import { DEFAULT_DEDUP_WINDOW_MS } from './dedup.js';
+import { isCopyOf, type DeadLetterSource, type DeadLetterTarget } from './delivery/dead-letter.js';
+import { DEFAULT_GROUP_CONFIG, DEFAULT_TOPIC_CONFIG, resolveGroupConfig, stripUndefined, validateTopicConfig } from './config.js';
+import { redrive } from './redrive.js';
 import { WallHistory } from './wall-clock/wall-history.js';
 import { checkName } from './names.js';
 import { quarantiner } from './recovery.js';
@@ -60,28 +48,8 @@ const TRASH_DIR = 'trash';
 /** Credit a subscription starts with when the caller names none. */
 export const DEFAULT_CREDIT = 256;
 
-export const DEFAULT_TOPIC_CONFIG: TopicConfig = {
-  partitions: 1,
-  durability: 'always',
-  syncIntervalMs: DEFAULT_SYNC_INTERVAL_MS,
-  retention: {},
-  segmentBytes: DEFAULT_SEGMENT_BYTES,
-  dedupWindowMs: DEFAULT_DEDUP_WINDOW_MS,
-};
-
-/** Group defaults; the dead-letter topic defaults to `<topic>.dlq`. */
-export const DEFAULT_GROUP_CONFIG: Omit<GroupConfig, 'deadLetterTopic'> = {
-  ackTimeoutMs: 30_000,
-  backoffMs: [],
-  deliveriesMax: 16,
-};
-export const DEAD_LETTER_SUFFIX = '.dlq';
-/** The internal group through which a dead-letter topic remembers what was redriven. */
-export const REDRIVE_GROUP = 'ferry-redrive';
-/** Dead letters read per log read while redriving or searching. */
+/** Dead letters read per log read while searching for a copy. */
 const DEAD_LETTER_READ_RECORDS = 512;
-/** Hex digits of the digest in a redrive id: 64 bits, so two dead letters at one place never share one. */
-const REDRIVE_DIGEST_HEX_CHARS = 16;
 
 export interface BrokerOptions {
   dir: string;
@@ -287,58 +255,10 @@ export class Broker implements BrokerApi, DeadLetterTarget {
     return group;
   }
 
-  /**
-   * Moves dead letters back to the topics they came from (all, an offset range, or those with a
-   * header), oldest first. The dead-letter topic's internal group REDRIVE_GROUP remembers what was
-   * moved; each republish carries a message id derived from the dead letter (redriveId), so a
-   * redrive interrupted by a crash and repeated does not publish a message twice. A dead letter is
-   * settled only once its republished copy is synced (syncStored).
-   */
-  async redrive(deadLetterTopic: string, options: RedriveOptions = {}): Promise<RedriveResult> {
+  /** Moves dead letters back to the topics they came from (redrive.ts). */
+  redrive(deadLetterTopic: string, options: RedriveOptions = {}): Promise<RedriveResult> {
     this.checkOpen();
-    const topic = this.topic(deadLetterTopic);
-    const limit = options.limit ?? Infinity;
-    if (limit !== Infinity && (!Number.isInteger(limit) || limit < 0)) throw new FerryError('INVALID_ARGUMENT', 'limit must be a non-negative integer');
-    // The internal group never dead-letters: naming its own topic spares it a derived `.dlq` that may be too long.
-    const group = await topic.openGroup(REDRIVE_GROUP, { kind: 'earliest' }, { deadLetterTopic });
-    let moved = 0;
-    for (const [partition, log] of topic.logs.entries()) {
-      let offset = Math.max(group.ackFloor(partition), options.fromOffset ?? 0, log.startOffset);
-      const endOffset = Math.min(log.nextOffset, options.toOffset ?? Infinity);
-      while (offset < endOffset && moved < limit) {
-        const records = await log.read(offset, { recordsMax: DEAD_LETTER_READ_RECORDS, endOffset });
-        if (records.length === 0) break;
-        // Each read's matches go back as one publish per source topic, then are settled together.
-        const bySource = new Map<string, { messages: PublishMessage[]; offsets: number[] }>();
-        for (const record of records) {
-          if (moved >= limit) break;
-          if (group.isSettled(partition, record.offset)) continue;
-          if (options.header !== undefined && !record.headers.some(([name, value]) => name === options.header![0] && value === options.header![1])) continue;
-          const source = record.headers.find(([name]) => name === DLQ_HEADERS.topic)?.[1];
-          if (source === undefined || !this.topics.has(source)) {
-            this.context.logger.warn('broker.redrive.no_source', { deadLetterTopic, partition, offset: record.offset, source });
-            continue;
-          }
-          const headers: Header[] = record.headers.filter(([name]) => !name.startsWith(DLQ_HEADER_PREFIX));
-          let batch = bySource.get(source);
-          if (batch === undefined) bySource.set(source, (batch = { messages: [], offsets: [] }));
-          batch.messages.push({ key: record.key, headers, value: record.value, id: redriveId(deadLetterTopic, partition, record) });
-          batch.offsets.push(record.offset);
-          moved += 1;
-        }
-        for (const [source, batch] of bySource) {
-          const sourceTopic = this.topic(source);
-          // The settle goes to this topic's group journal, synced apart from the source topic: in
-          // `interval`/`never` mode it could reach the disk first, and a power loss would lose the
-          // message from both topics.
-          await syncStored(sourceTopic, await sourceTopic.publish(batch.messages));
-          await Promise.all(batch.offsets.map((offset) => group.settleDirect(partition, offset)));
-        }
-        offset = records[records.length - 1]!.offset + 1;
-      }
-    }
-    this.context.logger.info('broker.redrive.finished', { deadLetterTopic, moved });
-    return { moved };
+    return redrive({ topic: (name) => this.topic(name), has: (name) => this.topics.has(name) }, deadLetterTopic, options, this.context.logger);
   }
 
   // --- DeadLetterTarget: what groups use to dead-letter ---
@@ -377,7 +297,7 @@ export class Broker implements BrokerApi, DeadLetterTarget {
       }
       topic = this.topic(topicName);
     }
-    await syncStored(topic, await topic.publish([message]));
+    await topic.syncStored(await topic.publish([message]));
   }
 
   /** Publishes a batch (the transport form), or one message (the embedded form, like the client's). */
@@ -525,11 +445,6 @@ export class Broker implements BrokerApi, DeadLetterTarget {
   }
 }
 
-/**
- * Waits until what a publish stored is synced, whatever the topic's durability: for a settle in
- * another log that must not reach the disk first. A duplicate answer syncs its partition too: its
- * first copy may only be written (`interval`/`never`).
- */
 /** The single-node log factory: every log is a local `Log`. The one place in the broker that names it. */
 const openLocalLog: LogFactory = (options) => Log.open(options);
 
@@ -539,98 +454,10 @@ export async function lockDataDir(fs: FileSystem, dir: string): Promise<DirLock>
   return fs.lockDir(dir);
 }
 
-async function syncStored(topic: Topic, results: readonly PublishResult[]): Promise<void> {
-  const partitions = new Set<number>();
-  for (const result of results) if (result.durability !== 'synced' || result.duplicate === true) partitions.add(result.partition);
-  await Promise.all([...partitions].map((partition) => topic.logs[partition]!.sync()));
-}
-
-/**
- * The message id of a redriven dead letter: its place in the dead-letter topic plus a digest of
- * what makes it that dead letter (its record timestamp and the source its headers name). The place
- * alone can repeat: a power loss can take back a dead letter after it was redriven (an `interval`
- * topic, or one published by hand), its offset goes to a new dead letter, and that one would be
- * dropped as a repeat within the dedup window. At most 14 + 200 + 1 + 4 + 1 + 16 + 1 + 16 = 253
- * bytes (names ≤ NAME_BYTES_MAX, partitions < PARTITIONS_MAX, safe-integer offsets): within
- * MESSAGE_ID_BYTES_MAX.
- */
-function redriveId(deadLetterTopic: string, partition: number, record: LogRecord): string {
-  const digest = createHash('sha256').update(String(record.timestampMs));
-  for (const name of [DLQ_HEADERS.topic, DLQ_HEADERS.group, DLQ_HEADERS.partition, DLQ_HEADERS.offset]) {
-    digest.update(`\0${record.headers.find(([header]) => header === name)?.[1] ?? ''}`);
-  }
-  return `ferry-redrive:${deadLetterTopic}:${partition}:${record.offset}:${digest.digest('hex').slice(0, REDRIVE_DIGEST_HEX_CHARS)}`;
-}
-
-/**
- * A new group's configuration: the defaults, the dead-letter topic `<topic>.dlq` unless the caller
- * names one, then what the caller set; every field and name checked. A default dead-letter name
- * that is too long is refused with its own message: the caller can name another.
- */
-function resolveGroupConfig(defaults: Omit<GroupConfig, 'deadLetterTopic'>, topic: string, options: Partial<GroupConfig>): GroupConfig {
-  const set = stripUndefined(options);
-  const derived = topic + DEAD_LETTER_SUFFIX;
-  if (set.deadLetterTopic === undefined && Buffer.byteLength(derived) > NAME_BYTES_MAX) {
-    throw new FerryError('INVALID_ARGUMENT', `the default dead-letter topic ${derived} would be longer than ${NAME_BYTES_MAX} bytes: name a deadLetterTopic for this group`);
-  }
-  return validateGroupConfig({ ...defaults, deadLetterTopic: derived, ...set });
-}
-
 export function toStartPosition(from: ConsumeOptions['from']): StartPosition | undefined {
   if (from === undefined) return undefined;
   if (from === 'earliest' || from === 'latest') return { kind: from };
   if (typeof from === 'number') return { kind: 'offset', offset: from };
   if (from instanceof Date) return { kind: 'timestamp', timestampMs: from.getTime() };
   throw new FerryError('INVALID_ARGUMENT', `unknown start position ${String(from)}`);
-}
-
-function stripUndefined<T extends object>(value: T): Partial<T> {
-  return Object.fromEntries(Object.entries(value).filter(([, field]) => field !== undefined)) as Partial<T>;
-}
-
-export function validateGroupConfig(config: GroupConfig): GroupConfig {
-  const { ackTimeoutMs, backoffMs, deliveriesMax, deadLetterTopic } = config;
-  if (!Number.isInteger(ackTimeoutMs) || ackTimeoutMs < ACK_TIMEOUT_MS_MIN || ackTimeoutMs > ACK_TIMEOUT_MS_MAX) {
-    throw new FerryError('INVALID_ARGUMENT', `ackTimeoutMs must be an integer from ${ACK_TIMEOUT_MS_MIN} to ${ACK_TIMEOUT_MS_MAX}`);
-  }
-  if (!Array.isArray(backoffMs) || backoffMs.length > BACKOFF_STEPS_MAX) {
-    throw new FerryError('INVALID_ARGUMENT', `backoffMs must be a list of at most ${BACKOFF_STEPS_MAX} delays`);
-  }
-  for (const delay of backoffMs) {
-    if (!Number.isInteger(delay) || delay < 0 || delay > BACKOFF_DELAY_MS_MAX) {
-      throw new FerryError('INVALID_ARGUMENT', `each backoffMs delay must be an integer from 0 to ${BACKOFF_DELAY_MS_MAX}`);
-    }
-  }
-  if (!Number.isInteger(deliveriesMax) || deliveriesMax < 1 || deliveriesMax > DELIVERIES_MAX_LIMIT) {
-    throw new FerryError('INVALID_ARGUMENT', `deliveriesMax must be an integer from 1 to ${DELIVERIES_MAX_LIMIT}`);
-  }
-  checkName('dead-letter topic', deadLetterTopic);
-  return { ackTimeoutMs, backoffMs: [...backoffMs], deliveriesMax, deadLetterTopic };
-}
-
-export function validateTopicConfig(config: TopicConfig): TopicConfig {
-  const { partitions, durability, syncIntervalMs, segmentBytes, retention } = config;
-  const dedupWindowMs = config.dedupWindowMs ?? DEFAULT_DEDUP_WINDOW_MS;
-  if (!Number.isInteger(dedupWindowMs) || dedupWindowMs < 0) {
-    throw new FerryError('INVALID_ARGUMENT', 'dedupWindowMs must be a non-negative integer');
-  }
-  if (!Number.isInteger(partitions) || partitions < 1 || partitions > PARTITIONS_MAX) {
-    throw new FerryError('INVALID_ARGUMENT', `partitions must be an integer from 1 to ${PARTITIONS_MAX}`);
-  }
-  if (!(DURABILITY_MODES as readonly string[]).includes(durability)) {
-    throw new FerryError('INVALID_ARGUMENT', `durability must be one of ${DURABILITY_MODES.join(', ')}`);
-  }
-  if (!Number.isInteger(syncIntervalMs) || syncIntervalMs < 1) {
-    throw new FerryError('INVALID_ARGUMENT', 'syncIntervalMs must be a positive integer');
-  }
-  if (!Number.isInteger(segmentBytes) || segmentBytes < SEGMENT_BYTES_MIN || segmentBytes > SEGMENT_BYTES_MAX) {
-    throw new FerryError('INVALID_ARGUMENT', `segmentBytes must be from ${SEGMENT_BYTES_MIN} to ${SEGMENT_BYTES_MAX}`);
-  }
-  for (const field of ['ageMs', 'bytesMax', 'recordsMax'] as const) {
-    const limit = retention?.[field];
-    if (limit !== undefined && (!Number.isInteger(limit) || limit < 0)) {
-      throw new FerryError('INVALID_ARGUMENT', `retention.${field} must be a non-negative integer`);
-    }
-  }
-  return { partitions, durability, syncIntervalMs, segmentBytes, retention: { ...retention }, dedupWindowMs };
 }

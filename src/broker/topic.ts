@@ -369,6 +369,17 @@ export class Topic {
     });
   }
 
+  /**
+   * Waits until what a publish stored is synced, whatever the topic's durability: for a settle in
+   * another log that must not reach the disk first. A duplicate answer syncs its partition too: its
+   * first copy may only be written (`interval`/`never`).
+   */
+  async syncStored(results: readonly PublishResult[]): Promise<void> {
+    const partitions = new Set<number>();
+    for (const result of results) if (result.durability !== 'synced' || result.duplicate === true) partitions.add(result.partition);
+    await Promise.all([...partitions].map((partition) => this.logs[partition]!.sync()));
+  }
+
   /** Returns the group, creating it (with `from` and `options` as its start and configuration) when new. */
   async openGroup(name: string, from: StartPosition, options: Partial<GroupConfig> = {}): Promise<Group> {
     checkName('group', name);

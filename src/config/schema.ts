@@ -6,7 +6,7 @@
  */
 import { DEFAULT_DISK_FREE_LOW_BYTES, DEFAULT_MEMORY_HIGH_WATERMARK_FRACTION } from '../broker/admission.js';
 import { totalmem } from 'node:os';
-import { DEFAULT_GROUP_CONFIG, DEFAULT_TOPIC_CONFIG } from '../broker/broker.js';
+import { DEFAULT_GROUP_CONFIG, DEFAULT_TOPIC_CONFIG } from '../broker/config.js';
 import { BACKOFF_DELAY_MS_MAX, BACKOFF_STEPS_MAX } from '../broker/delivery/backoff.js';
 import { ACK_TIMEOUT_MS_MAX, ACK_TIMEOUT_MS_MIN, CREDIT_MAX, DELIVERIES_MAX_LIMIT, PARTITIONS_MAX, PUBLISH_MESSAGES_MAX } from '../broker/limits.js';
 import type { Durability, RetentionPolicy } from '../broker/types.js';
