@@ -24,7 +24,7 @@ import { redrive } from './redrive.js';
 import { WallHistory } from './wall-clock/wall-history.js';
 import { checkName } from './names.js';
 import { quarantiner } from './recovery.js';
-import { Topic, type TopicContext } from './topic.js';
+import { Topic, type TopicContext, type TopicServices } from './topic.js';
 import type { TcpServerOptions } from '../transport/tcp/options.js';
 import type {
   BrokerApi,
@@ -112,6 +112,15 @@ export interface Listener {
   close(): Promise<void>;
 }
 
+/** What a broker is built from: everything `open` prepares before the broker exists. */
+interface BrokerParts {
+  dir: string;
+  services: TopicServices;
+  topicDefaults: TopicConfig;
+  admission: Admission;
+  dirLock: DirLock;
+}
+
 export class Broker implements BrokerApi, DeadLetterTarget {
   private readonly topics = new Map<string, Topic>();
   private readonly creating = new Map<string, Promise<Topic>>();
@@ -119,14 +128,21 @@ export class Broker implements BrokerApi, DeadLetterTarget {
   private closing = false;
   private readonly listeners: Listener[] = [];
 
-  private constructor(
-    readonly dir: string,
-    private readonly context: TopicContext,
-    private readonly topicDefaults: TopicConfig,
-    readonly recovery: Map<string, RecoveryReport[]>,
-    private readonly admission: Admission,
-    private readonly dirLock: DirLock,
-  ) {}
+  private readonly context: TopicContext;
+  /** Recovery reports of the partitions found at open, by topic. */
+  readonly recovery = new Map<string, RecoveryReport[]>();
+  readonly dir: string;
+  private readonly topicDefaults: TopicConfig;
+  private readonly admission: Admission;
+  private readonly dirLock: DirLock;
+
+  private constructor(parts: BrokerParts) {
+    this.dir = parts.dir;
+    this.topicDefaults = parts.topicDefaults;
+    this.admission = parts.admission;
+    this.dirLock = parts.dirLock;
+    this.context = { ...parts.services, allocateSubscriptionId: () => this.nextSubscriptionId++, deadLetters: this };
+  }
 
   static async open(options: BrokerOptions): Promise<Broker> {
     const fs = options.fs ?? new NodeFileSystem();
@@ -136,55 +152,43 @@ export class Broker implements BrokerApi, DeadLetterTarget {
     const groupDefaults = { ...DEFAULT_GROUP_CONFIG, ...stripUndefined(options.groupDefaults ?? {}) };
     const dirLock = options.dirLock ?? (await lockDataDir(fs, options.dir));
     try {
-      return await Broker.openLocked(options, fs, clock, logger, topicDefaults, groupDefaults, dirLock);
+      await mkdirDurable(fs, join(options.dir, TOPICS_DIR));
+      await removeTree(fs, join(options.dir, TRASH_DIR));
+      const services: TopicServices = {
+        fs,
+        clock,
+        logger,
+        wallHistory: await WallHistory.open({ fs, dir: options.dir, clock, logger }),
+        random: options.random ?? Math.random,
+        tailCacheBudget: new TailCacheBudget(options.tailCacheBytes ?? DEFAULT_TAIL_CACHE_BYTES),
+        writeBuffers: new WriteBufferPool(),
+        storageObserver: options.storageObserver ?? null,
+        openLog: options.openLog ?? openLocalLog,
+        resolveGroupConfig: (topic, groupOptions) => resolveGroupConfig(groupDefaults, topic, groupOptions),
+        quarantine: quarantiner(fs, options.dir, clock, logger),
+      };
+      const admission = new Admission(fs, options.dir, clock, logger, options.admission);
+      const broker = new Broker({ dir: options.dir, services, topicDefaults, admission, dirLock });
+      await broker.openTopics();
+      admission.start();
+      return broker;
     } catch (error) {
       await dirLock.release();
       throw error;
     }
   }
 
-  private static async openLocked(
-    options: BrokerOptions,
-    fs: FileSystem,
-    clock: Clock,
-    logger: Logger,
-    topicDefaults: TopicConfig,
-    groupDefaults: Omit<GroupConfig, 'deadLetterTopic'>,
-    dirLock: DirLock,
-  ): Promise<Broker> {
-    await mkdirDurable(fs, join(options.dir, TOPICS_DIR));
-    await removeTree(fs, join(options.dir, TRASH_DIR));
-    const wallHistory = await WallHistory.open({ fs, dir: options.dir, clock, logger });
-    const context: TopicContext = {
-      fs,
-      clock,
-      logger,
-      wallHistory,
-      random: options.random ?? Math.random,
-      tailCacheBudget: new TailCacheBudget(options.tailCacheBytes ?? DEFAULT_TAIL_CACHE_BYTES),
-      writeBuffers: new WriteBufferPool(),
-      storageObserver: options.storageObserver ?? null,
-      allocateSubscriptionId: () => 0,
-      deadLetters: undefined as unknown as DeadLetterTarget,
-      openLog: options.openLog ?? openLocalLog,
-      resolveGroupConfig: (topic, groupOptions) => resolveGroupConfig(groupDefaults, topic, groupOptions),
-      quarantine: quarantiner(fs, options.dir, clock, logger),
-    };
-    const recovery = new Map<string, RecoveryReport[]>();
-    const admission = new Admission(fs, options.dir, clock, logger, options.admission);
-    const broker = new Broker(options.dir, context, topicDefaults, recovery, admission, dirLock);
-    context.allocateSubscriptionId = () => broker.nextSubscriptionId++;
-    context.deadLetters = broker;
-    for (const name of (await fs.readdir(join(options.dir, TOPICS_DIR))).sort()) {
-      const opened = await Topic.openEntry(join(options.dir, TOPICS_DIR, name), name, context);
+  /** Opens every topic found on disk, then their groups. */
+  private async openTopics(): Promise<void> {
+    const topicsDir = join(this.dir, TOPICS_DIR);
+    for (const name of (await this.context.fs.readdir(topicsDir)).sort()) {
+      const opened = await Topic.openEntry(join(topicsDir, name), name, this.context);
       if (opened === null) continue;
-      broker.topics.set(opened.topic.name, opened.topic);
-      recovery.set(opened.topic.name, opened.recovery);
+      this.topics.set(opened.topic.name, opened.topic);
+      this.recovery.set(opened.topic.name, opened.recovery);
     }
     // Groups open once every topic is open: finishing an interrupted dead-lettering writes to another topic.
-    for (const topic of broker.topics.values()) await topic.openExistingGroups();
-    admission.start();
-    return broker;
+    for (const topic of this.topics.values()) await topic.openExistingGroups();
   }
 
   /** Topic config with defaults applied and every field checked. */

@@ -34,7 +34,14 @@ const PARTITIONS_DIR = 'partitions';
 const GROUPS_DIR = 'groups';
 const DELAYED_DIR = 'delayed';
 
-export interface TopicContext {
+/** What the broker gives every topic: services shared by all of them, and the broker's own callbacks. */
+export interface TopicContext extends TopicServices {
+  allocateSubscriptionId: () => number;
+  deadLetters: DeadLetterTarget;
+}
+
+/** The broker's services, built before the broker itself (broker.ts `open`). */
+export interface TopicServices {
   fs: FileSystem;
   clock: Clock;
   logger: Logger;
@@ -44,8 +51,6 @@ export interface TopicContext {
   /** The broker's one pool of batch encode buffers, shared by every log it opens. */
   writeBuffers: WriteBufferPool;
   storageObserver: StorageObserver | null;
-  allocateSubscriptionId: () => number;
-  deadLetters: DeadLetterTarget;
   /** Fills in and checks a group's configuration for a new group of `topic`. */
   resolveGroupConfig: (topic: string, options: Partial<GroupConfig>) => GroupConfig;
   /** The wall clock's steps on this boot: how old stored timestamps are (retention, dedup). */
