@@ -25,7 +25,6 @@ import { WallHistory } from './wall-clock/wall-history.js';
 import { checkName } from './names.js';
 import { quarantiner } from './recovery.js';
 import { Topic, type TopicContext, type TopicServices } from './topic.js';
-import type { TcpServerOptions } from '../transport/tcp/options.js';
 import type {
   BrokerApi,
   DeliverySink,
@@ -100,20 +99,8 @@ export interface ConsumeOptions extends Partial<GroupConfig> {
   prefetch?: number;
 }
 
-/** Where to listen, plus any TCP server setting (heartbeats, limits, slow consumers). */
-export interface ListenOptions extends TcpServerOptions {
-  port?: number;
-  host?: string;
-}
-
-export interface Listener {
-  port: number;
-  host: string;
-  close(): Promise<void>;
-}
-
 /** What a broker is built from: everything `open` prepares before the broker exists. */
-interface BrokerParts {
+export interface BrokerParts {
   dir: string;
   services: TopicServices;
   topicDefaults: TopicConfig;
@@ -126,7 +113,8 @@ export class Broker implements BrokerApi, DeadLetterTarget {
   private readonly creating = new Map<string, Promise<Topic>>();
   private nextSubscriptionId = 1;
   private closing = false;
-  private readonly listeners: Listener[] = [];
+  /** What serves this broker from outside (the TCP server `listen` puts on it, src/index.ts): closed first. */
+  private readonly transports = new Set<{ close(): Promise<void> }>();
 
   private readonly context: TopicContext;
   /** Recovery reports of the partitions found at open, by topic. */
@@ -136,7 +124,7 @@ export class Broker implements BrokerApi, DeadLetterTarget {
   private readonly admission: Admission;
   private readonly dirLock: DirLock;
 
-  private constructor(parts: BrokerParts) {
+  protected constructor(parts: BrokerParts) {
     this.dir = parts.dir;
     this.topicDefaults = parts.topicDefaults;
     this.admission = parts.admission;
@@ -144,7 +132,12 @@ export class Broker implements BrokerApi, DeadLetterTarget {
     this.context = { ...parts.services, allocateSubscriptionId: () => this.nextSubscriptionId++, deadLetters: this };
   }
 
-  static async open(options: BrokerOptions): Promise<Broker> {
+  static open(options: BrokerOptions): Promise<Broker> {
+    return Broker.build(options, (parts) => new Broker(parts));
+  }
+
+  /** Opens a broker built by `construct` (a subclass's constructor) from the parts prepared here. */
+  protected static async build<B extends Broker>(options: BrokerOptions, construct: (parts: BrokerParts) => B): Promise<B> {
     const fs = options.fs ?? new NodeFileSystem();
     const clock = options.clock ?? new SystemClock();
     const logger = options.logger ?? silentLogger;
@@ -168,7 +161,7 @@ export class Broker implements BrokerApi, DeadLetterTarget {
         quarantine: quarantiner(fs, options.dir, clock, logger),
       };
       const admission = new Admission(fs, options.dir, clock, logger, options.admission);
-      const broker = new Broker({ dir: options.dir, services, topicDefaults, admission, dirLock });
+      const broker = construct({ dir: options.dir, services, topicDefaults, admission, dirLock });
       await broker.openTopics();
       admission.start();
       return broker;
@@ -404,31 +397,28 @@ export class Broker implements BrokerApi, DeadLetterTarget {
     );
   }
 
-  /** Puts the TCP server on this broker. */
-  async listen(options: ListenOptions = {}): Promise<Listener> {
-    this.checkOpen();
-    const { TcpServer } = await import('../transport/tcp/server.js');
-    const { port, host, ...serverOptions } = options;
-    const server = new TcpServer(this, { logger: this.context.logger, clock: this.context.clock, ...serverOptions });
-    const address = await server.listen(port ?? 7700, host ?? '127.0.0.1');
-    const listener: Listener = {
-      port: address.port,
-      host: address.host,
-      close: async () => {
-        const index = this.listeners.indexOf(listener);
-        if (index >= 0) this.listeners.splice(index, 1);
-        await server.close();
-      },
-    };
-    this.listeners.push(listener);
-    return listener;
+  /**
+   * Ties a transport's life to this broker's: the broker closes it first when it closes. Returns
+   * the function that unties it (the transport closed on its own).
+   */
+  protected attachTransport(transport: { close(): Promise<void> }): () => void {
+    this.transports.add(transport);
+    return () => this.transports.delete(transport);
+  }
+
+  protected get clock(): Clock {
+    return this.context.clock;
+  }
+
+  protected get logger(): Logger {
+    return this.context.logger;
   }
 
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
     this.admission.stop();
-    for (const listener of [...this.listeners]) await listener.close();
+    for (const transport of [...this.transports]) await transport.close();
     await Promise.all([...this.creating.values()].map((creation) => creation.catch(() => undefined)));
     try {
       await Promise.all([...this.topics.values()].map((topic) => topic.close()));
@@ -444,7 +434,7 @@ export class Broker implements BrokerApi, DeadLetterTarget {
     return topic;
   }
 
-  private checkOpen(): void {
+  protected checkOpen(): void {
     if (this.closing) throw new FerryError('BROKER_CLOSING', 'broker is closing');
   }
 }

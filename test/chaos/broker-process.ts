@@ -12,7 +12,7 @@
  * to stderr. SIGTERM closes the broker cleanly and exits 0.
  */
 import { readFileSync } from 'node:fs';
-import { Broker } from '../../src/broker/broker.js';
+import { Broker } from '../../src/index.js';
 import { NodeFileSystem, type FileSystem } from '../../src/platform/fs.js';
 import { FaultFileSystem, SYNC_LOG_ENV, SyncLog } from '../../src/platform/fault-fs.js';
 import { JsonLogger } from '../../src/platform/logger.js';

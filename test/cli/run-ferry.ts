@@ -4,7 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { Broker } from '../../src/broker/broker.js';
+import { Broker } from '../../src/index.js';
 import { tempDir } from '../helpers.js';
 
 export const BIN = fileURLToPath(new URL('../../bin/ferry.js', import.meta.url));

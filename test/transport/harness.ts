@@ -3,7 +3,7 @@
  * fake), a raw protocol socket for tests that speak frames by hand, and a cuttable TCP proxy.
  */
 import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
-import { Broker } from '../../src/broker/broker.js';
+import { Broker } from '../../src/index.js';
 import type { BrokerApi } from '../../src/broker/types.js';
 import { silentLogger, type Logger } from '../../src/platform/logger.js';
 import { FerryError } from '../../src/errors.js';

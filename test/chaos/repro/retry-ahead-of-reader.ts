@@ -11,7 +11,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Broker } from '../../../src/broker/broker.js';
+import { Broker } from '../../../src/index.js';
 import { connect } from '../../../src/client/index.js';
 import { NodeFileSystem, type FileHandle, type OpenMode } from '../../../src/platform/fs.js';
 
