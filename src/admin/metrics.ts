@@ -9,10 +9,10 @@
  */
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { BrokerApi } from '../broker/types.js';
+import type { BrokerApi, StorageObserver } from '../broker/types.js';
 import type { ServerStats } from '../transport/tcp/server.js';
 import type { RejectionCount } from '../security/rejections.js';
-import type { ConnectionSource, ConnectionView, StorageObserver } from './hooks.js';
+import type { ConnectionSource, ConnectionView } from './hooks.js';
 import type { CountingLogger } from './log-tap.js';
 import { takeSnapshot, type BrokerSnapshot } from './snapshot.js';
 import { Traffic } from './traffic.js';

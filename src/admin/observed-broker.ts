@@ -6,8 +6,7 @@
  */
 import type { Clock } from '../platform/clock.js';
 import { FerryError, isFerryError } from '../errors.js';
-import { HEADERS_BYTES_MAX, HEADERS_COUNT_MAX, KEY_BYTES_MAX, RECORD_BYTES_MAX } from '../storage/limits.js';
-import { PUBLISH_MESSAGES_MAX } from '../broker/limits.js';
+import { ADMISSION_CEILINGS, type AdmissionLimits } from '../broker/limits.js';
 import type {
   BrokerApi,
   Delivery,
@@ -25,23 +24,6 @@ import type {
   SubscriptionCloseOptions,
 } from '../broker/types.js';
 import type { GroupTraffic, Traffic } from './traffic.js';
-
-export interface AdmissionLimits {
-  recordBytesMax: number;
-  keyBytesMax: number;
-  headersCountMax: number;
-  headersBytesMax: number;
-  publishMessagesMax: number;
-}
-
-/** The ceilings: with these nothing is checked here, the broker's own checks apply. */
-export const ADMISSION_CEILINGS: AdmissionLimits = {
-  recordBytesMax: RECORD_BYTES_MAX,
-  keyBytesMax: KEY_BYTES_MAX,
-  headersCountMax: HEADERS_COUNT_MAX,
-  headersBytesMax: HEADERS_BYTES_MAX,
-  publishMessagesMax: PUBLISH_MESSAGES_MAX,
-};
 
 export class ObservedBroker implements BrokerApi {
   private readonly checkAdmission: boolean;

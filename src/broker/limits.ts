@@ -1,4 +1,5 @@
 /** Bounds the broker layer enforces, each with its reason. */
+import { HEADERS_BYTES_MAX, HEADERS_COUNT_MAX, KEY_BYTES_MAX, RECORD_BYTES_MAX } from '../storage/limits.js';
 
 /** Topic and group names become directory names: keep them short and filesystem-safe. */
 export const NAME_BYTES_MAX = 200;
@@ -42,3 +43,24 @@ export const DELAY_MS_MAX = 366 * 24 * 3600 * 1000;
 export const MESSAGE_ID_BYTES_MAX = 256;
 /** Records of nacked or timed-out messages kept in memory for their redelivery; past it they are read again. */
 export const HELD_RECORD_BYTES_MAX = 32 * 1024 * 1024;
+
+/**
+ * Publish limits an operator may set below the ceilings (`limits.*` in the configuration), checked
+ * where the broker process admits traffic (admin/observed-broker.ts).
+ */
+export interface AdmissionLimits {
+  recordBytesMax: number;
+  keyBytesMax: number;
+  headersCountMax: number;
+  headersBytesMax: number;
+  publishMessagesMax: number;
+}
+
+/** The ceilings: with these nothing is checked here, the broker's own checks apply. */
+export const ADMISSION_CEILINGS: AdmissionLimits = {
+  recordBytesMax: RECORD_BYTES_MAX,
+  keyBytesMax: KEY_BYTES_MAX,
+  headersCountMax: HEADERS_COUNT_MAX,
+  headersBytesMax: HEADERS_BYTES_MAX,
+  publishMessagesMax: PUBLISH_MESSAGES_MAX,
+};

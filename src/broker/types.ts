@@ -2,9 +2,10 @@
  * The broker's contract: what the embedded API (`Broker.open`) offers and what every transport
  * (TCP today, gRPC/HTTP later) is a thin layer over. Implemented by src/broker/broker.ts.
  */
-import type { Durability, Header, RetentionPolicy } from '../storage/types.js';
+import type { Durability, Header, RetentionPolicy, StorageObserver } from '../storage/types.js';
 
-export type { Durability, Header, RetentionPolicy };
+/** StorageObserver: told about every log's fsyncs and writes (BrokerOptions.storageObserver; the admin metrics implement it). */
+export type { Durability, Header, RetentionPolicy, StorageObserver };
 
 export interface TopicConfig {
   partitions: number;

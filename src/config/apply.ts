@@ -3,10 +3,10 @@
  * declared topics: created at start when missing, so a deployment is reproducible from its file.
  */
 import type { BrokerOptions } from '../broker/broker.js';
+import type { AdmissionLimits } from '../broker/limits.js';
 import type { BrokerApi, TopicConfig } from '../broker/types.js';
 import type { Logger } from '../platform/logger.js';
 import type { TcpServerOptions } from '../transport/tcp/options.js';
-import type { AdmissionLimits } from '../admin/observed-broker.js';
 import type { TlsFiles } from '../security/tls.js';
 import type { FerryConfig, TopicSettings } from './schema.js';
 

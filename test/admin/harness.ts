@@ -7,7 +7,8 @@ import { SystemClock } from '../../src/platform/clock.js';
 import { silentLogger, type Logger } from '../../src/platform/logger.js';
 import { AdminServer } from '../../src/admin/admin-server.js';
 import { CountingLogger } from '../../src/admin/log-tap.js';
-import { ObservedBroker, type AdmissionLimits } from '../../src/admin/observed-broker.js';
+import { ObservedBroker } from '../../src/admin/observed-broker.js';
+import type { AdmissionLimits } from '../../src/broker/limits.js';
 import { TcpServer } from '../../src/transport/tcp/server.js';
 import { tempDir, type TempDir } from '../helpers.js';
 
