@@ -3,6 +3,7 @@
  * puts a transport on the broker: `listen` serves TCP clients from the same object.
  */
 import { Broker as CoreBroker, type BrokerOptions } from './broker/broker.js';
+import { DEFAULT_HOST, DEFAULT_PORT } from './protocol/limits.js';
 import type { TcpServerOptions } from './transport/tcp/options.js';
 import { TcpServer } from './transport/tcp/server.js';
 
@@ -35,7 +36,7 @@ export class Broker extends CoreBroker {
     this.checkOpen();
     const { port, host, ...serverOptions } = options;
     const server = new TcpServer(this, { logger: this.logger, clock: this.clock, ...serverOptions });
-    const address = await server.listen(port ?? 7700, host ?? '127.0.0.1');
+    const address = await server.listen(port ?? DEFAULT_PORT, host ?? DEFAULT_HOST);
     const detach = this.attachTransport(server);
     return {
       port: address.port,

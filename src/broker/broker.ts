@@ -14,9 +14,9 @@ import type { LogFactory, RecoveryReport, StorageObserver } from '../storage/typ
 import { Log } from '../storage/log.js';
 import { TailCacheBudget } from '../storage/tail-cache.js';
 import { WriteBufferPool } from '../storage/write-buffers.js';
-import { CREDIT_MAX, PUBLISH_MESSAGES_MAX } from './limits.js';
+import { PRIORITY_HEADER, PRIORITY_MAX, PUBLISH_MESSAGES_MAX } from '../protocol/limits.js';
+import { CREDIT_MAX } from './limits.js';
 import { MessageStream } from './message-stream.js';
-import { PRIORITY_HEADER, PRIORITY_MAX } from './delivery/priority.js';
 import { Admission, type AdmissionOptions } from './admission.js';
 import { isCopyOf, type DeadLetterSource, type DeadLetterTarget } from './delivery/dead-letter.js';
 import { DEFAULT_GROUP_CONFIG, DEFAULT_TOPIC_CONFIG, resolveGroupConfig, stripUndefined, validateTopicConfig } from './config.js';

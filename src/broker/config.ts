@@ -4,7 +4,8 @@ import { DEFAULT_SEGMENT_BYTES, DEFAULT_SYNC_INTERVAL_MS, SEGMENT_BYTES_MAX, SEG
 import { DURABILITY_MODES } from '../storage/types.js';
 import { BACKOFF_DELAY_MS_MAX, BACKOFF_STEPS_MAX } from './delivery/backoff.js';
 import { DEFAULT_DEDUP_WINDOW_MS } from './dedup.js';
-import { ACK_TIMEOUT_MS_MAX, ACK_TIMEOUT_MS_MIN, DELIVERIES_MAX_LIMIT, NAME_BYTES_MAX, PARTITIONS_MAX } from './limits.js';
+import { NAME_BYTES_MAX } from '../protocol/limits.js';
+import { ACK_TIMEOUT_MS_MAX, ACK_TIMEOUT_MS_MIN, DELIVERIES_MAX_LIMIT, PARTITIONS_MAX } from './limits.js';
 import { checkName } from './names.js';
 import type { GroupConfig, TopicConfig } from './types.js';
 

@@ -1,13 +1,9 @@
 /** Bounds the broker layer enforces, each with its reason. */
+import { PUBLISH_MESSAGES_MAX } from '../protocol/limits.js';
 import { HEADERS_BYTES_MAX, HEADERS_COUNT_MAX, KEY_BYTES_MAX, RECORD_BYTES_MAX } from '../storage/limits.js';
 
-/** Topic and group names become directory names: keep them short and filesystem-safe. */
-export const NAME_BYTES_MAX = 200;
-export const NAME_PATTERN = /^[A-Za-z0-9._-]+$/;
 /** Partitions per topic: each is a log with open files; more than this is a configuration mistake here. */
 export const PARTITIONS_MAX = 1024;
-/** Messages in one publish call; larger batches are split by the client. */
-export const PUBLISH_MESSAGES_MAX = 100_000;
 /** Credit a subscription may hold: bounds what one subscriber can have in flight. */
 export const CREDIT_MAX = 1_000_000;
 /** Records fetched from a partition log per read when feeding subscribers. */

@@ -1,6 +1,6 @@
 /** Validation of topic and group names (they become directory names). */
 import { FerryError } from '../errors.js';
-import { NAME_BYTES_MAX, NAME_PATTERN } from './limits.js';
+import { NAME_BYTES_MAX, NAME_PATTERN } from '../protocol/limits.js';
 
 export function checkName(kind: 'topic' | 'group' | 'dead-letter topic', name: unknown): string {
   if (typeof name !== 'string' || name.length === 0) {

@@ -1,10 +1,10 @@
 /** Small helpers shared by the CLI commands: typed flag parsing, and the defaults of the broker's address. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { DEFAULT_HOST, DEFAULT_PORT } from '../protocol/limits.js';
 
 type FlagOptions = NonNullable<ParseArgsConfig['options']>;
 
-export const DEFAULT_HOST = '127.0.0.1';
-export const DEFAULT_PORT = 7700;
+export { DEFAULT_HOST, DEFAULT_PORT };
 
 /** Usage errors: printed without a stack trace, exit code 2. */
 export class UsageError extends Error {

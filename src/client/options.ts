@@ -3,10 +3,7 @@
  * reconnect policy, with their defaults and validation.
  */
 import { FerryError } from '../errors.js';
-import { FRAME_BYTES_MAX_DEFAULT, HEARTBEAT_MISSES_MAX_DEFAULT } from '../protocol/limits.js';
-
-export const DEFAULT_HOST = '127.0.0.1';
-export const DEFAULT_PORT = 7700;
+import { DEFAULT_HOST, DEFAULT_PORT, FRAME_BYTES_MAX_DEFAULT, HEARTBEAT_MISSES_MAX_DEFAULT } from '../protocol/limits.js';
 
 export interface ReconnectOptions {
   /** Attempts before giving up (each failed connect counts). */

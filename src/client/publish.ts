@@ -6,6 +6,7 @@
 import { FerryError } from '../errors.js';
 import { FRAME_TYPES, FRAME_HEADER_BYTES, type Frame } from '../protocol/frame.js';
 import { beginPublish, decodePublishOk, writePublishMessage } from '../protocol/codec-publish.js';
+import { PRIORITY_HEADER, PRIORITY_MAX } from '../protocol/limits.js';
 import type { PayloadReader } from '../protocol/reader.js';
 import type { WireHeader, WirePublishMessage } from '../protocol/messages.js';
 import type { ClientConnection, PendingRequest } from './connection.js';
@@ -24,10 +25,6 @@ export interface PublishOptions {
   /** 0 (default) to 9: a group delivers higher priorities first among what it has read ahead; streams ignore it. */
   priority?: number;
 }
-
-/** The header that carries a message's priority (the broker's PRIORITY_HEADER, src/broker/priority.ts). */
-export const PRIORITY_HEADER = 'ferry-priority';
-export const PRIORITY_MAX = 9;
 
 export interface BatchMessage extends PublishOptions {
   value: Buffer | string | Uint8Array;

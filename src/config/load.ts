@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { createRequire } from 'node:module';
-import { NAME_BYTES_MAX, NAME_PATTERN } from '../broker/limits.js';
+import { NAME_BYTES_MAX, NAME_PATTERN } from '../protocol/limits.js';
 import { FerryError } from '../errors.js';
 import { describeKind, envName, FIELDS, TOPIC_FIELDS, type FerryConfig, type FieldSpec, type TopicSettings } from './schema.js';
 import { parseWithUnit } from './units.js';

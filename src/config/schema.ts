@@ -8,9 +8,9 @@ import { DEFAULT_DISK_FREE_LOW_BYTES, DEFAULT_MEMORY_HIGH_WATERMARK_FRACTION } f
 import { totalmem } from 'node:os';
 import { DEFAULT_GROUP_CONFIG, DEFAULT_TOPIC_CONFIG } from '../broker/config.js';
 import { BACKOFF_DELAY_MS_MAX, BACKOFF_STEPS_MAX } from '../broker/delivery/backoff.js';
-import { ACK_TIMEOUT_MS_MAX, ACK_TIMEOUT_MS_MIN, CREDIT_MAX, DELIVERIES_MAX_LIMIT, PARTITIONS_MAX, PUBLISH_MESSAGES_MAX } from '../broker/limits.js';
+import { ACK_TIMEOUT_MS_MAX, ACK_TIMEOUT_MS_MIN, CREDIT_MAX, DELIVERIES_MAX_LIMIT, PARTITIONS_MAX } from '../broker/limits.js';
 import type { Durability, RetentionPolicy } from '../broker/types.js';
-import { FRAME_BYTES_MAX_CEILING, FRAME_BYTES_MAX_MIN } from '../protocol/limits.js';
+import { DEFAULT_HOST, DEFAULT_PORT, FRAME_BYTES_MAX_CEILING, FRAME_BYTES_MAX_MIN, PUBLISH_MESSAGES_MAX } from '../protocol/limits.js';
 import {
   DEFAULT_TAIL_CACHE_BYTES,
   HEADERS_BYTES_MAX,
@@ -138,8 +138,8 @@ export const TOPIC_FIELDS: readonly FieldSpec[] = [
 export const FIELDS: readonly FieldSpec[] = [
   { path: 'dir', kind: { type: 'string', example: './data' }, default: './data', doc: 'Data directory (topics, groups, checkpoints).' },
 
-  { path: 'server.host', kind: { type: 'string', example: '127.0.0.1' }, default: '127.0.0.1', doc: 'Address the TCP protocol listens on (loopback by default; 0.0.0.0 for all).' },
-  { path: 'server.port', kind: int(0, PORT_MAX), default: 7700, doc: 'TCP port of the Ferry protocol (0: any free port).' },
+  { path: 'server.host', kind: { type: 'string', example: DEFAULT_HOST }, default: DEFAULT_HOST, doc: 'Address the TCP protocol listens on (loopback by default; 0.0.0.0 for all).' },
+  { path: 'server.port', kind: int(0, PORT_MAX), default: DEFAULT_PORT, doc: 'TCP port of the Ferry protocol (0: any free port).' },
   { path: 'server.serverName', kind: { type: 'string', example: 'ferry' }, default: SERVER_DEFAULTS.serverName, doc: 'Name announced to clients in HELLO_OK.' },
   { path: 'server.heartbeatIntervalMs', kind: int(10, 0xffff_ffff, 'ms'), default: SERVER_DEFAULTS.heartbeatIntervalMs, doc: 'Heartbeat period; a peer silent for heartbeatMissesMax periods is disconnected.' },
   { path: 'server.heartbeatMissesMax', kind: int(1, 1000), default: SERVER_DEFAULTS.heartbeatMissesMax, doc: 'Missed heartbeat periods before a silent peer is disconnected.' },
@@ -154,7 +154,7 @@ export const FIELDS: readonly FieldSpec[] = [
   { path: 'server.closeTimeoutMs', kind: int(1, DAY_MS, 'ms'), default: SERVER_DEFAULTS.closeTimeoutMs, doc: 'Graceful shutdown waits this long for in-flight requests.' },
 
   { path: 'http.enabled', kind: { type: 'bool' }, default: true, doc: 'Serve the admin API, /metrics and the dashboard.' },
-  { path: 'http.host', kind: { type: 'string', example: '127.0.0.1' }, default: '127.0.0.1', doc: 'Address of the admin HTTP port. Without users (security.usersFile) it must stay on loopback; with users, /api and gRPC need a login.' },
+  { path: 'http.host', kind: { type: 'string', example: DEFAULT_HOST }, default: DEFAULT_HOST, doc: 'Address of the admin HTTP port. Without users (security.usersFile) it must stay on loopback; with users, /api and gRPC need a login.' },
   { path: 'http.port', kind: int(0, PORT_MAX), default: DEFAULT_HTTP_PORT, doc: 'Admin HTTP port: JSON API, /metrics, /healthz, /readyz and the dashboard at /. When server.port is 0 and this is not set, it is 0 too (any free port).' },
   { path: 'http.tls', kind: { type: 'bool' }, default: true, doc: 'With tls.cert set: serve the HTTP port over TLS too (HTTPS only, same certificate and CA). false keeps it plaintext (e.g. behind a TLS proxy).' },
 

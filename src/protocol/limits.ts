@@ -1,7 +1,8 @@
 /**
- * Every bound the wire protocol enforces, with the reason for its value. Both peers use these:
- * the decoder rejects a frame before buffering it when its declared length breaks a limit, and
- * the server announces the limits it applies in HELLO_OK.
+ * Every bound the wire protocol enforces, with the reason for its value, and the bounds and
+ * defaults both peers share (names, messages per publish, headers, the port): defined here once,
+ * since the client may import nothing but the protocol. The decoder rejects a frame before
+ * buffering it when its declared length breaks a limit; the server announces its limits in HELLO_OK.
  */
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -37,17 +38,34 @@ export const REQUEST_ID_NONE = 0;
 /** Strings prefixed by a u16 length (topic, group, header names, client name, error message). */
 export const SHORT_STRING_BYTES_MAX = 0xffff;
 
-/** Topic and group names: identifiers, shown in logs and used as directory names by the broker. */
-export const NAME_BYTES_MAX = 255;
+/**
+ * Topic and group names: identifiers, shown in logs and used by the broker as directory names, so
+ * short and filesystem-safe. 200 bytes, so that a redrive's message id (the dead-letter topic's name
+ * plus its place and a digest, broker/redrive.ts) stays within MESSAGE_ID_BYTES_MAX.
+ */
+export const NAME_BYTES_MAX = 200;
+export const NAME_PATTERN = /^[A-Za-z0-9._-]+$/;
 
-/** Messages in one PUBLISH frame: bounds the work one frame can ask for (matches storage's APPEND_RECORDS_MAX). */
+/**
+ * Messages in one publish (one PUBLISH frame, one broker.publish call): bounds the work one request
+ * can ask for; larger batches are split by the client. At most storage's APPEND_RECORDS_MAX.
+ */
 export const PUBLISH_MESSAGES_MAX = 100_000;
 
 /** Entries in one ACK / NACK / CREDIT frame: bounds the work one frame can ask for. */
 export const SETTLE_ENTRIES_MAX = 100_000;
 
-/** Headers on one message (matches storage's HEADERS_COUNT_MAX). */
+/** Headers on one message: bounds decode work per message, on the wire and in the store (storage/limits.ts). */
 export const HEADERS_COUNT_MAX = 64;
+
+/** The header that carries a message's priority: 0 (none) to PRIORITY_MAX; groups deliver higher first. */
+export const PRIORITY_HEADER = 'ferry-priority';
+export const PRIORITY_MAX = 9;
+
+/** The Ferry protocol's TCP port when none is named: `ferry serve`, `broker.listen()` and clients agree on it. */
+export const DEFAULT_PORT = 7700;
+/** Where a server listens and a client connects when no host is named: loopback, never every interface by surprise. */
+export const DEFAULT_HOST = '127.0.0.1';
 
 /** Tagged fields in one tagged section: extensions are few; a large count is a malformed frame. */
 export const TAGGED_FIELDS_MAX = 64;

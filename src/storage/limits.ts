@@ -3,6 +3,11 @@
  * against these before anything is written; a violation is a typed FerryError and the log is
  * left untouched.
  */
+import { HEADERS_COUNT_MAX } from '../protocol/limits.js';
+
+/** Header count per record: the wire's bound, defined with the protocol (the client shares it). */
+export { HEADERS_COUNT_MAX };
+
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
@@ -10,8 +15,6 @@ const MiB = 1024 * KiB;
 export const RECORD_BYTES_MAX = 8 * MiB;
 /** Keys pick partitions and are compared often; long keys are almost always a mistake. */
 export const KEY_BYTES_MAX = 16 * KiB;
-/** Header count per record: bounds decode work per record. */
-export const HEADERS_COUNT_MAX = 64;
 /** Total encoded header bytes per record (names + values). */
 export const HEADERS_BYTES_MAX = 64 * KiB;
 /** One header name; names are identifiers, not data. */

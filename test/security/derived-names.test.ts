@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Broker } from '../../src/broker/broker.js';
-import { NAME_BYTES_MAX } from '../../src/broker/limits.js';
+import { NAME_BYTES_MAX } from '../../src/protocol/limits.js';
 import { connect, isFerryError, type FerryClient } from '../../src/client/index.js';
 import type { FileSystem } from '../../src/platform/fs.js';
 import { writeFileAtomic, mkdirDurable } from '../../src/platform/atomic-write.js';

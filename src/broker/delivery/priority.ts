@@ -4,10 +4,8 @@
  * DISPATCH_READ_RECORDS_MAX per partition), oldest first within a level. Streams ignore priority:
  * they promise offset order.
  */
+import { PRIORITY_HEADER, PRIORITY_MAX } from '../../protocol/limits.js';
 import type { Header } from '../../storage/types.js';
-
-export const PRIORITY_HEADER = 'ferry-priority';
-export const PRIORITY_MAX = 9;
 
 /** The priority a record's headers give it; anything but '1'..'9' counts as 0. */
 export function priorityOf(headers: readonly Header[]): number {

@@ -7,7 +7,7 @@ import type { MessageInitShape } from '@bufbuild/protobuf';
 import { timestampFromMs, timestampMs } from '@bufbuild/protobuf/wkt';
 import { FerryError } from '../../errors.js';
 import { PARTITIONS_MAX } from '../../broker/limits.js';
-import { PRIORITY_HEADER, PRIORITY_MAX } from '../../broker/delivery/priority.js';
+import { PRIORITY_HEADER, PRIORITY_MAX } from '../../protocol/limits.js';
 import type {
   Delivery,
   Durability as BrokerDurability,

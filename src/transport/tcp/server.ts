@@ -11,6 +11,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { BrokerApi } from '../../broker/types.js';
 import type { TimerHandle } from '../../platform/clock.js';
 import type { ErrorCode } from '../../errors.js';
+import { DEFAULT_HOST } from '../../protocol/limits.js';
 import { Connection, type ConnectionOwner, type ConnectionStats } from './connection.js';
 import { resolveServerOptions, type ResolvedServerOptions, type TcpServerOptions } from './options.js';
 import { Refusal } from './refusal.js';
@@ -101,7 +102,7 @@ export class TcpServer implements ConnectionOwner {
     };
   }
 
-  listen(port: number, host = '127.0.0.1'): Promise<{ port: number; host: string }> {
+  listen(port: number, host = DEFAULT_HOST): Promise<{ port: number; host: string }> {
     if (this.server !== null) return Promise.reject(new Error('TcpServer.listen called twice'));
     const server = createServer({ noDelay: true }, this.accept);
     this.server = server;
