@@ -1,7 +1,9 @@
 /**
  * The broker's contract: what the embedded API (`Broker.open`) offers and what every transport
- * (TCP today, gRPC/HTTP later) is a thin layer over. Implemented by src/broker/broker.ts.
+ * (TCP, gRPC, HTTP) is a thin layer over. Implemented by src/broker/broker.ts. Shapes the wire
+ * carries as they are (group state, partition figures) are defined once, in protocol/messages.ts.
  */
+import type { RedriveOk, WireGroupConfig, WireGroupInfo, WireGroupPartitionInfo, WirePartitionInfo } from '../protocol/messages.js';
 import type { Durability, Header, RetentionPolicy, StorageObserver } from '../storage/types.js';
 
 /** StorageObserver: told about every log's fsyncs and writes (BrokerOptions.storageObserver; the admin metrics implement it). */
@@ -18,14 +20,7 @@ export interface TopicConfig {
   dedupWindowMs?: number;
 }
 
-export interface TopicPartitionInfo {
-  partition: number;
-  startOffset: number;
-  nextOffset: number;
-  syncedOffset: number;
-  segments: number;
-  bytes: number;
-}
+export type TopicPartitionInfo = WirePartitionInfo;
 
 export interface TopicInfo {
   name: string;
@@ -71,16 +66,7 @@ export type StartPosition =
   | { kind: 'timestamp'; timestampMs: number };
 
 /** How a queue group redelivers; set when the group is created (first subscribe), then kept. */
-export interface GroupConfig {
-  /** A delivery not acked within this is redelivered (after the backoff for its delivery count). */
-  ackTimeoutMs: number;
-  /** Delay before each redelivery (the last repeats); empty means the default exponential schedule. */
-  backoffMs: number[];
-  /** After this many deliveries a nack or timeout moves the message to the dead-letter topic. */
-  deliveriesMax: number;
-  /** Where dead letters go (an ordinary topic, created on first use). */
-  deadLetterTopic: string;
-}
+export type GroupConfig = WireGroupConfig;
 
 export interface SubscribeOptions extends Partial<GroupConfig> {
   /** Queue group name; absent means a stream subscription that keeps no state. */
@@ -98,31 +84,9 @@ export interface SubscribeOptions extends Partial<GroupConfig> {
   mayCreateTopic?: (topic: string) => boolean;
 }
 
-export interface GroupPartitionInfo {
-  partition: number;
-  /** Every offset below this is settled. */
-  ackFloor: number;
-  /** Messages in the partition not yet settled by the group (including in flight). */
-  lag: number;
-}
-
-export interface GroupInfo {
-  topic: string;
-  name: string;
-  config: GroupConfig;
-  subscribers: number;
-  /** Delivered, not yet settled. */
-  inFlight: number;
-  /** Waiting to be delivered again (nacked, timed out, or left by a subscriber). */
-  pendingRedelivery: number;
-  /** Messages not yet settled: lag summed over partitions. */
-  pending: number;
-  redeliveredTotal: number;
-  deadLetteredTotal: number;
-  /** Age of the oldest message delivered and not yet settled (0 when none). */
-  oldestUnackedAgeMs: number;
-  partitions: GroupPartitionInfo[];
-}
+/** A queue group's state, as describeGroup returns it (and the wire carries it). */
+export type GroupInfo = WireGroupInfo;
+export type GroupPartitionInfo = WireGroupPartitionInfo;
 
 export interface RedriveOptions {
   /** Move at most this many messages. */
@@ -134,9 +98,7 @@ export interface RedriveOptions {
   header?: Header;
 }
 
-export interface RedriveResult {
-  moved: number;
-}
+export type RedriveResult = RedriveOk;
 
 /** One message handed to a subscriber. */
 export interface Delivery {

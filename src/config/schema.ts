@@ -21,7 +21,7 @@ import {
   SEGMENT_BYTES_MIN,
 } from '../storage/limits.js';
 import { DURABILITY_MODES } from '../storage/types.js';
-import { SERVER_DEFAULTS } from '../transport/tcp/options.js';
+import { SERVER_DEFAULTS, type ServerSettings } from '../transport/tcp/options.js';
 import { TLS_HANDSHAKE_TIMEOUT_MS_DEFAULT } from '../security/tls.js';
 import type { Unit } from './units.js';
 
@@ -68,22 +68,8 @@ export interface TopicSettings {
 
 export interface FerryConfig {
   dir: string;
-  server: {
-    host: string;
-    port: number;
-    serverName: string;
-    heartbeatIntervalMs: number;
-    heartbeatMissesMax: number;
-    maxFrameBytes: number;
-    writeHighWaterBytes: number;
-    slowConsumerGraceMs: number;
-    maxConnections: number;
-    inFlightRequestsMax: number;
-    subscriptionsMax: number;
-    closeTimeoutMs: number;
-    maxConnectionsPerIp: number;
-    subscriptionUnackedMax: number;
-  };
+  /** The TCP server's settings (its HELLO timeout is `security.authTimeoutMs`), plus where it listens. */
+  server: { host: string; port: number } & Omit<ServerSettings, 'authTimeoutMs'>;
   http: { enabled: boolean; host: string; port: number; tls: boolean };
   /** TLS for both ports; without a certificate, plaintext only. */
   tls: { cert?: string; key?: string; ca?: string; required: boolean; handshakeTimeoutMs: number };

@@ -1,7 +1,7 @@
 /**
- * The shapes carried by each frame type, as plain data. They mirror the broker's contract
- * (src/broker/types.ts) structurally, but are defined here because the protocol is shared with the
- * client, which must not depend on broker code.
+ * The shapes carried by each frame type, as plain data. Where the broker's contract
+ * (src/broker/types.ts) has the same shape (group state, partition figures, redrive results), it
+ * is defined here once and the broker names it: the client shares the protocol, never broker code.
  */
 import type { ErrorCode } from '../errors.js';
 
@@ -190,9 +190,13 @@ export interface SettleOutcome {
 }
 
 export interface WireGroupConfig {
+  /** A delivery not acked within this is redelivered (after the backoff for its delivery count). */
   ackTimeoutMs: number;
+  /** Delay before each redelivery (the last repeats); empty means the default exponential schedule. */
   backoffMs: number[];
+  /** After this many deliveries a nack or timeout moves the message to the dead-letter topic. */
   deliveriesMax: number;
+  /** Where dead letters go (an ordinary topic, created on first use). */
   deadLetterTopic: string;
 }
 
@@ -200,11 +204,11 @@ export interface WireGroupPartitionInfo {
   partition: number;
   /** Every offset below this is settled. */
   ackFloor: number;
-  /** Messages of the partition not yet settled by the group. */
+  /** Messages of the partition not yet settled by the group (including in flight). */
   lag: number;
 }
 
-/** A queue group's state: mirrors GroupInfo of src/broker/types.ts. */
+/** A queue group's state (the broker's GroupInfo). */
 export interface WireGroupInfo {
   topic: string;
   name: string;

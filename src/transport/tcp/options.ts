@@ -19,33 +19,37 @@ import { TLS_HANDSHAKE_TIMEOUT_MS_DEFAULT, type TlsMaterial } from '../../securi
 
 const MiB = 1024 * 1024;
 
-export interface TcpServerOptions {
+/** The server's settings that have a default (SERVER_DEFAULTS, with the reason for each); `ferry serve` reads them from its configuration. */
+export interface ServerSettings {
+  /** Name announced in HELLO_OK. */
+  serverName: string;
+  /** Period of heartbeats; a peer silent for heartbeatMissesMax periods is disconnected. */
+  heartbeatIntervalMs: number;
+  heartbeatMissesMax: number;
+  /** Largest frame accepted from a client (and announced in HELLO_OK). */
+  maxFrameBytes: number;
+  /** Bytes queued on a socket above which deliveries to it pause until it drains. */
+  writeHighWaterBytes: number;
+  /** A connection backed up above the high-water mark this long is disconnected (SLOW_CONSUMER). */
+  slowConsumerGraceMs: number;
+  maxConnections: number;
+  /** Requests awaiting the broker per connection; above it the server stops reading that socket. */
+  inFlightRequestsMax: number;
+  /** Subscriptions per connection. */
+  subscriptionsMax: number;
+  /** Time graceful close() waits for in-flight requests before closing sockets anyway. */
+  closeTimeoutMs: number;
+  /** Open connections from one IP address at most (TLS handshakes in progress included). */
+  maxConnectionsPerIp: number;
+  /** A connection that has not sent its HELLO (with credentials) this long after it opened is closed. */
+  authTimeoutMs: number;
+  /** Deliveries one subscription may hold unsettled (groups) or may be granted ahead (streams): its credit cap. */
+  subscriptionUnackedMax: number;
+}
+
+export interface TcpServerOptions extends Partial<ServerSettings> {
   clock?: Clock;
   logger?: Logger;
-  /** Name announced in HELLO_OK. */
-  serverName?: string;
-  /** Period of heartbeats; a peer silent for heartbeatMissesMax periods is disconnected. */
-  heartbeatIntervalMs?: number;
-  heartbeatMissesMax?: number;
-  /** Largest frame accepted from a client (and announced in HELLO_OK). */
-  maxFrameBytes?: number;
-  /** Bytes queued on a socket above which deliveries to it pause until it drains. */
-  writeHighWaterBytes?: number;
-  /** A connection backed up above the high-water mark this long is disconnected (SLOW_CONSUMER). */
-  slowConsumerGraceMs?: number;
-  maxConnections?: number;
-  /** Requests awaiting the broker per connection; above it the server stops reading that socket. */
-  inFlightRequestsMax?: number;
-  /** Subscriptions per connection. */
-  subscriptionsMax?: number;
-  /** Time graceful close() waits for in-flight requests before closing sockets anyway. */
-  closeTimeoutMs?: number;
-  /** Open connections from one IP address at most (TLS handshakes in progress included). */
-  maxConnectionsPerIp?: number;
-  /** A connection that has not sent its HELLO (with credentials) this long after it opened is closed. */
-  authTimeoutMs?: number;
-  /** Deliveries one subscription may hold unsettled (groups) or may be granted ahead (streams): its credit cap. */
-  subscriptionUnackedMax?: number;
   /** Authentication and authorization; absent: every client may do everything (embedded use). */
   security?: TcpSecurity | null;
   /** TLS on this port; absent: plaintext only. */
@@ -72,22 +76,9 @@ export interface ResolvedTls {
   handshakeTimeoutMs: number;
 }
 
-export interface ResolvedServerOptions {
+export interface ResolvedServerOptions extends ServerSettings {
   clock: Clock;
   logger: Logger;
-  serverName: string;
-  heartbeatIntervalMs: number;
-  heartbeatMissesMax: number;
-  maxFrameBytes: number;
-  writeHighWaterBytes: number;
-  slowConsumerGraceMs: number;
-  maxConnections: number;
-  inFlightRequestsMax: number;
-  subscriptionsMax: number;
-  closeTimeoutMs: number;
-  maxConnectionsPerIp: number;
-  authTimeoutMs: number;
-  subscriptionUnackedMax: number;
   security: TcpSecurity | null;
   tls: ResolvedTls | null;
   rejections: Rejections | null;
@@ -95,7 +86,7 @@ export interface ResolvedServerOptions {
   readPauseBytes: number;
 }
 
-export const SERVER_DEFAULTS = {
+export const SERVER_DEFAULTS: Readonly<ServerSettings> = {
   serverName: 'ferry',
   heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS_DEFAULT,
   heartbeatMissesMax: HEARTBEAT_MISSES_MAX_DEFAULT,
@@ -125,7 +116,7 @@ export const SERVER_DEFAULTS = {
    * 1,000; RabbitMQ's prefetch is unlimited unless set.
    */
   subscriptionUnackedMax: 65_535,
-} as const;
+};
 
 /** Reading stops when this many high-water marks are queued: replies to a client that does not read are bounded. */
 const READ_PAUSE_HIGH_WATER_MULTIPLE = 4;
