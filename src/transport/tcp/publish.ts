@@ -1,0 +1,107 @@
+/**
+ * PUBLISH on a connection: consecutive PUBLISH frames for one topic become one broker.publish call
+ * (one storage batch), and each frame gets its own PUBLISH_OK from the results.
+ */
+import type { PublishMessage, PublishResult } from '../../broker/types.js';
+import { FerryError, isFerryError } from '../../errors.js';
+import { decodePublish, encodePublishOkFrom } from '../../protocol/codec-publish.js';
+import { FRAME_TYPES, type Frame } from '../../protocol/frame.js';
+import type { RequestContext } from './request-context.js';
+
+/** Messages merged into one broker.publish call from consecutive PUBLISH frames: one storage batch's worth. */
+const COALESCE_MESSAGES_MAX = 10_000;
+
+/**
+ * Codes the broker raises while checking a publish, before anything is written: a coalesced call
+ * that fails with one of them is tried again request by request (docs/ARCHITECTURE.md, "Who checks
+ * what in a publish").
+ */
+const VALIDATION_CODES = new Set(['INVALID_ARGUMENT', 'RECORD_TOO_LARGE', 'KEY_TOO_LARGE', 'HEADERS_TOO_LARGE', 'BATCH_TOO_LARGE']);
+
+/** Handles the run of PUBLISH frames starting at `start`; returns the index after it. */
+export function handlePublishRun(context: RequestContext, frames: Frame[], start: number): number {
+  let topic: string | null = null;
+  let requestIds: number[] = [];
+  let counts: number[] = [];
+  let messages: PublishMessage[] = [];
+  let shared = false;
+  let i = start;
+  for (; i < frames.length && frames[i]!.type === FRAME_TYPES.PUBLISH && frames[i]!.refused === undefined; i++) {
+    const frame = frames[i]!;
+    let request;
+    try {
+      request = decodePublish(context.reader.reset(frame.payload));
+    } catch (error) {
+      if (topic !== null) publish(context, topic, requestIds, counts, messages);
+      context.requestFailed(frame.requestId, error);
+      return frames.length;
+    }
+    if (topic !== null && (request.topic !== topic || messages.length + request.messages.length > COALESCE_MESSAGES_MAX)) {
+      publish(context, topic, requestIds, counts, messages);
+      requestIds = [];
+      counts = [];
+      topic = null;
+    }
+    if (topic === null) {
+      topic = request.topic;
+      messages = request.messages;
+      shared = true;
+    } else {
+      if (shared) {
+        messages = messages.slice();
+        shared = false;
+      }
+      for (const message of request.messages) messages.push(message);
+    }
+    requestIds.push(frame.requestId);
+    counts.push(request.messages.length);
+  }
+  if (topic !== null) publish(context, topic, requestIds, counts, messages);
+  return i;
+}
+
+function publish(context: RequestContext, topic: string, requestIds: number[], counts: number[], messages: PublishMessage[]): void {
+  context.requestsStarted(requestIds.length);
+  let pending: Promise<PublishResult[]>;
+  try {
+    pending = context.broker.publish(topic, messages);
+  } catch (error) {
+    pending = Promise.reject(error);
+  }
+  pending.then(
+    (results) => published(context, requestIds, counts, results),
+    (error: unknown) => publishFailed(context, topic, requestIds, counts, messages, error),
+  );
+}
+
+function published(context: RequestContext, requestIds: number[], counts: number[], results: PublishResult[]): void {
+  context.requestsFinished(requestIds.length);
+  if (context.closed) return;
+  let start = 0;
+  for (let i = 0; i < requestIds.length; i++) {
+    const count = counts[i]!;
+    if (start + count > results.length) {
+      context.requestFailed(requestIds[i]!, new FerryError('INTERNAL', 'the broker returned fewer results than messages'));
+    } else {
+      encodePublishOkFrom(context.writer, requestIds[i]!, results, start, count);
+    }
+    start += count;
+  }
+  context.replied();
+}
+
+function publishFailed(context: RequestContext, topic: string, requestIds: number[], counts: number[], messages: PublishMessage[], error: unknown): void {
+  context.requestsFinished(requestIds.length);
+  if (context.closed) return;
+  if (requestIds.length > 1 && isFerryError(error) && VALIDATION_CODES.has(error.code)) {
+    // One request's message spoiled a coalesced call that wrote nothing: retry each request alone
+    // so that only the offending request fails.
+    let start = 0;
+    for (let i = 0; i < requestIds.length; i++) {
+      publish(context, topic, [requestIds[i]!], [counts[i]!], messages.slice(start, start + counts[i]!));
+      start += counts[i]!;
+    }
+    return;
+  }
+  for (const id of requestIds) context.requestFailed(id, error);
+}
