@@ -148,6 +148,41 @@ export class GroupStore {
   }
 
   /**
+   * A power loss in `interval`/`never` mode can keep the group's journal (synced on its own) while a
+   * partition loses its unsynced tail: the state then settles, retries or dead-letters offsets the
+   * log no longer has, and new messages would get those offsets — taken as settled, never delivered.
+   * The state is cut back to where each log ended when it was opened (its end now can be further:
+   * the delay store and other groups' dead-letter recovery append before groups open), and persisted.
+   * A group created by this open took its start from the logs as they are: nothing to cut.
+   */
+  async cutToLogs(logs: readonly PartitionLog[], topic: string): Promise<void> {
+    if (this.createdNow) return;
+    const truncations = await this.truncateToLogEnds(logs.map((log) => log.recovery.nextOffset));
+    truncations.forEach((truncation, partition) => {
+      if (truncation === null) return;
+      const durability = logs[partition]!.durability;
+      const fields = {
+        topic,
+        group: this.options.group,
+        partition,
+        durability,
+        logEndOffset: truncation.endOffset,
+        ackFloorBefore: truncation.ackFloorBefore,
+        dispatchedEndBefore: truncation.dispatchedEndBefore,
+        settledForgotten: truncation.settledForgotten,
+        retriesDropped: truncation.retriesDropped,
+        intentsDropped: truncation.intentsDropped,
+      };
+      // `interval`/`never`: the documented price of a power loss. `always`: nothing is delivered or
+      // acked before it is synced, so state past the end means the log lost synced data — except a
+      // start position taken at the unsynced end (a group created or reset at 'latest' while an
+      // append awaited its fdatasync), which the state cannot tell apart.
+      if (durability === 'always') this.options.logger.error('broker.group.state_ahead_of_log', fields);
+      else this.options.logger.warn('broker.group.state_ahead_of_log', fields);
+    });
+  }
+
+  /**
    * Cuts the state back to where the partition logs end (`endOffsets`, per partition): in
    * `interval`/`never` mode a power loss can keep journal records about offsets whose records the
    * partition lost, and those offsets go to new messages. When anything was cut the whole state is

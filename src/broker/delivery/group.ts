@@ -16,53 +16,17 @@ import { backoffDelayMs } from './backoff.js';
 import { DeadLetterer, type DeadLetterTarget } from './dead-letter.js';
 import { GroupEventKind } from './group-journal.js';
 import type { GroupStore } from './group-store.js';
+import { GroupPartition, type InFlight } from './group-partition.js';
+import { GroupSubscription, type SubscriptionOwner } from './group-subscription.js';
 import { PartitionReader } from './partition-reader.js';
 import { DISPATCH_READ_RECORDS_MAX, HELD_RECORD_BYTES_MAX } from '../limits.js';
-import type { Delivery, DeliverySink, GroupConfig, GroupInfo, Subscription, SubscriptionCloseOptions } from '../types.js';
-
-interface InFlight {
-  subscription: GroupSubscription;
-  deliveryCount: number;
-  /** Monotonic time after which the delivery times out. */
-  deadlineMs: number;
-  deliveredAtMs: number;
-  /** Kept (bounded by credit) so a redelivery needs no read. */
-  record: LogRecord;
-}
-
-/** A message waiting to be delivered again. */
-interface Waiting {
-  /** Deliveries so far. */
-  deliveries: number;
-  /** The record when held in memory (within HELD_RECORD_BYTES_MAX), else read again when due. */
-  record: LogRecord | null;
-}
+import type { Delivery, DeliverySink, GroupConfig, GroupInfo } from '../types.js';
 
 /** Acks of one tick: they wait for one journal record (`stored`) and settle together (`done`). */
 interface SettleBatch {
   readonly stored: Promise<void>;
   readonly done: Promise<void>;
   readonly settlements: Array<{ partition: GroupPartition; offset: number; deliveries: number; record: LogRecord | null }>;
-}
-
-class GroupPartition {
-  /** In delivery order; touch() re-inserts, so deadlines never decrease along the map. */
-  readonly inFlight = new Map<number, InFlight>();
-  /** Offsets due for redelivery now, in the order they fell due (a queue; stale entries are skipped). */
-  due: number[] = [];
-  dueHead = 0;
-  fetchingDue = false;
-  /** Offsets waiting for a redelivery (scheduled or due). */
-  readonly waiting = new Map<number, Waiting>();
-  readonly retryTimers = new Map<number, TimerHandle>();
-  /** Offsets acked whose settlement is not durable yet. */
-  readonly settling = new Set<number>();
-
-  constructor(
-    readonly index: number,
-    readonly log: PartitionLog,
-    readonly reader: PartitionReader,
-  ) {}
 }
 
 export interface GroupDeps {
@@ -77,7 +41,7 @@ export interface GroupDeps {
   deadLetters: DeadLetterTarget;
 }
 
-export class Group {
+export class Group implements SubscriptionOwner {
   readonly topic: string;
   readonly name: string;
   readonly config: GroupConfig;
@@ -125,7 +89,7 @@ export class Group {
    * schedules pending redeliveries, finishes dead-lettering.
    */
   static async open(deps: GroupDeps): Promise<Group> {
-    await truncateStateToLogs(deps);
+    await deps.store.cutToLogs(deps.logs, deps.topic);
     const group = new Group(deps);
     const nowMs = deps.clock.nowMs();
     deps.store.state.partitions.forEach((state, index) => {
@@ -591,101 +555,6 @@ export class Group {
     await this.deadLetterer.close();
     await this.deps.store.close();
   }
-}
-
-export class GroupSubscription implements Subscription {
-  credit: number;
-  inFlight = 0;
-  private closed = false;
-
-  constructor(
-    readonly id: number,
-    private readonly owner: Group,
-    readonly sink: DeliverySink,
-    credit: number,
-  ) {
-    this.credit = credit;
-  }
-
-  get topic(): string {
-    return this.owner.topic;
-  }
-
-  get group(): string {
-    return this.owner.name;
-  }
-
-  grantCredit(count: number): void {
-    if (this.closed) return;
-    this.credit += count;
-    this.owner.pump();
-  }
-
-  ack(partition: number, offset: number): Promise<void> {
-    return this.owner.settle(partition, offset);
-  }
-
-  async nack(partition: number, offset: number, options: { delayMs?: number } = {}): Promise<void> {
-    await this.owner.release(this, partition, offset, options.delayMs);
-  }
-
-  async reject(partition: number, offset: number, reason: string): Promise<void> {
-    await this.owner.reject(this, partition, offset, reason);
-  }
-
-  async touch(partition: number, offset: number): Promise<void> {
-    this.owner.touch(this, partition, offset);
-  }
-
-  resume(): void {
-    this.owner.pump();
-  }
-
-  markClosed(): void {
-    this.closed = true;
-    this.credit = 0;
-  }
-
-  async close(options: SubscriptionCloseOptions = {}): Promise<void> {
-    if (this.closed) return;
-    this.markClosed();
-    this.owner.removeSubscription(this, options.lost ?? false);
-  }
-}
-
-/**
- * A power loss in `interval`/`never` mode can keep the group's journal (synced on its own) while a
- * partition loses its unsynced tail: the state then settles, retries or dead-letters offsets the
- * log no longer has, and new messages would get those offsets — taken as settled, never delivered.
- * The state is cut back to where each log ended when it was opened (its end now can be further:
- * the delay store and other groups' dead-letter recovery append before groups open), and persisted.
- * A group created by this open took its start from the logs as they are: nothing to cut.
- */
-async function truncateStateToLogs(deps: GroupDeps): Promise<void> {
-  if (deps.store.createdNow) return;
-  const truncations = await deps.store.truncateToLogEnds(deps.logs.map((log) => log.recovery.nextOffset));
-  truncations.forEach((truncation, partition) => {
-    if (truncation === null) return;
-    const durability = deps.logs[partition]!.durability;
-    const fields = {
-      topic: deps.topic,
-      group: deps.name,
-      partition,
-      durability,
-      logEndOffset: truncation.endOffset,
-      ackFloorBefore: truncation.ackFloorBefore,
-      dispatchedEndBefore: truncation.dispatchedEndBefore,
-      settledForgotten: truncation.settledForgotten,
-      retriesDropped: truncation.retriesDropped,
-      intentsDropped: truncation.intentsDropped,
-    };
-    // `interval`/`never`: the documented price of a power loss. `always`: nothing is delivered or
-    // acked before it is synced, so state past the end means the log lost synced data — except a
-    // start position taken at the unsynced end (a group created or reset at 'latest' while an
-    // append awaited its fdatasync), which the state cannot tell apart.
-    if (durability === 'always') deps.logger.error('broker.group.state_ahead_of_log', fields);
-    else deps.logger.warn('broker.group.state_ahead_of_log', fields);
-  });
 }
 
 function recordBytes(record: LogRecord): number {

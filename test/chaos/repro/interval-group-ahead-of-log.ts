@@ -14,7 +14,7 @@
  * (hang: the dots — a 100 ms timer — stop; wrap in `timeout 20`).
  *
  * Fixed: a group opening over a partition that ends before its state cuts the state back to the
- * log's end and persists it (src/broker/delivery/group.ts `truncateStateToLogs`); both variants print `ok`.
+ * log's end and persists it (src/broker/delivery/group-store.ts `cutToLogs`); both variants print `ok`.
  * The deterministic regression tests are in test/broker/group-recovery.test.ts (simulated disk);
  * this script stays as the same check on the real filesystem.
  */
