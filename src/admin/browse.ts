@@ -89,6 +89,18 @@ export async function browse(broker: BrokerApi, clock: Clock, topic: string, que
     from = { kind: 'latest' };
     partitionOffsets = info.partitions.map((_, index) => (index === query.partition ? offset : -1));
   }
+  return readPage(broker, clock, { topic, query, from, partitionOffsets }, result);
+}
+
+/** Reads the page through a stream subscription until it is full, the visible end or the scan limit is reached, or time is up. */
+function readPage(
+  broker: BrokerApi,
+  clock: Clock,
+  start: { topic: string; query: BrowseQuery; from: StartPosition; partitionOffsets: number[] | undefined },
+  result: BrowseResult,
+): Promise<BrowseResult> {
+  const { topic, query, from, partitionOffsets } = start;
+  const endOffset = result.endOffset;
   return new Promise<BrowseResult>((resolve, reject) => {
     let subscription: Subscription | undefined;
     let creditOwed = 0;

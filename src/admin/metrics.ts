@@ -119,20 +119,30 @@ export class BrokerMetrics implements StorageObserver {
     this.eventLoop.disable();
   }
 
-  private defineBrokerMetrics(): void {
-    const registers = [this.registry];
-    const topics = () => this.snapshot?.topics ?? [];
-    const groups = () => topics().flatMap((topic) => topic.groups.filter((group) => !group.internal));
-    const gauge = (name: string, help: string, labelNames: string[], fill: (metric: Gauge) => void): void => {
-      new Gauge({ name, help, labelNames, registers, collect() { this.reset(); fill(this); } });
-    };
-    const counter = (name: string, help: string, labelNames: string[], fill: (metric: Counter) => void): void => {
-      new Counter({ name, help, labelNames, registers, collect() { this.reset(); fill(this); } });
-    };
+  /** A gauge filled at scrape time. */
+  private gauge(name: string, help: string, labelNames: string[], fill: (metric: Gauge) => void): void {
+    new Gauge({ name, help, labelNames, registers: [this.registry], collect() { this.reset(); fill(this); } });
+  }
 
+  /** A counter filled at scrape time (from totals kept elsewhere). */
+  private counter(name: string, help: string, labelNames: string[], fill: (metric: Counter) => void): void {
+    new Counter({ name, help, labelNames, registers: [this.registry], collect() { this.reset(); fill(this); } });
+  }
+
+  /** Build, readiness, then per topic, per group and per connection, in this order on /metrics. */
+  private defineBrokerMetrics(): void {
+    const gauge = this.gauge.bind(this);
     gauge('ferry_build_info', 'Ferry version and Node.js version; the value is always 1.', ['version', 'node'], (m) => m.set({ version: this.sources.version, node: process.version }, 1));
     gauge('ferry_ready', '1 once recovery finished and the broker accepts requests.', [], (m) => m.set(this.sources.ready() ? 1 : 0));
+    this.defineTopicMetrics();
+    this.defineGroupMetrics();
+    this.defineConnectionMetrics();
+  }
 
+  private defineTopicMetrics(): void {
+    const gauge = this.gauge.bind(this);
+    const counter = this.counter.bind(this);
+    const topics = () => this.snapshot?.topics ?? [];
     counter('ferry_topic_messages_in_total', 'Messages accepted by publish requests (duplicates not counted).', ['topic'], (m) => {
       for (const t of this.traffic.topicRecords()) m.inc({ topic: t.topic }, t.messagesIn);
     });
@@ -160,7 +170,12 @@ export class BrokerMetrics implements StorageObserver {
     gauge('ferry_dead_letter_waiting', 'Messages in a dead-letter topic not yet redriven.', ['topic'], (m) => {
       for (const t of topics()) if (t.deadLetter) m.set({ topic: t.info.name }, t.deadLetterWaiting);
     });
+  }
 
+  private defineGroupMetrics(): void {
+    const gauge = this.gauge.bind(this);
+    const counter = this.counter.bind(this);
+    const groups = () => (this.snapshot?.topics ?? []).flatMap((topic) => topic.groups.filter((group) => !group.internal));
     const groupCounter = (name: string, help: string, read: (g: { delivered: number; acked: number; nacked: number }) => number): void =>
       counter(name, help, ['topic', 'group'], (m) => {
         for (const g of this.traffic.groupRecords()) if (g.group !== '') m.inc({ topic: g.topic, group: g.group }, read(g));
@@ -186,7 +201,11 @@ export class BrokerMetrics implements StorageObserver {
     groupGauge('ferry_group_pending_redelivery', 'Waiting to be delivered again.', (g) => g.pendingRedelivery);
     groupGauge('ferry_group_oldest_unacked_age_seconds', 'Age of the oldest delivered, unsettled message (0 when none).', (g) => g.oldestUnackedAgeMs / 1000);
     groupGauge('ferry_group_subscribers', 'Subscribers of the group on this broker.', (g) => g.subscribers);
+  }
 
+  private defineConnectionMetrics(): void {
+    const gauge = this.gauge.bind(this);
+    const counter = this.counter.bind(this);
     const server = () => this.serverStats;
     gauge('ferry_connections', 'Open client connections.', [], (m) => m.set(server()?.connections ?? 0));
     counter('ferry_connections_opened_total', 'Client connections accepted.', [], (m) => m.inc(server()?.connectionsTotal ?? 0));

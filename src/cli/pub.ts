@@ -1,6 +1,6 @@
 /** `ferry pub <topic> [value]`: publish one value, a generated run of them, or stdin's lines. */
 import { createInterface } from 'node:readline';
-import { connect, type PublishOptions } from '../client/index.js';
+import { connect, type FerryClient, type PublishOptions } from '../client/index.js';
 import { parse, parsePositiveInt, UsageError } from './args.js';
 import { CONNECTION_FLAGS, connectOptions } from './connect-options.js';
 import { createProgress } from './progress.js';
@@ -30,12 +30,7 @@ export async function pub(args: string[]): Promise<number> {
   );
   const [topic, value] = positionals;
   if (topic === undefined) throw new UsageError(`usage: ${PUB_USAGE}`);
-  const headers: Record<string, string> = {};
-  for (const header of values.header ?? []) {
-    const equals = header.indexOf('=');
-    if (equals <= 0) throw new UsageError(`--header '${header}' must look like name=value`);
-    headers[header.slice(0, equals)] = header.slice(equals + 1);
-  }
+  const headers = parseHeaders(values.header ?? []);
   const count = parsePositiveInt('count', values.count);
   const size = parsePositiveInt('size', values.size);
   const delayMs = parsePositiveInt('delay-ms', values['delay-ms']);
@@ -56,22 +51,7 @@ export async function pub(args: string[]): Promise<number> {
   const readsStdin = value === undefined && count === undefined && size === undefined;
   const client = await connect(await connectOptions(values, { stdinCarriesMessages: readsStdin }));
   try {
-    if (readsStdin) {
-      // One message per line of stdin.
-      const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
-      let published = 0;
-      const window = new Set<Promise<unknown>>();
-      for await (const line of lines) {
-        const sent = client.publish(topic, Buffer.from(line), idFor(published + 1, undefined));
-        window.add(sent);
-        void sent.finally(() => window.delete(sent));
-        published += 1;
-        if (window.size >= PUBLISH_WINDOW) await Promise.race(window);
-      }
-      await Promise.all(window);
-      process.stderr.write(`published ${published} messages to ${topic}\n`);
-      return 0;
-    }
+    if (readsStdin) return await publishLines(client, topic, idFor);
     const total = count ?? 1;
     const payload = value !== undefined ? Buffer.from(value) : generatedPayload(size ?? 16);
     if (total === 1) {
@@ -81,26 +61,61 @@ export async function pub(args: string[]): Promise<number> {
       process.stdout.write(`${topic} partition ${result.partition} offset ${result.offset} (${notes.join(', ')})\n`);
       return 0;
     }
-    const startedMs = performance.now();
-    const progress = createProgress(`publishing to ${topic}`, total, { unit: 'messages' });
-    const window = new Set<Promise<unknown>>();
-    for (let i = 0; i < total; i++) {
-      const sent = client.publish(topic, payload, idFor(i + 1, total));
-      window.add(sent);
-      void sent.finally(() => {
-        window.delete(sent);
-        progress.tick();
-      });
-      if (window.size >= PUBLISH_WINDOW) await Promise.race(window);
-    }
-    await Promise.all(window);
-    progress.done();
-    const seconds = (performance.now() - startedMs) / 1000;
-    process.stderr.write(`published ${total} messages to ${topic} in ${seconds.toFixed(2)} s (${Math.round(total / seconds)} msgs/s)\n`);
-    return 0;
+    return await publishRun(client, topic, payload, total, idFor);
   } finally {
     await client.close();
   }
+}
+
+type IdFor = (index: number, total: number | undefined) => PublishOptions;
+
+/** One message per line of stdin, PUBLISH_WINDOW in flight. */
+async function publishLines(client: FerryClient, topic: string, idFor: IdFor): Promise<number> {
+  const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
+  let published = 0;
+  const window = new Set<Promise<unknown>>();
+  for await (const line of lines) {
+    const sent = client.publish(topic, Buffer.from(line), idFor(published + 1, undefined));
+    window.add(sent);
+    void sent.finally(() => window.delete(sent));
+    published += 1;
+    if (window.size >= PUBLISH_WINDOW) await Promise.race(window);
+  }
+  await Promise.all(window);
+  process.stderr.write(`published ${published} messages to ${topic}\n`);
+  return 0;
+}
+
+/** `--count` copies of one payload, PUBLISH_WINDOW in flight, with a progress line and the rate at the end. */
+async function publishRun(client: FerryClient, topic: string, payload: Buffer, total: number, idFor: IdFor): Promise<number> {
+  const startedMs = performance.now();
+  const progress = createProgress(`publishing to ${topic}`, total, { unit: 'messages' });
+  const window = new Set<Promise<unknown>>();
+  for (let i = 0; i < total; i++) {
+    const sent = client.publish(topic, payload, idFor(i + 1, total));
+    window.add(sent);
+    void sent.finally(() => {
+      window.delete(sent);
+      progress.tick();
+    });
+    if (window.size >= PUBLISH_WINDOW) await Promise.race(window);
+  }
+  await Promise.all(window);
+  progress.done();
+  const seconds = (performance.now() - startedMs) / 1000;
+  process.stderr.write(`published ${total} messages to ${topic} in ${seconds.toFixed(2)} s (${Math.round(total / seconds)} msgs/s)\n`);
+  return 0;
+}
+
+/** `--header name=value`, repeated. */
+function parseHeaders(flags: readonly string[]): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const header of flags) {
+    const equals = header.indexOf('=');
+    if (equals <= 0) throw new UsageError(`--header '${header}' must look like name=value`);
+    headers[header.slice(0, equals)] = header.slice(equals + 1);
+  }
+  return headers;
 }
 
 function parseDeliverAt(text: string | undefined): Date | undefined {

@@ -169,8 +169,6 @@ async function run(config: FerryConfig): Promise<number> {
 
   // One guard for every transport: it holds the open subscriptions to check again on reload.
   const guard = new AccessGuard(authenticator, { quota: security.quota, logger });
-  const httpSecurity = new HttpSecurity(authenticator, guard, rejections, logger);
-  const httpTls = security.tls !== null && config.http.tls ? { ...security.tls, requestCert: security.tls.ca !== undefined, rejectUnauthorized: false } : undefined;
 
   // One broker per data directory: the lock comes before any port, so a second broker started on
   // the same directory says so (and who holds it) instead of failing on a port.
@@ -184,19 +182,7 @@ async function run(config: FerryConfig): Promise<number> {
     return isFerryError(error, 'DATA_DIR_LOCKED') ? EXIT_CODES.dataDirLocked : EXIT_CODES.failed;
   }
   // The admin port comes up first: liveness answers during recovery, readiness once it finished.
-  const admin = config.http.enabled
-    ? await AdminServer.start({
-        host: config.http.host,
-        port: config.http.port,
-        clock,
-        logger,
-        log: logger,
-        dir,
-        rejections,
-        ...(httpTls === undefined ? {} : { tls: httpTls }),
-        security: httpSecurity,
-      })
-    : null;
+  const admin = config.http.enabled ? await startAdmin(config, { security, guard, clock, logger, dir }) : null;
   let broker: Broker;
   try {
     broker = await Broker.open({
@@ -224,34 +210,72 @@ async function run(config: FerryConfig): Promise<number> {
     tls: security.tls === null ? null : { ...security.tls, required: config.tls.required, handshakeTimeoutMs: config.tls.handshakeTimeoutMs },
     rejections,
   });
-  try {
-    await ensureTopics(observed, config.topics, logger);
-    const topics = broker.listTopics();
-    checkOpenFiles(logger, {
-      maxConnections: config.server.maxConnections,
-      segments: topics.reduce((sum, topic) => sum + topic.partitions.reduce((n, p) => n + p.segments, 0), 0),
-      partitions: topics.reduce((sum, topic) => sum + topic.partitions.length, 0),
-      groups: topics.reduce((sum, topic) => sum + topic.groups.length, 0),
-    });
-    const address = await tcp.listen(config.server.port, config.server.host);
-    admin?.attach({ broker: observed, rawBroker: broker, connections: tcp, tcp: address });
-    logger.info('broker.listening', { host: address.host, port: address.port, http: admin === null ? null : `http://${admin.host}:${admin.port}/` });
-  } catch (error) {
-    logger.error('broker.start_failed', { error });
+  const close = async (): Promise<void> => {
     await tcp.close();
     await broker.close();
     await admin?.close();
     guard.close();
+  };
+  try {
+    await openPorts(config, { broker, observed, tcp, admin, logger });
+  } catch (error) {
+    logger.error('broker.start_failed', { error });
+    await close();
     return 1;
   }
-  // A changed users file applies within a second (polled), or at once on SIGHUP.
+  return untilStopped({ logger, admin, startedMs, close, stopWatching: watchUsers(authenticator, logger) });
+}
+
+/** A changed users file applies within a second (polled), or at once on SIGHUP; returns what stops watching. */
+function watchUsers(authenticator: Authenticator, logger: Logger): () => void {
   authenticator.watch();
   const reload = (): void => {
     logger.info('security.users.reload_requested', { signal: 'SIGHUP' });
     authenticator.reload();
   };
   process.on('SIGHUP', reload);
+  return () => {
+    process.off('SIGHUP', reload);
+    authenticator.close();
+  };
+}
 
+/** The HTTP port (admin API, metrics, dashboard, gRPC), with the TCP port's users and TLS. */
+function startAdmin(config: FerryConfig, parts: { security: Security; guard: AccessGuard; clock: SystemClock; logger: CountingLogger; dir: string }): Promise<AdminServer> {
+  const { security, guard, clock, logger, dir } = parts;
+  const httpTls = security.tls !== null && config.http.tls ? { ...security.tls, requestCert: security.tls.ca !== undefined, rejectUnauthorized: false } : undefined;
+  return AdminServer.start({
+    host: config.http.host,
+    port: config.http.port,
+    clock,
+    logger,
+    log: logger,
+    dir,
+    rejections: security.rejections,
+    ...(httpTls === undefined ? {} : { tls: httpTls }),
+    security: new HttpSecurity(security.authenticator, guard, security.rejections, logger),
+  });
+}
+
+/** Creates the declared topics, checks the open-files limit, and opens the TCP port. */
+async function openPorts(config: FerryConfig, parts: { broker: Broker; observed: ObservedBroker; tcp: TcpServer; admin: AdminServer | null; logger: Logger }): Promise<void> {
+  const { broker, observed, tcp, admin, logger } = parts;
+  await ensureTopics(observed, config.topics, logger);
+  const topics = broker.listTopics();
+  checkOpenFiles(logger, {
+    maxConnections: config.server.maxConnections,
+    segments: topics.reduce((sum, topic) => sum + topic.partitions.reduce((n, p) => n + p.segments, 0), 0),
+    partitions: topics.reduce((sum, topic) => sum + topic.partitions.length, 0),
+    groups: topics.reduce((sum, topic) => sum + topic.groups.length, 0),
+  });
+  const address = await tcp.listen(config.server.port, config.server.host);
+  admin?.attach({ broker: observed, rawBroker: broker, connections: tcp, tcp: address });
+  logger.info('broker.listening', { host: address.host, port: address.port, http: admin === null ? null : `http://${admin.host}:${admin.port}/` });
+}
+
+/** Serves until SIGINT or SIGTERM, then closes everything (a second signal forces the exit); resolves with the exit code. */
+function untilStopped(parts: { logger: Logger; admin: AdminServer | null; startedMs: number; stopWatching: () => void; close: () => Promise<void> }): Promise<number> {
+  const { logger, admin, startedMs } = parts;
   return new Promise<number>((resolveExit) => {
     let stopping = false;
     const stop = (signal: NodeJS.Signals): void => {
@@ -262,15 +286,8 @@ async function run(config: FerryConfig): Promise<number> {
       stopping = true;
       logger.info('broker.shutdown.started', { signal });
       admin?.drain();
-      process.off('SIGHUP', reload);
-      authenticator.close();
-      const shutdown = async (): Promise<void> => {
-        await tcp.close();
-        await broker.close();
-        await admin?.close();
-        guard.close();
-      };
-      shutdown().then(
+      parts.stopWatching();
+      parts.close().then(
         () => {
           logger.info('broker.shutdown.finished', { uptimeMs: Math.round(performance.now() - startedMs) });
           resolveExit(0);

@@ -99,10 +99,15 @@ export interface HttpListener {
   close(): Promise<void>;
 }
 
-export function listenMultiplexed(handler: HttpHandler, options: MultiplexedListenOptions): Promise<HttpListener> {
-  // The HTTP/2 compatibility objects stand in for IncomingMessage/ServerResponse (see above).
-  // Every handler sees the canonical path only (request-path.ts): checks and routing agree on it.
-  const onRequest = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void => {
+type RequestListener = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => void;
+
+/**
+ * The handler as the servers call it. The HTTP/2 compatibility objects stand in for
+ * IncomingMessage/ServerResponse (see above). Every handler sees the canonical path only
+ * (request-path.ts): checks and routing agree on it.
+ */
+function requestListener(handler: HttpHandler, logger: Logger): RequestListener {
+  return (req, res) => {
     const target = normaliseRequestTarget(req.url);
     if (!target.ok) {
       refuse(res as ServerResponse, 400, target.reason);
@@ -113,11 +118,29 @@ export function listenMultiplexed(handler: HttpHandler, options: MultiplexedList
       .then(() => handler(req as IncomingMessage, res as ServerResponse))
       .catch((error: unknown) => {
         // A handler's bug must cost one request, never the process (an unhandled rejection ends it).
-        options.logger.error('http.request_failed', { path: target.path, error });
+        logger.error('http.request_failed', { path: target.path, error });
         if (res.headersSent) res.destroy();
         else refuse(res as ServerResponse, 500, 'internal error', 'INTERNAL');
       });
   };
+}
+
+/** What accepts the port's connections, and how the inner servers start and stop with it. */
+interface Servers {
+  outer: NetServer | Http2Server;
+  startInner: () => void;
+  closeInner: () => void;
+}
+
+/** Hooks the listener keeps on every connection: admission, and tracking for close. */
+interface ConnectionHooks {
+  admit: (socket: Socket) => boolean;
+  track: (socket: Socket) => void;
+  trackSession: (session: Http2Session) => void;
+}
+
+export function listenMultiplexed(handler: HttpHandler, options: MultiplexedListenOptions): Promise<HttpListener> {
+  const onRequest = requestListener(handler, options.logger);
   const admit = perAddressLimit(options.connectionsPerIpMax ?? HTTP_CONNECTIONS_PER_IP_MAX, options.logger, options.onRefused);
   const sockets = new Set<Socket>();
   const sessions = new Set<Http2Session>();
@@ -132,37 +155,7 @@ export function listenMultiplexed(handler: HttpHandler, options: MultiplexedList
     session.setLocalWindowSize(SESSION_WINDOW_BYTES);
   };
 
-  let outer: NetServer | Http2Server;
-  let startInner: () => void = () => undefined;
-  let closeInner: () => void = () => undefined;
-  if (options.tls !== undefined) {
-    const secure = createSecureServer({ ...options.tls, allowHTTP1: true, settings: HTTP2_SETTINGS, maxSessionMemory: SESSION_MEMORY_MIB_MAX }, onRequest);
-    // Ahead of the TLS server's own listener: a refused socket never starts a handshake.
-    secure.prependListener('connection', admit);
-    secure.on('secureConnection', track);
-    secure.on('session', trackSession);
-    outer = secure;
-  } else {
-    const http1 = createHttpServer({ headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: 0 }, onRequest);
-    const http2 = createHttp2Server({ settings: HTTP2_SETTINGS, maxSessionMemory: SESSION_MEMORY_MIB_MAX }, onRequest);
-    http2.on('session', trackSession);
-    for (const server of [http1, http2]) server.on('error', (error) => options.logger.error('http.server_error', { error }));
-    const net = createNetServer((socket) => {
-      if (!admit(socket)) return;
-      track(socket);
-      routeByPreface(socket, http1, http2);
-    });
-    outer = net;
-    // node:http starts its connection tracking (headersTimeout checks, closeIdleConnections) on
-    // 'listening'; this server never listens itself, so it is told when the port is open.
-    startInner = () => http1.emit('listening');
-    closeInner = () => {
-      http1.closeIdleConnections();
-      http1.close();
-      http2.close();
-    };
-  }
-
+  const { outer, startInner, closeInner } = createServers(options, onRequest, { admit, track, trackSession });
   outer.maxConnections = HTTP_CONNECTIONS_MAX;
   return new Promise((resolve, reject) => {
     outer.once('error', reject);
@@ -189,6 +182,39 @@ export function listenMultiplexed(handler: HttpHandler, options: MultiplexedList
       });
     });
   });
+}
+
+/** HTTPS with ALPN choosing the protocol, or plaintext with HTTP/1.1 and HTTP/2 told apart by the preface. */
+function createServers(options: MultiplexedListenOptions, onRequest: RequestListener, hooks: ConnectionHooks): Servers {
+  const { admit, track, trackSession } = hooks;
+  if (options.tls !== undefined) {
+    const secure = createSecureServer({ ...options.tls, allowHTTP1: true, settings: HTTP2_SETTINGS, maxSessionMemory: SESSION_MEMORY_MIB_MAX }, onRequest);
+    // Ahead of the TLS server's own listener: a refused socket never starts a handshake.
+    secure.prependListener('connection', admit);
+    secure.on('secureConnection', track);
+    secure.on('session', trackSession);
+    return { outer: secure, startInner: () => undefined, closeInner: () => undefined };
+  }
+  const http1 = createHttpServer({ headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: 0 }, onRequest);
+  const http2 = createHttp2Server({ settings: HTTP2_SETTINGS, maxSessionMemory: SESSION_MEMORY_MIB_MAX }, onRequest);
+  http2.on('session', trackSession);
+  for (const server of [http1, http2]) server.on('error', (error) => options.logger.error('http.server_error', { error }));
+  const net = createNetServer((socket) => {
+    if (!admit(socket)) return;
+    track(socket);
+    routeByPreface(socket, http1, http2);
+  });
+  return {
+    outer: net,
+    // node:http starts its connection tracking (headersTimeout checks, closeIdleConnections) on
+    // 'listening'; this server never listens itself, so it is told when the port is open.
+    startInner: () => http1.emit('listening'),
+    closeInner: () => {
+      http1.closeIdleConnections();
+      http1.close();
+      http2.close();
+    },
+  };
 }
 
 /** An answer of the port itself, in the admin API's error shape: `{error: {code, message}}`. */
