@@ -148,34 +148,7 @@ function messageBrowser(topic, box) {
         : `offsets ${fmtInt(first)}–${fmtInt(page.messages.at(-1).offset)} of ${fmtInt(page.startOffset)}–${fmtInt(page.endOffset - 1)}`;
     older.disabled = first === undefined || first <= page.startOffset;
     newer.disabled = page.nextOffset >= page.endOffset;
-    box.replaceChildren(
-      table(
-        [
-          { title: 'Offset', num: true, id: 'offset', render: (m) => h('span', { class: 'mono' }, m.offset) },
-          { title: 'Time', render: (m) => h('span', { class: 'mono', title: String(m.timestampMs) }, fmtTime(m.timestampMs)) },
-          { title: 'Key', id: 'key', render: (m) => (m.key === null ? h('span', { class: 'muted' }, '–') : m.key.encoding === 'text' ? h('span', { class: 'key-text' }, m.key.data) : bytesView(m.key)) },
-          { title: 'Headers', class: 'headers-cell', render: (m) => m.headers.map(([k, v]) => h('span', { class: 'chip', title: `${k}: ${v}` }, `${k}=${v.length > 24 ? v.slice(0, 24) + '…' : v}`)) },
-          {
-            title: 'Value',
-            class: 'value-cell',
-            id: 'value',
-            render: (m) => [bytesView(m.value), m.valueTruncated ? h('span', { class: 'muted' }, ` … ${fmtBytes(m.valueBytes)} in all`) : null],
-          },
-        ],
-        page.messages,
-        {
-          testid: 'messages-table',
-          rowTestid: 'message-row',
-          key: (m) => String(m.offset),
-          empty: 'No messages match.',
-          decorate: (tr) => {
-            tr.classList.add('clickable');
-            tr.title = 'click to expand';
-            tr.addEventListener('click', () => tr.classList.toggle('expanded'));
-          },
-        },
-      ),
-    );
+    box.replaceChildren(messagesTable(page.messages));
   }
   const older = h('button', { type: 'button', onclick: () => load('page', (page?.messages[0]?.offset ?? 0) - Number(limit.value)) }, '← Older');
   const newer = h('button', { type: 'button', onclick: () => load('page', page?.nextOffset ?? 0) }, 'Newer →');
@@ -200,6 +173,36 @@ function messageBrowser(topic, box) {
       partition.replaceChildren(...Array.from({ length: count }, (_, i) => h('option', { value: i, selected: String(i) === selected }, `partition ${i}`)));
     },
   };
+}
+
+/** A page of messages: a row each, expanded by a click. */
+function messagesTable(messages) {
+  return table(
+    [
+      { title: 'Offset', num: true, id: 'offset', render: (m) => h('span', { class: 'mono' }, m.offset) },
+      { title: 'Time', render: (m) => h('span', { class: 'mono', title: String(m.timestampMs) }, fmtTime(m.timestampMs)) },
+      { title: 'Key', id: 'key', render: (m) => (m.key === null ? h('span', { class: 'muted' }, '–') : m.key.encoding === 'text' ? h('span', { class: 'key-text' }, m.key.data) : bytesView(m.key)) },
+      { title: 'Headers', class: 'headers-cell', render: (m) => m.headers.map(([k, v]) => h('span', { class: 'chip', title: `${k}: ${v}` }, `${k}=${v.length > 24 ? v.slice(0, 24) + '…' : v}`)) },
+      {
+        title: 'Value',
+        class: 'value-cell',
+        id: 'value',
+        render: (m) => [bytesView(m.value), m.valueTruncated ? h('span', { class: 'muted' }, ` … ${fmtBytes(m.valueBytes)} in all`) : null],
+      },
+    ],
+    messages,
+    {
+      testid: 'messages-table',
+      rowTestid: 'message-row',
+      key: (m) => String(m.offset),
+      empty: 'No messages match.',
+      decorate: (tr) => {
+        tr.classList.add('clickable');
+        tr.title = 'click to expand';
+        tr.addEventListener('click', () => tr.classList.toggle('expanded'));
+      },
+    },
+  );
 }
 
 function bytesView(encoded) {
