@@ -6,23 +6,9 @@
  */
 import type { Clock } from '../platform/clock.js';
 import { FerryError, isFerryError } from '../errors.js';
+import { ForwardingSubscription, required } from '../broker/forwarding.js';
 import { ADMISSION_CEILINGS, type AdmissionLimits } from '../broker/limits.js';
-import type {
-  BrokerApi,
-  Delivery,
-  DeliverySink,
-  GroupInfo,
-  PublishMessage,
-  PublishResult,
-  RedriveOptions,
-  RedriveResult,
-  StartPosition,
-  SubscribeOptions,
-  Subscription,
-  TopicConfig,
-  TopicInfo,
-  SubscriptionCloseOptions,
-} from '../broker/types.js';
+import type { BrokerApi, Delivery, DeliverySink, GroupInfo, PublishMessage, PublishResult, RedriveOptions, RedriveResult, StartPosition, SubscribeOptions, Subscription, TopicConfig, TopicInfo } from '../broker/types.js';
 import type { GroupTraffic, Traffic } from './traffic.js';
 
 export class ObservedBroker implements BrokerApi {
@@ -103,29 +89,23 @@ export class ObservedBroker implements BrokerApi {
   }
 
   listGroups(topic: string): GroupInfo[] {
-    return this.required('listGroups')(topic);
+    return required(this.inner, 'listGroups')(topic);
   }
 
   describeGroup(topic: string, group: string): GroupInfo {
-    return this.required('describeGroup')(topic, group);
+    return required(this.inner, 'describeGroup')(topic, group);
   }
 
   resetGroup(topic: string, group: string, to: StartPosition): Promise<GroupInfo> {
-    return this.required('resetGroup')(topic, group, to);
+    return required(this.inner, 'resetGroup')(topic, group, to);
   }
 
   redrive(deadLetterTopic: string, options?: RedriveOptions): Promise<RedriveResult> {
-    return this.required('redrive')(deadLetterTopic, options);
+    return required(this.inner, 'redrive')(deadLetterTopic, options);
   }
 
   close(): Promise<void> {
     return this.inner.close();
-  }
-
-  private required<K extends 'listGroups' | 'describeGroup' | 'resetGroup' | 'redrive'>(name: K): NonNullable<BrokerApi[K]> {
-    const method = this.inner[name];
-    if (method === undefined) throw new FerryError('INVALID_ARGUMENT', `this broker does not support ${name}`);
-    return (method as (...args: never[]) => unknown).bind(this.inner) as NonNullable<BrokerApi[K]>;
   }
 
   private admit(messages: readonly PublishMessage[]): void {
@@ -154,45 +134,22 @@ export class ObservedBroker implements BrokerApi {
 }
 
 /** Counts settlements; everything else passes through (reject/touch exist when the inner ones do). */
-class ObservedSubscription implements Subscription {
-  readonly reject?: (partition: number, offset: number, reason: string) => Promise<void>;
-  readonly touch?: (partition: number, offset: number) => Promise<void>;
+class ObservedSubscription extends ForwardingSubscription {
   /** The promise the last ack returned, and how many acks share it. */
   private ackRun: { settled: Promise<void>; acks: number } | null = null;
 
   constructor(
-    private readonly inner: Subscription,
+    inner: Subscription,
     private readonly traffic: GroupTraffic,
   ) {
-    const { reject, touch } = inner;
-    if (reject !== undefined) {
-      this.reject = async (partition, offset, reason) => {
-        await reject.call(inner, partition, offset, reason);
-        traffic.rejected += 1;
-      };
-    }
-    if (touch !== undefined) this.touch = (partition, offset) => touch.call(inner, partition, offset);
-  }
-
-  get id(): number {
-    return this.inner.id;
-  }
-  get topic(): string {
-    return this.inner.topic;
-  }
-  get group(): string | undefined {
-    return this.inner.group;
-  }
-
-  grantCredit(count: number): void {
-    this.inner.grantCredit(count);
+    super(inner);
   }
 
   /**
    * Acks of one tick share the promise of their journal record (group-store.ts): they are counted
    * with one reaction per shared promise, not an async wrapper per ack (hot path: one per message).
    */
-  ack(partition: number, offset: number): Promise<void> {
+  override ack(partition: number, offset: number): Promise<void> {
     const settled = this.inner.ack(partition, offset);
     let run = this.ackRun;
     if (run === null || run.settled !== settled) {
@@ -208,16 +165,13 @@ class ObservedSubscription implements Subscription {
     return settled;
   }
 
-  async nack(partition: number, offset: number, options?: { delayMs?: number }): Promise<void> {
+  override async nack(partition: number, offset: number, options?: { delayMs?: number }): Promise<void> {
     await this.inner.nack(partition, offset, options);
     this.traffic.nacked += 1;
   }
 
-  resume(): void {
-    this.inner.resume();
-  }
-
-  close(options?: SubscriptionCloseOptions): Promise<void> {
-    return this.inner.close(options);
+  protected override async rejected(settled: Promise<void>): Promise<void> {
+    await settled;
+    this.traffic.rejected += 1;
   }
 }

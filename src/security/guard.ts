@@ -22,21 +22,8 @@
 import type { Logger } from '../platform/logger.js';
 import { silentLogger } from '../platform/logger.js';
 import { FerryError, type ErrorCode } from '../errors.js';
-import type {
-  BrokerApi,
-  DeliverySink,
-  GroupInfo,
-  PublishMessage,
-  PublishResult,
-  RedriveOptions,
-  RedriveResult,
-  StartPosition,
-  SubscribeOptions,
-  Subscription,
-  TopicConfig,
-  TopicInfo,
-  SubscriptionCloseOptions,
-} from '../broker/types.js';
+import { ForwardingSubscription, required } from '../broker/forwarding.js';
+import type { BrokerApi, DeliverySink, GroupInfo, PublishMessage, PublishResult, RedriveOptions, RedriveResult, StartPosition, SubscribeOptions, Subscription, TopicConfig, TopicInfo, SubscriptionCloseOptions } from '../broker/types.js';
 import type { Authenticator, Principal } from './authenticator.js';
 import type { Action, Resource } from './policy.js';
 import type { PublishQuota } from './quota.js';
@@ -285,38 +272,18 @@ function quotaError(quota: PublishQuota, key: string): FerryError {
   return new FerryError('RATE_LIMITED', `publish quota of ${quota.messagesPerSecond} messages/s exceeded; retry in ${retryAfterMs} ms`, { detail: { retryAfterMs } });
 }
 
-function required<K extends 'listGroups' | 'describeGroup' | 'resetGroup' | 'redrive'>(broker: BrokerApi, name: K): NonNullable<BrokerApi[K]> {
-  const method = broker[name];
-  if (method === undefined) throw new FerryError('INVALID_ARGUMENT', `this broker does not support ${name}`);
-  return (method as (...args: never[]) => unknown).bind(broker) as NonNullable<BrokerApi[K]>;
-}
-
 /** A subscription the guard can withdraw; everything else passes through. */
-class GuardedSubscription implements Subscription {
-  readonly reject?: (partition: number, offset: number, reason: string) => Promise<void>;
-  readonly touch?: (partition: number, offset: number) => Promise<void>;
+class GuardedSubscription extends ForwardingSubscription {
   private closing: Promise<void> | null = null;
 
   constructor(
     private readonly guard: AccessGuard,
-    private readonly inner: Subscription,
+    inner: Subscription,
     private readonly sink: RevocableSink,
     private readonly principal: Principal | null,
     private readonly resource: Resource,
   ) {
-    const { reject, touch } = inner;
-    if (reject !== undefined) this.reject = (partition, offset, reason) => reject.call(inner, partition, offset, reason);
-    if (touch !== undefined) this.touch = (partition, offset) => touch.call(inner, partition, offset);
-  }
-
-  get id(): number {
-    return this.inner.id;
-  }
-  get topic(): string {
-    return this.inner.topic;
-  }
-  get group(): string | undefined {
-    return this.inner.group;
+    super(inner);
   }
 
   permitted(): boolean {
@@ -333,23 +300,7 @@ class GuardedSubscription implements Subscription {
     else this.sink.ended?.(error.message);
   }
 
-  grantCredit(count: number): void {
-    this.inner.grantCredit(count);
-  }
-
-  ack(partition: number, offset: number): Promise<void> {
-    return this.inner.ack(partition, offset);
-  }
-
-  nack(partition: number, offset: number, options?: { delayMs?: number }): Promise<void> {
-    return this.inner.nack(partition, offset, options);
-  }
-
-  resume(): void {
-    this.inner.resume();
-  }
-
-  close(options?: SubscriptionCloseOptions): Promise<void> {
+  override close(options?: SubscriptionCloseOptions): Promise<void> {
     this.guard.untrack(this);
     return (this.closing ??= this.inner.close(options));
   }
