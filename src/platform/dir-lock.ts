@@ -63,6 +63,11 @@ async function lockWithAbstractSocket(dir: string, me: LockHolder): Promise<DirL
   }
   // The lock must not keep the process alive on its own.
   server.unref();
+  return heldLock(dir, me, () => new Promise<void>((resolve) => server.close(() => resolve())));
+}
+
+/** A lock held by `me`, whose release (once, whatever the calls) runs `free`. */
+function heldLock(dir: string, me: LockHolder, free: () => Promise<void>): DirLock {
   let released = false;
   return {
     dir,
@@ -70,7 +75,7 @@ async function lockWithAbstractSocket(dir: string, me: LockHolder): Promise<DirL
     release: async () => {
       if (released) return;
       released = true;
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await free();
     },
   };
 }
@@ -141,16 +146,7 @@ async function lockWithFile(dir: string, me: LockHolder): Promise<DirLock> {
       await fsp.unlink(path).catch(() => {});
     }
   }
-  let released = false;
-  return {
-    dir,
-    holder: me,
-    release: async () => {
-      if (released) return;
-      released = true;
-      await fsp.unlink(path).catch(() => {});
-    },
-  };
+  return heldLock(dir, me, () => fsp.unlink(path).catch(() => {}));
 }
 
 function isRunning(pid: number): boolean {

@@ -28,26 +28,12 @@ Object.freeze(EMPTY_HEADERS);
 /** Opens a PUBLISH frame for `topic`; messages are then added with `writePublishMessage`. */
 export function beginPublish(w: FrameWriter, requestId: number, topic: string): void {
   w.beginAppendable(FRAME_TYPES.PUBLISH, requestId, topic);
-  try {
-    w.string16(topic);
-  } catch (error) {
-    w.discardFrame();
-    throw error;
-  }
-  w.u8(0);
-  w.itemCountField();
+  w.topicPreamble(topic);
 }
 
 /** Appends one message to the open PUBLISH frame; on an encoding error the partial message is removed. */
 export function writePublishMessage(w: FrameWriter, message: WirePublishMessage): void {
-  const itemStart = w.offset;
-  try {
-    writeMessageFields(w, message);
-  } catch (error) {
-    w.rollbackItem(itemStart);
-    throw error;
-  }
-  w.itemAppended();
+  w.appendItem(message, writeMessageFields);
 }
 
 function writeMessageFields(w: FrameWriter, message: WirePublishMessage): void {

@@ -51,17 +51,14 @@ export function appendReject(
   requestId: number,
 ): void {
   beginSettle(w, FRAME_TYPES.REJECT, subscriptionId, requestId);
-  const itemStart = w.offset;
-  try {
-    w.u32(partition);
-    w.u64(offset);
-    w.string16(reason.length <= REJECT_REASON_CHARS_MAX ? reason : reason.slice(0, REJECT_REASON_CHARS_MAX));
-    w.u8(0);
-  } catch (error) {
-    w.rollbackItem(itemStart);
-    throw error;
-  }
-  w.itemAppended();
+  w.appendItem({ partition, offset, reason }, writeRejectEntry);
+}
+
+function writeRejectEntry(w: FrameWriter, entry: { partition: number; offset: number; reason: string }): void {
+  w.u32(entry.partition);
+  w.u64(entry.offset);
+  w.string16(entry.reason.length <= REJECT_REASON_CHARS_MAX ? entry.reason : entry.reason.slice(0, REJECT_REASON_CHARS_MAX));
+  w.u8(0);
 }
 
 export function decodeReject(r: PayloadReader): RejectBatch {

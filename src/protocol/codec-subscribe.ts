@@ -187,23 +187,9 @@ export function appendDelivery(w: FrameWriter, subscriptionId: number, topic: st
   if (!w.canAppend(FRAME_TYPES.DELIVER, subscriptionId, itemBytes)) {
     w.beginAppendable(FRAME_TYPES.DELIVER, 0, subscriptionId);
     w.u32(subscriptionId);
-    try {
-      w.string16(topic);
-    } catch (error) {
-      w.discardFrame();
-      throw error;
-    }
-    w.u8(0);
-    w.itemCountField();
+    w.topicPreamble(topic);
   }
-  const itemStart = w.offset;
-  try {
-    writeDelivery(w, d);
-  } catch (error) {
-    w.rollbackItem(itemStart);
-    throw error;
-  }
-  w.itemAppended();
+  w.appendItem(d, writeDelivery);
 }
 
 function writeDelivery(w: FrameWriter, d: DeliverySource): void {

@@ -160,6 +160,30 @@ export class FrameWriter {
     this.appendCount++;
   }
 
+  /** The preamble of a frame of one topic's items: the topic (a topic that does not encode drops the frame), no tagged fields, the item count. */
+  topicPreamble(topic: string): void {
+    try {
+      this.string16(topic);
+    } catch (error) {
+      this.discardFrame();
+      throw error;
+    }
+    this.u8(0);
+    this.itemCountField();
+  }
+
+  /** Writes one item into the open appendable frame with `write`; an item that fails to encode is rolled back and its error rethrown. */
+  appendItem<T>(item: T, write: (w: FrameWriter, item: T) => void): void {
+    const itemStart = this.pos;
+    try {
+      write(this, item);
+    } catch (error) {
+      this.rollbackItem(itemStart);
+      throw error;
+    }
+    this.appendCount++;
+  }
+
   /** Removes a partly written item (from `itemStart`) after an encoding error. */
   rollbackItem(itemStart: number): void {
     assert.ok(itemStart >= this.frameStart && itemStart <= this.pos);

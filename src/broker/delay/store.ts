@@ -4,12 +4,11 @@
  * buckets, moves and crashes are handled: docs/ARCHITECTURE.md, "Delayed messages".
  */
 import { join } from 'node:path';
-import type { Clock, TimerHandle } from '../../platform/clock.js';
-import type { FileSystem } from '../../platform/fs.js';
+import type { TimerHandle } from '../../platform/clock.js';
 import type { Logger } from '../../platform/logger.js';
 import { mkdirDurable } from '../../platform/atomic-write.js';
 import { FerryError } from '../../errors.js';
-import type { AppendResult, Durability, Header, LogOptions, PartitionLog, RecordInput, StorageObserver } from '../../storage/types.js';
+import type { AppendResult, Header, LogOptions, PartitionLog, RecordInput, StorageObserver } from '../../storage/types.js';
 import type { WriteBufferPool } from '../../storage/write-buffers.js';
 import type { PublishMessage } from '../types.js';
 import { BucketFiles } from './bucket-files.js';
@@ -35,12 +34,9 @@ const EPOCH_WRITES_MAX = 8;
 /** A bucket file that could not be read is read again after this long. */
 const LOAD_RETRY_MS = 1000;
 
-export interface DelayStoreOptions {
-  dir: string;
-  fs: FileSystem;
-  clock: Clock;
+/** Where the store lives and how its delay log is kept (the topic's durability), then its own. */
+export interface DelayStoreOptions extends Pick<LogOptions, 'dir' | 'fs' | 'clock' | 'durability'> {
   logger: Logger;
-  durability: Durability;
   syncIntervalMs: number;
   topic: string;
   observer?: StorageObserver | null;

@@ -11,12 +11,11 @@
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import type { Clock, TimerHandle } from '../../platform/clock.js';
-import type { FileSystem } from '../../platform/fs.js';
+import type { TimerHandle } from '../../platform/clock.js';
 import type { Logger } from '../../platform/logger.js';
 import { mkdirDurable, removeTree, writeFileAtomic } from '../../platform/atomic-write.js';
 import { FerryError } from '../../errors.js';
-import type { Durability, LogOptions, PartitionLog, StorageObserver } from '../../storage/types.js';
+import type { LogOptions, PartitionLog, StorageObserver } from '../../storage/types.js';
 import type { WriteBufferPool } from '../../storage/write-buffers.js';
 import { AckSet } from './ack-set.js';
 import { decodeGroupEvents, encodeGroupEvents, GroupEventKind, type GroupEvent } from './group-journal.js';
@@ -31,13 +30,10 @@ const JOURNAL_DIR = 'journal';
 /** Journal records replayed per read during recovery. */
 const REPLAY_READ_RECORDS = 1024;
 
-export interface GroupStoreOptions {
-  dir: string;
+/** Where the group's state lives and how its journal is kept (the topic's durability), then its own. */
+export interface GroupStoreOptions extends Pick<LogOptions, 'dir' | 'fs' | 'clock' | 'durability'> {
   group: string;
-  fs: FileSystem;
-  clock: Clock;
   logger: Logger;
-  durability: Durability;
   partitions: number;
   observer?: StorageObserver | null;
   /** The broker's encode buffers (storage/write-buffers.ts); by default the journal keeps its own. */
