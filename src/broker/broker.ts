@@ -14,7 +14,8 @@ import type { LogFactory, RecoveryReport, StorageObserver } from '../storage/typ
 import { Log } from '../storage/log.js';
 import { TailCacheBudget } from '../storage/tail-cache.js';
 import { WriteBufferPool } from '../storage/write-buffers.js';
-import { PRIORITY_HEADER, PRIORITY_MAX, PUBLISH_MESSAGES_MAX } from '../protocol/limits.js';
+import { PUBLISH_MESSAGES_MAX } from '../protocol/limits.js';
+import { priorityHeader } from '../protocol/priority.js';
 import { CREDIT_MAX } from './limits.js';
 import { MessageStream } from './message-stream.js';
 import { Admission, type AdmissionOptions } from './admission.js';
@@ -319,12 +320,7 @@ export class Broker implements BrokerApi, DeadLetterTarget {
     const value = typeof messagesOrValue === 'string' ? Buffer.from(messagesOrValue) : (messagesOrValue as Buffer);
     const key = options.key === undefined || options.key === null ? null : typeof options.key === 'string' ? Buffer.from(options.key) : options.key;
     const headers: Header[] = options.headers === undefined ? [] : Object.entries(options.headers);
-    if (options.priority !== undefined) {
-      if (!Number.isInteger(options.priority) || options.priority < 0 || options.priority > PRIORITY_MAX) {
-        throw new FerryError('INVALID_ARGUMENT', `priority must be an integer from 0 to ${PRIORITY_MAX}`);
-      }
-      headers.push([PRIORITY_HEADER, String(options.priority)]);
-    }
+    if (options.priority !== undefined) headers.push(priorityHeader(options.priority));
     const message: PublishMessage = {
       value,
       key,

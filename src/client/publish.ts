@@ -6,7 +6,7 @@
 import { FerryError } from '../errors.js';
 import { FRAME_TYPES, FRAME_HEADER_BYTES, type Frame } from '../protocol/frame.js';
 import { beginPublish, decodePublishOk, writePublishMessage } from '../protocol/codec-publish.js';
-import { PRIORITY_HEADER, PRIORITY_MAX } from '../protocol/limits.js';
+import { priorityHeader } from '../protocol/priority.js';
 import type { PayloadReader } from '../protocol/reader.js';
 import type { WireHeader, WirePublishMessage } from '../protocol/messages.js';
 import type { ClientConnection, PendingRequest } from './connection.js';
@@ -113,12 +113,7 @@ export function toWireMessage(value: Buffer | string | Uint8Array, options: Publ
   if (options.headers !== undefined || options.priority !== undefined) {
     const headers: WireHeader[] = [];
     for (const name in options.headers) headers.push([name, String(options.headers[name])]);
-    if (options.priority !== undefined) {
-      if (!Number.isInteger(options.priority) || options.priority < 0 || options.priority > PRIORITY_MAX) {
-        throw new FerryError('INVALID_ARGUMENT', `priority must be an integer from 0 to ${PRIORITY_MAX}, got ${options.priority}`);
-      }
-      headers.push([PRIORITY_HEADER, String(options.priority)]);
-    }
+    if (options.priority !== undefined) headers.push(priorityHeader(options.priority));
     message.headers = headers;
   }
   if (options.partition !== undefined) {

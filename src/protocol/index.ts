@@ -1,5 +1,6 @@
 /** The wire protocol, shared by the server (src/transport/tcp) and the client (src/client). */
 export * from './limits.js';
+export * from './priority.js';
 export * from './frame.js';
 export * from '../errors.js';
 export * from './messages.js';

@@ -58,10 +58,6 @@ export const SETTLE_ENTRIES_MAX = 100_000;
 /** Headers on one message: bounds decode work per message, on the wire and in the store (storage/limits.ts). */
 export const HEADERS_COUNT_MAX = 64;
 
-/** The header that carries a message's priority: 0 (none) to PRIORITY_MAX; groups deliver higher first. */
-export const PRIORITY_HEADER = 'ferry-priority';
-export const PRIORITY_MAX = 9;
-
 /** The Ferry protocol's TCP port when none is named: `ferry serve`, `broker.listen()` and clients agree on it. */
 export const DEFAULT_PORT = 7700;
 /** Where a server listens and a client connects when no host is named: loopback, never every interface by surprise. */

@@ -9,7 +9,7 @@ import type { Logger } from '../../platform/logger.js';
 import type { PartitionLog } from '../../storage/types.js';
 import type { LogRecord } from '../../storage/types.js';
 import { DISPATCH_READ_AHEAD_RECORDS, DISPATCH_READ_BYTES_MAX, DISPATCH_READ_RECORDS_MAX } from '../limits.js';
-import { PRIORITY_MAX } from '../../protocol/limits.js';
+import { PRIORITY_MAX } from '../../protocol/priority.js';
 import { priorityOf } from './priority.js';
 
 export class PartitionReader {

@@ -4,7 +4,7 @@
  * DISPATCH_READ_RECORDS_MAX per partition), oldest first within a level. Streams ignore priority:
  * they promise offset order.
  */
-import { PRIORITY_HEADER, PRIORITY_MAX } from '../../protocol/limits.js';
+import { PRIORITY_HEADER, PRIORITY_MAX } from '../../protocol/priority.js';
 import type { Header } from '../../storage/types.js';
 
 /** The priority a record's headers give it; anything but '1'..'9' counts as 0. */

@@ -7,7 +7,7 @@ import type { MessageInitShape } from '@bufbuild/protobuf';
 import { timestampFromMs, timestampMs } from '@bufbuild/protobuf/wkt';
 import { FerryError } from '../../errors.js';
 import { PARTITIONS_MAX } from '../../broker/limits.js';
-import { PRIORITY_HEADER, PRIORITY_MAX } from '../../protocol/limits.js';
+import { PRIORITY_HEADER, priorityHeader } from '../../protocol/priority.js';
 import type {
   Delivery,
   Durability as BrokerDurability,
@@ -191,11 +191,11 @@ export function publishMessageFromProto(message: PublishMessage, index: number):
   const headers: Header[] = [];
   for (const name in message.headers) headers.push([name, message.headers[name]!]);
   if (message.priority !== undefined) {
-    if (message.priority > PRIORITY_MAX) throw new FerryError('INVALID_ARGUMENT', `messages[${index}].priority must be from 0 to ${PRIORITY_MAX}`);
+    const header = priorityHeader(message.priority, `messages[${index}].priority`);
     // The field wins over a header of the same name, so a message never carries two priorities.
     const existing = headers.findIndex(([name]) => name === PRIORITY_HEADER);
     if (existing >= 0) headers.splice(existing, 1);
-    headers.push([PRIORITY_HEADER, String(message.priority)]);
+    headers.push(header);
   }
   const result: BrokerPublishMessage = {
     key: message.key === undefined ? null : Buffer.from(message.key.buffer, message.key.byteOffset, message.key.byteLength),
