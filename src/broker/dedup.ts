@@ -1,18 +1,7 @@
 /**
  * Exactly-once publish: a message may carry an id; a second publish with the same id within the
  * topic's dedup window stores nothing and is answered with the first one's partition and offset.
- *
- * The id travels in the record itself (header `ferry-id`), so the window needs no file of its
- * own: on open, the tail of each partition covering the window is scanned (using the time index
- * to find where the window starts) to rebuild the index. Entries expire in insertion order.
- *
- * The window is measured on the monotonic clock: each entry's expiry is fixed when it is
- * remembered (a full window after its publish was stored; at a rebuild, what is left of the
- * window by the records' timestamps), so a wall-clock step while the broker runs neither forgets
- * ids early nor keeps them longer. At a rebuild a timestamp's age is read through the broker's
- * record of the clock's steps on this boot (wall-history.ts), so a step before a restart does not
- * shorten a window either; after a reboot the wall clock is the only reference, and a forward step
- * made before it shortens the windows of ids stored before the step by the step.
+ * The rest: docs/INTERNALS.md.
  */
 import type { Clock } from '../platform/clock.js';
 import type { PartitionLog } from '../storage/types.js';

@@ -1,19 +1,7 @@
 /**
  * Recovery of the data directory entry by entry: one topic or group directory that does not open
  * must not stop the broker.
- *
- * - An entry left by a creation that crashed before its metadata file (topic.json, state.json) was
- *   renamed into place never held anything: it is removed (`broker.topic.incomplete_removed`,
- *   `broker.group.incomplete_removed`).
- * - An entry that fails to open — a name no topic or group may have, a corrupt topic.json or
- *   state.json, damage its logs cannot recover from — is moved to
- *   `<dir>/quarantine/<timestamp>-<name>` (durably: both directories synced), logged
- *   `broker.topic.quarantined` / `broker.group.quarantined` with the error and where it went, and
- *   the broker serves everything else. Nothing in it is deleted: an operator can inspect it, and
- *   move a repaired topic back while the broker is stopped.
- * - Errors of the machine rather than of the entry (out of file descriptors, memory or space, an
- *   I/O error, a read-only disk) still fail the open, as before: quarantining would move healthy
- *   data aside, and every entry would fail alike.
+ * The rest: docs/INTERNALS.md.
  */
 import { dirname, join } from 'node:path';
 import type { Clock } from '../platform/clock.js';

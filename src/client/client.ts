@@ -1,16 +1,7 @@
 /**
- * FerryClient: the public face of the SDK. It owns one ClientConnection at a time, replaces it
- * after a connection loss (exponential backoff with jitter, bounded attempts and time), and
- * re-establishes subscriptions on the new one. Requests issued while reconnecting wait for the
- * new connection; requests in flight when a connection drops reject with CONNECTION_CLOSED.
- *
- * With `retryPublishes`, publishes left unconfirmed by a lost connection are sent again after the
- * reconnect instead of rejected: every message then carries an id (generated when the application
- * gives none), so the broker's dedup window makes the retry store nothing twice.
- *
- * Events: 'reconnecting' ({ attempt, delayMs, error }), 'reconnected' ({ attempt }),
- * 'error' (FerryError: a failed ack, a subscription lost for good; emitted only with a listener),
- * 'close' (the client is closed, by close() or because reconnecting gave up).
+ * FerryClient: the public face of the SDK. It owns one connection at a time, replaces it after a
+ * loss (backoff with jitter, bounded) and re-establishes subscriptions on the new one.
+ * The rest: docs/INTERNALS.md.
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';

@@ -1,21 +1,6 @@
 /**
  * A subscription as the application sees it: an async iterator of messages with flow control.
- *
- * Credit: the subscription grants `prefetch` at subscribe. A group grants one more per ack or
- * nack, so delivered-but-unsettled messages never exceed prefetch; a stream (no group) grants one
- * more each time the application takes a message, so the buffer never exceeds prefetch. Grants
- * and acks issued in one event-loop turn leave in one CREDIT and one ACK frame.
- *
- * Settling: ack, nack and touch are fire-and-forget frames (the promise resolves once queued);
- * reject travels with a request id and resolves only once the broker reports the dead letter
- * durable (SETTLED). A message delivered on a lost connection cannot be settled: ack, nack and
- * touch resolve (the broker redelivers it), reject rejects with CONNECTION_CLOSED. What became of
- * the acks and nacks is told by close(): true only if the broker answered the UNSUBSCRIBE, which
- * it does once every settle sent before it on that connection has settled.
- *
- * Across a reconnect the client re-subscribes: a group resumes from its durable state (messages
- * buffered from the lost connection are dropped: the broker redelivers them); a stream resumes
- * after the last offset received per partition (duplicates the server re-sends are skipped).
+ * The rest: docs/INTERNALS.md.
  */
 import { FerryError } from '../errors.js';
 import { FRAME_TYPES } from '../protocol/frame.js';

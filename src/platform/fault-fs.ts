@@ -1,19 +1,8 @@
 /**
- * A FileSystem that keeps a record of what a power loss would leave: every completed datasync
- * (the file's inode and the length it covered), every file creation, rename and mkdir, and every
- * completed directory sync are appended to a small sidecar log. A chaos harness SIGKILLs the
- * broker, reads the log, and cuts the data directory back to that state (test/chaos/power-loss.ts)
- * — a power loss emulated without LD_PRELOAD or a virtual machine.
- *
- * The sidecar is written with one synchronous write(2) per entry on an O_APPEND descriptor: the
- * entry is in the page cache before the operation it describes is reported complete to the
- * broker, and the page cache survives the death of the process (the harness never cuts power for
- * real). Everything else is delegated to the wrapped FileSystem unchanged.
- *
- * Soundness of the recorded lengths: the length is read (fstat) *before* the datasync starts, so
- * it counts only bytes whose write had completed by then — exactly what POSIX promises the
- * datasync covers. A directory sync records the sequence number current when it started: only
- * creations and renames logged before that are covered by it.
+ * A FileSystem that records what a power loss would leave (completed datasyncs and the lengths they
+ * covered, creations, renames, directory syncs), so the chaos harness can cut a killed broker's
+ * directory back to it.
+ * The rest: docs/INTERNALS.md.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { stat as statPath } from 'node:fs/promises';

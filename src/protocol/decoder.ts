@@ -2,21 +2,7 @@
  * FrameDecoder: a resumable state machine fed arbitrary chunks of a byte stream. Frames split
  * across chunks and many frames in one chunk both work; every frame decoded from one chunk is
  * handed to the handler as one batch, so the receiver can process them together.
- *
- * Memory is bounded: at most one header (14 bytes) is buffered before the header is validated,
- * and the declared length is checked against the limit before any payload byte is kept, so a
- * decoder never holds more than `frameBytesMax` bytes. The limit may change between frames (a
- * server keeps it small until the client has logged in). A frame that lies inside one chunk is a
- * zero-copy view of that chunk; only a frame split across chunks is assembled into its own buffer.
- *
- * Admission: a handler with `admit` is asked about each valid header before any of its payload is
- * kept. A refused frame's payload is skipped as it arrives — never buffered — and the frame is
- * handed on in its place among the others with an empty payload and `refused` set, so the
- * receiver answers it while the rest of the stream keeps its framing.
- *
- * The first violation (bad magic, unsupported version, unknown type, oversized length) is reported
- * once through `onError` with a typed FerryError; the decoder then ignores further input, because
- * the stream can no longer be framed.
+ * The rest: docs/INTERNALS.md.
  */
 import { FerryError } from '../errors.js';
 import { FRAME_MAGIC, HEADER_OFFSETS, isFrameType, type Frame, type FrameType } from './frame.js';

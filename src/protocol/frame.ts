@@ -2,15 +2,7 @@
  * The frame: the unit both peers exchange. Every frame is a fixed 14-byte big-endian header and a
  * payload whose layout depends on the frame type (codec-*.ts). docs/PROTOCOL.md documents every
  * byte; test/protocol/protocol-doc.test.ts keeps the document and FRAME_TYPES in step.
- *
- *   offset size field
- *        0    2 magic          0xFE77
- *        2    1 version        negotiated protocol version (HELLO itself is sent as version 1)
- *        3    1 type           FRAME_TYPES
- *        4    1 flags          per-type bits; unknown bits are ignored
- *        5    1 reserved       sent as 0, ignored on receipt
- *        6    4 requestId      u32; chosen by the requester, echoed by the reply; 0 = no reply
- *       10    4 payloadLength  u32 bytes that follow the header
+ * The rest: docs/INTERNALS.md.
  */
 import type { FerryError } from '../errors.js';
 import { FRAME_HEADER_BYTES } from './limits.js';

@@ -1,23 +1,7 @@
 /**
  * AccessGuard: authorization in one place for every transport. `guard.for(view)` is the BrokerApi
- * one client sees — the broker, with each call checked against the caller's grants, looked up per
- * call so that a reloaded users file applies to existing connections at once:
- *
- * | call                                   | needs                                                 |
- * | -------------------------------------- | ----------------------------------------------------- |
- * | publish(topic)                         | publish on topic (and the publish quota)               |
- * | subscribe(topic, {group})              | consume on topic (and group); publish on an explicit deadLetterTopic; a new group's dead-letter topic exists or admin on it |
- * | createTopic, deleteTopic               | admin on the topic                                    |
- * | resetGroup(topic, group)               | admin on the topic                                    |
- * | redrive(deadLetterTopic)               | admin on the dead-letter topic                        |
- * | describeGroup(topic, group)            | admin on the topic, or consume on topic and group     |
- * | listGroups(topic)                      | any grant on the topic; non-admins see the groups they may consume |
- * | listTopics, describeTopic              | lists only, and describes only, topics with some grant |
- *
- * Settling (ack, nack, reject, touch) needs nothing more than the subscription. Subscriptions
- * outlive single calls, so the guard keeps the open ones and checks them again whenever the users
- * change: one whose consume grant is gone is closed (its unsettled messages go back to the group)
- * and its transport hears FORBIDDEN.
+ * one client sees: each call checked against the caller's grants, looked up per call.
+ * The rest: docs/INTERNALS.md.
  */
 import type { Logger } from '../platform/logger.js';
 import { silentLogger } from '../platform/logger.js';

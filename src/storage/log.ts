@@ -1,17 +1,7 @@
 /**
- * A segmented commit log: one per topic partition, group journal and delay log. This class is the
- * log's contract (`ReplicaLog`, storage/types.ts); its parts are the writer (log-writer.ts: one
- * batch per write, offsets assigned in one place), the syncer (log-syncer.ts: group commit, the
- * checkpoint), recovery (recovery.ts), and what a follower needs (log-replica.ts).
- *
- * Three offsets make durability visible (docs/STORAGE.md): appended (offsets assigned), written
- * (write() returned), synced (an fdatasync that started after the write returned has completed).
- * `always` resolves an append once synced; `interval` and `never` once written. What consumers see
- * ends at `visibleEndOffset`: by the local rule (synced for `always`, written otherwise), or where
- * the log's owner holds it (a replicated log: the high watermark).
- *
- * An fdatasync failure is not retried (fsyncgate: the kernel may have dropped the dirty pages and
- * a retry would report success over lost data): the log fails with STORAGE_FAILED until reopened.
+ * A segmented commit log, one per partition, group journal and delay log: the log's contract
+ * (`ReplicaLog`) over its writer, syncer, recovery and replica parts.
+ * The rest: docs/INTERNALS.md.
  */
 import assert from 'node:assert/strict';
 import { dirname } from 'node:path';

@@ -2,14 +2,7 @@
  * What `Log.open` does before the log takes appends: find the segments, trust the checkpointed
  * prefix, verify everything after it record by record, cut a torn or corrupt tail, drop segments
  * that no longer continue the offsets, and validate or rebuild every index.
- *
- * Two kinds of damage, two answers:
- *   - after the checkpoint (bytes no datasync was known to cover): a torn write. The file is cut at
- *     the first bad batch and every later segment is deleted, so the log stays a prefix of what was
- *     appended. Reported in truncatedBytes/truncatedRecords and logged.
- *   - inside the checkpointed prefix: the disk damaged synced data. Nothing is cut — later records
- *     are good and were acknowledged — the walk resynchronises past the damage and reads of the
- *     damaged range fail with CORRUPT_RANGE.
+ * The rest: docs/INTERNALS.md.
  */
 import { join } from 'node:path';
 import type { Clock } from '../platform/clock.js';

@@ -1,18 +1,7 @@
 /**
- * The hot tail: the most recently written batches, kept in memory so that consumers keeping up
- * with producers read without touching the disk. Bounded in bytes; the oldest batches leave
- * first, and the cached range always ends at the written offset, so a read either starts inside
- * it and is served entirely from memory, or goes to disk.
- *
- * The bytes live in a ring owned by the broker-wide budget: a written batch is copied into the
- * ring, and a read copies the records it returns out of it. The cache therefore never holds a
- * buffer that dies old: before the ring, every written batch was kept until evicted, long enough
- * to reach V8's old generation, and the evicted batches waited as external memory for a full
- * collection — tens of MiB of resident memory under load. Reads hand out copies because a
- * consumer may keep a record's value for as long as it likes, while the ring reuses its bytes.
- *
- * Cached bytes were produced by this process and never left memory, so records are decoded
- * without re-checking their CRC.
+ * The hot tail: the most recently written batches, in the ring of the broker's budget, so that
+ * consumers keeping up with producers read without touching the disk; the oldest leave first.
+ * The rest: docs/INTERNALS.md.
  */
 import assert from 'node:assert/strict';
 import { BATCH_HEADER_BYTES, decodeRecord, recordSizeAt, type DecodeCursor } from './record-batch.js';

@@ -1,7 +1,7 @@
 /**
  * Delayed messages of one topic: stored at once in the topic's delay log (durably, per the topic's
- * mode) and moved into the topic when due; until then no group or stream sees them. How time,
- * buckets, moves and crashes are handled: docs/ARCHITECTURE.md, "Delayed messages".
+ * mode) and moved into the topic when due; until then no group or stream sees them.
+ * The rest: docs/INTERNALS.md.
  */
 import { join } from 'node:path';
 import type { TimerHandle } from '../../platform/clock.js';

@@ -1,25 +1,7 @@
 /**
  * What the delay store keeps on disk about the wall clock, so that a restart on the same boot can
  * tell how far the wall clock stepped while its delayed messages waited.
- *
- * A due time on disk is a wall-clock time, written in the wall clock of its publish. On Linux the
- * machine's monotonic clock (CLOCK_MONOTONIC: since boot, shared by every process, never stepped)
- * links two processes of one boot: wall minus boot-monotonic time stays the same until the wall
- * clock steps. So this file records, for ranges of delay-log offsets ("epochs"), that difference at
- * their publish. A message due at D, published when the difference was V, is due when the boot's
- * monotonic clock reads D - V; a restarted store whose difference is now V' releases it as if due
- * at D + (V' - V) by its own wall clock: the step since is undone, in either direction.
- *
- * An epoch starts at the first message whose difference does not fit its predecessor's (a step;
- * see the tolerances below), and is durable before the add that brings it appends anything, so no
- * stored message can be read in the wrong epoch after a crash. A message's difference is that of
- * the wall clock its due time was computed with: for a `delayMs` publish, the clock when the broker
- * received it (which may have stepped before the add). The file is rewritten when an epoch starts
- * (a step, or a publish that waited unusually long before its add) and at open after a reboot,
- * not per message. Without a boot reading (no /proc, another OS) or after a reboot, the wall clock
- * is the only reference, as before.
- *
- * Layout: <delay dir>/clock.json = { version, bootId, bootMonotonicMs, epochs: [[fromOffset, wallMinusBootMs], ...] }.
+ * The rest: docs/INTERNALS.md.
  */
 import { join } from 'node:path';
 import type { BootTime, Clock } from '../../platform/clock.js';

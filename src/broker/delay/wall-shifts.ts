@@ -1,15 +1,7 @@
 /**
  * How far the wall clock had stepped (since the delay store opened) when each delayed message was
  * published in this process, by ranges of delay-log offsets.
- *
- * The delay store schedules on the monotonic clock: a message due at wall time D, published when the
- * wall clock read W and the monotonic clock M, is released at M + (D - W). A message due soon is
- * held in memory with that release time. One due later lives only in a bucket file, which records D
- * (what must survive a restart); when its bucket is loaded, its release time is recomputed from D and
- * the wall-minus-monotonic difference of the moment it was published: the difference at open, plus
- * the shift this table holds for its offset (0 when the clock had not stepped). So a step neither
- * brings forward nor holds back a message published before it, and one published after it keeps its
- * own delay. The table lives in memory only: after a restart the wall clock is the only reference.
+ * The rest: docs/INTERNALS.md.
  */
 import assert from 'node:assert/strict';
 

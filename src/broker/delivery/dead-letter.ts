@@ -1,22 +1,7 @@
 /**
  * Moves a message from a queue group to the group's dead-letter topic, so that after any crash
  * it is in the dead-letter topic or still pending in the group — never in neither.
- *
- * The move is three steps: (1) journal an intent (with a hint: the dead-letter topic's synced end
- * at that moment, below any offset the copy can get, and which no power loss takes back), (2)
- * publish the copy to the dead-letter topic and wait until it is synced, whatever that topic's
- * durability, (3) settle the original in the group. Recovery finishes every intent left open: when
- * a copy is found at or after the hint the original is settled, otherwise the move is done again.
- *
- * Step 2 waits for the sync because the group's journal and the dead-letter topic are separate
- * logs synced independently: in `interval`/`never` mode the settle could otherwise reach the disk
- * before the copy, and a power loss would lose the message from both places. In those modes a
- * power loss can still take back the intent and the settle after the copy is durable: the message
- * is pending again and may be dead-lettered twice — a duplicate, never a loss.
- *
- * A hint past the dead-letter topic's end (the topic was deleted and created again, or the intent
- * was written by an older version whose hint was the unsynced end) is not trusted: recovery then
- * searches the whole topic, and journals a fresh intent before it moves the message again.
+ * The rest: docs/INTERNALS.md.
  */
 import type { Clock, TimerHandle } from '../../platform/clock.js';
 import type { Logger } from '../../platform/logger.js';

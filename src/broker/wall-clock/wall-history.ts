@@ -1,24 +1,7 @@
 /**
  * How old a stored timestamp really is, across restarts on one boot: the broker's record of the
  * wall clock's steps.
- *
- * Records are stamped with the wall clock. While a process runs, ages are measured on the monotonic
- * clock (retention.ts `AgeClock`, dedup.ts), but a restarted process has only the stamps — and a
- * forward step made before the restart makes every stamp written before it look older by the step:
- * retention would delete a segment early and the dedup window would forget ids early (a retried
- * publish stored twice). On Linux the boot's monotonic clock links the processes of one boot (see
- * `Clock.bootTime`): wall minus boot-monotonic time is constant until the wall clock steps. So this
- * file keeps that difference's history on this boot, as epochs starting at boot-monotonic times,
- * and a stamp is read back in the epoch it was written in.
- *
- * A stamp fits an epoch when, read with the epoch's difference, it falls at or after the epoch's
- * start (less `STAMP_LAG_MS_MAX`). After a backward step two epochs can fit one stamp; it is read in
- * the later one, which makes it younger: a segment or an id is kept longer (by the step at most),
- * never dropped early. The difference is checked before every append to a partition log
- * (`observe`), and a new epoch is durable before that append stamps anything. After a reboot, or
- * without a boot clock, the wall clock is the only reference, as before.
- *
- * Layout: <broker dir>/wall-clock.json = { version, bootId, bootMonotonicMs, epochs: [[fromBootMs, wallMinusBootMs], ...] }.
+ * The rest: docs/INTERNALS.md.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';

@@ -1,22 +1,7 @@
 /**
  * One Consume stream: the bridge between a bidirectional gRPC call and a broker subscription,
  * like ServerSubscription is for a TCP connection.
- *
- * Requests (client → server): the first carries `start` and the initial credit; every request may
- * grant credit and carry settles. Responses (server → client): `subscribed` first, then batches of
- * messages (the deliveries of one event-loop turn, up to DELIVERY_BATCH_BYTES_MAX per response)
- * and settle results.
- *
- * Flow control is the broker's: a delivery spends one credit, so the client never has more
- * messages outstanding than it granted. Below that, the sink reports unwritable while more than
- * CONSUME_QUEUED_BYTES_MAX of responses wait for the HTTP/2 stream (connect writes the next
- * response only once the previous one drained), and the broker resumes deliveries once the queue
- * is down to half.
- *
- * Ending: a cancelled call or a lost connection closes the subscription at once (its unsettled
- * messages go back to the group); a half-close ends the call with OK once the settles sent so far
- * are applied; the broker ending the subscription (topic deleted) ends it with NOT_FOUND
- * (UNKNOWN_SUBSCRIPTION) after the messages already queued.
+ * The rest: docs/INTERNALS.md.
  */
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { ConnectError } from '@connectrpc/connect';

@@ -1,17 +1,7 @@
 /**
- * The Ferry API as one Node request handler: ferry.v1.TopicService and ferry.v1.MessageService
- * over gRPC, gRPC-Web and the Connect protocol (binary or JSON), served by @connectrpc/connect-node
- * on whatever HTTP/1.1 or HTTP/2 server calls it (src/transport/http/listener.ts puts both on one
- * port). Requests for other paths go to `fallback` (the admin API and dashboard), or get a 404.
- *
- * The broker is reached through a getter, so the handler can be mounted before recovery finishes
- * (calls then fail with UNAVAILABLE / BROKER_BUSY) and the process wires it once.
- *
- * An unauthenticated call is refused before its body is read: connect reads a whole request (and
- * sets aside its declared length) before any interceptor runs, so the login is checked here first
- * and a refused call gets a body that fails at once with the refusal — connect answers it in the
- * call's own protocol (gRPC status, gRPC-Web trailer, Connect JSON) — while what the client still
- * sends is discarded as it arrives.
+ * The Ferry API as one Node request handler: TopicService and MessageService over gRPC, gRPC-Web and
+ * Connect (binary or JSON), on whatever server calls it; other paths go to `fallback`.
+ * The rest: docs/INTERNALS.md.
  */
 import { setMaxListeners } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';

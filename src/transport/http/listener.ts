@@ -1,23 +1,7 @@
 /**
  * One port for HTTP/1.1 and HTTP/2, so gRPC (HTTP/2 only), gRPC-Web, the Connect protocol, the
  * admin API and the dashboard share the HTTP port.
- *
- * Plaintext: Node's HTTP/2 server does not answer HTTP/1.1 (and HTTP/1.1 clients do not start with
- * HTTP/2's preface), so a net.Server reads the first bytes of each connection: if they are the
- * HTTP/2 connection preface ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", what every h2c client with prior
- * knowledge sends first — gRPC clients do) the socket goes to the node:http2 server, otherwise to
- * the node:http server; the bytes read are put back first (socket.unshift), so each server sees the
- * connection from its first byte. HTTP/1.1's "Upgrade: h2c" is not offered (Node has no support).
- *
- * TLS: one node:http2 secure server with `allowHTTP1`, which lets ALPN choose (h2 or http/1.1).
- *
- * HTTP/2 requests reach the handler as node:http2 compatibility objects (Http2ServerRequest and
- * Http2ServerResponse), which offer what the handlers use of IncomingMessage and ServerResponse
- * (method, url, headers, a readable body, writeHead/setHeader/write/end); gRPC's handler tells them
- * apart itself.
- *
- * Every request's path is decoded and normalised here, once, before any handler or check sees it
- * (request-path.ts); a path that cannot be read one way only is answered 400.
+ * The rest: docs/INTERNALS.md.
  */
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import {

@@ -1,16 +1,7 @@
 /**
- * The request path, decoded and normalised once, before anything looks at it: the login and
- * permission checks (src/security/http-auth.ts), the gRPC dispatch and the admin router all see the
- * same canonical path, so no spelling of a route (`/%61pi/info`, `//api/info`, `/x/../api/info`)
- * can pass a check written for another one.
- *
- * Each segment is percent-decoded (strictly: `%` takes two hex digits, the bytes must be UTF-8);
- * empty and `.` segments are dropped, `..` removes the segment before it. What cannot be read one
- * way only is refused: a decoded `/`, `\` or control character (NUL included) in a segment, a `..`
- * above the root, a path that does not start with `/`. The canonical form re-encodes each segment
- * with encodeURIComponent, so decoding a segment of it once gives exactly the decoded segment
- * (`%2561` stays the segment `%61`: nothing is decoded twice). The query string is kept as sent.
- * Raw bytes outside printable ASCII must come percent-encoded (RFC 3986), or the path is refused.
+ * The request path, decoded and normalised once, before the login check, the gRPC dispatch or the
+ * admin router sees it: no spelling of a route can pass a check written for another one.
+ * The rest: docs/INTERNALS.md.
  */
 
 export type RequestTarget = { ok: true; url: string; path: string } | { ok: false; reason: string };

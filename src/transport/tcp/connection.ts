@@ -1,7 +1,8 @@
 /**
  * One client connection: the socket, its frames handled in turns, replies flushed once per turn,
  * backpressure, heartbeats and the lifecycle from HELLO to close; each request goes to its verb's
- * module (session, topics, publish, subscriptions, settle, groups). docs/ARCHITECTURE.md, "TCP".
+ * module (session, topics, publish, subscriptions, settle, groups).
+ * The rest: docs/INTERNALS.md.
  */
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
