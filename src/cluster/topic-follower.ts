@@ -102,7 +102,7 @@ export class TopicFollower {
           truncated = false;
         }
         this.options.logger.warn('cluster.follower.retry', { topic: this.options.topic, leader: this.options.leaderId, epoch: this.options.epoch, error });
-        await this.options.clock.sleep(this.retryMs);
+        await new Promise<void>((resolve) => this.options.clock.schedule(this.retryMs, resolve));
         this.retryMs = Math.min(this.retryMs * 2, FOLLOWER_RETRY_MS_MAX);
       }
     }
