@@ -35,6 +35,10 @@ export const ERROR_CODES = {
   BROKER_CLOSING: { wire: 60, fatal: false, retryable: true },
   BROKER_BUSY: { wire: 61, fatal: false, retryable: true },
   TOO_MANY_SUBSCRIPTIONS: { wire: 62, fatal: false, retryable: false },
+  // Cluster
+  NOT_LEADER: { wire: 63, fatal: false, retryable: true },
+  NOT_ENOUGH_REPLICAS: { wire: 64, fatal: false, retryable: true },
+  STALE_EPOCH: { wire: 65, fatal: false, retryable: true },
   // Protocol violations: the connection is closed after the error frame
   BAD_MAGIC: { wire: 80, fatal: true, retryable: false },
   UNSUPPORTED_VERSION: { wire: 81, fatal: true, retryable: false },

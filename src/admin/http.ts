@@ -33,6 +33,8 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   BROKER_CLOSING: 503,
   BROKER_BUSY: 503,
   LOG_CLOSED: 503,
+  NOT_LEADER: 503,
+  NOT_ENOUGH_REPLICAS: 503,
   DISK_FULL: 507,
 };
 

@@ -58,6 +58,15 @@ export const FRAME_TYPES = {
   GROUP_INFO: 0x44,
   GROUP_LIST: 0x45,
   REDRIVE_OK: 0x46,
+  // Replication between brokers (docs/CLUSTERING.md)
+  REPLICA_FETCH: 0x50,
+  REPLICA_FETCH_OK: 0x51,
+  EPOCH_END: 0x52,
+  EPOCH_END_OK: 0x53,
+  REPLICA_PROGRESS: 0x54,
+  // Cluster metadata: where each topic's leader is
+  METADATA: 0x60,
+  METADATA_OK: 0x61,
 } as const;
 
 export type FrameTypeName = keyof typeof FRAME_TYPES;

@@ -143,6 +143,22 @@ export class Log implements ReplicaLog {
     return this.state.addListener(listener);
   }
 
+  whenVisible(offset: number): Promise<void> {
+    if (offset < this.state.visibleEnd) return Promise.resolve();
+    if (this.state.closing) return Promise.reject(this.state.closedError());
+    return new Promise<void>((resolve, reject) => {
+      const unsubscribe = this.state.addListener(() => {
+        if (offset < this.state.visibleEnd) {
+          unsubscribe();
+          resolve();
+        } else if (this.state.failure !== null) {
+          unsubscribe();
+          reject(this.state.failure);
+        }
+      });
+    });
+  }
+
   // ---- append -------------------------------------------------------------------------------
 
   append(records: readonly RecordInput[]): Promise<AppendResult> {

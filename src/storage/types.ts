@@ -156,6 +156,11 @@ export interface PartitionLog {
   offsetForTimestamp(timestampMs: number): Promise<number>;
   /** Called when the written, synced or visible end moves forward; returns the unsubscribe. */
   onAdvance(listener: () => void): () => void;
+  /**
+   * Resolves once `offset` is visible (below `visibleEndOffset`): an answer that names a stored
+   * record (a duplicate publish) waits for it like the first publish did.
+   */
+  whenVisible(offset: number): Promise<void>;
   sync(): Promise<void>;
   stats(): LogStats;
   enforceRetention(): Promise<RetentionReport>;

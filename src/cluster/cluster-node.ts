@@ -1,0 +1,379 @@
+/**
+ * This broker as a member of a cluster: it registers under an etcd lease, follows every change of
+ * the cluster's metadata (brokers, placements, states), keeps one TopicReplica per topic it holds
+ * a replica of, and answers the other brokers' replication requests. The composition root
+ * (cli/serve.ts) builds it; the broker sees it only as a log factory and as LocalTopics' caller.
+ */
+import { FerryError } from '../errors.js';
+import type { Clock } from '../platform/clock.js';
+import type { Logger } from '../platform/logger.js';
+import type { EpochEndRequest, EpochEndResponse, ReplicaFetchRequest, ReplicaFetchResponse, ReplicaProgress } from '../protocol/codec-replication.js';
+import type { MetadataResponse } from '../protocol/codec-metadata.js';
+import type { LogOptions, LogRole, PartitionLog, ReplicaLog } from '../storage/types.js';
+import { LeaseKeeper, type EtcdClient, type LeaseLoss, type Watch } from './etcd/index.js';
+import { ClusterStore, type BrokerRecord, type ClusterEvent, type TopicPlacement, type TopicState, type VersionedState } from './cluster-store.js';
+import type { LocalTopics } from './local-topics.js';
+import { LEASE_TTL_MS_DEFAULT, REPLICAS_MAX } from './limits.js';
+import { PeerPool, type PeerPoolOptions } from './peer-pool.js';
+import { choosePlacement } from './placement.js';
+import { TopicReplica } from './topic-replica.js';
+
+export interface ClusterNodeOptions {
+  nodeId: string;
+  /** host:port other brokers and clients dial. */
+  address: string;
+  etcd: EtcdClient;
+  prefix: string;
+  clock: Clock;
+  logger: Logger;
+  local: LocalTopics;
+  openLocalLog(options: LogOptions): Promise<ReplicaLog>;
+  /** Credentials and TLS for connections to the other brokers. */
+  peer: PeerPoolOptions['connect'];
+  replicaLagMaxMs: number;
+  leaseTtlMs?: number;
+}
+
+/** Counters for /metrics. */
+export interface ClusterCounters {
+  leaderChanges: number;
+  inSyncShrinks: number;
+}
+
+/** One replica of a topic as `describe` shows it. */
+export interface ReplicaView {
+  nodeId: string;
+  /** End offset per partition (one past its last record), as far as this broker knows. */
+  endOffsets: number[];
+  /** Records behind the leader's end, per partition. */
+  lag: number[];
+}
+
+export interface ClusterTopicView {
+  leader: string | null;
+  epoch: number;
+  replicas: string[];
+  inSync: string[];
+  minInSync: number;
+  /** One past the last committed offset, per partition. */
+  highWatermarks: number[];
+  replicaViews: ReplicaView[];
+}
+
+export class ClusterNode {
+  private readonly store: ClusterStore;
+  private readonly peers: PeerPool;
+  private readonly brokers = new Map<string, BrokerRecord>();
+  private readonly placements = new Map<string, TopicPlacement>();
+  private readonly states = new Map<string, VersionedState>();
+  private readonly replicas = new Map<string, TopicReplica>();
+  private keeper: LeaseKeeper | null = null;
+  private watch: Watch | null = null;
+  private stopping = false;
+  readonly counters: ClusterCounters = { leaderChanges: 0, inSyncShrinks: 0 };
+
+  private constructor(private readonly options: ClusterNodeOptions) {
+    this.store = new ClusterStore(options.etcd, options.prefix);
+    this.peers = new PeerPool({ nodeId: options.nodeId, connect: options.peer, logger: options.logger });
+  }
+
+  static async start(options: ClusterNodeOptions): Promise<ClusterNode> {
+    const node = new ClusterNode(options);
+    await node.register();
+    const snapshot = await node.store.read();
+    node.apply(snapshot.brokers, snapshot.placements, snapshot.states);
+    for (const placement of snapshot.placements.values()) await node.ensureReplica(placement);
+    for (const [topic, state] of snapshot.states) node.replicas.get(topic)?.onState(state);
+    node.watch = node.store.watch(snapshot.revision + 1, (events, revision) => node.onEvents(events, revision));
+    options.logger.info('cluster.joined', { nodeId: options.nodeId, address: options.address, brokers: [...node.brokers.keys()], topics: node.placements.size });
+    return node;
+  }
+
+  get nodeId(): string {
+    return this.options.nodeId;
+  }
+
+  get etcdUp(): boolean {
+    return this.options.etcd.etcdUp;
+  }
+
+  // ---- membership ---------------------------------------------------------------------------
+
+  private async register(): Promise<void> {
+    const ttlSec = Math.max(1, Math.ceil((this.options.leaseTtlMs ?? LEASE_TTL_MS_DEFAULT) / 1000));
+    const lease = await this.options.etcd.grantLease(ttlSec);
+    this.keeper = new LeaseKeeper(this.options.etcd, lease, (loss) => this.leaseLost(loss));
+    const record: BrokerRecord = { nodeId: this.options.nodeId, address: this.options.address, startedAtMs: this.options.clock.nowMs() };
+    await this.store.registerBroker(record, lease.id);
+    this.brokers.set(record.nodeId, record);
+  }
+
+  /** The lease is gone (etcd unreachable too long, or it expired): serve on, and register again once etcd answers. */
+  private leaseLost(loss: LeaseLoss): void {
+    if (this.stopping) return;
+    this.options.logger.warn('cluster.lease.lost', { nodeId: this.options.nodeId, reason: loss.reason, error: loss.error });
+    const retry = (): void => {
+      if (this.stopping) return;
+      this.register().then(
+        () => this.options.logger.info('cluster.lease.renewed', { nodeId: this.options.nodeId }),
+        () => this.options.clock.schedule(this.options.etcd.timeoutMs, retry),
+      );
+    };
+    retry();
+  }
+
+  brokerAddress(nodeId: string): string | undefined {
+    return this.brokers.get(nodeId)?.address;
+  }
+
+  liveBrokers(): BrokerRecord[] {
+    return [...this.brokers.values()].sort((a, b) => a.nodeId.localeCompare(b.nodeId));
+  }
+
+  // ---- metadata events ----------------------------------------------------------------------
+
+  private apply(brokers: Map<string, BrokerRecord>, placements: Map<string, TopicPlacement>, states: Map<string, VersionedState>): void {
+    for (const [nodeId, record] of brokers) this.brokers.set(nodeId, record);
+    for (const [topic, placement] of placements) this.placements.set(topic, placement);
+    for (const [topic, state] of states) this.states.set(topic, state);
+  }
+
+  private async onEvents(events: ClusterEvent[] | null, revision: number): Promise<void> {
+    if (events === null) {
+      // History was compacted: read everything again and go on from there.
+      const snapshot = await this.store.read();
+      this.brokers.clear();
+      this.apply(snapshot.brokers, snapshot.placements, snapshot.states);
+      for (const placement of snapshot.placements.values()) await this.ensureReplica(placement);
+      for (const [topic, state] of snapshot.states) this.replicas.get(topic)?.onState(state);
+      void revision;
+      return;
+    }
+    for (const event of events) await this.onEvent(event);
+  }
+
+  private async onEvent(event: ClusterEvent): Promise<void> {
+    switch (event.kind) {
+      case 'broker':
+        if (event.record === null) {
+          this.brokers.delete(event.nodeId);
+          if (event.nodeId === this.options.nodeId && !this.stopping) {
+            // Our key is gone (lease expired while we were away): the keeper notices and registers again.
+            this.options.logger.warn('cluster.registration.lost', { nodeId: event.nodeId });
+          }
+          for (const replica of this.replicas.values()) replica.onBrokerGone(event.nodeId);
+        } else {
+          this.brokers.set(event.nodeId, event.record);
+          for (const replica of this.replicas.values()) {
+            replica.onBrokerAlive(event.nodeId);
+            // A leader that comes back alive may be followed again.
+            const state = this.states.get(replica.name);
+            if (state !== undefined) replica.onState(state);
+          }
+        }
+        return;
+      case 'placement':
+        if (event.placement === null) {
+          this.placements.delete(event.topic);
+          this.states.delete(event.topic);
+          await this.dropReplica(event.topic, true);
+        } else {
+          this.placements.set(event.topic, event.placement);
+          await this.ensureReplica(event.placement);
+        }
+        return;
+      case 'state':
+        if (event.state === null) return;
+        this.noteState(event.topic, event.state);
+        this.replicas.get(event.topic)?.onState(event.state);
+        return;
+    }
+  }
+
+  private noteState(topic: string, next: VersionedState): void {
+    const before = this.states.get(topic);
+    if (before !== undefined && next.modRevision <= before.modRevision) return;
+    this.states.set(topic, next);
+    if (before !== undefined && before.state.leader !== next.state.leader) this.counters.leaderChanges++;
+    if (before !== undefined && next.state.inSync.length < before.state.inSync.length) this.counters.inSyncShrinks++;
+  }
+
+  private async ensureReplica(placement: TopicPlacement): Promise<void> {
+    if (!placement.replicas.includes(this.options.nodeId) || this.replicas.has(placement.name)) return;
+    const replica = new TopicReplica(placement, {
+      nodeId: this.options.nodeId,
+      store: this.store,
+      local: this.options.local,
+      peers: this.peers,
+      clock: this.options.clock,
+      logger: this.options.logger,
+      replicaLagMaxMs: this.options.replicaLagMaxMs,
+      openLocalLog: this.options.openLocalLog,
+      brokerAddress: (nodeId) => this.brokerAddress(nodeId),
+      onRoleChange: (topic, role, state) => this.options.logger.debug('cluster.role', { topic, role, epoch: state.epoch, leader: state.leader }),
+    });
+    this.replicas.set(placement.name, replica);
+    await replica.start();
+    const state = this.states.get(placement.name);
+    if (state !== undefined) replica.onState(state);
+  }
+
+  private async dropReplica(topic: string, removeFiles: boolean): Promise<void> {
+    const replica = this.replicas.get(topic);
+    if (replica === undefined) return;
+    this.replicas.delete(topic);
+    await replica.close();
+    if (removeFiles) await this.options.local.remove(topic);
+  }
+
+  // ---- what the broker and the transports ask -----------------------------------------------
+
+  /** The log factory of the broker's topics: only for topics this broker leads. */
+  openLog(_options: LogOptions, role: LogRole): Promise<PartitionLog> {
+    const replica = this.replicas.get(role.topic);
+    if (replica === undefined) return Promise.reject(new FerryError('UNKNOWN_TOPIC', `this broker holds no replica of ${role.topic}`));
+    return replica.openForBroker(role);
+  }
+
+  /** Throws NOT_LEADER (or UNKNOWN_TOPIC) unless this broker leads the topic now. */
+  checkLeader(topic: string): void {
+    const replica = this.replicas.get(topic);
+    if (replica?.isLeader === true) return;
+    if (!this.placements.has(topic)) throw new FerryError('UNKNOWN_TOPIC', `unknown topic ${topic}`);
+    throw this.notLeaderError(topic);
+  }
+
+  leads(topic: string): boolean {
+    return this.replicas.get(topic)?.isLeader === true;
+  }
+
+  topicNames(): string[] {
+    return [...this.placements.keys()].sort();
+  }
+
+  placement(topic: string): TopicPlacement | undefined {
+    return this.placements.get(topic);
+  }
+
+  private notLeaderError(topic: string): FerryError {
+    const replica = this.replicas.get(topic);
+    if (replica !== undefined) return replica.notLeader();
+    const leader = this.states.get(topic)?.state.leader ?? null;
+    const address = leader === null ? null : (this.brokerAddress(leader) ?? null);
+    return new FerryError('NOT_LEADER', `topic ${topic} is led by ${leader ?? 'no broker right now'}${address === null ? '' : ` at ${address}`}`, {
+      detail: { topic, leader, address, epoch: this.states.get(topic)?.state.epoch ?? 0 },
+    });
+  }
+
+  metadata(topics: readonly string[]): MetadataResponse {
+    const names = topics.length === 0 ? this.topicNames() : topics;
+    return {
+      nodeId: this.options.nodeId,
+      brokers: this.liveBrokers().map((broker) => ({ nodeId: broker.nodeId, address: broker.address, alive: true })),
+      topics: names.map((name) => {
+        const state = this.states.get(name)?.state;
+        return { name, leader: state?.leader ?? '', epoch: state?.epoch ?? 0, exists: this.placements.has(name) };
+      }),
+    };
+  }
+
+  /** Creates a topic in the cluster: placement and first state in etcd; the chosen leader opens it. */
+  async createTopic(name: string, config: Record<string, unknown>, replicas: number, minInSync: number): Promise<TopicPlacement> {
+    if (!Number.isInteger(replicas) || replicas < 1 || replicas > REPLICAS_MAX) throw new FerryError('INVALID_ARGUMENT', `replicas must be an integer from 1 to ${REPLICAS_MAX}`);
+    if (!Number.isInteger(minInSync) || minInSync < 1 || minInSync > replicas) throw new FerryError('INVALID_ARGUMENT', `minInSync must be an integer from 1 to replicas (${replicas})`);
+    if (this.placements.has(name)) throw new FerryError('TOPIC_EXISTS', `topic ${name} already exists`);
+    const live = this.liveBrokers().map((broker) => broker.nodeId);
+    if (live.length < replicas) {
+      throw new FerryError('NOT_ENOUGH_REPLICAS', `topic ${name} wants ${replicas} replicas but ${live.length} brokers are alive`, { detail: { replicas, alive: live } });
+    }
+    const chosen = choosePlacement(live, replicas, this.placements.values(), this.states);
+    const placement: TopicPlacement = { name, config, replicas: chosen, minInSync, createdAtMs: this.options.clock.nowMs() };
+    const state: TopicState = { leader: chosen[0]!, epoch: 1, inSync: chosen };
+    if (!(await this.store.createTopic(placement, state))) throw new FerryError('TOPIC_EXISTS', `topic ${name} already exists`);
+    this.placements.set(name, placement);
+    await this.ensureReplica(placement);
+    return placement;
+  }
+
+  async deleteTopic(name: string): Promise<void> {
+    if (!this.placements.has(name)) throw new FerryError('UNKNOWN_TOPIC', `unknown topic ${name}`);
+    await this.store.deleteTopic(name);
+  }
+
+  /** Leadership, in-sync set and replica positions of a topic, as far as this broker knows. */
+  describe(topic: string, partitions: number): ClusterTopicView | null {
+    const placement = this.placements.get(topic);
+    if (placement === undefined) return null;
+    const state = this.states.get(topic)?.state ?? { leader: null, epoch: 0, inSync: [] };
+    const replica = this.replicas.get(topic);
+    const leader = replica?.leader ?? null;
+    const ids = Array.from({ length: partitions }, (_, partition) => `p${partition}`);
+    const highWatermarks = ids.map((logId) => replica?.highWatermark(logId) ?? 0);
+    const ends = leader?.active === true ? leader.replicaEnds() : null;
+    const leaderEnds = ids.map((logId) => replica?.localLog(logId)?.nextOffset ?? 0);
+    const replicaViews: ReplicaView[] = placement.replicas.map((nodeId) => {
+      const known = ends?.get(nodeId);
+      const endOffsets = ids.map((logId, partition) => known?.get(logId) ?? (nodeId === this.options.nodeId ? leaderEnds[partition]! : 0));
+      return { nodeId, endOffsets, lag: endOffsets.map((end, partition) => Math.max(0, leaderEnds[partition]! - end)) };
+    });
+    return { leader: state.leader, epoch: state.epoch, replicas: placement.replicas, inSync: state.inSync, minInSync: placement.minInSync, highWatermarks, replicaViews: ends === null ? [] : replicaViews };
+  }
+
+  /** Topics led by each broker (for `ferry cluster status`). */
+  leaderCounts(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const { state } of this.states.values()) if (state.leader !== null) counts.set(state.leader, (counts.get(state.leader) ?? 0) + 1);
+    return counts;
+  }
+
+  // ---- replication requests from other brokers ----------------------------------------------
+
+  fetch(request: ReplicaFetchRequest, onParked?: (cancel: () => void) => void): Promise<ReplicaFetchResponse> {
+    const leader = this.leaderFor(request.topic);
+    return leader.fetch(request, onParked);
+  }
+
+  epochEnd(request: EpochEndRequest): EpochEndResponse {
+    return this.leaderFor(request.topic).epochEnd(request);
+  }
+
+  progress(message: ReplicaProgress): void {
+    this.replicas.get(message.topic)?.leader?.progress(message);
+  }
+
+  private leaderFor(topic: string): NonNullable<TopicReplica['leader']> {
+    const leader = this.replicas.get(topic)?.leader ?? null;
+    if (leader === null || !leader.active) throw this.notLeaderError(topic);
+    return leader;
+  }
+
+  // ---- lifecycle ----------------------------------------------------------------------------
+
+  /**
+   * Controlled shutdown: every topic this broker leads goes to an in-sync follower first; then the
+   * broker leaves (its key is deleted, so the others stop waiting for it).
+   */
+  async shutdown(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    for (const replica of this.replicas.values()) {
+      if (!replica.isLeader) continue;
+      const handed = await replica.handOver().catch((error: unknown) => {
+        this.options.logger.warn('cluster.handover.failed', { topic: replica.name, error });
+        return false;
+      });
+      if (!handed) this.options.logger.warn('cluster.handover.none', { topic: replica.name, note: 'no in-sync follower could take it; it waits for this broker' });
+    }
+    await this.close();
+  }
+
+  async close(): Promise<void> {
+    this.stopping = true;
+    this.watch?.close();
+    for (const replica of [...this.replicas.values()]) await replica.close();
+    this.replicas.clear();
+    await this.store.unregisterBroker(this.options.nodeId).catch(() => undefined);
+    await this.keeper?.stop();
+    this.peers.close();
+  }
+}

@@ -1,0 +1,35 @@
+/**
+ * Every bound and default of cluster mode, with the reason for its value (docs/CLUSTERING.md).
+ */
+
+/** A follower that has not caught up with the leader's end for this long leaves the in-sync set (Kafka's replica.lag.time.max.ms). */
+export const REPLICA_LAG_MAX_MS_DEFAULT = 10_000;
+/**
+ * An in-sync follower whose connection is gone for this long leaves the in-sync set without
+ * waiting for the lag bound: a dead follower would otherwise hold every confirm for that long.
+ */
+export const FOLLOWER_GONE_MS = 1_000;
+/** How often a leader looks at its followers' lag. */
+export const IN_SYNC_CHECK_INTERVAL_MS = 200;
+/** A follower's fetch waits at the leader at most this long when there is nothing new (long-poll). */
+export const FETCH_WAIT_MS_MAX = 500;
+/** Bytes of batches one fetch answer carries at most, over all logs of a topic. */
+export const FETCH_BYTES_MAX = 4 * 1024 * 1024;
+/**
+ * The TTL of a broker's etcd lease: how long a frozen broker (stopped, not dead) holds its topics
+ * before the others elect new leaders. A dead broker's topics move at once (its port refuses).
+ */
+export const LEASE_TTL_MS_DEFAULT = 2_000;
+/** Bound of one etcd call. */
+export const ETCD_CALL_TIMEOUT_MS = 2_000;
+/** Replicas of one topic at most. */
+export const REPLICAS_MAX = 7;
+/** Candidates wait this long per place in the preference order before running, so one usually wins at once. */
+export const ELECTION_STAGGER_MS = 30;
+/** A follower that cannot reach its leader tries again after this long (and up to the max, doubling). */
+export const FOLLOWER_RETRY_MS_MIN = 20;
+export const FOLLOWER_RETRY_MS_MAX = 500;
+/** How long a stopping leader waits for a follower to take each topic over (controlled shutdown). */
+export const HANDOVER_TIMEOUT_MS = 5_000;
+/** The etcd key prefix of a cluster's metadata, unless configured. */
+export const ETCD_PREFIX_DEFAULT = '/ferry/';

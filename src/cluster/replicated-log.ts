@@ -1,0 +1,103 @@
+/**
+ * A log of a topic this broker leads, as the broker uses it: reads and offsets come from the local
+ * log (whose visible end the leader holds at the high watermark), and an append resolves only once
+ * the high watermark covers it, so a publish, an ack or a delayed message is confirmed only when
+ * every in-sync replica holds it. Closing it leaves the local log open: replication owns it.
+ */
+import type { AppendResult, Durability, LogRecord, LogStats, PartitionLog, ReadOptions, RecordInput, RecoveryReport, ReplicaLog, RetentionReport } from '../storage/types.js';
+import type { TopicLeader } from './topic-leader.js';
+
+export class ReplicatedLog implements PartitionLog {
+  private closed = false;
+  private readonly unsubscribes = new Set<() => void>();
+
+  constructor(
+    private readonly logId: string,
+    private readonly local: ReplicaLog,
+    private readonly leader: TopicLeader,
+  ) {}
+
+  get startOffset(): number {
+    return this.local.startOffset;
+  }
+
+  get nextOffset(): number {
+    return this.local.nextOffset;
+  }
+
+  get appendedOffset(): number {
+    return this.local.appendedOffset;
+  }
+
+  get writtenOffset(): number {
+    return this.local.writtenOffset;
+  }
+
+  get syncedOffset(): number {
+    return this.local.syncedOffset;
+  }
+
+  get visibleEndOffset(): number {
+    return this.local.visibleEndOffset;
+  }
+
+  get durability(): Durability {
+    return this.local.durability;
+  }
+
+  get recovery(): RecoveryReport {
+    return this.local.recovery;
+  }
+
+  async append(records: readonly RecordInput[]): Promise<AppendResult> {
+    this.leader.checkWritable();
+    const result = await this.local.append(records);
+    await this.leader.waitCommitted(this.logId, result.lastOffset);
+    return result;
+  }
+
+  whenVisible(offset: number): Promise<void> {
+    return this.leader.waitCommitted(this.logId, offset);
+  }
+
+  read(offset: number, options?: ReadOptions): Promise<LogRecord[]> {
+    return this.local.read(offset, options);
+  }
+
+  offsetForTimestamp(timestampMs: number): Promise<number> {
+    return this.local.offsetForTimestamp(timestampMs);
+  }
+
+  onAdvance(listener: () => void): () => void {
+    const unsubscribe = this.local.onAdvance(listener);
+    const remove = (): void => {
+      unsubscribe();
+      this.unsubscribes.delete(remove);
+    };
+    this.unsubscribes.add(remove);
+    return remove;
+  }
+
+  sync(): Promise<void> {
+    return this.local.sync();
+  }
+
+  stats(): LogStats {
+    return this.local.stats();
+  }
+
+  enforceRetention(): Promise<RetentionReport> {
+    return this.local.enforceRetention();
+  }
+
+  deleteSegmentsBefore(offset: number): Promise<number> {
+    return this.local.deleteSegmentsBefore(offset);
+  }
+
+  /** The broker is done with it (its topic closed): listeners go; the local log stays with replication. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const remove of [...this.unsubscribes]) remove();
+  }
+}

@@ -1,0 +1,370 @@
+/**
+ * This broker's replica of one topic: its local logs, and the role etcd gives it — leader, follower,
+ * or neither. Every change of role runs in one chain, in the order etcd's states arrive, and never
+ * goes back to an older epoch. It elects itself when the leader is gone and it is in sync, and it
+ * hands leadership over to an in-sync follower on a controlled shutdown.
+ */
+import { FerryError } from '../errors.js';
+import type { Clock } from '../platform/clock.js';
+import type { Logger } from '../platform/logger.js';
+import type { LogOptions, LogRole, PartitionLog, ReplicaLog } from '../storage/types.js';
+import type { ClusterStore, TopicPlacement, TopicState, VersionedState } from './cluster-store.js';
+import { ELECTION_STAGGER_MS, HANDOVER_TIMEOUT_MS } from './limits.js';
+import { logIdOf, type LocalTopics } from './local-topics.js';
+import { ReplicatedLog } from './replicated-log.js';
+import { TopicFollower, type FollowerStop } from './topic-follower.js';
+import { TopicLeader } from './topic-leader.js';
+import type { PeerPool } from './peer-pool.js';
+
+export interface TopicReplicaContext {
+  nodeId: string;
+  store: ClusterStore;
+  local: LocalTopics;
+  peers: PeerPool;
+  clock: Clock;
+  logger: Logger;
+  replicaLagMaxMs: number;
+  /** Opens a local log (the storage engine's). */
+  openLocalLog(options: LogOptions): Promise<ReplicaLog>;
+  /** Address of a live broker; undefined when it is not alive. */
+  brokerAddress(nodeId: string): string | undefined;
+  /** Told when this replica's role or epoch changed (metrics, metadata). */
+  onRoleChange(topic: string, role: 'leader' | 'follower' | 'none', state: TopicState): void;
+}
+
+type Role = { kind: 'none' } | { kind: 'leader'; leader: TopicLeader } | { kind: 'follower'; follower: TopicFollower };
+
+export class TopicReplica {
+  private readonly logs = new Map<string, ReplicaLog>();
+  private readonly highWatermarks = new Map<string, number>();
+  private role: Role = { kind: 'none' };
+  private current: VersionedState | null = null;
+  private chain: Promise<void> = Promise.resolve();
+  private closed = false;
+  /** Leaders known to be down (their port refused): an election may start at once. */
+  private readonly down = new Set<string>();
+  private electionTimer: { cancel(): void } | null = null;
+
+  constructor(
+    readonly placement: TopicPlacement,
+    private readonly context: TopicReplicaContext,
+  ) {}
+
+  get name(): string {
+    return this.placement.name;
+  }
+
+  get state(): TopicState | null {
+    return this.current?.state ?? null;
+  }
+
+  get isLeader(): boolean {
+    return this.role.kind === 'leader' && this.role.leader.active;
+  }
+
+  get leader(): TopicLeader | null {
+    return this.role.kind === 'leader' ? this.role.leader : null;
+  }
+
+  /** High watermark of a log: the leader's own, or what a follower last heard. */
+  highWatermark(logId: string): number {
+    return this.role.kind === 'leader' ? this.role.leader.highWatermark(logId) : (this.highWatermarks.get(logId) ?? 0);
+  }
+
+  localLog(logId: string): ReplicaLog | undefined {
+    return this.logs.get(logId);
+  }
+
+  localLogIds(): string[] {
+    return [...this.logs.keys()];
+  }
+
+  /** Prepares the replica's files and opens the logs found on disk. */
+  async start(): Promise<void> {
+    await this.context.local.prepare(this.name, this.placement.config);
+    for (const logId of await this.context.local.localLogIds(this.name)) await this.openLog(logId);
+  }
+
+  /** A state from etcd (or from this broker's own compare-and-swap). */
+  onState(versioned: VersionedState): void {
+    this.run(async () => {
+      const known = this.current;
+      if (known !== null && (versioned.state.epoch < known.state.epoch || versioned.modRevision < known.modRevision)) return;
+      this.current = versioned;
+      await this.reconcile();
+    });
+  }
+
+  /** A broker's lease ended: if it led this topic, it is gone. */
+  onBrokerGone(nodeId: string): void {
+    if (this.current?.state.leader !== nodeId) return;
+    this.down.add(nodeId);
+    this.run(() => this.reconcile());
+  }
+
+  /** A broker came (back): it is not known to be down any more. */
+  onBrokerAlive(nodeId: string): void {
+    this.down.delete(nodeId);
+  }
+
+  /** The log factory of the broker's topic while this broker leads it. */
+  async openForBroker(role: LogRole): Promise<PartitionLog> {
+    const leader = this.leader;
+    if (leader === null || !leader.active) throw this.notLeader();
+    const logId = logIdOf(role);
+    const log = this.logs.get(logId) ?? (await this.openLog(logId));
+    if (log.leaderEpoch < leader.epoch) await log.beginEpoch(leader.epoch);
+    leader.addLog(logId, log);
+    return new ReplicatedLog(logId, log, leader);
+  }
+
+  notLeader(): FerryError {
+    const leader = this.current?.state.leader ?? null;
+    const address = leader === null ? undefined : this.context.brokerAddress(leader);
+    return new FerryError('NOT_LEADER', leader === null ? `topic ${this.name} has no leader right now` : `topic ${this.name} is led by ${leader}${address === undefined ? '' : ` at ${address}`}`, {
+      detail: { topic: this.name, leader, address: address ?? null, epoch: this.current?.state.epoch ?? 0 },
+    });
+  }
+
+  private async openLog(logId: string): Promise<ReplicaLog> {
+    const existing = this.logs.get(logId);
+    if (existing !== undefined) return existing;
+    const log = await this.context.openLocalLog(this.context.local.logOptions(this.name, logId));
+    this.logs.set(logId, log);
+    return log;
+  }
+
+  private run(task: () => Promise<void>): void {
+    this.chain = this.chain.then(task).catch((error: unknown) => {
+      this.context.logger.error('cluster.replica.transition_failed', { topic: this.name, error });
+    });
+  }
+
+  /** Brings the role in line with the state etcd holds. */
+  private async reconcile(): Promise<void> {
+    if (this.closed || this.current === null) return;
+    const { state } = this.current;
+    const me = this.context.nodeId;
+    if (state.leader === me) {
+      if (this.role.kind === 'leader' && this.role.leader.epoch === state.epoch) return;
+      await this.becomeLeader(state);
+      return;
+    }
+    if (state.leader !== null && !this.down.has(state.leader) && this.context.brokerAddress(state.leader) !== undefined) {
+      if (this.role.kind === 'follower' && this.role.follower.leaderId === state.leader && this.role.follower.epoch === state.epoch) return;
+      await this.becomeFollower(state, state.leader);
+      return;
+    }
+    // No leader, or one that is gone: stop what we did, and run if we may.
+    await this.dropRole(state);
+    if (state.inSync.includes(me)) this.scheduleElection(state);
+  }
+
+  private scheduleElection(state: TopicState): void {
+    if (this.electionTimer !== null) return;
+    const candidates = this.placement.replicas.filter((replica) => state.inSync.includes(replica) && (replica === this.context.nodeId || this.context.brokerAddress(replica) !== undefined));
+    const rank = Math.max(0, candidates.indexOf(this.context.nodeId));
+    this.electionTimer = this.context.clock.schedule(rank * ELECTION_STAGGER_MS, () => {
+      this.electionTimer = null;
+      this.run(() => this.elect());
+    });
+  }
+
+  /** Runs for leader: a compare-and-swap on the state read, with the next epoch. */
+  private async elect(): Promise<void> {
+    if (this.closed || this.current === null) return;
+    const { state, modRevision } = this.current;
+    const me = this.context.nodeId;
+    if (!state.inSync.includes(me)) return;
+    if (state.leader === me) return;
+    if (state.leader !== null && !this.down.has(state.leader) && this.context.brokerAddress(state.leader) !== undefined) return;
+    // A leader known to be gone leaves the in-sync set with its leadership: it must catch up again.
+    const inSync = state.inSync.filter((member) => member !== state.leader || member === me);
+    const next: TopicState = { leader: me, epoch: state.epoch + 1, inSync };
+    const result = await this.context.store.casState(this.name, modRevision, next);
+    if (result.ok) {
+      this.context.logger.info('cluster.leader.elected', { topic: this.name, epoch: next.epoch, inSync, previous: state.leader });
+      this.current = { state: next, modRevision: result.modRevision };
+      await this.reconcile();
+    } else if (result.current !== null) {
+      this.current = result.current;
+      await this.reconcile();
+    }
+  }
+
+  private async becomeLeader(state: TopicState): Promise<void> {
+    await this.dropRole(state);
+    for (const log of this.logs.values()) await log.beginEpoch(state.epoch);
+    const leader: TopicLeader = new TopicLeader({
+      topic: this.name,
+      nodeId: this.context.nodeId,
+      epoch: state.epoch,
+      inSync: state.inSync,
+      replicas: this.placement.replicas,
+      minInSync: this.placement.minInSync,
+      replicaLagMaxMs: this.context.replicaLagMaxMs,
+      knownHighWatermarks: this.highWatermarks,
+      clock: this.context.clock,
+      logger: this.context.logger,
+      changeInSync: (inSync): Promise<boolean> => this.changeInSync(leader, inSync),
+      onFenced: (reason) => this.fenced(leader, reason),
+    });
+    for (const [logId, log] of this.logs) leader.addLog(logId, log);
+    this.role = { kind: 'leader', leader };
+    this.context.logger.info('cluster.leader.started', { topic: this.name, epoch: state.epoch, inSync: state.inSync });
+    this.context.onRoleChange(this.name, 'leader', state);
+    try {
+      await this.context.local.open(this.name);
+    } catch (error) {
+      this.context.logger.error('cluster.leader.open_failed', { topic: this.name, epoch: state.epoch, error });
+      leader.stepDown(this.notLeader());
+      this.role = { kind: 'none' };
+    }
+  }
+
+  private async changeInSync(leader: TopicLeader, inSync: string[]): Promise<boolean> {
+    const known = this.current;
+    if (known === null || known.state.epoch !== leader.epoch || known.state.leader !== this.context.nodeId) return false;
+    const next: TopicState = { leader: this.context.nodeId, epoch: leader.epoch, inSync };
+    const result = await this.context.store.casState(this.name, known.modRevision, next);
+    if (result.ok) {
+      this.current = { state: next, modRevision: result.modRevision };
+      return true;
+    }
+    if (result.current !== null) this.onState(result.current);
+    return false;
+  }
+
+  private fenced(leader: TopicLeader, reason: string): void {
+    if (!leader.active) return;
+    this.context.logger.warn('cluster.leader.fenced', { topic: this.name, epoch: leader.epoch, reason });
+    // Stop confirming at once; the chain then reads etcd and follows whoever leads now.
+    leader.stepDown(this.notLeader());
+    this.run(async () => {
+      const read = await this.context.store.getState(this.name);
+      if (read !== null && (this.current === null || read.modRevision >= this.current.modRevision)) this.current = read;
+      if (this.role.kind === 'leader' && this.role.leader === leader) await this.dropRole(this.current?.state ?? null);
+      await this.reconcile();
+    });
+  }
+
+  private async becomeFollower(state: TopicState, leaderId: string): Promise<void> {
+    await this.dropRole(state);
+    const follower = new TopicFollower({
+      topic: this.name,
+      nodeId: this.context.nodeId,
+      leaderId,
+      epoch: state.epoch,
+      logs: {
+        ids: () => [...this.logs.keys()],
+        get: (logId) => this.logs.get(logId),
+        open: (logId) => this.openLog(logId),
+      },
+      connect: () => {
+        const address = this.context.brokerAddress(leaderId);
+        if (address === undefined) return Promise.reject(new FerryError('CONNECTION_REFUSED', `${leaderId} is not alive`));
+        return this.context.peers.connection(leaderId, address);
+      },
+      clock: this.context.clock,
+      logger: this.context.logger,
+      highWatermarks: this.highWatermarks,
+      onStop: (stop) => this.followerStopped(follower, stop),
+    });
+    this.role = { kind: 'follower', follower };
+    this.context.logger.info('cluster.follower.started', { topic: this.name, leader: leaderId, epoch: state.epoch });
+    this.context.onRoleChange(this.name, 'follower', state);
+  }
+
+  private followerStopped(follower: TopicFollower, stop: FollowerStop): void {
+    this.run(async () => {
+      if (this.role.kind !== 'follower' || this.role.follower !== follower) return;
+      this.context.logger.warn('cluster.follower.stopped', { topic: this.name, leader: follower.leaderId, epoch: follower.epoch, reason: stop.kind, error: stop.error });
+      if (stop.kind === 'leader-down') this.down.add(follower.leaderId);
+      const read = await this.context.store.getState(this.name).catch(() => null);
+      if (read !== null && (this.current === null || read.modRevision >= this.current.modRevision)) this.current = read;
+      // Let the next reconcile start afresh (a new follower, or an election).
+      this.role = { kind: 'none' };
+      await follower.stop();
+      await this.reconcile();
+    });
+  }
+
+  /** Ends the current role: a leader stops confirming and closes the topic's service; a follower stops fetching. */
+  private async dropRole(state: TopicState | null): Promise<void> {
+    const role = this.role;
+    this.role = { kind: 'none' };
+    if (role.kind === 'leader') {
+      role.leader.stepDown(this.notLeader());
+      await this.context.local.close(this.name, `leadership of ${this.name} moved to ${state?.leader ?? 'no broker yet'}`);
+      this.context.logger.info('cluster.leader.stopped', { topic: this.name, epoch: role.leader.epoch, next: state?.leader ?? null });
+    } else if (role.kind === 'follower') {
+      await role.follower.stop();
+    }
+    if (state !== null && role.kind !== 'none') this.context.onRoleChange(this.name, 'none', state);
+  }
+
+  /**
+   * Controlled shutdown: hands leadership to the in-sync follower that holds everything, with the
+   * next epoch, after the followers caught up; false when no follower could take it.
+   */
+  async handOver(): Promise<boolean> {
+    let handed = false;
+    const done = new Promise<void>((resolve) => {
+      this.run(async () => {
+        try {
+          handed = await this.handOverNow();
+        } finally {
+          resolve();
+        }
+      });
+    });
+    await done;
+    return handed;
+  }
+
+  private async handOverNow(): Promise<boolean> {
+    const leader = this.leader;
+    if (leader === null || !leader.active || this.current === null) return false;
+    const { state, modRevision } = this.current;
+    const successors = state.inSync.filter((member) => member !== this.context.nodeId && this.context.brokerAddress(member) !== undefined);
+    if (successors.length === 0) return false;
+    // Close the service first (nothing new is appended), then wait until the followers hold it all.
+    await this.context.local.close(this.name, `${this.context.nodeId} is shutting down; ${this.name} moves to another broker`);
+    const deadline = this.context.clock.monotonicMs() + HANDOVER_TIMEOUT_MS;
+    let successor: string | undefined;
+    while (successor === undefined && this.context.clock.monotonicMs() < deadline) {
+      successor = successors.find((member) => this.holdsEverything(leader, member));
+      if (successor === undefined) await new Promise<void>((resolve) => this.context.clock.schedule(5, resolve));
+    }
+    successor ??= successors[0]!;
+    const next: TopicState = { leader: successor, epoch: state.epoch + 1, inSync: state.inSync };
+    leader.stepDown(new FerryError('NOT_LEADER', `topic ${this.name} is moving to ${successor}`, { detail: { topic: this.name, leader: successor, address: this.context.brokerAddress(successor) ?? null } }));
+    const result = await this.context.store.casState(this.name, modRevision, next);
+    this.role = { kind: 'none' };
+    if (!result.ok) return false;
+    this.current = { state: next, modRevision: result.modRevision };
+    this.context.logger.info('cluster.leader.handed_over', { topic: this.name, to: successor, epoch: next.epoch });
+    return true;
+  }
+
+  private holdsEverything(leader: TopicLeader, member: string): boolean {
+    const ends = leader.replicaEnds();
+    const held = ends.get(member);
+    if (held === undefined) return false;
+    for (const [logId, log] of this.logs) {
+      if ((held.get(logId) ?? -1) < log.nextOffset) return false;
+      if (leader.highWatermark(logId) < log.nextOffset) return false;
+    }
+    return true;
+  }
+
+  /** Stops the role and closes the local logs. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.electionTimer?.cancel();
+    await this.chain;
+    await this.dropRole(this.current?.state ?? null);
+    await Promise.allSettled([...this.logs.values()].map((log) => log.close()));
+    this.logs.clear();
+  }
+}

@@ -1,0 +1,166 @@
+/**
+ * The leader's side of a topic (src/cluster/topic-leader.ts) on the simulated disk and clock: the
+ * high watermark is the least durable end over the in-sync set, appends are confirmed only under
+ * it, the in-sync set changes only through the compare-and-swap it is given, and a newer epoch
+ * fences the leader at once.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Log } from '../../src/storage/log.js';
+import { TopicLeader, type TopicLeaderOptions } from '../../src/cluster/topic-leader.js';
+import { FerryError, isFerryError } from '../../src/errors.js';
+import { silentLogger } from '../../src/platform/logger.js';
+import type { ReplicaFetchRequest } from '../../src/protocol/codec-replication.js';
+import { SimClock, settle } from '../sim/sim-clock.js';
+import { SimFileSystem } from '../sim/sim-fs.js';
+import { record } from '../storage/log-kit.js';
+
+const LAG_MAX_MS = 10_000;
+
+interface Fixture {
+  clock: SimClock;
+  log: Log;
+  leader: TopicLeader;
+  changes: string[][];
+  fenced: string[];
+  /** What the next compare-and-swap answers. */
+  casOk: { value: boolean };
+}
+
+async function fixture(overrides: Partial<TopicLeaderOptions> = {}): Promise<Fixture> {
+  const fs = new SimFileSystem();
+  const clock = new SimClock();
+  const log = await Log.open({ dir: '/t/p0', fs, clock, durability: 'always' });
+  const changes: string[][] = [];
+  const fenced: string[] = [];
+  const casOk = { value: true };
+  const leader = new TopicLeader({
+    topic: 't',
+    nodeId: 'n1',
+    epoch: 3,
+    inSync: ['n1', 'n2', 'n3'],
+    replicas: ['n1', 'n2', 'n3'],
+    minInSync: 2,
+    replicaLagMaxMs: LAG_MAX_MS,
+    knownHighWatermarks: new Map(),
+    clock,
+    logger: silentLogger,
+    changeInSync: async (inSync) => {
+      changes.push(inSync);
+      return casOk.value;
+    },
+    onFenced: (reason) => fenced.push(reason),
+    ...overrides,
+  });
+  await log.beginEpoch(3);
+  leader.addLog('p0', log);
+  return { clock, log, leader, changes, fenced, casOk };
+}
+
+function fetchRequest(replicaId: string, fetchOffset: number, syncedEnd: number, epoch = 3): ReplicaFetchRequest {
+  return { topic: 't', replicaId, epoch, maxWaitMs: 0, bytesMax: 1 << 20, logs: [{ logId: 'p0', fetchOffset, syncedEnd }] };
+}
+
+/** Appends one record through the leader's commit rule; returns whether it is confirmed after `settle`. */
+function appendCommitted(f: Fixture): { confirmed: () => boolean; done: Promise<void> } {
+  let confirmed = false;
+  const done = (async () => {
+    f.leader.checkWritable();
+    const result = await f.log.append([record(0)]);
+    await f.leader.waitCommitted('p0', result.lastOffset);
+    confirmed = true;
+  })();
+  return { confirmed: () => confirmed, done };
+}
+
+test('topic leader - an append is confirmed only once every in-sync replica has synced it', async () => {
+  const f = await fixture();
+  const append = appendCommitted(f);
+  await settle();
+  await f.log.sync();
+  assert.equal(f.leader.highWatermark('p0'), 0, 'nobody but the leader has it');
+  await f.leader.fetch(fetchRequest('n2', 1, 1));
+  await settle();
+  assert.equal(append.confirmed(), false, 'n3 has not synced it');
+  assert.equal(f.log.visibleEndOffset, 0, 'consumers see nothing uncommitted');
+  f.leader.progress({ topic: 't', replicaId: 'n3', epoch: 3, logs: [{ logId: 'p0', fetchOffset: 1, syncedEnd: 1 }] });
+  await append.done;
+  assert.equal(f.leader.highWatermark('p0'), 1);
+  assert.equal(f.log.visibleEndOffset, 1);
+});
+
+test('topic leader - a follower written but not synced does not count for always', async () => {
+  const f = await fixture();
+  const append = appendCommitted(f);
+  await settle();
+  await f.log.sync();
+  await f.leader.fetch(fetchRequest('n2', 1, 0));
+  await f.leader.fetch(fetchRequest('n3', 1, 0));
+  await settle();
+  assert.equal(append.confirmed(), false);
+  await f.leader.fetch(fetchRequest('n2', 1, 1));
+  await f.leader.fetch(fetchRequest('n3', 1, 1));
+  await append.done;
+});
+
+test('topic leader - a follower that is gone leaves the in-sync set through etcd, then confirms go on without it', async () => {
+  const f = await fixture();
+  const append = appendCommitted(f);
+  await settle();
+  await f.log.sync();
+  // n2 keeps fetching and has everything; n3 is silent (and no connection holds a fetch of it).
+  for (let i = 0; i < 12; i++) {
+    await f.leader.fetch(fetchRequest('n2', 1, 1));
+    await f.clock.advanceAndSettle(200);
+  }
+  assert.deepEqual(f.changes, [['n1', 'n2']], 'n3 was taken out');
+  await append.done;
+  assert.deepEqual(f.leader.inSync, ['n1', 'n2']);
+  // n3 comes back and catches up: it is put back, counted from the moment it is proposed.
+  await f.leader.fetch(fetchRequest('n3', 1, 1));
+  await f.clock.advanceAndSettle(200);
+  assert.deepEqual(f.changes.at(-1)?.sort(), ['n1', 'n2', 'n3']);
+  assert.deepEqual([...f.leader.inSync].sort(), ['n1', 'n2', 'n3']);
+});
+
+test('topic leader - fewer in sync than minInSync: appends are refused with NOT_ENOUGH_REPLICAS, nothing is confirmed', async () => {
+  const f = await fixture({ inSync: ['n1'], minInSync: 2 });
+  assert.throws(() => f.leader.checkWritable(), (error) => isFerryError(error, 'NOT_ENOUGH_REPLICAS'));
+});
+
+test('topic leader - a failed compare-and-swap fences the leader; a newer epoch from a follower fences it; stepping down fails every waiter', async () => {
+  const f = await fixture();
+  f.casOk.value = false;
+  const append = appendCommitted(f);
+  const failed = append.done.then(
+    () => null,
+    (error: unknown) => error,
+  );
+  await settle();
+  await f.log.sync();
+  await f.clock.advanceAndSettle(LAG_MAX_MS + 1_000);
+  assert.equal(f.fenced.length > 0, true, 'the refused change fenced the leader');
+  await assert.rejects(f.leader.fetch(fetchRequest('n2', 0, 0, 2)), (error) => isFerryError(error, 'STALE_EPOCH'));
+  await assert.rejects(f.leader.fetch(fetchRequest('n2', 0, 0, 4)), (error) => isFerryError(error, 'NOT_LEADER'));
+  f.leader.stepDown(new FerryError('NOT_LEADER', 'moved'));
+  assert.ok(isFerryError(await failed, 'NOT_LEADER'), 'the waiting append failed as NOT_LEADER');
+  assert.equal(f.leader.active, false);
+});
+
+test('topic leader - a fetch with nothing new waits until an append, and carries the batches as written', async () => {
+  const f = await fixture();
+  await f.log.append([record(0)]);
+  const first = await f.leader.fetch({ ...fetchRequest('n2', 0, 0), maxWaitMs: 0 });
+  assert.equal(first.logs[0]!.batches.length, 1);
+  let answered = false;
+  const parked = f.leader.fetch({ ...fetchRequest('n2', 1, 1), maxWaitMs: 500 }).then((response) => {
+    answered = true;
+    return response;
+  });
+  await settle();
+  assert.equal(answered, false, 'it waits');
+  await f.log.append([record(1)]);
+  const second = await parked;
+  assert.equal(second.logs[0]!.batches.length, 1);
+  assert.equal(second.logs[0]!.leaderEnd, 2);
+});
