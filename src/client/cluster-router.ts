@@ -61,7 +61,9 @@ function requestMetadata(connection: ClientConnection): Promise<MetadataResponse
 }
 
 export class ClusterRouter implements LinkOwner {
-  /** Open links by address key (a broker reached under two names has two keys). */
+  /** Every link handed out and not yet closed. */
+  private readonly registered = new Set<Link>();
+  /** Links by address key (a broker reached under two names has two keys). */
   private readonly links = new Map<string, Link>();
   private readonly byNode = new Map<string, Link>();
   private readonly opening = new Map<string, Promise<Link>>();
@@ -89,11 +91,13 @@ export class ClusterRouter implements LinkOwner {
     const deadlineMs = performance.now() + options.requestTimeoutMs;
     try {
       router.register(await router.probe(first, deadlineMs));
-      if (router.cache.version === 0) await router.refresh(deadlineMs);
     } catch (error) {
       await router.close();
       throw error;
     }
+    // Learnt now so the first requests go straight to their leaders; a failure here is met again
+    // (and reported) by the request that needs the answer.
+    if (router.cache.version === 0) await router.refresh(deadlineMs).catch(() => undefined);
     return router;
   }
 
@@ -248,7 +252,7 @@ export class ClusterRouter implements LinkOwner {
   private *candidates(avoid: ReadonlySet<Link>): Generator<string> {
     const avoided = new Set<string>();
     for (const [key, link] of this.links) if (avoid.has(link)) avoided.add(key);
-    const open = [...new Set(this.links.values())].filter((link) => link.isOpen && !avoid.has(link));
+    const open = [...this.registered].filter((link) => link.isOpen && !avoid.has(link));
     open.sort((a, b) => a.connection.silentForMs - b.connection.silentForMs);
     const seen = new Set<string>();
     for (const key of [...open.map((link) => link.key), ...this.cache.brokerAddresses(), ...this.seeds]) {
@@ -309,7 +313,7 @@ export class ClusterRouter implements LinkOwner {
   }
 
   private anyOpen(): Link | null {
-    for (const link of this.links.values()) if (link.isOpen) return link;
+    for (const link of this.registered) if (link.isOpen) return link;
     return null;
   }
 
@@ -362,6 +366,7 @@ export class ClusterRouter implements LinkOwner {
   }
 
   private register(link: Link): void {
+    this.registered.add(link);
     this.links.set(link.key, link);
     if (link.nodeId === undefined) return;
     this.byNode.set(link.nodeId, link);
@@ -369,16 +374,12 @@ export class ClusterRouter implements LinkOwner {
     if (advertised !== undefined && advertised !== link.key && this.openAt(advertised) === null) this.links.set(advertised, link);
   }
 
-  /** Removes every reference to `link`; false when it was not registered. */
+  /** Forgets `link` (another link may have taken its keys already); false when it was not registered. */
   private unregister(link: Link): boolean {
-    let found = false;
-    for (const [key, registered] of this.links) {
-      if (registered !== link) continue;
-      this.links.delete(key);
-      found = true;
-    }
+    if (!this.registered.delete(link)) return false;
+    for (const [key, registered] of this.links) if (registered === link) this.links.delete(key);
     if (link.nodeId !== undefined && this.byNode.get(link.nodeId) === link) this.byNode.delete(link.nodeId);
-    return found;
+    return true;
   }
 
   // ---- LinkOwner ----
@@ -474,7 +475,7 @@ export class ClusterRouter implements LinkOwner {
   }
 
   unsubscribe(connection: ClientConnection, wireId: number): Promise<void> {
-    for (const link of this.links.values()) if (link.isOpen && link.connection === connection) link.subscriptions.delete(wireId);
+    for (const link of this.registered) if (link.connection === connection) link.subscriptions.delete(wireId);
     return connection.request((w, id) => encodeUnsubscribe(w, id, wireId), FRAME_TYPES.OK, () => undefined);
   }
 
@@ -483,7 +484,7 @@ export class ClusterRouter implements LinkOwner {
   private checkSilentLinks(): void {
     if (this.closed || this.refreshing !== null) return;
     const suspects = new Set<Link>();
-    for (const link of new Set(this.links.values())) {
+    for (const link of this.registered) {
       if (!link.isOpen) continue;
       if (link.connection.inFlight === 0) link.routedTopics.clear();
       if (link.nodeId === undefined) continue;
@@ -523,7 +524,7 @@ export class ClusterRouter implements LinkOwner {
    * (the old leader normally ends it with NOT_LEADER; this covers a notice that never came).
    */
   private moveSubscriptions(): void {
-    for (const link of new Set(this.links.values())) {
+    for (const link of this.registered) {
       if (link.nodeId === undefined || !link.isOpen) continue;
       for (const [wireId, subscription] of link.subscriptions) {
         if (!this.cache.ledElsewhere(subscription.topic, link.nodeId) || this.cache.leader(subscription.topic)!.stale) continue;
@@ -541,7 +542,7 @@ export class ClusterRouter implements LinkOwner {
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.silenceTimer);
-    const links = [...new Set(this.links.values())].filter((link) => link.isOpen);
+    const links = [...this.registered].filter((link) => link.isOpen);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, this.options.requestTimeoutMs);
