@@ -1,6 +1,7 @@
 /**
- * How a client command (pub, sub, topics, groups, dlq) reaches the broker and logs in: the address,
- * the credentials and TLS, from flags, then the environment, then FERRY_URL, then the defaults.
+ * How a client command (pub, sub, topics, groups, dlq, cluster) reaches the broker and logs in: the
+ * address (one broker, or several brokers of a cluster), the credentials and TLS, from flags, then
+ * the environment, then FERRY_URL, then the defaults.
  *
  * A password or token is never taken as a flag's value: the command line of every process is
  * readable by every local user (`ps`, /proc/PID/cmdline), lands in shell history and in CI and
@@ -9,6 +10,7 @@
  * root can read.
  */
 import { readFileSync, statSync } from 'node:fs';
+import { parseServer } from '../client/address.js';
 import type { ConnectOptions, TlsOptions } from '../client/index.js';
 import { HELLO_CREDENTIAL_CHARS_MAX } from '../protocol/codec-session.js';
 import { isLoopbackHost } from '../security/tls.js';
@@ -17,6 +19,8 @@ import { DEFAULT_HOST, DEFAULT_PORT, parsePort, UsageError } from './args.js';
 export const CONNECTION_FLAGS = {
   host: { type: 'string' },
   port: { type: 'string' },
+  server: { type: 'string', multiple: true },
+  url: { type: 'string' },
   user: { type: 'string' },
   'password-stdin': { type: 'boolean' },
   'password-file': { type: 'string' },
@@ -29,11 +33,13 @@ export const CONNECTION_FLAGS = {
 
 export const CONNECTION_USAGE = `Connection flags of the client commands (flags first, then the environment, then FERRY_URL):
   --host H --port P                   default ${DEFAULT_HOST}:${DEFAULT_PORT}
+  --server H:P [--server H:P]...      the brokers of a cluster (or --server h1:p1,h2:p2); any one that answers will do
+  --url URL                           like FERRY_URL, which it replaces
   --user NAME --password-file FILE    log in; or --password-stdin (the first line of stdin); or FERRY_USER, FERRY_PASSWORD
   --token-file FILE                   log in with a service token (or FERRY_TOKEN)
   --tls | --tls-ca FILE               TLS, trusting the system's CAs or FILE (or FERRY_CA)
   --tls-cert FILE --tls-key FILE      a client certificate (mutual TLS: its CN is the user)
-  FERRY_URL=ferry://[user[:password]@]host[:port], or ferrys://... for TLS
+  FERRY_URL=ferry://[user[:password]@]host[:port][,host[:port]]..., or ferrys://... for TLS
 A password is never a flag's value: 'ps' would show it to every user of the machine.
 Exit codes: 0 ok, 1 failed, 2 usage, 3 login refused (AUTH_FAILED, AUTH_REQUIRED), 4 TLS failed.`;
 
@@ -49,6 +55,8 @@ export interface ConnectionEnv {
 export interface ConnectionFlags {
   host?: string | undefined;
   port?: string | undefined;
+  server?: string[] | undefined;
+  url?: string | undefined;
   user?: string | undefined;
   'password-stdin'?: boolean | undefined;
   'password-file'?: string | undefined;
@@ -73,6 +81,8 @@ export interface ConnectionContext {
 export interface ParsedFerryUrl {
   host?: string;
   port?: number;
+  /** Several hosts (`ferry://h1:7701,h2:7702`), each as host:port; then host and port are absent. */
+  servers?: string[];
   tls: boolean;
   user?: string;
   password?: string;
@@ -81,19 +91,38 @@ export interface ParsedFerryUrl {
 const URL_SCHEMES: Record<string, boolean> = { 'ferry:': false, 'ferrys:': true };
 
 /**
- * Parses FERRY_URL: `ferry://host:port`, `host:port` (scheme optional, as before), `ferrys://`
- * for TLS, and `user:password@` (percent-encoded) in front of the host.
+ * Parses FERRY_URL (or --url, named by `source`): `ferry://host:port`, `host:port` (scheme
+ * optional, as before), `ferrys://` for TLS, `user:password@` (percent-encoded) in front of the
+ * host, and several hosts separated by commas (`ferry://h1:7701,h2:7702`): the brokers of a cluster.
  */
-export function parseFerryUrl(url: string): ParsedFerryUrl {
+export function parseFerryUrl(url: string, source = 'FERRY_URL'): ParsedFerryUrl {
+  const withScheme = url.includes('://') ? url : `ferry://${url}`;
+  const parts = /^([^:/?#]+:)\/\/([^/?#]*)(.*)$/s.exec(withScheme);
+  const authority = parts?.[2] ?? '';
+  const at = authority.lastIndexOf('@');
+  const hosts = authority.slice(at + 1).split(',');
+  if (parts === null || hosts.length === 1) return parseOneHost(withScheme, source);
+  const [, scheme, , rest] = parts;
+  const first = parseOneHost(`${scheme}//${authority.slice(0, at + 1)}${hosts[0]}${rest}`, source);
+  const servers = hosts.map((text, i) => {
+    const one = i === 0 ? first : parseOneHost(`${scheme}//${text}`, source);
+    if (one.host === undefined) throw new UsageError(`${source} lists an empty host`);
+    return serverText(one.host, one.port ?? DEFAULT_PORT);
+  });
+  const { host: _host, port: _port, ...common } = first;
+  return { ...common, servers };
+}
+
+function parseOneHost(url: string, source: string): ParsedFerryUrl {
   let parsed: URL;
   try {
-    parsed = new URL(url.includes('://') ? url : `ferry://${url}`);
+    parsed = new URL(url);
   } catch {
-    throw new UsageError(`FERRY_URL is not a URL like ferry://127.0.0.1:7700 or ferrys://user@host:7700`);
+    throw new UsageError(`${source} is not a URL like ferry://127.0.0.1:7700, ferrys://user@host:7700 or ferry://h1:7701,h2:7702`);
   }
   const tls = URL_SCHEMES[parsed.protocol];
   // A typo in the scheme must not quietly mean plaintext.
-  if (tls === undefined) throw new UsageError(`FERRY_URL scheme must be ferry:// or ferrys:// (TLS), not ${parsed.protocol}//`);
+  if (tls === undefined) throw new UsageError(`${source} scheme must be ferry:// or ferrys:// (TLS), not ${parsed.protocol}//`);
   const result: ParsedFerryUrl = { tls };
   const host = parsed.hostname.replace(/^\[(.*)\]$/, '$1');
   if (host !== '') result.host = host;
@@ -102,18 +131,51 @@ export function parseFerryUrl(url: string): ParsedFerryUrl {
     if (parsed.username !== '') result.user = decodeURIComponent(parsed.username);
     if (parsed.password !== '') result.password = decodeURIComponent(parsed.password);
   } catch {
-    throw new UsageError('FERRY_URL has a badly percent-encoded user or password');
+    throw new UsageError(`${source} has a badly percent-encoded user or password`);
   }
   return result;
+}
+
+function serverText(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+type Address = { host: string; port: number } | { servers: string[] };
+
+/** The broker or brokers to dial: --server, else --host and --port, else the URL's, else the default. */
+function addressFrom(flags: ConnectionFlags, url: ParsedFerryUrl, source: string): Address {
+  const listed = (flags.server ?? []).flatMap((value) => value.split(',')).map((value) => value.trim());
+  if (listed.length > 0) {
+    if (flags.host !== undefined || flags.port !== undefined) throw new UsageError('give --server, or --host and --port, not both');
+    const servers = listed.map((text) => {
+      try {
+        const { host, port } = parseServer(text);
+        return { host, port };
+      } catch (error) {
+        throw new UsageError(`--server '${text}' is not host:port (${(error as Error).message})`);
+      }
+    });
+    return servers.length === 1 ? servers[0]! : { servers: servers.map(({ host, port }) => serverText(host, port)) };
+  }
+  if (url.servers !== undefined && flags.host === undefined) {
+    if (flags.port !== undefined) throw new UsageError(`--port alone cannot apply to the several hosts of ${source}: give --server host:port for each`);
+    return { servers: url.servers };
+  }
+  return { host: flags.host ?? url.host ?? DEFAULT_HOST, port: flags.port !== undefined ? parsePort(flags.port) : (url.port ?? DEFAULT_PORT) };
+}
+
+function addressHosts(address: Address): string[] {
+  return 'servers' in address ? address.servers.map((text) => parseServer(text).host) : [address.host];
 }
 
 /** The client's connect options for the flags, the environment and FERRY_URL; reads stdin for --password-stdin. */
 export async function connectOptions(flags: ConnectionFlags, context: ConnectionContext = {}): Promise<ConnectOptions> {
   const env = context.env ?? (process.env as ConnectionEnv);
   const warn = context.warn ?? ((line: string) => void process.stderr.write(line + '\n'));
-  const url: ParsedFerryUrl = env.FERRY_URL === undefined || env.FERRY_URL === '' ? { tls: false } : parseFerryUrl(env.FERRY_URL);
-  const host = flags.host ?? url.host ?? DEFAULT_HOST;
-  const port = flags.port !== undefined ? parsePort(flags.port) : (url.port ?? DEFAULT_PORT);
+  const urlSource = flags.url !== undefined ? '--url' : 'FERRY_URL';
+  const urlText = flags.url ?? env.FERRY_URL;
+  const url: ParsedFerryUrl = urlText === undefined || urlText === '' ? { tls: false } : parseFerryUrl(urlText, urlSource);
+  const address = addressFrom(flags, url, urlSource);
 
   const user = flags.user ?? nonEmpty(env.FERRY_USER) ?? url.user;
   const password = await passwordFrom(flags, env, url, context, warn);
@@ -125,12 +187,12 @@ export async function connectOptions(flags: ConnectionFlags, context: Connection
   }
 
   const tls = tlsOptions(flags, env, url.tls);
-  if (tls === undefined && (password !== undefined || token !== undefined) && !isLoopbackHost(host)) {
-    warn(`warning: sending credentials to ${host} without TLS: anyone on the path can read them (add --tls)`);
+  const remote = addressHosts(address).find((host) => !isLoopbackHost(host));
+  if (tls === undefined && (password !== undefined || token !== undefined) && remote !== undefined) {
+    warn(`warning: sending credentials to ${remote} without TLS: anyone on the path can read them (add --tls)`);
   }
   return {
-    host,
-    port,
+    ...address,
     ...(user === undefined ? {} : { user, password: password! }),
     ...(token === undefined ? {} : { token }),
     ...(tls === undefined ? {} : { tls }),

@@ -1,4 +1,5 @@
 /** The `ferry` command: dispatches to one module per subcommand. */
+import { CLUSTER_USAGE, cluster } from './cluster.js';
 import { CONNECTION_USAGE } from './connect-options.js';
 import { DLQ_USAGE, dlq } from './dlq.js';
 import { describeFailure } from './failure.js';
@@ -18,11 +19,12 @@ const USAGE = `usage: ferry <command>
   ${GROUPS_USAGE.split('\n').join('\n  ')}
   ${DLQ_USAGE}
   ${USERS_USAGE.split('\n').join('\n  ')}
+  ${CLUSTER_USAGE}
 
 ${CONNECTION_USAGE}
 `;
 
-const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { serve, pub, sub, topics, groups, dlq, users };
+const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { serve, pub, sub, topics, groups, dlq, users, cluster };
 
 /** Runs the CLI; returns the process exit code (EXIT_CODES in failure.ts: 0 ok, 1 failed, 2 usage, 3 login refused, 4 TLS, 5 data directory in use). */
 export async function main(argv: string[]): Promise<number> {

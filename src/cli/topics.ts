@@ -6,8 +6,9 @@ import { CONNECTION_FLAGS, connectOptions } from './connect-options.js';
 export const TOPICS_USAGE = `ferry topics list [--json]
 ferry topics create <topic> [--partitions n] [--durability always|interval|never] [--sync-interval-ms n]
                             [--retention-ms n] [--retention-bytes n] [--retention-records n] [--segment-bytes n]
-                            [--dedup-window-ms n]
-ferry topics describe <topic> [--json]
+                            [--dedup-window-ms n] [--replicas n [--min-in-sync n]]
+ferry topics describe <topic> [--json]   (in a cluster: each partition's leader, epoch, replicas, in-sync set,
+                                          high watermark, and each replica's end offset and lag)
 ferry topics delete <topic>
 (each also takes the connection flags)`;
 
@@ -26,12 +27,16 @@ export async function topics(args: string[]): Promise<number> {
       'retention-records': { type: 'string' },
       'segment-bytes': { type: 'string' },
       'dedup-window-ms': { type: 'string' },
+      replicas: { type: 'string' },
+      'min-in-sync': { type: 'string' },
     },
     1,
   );
   const [topic] = positionals;
   if (action !== 'list' && topic === undefined) throw new UsageError(`usage:\n${TOPICS_USAGE}`);
   if (!['list', 'create', 'describe', 'delete'].includes(action ?? '')) throw new UsageError(`usage:\n${TOPICS_USAGE}`);
+  const replication = replicationFlags(values.replicas, values['min-in-sync']);
+  if (action !== 'create' && Object.keys(replication).length > 0) throw new UsageError('--replicas and --min-in-sync go with topics create');
   const client = await connect(await connectOptions(values));
   try {
     switch (action) {
@@ -57,6 +62,7 @@ export async function topics(args: string[]): Promise<number> {
           ...optional('syncIntervalMs', parsePositiveInt('sync-interval-ms', values['sync-interval-ms'])),
           ...optional('segmentBytes', parsePositiveInt('segment-bytes', values['segment-bytes'])),
           ...optional('dedupWindowMs', parsePositiveInt('dedup-window-ms', values['dedup-window-ms'])),
+          ...replication,
           ...(Object.keys(retention).length === 0 ? {} : { retention }),
         });
         process.stdout.write(`created ${summary(info)}\n`);
@@ -83,10 +89,42 @@ function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]
   return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
 }
 
+/** Replicas (and minInSync) at most: the wire carries a u8. */
+const REPLICAS_MAX = 255;
+
+/** --replicas and --min-in-sync, checked: each 1..255, min-in-sync no more than replicas. */
+export function replicationFlags(replicasText: string | undefined, minInSyncText: string | undefined): { replicas?: number; minInSync?: number } {
+  const count = (flag: string, text: string | undefined): number | undefined => {
+    const value = parsePositiveInt(flag, text);
+    if (value !== undefined && (value < 1 || value > REPLICAS_MAX)) throw new UsageError(`--${flag} must be from 1 to ${REPLICAS_MAX}, got ${value}`);
+    return value;
+  };
+  const replicas = count('replicas', replicasText);
+  const minInSync = count('min-in-sync', minInSyncText);
+  if (minInSync !== undefined && replicas === undefined) throw new UsageError('--min-in-sync needs --replicas');
+  if (minInSync !== undefined && minInSync > replicas!) throw new UsageError(`--min-in-sync ${minInSync} is more than --replicas ${replicas}`);
+  return { ...optional('replicas', replicas), ...optional('minInSync', minInSync) };
+}
+
+interface PartitionView {
+  partition: number;
+  startOffset: number;
+  nextOffset: number;
+  syncedOffset?: number;
+  segments?: number;
+  bytes?: number;
+  leader?: string;
+  epoch?: number;
+  replicas?: string[];
+  inSync?: string[];
+  highWatermark?: number;
+  replicaOffsets?: Array<{ nodeId: string; endOffset: number; lag: number }>;
+}
+
 interface TopicView {
   name: string;
   config: { partitions: number; durability: string; syncIntervalMs?: number; retention?: object; segmentBytes?: number };
-  partitions: Array<{ partition: number; startOffset: number; nextOffset: number; syncedOffset?: number; segments?: number; bytes?: number }>;
+  partitions: PartitionView[];
   groups?: string[];
 }
 
@@ -104,6 +142,18 @@ function describe(info: TopicView): string {
       `  partition ${p.partition}: offsets ${p.startOffset}..${p.nextOffset}` +
         (p.segments === undefined ? '' : `, ${p.segments} segments, ${p.bytes} bytes`),
     );
+    lines.push(...replicationLines(p));
   }
   return lines.join('\n') + '\n';
+}
+
+/** A partition's replication state (cluster mode; nothing for a single broker). */
+export function replicationLines(p: PartitionView): string[] {
+  if (p.leader === undefined) return [];
+  const ids = (list: string[] | undefined): string => (list === undefined || list.length === 0 ? '(none)' : list.join(','));
+  const lines = [
+    `    leader ${p.leader === '' ? '(none)' : p.leader}, epoch ${p.epoch ?? 0}, replicas ${ids(p.replicas)}, in sync ${ids(p.inSync)}, high watermark ${p.highWatermark ?? 0}`,
+  ];
+  for (const replica of p.replicaOffsets ?? []) lines.push(`    replica ${replica.nodeId}: end offset ${replica.endOffset}, lag ${replica.lag}`);
+  return lines;
 }

@@ -1,7 +1,7 @@
 /**
- * FerryClient: the public face of the SDK. It owns one connection at a time, replaces it after a
- * loss (backoff with jitter, bounded) and re-establishes subscriptions on the new one.
- * The rest: docs/INTERNALS.md.
+ * FerryClient: the public face of the SDK. One server: one connection at a time, replaced after a
+ * loss; several servers (or a broker in cluster mode): a ClusterRouter routes each request to its
+ * topic's leader (cluster-router.ts). The rest: docs/INTERNALS.md.
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -9,8 +9,11 @@ import { FerryError, isFerryError } from '../errors.js';
 import { FRAME_TYPES } from '../protocol/frame.js';
 import { decodeTopicInfo, decodeTopicList, encodeCreateTopic, encodeTopicName } from '../protocol/codec-topics.js';
 import { decodeSubscribed, encodeSubscribe, encodeUnsubscribe } from '../protocol/codec-subscribe.js';
-import type { DeliverBatch, WireDurability, WirePublishMessage, WireRetention, WireTopicConfig, WireTopicInfo } from '../protocol/messages.js';
-import { ClientConnection, type ConnectionHandler } from './connection.js';
+import type { WirePublishMessage, WireTopicInfo } from '../protocol/messages.js';
+import { addressKey } from './address.js';
+import { ClusterRouter, type RouterHost } from './cluster-router.js';
+import { clusterStatus, type ClusterStatus } from './cluster-status.js';
+import type { ClientConnection } from './connection.js';
 import {
   checkRedriveLimit,
   describeGroup,
@@ -23,24 +26,17 @@ import {
   type RedriveOptions,
   type RedriveResult,
 } from './groups.js';
+import { GIVE_UP_CODES, Link, openFirst, type LinkOwner } from './link.js';
+import type { ClusterMetadata } from './metadata.js';
 import { backoffDelayMs, resolveClientOptions, type ConnectOptions, type ResolvedClientOptions } from './options.js';
 import { publishMany, publishOne, toWireMessage, type BatchMessage, type PublishOptions, type PublishResult } from './publish.js';
-import { Subscription, toStartPosition, type StartFrom, type SubscribeOptions } from './subscription.js';
+import type { CallKind } from './retry-policy.js';
+import { Subscription, toStartPosition, type StartFrom, type SubscribeOptions, type SubscriptionHost } from './subscription.js';
+import { topicConfig, type TopicOptions } from './topic-options.js';
 
-export interface TopicOptions {
-  partitions?: number;
-  durability?: WireDurability;
-  syncIntervalMs?: number;
-  retention?: WireRetention;
-  segmentBytes?: number;
-  /** How long the broker remembers a message id (exactly-once publish); default 2 minutes. */
-  dedupWindowMs?: number;
-}
-
+export type { TopicOptions };
+/** A topic: its settings, and per partition its offsets (and in a cluster: leader, epoch, replicas, in-sync set, high watermark, each replica's end offset and lag). */
 export type TopicInfo = WireTopicInfo;
-
-/** Reasons a reconnect gives up at once instead of retrying. */
-const GIVE_UP_CODES: ReadonlySet<string> = new Set(['AUTH_FAILED', 'AUTH_REQUIRED', 'UNSUPPORTED_VERSION']);
 /** Requests that may wait for a reconnection at once: beyond it they fail rather than pile up. */
 const WAITING_REQUESTS_MAX = 100_000;
 /** Random bytes of a client's id for generated message ids: 72 bits, so two clients never collide. */
@@ -56,17 +52,19 @@ interface Waiter {
   reject(error: unknown): void;
 }
 
-export class FerryClient extends EventEmitter implements ConnectionHandler {
+export class FerryClient extends EventEmitter implements LinkOwner, RouterHost, SubscriptionHost {
   private state: State = 'connected';
-  private connection: ClientConnection | null = null;
+  /** One server: the connection to it (null while reconnecting). */
+  private link: Link | null = null;
+  /** Several servers, or a broker in cluster mode: the connections to the brokers and the routing. */
+  private router: ClusterRouter | null = null;
   private readonly subscriptions = new Set<Subscription>();
-  private readonly byWireId = new Map<number, Subscription>();
   private readonly creditDirtySet = new Set<Subscription>();
   private waiting: Waiter[] = [];
   private reconnectTimer: NodeJS.Timeout | null = null;
   private wakeReconnect: (() => void) | null = null;
   private closing: Promise<void> | null = null;
-  /** Prefix of the message ids this client generates (retryPublishes). */
+  /** Prefix of the message ids this client generates (retryPublishes, cluster mode). */
   readonly clientId = randomBytes(CLIENT_ID_BYTES).toString('base64url');
   private messageSequence = 0;
   private retried = 0;
@@ -75,48 +73,84 @@ export class FerryClient extends EventEmitter implements ConnectionHandler {
     super();
   }
 
-  /** Publish calls sent again after a lost connection (retryPublishes). */
+  /** Publish calls (and other requests) sent again after a lost connection or a leader change. */
   get publishesRetried(): number {
     return this.retried;
   }
 
-  /** Connects and completes the handshake; rejects with CONNECTION_REFUSED if the server is not there. */
+  /**
+   * Connects to the first server that answers (in the order given) and completes the handshake;
+   * rejects with CONNECTION_REFUSED if none is there. Several servers, or a broker announcing
+   * cluster mode, make a cluster client: it learns the brokers and leaders before resolving.
+   */
   static async connect(options: ConnectOptions = {}): Promise<FerryClient> {
     const client = new FerryClient(resolveClientOptions(options));
-    client.connection = await ClientConnection.open(client.options, client);
+    const link = await openFirst(client.options, client);
+    if (client.options.servers.length === 1 && !link.announcedCluster) client.link = link;
+    else client.router = await ClusterRouter.start(client.options, client, link);
     return client;
   }
 
+  /** True when the client routes by topic leader (several servers, or a broker in cluster mode). */
+  get isCluster(): boolean {
+    return this.router !== null;
+  }
+
   get isConnected(): boolean {
-    return this.state === 'connected' && this.connection !== null;
+    if (this.state !== 'connected') return false;
+    return this.router !== null ? this.router.isConnected : this.link !== null;
   }
 
   /** The server's HELLO_OK (version, limits, heartbeat interval) on the current connection. */
   get server(): ClientConnection['hello'] {
-    return this.connection?.hello ?? null;
+    return this.router !== null ? this.router.hello : (this.link?.connection.hello ?? null);
   }
 
   // ---- topics ----
 
   createTopic(name: string, options: TopicOptions = {}): Promise<TopicInfo> {
-    const config: Partial<WireTopicConfig> = { ...options };
-    return this.withConnection((c) => c.request((w, id) => encodeCreateTopic(w, id, { name, config }), FRAME_TYPES.TOPIC_INFO, decodeTopicInfo));
+    let config;
+    try {
+      config = topicConfig(options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.send(null, 'once', (c) => c.request((w, id) => encodeCreateTopic(w, id, { name, config }), FRAME_TYPES.TOPIC_INFO, decodeTopicInfo));
   }
 
   async deleteTopic(name: string): Promise<void> {
-    await this.withConnection((c) =>
-      c.request((w, id) => encodeTopicName(w, FRAME_TYPES.DELETE_TOPIC, id, name), FRAME_TYPES.OK, () => undefined),
-    );
+    await this.send(null, 'once', (c) => c.request((w, id) => encodeTopicName(w, FRAME_TYPES.DELETE_TOPIC, id, name), FRAME_TYPES.OK, () => undefined));
   }
 
   listTopics(): Promise<TopicInfo[]> {
-    return this.withConnection((c) => c.request((w, id) => w.emptyFrame(FRAME_TYPES.LIST_TOPICS, id), FRAME_TYPES.TOPIC_LIST, decodeTopicList));
+    return this.send(null, 'idempotent', (c) => c.request((w, id) => w.emptyFrame(FRAME_TYPES.LIST_TOPICS, id), FRAME_TYPES.TOPIC_LIST, decodeTopicList));
   }
 
+  /** A topic's settings and partitions; in a cluster (asked of its leader) each partition's replication state too. */
   describeTopic(name: string): Promise<TopicInfo> {
-    return this.withConnection((c) =>
+    return this.send(name, 'idempotent', (c) =>
       c.request((w, id) => encodeTopicName(w, FRAME_TYPES.DESCRIBE_TOPIC, id, name), FRAME_TYPES.TOPIC_INFO, decodeTopicInfo),
     );
+  }
+
+  // ---- cluster ----
+
+  /**
+   * The brokers and which one leads each topic, freshly asked. A single broker (no cluster) is
+   * one broker with node id '' leading every topic.
+   */
+  async metadata(): Promise<ClusterMetadata> {
+    const known = this.router !== null ? await this.router.metadata() : null;
+    if (known !== null && (known.cluster || known.topics.length > 0)) return known;
+    // A single broker (one that does not know METADATA included) leads every topic it has.
+    const address = known?.brokers[0]?.address ?? addressKey(this.options.servers[0]!);
+    const topics = (await this.listTopics()).map((info) => ({ topic: info.name, leader: '', address, epoch: 0 }));
+    return { cluster: false, brokers: [{ nodeId: '', address, alive: this.isConnected }], topics };
+  }
+
+  /** Per broker: node id, address, alive, topics led, and its replicas' lag summed over the topics (from describeTopic). */
+  async clusterStatus(): Promise<ClusterStatus> {
+    return clusterStatus(await this.metadata(), (topic) => this.describeTopic(topic));
   }
 
   // ---- publishing ----
@@ -130,12 +164,16 @@ export class FerryClient extends EventEmitter implements ConnectionHandler {
       return Promise.reject(error);
     }
     const coalesce = this.options.coalescePublishes;
+    if (this.router !== null) {
+      this.assignId(message);
+      return this.router.call(topic, 'publish', (c) => publishOne(c, topic, message, coalesce));
+    }
     if (this.options.retryPublishes !== null) {
       this.assignId(message);
       return this.retrying(performance.now(), (c) => publishOne(c, topic, message, coalesce));
     }
-    const connection = this.connection;
-    if (connection !== null && this.state === 'connected') return publishOne(connection, topic, message, coalesce);
+    const connection = this.link?.connection;
+    if (connection !== undefined && this.state === 'connected') return publishOne(connection, topic, message, coalesce);
     return this.whenConnected().then((c) => publishOne(c, topic, message, coalesce));
   }
 
@@ -147,28 +185,27 @@ export class FerryClient extends EventEmitter implements ConnectionHandler {
     } catch (error) {
       return Promise.reject(error);
     }
-    if (this.options.retryPublishes !== null) {
-      for (const message of wire) this.assignId(message);
-      return this.retrying(performance.now(), (c) => publishMany(c, topic, wire));
-    }
+    if (this.router !== null || this.options.retryPublishes !== null) for (const message of wire) this.assignId(message);
+    if (this.router !== null) return this.router.call(topic, 'publish', (c) => publishMany(c, topic, wire));
+    if (this.options.retryPublishes !== null) return this.retrying(performance.now(), (c) => publishMany(c, topic, wire));
     return this.withConnection((c) => publishMany(c, topic, wire));
   }
 
-  /** retryPublishes: a message without an id gets `<clientId>-<sequence>`, unique to this client. */
+  /** A message without an id gets `<clientId>-<sequence>`, unique to this client, so that a retry is stored once. */
   private assignId(message: WirePublishMessage): void {
     message.id ??= `${this.clientId}-${++this.messageSequence}`;
   }
 
   /**
-   * Sends, and sends again on each new connection while the attempt fails with CONNECTION_CLOSED,
-   * the client is not closing, and the first send is younger than retryPublishes.windowMs. Only a
-   * send that failed is repeated: waiting for a connection (which fails only when the client gives
-   * up or closes) is not, so this never spins.
+   * retryPublishes (one server): sends, and sends again on each new connection while the attempt
+   * fails with CONNECTION_CLOSED, the client is not closing, and the first send is younger than
+   * retryPublishes.windowMs. Only a send that failed is repeated: waiting for a connection (which
+   * fails only when the client gives up or closes) is not, so this never spins.
    */
   private async retrying<T>(firstSentMs: number, send: (connection: ClientConnection) => Promise<T>): Promise<T> {
     const windowMs = this.options.retryPublishes!.windowMs;
     for (;;) {
-      const connection = this.connection !== null && this.state === 'connected' ? this.connection : await this.whenConnected();
+      const connection = this.link !== null && this.state === 'connected' ? this.link.connection : await this.whenConnected();
       try {
         return await send(connection);
       } catch (error) {
@@ -188,12 +225,12 @@ export class FerryClient extends EventEmitter implements ConnectionHandler {
 
   /** Every queue group of a topic, with its state. */
   listGroups(topic: string): Promise<GroupInfo[]> {
-    return this.withConnection((c) => listGroups(c, topic));
+    return this.send(topic, 'idempotent', (c) => listGroups(c, topic));
   }
 
   /** One group: pending, in flight, ack floor per partition, redelivered and dead-lettered totals, oldest unacked age, lag. */
   describeGroup(topic: string, group: string): Promise<GroupInfo> {
-    return this.withConnection((c) => describeGroup(c, topic, group));
+    return this.send(topic, 'idempotent', (c) => describeGroup(c, topic, group));
   }
 
   /**
@@ -207,7 +244,7 @@ export class FerryClient extends EventEmitter implements ConnectionHandler {
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.withConnection((c) => resetGroup(c, topic, group, position));
+    return this.send(topic, 'idempotent', (c) => resetGroup(c, topic, group, position));
   }
 
   /**
@@ -221,7 +258,8 @@ export class FerryClient extends EventEmitter implements ConnectionHandler {
     let moved = 0;
     while (moved < limit) {
       const chunk = Math.min(REDRIVE_CHUNK_MESSAGES, limit - moved);
-      const result = await this.withConnection((c) => redriveOnce(c, { ...request, limit: chunk }));
+      // A repeated chunk moves nothing twice: the dead-letter topic remembers what moved.
+      const result = await this.send(deadLetterTopic, 'idempotent', (c) => redriveOnce(c, { ...request, limit: chunk }));
       moved += result.moved;
       if (result.moved < chunk) break;
     }
@@ -240,12 +278,13 @@ export class FerryClient extends EventEmitter implements ConnectionHandler {
       Object.entries({ ackTimeoutMs, backoffMs, deliveriesMax, deadLetterTopic }).filter(([, value]) => value !== undefined),
     );
     const subscription = new Subscription(topic, options.group, prefetch, toStartPosition(options.from, options.group), this, settings);
-    await this.withConnection((c) => this.subscribeOn(c, subscription));
+    if (this.router !== null) await this.router.subscribe(subscription);
+    else await this.withConnection((c) => this.subscribeOn(c, subscription));
     this.subscriptions.add(subscription);
     return subscription;
   }
 
-  /** Sends SUBSCRIBE; the reply attaches the subscription synchronously, before any DELIVER that follows it. */
+  /** One server: sends SUBSCRIBE; the reply attaches the subscription synchronously, before any DELIVER that follows it. */
   private subscribeOn(connection: ClientConnection, subscription: Subscription): Promise<void> {
     const request = subscription.subscribeRequest();
     return connection.request(
@@ -253,13 +292,14 @@ export class FerryClient extends EventEmitter implements ConnectionHandler {
       FRAME_TYPES.SUBSCRIBED,
       (r) => {
         const { subscriptionId } = decodeSubscribed(r);
-        if (connection !== this.connection || subscription.isClosed) {
+        const link = this.link;
+        if (link === null || connection !== link.connection || subscription.isClosed) {
           // Closed meanwhile: let the server drop it too.
           connection.request((w, id) => encodeUnsubscribe(w, id, subscriptionId), FRAME_TYPES.OK, () => undefined).catch(() => undefined);
           return;
         }
         subscription.attach(connection, subscriptionId);
-        this.byWireId.set(subscriptionId, subscription);
+        link.subscriptions.set(subscriptionId, subscription);
       },
     );
   }
@@ -268,15 +308,12 @@ export class FerryClient extends EventEmitter implements ConnectionHandler {
 
   creditDirty(subscription: Subscription): void {
     this.creditDirtySet.add(subscription);
-    this.connection?.scheduleFlush();
-  }
-
-  flushNow(): void {
-    this.connection?.flushNow();
+    subscription.currentConnection?.scheduleFlush();
   }
 
   unsubscribe(connection: ClientConnection, wireId: number): Promise<void> {
-    this.byWireId.delete(wireId);
+    if (this.router !== null) return this.router.unsubscribe(connection, wireId);
+    if (this.link?.connection === connection) this.link.subscriptions.delete(wireId);
     return connection.request((w, id) => encodeUnsubscribe(w, id, wireId), FRAME_TYPES.OK, () => undefined);
   }
 
@@ -285,23 +322,18 @@ export class FerryClient extends EventEmitter implements ConnectionHandler {
     this.creditDirtySet.delete(subscription);
   }
 
-  // ---- ConnectionHandler ----
+  // ---- LinkOwner (one server) and RouterHost ----
 
-  deliver(batch: DeliverBatch): void {
-    this.byWireId.get(batch.subscriptionId)?.onDeliver(batch);
-  }
-
-  notice(error: FerryError): void {
+  linkNotice(link: Link, error: FerryError): void {
     const detail = error.detail;
     if (detail?.['ended'] === true && typeof detail['subscriptionId'] === 'number') {
       // The broker ended the subscription (its topic was deleted: UNKNOWN_SUBSCRIPTION; the
       // permission to consume was withdrawn: FORBIDDEN): end the iterator with the reason.
-      const subscription = this.byWireId.get(detail['subscriptionId']);
+      const subscription = link.subscriptions.get(detail['subscriptionId']);
       if (subscription !== undefined) {
-        this.byWireId.delete(detail['subscriptionId']);
-        this.subscriptions.delete(subscription);
-        this.creditDirtySet.delete(subscription);
-        subscription.fail(error);
+        link.subscriptions.delete(detail['subscriptionId']);
+        this.subscriptionLost(subscription, error);
+        return;
       }
     }
     this.emitError(error);
@@ -309,16 +341,21 @@ export class FerryClient extends EventEmitter implements ConnectionHandler {
 
   beforeFlush(connection: ClientConnection): void {
     if (this.creditDirtySet.size === 0) return;
-    for (const subscription of this.creditDirtySet) subscription.writeCredit(connection);
-    this.creditDirtySet.clear();
+    for (const subscription of this.creditDirtySet) {
+      const attached = subscription.currentConnection;
+      if (attached !== connection && attached !== null) continue; // another broker's connection flushes it
+      if (attached !== null) subscription.writeCredit(connection);
+      this.creditDirtySet.delete(subscription);
+    }
   }
 
-  closed(connection: ClientConnection, error: FerryError): void {
-    if (connection !== this.connection) return;
-    this.connection = null;
-    this.byWireId.clear();
-    this.creditDirtySet.clear();
-    for (const subscription of this.subscriptions) subscription.detach();
+  linkClosed(link: Link, error: FerryError): void {
+    if (link !== this.link) return;
+    this.link = null;
+    for (const subscription of this.subscriptions) {
+      subscription.detach();
+      this.creditDirtySet.delete(subscription);
+    }
     if (this.state !== 'connected') return; // closing, or already reconnecting
     if (this.options.reconnect === null) {
       this.finish(error);
@@ -328,7 +365,22 @@ export class FerryClient extends EventEmitter implements ConnectionHandler {
     void this.reconnect(error);
   }
 
-  // ---- reconnecting ----
+  subscriptionLost(subscription: Subscription, error: FerryError): void {
+    this.subscriptions.delete(subscription);
+    this.creditDirtySet.delete(subscription);
+    subscription.fail(error);
+    this.emitError(error);
+  }
+
+  notice(error: FerryError): void {
+    this.emitError(error);
+  }
+
+  countRetry(): void {
+    this.retried++;
+  }
+
+  // ---- reconnecting (one server) ----
 
   private async reconnect(cause: FerryError): Promise<void> {
     const policy = this.options.reconnect!;
@@ -344,9 +396,9 @@ export class FerryClient extends EventEmitter implements ConnectionHandler {
       this.emit('reconnecting', { attempt, delayMs, error });
       await this.sleep(delayMs);
       if (this.state !== 'reconnecting') return;
-      let connection: ClientConnection;
+      let link: Link;
       try {
-        connection = await ClientConnection.open(this.options, this);
+        link = await Link.open(this.options, this.options.servers[0]!, this);
       } catch (failure) {
         if (isFerryError(failure) && GIVE_UP_CODES.has(failure.code)) {
           // The credentials no longer work (changed password, removed user): retrying cannot help.
@@ -357,15 +409,15 @@ export class FerryClient extends EventEmitter implements ConnectionHandler {
         continue;
       }
       if (this.state !== 'reconnecting') {
-        connection.end();
+        link.connection.end();
         return;
       }
-      this.connection = connection;
+      this.link = link;
       this.state = 'connected';
       const waiting = this.waiting;
       this.waiting = [];
-      for (const waiter of waiting) waiter.resolve(connection);
-      await this.resubscribe(connection);
+      for (const waiter of waiting) waiter.resolve(link.connection);
+      await this.resubscribe(link.connection);
       this.emit('reconnected', { attempt });
       return;
     }
@@ -378,11 +430,8 @@ export class FerryClient extends EventEmitter implements ConnectionHandler {
         try {
           await this.subscribeOn(connection, subscription);
         } catch (error) {
-          if (connection !== this.connection) return; // lost again: the next reconnect retries
-          const lost = error instanceof FerryError ? error : new FerryError('INTERNAL', String(error), { cause: error });
-          subscription.fail(lost);
-          this.subscriptions.delete(subscription);
-          this.emitError(lost);
+          if (connection !== this.link?.connection) return; // lost again: the next reconnect retries
+          this.subscriptionLost(subscription, error instanceof FerryError ? error : new FerryError('INTERNAL', String(error), { cause: error }));
         }
       }),
     );
@@ -400,7 +449,7 @@ export class FerryClient extends EventEmitter implements ConnectionHandler {
   }
 
   private whenConnected(): Promise<ClientConnection> {
-    if (this.state === 'connected' && this.connection !== null) return Promise.resolve(this.connection);
+    if (this.state === 'connected' && this.link !== null) return Promise.resolve(this.link.connection);
     if (this.state !== 'reconnecting') return Promise.reject(new FerryError('CONNECTION_CLOSED', 'the client is closed'));
     if (this.waiting.length >= WAITING_REQUESTS_MAX) {
       return Promise.reject(new FerryError('CONNECTION_CLOSED', `reconnecting, and ${WAITING_REQUESTS_MAX} requests already wait`));
@@ -409,9 +458,16 @@ export class FerryClient extends EventEmitter implements ConnectionHandler {
   }
 
   private withConnection<T>(run: (connection: ClientConnection) => Promise<T>): Promise<T> {
-    const connection = this.connection;
-    if (connection !== null && this.state === 'connected') return run(connection);
+    const link = this.link;
+    if (link !== null && this.state === 'connected') return run(link.connection);
     return this.whenConnected().then(run);
+  }
+
+  /** A request about `topic` (null: any broker): routed to its leader in a cluster, else on the one connection. */
+  private send<T>(topic: string | null, kind: CallKind, run: (connection: ClientConnection) => Promise<T>): Promise<T> {
+    if (this.router === null) return this.withConnection(run);
+    if (this.state !== 'connected') return Promise.reject(new FerryError('CONNECTION_CLOSED', 'the client is closed'));
+    return this.router.call(topic, kind, run);
   }
 
   // ---- closing ----
@@ -432,7 +488,7 @@ export class FerryClient extends EventEmitter implements ConnectionHandler {
 
   /**
    * Closes the subscriptions, waits (up to the request timeout) for in-flight requests to be
-   * answered, and closes the connection. Safe to call twice.
+   * answered, and closes the connections. Safe to call twice.
    */
   close(): Promise<void> {
     return (this.closing ??= this.closeOnce());
@@ -448,16 +504,17 @@ export class FerryClient extends EventEmitter implements ConnectionHandler {
     this.waiting = [];
     for (const waiter of waiting) waiter.reject(closedError);
     await Promise.allSettled([...this.subscriptions].map((subscription) => subscription.close()));
-    const connection = this.connection;
-    if (connection !== null) {
+    if (this.router !== null) await this.router.close();
+    const link = this.link;
+    if (link !== null) {
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<void>((resolve) => {
         timer = setTimeout(resolve, this.options.requestTimeoutMs);
       });
-      await Promise.race([connection.whenIdle(), timeout]);
+      await Promise.race([link.connection.whenIdle(), timeout]);
       clearTimeout(timer);
-      this.connection = null;
-      connection.end();
+      this.link = null;
+      link.connection.end();
     }
     this.finish(closedError);
   }
@@ -468,7 +525,10 @@ export class FerryClient extends EventEmitter implements ConnectionHandler {
   }
 }
 
-/** Connects to a Ferry server: `await connect({ host, port })` or `await connect({ url: 'ferry://host:port' })`. */
+/**
+ * Connects to Ferry: `await connect({ host, port })`, `await connect({ url: 'ferry://host:port' })`,
+ * or a cluster: `await connect({ servers: ['h1:7701', 'h2:7702'] })`.
+ */
 export function connect(options: ConnectOptions = {}): Promise<FerryClient> {
   return FerryClient.connect(options);
 }

@@ -15,6 +15,7 @@ import { REQUEST_ID_MAX, SUPPORTED_VERSIONS } from '../protocol/limits.js';
 import { decodeError, decodeGoodbye, decodeHelloOk, encodeHello, errorFromReply } from '../protocol/codec-session.js';
 import { decodeDeliver } from '../protocol/codec-subscribe.js';
 import type { DeliverBatch, HelloOk, HelloRequest } from '../protocol/messages.js';
+import type { ServerAddress } from './address.js';
 import type { ResolvedClientOptions } from './options.js';
 
 /** A request awaiting its reply. Subclassed by the publish path, which answers several callers per frame. */
@@ -69,6 +70,8 @@ export class ClientConnection {
     private readonly socket: Socket,
     private readonly options: ResolvedClientOptions,
     private readonly handler: ConnectionHandler,
+    /** The server this connection dialed. */
+    readonly server: ServerAddress,
   ) {
     this.decoder = new FrameDecoder(
       { onFrames: (frames) => this.onFrames(frames), onError: (error) => this.destroy(error) },
@@ -86,23 +89,24 @@ export class ClientConnection {
    * Connects (over TLS if asked) and completes the handshake, or rejects with CONNECTION_REFUSED /
    * TIMEOUT, or with the server's reason (AUTH_FAILED, AUTH_REQUIRED, TOO_MANY_CONNECTIONS, ...).
    */
-  static open(options: ResolvedClientOptions, handler: ConnectionHandler): Promise<ClientConnection> {
+  static open(options: ResolvedClientOptions, handler: ConnectionHandler, server: ServerAddress = options): Promise<ClientConnection> {
     return new Promise((resolve, reject) => {
       const tls = options.tls;
+      const { host, port } = server;
       const socket =
         tls === null
-          ? netConnect({ host: options.host, port: options.port })
+          ? netConnect({ host, port })
           : tlsConnect({
-              host: options.host,
-              port: options.port,
+              host,
+              port,
               ...tls,
               // SNI carries names only; an address is checked against the certificate's IP entries.
-              ...(tls.servername === undefined && isIP(options.host) === 0 ? { servername: options.host } : {}),
+              ...(tls.servername === undefined && isIP(host) === 0 ? { servername: host } : {}),
             });
-      const connection = new ClientConnection(socket, options, handler);
+      const connection = new ClientConnection(socket, options, handler, { host, port });
       let done = false;
       const timer = setTimeout(() => {
-        finish(new FerryError('TIMEOUT', `no handshake with ${options.host}:${options.port} within ${options.connectTimeoutMs} ms`));
+        finish(new FerryError('TIMEOUT', `no handshake with ${host}:${port} within ${options.connectTimeoutMs} ms`));
         socket.destroy();
       }, options.connectTimeoutMs);
       const finish = (error: FerryError | null): void => {
@@ -113,7 +117,7 @@ export class ClientConnection {
         else reject(error);
       };
       socket.once('error', (error: NodeJS.ErrnoException) =>
-        finish(new FerryError('CONNECTION_REFUSED', `cannot connect to ${options.host}:${options.port}: ${error.message}`, { cause: error })),
+        finish(new FerryError('CONNECTION_REFUSED', `cannot connect to ${host}:${port}: ${error.message}`, { cause: error })),
       );
       socket.once(tls === null ? 'connect' : 'secureConnect', () => {
         connection
@@ -154,6 +158,11 @@ export class ClientConnection {
 
   get inFlight(): number {
     return this.pending.size;
+  }
+
+  /** How long no frame has come from the server. */
+  get silentForMs(): number {
+    return performance.now() - this.lastReceivedMs;
   }
 
   // ---- requests ----

@@ -1,9 +1,16 @@
 /**
- * Client options: the address (host/port or a ferry:// URL), credentials and TLS, timeouts and the
- * reconnect policy, with their defaults and validation.
+ * Client options: the address (host/port, a list of servers, or a ferry:// URL naming one or
+ * several), credentials and TLS, timeouts and the reconnect policy, with their defaults and
+ * validation.
  */
 import { FerryError } from '../errors.js';
-import { DEFAULT_HOST, DEFAULT_PORT, FRAME_BYTES_MAX_DEFAULT, HEARTBEAT_MISSES_MAX_DEFAULT } from '../protocol/limits.js';
+import { FRAME_BYTES_MAX_DEFAULT, HEARTBEAT_MISSES_MAX_DEFAULT } from '../protocol/limits.js';
+import { addressKey, DEFAULT_HOST, DEFAULT_PORT, parseServer, parseUrl, type ServerAddress } from './address.js';
+
+export { DEFAULT_HOST, DEFAULT_PORT, parseUrl };
+
+/** Servers one client may be given: far above any cluster, and it bounds the bootstrap's tries. */
+export const SERVERS_MAX = 64;
 
 export interface ReconnectOptions {
   /** Attempts before giving up (each failed connect counts). */
@@ -29,7 +36,13 @@ export interface TlsOptions {
 export interface ConnectOptions {
   host?: string;
   port?: number;
-  /** 'ferry://host:port' (overrides host and port). */
+  /**
+   * Several brokers of a cluster, as 'host:port': the client connects to the first that answers,
+   * learns from it which broker leads each topic, and routes there (cluster mode). Instead of
+   * host and port.
+   */
+  servers?: readonly string[];
+  /** 'ferry://host:port', or 'ferry://h1:7701,h2:7702' for several servers (overrides host, port and servers). */
   url?: string;
   /** User and password, checked by the server in HELLO; a failed login rejects with AUTH_FAILED. */
   user?: string;
@@ -75,8 +88,11 @@ export interface ResolvedReconnect {
 }
 
 export interface ResolvedClientOptions {
+  /** The first server (the only one, unless several were given). */
   host: string;
   port: number;
+  /** Every server given, in order; more than one means cluster mode. */
+  servers: ServerAddress[];
   name: string;
   credentials: { user?: string; password?: string; token?: string };
   /** null: plaintext. */
@@ -119,23 +135,27 @@ function check(name: string, value: number, min: number, max = Number.MAX_SAFE_I
   return value;
 }
 
-/** Parses 'ferry://host:port' (port optional; IPv6 hosts in brackets). */
-export function parseUrl(url: string): { host: string; port: number } {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new FerryError('INVALID_ARGUMENT', `not a URL: ${url}`);
+/** The servers named by url, else servers, else host and port. */
+function resolveServers(options: ConnectOptions): ServerAddress[] {
+  if (options.url !== undefined) return parseUrl(options.url);
+  if (options.servers !== undefined) {
+    if (options.host !== undefined || options.port !== undefined) throw new FerryError('INVALID_ARGUMENT', 'give servers, or host and port, not both');
+    if (!Array.isArray(options.servers) || options.servers.length === 0) throw new FerryError('INVALID_ARGUMENT', 'servers must list at least one host:port');
+    const byKey = new Map<string, ServerAddress>();
+    for (const server of options.servers) {
+      const address = parseServer(String(server));
+      byKey.set(addressKey(address), address);
+    }
+    return [...byKey.values()];
   }
-  if (parsed.protocol !== 'ferry:') throw new FerryError('INVALID_ARGUMENT', `URL scheme must be ferry://, got ${url}`);
-  const host = parsed.hostname.replace(/^\[(.*)\]$/, '$1') || DEFAULT_HOST;
-  const port = parsed.port === '' ? DEFAULT_PORT : Number(parsed.port);
-  return { host, port };
+  return [{ host: options.host ?? DEFAULT_HOST, port: options.port ?? DEFAULT_PORT }];
 }
 
 export function resolveClientOptions(options: ConnectOptions): ResolvedClientOptions {
-  const address = options.url !== undefined ? parseUrl(options.url) : { host: options.host ?? DEFAULT_HOST, port: options.port ?? DEFAULT_PORT };
-  check('port', address.port, 1, 65_535);
+  const servers = resolveServers(options);
+  if (servers.length > SERVERS_MAX) throw new FerryError('INVALID_ARGUMENT', `at most ${SERVERS_MAX} servers, got ${servers.length}`);
+  for (const server of servers) check('port', server.port, 1, 65_535);
+  const address = servers[0]!;
   const reconnectOption = options.reconnect ?? true;
   let reconnect: ResolvedReconnect | null = null;
   if (reconnectOption !== false) {
@@ -161,6 +181,7 @@ export function resolveClientOptions(options: ConnectOptions): ResolvedClientOpt
   return {
     host: address.host,
     port: address.port,
+    servers,
     name: options.name ?? `ferry-client/${process.pid}`,
     credentials,
     tls: options.tls === undefined || options.tls === false ? null : options.tls === true ? {} : options.tls,

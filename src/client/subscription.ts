@@ -31,9 +31,8 @@ export type GroupSettings = Pick<SubscribeOptions, 'ackTimeoutMs' | 'backoffMs' 
 
 /** What a subscription needs from its client. */
 export interface SubscriptionHost {
+  /** Credit is owed: write it before the subscription's connection next flushes. */
   creditDirty(subscription: Subscription): void;
-  /** Sends the queued acks and credit now rather than at the end of the event-loop turn. */
-  flushNow(): void;
   unsubscribe(connection: ClientConnection, wireId: number): Promise<void>;
   subscriptionClosed(subscription: Subscription): void;
 }
@@ -80,6 +79,11 @@ export class Subscription implements AsyncIterableIterator<Message>, MessageSett
     private readonly host: SubscriptionHost,
     private readonly groupSettings: GroupSettings = {},
   ) {}
+
+  /** The connection the subscription is attached to (null while detached). */
+  get currentConnection(): ClientConnection | null {
+    return this.connection;
+  }
 
   /** The server's id for this subscription on the current connection (0 while detached). */
   get id(): number {
@@ -199,7 +203,7 @@ export class Subscription implements AsyncIterableIterator<Message>, MessageSett
     // A burst of deliveries is consumed in one turn; sending its acks and credit only at the end of
     // the turn left the broker idle meanwhile. Once a quarter of the window is owed it leaves now,
     // so the broker refills while the application works through the rest.
-    if (this.creditOwed >= Math.max(EAGER_CREDIT_MIN, this.prefetch / EAGER_CREDIT_FRACTION_DIVISOR)) this.host.flushNow();
+    if (this.creditOwed >= Math.max(EAGER_CREDIT_MIN, this.prefetch / EAGER_CREDIT_FRACTION_DIVISOR)) this.connection.flushNow();
   }
 
   // ---- the iterator ----

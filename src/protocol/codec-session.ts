@@ -12,6 +12,8 @@ const HELLO_TAG_AUTH_TOKEN = 1;
 const HELLO_TAG_FRAME_BYTES_MAX = 2;
 const HELLO_TAG_USER = 3;
 const HELLO_TAG_PASSWORD = 4;
+/** HELLO_OK tag 1: the broker's node id, sent only by a broker in cluster mode. */
+const HELLO_OK_TAG_CLUSTER_NODE_ID = 1;
 /**
  * Longest user name or password accepted in HELLO: far above any real one, and it bounds what a
  * client makes the server hash before it is authenticated.
@@ -78,8 +80,20 @@ export function encodeHelloOk(w: FrameWriter, requestId: number, ok: HelloOk): v
   w.u32(ok.frameBytesMax);
   w.u32(ok.payloadBytesMax);
   w.u32(ok.heartbeatIntervalMs);
-  w.u8(0);
+  if (ok.clusterNodeId === undefined) {
+    w.u8(0);
+  } else {
+    const tagged = w.taggedBegin();
+    const at = w.tagBegin(HELLO_OK_TAG_CLUSTER_NODE_ID);
+    w.string16(ok.clusterNodeId);
+    w.tagEnd(at);
+    w.taggedEnd(tagged, 1);
+  }
   w.endFrame();
+}
+
+function visitHelloOk(tag: number, r: PayloadReader, ok: HelloOk): void {
+  if (tag === HELLO_OK_TAG_CLUSTER_NODE_ID) ok.clusterNodeId = r.string16();
 }
 
 export function decodeHelloOk(r: PayloadReader): HelloOk {
@@ -90,7 +104,7 @@ export function decodeHelloOk(r: PayloadReader): HelloOk {
     payloadBytesMax: r.u32(),
     heartbeatIntervalMs: r.u32(),
   };
-  r.skipTagged();
+  r.tagged(visitHelloOk, ok);
   r.done();
   return ok;
 }

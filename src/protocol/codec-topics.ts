@@ -3,6 +3,7 @@
  * replies TOPIC_INFO and TOPIC_LIST. Optional topic settings travel as tagged fields so that a
  * newer client can send settings an older server skips.
  */
+import { applyClusterJson, clusterJson } from './codec-topic-cluster.js';
 import { FRAME_TYPES } from './frame.js';
 import {
   DURABILITY_BY_WIRE,
@@ -25,10 +26,12 @@ const CONFIG_TAG = {
   retentionRecordsMax: 6,
   segmentBytes: 7,
   dedupWindowMs: 8,
+  replicas: 9,
+  minInSync: 10,
 } as const;
 
-/** Tagged fields at the end of each topic in TOPIC_INFO and TOPIC_LIST. */
-const TOPIC_TAG = { dedupWindowMs: 1 } as const;
+/** Tagged fields at the end of each topic in TOPIC_INFO and TOPIC_LIST; `cluster` is JSON (codec-topic-cluster.ts). */
+const TOPIC_TAG = { dedupWindowMs: 1, cluster: 2 } as const;
 
 const RETENTION_FLAG = { ageMs: 0x01, bytesMax: 0x02, recordsMax: 0x04 } as const;
 
@@ -58,6 +61,8 @@ export function encodeCreateTopic(w: FrameWriter, requestId: number, request: Cr
   if (retention?.recordsMax !== undefined) (w.tagU64(CONFIG_TAG.retentionRecordsMax, retention.recordsMax), count++);
   if (config.segmentBytes !== undefined) (w.tagU64(CONFIG_TAG.segmentBytes, config.segmentBytes), count++);
   if (config.dedupWindowMs !== undefined) (w.tagU64(CONFIG_TAG.dedupWindowMs, config.dedupWindowMs), count++);
+  if (config.replicas !== undefined) (w.tagU8(CONFIG_TAG.replicas, config.replicas), count++);
+  if (config.minInSync !== undefined) (w.tagU8(CONFIG_TAG.minInSync, config.minInSync), count++);
   w.taggedEnd(tagged, count);
   w.endFrame();
 }
@@ -87,6 +92,12 @@ function visitConfig(tag: number, r: PayloadReader, config: Partial<WireTopicCon
       break;
     case CONFIG_TAG.dedupWindowMs:
       config.dedupWindowMs = r.u64();
+      break;
+    case CONFIG_TAG.replicas:
+      config.replicas = r.u8();
+      break;
+    case CONFIG_TAG.minInSync:
+      config.minInSync = r.u8();
       break;
     default:
       // A setting from a newer peer: skipped.
@@ -145,17 +156,22 @@ function writeTopicInfo(w: FrameWriter, info: WireTopicInfo): void {
   }
   w.u32(info.groups.length);
   for (const group of info.groups) w.string16(group);
-  if (config.dedupWindowMs === undefined) {
-    w.u8(0);
-  } else {
-    const tagged = w.taggedBegin();
-    w.tagU64(TOPIC_TAG.dedupWindowMs, config.dedupWindowMs);
-    w.taggedEnd(tagged, 1);
-  }
+  const cluster = clusterJson(info.partitions);
+  const tagged = w.taggedBegin();
+  let count = 0;
+  if (config.dedupWindowMs !== undefined) (w.tagU64(TOPIC_TAG.dedupWindowMs, config.dedupWindowMs), count++);
+  if (cluster !== null) (w.tagString(TOPIC_TAG.cluster, cluster), count++);
+  w.taggedEnd(tagged, count);
 }
 
-function visitTopic(tag: number, r: PayloadReader, config: WireTopicConfig): void {
-  if (tag === TOPIC_TAG.dedupWindowMs) config.dedupWindowMs = r.u64();
+interface TopicTags {
+  config: WireTopicConfig;
+  cluster: string | null;
+}
+
+function visitTopic(tag: number, r: PayloadReader, tags: TopicTags): void {
+  if (tag === TOPIC_TAG.dedupWindowMs) tags.config.dedupWindowMs = r.u64();
+  else if (tag === TOPIC_TAG.cluster) tags.cluster = r.string32();
 }
 
 function readTopicInfo(r: PayloadReader): WireTopicInfo {
@@ -187,7 +203,9 @@ function readTopicInfo(r: PayloadReader): WireTopicInfo {
   const groups: string[] = [];
   for (let i = 0; i < groupCount; i++) groups.push(r.string16());
   const config: WireTopicConfig = { partitions: partitionCount, durability, syncIntervalMs, retention, segmentBytes };
-  r.tagged(visitTopic, config);
+  const tags: TopicTags = { config, cluster: null };
+  r.tagged(visitTopic, tags);
+  if (tags.cluster !== null) applyClusterJson(tags.cluster, partitions);
   return { name, config, partitions, groups };
 }
 

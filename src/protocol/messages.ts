@@ -35,6 +35,8 @@ export interface HelloOk {
   frameBytesMax: number;
   payloadBytesMax: number;
   heartbeatIntervalMs: number;
+  /** Tag 1: the broker's node id; present only when the broker runs in cluster mode. */
+  clusterNodeId?: string;
 }
 
 export interface ErrorReply {
@@ -62,6 +64,10 @@ export interface WireTopicConfig {
   segmentBytes: number;
   /** How long a message id is remembered for exactly-once publish (CREATE_TOPIC tag 8, topic tag 1). */
   dedupWindowMs?: number;
+  /** Cluster mode: brokers holding a copy of the topic (CREATE_TOPIC tag 9; default 1). */
+  replicas?: number;
+  /** Cluster mode: in-sync replicas needed to confirm a publish (CREATE_TOPIC tag 10). */
+  minInSync?: number;
 }
 
 export interface CreateTopicRequest {
@@ -69,7 +75,29 @@ export interface CreateTopicRequest {
   config: Partial<WireTopicConfig>;
 }
 
-export interface WirePartitionInfo {
+/** How far one replica of a partition has come (cluster mode). */
+export interface WireReplicaOffset {
+  nodeId: string;
+  /** One past the replica's last offset. */
+  endOffset: number;
+  /** Records the replica is behind the leader's end. */
+  lag: number;
+}
+
+/** A partition's replication state (cluster mode; TOPIC_INFO topic tag 2). */
+export interface WirePartitionReplication {
+  /** Node id of the leader; '' while none is elected. */
+  leader: string;
+  epoch: number;
+  replicas: string[];
+  inSync: string[];
+  /** Consumers see the records below it: every in-sync replica holds them. */
+  highWatermark: number;
+  replicaOffsets: WireReplicaOffset[];
+}
+
+/** A partition of TOPIC_INFO; the replication fields are present only from a broker in cluster mode. */
+export interface WirePartitionInfo extends Partial<WirePartitionReplication> {
   partition: number;
   startOffset: number;
   nextOffset: number;

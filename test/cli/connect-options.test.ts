@@ -76,3 +76,36 @@ test('cli connect options - refusals: a password as a flag, a password without a
   await assert.rejects(connectOptions({ user: 'alice' }, { env: { FERRY_PASSWORD: 'pw', FERRY_TOKEN: 'fry_t' } }), isUsage(/not both/));
   await assert.rejects(connectOptions({ user: 'alice' }, { env: {} }), isUsage(/needs a password/));
 });
+
+test('cli connect options - several servers: --server repeated or comma-separated, --url and FERRY_URL with a host list', async () => {
+  const context = (env: ConnectionContext['env']): ConnectionContext => ({ env, warn: () => assert.fail('no warning expected') });
+  assert.deepEqual(await connectOptions({ server: ['127.0.0.1:7701', '127.0.0.1:7702'] }, context({})), { servers: ['127.0.0.1:7701', '127.0.0.1:7702'], reconnect: false });
+  assert.deepEqual(await connectOptions({ server: ['h1:7701,h2', '[::1]:7703'] }, context({})), { servers: ['h1:7701', 'h2:7700', '[::1]:7703'], reconnect: false });
+  assert.deepEqual(await connectOptions({ server: ['h1:7701'] }, context({})), { host: 'h1', port: 7701, reconnect: false }, 'one server: as --host and --port');
+  assert.deepEqual(parseFerryUrl('ferry://al%40ice:pw@h1:7701,[::1]:7702,h3'), { tls: false, user: 'al@ice', password: 'pw', servers: ['h1:7701', '[::1]:7702', 'h3:7700'] });
+  assert.deepEqual(parseFerryUrl('h1:7701,h2:7702'), { tls: false, servers: ['h1:7701', 'h2:7702'] }, 'scheme optional, as for one host');
+  assert.deepEqual(await connectOptions({}, context({ FERRY_URL: 'ferry://127.0.0.1:7701,127.0.0.1:7702' })), { servers: ['127.0.0.1:7701', '127.0.0.1:7702'], reconnect: false });
+  // --url replaces FERRY_URL; --host or --server override the URL's address, keeping its login.
+  const url = 'ferry://url-user:url-pass@127.0.0.1:7701,127.0.0.1:7702';
+  assert.deepEqual(await connectOptions({ url }, context({ FERRY_URL: 'ferry://elsewhere:1' })), {
+    servers: ['127.0.0.1:7701', '127.0.0.1:7702'],
+    user: 'url-user',
+    password: 'url-pass',
+    reconnect: false,
+  });
+  assert.deepEqual(await connectOptions({ host: 'localhost' }, context({ FERRY_URL: url })), { host: 'localhost', port: 7700, user: 'url-user', password: 'url-pass', reconnect: false });
+  assert.deepEqual((await connectOptions({ server: ['127.0.0.1:9'] }, context({ FERRY_URL: url }))).port, 9);
+});
+
+test('cli connect options - several servers: refusals and the plaintext warning for any remote host', async () => {
+  await assert.rejects(connectOptions({ server: ['h:1'], host: 'h' }, { env: {} }), isUsage(/--server, or --host and --port, not both/));
+  await assert.rejects(connectOptions({ server: ['h:1'], port: '2' }, { env: {} }), isUsage(/not both/));
+  await assert.rejects(connectOptions({ server: ['h:notaport'] }, { env: {} }), isUsage(/--server 'h:notaport' is not host:port/));
+  await assert.rejects(connectOptions({ port: '7701' }, { env: { FERRY_URL: 'ferry://a:1,b:2' } }), isUsage(/--port alone cannot apply to the several hosts of FERRY_URL/));
+  assert.throws(() => parseFerryUrl('ferry://a:1,,b:2'), isUsage(/FERRY_URL lists an empty host/));
+  assert.throws(() => parseFerryUrl('http://a:1,b:2', '--url'), isUsage(/--url scheme must be ferry/));
+  const warnings: string[] = [];
+  await connectOptions({ server: ['127.0.0.1:1', 'broker.example:2'] }, { env: { FERRY_USER: 'u', FERRY_PASSWORD: 'p' }, warn: (line) => warnings.push(line) });
+  assert.match(warnings.join('\n'), /sending credentials to broker\.example without TLS/);
+  assert.deepEqual({ ...parse(['--server', 'a:1', '--server', 'b:2', '--url', 'ferry://c'], CONNECTION_FLAGS, 0).values }, { server: ['a:1', 'b:2'], url: 'ferry://c' });
+});
