@@ -20,7 +20,7 @@ import { DEFAULT_DEDUP_WINDOW_MS, DedupIndex, ID_HEADER, type DedupEntry } from 
 import { PARTITION_HEADER as DELAY_PARTITION_HEADER } from './delay/headers.js';
 import { DelayStore } from './delay/store.js';
 import { Group } from './delivery/group.js';
-import { GROUP_STATE_FILE, GroupStore } from './delivery/group-store.js';
+import { GroupStore } from './delivery/group-store.js';
 import { DELAY_MS_MAX, MESSAGE_ID_BYTES_MAX } from './limits.js';
 import { checkName } from './names.js';
 import { Partitioner } from './partitioner.js';
@@ -171,18 +171,17 @@ export class Topic {
 
   /**
    * Opens the groups found on disk (after every topic is open: recovery may write dead letters). A
-   * group whose creation crashed before its state.json is removed; one that does not open is moved
-   * to quarantine (recovery.ts) and the topic serves without it.
+   * group whose creation crashed before its first snapshot is removed; one that does not open is
+   * moved to quarantine (recovery.ts) and the topic serves without it.
    */
   async openExistingGroups(): Promise<void> {
-    const { fs, logger } = this.context;
+    const { fs } = this.context;
     const groupsDir = join(this.dir, GROUPS_DIR);
     if ((await fs.stat(groupsDir)) === null) return;
     for (const name of (await fs.readdir(groupsDir)).sort()) {
       const dir = join(groupsDir, name);
       try {
-        if (await removedIfIncomplete(fs, dir, GROUP_STATE_FILE, logger, 'broker.group.incomplete_removed', { topic: this.name, group: name })) continue;
-        await this.openGroup(name, { kind: 'earliest' });
+        await this.openExistingGroup(name);
       } catch (error) {
         await this.context.quarantine({ kind: 'group', path: dir, topic: this.name, group: name }, error);
       }
@@ -388,12 +387,21 @@ export class Topic {
 
   /** Returns the group, creating it (with `from` and `options` as its start and configuration) when new. */
   async openGroup(name: string, from: StartPosition, options: Partial<GroupConfig> = {}): Promise<Group> {
+    return (await this.openGroupOnce(name, from, options, false))!;
+  }
+
+  /** Opens a group found on disk; null when its directory was an unfinished creation (then removed). */
+  private openExistingGroup(name: string): Promise<Group | null> {
+    return this.openGroupOnce(name, { kind: 'earliest' }, {}, true);
+  }
+
+  private async openGroupOnce(name: string, from: StartPosition, options: Partial<GroupConfig>, existingOnly: boolean): Promise<Group | null> {
     checkName('group', name);
     const existing = this.groups.get(name);
     if (existing !== undefined) return existing;
     const opening = this.groupsOpening.get(name);
     if (opening !== undefined) return opening;
-    const promise = (async () => {
+    const promise = (async (): Promise<Group | null> => {
       const store = await GroupStore.open({
         dir: join(this.dir, GROUPS_DIR, name),
         group: name,
@@ -406,7 +414,9 @@ export class Topic {
         writeBuffers: this.context.writeBuffers,
         openLog: (options) => this.context.openLog(options, { kind: 'group-journal', topic: this.name, group: name }),
         initial: async () => ({ config: this.context.resolveGroupConfig(this.name, options), floors: await this.startOffsets(from) }),
+        existingOnly,
       });
+      if (store === null) return null;
       let group: Group;
       try {
         group = await Group.open({
@@ -429,7 +439,7 @@ export class Topic {
       this.groups.set(name, group);
       return group;
     })();
-    this.groupsOpening.set(name, promise);
+    this.groupsOpening.set(name, promise as Promise<Group>);
     try {
       return await promise;
     } finally {

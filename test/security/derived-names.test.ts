@@ -14,6 +14,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Broker } from '../../src/broker/broker.js';
 import { NAME_BYTES_MAX } from '../../src/protocol/limits.js';
+import { GROUP_SNAPSHOT_VERSION } from '../../src/broker/delivery/group-state.js';
 import { connect, isFerryError, type FerryClient } from '../../src/client/index.js';
 import type { FileSystem } from '../../src/platform/fs.js';
 import { writeFileAtomic, mkdirDurable } from '../../src/platform/atomic-write.js';
@@ -125,7 +126,7 @@ test('derived names - a new group\'s dead-letter topic must exist or be one the 
 });
 
 /** A valid group state copied from a real group, to plant under a bad name. */
-async function plantBadEntries(fs: FileSystem, dataDir: string, goodGroupDir: string): Promise<void> {
+async function plantBadEntries(fs: FileSystem, dataDir: string): Promise<void> {
   const topics = join(dataDir, 'topics');
   // A topic directory whose name no topic may have, with an otherwise valid topic.json.
   const badName = join(topics, 'bad name!');
@@ -141,7 +142,8 @@ async function plantBadEntries(fs: FileSystem, dataDir: string, goodGroupDir: st
   await writeFileAtomic(fs, join(tooLong, 'topic.json'), Buffer.from(JSON.stringify({ version: 1, name: 'y'.repeat(NAME_BYTES_MAX + 1), config: { partitions: 1, durability: 'always', syncIntervalMs: 100, retention: {}, segmentBytes: 1 << 20 }, createdAtMs: 0 })));
   // Groups of the good topic: a bad name (with a valid state), a corrupt state, and the empty directory the old bug left.
   const groups = join(topics, 'good', 'groups');
-  const state = await fs.readFile(join(goodGroupDir, 'state.json'));
+  // A valid snapshot in the form older versions kept beside the journal (state.json).
+  const state = Buffer.from(JSON.stringify({ version: GROUP_SNAPSHOT_VERSION, group: 'bad group!', createdAtMs: 0, config: { ackTimeoutMs: 30_000, backoffMs: [], deliveriesMax: 16, deadLetterTopic: 'good.dlq' }, journalOffset: 0, redeliveredTotal: 0, deadLetteredTotal: 0, partitions: [{ floor: 0, settled: [], dispatchedEnd: 0, retries: [], intents: [] }] }));
   await mkdirDurable(fs, join(groups, 'bad group!'));
   await writeFileAtomic(fs, join(groups, 'bad group!', 'state.json'), state);
   await mkdirDurable(fs, join(groups, 'corrupt-state'));
@@ -190,7 +192,7 @@ test('derived names - recovery on the real disk quarantines a bad topic name, a 
     await subscription.close();
     await first.close();
     const { NodeFileSystem } = await import('../../src/platform/fs.js');
-    await plantBadEntries(new NodeFileSystem(), dir.path, join(dir.path, 'topics', 'good', 'groups', 'workers'));
+    await plantBadEntries(new NodeFileSystem(), dir.path);
     await assertRecovered(
       (logger) => Broker.open({ dir: dir.path, logger }),
       async () => (existsSync(join(dir.path, 'quarantine')) ? readdirSync(join(dir.path, 'quarantine')) : []),
@@ -211,7 +213,7 @@ test('derived names - recovery on the simulated disk quarantines the same bad en
   await first.publish('good', [{ value: Buffer.from('before') }]);
   await subscription.close();
   await first.close();
-  await plantBadEntries(fs, DIR, `${DIR}/topics/good/groups/workers`);
+  await plantBadEntries(fs, DIR);
   let opened = 0;
   await assertRecovered(
     async (logger) => {

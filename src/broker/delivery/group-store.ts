@@ -1,34 +1,30 @@
 /**
- * Keeps a queue group's state durable: a journal of events (group-journal.ts) in a storage Log
- * with the topic's durability — so an ack on an `always` topic is fsynced before it is confirmed,
- * and every event of a tick (of every tick while the previous record is being written) shares one
- * record and one group commit — plus a snapshot written
- * atomically every GROUP_JOURNAL_RECORDS_PER_SNAPSHOT records, after which the journal segments it
- * covers are deleted, so the state never grows with history.
- *
- * Recovery = snapshot + replay of the journal from the snapshot's journal offset. Events are
- * applied to `state` only once durable, so the state never shows what a crash could take back.
+ * Keeps a queue group's state durable in one log, its journal: events (group-journal.ts) with the
+ * topic's durability, every event of a tick sharing one record and one group commit, and a snapshot
+ * of the whole state (group-snapshots.ts) as its first records and again every
+ * GROUP_JOURNAL_RECORDS_PER_SNAPSHOT records, after which the segments below it are deleted.
+ * Recovery (and a replica that becomes leader) replays from the newest snapshot; events are applied
+ * to `state` only once durable, so the state never shows what a crash could take back.
  */
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { TimerHandle } from '../../platform/clock.js';
 import type { Logger } from '../../platform/logger.js';
-import { mkdirDurable, removeTree, writeFileAtomic } from '../../platform/atomic-write.js';
+import { mkdirDurable, removeTree } from '../../platform/atomic-write.js';
 import { FerryError } from '../../errors.js';
 import type { LogOptions, PartitionLog, StorageObserver } from '../../storage/types.js';
 import type { WriteBufferPool } from '../../storage/write-buffers.js';
 import { AckSet } from './ack-set.js';
-import { decodeGroupEvents, encodeGroupEvents, GroupEventKind, type GroupEvent } from './group-journal.js';
-import { GROUP_SNAPSHOT_VERSION, GroupState, PartitionGroupState, type GroupSnapshot, type StateTruncation } from './group-state.js';
+import { encodeGroupEvents, GroupEventKind, type GroupEvent } from './group-journal.js';
+import { parseSnapshot, replayGroup, snapshotRecords } from './group-snapshots.js';
+import { GroupState, PartitionGroupState, type GroupSnapshot, type StateTruncation } from './group-state.js';
 import { DISPATCHED_FLUSH_DELAY_MS, GROUP_JOURNAL_RECORDS_PER_SNAPSHOT, GROUP_JOURNAL_SEGMENT_BYTES } from '../limits.js';
 import type { GroupConfig } from '../types.js';
 
-/** The group's snapshot; a group directory without it is a creation that never finished. */
+/** The legacy snapshot file of groups written before snapshots moved into the journal. */
 export const GROUP_STATE_FILE = 'state.json';
-const SNAPSHOT_FILE = GROUP_STATE_FILE;
-const JOURNAL_DIR = 'journal';
-/** Journal records replayed per read during recovery. */
-const REPLAY_READ_RECORDS = 1024;
+/** The journal's directory inside a group's; a group directory holding neither it nor state.json is an unfinished creation. */
+export const GROUP_JOURNAL_DIR = 'journal';
 
 /** Where the group's state lives and how its journal is kept (the topic's durability), then its own. */
 export interface GroupStoreOptions extends Pick<LogOptions, 'dir' | 'fs' | 'clock' | 'durability'> {
@@ -44,6 +40,21 @@ export interface GroupStoreOptions extends Pick<LogOptions, 'dir' | 'fs' | 'cloc
   initial: () => Promise<{ config: GroupConfig; floors: number[] }>;
 }
 
+/** The journal's log options: where, and how it is stored (the same on every replica). */
+export function groupJournalOptions(groupDir: string, options: Pick<GroupStoreOptions, 'fs' | 'clock' | 'logger' | 'durability' | 'observer' | 'writeBuffers'>): LogOptions {
+  return {
+    dir: join(groupDir, GROUP_JOURNAL_DIR),
+    fs: options.fs,
+    clock: options.clock,
+    logger: options.logger,
+    durability: options.durability,
+    segmentBytes: GROUP_JOURNAL_SEGMENT_BYTES,
+    tailCacheBytes: 0,
+    ...(options.observer ? { observer: options.observer } : {}),
+    ...(options.writeBuffers ? { writeBuffers: options.writeBuffers } : {}),
+  };
+}
+
 export class GroupStore {
   private pending: GroupEvent[] = [];
   private pendingFlush: Promise<void> | null = null;
@@ -57,7 +68,8 @@ export class GroupStore {
   private readonly pendingDispatched = new Map<number, number>();
   /** Writes queued delivery counts that no record of acks took along within DISPATCHED_FLUSH_DELAY_MS. */
   private dispatchedTimer: TimerHandle | null = null;
-  private snapshotting = false;
+  /** The next flush writes a snapshot first (due by count, or asked for). */
+  private snapshotDue = false;
   private closed = false;
   private appliedJournalOffset: number;
 
@@ -77,64 +89,75 @@ export class GroupStore {
   /**
    * Opens the group's state, creating it when new. A new group's configuration (the names derived
    * for it included) is settled before anything is created, and a creation that fails leaves no
-   * directory behind.
+   * directory behind. With `existingOnly`, a directory whose creation never finished (no snapshot
+   * anywhere) is removed and null returned instead.
    */
-  static async open(options: GroupStoreOptions): Promise<GroupStore> {
+  static async open(options: GroupStoreOptions & { existingOnly?: false }): Promise<GroupStore>;
+  static async open(options: GroupStoreOptions & { existingOnly: boolean }): Promise<GroupStore | null>;
+  static async open(options: GroupStoreOptions & { existingOnly?: boolean }): Promise<GroupStore | null> {
     const { fs, dir } = options;
-    const createdNow = (await fs.stat(join(dir, SNAPSHOT_FILE))) === null;
-    const initial = createdNow ? await options.initial() : null;
+    const legacyPath = join(dir, GROUP_STATE_FILE);
+    const legacy = (await fs.stat(legacyPath)) === null ? null : parseSnapshot(await fs.readFile(legacyPath), legacyPath);
+    if (legacy !== null) {
+      const found = await GroupStore.openExisting(options, legacy);
+      assert.ok(found !== null, 'a legacy snapshot is a base');
+      return found;
+    }
+    const hasJournal = (await fs.stat(join(dir, GROUP_JOURNAL_DIR))) !== null;
+    const found = hasJournal ? await GroupStore.openExisting(options, null) : null;
+    if (found !== null) return found;
+    if (hasJournal || options.existingOnly === true) {
+      // No snapshot anywhere: a creation that crashed before its first snapshot was durable.
+      if ((await fs.stat(dir)) !== null) {
+        options.logger.warn('broker.group.incomplete_removed', { group: options.group, dir });
+        await removeTree(fs, dir);
+        await fs.syncDir(dirname(dir));
+      }
+      if (options.existingOnly === true) return null;
+    }
+    const initial = await options.initial();
     try {
-      return await GroupStore.openIn(options, initial);
+      return await GroupStore.create(options, initial);
     } catch (error) {
-      if (createdNow) await removeTree(fs, dir).catch(() => undefined);
+      await removeTree(fs, dir).catch(() => undefined);
       throw error;
     }
   }
 
-  private static async openIn(options: GroupStoreOptions, initial: { config: GroupConfig; floors: number[] } | null): Promise<GroupStore> {
-    const { fs, dir } = options;
-    const createdNow = initial !== null;
-    await mkdirDurable(fs, dir);
-    const snapshotPath = join(dir, SNAPSHOT_FILE);
-    let snapshot: GroupSnapshot;
-    if (initial !== null) {
-      const { config, floors } = initial;
-      snapshot = new GroupState(floors.map((floor) => new PartitionGroupState(new AckSet(floor), floor))).toSnapshot({
-        group: options.group,
-        createdAtMs: options.clock.nowMs(),
-        config,
-        journalOffset: 0,
-      });
-      await writeFileAtomic(fs, snapshotPath, Buffer.from(JSON.stringify(snapshot)));
-    } else {
-      snapshot = parseSnapshot(await fs.readFile(snapshotPath), snapshotPath);
-    }
-    const journal = await options.openLog({
-      dir: join(dir, JOURNAL_DIR),
-      fs,
-      clock: options.clock,
-      logger: options.logger,
-      durability: options.durability,
-      segmentBytes: GROUP_JOURNAL_SEGMENT_BYTES,
-      tailCacheBytes: 0,
-      ...(options.observer ? { observer: options.observer } : {}),
-      ...(options.writeBuffers ? { writeBuffers: options.writeBuffers } : {}),
-    });
+  /** A new group: its first snapshot is the journal's first record, synced before the group exists. */
+  private static async create(options: GroupStoreOptions, initial: { config: GroupConfig; floors: number[] }): Promise<GroupStore> {
+    await mkdirDurable(options.fs, options.dir);
+    const journal = await options.openLog(groupJournalOptions(options.dir, options));
     try {
-      const state = GroupState.fromSnapshot(snapshot, options.partitions);
-      await replayJournal(journal, Math.max(snapshot.journalOffset, journal.startOffset), state);
-      const store = new GroupStore(options, journal, state, snapshot.config, snapshot.journalOffset, snapshot.createdAtMs, createdNow);
-      if (journal.nextOffset < snapshot.journalOffset) {
-        // A power loss cut journal records the (synced) snapshot already covers. New records would
-        // reuse their offsets and be skipped by the next replay, which starts at the snapshot's
-        // offset: move the snapshot to where the journal now ends before anything is appended.
-        options.logger.warn('broker.group.journal_behind_snapshot', {
-          group: options.group,
-          dir,
-          journalEndOffset: journal.nextOffset,
-          snapshotJournalOffset: snapshot.journalOffset,
-        });
+      const createdAtMs = options.clock.nowMs();
+      const state = new GroupState(initial.floors.map((floor) => new PartitionGroupState(new AckSet(floor), floor)));
+      const snapshot = state.toSnapshot({ group: options.group, createdAtMs, config: initial.config, journalOffset: journal.nextOffset });
+      const { baseOffset } = await journal.append(snapshotRecords(snapshot));
+      await journal.sync();
+      return new GroupStore(options, journal, state, initial.config, baseOffset, createdAtMs, true);
+    } catch (error) {
+      await journal.close().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  private static async openExisting(options: GroupStoreOptions, legacy: GroupSnapshot | null): Promise<GroupStore | null> {
+    const journal = await options.openLog(groupJournalOptions(options.dir, options));
+    try {
+      const replayed = await replayGroup(journal, options.partitions, legacy, options.dir);
+      if (replayed === null) {
+        await journal.close();
+        return null;
+      }
+      const { state, snapshot, snapshotOffset } = replayed;
+      const store = new GroupStore(options, journal, state, snapshot.config, snapshotOffset < 0 ? snapshot.journalOffset : snapshotOffset, snapshot.createdAtMs, false);
+      if (legacy !== null && snapshotOffset < 0) {
+        // Snapshots used to be a file beside the journal: the first one in the journal replaces it
+        // (and, when a power loss cut journal records the file covers, new records would otherwise
+        // reuse offsets a later replay skips).
         await store.snapshot();
+        await options.fs.unlink(join(options.dir, GROUP_STATE_FILE));
+        await options.fs.syncDir(options.dir);
       }
       return store;
     } catch (error) {
@@ -245,12 +268,20 @@ export class GroupStore {
     this.pending = [];
     this.pendingDispatched.clear();
     this.pendingFlush = null;
-    if (events.length === 0) return;
-    const appended = this.journal.append([{ value: encodeGroupEvents(events) }]);
+    const snapshotting = this.snapshotDue;
+    if (events.length === 0 && !snapshotting) return;
+    this.snapshotDue = false;
+    // `state` holds exactly the journal records below appliedJournalOffset, and nothing else is
+    // being appended: a snapshot taken now belongs right there.
+    assert.equal(this.appliedJournalOffset, this.journal.nextOffset, 'the state covers the whole journal');
+    const records = snapshotting ? snapshotRecords(this.snapshotOf(this.appliedJournalOffset)) : [];
+    if (events.length > 0) records.push({ value: encodeGroupEvents(events) });
+    const appended = this.journal.append(records);
     this.appending = appended;
+    let baseOffset: number;
     let lastOffset: number;
     try {
-      ({ lastOffset } = await appended);
+      ({ baseOffset, lastOffset } = await appended);
     } finally {
       if (this.appending === appended) this.appending = null;
     }
@@ -258,32 +289,29 @@ export class GroupStore {
     assert.ok(lastOffset + 1 > this.appliedJournalOffset);
     this.appliedJournalOffset = lastOffset + 1;
     for (const event of events) this.state.apply(event);
-    if (this.journal.nextOffset - this.snapshotJournalOffset >= GROUP_JOURNAL_RECORDS_PER_SNAPSHOT) {
-      void this.snapshot().catch((error: unknown) =>
-        this.options.logger.error('group.snapshot_failed', { group: this.options.group, error }),
-      );
+    if (snapshotting) {
+      this.snapshotJournalOffset = baseOffset;
+      // The segments wholly below the snapshot hold nothing a replay needs any more.
+      this.journal.deleteSegmentsBefore(baseOffset).catch((error: unknown) => this.options.logger.error('group.journal.delete_failed', { group: this.options.group, error }));
+    } else if (this.journal.nextOffset - this.snapshotJournalOffset >= GROUP_JOURNAL_RECORDS_PER_SNAPSHOT) {
+      this.snapshotDue = true;
+      this.scheduleFlush().catch((error: unknown) => this.options.logger.error('group.snapshot_failed', { group: this.options.group, error }));
     }
   }
 
-  /** Writes the whole state and drops the journal segments it covers. */
+  private snapshotOf(journalOffset: number): GroupSnapshot {
+    return this.state.toSnapshot({ group: this.options.group, createdAtMs: this.createdAtMs, config: this.config, journalOffset });
+  }
+
+  /**
+   * Writes the whole state into the journal and syncs it, whatever the journal's mode: later
+   * replays start from it (and the journal segments below it are dropped).
+   */
   async snapshot(): Promise<void> {
-    if (this.snapshotting || this.closed) return;
-    this.snapshotting = true;
-    try {
-      // `state` holds exactly the journal records below appliedJournalOffset.
-      const journalOffset = this.appliedJournalOffset;
-      const snapshot = this.state.toSnapshot({
-        group: this.options.group,
-        createdAtMs: this.createdAtMs,
-        config: this.config,
-        journalOffset,
-      });
-      await writeFileAtomic(this.options.fs, join(this.options.dir, SNAPSHOT_FILE), Buffer.from(JSON.stringify(snapshot)));
-      this.snapshotJournalOffset = journalOffset;
-      await this.journal.deleteSegmentsBefore(journalOffset);
-    } finally {
-      this.snapshotting = false;
-    }
+    if (this.closed) return;
+    this.snapshotDue = true;
+    await this.scheduleFlush();
+    await this.journal.sync();
   }
 
   async close(): Promise<void> {
@@ -293,27 +321,4 @@ export class GroupStore {
     this.closed = true;
     await this.journal.close();
   }
-}
-
-async function replayJournal(journal: PartitionLog, fromOffset: number, state: GroupState): Promise<void> {
-  let offset = fromOffset;
-  while (offset < journal.nextOffset) {
-    const records = await journal.read(offset, { recordsMax: REPLAY_READ_RECORDS });
-    if (records.length === 0) break;
-    for (const record of records) for (const event of decodeGroupEvents(record.value)) state.apply(event);
-    offset = records[records.length - 1]!.offset + 1;
-  }
-}
-
-function parseSnapshot(bytes: Buffer, path: string): GroupSnapshot {
-  let parsed: GroupSnapshot;
-  try {
-    parsed = JSON.parse(bytes.toString('utf8')) as GroupSnapshot;
-  } catch (cause) {
-    throw new FerryError('STORAGE_FAILED', `group state ${path} is not valid JSON`, { cause });
-  }
-  if (parsed.version !== GROUP_SNAPSHOT_VERSION || !Array.isArray(parsed.partitions) || typeof parsed.config !== 'object') {
-    throw new FerryError('STORAGE_FAILED', `group state ${path} has an unknown format (version ${String(parsed.version)})`);
-  }
-  return parsed;
 }

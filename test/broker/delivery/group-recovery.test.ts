@@ -10,7 +10,10 @@ import { test } from 'node:test';
 import { Log } from '../../../src/storage/log.js';
 import assert from 'node:assert/strict';
 import { AckSet } from '../../../src/broker/delivery/ack-set.js';
-import { PartitionGroupState } from '../../../src/broker/delivery/group-state.js';
+import { GROUP_SNAPSHOT_VERSION, PartitionGroupState } from '../../../src/broker/delivery/group-state.js';
+import { encodeGroupEvents, GroupEventKind } from '../../../src/broker/delivery/group-journal.js';
+import { writeFileAtomic } from '../../../src/platform/atomic-write.js';
+import type { LogOptions } from '../../../src/storage/types.js';
 import { GroupStore } from '../../../src/broker/delivery/group-store.js';
 import { isFerryError } from '../../../src/errors.js';
 import { SimClock } from '../../sim/sim-clock.js';
@@ -247,7 +250,7 @@ test('group state - truncateAt below the floor lowers it and forgets everything 
   assert.equal(state.acks.isSettled(6), false);
 });
 
-test('group store - a journal cut below its snapshot: what is journaled after the restart is replayed by the next one', async () => {
+test('group store - a snapshot is synced whatever the mode: a power loss keeps it and what it covers; what comes after the restart is replayed by the next open', async () => {
   const fs = new SimFileSystem();
   const clock = new SimClock();
   const logger = new RecordingLogger();
@@ -265,16 +268,53 @@ test('group store - a journal cut below its snapshot: what is journaled after th
     });
   const first = await open();
   for (let offset = 0; offset < 5; offset++) await first.settle(0, offset);
-  // The snapshot (synced) covers journal records 0..4, which the clock never let the journal sync.
+  // The clock never let the interval journal sync those settles; the snapshot syncs them all.
   await first.snapshot();
   fs.crash({ random: seededRandom(1) });
   const second = await open();
-  assert.equal(logger.events('broker.group.journal_behind_snapshot').length, 1);
   assert.equal(second.state.partitions[0]!.acks.ackFloor, 5);
-  await second.settle(0, 7); // journal offset 0 again
+  await second.settle(0, 7);
   await second.close();
   const third = await open();
-  assert.equal(third.state.partitions[0]!.acks.isSettled(7), true, 'the settle journaled after the cut is replayed');
+  assert.equal(third.state.partitions[0]!.acks.isSettled(7), true, 'the settle journaled after the restart is replayed');
   assert.equal(third.state.partitions[0]!.acks.ackFloor, 5);
   await third.close();
+});
+
+test('group store - a group whose snapshot is the legacy state.json opens, and moves its snapshot into the journal', async () => {
+  const fs = new SimFileSystem();
+  const clock = new SimClock();
+  const dir = `${SIM_DIR}/legacy`;
+  const config = { ackTimeoutMs: 30_000, backoffMs: [], deliveriesMax: 5, deadLetterTopic: 't.dlq' };
+  // What an older version left: state.json covering journal records below 2, and a journal of 3 records.
+  const journal = await Log.open({ dir: `${dir}/journal`, fs, clock, durability: 'always' });
+  for (const offset of [0, 1, 9]) await journal.append([{ value: encodeGroupEvents([{ kind: GroupEventKind.settle, partition: 0, offset }]) }]);
+  await journal.close();
+  const legacy = { version: GROUP_SNAPSHOT_VERSION, group: 'g', createdAtMs: 1, config, journalOffset: 2, redeliveredTotal: 0, deadLetteredTotal: 0, partitions: [{ floor: 3, settled: [], dispatchedEnd: 3, retries: [], intents: [] }] };
+  await writeFileAtomic(fs, `${dir}/state.json`, Buffer.from(JSON.stringify(legacy)));
+  const options = { dir, group: 'g', fs, clock, logger: new RecordingLogger(), durability: 'always' as const, partitions: 1, openLog: (o: LogOptions) => Log.open(o), initial: async () => ({ config, floors: [0] }) };
+  const store = await GroupStore.open(options);
+  assert.equal(store.state.partitions[0]!.acks.ackFloor, 3, 'the legacy snapshot is the base');
+  assert.equal(store.state.partitions[0]!.acks.isSettled(9), true, 'the journal after it is replayed');
+  assert.equal(store.createdNow, false);
+  await store.close();
+  assert.equal(await fs.stat(`${dir}/state.json`), null, 'the file is gone: the journal holds the snapshot');
+  const reopened = await GroupStore.open(options);
+  assert.equal(reopened.state.partitions[0]!.acks.ackFloor, 3);
+  assert.equal(reopened.state.partitions[0]!.acks.isSettled(9), true);
+  assert.deepEqual(reopened.config, config);
+  await reopened.close();
+});
+
+test('group store - a group directory whose first snapshot never reached the journal is an unfinished creation: removed at recovery', async () => {
+  const fs = new SimFileSystem();
+  const clock = new SimClock();
+  const dir = `${SIM_DIR}/unfinished`;
+  const journal = await Log.open({ dir: `${dir}/journal`, fs, clock, durability: 'always' });
+  await journal.close();
+  const logger = new RecordingLogger();
+  const store = await GroupStore.open({ dir, group: 'g', fs, clock, logger, durability: 'always', partitions: 1, openLog: (o) => Log.open(o), initial: async () => assert.fail('not created'), existingOnly: true });
+  assert.equal(store, null);
+  assert.equal(await fs.stat(dir), null);
+  assert.equal(logger.events('broker.group.incomplete_removed').length, 1);
 });
