@@ -13,7 +13,8 @@
  * counts the failure it saw. Then, `kills` times: wait until every
  * replica is current, find the leader through the system's own API, move the client to another
  * node if it is on the leader, SIGKILL the leader, wait until publishes sent after the kill are
- * confirmed and the backlog has cleared, restart the node on its old ports and data dir. The
+ * confirmed and the backlog has cleared, restart the node on its old ports and data dir. A
+ * consumer on the client's node acks everything, so the topic stays short (a steady state). The
  * figure per kill is the longest gap between consecutive confirmations around it, and the
  * messages whose publish failed at least once. `freezes` times the same with SIGSTOP (a leader that
  * hangs without closing its connections), SIGCONT once the others have recovered.
@@ -36,10 +37,11 @@ import { rabbitQqSystem } from './peers/rabbitmq.js';
 import { ProcessRegistry } from './processes.js';
 import { machineLine, type Machine } from './report.js';
 import { median } from './stats.js';
-import { makePayload, type BrokerConnection } from './workloads.js';
+import { makePayload, type BrokerConnection, type BrokerSubscription } from './workloads.js';
 
 const RESULTS_DIR = join(REPO_ROOT, 'bench', 'results');
 const TOPIC = 'bench-failover';
+const GROUP = 'bench-failover-drain';
 const RATE_DEFAULT = 2_000;
 const KILLS_DEFAULT = 10;
 const FREEZES_DEFAULT = 3;
@@ -74,7 +76,10 @@ const RETRY_QUEUE_COMPACT_AT = 10_000;
 /** At the end every publish must be confirmed within this long, or it is reported unconfirmed. */
 const DRAIN_TIMEOUT_MS = 60_000;
 const EXIT_INTERRUPTED = 130;
-const USAGE = 'usage: npm run bench:failover -- [--only nats-r3,rabbitmq-qq,ferry-cluster] [--kills N] [--freezes N] [--rate N] [--no-build]';
+/** Per system: no new fault starts after this long (a machine too busy to recover makes each fault slow). */
+const BUDGET_MINUTES_DEFAULT = 15;
+const BUDGET_MINUTES_MAX = 120;
+const USAGE = 'usage: npm run bench:failover -- [--only nats-r3,rabbitmq-qq,ferry-cluster] [--kills N] [--freezes N] [--rate N] [--budget-minutes N] [--no-build]';
 
 type FaultKind = 'kill' | 'freeze';
 
@@ -85,6 +90,8 @@ interface FaultRecord {
   victimPid: number;
   /** The node the client published through (never the victim). */
   clientNode: string;
+  /** Publishes not yet confirmed when the fault came (about rate × 50 ms in a steady state). */
+  outstandingAtFault: number;
   newLeader?: string;
   /** Longest gap between consecutive confirmations from the last one before the fault on. */
   gapMs: number;
@@ -104,10 +111,15 @@ interface SystemFailoverReport {
   confirmed: number;
   /** Messages never confirmed by the end, despite the retries. */
   unconfirmed: number;
+  /** Deliveries to the draining consumer, and the times it broke (and was opened again). */
+  consumed: number;
+  consumerErrors: number;
   failedMessagesTotal: number;
   failedAttemptsTotal: number;
   /** The distinct reasons publishes failed, with how often. */
   failureReasons: Record<string, number>;
+  /** Why fewer faults than asked for were injected. */
+  stoppedEarly?: string;
   error?: string;
 }
 
@@ -141,6 +153,10 @@ class SteadyPublisher {
 
   get sent(): number {
     return this.sentAt.length;
+  }
+
+  get current(): BrokerConnection {
+    return this.connection;
   }
 
   /** New publishes and retries go through `connection` from now on; the old one is closed at the end. */
@@ -233,6 +249,43 @@ class SteadyPublisher {
   }
 }
 
+/**
+ * One consumer on the client's node, acking everything: the topic stays short, as in a system
+ * that keeps up, instead of growing by `rate` messages a second (a quorum queue holds its backlog
+ * in memory, and a restarted replica must copy all of it). Moves with the client; a consumer the
+ * fault broke is opened again before the next fault.
+ */
+class Drainer {
+  private subscription: BrokerSubscription | undefined;
+  received = 0;
+  errors = 0;
+  private broken = false;
+
+  get needsReattach(): boolean {
+    return this.broken || this.subscription === undefined;
+  }
+
+  async attach(connection: BrokerConnection): Promise<void> {
+    await this.close();
+    this.broken = false;
+    this.subscription = await connection.subscribe(TOPIC, GROUP, {
+      onMessage: () => {
+        this.received++;
+      },
+      onError: () => {
+        this.errors++;
+        this.broken = true;
+      },
+    });
+  }
+
+  async close(): Promise<void> {
+    const previous = this.subscription;
+    this.subscription = undefined;
+    await previous?.close().catch(() => {});
+  }
+}
+
 // ---- One fault -----------------------------------------------------------------------------------
 
 async function waitUntilRecovered(publisher: SteadyPublisher, faultAtMs: number): Promise<number | undefined> {
@@ -244,16 +297,32 @@ async function waitUntilRecovered(publisher: SteadyPublisher, faultAtMs: number)
   return undefined;
 }
 
-async function injectFault(cluster: StartedCluster, publisher: SteadyPublisher, kind: FaultKind, index: number): Promise<FaultRecord> {
+async function injectFault(
+  cluster: StartedCluster,
+  publisher: SteadyPublisher,
+  drainer: Drainer,
+  kind: FaultKind,
+  index: number,
+): Promise<FaultRecord> {
+  // Right after a fault a system may still answer "unavailable" (NATS: 503) for a while: asked again.
   await waitFor('every replica current', REJOIN_TIMEOUT_MS, () => cluster.replicasCurrent(TOPIC), REJOIN_POLL_MS);
-  await sleep(STEADY_BEFORE_FAULT_MS);
-  const leader = await cluster.leaderOf(TOPIC);
+  let leader = '';
+  await waitFor('the leader', REJOIN_TIMEOUT_MS, async () => (leader = await cluster.leaderOf(TOPIC)) !== '', REJOIN_POLL_MS);
   if (publisher.node === leader) {
-    // The client must be on a survivor: move it first, and let the load settle on the new node.
+    // The client must be on a survivor: move it (and the consumer) first.
     const other = cluster.nodeIds.find((id) => id !== leader)!;
-    publisher.use(await cluster.connectTo(other), other);
-    await sleep(STEADY_BEFORE_FAULT_MS);
+    const connection = await cluster.connectTo(other);
+    publisher.use(connection, other);
+    await drainer.close();
   }
+  if (drainer.needsReattach) {
+    await waitFor('the draining consumer', REJOIN_TIMEOUT_MS, async () => (await drainer.attach(publisher.current), true), REJOIN_POLL_MS);
+  }
+  await sleep(STEADY_BEFORE_FAULT_MS);
+  // A system still working off the last fault's backlog would meet this one weakened: wait for it
+  // (bounded; a system that never catches up at this rate shows as `outstandingAtFault`).
+  await waitFor('the backlog cleared', REJOIN_TIMEOUT_MS, async () => publisher.recoveredSince(-Infinity), REJOIN_POLL_MS).catch(() => {});
+  const outstandingAtFault = publisher.outstanding;
   for (const id of cluster.nodeIds) {
     if (!cluster.server(id).running) throw new Error(`node ${id} exited before fault ${index} (${cluster.server(id).exitReason})`);
   }
@@ -270,6 +339,7 @@ async function injectFault(cluster: StartedCluster, publisher: SteadyPublisher, 
     victim: leader,
     victimPid: victim.pid,
     clientNode: publisher.node,
+    outstandingAtFault,
     gapMs: longestGapMs(confirmedAt.times, faultAtMs, windowEndMs, confirmedAt.length),
     failedMessages: countBetween(firstFailedAt.times, faultAtMs, windowEndMs, firstFailedAt.length),
     failedAttempts: countBetween(failedAt.times, faultAtMs, windowEndMs, failedAt.length),
@@ -292,12 +362,13 @@ interface Options {
   kills: number;
   freezes: number;
   ratePerSec: number;
+  budgetMs: number;
 }
 
 function describeFault(record: FaultRecord): string {
   const recovery = record.recoveryMs === undefined ? `not recovered within ${RECOVERY_TIMEOUT_MS} ms` : `recovered in ${record.recoveryMs.toFixed(0)} ms`;
   return `${record.kind} ${record.index}: leader ${record.victim} (pid ${record.victimPid}), client on ${record.clientNode}: ` +
-    `longest gap ${record.gapMs.toFixed(0)} ms, ${record.failedMessages} failed (${record.failedAttempts} attempts), ${recovery}, new leader ${record.newLeader ?? '?'}`;
+    `${record.outstandingAtFault} unconfirmed at the fault, longest gap ${record.gapMs.toFixed(0)} ms, ${record.failedMessages} failed (${record.failedAttempts} attempts), ${recovery}, new leader ${record.newLeader ?? '?'}`;
 }
 
 async function runSystem(system: ClusterSystem, options: Options, processes: ProcessRegistry, report: SystemFailoverReport): Promise<void> {
@@ -306,21 +377,32 @@ async function runSystem(system: ClusterSystem, options: Options, processes: Pro
   const cluster = await system.start(processes);
   progress(`nodes ${cluster.nodeIds.map((id) => `${id} pid ${cluster.server(id).pid}`).join(', ')}`);
   let publisher: SteadyPublisher | undefined;
+  const drainer = new Drainer();
   try {
     const first = cluster.nodeIds[0]!;
     const connection = await cluster.connectTo(first);
     await connection.createTopic(TOPIC);
     publisher = new SteadyPublisher(connection, first, options.ratePerSec);
     publisher.start();
+    await drainer.attach(connection);
     const plan: FaultKind[] = [...Array<FaultKind>(options.kills).fill('kill'), ...Array<FaultKind>(options.freezes).fill('freeze')];
+    const budgetEndMs = performance.now() + options.budgetMs;
     for (const [position, kind] of plan.entries()) {
+      if (performance.now() > budgetEndMs) {
+        report.stoppedEarly = `time budget of ${options.budgetMs / 60_000} min spent after ${position} of ${plan.length} faults`;
+        progress(report.stoppedEarly);
+        break;
+      }
       const index = kind === 'kill' ? position + 1 : position - options.kills + 1;
-      const record = await injectFault(cluster, publisher, kind, index);
+      const record = await injectFault(cluster, publisher, drainer, kind, index);
       report.faults.push(record);
       progress(describeFault(record));
     }
     report.unconfirmed = await publisher.drain(DRAIN_TIMEOUT_MS);
   } finally {
+    await drainer.close();
+    report.consumed = drainer.received;
+    report.consumerErrors = drainer.errors;
     if (publisher !== undefined) {
       publisher.stopSending();
       report.published = publisher.sent;
@@ -370,7 +452,7 @@ function markdown(systems: readonly SystemFailoverReport[], header: string): str
   ];
   for (const system of systems) {
     parts.push(`- ${system.label}: ${system.description}. Published ${system.published.toLocaleString('en-US')}, confirmed ${system.confirmed.toLocaleString('en-US')}, ` +
-      `unconfirmed at the end ${system.unconfirmed}${system.error === undefined ? '' : `; **${system.error.split('\n')[0]}**`}`);
+      `unconfirmed at the end ${system.unconfirmed}${system.stoppedEarly === undefined ? '' : ` (${system.stoppedEarly})`}, consumed ${system.consumed.toLocaleString('en-US')} (consumer broke ${system.consumerErrors}×)${system.error === undefined ? '' : `; **${system.error.split('\n')[0]}**`}`);
     const reasons = Object.entries(system.failureReasons);
     if (reasons.length > 0) parts.push(`  failures: ${reasons.map(([reason, count]) => `${count}× "${reason}"`).join('; ')}`);
   }
@@ -385,6 +467,7 @@ function parseOptions(argv: string[]): Options {
       kills: { type: 'string', default: String(KILLS_DEFAULT) },
       freezes: { type: 'string', default: String(FREEZES_DEFAULT) },
       rate: { type: 'string', default: String(RATE_DEFAULT) },
+      'budget-minutes': { type: 'string', default: String(BUDGET_MINUTES_DEFAULT) },
       'no-build': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
@@ -409,6 +492,7 @@ function parseOptions(argv: string[]): Options {
     kills: count('kills', values.kills, FAULTS_MAX),
     freezes: count('freezes', values.freezes, FAULTS_MAX),
     ratePerSec: count('rate', values.rate, RATE_MAX, 1),
+    budgetMs: count('budget-minutes', values['budget-minutes'], BUDGET_MINUTES_MAX, 1) * 60_000,
   };
 }
 
@@ -416,9 +500,45 @@ function machine(): Machine {
   return { cpus: availableParallelism(), cpuModel: cpus()[0]?.model.trim() ?? 'unknown', memoryBytes: totalmem(), kernel: release(), node: process.version };
 }
 
+interface RunContext {
+  command: string;
+  startedAt: string;
+  loadBefore: number[];
+  options: Options;
+  systems: SystemFailoverReport[];
+}
+
+/** Prints the markdown and writes the results file; also after an interruption, with the faults so far. */
+function writeResults(run: RunContext): void {
+  const commit = currentCommit();
+  const header = [
+    `# Failover benchmark ${run.startedAt}`,
+    '',
+    `Command: \`${run.command}\`  \nCommit: ${commit}  \nMachine: ${machineLine(machine())}  `,
+    `Load average before: ${run.loadBefore.map((value) => value.toFixed(2)).join(', ')}; after: ${loadavg().map((value) => value.toFixed(2)).join(', ')}  `,
+    `Steady load: ${run.options.ratePerSec.toLocaleString('en-US')} msgs/s of 1 KiB, each publish awaited; the client on a surviving node.`,
+    '',
+  ].join('\n');
+  process.stdout.write(markdown(run.systems, header));
+  const stamp = run.startedAt.replace(/:/g, '-').replace(/\.\d+Z$/, 'Z');
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const resultsFile = join(RESULTS_DIR, `${stamp}-failover-${commit}.json`);
+  const options = { ...run.options, systems: run.options.systems.map((system) => system.id) };
+  const contents = { command: run.command, startedAt: run.startedAt, commit, machine: machine(), loadBefore: run.loadBefore, loadAfter: loadavg(), options, systems: run.systems };
+  writeFileSync(resultsFile, `${JSON.stringify(contents, null, 2)}\n`);
+  process.stderr.write(`bench: results written to ${relative(REPO_ROOT, resultsFile)}\n`);
+}
+
 async function main(): Promise<number> {
   const options = parseOptions(process.argv.slice(2));
   const processes = new ProcessRegistry();
+  const run: RunContext = {
+    command: `npm run bench:failover${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
+    startedAt: new Date().toISOString(),
+    loadBefore: loadavg(),
+    options,
+    systems: [],
+  };
   let interrupted = false;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (interrupted) {
@@ -427,22 +547,23 @@ async function main(): Promise<number> {
     }
     interrupted = true;
     process.stderr.write(`bench: ${signal}, stopping the servers this run started\n`);
-    processes.stopAll().finally(() => process.exit(EXIT_INTERRUPTED));
+    const current = run.systems.at(-1);
+    if (current !== undefined && current.error === undefined) current.error = `interrupted by ${signal}`;
+    processes.stopAll().finally(() => {
+      writeResults(run);
+      process.exit(EXIT_INTERRUPTED);
+    });
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
-  const command = `npm run bench:failover${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
-  const startedAt = new Date().toISOString();
-  const loadBefore = loadavg();
-  const systems: SystemFailoverReport[] = [];
   try {
     for (const system of options.systems) {
       const report: SystemFailoverReport = {
         id: system.id, label: system.label, description: await system.describe(), faults: [],
-        published: 0, confirmed: 0, unconfirmed: 0, failedMessagesTotal: 0, failedAttemptsTotal: 0, failureReasons: {},
+        published: 0, confirmed: 0, unconfirmed: 0, consumed: 0, consumerErrors: 0, failedMessagesTotal: 0, failedAttemptsTotal: 0, failureReasons: {},
       };
-      systems.push(report);
+      run.systems.push(report);
       try {
         await runSystem(system, options, processes, report);
       } catch (error) {
@@ -455,22 +576,8 @@ async function main(): Promise<number> {
     await processes.stopAll();
     processes.dispose();
   }
-  const commit = currentCommit();
-  const header = [
-    `# Failover benchmark ${startedAt}`,
-    '',
-    `Command: \`${command}\`  \nCommit: ${commit}  \nMachine: ${machineLine(machine())}  `,
-    `Load average before: ${loadBefore.map((value) => value.toFixed(2)).join(', ')}; after: ${loadavg().map((value) => value.toFixed(2)).join(', ')}  `,
-    `Steady load: ${options.ratePerSec.toLocaleString('en-US')} msgs/s of 1 KiB, each publish awaited; the client on a surviving node.`,
-    '',
-  ].join('\n');
-  process.stdout.write(markdown(systems, header));
-  const stamp = startedAt.replace(/:/g, '-').replace(/\.\d+Z$/, 'Z');
-  mkdirSync(RESULTS_DIR, { recursive: true });
-  const resultsFile = join(RESULTS_DIR, `${stamp}-failover-${commit}.json`);
-  writeFileSync(resultsFile, `${JSON.stringify({ command, startedAt, commit, machine: machine(), loadBefore, loadAfter: loadavg(), options: { ...options, systems: options.systems.map((system) => system.id) }, systems }, null, 2)}\n`);
-  process.stderr.write(`bench: results written to ${relative(REPO_ROOT, resultsFile)}\n`);
-  return systems.some((system) => system.error !== undefined && !system.error.startsWith('skipped')) ? 1 : 0;
+  writeResults(run);
+  return run.systems.some((system) => system.error !== undefined && !system.error.startsWith('skipped')) ? 1 : 0;
 }
 
 main().then(
