@@ -11,8 +11,11 @@ export interface RunRecord {
   run: number;
   serverPid: number;
   results: Partial<Record<WorkloadId, WorkloadResult>>;
-  /** The broker's VmHWM after the selected workloads. */
+  /** The broker's VmHWM after the selected workloads; for a cluster, its largest node's. */
   peakRssBytes: number;
+  /** A cluster's node PIDs and each node's VmHWM, in node order. */
+  serverPids?: number[];
+  peakRssBytesPerNode?: number[];
   /** Warnings and errors the server logged during the run (Ferry's JSON log lines), if any. */
   serverWarnings?: string[];
 }
@@ -139,10 +142,13 @@ export function systemTable(system: SystemReport, workloads: readonly WorkloadId
   return table(['Workload', 'Unit', 'Median', 'Runs'], rows);
 }
 
+/** The systems the ratios are taken against: the single broker, or the cluster with --cluster. */
+const FERRY_IDS = new Set(['ferry', 'ferry-cluster']);
+
 /** Every system side by side, with Ferry/peer for each peer (for msgs/s above 1 is better for Ferry; for ms and MiB below 1). */
 export function comparisonTable(systems: readonly SystemReport[], workloads: readonly WorkloadId[]): string {
-  const ferry = systems.find((system) => system.id === 'ferry');
-  const peers = systems.filter((system) => system.id !== 'ferry');
+  const ferry = systems.find((system) => FERRY_IDS.has(system.id));
+  const peers = systems.filter((system) => !FERRY_IDS.has(system.id));
   const header = ['Workload', 'Unit'];
   if (ferry !== undefined) header.push(ferry.label);
   for (const peer of peers) {
@@ -239,11 +245,38 @@ export function docsSection(report: BenchReport, resultsFile: string): string {
   return lines.join('\n') + '\n';
 }
 
-/** Replaces the "## Broker workloads" section (up to the next level-2 heading), adding it if absent. */
-export function writeDocsSection(path: string, section: string): void {
+export const CLUSTER_DOCS_SECTION_HEADING = '## Replicated workloads';
+
+/** `--cluster --write-docs`: the same figures for the replicated systems, in their own section. */
+export function clusterDocsSection(report: BenchReport, resultsFile: string): string {
+  const lines = [
+    CLUSTER_DOCS_SECTION_HEADING,
+    '',
+    'The workloads of "Broker workloads", same harness and sizes, against replicated systems: three',
+    'nodes each on this machine, every publish confirmed only once the system has replicated it as',
+    'configured. A cluster\'s peak RSS is its largest node\'s VmHWM.',
+    '',
+    'Peers: `bash scripts/install-peers.sh` (as root) installs nats-server, rabbitmq-server and etcd.  ',
+    `Command: \`${report.command}\`${report.runsRequested > 1 ? ` (medians of ${report.runsRequested} runs)` : ' (one run)'}  `,
+    `Commit: ${report.commit}, ${report.startedAt}  `,
+    `Machine: ${machineLine(report.machine)}  `,
+    `Results: \`${resultsFile}\``,
+    '',
+    ...report.systems.map((system) => `- ${system.label}: ${system.description}`),
+    '',
+    comparisonTable(report.systems, report.workloads),
+  ];
+  for (const system of report.systems) {
+    if (system.error !== undefined) lines.push('', `${system.label} did not run to the end: ${system.error.split('\n')[0]}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+/** Replaces the section under `heading` (up to the next level-2 heading), adding it if absent. */
+export function writeDocsSection(path: string, section: string, heading = DOCS_SECTION_HEADING): void {
   const current = existsSync(path) ? readFileSync(path, 'utf8') : '# Benchmarks\n';
   const lines = current.split('\n');
-  const start = lines.findIndex((line) => line.trim() === DOCS_SECTION_HEADING);
+  const start = lines.findIndex((line) => line.trim() === heading);
   let next: string;
   if (start === -1) {
     next = `${current.replace(/\n*$/, '')}\n\n${section}`;

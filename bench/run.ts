@@ -6,6 +6,13 @@
  *
  *   npm run bench -- [--only ferry,nats,redis] [--workloads W1,W3] [--runs 3] [--quick] [--write-docs]
  *                    [--no-build]   (measure dist/ as it is; by default it is rebuilt when older than src/)
+ *   npm run bench -- --cluster [--only ferry-cluster,nats-r3,rabbitmq-qq] ...
+ *
+ * --cluster runs the same workloads against replicated systems instead, three nodes each on this
+ * machine (bench/cluster.ts): Ferry's cluster (three brokers and etcd, 3 replicas, 2 in sync,
+ * durability always), NATS JetStream R3 and a RabbitMQ quorum queue on three nodes. A cluster's
+ * peak RSS is its largest node's. A system that cannot start here (Ferry's cluster before it
+ * exists) is reported as skipped with its reason, and the others run.
  *
  * Prints markdown to stdout (progress to stderr), writes bench/results/<date>-<commit>.json, and
  * with --write-docs rewrites the "## Broker workloads" section of docs/BENCHMARKS.md.
@@ -14,12 +21,18 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, release, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createFerrySystem } from './peers/ferry.js';
+import { createFerrySystem, FerryUnavailableError } from './peers/ferry.js';
+import { createFerryClusterSystem } from './peers/ferry-cluster.js';
 import { natsSystem } from './peers/nats.js';
+import { natsR3System } from './peers/nats-cluster.js';
+import { rabbitQqSystem } from './peers/rabbitmq.js';
 import { redisSystem } from './peers/redis.js';
 import { ProcessRegistry } from './processes.js';
 import { currentCommit, REPO_ROOT } from './checkout.js';
 import {
+  clusterDocsSection,
+  CLUSTER_DOCS_SECTION_HEADING,
+  DOCS_SECTION_HEADING,
   docsSection,
   markdownReport,
   medianFigures,
@@ -46,9 +59,10 @@ const DOCS_FILE = join(REPO_ROOT, 'docs', 'BENCHMARKS.md');
 const RUNS_MAX = 10;
 const EXIT_INTERRUPTED = 130;
 
-const USAGE = `usage: npm run bench -- [--only ferry,nats,redis] [--workloads W1,W2,W3,W4] [--runs N] [--quick] [--write-docs] [--no-build]`;
+const USAGE = `usage: npm run bench -- [--cluster] [--only ferry,nats,redis | ferry-cluster,nats-r3,rabbitmq-qq] [--workloads W1,W2,W3,W4] [--runs N] [--quick] [--write-docs] [--no-build]`;
 
 interface Options {
+  cluster: boolean;
   systems: BrokerSystem[];
   workloads: WorkloadId[];
   runs: number;
@@ -66,6 +80,7 @@ function parseOptions(argv: string[]): Options {
       quick: { type: 'boolean', default: false },
       'write-docs': { type: 'boolean', default: false },
       'no-build': { type: 'boolean', default: false },
+      cluster: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -74,10 +89,15 @@ function parseOptions(argv: string[]): Options {
     process.stdout.write(`${USAGE}\n`);
     process.exit(0);
   }
-  const all = [createFerrySystem({ build: !values['no-build'] }), natsSystem, redisSystem];
+  const build = !values['no-build'];
+  const all: BrokerSystem[] = values.cluster
+    ? [createFerryClusterSystem({ build }), natsR3System, rabbitQqSystem]
+    : [createFerrySystem({ build }), natsSystem, redisSystem];
   const onlyIds = values.only === undefined ? all.map((system) => system.id) : values.only.split(',').map((id) => id.trim());
   for (const id of onlyIds) {
-    if (!all.some((system) => system.id === id)) throw new Error(`--only: unknown system '${id}' (ferry, nats, redis)\n${USAGE}`);
+    if (!all.some((system) => system.id === id)) {
+      throw new Error(`--only: unknown system '${id}' (${all.map((system) => system.id).join(', ')}${values.cluster ? ', with --cluster' : ''})\n${USAGE}`);
+    }
   }
   const workloadIds = values.workloads === undefined ? [...WORKLOAD_IDS] : values.workloads.split(',').map((id) => id.trim().toUpperCase());
   for (const id of workloadIds) {
@@ -86,6 +106,7 @@ function parseOptions(argv: string[]): Options {
   const runs = Number(values.runs);
   if (!Number.isInteger(runs) || runs < 1 || runs > RUNS_MAX) throw new Error(`--runs must be an integer from 1 to ${RUNS_MAX}`);
   return {
+    cluster: values.cluster,
     systems: all.filter((system) => onlyIds.includes(system.id)),
     // Canonical order whatever the flag's order: W2 drains what W1 published.
     workloads: WORKLOAD_IDS.filter((id) => workloadIds.includes(id)),
@@ -145,7 +166,8 @@ async function runOnce(system: BrokerSystem, report: SystemReport, options: Opti
   const scale = options.quick ? QUICK_SCALE : FULL_SCALE;
   const broker = await system.start(processes);
   const progress = (text: string): boolean => process.stderr.write(`bench: ${system.id} run ${run}: ${text}\n`);
-  progress(`server pid ${broker.server.pid} on port ${broker.server.port}`);
+  const servers = broker.servers;
+  progress(`server ${servers.map((server) => `pid ${server.pid} on port ${server.port}`).join(', ')}`);
   try {
     const state: RunState = { w1TopicFilled: false };
     const results: RunRecord['results'] = {};
@@ -153,17 +175,30 @@ async function runOnce(system: BrokerSystem, report: SystemReport, options: Opti
       results[id] = await runWorkload(id, broker, scale, state);
       progress(`${id} ${describeResult(results[id]!)}`);
     }
-    if (!broker.server.running) throw new Error(`the ${system.label} server exited during the run (${broker.server.exitReason})`);
-    const peakRssBytes = broker.server.peakRssBytes();
-    progress(`peak RSS ${(peakRssBytes / 1024 ** 2).toFixed(0)} MiB`);
-    const warnings = serverWarnings(broker.server.output);
+    for (const server of servers) {
+      if (!server.running) throw new Error(`the ${system.label} server ${server.name} exited during the run (${server.exitReason})`);
+    }
+    // A cluster's figure is its largest node: the memory one broker of it needs.
+    const perNode = servers.map((server) => server.peakRssBytes());
+    const peakRssBytes = Math.max(...perNode);
+    progress(`peak RSS ${perNode.map((bytes) => (bytes / 1024 ** 2).toFixed(0)).join(', ')} MiB`);
+    const warnings = servers.flatMap((server) => serverWarnings(server.output));
     for (const warning of warnings) progress(`server logged: ${warning}`);
-    report.runs.push({ run, serverPid: broker.server.pid, results, peakRssBytes, ...(warnings.length > 0 ? { serverWarnings: warnings } : {}) });
+    report.runs.push({
+      run,
+      serverPid: servers[0]!.pid,
+      results,
+      peakRssBytes,
+      ...(servers.length > 1 ? { serverPids: servers.map((server) => server.pid), peakRssBytesPerNode: perNode } : {}),
+      ...(warnings.length > 0 ? { serverWarnings: warnings } : {}),
+    });
   } catch (error) {
-    const output = broker.server.output;
-    throw new Error(`${errorText(error)}${output === '' ? '' : `\n  server output (tail):\n${output.split('\n').slice(-10).join('\n')}`}`);
+    const outputs = servers
+      .filter((server) => server.output !== '')
+      .map((server) => `\n  ${server.name} output (tail):\n${server.output.split('\n').slice(-10).join('\n')}`);
+    throw new Error(`${errorText(error)}${outputs.join('')}`);
   } finally {
-    await processes.stop(broker.server);
+    await broker.stop();
   }
 }
 
@@ -214,8 +249,10 @@ async function main(): Promise<number> {
         try {
           await runOnce(system, systemReport, options, run, processes);
         } catch (error) {
-          systemReport.error = `run ${run}: ${errorText(error)}`;
-          process.stderr.write(`bench: ${system.id} failed: ${systemReport.error}\n`);
+          // Not there to measure (Ferry's cluster before it exists) is a skip, not a failure.
+          const skipped = error instanceof FerryUnavailableError;
+          systemReport.error = `${skipped ? 'skipped' : `run ${run}`}: ${errorText(error)}`;
+          process.stderr.write(`bench: ${system.id} ${skipped ? '' : 'failed: '}${systemReport.error}\n`);
         }
       }
     }
@@ -226,15 +263,18 @@ async function main(): Promise<number> {
 
   const stamp = report.startedAt.replace(/:/g, '-').replace(/\.\d+Z$/, 'Z');
   mkdirSync(RESULTS_DIR, { recursive: true });
-  const resultsFile = join(RESULTS_DIR, `${stamp}-${report.commit}.json`);
+  const resultsFile = join(RESULTS_DIR, `${stamp}-${options.cluster ? 'cluster-' : ''}${report.commit}.json`);
   const medians = Object.fromEntries(report.systems.map((system) => [system.id, medianFigures(system, report.workloads)]));
   writeFileSync(resultsFile, `${JSON.stringify({ ...report, medians }, null, 2)}\n`);
   process.stdout.write(markdownReport(report));
   const resultsPath = relative(REPO_ROOT, resultsFile);
   process.stderr.write(`bench: results written to ${resultsPath}\n`);
   if (options.writeDocs) {
-    writeDocsSection(DOCS_FILE, docsSection(report, resultsPath));
-    process.stderr.write(`bench: updated the "Broker workloads" section of ${relative(REPO_ROOT, DOCS_FILE)}\n`);
+    const [heading, section] = options.cluster
+      ? [CLUSTER_DOCS_SECTION_HEADING, clusterDocsSection(report, resultsPath)]
+      : [DOCS_SECTION_HEADING, docsSection(report, resultsPath)];
+    writeDocsSection(DOCS_FILE, section, heading);
+    process.stderr.write(`bench: updated the "${heading.slice(3)}" section of ${relative(REPO_ROOT, DOCS_FILE)}\n`);
   }
   return report.systems.some((system) => system.error !== undefined) ? 1 : 0;
 }

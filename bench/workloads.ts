@@ -1,6 +1,7 @@
 /**
  * The four broker workloads, defined once over a small adapter interface so that Ferry, NATS
- * JetStream and Redis Streams run exactly the same code: the same payloads, the same in-flight
+ * JetStream and Redis Streams (and, with --cluster, their replicated forms and RabbitMQ's quorum
+ * queues) run exactly the same code: the same payloads, the same in-flight
  * window, the same pacing, the same clock. Every adapter confirms a publish only once the broker
  * has made it durable as configured, and acknowledges every delivered message individually.
  *
@@ -45,9 +46,12 @@ export interface Broker {
   connect(): Promise<BrokerConnection>;
 }
 
-/** A broker started for one run: the client side plus the server process it talks to. */
+/** A broker started for one run: the client side plus the server processes it talks to. */
 export interface StartedBroker extends Broker {
-  readonly server: ServerProcess;
+  /** The broker's server processes: one, or one per node of a cluster (peak RSS: the largest). */
+  readonly servers: readonly ServerProcess[];
+  /** Stops every process this start made (helpers such as etcd or epmd too), by PID. */
+  stop(): Promise<void>;
 }
 
 export interface BrokerSystem {

@@ -34,6 +34,13 @@ const ITERATOR_END_WAIT_MS = 5_000;
 
 // ---- The client contract this adapter relies on ------------------------------------------------
 
+export interface FerryTopicOptions {
+  durability: 'always';
+  /** Cluster topics (ferry-cluster): copies of each partition, and how many must hold a record before it commits. */
+  replicas?: number;
+  minInSync?: number;
+}
+
 interface FerryMessage {
   value: Buffer;
   ack(): Promise<void>;
@@ -43,15 +50,17 @@ interface FerrySubscription extends AsyncIterable<FerryMessage> {
   close(): Promise<void>;
 }
 
-interface FerryClient {
-  createTopic(name: string, options: { durability: 'always' }): Promise<unknown>;
+export interface FerryClient {
+  createTopic(name: string, options: FerryTopicOptions): Promise<unknown>;
   publish(topic: string, value: Buffer): Promise<{ offset: number }>;
   subscribe(topic: string, options: { group: string; from: 'earliest'; prefetch: number }): Promise<FerrySubscription>;
   close(): Promise<void>;
 }
 
-interface FerryClientModule {
-  connect(options: { host: string; port: number; reconnect?: boolean }): Promise<FerryClient>;
+export type FerryConnectOptions = { host: string; port: number; reconnect?: boolean } | { servers: string[]; reconnect?: boolean };
+
+export interface FerryClientModule {
+  connect(options: FerryConnectOptions): Promise<FerryClient>;
 }
 
 /** Ferry is not runnable yet (no build, no client, no server): the message says what is missing. */
@@ -68,7 +77,7 @@ function builtIsFresh(): boolean {
 }
 
 /** Runs `npm run build` unless dist/ is newer than every file in src/ (or `build` is false). */
-function ensureBuilt(buildIfStale: boolean): void {
+export function ensureBuilt(buildIfStale: boolean): void {
   if (!existsSync(CLIENT_SOURCE)) {
     throw new FerryUnavailableError(`Ferry's client is not written yet: ${CLIENT_SOURCE} does not exist`);
   }
@@ -90,7 +99,7 @@ function ensureBuilt(buildIfStale: boolean): void {
   }
 }
 
-async function loadClient(): Promise<FerryClientModule> {
+export async function loadClient(): Promise<FerryClientModule> {
   let loaded: Record<string, unknown>;
   try {
     loaded = (await import(pathToFileURL(BUILT_CLIENT).href)) as Record<string, unknown>;
@@ -162,11 +171,14 @@ class FerrySubscriptionAdapter implements BrokerSubscription {
   }
 }
 
-class FerryConnectionAdapter implements BrokerConnection {
-  constructor(private readonly client: FerryClient) {}
+export class FerryConnectionAdapter implements BrokerConnection {
+  constructor(
+    readonly client: FerryClient,
+    private readonly topicOptions: FerryTopicOptions = { durability: 'always' },
+  ) {}
 
   async createTopic(topic: string): Promise<void> {
-    await this.client.createTopic(topic, { durability: 'always' });
+    await this.client.createTopic(topic, this.topicOptions);
   }
 
   async publish(topic: string, payload: Uint8Array): Promise<void> {
@@ -226,7 +238,8 @@ export function createFerrySystem(options: FerrySystemOptions): BrokerSystem {
       }
       const started = server;
       return {
-        server: started,
+        servers: [started],
+        stop: () => processes.stop(started),
         connect: async () =>
           new FerryConnectionAdapter(await loadedClient.connect({ host: LOOPBACK_HOST, port: started.port, reconnect: false })),
       };

@@ -34,7 +34,7 @@ const SERVER_COMMAND = 'nats-server';
 /** A group's durable may have every subscriber's prefetch outstanding at once (W4 has four). */
 const MAX_ACK_PENDING = PREFETCH_MESSAGES * 4;
 /** JetStream API requests (stream and consumer creation) on an idle loopback server. */
-const API_TIMEOUT_MS = 10_000;
+export const API_TIMEOUT_MS = 10_000;
 
 class NatsSubscription implements BrokerSubscription {
   constructor(
@@ -52,19 +52,37 @@ class NatsSubscription implements BrokerSubscription {
   }
 }
 
-class NatsConnectionAdapter implements BrokerConnection {
+export interface NatsOpenOptions {
+  reconnect: boolean;
+  /** Stream replicas: 1 for the single server, 3 for the cluster (nats-r3). */
+  replicas?: number;
+  /** JetStream request and publish-ack timeout; the library's default (5 s) when absent. */
+  timeoutMs?: number;
+}
+
+export class NatsConnectionAdapter implements BrokerConnection {
   private constructor(
-    private readonly connection: NatsConnection,
+    readonly connection: NatsConnection,
     private readonly jetstream: JetStreamClient,
-    private readonly manager: JetStreamManager,
+    readonly manager: JetStreamManager,
+    private readonly replicas: number,
   ) {}
 
-  static async open(port: number): Promise<NatsConnectionAdapter> {
-    // No reconnects: a server that goes away mid-run must fail the run, not stall it.
-    const connection = await connect({ servers: `${LOOPBACK_HOST}:${port}`, reconnect: false });
-    const jetstream = connection.jetstream({ timeout: API_TIMEOUT_MS });
-    const manager = await connection.jetstreamManager({ timeout: API_TIMEOUT_MS });
-    return new NatsConnectionAdapter(connection, jetstream, manager);
+  /** `ports`: one server, or every node of a cluster (the client picks one and knows the rest). */
+  static async open(ports: readonly number[], options: NatsOpenOptions = { reconnect: false, timeoutMs: API_TIMEOUT_MS }): Promise<NatsConnectionAdapter> {
+    // No reconnects by default: a server that goes away mid-run must fail the run, not stall it.
+    const connection = await connect({ servers: ports.map((port) => `${LOOPBACK_HOST}:${port}`), reconnect: options.reconnect });
+    const jetstreamOptions = options.timeoutMs === undefined ? {} : { timeout: options.timeoutMs };
+    const jetstream = connection.jetstream(jetstreamOptions);
+    let manager: JetStreamManager;
+    try {
+      // Asks the server for the account's JetStream info: fails until a cluster has its meta leader.
+      manager = await connection.jetstreamManager(jetstreamOptions);
+    } catch (error) {
+      await connection.close();
+      throw error;
+    }
+    return new NatsConnectionAdapter(connection, jetstream, manager, options.replicas ?? 1);
   }
 
   async createTopic(topic: string): Promise<void> {
@@ -73,7 +91,7 @@ class NatsConnectionAdapter implements BrokerConnection {
       subjects: [topic],
       storage: StorageType.File,
       retention: RetentionPolicy.Limits,
-      num_replicas: 1,
+      num_replicas: this.replicas,
     });
   }
 
@@ -133,6 +151,6 @@ export const natsSystem: BrokerSystem = {
       command: SERVER_COMMAND,
       args: (port, dataDir) => ['--jetstream', '--store_dir', dataDir, '--addr', LOOPBACK_HOST, '--port', String(port)],
     });
-    return { server, connect: () => NatsConnectionAdapter.open(server.port) };
+    return { servers: [server], stop: () => processes.stop(server), connect: () => NatsConnectionAdapter.open([server.port]) };
   },
 };

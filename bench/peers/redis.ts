@@ -161,6 +161,6 @@ export const redisSystem: BrokerSystem = {
         '--protected-mode', 'yes',
       ],
     });
-    return { server, connect: () => RedisConnectionAdapter.open(server.port) };
+    return { servers: [server], stop: () => processes.stop(server), connect: () => RedisConnectionAdapter.open(server.port) };
   },
 };
