@@ -28,12 +28,9 @@ import { removedIfIncomplete, type Quarantine } from './recovery.js';
 import type { WallHistory } from './wall-clock/wall-history.js';
 import { StreamSubscription } from './delivery/stream-subscription.js';
 import type { DeliverySink, GroupConfig, PublishMessage, PublishResult, StartPosition, TopicConfig, TopicInfo } from './types.js';
+import { DELAYED_DIR, GROUPS_DIR, partitionLogOptions, TOPIC_FILE, TOPIC_FILE_VERSION, topicFile } from './topic-layout.js';
 
-export const TOPIC_FILE = 'topic.json';
-const TOPIC_FILE_VERSION = 1;
-const PARTITIONS_DIR = 'partitions';
-const GROUPS_DIR = 'groups';
-const DELAYED_DIR = 'delayed';
+export { TOPIC_FILE } from './topic-layout.js';
 
 /** What the broker gives every topic: services shared by all of them, and the broker's own callbacks. */
 export interface TopicContext extends TopicServices {
@@ -90,8 +87,7 @@ export class Topic {
   static async create(name: string, config: TopicConfig, dir: string, context: TopicContext): Promise<Topic> {
     await mkdirDurable(context.fs, dir);
     try {
-      const file = { version: TOPIC_FILE_VERSION, name, config, createdAtMs: context.clock.nowMs() };
-      await writeFileAtomic(context.fs, join(dir, TOPIC_FILE), Buffer.from(JSON.stringify(file, null, 2)));
+      await writeFileAtomic(context.fs, join(dir, TOPIC_FILE), topicFile(name, config, context.clock.nowMs()));
       return (await Topic.open(dir, context)).topic;
     } catch (error) {
       await removeTree(context.fs, dir).catch(() => undefined);
@@ -130,22 +126,7 @@ export class Topic {
     const { config } = file;
     const opening = await Promise.allSettled(
       Array.from({ length: config.partitions }, (_, partition) =>
-        context.openLog({
-          dir: join(dir, PARTITIONS_DIR, String(partition)),
-          fs: context.fs,
-          clock: context.clock,
-          logger: context.logger,
-          durability: config.durability,
-          syncIntervalMs: config.syncIntervalMs,
-          segmentBytes: config.segmentBytes,
-          retention: config.retention,
-          // Every log may use the whole budget; together they stay within it (the oldest batch leaves first).
-          tailCacheBytes: context.tailCacheBudget.bytesMax,
-          tailCacheBudget: context.tailCacheBudget,
-          writeBuffers: context.writeBuffers,
-          stampAgeMs: (stampMs) => context.wallHistory.ageMs(stampMs),
-          ...(context.storageObserver === null ? {} : { observer: context.storageObserver }),
-        }, { kind: 'partition', topic: file.name, partition }),
+        context.openLog(partitionLogOptions(dir, partition, config, context), { kind: 'partition', topic: file.name, partition }),
       ),
     );
     const logs = opening.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));

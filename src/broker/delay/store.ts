@@ -6,7 +6,8 @@
 import { join } from 'node:path';
 import type { TimerHandle } from '../../platform/clock.js';
 import type { Logger } from '../../platform/logger.js';
-import { mkdirDurable } from '../../platform/atomic-write.js';
+import { mkdirDurable, removeTree } from '../../platform/atomic-write.js';
+import type { FileSystem } from '../../platform/fs.js';
 import { FerryError } from '../../errors.js';
 import type { AppendResult, Header, LogOptions, PartitionLog, RecordInput, StorageObserver } from '../../storage/types.js';
 import type { WriteBufferPool } from '../../storage/write-buffers.js';
@@ -65,6 +66,41 @@ interface DelayParts {
   schedule: DelaySchedule;
 }
 
+/** Inside the delay store's directory: the delay log, and the index the store derives from it. */
+const LOG_DIR = 'log';
+const BUCKETS_DIR = 'buckets';
+
+/** The delay log's options: where, and how it is stored (the same on every replica). */
+export function delayLogOptions(delayDir: string, options: Pick<DelayStoreOptions, 'fs' | 'clock' | 'logger' | 'durability' | 'syncIntervalMs' | 'observer' | 'writeBuffers'>): LogOptions {
+  return {
+    dir: join(delayDir, LOG_DIR),
+    fs: options.fs,
+    clock: options.clock,
+    logger: options.logger,
+    durability: options.durability,
+    syncIntervalMs: options.syncIntervalMs,
+    segmentBytes: DELAY_SEGMENT_BYTES,
+    tailCacheBytes: 0,
+    batchBytesMax: DELAY_BATCH_BYTES_MAX,
+    ...(options.observer ? { observer: options.observer } : {}),
+    ...(options.writeBuffers ? { writeBuffers: options.writeBuffers } : {}),
+  };
+}
+
+/**
+ * Removes what the delay store derives from its log (bucket files, state, clock epochs), durably,
+ * keeping the log: a replica that stops leading drops it, and rebuilds it from the replicated logs
+ * when it leads again (the bucket files of another epoch could name offsets the log no longer holds).
+ */
+export async function dropDerivedDelayState(fs: FileSystem, delayDir: string): Promise<void> {
+  if ((await fs.stat(delayDir)) === null) return;
+  for (const name of await fs.readdir(delayDir)) {
+    if (name === LOG_DIR) continue;
+    await removeTree(fs, join(delayDir, name));
+  }
+  await fs.syncDir(delayDir);
+}
+
 export class DelayStore {
   private readonly log: PartitionLog;
   private readonly epochs: WallEpochs;
@@ -118,21 +154,9 @@ export class DelayStore {
 
   static async open(options: DelayStoreOptions): Promise<DelayStore> {
     const { fs, dir, clock, logger, topic } = options;
-    const bucketsDir = join(dir, 'buckets');
+    const bucketsDir = join(dir, BUCKETS_DIR);
     await mkdirDurable(fs, bucketsDir);
-    const log = await options.openLog({
-      dir: join(dir, 'log'),
-      fs,
-      clock,
-      logger,
-      durability: options.durability,
-      syncIntervalMs: options.syncIntervalMs,
-      segmentBytes: DELAY_SEGMENT_BYTES,
-      tailCacheBytes: 0,
-      batchBytesMax: DELAY_BATCH_BYTES_MAX,
-      ...(options.observer ? { observer: options.observer } : {}),
-      ...(options.writeBuffers ? { writeBuffers: options.writeBuffers } : {}),
-    });
+    const log = await options.openLog(delayLogOptions(dir, options));
     let saved: Awaited<ReturnType<typeof readDelayState>>;
     let epochs: WallEpochs;
     try {
