@@ -78,6 +78,27 @@ export interface BrokerOptions {
    * local `Log`; a cluster passes replicated logs.
    */
   openLog?: LogFactory;
+  /**
+   * `all` (default): every topic on disk opens with the broker. `none`: topics open one by one with
+   * `openTopic` (cluster mode: a broker serves only the topics it leads).
+   */
+  topicsAtOpen?: 'all' | 'none';
+  /** Topics that live on other brokers (cluster mode): where dead letters and redrives go when a topic is not open here. */
+  remote?: RemoteTopics;
+}
+
+/** Topics served by other brokers, as dead-lettering and redrive reach them (cluster mode). */
+export interface RemoteTopics {
+  /** Whether the topic exists somewhere in the cluster. */
+  exists(topic: string): boolean;
+  /** Creates a dead-letter topic in the cluster (TOPIC_EXISTS when it exists). */
+  createDeadLetterTopic(topic: string): Promise<void>;
+  /** Publishes through the topic's leader; resolves once committed. */
+  publishStored(topic: string, messages: PublishMessage[]): Promise<void>;
+  /** A lower bound for the offsets the next message there can get (its committed end). */
+  offsetHint(topic: string): Promise<number>;
+  /** Whether the topic holds a copy of `source` at or after `fromOffset`. */
+  contains(topic: string, fromOffset: number, source: DeadLetterSource): Promise<boolean>;
 }
 
 /** Publish options of the embedded one-message form (same as the client's). */
@@ -103,6 +124,7 @@ export interface ConsumeOptions extends Partial<GroupConfig> {
 /** What a broker is built from: everything `open` prepares before the broker exists. */
 export interface BrokerParts {
   dir: string;
+  remote: RemoteTopics | null;
   services: TopicServices;
   topicDefaults: TopicConfig;
   admission: Admission;
@@ -124,9 +146,11 @@ export class Broker implements BrokerApi, DeadLetterTarget {
   private readonly topicDefaults: TopicConfig;
   private readonly admission: Admission;
   private readonly dirLock: DirLock;
+  private readonly remote: RemoteTopics | null;
 
   protected constructor(parts: BrokerParts) {
     this.dir = parts.dir;
+    this.remote = parts.remote;
     this.topicDefaults = parts.topicDefaults;
     this.admission = parts.admission;
     this.dirLock = parts.dirLock;
@@ -162,8 +186,8 @@ export class Broker implements BrokerApi, DeadLetterTarget {
         quarantine: quarantiner(fs, options.dir, clock, logger),
       };
       const admission = new Admission(fs, options.dir, clock, logger, options.admission);
-      const broker = construct({ dir: options.dir, services, topicDefaults, admission, dirLock });
-      await broker.openTopics();
+      const broker = construct({ dir: options.dir, remote: options.remote ?? null, services, topicDefaults, admission, dirLock });
+      if (options.topicsAtOpen !== 'none') await broker.openTopics();
       admission.start();
       return broker;
     } catch (error) {
@@ -185,6 +209,40 @@ export class Broker implements BrokerApi, DeadLetterTarget {
     for (const topic of this.topics.values()) await topic.openExistingGroups();
   }
 
+  /**
+   * Opens one topic found on disk and its groups (cluster mode: this broker became its leader).
+   * False when it did not open (it was quarantined, or was an unfinished creation).
+   */
+  async openTopic(name: string): Promise<boolean> {
+    this.checkOpen();
+    if (this.topics.has(name)) return true;
+    const opened = await Topic.openEntry(join(this.dir, TOPICS_DIR, name), name, this.context);
+    if (opened === null) return false;
+    this.topics.set(name, opened.topic);
+    this.recovery.set(name, opened.recovery);
+    await opened.topic.openExistingGroups();
+    return true;
+  }
+
+  /** Closes one topic's service, keeping its files (cluster mode: leadership moved); subscribers are told `reason`. */
+  async closeTopic(name: string, reason: string): Promise<void> {
+    const topic = this.topics.get(name);
+    if (topic === undefined) return;
+    this.topics.delete(name);
+    await topic.close(reason, 'NOT_LEADER');
+  }
+
+  /** Whether the topic is open here. */
+  hasTopic(name: string): boolean {
+    return this.topics.has(name);
+  }
+
+  /** Where a topic's files are, and the services its logs are opened with (cluster mode). */
+  topicFiles(name: string): { dir: string; services: TopicServices } {
+    checkName('topic', name);
+    return { dir: join(this.dir, TOPICS_DIR, name), services: this.context };
+  }
+
   /** Topic config with defaults applied and every field checked. */
   resolveTopicConfig(config: Partial<TopicConfig> = {}): TopicConfig {
     return validateTopicConfig({ ...this.topicDefaults, ...stripUndefined(config) });
@@ -195,6 +253,11 @@ export class Broker implements BrokerApi, DeadLetterTarget {
     checkName('topic', name);
     if (this.topics.has(name) || this.creating.has(name)) throw new FerryError('TOPIC_EXISTS', `topic ${name} already exists`);
     const resolved = this.resolveTopicConfig(config);
+    if ((resolved.replicas ?? 1) > 1) {
+      throw new FerryError('NOT_ENOUGH_REPLICAS', `topic ${name} wants ${resolved.replicas} replicas, but this broker runs alone: start brokers as a cluster (--node-id, --etcd) for replicas`, {
+        detail: { replicas: resolved.replicas, alive: 1 },
+      });
+    }
     const creation = Topic.create(name, resolved, join(this.dir, TOPICS_DIR, name), this.context);
     this.creating.set(name, creation);
     try {
@@ -256,14 +319,29 @@ export class Broker implements BrokerApi, DeadLetterTarget {
   /** Moves dead letters back to the topics they came from (redrive.ts). */
   redrive(deadLetterTopic: string, options: RedriveOptions = {}): Promise<RedriveResult> {
     this.checkOpen();
-    return redrive({ topic: (name) => this.topic(name), has: (name) => this.topics.has(name) }, deadLetterTopic, options, this.context.logger);
+    const remote = this.remote;
+    return redrive(
+      {
+        topic: (name) => this.topic(name),
+        has: (name) => this.topics.has(name) || remote?.exists(name) === true,
+        publishStored: async (name, messages) => {
+          const local = this.topics.get(name);
+          if (local !== undefined) await local.syncStored(await local.publish(messages));
+          else if (remote !== null) await remote.publishStored(name, messages);
+          else throw new FerryError('UNKNOWN_TOPIC', `unknown topic ${name}`);
+        },
+      },
+      deadLetterTopic,
+      options,
+      this.context.logger,
+    );
   }
 
   // --- DeadLetterTarget: what groups use to dead-letter ---
 
   async offsetHint(topicName: string): Promise<number> {
     const topic = this.topics.get(topicName);
-    if (topic === undefined) return 0;
+    if (topic === undefined) return this.remote?.exists(topicName) === true ? this.remote.offsetHint(topicName) : 0;
     // The synced end, not the next offset: a power loss can cut unsynced records, and their offsets
     // go to later appends, so a hint taken at the next offset could end up past the copy.
     return Math.min(...topic.logs.map((log) => log.syncedOffset + 1));
@@ -271,7 +349,7 @@ export class Broker implements BrokerApi, DeadLetterTarget {
 
   async contains(topicName: string, fromOffset: number, source: DeadLetterSource): Promise<boolean> {
     const topic = this.topics.get(topicName);
-    if (topic === undefined) return false;
+    if (topic === undefined) return this.remote?.exists(topicName) === true ? this.remote.contains(topicName, fromOffset, source) : false;
     for (const log of topic.logs) {
       let offset = Math.max(fromOffset, log.startOffset);
       while (offset < log.nextOffset) {
@@ -286,6 +364,16 @@ export class Broker implements BrokerApi, DeadLetterTarget {
 
   async publishDeadLetter(topicName: string, message: PublishMessage): Promise<void> {
     let topic = this.topics.get(topicName);
+    if (topic === undefined && this.remote !== null) {
+      // Cluster mode: the dead-letter topic lives wherever the cluster placed it.
+      if (!this.remote.exists(topicName)) {
+        await this.remote.createDeadLetterTopic(topicName).catch((error: unknown) => {
+          if (!(error instanceof FerryError && error.code === 'TOPIC_EXISTS')) throw error;
+        });
+      }
+      await this.remote.publishStored(topicName, [message]);
+      return;
+    }
     if (topic === undefined) {
       try {
         await this.createTopic(topicName, { partitions: 1 });

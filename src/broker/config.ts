@@ -5,7 +5,7 @@ import { DURABILITY_MODES } from '../storage/types.js';
 import { BACKOFF_DELAY_MS_MAX, BACKOFF_STEPS_MAX } from './delivery/backoff.js';
 import { DEFAULT_DEDUP_WINDOW_MS } from './dedup.js';
 import { NAME_BYTES_MAX } from '../protocol/limits.js';
-import { ACK_TIMEOUT_MS_MAX, ACK_TIMEOUT_MS_MIN, DELIVERIES_MAX_LIMIT, PARTITIONS_MAX } from './limits.js';
+import { ACK_TIMEOUT_MS_MAX, ACK_TIMEOUT_MS_MIN, DELIVERIES_MAX_LIMIT, PARTITIONS_MAX, REPLICAS_MAX } from './limits.js';
 import { checkName } from './names.js';
 import type { GroupConfig, TopicConfig } from './types.js';
 
@@ -89,5 +89,13 @@ export function validateTopicConfig(config: TopicConfig): TopicConfig {
       throw new FerryError('INVALID_ARGUMENT', `retention.${field} must be a non-negative integer`);
     }
   }
-  return { partitions, durability, syncIntervalMs, segmentBytes, retention: { ...retention }, dedupWindowMs };
+  const replicas = config.replicas ?? 1;
+  if (!Number.isInteger(replicas) || replicas < 1 || replicas > REPLICAS_MAX) {
+    throw new FerryError('INVALID_ARGUMENT', `replicas must be an integer from 1 to ${REPLICAS_MAX}`);
+  }
+  const minInSync = config.minInSync ?? Math.min(2, replicas);
+  if (!Number.isInteger(minInSync) || minInSync < 1 || minInSync > replicas) {
+    throw new FerryError('INVALID_ARGUMENT', `minInSync must be an integer from 1 to replicas (${replicas})`);
+  }
+  return { partitions, durability, syncIntervalMs, segmentBytes, retention: { ...retention }, dedupWindowMs, replicas, minInSync };
 }

@@ -14,7 +14,10 @@ const REBUILD_READ_RECORDS = 2048;
 
 export interface DedupEntry {
   partition: number;
+  /** In the partition's log, or, for a delayed message not yet moved, in the delay log. */
   offset: number;
+  /** The offset is in the delay log. */
+  delayed?: boolean;
   /** When the first publish was stored (broker time). */
   storedAtMs: number;
 }
@@ -95,14 +98,16 @@ export class DedupIndex {
     for (const { log, partition: fixedPartition } of sources) {
       let offset = await log.offsetForTimestamp(fromMs);
       while (offset < log.nextOffset) {
-        const records = await log.read(offset, { recordsMax: REBUILD_READ_RECORDS });
+        // The whole local log: a replica that just became leader holds records not yet committed.
+        const records = await log.read(offset, { recordsMax: REBUILD_READ_RECORDS, uncommitted: true });
         if (records.length === 0) break;
         for (const record of records) {
           const id = record.headers.find(([name]) => name === ID_HEADER)?.[1];
           if (id === undefined) continue;
           const partition = fixedPartition ?? Number(record.headers.find(([name]) => name === delayed!.partitionHeader)?.[1] ?? 0);
           const windowLeftMs = this.windowMs - Math.max(0, this.stampAges.ageMs(record.timestampMs));
-          if (windowLeftMs >= 0) found.push({ id, entry: { partition, offset: record.offset, storedAtMs: record.timestampMs }, windowLeftMs });
+          const entry: DedupEntry = { partition, offset: record.offset, storedAtMs: record.timestampMs, ...(fixedPartition === null ? { delayed: true } : {}) };
+          if (windowLeftMs >= 0) found.push({ id, entry, windowLeftMs });
         }
         offset = records[records.length - 1]!.offset + 1;
       }

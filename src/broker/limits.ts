@@ -4,6 +4,8 @@ import { HEADERS_BYTES_MAX, HEADERS_COUNT_MAX, KEY_BYTES_MAX, RECORD_BYTES_MAX }
 
 /** Partitions per topic: each is a log with open files; more than this is a configuration mistake here. */
 export const PARTITIONS_MAX = 1024;
+/** Replicas of one topic at most (cluster mode): one per broker, and seven copies are plenty. */
+export const REPLICAS_MAX = 7;
 /** Credit a subscription may hold: bounds what one subscriber can have in flight. */
 export const CREDIT_MAX = 1_000_000;
 /** Records fetched from a partition log per read when feeding subscribers. */

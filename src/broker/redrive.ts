@@ -16,9 +16,12 @@ const REDRIVE_DIGEST_HEX_CHARS = 16;
 
 /** The broker's topics, as a redrive reads and publishes them. */
 export interface RedriveTopics {
-  /** The topic, or UNKNOWN_TOPIC. */
+  /** The dead-letter topic (open here), or UNKNOWN_TOPIC. */
   topic(name: string): Topic;
+  /** Whether a source topic exists (here, or elsewhere in a cluster). */
   has(name: string): boolean;
+  /** Publishes to a source topic and resolves once the messages are synced (committed, in a cluster). */
+  publishStored(name: string, messages: PublishMessage[]): Promise<void>;
 }
 
 /**
@@ -60,11 +63,10 @@ export async function redrive(topics: RedriveTopics, deadLetterTopic: string, op
         moved += 1;
       }
       for (const [source, batch] of bySource) {
-        const sourceTopic = topics.topic(source);
         // The settle goes to this topic's group journal, synced apart from the source topic: in
         // `interval`/`never` mode it could reach the disk first, and a power loss would lose the
         // message from both topics.
-        await sourceTopic.syncStored(await sourceTopic.publish(batch.messages));
+        await topics.publishStored(source, batch.messages);
         await Promise.all(batch.offsets.map((offset) => group.settleDirect(partition, offset)));
       }
       offset = records[records.length - 1]!.offset + 1;

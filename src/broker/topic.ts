@@ -11,7 +11,7 @@ import type { Clock } from '../platform/clock.js';
 import type { FileSystem } from '../platform/fs.js';
 import type { Logger } from '../platform/logger.js';
 import { mkdirDurable, removeTree, writeFileAtomic } from '../platform/atomic-write.js';
-import { FerryError } from '../errors.js';
+import { FerryError, type ErrorCode } from '../errors.js';
 import type { Header, LogFactory, PartitionLog, RecordInput, RecoveryReport, StorageObserver } from '../storage/types.js';
 import type { TailCacheBudget } from '../storage/tail-cache.js';
 import type { WriteBufferPool } from '../storage/write-buffers.js';
@@ -287,8 +287,10 @@ export class Topic {
       }
       const known = this.dedup.lookup(id);
       if (known !== undefined) {
-        results[index] = Promise.resolve(known).then((entry) => {
+        results[index] = Promise.resolve(known).then(async (entry) => {
           if (entry === undefined) throw new FerryError('BROKER_BUSY', `the first publish of id ${id} failed; publish it again`);
+          // Answered only once the first copy is as durable as a first publish would be (committed, in a cluster).
+          await (entry.delayed === true ? (await this.delayed()).delayLog : this.logs[entry.partition]!).whenVisible(entry.offset);
           return duplicateResult(entry);
         });
         continue;
@@ -460,13 +462,13 @@ export class Topic {
   }
 
   /** Closes everything; with a reason (the topic was deleted), subscribers are told why. */
-  async close(reason?: string): Promise<void> {
+  async close(reason?: string, code?: ErrorCode): Promise<void> {
     this.closing = true;
     for (const unsubscribe of this.unsubscribeAdvance) unsubscribe();
-    for (const stream of [...this.streams]) await stream.close({ reason });
+    for (const stream of [...this.streams]) await stream.close({ reason, code });
     await Promise.all([...this.groupsOpening.values()].map((opening) => opening.catch(() => undefined)));
     if (this.delayStore !== null) await (await this.delayStore).close();
-    await Promise.all([...this.groups.values()].map((group) => group.close(reason)));
+    await Promise.all([...this.groups.values()].map((group) => group.close(reason, code)));
     this.groups.clear();
     await Promise.all(this.logs.map((log) => log.close()));
   }

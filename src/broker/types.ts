@@ -4,6 +4,7 @@
  * carries as they are (group state, partition figures) are defined once, in protocol/messages.ts.
  */
 import type { RedriveOk, WireGroupConfig, WireGroupInfo, WireGroupPartitionInfo, WirePartitionInfo } from '../protocol/messages.js';
+import type { ErrorCode } from '../errors.js';
 import type { Durability, Header, RetentionPolicy, StorageObserver } from '../storage/types.js';
 
 /** StorageObserver: told about every log's fsyncs and writes (BrokerOptions.storageObserver; the admin metrics implement it). */
@@ -18,6 +19,10 @@ export interface TopicConfig {
   segmentBytes: number;
   /** Exactly-once publish: how long a message id is remembered (default 2 min). */
   dedupWindowMs?: number;
+  /** Cluster mode: brokers holding a copy (default 1; a single broker holds exactly one). */
+  replicas?: number;
+  /** Cluster mode: replicas in sync needed to confirm a publish (default min(2, replicas)). */
+  minInSync?: number;
 }
 
 export type TopicPartitionInfo = WirePartitionInfo;
@@ -121,8 +126,11 @@ export interface Delivery {
 export interface DeliverySink {
   deliver(delivery: Delivery): void;
   writable(): boolean;
-  /** The broker ended the subscription (e.g. its topic was deleted); no more deliveries follow. */
-  ended?(reason: string): void;
+  /**
+   * The broker ended the subscription; no more deliveries follow. `code` says why: the topic was
+   * deleted (none given), or its leadership moved to another broker (NOT_LEADER: subscribe there).
+   */
+  ended?(reason: string, code?: ErrorCode): void;
 }
 
 export interface Subscription {

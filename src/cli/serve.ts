@@ -32,12 +32,13 @@ import { ConfigError, formatConfig, loadConfig } from '../config/load.js';
 import { checkOpenFiles } from '../config/open-files.js';
 import { DEFAULT_HTTP_PORT, type FerryConfig } from '../config/schema.js';
 import { DEFAULT_HOST, DEFAULT_PORT, parse, UsageError } from './args.js';
+import { clusterParts, type ClusterParts } from './serve-cluster.js';
 
 export const SERVE_USAGE =
   `ferry serve [--config ferry.yaml] [--dir ./data] [--port ${DEFAULT_PORT}] [--host ${DEFAULT_HOST}] ` +
   `[--http-port ${DEFAULT_HTTP_PORT}] [--http-host ${DEFAULT_HOST}] [--log-level info] [--log-format auto|json|pretty] ` +
   `[--tls-cert FILE --tls-key FILE [--tls-ca FILE] [--tls-required]] [--users FILE] ` +
-  `[--set key=value]... [--print-config]`;
+  `[--node-id ID --etcd URL[,URL...] [--advertise HOST:PORT]] [--set key=value]... [--print-config]`;
 
 /** Flags that are shorthands for config keys. */
 const FLAG_KEYS = {
@@ -52,6 +53,9 @@ const FLAG_KEYS = {
   'tls-key': 'tls.key',
   'tls-ca': 'tls.ca',
   users: 'security.usersFile',
+  'node-id': 'nodeId',
+  etcd: 'etcd',
+  advertise: 'advertise',
 } as const;
 
 export async function serve(args: string[]): Promise<number> {
@@ -71,6 +75,9 @@ export async function serve(args: string[]): Promise<number> {
       'tls-ca': { type: 'string' },
       'tls-required': { type: 'boolean' },
       users: { type: 'string' },
+      'node-id': { type: 'string' },
+      etcd: { type: 'string' },
+      advertise: { type: 'string' },
       set: { type: 'string', multiple: true },
       'print-config': { type: 'boolean' },
     },
@@ -181,6 +188,8 @@ async function run(config: FerryConfig): Promise<number> {
     guard.close();
     return isFerryError(error, 'DATA_DIR_LOCKED') ? EXIT_CODES.dataDirLocked : EXIT_CODES.failed;
   }
+  // Cluster mode (docs/CLUSTERING.md): replicated logs, and only the topics this broker leads.
+  const cluster = config.etcd === undefined ? null : clusterParts(config, { clock, logger, tls: security.tls });
   // The admin port comes up first: liveness answers during recovery, readiness once it finished.
   const admin = config.http.enabled ? await startAdmin(config, { security, guard, clock, logger, dir }) : null;
   let broker: Broker;
@@ -192,6 +201,7 @@ async function run(config: FerryConfig): Promise<number> {
       clock,
       logger,
       dirLock,
+      ...(cluster === null ? {} : cluster.brokerOptions),
       ...(admin === null ? {} : { storageObserver: admin.metrics }),
     });
   } catch (error) {
@@ -201,7 +211,7 @@ async function run(config: FerryConfig): Promise<number> {
     return 1;
   }
   logRecovery(broker, dir, logger, startedMs);
-  const observed = new ObservedBroker(broker, admin?.metrics.traffic ?? new Traffic(), clock, admissionLimits(config));
+  const observed = new ObservedBroker(cluster === null ? broker : cluster.serve(broker), admin?.metrics.traffic ?? new Traffic(), clock, admissionLimits(config));
   const tcp = new TcpServer(observed, {
     ...serverOptions(config),
     clock,
@@ -209,15 +219,18 @@ async function run(config: FerryConfig): Promise<number> {
     security: { authenticator, guard },
     tls: security.tls === null ? null : { ...security.tls, required: config.tls.required, handshakeTimeoutMs: config.tls.handshakeTimeoutMs },
     rejections,
+    cluster: cluster?.node ?? null,
   });
   const close = async (): Promise<void> => {
+    // A leader hands its topics to in-sync followers first, while its port still serves them.
+    await cluster?.leave();
     await tcp.close();
     await broker.close();
     await admin?.close();
     guard.close();
   };
   try {
-    await openPorts(config, { broker, observed, tcp, admin, logger });
+    await openPorts(config, { broker, observed, tcp, admin, logger, cluster });
   } catch (error) {
     logger.error('broker.start_failed', { error });
     await close();
@@ -257,9 +270,18 @@ function startAdmin(config: FerryConfig, parts: { security: Security; guard: Acc
   });
 }
 
-/** Creates the declared topics, checks the open-files limit, and opens the TCP port. */
-async function openPorts(config: FerryConfig, parts: { broker: Broker; observed: ObservedBroker; tcp: TcpServer; admin: AdminServer | null; logger: Logger }): Promise<void> {
-  const { broker, observed, tcp, admin, logger } = parts;
+/** Creates the declared topics, checks the open-files limit, and opens the TCP port (joining the cluster once it listens). */
+async function openPorts(config: FerryConfig, parts: { broker: Broker; observed: ObservedBroker; tcp: TcpServer; admin: AdminServer | null; logger: Logger; cluster: ClusterParts | null }): Promise<void> {
+  const { broker, observed, tcp, admin, logger, cluster } = parts;
+  if (cluster !== null) {
+    // Other brokers dial this one as soon as it is registered: its port listens first.
+    const listening = await tcp.listen(config.server.port, config.server.host);
+    await cluster.join(broker, listening);
+    await ensureTopics(observed, config.topics, logger);
+    admin?.attach({ broker: observed, rawBroker: broker, connections: tcp, tcp: listening });
+    logger.info('broker.listening', { host: listening.host, port: listening.port, nodeId: cluster.node.nodeId, http: admin === null ? null : `http://${admin.host}:${admin.port}/` });
+    return;
+  }
   await ensureTopics(observed, config.topics, logger);
   const topics = broker.listTopics();
   checkOpenFiles(logger, {

@@ -9,25 +9,26 @@ import type { Clock } from '../platform/clock.js';
 import type { Logger } from '../platform/logger.js';
 import type { EpochEndRequest, EpochEndResponse, ReplicaFetchRequest, ReplicaFetchResponse, ReplicaProgress } from '../protocol/codec-replication.js';
 import type { MetadataResponse } from '../protocol/codec-metadata.js';
+import type { WirePartitionInfo } from '../protocol/messages.js';
 import type { LogOptions, LogRole, PartitionLog, ReplicaLog } from '../storage/types.js';
 import { LeaseKeeper, type EtcdClient, type LeaseLoss, type Watch } from './etcd/index.js';
 import { ClusterStore, type BrokerRecord, type ClusterEvent, type TopicPlacement, type TopicState, type VersionedState } from './cluster-store.js';
 import type { LocalTopics } from './local-topics.js';
-import { LEASE_TTL_MS_DEFAULT, REPLICAS_MAX } from './limits.js';
+import { REPLICAS_MAX } from '../broker/limits.js';
+import { LEASE_TTL_MS_DEFAULT } from './limits.js';
 import { PeerPool, type PeerPoolOptions } from './peer-pool.js';
 import { choosePlacement } from './placement.js';
 import { TopicReplica } from './topic-replica.js';
+import { Log } from '../storage/log.js';
 
 export interface ClusterNodeOptions {
   nodeId: string;
-  /** host:port other brokers and clients dial. */
-  address: string;
   etcd: EtcdClient;
   prefix: string;
   clock: Clock;
   logger: Logger;
-  local: LocalTopics;
-  openLocalLog(options: LogOptions): Promise<ReplicaLog>;
+  /** Opens a local log (default: the storage engine's Log). */
+  openLocalLog?(options: LogOptions): Promise<ReplicaLog>;
   /** Credentials and TLS for connections to the other brokers. */
   peer: PeerPoolOptions['connect'];
   replicaLagMaxMs: number;
@@ -70,23 +71,37 @@ export class ClusterNode {
   private keeper: LeaseKeeper | null = null;
   private watch: Watch | null = null;
   private stopping = false;
+  private started = false;
+  private local: LocalTopics | null = null;
+  /** host:port other brokers and clients dial (known once the TCP port listens). */
+  private address = '';
   readonly counters: ClusterCounters = { leaderChanges: 0, inSyncShrinks: 0 };
 
-  private constructor(private readonly options: ClusterNodeOptions) {
+  constructor(private readonly options: ClusterNodeOptions) {
     this.store = new ClusterStore(options.etcd, options.prefix);
     this.peers = new PeerPool({ nodeId: options.nodeId, connect: options.peer, logger: options.logger });
   }
 
-  static async start(options: ClusterNodeOptions): Promise<ClusterNode> {
-    const node = new ClusterNode(options);
-    await node.register();
-    const snapshot = await node.store.read();
-    node.apply(snapshot.brokers, snapshot.placements, snapshot.states);
-    for (const placement of snapshot.placements.values()) await node.ensureReplica(placement);
-    for (const [topic, state] of snapshot.states) node.replicas.get(topic)?.onState(state);
-    node.watch = node.store.watch(snapshot.revision + 1, (events, revision) => node.onEvents(events, revision));
-    options.logger.info('cluster.joined', { nodeId: options.nodeId, address: options.address, brokers: [...node.brokers.keys()], topics: node.placements.size });
-    return node;
+  /**
+   * Joins the cluster as `address`, serving replicas from `local` (the broker, open by now):
+   * registers, reads the metadata, takes up its replicas, follows every change.
+   */
+  async start(address: string, local: LocalTopics): Promise<void> {
+    this.address = address;
+    this.local = local;
+    await this.register();
+    const snapshot = await this.store.read();
+    this.apply(snapshot.brokers, snapshot.placements, snapshot.states);
+    this.started = true;
+    for (const placement of snapshot.placements.values()) await this.ensureReplica(placement);
+    for (const [topic, state] of snapshot.states) this.replicas.get(topic)?.onState(state);
+    this.watch = this.store.watch(snapshot.revision + 1, (events, revision) => this.onEvents(events, revision));
+    this.options.logger.info('cluster.joined', { nodeId: this.options.nodeId, address, brokers: [...this.brokers.keys()], topics: this.placements.size });
+  }
+
+  /** Joined and following the cluster's metadata. */
+  get ready(): boolean {
+    return this.started && !this.stopping;
   }
 
   get nodeId(): string {
@@ -103,7 +118,7 @@ export class ClusterNode {
     const ttlSec = Math.max(1, Math.ceil((this.options.leaseTtlMs ?? LEASE_TTL_MS_DEFAULT) / 1000));
     const lease = await this.options.etcd.grantLease(ttlSec);
     this.keeper = new LeaseKeeper(this.options.etcd, lease, (loss) => this.leaseLost(loss));
-    const record: BrokerRecord = { nodeId: this.options.nodeId, address: this.options.address, startedAtMs: this.options.clock.nowMs() };
+    const record: BrokerRecord = { nodeId: this.options.nodeId, address: this.address, startedAtMs: this.options.clock.nowMs() };
     await this.store.registerBroker(record, lease.id);
     this.brokers.set(record.nodeId, record);
   }
@@ -199,16 +214,16 @@ export class ClusterNode {
   }
 
   private async ensureReplica(placement: TopicPlacement): Promise<void> {
-    if (!placement.replicas.includes(this.options.nodeId) || this.replicas.has(placement.name)) return;
+    if (!this.started || !placement.replicas.includes(this.options.nodeId) || this.replicas.has(placement.name)) return;
     const replica = new TopicReplica(placement, {
       nodeId: this.options.nodeId,
       store: this.store,
-      local: this.options.local,
+      local: this.local!,
       peers: this.peers,
       clock: this.options.clock,
       logger: this.options.logger,
       replicaLagMaxMs: this.options.replicaLagMaxMs,
-      openLocalLog: this.options.openLocalLog,
+      openLocalLog: this.options.openLocalLog ?? ((options) => Log.open(options)),
       brokerAddress: (nodeId) => this.brokerAddress(nodeId),
       onRoleChange: (topic, role, state) => this.options.logger.debug('cluster.role', { topic, role, epoch: state.epoch, leader: state.leader }),
     });
@@ -223,7 +238,7 @@ export class ClusterNode {
     if (replica === undefined) return;
     this.replicas.delete(topic);
     await replica.close();
-    if (removeFiles) await this.options.local.remove(topic);
+    if (removeFiles) await this.local!.remove(topic);
   }
 
   // ---- what the broker and the transports ask -----------------------------------------------
@@ -319,6 +334,13 @@ export class ClusterNode {
     return { leader: state.leader, epoch: state.epoch, replicas: placement.replicas, inSync: state.inSync, minInSync: placement.minInSync, highWatermarks, replicaViews: ends === null ? [] : replicaViews };
   }
 
+  /** A partition's figures from this broker's own replica (a follower's view; zeros without one). */
+  localPartitionFigures(topic: string, partition: number): WirePartitionInfo {
+    const stats = this.replicas.get(topic)?.localLog(`p${partition}`)?.stats();
+    if (stats === undefined) return { partition, startOffset: 0, nextOffset: 0, syncedOffset: -1, segments: 0, bytes: 0 };
+    return { partition, startOffset: stats.startOffset, nextOffset: stats.nextOffset, syncedOffset: stats.syncedOffset, segments: stats.segments, bytes: stats.bytes };
+  }
+
   /** Topics led by each broker (for `ferry cluster status`). */
   leaderCounts(): Map<string, number> {
     const counts = new Map<string, number>();
@@ -369,7 +391,7 @@ export class ClusterNode {
 
   async close(): Promise<void> {
     this.stopping = true;
-    this.watch?.close();
+    await this.watch?.close();
     for (const replica of [...this.replicas.values()]) await replica.close();
     this.replicas.clear();
     await this.store.unregisterBroker(this.options.nodeId).catch(() => undefined);

@@ -22,8 +22,6 @@ export const FETCH_BYTES_MAX = 4 * 1024 * 1024;
 export const LEASE_TTL_MS_DEFAULT = 2_000;
 /** Bound of one etcd call. */
 export const ETCD_CALL_TIMEOUT_MS = 2_000;
-/** Replicas of one topic at most. */
-export const REPLICAS_MAX = 7;
 /** Candidates wait this long per place in the preference order before running, so one usually wins at once. */
 export const ELECTION_STAGGER_MS = 30;
 /** A follower that cannot reach its leader tries again after this long (and up to the max, doubling). */

@@ -56,6 +56,8 @@ export class TopicFollower {
   private connection: ClientConnection | null = null;
   private readonly unsubscribes = new Map<string, () => void>();
   private retryMs = FOLLOWER_RETRY_MS_MIN;
+  /** A change of the local logs in progress (written batches, a truncation). */
+  private local: Promise<void> | null = null;
   readonly done: Promise<void>;
 
   constructor(private readonly options: TopicFollowerOptions) {
@@ -70,12 +72,28 @@ export class TopicFollower {
     return this.options.epoch;
   }
 
-  /** Stops fetching; resolves once the loop has ended (a write in progress completes). */
+  /**
+   * Stops fetching; resolves once no local write or truncation of this follower is in progress. A
+   * request waiting on the leader is not waited for (a frozen leader may never answer): its answer
+   * is dropped when it comes.
+   */
   async stop(): Promise<void> {
     this.running = false;
     for (const unsubscribe of this.unsubscribes.values()) unsubscribe();
     this.unsubscribes.clear();
-    await this.done;
+    while (this.local !== null) await this.local;
+  }
+
+  /** Runs a change of the local logs; `stop` waits for it. */
+  private async locally(work: () => Promise<void>): Promise<void> {
+    if (!this.running) return;
+    const running = work();
+    this.local = running;
+    try {
+      await running;
+    } finally {
+      if (this.local === running) this.local = null;
+    }
   }
 
   private async run(): Promise<void> {
@@ -131,13 +149,15 @@ export class TopicFollower {
       FRAME_TYPES.EPOCH_END_OK,
       decodeEpochEndOk,
     );
-    for (const { logId, endOffset } of answer.logs) {
-      const log = this.options.logs.get(logId);
-      if (log === undefined || endOffset >= log.nextOffset) continue;
-      const before = log.nextOffset;
-      const end = await log.truncateTo(endOffset);
-      this.options.logger.warn('cluster.follower.truncated', { topic: this.options.topic, log: logId, epoch: this.options.epoch, from: before, to: end });
-    }
+    await this.locally(async () => {
+      for (const { logId, endOffset } of answer.logs) {
+        const log = this.options.logs.get(logId);
+        if (log === undefined || endOffset >= log.nextOffset) continue;
+        const before = log.nextOffset;
+        const end = await log.truncateTo(endOffset);
+        this.options.logger.warn('cluster.follower.truncated', { topic: this.options.topic, log: logId, epoch: this.options.epoch, from: before, to: end });
+      }
+    });
   }
 
   private async fetchOnce(connection: ClientConnection): Promise<void> {
@@ -158,8 +178,7 @@ export class TopicFollower {
       FRAME_TYPES.REPLICA_FETCH_OK,
       decodeReplicaFetchOk,
     );
-    if (!this.running) return;
-    await this.apply(response);
+    await this.locally(() => this.apply(response));
   }
 
   private async apply(response: ReplicaFetchResponse): Promise<void> {

@@ -36,6 +36,7 @@ type Role = { kind: 'none' } | { kind: 'leader'; leader: TopicLeader } | { kind:
 
 export class TopicReplica {
   private readonly logs = new Map<string, ReplicaLog>();
+  private readonly opening = new Map<string, Promise<ReplicaLog>>();
   private readonly highWatermarks = new Map<string, number>();
   private role: Role = { kind: 'none' };
   private current: VersionedState | null = null;
@@ -79,10 +80,20 @@ export class TopicReplica {
     return [...this.logs.keys()];
   }
 
-  /** Prepares the replica's files and opens the logs found on disk. */
-  async start(): Promise<void> {
-    await this.context.local.prepare(this.name, this.placement.config);
-    for (const logId of await this.context.local.localLogIds(this.name)) await this.openLog(logId);
+  /** Prepares the replica's files and opens the logs found on disk, before any state is acted on. */
+  start(): Promise<void> {
+    const started = new Promise<void>((resolve, reject) => {
+      this.run(async () => {
+        try {
+          await this.context.local.prepare(this.name, this.placement.config);
+          for (const logId of await this.context.local.localLogIds(this.name)) await this.openLog(logId);
+          resolve();
+        } catch (error) {
+          reject(error);
+        }
+      });
+    });
+    return started;
   }
 
   /** A state from etcd (or from this broker's own compare-and-swap). */
@@ -126,12 +137,26 @@ export class TopicReplica {
     });
   }
 
-  private async openLog(logId: string): Promise<ReplicaLog> {
+  /** The local log of `logId`, opened once however many ask at once. */
+  private openLog(logId: string): Promise<ReplicaLog> {
     const existing = this.logs.get(logId);
-    if (existing !== undefined) return existing;
-    const log = await this.context.openLocalLog(this.context.local.logOptions(this.name, logId));
-    this.logs.set(logId, log);
-    return log;
+    if (existing !== undefined) return Promise.resolve(existing);
+    let opening = this.opening.get(logId);
+    if (opening === undefined) {
+      opening = this.context.openLocalLog(this.context.local.logOptions(this.name, logId)).then(
+        (log) => {
+          this.logs.set(logId, log);
+          this.opening.delete(logId);
+          return log;
+        },
+        (error: unknown) => {
+          this.opening.delete(logId);
+          throw error;
+        },
+      );
+      this.opening.set(logId, opening);
+    }
+    return opening;
   }
 
   private run(task: () => Promise<void>): void {

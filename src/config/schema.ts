@@ -24,6 +24,7 @@ import { DURABILITY_MODES } from '../storage/types.js';
 import { SERVER_DEFAULTS, type ServerSettings } from '../transport/tcp/options.js';
 import { TLS_HANDSHAKE_TIMEOUT_MS_DEFAULT } from '../security/tls.js';
 import type { Unit } from './units.js';
+import { ETCD_PREFIX_DEFAULT, LEASE_TTL_MS_DEFAULT, REPLICA_LAG_MAX_MS_DEFAULT } from '../cluster/limits.js';
 
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -68,6 +69,21 @@ export interface TopicSettings {
 
 export interface FerryConfig {
   dir: string;
+  /** Cluster mode: this broker's node id (with `etcd`). */
+  nodeId?: string;
+  /** Cluster mode: etcd's client URLs, comma-separated. */
+  etcd?: string;
+  /** Cluster mode: host:port clients and other brokers dial (default: the TCP listener's address). */
+  advertise?: string;
+  cluster: {
+    etcdPrefix: string;
+    replicaLagMaxMs: number;
+    leaseTtlMs: number;
+    /** Credentials this broker logs in to the other brokers with (their users file's `replicate` grant). */
+    user?: string;
+    passwordFile?: string;
+    tokenFile?: string;
+  };
   /** The TCP server's settings (its HELLO timeout is `security.authTimeoutMs`), plus where it listens. */
   server: { host: string; port: number } & Omit<ServerSettings, 'authTimeoutMs'>;
   http: { enabled: boolean; host: string; port: number; tls: boolean };
@@ -123,6 +139,16 @@ export const TOPIC_FIELDS: readonly FieldSpec[] = [
 
 export const FIELDS: readonly FieldSpec[] = [
   { path: 'dir', kind: { type: 'string', example: './data' }, default: './data', doc: 'Data directory (topics, groups, checkpoints).' },
+
+  { path: 'nodeId', kind: { type: 'string', example: 'n1' }, default: undefined, doc: 'Cluster mode: this broker\'s node id, unique in the cluster (flag --node-id; needs etcd).' },
+  { path: 'etcd', kind: { type: 'string', example: 'http://127.0.0.1:2379,http://10.0.0.2:2379' }, default: undefined, doc: 'Cluster mode: etcd client URLs, comma-separated; set, the broker joins the cluster (flag --etcd; docs/CLUSTERING.md).' },
+  { path: 'advertise', kind: { type: 'string', example: 'broker-1.example.com:7700' }, default: undefined, doc: 'Cluster mode: host:port clients and the other brokers dial to reach this broker (flag --advertise; default: the TCP listener\'s address).' },
+  { path: 'cluster.etcdPrefix', kind: { type: 'string', example: '/ferry/' }, default: ETCD_PREFIX_DEFAULT, doc: 'The key prefix of the cluster\'s metadata in etcd (several clusters may share one etcd).' },
+  { path: 'cluster.replicaLagMaxMs', kind: int(100, DAY_MS, 'ms'), default: REPLICA_LAG_MAX_MS_DEFAULT, doc: 'A follower that has not caught up with its leader for this long leaves the in-sync set.' },
+  { path: 'cluster.leaseTtlMs', kind: int(1_000, 60_000, 'ms'), default: LEASE_TTL_MS_DEFAULT, doc: 'The broker\'s etcd lease: how long a frozen broker holds its topics before the others take them over (whole seconds).' },
+  { path: 'cluster.user', kind: { type: 'string', example: 'replicator' }, default: undefined, doc: 'User this broker logs in as on the other brokers (with cluster.passwordFile); it needs the replicate grant.' },
+  { path: 'cluster.passwordFile', kind: { type: 'string', example: '/etc/ferry/replicator.password' }, default: undefined, doc: 'File holding cluster.user\'s password.' },
+  { path: 'cluster.tokenFile', kind: { type: 'string', example: '/etc/ferry/replicator.token' }, default: undefined, doc: 'File holding a token to log in to the other brokers with (instead of a user and password).' },
 
   { path: 'server.host', kind: { type: 'string', example: DEFAULT_HOST }, default: DEFAULT_HOST, doc: 'Address the TCP protocol listens on (loopback by default; 0.0.0.0 for all).' },
   { path: 'server.port', kind: int(0, PORT_MAX), default: DEFAULT_PORT, doc: 'TCP port of the Ferry protocol (0: any free port).' },

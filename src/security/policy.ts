@@ -6,7 +6,7 @@
  */
 import { matches } from './patterns.js';
 
-export const ACTIONS = ['publish', 'consume', 'admin'] as const;
+export const ACTIONS = ['publish', 'consume', 'admin', 'replicate'] as const;
 export type Action = (typeof ACTIONS)[number];
 
 export interface Rule {

@@ -310,7 +310,8 @@ export class Log implements ReplicaLog {
     const bytesMax = options.bytesMax ?? READ_BYTES_MAX;
     if (!(recordsMax >= 1) || !(bytesMax >= 1)) throw new FerryError('INVALID_ARGUMENT', 'recordsMax and bytesMax must be at least 1');
     if (offset < state.startOffset) throw this.outOfRange(offset);
-    const endOffset = Math.min(state.visibleEnd, options.endOffset ?? Number.POSITIVE_INFINITY);
+    const readableEnd = options.uncommitted === true ? state.writtenOffset + 1 : state.visibleEnd;
+    const endOffset = Math.min(readableEnd, options.endOffset ?? Number.POSITIVE_INFINITY);
     if (offset >= endOffset) return [];
     const request: ReadRequest = { offset, endOffset, recordsMax, bytesMax, wholeBatches: options.wholeBatches === true };
     const out: LogRecord[] = [];

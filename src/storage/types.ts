@@ -111,6 +111,12 @@ export interface ReadOptions {
   /** Do not return records at or past this offset (e.g. a high watermark). */
   endOffset?: number;
   /**
+   * Read past the visible end, up to the written end: for rebuilding what the log's owner derives
+   * from the whole log (a group's state, the dedup window, the delay index) when a replica becomes
+   * leader, never for consumers.
+   */
+  uncommitted?: boolean;
+  /**
    * Check `bytesMax` only where a batch starts: a batch whose records are being returned is
    * returned to its end (within `endOffset` and `recordsMax`). For a reader that keeps a whole
    * batch's bytes anyway (the records are views of them): the next read then starts at a batch

@@ -31,7 +31,7 @@ export async function readRecordsAt(log: PartitionLog, offsets: readonly number[
   }
   const readRun = async ([first, last]: [number, number]): Promise<void> => {
     for (let from = Math.max(first, log.startOffset); from <= last && from < log.nextOffset; ) {
-      const records = await log.read(from, { recordsMax: last - from + 1 });
+      const records = await log.read(from, { recordsMax: last - from + 1, uncommitted: true });
       if (records.length === 0) break;
       for (const record of records) {
         if (wanted.has(record.offset)) found.set(record.offset, { ...record, value: Buffer.from(record.value), key: record.key === null ? null : Buffer.from(record.key) });
@@ -48,7 +48,7 @@ export async function readRecordsAt(log: PartitionLog, offsets: readonly number[
 /** Calls `visit` for every record of `log` from `from` to its end. */
 export async function scanLog(log: PartitionLog, from: number, visit: (record: LogRecord) => void): Promise<void> {
   for (let offset = Math.max(from, log.startOffset); offset < log.nextOffset; ) {
-    const records = await log.read(offset, { recordsMax: SCAN_READ_RECORDS });
+    const records = await log.read(offset, { recordsMax: SCAN_READ_RECORDS, uncommitted: true });
     if (records.length === 0) break;
     for (const record of records) visit(record);
     offset = records[records.length - 1]!.offset + 1;

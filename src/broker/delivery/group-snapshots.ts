@@ -63,7 +63,8 @@ export async function replayGroup(journal: PartitionLog, partitions: number, leg
   let chunkStart = -1;
   let offset = journal.startOffset;
   while (offset < journal.nextOffset) {
-    const records = await journal.read(offset, { recordsMax: REPLAY_READ_RECORDS });
+    // The whole local journal: a replica that just became leader holds records not yet committed.
+    const records = await journal.read(offset, { recordsMax: REPLAY_READ_RECORDS, uncommitted: true });
     if (records.length === 0) break;
     for (const record of records) {
       const marker = snapshotMarker(record);

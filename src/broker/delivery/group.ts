@@ -9,7 +9,7 @@
  */
 import type { Clock, TimerHandle } from '../../platform/clock.js';
 import type { Logger } from '../../platform/logger.js';
-import { FerryError } from '../../errors.js';
+import { FerryError, type ErrorCode } from '../../errors.js';
 import type { PartitionLog } from '../../storage/types.js';
 import type { LogRecord } from '../../storage/types.js';
 import { backoffDelayMs } from './backoff.js';
@@ -538,7 +538,7 @@ export class Group implements SubscriptionOwner {
   }
 
   /** Closes the group; with a reason (topic deleted), its subscribers' sinks are told why. */
-  async close(reason?: string): Promise<void> {
+  async close(reason?: string, code?: ErrorCode): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.ackTimer?.cancel();
@@ -549,7 +549,7 @@ export class Group implements SubscriptionOwner {
     }
     for (const subscription of [...this.subscriptions]) {
       subscription.markClosed();
-      if (reason !== undefined) subscription.sink.ended?.(reason);
+      if (reason !== undefined) subscription.sink.ended?.(reason, code);
     }
     this.subscriptions.length = 0;
     await this.deadLetterer.close();

@@ -3,6 +3,7 @@
  * order per partition, keeping no state on the broker. Flow control is credit only (one credit per
  * delivery); there is nothing to acknowledge.
  */
+import type { ErrorCode } from '../../errors.js';
 import type { Logger } from '../../platform/logger.js';
 import type { PartitionLog } from '../../storage/types.js';
 import { PartitionReader } from './partition-reader.js';
@@ -91,12 +92,12 @@ export class StreamSubscription implements Subscription {
   }
 
   /** Ends the subscription; with a reason, the broker ended it and tells the sink why. */
-  async close(options: SubscriptionCloseOptions & { reason?: string } = {}): Promise<void> {
-    const { reason } = options;
+  async close(options: SubscriptionCloseOptions & { reason?: string; code?: ErrorCode } = {}): Promise<void> {
+    const { reason, code } = options;
     if (this.closed) return;
     this.closed = true;
     for (const reader of this.readers) reader.close();
     this.onClose(this);
-    if (reason !== undefined) this.sink.ended?.(reason);
+    if (reason !== undefined) this.sink.ended?.(reason, code);
   }
 }

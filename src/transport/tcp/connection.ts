@@ -26,6 +26,7 @@ import type { ServerSubscription } from './server-subscription.js';
 import { helloTimedOut, login, negotiateVersion, tooLargeBeforeLogin, writeHelloOk, type Login } from './session.js';
 import { handleSettle } from './settle.js';
 import { ConnectionSubscriptions, type SubscriptionsHost } from './subscriptions.js';
+import { handleClusterFrame, isClusterFrame, type ClusterPeer } from './cluster.js';
 import { handleTopicRequest } from './topics.js';
 import { FrameTurns, type TurnHost } from './turns.js';
 
@@ -264,6 +265,7 @@ export class Connection implements FrameHandler, SubscriptionsHost, TurnHost {
         this.subscriptions.credit(id);
         return;
       default:
+        if (isClusterFrame(frame.type)) return handleClusterFrame(this, frame, r);
         throw new FerryError('MALFORMED_FRAME', `${frameTypeName(frame.type)} is not a request a client may send`);
     }
   }
@@ -309,6 +311,11 @@ export class Connection implements FrameHandler, SubscriptionsHost, TurnHost {
 
   get logger(): Logger {
     return this.options.logger;
+  }
+
+  /** Who this connection is, for the cluster frames (cluster.ts). */
+  get peer(): ClusterPeer {
+    return { socket: this.socket, principal: this.principal, security: this.options.security, cluster: this.options.cluster };
   }
 
   get closed(): boolean {

@@ -2,6 +2,7 @@
  * TcpServer options, their defaults and the reason for each, and validation. Every queue the server
  * keeps per connection is bounded by one of these.
  */
+import type { ClusterFrames } from './cluster.js';
 import { SystemClock, type Clock } from '../../platform/clock.js';
 import { silentLogger, type Logger } from '../../platform/logger.js';
 import { FerryError } from '../../errors.js';
@@ -56,6 +57,8 @@ export interface TcpServerOptions extends Partial<ServerSettings> {
   tls?: TcpTlsOptions | null;
   /** Counts every refusal sent (ERROR frames, refused connections) for the metrics. */
   rejections?: Rejections | null;
+  /** Cluster mode: METADATA and the replication frames are answered by it (cluster.ts); absent: a single broker. */
+  cluster?: ClusterFrames | null;
 }
 
 export interface TcpSecurity {
@@ -82,6 +85,7 @@ export interface ResolvedServerOptions extends ServerSettings {
   security: TcpSecurity | null;
   tls: ResolvedTls | null;
   rejections: Rejections | null;
+  cluster: ClusterFrames | null;
   /** Queued bytes above which the server also stops reading requests (their replies would queue too). */
   readPauseBytes: number;
 }
@@ -150,6 +154,7 @@ export function resolveServerOptions(options: TcpServerOptions): ResolvedServerO
     security: options.security ?? null,
     tls: resolveTls(options.tls ?? null),
     rejections: options.rejections ?? null,
+    cluster: options.cluster ?? null,
     readPauseBytes: writeHighWaterBytes * READ_PAUSE_HIGH_WATER_MULTIPLE,
   };
 }

@@ -77,8 +77,8 @@ export class ServerSubscription implements RevocableSink {
     this.owner.queueDelivery(this, delivery);
   }
 
-  ended(reason: string): void {
-    this.owner.subscriptionEnded(this, reason);
+  ended(reason: string, code?: ErrorCode): void {
+    this.owner.subscriptionEnded(this, reason, code);
   }
 
   revoked(error: FerryError): void {

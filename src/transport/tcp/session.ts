@@ -87,5 +87,6 @@ export function writeHelloOk(writer: FrameWriter, decoder: FrameDecoder, id: num
     frameBytesMax: options.maxFrameBytes,
     payloadBytesMax: options.maxFrameBytes - FRAME_HEADER_BYTES,
     heartbeatIntervalMs: options.heartbeatIntervalMs,
+    ...(options.cluster === null ? {} : { clusterNodeId: options.cluster.nodeId }),
   });
 }

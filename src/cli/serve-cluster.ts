@@ -1,0 +1,101 @@
+/**
+ * Cluster mode for `ferry serve` (docs/CLUSTERING.md): the etcd client, this broker's ClusterNode,
+ * the broker opened with replicated logs and only the topics it leads, and the clustered view of
+ * it the transports serve. Single-node mode never loads this.
+ */
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { FerryError } from '../errors.js';
+import type { Broker, RemoteTopics } from '../broker/broker.js';
+import type { BrokerApi } from '../broker/types.js';
+import type { ConnectOptions } from '../client/options.js';
+import { connect, type FerryClient } from '../client/client.js';
+import { BrokerReplicas } from '../cluster/broker-replicas.js';
+import { ClusterNode } from '../cluster/cluster-node.js';
+import { ClusteredBroker } from '../cluster/clustered-broker.js';
+import { EtcdClient } from '../cluster/etcd/index.js';
+import { ETCD_CALL_TIMEOUT_MS } from '../cluster/limits.js';
+import { ClusterRemoteTopics } from '../cluster/remote-topics.js';
+import type { FerryConfig } from '../config/schema.js';
+import type { Clock } from '../platform/clock.js';
+import type { Logger } from '../platform/logger.js';
+import type { LogFactory } from '../storage/types.js';
+import type { TlsMaterial } from '../security/tls.js';
+import { UsageError } from './args.js';
+
+/** The pieces of cluster mode, made before the broker opens; `join` completes them once the TCP port listens. */
+export interface ClusterParts {
+  node: ClusterNode;
+  etcd: EtcdClient;
+  /** For Broker.open: every log through the cluster, no topic opened at start, dead letters anywhere. */
+  brokerOptions: { openLog: LogFactory; topicsAtOpen: 'none'; remote: RemoteTopics };
+  /** The broker as the transports serve it. */
+  serve(broker: Broker): BrokerApi;
+  /** Joins the cluster as `address` (the advertised one, or the listener's). */
+  join(broker: Broker, listening: { host: string; port: number }): Promise<void>;
+  /** Hands over led topics, leaves the cluster, closes etcd. */
+  leave(): Promise<void>;
+}
+
+export function clusterParts(config: FerryConfig, parts: { clock: Clock; logger: Logger; tls: TlsMaterial | null }): ClusterParts {
+  const { clock, logger } = parts;
+  if (config.nodeId === undefined) throw new UsageError('cluster mode needs a node id: --node-id n1 (or FERRY_NODE_ID) with --etcd');
+  const endpoints = config.etcd!.split(',').map((url) => url.trim()).filter((url) => url.length > 0);
+  const etcd = new EtcdClient({ endpoints, timeoutMs: ETCD_CALL_TIMEOUT_MS, logger, clock });
+  const peer = peerCredentials(config, parts.tls);
+  const node = new ClusterNode({
+    nodeId: config.nodeId,
+    etcd,
+    prefix: config.cluster.etcdPrefix.endsWith('/') ? config.cluster.etcdPrefix : `${config.cluster.etcdPrefix}/`,
+    clock,
+    logger,
+    peer,
+    replicaLagMaxMs: config.cluster.replicaLagMaxMs,
+    leaseTtlMs: config.cluster.leaseTtlMs,
+  });
+  let client: Promise<FerryClient> | null = null;
+  const remote = new ClusterRemoteTopics(node, () => {
+    client ??= connect({ ...peer, servers: node.liveBrokers().map((broker) => broker.address), name: `ferry-broker ${config.nodeId}` });
+    return client;
+  });
+  return {
+    node,
+    etcd,
+    brokerOptions: { openLog: (options, role) => node.openLog(options, role), topicsAtOpen: 'none', remote },
+    serve: (broker) => new ClusteredBroker(broker, node, clock),
+    join: async (broker, listening) => {
+      await node.start(advertisedAddress(config, listening), new BrokerReplicas(broker, clock));
+    },
+    leave: async () => {
+      await node.shutdown();
+      if (client !== null) await (await client.catch(() => null))?.close();
+      await etcd.close();
+    },
+  };
+}
+
+/** `--advertise`, or the TCP listener's address when it names one host (not a wildcard). */
+function advertisedAddress(config: FerryConfig, listening: { host: string; port: number }): string {
+  if (config.advertise !== undefined) return config.advertise;
+  if (listening.host === '0.0.0.0' || listening.host === '::') {
+    throw new FerryError('INVALID_ARGUMENT', `the broker listens on ${listening.host}, which other brokers cannot dial: give --advertise HOST:PORT`);
+  }
+  return isIP(listening.host) === 6 ? `[${listening.host}]:${listening.port}` : `${listening.host}:${listening.port}`;
+}
+
+/** How this broker logs in to the others: the cluster's credentials, over TLS when its own port has TLS. */
+function peerCredentials(config: FerryConfig, tls: TlsMaterial | null): Omit<ConnectOptions, 'host' | 'port' | 'url'> {
+  const read = (path: string): string => {
+    try {
+      return readFileSync(path, 'utf8').trim();
+    } catch (error) {
+      throw new UsageError(`cannot read ${path}: ${(error as Error).message}`);
+    }
+  };
+  const { user, passwordFile, tokenFile } = config.cluster;
+  return {
+    ...(user !== undefined && passwordFile !== undefined ? { user, password: read(passwordFile) } : {}),
+    ...(tokenFile !== undefined ? { token: read(tokenFile) } : {}),
+    ...(tls === null ? {} : { tls: { ca: tls.ca ?? tls.cert } }),
+  };
+}

@@ -1,0 +1,115 @@
+/**
+ * Cluster frames on a connection: METADATA (any client; a single broker answers for itself) and
+ * the replication frames a follower broker sends its leader (REPLICA_FETCH, EPOCH_END,
+ * REPLICA_PROGRESS), which need the `replicate` (or `admin`) grant when logins are on.
+ */
+import { FerryError } from '../../errors.js';
+import type { Frame } from '../../protocol/frame.js';
+import { FRAME_TYPES } from '../../protocol/frame.js';
+import { decodeMetadata, encodeMetadataOk, type MetadataResponse } from '../../protocol/codec-metadata.js';
+import {
+  decodeEpochEnd,
+  decodeReplicaFetch,
+  decodeReplicaProgress,
+  encodeEpochEndOk,
+  encodeReplicaFetchOk,
+  type EpochEndRequest,
+  type EpochEndResponse,
+  type ReplicaFetchRequest,
+  type ReplicaFetchResponse,
+  type ReplicaProgress,
+} from '../../protocol/codec-replication.js';
+import type { PayloadReader } from '../../protocol/reader.js';
+import type { Socket } from 'node:net';
+import type { Principal } from '../../security/authenticator.js';
+import type { TcpSecurity } from './options.js';
+import type { RequestContext } from './request-context.js';
+
+/** What a broker in cluster mode answers (cluster/cluster-node.ts). */
+export interface ClusterFrames {
+  readonly nodeId: string;
+  metadata(topics: readonly string[]): MetadataResponse;
+  fetch(request: ReplicaFetchRequest, onParked?: (cancel: () => void) => void): Promise<ReplicaFetchResponse>;
+  epochEnd(request: EpochEndRequest): EpochEndResponse;
+  progress(message: ReplicaProgress): void;
+}
+
+/** The connection as the checks here see it. */
+export interface ClusterPeer {
+  socket: Socket;
+  principal: Principal | null;
+  security: TcpSecurity | null;
+  /** The cluster, or null for a single broker. */
+  cluster: ClusterFrames | null;
+}
+
+export interface ClusterFrameContext extends RequestContext {
+  readonly peer: ClusterPeer;
+  /** Resolves when the connection has closed (its parked fetches then wake). */
+  whenClosed(): Promise<void>;
+}
+
+const CLUSTER_FRAME_TYPES: ReadonlySet<number> = new Set([FRAME_TYPES.METADATA, FRAME_TYPES.REPLICA_FETCH, FRAME_TYPES.EPOCH_END, FRAME_TYPES.REPLICA_PROGRESS]);
+
+export function isClusterFrame(type: number): boolean {
+  return CLUSTER_FRAME_TYPES.has(type);
+}
+
+/** Whether the logged-in user may replicate the topic: the `replicate` or `admin` grant (anyone, without logins). */
+function mayReplicate(peer: ClusterPeer, topic: string): boolean {
+  const auth = peer.security?.authenticator;
+  if (auth === undefined || !auth.enabled) return true;
+  return auth.allows(peer.principal, 'replicate', { topic }) || auth.allows(peer.principal, 'admin', { topic });
+}
+
+/** host:port this connection reached: how a single broker names itself in METADATA. */
+function localAddress(socket: Socket): string {
+  const host = socket.localAddress ?? '127.0.0.1';
+  return `${host.includes(':') ? `[${host}]` : host}:${socket.localPort ?? 0}`;
+}
+
+export function handleClusterFrame(context: ClusterFrameContext, frame: Frame, r: PayloadReader): void {
+  const id = frame.requestId;
+  const cluster = context.peer.cluster;
+  switch (frame.type) {
+    case FRAME_TYPES.METADATA: {
+      const request = decodeMetadata(r);
+      encodeMetadataOk(context.writer, id, cluster === null ? singleBroker(context, request.topics) : cluster.metadata(request.topics));
+      context.replied();
+      return;
+    }
+    case FRAME_TYPES.REPLICA_FETCH: {
+      const request = decodeReplicaFetch(r);
+      context.run(id, withCluster(context, request.topic).then((leader) => leader.fetch(request, (cancel) => void context.whenClosed().then(cancel))), (response) => encodeReplicaFetchOk(context.writer, id, response));
+      return;
+    }
+    case FRAME_TYPES.EPOCH_END: {
+      const request = decodeEpochEnd(r);
+      context.run(id, withCluster(context, request.topic).then((leader) => leader.epochEnd(request)), (response) => encodeEpochEndOk(context.writer, id, response));
+      return;
+    }
+    case FRAME_TYPES.REPLICA_PROGRESS: {
+      const message = decodeReplicaProgress(r);
+      if (cluster !== null && mayReplicate(context.peer, message.topic)) cluster.progress(message);
+      return;
+    }
+  }
+}
+
+function withCluster(context: ClusterFrameContext, topic: string): Promise<ClusterFrames> {
+  const cluster = context.peer.cluster;
+  if (cluster === null) return Promise.reject(new FerryError('INVALID_ARGUMENT', 'this broker is not in a cluster'));
+  if (!mayReplicate(context.peer, topic)) return Promise.reject(new FerryError('FORBIDDEN', `replicating ${topic} needs the replicate grant`));
+  return Promise.resolve(cluster);
+}
+
+/** A single broker answers METADATA with itself as the only broker and the leader ('') of every topic. */
+function singleBroker(context: ClusterFrameContext, topics: readonly string[]): MetadataResponse {
+  const existing = new Set(context.broker.listTopics().map((info) => info.name));
+  const names = topics.length === 0 ? [...existing].sort() : topics;
+  return {
+    nodeId: '',
+    brokers: [{ nodeId: '', address: localAddress(context.peer.socket), alive: true }],
+    topics: names.map((name) => ({ name, leader: '', epoch: 0, exists: existing.has(name) })),
+  };
+}
