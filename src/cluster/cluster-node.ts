@@ -258,6 +258,20 @@ export class ClusterNode {
     throw this.notLeaderError(topic);
   }
 
+  /**
+   * As checkLeader, but a topic this broker has not heard of yet is looked up in etcd first: a
+   * topic created through another broker a moment ago exists, and its request is retried (NOT_LEADER),
+   * not refused (UNKNOWN_TOPIC).
+   */
+  async checkLeaderFresh(topic: string): Promise<void> {
+    if (this.placements.has(topic)) return this.checkLeader(topic);
+    const state = await this.store.getState(topic).catch(() => null);
+    if (state === null) throw new FerryError('UNKNOWN_TOPIC', `unknown topic ${topic}`);
+    throw new FerryError('NOT_LEADER', `topic ${topic} was created a moment ago; this broker has not taken it up yet`, {
+      detail: { topic, leader: state.state.leader, address: state.state.leader === null ? null : (this.brokerAddress(state.state.leader) ?? null), epoch: state.state.epoch },
+    });
+  }
+
   leads(topic: string): boolean {
     return this.replicas.get(topic)?.isLeader === true;
   }

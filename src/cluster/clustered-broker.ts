@@ -79,21 +79,13 @@ export class ClusteredBroker implements BrokerApi {
     return { name, config, partitions, groups: local?.groups ?? [] };
   }
 
-  publish(topic: string, messages: readonly PublishMessage[]): Promise<PublishResult[]> {
-    try {
-      this.node.checkLeader(topic);
-    } catch (error) {
-      return Promise.reject(error);
-    }
+  async publish(topic: string, messages: readonly PublishMessage[]): Promise<PublishResult[]> {
+    if (!this.node.leads(topic)) await this.node.checkLeaderFresh(topic);
     return this.broker.publish(topic, messages);
   }
 
-  subscribe(topic: string, options: SubscribeOptions, sink: DeliverySink): Promise<Subscription> {
-    try {
-      this.node.checkLeader(topic);
-    } catch (error) {
-      return Promise.reject(error);
-    }
+  async subscribe(topic: string, options: SubscribeOptions, sink: DeliverySink): Promise<Subscription> {
+    if (!this.node.leads(topic)) await this.node.checkLeaderFresh(topic);
     return this.broker.subscribe(topic, options, sink);
   }
 
@@ -108,12 +100,12 @@ export class ClusteredBroker implements BrokerApi {
   }
 
   async resetGroup(topic: string, group: string, to: StartPosition): Promise<GroupInfo> {
-    this.node.checkLeader(topic);
+    await this.node.checkLeaderFresh(topic);
     return this.broker.resetGroup(topic, group, to);
   }
 
   async redrive(deadLetterTopic: string, options?: RedriveOptions): Promise<RedriveResult> {
-    this.node.checkLeader(deadLetterTopic);
+    await this.node.checkLeaderFresh(deadLetterTopic);
     return this.broker.redrive(deadLetterTopic, options);
   }
 

@@ -39,6 +39,8 @@ export class TopicReplica {
   private readonly opening = new Map<string, Promise<ReplicaLog>>();
   private readonly highWatermarks = new Map<string, number>();
   private role: Role = { kind: 'none' };
+  /** The broker's service of the topic is open (between becoming leader and dropping the role). */
+  private serving = false;
   private current: VersionedState | null = null;
   private chain: Promise<void> = Promise.resolve();
   private closed = false;
@@ -59,8 +61,9 @@ export class TopicReplica {
     return this.current?.state ?? null;
   }
 
+  /** Leads and serves the topic (its service opened): requests may come. */
   get isLeader(): boolean {
-    return this.role.kind === 'leader' && this.role.leader.active;
+    return this.role.kind === 'leader' && this.role.leader.active && this.serving;
   }
 
   get leader(): TopicLeader | null {
@@ -240,10 +243,12 @@ export class TopicReplica {
     this.context.onRoleChange(this.name, 'leader', state);
     try {
       await this.context.local.open(this.name);
+      this.serving = true;
     } catch (error) {
       this.context.logger.error('cluster.leader.open_failed', { topic: this.name, epoch: state.epoch, error });
       leader.stepDown(this.notLeader());
       this.role = { kind: 'none' };
+      this.serving = false;
     }
   }
 
@@ -309,6 +314,7 @@ export class TopicReplica {
       if (read !== null && (this.current === null || read.modRevision >= this.current.modRevision)) this.current = read;
       // Let the next reconcile start afresh (a new follower, or an election).
       this.role = { kind: 'none' };
+      this.serving = false;
       await follower.stop();
       await this.reconcile();
     });
@@ -318,6 +324,7 @@ export class TopicReplica {
   private async dropRole(state: TopicState | null): Promise<void> {
     const role = this.role;
     this.role = { kind: 'none' };
+    this.serving = false;
     if (role.kind === 'leader') {
       role.leader.stepDown(this.notLeader());
       await this.context.local.close(this.name, `leadership of ${this.name} moved to ${state?.leader ?? 'no broker yet'}`);
@@ -366,6 +373,7 @@ export class TopicReplica {
     leader.stepDown(new FerryError('NOT_LEADER', `topic ${this.name} is moving to ${successor}`, { detail: { topic: this.name, leader: successor, address: this.context.brokerAddress(successor) ?? null } }));
     const result = await this.context.store.casState(this.name, modRevision, next);
     this.role = { kind: 'none' };
+    this.serving = false;
     if (!result.ok) return false;
     this.current = { state: next, modRevision: result.modRevision };
     this.context.logger.info('cluster.leader.handed_over', { topic: this.name, to: successor, epoch: next.epoch });
