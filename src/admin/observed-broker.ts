@@ -5,7 +5,7 @@
  * and broker enforce anyway. Embedded users of `Broker` pay none of this.
  */
 import type { Clock } from '../platform/clock.js';
-import { FerryError, isFerryError } from '../errors.js';
+import { FerryError, isFerryError, type ErrorCode } from '../errors.js';
 import { ForwardingSubscription, required } from '../broker/forwarding.js';
 import { ADMISSION_CEILINGS, type AdmissionLimits } from '../broker/limits.js';
 import type { BrokerApi, Delivery, DeliverySink, GroupInfo, PublishMessage, PublishResult, RedriveOptions, RedriveResult, StartPosition, SubscribeOptions, Subscription, TopicConfig, TopicInfo } from '../broker/types.js';
@@ -83,7 +83,7 @@ export class ObservedBroker implements BrokerApi {
         sink.deliver(delivery);
       },
       writable: () => sink.writable(),
-      ...(sink.ended === undefined ? {} : { ended: (reason: string) => sink.ended!(reason) }),
+      ...(sink.ended === undefined ? {} : { ended: (reason: string, code?: ErrorCode) => sink.ended!(reason, code) }),
     };
     return new ObservedSubscription(await this.inner.subscribe(topic, options, observed), traffic);
   }

@@ -48,6 +48,8 @@ const TRASH_DIR = 'trash';
 /** Credit a subscription starts with when the caller names none. */
 export const DEFAULT_CREDIT = 256;
 
+/** How often a draining topic looks whether its deliveries in flight were settled. */
+const DRAIN_POLL_MS = 5;
 /** Dead letters read per log read while searching for a copy. */
 const DEAD_LETTER_READ_RECORDS = 512;
 
@@ -230,6 +232,20 @@ export class Broker implements BrokerApi, DeadLetterTarget {
     if (topic === undefined) return;
     this.topics.delete(name);
     await topic.close(reason, 'NOT_LEADER');
+  }
+
+  /**
+   * Before a topic's service closes for a controlled handover: no new deliveries to its groups,
+   * and up to `timeoutMs` for consumers to settle those in flight (what is left is redelivered by
+   * the next leader). Publishes go on meanwhile.
+   */
+  async drainTopic(name: string, timeoutMs: number): Promise<void> {
+    const topic = this.topics.get(name);
+    if (topic === undefined) return;
+    const deadline = this.context.clock.monotonicMs() + timeoutMs;
+    while (topic.quiesceDeliveries() > 0 && this.context.clock.monotonicMs() < deadline && this.topics.get(name) === topic) {
+      await new Promise<void>((resolve) => this.context.clock.schedule(DRAIN_POLL_MS, resolve));
+    }
   }
 
   /** Whether the topic is open here. */

@@ -456,6 +456,16 @@ export class Topic {
     return stream;
   }
 
+  /** Stops new deliveries to the topic's groups (see Group.quiesce); returns how many are in flight. */
+  quiesceDeliveries(): number {
+    let inFlight = 0;
+    for (const group of this.groups.values()) {
+      group.quiesce();
+      inFlight += group.inFlightCount;
+    }
+    return inFlight;
+  }
+
   private onLogAdvance(): void {
     for (const group of this.groups.values()) group.onLogAdvance();
     for (const stream of this.streams) stream.onLogAdvance();

@@ -45,6 +45,10 @@ export class BrokerReplicas implements LocalTopics {
     if (!(await this.broker.openTopic(name))) throw new FerryError('STORAGE_FAILED', `topic ${name} did not open (see broker.topic.quarantined)`);
   }
 
+  drain(name: string, timeoutMs: number): Promise<void> {
+    return this.broker.drainTopic(name, timeoutMs);
+  }
+
   async close(name: string, reason: string): Promise<void> {
     await this.broker.closeTopic(name, reason);
     const { dir, services } = this.broker.topicFiles(name);

@@ -93,7 +93,7 @@ export class ClusterNode {
     const snapshot = await this.store.read();
     this.apply(snapshot.brokers, snapshot.placements, snapshot.states);
     this.started = true;
-    for (const placement of snapshot.placements.values()) await this.ensureReplica(placement);
+    for (const placement of snapshot.placements.values()) await this.ensureReplica(placement, snapshot.revision);
     for (const [topic, state] of snapshot.states) this.replicas.get(topic)?.onState(state);
     this.watch = this.store.watch(snapshot.revision + 1, (events, revision) => this.onEvents(events, revision));
     this.options.logger.info('cluster.joined', { nodeId: this.options.nodeId, address, brokers: [...this.brokers.keys()], topics: this.placements.size });
@@ -213,7 +213,8 @@ export class ClusterNode {
     if (before !== undefined && next.state.inSync.length < before.state.inSync.length) this.counters.inSyncShrinks++;
   }
 
-  private async ensureReplica(placement: TopicPlacement): Promise<void> {
+  /** Takes up this broker's replica of a topic; `resumedUpTo`: the metadata revision read at start (see TopicReplica.resumeFrom). */
+  private async ensureReplica(placement: TopicPlacement, resumedUpTo?: number): Promise<void> {
     if (!this.started || !placement.replicas.includes(this.options.nodeId) || this.replicas.has(placement.name)) return;
     const replica = new TopicReplica(placement, {
       nodeId: this.options.nodeId,
@@ -228,6 +229,7 @@ export class ClusterNode {
       onRoleChange: (topic, role, state) => this.options.logger.debug('cluster.role', { topic, role, epoch: state.epoch, leader: state.leader }),
     });
     this.replicas.set(placement.name, replica);
+    if (resumedUpTo !== undefined) replica.resumeFrom(resumedUpTo);
     await replica.start();
     const state = this.states.get(placement.name);
     if (state !== undefined) replica.onState(state);

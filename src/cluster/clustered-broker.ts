@@ -81,12 +81,22 @@ export class ClusteredBroker implements BrokerApi {
 
   async publish(topic: string, messages: readonly PublishMessage[]): Promise<PublishResult[]> {
     if (!this.node.leads(topic)) await this.node.checkLeaderFresh(topic);
-    return this.broker.publish(topic, messages);
+    return this.broker.publish(topic, messages).catch((error: unknown) => this.movedAway(topic, error));
   }
 
   async subscribe(topic: string, options: SubscribeOptions, sink: DeliverySink): Promise<Subscription> {
     if (!this.node.leads(topic)) await this.node.checkLeaderFresh(topic);
-    return this.broker.subscribe(topic, options, sink);
+    return this.broker.subscribe(topic, options, sink).catch((error: unknown) => this.movedAway(topic, error));
+  }
+
+  /**
+   * A request that passed the leader check while leadership was moving finds the topic closed
+   * (UNKNOWN_TOPIC from the local broker): it is NOT_LEADER for the client, which retries where
+   * the topic went.
+   */
+  private movedAway(topic: string, error: unknown): never {
+    if (error instanceof FerryError && error.code === 'UNKNOWN_TOPIC' && this.node.placement(topic) !== undefined) this.node.checkLeader(topic);
+    throw error;
   }
 
   listGroups(topic: string): GroupInfo[] {

@@ -29,5 +29,11 @@ export const FOLLOWER_RETRY_MS_MIN = 20;
 export const FOLLOWER_RETRY_MS_MAX = 500;
 /** How long a stopping leader waits for a follower to take each topic over (controlled shutdown). */
 export const HANDOVER_TIMEOUT_MS = 5_000;
+/**
+ * How long a stopping leader gives consumers to settle the deliveries they hold (no new ones are
+ * made meanwhile) before the topic moves: a consumer that acks promptly does within a round trip;
+ * whatever is still unsettled then is delivered again by the next leader (at-least-once).
+ */
+export const HANDOVER_DRAIN_MS = 250;
 /** The etcd key prefix of a cluster's metadata, unless configured. */
 export const ETCD_PREFIX_DEFAULT = '/ferry/';

@@ -15,6 +15,11 @@ export interface LocalTopics {
   /** Starts the topic's service (this broker leads it): groups, streams, delays, dedup; its logs come from the log factory. */
   open(name: string): Promise<void>;
   /**
+   * Before a controlled handover: no new deliveries, and up to `timeoutMs` for those in flight to
+   * be settled by their consumers. Publishes go on.
+   */
+  drain(name: string, timeoutMs: number): Promise<void>;
+  /**
    * Stops the topic's service (leadership moved): subscribers are told why, and state derived from
    * the logs (group and delay indexes) is dropped, to be rebuilt from the replicated logs when this
    * broker leads again. The logs themselves stay open with replication.

@@ -10,12 +10,20 @@ import type { TopicLeader } from './topic-leader.js';
 export class ReplicatedLog implements PartitionLog {
   private closed = false;
   private readonly unsubscribes = new Set<() => void>();
+  /**
+   * The log as the broker finds it when it opens the topic: replication filled it after the local
+   * recovery, so the end is the one at promotion. State derived from the log (a group's ack floor)
+   * is checked against this end, not the empty log a follower may have opened.
+   */
+  readonly recovery: RecoveryReport;
 
   constructor(
     private readonly logId: string,
     private readonly local: ReplicaLog,
     private readonly leader: TopicLeader,
-  ) {}
+  ) {
+    this.recovery = { ...local.recovery, startOffset: local.startOffset, nextOffset: local.nextOffset };
+  }
 
   get startOffset(): number {
     return this.local.startOffset;
@@ -43,10 +51,6 @@ export class ReplicatedLog implements PartitionLog {
 
   get durability(): Durability {
     return this.local.durability;
-  }
-
-  get recovery(): RecoveryReport {
-    return this.local.recovery;
   }
 
   async append(records: readonly RecordInput[]): Promise<AppendResult> {

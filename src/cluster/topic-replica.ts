@@ -9,7 +9,7 @@ import type { Clock } from '../platform/clock.js';
 import type { Logger } from '../platform/logger.js';
 import type { LogOptions, LogRole, PartitionLog, ReplicaLog } from '../storage/types.js';
 import type { ClusterStore, TopicPlacement, TopicState, VersionedState } from './cluster-store.js';
-import { ELECTION_STAGGER_MS, HANDOVER_TIMEOUT_MS } from './limits.js';
+import { ELECTION_STAGGER_MS, HANDOVER_DRAIN_MS, HANDOVER_TIMEOUT_MS } from './limits.js';
 import { logIdOf, type LocalTopics } from './local-topics.js';
 import { ReplicatedLog } from './replicated-log.js';
 import { TopicFollower, type FollowerStop } from './topic-follower.js';
@@ -47,6 +47,11 @@ export class TopicReplica {
   /** Leaders known to be down (their port refused): an election may start at once. */
   private readonly down = new Set<string>();
   private electionTimer: { cancel(): void } | null = null;
+  /**
+   * States up to this etcd revision were written before this process started: one that names this
+   * broker leader is a leadership it held before a restart, and it leads again only at a new epoch.
+   */
+  private resumedUpTo = -1;
 
   constructor(
     readonly placement: TopicPlacement,
@@ -97,6 +102,11 @@ export class TopicReplica {
       });
     });
     return started;
+  }
+
+  /** The replica was taken up at start from the metadata as of `revision` (see resumedUpTo). */
+  resumeFrom(revision: number): void {
+    this.resumedUpTo = revision;
   }
 
   /** A state from etcd (or from this broker's own compare-and-swap). */
@@ -175,6 +185,10 @@ export class TopicReplica {
     const me = this.context.nodeId;
     if (state.leader === me) {
       if (this.role.kind === 'leader' && this.role.leader.epoch === state.epoch) return;
+      if (this.current.modRevision <= this.resumedUpTo) {
+        await this.reclaim();
+        return;
+      }
       await this.becomeLeader(state);
       return;
     }
@@ -218,6 +232,27 @@ export class TopicReplica {
       this.current = result.current;
       await this.reconcile();
     }
+  }
+
+  /**
+   * etcd still names this broker leader from before its restart: it takes the leadership up again
+   * only through a compare-and-swap to the next epoch, so its followers (which may hold records of
+   * the old epoch this broker lost) truncate to what it has, and nothing of the old epoch is
+   * confirmed twice. A failed swap means someone else moved first: follow the state as it is.
+   */
+  private async reclaim(): Promise<void> {
+    const { state, modRevision } = this.current!;
+    const next: TopicState = { leader: this.context.nodeId, epoch: state.epoch + 1, inSync: state.inSync };
+    const result = await this.context.store.casState(this.name, modRevision, next);
+    if (result.ok) {
+      this.context.logger.info('cluster.leader.reclaimed', { topic: this.name, epoch: next.epoch, inSync: next.inSync });
+      this.current = { state: next, modRevision: result.modRevision };
+    } else if (result.current !== null) {
+      this.current = result.current;
+    } else {
+      return;
+    }
+    await this.reconcile();
   }
 
   private async becomeLeader(state: TopicState): Promise<void> {
@@ -360,7 +395,10 @@ export class TopicReplica {
     const { state, modRevision } = this.current;
     const successors = state.inSync.filter((member) => member !== this.context.nodeId && this.context.brokerAddress(member) !== undefined);
     if (successors.length === 0) return false;
-    // Close the service first (nothing new is appended), then wait until the followers hold it all.
+    // Let consumers settle what they hold, close the service (nothing new is appended), then wait
+    // until the followers hold it all.
+    await this.context.local.drain(this.name, HANDOVER_DRAIN_MS);
+    this.serving = false;
     await this.context.local.close(this.name, `${this.context.nodeId} is shutting down; ${this.name} moves to another broker`);
     const deadline = this.context.clock.monotonicMs() + HANDOVER_TIMEOUT_MS;
     let successor: string | undefined;

@@ -54,6 +54,8 @@ export class Group implements SubscriptionOwner {
   /** Set by `nextRecord` with the record it returns: that record's deliveries so far. */
   private nextDeliveriesBefore = 0;
   private closed = false;
+  /** Set by quiesce(): no new deliveries, settles still taken. */
+  private quiescing = false;
   private ackTimer: TimerHandle | null = null;
   /** Bytes of records held for waiting redeliveries, against HELD_RECORD_BYTES_MAX. */
   private heldBytes = 0;
@@ -160,8 +162,23 @@ export class Group implements SubscriptionOwner {
     this.pump();
   }
 
+  /**
+   * Stops new deliveries while acks, nacks and rejects of those in flight are still taken (a
+   * controlled handover lets consumers settle what they hold before leadership moves).
+   */
+  quiesce(): void {
+    this.quiescing = true;
+  }
+
+  /** Deliveries handed out and not yet settled, over all partitions. */
+  get inFlightCount(): number {
+    let count = 0;
+    for (const partition of this.partitions) count += partition.inFlight.size;
+    return count;
+  }
+
   pump(): void {
-    if (this.pumping || this.closed || this.resetting) return;
+    if (this.pumping || this.closed || this.resetting || this.quiescing) return;
     this.pumping = true;
     // One clock reading per pump for all its deliveries (~100 ns saved each): a run is synchronous,
     // so a late delivery's ack deadline is early by at most the run's length, never late.
