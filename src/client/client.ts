@@ -13,6 +13,7 @@ import type { WirePublishMessage, WireTopicInfo } from '../protocol/messages.js'
 import { addressKey } from './address.js';
 import { ClusterRouter, type RouterHost } from './cluster-router.js';
 import { clusterStatus, type ClusterStatus } from './cluster-status.js';
+import { decodeClusterChangeOk, encodeClusterChange, type ClusterChangeResult } from '../protocol/codec-cluster-change.js';
 import type { ClientConnection } from './connection.js';
 import {
   checkRedriveLimit,
@@ -151,6 +152,22 @@ export class FerryClient extends EventEmitter implements LinkOwner, RouterHost, 
   /** Per broker: node id, address, alive, topics led, and its replicas' lag summed over the topics (from describeTopic). */
   async clusterStatus(): Promise<ClusterStatus> {
     return clusterStatus(await this.metadata(), (topic) => this.describeTopic(topic));
+  }
+
+  /**
+   * Starts moving `topic`'s replica on broker `replace` to broker `with`: the new replica catches
+   * up and joins the in-sync set, then the old one is dropped (describeTopic shows the progress).
+   * Needs the admin grant on the topic.
+   */
+  reassignReplica(topic: string, move: { replace: string; with: string }): Promise<ClusterChangeResult> {
+    return this.send(null, 'once', (c) =>
+      c.request((w, id) => encodeClusterChange(w, id, { op: 'reassign', topic, replace: move.replace, with: move.with }), FRAME_TYPES.CLUSTER_CHANGE_OK, decodeClusterChangeOk),
+    );
+  }
+
+  /** Starts moving every replica (and so every leadership) off broker `node`, before it is retired. Needs the admin grant on every topic. */
+  drainBroker(node: string): Promise<ClusterChangeResult> {
+    return this.send(null, 'once', (c) => c.request((w, id) => encodeClusterChange(w, id, { op: 'drain', node }), FRAME_TYPES.CLUSTER_CHANGE_OK, decodeClusterChangeOk));
   }
 
   // ---- publishing ----

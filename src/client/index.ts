@@ -6,6 +6,7 @@ export { connect, FerryClient, PREFETCH_DEFAULT, PREFETCH_MAX, type TopicInfo, t
 export type { ConnectOptions, ReconnectOptions, RetryPublishesOptions, TlsOptions } from './options.js';
 export type { BrokerInfo, ClusterMetadata, TopicLeader } from './metadata.js';
 export type { BrokerStatus, ClusterStatus } from './cluster-status.js';
+export type { ClusterChangeResult, ReplicaMove } from '../protocol/codec-cluster-change.js';
 export { REDRIVE_CHUNK_MESSAGES, type GroupInfo, type RedriveOptions, type RedriveResult } from './groups.js';
 export type { BatchMessage, PublishOptions, PublishResult } from './publish.js';
 export { Subscription, type SubscribeOptions, type StartFrom } from './subscription.js';

@@ -15,9 +15,11 @@ import { LeaseKeeper, type EtcdClient, type LeaseLoss, type Watch } from './etcd
 import { ClusterStore, type BrokerRecord, type ClusterEvent, type TopicPlacement, type TopicState, type VersionedState } from './cluster-store.js';
 import type { LocalTopics } from './local-topics.js';
 import { REPLICAS_MAX } from '../broker/limits.js';
-import { LEASE_TTL_MS_DEFAULT } from './limits.js';
+import { LEASE_TTL_MS_DEFAULT, PLACEMENT_CAS_ATTEMPTS } from './limits.js';
 import { PeerPool, type PeerPoolOptions } from './peer-pool.js';
 import { choosePlacement } from './placement.js';
+import { planDrain, startMove } from './reassignment.js';
+import type { ClusterChangeRequest, ClusterChangeResult } from '../protocol/codec-cluster-change.js';
 import { TopicReplica } from './topic-replica.js';
 import { Log } from '../storage/log.js';
 
@@ -194,6 +196,12 @@ export class ClusterNode {
           await this.dropReplica(event.topic, true);
         } else {
           this.placements.set(event.topic, event.placement);
+          if (!event.placement.replicas.includes(this.options.nodeId)) {
+            // Moved off this broker (reassignment.ts): the leader dropped it from the in-sync set first.
+            await this.dropReplica(event.topic, true);
+            return;
+          }
+          this.replicas.get(event.topic)?.onPlacement(event.placement);
           await this.ensureReplica(event.placement);
         }
         return;
@@ -324,6 +332,51 @@ export class ClusterNode {
     this.placements.set(name, placement);
     await this.ensureReplica(placement);
     return placement;
+  }
+
+  /**
+   * Starts moving `topic`'s replica on `replace` to `target` (reassignment.ts): the placement in
+   * etcd lists both; the leader completes the move once `target` is in sync.
+   */
+  async reassign(topic: string, replace: string, target: string): Promise<TopicPlacement> {
+    for (let attempt = 0; attempt < PLACEMENT_CAS_ATTEMPTS; attempt++) {
+      const read = await this.store.getPlacement(topic);
+      if (read === null) throw new FerryError('UNKNOWN_TOPIC', `unknown topic ${topic}`);
+      const live = new Set(this.liveBrokers().map((broker) => broker.nodeId));
+      const next = startMove(read.placement, replace, target, live);
+      if (await this.store.casPlacement(topic, read.modRevision, next)) {
+        this.options.logger.info('cluster.reassign.started', { topic, replace, with: target, replicas: next.replicas });
+        return next;
+      }
+    }
+    throw new FerryError('BROKER_BUSY', `the placement of ${topic} kept changing; try again`);
+  }
+
+  /** An operator's CLUSTER_CHANGE. */
+  async change(request: ClusterChangeRequest): Promise<ClusterChangeResult> {
+    if (request.op === 'drain') return this.drain(request.node);
+    await this.reassign(request.topic, request.replace, request.with);
+    return { moves: [{ topic: request.topic, from: request.replace, to: request.with }], refused: [] };
+  }
+
+  /** Moves every replica on `node` to other live brokers (leaderships follow, by handover). */
+  async drain(node: string): Promise<ClusterChangeResult> {
+    if (!this.brokers.has(node) && ![...this.placements.values()].some((placement) => placement.replicas.includes(node))) {
+      throw new FerryError('INVALID_ARGUMENT', `${node} is not a broker of this cluster`);
+    }
+    const plan = planDrain(node, this.placements.values(), this.liveBrokers().map((broker) => broker.nodeId));
+    const moves: Array<{ topic: string; from: string; to: string }> = [];
+    const refused = [...plan.refused];
+    for (const move of plan.moves) {
+      try {
+        await this.reassign(move.topic, node, move.to);
+        moves.push({ topic: move.topic, from: node, to: move.to });
+      } catch (error) {
+        refused.push({ topic: move.topic, reason: error instanceof Error ? error.message : String(error) });
+      }
+    }
+    this.options.logger.info('cluster.drain.started', { node, moves: moves.length, refused: refused.length });
+    return { moves, refused };
   }
 
   async deleteTopic(name: string): Promise<void> {

@@ -17,15 +17,28 @@ export interface BrokerRecord {
   startedAtMs: number;
 }
 
-/** A topic's settings and where its replicas live; written once, when the topic is created. */
+/**
+ * A topic's settings and where its replicas live; written when the topic is created, and changed
+ * (by compare-and-swap) only when a replica moves to another broker (reassignment.ts).
+ */
 export interface TopicPlacement {
   name: string;
   /** The topic's configuration as the broker stores it in topic.json. */
   config: Record<string, unknown>;
-  /** Node ids holding a replica, in preference order (the first is the preferred leader). */
+  /** Node ids holding a replica, in preference order (the first is the preferred leader); during a move, the target set and the leaving ones. */
   replicas: string[];
   minInSync: number;
   createdAtMs: number;
+  /** During a move: replicas catching up to take a leaving one's place. */
+  adding?: string[];
+  /** During a move: replicas that leave once every adding one is in sync. */
+  removing?: string[];
+}
+
+/** A placement read with the revision a compare-and-swap must name. */
+export interface VersionedPlacement {
+  placement: TopicPlacement;
+  modRevision: number;
 }
 
 /** Who leads a topic, in which epoch, and which replicas are in sync. */
@@ -138,6 +151,19 @@ export class ClusterStore {
   async getState(topic: string): Promise<VersionedState | null> {
     const { kv } = await this.etcd.get(this.stateKey(topic));
     return kv === undefined ? null : parseState(kv);
+  }
+
+  async getPlacement(topic: string): Promise<VersionedPlacement | null> {
+    const { kv } = await this.etcd.get(this.configKey(topic));
+    const placement = kv === undefined ? null : parseJson<TopicPlacement>(kv.value);
+    return placement === null ? null : { placement, modRevision: kv!.modRevision };
+  }
+
+  /** Replaces the placement only if it is unchanged since `expectedModRevision`. */
+  async casPlacement(topic: string, expectedModRevision: number, next: TopicPlacement): Promise<boolean> {
+    const key = this.configKey(topic);
+    const result = await this.etcd.txn({ compare: [{ key, modRevision: expectedModRevision }], success: [{ put: key, value: JSON.stringify(next) }] });
+    return result.succeeded;
   }
 
   /** Replaces the state only if it is unchanged since `expectedModRevision`; else says what it is now. */

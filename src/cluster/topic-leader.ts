@@ -361,6 +361,27 @@ export class TopicLeader {
     }
   }
 
+  /**
+   * The placement changed (a replica moves, reassignment.ts): an added replica is followed from
+   * now; a removed one is forgotten once it is out of the in-sync set.
+   */
+  setReplicas(replicas: readonly string[]): void {
+    const now = this.options.clock.monotonicMs();
+    for (const replica of replicas) {
+      if (replica !== this.options.nodeId && !this.followers.has(replica)) this.followers.set(replica, { logs: new Map(), caughtUpMs: now, contactMs: now, parked: 0, answeredEnds: new Map() });
+    }
+    for (const replica of [...this.followers.keys()]) if (!replicas.includes(replica) && !this.counted.has(replica)) this.followers.delete(replica);
+  }
+
+  /** Takes `members` out of the in-sync set (a move completing); true once etcd no longer lists them. */
+  async removeFromInSync(members: readonly string[], reason: string): Promise<boolean> {
+    while (this.changing && this.stopped === null) await new Promise<void>((resolve) => this.options.clock.schedule(IN_SYNC_CHECK_INTERVAL_MS, resolve));
+    if (this.stopped !== null) return false;
+    const next = [...this.confirmed].filter((member) => !members.includes(member));
+    if (next.length !== this.confirmed.size) await this.change(next, null, reason);
+    return this.stopped === null && members.every((member) => !this.confirmed.has(member));
+  }
+
   /** What each replica holds, for describe: the leader's own ends and each follower's. */
   replicaEnds(): Map<string, Map<string, number>> {
     const out = new Map<string, Map<string, number>>();

@@ -9,6 +9,7 @@ import type { Clock } from '../platform/clock.js';
 import type { Logger } from '../platform/logger.js';
 import type { LogOptions, LogRole, PartitionLog, ReplicaLog } from '../storage/types.js';
 import type { ClusterStore, TopicPlacement, TopicState, VersionedState } from './cluster-store.js';
+import { completedMove, moving, readyToComplete } from './reassignment.js';
 import { ELECTION_STAGGER_MS, HANDOVER_DRAIN_MS, HANDOVER_TIMEOUT_MS } from './limits.js';
 import { logIdOf, type LocalTopics } from './local-topics.js';
 import { ReplicatedLog } from './replicated-log.js';
@@ -53,10 +54,19 @@ export class TopicReplica {
    */
   private resumedUpTo = -1;
 
+  private placementNow: TopicPlacement;
+
   constructor(
-    readonly placement: TopicPlacement,
+    placement: TopicPlacement,
     private readonly context: TopicReplicaContext,
-  ) {}
+  ) {
+    this.placementNow = placement;
+  }
+
+  /** Where the topic's replicas are, as etcd last said. */
+  get placement(): TopicPlacement {
+    return this.placementNow;
+  }
 
   get name(): string {
     return this.placement.name;
@@ -107,6 +117,37 @@ export class TopicReplica {
   /** The replica was taken up at start from the metadata as of `revision` (see resumedUpTo). */
   resumeFrom(revision: number): void {
     this.resumedUpTo = revision;
+  }
+
+  /** The placement changed: a replica is moving (reassignment.ts). */
+  onPlacement(next: TopicPlacement): void {
+    this.run(async () => {
+      this.placementNow = next;
+      this.leader?.setReplicas(next.replicas);
+      await this.completeMove();
+    });
+  }
+
+  /**
+   * Leader only: a move whose new replicas are all in sync completes. A leaving leader first hands
+   * the topic to a replica that stays (which then completes it); otherwise the leaving replicas
+   * leave the in-sync set, then the placement.
+   */
+  private async completeMove(): Promise<void> {
+    const leader = this.leader;
+    if (leader === null || !leader.active || this.current === null || !readyToComplete(this.placementNow, this.current.state.inSync)) return;
+    const removing = this.placementNow.removing ?? [];
+    if (removing.includes(this.context.nodeId)) {
+      await this.handOverNow(new Set(removing));
+      return;
+    }
+    if (!(await leader.removeFromInSync(removing, 'the replica moves to another broker'))) return;
+    const read = await this.context.store.getPlacement(this.name);
+    if (read === null || !readyToComplete(read.placement, this.current?.state.inSync ?? [])) return;
+    const done = completedMove(read.placement);
+    if (await this.context.store.casPlacement(this.name, read.modRevision, done)) {
+      this.context.logger.info('cluster.reassign.completed', { topic: this.name, replicas: done.replicas, removed: removing });
+    }
   }
 
   /** A state from etcd (or from this broker's own compare-and-swap). */
@@ -279,6 +320,7 @@ export class TopicReplica {
     try {
       await this.context.local.open(this.name);
       this.serving = true;
+      if (moving(this.placementNow)) this.run(() => this.completeMove());
     } catch (error) {
       this.context.logger.error('cluster.leader.open_failed', { topic: this.name, epoch: state.epoch, error });
       leader.stepDown(this.notLeader());
@@ -294,6 +336,7 @@ export class TopicReplica {
     const result = await this.context.store.casState(this.name, known.modRevision, next);
     if (result.ok) {
       this.current = { state: next, modRevision: result.modRevision };
+      if (moving(this.placementNow)) this.run(() => this.completeMove());
       return true;
     }
     if (result.current !== null) this.onState(result.current);
@@ -389,11 +432,12 @@ export class TopicReplica {
     return handed;
   }
 
-  private async handOverNow(): Promise<boolean> {
+  /** Hands leadership to an in-sync follower (not one of `exclude`: replicas leaving the topic). */
+  private async handOverNow(exclude: ReadonlySet<string> = new Set()): Promise<boolean> {
     const leader = this.leader;
     if (leader === null || !leader.active || this.current === null) return false;
     const { state, modRevision } = this.current;
-    const successors = state.inSync.filter((member) => member !== this.context.nodeId && this.context.brokerAddress(member) !== undefined);
+    const successors = state.inSync.filter((member) => member !== this.context.nodeId && !exclude.has(member) && this.context.brokerAddress(member) !== undefined);
     if (successors.length === 0) return false;
     // Let consumers settle what they hold, close the service (nothing new is appended), then wait
     // until the followers hold it all.

@@ -67,6 +67,9 @@ export const FRAME_TYPES = {
   // Cluster metadata: where each topic's leader is
   METADATA: 0x60,
   METADATA_OK: 0x61,
+  // Moving replicas between brokers (operators)
+  CLUSTER_CHANGE: 0x68,
+  CLUSTER_CHANGE_OK: 0x69,
 } as const;
 
 export type FrameTypeName = keyof typeof FRAME_TYPES;

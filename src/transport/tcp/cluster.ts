@@ -19,6 +19,7 @@ import {
   type ReplicaFetchResponse,
   type ReplicaProgress,
 } from '../../protocol/codec-replication.js';
+import { decodeClusterChange, encodeClusterChangeOk, type ClusterChangeRequest, type ClusterChangeResult } from '../../protocol/codec-cluster-change.js';
 import type { PayloadReader } from '../../protocol/reader.js';
 import type { Socket } from 'node:net';
 import type { Principal } from '../../security/authenticator.js';
@@ -32,6 +33,8 @@ export interface ClusterFrames {
   fetch(request: ReplicaFetchRequest, onParked?: (cancel: () => void) => void): Promise<ReplicaFetchResponse>;
   epochEnd(request: EpochEndRequest): EpochEndResponse;
   progress(message: ReplicaProgress): void;
+  /** Moves replicas between brokers (an operator's CLUSTER_CHANGE). */
+  change(request: ClusterChangeRequest): Promise<ClusterChangeResult>;
 }
 
 /** The connection as the checks here see it. */
@@ -49,7 +52,7 @@ export interface ClusterFrameContext extends RequestContext {
   whenClosed(): Promise<void>;
 }
 
-const CLUSTER_FRAME_TYPES: ReadonlySet<number> = new Set([FRAME_TYPES.METADATA, FRAME_TYPES.REPLICA_FETCH, FRAME_TYPES.EPOCH_END, FRAME_TYPES.REPLICA_PROGRESS]);
+const CLUSTER_FRAME_TYPES: ReadonlySet<number> = new Set([FRAME_TYPES.METADATA, FRAME_TYPES.REPLICA_FETCH, FRAME_TYPES.EPOCH_END, FRAME_TYPES.REPLICA_PROGRESS, FRAME_TYPES.CLUSTER_CHANGE]);
 
 export function isClusterFrame(type: number): boolean {
   return CLUSTER_FRAME_TYPES.has(type);
@@ -88,12 +91,29 @@ export function handleClusterFrame(context: ClusterFrameContext, frame: Frame, r
       context.run(id, withCluster(context, request.topic).then((leader) => leader.epochEnd(request)), (response) => encodeEpochEndOk(context.writer, id, response));
       return;
     }
+    case FRAME_TYPES.CLUSTER_CHANGE: {
+      const request = decodeClusterChange(r);
+      context.run(id, changeCluster(context.peer, request), (result) => encodeClusterChangeOk(context.writer, id, result));
+      return;
+    }
     case FRAME_TYPES.REPLICA_PROGRESS: {
       const message = decodeReplicaProgress(r);
       if (cluster !== null && mayReplicate(context.peer, message.topic)) cluster.progress(message);
       return;
     }
   }
+}
+
+/** A reassign needs the admin grant on its topic; a drain touches every topic: admin on all (`*`). */
+function changeCluster(peer: ClusterPeer, request: ClusterChangeRequest): Promise<ClusterChangeResult> {
+  const cluster = peer.cluster;
+  if (cluster === null) return Promise.reject(new FerryError('INVALID_ARGUMENT', 'this broker is not in a cluster: replicas live on one broker'));
+  const auth = peer.security?.authenticator;
+  const topic = request.op === 'reassign' ? request.topic : '*';
+  if (auth !== undefined && auth.enabled && !auth.allows(peer.principal, 'admin', { topic })) {
+    return Promise.reject(new FerryError('FORBIDDEN', request.op === 'reassign' ? `moving replicas of ${topic} needs the admin grant` : 'draining a broker needs the admin grant on every topic'));
+  }
+  return cluster.change(request);
 }
 
 function withCluster(context: ClusterFrameContext, topic: string): Promise<ClusterFrames> {
