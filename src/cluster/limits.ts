@@ -35,6 +35,8 @@ export const HANDOVER_TIMEOUT_MS = 5_000;
  * whatever is still unsettled then is delivered again by the next leader (at-least-once).
  */
 export const HANDOVER_DRAIN_MS = 250;
+/** A replica whose role change failed (etcd unreachable mid-election) looks again after this long. */
+export const TRANSITION_RETRY_MS = 500;
 /** A placement change retried this many times when others change the placement at the same moment. */
 export const PLACEMENT_CAS_ATTEMPTS = 5;
 /** The etcd key prefix of a cluster's metadata, unless configured. */

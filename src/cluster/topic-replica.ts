@@ -10,7 +10,7 @@ import type { Logger } from '../platform/logger.js';
 import type { LogOptions, LogRole, PartitionLog, ReplicaLog } from '../storage/types.js';
 import type { ClusterStore, TopicPlacement, TopicState, VersionedState } from './cluster-store.js';
 import { completedMove, moving, readyToComplete } from './reassignment.js';
-import { ELECTION_STAGGER_MS, HANDOVER_DRAIN_MS, HANDOVER_TIMEOUT_MS } from './limits.js';
+import { ELECTION_STAGGER_MS, HANDOVER_DRAIN_MS, HANDOVER_TIMEOUT_MS, TRANSITION_RETRY_MS } from './limits.js';
 import { logIdOf, type LocalTopics } from './local-topics.js';
 import { ReplicatedLog } from './replicated-log.js';
 import { TopicFollower, type FollowerStop } from './topic-follower.js';
@@ -48,6 +48,7 @@ export class TopicReplica {
   /** Leaders known to be down (their port refused): an election may start at once. */
   private readonly down = new Set<string>();
   private electionTimer: { cancel(): void } | null = null;
+  private retryTimer: { cancel(): void } | null = null;
   /**
    * States up to this etcd revision were written before this process started: one that names this
    * broker leader is a leadership it held before a restart, and it leads again only at a new epoch.
@@ -216,6 +217,23 @@ export class TopicReplica {
   private run(task: () => Promise<void>): void {
     this.chain = this.chain.then(task).catch((error: unknown) => {
       this.context.logger.error('cluster.replica.transition_failed', { topic: this.name, error });
+      this.retryLater();
+    });
+  }
+
+  /**
+   * A transition failed (etcd unreachable during an election, a log that would not open): look
+   * again later, since nothing in etcd may change to wake this replica.
+   */
+  private retryLater(): void {
+    if (this.closed || this.retryTimer !== null) return;
+    this.retryTimer = this.context.clock.schedule(TRANSITION_RETRY_MS, () => {
+      this.retryTimer = null;
+      this.run(async () => {
+        const read = await this.context.store.getState(this.name);
+        if (read !== null && (this.current === null || read.modRevision >= this.current.modRevision)) this.current = read;
+        await this.reconcile();
+      });
     });
   }
 
@@ -477,6 +495,7 @@ export class TopicReplica {
   async close(): Promise<void> {
     this.closed = true;
     this.electionTimer?.cancel();
+    this.retryTimer?.cancel();
     await this.chain;
     await this.dropRole(this.current?.state ?? null);
     await Promise.allSettled([...this.logs.values()].map((log) => log.close()));

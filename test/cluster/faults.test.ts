@@ -192,3 +192,18 @@ test('faults - with etcd stopped the leaders keep serving; restarted, the cluste
   await client.publish('no-etcd', 'after');
   await old.start();
 });
+
+test('faults - a leader dies while etcd is down: no election can happen then, and one does as soon as etcd is back', { timeout: SUITE_TIMEOUT_MS }, async () => {
+  await allBack();
+  await client.createTopic('etcd-gap', { replicas: 3, minInSync: 2 });
+  await client.publish('etcd-gap', 'a');
+  const old = cluster.broker(await leaderOf('etcd-gap'));
+  await cluster.etcd.member.stop();
+  await old.kill();
+  // The followers try to elect and fail (no CAS without etcd); nothing in etcd will change to wake them.
+  await new Promise((resolve) => setTimeout(resolve, 2 * TEST_LEASE_TTL_MS));
+  await cluster.etcd.member.restart();
+  await eventually(async () => (await leaderOf('etcd-gap').catch(() => old.nodeId)) !== old.nodeId, { timeoutMs: SETTLE_MS });
+  await client.publish('etcd-gap', 'after');
+  await old.start();
+});
