@@ -12,6 +12,7 @@ import type { Logger } from '../platform/logger.js';
 import { FerryError } from '../errors.js';
 import type { BrokerApi } from '../broker/types.js';
 import { registerApi, type AdminInfo } from './api.js';
+import { clusterView, singleBrokerView, type ClusterSource, type ClusterView, type DescribeRemote } from './cluster-view.js';
 import type { ConnectionSource } from './hooks.js';
 import { HttpRouter, listenHttp, type HttpListener } from './http.js';
 import type { CountingLogger } from './log-tap.js';
@@ -40,6 +41,8 @@ export interface AdminServerOptions {
   security?: HttpSecurity;
   /** Refusals counted for ferry_rejections_total. */
   rejections?: Rejections;
+  /** Cluster mode: this broker as a member (readiness, /api/cluster, the cluster metrics). */
+  cluster?: ClusterSource;
 }
 
 export interface AdminAttachment {
@@ -49,6 +52,8 @@ export interface AdminAttachment {
   rawBroker?: BrokerApi;
   connections?: ConnectionSource;
   tcp?: { host: string; port: number };
+  /** Cluster mode: a topic described by its leader on another broker (for /api/cluster). */
+  describeRemote?: DescribeRemote;
 }
 
 export class AdminServer {
@@ -82,6 +87,7 @@ export class AdminServer {
       rawBroker: () => (this.attachment?.rawBroker === undefined ? this.broker() : this.secured(this.attachment.rawBroker)),
       ready: () => this.ready,
       info: () => this.info(),
+      cluster: () => this.clusterView(),
       clock: options.clock,
       traffic: this.metrics.traffic,
       connections: () => this.attachment?.connections ?? null,
@@ -129,6 +135,17 @@ export class AdminServer {
   /** Ready: recovery finished and requests are served (until shutdown starts). */
   get ready(): boolean {
     return this.attachment !== null && !this.draining;
+  }
+
+  /** GET /api/cluster: the cluster from this broker, or this broker alone. */
+  private async clusterView(): Promise<ClusterView> {
+    const broker = this.broker();
+    const cluster = this.options.cluster;
+    if (cluster === undefined) {
+      const tcp = this.attachment?.tcp;
+      return singleBrokerView(tcp === undefined ? '' : `${hostForUrl(tcp.host)}:${tcp.port}`, broker.listTopics().length);
+    }
+    return clusterView(cluster, (topic) => broker.describeTopic(topic), this.attachment?.describeRemote ?? null);
   }
 
   /** The recovered broker: the API serves from now on and /readyz turns 200. */

@@ -8,6 +8,7 @@ import type { Clock } from '../platform/clock.js';
 import { FerryError } from '../errors.js';
 import type { BrokerApi, Header, PublishMessage, RedriveOptions, StartPosition, TopicConfig } from '../broker/types.js';
 import { browse, BROWSE_LIMIT_DEFAULT } from './browse.js';
+import type { ClusterView } from './cluster-view.js';
 import type { ConnectionSource, ConnectionView } from './hooks.js';
 import { Reply, type HttpRouter } from './http.js';
 import { takeSnapshot, type TopicView } from './snapshot.js';
@@ -32,13 +33,15 @@ export interface AdminContext {
   rawBroker(): BrokerApi;
   ready(): boolean;
   info(): AdminInfo;
+  /** GET /api/cluster. */
+  cluster(): Promise<ClusterView>;
   clock: Clock;
   traffic: Traffic;
   connections(): ConnectionSource | null;
 }
 
 /** Keys accepted when creating a topic: a typo is an error, not a silently ignored setting. */
-const TOPIC_CONFIG_KEYS = new Set(['partitions', 'durability', 'syncIntervalMs', 'retention', 'segmentBytes', 'dedupWindowMs']);
+const TOPIC_CONFIG_KEYS = new Set(['partitions', 'durability', 'syncIntervalMs', 'retention', 'segmentBytes', 'dedupWindowMs', 'replicas', 'minInSync']);
 
 export function registerApi(router: HttpRouter, context: AdminContext): void {
   router
@@ -46,6 +49,7 @@ export function registerApi(router: HttpRouter, context: AdminContext): void {
     .route('GET', '/readyz', () => (context.ready() ? { status: 'ready' } : new Reply(503, { status: 'recovering' })))
     .route('GET', '/api/info', () => ({ ...context.info(), ready: context.ready(), uptimeMs: context.clock.nowMs() - context.info().startedAtMs }))
     .route('GET', '/api/overview', () => overview(context))
+    .route('GET', '/api/cluster', () => context.cluster())
 
     .route('GET', '/api/topics', () => takeSnapshot(context.broker()).topics.map(topicSummary))
     .route('POST', '/api/topics', async (request) => {

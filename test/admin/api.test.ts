@@ -57,6 +57,24 @@ test('admin api - info names the version, data dir and listeners', async () => {
   );
 });
 
+test('admin api - cluster: a single broker is the only one and leads every topic; replicas above 1 is NOT_ENOUGH_REPLICAS', async () => {
+  await withAdmin(
+    async ({ get, post, tcpPort }) => {
+      assert.equal((await post('/api/topics', { name: 'alone', replicas: 1, minInSync: 1 })).status, 201);
+      assertError(await post('/api/topics', { name: 'wanted-three', replicas: 3 }), 503, 'NOT_ENOUGH_REPLICAS');
+      assertError(await post('/api/topics', { name: 'bad', replicas: 0 }), 400, 'INVALID_ARGUMENT');
+      assert.deepEqual((await get('/api/cluster')).body, {
+        cluster: false,
+        nodeId: '',
+        etcdUp: null,
+        brokers: [{ nodeId: '', address: `127.0.0.1:${tcpPort}`, alive: true, topicsLed: 1, replicaLag: 0 }],
+        topics: [],
+      });
+    },
+    { tcp: true },
+  );
+});
+
 test('admin api - topics: create, list, describe with partitions and retention, delete; errors', async () => {
   await withAdmin(async ({ get, post, del }) => {
     const created = await post('/api/topics', { name: 'orders', partitions: 2, durability: 'interval', retention: { ageMs: 3_600_000 } });
