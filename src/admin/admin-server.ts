@@ -81,6 +81,7 @@ export class AdminServer {
       ready: () => this.ready,
       version: ferryVersion(),
       rejections: () => options.rejections?.entries() ?? [],
+      ...(options.cluster === undefined ? {} : { cluster: options.cluster }),
     });
     registerApi(this.router, {
       broker: () => this.broker(),

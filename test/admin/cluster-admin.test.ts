@@ -4,7 +4,7 @@
  * made by `ferry users add replicator --replicate`. gRPC creates and describes a replicated topic
  * (replicas, in-sync set, high watermark, each replica's end offset and lag); the admin API creates
  * one too; GET /api/cluster on a broker that leads neither lists the brokers as `ferry cluster
- * status` does and each topic as its leader describes it.
+ * status` does and each topic as its leader describes it; and /metrics has the cluster's families.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,6 +18,7 @@ import { ferry } from '../cli/run-ferry.js';
 import { TestCluster, type ClusterBroker } from '../cluster/cluster-harness.js';
 import { ferryDetail, GrpcTestClient } from '../grpc/client.js';
 import { CreateTopicRequest, DescribeTopicRequest, Durability, type Topic } from '../grpc/generated/ferry/v1/topics.js';
+import { parsePrometheus, type Family } from './prometheus.js';
 
 /** Starting etcd and three brokers on a loaded 2-core machine. */
 const SUITE_TIMEOUT_MS = 180_000;
@@ -57,6 +58,12 @@ after(async () => {
 
 function http(broker: ClusterBroker, path: string, init: RequestInit = {}): Promise<Response> {
   return fetch(`http://127.0.0.1:${broker.httpPort}${path}`, { ...init, headers: { authorization: OPS_AUTH, ...(init.headers as Record<string, string>) } });
+}
+
+async function metrics(broker: ClusterBroker): Promise<Map<string, Family>> {
+  const response = await fetch(`http://127.0.0.1:${broker.httpPort}/metrics`);
+  assert.equal(response.status, 200);
+  return parsePrometheus(await response.text());
 }
 
 function grpcClient(broker: ClusterBroker): GrpcTestClient {
@@ -156,4 +163,24 @@ test('cluster admin - GET /api/cluster lists the brokers as `ferry cluster statu
   assert.equal(orders.partitions.length, 2);
   for (const partition of orders.partitions) assert.equal(partition.replicaOffsets.length, 3, 'described by the leader');
   assert.deepEqual(view.topics.map((topic: any) => topic.name).sort(), ['grpc-orders', 'http-orders']);
+});
+
+test('cluster admin - /metrics has the cluster families: etcd up, leader changes, in-sync shrinks, replica lag per topic, partition and replica', { timeout: SUITE_TIMEOUT_MS }, async () => {
+  const leader = await leaderOf('grpc-orders');
+  const families = await metrics(leader);
+  for (const family of families.values()) {
+    assert.ok(family.help.length > 0, `${family.name} has HELP`);
+    if (family.type === 'counter') assert.match(family.name, /_total$/, `counter ${family.name} ends in _total`);
+  }
+  assert.equal(families.get('ferry_cluster_etcd_up')?.type, 'gauge');
+  assert.deepEqual(families.get('ferry_cluster_etcd_up')!.samples.map((sample) => sample.value), [1]);
+  assert.equal(families.get('ferry_leader_changes_total')?.type, 'counter');
+  assert.equal(families.get('ferry_in_sync_shrinks_total')?.type, 'counter');
+  const lag = families.get('ferry_replica_lag_records');
+  assert.equal(lag?.type, 'gauge');
+  const samples = lag!.samples.filter((sample) => sample.labels['topic'] === 'grpc-orders').map((sample) => `${sample.labels['partition']}/${sample.labels['replica']}=${sample.value}`);
+  assert.deepEqual(samples.sort(), ['0/n1=0', '0/n2=0', '0/n3=0', '1/n1=0', '1/n2=0', '1/n3=0']);
+  // Another broker does not lead it, so it does not report its lag.
+  const other = cluster.brokers.find((broker) => broker !== leader)!;
+  assert.ok(!(await metrics(other)).get('ferry_replica_lag_records')!.samples.some((sample) => sample.labels['topic'] === 'grpc-orders'));
 });
