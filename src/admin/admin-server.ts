@@ -11,8 +11,8 @@ import type { Clock } from '../platform/clock.js';
 import type { Logger } from '../platform/logger.js';
 import { FerryError } from '../errors.js';
 import type { BrokerApi } from '../broker/types.js';
-import { registerApi, type AdminInfo } from './api.js';
-import { clusterView, singleBrokerView, type ClusterSource, type ClusterView, type DescribeRemote } from './cluster-view.js';
+import { registerApi, type AdminInfo, type Readiness } from './api.js';
+import { clusterNotReadyReason, clusterView, singleBrokerView, type ClusterSource, type ClusterView, type DescribeRemote } from './cluster-view.js';
 import type { ConnectionSource } from './hooks.js';
 import { HttpRouter, listenHttp, type HttpListener } from './http.js';
 import type { CountingLogger } from './log-tap.js';
@@ -86,7 +86,7 @@ export class AdminServer {
     registerApi(this.router, {
       broker: () => this.broker(),
       rawBroker: () => (this.attachment?.rawBroker === undefined ? this.broker() : this.secured(this.attachment.rawBroker)),
-      ready: () => this.ready,
+      readiness: () => this.readiness(),
       info: () => this.info(),
       cluster: () => this.clusterView(),
       clock: options.clock,
@@ -133,9 +133,21 @@ export class AdminServer {
     return this.listener?.host ?? this.options.host;
   }
 
-  /** Ready: recovery finished and requests are served (until shutdown starts). */
+  /** Ready: recovery finished and requests are served (until shutdown starts); in a cluster, joined and reaching etcd. */
   get ready(): boolean {
-    return this.attachment !== null && !this.draining;
+    return this.readiness().ready;
+  }
+
+  /** Whether /readyz answers 200, and why not. */
+  readiness(): Readiness {
+    if (this.draining) return { ready: false, status: 'shutting down', reason: 'shutdown started' };
+    const cluster = this.options.cluster;
+    if (this.attachment === null) {
+      return { ready: false, status: 'recovering', reason: cluster === undefined ? 'the broker is recovering its logs' : 'the broker is opening its data directory and joining the cluster' };
+    }
+    const reason = cluster === undefined ? null : clusterNotReadyReason(cluster);
+    if (reason !== null) return { ready: false, status: cluster!.ready ? 'etcd unreachable' : 'not joined', reason };
+    return { ready: true, status: 'ready' };
   }
 
   /** GET /api/cluster: the cluster from this broker, or this broker alone. */

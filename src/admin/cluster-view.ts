@@ -59,6 +59,13 @@ export interface ClusterView {
   topics: ClusterTopicView[];
 }
 
+/** Why a cluster member is not ready (null when it is): not joined yet, or etcd unreachable. */
+export function clusterNotReadyReason(source: ClusterSource): string | null {
+  if (!source.ready) return 'not joined to the cluster';
+  if (!source.etcdUp) return 'etcd is unreachable: leaders keep serving, but no leadership or in-sync change can be made';
+  return null;
+}
+
 /** A single broker: itself, leading every topic. */
 export function singleBrokerView(address: string, topics: number): ClusterView {
   return { cluster: false, nodeId: '', etcdUp: null, brokers: [{ nodeId: '', address, alive: true, topicsLed: topics, replicaLag: 0 }], topics: [] };

@@ -136,7 +136,7 @@ export class BrokerMetrics implements StorageObserver {
   private defineBrokerMetrics(): void {
     const gauge = this.gauge.bind(this);
     gauge('ferry_build_info', 'Ferry version and Node.js version; the value is always 1.', ['version', 'node'], (m) => m.set({ version: this.sources.version, node: process.version }, 1));
-    gauge('ferry_ready', '1 once recovery finished and the broker accepts requests.', [], (m) => m.set(this.sources.ready() ? 1 : 0));
+    gauge('ferry_ready', '1 while /readyz answers 200: recovery finished, not shutting down, and in a cluster joined and reaching etcd.', [], (m) => m.set(this.sources.ready() ? 1 : 0));
     if (this.sources.cluster !== undefined) this.defineClusterMetrics(this.sources.cluster);
     this.defineTopicMetrics();
     this.defineGroupMetrics();

@@ -29,6 +29,7 @@ test('admin api - liveness always, readiness and the API only once the broker is
   await withAdmin(
     async ({ admin, get, observed, broker }) => {
       assert.deepEqual((await get('/healthz')).body, { status: 'ok' });
+      assert.deepEqual((await get('/readyz')).body, { status: 'recovering', reason: 'the broker is recovering its logs' });
       assert.equal((await get('/readyz')).status, 503);
       assertError(await get('/api/topics'), 503, 'BROKER_BUSY');
       admin.attach({ broker: observed, rawBroker: broker });
@@ -36,6 +37,7 @@ test('admin api - liveness always, readiness and the API only once the broker is
       assert.equal((await get('/api/topics')).status, 200);
       admin.drain();
       assert.equal((await get('/readyz')).status, 503);
+      assert.equal((await get('/readyz')).body.status, 'shutting down');
       assert.equal((await get('/healthz')).status, 200);
     },
     { attach: false },

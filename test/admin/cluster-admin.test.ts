@@ -4,7 +4,9 @@
  * made by `ferry users add replicator --replicate`. gRPC creates and describes a replicated topic
  * (replicas, in-sync set, high watermark, each replica's end offset and lag); the admin API creates
  * one too; GET /api/cluster on a broker that leads neither lists the brokers as `ferry cluster
- * status` does and each topic as its leader describes it; and /metrics has the cluster's families.
+ * status` does and each topic as its leader describes it; /metrics has the cluster's families; and
+ * while etcd is frozen (SIGSTOP) every broker's /readyz says 503 and why, leaders keep serving, and
+ * after SIGCONT all are ready again.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -20,7 +22,7 @@ import { ferryDetail, GrpcTestClient } from '../grpc/client.js';
 import { CreateTopicRequest, DescribeTopicRequest, Durability, type Topic } from '../grpc/generated/ferry/v1/topics.js';
 import { parsePrometheus, type Family } from './prometheus.js';
 
-/** Starting etcd and three brokers on a loaded 2-core machine. */
+/** Starting etcd and three brokers, then an etcd freeze and the recovery from it, on a loaded 2-core machine. */
 const SUITE_TIMEOUT_MS = 180_000;
 /** Waits for the cluster to settle: replication takes milliseconds, an etcd call times out after 2 s. */
 const SETTLE_MS = 20_000;
@@ -183,4 +185,42 @@ test('cluster admin - /metrics has the cluster families: etcd up, leader changes
   // Another broker does not lead it, so it does not report its lag.
   const other = cluster.brokers.find((broker) => broker !== leader)!;
   assert.ok(!(await metrics(other)).get('ferry_replica_lag_records')!.samples.some((sample) => sample.labels['topic'] === 'grpc-orders'));
+});
+
+test('cluster admin - while etcd is frozen every broker is unready (503, with the reason) and leaders keep serving; after it resumes all are ready again', { timeout: SUITE_TIMEOUT_MS }, async () => {
+  const readyz = async (broker: ClusterBroker): Promise<{ status: number; body: { status: string; reason?: string } }> => {
+    const response = await fetch(`http://127.0.0.1:${broker.httpPort}/readyz`);
+    return { status: response.status, body: (await response.json()) as { status: string; reason?: string } };
+  };
+  for (const broker of cluster.brokers) assert.equal((await readyz(broker)).status, 200);
+  cluster.etcd.member.pause();
+  try {
+    for (const broker of cluster.brokers) {
+      await eventually(
+        async () => {
+          const answer = await readyz(broker);
+          assert.equal(answer.status, 503);
+          assert.equal(answer.body.status, 'etcd unreachable');
+          assert.match(answer.body.reason ?? '', /etcd/);
+        },
+        { timeoutMs: SETTLE_MS },
+      );
+      const families = await metrics(broker);
+      assert.deepEqual(families.get('ferry_cluster_etcd_up')!.samples.map((sample) => sample.value), [0]);
+      assert.equal(families.get('ferry_ready')!.samples[0]!.value, 0);
+      const down = families.get('ferry_log_events_total')!.samples.find((sample) => sample.labels['event'] === 'cluster.etcd.down');
+      assert.ok(down !== undefined && down.value >= 1, `${broker.nodeId} logged cluster.etcd.down`);
+    }
+    // Only readiness says so: the leader still takes and confirms publishes.
+    const confirmed = await client.publish('grpc-orders', 'while etcd is frozen', { partition: 0 });
+    assert.equal(confirmed.partition, 0);
+  } finally {
+    cluster.etcd.member.resume();
+  }
+  for (const broker of cluster.brokers) {
+    await eventually(async () => assert.equal((await readyz(broker)).status, 200), { timeoutMs: SETTLE_MS });
+    assert.deepEqual((await metrics(broker)).get('ferry_cluster_etcd_up')!.samples.map((sample) => sample.value), [1]);
+    assert.match(broker.output, /"cluster\.etcd\.up"/, `${broker.nodeId} logged cluster.etcd.up`);
+  }
+  await client.publish('grpc-orders', 'after etcd came back', { partition: 1 });
 });
