@@ -4,13 +4,13 @@
  * made by `ferry users add replicator --replicate`. gRPC creates and describes a replicated topic
  * (replicas, in-sync set, high watermark, each replica's end offset and lag); the admin API creates
  * one too; GET /api/cluster on a broker that leads neither lists the brokers as `ferry cluster
- * status` does and each topic as its leader describes it; /metrics has the cluster's families; and
- * while etcd is frozen (SIGSTOP) every broker's /readyz says 503 and why, leaders keep serving, and
- * after SIGCONT all are ready again.
+ * status` does and each topic as its leader describes it; /metrics has the cluster's families; the
+ * dashboard's cluster page shows the same in Chromium; and while etcd is frozen (SIGSTOP) every
+ * broker's /readyz says 503 and why, leaders keep serving, and after SIGCONT all are ready again.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { connect, type FerryClient } from '../../src/client/index.js';
@@ -185,6 +185,42 @@ test('cluster admin - /metrics has the cluster families: etcd up, leader changes
   // Another broker does not lead it, so it does not report its lag.
   const other = cluster.brokers.find((broker) => broker !== leader)!;
   assert.ok(!(await metrics(other)).get('ferry_replica_lag_records')!.samples.some((sample) => sample.labels['topic'] === 'grpc-orders'));
+});
+
+const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const chromiumMissing = existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is missing (install it with: apt-get install -y chromium)`;
+
+test('cluster admin - the dashboard\'s cluster page shows the brokers and each topic\'s leader, epoch, in-sync set and lag', { skip: chromiumMissing, timeout: SUITE_TIMEOUT_MS }, async () => {
+  const { chromium } = await import('playwright-core');
+  const leader = await leaderOf('grpc-orders');
+  const epoch = (await client.describeTopic('grpc-orders')).partitions[0]!.epoch!;
+  const shown = cluster.brokers.find((broker) => broker !== leader)!;
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  try {
+    const context = await browser.newContext({ viewport: { width: 1360, height: 900 }, httpCredentials: { username: 'ops', password: OPS_PASSWORD } });
+    const page = await context.newPage();
+    const pageErrors: string[] = [];
+    page.on('pageerror', (error) => pageErrors.push(error.message));
+    await page.goto(`http://127.0.0.1:${shown.httpPort}/#/cluster`);
+    const cell = (selector: string): Promise<string> => page.locator(selector).first().innerText({ timeout: SETTLE_MS }).then((text) => text.trim());
+    const expectText = (selector: string, expected: string): Promise<unknown> =>
+      eventually(async () => assert.equal(await cell(selector), expected, selector), { timeoutMs: SETTLE_MS, intervalMs: 100 });
+    for (const broker of cluster.brokers) {
+      await expectText(`[data-testid=broker-row][data-key="${broker.nodeId}"] [data-col=alive]`, 'alive');
+      await expectText(`[data-testid=broker-row][data-key="${broker.nodeId}"] [data-col=address]`, broker.address);
+    }
+    await expectText(`[data-testid=broker-row][data-key="${leader.nodeId}"] [data-col=led]`, String((await client.clusterStatus()).brokers.find((b) => b.nodeId === leader.nodeId)!.topicsLed));
+    const row = '[data-testid=cluster-topic-row][data-key="grpc-orders"]';
+    await expectText(`${row} [data-col=leader]`, leader.nodeId);
+    await expectText(`${row} [data-col=epoch]`, String(epoch));
+    await expectText(`${row} [data-col=in-sync]`, 'n1 n2 n3');
+    await expectText(`${row} [data-col=lag]`, '0');
+    await expectText('[data-testid=cluster-node-value]', shown.nodeId);
+    assert.deepEqual(pageErrors, []);
+  } finally {
+    await browser.close();
+  }
 });
 
 test('cluster admin - while etcd is frozen every broker is unready (503, with the reason) and leaders keep serving; after it resumes all are ready again', { timeout: SUITE_TIMEOUT_MS }, async () => {
