@@ -174,7 +174,7 @@ class GrpcConnection implements BrokerConnection {
   createTopic(topic: string): Promise<void> {
     return new Promise((resolve, reject) => {
       this.topics.createTopic(
-        { name: topic, config: { partitions: 0, durability: Durability.DURABILITY_ALWAYS, syncIntervalMs: 0, retention: undefined, segmentBytes: 0, dedupWindowMs: undefined } },
+        { name: topic, config: { partitions: 0, durability: Durability.DURABILITY_ALWAYS, syncIntervalMs: 0, retention: undefined, segmentBytes: 0, dedupWindowMs: undefined, replicas: 0, minInSync: 0 } },
         new Metadata(),
         { deadline: Date.now() + CALL_DEADLINE_MS },
         (error) => (error === null ? resolve() : reject(error)),

@@ -11,7 +11,8 @@ import type { Clock } from '../platform/clock.js';
 import type { Logger } from '../platform/logger.js';
 import { FerryError } from '../errors.js';
 import type { BrokerApi } from '../broker/types.js';
-import { registerApi, type AdminInfo } from './api.js';
+import { registerApi, type AdminInfo, type Readiness } from './api.js';
+import { clusterNotReadyReason, clusterView, singleBrokerView, type ClusterSource, type ClusterView, type DescribeRemote } from './cluster-view.js';
 import type { ConnectionSource } from './hooks.js';
 import { HttpRouter, listenHttp, type HttpListener } from './http.js';
 import type { CountingLogger } from './log-tap.js';
@@ -40,6 +41,8 @@ export interface AdminServerOptions {
   security?: HttpSecurity;
   /** Refusals counted for ferry_rejections_total. */
   rejections?: Rejections;
+  /** Cluster mode: this broker as a member (readiness, /api/cluster, the cluster metrics). */
+  cluster?: ClusterSource;
 }
 
 export interface AdminAttachment {
@@ -49,6 +52,8 @@ export interface AdminAttachment {
   rawBroker?: BrokerApi;
   connections?: ConnectionSource;
   tcp?: { host: string; port: number };
+  /** Cluster mode: a topic described by its leader on another broker (for /api/cluster). */
+  describeRemote?: DescribeRemote;
 }
 
 export class AdminServer {
@@ -76,12 +81,14 @@ export class AdminServer {
       ready: () => this.ready,
       version: ferryVersion(),
       rejections: () => options.rejections?.entries() ?? [],
+      ...(options.cluster === undefined ? {} : { cluster: options.cluster }),
     });
     registerApi(this.router, {
       broker: () => this.broker(),
       rawBroker: () => (this.attachment?.rawBroker === undefined ? this.broker() : this.secured(this.attachment.rawBroker)),
-      ready: () => this.ready,
+      readiness: () => this.readiness(),
       info: () => this.info(),
+      cluster: () => this.clusterView(),
       clock: options.clock,
       traffic: this.metrics.traffic,
       connections: () => this.attachment?.connections ?? null,
@@ -126,9 +133,32 @@ export class AdminServer {
     return this.listener?.host ?? this.options.host;
   }
 
-  /** Ready: recovery finished and requests are served (until shutdown starts). */
+  /** Ready: recovery finished and requests are served (until shutdown starts); in a cluster, joined and reaching etcd. */
   get ready(): boolean {
-    return this.attachment !== null && !this.draining;
+    return this.readiness().ready;
+  }
+
+  /** Whether /readyz answers 200, and why not. */
+  readiness(): Readiness {
+    if (this.draining) return { ready: false, status: 'shutting down', reason: 'shutdown started' };
+    const cluster = this.options.cluster;
+    if (this.attachment === null) {
+      return { ready: false, status: 'recovering', reason: cluster === undefined ? 'the broker is recovering its logs' : 'the broker is opening its data directory and joining the cluster' };
+    }
+    const reason = cluster === undefined ? null : clusterNotReadyReason(cluster);
+    if (reason !== null) return { ready: false, status: cluster!.ready ? 'etcd unreachable' : 'not joined', reason };
+    return { ready: true, status: 'ready' };
+  }
+
+  /** GET /api/cluster: the cluster from this broker, or this broker alone. */
+  private async clusterView(): Promise<ClusterView> {
+    const broker = this.broker();
+    const cluster = this.options.cluster;
+    if (cluster === undefined) {
+      const tcp = this.attachment?.tcp;
+      return singleBrokerView(tcp === undefined ? '' : `${hostForUrl(tcp.host)}:${tcp.port}`, broker.listTopics().length);
+    }
+    return clusterView(cluster, (topic) => broker.describeTopic(topic), this.attachment?.describeRemote ?? null);
   }
 
   /** The recovered broker: the API serves from now on and /readyz turns 200. */

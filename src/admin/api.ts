@@ -8,6 +8,7 @@ import type { Clock } from '../platform/clock.js';
 import { FerryError } from '../errors.js';
 import type { BrokerApi, Header, PublishMessage, RedriveOptions, StartPosition, TopicConfig } from '../broker/types.js';
 import { browse, BROWSE_LIMIT_DEFAULT } from './browse.js';
+import type { ClusterView } from './cluster-view.js';
 import type { ConnectionSource, ConnectionView } from './hooks.js';
 import { Reply, type HttpRouter } from './http.js';
 import { takeSnapshot, type TopicView } from './snapshot.js';
@@ -25,27 +26,38 @@ export interface AdminInfo {
   http: { host: string; port: number } | null;
 }
 
+/** Whether the broker takes work (/readyz), and why not. */
+export interface Readiness {
+  ready: boolean;
+  /** 'ready', 'recovering', 'shutting down', 'not joined' or 'etcd unreachable'. */
+  status: string;
+  reason?: string;
+}
+
 export interface AdminContext {
   /** The broker the API drives; throws BROKER_BUSY while recovery runs. */
   broker(): BrokerApi;
   /** The broker without traffic counting: browsing must not count as consuming. */
   rawBroker(): BrokerApi;
-  ready(): boolean;
+  readiness(): Readiness;
   info(): AdminInfo;
+  /** GET /api/cluster. */
+  cluster(): Promise<ClusterView>;
   clock: Clock;
   traffic: Traffic;
   connections(): ConnectionSource | null;
 }
 
 /** Keys accepted when creating a topic: a typo is an error, not a silently ignored setting. */
-const TOPIC_CONFIG_KEYS = new Set(['partitions', 'durability', 'syncIntervalMs', 'retention', 'segmentBytes', 'dedupWindowMs']);
+const TOPIC_CONFIG_KEYS = new Set(['partitions', 'durability', 'syncIntervalMs', 'retention', 'segmentBytes', 'dedupWindowMs', 'replicas', 'minInSync']);
 
 export function registerApi(router: HttpRouter, context: AdminContext): void {
   router
     .route('GET', '/healthz', () => ({ status: 'ok' }))
-    .route('GET', '/readyz', () => (context.ready() ? { status: 'ready' } : new Reply(503, { status: 'recovering' })))
-    .route('GET', '/api/info', () => ({ ...context.info(), ready: context.ready(), uptimeMs: context.clock.nowMs() - context.info().startedAtMs }))
+    .route('GET', '/readyz', () => readyz(context))
+    .route('GET', '/api/info', () => ({ ...context.info(), ready: context.readiness().ready, uptimeMs: context.clock.nowMs() - context.info().startedAtMs }))
     .route('GET', '/api/overview', () => overview(context))
+    .route('GET', '/api/cluster', () => context.cluster())
 
     .route('GET', '/api/topics', () => takeSnapshot(context.broker()).topics.map(topicSummary))
     .route('POST', '/api/topics', async (request) => {
@@ -118,13 +130,22 @@ export function registerApi(router: HttpRouter, context: AdminContext): void {
     .route('GET', '/api/connections', () => connections(context));
 }
 
+/** 200 `{status: 'ready'}`, else 503 with the status and the reason. */
+function readyz(context: AdminContext): unknown {
+  const readiness = context.readiness();
+  return readiness.ready ? { status: 'ready' } : new Reply(503, { status: readiness.status, reason: readiness.reason });
+}
+
 function overview(context: AdminContext): unknown {
-  const ready = context.ready();
-  const snapshot = ready ? takeSnapshot(context.broker()) : null;
+  const readiness = context.readiness();
+  const ready = readiness.ready;
+  // A cluster member without etcd still serves: its figures are worth showing.
+  const snapshot = ready || readiness.status === 'etcd unreachable' ? takeSnapshot(context.broker()) : null;
   const server = context.connections()?.stats() ?? null;
   return {
     timeMs: context.clock.nowMs(),
     ready,
+    ...(ready ? {} : { notReady: { status: readiness.status, reason: readiness.reason } }),
     info: context.info(),
     totals: snapshot?.totals ?? null,
     traffic: context.traffic.totals(),

@@ -17,6 +17,7 @@ import type { CountingLogger } from './log-tap.js';
 import { takeSnapshot, type BrokerSnapshot } from './snapshot.js';
 import { Traffic } from './traffic.js';
 import { LabelledHistogram } from './histogram.js';
+import type { ClusterSource } from './cluster-view.js';
 
 /** Request latencies: from a sub-millisecond `never` write to a multi-second stalled fsync. */
 const LATENCY_BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -38,6 +39,8 @@ export interface MetricsSources {
   version: string;
   /** Refusals sent to clients, by code and transport (src/security/rejections.ts). */
   rejections?: () => RejectionCount[];
+  /** Cluster mode: this broker as a member; the cluster metrics exist only with it. */
+  cluster?: ClusterSource;
 }
 
 export class BrokerMetrics implements StorageObserver {
@@ -133,10 +136,27 @@ export class BrokerMetrics implements StorageObserver {
   private defineBrokerMetrics(): void {
     const gauge = this.gauge.bind(this);
     gauge('ferry_build_info', 'Ferry version and Node.js version; the value is always 1.', ['version', 'node'], (m) => m.set({ version: this.sources.version, node: process.version }, 1));
-    gauge('ferry_ready', '1 once recovery finished and the broker accepts requests.', [], (m) => m.set(this.sources.ready() ? 1 : 0));
+    gauge('ferry_ready', '1 while /readyz answers 200: recovery finished, not shutting down, and in a cluster joined and reaching etcd.', [], (m) => m.set(this.sources.ready() ? 1 : 0));
+    if (this.sources.cluster !== undefined) this.defineClusterMetrics(this.sources.cluster);
     this.defineTopicMetrics();
     this.defineGroupMetrics();
     this.defineConnectionMetrics();
+  }
+
+  /** Cluster mode only. Counters count what this broker saw in etcd: every broker sees every change. */
+  private defineClusterMetrics(cluster: ClusterSource): void {
+    const gauge = this.gauge.bind(this);
+    const counter = this.counter.bind(this);
+    gauge('ferry_cluster_etcd_up', '1 while this broker reaches etcd (its last call was answered), 0 while etcd is unreachable.', [], (m) => m.set(cluster.etcdUp ? 1 : 0));
+    counter('ferry_leader_changes_total', 'Leadership changes of topics seen by this broker (since start).', [], (m) => m.inc(cluster.counters.leaderChanges));
+    counter('ferry_in_sync_shrinks_total', 'Times a topic\'s in-sync set shrank, seen by this broker (since start).', [], (m) => m.inc(cluster.counters.inSyncShrinks));
+    gauge('ferry_replica_lag_records', 'Records a replica is behind its leader, per partition of each topic this broker leads.', ['topic', 'partition', 'replica'], (m) => {
+      for (const t of this.snapshot?.topics ?? []) {
+        for (const p of t.info.partitions) {
+          for (const r of p.replicaOffsets ?? []) m.set({ topic: t.info.name, partition: String(p.partition), replica: r.nodeId }, r.lag);
+        }
+      }
+    });
   }
 
   private defineTopicMetrics(): void {

@@ -1,8 +1,11 @@
 /**
  * One consistent look at the broker's state, taken from its describe calls: topics with their
  * storage, groups with lag, dead-letter topics with what waits in them. /metrics and the JSON API
- * (overview, dead letters) both read it, so the dashboard and Prometheus agree.
+ * (overview, dead letters) both read it, so the dashboard and Prometheus agree. In a cluster a
+ * topic's groups are its leader's: another broker lists the topic (its own replica's figures)
+ * without them.
  */
+import { isFerryError } from '../errors.js';
 import { DEAD_LETTER_SUFFIX } from '../broker/config.js';
 import { REDRIVE_GROUP } from '../broker/redrive.js';
 import type { BrokerApi, GroupInfo, TopicInfo } from '../broker/types.js';
@@ -42,12 +45,22 @@ export interface BrokerSnapshot {
   };
 }
 
+/** A topic's groups; in a cluster only its leader has them (another broker shows none). */
+function groupsOf(broker: BrokerApi, topic: string): GroupInfo[] {
+  try {
+    return broker.listGroups?.(topic) ?? [];
+  } catch (error) {
+    if (isFerryError(error, 'NOT_LEADER')) return [];
+    throw error;
+  }
+}
+
 export function takeSnapshot(broker: BrokerApi): BrokerSnapshot {
   const infos = broker.listTopics();
   const groupsByTopic = new Map<string, GroupView[]>();
   const deadLetterNames = new Set<string>();
   for (const info of infos) {
-    const groups = (broker.listGroups?.(info.name) ?? []).map((group) => ({ ...group, internal: group.name === REDRIVE_GROUP }));
+    const groups = groupsOf(broker, info.name).map((group) => ({ ...group, internal: group.name === REDRIVE_GROUP }));
     groupsByTopic.set(info.name, groups);
     for (const group of groups) if (!group.internal) deadLetterNames.add(group.config.deadLetterTopic);
   }

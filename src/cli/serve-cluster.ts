@@ -20,6 +20,7 @@ import type { FerryConfig } from '../config/schema.js';
 import type { Clock } from '../platform/clock.js';
 import type { Logger } from '../platform/logger.js';
 import type { LogFactory } from '../storage/types.js';
+import type { WireTopicInfo } from '../protocol/messages.js';
 import type { TlsMaterial } from '../security/tls.js';
 import { UsageError } from './args.js';
 
@@ -33,6 +34,8 @@ export interface ClusterParts {
   serve(broker: Broker): BrokerApi;
   /** Joins the cluster as `address` (the advertised one, or the listener's). */
   join(broker: Broker, listening: { host: string; port: number }): Promise<void>;
+  /** A topic described by its leader, wherever it is (through the cluster's own client): for GET /api/cluster. */
+  describeRemote(topic: string): Promise<WireTopicInfo>;
   /** Hands over led topics, leaves the cluster, closes etcd. */
   leave(): Promise<void>;
 }
@@ -54,15 +57,24 @@ export function clusterParts(config: FerryConfig, parts: { clock: Clock; logger:
     leaseTtlMs: config.cluster.leaseTtlMs,
   });
   let client: Promise<FerryClient> | null = null;
-  const remote = new ClusterRemoteTopics(node, () => {
-    client ??= connect({ ...peer, servers: node.liveBrokers().map((broker) => broker.address), name: `ferry-broker ${config.nodeId}` });
+  // Opened on first use; a connect that failed is tried again at the next use rather than kept.
+  const clusterClient = (): Promise<FerryClient> => {
+    if (client === null) {
+      const opening = connect({ ...peer, servers: node.liveBrokers().map((broker) => broker.address), name: `ferry-broker ${config.nodeId}` });
+      client = opening;
+      opening.catch(() => {
+        if (client === opening) client = null;
+      });
+    }
     return client;
-  });
+  };
+  const remote = new ClusterRemoteTopics(node, clusterClient);
   return {
     node,
     etcd,
     brokerOptions: { openLog: (options, role) => node.openLog(options, role), topicsAtOpen: 'none', remote },
     serve: (broker) => new ClusteredBroker(broker, node, clock),
+    describeRemote: async (topic) => (await clusterClient()).describeTopic(topic),
     join: async (broker, listening) => {
       await node.start(advertisedAddress(config, listening), new BrokerReplicas(broker, clock));
     },

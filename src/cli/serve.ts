@@ -191,7 +191,7 @@ async function run(config: FerryConfig): Promise<number> {
   // Cluster mode (docs/CLUSTERING.md): replicated logs, and only the topics this broker leads.
   const cluster = config.etcd === undefined ? null : clusterParts(config, { clock, logger, tls: security.tls });
   // The admin port comes up first: liveness answers during recovery, readiness once it finished.
-  const admin = config.http.enabled ? await startAdmin(config, { security, guard, clock, logger, dir }) : null;
+  const admin = config.http.enabled ? await startAdmin(config, { security, guard, clock, logger, dir, cluster }) : null;
   let broker: Broker;
   try {
     broker = await Broker.open({
@@ -254,8 +254,8 @@ function watchUsers(authenticator: Authenticator, logger: Logger): () => void {
 }
 
 /** The HTTP port (admin API, metrics, dashboard, gRPC), with the TCP port's users and TLS. */
-function startAdmin(config: FerryConfig, parts: { security: Security; guard: AccessGuard; clock: SystemClock; logger: CountingLogger; dir: string }): Promise<AdminServer> {
-  const { security, guard, clock, logger, dir } = parts;
+function startAdmin(config: FerryConfig, parts: { security: Security; guard: AccessGuard; clock: SystemClock; logger: CountingLogger; dir: string; cluster: ClusterParts | null }): Promise<AdminServer> {
+  const { security, guard, clock, logger, dir, cluster } = parts;
   const httpTls = security.tls !== null && config.http.tls ? { ...security.tls, requestCert: security.tls.ca !== undefined, rejectUnauthorized: false } : undefined;
   return AdminServer.start({
     host: config.http.host,
@@ -267,6 +267,7 @@ function startAdmin(config: FerryConfig, parts: { security: Security; guard: Acc
     rejections: security.rejections,
     ...(httpTls === undefined ? {} : { tls: httpTls }),
     security: new HttpSecurity(security.authenticator, guard, security.rejections, logger),
+    ...(cluster === null ? {} : { cluster: cluster.node }),
   });
 }
 
@@ -278,7 +279,7 @@ async function openPorts(config: FerryConfig, parts: { broker: Broker; observed:
     const listening = await tcp.listen(config.server.port, config.server.host);
     await cluster.join(broker, listening);
     await ensureTopics(observed, config.topics, logger);
-    admin?.attach({ broker: observed, rawBroker: broker, connections: tcp, tcp: listening });
+    admin?.attach({ broker: observed, rawBroker: broker, connections: tcp, tcp: listening, describeRemote: cluster.describeRemote });
     logger.info('broker.listening', { host: listening.host, port: listening.port, nodeId: cluster.node.nodeId, http: admin === null ? null : `http://${admin.host}:${admin.port}/` });
     return;
   }

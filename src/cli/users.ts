@@ -1,13 +1,14 @@
 /**
  * `ferry users add|remove|passwd|token`: edits the users file the broker reads (--users). Passwords
  * come from stdin (one line), never from the command line, where `ps` would show them.
+ * `--replicate` makes the user the brokers of a cluster log in to each other as.
  */
 import { hashPassword, newToken } from '../security/password.js';
 import { parseRule, type Rule } from '../security/policy.js';
 import { readUsersFile, writeUsersFile } from '../security/users-file.js';
 import { parse, UsageError } from './args.js';
 
-export const USERS_USAGE = `ferry users add <name> --file FILE [--publish PATTERN]... [--consume PATTERN[:GROUP]]... [--admin] [--role ROLE]...
+export const USERS_USAGE = `ferry users add <name> --file FILE [--publish PATTERN]... [--consume PATTERN[:GROUP]]... [--admin] [--replicate] [--role ROLE]...
 ferry users remove <name> --file FILE
 ferry users passwd <name> --file FILE          (password from stdin)
 ferry users token <name> --file FILE           (prints a new service token, once)
@@ -34,6 +35,8 @@ export async function users(args: string[]): Promise<number> {
       publish: { type: 'string', multiple: true },
       consume: { type: 'string', multiple: true },
       admin: { type: 'boolean' },
+      // The other brokers of a cluster log in as such a user (cluster.user, docs/CLUSTERING.md).
+      replicate: { type: 'boolean' },
       role: { type: 'string', multiple: true },
     },
     1,
@@ -57,6 +60,7 @@ export async function users(args: string[]): Promise<number> {
         ...(values.publish ?? []).map((pattern) => parseRule('publish', pattern)),
         ...(values.consume ?? []).map((pattern) => parseRule('consume', pattern)),
         ...(values.admin ? [parseRule('admin', '*')] : []),
+        ...(values.replicate ? [parseRule('replicate', '*')] : []),
       ];
       for (const role of values.role ?? []) if (!(role in file.roles)) throw new UsageError(`unknown role ${role}`);
       file.users[name!] = { password: await hashPassword(await readPassword()), tokens: [], roles: values.role ?? [], allow, deny: [] };

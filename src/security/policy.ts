@@ -1,6 +1,6 @@
 /**
  * Who may do what. A user (or a role it has) holds allow and deny rules, each for one action
- * (publish, consume, admin) over a topic pattern and, for consume, a group pattern. A request is
+ * (publish, consume, admin, replicate) over a topic pattern and, for consume, a group pattern. A request is
  * allowed when some allow rule of the user or its roles matches and no deny rule does: deny wins,
  * and without a matching allow the answer is no (deny by default).
  */
@@ -54,10 +54,12 @@ export function parseRule(action: Action, text: string): Rule {
 
 /**
  * Whether any action on `topic` is allowed: a topic is listed and described only to those who
- * may publish to it, consume from it (in any group) or administer it.
+ * may publish to it, consume from it (in any group), administer it or replicate it (a broker of the
+ * cluster, which holds every record of it anyway, asks where its replicas are).
  */
 export function isVisible(grants: readonly Grants[], topic: string): boolean {
   if (isAllowed(grants, 'publish', { topic }) || isAllowed(grants, 'admin', { topic }) || isAllowed(grants, 'consume', { topic })) return true;
+  if (isAllowed(grants, 'replicate', { topic })) return true;
   // A consume rule limited to some groups still makes the topic visible, unless a group-less deny covers it.
   const deniedConsume = grants.some((grant) => grant.deny.some((rule) => rule.action === 'consume' && rule.group === undefined && matches(rule.topic, topic)));
   return !deniedConsume && grants.some((grant) => grant.allow.some((rule) => rule.action === 'consume' && matches(rule.topic, topic)));

@@ -29,6 +29,7 @@ test('admin api - liveness always, readiness and the API only once the broker is
   await withAdmin(
     async ({ admin, get, observed, broker }) => {
       assert.deepEqual((await get('/healthz')).body, { status: 'ok' });
+      assert.deepEqual((await get('/readyz')).body, { status: 'recovering', reason: 'the broker is recovering its logs' });
       assert.equal((await get('/readyz')).status, 503);
       assertError(await get('/api/topics'), 503, 'BROKER_BUSY');
       admin.attach({ broker: observed, rawBroker: broker });
@@ -36,6 +37,7 @@ test('admin api - liveness always, readiness and the API only once the broker is
       assert.equal((await get('/api/topics')).status, 200);
       admin.drain();
       assert.equal((await get('/readyz')).status, 503);
+      assert.equal((await get('/readyz')).body.status, 'shutting down');
       assert.equal((await get('/healthz')).status, 200);
     },
     { attach: false },
@@ -52,6 +54,24 @@ test('admin api - info names the version, data dir and listeners', async () => {
       assert.deepEqual(body.tcp, { host: '127.0.0.1', port: tcpPort });
       assert.equal(body.http.port, admin.port);
       assert.equal(body.ready, true);
+    },
+    { tcp: true },
+  );
+});
+
+test('admin api - cluster: a single broker is the only one and leads every topic; replicas above 1 is NOT_ENOUGH_REPLICAS', async () => {
+  await withAdmin(
+    async ({ get, post, tcpPort }) => {
+      assert.equal((await post('/api/topics', { name: 'alone', replicas: 1, minInSync: 1 })).status, 201);
+      assertError(await post('/api/topics', { name: 'wanted-three', replicas: 3 }), 503, 'NOT_ENOUGH_REPLICAS');
+      assertError(await post('/api/topics', { name: 'bad', replicas: 0 }), 400, 'INVALID_ARGUMENT');
+      assert.deepEqual((await get('/api/cluster')).body, {
+        cluster: false,
+        nodeId: '',
+        etcdUp: null,
+        brokers: [{ nodeId: '', address: `127.0.0.1:${tcpPort}`, alive: true, topicsLed: 1, replicaLag: 0 }],
+        topics: [],
+      });
     },
     { tcp: true },
   );

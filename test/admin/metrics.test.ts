@@ -93,6 +93,8 @@ test('metrics - /metrics is valid Prometheus text and counts known traffic', asy
     assert.equal(valueOf(families, 'ferry_log_events_total', { level: 'warn', event: 'test.warned', code: 'DISK_FULL' }), 1);
     assert.ok(valueOf(families, 'ferry_process_resident_memory_bytes')! > 0);
     assert.ok(valueOf(families, 'ferry_event_loop_delay_seconds', { quantile: 'max' })! >= 0);
+    // The cluster's families exist only in cluster mode (test/admin/cluster-admin.test.ts).
+    for (const name of ['ferry_cluster_etcd_up', 'ferry_leader_changes_total', 'ferry_in_sync_shrinks_total', 'ferry_replica_lag_records']) assert.equal(families.has(name), false, name);
 
     // A deleted topic's series go with it.
     await subscription.close();

@@ -37,6 +37,13 @@ test('cli - users add, passwd, token, list and remove edit the users file', asyn
   assert.match(listed.stdout, /^alice +password, 1 tokens +publish:orders\.\*/m);
   assert.doesNotMatch(listed.stdout, /battery/);
 
+  // The broker-to-broker user of a cluster: the replicate grant on every topic.
+  const replicator = ferry(['users', 'add', 'replicator', '--file', file, '--replicate'], 'replica pass\n');
+  assert.equal(replicator.status, 0, replicator.stderr);
+  assert.deepEqual(readUsersFile(file).users['replicator']!.allow, [{ action: 'replicate', topic: '*' }]);
+  assert.match(ferry(['users', 'list', '--file', file]).stdout, /^replicator +password, 0 tokens +replicate:\*$/m);
+  assert.equal(ferry(['users', 'remove', 'replicator', '--file', file]).status, 0);
+
   assert.equal(ferry(['users', 'remove', 'alice', '--file', file]).status, 0);
   assert.deepEqual(readUsersFile(file).users, {});
   assert.equal(ferry(['users', 'remove', 'alice', '--file', file]).status, 2);

@@ -26,7 +26,11 @@ export class GrpcTestClient {
   readonly topics: TopicServiceClient;
   readonly messages: MessageServiceClient;
 
-  constructor(address: string) {
+  /** `headers`: metadata sent with every unary call, e.g. `{ authorization: 'Basic …' }`. */
+  constructor(
+    address: string,
+    private readonly headers: Readonly<Record<string, string>> = {},
+  ) {
     this.topics = new TopicServiceClient(address, credentials.createInsecure());
     this.messages = new MessageServiceClient(address, credentials.createInsecure());
   }
@@ -35,7 +39,9 @@ export class GrpcTestClient {
   call<Req, Res>(method: UnaryMethod<Req, Res>, request: Req, deadlineMs = CALL_DEADLINE_MS): Promise<Res> {
     const owner = this.ownerOf(method);
     return new Promise((resolve, reject) => {
-      method.call(owner, request, new Metadata(), { deadline: Date.now() + deadlineMs }, (error, response) => (error === null ? resolve(response) : reject(error)));
+      const metadata = new Metadata();
+      for (const [name, value] of Object.entries(this.headers)) metadata.set(name, value);
+      method.call(owner, request, metadata, { deadline: Date.now() + deadlineMs }, (error, response) => (error === null ? resolve(response) : reject(error)));
     });
   }
 

@@ -8,6 +8,7 @@ import * as groups from './views/groups.js';
 import * as group from './views/group.js';
 import * as deadLetters from './views/dead-letters.js';
 import * as connections from './views/connections.js';
+import * as cluster from './views/cluster.js';
 
 const SAMPLE_INTERVAL_MS = 1000;
 /** Views other than the overview refresh their tables this often. */
@@ -23,6 +24,7 @@ const ROUTES = [
   { pattern: /^\/groups\/([^/]+)\/([^/]+)$/, nav: 'groups', view: group },
   { pattern: /^\/dead-letters$/, nav: 'dead-letters', view: deadLetters },
   { pattern: /^\/connections$/, nav: 'connections', view: connections },
+  { pattern: /^\/cluster$/, nav: 'cluster', view: cluster },
 ];
 
 /** Rates from successive overview samples; views read `history` and listen for new samples. */
@@ -55,7 +57,8 @@ class Sampler {
       }
     }
     if (data.ready) setHealth('good', 'Healthy', 'recovery finished, serving requests');
-    else setHealth('warn', 'Recovering', 'the broker is recovering its logs');
+    else if (data.notReady?.status === 'recovering' || data.notReady === undefined) setHealth('warn', 'Recovering', data.notReady?.reason ?? 'the broker is recovering its logs');
+    else setHealth('bad', capitalize(data.notReady.status), data.notReady.reason ?? '');
     document.getElementById('version').textContent = `v${data.info.version} · ${data.info.node}`;
     document.getElementById('updated').textContent = `updated ${fmtTime(data.timeMs).slice(11, 19)}`;
     for (const listener of this.listeners) listener(data);
@@ -66,6 +69,10 @@ class Sampler {
     points.push({ t, v });
     if (points.length > HISTORY_SAMPLES) points.shift();
   }
+}
+
+function capitalize(text) {
+  return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
 function setHealth(tone, text, title) {

@@ -21,6 +21,7 @@ import type {
   SubscribeOptions,
   TopicConfig as BrokerTopicConfig,
   TopicInfo,
+  TopicPartitionInfo,
 } from '../../broker/types.js';
 import type { MessageSchema, PublishMessage, PublishResultSchema, Subscription } from '../../generated/ferry/v1/messages_pb.js';
 import {
@@ -29,6 +30,7 @@ import {
   type GroupSchema,
   type StartPosition,
   type TopicConfig,
+  type TopicPartitionSchema,
   type TopicSchema,
 } from '../../generated/ferry/v1/topics_pb.js';
 
@@ -76,6 +78,8 @@ export function topicConfigFromProto(config: TopicConfig | undefined): Partial<B
   if (config.syncIntervalMs !== 0) result.syncIntervalMs = config.syncIntervalMs;
   if (config.segmentBytes !== 0n) result.segmentBytes = toSafeNumber(config.segmentBytes, 'config.segment_bytes');
   if (config.dedupWindowMs !== undefined) result.dedupWindowMs = toSafeNumber(config.dedupWindowMs, 'config.dedup_window_ms');
+  if (config.replicas !== 0) result.replicas = config.replicas;
+  if (config.minInSync !== 0) result.minInSync = config.minInSync;
   if (config.retention !== undefined) {
     const retention: RetentionPolicy = {};
     const ageMs = optionalNumber(config.retention.ageMs, 'config.retention.age_ms');
@@ -105,6 +109,8 @@ export function topicToProto(info: TopicInfo): MessageInitShape<typeof TopicSche
         ...(retention.recordsMax === undefined ? {} : { recordsMax: BigInt(retention.recordsMax) }),
       },
       ...(config.dedupWindowMs === undefined ? {} : { dedupWindowMs: BigInt(config.dedupWindowMs) }),
+      ...(config.replicas === undefined ? {} : { replicas: config.replicas }),
+      ...(config.minInSync === undefined ? {} : { minInSync: config.minInSync }),
     },
     partitions: info.partitions.map((partition) => ({
       partition: partition.partition,
@@ -114,8 +120,22 @@ export function topicToProto(info: TopicInfo): MessageInitShape<typeof TopicSche
       syncedEndOffset: BigInt(partition.syncedOffset + 1),
       segments: partition.segments,
       bytes: BigInt(partition.bytes),
+      ...replicationToProto(partition),
     })),
     groups: info.groups,
+  };
+}
+
+/** A partition's replication state (cluster mode); nothing for a single broker's partition. */
+function replicationToProto(partition: TopicPartitionInfo): MessageInitShape<typeof TopicPartitionSchema> {
+  if (partition.leader === undefined) return {};
+  return {
+    leader: partition.leader,
+    ...(partition.epoch === undefined ? {} : { epoch: BigInt(partition.epoch) }),
+    replicas: partition.replicas ?? [],
+    inSync: partition.inSync ?? [],
+    ...(partition.highWatermark === undefined ? {} : { highWatermark: BigInt(partition.highWatermark) }),
+    replicaOffsets: (partition.replicaOffsets ?? []).map((replica) => ({ nodeId: replica.nodeId, endOffset: BigInt(replica.endOffset), lag: BigInt(replica.lag) })),
   };
 }
 

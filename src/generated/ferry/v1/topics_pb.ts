@@ -21,7 +21,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ferry/v1/topics.proto.
  */
 export const file_ferry_v1_topics: GenFile = /*@__PURE__*/
-  fileDesc("ChVmZXJyeS92MS90b3BpY3MucHJvdG8SCGZlcnJ5LnYxIocBCglSZXRlbnRpb24SFwoGYWdlX21zGAEgASgEQgIwAkgAiAEBEhoKCWJ5dGVzX21heBgCIAEoBEICMAJIAYgBARIcCgtyZWNvcmRzX21heBgDIAEoBEICMAJIAogBAUIJCgdfYWdlX21zQgwKCl9ieXRlc19tYXhCDgoMX3JlY29yZHNfbWF4It4BCgtUb3BpY0NvbmZpZxISCgpwYXJ0aXRpb25zGAEgASgNEigKCmR1cmFiaWxpdHkYAiABKA4yFC5mZXJyeS52MS5EdXJhYmlsaXR5EhgKEHN5bmNfaW50ZXJ2YWxfbXMYAyABKA0SJgoJcmV0ZW50aW9uGAQgASgLMhMuZmVycnkudjEuUmV0ZW50aW9uEhkKDXNlZ21lbnRfYnl0ZXMYBSABKARCAjACEiAKD2RlZHVwX3dpbmRvd19tcxgGIAEoBEICMAJIAIgBAUISChBfZGVkdXBfd2luZG93X21zIpoBCg5Ub3BpY1BhcnRpdGlvbhIRCglwYXJ0aXRpb24YASABKA0SGAoMc3RhcnRfb2Zmc2V0GAIgASgEQgIwAhIXCgtuZXh0X29mZnNldBgDIAEoBEICMAISHQoRc3luY2VkX2VuZF9vZmZzZXQYBCABKARCAjACEhAKCHNlZ21lbnRzGAUgASgNEhEKBWJ5dGVzGAYgASgEQgIwAiJ6CgVUb3BpYxIMCgRuYW1lGAEgASgJEiUKBmNvbmZpZxgCIAEoCzIVLmZlcnJ5LnYxLlRvcGljQ29uZmlnEiwKCnBhcnRpdGlvbnMYAyADKAsyGC5mZXJyeS52MS5Ub3BpY1BhcnRpdGlvbhIOCgZncm91cHMYBCADKAkigwEKDVN0YXJ0UG9zaXRpb24SEgoIZWFybGllc3QYASABKAhIABIQCgZsYXRlc3QYAiABKAhIABIUCgZvZmZzZXQYAyABKARCAjACSAASKgoEdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBIAEIKCghwb3NpdGlvbiJsCgtHcm91cENvbmZpZxIWCg5hY2tfdGltZW91dF9tcxgBIAEoDRISCgpiYWNrb2ZmX21zGAIgAygNEhYKDmRlbGl2ZXJpZXNfbWF4GAMgASgNEhkKEWRlYWRfbGV0dGVyX3RvcGljGAQgASgJIksKDkdyb3VwUGFydGl0aW9uEhEKCXBhcnRpdGlvbhgBIAEoDRIVCglhY2tfZmxvb3IYAiABKARCAjACEg8KA2xhZxgDIAEoBEICMAIivQIKBUdyb3VwEg0KBXRvcGljGAEgASgJEgwKBG5hbWUYAiABKAkSJQoGY29uZmlnGAMgASgLMhUuZmVycnkudjEuR3JvdXBDb25maWcSEwoLc3Vic2NyaWJlcnMYBCABKA0SFQoJaW5fZmxpZ2h0GAUgASgEQgIwAhIeChJwZW5kaW5nX3JlZGVsaXZlcnkYBiABKARCAjACEhMKB3BlbmRpbmcYByABKARCAjACEh0KEXJlZGVsaXZlcmVkX3RvdGFsGAggASgEQgIwAhIfChNkZWFkX2xldHRlcmVkX3RvdGFsGAkgASgEQgIwAhIhChVvbGRlc3RfdW5hY2tlZF9hZ2VfbXMYCiABKARCAjACEiwKCnBhcnRpdGlvbnMYCyADKAsyGC5mZXJyeS52MS5Hcm91cFBhcnRpdGlvbiJJChJDcmVhdGVUb3BpY1JlcXVlc3QSDAoEbmFtZRgBIAEoCRIlCgZjb25maWcYAiABKAsyFS5mZXJyeS52MS5Ub3BpY0NvbmZpZyI1ChNDcmVhdGVUb3BpY1Jlc3BvbnNlEh4KBXRvcGljGAEgASgLMg8uZmVycnkudjEuVG9waWMiIgoSRGVsZXRlVG9waWNSZXF1ZXN0EgwKBG5hbWUYASABKAkiFQoTRGVsZXRlVG9waWNSZXNwb25zZSITChFMaXN0VG9waWNzUmVxdWVzdCI1ChJMaXN0VG9waWNzUmVzcG9uc2USHwoGdG9waWNzGAEgAygLMg8uZmVycnkudjEuVG9waWMiJAoURGVzY3JpYmVUb3BpY1JlcXVlc3QSDAoEbmFtZRgBIAEoCSI3ChVEZXNjcmliZVRvcGljUmVzcG9uc2USHgoFdG9waWMYASABKAsyDy5mZXJyeS52MS5Ub3BpYyIiChFMaXN0R3JvdXBzUmVxdWVzdBINCgV0b3BpYxgBIAEoCSI1ChJMaXN0R3JvdXBzUmVzcG9uc2USHwoGZ3JvdXBzGAEgAygLMg8uZmVycnkudjEuR3JvdXAiNAoURGVzY3JpYmVHcm91cFJlcXVlc3QSDQoFdG9waWMYASABKAkSDQoFZ3JvdXAYAiABKAkiNwoVRGVzY3JpYmVHcm91cFJlc3BvbnNlEh4KBWdyb3VwGAEgASgLMg8uZmVycnkudjEuR3JvdXAiXAoRUmVzZXRHcm91cFJlcXVlc3QSDQoFdG9waWMYASABKAkSDQoFZ3JvdXAYAiABKAkSKQoIcG9zaXRpb24YAyABKAsyFy5mZXJyeS52MS5TdGFydFBvc2l0aW9uIjQKElJlc2V0R3JvdXBSZXNwb25zZRIeCgVncm91cBgBIAEoCzIPLmZlcnJ5LnYxLkdyb3VwIisKDEhlYWRlckZpbHRlchIMCgRuYW1lGAEgASgJEg0KBXZhbHVlGAIgASgJIs0BCg5SZWRyaXZlUmVxdWVzdBIZChFkZWFkX2xldHRlcl90b3BpYxgBIAEoCRIWCgVsaW1pdBgCIAEoBEICMAJIAIgBARIcCgtmcm9tX29mZnNldBgDIAEoBEICMAJIAYgBARIaCgl0b19vZmZzZXQYBCABKARCAjACSAKIAQESJgoGaGVhZGVyGAUgASgLMhYuZmVycnkudjEuSGVhZGVyRmlsdGVyQggKBl9saW1pdEIOCgxfZnJvbV9vZmZzZXRCDAoKX3RvX29mZnNldCIkCg9SZWRyaXZlUmVzcG9uc2USEQoFbW92ZWQYASABKARCAjACKm4KCkR1cmFiaWxpdHkSGgoWRFVSQUJJTElUWV9VTlNQRUNJRklFRBAAEhUKEURVUkFCSUxJVFlfQUxXQVlTEAESFwoTRFVSQUJJTElUWV9JTlRFUlZBTBACEhQKEERVUkFCSUxJVFlfTkVWRVIQAzLlBAoMVG9waWNTZXJ2aWNlEkoKC0NyZWF0ZVRvcGljEhwuZmVycnkudjEuQ3JlYXRlVG9waWNSZXF1ZXN0Gh0uZmVycnkudjEuQ3JlYXRlVG9waWNSZXNwb25zZRJKCgtEZWxldGVUb3BpYxIcLmZlcnJ5LnYxLkRlbGV0ZVRvcGljUmVxdWVzdBodLmZlcnJ5LnYxLkRlbGV0ZVRvcGljUmVzcG9uc2USRwoKTGlzdFRvcGljcxIbLmZlcnJ5LnYxLkxpc3RUb3BpY3NSZXF1ZXN0GhwuZmVycnkudjEuTGlzdFRvcGljc1Jlc3BvbnNlElAKDURlc2NyaWJlVG9waWMSHi5mZXJyeS52MS5EZXNjcmliZVRvcGljUmVxdWVzdBofLmZlcnJ5LnYxLkRlc2NyaWJlVG9waWNSZXNwb25zZRJHCgpMaXN0R3JvdXBzEhsuZmVycnkudjEuTGlzdEdyb3Vwc1JlcXVlc3QaHC5mZXJyeS52MS5MaXN0R3JvdXBzUmVzcG9uc2USUAoNRGVzY3JpYmVHcm91cBIeLmZlcnJ5LnYxLkRlc2NyaWJlR3JvdXBSZXF1ZXN0Gh8uZmVycnkudjEuRGVzY3JpYmVHcm91cFJlc3BvbnNlEkcKClJlc2V0R3JvdXASGy5mZXJyeS52MS5SZXNldEdyb3VwUmVxdWVzdBocLmZlcnJ5LnYxLlJlc2V0R3JvdXBSZXNwb25zZRI+CgdSZWRyaXZlEhguZmVycnkudjEuUmVkcml2ZVJlcXVlc3QaGS5mZXJyeS52MS5SZWRyaXZlUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChVmZXJyeS92MS90b3BpY3MucHJvdG8SCGZlcnJ5LnYxIocBCglSZXRlbnRpb24SFwoGYWdlX21zGAEgASgEQgIwAkgAiAEBEhoKCWJ5dGVzX21heBgCIAEoBEICMAJIAYgBARIcCgtyZWNvcmRzX21heBgDIAEoBEICMAJIAogBAUIJCgdfYWdlX21zQgwKCl9ieXRlc19tYXhCDgoMX3JlY29yZHNfbWF4IoUCCgtUb3BpY0NvbmZpZxISCgpwYXJ0aXRpb25zGAEgASgNEigKCmR1cmFiaWxpdHkYAiABKA4yFC5mZXJyeS52MS5EdXJhYmlsaXR5EhgKEHN5bmNfaW50ZXJ2YWxfbXMYAyABKA0SJgoJcmV0ZW50aW9uGAQgASgLMhMuZmVycnkudjEuUmV0ZW50aW9uEhkKDXNlZ21lbnRfYnl0ZXMYBSABKARCAjACEiAKD2RlZHVwX3dpbmRvd19tcxgGIAEoBEICMAJIAIgBARIQCghyZXBsaWNhcxgHIAEoDRITCgttaW5faW5fc3luYxgIIAEoDUISChBfZGVkdXBfd2luZG93X21zIuUCCg5Ub3BpY1BhcnRpdGlvbhIRCglwYXJ0aXRpb24YASABKA0SGAoMc3RhcnRfb2Zmc2V0GAIgASgEQgIwAhIXCgtuZXh0X29mZnNldBgDIAEoBEICMAISHQoRc3luY2VkX2VuZF9vZmZzZXQYBCABKARCAjACEhAKCHNlZ21lbnRzGAUgASgNEhEKBWJ5dGVzGAYgASgEQgIwAhITCgZsZWFkZXIYByABKAlIAIgBARIWCgVlcG9jaBgIIAEoBEICMAJIAYgBARIQCghyZXBsaWNhcxgJIAMoCRIPCgdpbl9zeW5jGAogAygJEh8KDmhpZ2hfd2F0ZXJtYXJrGAsgASgEQgIwAkgCiAEBEjAKD3JlcGxpY2Ffb2Zmc2V0cxgMIAMoCzIXLmZlcnJ5LnYxLlJlcGxpY2FPZmZzZXRCCQoHX2xlYWRlckIICgZfZXBvY2hCEQoPX2hpZ2hfd2F0ZXJtYXJrIkkKDVJlcGxpY2FPZmZzZXQSDwoHbm9kZV9pZBgBIAEoCRIWCgplbmRfb2Zmc2V0GAIgASgEQgIwAhIPCgNsYWcYAyABKARCAjACInoKBVRvcGljEgwKBG5hbWUYASABKAkSJQoGY29uZmlnGAIgASgLMhUuZmVycnkudjEuVG9waWNDb25maWcSLAoKcGFydGl0aW9ucxgDIAMoCzIYLmZlcnJ5LnYxLlRvcGljUGFydGl0aW9uEg4KBmdyb3VwcxgEIAMoCSKDAQoNU3RhcnRQb3NpdGlvbhISCghlYXJsaWVzdBgBIAEoCEgAEhAKBmxhdGVzdBgCIAEoCEgAEhQKBm9mZnNldBgDIAEoBEICMAJIABIqCgR0aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEgAQgoKCHBvc2l0aW9uImwKC0dyb3VwQ29uZmlnEhYKDmFja190aW1lb3V0X21zGAEgASgNEhIKCmJhY2tvZmZfbXMYAiADKA0SFgoOZGVsaXZlcmllc19tYXgYAyABKA0SGQoRZGVhZF9sZXR0ZXJfdG9waWMYBCABKAkiSwoOR3JvdXBQYXJ0aXRpb24SEQoJcGFydGl0aW9uGAEgASgNEhUKCWFja19mbG9vchgCIAEoBEICMAISDwoDbGFnGAMgASgEQgIwAiK9AgoFR3JvdXASDQoFdG9waWMYASABKAkSDAoEbmFtZRgCIAEoCRIlCgZjb25maWcYAyABKAsyFS5mZXJyeS52MS5Hcm91cENvbmZpZxITCgtzdWJzY3JpYmVycxgEIAEoDRIVCglpbl9mbGlnaHQYBSABKARCAjACEh4KEnBlbmRpbmdfcmVkZWxpdmVyeRgGIAEoBEICMAISEwoHcGVuZGluZxgHIAEoBEICMAISHQoRcmVkZWxpdmVyZWRfdG90YWwYCCABKARCAjACEh8KE2RlYWRfbGV0dGVyZWRfdG90YWwYCSABKARCAjACEiEKFW9sZGVzdF91bmFja2VkX2FnZV9tcxgKIAEoBEICMAISLAoKcGFydGl0aW9ucxgLIAMoCzIYLmZlcnJ5LnYxLkdyb3VwUGFydGl0aW9uIkkKEkNyZWF0ZVRvcGljUmVxdWVzdBIMCgRuYW1lGAEgASgJEiUKBmNvbmZpZxgCIAEoCzIVLmZlcnJ5LnYxLlRvcGljQ29uZmlnIjUKE0NyZWF0ZVRvcGljUmVzcG9uc2USHgoFdG9waWMYASABKAsyDy5mZXJyeS52MS5Ub3BpYyIiChJEZWxldGVUb3BpY1JlcXVlc3QSDAoEbmFtZRgBIAEoCSIVChNEZWxldGVUb3BpY1Jlc3BvbnNlIhMKEUxpc3RUb3BpY3NSZXF1ZXN0IjUKEkxpc3RUb3BpY3NSZXNwb25zZRIfCgZ0b3BpY3MYASADKAsyDy5mZXJyeS52MS5Ub3BpYyIkChREZXNjcmliZVRvcGljUmVxdWVzdBIMCgRuYW1lGAEgASgJIjcKFURlc2NyaWJlVG9waWNSZXNwb25zZRIeCgV0b3BpYxgBIAEoCzIPLmZlcnJ5LnYxLlRvcGljIiIKEUxpc3RHcm91cHNSZXF1ZXN0Eg0KBXRvcGljGAEgASgJIjUKEkxpc3RHcm91cHNSZXNwb25zZRIfCgZncm91cHMYASADKAsyDy5mZXJyeS52MS5Hcm91cCI0ChREZXNjcmliZUdyb3VwUmVxdWVzdBINCgV0b3BpYxgBIAEoCRINCgVncm91cBgCIAEoCSI3ChVEZXNjcmliZUdyb3VwUmVzcG9uc2USHgoFZ3JvdXAYASABKAsyDy5mZXJyeS52MS5Hcm91cCJcChFSZXNldEdyb3VwUmVxdWVzdBINCgV0b3BpYxgBIAEoCRINCgVncm91cBgCIAEoCRIpCghwb3NpdGlvbhgDIAEoCzIXLmZlcnJ5LnYxLlN0YXJ0UG9zaXRpb24iNAoSUmVzZXRHcm91cFJlc3BvbnNlEh4KBWdyb3VwGAEgASgLMg8uZmVycnkudjEuR3JvdXAiKwoMSGVhZGVyRmlsdGVyEgwKBG5hbWUYASABKAkSDQoFdmFsdWUYAiABKAkizQEKDlJlZHJpdmVSZXF1ZXN0EhkKEWRlYWRfbGV0dGVyX3RvcGljGAEgASgJEhYKBWxpbWl0GAIgASgEQgIwAkgAiAEBEhwKC2Zyb21fb2Zmc2V0GAMgASgEQgIwAkgBiAEBEhoKCXRvX29mZnNldBgEIAEoBEICMAJIAogBARImCgZoZWFkZXIYBSABKAsyFi5mZXJyeS52MS5IZWFkZXJGaWx0ZXJCCAoGX2xpbWl0Qg4KDF9mcm9tX29mZnNldEIMCgpfdG9fb2Zmc2V0IiQKD1JlZHJpdmVSZXNwb25zZRIRCgVtb3ZlZBgBIAEoBEICMAIqbgoKRHVyYWJpbGl0eRIaChZEVVJBQklMSVRZX1VOU1BFQ0lGSUVEEAASFQoRRFVSQUJJTElUWV9BTFdBWVMQARIXChNEVVJBQklMSVRZX0lOVEVSVkFMEAISFAoQRFVSQUJJTElUWV9ORVZFUhADMuUECgxUb3BpY1NlcnZpY2USSgoLQ3JlYXRlVG9waWMSHC5mZXJyeS52MS5DcmVhdGVUb3BpY1JlcXVlc3QaHS5mZXJyeS52MS5DcmVhdGVUb3BpY1Jlc3BvbnNlEkoKC0RlbGV0ZVRvcGljEhwuZmVycnkudjEuRGVsZXRlVG9waWNSZXF1ZXN0Gh0uZmVycnkudjEuRGVsZXRlVG9waWNSZXNwb25zZRJHCgpMaXN0VG9waWNzEhsuZmVycnkudjEuTGlzdFRvcGljc1JlcXVlc3QaHC5mZXJyeS52MS5MaXN0VG9waWNzUmVzcG9uc2USUAoNRGVzY3JpYmVUb3BpYxIeLmZlcnJ5LnYxLkRlc2NyaWJlVG9waWNSZXF1ZXN0Gh8uZmVycnkudjEuRGVzY3JpYmVUb3BpY1Jlc3BvbnNlEkcKCkxpc3RHcm91cHMSGy5mZXJyeS52MS5MaXN0R3JvdXBzUmVxdWVzdBocLmZlcnJ5LnYxLkxpc3RHcm91cHNSZXNwb25zZRJQCg1EZXNjcmliZUdyb3VwEh4uZmVycnkudjEuRGVzY3JpYmVHcm91cFJlcXVlc3QaHy5mZXJyeS52MS5EZXNjcmliZUdyb3VwUmVzcG9uc2USRwoKUmVzZXRHcm91cBIbLmZlcnJ5LnYxLlJlc2V0R3JvdXBSZXF1ZXN0GhwuZmVycnkudjEuUmVzZXRHcm91cFJlc3BvbnNlEj4KB1JlZHJpdmUSGC5mZXJyeS52MS5SZWRyaXZlUmVxdWVzdBoZLmZlcnJ5LnYxLlJlZHJpdmVSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * Retention limits; an unset field means no limit of that kind.
@@ -91,6 +91,21 @@ export type TopicConfig = Message<"ferry.v1.TopicConfig"> & {
    * @generated from field: optional uint64 dedup_window_ms = 6 [jstype = JS_NUMBER];
    */
   dedupWindowMs?: bigint | undefined;
+
+  /**
+   * Cluster mode: brokers holding a copy of the topic (0: 1). More than the live brokers fails
+   * with UNAVAILABLE (NOT_ENOUGH_REPLICAS, retryable); a single broker holds exactly one.
+   *
+   * @generated from field: uint32 replicas = 7;
+   */
+  replicas: number;
+
+  /**
+   * Cluster mode: replicas that must be in sync for a publish to be confirmed (0: min(2, replicas)).
+   *
+   * @generated from field: uint32 min_in_sync = 8;
+   */
+  minInSync: number;
 };
 
 /**
@@ -139,6 +154,48 @@ export type TopicPartition = Message<"ferry.v1.TopicPartition"> & {
    * @generated from field: uint64 bytes = 6 [jstype = JS_NUMBER];
    */
   bytes: bigint;
+
+  /**
+   * Cluster mode only (absent from a single broker): the replication state of the partition.
+   * Node id of the leader; empty while none is elected.
+   *
+   * @generated from field: optional string leader = 7;
+   */
+  leader?: string | undefined;
+
+  /**
+   * Raised by every leadership change.
+   *
+   * @generated from field: optional uint64 epoch = 8 [jstype = JS_NUMBER];
+   */
+  epoch?: bigint | undefined;
+
+  /**
+   * Node ids of the brokers holding a copy, and of those in sync with the leader.
+   *
+   * @generated from field: repeated string replicas = 9;
+   */
+  replicas: string[];
+
+  /**
+   * @generated from field: repeated string in_sync = 10;
+   */
+  inSync: string[];
+
+  /**
+   * Consumers see the records below it: every in-sync replica holds them.
+   *
+   * @generated from field: optional uint64 high_watermark = 11 [jstype = JS_NUMBER];
+   */
+  highWatermark?: bigint | undefined;
+
+  /**
+   * How far each replica has come; filled by the topic's leader only (another broker leaves it
+   * empty: ask the leader, or GET /api/cluster on any broker).
+   *
+   * @generated from field: repeated ferry.v1.ReplicaOffset replica_offsets = 12;
+   */
+  replicaOffsets: ReplicaOffset[];
 };
 
 /**
@@ -147,6 +204,39 @@ export type TopicPartition = Message<"ferry.v1.TopicPartition"> & {
  */
 export const TopicPartitionSchema: GenMessage<TopicPartition> = /*@__PURE__*/
   messageDesc(file_ferry_v1_topics, 2);
+
+/**
+ * How far one replica of a partition has come (cluster mode).
+ *
+ * @generated from message ferry.v1.ReplicaOffset
+ */
+export type ReplicaOffset = Message<"ferry.v1.ReplicaOffset"> & {
+  /**
+   * @generated from field: string node_id = 1;
+   */
+  nodeId: string;
+
+  /**
+   * One past the replica's last offset.
+   *
+   * @generated from field: uint64 end_offset = 2 [jstype = JS_NUMBER];
+   */
+  endOffset: bigint;
+
+  /**
+   * Records the replica is behind the leader's end.
+   *
+   * @generated from field: uint64 lag = 3 [jstype = JS_NUMBER];
+   */
+  lag: bigint;
+};
+
+/**
+ * Describes the message ferry.v1.ReplicaOffset.
+ * Use `create(ReplicaOffsetSchema)` to create a new message.
+ */
+export const ReplicaOffsetSchema: GenMessage<ReplicaOffset> = /*@__PURE__*/
+  messageDesc(file_ferry_v1_topics, 3);
 
 /**
  * @generated from message ferry.v1.Topic
@@ -180,7 +270,7 @@ export type Topic = Message<"ferry.v1.Topic"> & {
  * Use `create(TopicSchema)` to create a new message.
  */
 export const TopicSchema: GenMessage<Topic> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_topics, 3);
+  messageDesc(file_ferry_v1_topics, 4);
 
 /**
  * Where a subscription (or a group reset) starts. Unset: `earliest` for a new group, `latest`
@@ -232,7 +322,7 @@ export type StartPosition = Message<"ferry.v1.StartPosition"> & {
  * Use `create(StartPositionSchema)` to create a new message.
  */
 export const StartPositionSchema: GenMessage<StartPosition> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_topics, 4);
+  messageDesc(file_ferry_v1_topics, 5);
 
 /**
  * How a queue group redelivers. Given on subscribe, it applies when the group is created and is
@@ -275,7 +365,7 @@ export type GroupConfig = Message<"ferry.v1.GroupConfig"> & {
  * Use `create(GroupConfigSchema)` to create a new message.
  */
 export const GroupConfigSchema: GenMessage<GroupConfig> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_topics, 5);
+  messageDesc(file_ferry_v1_topics, 6);
 
 /**
  * @generated from message ferry.v1.GroupPartition
@@ -306,7 +396,7 @@ export type GroupPartition = Message<"ferry.v1.GroupPartition"> & {
  * Use `create(GroupPartitionSchema)` to create a new message.
  */
 export const GroupPartitionSchema: GenMessage<GroupPartition> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_topics, 6);
+  messageDesc(file_ferry_v1_topics, 7);
 
 /**
  * @generated from message ferry.v1.Group
@@ -381,7 +471,7 @@ export type Group = Message<"ferry.v1.Group"> & {
  * Use `create(GroupSchema)` to create a new message.
  */
 export const GroupSchema: GenMessage<Group> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_topics, 7);
+  messageDesc(file_ferry_v1_topics, 8);
 
 /**
  * @generated from message ferry.v1.CreateTopicRequest
@@ -403,7 +493,7 @@ export type CreateTopicRequest = Message<"ferry.v1.CreateTopicRequest"> & {
  * Use `create(CreateTopicRequestSchema)` to create a new message.
  */
 export const CreateTopicRequestSchema: GenMessage<CreateTopicRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_topics, 8);
+  messageDesc(file_ferry_v1_topics, 9);
 
 /**
  * @generated from message ferry.v1.CreateTopicResponse
@@ -420,7 +510,7 @@ export type CreateTopicResponse = Message<"ferry.v1.CreateTopicResponse"> & {
  * Use `create(CreateTopicResponseSchema)` to create a new message.
  */
 export const CreateTopicResponseSchema: GenMessage<CreateTopicResponse> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_topics, 9);
+  messageDesc(file_ferry_v1_topics, 10);
 
 /**
  * @generated from message ferry.v1.DeleteTopicRequest
@@ -437,7 +527,7 @@ export type DeleteTopicRequest = Message<"ferry.v1.DeleteTopicRequest"> & {
  * Use `create(DeleteTopicRequestSchema)` to create a new message.
  */
 export const DeleteTopicRequestSchema: GenMessage<DeleteTopicRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_topics, 10);
+  messageDesc(file_ferry_v1_topics, 11);
 
 /**
  * @generated from message ferry.v1.DeleteTopicResponse
@@ -450,7 +540,7 @@ export type DeleteTopicResponse = Message<"ferry.v1.DeleteTopicResponse"> & {
  * Use `create(DeleteTopicResponseSchema)` to create a new message.
  */
 export const DeleteTopicResponseSchema: GenMessage<DeleteTopicResponse> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_topics, 11);
+  messageDesc(file_ferry_v1_topics, 12);
 
 /**
  * @generated from message ferry.v1.ListTopicsRequest
@@ -463,7 +553,7 @@ export type ListTopicsRequest = Message<"ferry.v1.ListTopicsRequest"> & {
  * Use `create(ListTopicsRequestSchema)` to create a new message.
  */
 export const ListTopicsRequestSchema: GenMessage<ListTopicsRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_topics, 12);
+  messageDesc(file_ferry_v1_topics, 13);
 
 /**
  * @generated from message ferry.v1.ListTopicsResponse
@@ -480,7 +570,7 @@ export type ListTopicsResponse = Message<"ferry.v1.ListTopicsResponse"> & {
  * Use `create(ListTopicsResponseSchema)` to create a new message.
  */
 export const ListTopicsResponseSchema: GenMessage<ListTopicsResponse> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_topics, 13);
+  messageDesc(file_ferry_v1_topics, 14);
 
 /**
  * @generated from message ferry.v1.DescribeTopicRequest
@@ -497,7 +587,7 @@ export type DescribeTopicRequest = Message<"ferry.v1.DescribeTopicRequest"> & {
  * Use `create(DescribeTopicRequestSchema)` to create a new message.
  */
 export const DescribeTopicRequestSchema: GenMessage<DescribeTopicRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_topics, 14);
+  messageDesc(file_ferry_v1_topics, 15);
 
 /**
  * @generated from message ferry.v1.DescribeTopicResponse
@@ -514,7 +604,7 @@ export type DescribeTopicResponse = Message<"ferry.v1.DescribeTopicResponse"> & 
  * Use `create(DescribeTopicResponseSchema)` to create a new message.
  */
 export const DescribeTopicResponseSchema: GenMessage<DescribeTopicResponse> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_topics, 15);
+  messageDesc(file_ferry_v1_topics, 16);
 
 /**
  * @generated from message ferry.v1.ListGroupsRequest
@@ -531,7 +621,7 @@ export type ListGroupsRequest = Message<"ferry.v1.ListGroupsRequest"> & {
  * Use `create(ListGroupsRequestSchema)` to create a new message.
  */
 export const ListGroupsRequestSchema: GenMessage<ListGroupsRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_topics, 16);
+  messageDesc(file_ferry_v1_topics, 17);
 
 /**
  * @generated from message ferry.v1.ListGroupsResponse
@@ -548,7 +638,7 @@ export type ListGroupsResponse = Message<"ferry.v1.ListGroupsResponse"> & {
  * Use `create(ListGroupsResponseSchema)` to create a new message.
  */
 export const ListGroupsResponseSchema: GenMessage<ListGroupsResponse> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_topics, 17);
+  messageDesc(file_ferry_v1_topics, 18);
 
 /**
  * @generated from message ferry.v1.DescribeGroupRequest
@@ -570,7 +660,7 @@ export type DescribeGroupRequest = Message<"ferry.v1.DescribeGroupRequest"> & {
  * Use `create(DescribeGroupRequestSchema)` to create a new message.
  */
 export const DescribeGroupRequestSchema: GenMessage<DescribeGroupRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_topics, 18);
+  messageDesc(file_ferry_v1_topics, 19);
 
 /**
  * @generated from message ferry.v1.DescribeGroupResponse
@@ -587,7 +677,7 @@ export type DescribeGroupResponse = Message<"ferry.v1.DescribeGroupResponse"> & 
  * Use `create(DescribeGroupResponseSchema)` to create a new message.
  */
 export const DescribeGroupResponseSchema: GenMessage<DescribeGroupResponse> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_topics, 19);
+  messageDesc(file_ferry_v1_topics, 20);
 
 /**
  * @generated from message ferry.v1.ResetGroupRequest
@@ -616,7 +706,7 @@ export type ResetGroupRequest = Message<"ferry.v1.ResetGroupRequest"> & {
  * Use `create(ResetGroupRequestSchema)` to create a new message.
  */
 export const ResetGroupRequestSchema: GenMessage<ResetGroupRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_topics, 20);
+  messageDesc(file_ferry_v1_topics, 21);
 
 /**
  * @generated from message ferry.v1.ResetGroupResponse
@@ -633,7 +723,7 @@ export type ResetGroupResponse = Message<"ferry.v1.ResetGroupResponse"> & {
  * Use `create(ResetGroupResponseSchema)` to create a new message.
  */
 export const ResetGroupResponseSchema: GenMessage<ResetGroupResponse> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_topics, 21);
+  messageDesc(file_ferry_v1_topics, 22);
 
 /**
  * Only dead letters carrying this header with this value.
@@ -657,7 +747,7 @@ export type HeaderFilter = Message<"ferry.v1.HeaderFilter"> & {
  * Use `create(HeaderFilterSchema)` to create a new message.
  */
 export const HeaderFilterSchema: GenMessage<HeaderFilter> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_topics, 22);
+  messageDesc(file_ferry_v1_topics, 23);
 
 /**
  * @generated from message ferry.v1.RedriveRequest
@@ -700,7 +790,7 @@ export type RedriveRequest = Message<"ferry.v1.RedriveRequest"> & {
  * Use `create(RedriveRequestSchema)` to create a new message.
  */
 export const RedriveRequestSchema: GenMessage<RedriveRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_topics, 23);
+  messageDesc(file_ferry_v1_topics, 24);
 
 /**
  * @generated from message ferry.v1.RedriveResponse
@@ -717,7 +807,7 @@ export type RedriveResponse = Message<"ferry.v1.RedriveResponse"> & {
  * Use `create(RedriveResponseSchema)` to create a new message.
  */
 export const RedriveResponseSchema: GenMessage<RedriveResponse> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_topics, 24);
+  messageDesc(file_ferry_v1_topics, 25);
 
 /**
  * How a publish is made durable before it is confirmed.
@@ -768,7 +858,8 @@ export const DurabilitySchema: GenEnum<Durability> = /*@__PURE__*/
 export const TopicService: GenService<{
   /**
    * Creates a topic. Unset settings take the broker's defaults.
-   * Errors: ALREADY_EXISTS (TOPIC_EXISTS), INVALID_ARGUMENT (a bad name or setting).
+   * Errors: ALREADY_EXISTS (TOPIC_EXISTS), INVALID_ARGUMENT (a bad name or setting),
+   * UNAVAILABLE (NOT_ENOUGH_REPLICAS: more replicas than live brokers).
    *
    * @generated from rpc ferry.v1.TopicService.CreateTopic
    */
@@ -798,7 +889,8 @@ export const TopicService: GenService<{
     output: typeof ListTopicsResponseSchema;
   },
   /**
-   * One topic: settings, partitions (offsets, segments, bytes) and group names.
+   * One topic: settings, partitions (offsets, segments, bytes; in a cluster also leader, epoch,
+   * replicas, in-sync set, high watermark and each replica's end offset and lag) and group names.
    *
    * @generated from rpc ferry.v1.TopicService.DescribeTopic
    */

@@ -101,7 +101,16 @@ export interface TopicConfig {
   retention: Retention | undefined;
   segmentBytes: number;
   /** How long message ids are remembered for exactly-once publish; 0 turns it off. */
-  dedupWindowMs?: number | undefined;
+  dedupWindowMs?:
+    | number
+    | undefined;
+  /**
+   * Cluster mode: brokers holding a copy of the topic (0: 1). More than the live brokers fails
+   * with UNAVAILABLE (NOT_ENOUGH_REPLICAS, retryable); a single broker holds exactly one.
+   */
+  replicas: number;
+  /** Cluster mode: replicas that must be in sync for a publish to be confirmed (0: min(2, replicas)). */
+  minInSync: number;
 }
 
 export interface TopicPartition {
@@ -114,6 +123,38 @@ export interface TopicPartition {
   syncedEndOffset: number;
   segments: number;
   bytes: number;
+  /**
+   * Cluster mode only (absent from a single broker): the replication state of the partition.
+   * Node id of the leader; empty while none is elected.
+   */
+  leader?:
+    | string
+    | undefined;
+  /** Raised by every leadership change. */
+  epoch?:
+    | number
+    | undefined;
+  /** Node ids of the brokers holding a copy, and of those in sync with the leader. */
+  replicas: string[];
+  inSync: string[];
+  /** Consumers see the records below it: every in-sync replica holds them. */
+  highWatermark?:
+    | number
+    | undefined;
+  /**
+   * How far each replica has come; filled by the topic's leader only (another broker leaves it
+   * empty: ask the leader, or GET /api/cluster on any broker).
+   */
+  replicaOffsets: ReplicaOffset[];
+}
+
+/** How far one replica of a partition has come (cluster mode). */
+export interface ReplicaOffset {
+  nodeId: string;
+  /** One past the replica's last offset. */
+  endOffset: number;
+  /** Records the replica is behind the leader's end. */
+  lag: number;
 }
 
 export interface Topic {
@@ -389,6 +430,8 @@ function createBaseTopicConfig(): TopicConfig {
     retention: undefined,
     segmentBytes: 0,
     dedupWindowMs: undefined,
+    replicas: 0,
+    minInSync: 0,
   };
 }
 
@@ -411,6 +454,12 @@ export const TopicConfig: MessageFns<TopicConfig> = {
     }
     if (message.dedupWindowMs !== undefined) {
       writer.uint32(48).uint64(message.dedupWindowMs);
+    }
+    if (message.replicas !== 0) {
+      writer.uint32(56).uint32(message.replicas);
+    }
+    if (message.minInSync !== 0) {
+      writer.uint32(64).uint32(message.minInSync);
     }
     return writer;
   },
@@ -476,6 +525,22 @@ export const TopicConfig: MessageFns<TopicConfig> = {
             message.dedupWindowMs = longToNumber(reader.uint64());
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.replicas = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.minInSync = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -508,6 +573,12 @@ export const TopicConfig: MessageFns<TopicConfig> = {
         : isSet(object.dedup_window_ms)
         ? globalThis.Number(object.dedup_window_ms)
         : undefined,
+      replicas: isSet(object.replicas) ? globalThis.Number(object.replicas) : 0,
+      minInSync: isSet(object.minInSync)
+        ? globalThis.Number(object.minInSync)
+        : isSet(object.min_in_sync)
+        ? globalThis.Number(object.min_in_sync)
+        : 0,
     };
   },
 
@@ -531,6 +602,12 @@ export const TopicConfig: MessageFns<TopicConfig> = {
     if (message.dedupWindowMs !== undefined) {
       obj.dedupWindowMs = globalThis.Number(message.dedupWindowMs);
     }
+    if (message.replicas !== 0) {
+      obj.replicas = Math.round(message.replicas);
+    }
+    if (message.minInSync !== 0) {
+      obj.minInSync = Math.round(message.minInSync);
+    }
     return obj;
   },
 
@@ -547,12 +624,27 @@ export const TopicConfig: MessageFns<TopicConfig> = {
       : undefined;
     message.segmentBytes = object.segmentBytes ?? 0;
     message.dedupWindowMs = object.dedupWindowMs ?? undefined;
+    message.replicas = object.replicas ?? 0;
+    message.minInSync = object.minInSync ?? 0;
     return message;
   },
 };
 
 function createBaseTopicPartition(): TopicPartition {
-  return { partition: 0, startOffset: 0, nextOffset: 0, syncedEndOffset: 0, segments: 0, bytes: 0 };
+  return {
+    partition: 0,
+    startOffset: 0,
+    nextOffset: 0,
+    syncedEndOffset: 0,
+    segments: 0,
+    bytes: 0,
+    leader: undefined,
+    epoch: undefined,
+    replicas: [],
+    inSync: [],
+    highWatermark: undefined,
+    replicaOffsets: [],
+  };
 }
 
 export const TopicPartition: MessageFns<TopicPartition> = {
@@ -574,6 +666,24 @@ export const TopicPartition: MessageFns<TopicPartition> = {
     }
     if (message.bytes !== 0) {
       writer.uint32(48).uint64(message.bytes);
+    }
+    if (message.leader !== undefined) {
+      writer.uint32(58).string(message.leader);
+    }
+    if (message.epoch !== undefined) {
+      writer.uint32(64).uint64(message.epoch);
+    }
+    for (const v of message.replicas) {
+      writer.uint32(74).string(v!);
+    }
+    for (const v of message.inSync) {
+      writer.uint32(82).string(v!);
+    }
+    if (message.highWatermark !== undefined) {
+      writer.uint32(88).uint64(message.highWatermark);
+    }
+    for (const v of message.replicaOffsets) {
+      ReplicaOffset.encode(v!, writer.uint32(98).fork()).join();
     }
     return writer;
   },
@@ -639,6 +749,54 @@ export const TopicPartition: MessageFns<TopicPartition> = {
             message.bytes = longToNumber(reader.uint64());
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.leader = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.epoch = longToNumber(reader.uint64());
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.replicas.push(reader.string());
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.inSync.push(reader.string());
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.highWatermark = longToNumber(reader.uint64());
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.replicaOffsets.push(ReplicaOffset.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -671,6 +829,24 @@ export const TopicPartition: MessageFns<TopicPartition> = {
         : 0,
       segments: isSet(object.segments) ? globalThis.Number(object.segments) : 0,
       bytes: isSet(object.bytes) ? globalThis.Number(object.bytes) : 0,
+      leader: isSet(object.leader) ? globalThis.String(object.leader) : undefined,
+      epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : undefined,
+      replicas: globalThis.Array.isArray(object?.replicas) ? object.replicas.map((e: any) => globalThis.String(e)) : [],
+      inSync: globalThis.Array.isArray(object?.inSync)
+        ? object.inSync.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.in_sync)
+        ? object.in_sync.map((e: any) => globalThis.String(e))
+        : [],
+      highWatermark: isSet(object.highWatermark)
+        ? globalThis.Number(object.highWatermark)
+        : isSet(object.high_watermark)
+        ? globalThis.Number(object.high_watermark)
+        : undefined,
+      replicaOffsets: globalThis.Array.isArray(object?.replicaOffsets)
+        ? object.replicaOffsets.map((e: any) => ReplicaOffset.fromJSON(e))
+        : globalThis.Array.isArray(object?.replica_offsets)
+        ? object.replica_offsets.map((e: any) => ReplicaOffset.fromJSON(e))
+        : [],
     };
   },
 
@@ -694,6 +870,24 @@ export const TopicPartition: MessageFns<TopicPartition> = {
     if (message.bytes !== 0) {
       obj.bytes = globalThis.Number(message.bytes);
     }
+    if (message.leader !== undefined) {
+      obj.leader = message.leader;
+    }
+    if (message.epoch !== undefined) {
+      obj.epoch = globalThis.Number(message.epoch);
+    }
+    if (message.replicas?.length) {
+      obj.replicas = message.replicas;
+    }
+    if (message.inSync?.length) {
+      obj.inSync = message.inSync;
+    }
+    if (message.highWatermark !== undefined) {
+      obj.highWatermark = globalThis.Number(message.highWatermark);
+    }
+    if (message.replicaOffsets?.length) {
+      obj.replicaOffsets = message.replicaOffsets.map((e) => ReplicaOffset.toJSON(e));
+    }
     return obj;
   },
 
@@ -708,6 +902,121 @@ export const TopicPartition: MessageFns<TopicPartition> = {
     message.syncedEndOffset = object.syncedEndOffset ?? 0;
     message.segments = object.segments ?? 0;
     message.bytes = object.bytes ?? 0;
+    message.leader = object.leader ?? undefined;
+    message.epoch = object.epoch ?? undefined;
+    message.replicas = object.replicas?.map((e) => e) || [];
+    message.inSync = object.inSync?.map((e) => e) || [];
+    message.highWatermark = object.highWatermark ?? undefined;
+    message.replicaOffsets = object.replicaOffsets?.map((e) => ReplicaOffset.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseReplicaOffset(): ReplicaOffset {
+  return { nodeId: "", endOffset: 0, lag: 0 };
+}
+
+export const ReplicaOffset: MessageFns<ReplicaOffset> = {
+  encode(message: ReplicaOffset, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.nodeId !== "") {
+      writer.uint32(10).string(message.nodeId);
+    }
+    if (message.endOffset !== 0) {
+      writer.uint32(16).uint64(message.endOffset);
+    }
+    if (message.lag !== 0) {
+      writer.uint32(24).uint64(message.lag);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplicaOffset {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplicaOffset();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.nodeId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.endOffset = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.lag = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReplicaOffset {
+    return {
+      nodeId: isSet(object.nodeId)
+        ? globalThis.String(object.nodeId)
+        : isSet(object.node_id)
+        ? globalThis.String(object.node_id)
+        : "",
+      endOffset: isSet(object.endOffset)
+        ? globalThis.Number(object.endOffset)
+        : isSet(object.end_offset)
+        ? globalThis.Number(object.end_offset)
+        : 0,
+      lag: isSet(object.lag) ? globalThis.Number(object.lag) : 0,
+    };
+  },
+
+  toJSON(message: ReplicaOffset): unknown {
+    const obj: any = {};
+    if (message.nodeId !== "") {
+      obj.nodeId = message.nodeId;
+    }
+    if (message.endOffset !== 0) {
+      obj.endOffset = globalThis.Number(message.endOffset);
+    }
+    if (message.lag !== 0) {
+      obj.lag = globalThis.Number(message.lag);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReplicaOffset>, I>>(base?: I): ReplicaOffset {
+    return ReplicaOffset.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReplicaOffset>, I>>(object: I): ReplicaOffset {
+    const message = createBaseReplicaOffset();
+    message.nodeId = object.nodeId ?? "";
+    message.endOffset = object.endOffset ?? 0;
+    message.lag = object.lag ?? 0;
     return message;
   },
 };
@@ -2753,7 +3062,8 @@ export type TopicServiceService = typeof TopicServiceService;
 export const TopicServiceService = {
   /**
    * Creates a topic. Unset settings take the broker's defaults.
-   * Errors: ALREADY_EXISTS (TOPIC_EXISTS), INVALID_ARGUMENT (a bad name or setting).
+   * Errors: ALREADY_EXISTS (TOPIC_EXISTS), INVALID_ARGUMENT (a bad name or setting),
+   * UNAVAILABLE (NOT_ENOUGH_REPLICAS: more replicas than live brokers).
    */
   createTopic: {
     path: "/ferry.v1.TopicService/CreateTopic" as const,
@@ -2784,7 +3094,10 @@ export const TopicServiceService = {
     responseSerialize: (value: ListTopicsResponse): Buffer => Buffer.from(ListTopicsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListTopicsResponse => ListTopicsResponse.decode(value),
   },
-  /** One topic: settings, partitions (offsets, segments, bytes) and group names. */
+  /**
+   * One topic: settings, partitions (offsets, segments, bytes; in a cluster also leader, epoch,
+   * replicas, in-sync set, high watermark and each replica's end offset and lag) and group names.
+   */
   describeTopic: {
     path: "/ferry.v1.TopicService/DescribeTopic" as const,
     requestStream: false as const,
@@ -2848,14 +3161,18 @@ export const TopicServiceService = {
 export interface TopicServiceServer extends UntypedServiceImplementation {
   /**
    * Creates a topic. Unset settings take the broker's defaults.
-   * Errors: ALREADY_EXISTS (TOPIC_EXISTS), INVALID_ARGUMENT (a bad name or setting).
+   * Errors: ALREADY_EXISTS (TOPIC_EXISTS), INVALID_ARGUMENT (a bad name or setting),
+   * UNAVAILABLE (NOT_ENOUGH_REPLICAS: more replicas than live brokers).
    */
   createTopic: handleUnaryCall<CreateTopicRequest, CreateTopicResponse>;
   /** Deletes a topic with its messages and groups; its subscriptions end with NOT_FOUND. */
   deleteTopic: handleUnaryCall<DeleteTopicRequest, DeleteTopicResponse>;
   /** Every topic, by name. */
   listTopics: handleUnaryCall<ListTopicsRequest, ListTopicsResponse>;
-  /** One topic: settings, partitions (offsets, segments, bytes) and group names. */
+  /**
+   * One topic: settings, partitions (offsets, segments, bytes; in a cluster also leader, epoch,
+   * replicas, in-sync set, high watermark and each replica's end offset and lag) and group names.
+   */
   describeTopic: handleUnaryCall<DescribeTopicRequest, DescribeTopicResponse>;
   /** The queue groups of a topic with their state. */
   listGroups: handleUnaryCall<ListGroupsRequest, ListGroupsResponse>;
@@ -2877,7 +3194,8 @@ export interface TopicServiceServer extends UntypedServiceImplementation {
 export interface TopicServiceClient extends Client {
   /**
    * Creates a topic. Unset settings take the broker's defaults.
-   * Errors: ALREADY_EXISTS (TOPIC_EXISTS), INVALID_ARGUMENT (a bad name or setting).
+   * Errors: ALREADY_EXISTS (TOPIC_EXISTS), INVALID_ARGUMENT (a bad name or setting),
+   * UNAVAILABLE (NOT_ENOUGH_REPLICAS: more replicas than live brokers).
    */
   createTopic(
     request: CreateTopicRequest,
@@ -2926,7 +3244,10 @@ export interface TopicServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListTopicsResponse) => void,
   ): ClientUnaryCall;
-  /** One topic: settings, partitions (offsets, segments, bytes) and group names. */
+  /**
+   * One topic: settings, partitions (offsets, segments, bytes; in a cluster also leader, epoch,
+   * replicas, in-sync set, high watermark and each replica's end offset and lag) and group names.
+   */
   describeTopic(
     request: DescribeTopicRequest,
     callback: (error: ServiceError | null, response: DescribeTopicResponse) => void,
