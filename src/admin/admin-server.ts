@@ -89,6 +89,12 @@ export class AdminServer {
       readiness: () => this.readiness(),
       info: () => this.info(),
       cluster: () => this.clusterView(),
+      changeCluster: (request) => {
+        const cluster = this.options.cluster;
+        if (cluster === undefined) return Promise.reject(new FerryError('INVALID_ARGUMENT', 'this broker is not in a cluster: replicas live on one broker'));
+        this.broker();
+        return cluster.change(request);
+      },
       clock: options.clock,
       traffic: this.metrics.traffic,
       connections: () => this.attachment?.connections ?? null,

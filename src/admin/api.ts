@@ -4,6 +4,7 @@
  * here and turned into INVALID_ARGUMENT errors that name the field. docs/OPERATIONS.md lists the
  * endpoints.
  */
+import type { ClusterChangeRequest, ClusterChangeResult } from '../protocol/codec-cluster-change.js';
 import type { Clock } from '../platform/clock.js';
 import { FerryError } from '../errors.js';
 import type { BrokerApi, Header, PublishMessage, RedriveOptions, StartPosition, TopicConfig } from '../broker/types.js';
@@ -43,6 +44,8 @@ export interface AdminContext {
   info(): AdminInfo;
   /** GET /api/cluster. */
   cluster(): Promise<ClusterView>;
+  /** POST /api/cluster/reassign and /drain; INVALID_ARGUMENT on a single broker. */
+  changeCluster(request: ClusterChangeRequest): Promise<ClusterChangeResult>;
   clock: Clock;
   traffic: Traffic;
   connections(): ConnectionSource | null;
@@ -58,6 +61,11 @@ export function registerApi(router: HttpRouter, context: AdminContext): void {
     .route('GET', '/api/info', () => ({ ...context.info(), ready: context.readiness().ready, uptimeMs: context.clock.nowMs() - context.info().startedAtMs }))
     .route('GET', '/api/overview', () => overview(context))
     .route('GET', '/api/cluster', () => context.cluster())
+    .route('POST', '/api/cluster/reassign', async (request) => {
+      const body = objectBody(await request.body());
+      return context.changeCluster({ op: 'reassign', topic: stringField(body, 'topic'), replace: stringField(body, 'replace'), with: stringField(body, 'with') });
+    })
+    .route('POST', '/api/cluster/drain', async (request) => context.changeCluster({ op: 'drain', node: stringField(objectBody(await request.body()), 'node') }))
 
     .route('GET', '/api/topics', () => takeSnapshot(context.broker()).topics.map(topicSummary))
     .route('POST', '/api/topics', async (request) => {

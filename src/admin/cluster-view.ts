@@ -5,6 +5,7 @@
  * offsets only for the topics it leads, so every other topic is described by its leader, through
  * the cluster's own client (`DescribeRemote`, given by `ferry serve`).
  */
+import type { ClusterChangeRequest, ClusterChangeResult } from '../protocol/codec-cluster-change.js';
 import { FerryError, isFerryError } from '../errors.js';
 import { clusterStatus, type BrokerStatus } from '../client/cluster-status.js';
 import type { ClusterMetadata } from '../client/metadata.js';
@@ -22,6 +23,8 @@ export interface ClusterSource {
   metadata(topics: readonly string[]): MetadataResponse;
   placement(topic: string): { readonly replicas: readonly string[] } | undefined;
   leads(topic: string): boolean;
+  /** Moves replicas between brokers (POST /api/cluster/reassign and /drain). */
+  change(request: ClusterChangeRequest): Promise<ClusterChangeResult>;
 }
 
 /** A topic described by its leader, wherever it is. */

@@ -26,7 +26,7 @@ const AUTHORIZATION_CHARS_MAX = 4096;
 /** Where the admin API lives: every path there needs a login. */
 const API_PATH = '/api';
 /** Admin API paths that show the whole broker rather than topics, and need admin on every topic (`*`). */
-const BROKER_WIDE_PATHS: ReadonlySet<string> = new Set(['/api/connections', '/api/cluster']);
+const BROKER_WIDE_PATHS: ReadonlySet<string> = new Set(['/api/connections', '/api/cluster', '/api/cluster/reassign', '/api/cluster/drain']);
 
 interface RequestAuth {
   principal: Principal | null;

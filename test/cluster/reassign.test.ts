@@ -112,3 +112,25 @@ test('reassign - ferry cluster drain moves every replica and leadership off a br
   assert.equal((after.inSync ?? []).length, 3);
   await client.publish('moving', 'after-drain');
 });
+
+test('reassign - the admin API moves a replica (POST /api/cluster/reassign) and refuses a drain of an unknown broker', { timeout: SUITE_TIMEOUT_MS }, async () => {
+  const now = await partition0('moving');
+  const replicas = now.replicas ?? [];
+  const spare = cluster.brokers.find((broker) => !replicas.includes(broker.nodeId))!.nodeId;
+  const replace = replicas.find((nodeId) => nodeId !== now.leader)!;
+  const http = cluster.broker(replicas[0]!).httpPort;
+  const post = (path: string, body: unknown): Promise<Response> =>
+    fetch(`http://127.0.0.1:${http}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const moved = await post('/api/cluster/reassign', { topic: 'moving', replace, with: spare });
+  assert.equal(moved.status, 200, await moved.clone().text());
+  assert.deepEqual(((await moved.json()) as { moves: unknown[] }).moves, [{ topic: 'moving', from: replace, to: spare }]);
+  await eventually(
+    async () => {
+      const after = await partition0('moving');
+      return !(after.replicas ?? []).includes(replace) && (after.inSync ?? []).includes(spare);
+    },
+    { timeoutMs: SETTLE_MS },
+  );
+  const unknown = await post('/api/cluster/drain', { node: 'n99' });
+  assert.equal(unknown.status, 400, await unknown.clone().text());
+});
