@@ -12,7 +12,7 @@ import type { Logger } from '../platform/logger.js';
 import { FerryError } from '../errors.js';
 import type { BrokerApi } from '../broker/types.js';
 import { registerApi, type AdminInfo } from './api.js';
-import type { ConnectionSource } from './hooks.js';
+import type { ConnectionSource, UdpSource } from './hooks.js';
 import { HttpRouter, listenHttp, type HttpListener } from './http.js';
 import type { CountingLogger } from './log-tap.js';
 import { BrokerMetrics } from './metrics.js';
@@ -55,6 +55,7 @@ export class AdminServer {
   readonly router: HttpRouter;
   readonly metrics: BrokerMetrics;
   private attachment: AdminAttachment | null = null;
+  private udp: UdpSource | null = null;
   private draining = false;
   private listener: HttpListener | null = null;
   private readonly startedAtMs: number;
@@ -72,6 +73,7 @@ export class AdminServer {
     this.metrics = new BrokerMetrics({
       broker: () => this.attachment?.broker ?? null,
       connections: () => this.attachment?.connections ?? null,
+      udp: () => this.udp,
       ...(options.log === undefined ? {} : { log: options.log }),
       ready: () => this.ready,
       version: ferryVersion(),
@@ -134,6 +136,11 @@ export class AdminServer {
   /** The recovered broker: the API serves from now on and /readyz turns 200. */
   attach(attachment: AdminAttachment): void {
     this.attachment = attachment;
+  }
+
+  /** The UDP ingest port, once open (null: none configured): its datagram counts go to /metrics. */
+  attachUdp(udp: UdpSource | null): void {
+    this.udp = udp;
   }
 
   /** Shutdown started: /readyz turns 503 so a load balancer stops sending work. */
