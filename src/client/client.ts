@@ -33,6 +33,7 @@ import { publishMany, publishOne, toWireMessage, type BatchMessage, type Publish
 import type { CallKind } from './retry-policy.js';
 import { Subscription, toStartPosition, type StartFrom, type SubscribeOptions, type SubscriptionHost } from './subscription.js';
 import { topicConfig, type TopicOptions } from './topic-options.js';
+import { UdpPublisher, type UdpPublishOptions } from './udp.js';
 
 export type { TopicOptions };
 /** A topic: its settings, and per partition its offsets (and in a cluster: leader, epoch, replicas, in-sync set, high watermark, each replica's end offset and lag). */
@@ -68,6 +69,8 @@ export class FerryClient extends EventEmitter implements LinkOwner, RouterHost, 
   readonly clientId = randomBytes(CLIENT_ID_BYTES).toString('base64url');
   private messageSequence = 0;
   private retried = 0;
+  /** UDP sockets of publishUdp, one per broker host. */
+  private readonly udpPublishers = new Map<string, UdpPublisher>();
 
   private constructor(private readonly options: ResolvedClientOptions) {
     super();
@@ -189,6 +192,23 @@ export class FerryClient extends EventEmitter implements LinkOwner, RouterHost, 
     if (this.router !== null) return this.router.call(topic, 'publish', (c) => publishMany(c, topic, wire));
     if (this.options.retryPublishes !== null) return this.retrying(performance.now(), (c) => publishMany(c, topic, wire));
     return this.withConnection((c) => publishMany(c, topic, wire));
+  }
+
+  /**
+   * Sends one message over UDP to the broker's ingest port (ConnectOptions.udpPort), fire and
+   * forget: nothing is confirmed, and a datagram is stored whole or dropped (docs/PROTOCOL.md, "UDP
+   * ingest"). In a cluster it goes to the topic's leader as last learned. Returns false when the
+   * datagram was dropped here (the socket's send queue was full); throws at once for bad input.
+   */
+  publishUdp(topic: string, value: Buffer | string | Uint8Array, options: UdpPublishOptions = {}): boolean {
+    if (this.state === 'closing' || this.state === 'closed') throw new FerryError('CONNECTION_CLOSED', 'the client is closed');
+    const host = this.router?.leaderHost(topic) ?? this.options.host;
+    let publisher = this.udpPublishers.get(host);
+    if (publisher === undefined) {
+      publisher = new UdpPublisher({ host, port: this.options.udpPort });
+      this.udpPublishers.set(host, publisher);
+    }
+    return publisher.publishUdp(topic, value, options);
   }
 
   /** A message without an id gets `<clientId>-<sequence>`, unique to this client, so that a retry is stored once. */
@@ -504,6 +524,7 @@ export class FerryClient extends EventEmitter implements LinkOwner, RouterHost, 
     this.waiting = [];
     for (const waiter of waiting) waiter.reject(closedError);
     await Promise.allSettled([...this.subscriptions].map((subscription) => subscription.close()));
+    await Promise.all([...this.udpPublishers.values()].map((publisher) => publisher.close()));
     if (this.router !== null) await this.router.close();
     const link = this.link;
     if (link !== null) {
