@@ -75,6 +75,11 @@ export interface ConnectOptions {
   retryPublishes?: boolean | RetryPublishesOptions;
   /** The brokers' UDP ingest port, for publishUdp (default 7701; a broker opens it only with --udp-port). */
   udpPort?: number;
+  /**
+   * OpenTelemetry spans for publishes and deliveries when the application has `@opentelemetry/api`
+   * and a registered SDK (default true); false never loads the API.
+   */
+  tracing?: boolean;
 }
 
 export interface RetryPublishesOptions {
@@ -108,6 +113,7 @@ export interface ResolvedClientOptions {
   /** null: unconfirmed publishes reject with CONNECTION_CLOSED when the connection is lost. */
   retryPublishes: { windowMs: number } | null;
   udpPort: number;
+  tracing: boolean;
 }
 
 export const CLIENT_DEFAULTS = {
@@ -196,6 +202,7 @@ export function resolveClientOptions(options: ConnectOptions): ResolvedClientOpt
     frameBytesMax: check('frameBytesMax', options.frameBytesMax ?? FRAME_BYTES_MAX_DEFAULT, 4096, 0xffff_ffff),
     retryPublishes: resolveRetryPublishes(options.retryPublishes),
     udpPort: check('udpPort', options.udpPort ?? DEFAULT_UDP_PORT, 1, 65_535),
+    tracing: options.tracing ?? true,
   };
 }
 
