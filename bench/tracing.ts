@@ -85,6 +85,8 @@ export function tracingSection(report: TracingReport, resultsFile: string): stri
     '| --- | ---: | ---: | ---: | ---: |',
     ...rows,
     '',
+    'Re-measure (on a quiet machine, a few minutes): `npm run bench -- --tracing --runs 3 --write-docs`.',
+    '',
   ].join('\n');
 }
 

@@ -309,6 +309,7 @@ export function udpSection(report: UdpReport, resultsFile: string): string {
     `Ferry's loss passes 1% at: ${lossBegins(report.ferry)}; the baseline's: ${lossBegins(report.baseline)}.`,
     `TCP W3 (${thousands(unloaded.ratePerSec)} publishes/s, publish → receive) against an idle UDP port: p50 ${unloaded.p50Ms.toFixed(2)} ms, p99 ${unloaded.p99Ms.toFixed(2)} ms;`,
     `while the sender offered ${thousands(load.ratePerSec)}/s (${thousands(load.offeredPerSec)}/s sent, loss ${percent(load.loss)}): p50 ${loaded.p50Ms.toFixed(2)} ms, p99 ${loaded.p99Ms.toFixed(2)} ms (p99 ${(loaded.p99Ms / unloaded.p99Ms).toFixed(2)}× unloaded).`,
+    'Re-measure (about 4 minutes, on a quiet machine): `npm run bench -- --udp --write-docs`.',
     '',
   ].join('\n');
 }
