@@ -42,6 +42,9 @@ export async function pubUdp(connection: ConnectOptions, run: UdpRun): Promise<n
       for (let i = 0; i < run.count; i++) await send(run.payload);
     }
     await new Promise((resolve) => setTimeout(resolve, REFUSAL_WAIT_MS));
+    // Timers run before I/O in a loop turn: a process descheduled past the wait would see the timer
+    // first. One more turn's I/O phase reads the socket's pending error before the verdict.
+    await new Promise((resolve) => setImmediate(resolve));
   } finally {
     await publisher.close();
   }
