@@ -7,6 +7,8 @@
  *   npm run bench -- [--only ferry,nats,redis] [--workloads W1,W3] [--runs 3] [--quick] [--write-docs]
  *                    [--no-build]   (measure dist/ as it is; by default it is rebuilt when older than src/)
  *   npm run bench -- --cluster [--only ferry-cluster,nats-r3,rabbitmq-qq] ...
+ *   npm run bench -- --udp [--rates 10000,50000,100000,200000] ...   (bench/udp.ts: UDP ingest)
+ *   npm run bench -- --tracing [--runs 3] [--quick] ...               (bench/tracing.ts: W1/W2 with and without spans)
  *
  * --cluster runs the same workloads against replicated systems instead, three nodes each on this
  * machine (bench/cluster.ts): Ferry's cluster (three brokers and etcd, 3 replicas, 2 in sync,
@@ -28,6 +30,7 @@ import { natsR3System } from './peers/nats-cluster.js';
 import { rabbitQqSystem } from './peers/rabbitmq.js';
 import { redisSystem } from './peers/redis.js';
 import { ProcessRegistry } from './processes.js';
+import { runUdpBench } from './udp.js';
 import { currentCommit, REPO_ROOT } from './checkout.js';
 import {
   clusterDocsSection,
@@ -59,7 +62,7 @@ const DOCS_FILE = join(REPO_ROOT, 'docs', 'BENCHMARKS.md');
 const RUNS_MAX = 10;
 const EXIT_INTERRUPTED = 130;
 
-const USAGE = `usage: npm run bench -- [--cluster] [--only ferry,nats,redis | ferry-cluster,nats-r3,rabbitmq-qq] [--workloads W1,W2,W3,W4] [--runs N] [--quick] [--write-docs] [--no-build]`;
+const USAGE = `usage: npm run bench -- [--udp ... (bench/udp.ts) | --tracing ... (bench/tracing.ts)] [--cluster] [--only ferry,nats,redis | ferry-cluster,nats-r3,rabbitmq-qq] [--workloads W1,W2,W3,W4] [--runs N] [--quick] [--write-docs] [--no-build]`;
 
 interface Options {
   cluster: boolean;
@@ -203,6 +206,9 @@ async function runOnce(system: BrokerSystem, report: SystemReport, options: Opti
 }
 
 async function main(): Promise<number> {
+  // UDP ingest is measured on its own terms (offered vs stored), and tracing's cost by mode, with flags of their own.
+  if (process.argv.includes('--udp')) return runUdpBench(process.argv.slice(2).filter((arg) => arg !== '--udp'));
+  if (process.argv.includes('--tracing')) return (await import('./tracing.js')).runTracingBench(process.argv.slice(2).filter((arg) => arg !== '--tracing'));
   const options = parseOptions(process.argv.slice(2));
   const processes = new ProcessRegistry();
   let interrupted = false;

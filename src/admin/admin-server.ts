@@ -13,7 +13,7 @@ import { FerryError } from '../errors.js';
 import type { BrokerApi } from '../broker/types.js';
 import { registerApi, type AdminInfo, type Readiness } from './api.js';
 import { clusterNotReadyReason, clusterView, singleBrokerView, type ClusterSource, type ClusterView, type DescribeRemote } from './cluster-view.js';
-import type { ConnectionSource } from './hooks.js';
+import type { ConnectionSource, UdpSource } from './hooks.js';
 import { HttpRouter, listenHttp, type HttpListener } from './http.js';
 import type { CountingLogger } from './log-tap.js';
 import { BrokerMetrics } from './metrics.js';
@@ -60,6 +60,7 @@ export class AdminServer {
   readonly router: HttpRouter;
   readonly metrics: BrokerMetrics;
   private attachment: AdminAttachment | null = null;
+  private udp: UdpSource | null = null;
   private draining = false;
   private listener: HttpListener | null = null;
   private readonly startedAtMs: number;
@@ -77,6 +78,7 @@ export class AdminServer {
     this.metrics = new BrokerMetrics({
       broker: () => this.attachment?.broker ?? null,
       connections: () => this.attachment?.connections ?? null,
+      udp: () => this.udp,
       ...(options.log === undefined ? {} : { log: options.log }),
       ready: () => this.ready,
       version: ferryVersion(),
@@ -170,6 +172,11 @@ export class AdminServer {
   /** The recovered broker: the API serves from now on and /readyz turns 200. */
   attach(attachment: AdminAttachment): void {
     this.attachment = attachment;
+  }
+
+  /** The UDP ingest port, once open (null: none configured): its datagram counts go to /metrics. */
+  attachUdp(udp: UdpSource | null): void {
+    this.udp = udp;
   }
 
   /** Shutdown started: /readyz turns 503 so a load balancer stops sending work. */

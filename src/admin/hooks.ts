@@ -11,3 +11,8 @@ export interface ConnectionSource {
 
 /** A connection as the admin API shows it; `backedUpMs` once the transport reports it. */
 export type ConnectionView = ConnectionStats & { backedUpMs?: number };
+
+/** What the admin layer reads from the UDP ingest port (UdpServer implements it). */
+export interface UdpSource {
+  datagramCounts(): Array<{ outcome: string; count: number }>;
+}

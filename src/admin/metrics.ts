@@ -12,7 +12,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { BrokerApi, StorageObserver } from '../broker/types.js';
 import type { ServerStats } from '../transport/tcp/server.js';
 import type { RejectionCount } from '../security/rejections.js';
-import type { ConnectionSource, ConnectionView } from './hooks.js';
+import type { ConnectionSource, ConnectionView, UdpSource } from './hooks.js';
 import type { CountingLogger } from './log-tap.js';
 import { takeSnapshot, type BrokerSnapshot } from './snapshot.js';
 import { Traffic } from './traffic.js';
@@ -41,6 +41,8 @@ export interface MetricsSources {
   rejections?: () => RejectionCount[];
   /** Cluster mode: this broker as a member; the cluster metrics exist only with it. */
   cluster?: ClusterSource;
+  /** The UDP ingest port; null when none is open. */
+  udp?: () => UdpSource | null;
 }
 
 export class BrokerMetrics implements StorageObserver {
@@ -242,6 +244,9 @@ export class BrokerMetrics implements StorageObserver {
     });
     counter('ferry_rejections_total', 'Refusals sent to clients (ERROR frames, refused connections, 401/403/429), by error code and transport.', ['code', 'transport'], (m) => {
       for (const r of this.sources.rejections?.() ?? []) m.inc({ code: r.code, transport: r.transport }, r.count);
+    });
+    counter('ferry_udp_datagrams_total', 'Datagrams received on the UDP ingest port, by outcome: stored, or why dropped (malformed, oversized, forbidden, rate_limited, overloaded, unknown_topic, failed).', ['outcome'], (m) => {
+      for (const { outcome, count } of this.sources.udp?.()?.datagramCounts() ?? []) m.inc({ outcome }, count);
     });
     counter('ferry_network_received_bytes_total', 'Bytes read from client connections.', [], (m) => m.inc(server()?.bytesIn ?? 0));
     counter('ferry_network_sent_bytes_total', 'Bytes written to client connections.', [], (m) => m.inc(server()?.bytesOut ?? 0));

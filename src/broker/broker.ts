@@ -8,6 +8,7 @@ import { NodeFileSystem, type FileSystem } from '../platform/fs.js';
 import { silentLogger, type Logger } from '../platform/logger.js';
 import { mkdirDurable, removeTree } from '../platform/atomic-write.js';
 import type { DirLock } from '../platform/dir-lock.js';
+import { BrokerTracing } from './tracing.js';
 import { FerryError } from '../errors.js';
 import { DEFAULT_TAIL_CACHE_BYTES } from '../storage/limits.js';
 import type { LogFactory, RecoveryReport, StorageObserver } from '../storage/types.js';
@@ -87,6 +88,8 @@ export interface BrokerOptions {
   topicsAtOpen?: 'all' | 'none';
   /** Topics that live on other brokers (cluster mode): where dead letters and redrives go when a topic is not open here. */
   remote?: RemoteTopics;
+  /** Spans for dead letters and redrives when `@opentelemetry/api` and an SDK are there (default true; broker/tracing.ts). */
+  tracing?: boolean;
 }
 
 /** Topics served by other brokers, as dead-lettering and redrive reach them (cluster mode). */
@@ -131,6 +134,7 @@ export interface BrokerParts {
   topicDefaults: TopicConfig;
   admission: Admission;
   dirLock: DirLock;
+  tracing: BrokerTracing | null;
 }
 
 export class Broker implements BrokerApi, DeadLetterTarget {
@@ -149,10 +153,12 @@ export class Broker implements BrokerApi, DeadLetterTarget {
   private readonly admission: Admission;
   private readonly dirLock: DirLock;
   private readonly remote: RemoteTopics | null;
+  private readonly tracing: BrokerTracing | null;
 
   protected constructor(parts: BrokerParts) {
     this.dir = parts.dir;
     this.remote = parts.remote;
+    this.tracing = parts.tracing;
     this.topicDefaults = parts.topicDefaults;
     this.admission = parts.admission;
     this.dirLock = parts.dirLock;
@@ -188,7 +194,8 @@ export class Broker implements BrokerApi, DeadLetterTarget {
         quarantine: quarantiner(fs, options.dir, clock, logger),
       };
       const admission = new Admission(fs, options.dir, clock, logger, options.admission);
-      const broker = construct({ dir: options.dir, remote: options.remote ?? null, services, topicDefaults, admission, dirLock });
+      const tracing = options.tracing === false ? null : await BrokerTracing.load();
+      const broker = construct({ dir: options.dir, remote: options.remote ?? null, services, topicDefaults, admission, dirLock, tracing });
       if (options.topicsAtOpen !== 'none') await broker.openTopics();
       admission.start();
       return broker;
@@ -340,17 +347,21 @@ export class Broker implements BrokerApi, DeadLetterTarget {
       {
         topic: (name) => this.topic(name),
         has: (name) => this.topics.has(name) || remote?.exists(name) === true,
-        publishStored: async (name, messages) => {
-          const local = this.topics.get(name);
-          if (local !== undefined) await local.syncStored(await local.publish(messages));
-          else if (remote !== null) await remote.publishStored(name, messages);
-          else throw new FerryError('UNKNOWN_TOPIC', `unknown topic ${name}`);
-        },
+        publishStored: (name, messages) => (this.tracing === null ? this.republish(name, messages) : this.tracing.redrive(name, messages, () => this.republish(name, messages))),
       },
       deadLetterTopic,
       options,
       this.context.logger,
     );
+  }
+
+  /** A redrive's republish: to the topic here, or through its leader elsewhere (cluster mode); resolves once synced. */
+  private async republish(name: string, messages: PublishMessage[]): Promise<void> {
+    const remote = this.remote;
+    const local = this.topics.get(name);
+    if (local !== undefined) await local.syncStored(await local.publish(messages));
+    else if (remote !== null) await remote.publishStored(name, messages);
+    else throw new FerryError('UNKNOWN_TOPIC', `unknown topic ${name}`);
   }
 
   // --- DeadLetterTarget: what groups use to dead-letter ---
@@ -378,7 +389,11 @@ export class Broker implements BrokerApi, DeadLetterTarget {
     return false;
   }
 
-  async publishDeadLetter(topicName: string, message: PublishMessage): Promise<void> {
+  publishDeadLetter(topicName: string, message: PublishMessage): Promise<void> {
+    return this.tracing === null ? this.storeDeadLetter(topicName, message) : this.tracing.deadLetter(topicName, message, () => this.storeDeadLetter(topicName, message));
+  }
+
+  private async storeDeadLetter(topicName: string, message: PublishMessage): Promise<void> {
     let topic = this.topics.get(topicName);
     if (topic === undefined && this.remote !== null) {
       // Cluster mode: the dead-letter topic lives wherever the cluster placed it.

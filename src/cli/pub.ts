@@ -4,10 +4,12 @@ import { connect, type FerryClient, type PublishOptions } from '../client/index.
 import { parse, parsePositiveInt, UsageError } from './args.js';
 import { CONNECTION_FLAGS, connectOptions } from './connect-options.js';
 import { createProgress } from './progress.js';
+import { pubUdp, TCP_ONLY_FLAGS } from './pub-udp.js';
 
 export const PUB_USAGE =
   'ferry pub <topic> [value] [--key k] [--header name=value]... [--count n] [--size bytes]\n' +
-  '                  [--id id] [--delay-ms n | --deliver-at <ISO time>] [--priority 0-9] [connection flags]';
+  '                  [--id id] [--delay-ms n | --deliver-at <ISO time>] [--priority 0-9] [connection flags]\n' +
+  '                  [--udp [--udp-port 7701]]   (UDP ingest: fire and forget, nothing confirmed)';
 
 /** Publishes kept in flight at once by `--count` and stdin runs. */
 const PUBLISH_WINDOW = 1000;
@@ -25,6 +27,8 @@ export async function pub(args: string[]): Promise<number> {
       'delay-ms': { type: 'string' },
       'deliver-at': { type: 'string' },
       priority: { type: 'string' },
+      udp: { type: 'boolean' },
+      'udp-port': { type: 'string' },
     },
     2,
   );
@@ -49,6 +53,15 @@ export async function pub(args: string[]): Promise<number> {
     values.id === undefined ? options : { ...options, id: total === 1 ? values.id : `${values.id}-${index}` };
 
   const readsStdin = value === undefined && count === undefined && size === undefined;
+  if (values.udp === true) {
+    const refused = TCP_ONLY_FLAGS.filter((flag) => values[flag] !== undefined);
+    if (refused.length > 0) throw new UsageError(`--udp carries no ${refused.map((flag) => `--${flag}`).join(', ')}: those need the broker's answer (publish over TCP)`);
+    const payload = readsStdin ? null : value !== undefined ? Buffer.from(value) : generatedPayload(size ?? 16);
+    const udpPort = parsePositiveInt('udp-port', values['udp-port']);
+    const udpOptions = { ...(values.key === undefined ? {} : { key: values.key }), headers };
+    return pubUdp(await connectOptions(values, { stdinCarriesMessages: readsStdin }), { topic, payload, count: count ?? 1, options: udpOptions, port: udpPort });
+  }
+  if (values['udp-port'] !== undefined) throw new UsageError('--udp-port goes with --udp');
   const client = await connect(await connectOptions(values, { stdinCarriesMessages: readsStdin }));
   try {
     if (readsStdin) return await publishLines(client, topic, idFor);

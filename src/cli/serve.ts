@@ -33,12 +33,15 @@ import { checkOpenFiles } from '../config/open-files.js';
 import { DEFAULT_HTTP_PORT, type FerryConfig } from '../config/schema.js';
 import { DEFAULT_HOST, DEFAULT_PORT, parse, UsageError } from './args.js';
 import { clusterParts, type ClusterParts } from './serve-cluster.js';
+import { startUdp } from './serve-udp.js';
+import { DEFAULT_UDP_PORT } from '../protocol/limits.js';
+import type { UdpServer } from '../transport/udp/server.js';
 
 export const SERVE_USAGE =
   `ferry serve [--config ferry.yaml] [--dir ./data] [--port ${DEFAULT_PORT}] [--host ${DEFAULT_HOST}] ` +
   `[--http-port ${DEFAULT_HTTP_PORT}] [--http-host ${DEFAULT_HOST}] [--log-level info] [--log-format auto|json|pretty] ` +
   `[--tls-cert FILE --tls-key FILE [--tls-ca FILE] [--tls-required]] [--users FILE] ` +
-  `[--node-id ID --etcd URL[,URL...] [--advertise HOST:PORT]] [--set key=value]... [--print-config]`;
+  `[--node-id ID --etcd URL[,URL...] [--advertise HOST:PORT]] [--udp-port ${DEFAULT_UDP_PORT}] [--set key=value]... [--print-config]`;
 
 /** Flags that are shorthands for config keys. */
 const FLAG_KEYS = {
@@ -56,6 +59,7 @@ const FLAG_KEYS = {
   'node-id': 'nodeId',
   etcd: 'etcd',
   advertise: 'advertise',
+  'udp-port': 'udp.port',
 } as const;
 
 export async function serve(args: string[]): Promise<number> {
@@ -78,6 +82,7 @@ export async function serve(args: string[]): Promise<number> {
       'node-id': { type: 'string' },
       etcd: { type: 'string' },
       advertise: { type: 'string' },
+      'udp-port': { type: 'string' },
       set: { type: 'string', multiple: true },
       'print-config': { type: 'boolean' },
     },
@@ -221,7 +226,10 @@ async function run(config: FerryConfig): Promise<number> {
     rejections,
     cluster: cluster?.node ?? null,
   });
+  let udp: UdpServer | null = null;
   const close = async (): Promise<void> => {
+    // Datagrams stop first: what was received is stored while the broker is still open.
+    await udp?.close();
     // A leader hands its topics to in-sync followers first, while its port still serves them.
     await cluster?.leave();
     await tcp.close();
@@ -231,6 +239,8 @@ async function run(config: FerryConfig): Promise<number> {
   };
   try {
     await openPorts(config, { broker, observed, tcp, admin, logger, cluster });
+    udp = await startUdp(config, { broker: observed, clock, logger });
+    admin?.attachUdp(udp);
   } catch (error) {
     logger.error('broker.start_failed', { error });
     await close();

@@ -34,6 +34,8 @@ import { publishMany, publishOne, toWireMessage, type BatchMessage, type Publish
 import type { CallKind } from './retry-policy.js';
 import { Subscription, toStartPosition, type StartFrom, type SubscribeOptions, type SubscriptionHost } from './subscription.js';
 import { topicConfig, type TopicOptions } from './topic-options.js';
+import { UdpPublisher, type UdpPublishOptions } from './udp.js';
+import { ClientTracing, traced } from './tracing.js';
 
 export type { TopicOptions };
 /** A topic: its settings, and per partition its offsets (and in a cluster: leader, epoch, replicas, in-sync set, high watermark, each replica's end offset and lag). */
@@ -69,8 +71,14 @@ export class FerryClient extends EventEmitter implements LinkOwner, RouterHost, 
   readonly clientId = randomBytes(CLIENT_ID_BYTES).toString('base64url');
   private messageSequence = 0;
   private retried = 0;
+  /** UDP sockets of publishUdp, one per broker host. */
+  private readonly udpPublishers = new Map<string, UdpPublisher>();
 
-  private constructor(private readonly options: ResolvedClientOptions) {
+  private constructor(
+    private readonly options: ResolvedClientOptions,
+    /** Producer and consumer spans (client/tracing.ts); null without @opentelemetry/api or with `tracing: false`. */
+    readonly tracing: ClientTracing | null,
+  ) {
     super();
   }
 
@@ -85,7 +93,8 @@ export class FerryClient extends EventEmitter implements LinkOwner, RouterHost, 
    * cluster mode, make a cluster client: it learns the brokers and leaders before resolving.
    */
   static async connect(options: ConnectOptions = {}): Promise<FerryClient> {
-    const client = new FerryClient(resolveClientOptions(options));
+    const resolved = resolveClientOptions(options);
+    const client = new FerryClient(resolved, resolved.tracing ? await ClientTracing.load() : null);
     const link = await openFirst(client.options, client);
     if (client.options.servers.length === 1 && !link.announcedCluster) client.link = link;
     else client.router = await ClusterRouter.start(client.options, client, link);
@@ -174,12 +183,18 @@ export class FerryClient extends EventEmitter implements LinkOwner, RouterHost, 
 
   /** Publishes one message; resolves when the broker confirms it per the topic's durability. */
   publish(topic: string, value: Buffer | string | Uint8Array, options: PublishOptions = {}): Promise<PublishResult> {
+    const trace = this.tracing === null ? null : this.tracing.publish(topic, value, options.headers, 'tcp');
     let message;
     try {
-      message = toWireMessage(value, options);
+      message = toWireMessage(value, trace === null ? options : { ...options, headers: trace.headers });
     } catch (error) {
+      trace?.failed(error);
       return Promise.reject(error);
     }
+    return trace === null ? this.publishWire(topic, message) : traced(this.publishWire(topic, message), [trace], [message]);
+  }
+
+  private publishWire(topic: string, message: WirePublishMessage): Promise<PublishResult> {
     const coalesce = this.options.coalescePublishes;
     if (this.router !== null) {
       this.assignId(message);
@@ -196,16 +211,46 @@ export class FerryClient extends EventEmitter implements LinkOwner, RouterHost, 
 
   /** Publishes several messages in one frame; resolves with one result per message, in order. */
   publishBatch(topic: string, messages: readonly BatchMessage[]): Promise<PublishResult[]> {
-    let wire;
+    const traces = this.tracing === null ? null : messages.map((message) => this.tracing!.publish(topic, message.value, message.headers, 'tcp'));
+    let wire: WirePublishMessage[];
     try {
-      wire = messages.map((message) => toWireMessage(message.value, message));
+      wire = messages.map((message, i) => toWireMessage(message.value, traces?.[i] ? { ...message, headers: traces[i].headers } : message));
     } catch (error) {
+      for (const trace of traces ?? []) trace?.failed(error);
       return Promise.reject(error);
     }
     if (this.router !== null || this.options.retryPublishes !== null) for (const message of wire) this.assignId(message);
-    if (this.router !== null) return this.router.call(topic, 'publish', (c) => publishMany(c, topic, wire));
-    if (this.options.retryPublishes !== null) return this.retrying(performance.now(), (c) => publishMany(c, topic, wire));
-    return this.withConnection((c) => publishMany(c, topic, wire));
+    let sent: Promise<PublishResult[]>;
+    if (this.router !== null) sent = this.router.call(topic, 'publish', (c) => publishMany(c, topic, wire));
+    else if (this.options.retryPublishes !== null) sent = this.retrying(performance.now(), (c) => publishMany(c, topic, wire));
+    else sent = this.withConnection((c) => publishMany(c, topic, wire));
+    return traces === null ? sent : traced(sent, traces, wire);
+  }
+
+  /**
+   * Sends one message over UDP to the broker's ingest port (ConnectOptions.udpPort), fire and
+   * forget: nothing is confirmed, and a datagram is stored whole or dropped (docs/PROTOCOL.md, "UDP
+   * ingest"). In a cluster it goes to the topic's leader as last learned. Returns false when the
+   * datagram was dropped here (the socket's send queue was full); throws at once for bad input.
+   */
+  publishUdp(topic: string, value: Buffer | string | Uint8Array, options: UdpPublishOptions = {}): boolean {
+    if (this.state === 'closing' || this.state === 'closed') throw new FerryError('CONNECTION_CLOSED', 'the client is closed');
+    const host = this.router?.leaderHost(topic) ?? this.options.host;
+    let publisher = this.udpPublishers.get(host);
+    if (publisher === undefined) {
+      publisher = new UdpPublisher({ host, port: this.options.udpPort });
+      this.udpPublishers.set(host, publisher);
+    }
+    const trace = this.tracing === null ? null : this.tracing.publish(topic, value, options.headers, 'udp');
+    if (trace === null) return publisher.publishUdp(topic, value, options);
+    try {
+      const handed = publisher.publishUdp(topic, value, { ...options, headers: trace.headers });
+      trace.sent(handed);
+      return handed;
+    } catch (error) {
+      trace.failed(error);
+      throw error;
+    }
   }
 
   /** A message without an id gets `<clientId>-<sequence>`, unique to this client, so that a retry is stored once. */
@@ -521,6 +566,7 @@ export class FerryClient extends EventEmitter implements LinkOwner, RouterHost, 
     this.waiting = [];
     for (const waiter of waiting) waiter.reject(closedError);
     await Promise.allSettled([...this.subscriptions].map((subscription) => subscription.close()));
+    await Promise.all([...this.udpPublishers.values()].map((publisher) => publisher.close()));
     if (this.router !== null) await this.router.close();
     const link = this.link;
     if (link !== null) {

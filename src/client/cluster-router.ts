@@ -174,6 +174,12 @@ export class ClusterRouter implements LinkOwner {
     return false;
   }
 
+  /** The host of the broker leading `topic` as last learned (UDP ingest goes there); null when not known. */
+  leaderHost(topic: string): string | null {
+    const address = this.cache.single ?? this.cache.leader(topic)?.address ?? null;
+    return address === null ? null : parseServer(address).host;
+  }
+
   /** The open link a request for `topic` goes to now, without waiting; null when it must be looked up. */
   private linkFor(topic: string | null): Link | null {
     if (this.closed) return null;

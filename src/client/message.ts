@@ -3,6 +3,8 @@
  * first access: a consumer that reads only the value pays for neither.
  */
 import type { WireHeader } from '../protocol/messages.js';
+import type { SpanLike } from '../protocol/tracing.js';
+import { endDeliverySpan, type Settlement } from './tracing.js';
 
 /** What a message needs from the subscription that received it. */
 export interface MessageSettler {
@@ -22,6 +24,9 @@ export const REJECT_REASON_DEFAULT = 'rejected by the consumer';
 
 export class Message {
   private headerRecord: Record<string, string> | null = null;
+  /** The consumer span of this delivery (client/tracing.ts: OpenTelemetry with an SDK registered), else null. */
+  private trace: SpanLike | null = null;
+  private traceOpen = false;
 
   constructor(
     readonly topic: string,
@@ -51,13 +56,39 @@ export class Message {
   }
 
   /**
+   * The OpenTelemetry span of this delivery (`process <topic>`), when the application has
+   * `@opentelemetry/api` and a registered SDK: make it the parent of the work on this message
+   * (`trace.setSpan(context.active(), message.span)`). Undefined otherwise. Settling ends it.
+   */
+  get span(): unknown {
+    return this.trace ?? undefined;
+  }
+
+  /** Called by the subscription when the message is handed to the application (tracing on). */
+  traced(span: SpanLike | null, settles: boolean): void {
+    if (span === null) return;
+    this.trace = span;
+    this.traceOpen = settles;
+    if (!settles) span.end();
+  }
+
+  private settled(settlement: Settlement, done: Promise<void>): Promise<void> {
+    if (this.traceOpen) {
+      this.traceOpen = false;
+      endDeliverySpan(this.trace!, settlement, done);
+    }
+    return done;
+  }
+
+  /**
    * Settles the message for its group (streams: a no-op). Resolves once the ACK is queued on the
    * connection (it leaves in the same event-loop turn); rejects with CONNECTION_CLOSED when the
    * subscription is closed. If the connection that delivered the message was lost, the ack is moot:
    * the broker redelivers the message (at-least-once), and the promise resolves.
    */
   ack(): Promise<void> {
-    return this.settler.ack(this);
+    const done = this.settler.ack(this);
+    return this.trace === null ? done : this.settled('ack', done);
   }
 
   /**
@@ -66,7 +97,8 @@ export class Message {
    * Resolves once queued, like ack().
    */
   nack(options?: NackOptions): Promise<void> {
-    return this.settler.nack(this, options);
+    const done = this.settler.nack(this, options);
+    return this.trace === null ? done : this.settled('nack', done);
   }
 
   /**
@@ -77,7 +109,8 @@ export class Message {
    * stream subscription (no group, so no dead-letter topic).
    */
   reject(reason: string = REJECT_REASON_DEFAULT): Promise<void> {
-    return this.settler.reject(this, reason);
+    const done = this.settler.reject(this, reason);
+    return this.trace === null ? done : this.settled('reject', done);
   }
 
   /**

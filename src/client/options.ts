@@ -4,7 +4,7 @@
  * validation.
  */
 import { FerryError } from '../errors.js';
-import { FRAME_BYTES_MAX_DEFAULT, HEARTBEAT_MISSES_MAX_DEFAULT } from '../protocol/limits.js';
+import { DEFAULT_UDP_PORT, FRAME_BYTES_MAX_DEFAULT, HEARTBEAT_MISSES_MAX_DEFAULT } from '../protocol/limits.js';
 import { addressKey, DEFAULT_HOST, DEFAULT_PORT, parseServer, parseUrl, type ServerAddress } from './address.js';
 
 export { DEFAULT_HOST, DEFAULT_PORT, parseUrl };
@@ -73,6 +73,13 @@ export interface ConnectOptions {
    * window: a publish first sent longer than `windowMs` ago is rejected rather than retried.
    */
   retryPublishes?: boolean | RetryPublishesOptions;
+  /** The brokers' UDP ingest port, for publishUdp (default 7701; a broker opens it only with --udp-port). */
+  udpPort?: number;
+  /**
+   * OpenTelemetry spans for publishes and deliveries when the application has `@opentelemetry/api`
+   * and a registered SDK (default true); false never loads the API.
+   */
+  tracing?: boolean;
 }
 
 export interface RetryPublishesOptions {
@@ -105,6 +112,8 @@ export interface ResolvedClientOptions {
   frameBytesMax: number;
   /** null: unconfirmed publishes reject with CONNECTION_CLOSED when the connection is lost. */
   retryPublishes: { windowMs: number } | null;
+  udpPort: number;
+  tracing: boolean;
 }
 
 export const CLIENT_DEFAULTS = {
@@ -192,6 +201,8 @@ export function resolveClientOptions(options: ConnectOptions): ResolvedClientOpt
     coalescePublishes: options.coalescePublishes ?? true,
     frameBytesMax: check('frameBytesMax', options.frameBytesMax ?? FRAME_BYTES_MAX_DEFAULT, 4096, 0xffff_ffff),
     retryPublishes: resolveRetryPublishes(options.retryPublishes),
+    udpPort: check('udpPort', options.udpPort ?? DEFAULT_UDP_PORT, 1, 65_535),
+    tracing: options.tracing ?? true,
   };
 }
 

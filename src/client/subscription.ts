@@ -10,6 +10,7 @@ import { NACK_DELAY_BACKOFF, type DeliverBatch, type SubscribeRequest, type Wire
 import type { ClientConnection } from './connection.js';
 import { Message, type MessageSettler, type NackOptions } from './message.js';
 import { SettleRequest } from './settle-request.js';
+import type { ClientTracing } from './tracing.js';
 
 export type StartFrom = 'earliest' | 'latest' | number | Date;
 
@@ -35,6 +36,8 @@ export interface SubscriptionHost {
   creditDirty(subscription: Subscription): void;
   unsubscribe(connection: ClientConnection, wireId: number): Promise<void>;
   subscriptionClosed(subscription: Subscription): void;
+  /** Consumer spans (client/tracing.ts); null without @opentelemetry/api or with tracing off. */
+  readonly tracing: ClientTracing | null;
 }
 
 const RESOLVED: Promise<void> = Promise.resolve();
@@ -170,7 +173,7 @@ export class Subscription implements AsyncIterableIterator<Message>, MessageSett
       if (waiter !== null && this.buffered === 0) {
         this.waiter = null;
         if (isStream) this.owe(1);
-        waiter.resolve({ done: false, value: message });
+        waiter.resolve({ done: false, value: this.handOver(message) });
       } else {
         this.buffer.push(message);
       }
@@ -238,6 +241,13 @@ export class Subscription implements AsyncIterableIterator<Message>, MessageSett
       this.head = 0;
     }
     if (this.group === undefined) this.owe(1);
+    return this.handOver(message);
+  }
+
+  /** The message as the application gets it: with its consumer span when tracing. */
+  private handOver(message: Message): Message {
+    const tracing = this.host.tracing;
+    if (tracing !== null) message.traced(tracing.deliver(message, this.group), this.group !== undefined);
     return message;
   }
 

@@ -203,6 +203,15 @@ function coerce(field: FieldSpec, value: unknown, key: string, source: string): 
       if (value === 'true' || value === '1') return true;
       if (value === 'false' || value === '0') return false;
       return fail();
+    case 'stringList': {
+      const items = Array.isArray(value) ? value : typeof value === 'string' ? (value.trim() === '' ? [] : value.split(',')) : fail();
+      if (items.length > kind.lengthMax) fail();
+      return items.map((item) => {
+        const text = typeof item === 'string' ? item.trim() : fail();
+        if (!kind.pattern.test(text)) fail();
+        return text;
+      });
+    }
     case 'intList': {
       const items = Array.isArray(value) ? value : typeof value === 'string' ? (value.trim() === '' ? [] : value.split(',')) : fail();
       if (items.length > kind.lengthMax) fail();

@@ -11,6 +11,7 @@ import { BACKOFF_DELAY_MS_MAX, BACKOFF_STEPS_MAX } from '../broker/delivery/back
 import { ACK_TIMEOUT_MS_MAX, ACK_TIMEOUT_MS_MIN, CREDIT_MAX, DELIVERIES_MAX_LIMIT, PARTITIONS_MAX } from '../broker/limits.js';
 import type { Durability, RetentionPolicy } from '../broker/types.js';
 import { DEFAULT_HOST, DEFAULT_PORT, FRAME_BYTES_MAX_CEILING, FRAME_BYTES_MAX_MIN, PUBLISH_MESSAGES_MAX } from '../protocol/limits.js';
+import { UDP_DATAGRAM_BYTES_MAX } from '../protocol/udp-datagram.js';
 import {
   DEFAULT_TAIL_CACHE_BYTES,
   HEADERS_BYTES_MAX,
@@ -47,7 +48,9 @@ export type FieldKind =
   | { type: 'string'; example: string }
   | { type: 'enum'; values: readonly string[] }
   | { type: 'bool' }
-  | { type: 'intList'; min: number; max: number; lengthMax: number; unit?: Unit };
+  | { type: 'intList'; min: number; max: number; lengthMax: number; unit?: Unit }
+  /** Strings each matching `pattern` (described by `form`); in env and flags comma-separated. */
+  | { type: 'stringList'; lengthMax: number; pattern: RegExp; form: string; example: string };
 
 export interface FieldSpec {
   /** Dotted path in the config object, e.g. `server.maxConnections`. */
@@ -110,6 +113,16 @@ export interface FerryConfig {
   };
   topicDefaults: TopicSettings;
   groupDefaults: { ackTimeoutMs: number; backoffMs: number[]; deliveriesMax: number };
+  /** The UDP ingest port (docs/OPERATIONS.md, "UDP ingest"); without `port`, none is opened. */
+  udp: {
+    port?: number;
+    host: string;
+    topics: string[];
+    sourceMessagesPerSecond: number;
+    sourceBurstMessages: number;
+    datagramBytesMax: number;
+    receiveBufferBytes: number;
+  };
   /** Topics created at start when missing; existing topics keep their stored settings. */
   topics: Record<string, Partial<TopicSettings>>;
 }
@@ -118,6 +131,26 @@ export interface FerryConfig {
 const HANDSHAKE_MS_MAX = 60_000;
 /** Publish quotas: a billion messages per second is "unlimited" for any broker; more is a typo. */
 const QUOTA_MESSAGES_MAX = 1_000_000_000;
+
+/** udp.topics entries at most: a handful of patterns is the use; thousands would be checked per new topic name. */
+const UDP_TOPIC_PATTERNS_MAX = 256;
+/** A topic pattern: the characters of a name plus the wildcards `*` and `?`. */
+const TOPIC_PATTERN_FORM = /^[A-Za-z0-9._*?-]{1,200}$/;
+/**
+ * Per-source UDP rate by default: every local producer shares 127.0.0.1, so it is generous, and
+ * still stops one runaway sender from taking the whole store.
+ */
+const UDP_SOURCE_MESSAGES_PER_SECOND_DEFAULT = 100_000;
+/** Smallest datagram limit: the binary form's prefix, a topic and a few bytes of value. */
+const UDP_DATAGRAM_BYTES_MIN = 64;
+/**
+ * Receive buffer asked for the UDP socket: 8 MiB holds about 80 ms of 512-byte datagrams at
+ * 200,000 a second, so a GC pause or a slow turn does not drop them. Linux grants at most
+ * net.core.rmem_max (often 208 KiB) to an unprivileged process; raise it to get this.
+ */
+const UDP_RECEIVE_BUFFER_BYTES_DEFAULT = 8 * 1024 * 1024;
+const UDP_RECEIVE_BUFFER_BYTES_MIN = 4 * 1024;
+const UDP_RECEIVE_BUFFER_BYTES_MAX = 1024 * 1024 * 1024;
 
 /** The memory watermark's floor: below this the broker could not even recover. */
 const MEMORY_WATERMARK_BYTES_MIN = 64 * 1024 * 1024;
@@ -181,6 +214,14 @@ export const FIELDS: readonly FieldSpec[] = [
   { path: 'security.publishMessagesPerSecond', kind: int(0, QUOTA_MESSAGES_MAX), default: 0, doc: 'Publish quota per user (per client address without users): messages per second; past it publishes fail with RATE_LIMITED (retryable). 0: no quota.' },
   { path: 'security.publishBurstMessages', kind: int(0, QUOTA_MESSAGES_MAX), default: 0, doc: 'Messages a user may publish at once above the quota rate; 0: one second\'s worth.' },
 
+  { path: 'udp.port', kind: int(0, PORT_MAX), default: undefined, doc: 'UDP ingest port (flag --udp-port; e.g. 7701): one message per datagram, stored or dropped, never confirmed. Unset: no UDP port (0: any free port).' },
+  { path: 'udp.host', kind: { type: 'string', example: DEFAULT_HOST }, default: DEFAULT_HOST, doc: 'Address of the UDP port. UDP has no login: keep it on loopback unless every host that can reach it may write to udp.topics.' },
+  { path: 'udp.topics', kind: { type: 'stringList', lengthMax: UDP_TOPIC_PATTERNS_MAX, pattern: TOPIC_PATTERN_FORM, form: 'topic patterns (`*` any run of characters, `?` one)', example: 'metrics,logs.*' }, default: [], doc: 'Topics datagrams may write to, as patterns (`metrics`, `logs.*`, `*`); a datagram for any other topic is dropped (outcome forbidden). Empty: none.' },
+  { path: 'udp.sourceMessagesPerSecond', kind: int(1, QUOTA_MESSAGES_MAX), default: UDP_SOURCE_MESSAGES_PER_SECOND_DEFAULT, doc: 'Datagrams per second from one source address; past it (and the burst) they are dropped (outcome rate_limited).' },
+  { path: 'udp.sourceBurstMessages', kind: int(0, QUOTA_MESSAGES_MAX), default: 0, doc: 'Datagrams a source may send at once above its rate; 0: one second\'s worth.' },
+  { path: 'udp.datagramBytesMax', kind: int(UDP_DATAGRAM_BYTES_MIN, UDP_DATAGRAM_BYTES_MAX, 'bytes'), default: UDP_DATAGRAM_BYTES_MAX, doc: 'Longest datagram accepted (outcome oversized beyond it); the limits.* settings apply to its message too.' },
+  { path: 'udp.receiveBufferBytes', kind: int(UDP_RECEIVE_BUFFER_BYTES_MIN, UDP_RECEIVE_BUFFER_BYTES_MAX, 'bytes'), default: UDP_RECEIVE_BUFFER_BYTES_DEFAULT, doc: 'Socket receive buffer asked of the kernel, which grants at most net.core.rmem_max; datagrams beyond it are dropped by the kernel, unseen by the broker.' },
+
   { path: 'log.level', kind: { type: 'enum', values: LOG_LEVELS }, default: 'info', doc: 'Least severe level written.' },
   { path: 'log.format', kind: { type: 'enum', values: LOG_FORMATS }, default: 'auto', doc: '`json` lines, `pretty` lines for people, or `auto` (pretty when stderr is a terminal).' },
 
@@ -225,5 +266,7 @@ export function describeKind(kind: FieldKind): string {
       const unit = kind.unit === 'ms' ? 'durations' : 'integers';
       return `a list of at most ${kind.lengthMax} ${unit} from ${kind.min} to ${kind.max} (in env and flags: comma-separated, like "1s,5s,30s")`;
     }
+    case 'stringList':
+      return `a list of at most ${kind.lengthMax} ${kind.form} (in env and flags: comma-separated, like "${kind.example}")`;
   }
 }

@@ -13,3 +13,4 @@ export * from './codec-publish.js';
 export * from './codec-subscribe.js';
 export * from './codec-settle.js';
 export * from './codec-groups.js';
+export * from './udp-datagram.js';

@@ -60,6 +60,8 @@ export const HEADERS_COUNT_MAX = 64;
 
 /** The Ferry protocol's TCP port when none is named: `ferry serve`, `broker.listen()` and clients agree on it. */
 export const DEFAULT_PORT = 7700;
+/** The UDP ingest port `ferry pub --udp` and publishUdp send to when none is named; the broker opens it only when configured. */
+export const DEFAULT_UDP_PORT = 7701;
 /** Where a server listens and a client connects when no host is named: loopback, never every interface by surprise. */
 export const DEFAULT_HOST = '127.0.0.1';
 
