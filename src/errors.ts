@@ -13,6 +13,8 @@ export const ERROR_CODES = {
   UNKNOWN_GROUP: { wire: 4, fatal: false, retryable: false },
   UNKNOWN_SUBSCRIPTION: { wire: 5, fatal: false, retryable: false },
   UNKNOWN_DELIVERY: { wire: 6, fatal: false, retryable: false },
+  /** An HTTP path that names nothing (the admin port); topics and groups have codes of their own. */
+  NOT_FOUND: { wire: 7, fatal: false, retryable: false },
   // Limits on what one record may hold
   RECORD_TOO_LARGE: { wire: 20, fatal: false, retryable: false },
   KEY_TOO_LARGE: { wire: 21, fatal: false, retryable: false },

@@ -158,7 +158,7 @@ line(
     ],
   },
   { title: 'Network', w: 8, targets: [[`sum(rate(ferry_network_received_bytes_total{${SEL}}[${RATE}]))`, 'received'], [`sum(rate(ferry_network_sent_bytes_total{${SEL}}[${RATE}]))`, 'sent']], unit: 'Bps' },
-  { title: 'Event-loop delay', w: 8, targets: [[`max(ferry_event_loop_delay_seconds{${SEL},quantile="0.99"})`, 'p99'], [`max(ferry_event_loop_delay_seconds{${SEL},quantile="max"})`, 'max']], unit: 's' },
+  { title: 'Event-loop delay', w: 8, targets: [[`max(ferry_event_loop_delay_p99_seconds{${SEL}})`, 'p99'], [`max(ferry_event_loop_delay_max_seconds{${SEL}})`, 'max']], unit: 's' },
 );
 line(
   { title: 'Memory', w: 12, targets: [[`sum(ferry_process_resident_memory_bytes{${SEL}})`, 'resident'], [`sum(ferry_process_heap_used_bytes{${SEL}})`, 'heap used']], unit: 'bytes' },

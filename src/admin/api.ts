@@ -55,9 +55,17 @@ export interface AdminContext {
 const TOPIC_CONFIG_KEYS = new Set(['partitions', 'durability', 'syncIntervalMs', 'retention', 'segmentBytes', 'dedupWindowMs', 'replicas', 'minInSync']);
 
 export function registerApi(router: HttpRouter, context: AdminContext): void {
+  registerBrokerRoutes(router, context);
+  registerTopicRoutes(router, context);
+  registerGroupRoutes(router, context);
+}
+
+/** Health, the index, the broker's own state and the cluster's. */
+function registerBrokerRoutes(router: HttpRouter, context: AdminContext): void {
   router
     .route('GET', '/healthz', () => ({ status: 'ok' }))
     .route('GET', '/readyz', () => readyz(context))
+    .route('GET', '/api', () => apiIndex(router))
     .route('GET', '/api/info', () => ({ ...context.info(), ready: context.readiness().ready, uptimeMs: context.clock.nowMs() - context.info().startedAtMs }))
     .route('GET', '/api/overview', () => overview(context))
     .route('GET', '/api/cluster', () => context.cluster())
@@ -66,7 +74,12 @@ export function registerApi(router: HttpRouter, context: AdminContext): void {
       return context.changeCluster({ op: 'reassign', topic: stringField(body, 'topic'), replace: stringField(body, 'replace'), with: stringField(body, 'with') });
     })
     .route('POST', '/api/cluster/drain', async (request) => context.changeCluster({ op: 'drain', node: stringField(objectBody(await request.body()), 'node') }))
+    .route('GET', '/api/connections', () => connections(context));
+}
 
+/** Topics and their messages. */
+function registerTopicRoutes(router: HttpRouter, context: AdminContext): void {
+  router
     .route('GET', '/api/topics', () => takeSnapshot(context.broker()).topics.map(topicSummary))
     .route('POST', '/api/topics', async (request) => {
       const body = objectBody(await request.body());
@@ -115,8 +128,12 @@ export function registerApi(router: HttpRouter, context: AdminContext): void {
       const message = publishBody(objectBody(await body()));
       const [result] = await context.broker().publish(params['topic']!, [message]);
       return new Reply(201, { topic: params['topic'], ...result });
-    })
+    });
+}
 
+/** Queue groups, dead letters and redrive. */
+function registerGroupRoutes(router: HttpRouter, context: AdminContext): void {
+  router
     .route('GET', '/api/groups', () =>
       takeSnapshot(context.broker()).topics.flatMap((topic) => topic.groups.filter((group) => !group.internal)),
     )
@@ -133,9 +150,7 @@ export function registerApi(router: HttpRouter, context: AdminContext): void {
       const broker = context.broker();
       if (broker.redrive === undefined) throw new FerryError('INVALID_ARGUMENT', 'this broker cannot redrive');
       return broker.redrive(params['topic']!, redriveOptions(objectBody(await body())));
-    })
-
-    .route('GET', '/api/connections', () => connections(context));
+    });
 }
 
 /** 200 `{status: 'ready'}`, else 503 with the status and the reason. */
@@ -315,4 +330,14 @@ function redriveOptions(body: Record<string, unknown>): RedriveOptions {
     options.header = [header[0], header[1]];
   }
   return options;
+}
+
+/** What `GET /api` answers: every JSON route of this port, and where the rest is described. */
+function apiIndex(router: HttpRouter): unknown {
+  return {
+    name: 'ferry admin API',
+    docs: 'docs/OPERATIONS.md, "Admin API"',
+    routes: router.endpoints().map(({ method, pattern }) => ({ method, path: pattern })),
+    also: { metrics: 'GET /metrics', dashboard: 'GET /', grpc: 'POST /ferry.v1.<Service>/<Method> (docs/GRPC.md)' },
+  };
 }

@@ -23,6 +23,7 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   HEADERS_TOO_LARGE: 413,
   BATCH_TOO_LARGE: 413,
   UNKNOWN_TOPIC: 404,
+  NOT_FOUND: 404,
   AUTH_REQUIRED: 401,
   AUTH_FAILED: 401,
   FORBIDDEN: 403,
@@ -113,7 +114,7 @@ export class HttpRouter {
         await mount.handler(req, res, url);
         return;
       }
-      throw new HttpProblem(404, `no endpoint ${method} ${url.pathname}`);
+      throw new HttpProblem(404, `no endpoint ${method} ${url.pathname} (GET /api lists the API's routes)`);
     } catch (error) {
       this.fail(res, error, url);
     }
@@ -149,14 +150,17 @@ export class HttpRouter {
   }
 }
 
-/** An HTTP-level refusal (unknown path, method, body too large); `code` is a Ferry code. */
+/** An HTTP-level refusal (unknown path, method, body too large); `code` is a Ferry code: NOT_FOUND for a 404 unless given. */
 export class HttpProblem extends Error {
+  readonly code: ErrorCode;
+
   constructor(
     readonly status: number,
     message: string,
-    readonly code: ErrorCode = 'INVALID_ARGUMENT',
+    code?: ErrorCode,
   ) {
     super(message);
+    this.code = code ?? (status === 404 ? 'NOT_FOUND' : 'INVALID_ARGUMENT');
   }
 }
 

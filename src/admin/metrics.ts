@@ -52,6 +52,8 @@ export class BrokerMetrics implements StorageObserver {
   private snapshot: BrokerSnapshot | null = null;
   private connectionViews: ConnectionView[] = [];
   private serverStats: ServerStats | null = null;
+  /** The event-loop delay since the previous scrape, read once per scrape; null when nothing was sampled. */
+  private eventLoopDelay: { p50Seconds: number; p99Seconds: number; maxSeconds: number } | null = null;
   private rendering: Promise<string> | null = null;
   private readonly confirm: LabelledHistogram;
   private readonly endToEnd: LabelledHistogram;
@@ -111,6 +113,7 @@ export class BrokerMetrics implements StorageObserver {
     const connections = this.sources.connections?.() ?? null;
     this.serverStats = connections?.stats() ?? null;
     this.connectionViews = connections?.connectionStats() ?? [];
+    this.eventLoopDelay = this.takeEventLoopDelay();
     try {
       return await this.registry.metrics();
     } finally {
@@ -122,6 +125,19 @@ export class BrokerMetrics implements StorageObserver {
 
   close(): void {
     this.eventLoop.disable();
+  }
+
+  /** The event-loop delay since the previous scrape (then the monitor starts over). */
+  private takeEventLoopDelay(): BrokerMetrics['eventLoopDelay'] {
+    const eventLoop = this.eventLoop;
+    // The monitor's samples include its own sampling interval: subtract it to get the delay.
+    const delaySeconds = (nanoseconds: number): number => Math.max(0, nanoseconds / 1e6 - EVENT_LOOP_RESOLUTION_MS) / 1000;
+    const delay =
+      eventLoop.count === 0
+        ? null
+        : { p50Seconds: delaySeconds(eventLoop.percentile(50)), p99Seconds: delaySeconds(eventLoop.percentile(99)), maxSeconds: delaySeconds(eventLoop.max) };
+    eventLoop.reset();
+    return delay;
   }
 
   /** A gauge filled at scrape time. */
@@ -254,24 +270,16 @@ export class BrokerMetrics implements StorageObserver {
 
   private defineProcessMetrics(): void {
     const registers = [this.registry];
-    const eventLoop = this.eventLoop;
-    new Gauge({
-      name: 'ferry_event_loop_delay_seconds',
-      help: 'Event-loop delay since the previous scrape (quantile "max" is the largest).',
-      labelNames: ['quantile'],
-      registers,
-      collect() {
-        this.reset();
-        // The monitor's samples include its own sampling interval: subtract it to get the delay.
-        const delaySeconds = (nanoseconds: number): number => Math.max(0, nanoseconds / 1e6 - EVENT_LOOP_RESOLUTION_MS) / 1000;
-        if (eventLoop.count > 0) {
-          this.set({ quantile: '0.5' }, delaySeconds(eventLoop.percentile(50)));
-          this.set({ quantile: '0.99' }, delaySeconds(eventLoop.percentile(99)));
-          this.set({ quantile: 'max' }, delaySeconds(eventLoop.max));
-        }
-        eventLoop.reset();
-      },
-    });
+    // Three gauges, not one with a `quantile` label: that label belongs to summaries, whose
+    // quantiles are numbers (promtool rejects it on a gauge, and "max" is no quantile).
+    const delay = (name: string, help: string, pick: (sample: NonNullable<BrokerMetrics['eventLoopDelay']>) => number): void => {
+      this.gauge(name, help, [], (metric) => {
+        if (this.eventLoopDelay !== null) metric.set(pick(this.eventLoopDelay));
+      });
+    };
+    delay('ferry_event_loop_delay_p50_seconds', 'Median event-loop delay since the previous scrape.', (sample) => sample.p50Seconds);
+    delay('ferry_event_loop_delay_p99_seconds', '99th percentile of the event-loop delay since the previous scrape.', (sample) => sample.p99Seconds);
+    delay('ferry_event_loop_delay_max_seconds', 'Largest event-loop delay since the previous scrape.', (sample) => sample.maxSeconds);
     new Gauge({ name: 'ferry_process_resident_memory_bytes', help: 'Resident set size of the broker process.', registers, collect() { this.set(process.memoryUsage.rss()); } });
     new Gauge({ name: 'ferry_process_heap_used_bytes', help: 'V8 heap in use.', registers, collect() { this.set(process.memoryUsage().heapUsed); } });
     const log = this.sources.log;

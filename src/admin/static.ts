@@ -42,7 +42,7 @@ export function dashboardHandler(dir: string = DASHBOARD_DIR): RawHandler {
       type = CONTENT_TYPES['svg']!;
     } else {
       const match = ASSET_PATH.exec(url.pathname);
-      if (match === null) throw new HttpProblem(404, `no endpoint ${req.method} ${url.pathname}`);
+      if (match === null) throw new HttpProblem(404, `no endpoint ${req.method} ${url.pathname} (GET /api lists the API's routes)`);
       file = match[1]!;
       type = CONTENT_TYPES[match[2]!]!;
     }

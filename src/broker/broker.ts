@@ -144,6 +144,8 @@ export class Broker implements BrokerApi, DeadLetterTarget {
   private closing = false;
   /** What serves this broker from outside (the TCP server `listen` puts on it, src/index.ts): closed first. */
   private readonly transports = new Set<{ close(): Promise<void> }>();
+  /** The embedded subscriptions still open: closing the broker ends their iteration. */
+  private readonly streams = new Set<MessageStream>();
 
   private readonly context: TopicContext;
   /** Recovery reports of the partitions found at open, by topic. */
@@ -464,7 +466,7 @@ export class Broker implements BrokerApi, DeadLetterTarget {
     this.checkOpen();
     if (sink !== undefined) return this.subscribeSink(topicName, options as SubscribeOptions, sink);
     const consume = options as ConsumeOptions;
-    const stream = new MessageStream(consume.group !== undefined);
+    const stream = new MessageStream(consume.group !== undefined, () => this.streams.delete(stream));
     const { from, prefetch, ...rest } = consume;
     const subscription = await this.subscribeSink(
       topicName,
@@ -472,6 +474,7 @@ export class Broker implements BrokerApi, DeadLetterTarget {
       stream,
     );
     stream.attach(subscription);
+    this.streams.add(stream);
     return stream;
   }
 
@@ -534,6 +537,8 @@ export class Broker implements BrokerApi, DeadLetterTarget {
     this.closing = true;
     this.admission.stop();
     for (const transport of [...this.transports]) await transport.close();
+    // An embedded `for await` ends when its broker closes, as a TCP client's ends when the client closes.
+    await Promise.all([...this.streams].map((stream) => stream.close()));
     await Promise.all([...this.creating.values()].map((creation) => creation.catch(() => undefined)));
     try {
       await Promise.all([...this.topics.values()].map((topic) => topic.close()));

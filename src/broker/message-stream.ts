@@ -24,11 +24,16 @@ export interface ConsumedMessage {
 
 export class MessageStream implements AsyncIterable<ConsumedMessage>, DeliverySink {
   private readonly buffered: Delivery[] = [];
-  private waiting: ((result: IteratorResult<ConsumedMessage>) => void) | null = null;
+  /** Calls of next() not yet answered, oldest first: each takes the next message, as an async generator's would. */
+  private readonly waiting: Array<(result: IteratorResult<ConsumedMessage>) => void> = [];
   private subscription: Subscription | null = null;
   private done = false;
 
-  constructor(private readonly grouped: boolean) {}
+  constructor(
+    private readonly grouped: boolean,
+    /** Called once when the stream closes (the broker stops tracking it). */
+    private readonly onClosed: () => void = () => undefined,
+  ) {}
 
   /** Called once by the broker after subscribing. */
   attach(subscription: Subscription): void {
@@ -36,9 +41,8 @@ export class MessageStream implements AsyncIterable<ConsumedMessage>, DeliverySi
   }
 
   deliver(delivery: Delivery): void {
-    if (this.waiting !== null) {
-      const resolve = this.waiting;
-      this.waiting = null;
+    const resolve = this.waiting.shift();
+    if (resolve !== undefined) {
       resolve({ value: this.toMessage(delivery), done: false });
       return;
     }
@@ -90,19 +94,17 @@ export class MessageStream implements AsyncIterable<ConsumedMessage>, DeliverySi
     if (delivery !== undefined) return Promise.resolve({ value: this.toMessage(delivery), done: false });
     if (this.done) return Promise.resolve({ value: undefined, done: true });
     return new Promise((resolve) => {
-      this.waiting = resolve;
+      this.waiting.push(resolve);
     });
   }
 
+  /** Ends the iteration (a pending `next()` resolves done) and the subscription. */
   async close(): Promise<void> {
     if (this.done) return;
     this.done = true;
+    this.onClosed();
     this.buffered.length = 0;
-    if (this.waiting !== null) {
-      const resolve = this.waiting;
-      this.waiting = null;
-      resolve({ value: undefined, done: true });
-    }
+    for (const resolve of this.waiting.splice(0)) resolve({ value: undefined, done: true });
     await this.subscription?.close();
   }
 

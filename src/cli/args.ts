@@ -22,12 +22,22 @@ export function parse<const O extends FlagOptions>(args: string[], options: O, p
   try {
     parsed = parseArgs({ args, options, allowPositionals: true as const, strict: true as const });
   } catch (error) {
-    throw new UsageError((error as Error).message);
+    throw new UsageError(parseErrorMessage(error as NodeJS.ErrnoException));
   }
   if (parsed.positionals.length > positionalsMax) {
     throw new UsageError(`unexpected argument '${parsed.positionals[positionalsMax]}'`);
   }
   return parsed;
+}
+
+/**
+ * parseArgs's own words, shortened: its unknown-option text ends in an advice with an unbalanced
+ * quote ("as in '-- \"--x\""), and --help is where the flags are listed.
+ */
+function parseErrorMessage(error: NodeJS.ErrnoException): string {
+  const option = /^Unknown option '([^']+)'/.exec(error.message)?.[1];
+  if (error.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && option !== undefined) return `unknown option '${option}' (--help lists the flags)`;
+  return error.message;
 }
 
 export function parsePort(text: string): number {

@@ -18,7 +18,7 @@ const MOVE_WAIT_MS_DEFAULT = 10 * 60_000;
 /** How often a waiting command looks at the topics it moves. */
 const MOVE_POLL_MS = 250;
 
-const FLAGS = {
+export const CLUSTER_FLAGS = {
   ...CONNECTION_FLAGS,
   json: { type: 'boolean' },
   replace: { type: 'string' },
@@ -27,9 +27,12 @@ const FLAGS = {
   'timeout-ms': { type: 'string' },
 } as const;
 
+export const CLUSTER_ACTIONS = ['status', 'reassign', 'drain'] as const;
+
+
 export async function cluster(args: string[]): Promise<number> {
   const [action, ...rest] = args;
-  const { values, positionals } = parse(rest, FLAGS, 1);
+  const { values, positionals } = parse(rest, CLUSTER_FLAGS, 1);
   if (action !== 'status' && action !== 'reassign' && action !== 'drain') throw new UsageError(`usage: ${CLUSTER_USAGE}`);
   if (action !== 'status' && positionals.length !== 1) throw new UsageError(`usage: ${CLUSTER_USAGE}`);
   if (action === 'reassign' && (values.replace === undefined || values.with === undefined)) throw new UsageError('ferry cluster reassign needs --replace NODE and --with NODE');

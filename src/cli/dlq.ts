@@ -6,20 +6,20 @@ import { CONNECTION_FLAGS, connectOptions } from './connect-options.js';
 export const DLQ_USAGE =
   'ferry dlq redrive <dlq-topic> [--limit n] [--from-offset n] [--to-offset n] [--header name=value] [connection flags]';
 
+export const DLQ_ACTIONS = ['redrive'] as const;
+
+export const DLQ_FLAGS = {
+  ...CONNECTION_FLAGS,
+  limit: { type: 'string' },
+  'from-offset': { type: 'string' },
+  'to-offset': { type: 'string' },
+  header: { type: 'string' },
+} as const;
+
 export async function dlq(args: string[]): Promise<number> {
   const [action, ...rest] = args;
   if (action !== 'redrive') throw new UsageError(`usage: ${DLQ_USAGE}`);
-  const { values, positionals } = parse(
-    rest,
-    {
-      ...CONNECTION_FLAGS,
-      limit: { type: 'string' },
-      'from-offset': { type: 'string' },
-      'to-offset': { type: 'string' },
-      header: { type: 'string' },
-    },
-    1,
-  );
+  const { values, positionals } = parse(rest, DLQ_FLAGS, 1);
   const [topic] = positionals;
   if (topic === undefined) throw new UsageError(`usage: ${DLQ_USAGE}`);
   const limit = parsePositiveInt('limit', values.limit);

@@ -9,12 +9,14 @@ ferry groups describe <topic> <group> [--json]
 ferry groups reset <topic> <group> --to earliest|latest|<offset>|<ISO time>
 (each also takes the connection flags)`;
 
-const ACTIONS = ['list', 'describe', 'reset'] as const;
+export const GROUPS_ACTIONS = ['list', 'describe', 'reset'] as const;
+
+export const GROUPS_FLAGS = { ...CONNECTION_FLAGS, json: { type: 'boolean' }, to: { type: 'string' } } as const;
 
 export async function groups(args: string[]): Promise<number> {
   const [action, ...rest] = args;
-  if (!(ACTIONS as readonly string[]).includes(action ?? '')) throw new UsageError(`usage:\n${GROUPS_USAGE}`);
-  const { values, positionals } = parse(rest, { ...CONNECTION_FLAGS, json: { type: 'boolean' }, to: { type: 'string' } }, 2);
+  if (!(GROUPS_ACTIONS as readonly string[]).includes(action ?? '')) throw new UsageError(`usage:\n${GROUPS_USAGE}`);
+  const { values, positionals } = parse(rest, GROUPS_FLAGS, 2);
   const [topic, group] = positionals;
   if (topic === undefined || (action !== 'list' && group === undefined)) throw new UsageError(`usage:\n${GROUPS_USAGE}`);
   if (action === 'list' && group !== undefined) throw new UsageError(`unexpected argument '${group}'`);

@@ -5,33 +5,32 @@ import { parse, parsePositiveInt, UsageError } from './args.js';
 import { CONNECTION_FLAGS, connectOptions } from './connect-options.js';
 import { createProgress } from './progress.js';
 import { pubUdp, TCP_ONLY_FLAGS } from './pub-udp.js';
+import { PublishWindow } from './publish-window.js';
 
 export const PUB_USAGE =
   'ferry pub <topic> [value] [--key k] [--header name=value]... [--count n] [--size bytes]\n' +
   '                  [--id id] [--delay-ms n | --deliver-at <ISO time>] [--priority 0-9] [connection flags]\n' +
   '                  [--udp [--udp-port 7701]]   (UDP ingest: fire and forget, nothing confirmed)';
 
+export const PUB_FLAGS = {
+  ...CONNECTION_FLAGS,
+  key: { type: 'string' },
+  header: { type: 'string', multiple: true },
+  count: { type: 'string' },
+  size: { type: 'string' },
+  id: { type: 'string' },
+  'delay-ms': { type: 'string' },
+  'deliver-at': { type: 'string' },
+  priority: { type: 'string' },
+  udp: { type: 'boolean' },
+  'udp-port': { type: 'string' },
+} as const;
+
 /** Publishes kept in flight at once by `--count` and stdin runs. */
 const PUBLISH_WINDOW = 1000;
 
 export async function pub(args: string[]): Promise<number> {
-  const { values, positionals } = parse(
-    args,
-    {
-      ...CONNECTION_FLAGS,
-      key: { type: 'string' },
-      header: { type: 'string', multiple: true },
-      count: { type: 'string' },
-      size: { type: 'string' },
-      id: { type: 'string' },
-      'delay-ms': { type: 'string' },
-      'deliver-at': { type: 'string' },
-      priority: { type: 'string' },
-      udp: { type: 'boolean' },
-      'udp-port': { type: 'string' },
-    },
-    2,
-  );
+  const { values, positionals } = parse(args, PUB_FLAGS, 2);
   const [topic, value] = positionals;
   if (topic === undefined) throw new UsageError(`usage: ${PUB_USAGE}`);
   const headers = parseHeaders(values.header ?? []);
@@ -82,19 +81,17 @@ export async function pub(args: string[]): Promise<number> {
 
 type IdFor = (index: number, total: number | undefined) => PublishOptions;
 
-/** One message per line of stdin, PUBLISH_WINDOW in flight. */
+/** One message per line of stdin, PUBLISH_WINDOW in flight; the first failure stops reading. */
 async function publishLines(client: FerryClient, topic: string, idFor: IdFor): Promise<number> {
   const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
   let published = 0;
-  const window = new Set<Promise<unknown>>();
+  const window = new PublishWindow(PUBLISH_WINDOW);
   for await (const line of lines) {
-    const sent = client.publish(topic, Buffer.from(line), idFor(published + 1, undefined));
-    window.add(sent);
-    void sent.finally(() => window.delete(sent));
+    if (window.failed) break;
+    await window.add(client.publish(topic, Buffer.from(line), idFor(published + 1, undefined)));
     published += 1;
-    if (window.size >= PUBLISH_WINDOW) await Promise.race(window);
   }
-  await Promise.all(window);
+  await window.drain();
   process.stderr.write(`published ${published} messages to ${topic}\n`);
   return 0;
 }
@@ -103,18 +100,13 @@ async function publishLines(client: FerryClient, topic: string, idFor: IdFor): P
 async function publishRun(client: FerryClient, topic: string, payload: Buffer, total: number, idFor: IdFor): Promise<number> {
   const startedMs = performance.now();
   const progress = createProgress(`publishing to ${topic}`, total, { unit: 'messages' });
-  const window = new Set<Promise<unknown>>();
-  for (let i = 0; i < total; i++) {
-    const sent = client.publish(topic, payload, idFor(i + 1, total));
-    window.add(sent);
-    void sent.finally(() => {
-      window.delete(sent);
-      progress.tick();
-    });
-    if (window.size >= PUBLISH_WINDOW) await Promise.race(window);
+  const window = new PublishWindow(PUBLISH_WINDOW, () => progress.tick());
+  for (let i = 0; i < total && !window.failed; i++) await window.add(client.publish(topic, payload, idFor(i + 1, total)));
+  try {
+    await window.drain();
+  } finally {
+    progress.done();
   }
-  await Promise.all(window);
-  progress.done();
   const seconds = (performance.now() - startedMs) / 1000;
   process.stderr.write(`published ${total} messages to ${topic} in ${seconds.toFixed(2)} s (${Math.round(total / seconds)} msgs/s)\n`);
   return 0;

@@ -32,16 +32,39 @@ import { ConfigError, formatConfig, loadConfig } from '../config/load.js';
 import { checkOpenFiles } from '../config/open-files.js';
 import { DEFAULT_HTTP_PORT, type FerryConfig } from '../config/schema.js';
 import { DEFAULT_HOST, DEFAULT_PORT, parse, UsageError } from './args.js';
+import { missingNodeFlags, nodeFlagsHint } from './node-flags.js';
 import { clusterParts, type ClusterParts } from './serve-cluster.js';
 import { startUdp } from './serve-udp.js';
 import { DEFAULT_UDP_PORT } from '../protocol/limits.js';
 import type { UdpServer } from '../transport/udp/server.js';
 
 export const SERVE_USAGE =
-  `ferry serve [--config ferry.yaml] [--dir ./data] [--port ${DEFAULT_PORT}] [--host ${DEFAULT_HOST}] ` +
-  `[--http-port ${DEFAULT_HTTP_PORT}] [--http-host ${DEFAULT_HOST}] [--log-level info] [--log-format auto|json|pretty] ` +
-  `[--tls-cert FILE --tls-key FILE [--tls-ca FILE] [--tls-required]] [--users FILE] ` +
-  `[--node-id ID --etcd URL[,URL...] [--advertise HOST:PORT]] [--udp-port ${DEFAULT_UDP_PORT}] [--set key=value]... [--print-config]`;
+  `ferry serve [--config ferry.yaml] [--dir ./data] [--port ${DEFAULT_PORT}] [--host ${DEFAULT_HOST}]\n` +
+  `            [--http-port ${DEFAULT_HTTP_PORT}|0] [--http-host ${DEFAULT_HOST}] [--log-level info] [--log-format auto|json|pretty]\n` +
+  `            [--tls-cert FILE --tls-key FILE [--tls-ca FILE] [--tls-required]] [--users FILE]\n` +
+  `            [--node-id ID --etcd URL[,URL...] [--advertise HOST:PORT]] [--udp-port ${DEFAULT_UDP_PORT}] [--set key=value]... [--print-config]`;
+
+export const SERVE_FLAGS = {
+  config: { type: 'string' },
+  dir: { type: 'string' },
+  port: { type: 'string' },
+  host: { type: 'string' },
+  'http-port': { type: 'string' },
+  'http-host': { type: 'string' },
+  'log-level': { type: 'string' },
+  'log-format': { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  'tls-ca': { type: 'string' },
+  'tls-required': { type: 'boolean' },
+  users: { type: 'string' },
+  'node-id': { type: 'string' },
+  etcd: { type: 'string' },
+  advertise: { type: 'string' },
+  'udp-port': { type: 'string' },
+  set: { type: 'string', multiple: true },
+  'print-config': { type: 'boolean' },
+} as const;
 
 /** Flags that are shorthands for config keys. */
 const FLAG_KEYS = {
@@ -63,31 +86,7 @@ const FLAG_KEYS = {
 } as const;
 
 export async function serve(args: string[]): Promise<number> {
-  const { values } = parse(
-    args,
-    {
-      config: { type: 'string' },
-      dir: { type: 'string' },
-      port: { type: 'string' },
-      host: { type: 'string' },
-      'http-port': { type: 'string' },
-      'http-host': { type: 'string' },
-      'log-level': { type: 'string' },
-      'log-format': { type: 'string' },
-      'tls-cert': { type: 'string' },
-      'tls-key': { type: 'string' },
-      'tls-ca': { type: 'string' },
-      'tls-required': { type: 'boolean' },
-      users: { type: 'string' },
-      'node-id': { type: 'string' },
-      etcd: { type: 'string' },
-      advertise: { type: 'string' },
-      'udp-port': { type: 'string' },
-      set: { type: 'string', multiple: true },
-      'print-config': { type: 'boolean' },
-    },
-    0,
-  );
+  const { values } = parse(args, SERVE_FLAGS, 0);
   const flags: Record<string, string> = {};
   for (const [flag, key] of Object.entries(FLAG_KEYS)) {
     const value = values[flag as keyof typeof FLAG_KEYS];
@@ -150,6 +149,15 @@ function prepareSecurity(config: FerryConfig, clock: SystemClock, logger: Logger
   return { authenticator, tls, quota, rejections: new Rejections() };
 }
 
+/** The first lines of a broker's log: what starts, whether Node has the broker's tuning, and its security. */
+function logStart(config: FerryConfig, parts: { dir: string; security: Security; logger: Logger }): void {
+  const { dir, security, logger } = parts;
+  logger.info('broker.starting', { dir, pid: process.pid, node: process.version });
+  const missing = missingNodeFlags(process.execArgv);
+  if (missing.length > 0) logger.warn('broker.node_flags_missing', { missing, hint: nodeFlagsHint() });
+  logSecurity(config, security, logger);
+}
+
 function logSecurity(config: FerryConfig, security: Security, logger: Logger): void {
   const fields = {
     usersFile: config.security.usersFile ?? null,
@@ -168,6 +176,19 @@ function logSecurity(config: FerryConfig, security: Security, logger: Logger): v
   }
 }
 
+/**
+ * One broker per data directory: the lock comes before any port, so a second broker started on the
+ * same directory says so (and who holds it) instead of failing on a port. The lock, or the exit code.
+ */
+async function takeDirLock(fs: NodeFileSystem, dir: string, logger: Logger): Promise<DirLock | number> {
+  try {
+    return await lockDataDir(fs, dir);
+  } catch (error) {
+    logger.error('broker.open_failed', { dir, error });
+    return isFerryError(error, 'DATA_DIR_LOCKED') ? EXIT_CODES.dataDirLocked : EXIT_CODES.failed;
+  }
+}
+
 async function run(config: FerryConfig): Promise<number> {
   const format = config.log.format === 'auto' ? (process.stderr.isTTY === true ? 'pretty' : 'json') : config.log.format;
   const logger = new CountingLogger(createLogger({ level: config.log.level, format }));
@@ -176,27 +197,26 @@ async function run(config: FerryConfig): Promise<number> {
   const startedMs = performance.now();
   const security = prepareSecurity(config, clock, logger);
   const { authenticator, rejections } = security;
-  logger.info('broker.starting', { dir, pid: process.pid, node: process.version });
-  logSecurity(config, security, logger);
+  logStart(config, { dir, security, logger });
 
   // One guard for every transport: it holds the open subscriptions to check again on reload.
   const guard = new AccessGuard(authenticator, { quota: security.quota, logger });
 
-  // One broker per data directory: the lock comes before any port, so a second broker started on
-  // the same directory says so (and who holds it) instead of failing on a port.
   const fs = new NodeFileSystem();
-  let dirLock: DirLock;
-  try {
-    dirLock = await lockDataDir(fs, dir);
-  } catch (error) {
-    logger.error('broker.open_failed', { dir, error });
+  const dirLock = await takeDirLock(fs, dir, logger);
+  if (typeof dirLock === 'number') {
     guard.close();
-    return isFerryError(error, 'DATA_DIR_LOCKED') ? EXIT_CODES.dataDirLocked : EXIT_CODES.failed;
+    return dirLock;
   }
   // Cluster mode (docs/CLUSTERING.md): replicated logs, and only the topics this broker leads.
   const cluster = config.etcd === undefined ? null : clusterParts(config, { clock, logger, tls: security.tls });
   // The admin port comes up first: liveness answers during recovery, readiness once it finished.
-  const admin = config.http.enabled ? await startAdmin(config, { security, guard, clock, logger, dir, cluster }) : null;
+  const admin = config.http.enabled ? await startAdmin(config, { security, guard, clock, logger, dir, cluster }).catch((error: unknown) => logStartFailure(logger, error, 'http')) : null;
+  if (admin === undefined) {
+    guard.close();
+    await dirLock.release();
+    return EXIT_CODES.failed;
+  }
   let broker: Broker;
   try {
     broker = await Broker.open({
@@ -213,7 +233,7 @@ async function run(config: FerryConfig): Promise<number> {
     logger.error('broker.open_failed', { dir, error });
     await admin?.close();
     guard.close();
-    return 1;
+    return EXIT_CODES.failed;
   }
   logRecovery(broker, dir, logger, startedMs);
   const observed = new ObservedBroker(cluster === null ? broker : cluster.serve(broker), admin?.metrics.traffic ?? new Traffic(), clock, admissionLimits(config));
@@ -242,11 +262,26 @@ async function run(config: FerryConfig): Promise<number> {
     udp = await startUdp(config, { broker: observed, clock, logger });
     admin?.attachUdp(udp);
   } catch (error) {
-    logger.error('broker.start_failed', { error });
+    logStartFailure(logger, error, 'tcp');
     await close();
-    return 1;
+    return EXIT_CODES.failed;
   }
   return untilStopped({ logger, admin, startedMs, close, stopWatching: watchUsers(authenticator, logger) });
+}
+
+/** The flag that moves each port, and the event that logs where a port 0 ended up. */
+const PORT_FLAGS = { tcp: { flag: '--port', logged: 'broker.listening' }, http: { flag: '--http-port', logged: 'admin.listening' } } as const;
+
+/**
+ * Logs why the broker could not start; a port in use (a second broker on the host, with the
+ * defaults) says which flag gives this one another. Returns undefined: nothing was started.
+ */
+function logStartFailure(logger: Logger, error: unknown, port: keyof typeof PORT_FLAGS): undefined {
+  const { flag, logged } = PORT_FLAGS[port];
+  const inUse = (error as NodeJS.ErrnoException | undefined)?.code === 'EADDRINUSE';
+  const hint = `the ${port === 'http' ? 'HTTP' : 'Ferry protocol'} port is in use (another broker on this host?): give this broker its own with ${flag} PORT, or ${flag} 0 for any free port (logged as ${logged})`;
+  logger.error('broker.start_failed', { error, ...(inUse ? { hint } : {}) });
+  return undefined;
 }
 
 /** A changed users file applies within a second (polled), or at once on SIGHUP; returns what stops watching. */

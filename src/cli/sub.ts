@@ -2,9 +2,20 @@
 import { connect } from '../client/index.js';
 import { parse, parsePositiveInt, UsageError } from './args.js';
 import { CONNECTION_FLAGS, connectOptions } from './connect-options.js';
+import { onStdoutClosed } from './stdout.js';
 
 export const SUB_USAGE =
   'ferry sub <topic> [--group g] [--from earliest|latest|<offset>|<ISO time>] [--count n] [--json] [--nack] [connection flags]';
+
+export const SUB_FLAGS = {
+  ...CONNECTION_FLAGS,
+  group: { type: 'string' },
+  from: { type: 'string' },
+  count: { type: 'string' },
+  json: { type: 'boolean' },
+  // Nack instead of ack (with the group's backoff): for trying out redelivery and dead letters.
+  nack: { type: 'boolean' },
+} as const;
 
 export function parseFrom(text: string | undefined, flag = '--from'): 'earliest' | 'latest' | number | Date | undefined {
   if (text === undefined) return undefined;
@@ -16,19 +27,7 @@ export function parseFrom(text: string | undefined, flag = '--from'): 'earliest'
 }
 
 export async function sub(args: string[]): Promise<number> {
-  const { values, positionals } = parse(
-    args,
-    {
-      ...CONNECTION_FLAGS,
-      group: { type: 'string' },
-      from: { type: 'string' },
-      count: { type: 'string' },
-      json: { type: 'boolean' },
-      // Nack instead of ack (with the group's backoff): for trying out redelivery and dead letters.
-      nack: { type: 'boolean' },
-    },
-    1,
-  );
+  const { values, positionals } = parse(args, SUB_FLAGS, 1);
   const [topic] = positionals;
   if (topic === undefined) throw new UsageError(`usage: ${SUB_USAGE}`);
   if (values.nack && values.group === undefined) throw new UsageError('--nack needs --group (only group messages are settled)');
@@ -50,6 +49,8 @@ export async function sub(args: string[]): Promise<number> {
   const stop = (): void => void subscription.close();
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  // `ferry sub … | head`: the reader is gone, so stop taking (and acking) messages nobody sees.
+  const stopWatchingStdout = onStdoutClosed(stop);
   let received = 0;
   try {
     if (count === 0) return 0;
@@ -67,6 +68,8 @@ export async function sub(args: string[]): Promise<number> {
           })
         : message.value.toString('utf8');
       process.stdout.write(line + '\n');
+      // A pipe's write fails at once when its reader is gone: that message was not seen, so it is not acked.
+      if (!process.stdout.writable) break;
       if (values.group !== undefined) await (values.nack ? message.nack() : message.ack());
       received += 1;
       if (count !== undefined && received >= count) break;
@@ -75,6 +78,7 @@ export async function sub(args: string[]): Promise<number> {
   } finally {
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
+    stopWatchingStdout();
     await subscription.close();
     await client.close();
   }

@@ -12,29 +12,29 @@ ferry topics describe <topic> [--json]   (in a cluster: each partition's leader,
 ferry topics delete <topic>
 (each also takes the connection flags)`;
 
+export const TOPICS_ACTIONS = ['list', 'create', 'describe', 'delete'] as const;
+
+export const TOPICS_FLAGS = {
+  ...CONNECTION_FLAGS,
+  json: { type: 'boolean' },
+  partitions: { type: 'string' },
+  durability: { type: 'string' },
+  'sync-interval-ms': { type: 'string' },
+  'retention-ms': { type: 'string' },
+  'retention-bytes': { type: 'string' },
+  'retention-records': { type: 'string' },
+  'segment-bytes': { type: 'string' },
+  'dedup-window-ms': { type: 'string' },
+  replicas: { type: 'string' },
+  'min-in-sync': { type: 'string' },
+} as const;
+
 export async function topics(args: string[]): Promise<number> {
   const [action, ...rest] = args;
-  const { values, positionals } = parse(
-    rest,
-    {
-      ...CONNECTION_FLAGS,
-      json: { type: 'boolean' },
-      partitions: { type: 'string' },
-      durability: { type: 'string' },
-      'sync-interval-ms': { type: 'string' },
-      'retention-ms': { type: 'string' },
-      'retention-bytes': { type: 'string' },
-      'retention-records': { type: 'string' },
-      'segment-bytes': { type: 'string' },
-      'dedup-window-ms': { type: 'string' },
-      replicas: { type: 'string' },
-      'min-in-sync': { type: 'string' },
-    },
-    1,
-  );
+  const { values, positionals } = parse(rest, TOPICS_FLAGS, 1);
   const [topic] = positionals;
   if (action !== 'list' && topic === undefined) throw new UsageError(`usage:\n${TOPICS_USAGE}`);
-  if (!['list', 'create', 'describe', 'delete'].includes(action ?? '')) throw new UsageError(`usage:\n${TOPICS_USAGE}`);
+  if (!(TOPICS_ACTIONS as readonly string[]).includes(action ?? '')) throw new UsageError(`usage:\n${TOPICS_USAGE}`);
   const replication = replicationFlags(values.replicas, values['min-in-sync']);
   if (action !== 'create' && Object.keys(replication).length > 0) throw new UsageError('--replicas and --min-in-sync go with topics create');
   const client = await connect(await connectOptions(values));

@@ -3,6 +3,7 @@
  * come from stdin (one line), never from the command line, where `ps` would show them.
  * `--replicate` makes the user the brokers of a cluster log in to each other as.
  */
+import { existsSync } from 'node:fs';
 import { hashPassword, newToken } from '../security/password.js';
 import { parseRule, type Rule } from '../security/policy.js';
 import { readUsersFile, writeUsersFile } from '../security/users-file.js';
@@ -26,26 +27,28 @@ async function readPassword(): Promise<string> {
   return password;
 }
 
+export const USERS_ACTIONS = ['add', 'remove', 'passwd', 'token', 'list'] as const;
+
+export const USERS_FLAGS = {
+  file: { type: 'string' },
+  publish: { type: 'string', multiple: true },
+  consume: { type: 'string', multiple: true },
+  admin: { type: 'boolean' },
+  // The other brokers of a cluster log in as such a user (cluster.user, docs/CLUSTERING.md).
+  replicate: { type: 'boolean' },
+  role: { type: 'string', multiple: true },
+} as const;
+
 export async function users(args: string[]): Promise<number> {
   const [action, ...rest] = args;
-  const { values, positionals } = parse(
-    rest,
-    {
-      file: { type: 'string' },
-      publish: { type: 'string', multiple: true },
-      consume: { type: 'string', multiple: true },
-      admin: { type: 'boolean' },
-      // The other brokers of a cluster log in as such a user (cluster.user, docs/CLUSTERING.md).
-      replicate: { type: 'boolean' },
-      role: { type: 'string', multiple: true },
-    },
-    1,
-  );
+  const { values, positionals } = parse(rest, USERS_FLAGS, 1);
   const [name] = positionals;
-  if (values.file === undefined || !['add', 'remove', 'passwd', 'token', 'list'].includes(action ?? '') || (action !== 'list' && name === undefined)) {
+  if (values.file === undefined || !(USERS_ACTIONS as readonly string[]).includes(action ?? '') || (action !== 'list' && name === undefined)) {
     throw new UsageError(`usage:\n${USERS_USAGE}`);
   }
   const path = values.file;
+  // Only `add` starts a new file; the others would quietly find no users in a mistyped path.
+  if (action !== 'add' && !existsSync(path)) throw new UsageError(`the users file ${path} does not exist ('ferry users add NAME --file ${path}' creates it)`);
   const file = readUsersFile(path);
   switch (action) {
     case 'list':

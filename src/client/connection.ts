@@ -11,7 +11,7 @@ import { FRAME_TYPES, frameTypeName, type Frame } from '../protocol/frame.js';
 import { FrameDecoder } from '../protocol/decoder.js';
 import { FrameWriter } from '../protocol/writer.js';
 import { PayloadReader } from '../protocol/reader.js';
-import { REQUEST_ID_MAX, SUPPORTED_VERSIONS } from '../protocol/limits.js';
+import { DEFAULT_PORT, REQUEST_ID_MAX, SUPPORTED_VERSIONS } from '../protocol/limits.js';
 import { decodeError, decodeGoodbye, decodeHelloOk, encodeHello, errorFromReply } from '../protocol/codec-session.js';
 import { decodeDeliver } from '../protocol/codec-subscribe.js';
 import type { DeliverBatch, HelloOk, HelloRequest } from '../protocol/messages.js';
@@ -74,7 +74,7 @@ export class ClientConnection {
     readonly server: ServerAddress,
   ) {
     this.decoder = new FrameDecoder(
-      { onFrames: (frames) => this.onFrames(frames), onError: (error) => this.destroy(error) },
+      { onFrames: (frames) => this.onFrames(frames), onError: (error) => this.destroy(explainForeignReply(error, server)) },
       { frameBytesMax: options.frameBytesMax, versions: SUPPORTED_VERSIONS },
     );
     socket.setNoDelay(true);
@@ -380,3 +380,20 @@ export class ClientConnection {
   }
 }
 
+
+/** The first two bytes of an HTTP response ("HTTP/1.1 400 ..."), read as a frame's magic. */
+const HTTP_REPLY_MAGIC = 0x4854;
+
+/**
+ * A reply that is not Ferry's, in words a person can act on: an HTTP server answering (a client
+ * pointed at a broker's HTTP port) says so and names the Ferry protocol's default port.
+ */
+function explainForeignReply(error: FerryError, server: ServerAddress): FerryError {
+  if (error.code !== 'BAD_MAGIC' || error.detail?.['magic'] !== HTTP_REPLY_MAGIC) return error;
+  return new FerryError(
+    'BAD_MAGIC',
+    `${server.host}:${server.port} answers HTTP: it is an HTTP port (such as a broker's admin port), not the Ferry protocol's; ` +
+      `the Ferry protocol listens on port ${DEFAULT_PORT} by default`,
+    { cause: error, detail: error.detail },
+  );
+}

@@ -66,7 +66,8 @@ export class Subscription implements AsyncIterableIterator<Message>, MessageSett
   private epoch = 0;
   private buffer: Array<Message | undefined> = [];
   private head = 0;
-  private waiter: { resolve: (result: IteratorResult<Message>) => void; reject: (error: unknown) => void } | null = null;
+  /** Calls of next() not yet answered, oldest first: each takes the next message, as an async generator's would. */
+  private readonly waiters: Array<{ resolve: (result: IteratorResult<Message>) => void; reject: (error: unknown) => void }> = [];
   private closed = false;
   private closing: Promise<boolean> | null = null;
   private failure: FerryError | null = null;
@@ -169,9 +170,8 @@ export class Subscription implements AsyncIterableIterator<Message>, MessageSett
         this,
         this.epoch,
       );
-      const waiter = this.waiter;
-      if (waiter !== null && this.buffered === 0) {
-        this.waiter = null;
+      const waiter = this.buffered === 0 ? this.waiters.shift() : undefined;
+      if (waiter !== undefined) {
         if (isStream) this.owe(1);
         waiter.resolve({ done: false, value: this.handOver(message) });
       } else {
@@ -187,9 +187,7 @@ export class Subscription implements AsyncIterableIterator<Message>, MessageSett
     this.failure = error;
     this.buffer = [];
     this.head = 0;
-    const waiter = this.waiter;
-    this.waiter = null;
-    waiter?.reject(error);
+    for (const waiter of this.waiters.splice(0)) waiter.reject(error);
   }
 
   /** Appends the credit owed since the last flush (called by the client before each flush). */
@@ -218,9 +216,8 @@ export class Subscription implements AsyncIterableIterator<Message>, MessageSett
   next(): Promise<IteratorResult<Message>> {
     if (this.head < this.buffer.length) return Promise.resolve({ done: false, value: this.take() });
     if (this.closed) return this.failure === null ? Promise.resolve(DONE) : Promise.reject(this.failure);
-    if (this.waiter !== null) return Promise.reject(new FerryError('INVALID_ARGUMENT', 'next() called again before the previous call resolved'));
     return new Promise((resolve, reject) => {
-      this.waiter = { resolve, reject };
+      this.waiters.push({ resolve, reject });
     });
   }
 
@@ -341,9 +338,7 @@ export class Subscription implements AsyncIterableIterator<Message>, MessageSett
     this.closed = true;
     this.buffer = [];
     this.head = 0;
-    const waiter = this.waiter;
-    this.waiter = null;
-    waiter?.resolve(DONE);
+    for (const waiter of this.waiters.splice(0)) waiter.resolve(DONE);
     const connection = this.connection;
     const wireId = this.wireId;
     this.connection = null;

@@ -44,7 +44,7 @@ const TAIL_CACHE_BYTES_MAX = 64 * 1024 ** 3;
 const INT_MAX = Number.MAX_SAFE_INTEGER;
 
 export type FieldKind =
-  | { type: 'int'; min: number; max: number; unit?: Unit }
+  | { type: 'int'; min: number; max: number; unit?: Unit; example?: number }
   | { type: 'string'; example: string }
   | { type: 'enum'; values: readonly string[] }
   | { type: 'bool' }
@@ -58,6 +58,8 @@ export interface FieldSpec {
   kind: FieldKind;
   /** Undefined: optional, no default (e.g. retention limits: keep everything). */
   default: unknown;
+  /** The default in words where it depends on the machine (the example config leaves such a key commented out). */
+  defaultText?: string;
   doc: string;
 }
 
@@ -200,7 +202,7 @@ export const FIELDS: readonly FieldSpec[] = [
 
   { path: 'http.enabled', kind: { type: 'bool' }, default: true, doc: 'Serve the admin API, /metrics and the dashboard.' },
   { path: 'http.host', kind: { type: 'string', example: DEFAULT_HOST }, default: DEFAULT_HOST, doc: 'Address of the admin HTTP port. Without users (security.usersFile) it must stay on loopback; with users, /api and gRPC need a login.' },
-  { path: 'http.port', kind: int(0, PORT_MAX), default: DEFAULT_HTTP_PORT, doc: 'Admin HTTP port: JSON API, /metrics, /healthz, /readyz and the dashboard at /. When server.port is 0 and this is not set, it is 0 too (any free port).' },
+  { path: 'http.port', kind: int(0, PORT_MAX), default: DEFAULT_HTTP_PORT, doc: 'Admin HTTP port: JSON API, /metrics, /healthz, /readyz and the dashboard at /. 0: any free port, logged as admin.listening. When server.port is 0 and this is not set, it is 0 too. A second broker on the host needs its own (--http-port).' },
   { path: 'http.tls', kind: { type: 'bool' }, default: true, doc: 'With tls.cert set: serve the HTTP port over TLS too (HTTPS only, same certificate and CA). false keeps it plaintext (e.g. behind a TLS proxy).' },
 
   { path: 'tls.cert', kind: { type: 'string', example: '/etc/ferry/server.crt' }, default: undefined, doc: 'PEM certificate (chain) of the server; with tls.key, turns TLS on (flag --tls-cert).' },
@@ -214,7 +216,7 @@ export const FIELDS: readonly FieldSpec[] = [
   { path: 'security.publishMessagesPerSecond', kind: int(0, QUOTA_MESSAGES_MAX), default: 0, doc: 'Publish quota per user (per client address without users): messages per second; past it publishes fail with RATE_LIMITED (retryable). 0: no quota.' },
   { path: 'security.publishBurstMessages', kind: int(0, QUOTA_MESSAGES_MAX), default: 0, doc: 'Messages a user may publish at once above the quota rate; 0: one second\'s worth.' },
 
-  { path: 'udp.port', kind: int(0, PORT_MAX), default: undefined, doc: 'UDP ingest port (flag --udp-port; e.g. 7701): one message per datagram, stored or dropped, never confirmed. Unset: no UDP port (0: any free port).' },
+  { path: 'udp.port', kind: { type: 'int', min: 0, max: PORT_MAX, example: 7701 }, default: undefined, doc: 'UDP ingest port (flag --udp-port; e.g. 7701): one message per datagram, stored or dropped, never confirmed. Unset: no UDP port (0: any free port).' },
   { path: 'udp.host', kind: { type: 'string', example: DEFAULT_HOST }, default: DEFAULT_HOST, doc: 'Address of the UDP port. UDP has no login: keep it on loopback unless every host that can reach it may write to udp.topics.' },
   { path: 'udp.topics', kind: { type: 'stringList', lengthMax: UDP_TOPIC_PATTERNS_MAX, pattern: TOPIC_PATTERN_FORM, form: 'topic patterns (`*` any run of characters, `?` one)', example: 'metrics,logs.*' }, default: [], doc: 'Topics datagrams may write to, as patterns (`metrics`, `logs.*`, `*`); a datagram for any other topic is dropped (outcome forbidden). Empty: none.' },
   { path: 'udp.sourceMessagesPerSecond', kind: int(1, QUOTA_MESSAGES_MAX), default: UDP_SOURCE_MESSAGES_PER_SECOND_DEFAULT, doc: 'Datagrams per second from one source address; past it (and the burst) they are dropped (outcome rate_limited).' },
@@ -226,7 +228,7 @@ export const FIELDS: readonly FieldSpec[] = [
   { path: 'log.format', kind: { type: 'enum', values: LOG_FORMATS }, default: 'auto', doc: '`json` lines, `pretty` lines for people, or `auto` (pretty when stderr is a terminal).' },
 
   { path: 'storage.tailCacheBytes', kind: int(0, TAIL_CACHE_BYTES_MAX, 'bytes'), default: DEFAULT_TAIL_CACHE_BYTES, doc: 'Memory for the hot tail of all partitions together (recent messages served without a disk read).' },
-  { path: 'storage.memoryHighWatermarkBytes', kind: int(MEMORY_WATERMARK_BYTES_MIN, Number.MAX_SAFE_INTEGER, 'bytes'), default: DEFAULT_MEMORY_HIGH_WATERMARK_BYTES, doc: 'Resident memory above which publishes are refused with BROKER_BUSY (retryable) until it falls; the default is 40% of this machine\'s RAM, as RabbitMQ\'s vm_memory_high_watermark.' },
+  { path: 'storage.memoryHighWatermarkBytes', kind: int(MEMORY_WATERMARK_BYTES_MIN, Number.MAX_SAFE_INTEGER, 'bytes'), default: DEFAULT_MEMORY_HIGH_WATERMARK_BYTES, defaultText: '40% of RAM', doc: 'Resident memory above which publishes are refused with BROKER_BUSY (retryable) until it falls; the default is 40% of this machine\'s RAM, as RabbitMQ\'s vm_memory_high_watermark.' },
   { path: 'storage.diskFreeLowBytes', kind: int(0, Number.MAX_SAFE_INTEGER, 'bytes'), default: DEFAULT_DISK_FREE_LOW_BYTES, doc: 'Free space on the data disk below which publishes are refused with DISK_FULL (retryable) before the disk is really full; 0 turns the check off (RabbitMQ\'s disk_free_limit is 50 MB).' },
 
   { path: 'limits.recordBytesMax', kind: int(1, RECORD_BYTES_MAX, 'bytes'), default: RECORD_BYTES_MAX, doc: 'Largest message (key + headers + value) accepted; at most the storage ceiling.' },

@@ -333,7 +333,7 @@ test('admin api - overview totals agree with the traffic', async () => {
 
 test('admin api - HTTP errors: unknown path, wrong method, missing JSON content type, bad JSON, body too large', async () => {
   await withAdmin(async ({ get, post, base }) => {
-    assertError(await get('/api/nothing'), 404, 'INVALID_ARGUMENT');
+    assertError(await get('/api/nothing'), 404, 'NOT_FOUND');
     const wrongMethod = await fetch(`${base}/api/topics/x/groups`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
     assert.equal(wrongMethod.status, 405);
     assertError(await get('/api/topics/x/purge'), 405, 'INVALID_ARGUMENT');
@@ -365,5 +365,23 @@ test('admin api - the dashboard is served at / with its assets and a strict cont
     assert.equal((await text('/ui/..%2Fadmin-server.ts')).status, 400);
     assert.equal((await text('/ui/missing.js')).status, 404);
     assert.equal((await text('/ui/%2e%2e/http.ts')).status, 404);
+  });
+});
+
+test('admin api - GET /api lists every route; an unknown path is NOT_FOUND and points at it', async () => {
+  await withAdmin(async ({ admin, get }) => {
+    const index = await get('/api');
+    assert.equal(index.status, 200);
+    assert.deepEqual(
+      index.body.routes,
+      admin.router.endpoints().map(({ method, pattern }) => ({ method, path: pattern })),
+    );
+    assert.ok(index.body.routes.some((route: { method: string; path: string }) => route.method === 'GET' && route.path === '/api/topics'));
+    assert.match(index.body.docs, /OPERATIONS\.md/);
+    for (const path of ['/api/nothing', '/nothing', '/ui/nothing/at/all']) {
+      const missing = await get(path);
+      assertError(missing, 404, 'NOT_FOUND');
+      assert.match(missing.body.error.message, /GET \/api lists the API's routes/, path);
+    }
   });
 });

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readUsersFile } from '../../src/security/users-file.js';
@@ -47,4 +48,16 @@ test('cli - users add, passwd, token, list and remove edit the users file', asyn
   assert.equal(ferry(['users', 'remove', 'alice', '--file', file]).status, 0);
   assert.deepEqual(readUsersFile(file).users, {});
   assert.equal(ferry(['users', 'remove', 'alice', '--file', file]).status, 2);
+});
+
+test('cli - users list, remove, passwd and token on a missing file say so and exit 2; nothing is created', async () => {
+  await using dir = await tempDir();
+  const missing = join(dir.path, 'missing.json');
+  for (const args of [['list'], ['remove', 'alice'], ['passwd', 'alice'], ['token', 'alice']]) {
+    const run = ferry(['users', ...args, '--file', missing], 'correct horse\n');
+    assert.equal(run.status, 2, `users ${args[0]}: ${run.stderr}`);
+    assert.equal(run.stdout, '');
+    assert.equal(run.stderr, `ferry users: the users file ${missing} does not exist ('ferry users add NAME --file ${missing}' creates it)\n`);
+    assert.equal(existsSync(missing), false);
+  }
 });

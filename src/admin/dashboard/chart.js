@@ -9,13 +9,34 @@ const WINDOW_MS_MAX = 120_000;
 const TICK_STEPS_S = [5, 10, 15, 30, 60];
 const TICKS_MAX = 6;
 const GRID_LINES = 4;
+/** The finest decimal step: fmtCompact shows two decimals, so a finer one would repeat a label. */
+const DECIMAL_STEP_MIN = 0.01;
 
-/** The smallest "nice" number (1, 2, 2.5, 5 × 10^n) at or above value. */
-function niceCeil(value) {
-  if (value <= 0) return 1;
+/** Decimal steps: 1, 2 or 5 × 10^n. */
+function decimalStep(value) {
   const magnitude = 10 ** Math.floor(Math.log10(value));
-  for (const step of [1, 2, 2.5, 5, 10]) if (step * magnitude >= value) return step * magnitude;
+  for (const step of [1, 2, 5]) if (step * magnitude >= value) return step * magnitude;
   return 10 * magnitude;
+}
+
+/** Binary steps: a power of two bytes (512 B, 1 KiB, 2 KiB ...), never under one byte. */
+function binaryStep(value) {
+  return 2 ** Math.max(0, Math.ceil(Math.log2(value)));
+}
+
+/**
+ * The y axis: GRID_LINES + 1 values from 0, a round step apart, the top at or above `peak`. Steps
+ * are 1, 2 or 5 × 10^n (a power of two for bytes, whole bytes at least), so every label is round
+ * and no two labels read the same, even on an idle chart (peak 0: 0, 1, 2, 3, 4).
+ */
+export function axisTicks(peak, options = {}) {
+  const wanted = Math.max(peak, 0) / GRID_LINES;
+  const step = options.binary ? binaryStep(Math.max(wanted, 1)) : decimalStep(wanted > 0 ? Math.max(wanted, DECIMAL_STEP_MIN) : 1);
+  return Array.from({ length: GRID_LINES + 1 }, (_, i) => {
+    const value = step * i;
+    // 3 × 0.1 is 0.30000000000000004: round to the step's own precision.
+    return Number(value.toPrecision(12));
+  });
 }
 
 /**
@@ -31,9 +52,9 @@ export function lineChart(container, series, options = {}) {
   const windowMs = options.windowMs ?? Math.min(WINDOW_MS_MAX, Math.max(WINDOW_MS_MIN, now - oldest));
   const start = now - windowMs;
   const peak = Math.max(0, ...series.flatMap((s) => s.points.map((p) => p.v))) * 1.1;
-  // Byte scales step in binary units so that grid lines land on round KiB/MiB values.
-  const unit = options.binary && peak > 0 ? 1024 ** Math.max(0, Math.floor(Math.log(peak) / Math.log(1024))) : 1;
-  const max = niceCeil(peak / unit) * unit;
+  // Byte scales step in powers of two so that grid lines land on round KiB/MiB values.
+  const ticks = axisTicks(peak, { binary: options.binary === true });
+  const max = ticks[ticks.length - 1];
   const plotW = width - PADDING.left - PADDING.right;
   const plotH = height - PADDING.top - PADDING.bottom;
   const x = (t) => PADDING.left + ((t - start) / windowMs) * plotW;
@@ -42,8 +63,7 @@ export function lineChart(container, series, options = {}) {
   const root = svg('svg', { viewBox: `0 0 ${width} ${height}`, width, height, role: 'img', 'aria-label': options.label ?? 'chart' });
   const defs = svg('defs');
   root.append(defs);
-  for (let i = 0; i <= GRID_LINES; i++) {
-    const value = (max / GRID_LINES) * i;
+  for (const value of ticks) {
     root.append(svg('line', { class: 'grid-line', x1: PADDING.left, x2: width - PADDING.right, y1: y(value), y2: y(value) }));
     root.append(svg('text', { class: 'axis-label', x: PADDING.left - 8, y: y(value) + 4, 'text-anchor': 'end' }, format(value)));
   }

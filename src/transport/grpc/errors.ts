@@ -18,6 +18,7 @@ export const STATUS_BY_FERRY_CODE: Readonly<Record<ErrorCode, Code>> = {
   UNKNOWN_GROUP: Code.NotFound,
   UNKNOWN_SUBSCRIPTION: Code.NotFound,
   UNKNOWN_DELIVERY: Code.NotFound,
+  NOT_FOUND: Code.NotFound,
   // The request itself is too big: fixing it, not retrying, helps.
   RECORD_TOO_LARGE: Code.InvalidArgument,
   KEY_TOO_LARGE: Code.InvalidArgument,
