@@ -4,7 +4,8 @@
  * The rest: docs/INTERNALS.md.
  */
 import type { Clock } from '../platform/clock.js';
-import type { PartitionLog } from '../storage/types.js';
+import type { LogRecord } from '../storage/record.js';
+import type { NotedHeaders, PartitionLog } from '../storage/types.js';
 import { DEDUP_ENTRIES_MAX } from './limits.js';
 
 export const ID_HEADER = 'ferry-id';
@@ -29,6 +30,20 @@ export interface StampAges {
   aheadMsMax(): number;
 }
 
+/**
+ * A partition's ids noted by a follower, taken over at a promotion (PartitionLog.notedHeaders) and
+ * looked up in place until the window of the newest has passed.
+ */
+interface AdoptedIds {
+  partition: number;
+  ids: NotedHeaders['entries'];
+  /** Only entries in [fromOffset, endOffset) count: the rest were read from the log or are not in it. */
+  fromOffset: number;
+  endOffset: number;
+  /** When (monotonic time) every entry's window has passed. */
+  expiresMonoMs: number;
+}
+
 /** An id remembered: where its first copy is, and when (monotonic time) it is forgotten. */
 interface Remembered {
   entry: DedupEntry;
@@ -40,6 +55,8 @@ export class DedupIndex {
   private readonly entries = new Map<string, Remembered>();
   /** Publishes with an id whose append has not resolved yet. */
   private readonly pending = new Map<string, Promise<DedupEntry | undefined>>();
+  /** Partitions' ids taken over from a follower's notes at a promotion. */
+  private adopted: AdoptedIds[] = [];
 
   constructor(
     private readonly windowMs: number,
@@ -48,12 +65,24 @@ export class DedupIndex {
   ) {}
 
   get size(): number {
-    return this.entries.size;
+    let size = this.entries.size;
+    for (const adopted of this.adopted) size += adopted.ids.size;
+    return size;
   }
 
   lookup(id: string): DedupEntry | Promise<DedupEntry | undefined> | undefined {
     this.expire();
-    return this.entries.get(id)?.entry ?? this.pending.get(id);
+    return this.entries.get(id)?.entry ?? this.pending.get(id) ?? this.lookupAdopted(id);
+  }
+
+  private lookupAdopted(id: string): DedupEntry | undefined {
+    for (const adopted of this.adopted) {
+      const noted = adopted.ids.get(id);
+      if (noted === undefined || noted.offset < adopted.fromOffset || noted.offset >= adopted.endOffset) continue;
+      if (this.windowMs - Math.max(0, this.stampAges.ageMs(noted.timestampMs)) < 0) continue;
+      return { partition: adopted.partition, offset: noted.offset, storedAtMs: noted.timestampMs };
+    }
+    return undefined;
   }
 
   /** Marks `id` as being published; `stored` resolves with where it landed (undefined if it failed). */
@@ -78,6 +107,7 @@ export class DedupIndex {
 
   private expire(): void {
     const nowMs = this.clock.monotonicMs();
+    for (let i = this.adopted.length - 1; i >= 0; i--) if (this.adopted[i]!.expiresMonoMs < nowMs) this.adopted.splice(i, 1);
     for (const [id, remembered] of this.entries) {
       if (remembered.expiresMonoMs >= nowMs) break;
       this.entries.delete(id);
@@ -86,35 +116,54 @@ export class DedupIndex {
 
   /**
    * Rebuilds the index from the records of the last window in every partition, and from delayed
-   * messages not yet moved (their partition is named by `partitionHeader`).
+   * messages not yet moved (their partition is named by `partitionHeader`). A partition whose log
+   * offers a follower's notes of its ids (a promotion) has only what precedes them read back; the
+   * notes themselves are taken over and looked up in place, so a promotion costs no copy of them.
    */
   async rebuild(logs: readonly PartitionLog[], delayed?: { log: PartitionLog; partitionHeader: string }): Promise<void> {
     const fromMs = this.clock.nowMs() - this.windowMs - this.stampAges.aheadMsMax();
     // What is left of each window, counted from now on on the monotonic clock. A timestamp ahead
     // of the clock (it stepped back since) counts as stored now.
     const found: Array<{ id: string; entry: DedupEntry; windowLeftMs: number }> = [];
-    const sources: Array<{ log: PartitionLog; partition: number | null }> = logs.map((log, partition) => ({ log, partition }));
-    if (delayed !== undefined) sources.push({ log: delayed.log, partition: null });
-    for (const { log, partition: fixedPartition } of sources) {
-      let offset = await log.offsetForTimestamp(fromMs);
-      while (offset < log.nextOffset) {
-        // The whole local log: a replica that just became leader holds records not yet committed.
-        const records = await log.read(offset, { recordsMax: REBUILD_READ_RECORDS, uncommitted: true });
-        if (records.length === 0) break;
-        for (const record of records) {
-          const id = record.headers.find(([name]) => name === ID_HEADER)?.[1];
-          if (id === undefined) continue;
-          const partition = fixedPartition ?? Number(record.headers.find(([name]) => name === delayed!.partitionHeader)?.[1] ?? 0);
-          const windowLeftMs = this.windowMs - Math.max(0, this.stampAges.ageMs(record.timestampMs));
-          const entry: DedupEntry = { partition, offset: record.offset, storedAtMs: record.timestampMs, ...(fixedPartition === null ? { delayed: true } : {}) };
-          if (windowLeftMs >= 0) found.push({ id, entry, windowLeftMs });
-        }
-        offset = records[records.length - 1]!.offset + 1;
+    const keep = (id: string, entry: DedupEntry): void => {
+      const windowLeftMs = this.windowMs - Math.max(0, this.stampAges.ageMs(entry.storedAtMs));
+      if (windowLeftMs >= 0) found.push({ id, entry, windowLeftMs });
+    };
+    for (const [partition, log] of logs.entries()) {
+      const from = await log.offsetForTimestamp(fromMs);
+      // A follower noted the ids it replicated: only what came before its notes is read back.
+      const noted = log.notedHeaders?.(ID_HEADER) ?? null;
+      const readEnd = noted === null ? log.nextOffset : Math.min(log.nextOffset, Math.max(from, noted.fromOffset));
+      await readIds(log, from, readEnd, (id, record) => keep(id, { partition, offset: record.offset, storedAtMs: record.timestampMs }));
+      if (noted !== null && noted.entries.size > 0) {
+        const expiresMonoMs = this.clock.monotonicMs() + this.windowMs + this.stampAges.aheadMsMax();
+        this.adopted.push({ partition, ids: noted.entries, fromOffset: readEnd, endOffset: log.nextOffset, expiresMonoMs });
       }
+    }
+    if (delayed !== undefined) {
+      await readIds(delayed.log, await delayed.log.offsetForTimestamp(fromMs), delayed.log.nextOffset, (id, record) => {
+        const partition = Number(record.headers.find(([name]) => name === delayed.partitionHeader)?.[1] ?? 0);
+        keep(id, { partition, offset: record.offset, storedAtMs: record.timestampMs, delayed: true });
+      });
     }
     // Remembered in expiry order.
     found.sort((a, b) => a.windowLeftMs - b.windowLeftMs);
     for (const { id, entry, windowLeftMs } of found) this.rememberFor(id, entry, windowLeftMs);
+  }
+}
+
+/** Every record with an id in [`from`, `end`) of the whole local log (a new leader's holds records not yet committed). */
+async function readIds(log: PartitionLog, from: number, end: number, visit: (id: string, record: LogRecord) => void): Promise<void> {
+  let offset = from;
+  while (offset < end) {
+    const records = await log.read(offset, { recordsMax: Math.min(REBUILD_READ_RECORDS, end - offset), uncommitted: true });
+    if (records.length === 0) break;
+    for (const record of records) {
+      if (record.offset >= end) return;
+      const id = record.headers.find(([name]) => name === ID_HEADER)?.[1];
+      if (id !== undefined) visit(id, record);
+    }
+    offset = records[records.length - 1]!.offset + 1;
   }
 }
 

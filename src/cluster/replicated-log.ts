@@ -4,7 +4,8 @@
  * the high watermark covers it, so a publish, an ack or a delayed message is confirmed only when
  * every in-sync replica holds it. Closing it leaves the local log open: replication owns it.
  */
-import type { AppendResult, Durability, LogRecord, LogStats, PartitionLog, ReadOptions, RecordInput, RecoveryReport, ReplicaLog, RetentionReport } from '../storage/types.js';
+import type { AppendResult, Durability, LogRecord, LogStats, NotedHeaders, PartitionLog, ReadOptions, RecordInput, RecoveryReport, ReplicaLog, RetentionReport } from '../storage/types.js';
+import { ID_HEADER } from '../broker/dedup.js';
 import type { TopicLeader } from './topic-leader.js';
 
 export class ReplicatedLog implements PartitionLog {
@@ -21,8 +22,14 @@ export class ReplicatedLog implements PartitionLog {
     private readonly logId: string,
     private readonly local: ReplicaLog,
     private readonly leader: TopicLeader,
+    /** The ids this broker noted while it followed (NotedIds), for the topic's dedup index at promotion. */
+    private readonly noted: NotedHeaders | null = null,
   ) {
     this.recovery = { ...local.recovery, startOffset: local.startOffset, nextOffset: local.nextOffset };
+  }
+
+  notedHeaders(name: string): NotedHeaders | null {
+    return name === ID_HEADER ? this.noted : null;
   }
 
   get startOffset(): number {

@@ -48,7 +48,18 @@ export interface TopicFollowerOptions {
   /** The leader's high watermark of each log, as last heard. */
   highWatermarks: Map<string, number>;
   onStop(reason: FollowerStop): void;
+  /** Told of each change the follower makes to a log, so what is derived from it can follow. */
+  onLogChange?(logId: string, change: FollowerLogChange): void;
 }
+
+/** A change a follower made to a local log. */
+export type FollowerLogChange =
+  /** Whole batches written from `from` (the log's end before them) on. */
+  | { kind: 'appended'; bytes: Buffer; from: number }
+  /** The log was cut back to end at `end`. */
+  | { kind: 'cut'; end: number }
+  /** The log was emptied to start at `start`. */
+  | { kind: 'reset'; start: number };
 
 export class TopicFollower {
   private running = true;
@@ -155,6 +166,7 @@ export class TopicFollower {
         if (log === undefined || endOffset >= log.nextOffset) continue;
         const before = log.nextOffset;
         const end = await log.truncateTo(endOffset);
+        this.options.onLogChange?.(logId, { kind: 'cut', end });
         this.options.logger.warn('cluster.follower.truncated', { topic: this.options.topic, log: logId, epoch: this.options.epoch, from: before, to: end });
       }
     });
@@ -192,11 +204,15 @@ export class TopicFollower {
       if (log.nextOffset < answer.logStartOffset || log.startOffset > answer.leaderEnd) {
         // Our log ends before the leader's begins (retention deleted what we lack), or lies past
         // the leader's end: start over from the leader's start.
-        await log.resetTo(answer.logStartOffset);
+        const start = await log.resetTo(answer.logStartOffset);
+        this.options.onLogChange?.(answer.logId, { kind: 'reset', start });
         this.options.logger.warn('cluster.follower.reset', { topic: this.options.topic, log: answer.logId, startOffset: answer.logStartOffset });
       }
       for (const batches of answer.batches) {
-        if (batches.length > 0) await log.appendBatches(batches);
+        if (batches.length === 0) continue;
+        const from = log.nextOffset;
+        await log.appendBatches(batches);
+        this.options.onLogChange?.(answer.logId, { kind: 'appended', bytes: batches, from });
       }
       if (answer.logStartOffset > log.startOffset) await log.deleteSegmentsBefore(answer.logStartOffset);
       this.options.highWatermarks.set(answer.logId, answer.highWatermark);

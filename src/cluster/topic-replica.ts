@@ -13,7 +13,8 @@ import { completedMove, moving, readyToComplete } from './reassignment.js';
 import { ELECTION_STAGGER_MS, HANDOVER_DRAIN_MS, HANDOVER_TIMEOUT_MS, TRANSITION_RETRY_MS } from './limits.js';
 import { logIdOf, type LocalTopics } from './local-topics.js';
 import { ReplicatedLog } from './replicated-log.js';
-import { TopicFollower, type FollowerStop } from './topic-follower.js';
+import { dedupWindowMsOf, NotedIds } from './noted-ids.js';
+import { TopicFollower, type FollowerLogChange, type FollowerStop } from './topic-follower.js';
 import { TopicLeader } from './topic-leader.js';
 import type { PeerPool } from './peer-pool.js';
 
@@ -39,6 +40,10 @@ export class TopicReplica {
   private readonly logs = new Map<string, ReplicaLog>();
   private readonly opening = new Map<string, Promise<ReplicaLog>>();
   private readonly highWatermarks = new Map<string, number>();
+  /** The ids of what this broker replicated as a follower, per log, for a promotion's dedup index. */
+  private notedIds = new Map<string, NotedIds>();
+  /** The notes a promotion in progress hands to the broker's topic as it opens its logs. */
+  private promotionNotes = new Map<string, NotedIds>();
   private role: Role = { kind: 'none' };
   /** The broker's service of the topic is open (between becoming leader and dropping the role). */
   private serving = false;
@@ -181,7 +186,9 @@ export class TopicReplica {
     const log = this.logs.get(logId) ?? (await this.openLog(logId));
     if (log.leaderEpoch < leader.epoch) await log.beginEpoch(leader.epoch);
     leader.addLog(logId, log);
-    return new ReplicatedLog(logId, log, leader);
+    const noted = this.promotionNotes.get(logId)?.handOver() ?? null;
+    this.promotionNotes.delete(logId);
+    return new ReplicatedLog(logId, log, leader, noted);
   }
 
   notLeader(): FerryError {
@@ -335,15 +342,22 @@ export class TopicReplica {
     this.role = { kind: 'leader', leader };
     this.context.logger.info('cluster.leader.started', { topic: this.name, epoch: state.epoch, inSync: state.inSync });
     this.context.onRoleChange(this.name, 'leader', state);
+    // From here on this broker appends itself: the notes are complete only up to now.
+    this.promotionNotes = this.notedIds;
+    this.notedIds = new Map();
     try {
+      const openStartedMs = this.context.clock.monotonicMs();
       await this.context.local.open(this.name);
       this.serving = true;
+      this.context.logger.info('cluster.leader.serving', { topic: this.name, epoch: state.epoch, openMs: Math.round(this.context.clock.monotonicMs() - openStartedMs) });
       if (moving(this.placementNow)) this.run(() => this.completeMove());
     } catch (error) {
       this.context.logger.error('cluster.leader.open_failed', { topic: this.name, epoch: state.epoch, error });
       leader.stepDown(this.notLeader());
       this.role = { kind: 'none' };
       this.serving = false;
+    } finally {
+      this.promotionNotes = new Map();
     }
   }
 
@@ -395,19 +409,41 @@ export class TopicReplica {
       logger: this.context.logger,
       highWatermarks: this.highWatermarks,
       onStop: (stop) => this.followerStopped(follower, stop),
+      onLogChange: (logId, change) => this.noteChange(logId, change),
     });
     this.role = { kind: 'follower', follower };
     this.context.logger.info('cluster.follower.started', { topic: this.name, leader: leaderId, epoch: state.epoch });
     this.context.onRoleChange(this.name, 'follower', state);
   }
 
+  /** Keeps the ids of replicated records (NotedIds) as a follower writes, cuts and resets its logs. */
+  private noteChange(logId: string, change: FollowerLogChange): void {
+    let noted = this.notedIds.get(logId);
+    if (change.kind === 'appended') {
+      if (noted === undefined) {
+        noted = new NotedIds(change.from, dedupWindowMsOf(this.placement.config));
+        this.notedIds.set(logId, noted);
+      }
+      noted.note(change.bytes, change.from, this.context.clock.nowMs());
+    } else if (change.kind === 'cut') {
+      noted?.cut(change.end);
+    } else {
+      noted?.reset(change.start);
+    }
+  }
+
   private followerStopped(follower: TopicFollower, stop: FollowerStop): void {
     this.run(async () => {
       if (this.role.kind !== 'follower' || this.role.follower !== follower) return;
-      this.context.logger.warn('cluster.follower.stopped', { topic: this.name, leader: follower.leaderId, epoch: follower.epoch, reason: stop.kind, error: stop.error });
       if (stop.kind === 'leader-down') this.down.add(follower.leaderId);
       const read = await this.context.store.getState(this.name).catch(() => null);
       if (read !== null && (this.current === null || read.modRevision >= this.current.modRevision)) this.current = read;
+      // A leader named in etcd that is still opening the topic answers NOT_LEADER for a moment:
+      // that is the normal start of a topic or a failover, not a fault worth a warning.
+      const stillNamed = stop.kind === 'not-leader' && read !== null && read.state.leader === follower.leaderId && read.state.epoch === follower.epoch;
+      const fields = { topic: this.name, leader: follower.leaderId, epoch: follower.epoch, reason: stop.kind, error: stop.error };
+      if (stillNamed) this.context.logger.info('cluster.follower.restarting', fields);
+      else this.context.logger.warn('cluster.follower.stopped', fields);
       // Let the next reconcile start afresh (a new follower, or an election).
       this.role = { kind: 'none' };
       this.serving = false;

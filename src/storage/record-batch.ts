@@ -276,6 +276,27 @@ export function recordTimestampAt(buf: Uint8Array, at: number): number {
 }
 
 /**
+ * The value of the first header named `name` (its UTF-8 bytes) in the record at `at`, or undefined;
+ * for a record already checked (its CRC and structure), so only the walk to the headers is done.
+ */
+export function recordHeaderValue(buf: Buffer, at: number, name: Uint8Array): string | undefined {
+  const keyLength = buf.readInt32BE(at + R_KEY_LENGTH);
+  let p = at + R_KEY + Math.max(0, keyLength);
+  const headerCount = readU16(buf, p);
+  p += 2;
+  for (let i = 0; i < headerCount; i++) {
+    const nameLength = readU16(buf, p);
+    p += 2;
+    const valueLength = readU32(buf, p + nameLength);
+    if (nameLength === name.length && buf.compare(name, 0, name.length, p, p + nameLength) === 0) {
+      return buf.toString('utf8', p + nameLength + 4, p + nameLength + 4 + valueLength);
+    }
+    p += nameLength + 4 + valueLength;
+  }
+  return undefined;
+}
+
+/**
  * Checks every record of the batch whose header is at `buf[at..]`: CRCs, consecutive offsets, and
  * that the records fill the batch exactly. Returns null when all is well, else the damage found.
  */

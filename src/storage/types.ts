@@ -172,6 +172,25 @@ export interface PartitionLog {
   enforceRetention(): Promise<RetentionReport>;
   deleteSegmentsBefore(offset: number): Promise<number>;
   close(): Promise<void>;
+  /**
+   * The values of header `name` its owner noted as records were appended from some offset on (a
+   * follower notes the ids of the batches it replicates), so whoever derives state from the log
+   * at a promotion need not read those records back. Absent or null: nothing was noted.
+   */
+  notedHeaders?(name: string): NotedHeaders | null;
+}
+
+/** Header values noted as records were appended: see PartitionLog.notedHeaders. */
+export interface NotedHeaders {
+  /** Every record at this offset or later that carries the header is in `entries`; earlier ones are not. */
+  readonly fromOffset: number;
+  /** By header value, in offset order. */
+  readonly entries: ReadonlyMap<string, NotedHeader>;
+}
+
+export interface NotedHeader {
+  readonly offset: number;
+  readonly timestampMs: number;
 }
 
 /** A log as replication uses it: the leader ships batches as they are, a follower writes them and cuts a diverged tail. */

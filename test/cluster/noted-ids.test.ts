@@ -1,0 +1,118 @@
+/**
+ * A follower's notes of the ids it replicates (cluster/noted-ids.ts), and the dedup index a
+ * promotion builds from them (broker/dedup.ts): the same index as reading the log back, with the
+ * notes' holes (cuts, resets, forgotten entries, records written before noting) read from the log.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { Log } from '../../src/storage/log.js';
+import { DedupIndex, ID_HEADER } from '../../src/broker/dedup.js';
+import { NotedIds } from '../../src/cluster/noted-ids.js';
+import type { NotedHeaders, PartitionLog, RecordInput } from '../../src/storage/types.js';
+import { SimClock } from '../sim/sim-clock.js';
+import { SimFileSystem } from '../sim/sim-fs.js';
+
+const WINDOW_MS = 60_000;
+const FETCH_BYTES = 1 << 20;
+
+function withId(i: number): RecordInput {
+  return { key: null, value: Buffer.from(`v${i}`), headers: i % 3 === 2 ? [] : [['other', 'x'], [ID_HEADER, `id-${i}`]] };
+}
+
+async function logs(): Promise<{ leader: Log; follower: Log; clock: SimClock }> {
+  const fs = new SimFileSystem();
+  const clock = new SimClock();
+  const open = (dir: string): Promise<Log> => Log.open({ dir, fs: fs.session(), clock, durability: 'always', segmentBytes: 4096 });
+  return { leader: await open('/data/leader'), follower: await open('/data/follower'), clock };
+}
+
+/** Copies the leader's new batches to the follower, noting them as a follower does. */
+async function replicate(leader: Log, follower: Log, notes: NotedIds, clock: SimClock): Promise<void> {
+  while (follower.nextOffset < leader.writtenOffset + 1) {
+    const bytes = Buffer.concat(await leader.readBatches(follower.nextOffset, { bytesMax: FETCH_BYTES }));
+    const from = follower.nextOffset;
+    await follower.appendBatches(bytes);
+    notes.note(bytes, from, clock.nowMs());
+  }
+}
+
+/** A fresh DedupIndex rebuilt from `log`, with `noted` offered as the log's notes. */
+async function rebuilt(log: Log, clock: SimClock, noted: NotedHeaders | null): Promise<DedupIndex> {
+  // What the rebuild uses of a log, with the notes a replicated log would offer.
+  const view = {
+    nextOffset: log.nextOffset,
+    offsetForTimestamp: (timestampMs: number) => log.offsetForTimestamp(timestampMs),
+    read: (offset: number, options?: Parameters<Log['read']>[1]) => log.read(offset, options),
+    notedHeaders: (name: string) => (name === ID_HEADER ? noted : null),
+  } as unknown as PartitionLog;
+  const index = new DedupIndex(WINDOW_MS, clock);
+  await index.rebuild([view]);
+  return index;
+}
+
+/** What `index` answers for every id the tests write. */
+function known(index: DedupIndex): Map<string, number> {
+  const found = new Map<string, number>();
+  for (let i = 0; i < 2000; i++) {
+    const hit = index.lookup(`id-${i}`) as { offset: number } | undefined;
+    if (hit !== undefined) found.set(`id-${i}`, hit.offset);
+  }
+  return found;
+}
+
+test('noted ids - a promotion from notes finds what reading the log back finds, across cuts, resets and records before noting', async () => {
+  await fc.assert(
+    fc.asyncProperty(fc.array(fc.oneof(fc.constant('write'), fc.constant('cut'), fc.constant('tick')), { minLength: 1, maxLength: 12 }), fc.nat(20), async (steps, before) => {
+      const { leader, follower, clock } = await logs();
+      let next = 0;
+      for (; next < before; next++) await leader.append([withId(next)]);
+      // Records the follower held before it began noting (recovered from its disk).
+      while (follower.nextOffset < leader.writtenOffset + 1) await follower.appendBatches(Buffer.concat(await leader.readBatches(follower.nextOffset, { bytesMax: FETCH_BYTES })));
+      const notes = new NotedIds(follower.nextOffset, WINDOW_MS);
+      for (const step of steps) {
+        if (step === 'write') {
+          for (let n = 0; n < 5; n++, next++) await leader.append([withId(next), withId(next + 1000)]);
+          await replicate(leader, follower, notes, clock);
+        } else if (step === 'cut' && follower.nextOffset > 0) {
+          const end = await follower.truncateTo(Math.floor(follower.nextOffset / 2));
+          notes.cut(end);
+          // The leader's log is cut the same way, as a new leader's would differ from here on.
+          await leader.truncateTo(end);
+        } else {
+          clock.advance(WINDOW_MS / 2);
+        }
+      }
+      const fromNotes = await rebuilt(follower, clock, notes.handOver());
+      const fromLog = await rebuilt(follower, clock, null);
+      assert.deepEqual(known(fromNotes), known(fromLog));
+      // And as their windows pass.
+      clock.advance(WINDOW_MS / 3);
+      assert.deepEqual(known(fromNotes), known(fromLog));
+      clock.advance(WINDOW_MS);
+      assert.deepEqual(known(fromNotes), new Map());
+      await leader.close();
+      await follower.close();
+    }),
+    { numRuns: 25 },
+  );
+});
+
+test('noted ids - entries older than two windows are forgotten and the notes then start after them; a hand-over starts them afresh', async () => {
+  const { leader, follower, clock } = await logs();
+  const notes = new NotedIds(0, WINDOW_MS);
+  for (let i = 0; i < 10; i++) await leader.append([withId(i)]);
+  await replicate(leader, follower, notes, clock);
+  clock.advance(3 * WINDOW_MS);
+  for (let i = 10; i < 12; i++) await leader.append([withId(i)]);
+  await replicate(leader, follower, notes, clock);
+  const noted = notes.handOver();
+  assert.deepEqual([...noted.entries.keys()], ['id-10']);
+  assert.equal(noted.fromOffset, 10);
+  // Handed over, the notes begin again at the log's end.
+  assert.deepEqual(notes.handOver(), { fromOffset: 12, entries: new Map() });
+  notes.reset(50);
+  assert.deepEqual(notes.handOver(), { fromOffset: 50, entries: new Map() });
+  await leader.close();
+  await follower.close();
+});
