@@ -2,7 +2,7 @@
  * `npm run bench:failover`: how long a replicated system stops confirming publishes when the
  * leader of the stream / queue / partition dies, and how many publishes the application sees fail.
  *
- *   npm run bench:failover -- [--only nats-r3,rabbitmq-qq,ferry-cluster] [--kills 10] [--freezes 3]
+ *   npm run bench:failover -- [--only nats-r3,rabbitmq-qq,ferry-cluster] [--kills 10] [--freezes 3] [--handovers 3]
  *                             [--rate 2000] [--no-build]
  *
  * Per system: a three-node cluster (bench/cluster.ts), one topic of three replicas, and a steady
@@ -17,7 +17,9 @@
  * consumer on the client's node acks everything, so the topic stays short (a steady state). The
  * figure per kill is the longest gap between consecutive confirmations around it, and the
  * messages whose publish failed at least once. `freezes` times the same with SIGSTOP (a leader that
- * hangs without closing its connections), SIGCONT once the others have recovered.
+ * hangs without closing its connections), SIGCONT once the others have recovered; then
+ * `handovers` times with SIGTERM (a controlled shutdown: Ferry hands leadership to an in-sync
+ * follower before it exits), restarted once it has exited.
  *
  * Prints markdown to stdout (progress to stderr) and writes bench/results/<date>-failover-<commit>.json.
  */
@@ -45,6 +47,7 @@ const GROUP = 'bench-failover-drain';
 const RATE_DEFAULT = 2_000;
 const KILLS_DEFAULT = 10;
 const FREEZES_DEFAULT = 3;
+const HANDOVERS_DEFAULT = 3;
 /** More faults than this per kind is a mistake on a shared two-core machine, not a wish. */
 const FAULTS_MAX = 30;
 const RATE_MAX = 20_000;
@@ -79,9 +82,10 @@ const EXIT_INTERRUPTED = 130;
 /** Per system: no new fault starts after this long (a machine too busy to recover makes each fault slow). */
 const BUDGET_MINUTES_DEFAULT = 15;
 const BUDGET_MINUTES_MAX = 120;
-const USAGE = 'usage: npm run bench:failover -- [--only nats-r3,rabbitmq-qq,ferry-cluster] [--kills N] [--freezes N] [--rate N] [--budget-minutes N] [--no-build]';
+const USAGE = 'usage: npm run bench:failover -- [--only nats-r3,rabbitmq-qq,ferry-cluster] [--kills N] [--freezes N] [--handovers N] [--rate N] [--budget-minutes N] [--no-build]';
 
-type FaultKind = 'kill' | 'freeze';
+/** SIGKILL, SIGSTOP (SIGCONT once the others recovered), or SIGTERM: a controlled shutdown, restarted after it. */
+type FaultKind = 'kill' | 'freeze' | 'handover';
 
 interface FaultRecord {
   kind: FaultKind;
@@ -328,7 +332,7 @@ async function injectFault(
   }
   const victim = cluster.server(leader);
   const faultAtMs = performance.now();
-  victim.signal(kind === 'kill' ? 'SIGKILL' : 'SIGSTOP');
+  victim.signal(kind === 'kill' ? 'SIGKILL' : kind === 'freeze' ? 'SIGSTOP' : 'SIGTERM');
   const recoveredAtMs = await waitUntilRecovered(publisher, faultAtMs);
   await sleep(WATCH_AFTER_RECOVERY_MS);
   const windowEndMs = recoveredAtMs === undefined ? performance.now() : recoveredAtMs + WATCH_AFTER_RECOVERY_MS;
@@ -345,7 +349,7 @@ async function injectFault(
     failedAttempts: countBetween(failedAt.times, faultAtMs, windowEndMs, failedAt.length),
     ...(recoveredAtMs === undefined ? {} : { recoveryMs: recoveredAtMs - faultAtMs }),
   };
-  if (kind === 'kill') {
+  if (kind !== 'freeze') {
     await victim.waitForExit();
     await cluster.restart(leader);
   } else {
@@ -361,6 +365,7 @@ interface Options {
   systems: ClusterSystem[];
   kills: number;
   freezes: number;
+  handovers: number;
   ratePerSec: number;
   budgetMs: number;
 }
@@ -385,7 +390,11 @@ async function runSystem(system: ClusterSystem, options: Options, processes: Pro
     publisher = new SteadyPublisher(connection, first, options.ratePerSec);
     publisher.start();
     await drainer.attach(connection);
-    const plan: FaultKind[] = [...Array<FaultKind>(options.kills).fill('kill'), ...Array<FaultKind>(options.freezes).fill('freeze')];
+    const plan: FaultKind[] = [
+      ...Array<FaultKind>(options.kills).fill('kill'),
+      ...Array<FaultKind>(options.freezes).fill('freeze'),
+      ...Array<FaultKind>(options.handovers).fill('handover'),
+    ];
     const budgetEndMs = performance.now() + options.budgetMs;
     for (const [position, kind] of plan.entries()) {
       if (performance.now() > budgetEndMs) {
@@ -393,7 +402,7 @@ async function runSystem(system: ClusterSystem, options: Options, processes: Pro
         progress(report.stoppedEarly);
         break;
       }
-      const index = kind === 'kill' ? position + 1 : position - options.kills + 1;
+      const index = plan.slice(0, position + 1).filter((planned) => planned === kind).length;
       const record = await injectFault(cluster, publisher, drainer, kind, index);
       report.faults.push(record);
       progress(describeFault(record));
@@ -418,6 +427,8 @@ async function runSystem(system: ClusterSystem, options: Options, processes: Pro
 
 // ---- Report --------------------------------------------------------------------------------------
 
+const SIGNAL_OF: Record<FaultKind, string> = { kill: 'SIGKILL', freeze: 'SIGSTOP', handover: 'SIGTERM' };
+
 function summary(records: readonly FaultRecord[]): { median: number; max: number; failed: number; attempts: number; unrecovered: number } | undefined {
   if (records.length === 0) return undefined;
   const gaps = records.map((record) => record.gapMs);
@@ -433,12 +444,12 @@ function summary(records: readonly FaultRecord[]): { median: number; max: number
 function markdown(systems: readonly SystemFailoverReport[], header: string): string {
   const rows: string[] = [];
   for (const system of systems) {
-    for (const kind of ['kill', 'freeze'] as const) {
+    for (const kind of ['kill', 'freeze', 'handover'] as const) {
       const records = system.faults.filter((record) => record.kind === kind);
       const figures = summary(records);
       if (figures === undefined) continue;
       rows.push(
-        `| ${system.label} | ${kind === 'kill' ? 'SIGKILL' : 'SIGSTOP'} ×${records.length} | ${figures.median.toFixed(0)} | ${figures.max.toFixed(0)} | ` +
+        `| ${system.label} | ${SIGNAL_OF[kind]} ×${records.length} | ${figures.median.toFixed(0)} | ${figures.max.toFixed(0)} | ` +
           `${figures.failed.toLocaleString('en-US')} (${figures.attempts.toLocaleString('en-US')} attempts) | ${figures.unrecovered} | ${records.map((record) => record.gapMs.toFixed(0)).join(', ')} |`,
       );
     }
@@ -466,6 +477,7 @@ function parseOptions(argv: string[]): Options {
       only: { type: 'string' },
       kills: { type: 'string', default: String(KILLS_DEFAULT) },
       freezes: { type: 'string', default: String(FREEZES_DEFAULT) },
+      handovers: { type: 'string', default: String(HANDOVERS_DEFAULT) },
       rate: { type: 'string', default: String(RATE_DEFAULT) },
       'budget-minutes': { type: 'string', default: String(BUDGET_MINUTES_DEFAULT) },
       'no-build': { type: 'boolean', default: false },
@@ -491,6 +503,7 @@ function parseOptions(argv: string[]): Options {
     systems: all.filter((system) => onlyIds.includes(system.id)),
     kills: count('kills', values.kills, FAULTS_MAX),
     freezes: count('freezes', values.freezes, FAULTS_MAX),
+    handovers: count('handovers', values.handovers, FAULTS_MAX),
     ratePerSec: count('rate', values.rate, RATE_MAX, 1),
     budgetMs: count('budget-minutes', values['budget-minutes'], BUDGET_MINUTES_MAX, 1) * 60_000,
   };
