@@ -3,6 +3,7 @@
  * topic's dedup window stores nothing and is answered with the first one's partition and offset.
  * The rest: docs/INTERNALS.md.
  */
+import assert from 'node:assert/strict';
 import type { Clock } from '../platform/clock.js';
 import type { LogRecord } from '../storage/record.js';
 import type { NotedHeaders, PartitionLog } from '../storage/types.js';
@@ -44,17 +45,111 @@ interface AdoptedIds {
   expiresMonoMs: number;
 }
 
-/** An id remembered: where its first copy is, and when (monotonic time) it is forgotten. */
-interface Remembered {
-  entry: DedupEntry;
-  expiresMonoMs: number;
+/** Slots of the remembered ring a new index starts with; it doubles as ids arrive, up to DEDUP_ENTRIES_MAX. */
+const RING_SLOTS_INITIAL = 1024;
+
+/** A publish with ids in flight: what its append resolves to, and where each id is in it. */
+interface PendingIds {
+  stored: Promise<ReadonlyArray<DedupEntry> | undefined>;
+  position: number;
+}
+
+/**
+ * The ids remembered, oldest first, as parallel arrays in a ring rather than an object per id: in
+ * cluster mode every publish carries an id, so a busy topic remembers every message of the last
+ * window (hundreds of thousands), and two objects per id held about 250 bytes of heap per id
+ * (130 this way, the id string included). The map only names each id's sequence number; the slot
+ * follows from it.
+ */
+class RememberedRing {
+  /** Sequence number of the oldest id held (the one at `headSlot`). */
+  private firstSeq = 0;
+  private headSlot = 0;
+  private count = 0;
+  private ids: Array<string | undefined>;
+  private partitions: Int32Array;
+  private offsets: Float64Array;
+  private storedAtMs: Float64Array;
+  private expiresMonoMs: Float64Array;
+  private delayed: Uint8Array;
+
+  constructor(slots: number) {
+    this.ids = new Array<string | undefined>(slots).fill(undefined);
+    this.partitions = new Int32Array(slots);
+    this.offsets = new Float64Array(slots);
+    this.storedAtMs = new Float64Array(slots);
+    this.expiresMonoMs = new Float64Array(slots);
+    this.delayed = new Uint8Array(slots);
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  /** Appends an id; returns its sequence number. */
+  push(id: string, entry: DedupEntry, expiresMonoMs: number): number {
+    if (this.count === this.ids.length) this.grow();
+    const slot = (this.headSlot + this.count) % this.ids.length;
+    this.ids[slot] = id;
+    this.partitions[slot] = entry.partition;
+    this.offsets[slot] = entry.offset;
+    this.storedAtMs[slot] = entry.storedAtMs;
+    this.expiresMonoMs[slot] = expiresMonoMs;
+    this.delayed[slot] = entry.delayed === true ? 1 : 0;
+    this.count++;
+    return this.firstSeq + this.count - 1;
+  }
+
+  entry(seq: number): DedupEntry {
+    const slot = this.slotOf(seq);
+    const entry: DedupEntry = { partition: this.partitions[slot]!, offset: this.offsets[slot]!, storedAtMs: this.storedAtMs[slot]! };
+    if (this.delayed[slot] === 1) entry.delayed = true;
+    return entry;
+  }
+
+  /** The oldest id, if it expires before `nowMs` (or `force`): removed and returned. */
+  shiftExpired(nowMs: number, force: boolean): string | undefined {
+    if (this.count === 0) return undefined;
+    const slot = this.headSlot;
+    if (!force && this.expiresMonoMs[slot]! >= nowMs) return undefined;
+    const id = this.ids[slot];
+    this.ids[slot] = undefined;
+    this.headSlot = (slot + 1) % this.ids.length;
+    this.firstSeq++;
+    this.count--;
+    return id;
+  }
+
+  private slotOf(seq: number): number {
+    assert.ok(seq >= this.firstSeq && seq < this.firstSeq + this.count, 'a remembered id has a slot');
+    return (this.headSlot + (seq - this.firstSeq)) % this.ids.length;
+  }
+
+  /** Doubles the ring, oldest first from slot 0 (sequence numbers stay as they are). */
+  private grow(): void {
+    const slots = this.ids.length * 2;
+    const next = new RememberedRing(slots);
+    for (let at = 0; at < this.count; at++) {
+      const from = (this.headSlot + at) % this.ids.length;
+      next.ids[at] = this.ids[from];
+      next.partitions[at] = this.partitions[from]!;
+      next.offsets[at] = this.offsets[from]!;
+      next.storedAtMs[at] = this.storedAtMs[from]!;
+      next.expiresMonoMs[at] = this.expiresMonoMs[from]!;
+      next.delayed[at] = this.delayed[from]!;
+    }
+    ({ ids: this.ids, partitions: this.partitions, offsets: this.offsets, storedAtMs: this.storedAtMs, expiresMonoMs: this.expiresMonoMs, delayed: this.delayed } = next);
+    this.headSlot = 0;
+  }
 }
 
 export class DedupIndex {
+  /** Each remembered id's sequence number in `ring`. */
+  private readonly entries = new Map<string, number>();
   /** In insertion order, which is expiry order (each expires a window after it is remembered), so expiry pops from the front. */
-  private readonly entries = new Map<string, Remembered>();
+  private readonly ring = new RememberedRing(RING_SLOTS_INITIAL);
   /** Publishes with an id whose append has not resolved yet. */
-  private readonly pending = new Map<string, Promise<DedupEntry | undefined>>();
+  private readonly pending = new Map<string, PendingIds>();
   /** Partitions' ids taken over from a follower's notes at a promotion. */
   private adopted: AdoptedIds[] = [];
 
@@ -62,6 +157,8 @@ export class DedupIndex {
     private readonly windowMs: number,
     private readonly clock: Clock,
     private readonly stampAges: StampAges = wallClockAges(clock),
+    /** Ids held at most (smaller only in tests). */
+    private readonly entriesMax: number = DEDUP_ENTRIES_MAX,
   ) {}
 
   get size(): number {
@@ -72,7 +169,11 @@ export class DedupIndex {
 
   lookup(id: string): DedupEntry | Promise<DedupEntry | undefined> | undefined {
     this.expire();
-    return this.entries.get(id)?.entry ?? this.pending.get(id) ?? this.lookupAdopted(id);
+    const seq = this.entries.get(id);
+    if (seq !== undefined) return this.ring.entry(seq);
+    const pending = this.pending.get(id);
+    if (pending !== undefined) return pending.stored.then((entries) => entries?.[pending.position]);
+    return this.adopted.length === 0 ? undefined : this.lookupAdopted(id);
   }
 
   private lookupAdopted(id: string): DedupEntry | undefined {
@@ -85,12 +186,18 @@ export class DedupIndex {
     return undefined;
   }
 
-  /** Marks `id` as being published; `stored` resolves with where it landed (undefined if it failed). */
-  begin(id: string, stored: Promise<DedupEntry | undefined>): void {
-    this.pending.set(id, stored);
-    void stored.then((entry) => {
-      if (this.pending.get(id) === stored) this.pending.delete(id);
-      if (entry !== undefined) this.remember(id, entry);
+  /**
+   * Marks the ids of one append as being published; `stored` resolves with where each landed, in
+   * the same order (undefined if the append failed). One reaction for the whole append.
+   */
+  beginAll(ids: readonly string[], stored: Promise<ReadonlyArray<DedupEntry> | undefined>): void {
+    for (let position = 0; position < ids.length; position++) this.pending.set(ids[position]!, { stored, position });
+    void stored.then((entries) => {
+      for (let position = 0; position < ids.length; position++) {
+        const id = ids[position]!;
+        if (this.pending.get(id)?.stored === stored) this.pending.delete(id);
+        if (entries !== undefined) this.remember(id, entries[position]!);
+      }
     });
   }
 
@@ -101,17 +208,14 @@ export class DedupIndex {
 
   private rememberFor(id: string, entry: DedupEntry, windowLeftMs: number): void {
     if (this.entries.has(id)) return;
-    this.entries.set(id, { entry, expiresMonoMs: this.clock.monotonicMs() + windowLeftMs });
-    while (this.entries.size > DEDUP_ENTRIES_MAX) this.entries.delete(this.entries.keys().next().value!);
+    this.entries.set(id, this.ring.push(id, entry, this.clock.monotonicMs() + windowLeftMs));
+    while (this.entries.size > this.entriesMax) this.entries.delete(this.ring.shiftExpired(0, true)!);
   }
 
   private expire(): void {
     const nowMs = this.clock.monotonicMs();
     for (let i = this.adopted.length - 1; i >= 0; i--) if (this.adopted[i]!.expiresMonoMs < nowMs) this.adopted.splice(i, 1);
-    for (const [id, remembered] of this.entries) {
-      if (remembered.expiresMonoMs >= nowMs) break;
-      this.entries.delete(id);
-    }
+    for (let id = this.ring.shiftExpired(nowMs, false); id !== undefined; id = this.ring.shiftExpired(nowMs, false)) this.entries.delete(id);
   }
 
   /**

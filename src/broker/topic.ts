@@ -277,6 +277,9 @@ export class Topic {
     const fresh: PublishMessage[] = [];
     const freshIndexes: number[] = [];
     const seenInBatch = new Map<string, number>();
+    /** The ids stored by this publish, and where each is among `fresh`. */
+    const freshIds: string[] = [];
+    const freshIdPositions: number[] = [];
     for (let index = 0; index < messages.length; index++) {
       const message = messages[index]!;
       const id = message.id;
@@ -301,16 +304,21 @@ export class Topic {
         continue;
       }
       seenInBatch.set(id, index);
+      freshIds.push(id);
+      freshIdPositions.push(fresh.length);
       freshIndexes.push(index);
       fresh.push({ ...message, headers: [...(message.headers ?? []), [ID_HEADER, id] as Header] });
     }
     const appended = fresh.length === 0 ? Promise.resolve([]) : this.store(fresh);
-    for (const [id, index] of seenInBatch) {
-      const position = freshIndexes.indexOf(index);
-      this.dedup.begin(
-        id,
+    if (freshIds.length > 0) {
+      // One reaction for the whole publish, not one per id.
+      this.dedup.beginAll(
+        freshIds,
         appended.then(
-          (stored): DedupEntry => ({ partition: stored[position]!.partition, offset: stored[position]!.offset, storedAtMs: this.context.clock.nowMs() }),
+          (stored): DedupEntry[] => {
+            const storedAtMs = this.context.clock.nowMs();
+            return freshIdPositions.map((position) => ({ partition: stored[position]!.partition, offset: stored[position]!.offset, storedAtMs }));
+          },
           () => undefined,
         ),
       );

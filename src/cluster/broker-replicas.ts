@@ -36,9 +36,16 @@ export class BrokerReplicas implements LocalTopics {
     return localLogIds(services.fs, dir, this.config(name));
   }
 
+  /**
+   * As the single broker stores it, except that every log of a replica gets the hot tail (from the
+   * broker's shared budget), not only the partitions: a leader answers its followers' fetches of a
+   * group journal or the delay log from memory instead of reading back what it wrote a moment ago,
+   * a read that waited in the thread pool behind the syncs and held up the whole fetch answer.
+   */
   logOptions(name: string, logId: string): LogOptions {
     const { dir, services } = this.broker.topicFiles(name);
-    return logOptionsFor(dir, logId, this.config(name), services);
+    const options = logOptionsFor(dir, logId, this.config(name), services);
+    return { ...options, tailCacheBytes: services.tailCacheBudget.bytesMax, tailCacheBudget: services.tailCacheBudget };
   }
 
   async open(name: string): Promise<void> {
