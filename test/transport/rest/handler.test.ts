@@ -196,3 +196,32 @@ test('rest publish - from curl: a body from stdin, a key and a header, and the J
     assert.equal(message!.headers['content-type'], 'application/x-www-form-urlencoded');
   });
 });
+
+test('rest publish - over HTTP/2 (h2c) on the same port, and a too-large body is refused there too', async () => {
+  const { connect } = await import('node:http2');
+  await withAdmin(async (fixture) => {
+    const session = connect(fixture.base);
+    try {
+      const send = (body: Buffer): Promise<{ status: number; text: string }> =>
+        new Promise((resolve, reject) => {
+          const stream = session.request({ ':method': 'POST', ':path': '/v1/topics/orders/messages', 'ferry-key': 'h2' });
+          let status = 0;
+          let text = '';
+          stream.on('response', (headers) => (status = Number(headers[':status'])));
+          stream.on('data', (chunk: Buffer) => (text += chunk.toString()));
+          stream.on('end', () => resolve({ status, text }));
+          stream.on('error', reject);
+          stream.end(body);
+        });
+      const answer = await send(Buffer.from('over h2'));
+      assert.equal(answer.status, 200);
+      assert.deepEqual(JSON.parse(answer.text), { partition: 0, offset: 0, durability: 'synced' });
+      const large = await send(Buffer.alloc(2048));
+      assert.equal(large.status, 413);
+      const [message] = await stored(fixture, 'orders', 1);
+      assert.equal(message!.key?.toString(), 'h2');
+    } finally {
+      session.close();
+    }
+  }, { ...ADMISSION_CEILINGS, recordBytesMax: 1024 });
+});
