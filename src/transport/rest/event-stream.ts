@@ -113,7 +113,8 @@ export class EventStream implements DeliverySink {
 
   writable(): boolean {
     if (this.closed) return false;
-    if (!this.res.writableNeedDrain) return true;
+    // writableNeedDrain is HTTP/1.1's only; the buffered length against the mark is both versions'.
+    if (this.res.writableLength < this.res.writableHighWaterMark) return true;
     this.paused = true;
     return false;
   }
