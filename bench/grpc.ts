@@ -22,6 +22,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { availableParallelism, cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
+import { pathToFileURL } from 'node:url';
 import { credentials, Metadata, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import { connect, type FerryClient } from '../src/client/index.js';
 import { ConsumeRequest, MessageServiceClient, type ConsumeResponse, type PublishMessage } from '../test/grpc/generated/ferry/v1/messages.js';
@@ -78,7 +79,7 @@ interface Options {
   writeDocs: boolean;
 }
 
-interface WrkResult {
+export interface WrkResult {
   seconds: number;
   threads: number;
   connections: number;
@@ -91,7 +92,7 @@ interface WrkResult {
   storedMessages: number;
 }
 
-interface WorkloadFigures {
+export interface WorkloadFigures {
   W1: ThroughputResult;
   W2: ThroughputResult;
 }
@@ -109,7 +110,7 @@ interface Report {
 
 // ---- Ferry's TCP protocol (src/client) -------------------------------------------------------
 
-class TcpConnection implements BrokerConnection {
+export class TcpConnection implements BrokerConnection {
   constructor(private readonly client: FerryClient) {}
 
   async createTopic(topic: string): Promise<void> {
@@ -160,7 +161,7 @@ interface PendingPublish {
   reject: (error: unknown) => void;
 }
 
-class GrpcConnection implements BrokerConnection {
+export class GrpcConnection implements BrokerConnection {
   private readonly topics: TopicServiceClient;
   private readonly messages: MessageServiceClient;
   private readonly pending = new Map<string, PendingPublish[]>();
@@ -295,13 +296,13 @@ class GrpcSubscription implements BrokerSubscription {
 
 // ---- Broker processes ------------------------------------------------------------------------
 
-interface StartedFerry {
+export interface StartedFerry {
   server: ServerProcess;
   tcpPort: number;
   httpPort: number;
 }
 
-async function startFerry(processes: ProcessRegistry, name: string): Promise<StartedFerry> {
+export async function startFerry(processes: ProcessRegistry, name: string): Promise<StartedFerry> {
   const tcpPort = await freePort();
   let httpPort = 0;
   const server = await processes.start({
@@ -324,7 +325,7 @@ async function startFerry(processes: ProcessRegistry, name: string): Promise<Sta
   return { server, tcpPort, httpPort };
 }
 
-async function connectJson(httpPort: number, method: string, body: unknown): Promise<any> {
+export async function connectJson(httpPort: number, method: string, body: unknown): Promise<any> {
   const response = await fetch(`http://${LOOPBACK_HOST}:${httpPort}/${method}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   const text = await response.text();
   if (!response.ok) throw new Error(`${method}: HTTP ${response.status} ${text}`);
@@ -372,7 +373,7 @@ async function runWrk(processes: ProcessRegistry, seconds: number): Promise<WrkR
   }
 }
 
-function parseWrk(output: string): Omit<WrkResult, 'seconds' | 'threads' | 'connections' | 'storedMessages'> {
+export function parseWrk(output: string): Omit<WrkResult, 'seconds' | 'threads' | 'connections' | 'storedMessages'> {
   const number = (pattern: RegExp, what: string): string => {
     const match = pattern.exec(output);
     if (match === null) throw new Error(`wrk output has no ${what}:\n${output}`);
@@ -396,7 +397,7 @@ function parseWrk(output: string): Omit<WrkResult, 'seconds' | 'threads' | 'conn
 
 // ---- W1 and W2 -------------------------------------------------------------------------------
 
-async function runWorkloads(processes: ProcessRegistry, kind: 'tcp' | 'grpc', quick: boolean): Promise<WorkloadFigures> {
+export async function runWorkloads(processes: ProcessRegistry, kind: 'tcp' | 'grpc', quick: boolean): Promise<WorkloadFigures> {
   const ferry = await startFerry(processes, `ferry-${kind}`);
   try {
     const broker: Broker = {
@@ -576,10 +577,13 @@ async function main(): Promise<number> {
   return 0;
 }
 
-main().then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    process.stderr.write(`bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-    process.exit(1);
-  },
-);
+// Run as a script; bench/http.ts imports the clients and the broker starter from here.
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      process.stderr.write(`bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+      process.exit(1);
+    },
+  );
+}

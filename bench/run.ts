@@ -9,6 +9,7 @@
  *   npm run bench -- --cluster [--only ferry-cluster,nats-r3,rabbitmq-qq] ...
  *   npm run bench -- --udp [--rates 10000,50000,100000,200000] ...   (bench/udp.ts: UDP ingest)
  *   npm run bench -- --tracing [--runs 3] [--quick] ...               (bench/tracing.ts: W1/W2 with and without spans)
+ *   npm run bench -- --http [--seconds 30] [--quick] [--load wrk|node] ... (bench/http.ts: REST, Connect, gRPC, SSE)
  *
  * --cluster runs the same workloads against replicated systems instead, three nodes each on this
  * machine (bench/cluster.ts): Ferry's cluster (three brokers and etcd, 3 replicas, 2 in sync,
@@ -62,7 +63,7 @@ const DOCS_FILE = join(REPO_ROOT, 'docs', 'BENCHMARKS.md');
 const RUNS_MAX = 10;
 const EXIT_INTERRUPTED = 130;
 
-const USAGE = `usage: npm run bench -- [--udp ... (bench/udp.ts) | --tracing ... (bench/tracing.ts)] [--cluster] [--only ferry,nats,redis | ferry-cluster,nats-r3,rabbitmq-qq] [--workloads W1,W2,W3,W4] [--runs N] [--quick] [--write-docs] [--no-build]`;
+const USAGE = `usage: npm run bench -- [--udp ... (bench/udp.ts) | --tracing ... (bench/tracing.ts) | --http ... (bench/http.ts)] [--cluster] [--only ferry,nats,redis | ferry-cluster,nats-r3,rabbitmq-qq] [--workloads W1,W2,W3,W4] [--runs N] [--quick] [--write-docs] [--no-build]`;
 
 interface Options {
   cluster: boolean;
@@ -208,6 +209,7 @@ async function runOnce(system: BrokerSystem, report: SystemReport, options: Opti
 async function main(): Promise<number> {
   // UDP ingest is measured on its own terms (offered vs stored), and tracing's cost by mode, with flags of their own.
   if (process.argv.includes('--udp')) return runUdpBench(process.argv.slice(2).filter((arg) => arg !== '--udp'));
+  if (process.argv.includes('--http')) return (await import('./http.js')).runHttpBench(process.argv.slice(2).filter((arg) => arg !== '--http'));
   if (process.argv.includes('--tracing')) return (await import('./tracing.js')).runTracingBench(process.argv.slice(2).filter((arg) => arg !== '--tracing'));
   const options = parseOptions(process.argv.slice(2));
   const processes = new ProcessRegistry();

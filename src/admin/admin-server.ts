@@ -11,6 +11,7 @@ import type { Clock } from '../platform/clock.js';
 import type { Logger } from '../platform/logger.js';
 import { FerryError } from '../errors.js';
 import type { BrokerApi } from '../broker/types.js';
+import { ADMISSION_CEILINGS } from '../broker/limits.js';
 import { registerApi, type AdminInfo, type Readiness } from './api.js';
 import { clusterNotReadyReason, clusterView, singleBrokerView, type ClusterSource, type ClusterView, type DescribeRemote } from './cluster-view.js';
 import type { ConnectionSource, UdpSource } from './hooks.js';
@@ -20,6 +21,9 @@ import { BrokerMetrics } from './metrics.js';
 import { ASSET_PREFIX, dashboardHandler } from './static.js';
 import type { GrpcHandler, GrpcHandlerOptions } from '../transport/grpc/handler.js';
 import type { HttpHandler } from '../transport/http/listener.js';
+import { PublishBatcher } from '../transport/rest/publish-batcher.js';
+import { createRestHandler, REST_PATH_PREFIX, type RestHandler } from '../transport/rest/handler.js';
+import { ObservedBroker } from './observed-broker.js';
 import { ferryVersion } from './version.js';
 import type { HttpSecurity } from '../security/http-auth.js';
 import type { Rejections } from '../security/rejections.js';
@@ -60,6 +64,10 @@ export class AdminServer {
   readonly router: HttpRouter;
   readonly metrics: BrokerMetrics;
   private attachment: AdminAttachment | null = null;
+  /** The attached broker with the publishes of one turn joined per topic: what every HTTP way in publishes through. */
+  private batcher: PublishBatcher | null = null;
+  /** The REST endpoints and Server-Sent Events under /v1/ (docs/HTTP.md). */
+  private readonly rest: RestHandler;
   private udp: UdpSource | null = null;
   private draining = false;
   private listener: HttpListener | null = null;
@@ -108,6 +116,11 @@ export class AdminServer {
       fallback: this.router.handle,
       ...(options.security === undefined ? {} : { authenticate: () => void options.security!.requireAuthenticated() }),
     };
+    this.rest = createRestHandler({
+      broker: () => this.broker(),
+      limits: () => (this.attachment?.broker instanceof ObservedBroker ? this.attachment.broker.limits : ADMISSION_CEILINGS),
+      logger: options.logger,
+    });
     this.router.mount('/metrics', async (_req, res) => {
       const text = await this.metrics.render();
       res.writeHead(200, { 'content-type': this.metrics.contentType, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
@@ -172,6 +185,8 @@ export class AdminServer {
   /** The recovered broker: the API serves from now on and /readyz turns 200. */
   attach(attachment: AdminAttachment): void {
     this.attachment = attachment;
+    const { broker } = attachment;
+    this.batcher = new PublishBatcher(broker, broker instanceof ObservedBroker ? broker.limits : ADMISSION_CEILINGS);
   }
 
   /** The UDP ingest port, once open (null: none configured): its datagram counts go to /metrics. */
@@ -199,6 +214,7 @@ export class AdminServer {
 
   /** Requests for the ferry.v1 services go to gRPC/Connect (loaded on first use); everything else to the router. */
   private readonly handle: HttpHandler = (req, res) => {
+    if (req.url !== undefined && req.url.startsWith(REST_PATH_PREFIX)) return this.rest.handle(req, res);
     if (!isGrpcPath(req.url)) return this.router.handle(req, res);
     return this.grpcHandler().then(
       (grpc) => grpc.handle(req, res),
@@ -217,14 +233,15 @@ export class AdminServer {
 
   async close(): Promise<void> {
     this.draining = true;
+    await this.rest.close();
     if (this.grpc !== null) await (await this.grpc.catch(() => null))?.close();
     await this.listener?.close();
     this.metrics.close();
   }
 
   private broker(): BrokerApi {
-    if (this.attachment === null) throw new FerryError('BROKER_BUSY', 'the broker is still recovering; try again shortly');
-    return this.secured(this.attachment.broker);
+    if (this.attachment === null || this.batcher === null) throw new FerryError('BROKER_BUSY', 'the broker is still recovering; try again shortly');
+    return this.secured(this.batcher);
   }
 
   /** The broker as the current request's caller may use it (everything, without security). */

@@ -9,6 +9,7 @@ import type { SecureServerOptions } from 'node:http2';
 import type { Logger } from '../platform/logger.js';
 import { listenMultiplexed, type HttpHandler } from '../transport/http/listener.js';
 import { FerryError, isFerryError, type ErrorCode } from '../errors.js';
+import { statusForCode } from '../transport/http/status.js';
 
 /**
  * Largest request body: a test message of the storage's largest record (8 MiB) encoded in base64
@@ -16,32 +17,7 @@ import { FerryError, isFerryError, type ErrorCode } from '../errors.js';
  */
 export const REQUEST_BODY_BYTES_MAX = 12 * 1024 * 1024;
 
-const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
-  INVALID_ARGUMENT: 400,
-  RECORD_TOO_LARGE: 413,
-  KEY_TOO_LARGE: 413,
-  HEADERS_TOO_LARGE: 413,
-  BATCH_TOO_LARGE: 413,
-  UNKNOWN_TOPIC: 404,
-  NOT_FOUND: 404,
-  AUTH_REQUIRED: 401,
-  AUTH_FAILED: 401,
-  FORBIDDEN: 403,
-  RATE_LIMITED: 429,
-  UNKNOWN_GROUP: 404,
-  OFFSET_OUT_OF_RANGE: 416,
-  TOPIC_EXISTS: 409,
-  BROKER_CLOSING: 503,
-  BROKER_BUSY: 503,
-  LOG_CLOSED: 503,
-  NOT_LEADER: 503,
-  NOT_ENOUGH_REPLICAS: 503,
-  DISK_FULL: 507,
-};
-
-export function statusForCode(code: ErrorCode): number {
-  return STATUS_BY_CODE[code] ?? 500;
-}
+export { statusForCode };
 
 /** What a JSON route receives. */
 export interface ApiRequest {

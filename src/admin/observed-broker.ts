@@ -5,9 +5,9 @@
  * and broker enforce anyway. Embedded users of `Broker` pay none of this.
  */
 import type { Clock } from '../platform/clock.js';
-import { FerryError, isFerryError, type ErrorCode } from '../errors.js';
+import { isFerryError, type ErrorCode } from '../errors.js';
 import { ForwardingSubscription, required } from '../broker/forwarding.js';
-import { ADMISSION_CEILINGS, type AdmissionLimits } from '../broker/limits.js';
+import { ADMISSION_CEILINGS, checkPublishLimits, type AdmissionLimits } from '../broker/limits.js';
 import type { BrokerApi, Delivery, DeliverySink, GroupInfo, PublishMessage, PublishResult, RedriveOptions, RedriveResult, StartPosition, SubscribeOptions, Subscription, TopicConfig, TopicInfo } from '../broker/types.js';
 import type { GroupTraffic, Traffic } from './traffic.js';
 
@@ -18,7 +18,7 @@ export class ObservedBroker implements BrokerApi {
     readonly inner: BrokerApi,
     private readonly traffic: Traffic,
     private readonly clock: Clock,
-    private readonly limits: AdmissionLimits = ADMISSION_CEILINGS,
+    readonly limits: AdmissionLimits = ADMISSION_CEILINGS,
   ) {
     this.checkAdmission = (Object.keys(ADMISSION_CEILINGS) as Array<keyof AdmissionLimits>).some((name) => limits[name] < ADMISSION_CEILINGS[name]);
   }
@@ -41,7 +41,7 @@ export class ObservedBroker implements BrokerApi {
   }
 
   async publish(topic: string, messages: readonly PublishMessage[]): Promise<PublishResult[]> {
-    if (this.checkAdmission) this.admit(messages);
+    if (this.checkAdmission) checkPublishLimits(messages, this.limits);
     const startedMs = this.clock.monotonicMs();
     let results: PublishResult[];
     try {
@@ -106,30 +106,6 @@ export class ObservedBroker implements BrokerApi {
 
   close(): Promise<void> {
     return this.inner.close();
-  }
-
-  private admit(messages: readonly PublishMessage[]): void {
-    const limits = this.limits;
-    if (messages.length > limits.publishMessagesMax) {
-      throw new FerryError('BATCH_TOO_LARGE', `a publish carries at most ${limits.publishMessagesMax} messages (limits.publishMessagesMax)`);
-    }
-    for (const message of messages) {
-      const keyBytes = message.key?.length ?? 0;
-      if (keyBytes > limits.keyBytesMax) throw new FerryError('KEY_TOO_LARGE', `key of ${keyBytes} bytes is over limits.keyBytesMax (${limits.keyBytesMax})`);
-      const headers = message.headers ?? [];
-      if (headers.length > limits.headersCountMax) {
-        throw new FerryError('HEADERS_TOO_LARGE', `${headers.length} headers are over limits.headersCountMax (${limits.headersCountMax})`);
-      }
-      let headerBytes = 0;
-      for (const [name, value] of headers) headerBytes += Buffer.byteLength(name) + Buffer.byteLength(value);
-      if (headerBytes > limits.headersBytesMax) {
-        throw new FerryError('HEADERS_TOO_LARGE', `headers of ${headerBytes} bytes are over limits.headersBytesMax (${limits.headersBytesMax})`);
-      }
-      const recordBytes = keyBytes + headerBytes + message.value.length;
-      if (recordBytes > limits.recordBytesMax) {
-        throw new FerryError('RECORD_TOO_LARGE', `message of ${recordBytes} bytes is over limits.recordBytesMax (${limits.recordBytesMax})`);
-      }
-    }
   }
 }
 

@@ -1,6 +1,8 @@
 /** Bounds the broker layer enforces, each with its reason. */
+import { FerryError } from '../errors.js';
 import { PUBLISH_MESSAGES_MAX } from '../protocol/limits.js';
 import { HEADERS_BYTES_MAX, HEADERS_COUNT_MAX, KEY_BYTES_MAX, RECORD_BYTES_MAX } from '../storage/limits.js';
+import type { PublishMessage } from './types.js';
 
 /** Partitions per topic: each is a log with open files; more than this is a configuration mistake here. */
 export const PARTITIONS_MAX = 1024;
@@ -62,3 +64,32 @@ export const ADMISSION_CEILINGS: AdmissionLimits = {
   headersBytesMax: HEADERS_BYTES_MAX,
   publishMessagesMax: PUBLISH_MESSAGES_MAX,
 };
+
+/**
+ * Checks one publish against `limits`: BATCH_TOO_LARGE, KEY_TOO_LARGE, HEADERS_TOO_LARGE or
+ * RECORD_TOO_LARGE for the first message past them. Used where the broker process admits traffic
+ * (admin/observed-broker.ts), and by the HTTP publish batcher to keep a bad request out of a shared
+ * publish (transport/rest/publish-batcher.ts).
+ */
+export function checkPublishLimits(messages: readonly PublishMessage[], limits: AdmissionLimits): void {
+  if (messages.length > limits.publishMessagesMax) {
+    throw new FerryError('BATCH_TOO_LARGE', `a publish carries at most ${limits.publishMessagesMax} messages (limits.publishMessagesMax)`);
+  }
+  for (const message of messages) {
+    const keyBytes = message.key?.length ?? 0;
+    if (keyBytes > limits.keyBytesMax) throw new FerryError('KEY_TOO_LARGE', `key of ${keyBytes} bytes is over limits.keyBytesMax (${limits.keyBytesMax})`);
+    const headers = message.headers ?? [];
+    if (headers.length > limits.headersCountMax) {
+      throw new FerryError('HEADERS_TOO_LARGE', `${headers.length} headers are over limits.headersCountMax (${limits.headersCountMax})`);
+    }
+    let headerBytes = 0;
+    for (const [name, value] of headers) headerBytes += Buffer.byteLength(name) + Buffer.byteLength(value);
+    if (headerBytes > limits.headersBytesMax) {
+      throw new FerryError('HEADERS_TOO_LARGE', `headers of ${headerBytes} bytes are over limits.headersBytesMax (${limits.headersBytesMax})`);
+    }
+    const recordBytes = keyBytes + headerBytes + message.value.length;
+    if (recordBytes > limits.recordBytesMax) {
+      throw new FerryError('RECORD_TOO_LARGE', `message of ${recordBytes} bytes is over limits.recordBytesMax (${limits.recordBytesMax})`);
+    }
+  }
+}

@@ -36,6 +36,13 @@ import {
 
 export type MessageInit = MessageInitShape<typeof MessageSchema>;
 
+/**
+ * JSON as the Connect protocol speaks it here: every zero value printed (offset "0", partition 0)
+ * so curl users see every field, and unknown fields refused so a typo is an error, not a silently
+ * ignored setting. The router and Publish's fast path (fast-publish.ts) both use it.
+ */
+export const CONNECT_JSON_OPTIONS = { alwaysEmitImplicit: true, ignoreUnknownFields: false } as const;
+
 /** A required string field: empty is INVALID_ARGUMENT. */
 export function requireField(value: string, field: string): string {
   if (value === '') throw new FerryError('INVALID_ARGUMENT', `${field} is required`);

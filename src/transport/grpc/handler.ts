@@ -14,9 +14,11 @@ import type { BrokerApi } from '../../broker/types.js';
 import { MessageService } from '../../generated/ferry/v1/messages_pb.js';
 import { TopicService } from '../../generated/ferry/v1/topics_pb.js';
 import { ConsumerRegistry } from './consumers.js';
+import { CONNECT_JSON_OPTIONS } from './convert.js';
 import { toConnectError } from './errors.js';
 import type { HttpHandler } from '../http/listener.js';
 import { GRPC_MESSAGE_BYTES_MAX, RESPONSE_COMPRESS_BYTES_MIN } from './limits.js';
+import { fastPublishForm, PUBLISH_PATH, servePublish } from './fast-publish.js';
 import { messageService } from './message-service.js';
 import { topicService } from './topic-service.js';
 
@@ -53,9 +55,7 @@ export function createGrpcHandler(options: GrpcHandlerOptions): GrpcHandler {
     // Compressed requests are accepted (gzip, br); responses are never compressed (see the limit).
     compressMinBytes: RESPONSE_COMPRESS_BYTES_MIN,
     writeMaxBytes: GRPC_MESSAGE_BYTES_MAX,
-    // JSON: print zero values (offset "0", partition 0) so curl users see every field; refuse
-    // unknown fields so a typo is an error, not a silently ignored setting.
-    jsonOptions: { alwaysEmitImplicit: true, ignoreUnknownFields: false },
+    jsonOptions: CONNECT_JSON_OPTIONS,
     shutdownSignal: shutdown.signal,
   });
   router.service(TopicService, topicService(options.broker));
@@ -63,10 +63,17 @@ export function createGrpcHandler(options: GrpcHandlerOptions): GrpcHandler {
   // Methods are found by exact path (one Map lookup); the listener has normalised it already.
   const methods = new Map(router.handlers.map((method) => [method.requestPath, method]));
   const fallback = options.fallback ?? notFound;
+  const publishDeps = { broker: options.broker, logger: options.logger };
   const handle: HttpHandler = (req, res) => {
-    const method = methods.get((req.url ?? '/').split('?', 1)[0]!);
+    const path = (req.url ?? '/').split('?', 1)[0]!;
+    const method = methods.get(path);
     if (method === undefined) return fallback(req, res);
-    return serveCall(method, req, res, refusalOf(options, method), options.logger);
+    const refusal = refusalOf(options, method);
+    if (path === PUBLISH_PATH && refusal === null) {
+      const form = fastPublishForm(req);
+      if (form !== null) return servePublish(req, res, form, publishDeps, (body) => serveCall(method, req, res, null, options.logger, body));
+    }
+    return serveCall(method, req, res, refusal, options.logger);
   };
   return {
     handle,
@@ -89,8 +96,17 @@ function refusalOf(options: GrpcHandlerOptions, method: UniversalHandler): Conne
 }
 
 /** Runs one call through connect; a refused call never has its body read. */
-async function serveCall(method: UniversalHandler, req: IncomingMessage, res: ServerResponse, refusal: ConnectError | null, logger: Logger): Promise<void> {
+async function serveCall(
+  method: UniversalHandler,
+  req: IncomingMessage,
+  res: ServerResponse,
+  refusal: ConnectError | null,
+  logger: Logger,
+  /** The body when the fast path has read (some of) it already (fast-publish.ts). */
+  body?: AsyncIterable<Uint8Array>,
+): Promise<void> {
   let request: UniversalServerRequest = universalRequestFromNodeRequest(req, res, undefined, undefined);
+  if (body !== undefined) request = { ...request, body };
   if (refusal !== null) {
     // connect sets aside a buffer of the declared length before reading: it gets no length to trust.
     request.header.delete('content-length');

@@ -8,8 +8,8 @@ import type { ServiceImpl } from '@connectrpc/connect';
 import type { Clock } from '../../platform/clock.js';
 import type { Logger } from '../../platform/logger.js';
 import { FerryError } from '../../errors.js';
-import type { BrokerApi } from '../../broker/types.js';
-import type { MessageService } from '../../generated/ferry/v1/messages_pb.js';
+import type { BrokerApi, PublishResult } from '../../broker/types.js';
+import type { MessageService, PublishMessage } from '../../generated/ferry/v1/messages_pb.js';
 import { ConsumeSession } from './consume-session.js';
 import type { ConsumerRegistry } from './consumers.js';
 import { deliveryToProto, publishMessageFromProto, publishResultToProto, requireField, subscribeOptionsFromProto } from './convert.js';
@@ -32,6 +32,17 @@ export interface MessageServiceDeps {
   logger: Logger;
 }
 
+/**
+ * Publish, whichever way its request was decoded (by connect, or by the fast path of
+ * fast-publish.ts): the fields checked, the messages stored, `synced` when every one was fdatasynced.
+ */
+export async function publishMessages(broker: BrokerApi, request: { topic: string; messages: readonly PublishMessage[] }): Promise<{ results: PublishResult[]; synced: boolean }> {
+  const topic = requireField(request.topic, 'topic');
+  if (request.messages.length === 0) throw new FerryError('INVALID_ARGUMENT', 'messages: publish at least one message');
+  const results = await broker.publish(topic, request.messages.map(publishMessageFromProto));
+  return { results, synced: results.every((result) => result.durability === 'synced') };
+}
+
 const NO_SETTLES: SettleBatch = { acks: [], nacks: [], rejects: [], touches: [] };
 
 export function messageService(deps: MessageServiceDeps): ServiceImpl<typeof MessageService> {
@@ -51,11 +62,8 @@ export function messageService(deps: MessageServiceDeps): ServiceImpl<typeof Mes
 
   return {
     async publish(request) {
-      const topic = requireField(request.topic, 'topic');
-      if (request.messages.length === 0) throw new FerryError('INVALID_ARGUMENT', 'messages: publish at least one message');
-      const messages = request.messages.map(publishMessageFromProto);
-      const results = await deps.broker().publish(topic, messages);
-      return { results: results.map(publishResultToProto), synced: results.every((result) => result.durability === 'synced') };
+      const { results, synced } = await publishMessages(deps.broker(), request);
+      return { results: results.map(publishResultToProto), synced };
     },
 
     async *consume(requests, context) {
