@@ -40,6 +40,8 @@ export interface ClusterOptions {
   brokers?: number;
   /** Extra `--set key=value` settings for every broker. */
   settings?: Record<string, string | number>;
+  /** Settings for one broker (by node id), over `settings`. */
+  brokerSettings?: Record<string, Record<string, string | number>>;
 }
 
 export class ClusterBroker {
@@ -169,7 +171,7 @@ export class TestCluster {
           String(httpPort),
           '--log-format',
           'json',
-          ...Object.entries(settings).flatMap(([key, value]) => ['--set', `${key}=${value}`]),
+          ...Object.entries({ ...settings, ...options.brokerSettings?.[nodeId] }).flatMap(([key, value]) => ['--set', `${key}=${value}`]),
         ];
         brokers.push(new ClusterBroker(nodeId, port, httpPort, dataDir, args));
       }
