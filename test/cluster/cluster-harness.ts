@@ -48,6 +48,8 @@ export class ClusterBroker {
   private child: ChildProcess | null = null;
   private exited: Promise<number | null> = Promise.resolve(null);
   private outputTail = '';
+  /** Characters of output seen since the first start (the tail keeps the last of them). */
+  private outputChars = 0;
   private paused = false;
 
   constructor(
@@ -74,6 +76,17 @@ export class ClusterBroker {
     return this.outputTail;
   }
 
+  /** A mark in the output, for `outputSince`. */
+  get outputMark(): number {
+    return this.outputChars;
+  }
+
+  /** What the broker wrote after `mark` (as far as the kept tail reaches). */
+  outputSince(mark: number): string {
+    const since = this.outputChars - mark;
+    return since <= 0 ? '' : this.outputTail.slice(-since);
+  }
+
   /** Starts `ferry serve` and resolves once it listens. */
   async start(): Promise<void> {
     if (this.child !== null) throw new Error(`${this.nodeId} is running`);
@@ -96,6 +109,7 @@ export class ClusterBroker {
       child.once('exit', onExit);
       child.stderr!.on('data', (chunk: Buffer) => {
         const text = chunk.toString('utf8');
+        this.outputChars += text.length;
         this.outputTail = (this.outputTail + text).slice(-OUTPUT_TAIL_CHARS);
         if (text.includes('"broker.listening"')) {
           clearTimeout(timer);

@@ -9,7 +9,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect, type FerryClient, type TopicVerification } from '../../src/client/index.js';
 import { LAUNCHER } from '../../bench/checkout.js';
@@ -24,6 +24,8 @@ const SEGMENT_BYTES = 8 * 1024;
 const MESSAGES = 400;
 /** Where in a sealed segment the byte is flipped: past the first batch's header, inside its records. */
 const FLIP_POSITION = 60;
+/** A byte of a batch header's base offset (docs/STORAGE.md): its header CRC then fails. */
+const HEADER_BASE_OFFSET_BYTE = 20;
 
 let cluster: TestCluster;
 let client: FerryClient;
@@ -75,6 +77,12 @@ function verifyCli(topic: string, json: boolean): Promise<{ code: number; stdout
       resolve({ code: error === null ? 0 : ((error as { code?: number }).code ?? -1), stdout });
     });
   });
+}
+
+function explain(step: string): (error: unknown) => never {
+  return (error) => {
+    throw new Error(`${step}: ${String(error)}\n${cluster.describe().slice(-12000)}`);
+  };
 }
 
 async function metric(httpPort: number, name: string): Promise<number> {
@@ -129,4 +137,43 @@ test('verify - a byte flipped in a follower\'s sealed segment is found and named
   const ok = await verifyCli('verified', false);
   assert.equal(ok.code, 0, ok.stdout);
   assert.match(ok.stdout, /verified: leader n2, epoch \d+: OK\n {2}n1: OK\n {2}n3: OK\n/);
+});
+
+test('verify - a replica that found damage at recovery never runs for leader; the leader\'s check repairs it', { timeout: SUITE_TIMEOUT_MS }, async () => {
+  const n1 = cluster.broker('n1');
+  const n2 = cluster.broker('n2');
+  const n3 = cluster.broker('n3');
+  assert.equal((await partition0('verified')).leader, 'n2');
+  // n3 down: the first batch header of a sealed segment flipped (its base offset), its index gone,
+  // so recovery walks over it.
+  await n3.stop();
+  const dir = join(n3.dataDir, 'topics', 'verified', 'partitions', '0');
+  const segment = readdirSync(dir).filter((name) => name.endsWith('.log')).sort()[1]!;
+  const path = join(dir, segment);
+  const bytes = readFileSync(path);
+  bytes[HEADER_BASE_OFFSET_BYTE]! ^= 0x01;
+  writeFileSync(path, bytes);
+  for (const suffix of ['.index', '.timeindex']) rmSync(path.replace(/\.log$/, suffix), { force: true });
+  const mark = n3.outputMark;
+  await n3.start();
+  await eventually(() => n3.outputSince(mark).includes('"cluster.replica.damaged"'), { timeoutMs: SETTLE_MS }).catch(explain('n3 knows of the damage'));
+  await eventually(async () => (await partition0('verified')).inSync?.includes('n3') === true, { timeoutMs: SETTLE_MS }).catch(explain('n3 back in sync'));
+  // Only n3 and the leader n2 left in sync, then the leader killed: n3 may not take over.
+  await n1.stop();
+  await eventually(async () => (await partition0('verified')).inSync?.includes('n1') === false, { timeoutMs: SETTLE_MS }).catch(explain('n1 out of sync'));
+  await n2.kill();
+  await eventually(() => n3.outputSince(mark).includes('"cluster.election.declined"'), { timeoutMs: SETTLE_MS }).catch(explain('n3 declines'));
+  const meanwhile = await connect({ servers: [n3.address], requestTimeoutMs: 5_000 });
+  try {
+    const state = (await meanwhile.describeTopic('verified').catch(() => null))?.partitions[0];
+    assert.notEqual(state?.leader, 'n3', 'the damaged replica did not take the leadership');
+  } finally {
+    await meanwhile.close();
+  }
+  // Back: n2 leads again, its check finds n3's damage and repairs it.
+  await Promise.all([n2.start(), n1.start()]);
+  await eventually(async () => (await client.verifyTopic('verified')).ok && (await partition0('verified')).inSync?.length === 3, { timeoutMs: SETTLE_MS * 2 }).catch((error: unknown) => {
+    throw new Error(`${String(error)}\n${cluster.describe().slice(-6000)}`);
+  });
+  assert.notEqual((await partition0('verified')).leader, 'n3');
 });
