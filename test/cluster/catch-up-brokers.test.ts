@@ -18,7 +18,7 @@ const SUITE_TIMEOUT_MS = 300_000;
 /** Retention runs every 30 s on its own timer: long enough for it and the catch-up after it. */
 const SETTLE_MS = 90_000;
 const SEGMENT_BYTES = 8 * 1024;
-const RETAINED_RECORDS = 400;
+const RETAINED_RECORDS = 300;
 
 let cluster: TestCluster;
 let client: FerryClient;
@@ -53,8 +53,8 @@ function firstSegmentBase(dataDir: string, topic: string): number {
 }
 
 test('catch-up - a new replica of a topic whose early segments retention deleted copies the leader\'s segments and joins the in-sync set', { timeout: SUITE_TIMEOUT_MS }, async () => {
-  await client.createTopic('retained', { replicas: 2, minInSync: 1, durability: 'always', partitions: 1, segmentBytes: SEGMENT_BYTES, retention: { recordsMax: RETAINED_RECORDS } });
-  await publish('retained', 0, 2_000);
+  await client.createTopic('retained', { replicas: 2, minInSync: 1, durability: 'interval', partitions: 1, segmentBytes: SEGMENT_BYTES, retention: { recordsMax: RETAINED_RECORDS } });
+  await publish('retained', 0, 900);
   const before = await partition0('retained');
   const spare = cluster.brokers.find((broker) => !(before.replicas ?? []).includes(broker.nodeId))!;
   const leaving = (before.replicas ?? []).find((nodeId) => nodeId !== before.leader)!;
@@ -74,7 +74,7 @@ test('catch-up - a new replica of a topic whose early segments retention deleted
   });
   assert.match(spare.output, /"cluster\.follower\.caught_up"/, 'the new replica copied the leader\'s segments');
   assert.ok(firstSegmentBase(spare.dataDir, 'retained') >= leaderStart, 'it holds nothing below the leader\'s start');
-  await publish('retained', 2_000, 100);
+  await publish('retained', 900, 100);
   await eventually(async () => (await client.verifyTopic('retained')).ok, { timeoutMs: SETTLE_MS });
 });
 
@@ -83,7 +83,7 @@ test('catch-up - a follower that was down while retention deleted past its end s
   const follower = cluster.broker((now.replicas ?? []).find((nodeId) => nodeId !== now.leader)!);
   await follower.stop();
   const end = (await partition0('retained')).nextOffset;
-  await publish('retained', 10_000, 1_500);
+  await publish('retained', 10_000, 700);
   await eventually(async () => (await partition0('retained')).startOffset > end, { timeoutMs: SETTLE_MS });
   await follower.start();
   await eventually(async () => (await partition0('retained')).inSync?.includes(follower.nodeId) === true, { timeoutMs: SETTLE_MS }).catch((error: unknown) => {
