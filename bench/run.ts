@@ -8,6 +8,7 @@
  *                    [--no-build]   (measure dist/ as it is; by default it is rebuilt when older than src/)
  *   npm run bench -- --cluster [--only ferry-cluster,nats-r3,rabbitmq-qq] ...
  *   npm run bench -- --udp [--rates 10000,50000,100000,200000] ...   (bench/udp.ts: UDP ingest)
+ *   npm run bench -- --catch-up [--mib 1024] [--rate 5000] ...      (bench/catch-up.ts: a new replica catching up)
  *   npm run bench -- --tracing [--runs 3] [--quick] ...               (bench/tracing.ts: W1/W2 with and without spans)
  *   npm run bench -- --http [--seconds 30] [--quick] [--load wrk|node] ... (bench/http.ts: REST, Connect, gRPC, SSE)
  *
@@ -63,7 +64,7 @@ const DOCS_FILE = join(REPO_ROOT, 'docs', 'BENCHMARKS.md');
 const RUNS_MAX = 10;
 const EXIT_INTERRUPTED = 130;
 
-const USAGE = `usage: npm run bench -- [--udp ... (bench/udp.ts) | --tracing ... (bench/tracing.ts) | --http ... (bench/http.ts)] [--cluster] [--only ferry,nats,redis | ferry-cluster,nats-r3,rabbitmq-qq] [--workloads W1,W2,W3,W4] [--runs N] [--quick] [--write-docs] [--no-build]`;
+const USAGE = `usage: npm run bench -- [--udp ... (bench/udp.ts) | --tracing ... (bench/tracing.ts) | --http ... (bench/http.ts) | --catch-up ... (bench/catch-up.ts)] [--cluster] [--only ferry,nats,redis | ferry-cluster,nats-r3,rabbitmq-qq] [--workloads W1,W2,W3,W4] [--runs N] [--quick] [--write-docs] [--no-build]`;
 
 interface Options {
   cluster: boolean;
@@ -211,6 +212,7 @@ async function main(): Promise<number> {
   if (process.argv.includes('--udp')) return runUdpBench(process.argv.slice(2).filter((arg) => arg !== '--udp'));
   if (process.argv.includes('--http')) return (await import('./http.js')).runHttpBench(process.argv.slice(2).filter((arg) => arg !== '--http'));
   if (process.argv.includes('--tracing')) return (await import('./tracing.js')).runTracingBench(process.argv.slice(2).filter((arg) => arg !== '--tracing'));
+  if (process.argv.includes('--catch-up')) return (await import('./catch-up.js')).runCatchUpBench(process.argv.slice(2).filter((arg) => arg !== '--catch-up'));
   const options = parseOptions(process.argv.slice(2));
   const processes = new ProcessRegistry();
   let interrupted = false;

@@ -19,7 +19,7 @@ export interface ClusterSource {
   readonly ready: boolean;
   /** The last etcd call reached etcd. */
   readonly etcdUp: boolean;
-  readonly counters: Readonly<{ leaderChanges: number; inSyncShrinks: number }>;
+  readonly counters: Readonly<{ leaderChanges: number; inSyncShrinks: number; replicaMismatches: number }>;
   metadata(topics: readonly string[]): MetadataResponse;
   placement(topic: string): { readonly replicas: readonly string[] } | undefined;
   leads(topic: string): boolean;

@@ -168,6 +168,7 @@ export class BrokerMetrics implements StorageObserver {
     gauge('ferry_cluster_etcd_up', '1 while this broker reaches etcd (its last call was answered), 0 while etcd is unreachable.', [], (m) => m.set(cluster.etcdUp ? 1 : 0));
     counter('ferry_leader_changes_total', 'Leadership changes of topics seen by this broker (since start).', [], (m) => m.inc(cluster.counters.leaderChanges));
     counter('ferry_in_sync_shrinks_total', 'Times a topic\'s in-sync set shrank, seen by this broker (since start).', [], (m) => m.inc(cluster.counters.inSyncShrinks));
+    counter('ferry_replica_mismatches_total', 'Followers this broker, as their leader, found to differ from its logs below the high watermark or to hold damaged records (since start).', [], (m) => m.inc(cluster.counters.replicaMismatches));
     gauge('ferry_replica_lag_records', 'Records a replica is behind its leader, per partition of each topic this broker leads.', ['topic', 'partition', 'replica'], (m) => {
       for (const t of this.snapshot?.topics ?? []) {
         for (const p of t.info.partitions) {

@@ -54,6 +54,8 @@ export function clusterParts(config: FerryConfig, parts: { clock: Clock; logger:
     logger,
     peer,
     replicaLagMaxMs: config.cluster.replicaLagMaxMs,
+    replicaVerifyIntervalMs: config.cluster.replicaVerifyIntervalMs,
+    ...(config.cluster.replicaCatchUpBytesPerSec === undefined ? {} : { replicaCatchUpBytesPerSec: config.cluster.replicaCatchUpBytesPerSec }),
     leaseTtlMs: config.cluster.leaseTtlMs,
   });
   let client: Promise<FerryClient> | null = null;

@@ -1,5 +1,5 @@
-/** `ferry topics list|create|describe|delete`. */
-import { connect } from '../client/index.js';
+/** `ferry topics list|create|describe|verify|delete`. */
+import { connect, type TopicVerification } from '../client/index.js';
 import { parse, parsePositiveInt, UsageError } from './args.js';
 import { CONNECTION_FLAGS, connectOptions } from './connect-options.js';
 
@@ -9,10 +9,12 @@ ferry topics create <topic> [--partitions n] [--durability always|interval|never
                             [--dedup-window-ms n] [--replicas n [--min-in-sync n]]
 ferry topics describe <topic> [--json]   (in a cluster: each partition's leader, epoch, replicas, in-sync set,
                                           high watermark, and each replica's end offset and lag)
+ferry topics verify <topic> [--json]     (in a cluster: compares every replica with the leader below the high
+                                          watermark: OK, or the first differing range per replica; exit 1 if any differs)
 ferry topics delete <topic>
 (each also takes the connection flags)`;
 
-export const TOPICS_ACTIONS = ['list', 'create', 'describe', 'delete'] as const;
+export const TOPICS_ACTIONS = ['list', 'create', 'describe', 'verify', 'delete'] as const;
 
 export const TOPICS_FLAGS = {
   ...CONNECTION_FLAGS,
@@ -73,6 +75,11 @@ export async function topics(args: string[]): Promise<number> {
         if (values.json) process.stdout.write(JSON.stringify(info, null, 2) + '\n');
         else process.stdout.write(describe(info));
         return 0;
+      }
+      case 'verify': {
+        const result = await client.verifyTopic(topic!);
+        process.stdout.write(values.json ? JSON.stringify(result, null, 2) + '\n' : verification(result));
+        return result.ok ? 0 : 1;
       }
       default: {
         await client.deleteTopic(topic!);
@@ -143,6 +150,22 @@ function describe(info: TopicView): string {
         (p.segments === undefined ? '' : `, ${p.segments} segments, ${p.bytes} bytes`),
     );
     lines.push(...replicationLines(p));
+  }
+  return lines.join('\n') + '\n';
+}
+
+/** One line per replica: OK, or each log's first differing range. */
+function verification(result: TopicVerification): string {
+  const lines = [`${result.topic}: leader ${result.leader}, epoch ${result.epoch}: ${result.ok ? 'OK' : 'replicas differ'}`];
+  for (const replica of result.replicas) {
+    if (replica.status === 'unreachable') lines.push(`  ${replica.nodeId}: not compared (${replica.error ?? 'unreachable'})`);
+    else if (replica.status === 'ok') lines.push(`  ${replica.nodeId}: OK`);
+    for (const log of replica.logs) {
+      if (log.status === 'missing') lines.push(`  ${replica.nodeId}: lacks ${log.logId} (the leader holds ${log.fromOffset}..${log.toOffset - 1})`);
+      if (log.firstDifference === undefined) continue;
+      const { fromOffset, toOffset } = log.firstDifference;
+      lines.push(`  ${replica.nodeId}: ${log.logId} ${log.status === 'damaged' ? 'damaged' : 'differs'} at offsets ${fromOffset}..${toOffset - 1} (compared ${log.fromOffset}..${log.toOffset - 1}); repairing`);
+    }
   }
   return lines.join('\n') + '\n';
 }

@@ -36,6 +36,7 @@ import { Subscription, toStartPosition, type StartFrom, type SubscribeOptions, t
 import { topicConfig, type TopicOptions } from './topic-options.js';
 import { UdpPublisher, type UdpPublishOptions } from './udp.js';
 import { ClientTracing, traced } from './tracing.js';
+import { requestVerify, type TopicVerification } from './verify.js';
 
 export type { TopicOptions };
 /** A topic: its settings, and per partition its offsets (and in a cluster: leader, epoch, replicas, in-sync set, high watermark, each replica's end offset and lag). */
@@ -163,11 +164,7 @@ export class FerryClient extends EventEmitter implements LinkOwner, RouterHost, 
     return clusterStatus(await this.metadata(), (topic) => this.describeTopic(topic));
   }
 
-  /**
-   * Starts moving `topic`'s replica on broker `replace` to broker `with`: the new replica catches
-   * up and joins the in-sync set, then the old one is dropped (describeTopic shows the progress).
-   * Needs the admin grant on the topic.
-   */
+  /** Starts moving `topic`'s replica on broker `replace` to broker `with`: the new one catches up and joins the in-sync set, then the old one is dropped (describeTopic shows the progress). Needs the admin grant on the topic. */
   reassignReplica(topic: string, move: { replace: string; with: string }): Promise<ClusterChangeResult> {
     return this.send(null, 'once', (c) =>
       c.request((w, id) => encodeClusterChange(w, id, { op: 'reassign', topic, replace: move.replace, with: move.with }), FRAME_TYPES.CLUSTER_CHANGE_OK, decodeClusterChangeOk),
@@ -177,6 +174,11 @@ export class FerryClient extends EventEmitter implements LinkOwner, RouterHost, 
   /** Starts moving every replica (and so every leadership) off broker `node`, before it is retired. Needs the admin grant on every topic. */
   drainBroker(node: string): Promise<ClusterChangeResult> {
     return this.send(null, 'once', (c) => c.request((w, id) => encodeClusterChange(w, id, { op: 'drain', node }), FRAME_TYPES.CLUSTER_CHANGE_OK, decodeClusterChangeOk));
+  }
+
+  /** Its leader compares every replica of `topic` below the high watermark (OK, or the first differing range per replica and log); differing replicas are repaired. */
+  verifyTopic(topic: string): Promise<TopicVerification> {
+    return this.send(topic, 'idempotent', (c) => requestVerify(c, topic));
   }
 
   // ---- publishing ----
@@ -548,10 +550,7 @@ export class FerryClient extends EventEmitter implements LinkOwner, RouterHost, 
     this.emit('close', gaveUp ? error : undefined);
   }
 
-  /**
-   * Closes the subscriptions, waits (up to the request timeout) for in-flight requests to be
-   * answered, and closes the connections. Safe to call twice.
-   */
+  /** Closes the subscriptions, waits (up to the request timeout) for in-flight requests to be answered, and closes the connections. Safe to call twice. */
   close(): Promise<void> {
     return (this.closing ??= this.closeOnce());
   }

@@ -7,6 +7,7 @@ export type { ConnectOptions, ReconnectOptions, RetryPublishesOptions, TlsOption
 export type { BrokerInfo, ClusterMetadata, TopicLeader } from './metadata.js';
 export type { BrokerStatus, ClusterStatus } from './cluster-status.js';
 export type { ClusterChangeResult, ReplicaMove } from '../protocol/codec-cluster-change.js';
+export type { LogVerification, ReplicaVerification, TopicVerification } from './verify.js';
 export { REDRIVE_CHUNK_MESSAGES, type GroupInfo, type RedriveOptions, type RedriveResult } from './groups.js';
 export type { BatchMessage, PublishOptions, PublishResult } from './publish.js';
 export { Subscription, type SubscribeOptions, type StartFrom } from './subscription.js';

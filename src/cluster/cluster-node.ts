@@ -15,7 +15,10 @@ import { LeaseKeeper, type EtcdClient, type LeaseLoss, type Watch } from './etcd
 import { ClusterStore, type BrokerRecord, type ClusterEvent, type TopicPlacement, type TopicState, type VersionedState } from './cluster-store.js';
 import type { LocalTopics } from './local-topics.js';
 import { REPLICAS_MAX } from '../broker/limits.js';
-import { LEASE_TTL_MS_DEFAULT, PLACEMENT_CAS_ATTEMPTS } from './limits.js';
+import { LEASE_TTL_MS_DEFAULT, PLACEMENT_CAS_ATTEMPTS, REPLICA_VERIFY_INTERVAL_MS_DEFAULT } from './limits.js';
+import type { CatchUpChunk, CatchUpReadRequest } from '../protocol/codec-catch-up.js';
+import { CatchUpRate } from './catch-up-rate.js';
+import type { ReplicaDigestRequest, ReplicaDigestResponse, ReplicaRepairRequest, TopicVerification } from '../protocol/codec-digest.js';
 import { PeerPool, type PeerPoolOptions } from './peer-pool.js';
 import { choosePlacement } from './placement.js';
 import { planDrain, startMove } from './reassignment.js';
@@ -34,6 +37,10 @@ export interface ClusterNodeOptions {
   /** Credentials and TLS for connections to the other brokers. */
   peer: PeerPoolOptions['connect'];
   replicaLagMaxMs: number;
+  /** A leader checks one follower's digests per this interval in the background (0: never). */
+  replicaVerifyIntervalMs?: number;
+  /** Bytes per second a replica catching up from its leader's segments copies at most (undefined: unbounded). */
+  replicaCatchUpBytesPerSec?: number;
   leaseTtlMs?: number;
 }
 
@@ -41,6 +48,8 @@ export interface ClusterNodeOptions {
 export interface ClusterCounters {
   leaderChanges: number;
   inSyncShrinks: number;
+  /** Followers found to differ from this broker's logs (as their leader) below the high watermark. */
+  replicaMismatches: number;
 }
 
 /** One replica of a topic as `describe` shows it. */
@@ -77,11 +86,14 @@ export class ClusterNode {
   private local: LocalTopics | null = null;
   /** host:port other brokers and clients dial (known once the TCP port listens). */
   private address = '';
-  readonly counters: ClusterCounters = { leaderChanges: 0, inSyncShrinks: 0 };
+  readonly counters: ClusterCounters = { leaderChanges: 0, inSyncShrinks: 0, replicaMismatches: 0 };
+  /** What this broker's replicas copy while catching up, over all topics. */
+  private readonly catchUpRate: CatchUpRate;
 
   constructor(private readonly options: ClusterNodeOptions) {
     this.store = new ClusterStore(options.etcd, options.prefix);
     this.peers = new PeerPool({ nodeId: options.nodeId, connect: options.peer, logger: options.logger });
+    this.catchUpRate = new CatchUpRate(options.replicaCatchUpBytesPerSec, options.clock);
   }
 
   /**
@@ -232,6 +244,9 @@ export class ClusterNode {
       clock: this.options.clock,
       logger: this.options.logger,
       replicaLagMaxMs: this.options.replicaLagMaxMs,
+      replicaVerifyIntervalMs: this.options.replicaVerifyIntervalMs ?? REPLICA_VERIFY_INTERVAL_MS_DEFAULT,
+      onMismatch: () => this.counters.replicaMismatches++,
+      catchUpRate: this.catchUpRate,
       openLocalLog: this.options.openLocalLog ?? ((options) => Log.open(options)),
       brokerAddress: (nodeId) => this.brokerAddress(nodeId),
       onRoleChange: (topic, role, state) => this.options.logger.debug('cluster.role', { topic, role, epoch: state.epoch, leader: state.leader }),
@@ -430,6 +445,34 @@ export class ClusterNode {
 
   progress(message: ReplicaProgress): void {
     this.replicas.get(message.topic)?.leader?.progress(message);
+  }
+
+  /** CATCH_UP_READ: a chunk of the sealed segments of a topic this broker leads. */
+  catchUpRead(request: CatchUpReadRequest): Promise<CatchUpChunk> {
+    return this.leaderFor(request.topic).catchUpChunk(request);
+  }
+
+  /** REPLICA_DIGEST: this broker's replica of the topic answers, whatever its role. */
+  digests(request: ReplicaDigestRequest): Promise<ReplicaDigestResponse> {
+    return this.replicaOf(request.topic).digests(request);
+  }
+
+  /** REPLICA_REPAIR: the topic's leader tells this broker's replica to cut and fetch again. */
+  repair(request: ReplicaRepairRequest): Promise<void> {
+    return this.replicaOf(request.topic).repair(request);
+  }
+
+  /** TOPIC_VERIFY: the topic's leader compares every replica with its logs. */
+  verifyTopic(topic: string): Promise<TopicVerification> {
+    const replica = this.replicas.get(topic);
+    if (replica === undefined || !replica.isLeader) return Promise.reject(this.placements.has(topic) ? this.notLeaderError(topic) : new FerryError('UNKNOWN_TOPIC', `unknown topic ${topic}`));
+    return replica.verify();
+  }
+
+  private replicaOf(topic: string): TopicReplica {
+    const replica = this.replicas.get(topic);
+    if (replica === undefined) throw new FerryError('UNKNOWN_TOPIC', `this broker holds no replica of ${topic}`);
+    return replica;
   }
 
   private leaderFor(topic: string): NonNullable<TopicReplica['leader']> {

@@ -41,3 +41,16 @@ export const TRANSITION_RETRY_MS = 500;
 export const PLACEMENT_CAS_ATTEMPTS = 5;
 /** The etcd key prefix of a cluster's metadata, unless configured. */
 export const ETCD_PREFIX_DEFAULT = '/ferry/';
+/**
+ * A leader compares one follower's logs with its own (by digests) per this interval, round robin:
+ * leaf digests of sealed segments are kept, so a check costs little more than the new records.
+ */
+export const REPLICA_VERIFY_INTERVAL_MS_DEFAULT = 60_000;
+/** Bytes of one catch-up chunk at most (and at most one second of `replicaCatchUpBytesPerSec`). */
+export const CATCH_UP_CHUNK_BYTES_MAX = 4 * 1024 * 1024;
+/**
+ * A follower this many records behind its leader's end (or new, or behind the leader's log start)
+ * copies the leader's sealed segments in chunks before it fetches again: a few leaves of digests,
+ * so a follower lagging a moment under load keeps fetching.
+ */
+export const CATCH_UP_LAG_RECORDS_MIN = 16_384;

@@ -8,6 +8,7 @@ import { DEFAULT_DEDUP_WINDOW_MS, ID_HEADER } from '../broker/dedup.js';
 import { FerryError } from '../errors.js';
 import { BATCH_HEADER_BYTES, readBatchHeader, recordHeaderValue, recordSizeAt, recordTimestampAt } from '../storage/record-batch.js';
 import type { NotedHeader, NotedHeaders } from '../storage/types.js';
+import type { FollowerLogChange } from './topic-follower.js';
 
 const ID_HEADER_BYTES = Buffer.from(ID_HEADER, 'utf8');
 /**
@@ -75,10 +76,14 @@ export class NotedIds {
     this.endOffset = start;
   }
 
-  /** The notes as they stand; the caller takes them over (nothing is copied), so noting ends here. */
-  handOver(): NotedHeaders {
-    const noted = { fromOffset: this.fromOffset, entries: this.entries };
-    this.reset(this.endOffset);
+  /**
+   * The notes as they stand; the caller takes them over (nothing is copied), so noting ends here.
+   * Null when they do not reach `logEnd`: the log grew by a path that does not note (a catch-up
+   * copy), so the notes are not whole and the log is read instead.
+   */
+  handOver(logEnd: number): NotedHeaders | null {
+    const noted = this.endOffset === logEnd ? { fromOffset: this.fromOffset, entries: this.entries } : null;
+    this.reset(logEnd);
     return noted;
   }
 
@@ -101,4 +106,45 @@ export class NotedIds {
 export function dedupWindowMsOf(config: Readonly<Record<string, unknown>>): number {
   const windowMs = config['dedupWindowMs'];
   return typeof windowMs === 'number' ? windowMs : DEFAULT_DEDUP_WINDOW_MS;
+}
+
+/** The notes of each of a topic's logs while this broker follows, and their hand-over at a promotion. */
+export class TopicNotes {
+  private following = new Map<string, NotedIds>();
+  private promoting = new Map<string, NotedIds>();
+
+  constructor(private readonly dedupWindowMs: () => number) {}
+
+  /** A follower changed a log. */
+  change(logId: string, change: FollowerLogChange, nowMs: number): void {
+    let noted = this.following.get(logId);
+    if (change.kind === 'appended') {
+      if (noted === undefined) {
+        noted = new NotedIds(change.from, this.dedupWindowMs());
+        this.following.set(logId, noted);
+      }
+      noted.note(change.bytes, change.from, nowMs);
+    } else if (change.kind === 'cut') {
+      noted?.cut(change.end);
+    } else {
+      noted?.reset(change.start);
+    }
+  }
+
+  /** Leadership begins: this broker appends itself from now on, so the notes end here. */
+  beginPromotion(): void {
+    this.promoting = this.following;
+    this.following = new Map();
+  }
+
+  /** The notes of one log for the promoted topic's dedup index (NotedIds.handOver). */
+  take(logId: string, logEnd: number): NotedHeaders | null {
+    const noted = this.promoting.get(logId)?.handOver(logEnd) ?? null;
+    this.promoting.delete(logId);
+    return noted;
+  }
+
+  endPromotion(): void {
+    this.promoting = new Map();
+  }
 }

@@ -18,7 +18,10 @@ import {
 import type { Clock } from '../platform/clock.js';
 import type { Logger } from '../platform/logger.js';
 import type { ReplicaLog } from '../storage/types.js';
-import { FETCH_BYTES_MAX, FETCH_WAIT_MS_MAX, FOLLOWER_RETRY_MS_MAX, FOLLOWER_RETRY_MS_MIN } from './limits.js';
+import { CATCH_UP_LAG_RECORDS_MIN, FETCH_BYTES_MAX, FETCH_WAIT_MS_MAX, FOLLOWER_RETRY_MS_MAX, FOLLOWER_RETRY_MS_MIN } from './limits.js';
+import { decodeCatchUpReadOk, encodeCatchUpRead } from '../protocol/codec-catch-up.js';
+import { checkChunk } from './catch-up.js';
+import type { CatchUpRate } from './catch-up-rate.js';
 
 /** The topic's local logs as the follower sees them. */
 export interface ReplicaLogs {
@@ -47,6 +50,8 @@ export interface TopicFollowerOptions {
   logger: Logger;
   /** The leader's high watermark of each log, as last heard. */
   highWatermarks: Map<string, number>;
+  /** The bound on what catching up from the leader's segments copies (shared by the broker's replicas). */
+  catchUpRate: CatchUpRate;
   onStop(reason: FollowerStop): void;
   /** Told of each change the follower makes to a log, so what is derived from it can follow. */
   onLogChange?(logId: string, change: FollowerLogChange): void;
@@ -69,6 +74,10 @@ export class TopicFollower {
   private retryMs = FOLLOWER_RETRY_MS_MIN;
   /** A change of the local logs in progress (written batches, a truncation). */
   private local: Promise<void> | null = null;
+  /** Logs far enough behind the leader to copy its sealed segments before fetching again. */
+  private readonly catchingUp = new Set<string>();
+  /** Where each log's last catch-up ended: from there on it fetches (the rest is the leader's active segment). */
+  private readonly copiedTo = new Map<string, number>();
   readonly done: Promise<void>;
 
   constructor(private readonly options: TopicFollowerOptions) {
@@ -95,6 +104,27 @@ export class TopicFollower {
     while (this.local !== null) await this.local;
   }
 
+  /**
+   * The leader found these logs differ from its own (or damaged) from `fromOffset` on, and took
+   * this replica out of the in-sync set: each is cut back there, durably, and fetched again. A cut
+   * that meets damage it cannot walk past empties the log to start over from the leader.
+   */
+  async repair(logs: ReadonlyArray<{ logId: string; fromOffset: number }>): Promise<void> {
+    if (!this.running) throw new FerryError('NOT_LEADER', `${this.options.nodeId} no longer follows epoch ${this.options.epoch} of ${this.options.topic}`);
+    await this.locally(async () => {
+      for (const { logId, fromOffset } of logs) {
+        const log = this.options.logs.get(logId);
+        if (log === undefined || fromOffset >= log.nextOffset) continue;
+        const before = log.nextOffset;
+        const end = await log.truncateTo(fromOffset).catch(async (error: unknown) => {
+          if (!isFerryError(error, 'CORRUPT_RANGE')) throw error;
+          return log.resetTo(Math.min(fromOffset, log.startOffset));
+        });
+        this.options.logger.warn('cluster.follower.repaired', { topic: this.options.topic, log: logId, epoch: this.options.epoch, from: before, to: end });
+      }
+    });
+  }
+
   /** Runs a change of the local logs; `stop` waits for it. */
   private async locally(work: () => Promise<void>): Promise<void> {
     if (!this.running) return;
@@ -117,6 +147,7 @@ export class TopicFollower {
           truncated = true;
         }
         await this.fetchOnce(this.connection);
+        if (this.catchingUp.size > 0) await this.catchUp(this.connection);
         this.retryMs = FOLLOWER_RETRY_MS_MIN;
       } catch (error) {
         if (!this.running) return;
@@ -208,14 +239,57 @@ export class TopicFollower {
         this.options.onLogChange?.(answer.logId, { kind: 'reset', start });
         this.options.logger.warn('cluster.follower.reset', { topic: this.options.topic, log: answer.logId, startOffset: answer.logStartOffset });
       }
-      for (const batches of answer.batches) {
-        if (batches.length === 0) continue;
-        const from = log.nextOffset;
-        await log.appendBatches(batches);
-        this.options.onLogChange?.(answer.logId, { kind: 'appended', bytes: batches, from });
+      const copied = this.copiedTo.get(answer.logId) === log.nextOffset;
+      if (!copied && log.nextOffset === log.startOffset && answer.leaderEnd > log.nextOffset) {
+        // An empty log (new, or just reset) copies the leader's sealed segments first.
+        this.catchingUp.add(answer.logId);
+      } else {
+        for (const batches of answer.batches) {
+          if (batches.length === 0) continue;
+          const from = log.nextOffset;
+          await log.appendBatches(batches);
+          this.options.onLogChange?.(answer.logId, { kind: 'appended', bytes: batches, from });
+        }
       }
       if (answer.logStartOffset > log.startOffset) await log.deleteSegmentsBefore(answer.logStartOffset);
       this.options.highWatermarks.set(answer.logId, answer.highWatermark);
+      if (!copied && answer.leaderEnd - log.nextOffset >= CATCH_UP_LAG_RECORDS_MIN) this.catchingUp.add(answer.logId);
+    }
+  }
+
+  /**
+   * Copies the leader's sealed segments for every log far behind, chunk by chunk, each checked
+   * against the leader's digests before it is written (catch-up.ts), at most at the broker's
+   * catch-up rate; then fetching goes on from where the copy ended.
+   */
+  private async catchUp(connection: ClientConnection): Promise<void> {
+    for (const logId of [...this.catchingUp]) {
+      const log = this.options.logs.get(logId);
+      const started = { offset: log?.nextOffset ?? 0, ms: this.options.clock.monotonicMs() };
+      let bytes = 0;
+      while (log !== undefined && this.running) {
+        const chunk = await connection.request(
+          (w, id) => encodeCatchUpRead(w, id, { topic: this.options.topic, replicaId: this.options.nodeId, epoch: this.options.epoch, logId, fromOffset: log.nextOffset, bytesMax: this.options.catchUpRate.chunkBytes }),
+          FRAME_TYPES.CATCH_UP_READ_OK,
+          decodeCatchUpReadOk,
+        );
+        if (log.nextOffset < chunk.logStartOffset) {
+          await this.locally(async () => void (await log.resetTo(chunk.logStartOffset)));
+          continue;
+        }
+        if (chunk.batches.length === 0) break;
+        const checked = Buffer.from(checkChunk(chunk));
+        await this.locally(async () => void (await log.appendBatches(checked)));
+        bytes += checked.length;
+        await this.options.catchUpRate.spend(checked.length);
+        if (log.nextOffset >= chunk.sealedEnd) break;
+      }
+      this.catchingUp.delete(logId);
+      if (log !== undefined) this.copiedTo.set(logId, log.nextOffset);
+      const seconds = Math.max(0.001, (this.options.clock.monotonicMs() - started.ms) / 1000);
+      if (bytes > 0) {
+        this.options.logger.info('cluster.follower.caught_up', { topic: this.options.topic, log: logId, from: started.offset, to: log?.nextOffset, bytes, mibPerSec: Math.round((bytes / 1048576 / seconds) * 10) / 10 });
+      }
     }
   }
 

@@ -15,7 +15,9 @@ import type { Logger } from '../platform/logger.js';
 import type { EpochEndRequest, EpochEndResponse, FetchLogResponse, ReplicaFetchRequest, ReplicaFetchResponse, ReplicaProgress } from '../protocol/codec-replication.js';
 import type { ReplicaLog } from '../storage/types.js';
 import { CommitWaiters } from './commit-waiters.js';
-import { FETCH_BYTES_MAX, FETCH_WAIT_MS_MAX, FOLLOWER_GONE_MS, IN_SYNC_CHECK_INTERVAL_MS } from './limits.js';
+import { CATCH_UP_CHUNK_BYTES_MAX, FETCH_BYTES_MAX, FETCH_WAIT_MS_MAX, FOLLOWER_GONE_MS, IN_SYNC_CHECK_INTERVAL_MS } from './limits.js';
+import type { CatchUpChunk, CatchUpReadRequest } from '../protocol/codec-catch-up.js';
+import { readChunk } from './catch-up.js';
 
 /** What one follower holds of one log, as it last said. */
 interface LogProgress {
@@ -77,6 +79,12 @@ export class TopicLeader {
   private changing = false;
   private timer: TimerHandle | null = null;
   private stopped: FerryError | null = null;
+  /**
+   * Followers told to cut logs back (a digest mismatch or damage; docs/CLUSTERING.md, "Replica
+   * digests"): log id → the offset cut to. Such a follower may not join the in-sync set before its
+   * fetches show every cut done, whatever it said before.
+   */
+  private readonly repairing = new Map<string, Map<string, number>>();
 
   constructor(private readonly options: TopicLeaderOptions) {
     this.confirmed = new Set(options.inSync);
@@ -143,7 +151,7 @@ export class TopicLeader {
   async fetch(request: ReplicaFetchRequest, onParked?: (cancel: () => void) => void): Promise<ReplicaFetchResponse> {
     this.checkEpoch(request.epoch, request.replicaId);
     const follower = this.follower(request.replicaId);
-    this.note(follower, request.logs);
+    this.note(request.replicaId, follower, request.logs);
     const deadline = this.options.clock.monotonicMs() + Math.min(request.maxWaitMs, FETCH_WAIT_MS_MAX);
     for (;;) {
       const response = await this.answer(request);
@@ -161,7 +169,7 @@ export class TopicLeader {
     if (this.stopped !== null || message.epoch !== this.options.epoch) return;
     const follower = this.followers.get(message.replicaId);
     if (follower === undefined) return;
-    this.note(follower, message.logs);
+    this.note(message.replicaId, follower, message.logs);
   }
 
   epochEnd(request: EpochEndRequest): EpochEndResponse {
@@ -175,6 +183,15 @@ export class TopicLeader {
         return { logId, epoch: end.epoch, endOffset: end.endOffset };
       }),
     };
+  }
+
+  /** A far-behind follower copies a chunk of the leader's sealed segments (catch-up.ts). */
+  async catchUpChunk(request: CatchUpReadRequest): Promise<CatchUpChunk> {
+    this.checkEpoch(request.epoch, request.replicaId);
+    this.follower(request.replicaId).contactMs = this.options.clock.monotonicMs();
+    const log = this.logs.get(request.logId);
+    if (log === undefined) throw new FerryError('INVALID_ARGUMENT', `topic ${this.options.topic} has no log ${request.logId}`);
+    return readChunk(log, request, Math.min(request.bytesMax, CATCH_UP_CHUNK_BYTES_MAX));
   }
 
   /** A follower's connection closed: its parked fetches are gone. */
@@ -203,10 +220,15 @@ export class TopicLeader {
   }
 
   /** Records what a follower holds, and whether it has caught up with every log's end. */
-  private note(follower: FollowerState, logs: ReadonlyArray<{ logId: string; fetchOffset: number; syncedEnd: number }>): void {
+  private note(replicaId: string, follower: FollowerState, logs: ReadonlyArray<{ logId: string; fetchOffset: number; syncedEnd: number }>): void {
     const now = this.options.clock.monotonicMs();
     follower.contactMs = now;
-    for (const { logId, fetchOffset, syncedEnd } of logs) follower.logs.set(logId, { fetchOffset, syncedEnd });
+    const cuts = this.repairing.get(replicaId);
+    for (const { logId, fetchOffset, syncedEnd } of logs) {
+      follower.logs.set(logId, { fetchOffset, syncedEnd });
+      if (cuts !== undefined && fetchOffset <= (cuts.get(logId) ?? -1)) cuts.delete(logId);
+    }
+    if (cuts !== undefined && cuts.size === 0) this.repairing.delete(replicaId);
     let caughtUp = true;
     for (const [logId, log] of this.logs) {
       const held = follower.logs.get(logId);
@@ -320,7 +342,7 @@ export class TopicLeader {
         await this.change([...this.confirmed].filter((member) => member !== replicaId), null, `${replicaId} ${gone ? 'is gone' : 'lags'}`);
         return;
       }
-      if (!inSync && !gone && this.holdsCommitted(follower)) {
+      if (!inSync && !gone && !this.repairing.has(replicaId) && this.holdsCommitted(follower)) {
         await this.change([...this.confirmed, replicaId], replicaId, `${replicaId} caught up`);
         return;
       }
@@ -380,6 +402,21 @@ export class TopicLeader {
     const next = [...this.confirmed].filter((member) => !members.includes(member));
     if (next.length !== this.confirmed.size) await this.change(next, null, reason);
     return this.stopped === null && members.every((member) => !this.confirmed.has(member));
+  }
+
+  /** The followers of the topic (every replica but the leader). */
+  followerIds(): string[] {
+    return [...this.followers.keys()];
+  }
+
+  /** Logs of the topic this leader holds. */
+  get logMap(): ReadonlyMap<string, ReplicaLog> {
+    return this.logs;
+  }
+
+  /** `replicaId` is told to cut `cuts` (log id → offset) and fetch again: it stays out of the in-sync set until it did. */
+  holdOut(replicaId: string, cuts: ReadonlyMap<string, number>): void {
+    if (cuts.size > 0) this.repairing.set(replicaId, new Map(cuts));
   }
 
   /** What each replica holds, for describe: the leader's own ends and each follower's. */

@@ -13,10 +13,15 @@ import { completedMove, moving, readyToComplete } from './reassignment.js';
 import { ELECTION_STAGGER_MS, HANDOVER_DRAIN_MS, HANDOVER_TIMEOUT_MS, TRANSITION_RETRY_MS } from './limits.js';
 import { logIdOf, type LocalTopics } from './local-topics.js';
 import { ReplicatedLog } from './replicated-log.js';
-import { dedupWindowMsOf, NotedIds } from './noted-ids.js';
-import { TopicFollower, type FollowerLogChange, type FollowerStop } from './topic-follower.js';
+import { dedupWindowMsOf, TopicNotes } from './noted-ids.js';
+import { TopicFollower, type FollowerStop } from './topic-follower.js';
 import { TopicLeader } from './topic-leader.js';
 import type { PeerPool } from './peer-pool.js';
+import type { ClientConnection } from '../client/connection.js';
+import type { ReplicaDigestRequest, ReplicaDigestResponse, ReplicaRepairRequest, TopicVerification } from '../protocol/codec-digest.js';
+import { answerDigests } from './digest-answer.js';
+import { ReplicaChecks } from './replica-checks.js';
+import type { CatchUpRate } from './catch-up-rate.js';
 
 export interface TopicReplicaContext {
   nodeId: string;
@@ -26,6 +31,12 @@ export interface TopicReplicaContext {
   clock: Clock;
   logger: Logger;
   replicaLagMaxMs: number;
+  /** A leader checks one follower's digests per this interval in the background (0: never). */
+  replicaVerifyIntervalMs: number;
+  /** Told of each replica found to differ from its leader (ferry_replica_mismatches_total). */
+  onMismatch(): void;
+  /** The bound on what catching up copies (cluster.replicaCatchUpBytesPerSec). */
+  catchUpRate: CatchUpRate;
   /** Opens a local log (the storage engine's). */
   openLocalLog(options: LogOptions): Promise<ReplicaLog>;
   /** Address of a live broker; undefined when it is not alive. */
@@ -40,10 +51,8 @@ export class TopicReplica {
   private readonly logs = new Map<string, ReplicaLog>();
   private readonly opening = new Map<string, Promise<ReplicaLog>>();
   private readonly highWatermarks = new Map<string, number>();
-  /** The ids of what this broker replicated as a follower, per log, for a promotion's dedup index. */
-  private notedIds = new Map<string, NotedIds>();
-  /** The notes a promotion in progress hands to the broker's topic as it opens its logs. */
-  private promotionNotes = new Map<string, NotedIds>();
+  /** The ids of what this broker replicated as a follower, for a promotion's dedup index. */
+  private readonly notes = new TopicNotes(() => dedupWindowMsOf(this.placement.config));
   private role: Role = { kind: 'none' };
   /** The broker's service of the topic is open (between becoming leader and dropping the role). */
   private serving = false;
@@ -61,6 +70,13 @@ export class TopicReplica {
   private resumedUpTo = -1;
 
   private placementNow: TopicPlacement;
+  /** The leader's checks of its followers' digests, while this broker leads. */
+  private checks: ReplicaChecks | null = null;
+  /**
+   * Damage was found below this replica's end (by hashing, or the leader's digests differ) and is
+   * not cut away yet: the replica may not run for leader, whatever etcd says.
+   */
+  private damaged = false;
 
   constructor(
     placement: TopicPlacement,
@@ -186,9 +202,7 @@ export class TopicReplica {
     const log = this.logs.get(logId) ?? (await this.openLog(logId));
     if (log.leaderEpoch < leader.epoch) await log.beginEpoch(leader.epoch);
     leader.addLog(logId, log);
-    const noted = this.promotionNotes.get(logId)?.handOver() ?? null;
-    this.promotionNotes.delete(logId);
-    return new ReplicatedLog(logId, log, leader, noted);
+    return new ReplicatedLog(logId, log, leader, this.notes.take(logId, log.nextOffset));
   }
 
   notLeader(): FerryError {
@@ -209,6 +223,7 @@ export class TopicReplica {
         (log) => {
           this.logs.set(logId, log);
           this.opening.delete(logId);
+          if (log.recovery.damaged !== undefined) this.noteDamage(logId, log.recovery.damaged);
           return log;
         },
         (error: unknown) => {
@@ -285,6 +300,10 @@ export class TopicReplica {
     const me = this.context.nodeId;
     if (!state.inSync.includes(me)) return;
     if (state.leader === me) return;
+    if (this.damaged) {
+      this.context.logger.warn('cluster.election.declined', { topic: this.name, reason: 'this replica holds damaged records' });
+      return;
+    }
     if (state.leader !== null && !this.down.has(state.leader) && this.context.brokerAddress(state.leader) !== undefined) return;
     // A leader known to be gone leaves the in-sync set with its leadership: it must catch up again.
     const inSync = state.inSync.filter((member) => member !== state.leader || member === me);
@@ -308,9 +327,15 @@ export class TopicReplica {
    */
   private async reclaim(): Promise<void> {
     const { state, modRevision } = this.current!;
-    const next: TopicState = { leader: this.context.nodeId, epoch: state.epoch + 1, inSync: state.inSync };
+    const others = state.inSync.filter((member) => member !== this.context.nodeId && this.context.brokerAddress(member) !== undefined);
+    // A damaged replica leaves the leadership and the in-sync set to the others, when there are any.
+    const giveUp = this.damaged && others.length > 0;
+    const next: TopicState = giveUp ? { leader: null, epoch: state.epoch + 1, inSync: others } : { leader: this.context.nodeId, epoch: state.epoch + 1, inSync: state.inSync };
     const result = await this.context.store.casState(this.name, modRevision, next);
-    if (result.ok) {
+    if (result.ok && giveUp) {
+      this.context.logger.warn('cluster.leader.declined', { topic: this.name, epoch: next.epoch, inSync: next.inSync, reason: 'this replica holds damaged records' });
+      this.current = { state: next, modRevision: result.modRevision };
+    } else if (result.ok) {
       this.context.logger.info('cluster.leader.reclaimed', { topic: this.name, epoch: next.epoch, inSync: next.inSync });
       this.current = { state: next, modRevision: result.modRevision };
     } else if (result.current !== null) {
@@ -340,11 +365,20 @@ export class TopicReplica {
     });
     for (const [logId, log] of this.logs) leader.addLog(logId, log);
     this.role = { kind: 'leader', leader };
+    this.checks = new ReplicaChecks({
+      topic: this.name,
+      nodeId: this.context.nodeId,
+      leader,
+      clock: this.context.clock,
+      logger: this.context.logger,
+      intervalMs: this.context.replicaVerifyIntervalMs,
+      connect: (nodeId) => this.connectTo(nodeId),
+      onMismatch: () => this.context.onMismatch(),
+    });
+    this.checks.start();
     this.context.logger.info('cluster.leader.started', { topic: this.name, epoch: state.epoch, inSync: state.inSync });
     this.context.onRoleChange(this.name, 'leader', state);
-    // From here on this broker appends itself: the notes are complete only up to now.
-    this.promotionNotes = this.notedIds;
-    this.notedIds = new Map();
+    this.notes.beginPromotion();
     try {
       const openStartedMs = this.context.clock.monotonicMs();
       await this.context.local.open(this.name);
@@ -357,7 +391,7 @@ export class TopicReplica {
       this.role = { kind: 'none' };
       this.serving = false;
     } finally {
-      this.promotionNotes = new Map();
+      this.notes.endPromotion();
     }
   }
 
@@ -400,36 +434,17 @@ export class TopicReplica {
         get: (logId) => this.logs.get(logId),
         open: (logId) => this.openLog(logId),
       },
-      connect: () => {
-        const address = this.context.brokerAddress(leaderId);
-        if (address === undefined) return Promise.reject(new FerryError('CONNECTION_REFUSED', `${leaderId} is not alive`));
-        return this.context.peers.connection(leaderId, address);
-      },
+      connect: () => this.connectTo(leaderId),
+      catchUpRate: this.context.catchUpRate,
       clock: this.context.clock,
       logger: this.context.logger,
       highWatermarks: this.highWatermarks,
       onStop: (stop) => this.followerStopped(follower, stop),
-      onLogChange: (logId, change) => this.noteChange(logId, change),
+      onLogChange: (logId, change) => this.notes.change(logId, change, this.context.clock.nowMs()),
     });
     this.role = { kind: 'follower', follower };
     this.context.logger.info('cluster.follower.started', { topic: this.name, leader: leaderId, epoch: state.epoch });
     this.context.onRoleChange(this.name, 'follower', state);
-  }
-
-  /** Keeps the ids of replicated records (NotedIds) as a follower writes, cuts and resets its logs. */
-  private noteChange(logId: string, change: FollowerLogChange): void {
-    let noted = this.notedIds.get(logId);
-    if (change.kind === 'appended') {
-      if (noted === undefined) {
-        noted = new NotedIds(change.from, dedupWindowMsOf(this.placement.config));
-        this.notedIds.set(logId, noted);
-      }
-      noted.note(change.bytes, change.from, this.context.clock.nowMs());
-    } else if (change.kind === 'cut') {
-      noted?.cut(change.end);
-    } else {
-      noted?.reset(change.start);
-    }
   }
 
   private followerStopped(follower: TopicFollower, stop: FollowerStop): void {
@@ -452,11 +467,49 @@ export class TopicReplica {
     });
   }
 
+  private connectTo(nodeId: string): Promise<ClientConnection> {
+    const address = this.context.brokerAddress(nodeId);
+    if (address === undefined) return Promise.reject(new FerryError('CONNECTION_REFUSED', `${nodeId} is not alive`));
+    return this.context.peers.connection(nodeId, address);
+  }
+
+  // ---- digests (docs/CLUSTERING.md, "Replica digests") ------------------------------------------
+
+  /** TOPIC_VERIFY: the leader compares every follower with its logs (and repairs those that differ). */
+  verify(): Promise<TopicVerification> {
+    if (!this.isLeader || this.checks === null) return Promise.reject(this.notLeader());
+    return this.checks.verifyAll();
+  }
+
+  /** REPLICA_DIGEST: any replica answers from its local logs. */
+  digests(request: ReplicaDigestRequest): Promise<ReplicaDigestResponse> {
+    return answerDigests((logId) => this.logs.get(logId), request, (logId, damage) => this.noteDamage(logId, damage));
+  }
+
+  /** Damage below this replica's end (found at recovery or while hashing): no election until the leader repairs it. */
+  private noteDamage(logId: string, damage: { fromOffset: number; toOffset: number }): void {
+    this.damaged = true;
+    this.context.logger.error('cluster.replica.damaged', { topic: this.name, log: logId, ...damage, note: 'no election until the leader\'s check repairs it' });
+  }
+
+  /** REPLICA_REPAIR: the leader this replica follows (in this epoch) took it out of the in-sync set; cut and fetch again. */
+  async repair(request: ReplicaRepairRequest): Promise<void> {
+    const role = this.role;
+    if (role.kind !== 'follower' || role.follower.leaderId !== request.replicaId || role.follower.epoch !== request.epoch) {
+      throw new FerryError('STALE_EPOCH', `${this.context.nodeId} does not follow ${request.replicaId} in epoch ${request.epoch} of ${this.name}`, { detail: { epoch: this.current?.state.epoch ?? 0 } });
+    }
+    this.damaged = true;
+    await role.follower.repair(request.logs);
+    this.damaged = false;
+  }
+
   /** Ends the current role: a leader stops confirming and closes the topic's service; a follower stops fetching. */
   private async dropRole(state: TopicState | null): Promise<void> {
     const role = this.role;
     this.role = { kind: 'none' };
     this.serving = false;
+    this.checks?.stop();
+    this.checks = null;
     if (role.kind === 'leader') {
       role.leader.stepDown(this.notLeader());
       await this.context.local.close(this.name, `leadership of ${this.name} moved to ${state?.leader ?? 'no broker yet'}`);

@@ -25,7 +25,7 @@ import { DURABILITY_MODES } from '../storage/types.js';
 import { SERVER_DEFAULTS, type ServerSettings } from '../transport/tcp/options.js';
 import { TLS_HANDSHAKE_TIMEOUT_MS_DEFAULT } from '../security/tls.js';
 import type { Unit } from './units.js';
-import { ETCD_PREFIX_DEFAULT, LEASE_TTL_MS_DEFAULT, REPLICA_LAG_MAX_MS_DEFAULT } from '../cluster/limits.js';
+import { ETCD_PREFIX_DEFAULT, LEASE_TTL_MS_DEFAULT, REPLICA_LAG_MAX_MS_DEFAULT, REPLICA_VERIFY_INTERVAL_MS_DEFAULT } from '../cluster/limits.js';
 
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -83,6 +83,10 @@ export interface FerryConfig {
   cluster: {
     etcdPrefix: string;
     replicaLagMaxMs: number;
+    /** A leader compares one follower with its logs (by digests) per this interval; 0: only on request. */
+    replicaVerifyIntervalMs: number;
+    /** Bytes per second a catching-up replica copies at most (unset: unbounded). */
+    replicaCatchUpBytesPerSec?: number;
     leaseTtlMs: number;
     /** Credentials this broker logs in to the other brokers with (their users file's `replicate` grant). */
     user?: string;
@@ -180,6 +184,8 @@ export const FIELDS: readonly FieldSpec[] = [
   { path: 'advertise', kind: { type: 'string', example: 'broker-1.example.com:7700' }, default: undefined, doc: 'Cluster mode: host:port clients and the other brokers dial to reach this broker (flag --advertise; default: the TCP listener\'s address).' },
   { path: 'cluster.etcdPrefix', kind: { type: 'string', example: '/ferry/' }, default: ETCD_PREFIX_DEFAULT, doc: 'The key prefix of the cluster\'s metadata in etcd (several clusters may share one etcd).' },
   { path: 'cluster.replicaLagMaxMs', kind: int(100, DAY_MS, 'ms'), default: REPLICA_LAG_MAX_MS_DEFAULT, doc: 'A follower that has not caught up with its leader for this long leaves the in-sync set.' },
+  { path: 'cluster.replicaVerifyIntervalMs', kind: int(0, DAY_MS, 'ms'), default: REPLICA_VERIFY_INTERVAL_MS_DEFAULT, doc: 'A leader compares one of its followers with its own logs, by digests, per this interval (round robin; 0: only on ferry topics verify).' },
+  { path: 'cluster.replicaCatchUpBytesPerSec', kind: int(1, INT_MAX, 'bytes'), default: undefined, doc: 'Bytes per second a replica catching up from its leader\'s segments copies at most (unset: unbounded).' },
   { path: 'cluster.leaseTtlMs', kind: int(1_000, 60_000, 'ms'), default: LEASE_TTL_MS_DEFAULT, doc: 'The broker\'s etcd lease: how long a frozen broker holds its topics before the others take them over (whole seconds).' },
   { path: 'cluster.user', kind: { type: 'string', example: 'replicator' }, default: undefined, doc: 'User this broker logs in as on the other brokers (with cluster.passwordFile); it needs the replicate grant.' },
   { path: 'cluster.passwordFile', kind: { type: 'string', example: '/etc/ferry/replicator.password' }, default: undefined, doc: 'File holding cluster.user\'s password.' },

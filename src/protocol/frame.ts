@@ -64,12 +64,20 @@ export const FRAME_TYPES = {
   EPOCH_END: 0x52,
   EPOCH_END_OK: 0x53,
   REPLICA_PROGRESS: 0x54,
+  REPLICA_DIGEST: 0x55,
+  REPLICA_DIGEST_OK: 0x56,
+  REPLICA_REPAIR: 0x57,
+  CATCH_UP_READ: 0x58,
+  CATCH_UP_READ_OK: 0x59,
   // Cluster metadata: where each topic's leader is
   METADATA: 0x60,
   METADATA_OK: 0x61,
   // Moving replicas between brokers (operators)
   CLUSTER_CHANGE: 0x68,
   CLUSTER_CHANGE_OK: 0x69,
+  // Comparing a topic's replicas (operators)
+  TOPIC_VERIFY: 0x6a,
+  TOPIC_VERIFY_OK: 0x6b,
 } as const;
 
 export type FrameTypeName = keyof typeof FRAME_TYPES;

@@ -62,13 +62,14 @@ export async function truncateLog(state: LogState, writer: LogWriter, syncer: Lo
   if (offset >= state.nextOffset) return state.nextOffset;
   if (offset <= state.startOffset) return resetLog(state, writer, syncer, offset);
   const segment = findSegment(state.segments, offset)!;
+  // Where to cut, first: damage that hides it fails the truncation before anything changed.
+  const place = await findBatch(segment, offset);
   while (state.segments[state.segments.length - 1] !== segment) {
     const later = state.segments.pop()!;
     state.totalBytes -= later.sizeBytes;
     await later.delete();
   }
   await fs.syncDir(dir);
-  const place = await findBatch(segment, offset);
   const cut = place === null ? segment.sizeBytes : place.position;
   const end = place === null ? segment.nextOffset : place.header.baseOffset;
   await segment.handle.truncate(cut);

@@ -14,6 +14,7 @@ import { lastEpoch, readSegmentBatches, scanEpochs } from './batch-reader.js';
 import { EpochCache, type EpochEnd, type EpochEntry } from './epoch-cache.js';
 import { APPEND_QUEUE_BYTES_MAX, READ_BYTES_MAX } from './limits.js';
 import { resolveLogConfig } from './log-config.js';
+import { DigestCache, digestRanges, type RangeDigest } from './log-digest.js';
 import { findSegment, readLog } from './log-reader.js';
 import { parseBatches, resetLog, truncateLog } from './log-replica.js';
 import { LogState, toFerryError } from './log-state.js';
@@ -58,6 +59,8 @@ export class Log implements ReplicaLog {
   private syncTimer: TimerHandle | null = null;
   private retentionTimer: TimerHandle | null = null;
   private closePromise: Promise<void> | null = null;
+  /** Digests of whole leaves in sealed segments (log-digest.ts). */
+  private readonly digestCache = new DigestCache();
 
   private constructor(
     state: LogState,
@@ -204,6 +207,10 @@ export class Log implements ReplicaLog {
     return this.state.leaderEpoch;
   }
 
+  get sealedEndOffset(): number {
+    return this.state.active.baseOffset;
+  }
+
   epochs(): readonly EpochEntry[] {
     return this.state.epochs.all;
   }
@@ -275,13 +282,29 @@ export class Log implements ReplicaLog {
     return this.serializeReplica(() => this.cut(() => resetLog(this.state, this.writer, this.syncer, offset)));
   }
 
+  /** Run with maintenance, so that no truncation or retention changes the segments while they are hashed. */
+  digests(request: { fromOffset: number; toOffset: number; spanRecords: number }): Promise<RangeDigest[]> {
+    return this.serializeMaintenance(async () => {
+      const state = this.state;
+      if (request.fromOffset < state.startOffset && request.fromOffset < request.toOffset) throw this.outOfRange(request.fromOffset);
+      if (request.toOffset > state.writtenOffset + 1) {
+        throw new FerryError('INVALID_ARGUMENT', `digests up to ${request.toOffset} asked of a log written up to ${state.writtenOffset + 1}`);
+      }
+      return digestRanges(this, this.digestCache, state.active.baseOffset, request);
+    });
+  }
+
   /** A truncation or reset with nothing else moving: writes drained and synced, maintenance done. */
   private async cut(operation: () => Promise<number>): Promise<number> {
     if (!Number.isSafeInteger(this.state.nextOffset)) throw new FerryError('INTERNAL', 'log offsets are broken');
     await this.writer.idle();
     await this.syncer.syncAllWritten();
     await this.syncer.idle();
-    return this.serializeMaintenance(operation);
+    return this.serializeMaintenance(async () => {
+      const end = await operation();
+      this.digestCache.cutFrom(this.state.startOffset === end ? 0 : end);
+      return end;
+    });
   }
 
   private serializeReplica<T>(task: () => Promise<T>): Promise<T> {
@@ -398,6 +421,7 @@ export class Log implements ReplicaLog {
       recordsDeleted += segment.recordCount;
     }
     state.totalBytes -= bytesDeleted;
+    this.digestCache.dropBelow(state.startOffset);
     for (const segment of victims) await segment.delete();
     if (victims.length > 0) {
       await state.config.fs.syncDir(state.config.dir);

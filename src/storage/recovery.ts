@@ -48,6 +48,8 @@ interface WalkResult {
   maxTimestampMs: number;
   /** Where the valid prefix ends when the rest must be cut. */
   torn: { position: number; damage: string } | null;
+  /** The first damaged range kept inside the trusted prefix (offsets, inclusive). */
+  damaged?: { fromOffset: number; toOffset: number };
 }
 
 /** Bytes of segment `baseOffset` that the checkpoint vouches for. */
@@ -164,6 +166,7 @@ async function loadSegment(
       : { position: index.positionAt(entries - 1), offset: baseOffset + index.relativeOffsetAt(entries - 1), maxTimestampMs: index.maxTimestampAt(entries - 1) };
   const resumeOffset = checkpoint !== null && checkpoint.segmentBaseOffset === baseOffset ? checkpoint.nextOffset : null;
   const walk = await walkSegment(ctx, handle, baseOffset, index, size, start, verifyFrom, resumeOffset, nextBaseOffset);
+  if (walk.damaged !== undefined && report.damaged === undefined) report.damaged = walk.damaged;
   let cut = false;
   if (walk.torn !== null) {
     const position = walk.torn.position;
@@ -253,6 +256,7 @@ async function walkSegment(
   let expected = start.offset;
   let maxTimestampMs = start.maxTimestampMs;
   let lastIndexed = index.lastPosition();
+  let firstDamage: { fromOffset: number; toOffset: number } | undefined;
   while (position < size) {
     const header = await window.header(position, expected);
     let damage: string | null = header === null ? 'batch header' : null;
@@ -266,6 +270,7 @@ async function walkSegment(
       if (position >= verifyFrom || verify) return { endPosition: position, nextOffset: expected, maxTimestampMs, torn: { position, damage: damage ?? 'batch' } };
       ctx.logger.warn('storage.recovery.damaged_prefix', { dir: ctx.dir, segmentBaseOffset: baseOffset, position, offset: expected, damage });
       const next = await findNextHeader(handle, position + 1, Math.min(size, verifyFrom), size, expected);
+      const damagedFrom = expected;
       if (next !== null) {
         position = next.position;
         expected = next.baseOffset;
@@ -274,10 +279,11 @@ async function walkSegment(
         expected = resumeOffset;
       } else if (nextBaseOffset !== null) {
         // A sealed segment whose end is unreadable: the next segment says where it ended.
-        return { endPosition: size, nextOffset: nextBaseOffset, maxTimestampMs, torn: null };
+        return { endPosition: size, nextOffset: nextBaseOffset, maxTimestampMs, torn: null, damaged: firstDamage ?? { fromOffset: damagedFrom, toOffset: nextBaseOffset - 1 } };
       } else {
-        return { endPosition: position, nextOffset: expected, maxTimestampMs, torn: { position, damage: damage ?? 'batch' } };
+        return { endPosition: position, nextOffset: expected, maxTimestampMs, torn: { position, damage: damage ?? 'batch' }, ...(firstDamage === undefined ? {} : { damaged: firstDamage }) };
       }
+      firstDamage ??= { fromOffset: damagedFrom, toOffset: expected - 1 };
       continue;
     }
     if (header.maxTimestampMs > maxTimestampMs) maxTimestampMs = header.maxTimestampMs;
@@ -288,7 +294,7 @@ async function walkSegment(
     position += header.batchBytes;
     expected = header.baseOffset + header.recordCount;
   }
-  return { endPosition: position, nextOffset: expected, maxTimestampMs, torn: null };
+  return { endPosition: position, nextOffset: expected, maxTimestampMs, torn: null, ...(firstDamage === undefined ? {} : { damaged: firstDamage }) };
 }
 
 /** The first valid batch header in `[from, to)` whose base offset is past `afterOffset`. */

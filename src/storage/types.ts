@@ -8,6 +8,7 @@ import type { Clock } from '../platform/clock.js';
 import type { FileSystem } from '../platform/fs.js';
 import type { Logger } from '../platform/logger.js';
 import type { EpochEnd, EpochEntry } from './epoch-cache.js';
+import type { RangeDigest } from './log-digest.js';
 import type { Header, LogRecord, RecordInput } from './record.js';
 import type { TailCacheBudget } from './tail-cache.js';
 import type { WriteBufferPool } from './write-buffers.js';
@@ -94,6 +95,12 @@ export interface RecoveryReport {
   indexesRebuilt: number;
   /** Segments removed because they followed a torn point (not a prefix any more). */
   segmentsDropped: number;
+  /**
+   * The first damaged range (offsets, both inclusive) found inside the synced prefix, which
+   * recovery keeps (reads of it fail with CORRUPT_RANGE); absent when none was seen. A replica
+   * holding such damage may not become leader until it is repaired (docs/CLUSTERING.md).
+   */
+  damaged?: { fromOffset: number; toOffset: number };
 }
 
 export interface RetentionReport {
@@ -197,6 +204,8 @@ export interface NotedHeader {
 export interface ReplicaLog extends PartitionLog {
   /** The epoch new local batches carry. */
   readonly leaderEpoch: number;
+  /** Where the active segment begins: every batch below it lies in a sealed segment. */
+  readonly sealedEndOffset: number;
   /** Every epoch the log holds, with where it starts. */
   epochs(): readonly EpochEntry[];
   /** Where `epoch` ends in this log (KIP-101): see EpochCache.endOf. */
@@ -213,6 +222,11 @@ export interface ReplicaLog extends PartitionLog {
   resetTo(offset: number): Promise<number>;
   /** Holds `visibleEndOffset` at `endOffset` (never past the local rule); null gives the local rule back. */
   setVisibleEndOffset(endOffset: number | null): void;
+  /**
+   * Digests of `[fromOffset, toOffset)` (within the log's start and written end) in pieces of
+   * `spanRecords` (log-digest.ts); damage met on the way rejects with CORRUPT_RANGE and its range.
+   */
+  digests(request: { fromOffset: number; toOffset: number; spanRecords: number }): Promise<RangeDigest[]>;
 }
 
 /** Which log of a topic a factory is asked for. */

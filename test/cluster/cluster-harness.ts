@@ -40,12 +40,16 @@ export interface ClusterOptions {
   brokers?: number;
   /** Extra `--set key=value` settings for every broker. */
   settings?: Record<string, string | number>;
+  /** Settings for one broker (by node id), over `settings`. */
+  brokerSettings?: Record<string, Record<string, string | number>>;
 }
 
 export class ClusterBroker {
   private child: ChildProcess | null = null;
   private exited: Promise<number | null> = Promise.resolve(null);
   private outputTail = '';
+  /** Characters of output seen since the first start (the tail keeps the last of them). */
+  private outputChars = 0;
   private paused = false;
 
   constructor(
@@ -72,6 +76,17 @@ export class ClusterBroker {
     return this.outputTail;
   }
 
+  /** A mark in the output, for `outputSince`. */
+  get outputMark(): number {
+    return this.outputChars;
+  }
+
+  /** What the broker wrote after `mark` (as far as the kept tail reaches). */
+  outputSince(mark: number): string {
+    const since = this.outputChars - mark;
+    return since <= 0 ? '' : this.outputTail.slice(-since);
+  }
+
   /** Starts `ferry serve` and resolves once it listens. */
   async start(): Promise<void> {
     if (this.child !== null) throw new Error(`${this.nodeId} is running`);
@@ -94,6 +109,7 @@ export class ClusterBroker {
       child.once('exit', onExit);
       child.stderr!.on('data', (chunk: Buffer) => {
         const text = chunk.toString('utf8');
+        this.outputChars += text.length;
         this.outputTail = (this.outputTail + text).slice(-OUTPUT_TAIL_CHARS);
         if (text.includes('"broker.listening"')) {
           clearTimeout(timer);
@@ -169,7 +185,7 @@ export class TestCluster {
           String(httpPort),
           '--log-format',
           'json',
-          ...Object.entries(settings).flatMap(([key, value]) => ['--set', `${key}=${value}`]),
+          ...Object.entries({ ...settings, ...options.brokerSettings?.[nodeId] }).flatMap(([key, value]) => ['--set', `${key}=${value}`]),
         ];
         brokers.push(new ClusterBroker(nodeId, port, httpPort, dataDir, args));
       }

@@ -83,7 +83,7 @@ test('noted ids - a promotion from notes finds what reading the log back finds, 
           clock.advance(WINDOW_MS / 2);
         }
       }
-      const fromNotes = await rebuilt(follower, clock, notes.handOver());
+      const fromNotes = await rebuilt(follower, clock, notes.handOver(follower.nextOffset));
       const fromLog = await rebuilt(follower, clock, null);
       assert.deepEqual(known(fromNotes), known(fromLog));
       // And as their windows pass.
@@ -106,13 +106,15 @@ test('noted ids - entries older than two windows are forgotten and the notes the
   clock.advance(3 * WINDOW_MS);
   for (let i = 10; i < 12; i++) await leader.append([withId(i)]);
   await replicate(leader, follower, notes, clock);
-  const noted = notes.handOver();
+  const noted = notes.handOver(12)!;
   assert.deepEqual([...noted.entries.keys()], ['id-10']);
   assert.equal(noted.fromOffset, 10);
   // Handed over, the notes begin again at the log's end.
-  assert.deepEqual(notes.handOver(), { fromOffset: 12, entries: new Map() });
+  assert.deepEqual(notes.handOver(12), { fromOffset: 12, entries: new Map() });
+  // Notes that do not reach the log's end (it grew by a copy that does not note) are not offered.
+  assert.equal(notes.handOver(20), null);
   notes.reset(50);
-  assert.deepEqual(notes.handOver(), { fromOffset: 50, entries: new Map() });
+  assert.deepEqual(notes.handOver(50), { fromOffset: 50, entries: new Map() });
   await leader.close();
   await follower.close();
 });

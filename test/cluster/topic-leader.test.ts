@@ -164,3 +164,30 @@ test('topic leader - a fetch with nothing new waits until an append, and carries
   assert.equal(second.logs[0]!.batches.length, 1);
   assert.equal(second.logs[0]!.leaderEnd, 2);
 });
+
+test('topic leader - a follower told to cut back (a digest mismatch) leaves the in-sync set and rejoins only after its fetches show the cut and it caught up', async () => {
+  const f = await fixture();
+  for (let i = 0; i < 3; i++) {
+    const append = appendCommitted(f);
+    await settle();
+    await f.log.sync();
+    await f.leader.fetch(fetchRequest('n2', i + 1, i + 1));
+    await f.leader.fetch(fetchRequest('n3', i + 1, i + 1));
+    await append.done;
+  }
+  f.leader.holdOut('n3', new Map([['p0', 1]]));
+  assert.equal(await f.leader.removeFromInSync(['n3'], 'n3 differs'), true);
+  assert.deepEqual(f.changes.at(-1), ['n1', 'n2']);
+  // A fetch sent before the cut still says n3 holds everything: it is not put back for that.
+  await f.leader.fetch(fetchRequest('n3', 3, 3));
+  await f.clock.advanceAndSettle(400);
+  assert.deepEqual([...f.leader.inSync].sort(), ['n1', 'n2']);
+  // The cut (to 1), then the re-fetch up to the end: now it is put back.
+  await f.leader.fetch(fetchRequest('n3', 1, 1));
+  await f.clock.advanceAndSettle(400);
+  assert.deepEqual([...f.leader.inSync].sort(), ['n1', 'n2'], 'behind: not yet');
+  await f.leader.fetch(fetchRequest('n3', 3, 3));
+  await f.leader.fetch(fetchRequest('n2', 3, 3));
+  await f.clock.advanceAndSettle(400);
+  assert.deepEqual([...f.leader.inSync].sort(), ['n1', 'n2', 'n3']);
+});

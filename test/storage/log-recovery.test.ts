@@ -230,3 +230,22 @@ test('damage - a flipped bit in a batch header fails the range up to the next in
     assertRecord((await log.read(resumeAt))[0]!, resumeAt);
   });
 });
+
+test('damage - a batch header recovery has to skip inside the synced prefix is reported with its range (RecoveryReport.damaged)', async () => {
+  await using dir = await tempDir();
+  await writeLog(dir.path, 100, { ...SMALL, indexIntervalBytes: 400 });
+  const segments = await segmentFiles(dir.path, '.log');
+  const path = join(dir.path, segments[0]!);
+  const bytes = await readFile(path);
+  bytes[bytes.readUInt32BE(8) + 20]! ^= 0x01; // the second batch's base offset
+  await writeFile(path, bytes);
+  // Without its index the segment is walked from its start, over the damaged header.
+  for (const suffix of ['.index', '.timeindex']) await unlink(path.replace(/\.log$/, suffix));
+  await withLog(dir.path, SMALL, async (log) => {
+    assert.equal(log.recovery.truncatedBytes, 0, 'damage inside the synced prefix is kept, not cut');
+    const damaged = log.recovery.damaged!;
+    assert.equal(damaged.fromOffset, 1);
+    assert.ok(damaged.toOffset >= 1 && damaged.toOffset < 100, JSON.stringify(damaged));
+    await rejectsWith(log.read(1), 'CORRUPT_RANGE');
+  });
+});

@@ -1,7 +1,9 @@
 /**
- * Cluster frames on a connection: METADATA (any client; a single broker answers for itself) and
- * the replication frames a follower broker sends its leader (REPLICA_FETCH, EPOCH_END,
- * REPLICA_PROGRESS), which need the `replicate` (or `admin`) grant when logins are on.
+ * Cluster frames on a connection: METADATA (any client; a single broker answers for itself), the
+ * replication frames a follower broker sends its leader (REPLICA_FETCH, EPOCH_END,
+ * REPLICA_PROGRESS, CATCH_UP_READ), the digest frames a leader sends its followers (REPLICA_DIGEST,
+ * REPLICA_REPAIR) and an operator's TOPIC_VERIFY, which need the `replicate` (or `admin`) grant
+ * when logins are on.
  */
 import { FerryError } from '../../errors.js';
 import type { Frame } from '../../protocol/frame.js';
@@ -20,6 +22,18 @@ import {
   type ReplicaProgress,
 } from '../../protocol/codec-replication.js';
 import { decodeClusterChange, encodeClusterChangeOk, type ClusterChangeRequest, type ClusterChangeResult } from '../../protocol/codec-cluster-change.js';
+import { decodeCatchUpRead, encodeCatchUpReadOk, type CatchUpChunk, type CatchUpReadRequest } from '../../protocol/codec-catch-up.js';
+import {
+  decodeReplicaDigest,
+  decodeReplicaRepair,
+  decodeTopicVerify,
+  encodeReplicaDigestOk,
+  encodeTopicVerifyOk,
+  type ReplicaDigestRequest,
+  type ReplicaDigestResponse,
+  type ReplicaRepairRequest,
+  type TopicVerification,
+} from '../../protocol/codec-digest.js';
 import type { PayloadReader } from '../../protocol/reader.js';
 import type { Socket } from 'node:net';
 import type { Principal } from '../../security/authenticator.js';
@@ -35,6 +49,14 @@ export interface ClusterFrames {
   progress(message: ReplicaProgress): void;
   /** Moves replicas between brokers (an operator's CLUSTER_CHANGE). */
   change(request: ClusterChangeRequest): Promise<ClusterChangeResult>;
+  /** A chunk of the sealed segments of a topic this broker leads (CATCH_UP_READ). */
+  catchUpRead(request: CatchUpReadRequest): Promise<CatchUpChunk>;
+  /** Digests of this broker's replica of a topic (REPLICA_DIGEST, asked by its leader). */
+  digests(request: ReplicaDigestRequest): Promise<ReplicaDigestResponse>;
+  /** The leader tells this broker's replica to cut and fetch again (REPLICA_REPAIR). */
+  repair(request: ReplicaRepairRequest): Promise<void>;
+  /** Compares every replica of a topic with its leader (TOPIC_VERIFY, this broker leading it). */
+  verifyTopic(topic: string): Promise<TopicVerification>;
 }
 
 /** The connection as the checks here see it. */
@@ -52,7 +74,17 @@ export interface ClusterFrameContext extends RequestContext {
   whenClosed(): Promise<void>;
 }
 
-const CLUSTER_FRAME_TYPES: ReadonlySet<number> = new Set([FRAME_TYPES.METADATA, FRAME_TYPES.REPLICA_FETCH, FRAME_TYPES.EPOCH_END, FRAME_TYPES.REPLICA_PROGRESS, FRAME_TYPES.CLUSTER_CHANGE]);
+const CLUSTER_FRAME_TYPES: ReadonlySet<number> = new Set([
+  FRAME_TYPES.METADATA,
+  FRAME_TYPES.REPLICA_FETCH,
+  FRAME_TYPES.EPOCH_END,
+  FRAME_TYPES.REPLICA_PROGRESS,
+  FRAME_TYPES.REPLICA_DIGEST,
+  FRAME_TYPES.REPLICA_REPAIR,
+  FRAME_TYPES.CATCH_UP_READ,
+  FRAME_TYPES.CLUSTER_CHANGE,
+  FRAME_TYPES.TOPIC_VERIFY,
+]);
 
 export function isClusterFrame(type: number): boolean {
   return CLUSTER_FRAME_TYPES.has(type);
@@ -89,6 +121,26 @@ export function handleClusterFrame(context: ClusterFrameContext, frame: Frame, r
     case FRAME_TYPES.EPOCH_END: {
       const request = decodeEpochEnd(r);
       context.run(id, withCluster(context, request.topic).then((leader) => leader.epochEnd(request)), (response) => encodeEpochEndOk(context.writer, id, response));
+      return;
+    }
+    case FRAME_TYPES.CATCH_UP_READ: {
+      const request = decodeCatchUpRead(r);
+      context.run(id, withCluster(context, request.topic).then((node) => node.catchUpRead(request)), (chunk) => encodeCatchUpReadOk(context.writer, id, chunk));
+      return;
+    }
+    case FRAME_TYPES.REPLICA_DIGEST: {
+      const request = decodeReplicaDigest(r);
+      context.run(id, withCluster(context, request.topic).then((node) => node.digests(request)), (response) => encodeReplicaDigestOk(context.writer, id, response));
+      return;
+    }
+    case FRAME_TYPES.REPLICA_REPAIR: {
+      const request = decodeReplicaRepair(r);
+      context.run(id, withCluster(context, request.topic).then((node) => node.repair(request)), () => context.writer.emptyFrame(FRAME_TYPES.OK, id));
+      return;
+    }
+    case FRAME_TYPES.TOPIC_VERIFY: {
+      const { topic } = decodeTopicVerify(r);
+      context.run(id, withCluster(context, topic).then((node) => node.verifyTopic(topic)), (result) => encodeTopicVerifyOk(context.writer, id, result));
       return;
     }
     case FRAME_TYPES.CLUSTER_CHANGE: {

@@ -1,0 +1,187 @@
+/**
+ * Catch-up from the leader's segments (docs/CLUSTERING.md): how fast an empty replica of a large
+ * topic gets in sync while the leader serves a publish load, and what that does to the leader's
+ * publish latency.
+ *
+ *   npm run bench -- --catch-up [--mib 1024] [--rate 5000] [--load-seconds 5] [--segment-mib 128] [--bytes-per-sec N] [--no-build]
+ *
+ * Three brokers and etcd on loopback (peers/etcd.ts). A topic with 2 replicas is filled with
+ * `--mib` MiB of 1 KiB messages; then publishes run at `--rate` per second (open loop, pacer.ts),
+ * first alone (the unloaded p99), then while the replica on one broker moves to the third
+ * (`reassignReplica`): the new, empty replica copies the leader's sealed segments and fetches the
+ * tail. Reported: seconds until it is in the in-sync set, MiB/s (the leader's partition bytes when
+ * it is, the load's included, over that time), publish p50/p99 unloaded and during the catch-up, and the 1-minute load average at
+ * start and end — figures from a busy machine are labelled so, never final.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { LAUNCHER, launcherNodeFlags, REPO_ROOT, currentCommit } from './checkout.js';
+import { waitFor } from './cluster.js';
+import { sendPaced } from './pacer.js';
+import { ensureBuilt, loadClient } from './peers/ferry.js';
+import { startEtcd } from './peers/etcd.js';
+import { freePort, LOOPBACK_HOST, ProcessRegistry } from './processes.js';
+import { summarizeLatencies, type LatencySummary } from './stats.js';
+
+const TOPIC = 'bench-catch-up';
+const VALUE_BYTES = 1024;
+/** Messages per publishBatch while filling the topic. */
+const FILL_BATCH = 500;
+const FILL_IN_FLIGHT = 8;
+/** How long the new replica may take before the run gives up. */
+const CATCH_UP_TIMEOUT_MS = 600_000;
+
+interface CatchUpClient {
+  createTopic(name: string, options: Record<string, unknown>): Promise<unknown>;
+  publish(topic: string, value: Buffer): Promise<unknown>;
+  publishBatch(topic: string, messages: Array<{ value: Buffer }>): Promise<unknown>;
+  describeTopic(name: string): Promise<{ partitions: Array<{ leader?: string; replicas?: string[]; inSync?: string[]; bytes?: number }> }>;
+  reassignReplica(topic: string, move: { replace: string; with: string }): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+interface Options {
+  mib: number;
+  rate: number;
+  loadSeconds: number;
+  bytesPerSec: number | undefined;
+  /** The topic's segment size (the broker's default is 128 MiB): only sealed segments are copied in chunks. */
+  segmentMib: number;
+  build: boolean;
+}
+
+function parseOptions(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    options: { mib: { type: 'string', default: '1024' }, rate: { type: 'string', default: '5000' }, 'load-seconds': { type: 'string', default: '5' }, 'bytes-per-sec': { type: 'string' }, 'segment-mib': { type: 'string', default: '128' }, 'no-build': { type: 'boolean', default: false } },
+  });
+  const number = (name: string, text: string): number => {
+    const value = Number(text);
+    if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} must be a positive number, got ${text}`);
+    return value;
+  };
+  return {
+    mib: number('mib', values.mib!),
+    rate: number('rate', values.rate!),
+    loadSeconds: number('load-seconds', values['load-seconds']!),
+    bytesPerSec: values['bytes-per-sec'] === undefined ? undefined : number('bytes-per-sec', values['bytes-per-sec']),
+    segmentMib: number('segment-mib', values['segment-mib']!),
+    build: !values['no-build'],
+  };
+}
+
+function progress(text: string): void {
+  process.stderr.write(`catch-up: ${text}\n`);
+}
+
+async function startBrokers(processes: ProcessRegistry, options: Options): Promise<{ servers: string[] }> {
+  const etcd = await startEtcd(processes);
+  const root = processes.makeTempDir('ferry-catch-up');
+  const servers: string[] = [];
+  for (let index = 1; index <= 3; index++) {
+    const dir = join(root, `n${index}`);
+    mkdirSync(dir);
+    const port = await freePort();
+    const httpPort = await freePort();
+    const settings = options.bytesPerSec === undefined ? [] : ['--set', `cluster.replicaCatchUpBytesPerSec=${options.bytesPerSec}`];
+    await processes.start({
+      name: `ferry-n${index}`,
+      command: process.execPath,
+      port,
+      dataDir: dir,
+      cwd: REPO_ROOT,
+      args: () => [...launcherNodeFlags(), LAUNCHER, 'serve', '--node-id', `n${index}`, '--etcd', etcd.url, '--dir', dir, '--port', String(port), '--host', LOOPBACK_HOST, '--http-port', String(httpPort), ...settings],
+    });
+    await waitFor(`n${index} /readyz`, 60_000, async () => (await fetch(`http://${LOOPBACK_HOST}:${httpPort}/readyz`)).ok);
+    servers.push(`${LOOPBACK_HOST}:${port}`);
+  }
+  return { servers };
+}
+
+async function fill(client: CatchUpClient, mib: number): Promise<void> {
+  const total = Math.ceil((mib * 1024 * 1024) / VALUE_BYTES);
+  const value = Buffer.alloc(VALUE_BYTES, 0x61);
+  let sent = 0;
+  const worker = async (): Promise<void> => {
+    while (sent < total) {
+      const count = Math.min(FILL_BATCH, total - sent);
+      sent += count;
+      await client.publishBatch(TOPIC, Array.from({ length: count }, () => ({ value })));
+    }
+  };
+  await Promise.all(Array.from({ length: FILL_IN_FLIGHT }, worker));
+}
+
+/** Publishes at `rate` for `seconds` (or until `until` resolves), recording each publish's confirm latency. */
+async function load(client: CatchUpClient, rate: number, count: number): Promise<LatencySummary & { failed: number }> {
+  const samples: number[] = [];
+  const pending: Promise<void>[] = [];
+  let failed = 0;
+  const value = Buffer.alloc(VALUE_BYTES, 0x62);
+  await sendPaced(count, rate, () => {
+    const started = performance.now();
+    pending.push(client.publish(TOPIC, value).then(() => void samples.push(performance.now() - started), () => void failed++));
+  });
+  await Promise.all(pending);
+  return { ...summarizeLatencies(samples), failed };
+}
+
+export async function runCatchUpBench(argv: string[]): Promise<number> {
+  const options = parseOptions(argv);
+  ensureBuilt(options.build);
+  const processes = new ProcessRegistry();
+  const startedAt = new Date().toISOString();
+  const loadStart = loadavg()[0]!;
+  try {
+    const { servers } = await startBrokers(processes, options);
+    const client = (await (await loadClient()).connect({ servers })) as unknown as CatchUpClient;
+    await client.createTopic(TOPIC, { replicas: 2, minInSync: 1, durability: 'interval', partitions: 1, segmentBytes: Math.round(options.segmentMib * 1024 * 1024) });
+    const filledAt = performance.now();
+    await fill(client, options.mib);
+    progress(`filled ${options.mib} MiB in ${((performance.now() - filledAt) / 1000).toFixed(1)} s`);
+    const unloaded = await load(client, options.rate, Math.round(options.rate * options.loadSeconds));
+    progress(`unloaded: p50 ${unloaded.p50Ms.toFixed(2)} ms, p99 ${unloaded.p99Ms.toFixed(2)} ms`);
+    const before = (await client.describeTopic(TOPIC)).partitions[0]!;
+    const spare = ['n1', 'n2', 'n3'].find((nodeId) => !(before.replicas ?? []).includes(nodeId))!;
+    const leaving = (before.replicas ?? []).find((nodeId) => nodeId !== before.leader)!;
+    const t0 = performance.now();
+    await client.reassignReplica(TOPIC, { replace: leaving, with: spare });
+    let loaded: (LatencySummary & { failed: number }) | null = null;
+    let inSync = false;
+    const loading = (async () => {
+      // Keep the load on until the replica is in sync (in rounds of --load-seconds).
+      while (!inSync) loaded = await load(client, options.rate, Math.round(options.rate * options.loadSeconds));
+    })();
+    await waitFor('the new replica in sync', CATCH_UP_TIMEOUT_MS, async () => ((await client.describeTopic(TOPIC)).partitions[0]!.inSync ?? []).includes(spare), 50);
+    inSync = true;
+    const seconds = (performance.now() - t0) / 1000;
+    await loading;
+    const bytes = (await client.describeTopic(TOPIC)).partitions[0]!.bytes ?? 0;
+    const result = {
+      command: `npm run bench -- --catch-up ${argv.join(' ')}`.trim(),
+      startedAt,
+      commit: currentCommit(),
+      loadAverage: { start: loadStart, end: loadavg()[0]! },
+      options,
+      catchUp: { seconds, bytes, mibPerSec: bytes / 1048576 / seconds },
+      publish: { unloaded, duringCatchUp: loaded },
+    };
+    await client.close();
+    const dir = join(REPO_ROOT, 'bench', 'results');
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, `${startedAt.replace(/:/g, '-').replace(/\.\d+Z$/, 'Z')}-catch-up-${result.commit}.json`);
+    writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
+    const during = result.publish.duringCatchUp as (LatencySummary & { failed: number }) | null;
+    process.stdout.write(
+      `catch-up of ${(bytes / 1048576).toFixed(0)} MiB: in sync after ${seconds.toFixed(1)} s (${result.catchUp.mibPerSec.toFixed(1)} MiB/s); ` +
+        `publish p99 unloaded ${unloaded.p99Ms.toFixed(2)} ms, during ${during?.p99Ms.toFixed(2) ?? '-'} ms (${during?.failed ?? 0} failed); ` +
+        `load average ${result.loadAverage.start.toFixed(1)} -> ${result.loadAverage.end.toFixed(1)}\nresults: ${file}\n`,
+    );
+    return 0;
+  } finally {
+    await processes.stopAll();
+    processes.dispose();
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * Catch-up from the leader's segments (docs/CLUSTERING.md): a replica that is new, emptied, behind
+ * the leader's log start or far behind copies the batches of the leader's sealed segments in
+ * chunks of whole leaves, checks each chunk against the leader's leaf digests (storage/log-digest.ts)
+ * before writing it, and then fetches the tail as usual. The leader's side reads a chunk and its
+ * digests (kept per sealed leaf, so serving a chunk reads it once); the replica's side checks and
+ * writes, at most `cluster.replicaCatchUpBytesPerSec` (catch-up-rate.ts).
+ */
+import { FerryError } from '../errors.js';
+import type { CatchUpChunk, CatchUpReadRequest } from '../protocol/codec-catch-up.js';
+import { DIGEST_LEAF_RECORDS, digestBatchList } from '../storage/log-digest.js';
+import { readBatchHeader } from '../storage/record-batch.js';
+import type { ReplicaLog } from '../storage/types.js';
+import { firstDifference } from './replica-verifier.js';
+
+/** The leader: the chunk of `log` from `request.fromOffset`, cut at a leaf boundary when it holds one. */
+export async function readChunk(log: ReplicaLog, request: CatchUpReadRequest, bytesMax: number): Promise<CatchUpChunk> {
+  const sealedEnd = log.sealedEndOffset;
+  const empty = (at: number): CatchUpChunk => ({ logId: request.logId, logStartOffset: log.startOffset, sealedEnd, fromOffset: at, toOffset: at, ranges: [], batches: Buffer.alloc(0) });
+  const from = request.fromOffset;
+  if (from < log.startOffset || from >= sealedEnd) return empty(Math.max(from, log.startOffset));
+  const batches: Buffer[] = [];
+  const ends: Array<{ baseOffset: number; endOffset: number }> = [];
+  // A read stops at a segment's end: read on into the next ones up to the chunk's size.
+  for (let at = from, bytes = 0; bytes < bytesMax && at < sealedEnd; ) {
+    const got = await log.readBatches(at, { bytesMax: bytesMax - bytes, endOffset: sealedEnd });
+    if (got.length === 0) break;
+    for (const batch of got) {
+      const span = batchSpan(batch);
+      batches.push(batch);
+      ends.push(span);
+      bytes += batch.length;
+      at = span.endOffset;
+    }
+  }
+  if (batches.length === 0 || ends[0]!.baseOffset !== from) return empty(from);
+  const lastEnd = ends[ends.length - 1]!.endOffset;
+  const aligned = Math.floor(lastEnd / DIGEST_LEAF_RECORDS) * DIGEST_LEAF_RECORDS;
+  const to = aligned > from ? aligned : lastEnd;
+  const kept = batches.filter((_, i) => ends[i]!.baseOffset < to);
+  const ranges = await log.digests({ fromOffset: from, toOffset: to, spanRecords: DIGEST_LEAF_RECORDS });
+  return { logId: request.logId, logStartOffset: log.startOffset, sealedEnd, fromOffset: from, toOffset: to, ranges, batches: Buffer.concat(kept) };
+}
+
+function batchSpan(batch: Buffer): { baseOffset: number; endOffset: number } {
+  const header = readBatchHeader(batch, 0);
+  if (header === null) throw new FerryError('CORRUPT_RANGE', 'a batch read for catch-up has no valid header');
+  return { baseOffset: header.baseOffset, endOffset: header.baseOffset + header.recordCount };
+}
+
+/** Splits back-to-back batches (the chunk's bytes) into one buffer per batch. */
+function splitBatches(bytes: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  for (let at = 0; at < bytes.length; ) {
+    const header = readBatchHeader(bytes, at);
+    if (header === null || at + header.batchBytes > bytes.length) throw new FerryError('CORRUPT_RANGE', `a catch-up chunk has no valid batch at byte ${at}`, { detail: { position: at } });
+    out.push(bytes.subarray(at, at + header.batchBytes));
+    at += header.batchBytes;
+  }
+  return out;
+}
+
+/**
+ * The replica: checks a chunk against the leader's digests; throws CORRUPT_RANGE (with the first
+ * range that differs) when the bytes are not what the leader hashed. Returns the batches.
+ */
+export function checkChunk(chunk: CatchUpChunk): Buffer {
+  const batches = splitBatches(chunk.batches);
+  const mine = digestBatchList(batches, { fromOffset: chunk.fromOffset, toOffset: chunk.toOffset, spanRecords: DIGEST_LEAF_RECORDS });
+  const differs = firstDifference(mine, chunk.ranges);
+  if (differs !== null) {
+    throw new FerryError('CORRUPT_RANGE', `catch-up chunk ${chunk.fromOffset}..${chunk.toOffset - 1} of ${chunk.logId} does not match the leader's digests at ${differs.fromOffset}..${differs.toOffset - 1}`, {
+      detail: { fromOffset: differs.fromOffset, toOffset: differs.toOffset - 1, damage: 'digest' },
+    });
+  }
+  return chunk.batches;
+}

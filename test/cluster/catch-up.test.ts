@@ -1,0 +1,98 @@
+/**
+ * Catch-up from the leader's segments (cluster/catch-up.ts, catch-up-rate.ts), on the simulated
+ * clock and disk: chunks of whole leaves copied from a leader's sealed segments and checked against
+ * its digests build an equal log; a chunk whose bytes differ from what the leader hashed is refused
+ * with the range; and the copy rate never passes `replicaCatchUpBytesPerSec`.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Log } from '../../src/storage/log.js';
+import { isFerryError } from '../../src/errors.js';
+import { DIGEST_LEAF_RECORDS } from '../../src/storage/log-digest.js';
+import { checkChunk, readChunk } from '../../src/cluster/catch-up.js';
+import { CatchUpRate } from '../../src/cluster/catch-up-rate.js';
+import { CATCH_UP_CHUNK_BYTES_MAX } from '../../src/cluster/limits.js';
+import { SimClock } from '../sim/sim-clock.js';
+import { SimFileSystem } from '../sim/sim-fs.js';
+import { record } from '../storage/log-kit.js';
+
+const RECORDS = 6_000;
+const CHUNK_BYTES = 256 * 1024;
+
+async function leaderAndReplica(): Promise<{ leader: Log; replica: Log; other: Log }> {
+  const fs = new SimFileSystem();
+  const clock = new SimClock();
+  const open = (dir: string, segmentBytes: number) => Log.open({ dir, fs: fs.session(), clock, durability: 'never', segmentBytes });
+  const leader = await open('/data/leader', 48 * 1024);
+  const other = await open('/data/other', 48 * 1024);
+  for (let i = 0; i < RECORDS; i += 7) {
+    await leader.append(Array.from({ length: 7 }, (_, j) => record(i + j)));
+    await other.append(Array.from({ length: 7 }, (_, j) => record(i + j + (i === 700 ? 1 : 0))));
+  }
+  return { leader, replica: await open('/data/replica', 20 * 1024), other };
+}
+
+const request = (fromOffset: number) => ({ topic: 't', replicaId: 'n2', epoch: 1, logId: 'p0', fromOffset, bytesMax: CHUNK_BYTES });
+
+test('catch-up - chunks of the leader\'s sealed segments, checked against its digests, build an equal log', async () => {
+  const { leader, replica, other } = await leaderAndReplica();
+  await other.close();
+  let chunks = 0;
+  for (;;) {
+    const chunk = await readChunk(leader, request(replica.nextOffset), CHUNK_BYTES);
+    if (chunk.batches.length === 0) break;
+    chunks++;
+    assert.ok(chunk.toOffset % DIGEST_LEAF_RECORDS === 0 || chunk.toOffset === chunk.sealedEnd || chunk.toOffset - chunk.fromOffset < DIGEST_LEAF_RECORDS, `${chunk.fromOffset}..${chunk.toOffset}`);
+    await replica.appendBatches(checkChunk(chunk));
+  }
+  assert.ok(chunks > 3, `${chunks} chunks`);
+  assert.equal(replica.nextOffset, leader.sealedEndOffset, 'the copy ends where the leader\'s active segment begins');
+  const all = { fromOffset: 0, toOffset: replica.nextOffset, spanRecords: DIGEST_LEAF_RECORDS };
+  assert.deepEqual(await replica.digests(all), await leader.digests(all));
+  await Promise.all([leader.close(), replica.close()]);
+});
+
+test('catch-up - a chunk whose bytes are not what the leader hashed is refused with the range, nothing written', async () => {
+  const { leader, replica, other } = await leaderAndReplica();
+  const chunk = await readChunk(leader, request(0), CHUNK_BYTES);
+  // The same offsets and batch sizes from a log whose batch at 700 holds other (valid) records.
+  const theirs = await readChunk(other, request(0), CHUNK_BYTES);
+  assert.deepEqual([theirs.fromOffset, theirs.toOffset], [chunk.fromOffset, chunk.toOffset]);
+  assert.ok(chunk.toOffset > 700);
+  assert.throws(
+    () => checkChunk({ ...chunk, batches: theirs.batches }),
+    (error) => isFerryError(error, 'CORRUPT_RANGE') && error.detail?.['fromOffset'] === 0 && (error.detail?.['toOffset'] as number) >= 700,
+  );
+  assert.equal(replica.nextOffset, 0, 'nothing written');
+  await other.close();
+  // From the leader's active segment on there is nothing to copy: fetching takes over.
+  assert.equal((await readChunk(leader, request(leader.sealedEndOffset), CHUNK_BYTES)).batches.length, 0);
+  await Promise.all([leader.close(), replica.close()]);
+});
+
+test('catch-up - the copy rate stays within replicaCatchUpBytesPerSec on the simulated clock', async () => {
+  const clock = new SimClock();
+  const bytesPerSec = 100_000;
+  const rate = new CatchUpRate(bytesPerSec, clock);
+  assert.equal(rate.chunkBytes, bytesPerSec, 'a chunk is at most one second of the rate');
+  const started = clock.monotonicMs();
+  let copied = 0;
+  let done = false;
+  const copy = (async () => {
+    for (let i = 0; i < 20; i++) {
+      copied += 25_000;
+      await rate.spend(25_000);
+    }
+    done = true;
+  })();
+  // At every step of simulated time, what was copied fits the rate (plus the chunk in hand).
+  while (!done) {
+    await clock.advanceAndSettle(50);
+    const elapsedSec = (clock.monotonicMs() - started) / 1000;
+    assert.ok(copied <= bytesPerSec * elapsedSec + 25_000, `${copied} bytes after ${elapsedSec} s`);
+  }
+  await copy;
+  assert.ok(clock.monotonicMs() - started >= 4_900, 'half a megabyte at 100 kB/s takes five seconds');
+  assert.equal(new CatchUpRate(undefined, clock).chunkBytes, CATCH_UP_CHUNK_BYTES_MAX);
+  await new CatchUpRate(undefined, clock).spend(1 << 30);
+});
