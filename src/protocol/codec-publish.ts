@@ -3,7 +3,8 @@
  * for the same topic to an open frame (FrameWriter.canAppend) so one header and one topic name
  * serve many messages.
  *
- * PUBLISH payload:  topic string16, tagged section, count u32, then per message:
+ * PUBLISH payload:  topic string16, tagged section (tag 1 `asBroker` u8: the messages carry
+ *   broker-written `ferry-*` headers; needs the replicate grant), count u32, then per message:
  *   flags u8 (bit 0: partition present, bit 1: key present), [partition u32], [key bytes],
  *   header count u16, per header (name string16, value string32), value bytes, tagged section.
  */
@@ -14,6 +15,8 @@ import { malformed, type PayloadReader } from './reader.js';
 import type { FrameWriter } from './writer.js';
 
 export const MESSAGE_FLAG = { partition: 0x01, key: 0x02 } as const;
+/** Tagged fields of the PUBLISH request itself. */
+const REQUEST_TAG = { asBroker: 1 } as const;
 /** Per-message tagged fields of PUBLISH. */
 const MESSAGE_TAG = { id: 1, delayMs: 2, deliverAtMs: 3 } as const;
 /** Tagged fields of PUBLISH_OK. */
@@ -25,10 +28,32 @@ const RESULT_BYTES = 12;
 export const EMPTY_HEADERS: WireHeader[] = [];
 Object.freeze(EMPTY_HEADERS);
 
-/** Opens a PUBLISH frame for `topic`; messages are then added with `writePublishMessage`. */
-export function beginPublish(w: FrameWriter, requestId: number, topic: string): void {
-  w.beginAppendable(FRAME_TYPES.PUBLISH, requestId, topic);
-  w.topicPreamble(topic);
+/**
+ * Opens a PUBLISH frame for `topic`; messages are then added with `writePublishMessage`. `asBroker`
+ * (a broker of a cluster writing dead letters and redrives to another) opens a frame no ordinary
+ * publish is appended to.
+ */
+export function beginPublish(w: FrameWriter, requestId: number, topic: string, asBroker = false): void {
+  if (!asBroker) {
+    w.beginAppendable(FRAME_TYPES.PUBLISH, requestId, topic);
+    w.topicPreamble(topic);
+    return;
+  }
+  w.beginAppendable(FRAME_TYPES.PUBLISH, requestId, `\0as-broker\0${topic}`);
+  try {
+    w.string16(topic);
+  } catch (error) {
+    w.discardFrame();
+    throw error;
+  }
+  const tagged = w.taggedBegin();
+  w.tagU8(REQUEST_TAG.asBroker, 1);
+  w.taggedEnd(tagged, 1);
+  w.itemCountField();
+}
+
+function visitRequest(tag: number, r: PayloadReader, request: { asBroker: boolean }): void {
+  if (tag === REQUEST_TAG.asBroker) request.asBroker = r.u8() === 1;
 }
 
 /** Appends one message to the open PUBLISH frame; on an encoding error the partial message is removed. */
@@ -85,14 +110,15 @@ export function readHeaders(r: PayloadReader): WireHeader[] {
 
 /** A whole PUBLISH frame (closed, so nothing else is appended to it). */
 export function encodePublish(w: FrameWriter, requestId: number, request: PublishRequest): void {
-  beginPublish(w, requestId, request.topic);
+  beginPublish(w, requestId, request.topic, request.asBroker === true);
   for (const message of request.messages) writePublishMessage(w, message);
   w.closeAppendable();
 }
 
 export function decodePublish(r: PayloadReader): PublishRequest {
   const topic = r.string16();
-  r.skipTagged();
+  const flags = { asBroker: false };
+  r.tagged(visitRequest, flags);
   const count = r.u32();
   if (count > PUBLISH_MESSAGES_MAX) throw malformed(`${count} messages exceed ${PUBLISH_MESSAGES_MAX}`);
   const messages: WirePublishMessage[] = [];
@@ -109,7 +135,7 @@ export function decodePublish(r: PayloadReader): PublishRequest {
     messages.push(message);
   }
   r.done();
-  return { topic, messages };
+  return flags.asBroker ? { topic, messages, asBroker: true } : { topic, messages };
 }
 
 /** PUBLISH_OK payload: reached u8, count u32, per message (partition u32, offset u64), tagged section. */

@@ -178,6 +178,17 @@ class GuardedBroker implements BrokerApi {
     return this.inner.publish(topic, messages);
   }
 
+  /** Broker headers (dead letters, redrives from another broker) only from a user with the replicate grant. */
+  publishAsBroker(topic: string, messages: readonly PublishMessage[]): Promise<PublishResult[]> {
+    try {
+      this.check('replicate', { topic });
+      this.takeQuota(messages.length);
+      return required(this.inner, 'publishAsBroker')(topic, messages);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
   private takeQuota(count: number): void {
     const quota = this.guard.quota;
     if (quota === null) return;
