@@ -25,7 +25,7 @@ import { isCopyOf, type DeadLetterSource, type DeadLetterTarget } from './delive
 import { DEFAULT_GROUP_CONFIG, DEFAULT_TOPIC_CONFIG, resolveGroupConfig, stripUndefined, validateTopicConfig } from './config.js';
 import { redrive } from './redrive.js';
 import { WallHistory } from './wall-clock/wall-history.js';
-import { checkName } from './names.js';
+import { checkClientGroup, checkName } from './names.js';
 import { quarantiner } from './recovery.js';
 import { Topic, type TopicContext, type TopicServices } from './topic.js';
 import type {
@@ -506,6 +506,8 @@ export class Broker implements BrokerApi, DeadLetterTarget {
     }
     const from = options.from ?? { kind: options.group === undefined ? 'latest' : 'earliest' };
     if (options.group !== undefined) {
+      // The broker's own groups (redrive's) are not for subscribers, existing or not.
+      checkClientGroup(options.group);
       const { ackTimeoutMs, backoffMs, deliveriesMax, deadLetterTopic } = options;
       const groupOptions = { ackTimeoutMs, backoffMs, deliveriesMax, deadLetterTopic };
       if (topic.group(options.group) === undefined) this.checkNewGroup(topicName, options.group, groupOptions, options.mayCreateTopic);
