@@ -15,7 +15,7 @@ import { watchFile, unwatchFile } from 'node:fs';
 import type { Clock } from '../platform/clock.js';
 import type { Logger } from '../platform/logger.js';
 import { FerryError } from '../errors.js';
-import { hashToken, verifyPassword } from './password.js';
+import { decoyHash, hashToken, verifyPassword, type PasswordHash } from './password.js';
 import { isAllowed, isVisible, type Action, type Resource } from './policy.js';
 import { grantsOf, readUsersFile, type UsersFile } from './users-file.js';
 
@@ -77,6 +77,10 @@ export class Authenticator {
   private readonly failures = new Map<string, FailureCount>();
   private readonly listeners = new Set<() => void>();
   private passwordChecks = 0;
+  /** Password checks run (scrypt derivations), decoys for unknown users included. */
+  passwordChecksTotal = 0;
+  /** What a login for a user without a password is checked against (password.ts decoyHash). */
+  private decoy: PasswordHash = decoyHash();
   private readonly passwordCheckQueue: Array<() => void> = [];
   private readonly required: boolean;
   private readonly failureDelayMsMin: number;
@@ -139,6 +143,8 @@ export class Authenticator {
     for (const [name, user] of Object.entries(file.users)) for (const stored of user.tokens ?? []) owners.set(stored, name);
     this.file = file;
     this.tokenOwners = owners;
+    // The decoy costs what the users' own hashes cost (the first one found; they share one cost).
+    this.decoy = decoyHash(Object.values(file.users).find((user) => user.password !== undefined)?.password);
     // A changed or removed password must not keep working from the cache.
     this.verified.clear();
   }
@@ -189,7 +195,12 @@ export class Authenticator {
     if (credentials.user === undefined || credentials.password === undefined) return null;
     const name = credentials.user;
     const user = this.file.users[name];
-    if (user?.password === undefined) return null;
+    if (user?.password === undefined) {
+      // As much work as a wrong password for a known user: the answer's time must not tell the names apart.
+      const decoy = this.decoy;
+      await this.throttled(() => verifyPassword(credentials.password!, decoy));
+      return null;
+    }
     const cacheKey = createHmac('sha256', this.cacheKey).update(name).update('\0').update(credentials.password).digest('base64');
     if (this.verified.get(cacheKey) === name) return name;
     const file = this.file;
@@ -213,6 +224,7 @@ export class Authenticator {
       this.passwordChecks++;
     }
     try {
+      this.passwordChecksTotal += 1;
       return await check();
     } finally {
       // Hand the slot to the next waiter, or give it back.
