@@ -100,6 +100,7 @@ export class AdminServer {
       clock: options.clock,
       traffic: this.metrics.traffic,
       connections: () => this.attachment?.connections ?? null,
+      seesBrokerWide: () => options.security?.seesBrokerWide() ?? true,
     });
     this.grpcOptions = {
       broker: () => this.broker(),

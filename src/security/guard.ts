@@ -160,12 +160,27 @@ class GuardedBroker implements BrokerApi {
   }
 
   listTopics(): TopicInfo[] {
-    return this.inner.listTopics().filter((info) => this.auth.sees(this.view.principal, info.name));
+    return this.inner
+      .listTopics()
+      .filter((info) => this.auth.sees(this.view.principal, info.name))
+      .map((info) => this.withVisibleGroups(info));
   }
 
   describeTopic(name: string): TopicInfo {
     this.checkVisible(name);
-    return this.inner.describeTopic(name);
+    return this.withVisibleGroups(this.inner.describeTopic(name));
+  }
+
+  /**
+   * A topic's groups as listGroups shows them: all to an admin of the topic (or a broker of the
+   * cluster, replicate), else those the caller may consume.
+   */
+  private withVisibleGroups(info: TopicInfo): TopicInfo {
+    const principal = this.view.principal;
+    const topic = { topic: info.name };
+    if (info.groups.length === 0 || this.auth.allows(principal, 'admin', topic) || this.auth.allows(principal, 'replicate', topic)) return info;
+    const groups = info.groups.filter((group) => this.auth.allows(principal, 'consume', { topic: info.name, group }));
+    return groups.length === info.groups.length ? info : { ...info, groups };
   }
 
   publish(topic: string, messages: readonly PublishMessage[]): Promise<PublishResult[]> {
