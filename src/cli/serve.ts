@@ -9,8 +9,9 @@
  * without users refuses to listen anywhere but on loopback.
  */
 import { resolve } from 'node:path';
+import { chmod, stat } from 'node:fs/promises';
 import { SystemClock } from '../platform/clock.js';
-import { NodeFileSystem } from '../platform/fs.js';
+import { NodeFileSystem, parseUmask } from '../platform/fs.js';
 import { createLogger, type Logger } from '../platform/logger.js';
 import { Broker, lockDataDir } from '../broker/broker.js';
 import type { DirLock } from '../platform/dir-lock.js';
@@ -182,11 +183,21 @@ function logSecurity(config: FerryConfig, security: Security, logger: Logger): v
  */
 async function takeDirLock(fs: NodeFileSystem, dir: string, logger: Logger): Promise<DirLock | number> {
   try {
-    return await lockDataDir(fs, dir);
+    const lock = await lockDataDir(fs, dir);
+    await tightenDataDir(fs, dir, logger);
+    return lock;
   } catch (error) {
     logger.error('broker.open_failed', { dir, error });
     return isFerryError(error, 'DATA_DIR_LOCKED') ? EXIT_CODES.dataDirLocked : EXIT_CODES.failed;
   }
+}
+
+/** A data directory made before storage.umask (or looser than it) is closed to others at start; what is in it keeps its modes. */
+async function tightenDataDir(fs: NodeFileSystem, dir: string, logger: Logger): Promise<void> {
+  const mode = (await stat(dir)).mode & 0o777;
+  if ((mode & ~fs.dirMode) === 0) return;
+  await chmod(dir, mode & fs.dirMode);
+  logger.warn('storage.data_dir.mode_tightened', { dir, from: mode.toString(8), to: (mode & fs.dirMode).toString(8) });
 }
 
 async function run(config: FerryConfig): Promise<number> {
@@ -202,7 +213,7 @@ async function run(config: FerryConfig): Promise<number> {
   // One guard for every transport: it holds the open subscriptions to check again on reload.
   const guard = new AccessGuard(authenticator, { quota: security.quota, logger });
 
-  const fs = new NodeFileSystem();
+  const fs = new NodeFileSystem({ umask: parseUmask(config.storage.umask) });
   const dirLock = await takeDirLock(fs, dir, logger);
   if (typeof dirLock === 'number') {
     guard.close();

@@ -104,7 +104,7 @@ export interface FerryConfig {
     publishBurstMessages: number;
   };
   log: { level: LogLevel; format: LogFormat };
-  storage: { tailCacheBytes: number; memoryHighWatermarkBytes: number; diskFreeLowBytes: number };
+  storage: { tailCacheBytes: number; memoryHighWatermarkBytes: number; diskFreeLowBytes: number; umask: string };
   /** Admission limits: each at most the ceiling the storage engine or broker enforces anyway. */
   limits: {
     recordBytesMax: number;
@@ -229,6 +229,7 @@ export const FIELDS: readonly FieldSpec[] = [
 
   { path: 'storage.tailCacheBytes', kind: int(0, TAIL_CACHE_BYTES_MAX, 'bytes'), default: DEFAULT_TAIL_CACHE_BYTES, doc: 'Memory for the hot tail of all partitions together (recent messages served without a disk read).' },
   { path: 'storage.memoryHighWatermarkBytes', kind: int(MEMORY_WATERMARK_BYTES_MIN, Number.MAX_SAFE_INTEGER, 'bytes'), default: DEFAULT_MEMORY_HIGH_WATERMARK_BYTES, defaultText: '40% of RAM', doc: 'Resident memory above which publishes are refused with BROKER_BUSY (retryable) until it falls; the default is 40% of this machine\'s RAM, as RabbitMQ\'s vm_memory_high_watermark.' },
+  { path: 'storage.umask', kind: { type: 'string', example: '077' }, default: '077', doc: 'Permission bits taken from the files and directories the broker creates in its data directory, as three octal digits (quote it in YAML): 077 makes files 0600 and directories 0700 (only the broker\'s user reads messages); 027 lets its group read.' },
   { path: 'storage.diskFreeLowBytes', kind: int(0, Number.MAX_SAFE_INTEGER, 'bytes'), default: DEFAULT_DISK_FREE_LOW_BYTES, doc: 'Free space on the data disk below which publishes are refused with DISK_FULL (retryable) before the disk is really full; 0 turns the check off (RabbitMQ\'s disk_free_limit is 50 MB).' },
 
   { path: 'limits.recordBytesMax', kind: int(1, RECORD_BYTES_MAX, 'bytes'), default: RECORD_BYTES_MAX, doc: 'Largest message (key + headers + value) accepted; at most the storage ceiling.' },
