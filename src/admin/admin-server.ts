@@ -129,13 +129,17 @@ export class AdminServer {
       ...(options.tls === undefined ? {} : { tls: options.tls }),
       ...(options.rejections === undefined ? {} : { onRefused: () => options.rejections!.count('TOO_MANY_CONNECTIONS', 'http') }),
     });
-    const scheme = options.tls === undefined ? 'http' : 'https';
-    options.logger.info('admin.listening', { host: server.listener.host, port: server.listener.port, url: `${scheme}://${hostForUrl(server.listener.host)}:${server.listener.port}/` });
+    options.logger.info('admin.listening', { host: server.listener.host, port: server.listener.port, url: server.url });
     return server;
   }
 
   get port(): number {
     return this.listener?.port ?? 0;
+  }
+
+  /** Where the port answers: `https://` when it speaks TLS. */
+  get url(): string {
+    return `${this.options.tls === undefined ? 'http' : 'https'}://${hostForUrl(this.host)}:${this.port}/`;
   }
 
   get host(): string {

@@ -336,7 +336,7 @@ async function openPorts(config: FerryConfig, parts: { broker: Broker; observed:
     await cluster.join(broker, listening);
     await ensureTopics(observed, config.topics, logger);
     admin?.attach({ broker: observed, rawBroker: broker, connections: tcp, tcp: listening, describeRemote: cluster.describeRemote });
-    logger.info('broker.listening', { host: listening.host, port: listening.port, nodeId: cluster.node.nodeId, http: admin === null ? null : `http://${admin.host}:${admin.port}/` });
+    logger.info('broker.listening', { host: listening.host, port: listening.port, nodeId: cluster.node.nodeId, http: admin === null ? null : admin.url });
     return;
   }
   await ensureTopics(observed, config.topics, logger);
@@ -349,7 +349,7 @@ async function openPorts(config: FerryConfig, parts: { broker: Broker; observed:
   });
   const address = await tcp.listen(config.server.port, config.server.host);
   admin?.attach({ broker: observed, rawBroker: broker, connections: tcp, tcp: address });
-  logger.info('broker.listening', { host: address.host, port: address.port, http: admin === null ? null : `http://${admin.host}:${admin.port}/` });
+  logger.info('broker.listening', { host: address.host, port: address.port, http: admin === null ? null : admin.url });
 }
 
 /** Serves until SIGINT or SIGTERM, then closes everything (a second signal forces the exit); resolves with the exit code. */

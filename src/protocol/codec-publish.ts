@@ -22,6 +22,9 @@ const MESSAGE_TAG = { id: 1, delayMs: 2, deliverAtMs: 3 } as const;
 /** Tagged fields of PUBLISH_OK. */
 const RESULT_TAG = { duplicates: 1, deliverAtMs: 2 } as const;
 
+/** Headers a PUBLISH message may list on the wire (its u16 count); past HEADERS_COUNT_MAX the broker refuses the request. */
+const PUBLISH_HEADERS_DECODED_MAX = 0xffff;
+
 /** Bytes of one PUBLISH_OK result: partition u32 + offset u64. */
 const RESULT_BYTES = 12;
 
@@ -99,10 +102,15 @@ export function writeHeaders(w: FrameWriter, headers: readonly WireHeader[] | un
   }
 }
 
-export function readHeaders(r: PayloadReader): WireHeader[] {
+/**
+ * A message's headers. `countMax` is HEADERS_COUNT_MAX where more is a broken peer (a delivery);
+ * a publish reads up to what its u16 count can say (bounded by the frame, which is whole in memory
+ * already) and leaves the limit to the broker, which refuses that one request HEADERS_TOO_LARGE.
+ */
+export function readHeaders(r: PayloadReader, countMax: number = HEADERS_COUNT_MAX): WireHeader[] {
   const count = r.u16();
   if (count === 0) return EMPTY_HEADERS;
-  if (count > HEADERS_COUNT_MAX) throw malformed(`${count} headers exceed ${HEADERS_COUNT_MAX}`);
+  if (count > countMax) throw malformed(`${count} headers exceed ${countMax}`);
   const headers: WireHeader[] = [];
   for (let i = 0; i < count; i++) headers.push([r.string16(), r.string32()]);
   return headers;
@@ -126,7 +134,7 @@ export function decodePublish(r: PayloadReader): PublishRequest {
     const flags = r.u8();
     const partition = flags & MESSAGE_FLAG.partition ? r.u32() : undefined;
     const key = flags & MESSAGE_FLAG.key ? r.bytes() : null;
-    const headers = readHeaders(r);
+    const headers = readHeaders(r, PUBLISH_HEADERS_DECODED_MAX);
     const value = r.bytes();
     const message: WirePublishMessage = { key, value };
     r.tagged(visitMessage, message);
