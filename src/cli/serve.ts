@@ -24,6 +24,7 @@ import { ObservedBroker } from '../admin/observed-broker.js';
 import { Traffic } from '../admin/traffic.js';
 import { admissionLimits, brokerOptions, ensureTopics, serverOptions, tlsFiles } from '../config/apply.js';
 import { Authenticator } from '../security/authenticator.js';
+import { AUDIT_LOGGER_NAME, AuditLog } from '../security/audit.js';
 import { AccessGuard } from '../security/guard.js';
 import { HttpSecurity } from '../security/http-auth.js';
 import { PublishQuota } from '../security/quota.js';
@@ -125,14 +126,14 @@ interface Security {
  * Reads the TLS files and the users file and checks the listening addresses, before anything is
  * opened. A broker without users serves anyone who can reach it, so it listens on loopback only.
  */
-function prepareSecurity(config: FerryConfig, clock: SystemClock, logger: Logger): Security {
+function prepareSecurity(config: FerryConfig, clock: SystemClock, logger: Logger, audit: AuditLog): Security {
   const files = tlsFiles(config);
   let tls: TlsMaterial | null;
   let authenticator: Authenticator;
   try {
     tls = files === null ? null : readTlsFiles(files);
     const usersFile = config.security.usersFile ?? null;
-    authenticator = new Authenticator(usersFile === null ? null : resolve(usersFile), clock, logger, undefined, { required: usersFile !== null });
+    authenticator = new Authenticator(usersFile === null ? null : resolve(usersFile), clock, logger, undefined, { required: usersFile !== null, audit });
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
@@ -200,13 +201,19 @@ async function tightenDataDir(fs: NodeFileSystem, dir: string, logger: Logger): 
   logger.warn('storage.data_dir.mode_tightened', { dir, from: mode.toString(8), to: (mode & fs.dirMode).toString(8) });
 }
 
+/** Security events on a logger of their own (docs/SECURITY.md, "Audit log"), at info even when the rest logs less. */
+function auditLog(config: FerryConfig, format: 'json' | 'pretty', clock: SystemClock): AuditLog {
+  const level = config.log.level === 'debug' ? 'debug' : 'info';
+  return new AuditLog(createLogger({ level, format, base: { name: AUDIT_LOGGER_NAME } }), clock);
+}
+
 async function run(config: FerryConfig): Promise<number> {
   const format = config.log.format === 'auto' ? (process.stderr.isTTY === true ? 'pretty' : 'json') : config.log.format;
   const logger = new CountingLogger(createLogger({ level: config.log.level, format }));
   const clock = new SystemClock();
   const dir = resolve(config.dir);
   const startedMs = performance.now();
-  const security = prepareSecurity(config, clock, logger);
+  const security = prepareSecurity(config, clock, logger, auditLog(config, format, clock));
   const { authenticator, rejections } = security;
   logStart(config, { dir, security, logger });
 

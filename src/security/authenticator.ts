@@ -18,6 +18,7 @@ import { FerryError } from '../errors.js';
 import { decoyHash, hashToken, verifyPassword, type PasswordHash } from './password.js';
 import { isAllowed, isVisible, type Action, type Resource } from './policy.js';
 import { grantsOf, readUsersFile, type UsersFile } from './users-file.js';
+import { silentAudit, type AuditLog } from './audit.js';
 
 /** First failure's delay; it doubles per failure up to the cap. */
 export const LOGIN_FAILURE_DELAY_MS_MIN = 100;
@@ -38,6 +39,8 @@ const VERIFIED_CACHE_MAX = 1_000;
 export const PASSWORD_CHECKS_CONCURRENT_MAX = 2;
 /** Logins waiting for a password check at most; beyond it a login is refused BROKER_BUSY (retryable). */
 export const PASSWORD_CHECKS_QUEUED_MAX = 1_000;
+/** A failed login's user name is logged up to this length: it is whatever the client sent. */
+const HELLO_USER_LOGGED_CHARS_MAX = 256;
 
 export interface AuthenticatorOptions {
   /**
@@ -50,6 +53,8 @@ export interface AuthenticatorOptions {
   failureDelayMsMin?: number;
   /** Cap of that delay (default LOGIN_FAILURE_DELAY_MS_MAX). */
   failureDelayMsMax?: number;
+  /** Where logins and user changes are recorded (audit.ts); default: nowhere. */
+  audit?: AuditLog;
 }
 
 export interface Credentials {
@@ -86,6 +91,7 @@ export class Authenticator {
   private readonly failureDelayMsMin: number;
   private readonly failureDelayMsMax: number;
   private watching = false;
+  readonly audit: AuditLog;
 
   constructor(
     private readonly path: string | null,
@@ -97,6 +103,7 @@ export class Authenticator {
     this.required = options.required ?? false;
     this.failureDelayMsMin = options.failureDelayMsMin ?? LOGIN_FAILURE_DELAY_MS_MIN;
     this.failureDelayMsMax = options.failureDelayMsMax ?? LOGIN_FAILURE_DELAY_MS_MAX;
+    this.audit = options.audit ?? silentAudit;
     this.install(file ?? (path === null ? { version: 1, users: {}, roles: {} } : readUsersFile(path)));
   }
 
@@ -139,6 +146,7 @@ export class Authenticator {
   }
 
   private install(file: UsersFile): void {
+    if (this.file !== undefined) this.auditChanges(this.file, file);
     const owners = new Map<string, string>();
     for (const [name, user] of Object.entries(file.users)) for (const stored of user.tokens ?? []) owners.set(stored, name);
     this.file = file;
@@ -147,6 +155,24 @@ export class Authenticator {
     this.decoy = decoyHash(Object.values(file.users).find((user) => user.password !== undefined)?.password);
     // A changed or removed password must not keep working from the cache.
     this.verified.clear();
+  }
+
+  /** Records who was added, removed or changed (grants, password, tokens) between two files. */
+  private auditChanges(before: UsersFile, after: UsersFile): void {
+    const names = new Set([...Object.keys(before.users), ...Object.keys(after.users)]);
+    const added: string[] = [];
+    const removed: string[] = [];
+    const changed: string[] = [];
+    for (const name of names) {
+      const old = before.users[name];
+      const now = after.users[name];
+      if (old === undefined) added.push(name);
+      else if (now === undefined) removed.push(name);
+      else if (JSON.stringify(old) !== JSON.stringify(now)) changed.push(name);
+    }
+    const rolesChanged = JSON.stringify(before.roles) !== JSON.stringify(after.roles);
+    if (added.length + removed.length + changed.length === 0 && !rolesChanged) return;
+    this.audit.record('users.changed', { path: this.path, added, removed, changed, rolesChanged });
   }
 
   private notify(): void {
@@ -176,12 +202,15 @@ export class Authenticator {
   /** Resolves with the principal, or rejects with AUTH_FAILED after a delay that grows with failures. */
   async authenticate(credentials: Credentials, remoteAddress: string): Promise<Principal> {
     const name = await this.check(credentials);
+    const method = credentials.token !== undefined ? 'token' : 'password';
     if (name !== null) {
       this.failures.delete(`user:${credentials.user ?? ''}`);
+      this.audit.loginSucceeded(name, remoteAddress, method);
       return { name };
     }
     const delayMs = Math.max(this.recordFailure(`addr:${remoteAddress}`), this.recordFailure(`user:${credentials.user ?? ''}`));
     this.logger.warn('security.login_failed', { user: credentials.user, address: remoteAddress, delayMs });
+    this.audit.record('login.failed', { user: credentials.user?.slice(0, HELLO_USER_LOGGED_CHARS_MAX) ?? null, address: remoteAddress, method, delayMs });
     await new Promise<void>((resolve) => this.clock.schedule(delayMs, resolve));
     throw new FerryError('AUTH_FAILED', 'authentication failed: unknown user, wrong password or token');
   }

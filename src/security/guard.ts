@@ -11,6 +11,7 @@ import type { BrokerApi, DeliverySink, GroupInfo, PublishMessage, PublishResult,
 import type { Authenticator, Principal } from './authenticator.js';
 import type { Action, Resource } from './policy.js';
 import type { PublishQuota } from './quota.js';
+import type { AuditEvent } from './audit.js';
 
 /** A sink that can be told why its subscription was withdrawn (transports implement it). */
 export interface RevocableSink extends DeliverySink {
@@ -115,7 +116,16 @@ class GuardedBroker implements BrokerApi {
 
   private refuse(code: ErrorCode, error: FerryError): never {
     this.view.onReject?.(code);
+    this.auth.audit.refused(this.view.principal?.name ?? null, this.view.address, code, error.message);
     throw error;
+  }
+
+  /** An admin action done: the audit log says who did it from where. */
+  private audited<T>(event: AuditEvent, fields: Record<string, unknown>, done: Promise<T>): Promise<T> {
+    return done.then((result) => {
+      this.auth.audit.record(event, { user: this.view.principal?.name ?? null, address: this.view.address, ...fields });
+      return result;
+    });
   }
 
   private check(action: Action, resource: Resource): void {
@@ -147,7 +157,7 @@ class GuardedBroker implements BrokerApi {
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.inner.createTopic(name, config);
+    return this.audited('topic.created', { topic: name }, this.inner.createTopic(name, config));
   }
 
   deleteTopic(name: string): Promise<void> {
@@ -156,7 +166,7 @@ class GuardedBroker implements BrokerApi {
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.inner.deleteTopic(name);
+    return this.audited('topic.deleted', { topic: name }, this.inner.deleteTopic(name));
   }
 
   listTopics(): TopicInfo[] {
@@ -251,7 +261,7 @@ class GuardedBroker implements BrokerApi {
   resetGroup(topic: string, group: string, to: StartPosition): Promise<GroupInfo> {
     try {
       this.check('admin', { topic });
-      return required(this.inner, 'resetGroup')(topic, group, to);
+      return this.audited('group.reset', { topic, group, to }, required(this.inner, 'resetGroup')(topic, group, to));
     } catch (error) {
       return Promise.reject(error);
     }
@@ -260,7 +270,7 @@ class GuardedBroker implements BrokerApi {
   redrive(deadLetterTopic: string, options?: RedriveOptions): Promise<RedriveResult> {
     try {
       this.check('admin', { topic: deadLetterTopic });
-      return required(this.inner, 'redrive')(deadLetterTopic, options);
+      return this.audited('redrive', { topic: deadLetterTopic, options: options ?? {} }, required(this.inner, 'redrive')(deadLetterTopic, options));
     } catch (error) {
       return Promise.reject(error);
     }

@@ -60,6 +60,7 @@ export class HttpSecurity {
       if (path === API_PATH || path.startsWith(API_PATH + '/') || path === METRICS_PATH) {
         const refusal = auth.error ?? (path === METRICS_PATH ? this.metricsRefusal(auth.principal) : this.brokerWideRefusal(path, auth.principal));
         if (refusal !== null) {
+          this.authenticator.audit.refused(auth.principal?.name ?? null, auth.address, refusal.code, `${req.method ?? 'GET'} ${path}: ${refusal.message}`);
           this.refuse(res, refusal);
           return;
         }
