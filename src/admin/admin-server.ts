@@ -23,6 +23,7 @@ import type { HttpHandler } from '../transport/http/listener.js';
 import { ferryVersion } from './version.js';
 import type { HttpSecurity } from '../security/http-auth.js';
 import type { Rejections } from '../security/rejections.js';
+import type { TlsMaterial } from '../security/tls.js';
 
 export interface AdminServerOptions {
   host: string;
@@ -135,6 +136,11 @@ export class AdminServer {
 
   get port(): number {
     return this.listener?.port ?? 0;
+  }
+
+  /** New HTTPS connections use this certificate from now on (a reload); open ones keep theirs. */
+  setTlsMaterial(material: TlsMaterial): void {
+    this.listener?.setSecureContext(material);
   }
 
   /** Where the port answers: `https://` when it speaks TLS. */

@@ -25,6 +25,7 @@ import { Traffic } from '../admin/traffic.js';
 import { admissionLimits, brokerOptions, ensureTopics, serverOptions, tlsFiles } from '../config/apply.js';
 import { Authenticator } from '../security/authenticator.js';
 import { AUDIT_LOGGER_NAME, AuditLog } from '../security/audit.js';
+import { TlsReloader } from '../security/tls-reload.js';
 import { AccessGuard } from '../security/guard.js';
 import { HttpSecurity } from '../security/http-auth.js';
 import { PublishQuota } from '../security/quota.js';
@@ -284,7 +285,8 @@ async function run(config: FerryConfig): Promise<number> {
     await close();
     return EXIT_CODES.failed;
   }
-  return untilStopped({ logger, admin, startedMs, close, stopWatching: watchUsers(authenticator, logger) });
+  const stopWatching = watchSecurity(config, { authenticator, tls: security.tls, tcp, admin, logger });
+  return untilStopped({ logger, admin, startedMs, close, stopWatching });
 }
 
 /** The flag that moves each port, and the event that logs where a port 0 ended up. */
@@ -302,17 +304,31 @@ function logStartFailure(logger: Logger, error: unknown, port: keyof typeof PORT
   return undefined;
 }
 
-/** A changed users file applies within a second (polled), or at once on SIGHUP; returns what stops watching. */
-function watchUsers(authenticator: Authenticator, logger: Logger): () => void {
+/**
+ * A changed users file, certificate or key applies within a second (polled), or at once on SIGHUP:
+ * new TLS connections on both ports get the new certificate, open ones keep theirs, and a set that
+ * is not usable is logged and the old one kept (security/tls-reload.ts). Returns what stops watching.
+ */
+function watchSecurity(config: FerryConfig, parts: { authenticator: Authenticator; tls: TlsMaterial | null; tcp: TcpServer; admin: AdminServer | null; logger: Logger }): () => void {
+  const { authenticator, tcp, admin, logger } = parts;
   authenticator.watch();
+  const files = tlsFiles(config);
+  const certificates = files === null || parts.tls === null ? null : new TlsReloader(files, logger, parts.tls);
+  certificates?.onChange((material) => {
+    tcp.setTlsMaterial(material);
+    if (config.http.tls) admin?.setTlsMaterial(material);
+  });
+  certificates?.watch();
   const reload = (): void => {
     logger.info('security.users.reload_requested', { signal: 'SIGHUP' });
     authenticator.reload();
+    certificates?.reload();
   };
   process.on('SIGHUP', reload);
   return () => {
     process.off('SIGHUP', reload);
     authenticator.close();
+    certificates?.close();
   };
 }
 

@@ -16,6 +16,7 @@ import { Connection, type ConnectionOwner, type ConnectionStats } from './connec
 import { resolveServerOptions, type ResolvedServerOptions, type TcpServerOptions } from './options.js';
 import { Refusal } from './refusal.js';
 import { TlsAcceptor } from './tls-accept.js';
+import type { TlsMaterial } from '../../security/tls.js';
 
 export type { TcpServerOptions } from './options.js';
 export type { ConnectionStats } from './connection.js';
@@ -100,6 +101,11 @@ export class TcpServer implements ConnectionOwner {
       perIp: new Refusal('TOO_MANY_CONNECTIONS', `the server holds its maximum of ${this.options.maxConnectionsPerIp} connections from your address`),
       tlsOnly: new Refusal('AUTH_REQUIRED', 'this server accepts TLS connections only: connect with tls'),
     };
+  }
+
+  /** TLS certificates reloaded: new connections use them, open ones keep what they shook hands with. */
+  setTlsMaterial(material: TlsMaterial): void {
+    this.tls?.setMaterial(material);
   }
 
   listen(port: number, host = DEFAULT_HOST): Promise<{ port: number; host: string }> {

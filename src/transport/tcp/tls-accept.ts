@@ -51,6 +51,11 @@ export class TlsAcceptor {
     );
   }
 
+  /** New handshakes use this certificate and key from now on (a reload); finished ones keep theirs. */
+  setMaterial(material: TlsMaterial): void {
+    this.server.setSecureContext({ ...material });
+  }
+
   accept(socket: Socket): Promise<Accepted> {
     const key = peerKey(socket);
     return new Promise((resolve) => {
