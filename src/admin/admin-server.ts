@@ -27,6 +27,7 @@ import { ObservedBroker } from './observed-broker.js';
 import { ferryVersion } from './version.js';
 import type { HttpSecurity } from '../security/http-auth.js';
 import type { Rejections } from '../security/rejections.js';
+import type { TlsMaterial } from '../security/tls.js';
 
 export interface AdminServerOptions {
   host: string;
@@ -108,6 +109,7 @@ export class AdminServer {
       clock: options.clock,
       traffic: this.metrics.traffic,
       connections: () => this.attachment?.connections ?? null,
+      seesBrokerWide: () => options.security?.seesBrokerWide() ?? true,
     });
     this.grpcOptions = {
       broker: () => this.broker(),
@@ -141,13 +143,22 @@ export class AdminServer {
       ...(options.tls === undefined ? {} : { tls: options.tls }),
       ...(options.rejections === undefined ? {} : { onRefused: () => options.rejections!.count('TOO_MANY_CONNECTIONS', 'http') }),
     });
-    const scheme = options.tls === undefined ? 'http' : 'https';
-    options.logger.info('admin.listening', { host: server.listener.host, port: server.listener.port, url: `${scheme}://${hostForUrl(server.listener.host)}:${server.listener.port}/` });
+    options.logger.info('admin.listening', { host: server.listener.host, port: server.listener.port, url: server.url });
     return server;
   }
 
   get port(): number {
     return this.listener?.port ?? 0;
+  }
+
+  /** New HTTPS connections use this certificate from now on (a reload); open ones keep theirs. */
+  setTlsMaterial(material: TlsMaterial): void {
+    this.listener?.setSecureContext(material);
+  }
+
+  /** Where the port answers: `https://` when it speaks TLS. */
+  get url(): string {
+    return `${this.options.tls === undefined ? 'http' : 'https'}://${hostForUrl(this.host)}:${this.port}/`;
   }
 
   get host(): string {

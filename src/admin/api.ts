@@ -49,6 +49,8 @@ export interface AdminContext {
   clock: Clock;
   traffic: Traffic;
   connections(): ConnectionSource | null;
+  /** Whether the current caller may see the whole broker (admin on every topic, or security off). */
+  seesBrokerWide(): boolean;
 }
 
 /** Keys accepted when creating a topic: a typo is an error, not a silently ignored setting. */
@@ -164,11 +166,19 @@ function overview(context: AdminContext): unknown {
   const ready = readiness.ready;
   // A cluster member without etcd still serves: its figures are worth showing.
   const snapshot = ready || readiness.status === 'etcd unreachable' ? takeSnapshot(context.broker()) : null;
+  const notReady = ready ? {} : { notReady: { status: readiness.status, reason: readiness.reason } };
+  if (!context.seesBrokerWide()) {
+    // A user short of admin on every topic sees its own topics' figures, not the process, the
+    // connections, the pid or the data directory.
+    const visible = new Set(snapshot?.topics.map((topic) => topic.info.name) ?? []);
+    const info = { ...context.info(), pid: null, dir: null };
+    return { timeMs: context.clock.nowMs(), ready, ...notReady, info, totals: snapshot?.totals ?? null, traffic: context.traffic.totals((topic) => visible.has(topic)), server: null, process: null };
+  }
   const server = context.connections()?.stats() ?? null;
   return {
     timeMs: context.clock.nowMs(),
     ready,
-    ...(ready ? {} : { notReady: { status: readiness.status, reason: readiness.reason } }),
+    ...notReady,
     info: context.info(),
     totals: snapshot?.totals ?? null,
     traffic: context.traffic.totals(),

@@ -202,6 +202,8 @@ export interface HttpListener {
   port: number;
   host: string;
   close(): Promise<void>;
+  /** HTTPS only: new connections use this certificate from now on (a reload). */
+  setSecureContext(tls: SecureServerOptions): void;
 }
 
 /**

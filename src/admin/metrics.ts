@@ -249,6 +249,12 @@ export class BrokerMetrics implements StorageObserver {
     gauge('ferry_connections', 'Open client connections.', [], (m) => m.set(server()?.connections ?? 0));
     counter('ferry_connections_opened_total', 'Client connections accepted.', [], (m) => m.inc(server()?.connectionsTotal ?? 0));
     counter('ferry_connections_rejected_total', 'Connections refused at the connection limit.', [], (m) => m.inc(server()?.connectionsRejected ?? 0));
+    counter('ferry_connections_refused_total', 'Sockets refused at accept on the TCP port, by reason: accept_rate (the per-address rate), per_ip, total, tls_only.', ['reason'], (m) => {
+      for (const [reason, count] of Object.entries(server()?.refusedByReason ?? {})) m.inc({ reason }, count);
+    });
+    counter('ferry_tls_handshakes_deferred_total', 'TLS handshakes on the TCP port started a turn late because the per-turn budget was spent (a connection storm).', [], (m) =>
+      m.inc(server()?.tlsHandshakesDeferred ?? 0),
+    );
     counter('ferry_slow_consumers_total', 'Connections closed as slow consumers.', [], (m) => m.inc(server()?.slowConsumersTotal ?? 0));
     counter('ferry_handshakes_deferred_total', 'Times a HELLO was put off to the next turn because the per-turn handshake budget was spent (a connection storm); once per HELLO and turn.', [], (m) =>
       m.inc(server()?.handshakesDeferred ?? 0),

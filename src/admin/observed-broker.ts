@@ -40,12 +40,20 @@ export class ObservedBroker implements BrokerApi {
     return this.inner.describeTopic(name);
   }
 
-  async publish(topic: string, messages: readonly PublishMessage[]): Promise<PublishResult[]> {
+  publish(topic: string, messages: readonly PublishMessage[]): Promise<PublishResult[]> {
+    return this.observePublish(topic, messages, () => this.inner.publish(topic, messages));
+  }
+
+  publishAsBroker(topic: string, messages: readonly PublishMessage[]): Promise<PublishResult[]> {
+    return this.observePublish(topic, messages, () => required(this.inner, 'publishAsBroker')(topic, messages));
+  }
+
+  private async observePublish(topic: string, messages: readonly PublishMessage[], send: () => Promise<PublishResult[]>): Promise<PublishResult[]> {
     if (this.checkAdmission) checkPublishLimits(messages, this.limits);
     const startedMs = this.clock.monotonicMs();
     let results: PublishResult[];
     try {
-      results = await this.inner.publish(topic, messages);
+      results = await send();
     } catch (error) {
       const code = isFerryError(error) ? error.code : 'INTERNAL';
       // Unknown topics are not counted under their name: a typo must not create a series.

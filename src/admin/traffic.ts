@@ -85,13 +85,16 @@ export class Traffic {
     return this.groups.values();
   }
 
-  totals(): TrafficTotals {
+  /** Summed over every topic, or over those `counted` (what one user may see). */
+  totals(counted: (topic: string) => boolean = () => true): TrafficTotals {
     const totals: TrafficTotals = { messagesIn: 0, bytesIn: 0, delivered: 0, acked: 0, nacked: 0 };
     for (const topic of this.topics.values()) {
+      if (!counted(topic.topic)) continue;
       totals.messagesIn += topic.messagesIn;
       totals.bytesIn += topic.bytesIn;
     }
     for (const group of this.groups.values()) {
+      if (!counted(group.topic)) continue;
       totals.delivered += group.delivered;
       totals.acked += group.acked;
       totals.nacked += group.nacked;

@@ -17,6 +17,7 @@ import { TailCacheBudget } from '../storage/tail-cache.js';
 import { WriteBufferPool } from '../storage/write-buffers.js';
 import { PUBLISH_MESSAGES_MAX } from '../protocol/limits.js';
 import { priorityHeader } from '../protocol/priority.js';
+import { reservedHeaderRefusal } from '../protocol/reserved-headers.js';
 import { CREDIT_MAX } from './limits.js';
 import { MessageStream } from './message-stream.js';
 import { Admission, type AdmissionOptions } from './admission.js';
@@ -24,7 +25,7 @@ import { isCopyOf, type DeadLetterSource, type DeadLetterTarget } from './delive
 import { DEFAULT_GROUP_CONFIG, DEFAULT_TOPIC_CONFIG, resolveGroupConfig, stripUndefined, validateTopicConfig } from './config.js';
 import { redrive } from './redrive.js';
 import { WallHistory } from './wall-clock/wall-history.js';
-import { checkName } from './names.js';
+import { checkClientGroup, checkName } from './names.js';
 import { quarantiner } from './recovery.js';
 import { Topic, type TopicContext, type TopicServices } from './topic.js';
 import type {
@@ -349,6 +350,8 @@ export class Broker implements BrokerApi, DeadLetterTarget {
       {
         topic: (name) => this.topic(name),
         has: (name) => this.topics.has(name) || remote?.exists(name) === true,
+        // A topic led elsewhere: its dead letters' headers can only be a broker's (reserved-headers.ts).
+        cameFrom: (source, group, dlq) => (this.topics.has(source) ? this.topics.get(source)!.group(group)?.config.deadLetterTopic === dlq : remote?.exists(source) === true),
         publishStored: (name, messages) => (this.tracing === null ? this.republish(name, messages) : this.tracing.redrive(name, messages, () => this.republish(name, messages))),
       },
       deadLetterTopic,
@@ -419,7 +422,10 @@ export class Broker implements BrokerApi, DeadLetterTarget {
     await topic.syncStored(await topic.publish([message]));
   }
 
-  /** Publishes a batch (the transport form), or one message (the embedded form, like the client's). */
+  /**
+   * Publishes a batch (the transport form), or one message (the embedded form, like the client's).
+   * A client's `ferry-*` header other than `ferry-priority` is refused (protocol/reserved-headers.ts).
+   */
   publish(topic: string, messages: readonly PublishMessage[]): Promise<PublishResult[]>;
   publish(topic: string, value: Buffer | string, options?: PublishOptions): Promise<PublishResult & { topic: string }>;
   async publish(
@@ -427,17 +433,17 @@ export class Broker implements BrokerApi, DeadLetterTarget {
     messagesOrValue: readonly PublishMessage[] | Buffer | string,
     options: PublishOptions = {},
   ): Promise<PublishResult[] | (PublishResult & { topic: string })> {
+    if (Array.isArray(messagesOrValue)) {
+      const messages = messagesOrValue as readonly PublishMessage[];
+      for (const message of messages) {
+        const refusal = reservedHeaderRefusal(message.headers);
+        if (refusal !== null) throw refusal;
+      }
+      return this.publishAsBroker(topicName, messages);
+    }
     this.checkOpen();
     const topic = this.topic(topicName);
     this.admission.check();
-    if (Array.isArray(messagesOrValue)) {
-      const messages = messagesOrValue as readonly PublishMessage[];
-      if (messages.length === 0) return [];
-      if (messages.length > PUBLISH_MESSAGES_MAX) {
-        throw new FerryError('BATCH_TOO_LARGE', `a publish carries at most ${PUBLISH_MESSAGES_MAX} messages`);
-      }
-      return topic.publish(messages);
-    }
     const value = typeof messagesOrValue === 'string' ? Buffer.from(messagesOrValue) : (messagesOrValue as Buffer);
     const key = options.key === undefined || options.key === null ? null : typeof options.key === 'string' ? Buffer.from(options.key) : options.key;
     const headers: Header[] = options.headers === undefined ? [] : Object.entries(options.headers);
@@ -451,8 +457,22 @@ export class Broker implements BrokerApi, DeadLetterTarget {
       ...(options.delayMs === undefined ? {} : { delayMs: options.delayMs }),
       ...(options.deliverAt === undefined ? {} : { deliverAtMs: options.deliverAt.getTime() }),
     };
+    const refusal = reservedHeaderRefusal(headers);
+    if (refusal !== null) throw refusal;
     const [result] = await topic.publish([message]);
     return { topic: topicName, ...result! };
+  }
+
+  /** A publish that may carry the broker's own `ferry-*` headers (types.ts BrokerApi.publishAsBroker). */
+  async publishAsBroker(topicName: string, messages: readonly PublishMessage[]): Promise<PublishResult[]> {
+    this.checkOpen();
+    const topic = this.topic(topicName);
+    this.admission.check();
+    if (messages.length === 0) return [];
+    if (messages.length > PUBLISH_MESSAGES_MAX) {
+      throw new FerryError('BATCH_TOO_LARGE', `a publish carries at most ${PUBLISH_MESSAGES_MAX} messages`);
+    }
+    return topic.publish(messages);
   }
 
   /** Subscribes with a sink (the transport form), or returns an async iterator (the embedded form). */
@@ -486,6 +506,8 @@ export class Broker implements BrokerApi, DeadLetterTarget {
     }
     const from = options.from ?? { kind: options.group === undefined ? 'latest' : 'earliest' };
     if (options.group !== undefined) {
+      // The broker's own groups (redrive's) are not for subscribers, existing or not.
+      checkClientGroup(options.group);
       const { ackTimeoutMs, backoffMs, deliveriesMax, deadLetterTopic } = options;
       const groupOptions = { ackTimeoutMs, backoffMs, deliveriesMax, deadLetterTopic };
       if (topic.group(options.group) === undefined) this.checkNewGroup(topicName, options.group, groupOptions, options.mayCreateTopic);

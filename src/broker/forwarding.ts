@@ -5,7 +5,7 @@
 import { FerryError } from '../errors.js';
 import type { BrokerApi, Subscription, SubscriptionCloseOptions } from './types.js';
 
-type OptionalMethod = 'listGroups' | 'describeGroup' | 'resetGroup' | 'redrive';
+type OptionalMethod = 'listGroups' | 'describeGroup' | 'resetGroup' | 'redrive' | 'publishAsBroker';
 
 /** The optional method `name` of `broker`, bound; INVALID_ARGUMENT when this broker does not offer it. */
 export function required<K extends OptionalMethod>(broker: BrokerApi, name: K): NonNullable<BrokerApi[K]> {

@@ -1,4 +1,4 @@
-/** Validation of topic and group names (they become directory names). */
+/** Validation of topic and group names (they become directory names), and the names the broker keeps for itself. */
 import { FerryError } from '../errors.js';
 import { NAME_BYTES_MAX, NAME_PATTERN } from '../protocol/limits.js';
 
@@ -13,4 +13,23 @@ export function checkName(kind: 'topic' | 'group' | 'dead-letter topic', name: u
     throw new FerryError('INVALID_ARGUMENT', `${kind} name '${name}' may only use letters, digits, '.', '_' and '-'`);
   }
   return name;
+}
+
+/** Group names starting with this (any letter case) are the broker's own, e.g. redrive's `ferry-redrive`. */
+export const RESERVED_GROUP_PREFIX = 'ferry-';
+
+/** Whether a group name is one the broker keeps for itself. */
+export function isReservedGroup(name: string): boolean {
+  return name.slice(0, RESERVED_GROUP_PREFIX.length).toLowerCase() === RESERVED_GROUP_PREFIX;
+}
+
+/** A group name a subscriber may use: valid, and not the broker's (INVALID_ARGUMENT otherwise). */
+export function checkClientGroup(name: unknown): string {
+  const checked = checkName('group', name);
+  if (isReservedGroup(checked)) {
+    throw new FerryError('INVALID_ARGUMENT', `group name '${checked}' is reserved: names starting with ${RESERVED_GROUP_PREFIX} are the broker's own groups`, {
+      detail: { group: checked, reason: 'reserved_group' },
+    });
+  }
+  return checked;
 }

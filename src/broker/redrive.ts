@@ -31,6 +31,11 @@ export interface RedriveTopics {
   has(name: string): boolean;
   /** Publishes to a source topic and resolves once the messages are synced (committed, in a cluster). */
   publishStored(name: string, messages: PublishMessage[]): Promise<void>;
+  /**
+   * Whether group `group` of topic `source` dead-letters into `deadLetterTopic`: a redrive writes
+   * only where a dead letter really came from, whatever its headers claim.
+   */
+  cameFrom(source: string, group: string, deadLetterTopic: string): boolean;
 }
 
 /**
@@ -68,6 +73,11 @@ export async function redrive(topics: RedriveTopics, deadLetterTopic: string, op
         const source = record.headers.find(([name]) => name === DLQ_HEADERS.topic)?.[1];
         if (source === undefined || !topics.has(source)) {
           logger.warn('broker.redrive.no_source', { deadLetterTopic, partition, offset: record.offset, source });
+          continue;
+        }
+        const sourceGroup = record.headers.find(([name]) => name === DLQ_HEADERS.group)?.[1] ?? '';
+        if (!topics.cameFrom(source, sourceGroup, deadLetterTopic)) {
+          logger.warn('broker.redrive.wrong_source', { deadLetterTopic, partition, offset: record.offset, source, group: sourceGroup });
           continue;
         }
         const headers = redrivenHeaders(record);

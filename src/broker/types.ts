@@ -171,6 +171,11 @@ export interface BrokerApi {
   describeTopic(name: string): TopicInfo;
   /** Resolves per the topic's durability: for `always`, only after the records are synced. */
   publish(topic: string, messages: readonly PublishMessage[]): Promise<PublishResult[]>;
+  /**
+   * A publish whose `ferry-*` headers are a broker's (dead letters and redrives crossing brokers of
+   * a cluster): `publish` refuses those from clients. Guarded by the replicate grant.
+   */
+  publishAsBroker?(topic: string, messages: readonly PublishMessage[]): Promise<PublishResult[]>;
   subscribe(topic: string, options: SubscribeOptions, sink: DeliverySink): Promise<Subscription>;
   listGroups?(topic: string): GroupInfo[];
   describeGroup?(topic: string, group: string): GroupInfo;

@@ -9,8 +9,9 @@
  * without users refuses to listen anywhere but on loopback.
  */
 import { resolve } from 'node:path';
+import { chmod, stat } from 'node:fs/promises';
 import { SystemClock } from '../platform/clock.js';
-import { NodeFileSystem } from '../platform/fs.js';
+import { NodeFileSystem, parseUmask } from '../platform/fs.js';
 import { createLogger, type Logger } from '../platform/logger.js';
 import { Broker, lockDataDir } from '../broker/broker.js';
 import type { DirLock } from '../platform/dir-lock.js';
@@ -23,6 +24,8 @@ import { ObservedBroker } from '../admin/observed-broker.js';
 import { Traffic } from '../admin/traffic.js';
 import { admissionLimits, brokerOptions, ensureTopics, serverOptions, tlsFiles } from '../config/apply.js';
 import { Authenticator } from '../security/authenticator.js';
+import { AUDIT_LOGGER_NAME, AuditLog } from '../security/audit.js';
+import { TlsReloader } from '../security/tls-reload.js';
 import { AccessGuard } from '../security/guard.js';
 import { HttpSecurity } from '../security/http-auth.js';
 import { PublishQuota } from '../security/quota.js';
@@ -124,14 +127,14 @@ interface Security {
  * Reads the TLS files and the users file and checks the listening addresses, before anything is
  * opened. A broker without users serves anyone who can reach it, so it listens on loopback only.
  */
-function prepareSecurity(config: FerryConfig, clock: SystemClock, logger: Logger): Security {
+function prepareSecurity(config: FerryConfig, clock: SystemClock, logger: Logger, audit: AuditLog): Security {
   const files = tlsFiles(config);
   let tls: TlsMaterial | null;
   let authenticator: Authenticator;
   try {
     tls = files === null ? null : readTlsFiles(files);
     const usersFile = config.security.usersFile ?? null;
-    authenticator = new Authenticator(usersFile === null ? null : resolve(usersFile), clock, logger, undefined, { required: usersFile !== null });
+    authenticator = new Authenticator(usersFile === null ? null : resolve(usersFile), clock, logger, undefined, { required: usersFile !== null, audit });
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
@@ -182,11 +185,27 @@ function logSecurity(config: FerryConfig, security: Security, logger: Logger): v
  */
 async function takeDirLock(fs: NodeFileSystem, dir: string, logger: Logger): Promise<DirLock | number> {
   try {
-    return await lockDataDir(fs, dir);
+    const lock = await lockDataDir(fs, dir);
+    await tightenDataDir(fs, dir, logger);
+    return lock;
   } catch (error) {
     logger.error('broker.open_failed', { dir, error });
     return isFerryError(error, 'DATA_DIR_LOCKED') ? EXIT_CODES.dataDirLocked : EXIT_CODES.failed;
   }
+}
+
+/** A data directory made before storage.umask (or looser than it) is closed to others at start; what is in it keeps its modes. */
+async function tightenDataDir(fs: NodeFileSystem, dir: string, logger: Logger): Promise<void> {
+  const mode = (await stat(dir)).mode & 0o777;
+  if ((mode & ~fs.dirMode) === 0) return;
+  await chmod(dir, mode & fs.dirMode);
+  logger.warn('storage.data_dir.mode_tightened', { dir, from: mode.toString(8), to: (mode & fs.dirMode).toString(8) });
+}
+
+/** Security events on a logger of their own (docs/SECURITY.md, "Audit log"), at info even when the rest logs less. */
+function auditLog(config: FerryConfig, format: 'json' | 'pretty', clock: SystemClock): AuditLog {
+  const level = config.log.level === 'debug' ? 'debug' : 'info';
+  return new AuditLog(createLogger({ level, format, base: { name: AUDIT_LOGGER_NAME } }), clock);
 }
 
 async function run(config: FerryConfig): Promise<number> {
@@ -195,14 +214,14 @@ async function run(config: FerryConfig): Promise<number> {
   const clock = new SystemClock();
   const dir = resolve(config.dir);
   const startedMs = performance.now();
-  const security = prepareSecurity(config, clock, logger);
+  const security = prepareSecurity(config, clock, logger, auditLog(config, format, clock));
   const { authenticator, rejections } = security;
   logStart(config, { dir, security, logger });
 
   // One guard for every transport: it holds the open subscriptions to check again on reload.
   const guard = new AccessGuard(authenticator, { quota: security.quota, logger });
 
-  const fs = new NodeFileSystem();
+  const fs = new NodeFileSystem({ umask: parseUmask(config.storage.umask) });
   const dirLock = await takeDirLock(fs, dir, logger);
   if (typeof dirLock === 'number') {
     guard.close();
@@ -266,7 +285,8 @@ async function run(config: FerryConfig): Promise<number> {
     await close();
     return EXIT_CODES.failed;
   }
-  return untilStopped({ logger, admin, startedMs, close, stopWatching: watchUsers(authenticator, logger) });
+  const stopWatching = watchSecurity(config, { authenticator, tls: security.tls, tcp, admin, logger });
+  return untilStopped({ logger, admin, startedMs, close, stopWatching });
 }
 
 /** The flag that moves each port, and the event that logs where a port 0 ended up. */
@@ -284,17 +304,31 @@ function logStartFailure(logger: Logger, error: unknown, port: keyof typeof PORT
   return undefined;
 }
 
-/** A changed users file applies within a second (polled), or at once on SIGHUP; returns what stops watching. */
-function watchUsers(authenticator: Authenticator, logger: Logger): () => void {
+/**
+ * A changed users file, certificate or key applies within a second (polled), or at once on SIGHUP:
+ * new TLS connections on both ports get the new certificate, open ones keep theirs, and a set that
+ * is not usable is logged and the old one kept (security/tls-reload.ts). Returns what stops watching.
+ */
+function watchSecurity(config: FerryConfig, parts: { authenticator: Authenticator; tls: TlsMaterial | null; tcp: TcpServer; admin: AdminServer | null; logger: Logger }): () => void {
+  const { authenticator, tcp, admin, logger } = parts;
   authenticator.watch();
+  const files = tlsFiles(config);
+  const certificates = files === null || parts.tls === null ? null : new TlsReloader(files, logger, parts.tls);
+  certificates?.onChange((material) => {
+    tcp.setTlsMaterial(material);
+    if (config.http.tls) admin?.setTlsMaterial(material);
+  });
+  certificates?.watch();
   const reload = (): void => {
     logger.info('security.users.reload_requested', { signal: 'SIGHUP' });
     authenticator.reload();
+    certificates?.reload();
   };
   process.on('SIGHUP', reload);
   return () => {
     process.off('SIGHUP', reload);
     authenticator.close();
+    certificates?.close();
   };
 }
 
@@ -325,7 +359,7 @@ async function openPorts(config: FerryConfig, parts: { broker: Broker; observed:
     await cluster.join(broker, listening);
     await ensureTopics(observed, config.topics, logger);
     admin?.attach({ broker: observed, rawBroker: broker, connections: tcp, tcp: listening, describeRemote: cluster.describeRemote });
-    logger.info('broker.listening', { host: listening.host, port: listening.port, nodeId: cluster.node.nodeId, http: admin === null ? null : `http://${admin.host}:${admin.port}/` });
+    logger.info('broker.listening', { host: listening.host, port: listening.port, nodeId: cluster.node.nodeId, http: admin === null ? null : admin.url });
     return;
   }
   await ensureTopics(observed, config.topics, logger);
@@ -338,7 +372,7 @@ async function openPorts(config: FerryConfig, parts: { broker: Broker; observed:
   });
   const address = await tcp.listen(config.server.port, config.server.host);
   admin?.attach({ broker: observed, rawBroker: broker, connections: tcp, tcp: address });
-  logger.info('broker.listening', { host: address.host, port: address.port, http: admin === null ? null : `http://${admin.host}:${admin.port}/` });
+  logger.info('broker.listening', { host: address.host, port: address.port, http: admin === null ? null : admin.url });
 }
 
 /** Serves until SIGINT or SIGTERM, then closes everything (a second signal forces the exit); resolves with the exit code. */

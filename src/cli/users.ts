@@ -9,7 +9,7 @@ import { parseRule, type Rule } from '../security/policy.js';
 import { readUsersFile, writeUsersFile } from '../security/users-file.js';
 import { parse, UsageError } from './args.js';
 
-export const USERS_USAGE = `ferry users add <name> --file FILE [--publish PATTERN]... [--consume PATTERN[:GROUP]]... [--admin] [--replicate] [--role ROLE]...
+export const USERS_USAGE = `ferry users add <name> --file FILE [--publish PATTERN]... [--consume PATTERN[:GROUP]]... [--admin] [--replicate] [--metrics] [--role ROLE]...
 ferry users remove <name> --file FILE
 ferry users passwd <name> --file FILE          (password from stdin)
 ferry users token <name> --file FILE           (prints a new service token, once)
@@ -36,6 +36,8 @@ export const USERS_FLAGS = {
   admin: { type: 'boolean' },
   // The other brokers of a cluster log in as such a user (cluster.user, docs/CLUSTERING.md).
   replicate: { type: 'boolean' },
+  // A Prometheus scraper: may read /metrics, nothing else (docs/SECURITY.md).
+  metrics: { type: 'boolean' },
   role: { type: 'string', multiple: true },
 } as const;
 
@@ -64,6 +66,7 @@ export async function users(args: string[]): Promise<number> {
         ...(values.consume ?? []).map((pattern) => parseRule('consume', pattern)),
         ...(values.admin ? [parseRule('admin', '*')] : []),
         ...(values.replicate ? [parseRule('replicate', '*')] : []),
+        ...(values.metrics ? [parseRule('metrics', '*')] : []),
       ];
       for (const role of values.role ?? []) if (!(role in file.roles)) throw new UsageError(`unknown role ${role}`);
       file.users[name!] = { password: await hashPassword(await readPassword()), tokens: [], roles: values.role ?? [], allow, deny: [] };

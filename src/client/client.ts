@@ -30,7 +30,7 @@ import {
 import { GIVE_UP_CODES, Link, openFirst, type LinkOwner } from './link.js';
 import type { ClusterMetadata } from './metadata.js';
 import { backoffDelayMs, resolveClientOptions, type ConnectOptions, type ResolvedClientOptions } from './options.js';
-import { publishMany, publishOne, toWireMessage, type BatchMessage, type PublishOptions, type PublishResult } from './publish.js';
+import { publishMany, publishOne, toWireMessage, type BatchMessage, type PublishBatchOptions, type PublishOptions, type PublishResult } from './publish.js';
 import type { CallKind } from './retry-policy.js';
 import { Subscription, toStartPosition, type StartFrom, type SubscribeOptions, type SubscriptionHost } from './subscription.js';
 import { topicConfig, type TopicOptions } from './topic-options.js';
@@ -212,7 +212,8 @@ export class FerryClient extends EventEmitter implements LinkOwner, RouterHost, 
   }
 
   /** Publishes several messages in one frame; resolves with one result per message, in order. */
-  publishBatch(topic: string, messages: readonly BatchMessage[]): Promise<PublishResult[]> {
+  publishBatch(topic: string, messages: readonly BatchMessage[], options: PublishBatchOptions = {}): Promise<PublishResult[]> {
+    const asBroker = options.asBroker === true;
     const traces = this.tracing === null ? null : messages.map((message) => this.tracing!.publish(topic, message.value, message.headers, 'tcp'));
     let wire: WirePublishMessage[];
     try {
@@ -223,9 +224,9 @@ export class FerryClient extends EventEmitter implements LinkOwner, RouterHost, 
     }
     if (this.router !== null || this.options.retryPublishes !== null) for (const message of wire) this.assignId(message);
     let sent: Promise<PublishResult[]>;
-    if (this.router !== null) sent = this.router.call(topic, 'publish', (c) => publishMany(c, topic, wire));
-    else if (this.options.retryPublishes !== null) sent = this.retrying(performance.now(), (c) => publishMany(c, topic, wire));
-    else sent = this.withConnection((c) => publishMany(c, topic, wire));
+    if (this.router !== null) sent = this.router.call(topic, 'publish', (c) => publishMany(c, topic, wire, asBroker));
+    else if (this.options.retryPublishes !== null) sent = this.retrying(performance.now(), (c) => publishMany(c, topic, wire, asBroker));
+    else sent = this.withConnection((c) => publishMany(c, topic, wire, asBroker));
     return traces === null ? sent : traced(sent, traces, wire);
   }
 

@@ -30,6 +30,15 @@ export interface BatchMessage extends PublishOptions {
   value: Buffer | string | Uint8Array;
 }
 
+/** Options of a whole publishBatch. */
+export interface PublishBatchOptions {
+  /**
+   * For brokers of a cluster only: the messages carry broker-written `ferry-*` headers (dead
+   * letters, redrives). The broker refuses it without the replicate grant (docs/SECURITY.md).
+   */
+  asBroker?: boolean;
+}
+
 export interface PublishResult {
   topic: string;
   partition: number;
@@ -187,7 +196,7 @@ export function publishOne(
 }
 
 /** Sends `messages` in one PUBLISH frame of their own. */
-export function publishMany(connection: ClientConnection, topic: string, messages: WirePublishMessage[]): Promise<PublishResult[]> {
+export function publishMany(connection: ClientConnection, topic: string, messages: WirePublishMessage[], asBroker = false): Promise<PublishResult[]> {
   if (messages.length === 0) return Promise.resolve([]);
   return new Promise<PublishResult[]>((resolve, reject) => {
     const w = connection.writer;
@@ -199,7 +208,7 @@ export function publishMany(connection: ClientConnection, topic: string, message
     }
     const request = new PublishRequest(connection.allocateRequestId(), topic, connection.deadline());
     try {
-      beginPublish(w, request.id, topic);
+      beginPublish(w, request.id, topic, asBroker);
       for (const message of messages) writePublishMessage(w, message);
     } catch (error) {
       w.discardFrame();

@@ -84,6 +84,12 @@ export class ClusteredBroker implements BrokerApi {
     return this.broker.publish(topic, messages).catch((error: unknown) => this.movedAway(topic, error));
   }
 
+  /** Dead letters and redrives from another broker of the cluster (remote-topics.ts). */
+  async publishAsBroker(topic: string, messages: readonly PublishMessage[]): Promise<PublishResult[]> {
+    if (!this.node.leads(topic)) await this.node.checkLeaderFresh(topic);
+    return this.broker.publishAsBroker(topic, messages).catch((error: unknown) => this.movedAway(topic, error));
+  }
+
   async subscribe(topic: string, options: SubscribeOptions, sink: DeliverySink): Promise<Subscription> {
     if (!this.node.leads(topic)) await this.node.checkLeaderFresh(topic);
     return this.broker.subscribe(topic, options, sink).catch((error: unknown) => this.movedAway(topic, error));

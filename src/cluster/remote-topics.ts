@@ -2,7 +2,8 @@
  * Topics led by other brokers, as dead-lettering and redrive reach them (broker.ts RemoteTopics):
  * through the cluster's own client, which sends each request to the topic's leader and retries it
  * there after a leader change. Every publish carries an id (the client's cluster mode), so a retry
- * is stored once.
+ * is stored once, and goes as the broker's (`asBroker`: the replicate grant lets it write `ferry-*`
+ * headers, which the leader refuses from clients).
  */
 import { FerryError } from '../errors.js';
 import type { RemoteTopics } from '../broker/broker.js';
@@ -44,6 +45,8 @@ export class ClusterRemoteTopics implements RemoteTopics {
         ...(message.id === undefined ? {} : { id: message.id }),
         ...(message.partition === undefined ? {} : { partition: message.partition }),
       })),
+      // Dead letters and redrives carry broker headers: the leader takes them from a broker user only.
+      { asBroker: true },
     );
   }
 

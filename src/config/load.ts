@@ -225,6 +225,9 @@ function coerce(field: FieldSpec, value: unknown, key: string, source: string): 
 }
 
 function checkCrossField(config: FerryConfig): void {
+  if (!/^0?[0-7]{3}$/.test(config.storage.umask.trim())) {
+    throw new ConfigError(`storage.umask must be three octal digits such as 077 or 027, got ${JSON.stringify(config.storage.umask)}`, 'storage.umask', 'configuration');
+  }
   if (config.http.enabled && config.http.port !== 0 && config.http.port === config.server.port) {
     throw new ConfigError(`http.port and server.port are both ${config.http.port}; the admin HTTP port needs a port of its own`, 'http.port', 'configuration');
   }

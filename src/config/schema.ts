@@ -108,7 +108,7 @@ export interface FerryConfig {
     publishBurstMessages: number;
   };
   log: { level: LogLevel; format: LogFormat };
-  storage: { tailCacheBytes: number; memoryHighWatermarkBytes: number; diskFreeLowBytes: number };
+  storage: { tailCacheBytes: number; memoryHighWatermarkBytes: number; diskFreeLowBytes: number; umask: string };
   /** Admission limits: each at most the ceiling the storage engine or broker enforces anyway. */
   limits: {
     recordBytesMax: number;
@@ -200,6 +200,8 @@ export const FIELDS: readonly FieldSpec[] = [
   { path: 'server.writeHighWaterBytes', kind: int(1, FRAME_BYTES_MAX_CEILING, 'bytes'), default: SERVER_DEFAULTS.writeHighWaterBytes, doc: 'Bytes queued on a socket above which deliveries to it pause.' },
   { path: 'server.slowConsumerGraceMs', kind: int(1, DAY_MS, 'ms'), default: SERVER_DEFAULTS.slowConsumerGraceMs, doc: 'A connection backed up above the high-water mark this long is disconnected (SLOW_CONSUMER).' },
   { path: 'server.maxConnections', kind: int(1, 1_000_000), default: SERVER_DEFAULTS.maxConnections, doc: 'Open connections at most; further ones are refused with TOO_MANY_CONNECTIONS.' },
+  { path: 'server.acceptsPerSecondPerIp', kind: int(0, 1_000_000), default: SERVER_DEFAULTS.acceptsPerSecondPerIp, doc: 'New TCP connections one IP address may open per second on average; past it (and its burst) a socket is closed at accept, before any TLS or HELLO work (ferry_connections_refused_total{reason="accept_rate"}). 0: no limit.' },
+  { path: 'server.acceptBurstPerIp', kind: int(1, 1_000_000), default: SERVER_DEFAULTS.acceptBurstPerIp, doc: 'New TCP connections one IP address may open at once above server.acceptsPerSecondPerIp.' },
   { path: 'server.maxConnectionsPerIp', kind: int(1, 1_000_000), default: SERVER_DEFAULTS.maxConnectionsPerIp, doc: 'Open connections from one IP address at most (TLS handshakes included); further ones are refused with TOO_MANY_CONNECTIONS.' },
   { path: 'server.subscriptionUnackedMax', kind: int(1, CREDIT_MAX), default: SERVER_DEFAULTS.subscriptionUnackedMax, doc: 'Credit cap of a subscription: deliveries unsettled (groups) or granted ahead (streams) at most; larger grants are clamped.' },
   { path: 'server.inFlightRequestsMax', kind: int(1, 1_000_000), default: SERVER_DEFAULTS.inFlightRequestsMax, doc: 'Requests awaiting the broker per connection; above it the server stops reading that socket.' },
@@ -235,6 +237,7 @@ export const FIELDS: readonly FieldSpec[] = [
 
   { path: 'storage.tailCacheBytes', kind: int(0, TAIL_CACHE_BYTES_MAX, 'bytes'), default: DEFAULT_TAIL_CACHE_BYTES, doc: 'Memory for the hot tail of all partitions together (recent messages served without a disk read).' },
   { path: 'storage.memoryHighWatermarkBytes', kind: int(MEMORY_WATERMARK_BYTES_MIN, Number.MAX_SAFE_INTEGER, 'bytes'), default: DEFAULT_MEMORY_HIGH_WATERMARK_BYTES, defaultText: '40% of RAM', doc: 'Resident memory above which publishes are refused with BROKER_BUSY (retryable) until it falls; the default is 40% of this machine\'s RAM, as RabbitMQ\'s vm_memory_high_watermark.' },
+  { path: 'storage.umask', kind: { type: 'string', example: '077' }, default: '077', doc: 'Permission bits taken from the files and directories the broker creates in its data directory, as three octal digits (quote it in YAML): 077 makes files 0600 and directories 0700 (only the broker\'s user reads messages); 027 lets its group read.' },
   { path: 'storage.diskFreeLowBytes', kind: int(0, Number.MAX_SAFE_INTEGER, 'bytes'), default: DEFAULT_DISK_FREE_LOW_BYTES, doc: 'Free space on the data disk below which publishes are refused with DISK_FULL (retryable) before the disk is really full; 0 turns the check off (RabbitMQ\'s disk_free_limit is 50 MB).' },
 
   { path: 'limits.recordBytesMax', kind: int(1, RECORD_BYTES_MAX, 'bytes'), default: RECORD_BYTES_MAX, doc: 'Largest message (key + headers + value) accepted; at most the storage ceiling.' },

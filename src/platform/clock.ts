@@ -3,6 +3,7 @@
  * (test/sim/sim-clock.ts) and run timeouts, retention and redelivery deterministically.
  */
 import { readFileSync } from 'node:fs';
+import { scheduleCapped, type ArmTimer } from './timers.js';
 
 export interface TimerHandle {
   cancel(): void;
@@ -21,7 +22,10 @@ export interface Clock {
   nowMs(): number;
   /** Monotonic time in milliseconds (never goes back); only differences are meaningful. */
   monotonicMs(): number;
-  /** Runs `callback` once after `delayMs`; the timer does not keep the process alive. */
+  /**
+   * Runs `callback` once after `delayMs` — any length, also past what one Node timer holds
+   * (timers.ts); the timer does not keep the process alive.
+   */
   schedule(delayMs: number, callback: () => void): TimerHandle;
   /**
    * The system-wide monotonic clock and the boot it belongs to, or null when the platform does not
@@ -37,9 +41,26 @@ export interface Clock {
 const BOOT_ID_PATH = '/proc/sys/kernel/random/boot_id';
 const NS_PER_MS = 1_000_000;
 
+/** Node's timers, as SystemClock arms them (a test passes its own to watch the delays asked for). */
+export interface NodeTimers {
+  setTimeout(callback: () => void, delayMs: number): { unref(): unknown };
+  clearTimeout(timer: unknown): void;
+}
+
+const NODE_TIMERS: NodeTimers = { setTimeout: (callback, delayMs) => setTimeout(callback, delayMs), clearTimeout: (timer) => clearTimeout(timer as NodeJS.Timeout) };
+
 export class SystemClock implements Clock {
   /** Read once: a process never outlives its boot. undefined: not read yet; null: unavailable. */
   private bootId: string | null | undefined = undefined;
+  private readonly arm: ArmTimer;
+
+  constructor(timers: NodeTimers = NODE_TIMERS) {
+    this.arm = (delayMs, fire) => {
+      const timer = timers.setTimeout(fire, delayMs);
+      timer.unref();
+      return { cancel: () => timers.clearTimeout(timer) };
+    };
+  }
 
   nowMs(): number {
     return Date.now();
@@ -50,9 +71,7 @@ export class SystemClock implements Clock {
   }
 
   schedule(delayMs: number, callback: () => void): TimerHandle {
-    const timer = setTimeout(callback, Math.max(0, delayMs));
-    timer.unref();
-    return { cancel: () => clearTimeout(timer) };
+    return scheduleCapped(this.arm, () => this.monotonicMs(), delayMs, callback);
   }
 
   /**

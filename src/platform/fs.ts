@@ -6,6 +6,8 @@
  */
 import * as fsp from 'node:fs/promises';
 import { constants as fsConstants } from 'node:fs';
+import assert from 'node:assert/strict';
+import { FerryError } from '../errors.js';
 import { lockDir, type DirLock } from './dir-lock.js';
 
 export type OpenMode =
@@ -102,9 +104,42 @@ const OPEN_FLAGS: Record<OpenMode, number> = {
   create: fsConstants.O_RDWR | fsConstants.O_CREAT,
 };
 
+/**
+ * Permission bits taken away from every file and directory the broker creates: by default all but
+ * the owner's (files 0600, directories 0700), as the users file already is — messages are nobody
+ * else's to read. `storage.umask` changes it (e.g. 027 lets a group read); the process umask still
+ * applies on top.
+ */
+export const DATA_UMASK_DEFAULT = 0o077;
+const FILE_MODE_FULL = 0o666;
+const DIR_MODE_FULL = 0o777;
+
+/** A umask written as octal digits (`077`, `0027`), or INVALID_ARGUMENT. */
+export function parseUmask(text: string): number {
+  if (!/^0?[0-7]{3}$/.test(text.trim())) throw new FerryError('INVALID_ARGUMENT', `a umask is three octal digits such as 077 or 027, got ${JSON.stringify(text)}`);
+  return Number.parseInt(text.trim(), 8);
+}
+
+export interface NodeFileSystemOptions {
+  /** Bits removed from new files (0666) and directories (0777); default DATA_UMASK_DEFAULT. */
+  umask?: number;
+}
+
 export class NodeFileSystem implements FileSystem {
+  /** Mode of every file created (0600 by default). */
+  readonly fileMode: number;
+  /** Mode of every directory created (0700 by default). */
+  readonly dirMode: number;
+
+  constructor(options: NodeFileSystemOptions = {}) {
+    const umask = options.umask ?? DATA_UMASK_DEFAULT;
+    assert.ok(Number.isInteger(umask) && umask >= 0 && umask <= 0o777, 'umask is 0 to 0777');
+    this.fileMode = FILE_MODE_FULL & ~umask;
+    this.dirMode = DIR_MODE_FULL & ~umask;
+  }
+
   async open(path: string, mode: OpenMode): Promise<FileHandle> {
-    return new NodeFileHandle(path, await fsp.open(path, OPEN_FLAGS[mode], 0o644));
+    return new NodeFileHandle(path, await fsp.open(path, OPEN_FLAGS[mode], this.fileMode));
   }
 
   readFile(path: string): Promise<Buffer> {
@@ -116,7 +151,7 @@ export class NodeFileSystem implements FileSystem {
   }
 
   async mkdir(path: string): Promise<void> {
-    await fsp.mkdir(path, { recursive: true });
+    await fsp.mkdir(path, { recursive: true, mode: this.dirMode });
   }
 
   rename(fromPath: string, toPath: string): Promise<void> {

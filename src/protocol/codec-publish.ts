@@ -3,7 +3,8 @@
  * for the same topic to an open frame (FrameWriter.canAppend) so one header and one topic name
  * serve many messages.
  *
- * PUBLISH payload:  topic string16, tagged section, count u32, then per message:
+ * PUBLISH payload:  topic string16, tagged section (tag 1 `asBroker` u8: the messages carry
+ *   broker-written `ferry-*` headers; needs the replicate grant), count u32, then per message:
  *   flags u8 (bit 0: partition present, bit 1: key present), [partition u32], [key bytes],
  *   header count u16, per header (name string16, value string32), value bytes, tagged section.
  */
@@ -14,10 +15,15 @@ import { malformed, type PayloadReader } from './reader.js';
 import type { FrameWriter } from './writer.js';
 
 export const MESSAGE_FLAG = { partition: 0x01, key: 0x02 } as const;
+/** Tagged fields of the PUBLISH request itself. */
+const REQUEST_TAG = { asBroker: 1 } as const;
 /** Per-message tagged fields of PUBLISH. */
 const MESSAGE_TAG = { id: 1, delayMs: 2, deliverAtMs: 3 } as const;
 /** Tagged fields of PUBLISH_OK. */
 const RESULT_TAG = { duplicates: 1, deliverAtMs: 2 } as const;
+
+/** Headers a PUBLISH message may list on the wire (its u16 count); past HEADERS_COUNT_MAX the broker refuses the request. */
+const PUBLISH_HEADERS_DECODED_MAX = 0xffff;
 
 /** Bytes of one PUBLISH_OK result: partition u32 + offset u64. */
 const RESULT_BYTES = 12;
@@ -25,10 +31,32 @@ const RESULT_BYTES = 12;
 export const EMPTY_HEADERS: WireHeader[] = [];
 Object.freeze(EMPTY_HEADERS);
 
-/** Opens a PUBLISH frame for `topic`; messages are then added with `writePublishMessage`. */
-export function beginPublish(w: FrameWriter, requestId: number, topic: string): void {
-  w.beginAppendable(FRAME_TYPES.PUBLISH, requestId, topic);
-  w.topicPreamble(topic);
+/**
+ * Opens a PUBLISH frame for `topic`; messages are then added with `writePublishMessage`. `asBroker`
+ * (a broker of a cluster writing dead letters and redrives to another) opens a frame no ordinary
+ * publish is appended to.
+ */
+export function beginPublish(w: FrameWriter, requestId: number, topic: string, asBroker = false): void {
+  if (!asBroker) {
+    w.beginAppendable(FRAME_TYPES.PUBLISH, requestId, topic);
+    w.topicPreamble(topic);
+    return;
+  }
+  w.beginAppendable(FRAME_TYPES.PUBLISH, requestId, `\0as-broker\0${topic}`);
+  try {
+    w.string16(topic);
+  } catch (error) {
+    w.discardFrame();
+    throw error;
+  }
+  const tagged = w.taggedBegin();
+  w.tagU8(REQUEST_TAG.asBroker, 1);
+  w.taggedEnd(tagged, 1);
+  w.itemCountField();
+}
+
+function visitRequest(tag: number, r: PayloadReader, request: { asBroker: boolean }): void {
+  if (tag === REQUEST_TAG.asBroker) request.asBroker = r.u8() === 1;
 }
 
 /** Appends one message to the open PUBLISH frame; on an encoding error the partial message is removed. */
@@ -74,10 +102,15 @@ export function writeHeaders(w: FrameWriter, headers: readonly WireHeader[] | un
   }
 }
 
-export function readHeaders(r: PayloadReader): WireHeader[] {
+/**
+ * A message's headers. `countMax` is HEADERS_COUNT_MAX where more is a broken peer (a delivery);
+ * a publish reads up to what its u16 count can say (bounded by the frame, which is whole in memory
+ * already) and leaves the limit to the broker, which refuses that one request HEADERS_TOO_LARGE.
+ */
+export function readHeaders(r: PayloadReader, countMax: number = HEADERS_COUNT_MAX): WireHeader[] {
   const count = r.u16();
   if (count === 0) return EMPTY_HEADERS;
-  if (count > HEADERS_COUNT_MAX) throw malformed(`${count} headers exceed ${HEADERS_COUNT_MAX}`);
+  if (count > countMax) throw malformed(`${count} headers exceed ${countMax}`);
   const headers: WireHeader[] = [];
   for (let i = 0; i < count; i++) headers.push([r.string16(), r.string32()]);
   return headers;
@@ -85,14 +118,15 @@ export function readHeaders(r: PayloadReader): WireHeader[] {
 
 /** A whole PUBLISH frame (closed, so nothing else is appended to it). */
 export function encodePublish(w: FrameWriter, requestId: number, request: PublishRequest): void {
-  beginPublish(w, requestId, request.topic);
+  beginPublish(w, requestId, request.topic, request.asBroker === true);
   for (const message of request.messages) writePublishMessage(w, message);
   w.closeAppendable();
 }
 
 export function decodePublish(r: PayloadReader): PublishRequest {
   const topic = r.string16();
-  r.skipTagged();
+  const flags = { asBroker: false };
+  r.tagged(visitRequest, flags);
   const count = r.u32();
   if (count > PUBLISH_MESSAGES_MAX) throw malformed(`${count} messages exceed ${PUBLISH_MESSAGES_MAX}`);
   const messages: WirePublishMessage[] = [];
@@ -100,7 +134,7 @@ export function decodePublish(r: PayloadReader): PublishRequest {
     const flags = r.u8();
     const partition = flags & MESSAGE_FLAG.partition ? r.u32() : undefined;
     const key = flags & MESSAGE_FLAG.key ? r.bytes() : null;
-    const headers = readHeaders(r);
+    const headers = readHeaders(r, PUBLISH_HEADERS_DECODED_MAX);
     const value = r.bytes();
     const message: WirePublishMessage = { key, value };
     r.tagged(visitMessage, message);
@@ -109,7 +143,7 @@ export function decodePublish(r: PayloadReader): PublishRequest {
     messages.push(message);
   }
   r.done();
-  return { topic, messages };
+  return flags.asBroker ? { topic, messages, asBroker: true } : { topic, messages };
 }
 
 /** PUBLISH_OK payload: reached u8, count u32, per message (partition u32, offset u64), tagged section. */

@@ -19,6 +19,11 @@ const HELLO_OK_TAG_CLUSTER_NODE_ID = 1;
  * client makes the server hash before it is authenticated.
  */
 export const HELLO_CREDENTIAL_CHARS_MAX = 1024;
+/**
+ * Longest client name kept from HELLO: the name is a label for logs and the admin view, so a longer
+ * one is cut here rather than carried into every log line about the connection.
+ */
+export const CLIENT_NAME_CHARS_MAX = 256;
 /** Versions listed in one HELLO: a handful at most; more is a malformed frame. */
 const HELLO_VERSIONS_MAX = 32;
 
@@ -62,7 +67,7 @@ function credential(text: string, what: string): string {
 }
 
 export function decodeHello(r: PayloadReader): HelloRequest {
-  const clientName = r.string16();
+  const clientName = r.string16().slice(0, CLIENT_NAME_CHARS_MAX);
   const versionCount = r.u8();
   if (versionCount === 0 || versionCount > HELLO_VERSIONS_MAX) throw malformed(`HELLO lists ${versionCount} versions`);
   const versions: number[] = [];

@@ -130,6 +130,8 @@ export interface WirePublishMessage {
 export interface PublishRequest {
   topic: string;
   messages: WirePublishMessage[];
+  /** Broker to broker: the messages' `ferry-*` headers are the sending broker's (replicate grant). */
+  asBroker?: boolean;
 }
 
 export interface PublishOk {

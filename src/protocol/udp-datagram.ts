@@ -9,6 +9,7 @@ import { FerryError } from '../errors.js';
 import { FRAME_MAGIC } from './frame.js';
 import { HEADERS_COUNT_MAX, NAME_BYTES_MAX, NAME_PATTERN } from './limits.js';
 import type { WireHeader } from './messages.js';
+import { RESERVED_HEADER_PREFIX } from './reserved-headers.js';
 
 /** Version byte of the binary form; a datagram with another is malformed (there is no reply to negotiate in). */
 export const UDP_DATAGRAM_VERSION = 1;
@@ -29,8 +30,8 @@ export const UDP_FLAGS = {
 } as const;
 const KNOWN_FLAGS = UDP_FLAGS.KEY | UDP_FLAGS.HEADERS;
 
-/** Header names a datagram may not set: the broker's own (`ferry-id`, `ferry-priority`, `ferry-dlq-*`). */
-export const RESERVED_HEADER_PREFIX = 'ferry-';
+/** Header names a datagram may not set: the broker's own, `ferry-priority` included (reserved-headers.ts). */
+export { RESERVED_HEADER_PREFIX };
 
 export interface UdpMessage {
   topic: string;

@@ -15,9 +15,10 @@ import { watchFile, unwatchFile } from 'node:fs';
 import type { Clock } from '../platform/clock.js';
 import type { Logger } from '../platform/logger.js';
 import { FerryError } from '../errors.js';
-import { hashToken, verifyPassword } from './password.js';
+import { decoyHash, hashToken, verifyPassword, type PasswordHash } from './password.js';
 import { isAllowed, isVisible, type Action, type Resource } from './policy.js';
 import { grantsOf, readUsersFile, type UsersFile } from './users-file.js';
+import { silentAudit, type AuditLog } from './audit.js';
 
 /** First failure's delay; it doubles per failure up to the cap. */
 export const LOGIN_FAILURE_DELAY_MS_MIN = 100;
@@ -38,6 +39,8 @@ const VERIFIED_CACHE_MAX = 1_000;
 export const PASSWORD_CHECKS_CONCURRENT_MAX = 2;
 /** Logins waiting for a password check at most; beyond it a login is refused BROKER_BUSY (retryable). */
 export const PASSWORD_CHECKS_QUEUED_MAX = 1_000;
+/** A failed login's user name is logged up to this length: it is whatever the client sent. */
+const HELLO_USER_LOGGED_CHARS_MAX = 256;
 
 export interface AuthenticatorOptions {
   /**
@@ -50,6 +53,8 @@ export interface AuthenticatorOptions {
   failureDelayMsMin?: number;
   /** Cap of that delay (default LOGIN_FAILURE_DELAY_MS_MAX). */
   failureDelayMsMax?: number;
+  /** Where logins and user changes are recorded (audit.ts); default: nowhere. */
+  audit?: AuditLog;
 }
 
 export interface Credentials {
@@ -77,11 +82,16 @@ export class Authenticator {
   private readonly failures = new Map<string, FailureCount>();
   private readonly listeners = new Set<() => void>();
   private passwordChecks = 0;
+  /** Password checks run (scrypt derivations), decoys for unknown users included. */
+  passwordChecksTotal = 0;
+  /** What a login for a user without a password is checked against (password.ts decoyHash). */
+  private decoy: PasswordHash = decoyHash();
   private readonly passwordCheckQueue: Array<() => void> = [];
   private readonly required: boolean;
   private readonly failureDelayMsMin: number;
   private readonly failureDelayMsMax: number;
   private watching = false;
+  readonly audit: AuditLog;
 
   constructor(
     private readonly path: string | null,
@@ -93,6 +103,7 @@ export class Authenticator {
     this.required = options.required ?? false;
     this.failureDelayMsMin = options.failureDelayMsMin ?? LOGIN_FAILURE_DELAY_MS_MIN;
     this.failureDelayMsMax = options.failureDelayMsMax ?? LOGIN_FAILURE_DELAY_MS_MAX;
+    this.audit = options.audit ?? silentAudit;
     this.install(file ?? (path === null ? { version: 1, users: {}, roles: {} } : readUsersFile(path)));
   }
 
@@ -135,12 +146,33 @@ export class Authenticator {
   }
 
   private install(file: UsersFile): void {
+    if (this.file !== undefined) this.auditChanges(this.file, file);
     const owners = new Map<string, string>();
     for (const [name, user] of Object.entries(file.users)) for (const stored of user.tokens ?? []) owners.set(stored, name);
     this.file = file;
     this.tokenOwners = owners;
+    // The decoy costs what the users' own hashes cost (the first one found; they share one cost).
+    this.decoy = decoyHash(Object.values(file.users).find((user) => user.password !== undefined)?.password);
     // A changed or removed password must not keep working from the cache.
     this.verified.clear();
+  }
+
+  /** Records who was added, removed or changed (grants, password, tokens) between two files. */
+  private auditChanges(before: UsersFile, after: UsersFile): void {
+    const names = new Set([...Object.keys(before.users), ...Object.keys(after.users)]);
+    const added: string[] = [];
+    const removed: string[] = [];
+    const changed: string[] = [];
+    for (const name of names) {
+      const old = before.users[name];
+      const now = after.users[name];
+      if (old === undefined) added.push(name);
+      else if (now === undefined) removed.push(name);
+      else if (JSON.stringify(old) !== JSON.stringify(now)) changed.push(name);
+    }
+    const rolesChanged = JSON.stringify(before.roles) !== JSON.stringify(after.roles);
+    if (added.length + removed.length + changed.length === 0 && !rolesChanged) return;
+    this.audit.record('users.changed', { path: this.path, added, removed, changed, rolesChanged });
   }
 
   private notify(): void {
@@ -170,12 +202,15 @@ export class Authenticator {
   /** Resolves with the principal, or rejects with AUTH_FAILED after a delay that grows with failures. */
   async authenticate(credentials: Credentials, remoteAddress: string): Promise<Principal> {
     const name = await this.check(credentials);
+    const method = credentials.token !== undefined ? 'token' : 'password';
     if (name !== null) {
       this.failures.delete(`user:${credentials.user ?? ''}`);
+      this.audit.loginSucceeded(name, remoteAddress, method);
       return { name };
     }
     const delayMs = Math.max(this.recordFailure(`addr:${remoteAddress}`), this.recordFailure(`user:${credentials.user ?? ''}`));
     this.logger.warn('security.login_failed', { user: credentials.user, address: remoteAddress, delayMs });
+    this.audit.record('login.failed', { user: credentials.user?.slice(0, HELLO_USER_LOGGED_CHARS_MAX) ?? null, address: remoteAddress, method, delayMs });
     await new Promise<void>((resolve) => this.clock.schedule(delayMs, resolve));
     throw new FerryError('AUTH_FAILED', 'authentication failed: unknown user, wrong password or token');
   }
@@ -189,7 +224,12 @@ export class Authenticator {
     if (credentials.user === undefined || credentials.password === undefined) return null;
     const name = credentials.user;
     const user = this.file.users[name];
-    if (user?.password === undefined) return null;
+    if (user?.password === undefined) {
+      // As much work as a wrong password for a known user: the answer's time must not tell the names apart.
+      const decoy = this.decoy;
+      await this.throttled(() => verifyPassword(credentials.password!, decoy));
+      return null;
+    }
     const cacheKey = createHmac('sha256', this.cacheKey).update(name).update('\0').update(credentials.password).digest('base64');
     if (this.verified.get(cacheKey) === name) return name;
     const file = this.file;
@@ -213,6 +253,7 @@ export class Authenticator {
       this.passwordChecks++;
     }
     try {
+      this.passwordChecksTotal += 1;
       return await check();
     } finally {
       // Hand the slot to the next waiter, or give it back.

@@ -11,6 +11,7 @@ import type { BrokerApi, DeliverySink, GroupInfo, PublishMessage, PublishResult,
 import type { Authenticator, Principal } from './authenticator.js';
 import type { Action, Resource } from './policy.js';
 import type { PublishQuota } from './quota.js';
+import type { AuditEvent } from './audit.js';
 
 /** A sink that can be told why its subscription was withdrawn (transports implement it). */
 export interface RevocableSink extends DeliverySink {
@@ -115,7 +116,16 @@ class GuardedBroker implements BrokerApi {
 
   private refuse(code: ErrorCode, error: FerryError): never {
     this.view.onReject?.(code);
+    this.auth.audit.refused(this.view.principal?.name ?? null, this.view.address, code, error.message);
     throw error;
+  }
+
+  /** An admin action done: the audit log says who did it from where. */
+  private audited<T>(event: AuditEvent, fields: Record<string, unknown>, done: Promise<T>): Promise<T> {
+    return done.then((result) => {
+      this.auth.audit.record(event, { user: this.view.principal?.name ?? null, address: this.view.address, ...fields });
+      return result;
+    });
   }
 
   private check(action: Action, resource: Resource): void {
@@ -147,7 +157,7 @@ class GuardedBroker implements BrokerApi {
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.inner.createTopic(name, config);
+    return this.audited('topic.created', { topic: name }, this.inner.createTopic(name, config));
   }
 
   deleteTopic(name: string): Promise<void> {
@@ -156,16 +166,31 @@ class GuardedBroker implements BrokerApi {
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.inner.deleteTopic(name);
+    return this.audited('topic.deleted', { topic: name }, this.inner.deleteTopic(name));
   }
 
   listTopics(): TopicInfo[] {
-    return this.inner.listTopics().filter((info) => this.auth.sees(this.view.principal, info.name));
+    return this.inner
+      .listTopics()
+      .filter((info) => this.auth.sees(this.view.principal, info.name))
+      .map((info) => this.withVisibleGroups(info));
   }
 
   describeTopic(name: string): TopicInfo {
     this.checkVisible(name);
-    return this.inner.describeTopic(name);
+    return this.withVisibleGroups(this.inner.describeTopic(name));
+  }
+
+  /**
+   * A topic's groups as listGroups shows them: all to an admin of the topic (or a broker of the
+   * cluster, replicate), else those the caller may consume.
+   */
+  private withVisibleGroups(info: TopicInfo): TopicInfo {
+    const principal = this.view.principal;
+    const topic = { topic: info.name };
+    if (info.groups.length === 0 || this.auth.allows(principal, 'admin', topic) || this.auth.allows(principal, 'replicate', topic)) return info;
+    const groups = info.groups.filter((group) => this.auth.allows(principal, 'consume', { topic: info.name, group }));
+    return groups.length === info.groups.length ? info : { ...info, groups };
   }
 
   publish(topic: string, messages: readonly PublishMessage[]): Promise<PublishResult[]> {
@@ -176,6 +201,17 @@ class GuardedBroker implements BrokerApi {
       return Promise.reject(error);
     }
     return this.inner.publish(topic, messages);
+  }
+
+  /** Broker headers (dead letters, redrives from another broker) only from a user with the replicate grant. */
+  publishAsBroker(topic: string, messages: readonly PublishMessage[]): Promise<PublishResult[]> {
+    try {
+      this.check('replicate', { topic });
+      this.takeQuota(messages.length);
+      return required(this.inner, 'publishAsBroker')(topic, messages);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   private takeQuota(count: number): void {
@@ -225,7 +261,7 @@ class GuardedBroker implements BrokerApi {
   resetGroup(topic: string, group: string, to: StartPosition): Promise<GroupInfo> {
     try {
       this.check('admin', { topic });
-      return required(this.inner, 'resetGroup')(topic, group, to);
+      return this.audited('group.reset', { topic, group, to }, required(this.inner, 'resetGroup')(topic, group, to));
     } catch (error) {
       return Promise.reject(error);
     }
@@ -234,7 +270,7 @@ class GuardedBroker implements BrokerApi {
   redrive(deadLetterTopic: string, options?: RedriveOptions): Promise<RedriveResult> {
     try {
       this.check('admin', { topic: deadLetterTopic });
-      return required(this.inner, 'redrive')(deadLetterTopic, options);
+      return this.audited('redrive', { topic: deadLetterTopic, options: options ?? {} }, required(this.inner, 'redrive')(deadLetterTopic, options));
     } catch (error) {
       return Promise.reject(error);
     }

@@ -5,7 +5,8 @@
  * handler runs inside that request's context (AsyncLocalStorage), so the broker getter the API and
  * gRPC services already call per request returns the guard's view for the caller.
  *
- * Without credentials only the public paths answer (probes, /metrics, the dashboard's own files);
+ * Without credentials only the public paths answer (probes, the dashboard's own files); /metrics
+ * needs a login with the metrics grant (or admin on every topic) whenever authentication is on;
  * an /api/ request gets 401 with `WWW-Authenticate: Basic`, so a browser asks for a login once
  * and the dashboard's calls carry it from then on; a gRPC call fails UNAUTHENTICATED. With
  * authentication off, everything passes as before.
@@ -27,6 +28,8 @@ const AUTHORIZATION_CHARS_MAX = 4096;
 const API_PATH = '/api';
 /** Admin API paths that show the whole broker rather than topics, and need admin on every topic (`*`). */
 const BROKER_WIDE_PATHS: ReadonlySet<string> = new Set(['/api/connections', '/api/cluster', '/api/cluster/reassign', '/api/cluster/drain']);
+/** Prometheus' scrape path: it names every topic and group, so it needs the metrics grant (or admin on `*`). */
+const METRICS_PATH = '/metrics';
 
 interface RequestAuth {
   principal: Principal | null;
@@ -54,9 +57,10 @@ export class HttpSecurity {
       // The listener has already decoded and normalised the path (transport/http/request-path.ts):
       // this check and the router see the same one, however the client spelled it.
       const path = (req.url ?? '/').split('?', 1)[0]!;
-      if (path === API_PATH || path.startsWith(API_PATH + '/')) {
-        const refusal = auth.error ?? this.brokerWideRefusal(path, auth.principal);
+      if (path === API_PATH || path.startsWith(API_PATH + '/') || path === METRICS_PATH) {
+        const refusal = auth.error ?? (path === METRICS_PATH ? this.metricsRefusal(auth.principal) : this.brokerWideRefusal(path, auth.principal));
         if (refusal !== null) {
+          this.authenticator.audit.refused(auth.principal?.name ?? null, auth.address, refusal.code, `${req.method ?? 'GET'} ${path}: ${refusal.message}`);
           this.refuse(res, refusal);
           return;
         }
@@ -100,6 +104,17 @@ export class HttpSecurity {
       this.logger.error('security.http.authenticate_failed', { error });
       return { principal: null, error: new FerryError('AUTH_FAILED', 'authentication failed'), address };
     }
+  }
+
+  /** Whether the current request's caller may see the whole broker: admin on every topic (or authentication off). */
+  seesBrokerWide(): boolean {
+    const auth = this.current.getStore();
+    return auth !== undefined && auth.error === null && this.authenticator.allows(auth.principal, 'admin', { topic: '*' });
+  }
+
+  private metricsRefusal(principal: Principal | null): FerryError | null {
+    if (this.authenticator.allows(principal, 'metrics', { topic: '*' }) || this.authenticator.allows(principal, 'admin', { topic: '*' })) return null;
+    return new FerryError('FORBIDDEN', `${principal?.name ?? 'anonymous'} may not read ${METRICS_PATH}: it needs the metrics grant (ferry users add NAME --metrics) or admin on every topic (*)`);
   }
 
   private brokerWideRefusal(path: string, principal: Principal | null): FerryError | null {

@@ -61,3 +61,19 @@ export function tokenMatches(token: string, stored: string): boolean {
   const expected = Buffer.from(stored, 'base64');
   return actual.length === expected.length && timingSafeEqual(actual, expected);
 }
+
+/**
+ * A hash no password matches, at the cost of `like` (or the default): checking a login for an
+ * unknown user against it takes as long as a wrong password for a known one, so the time of the
+ * answer does not tell which user names exist.
+ */
+export function decoyHash(like?: PasswordHash): PasswordHash {
+  return {
+    algorithm: 'scrypt',
+    N: like?.N ?? SCRYPT_COST,
+    r: like?.r ?? SCRYPT_BLOCK_SIZE,
+    p: like?.p ?? SCRYPT_PARALLELISM,
+    salt: randomBytes(SALT_BYTES).toString('base64'),
+    hash: randomBytes(HASH_BYTES).toString('base64'),
+  };
+}

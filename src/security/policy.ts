@@ -1,12 +1,13 @@
 /**
  * Who may do what. A user (or a role it has) holds allow and deny rules, each for one action
- * (publish, consume, admin, replicate) over a topic pattern and, for consume, a group pattern. A request is
+ * (publish, consume, admin, replicate, metrics) over a topic pattern and, for consume, a group pattern
+ * (`metrics` is broker-wide: reading /metrics needs it on `*`, or admin on `*`). A request is
  * allowed when some allow rule of the user or its roles matches and no deny rule does: deny wins,
  * and without a matching allow the answer is no (deny by default).
  */
 import { matches } from './patterns.js';
 
-export const ACTIONS = ['publish', 'consume', 'admin', 'replicate'] as const;
+export const ACTIONS = ['publish', 'consume', 'admin', 'replicate', 'metrics'] as const;
 export type Action = (typeof ACTIONS)[number];
 
 export interface Rule {

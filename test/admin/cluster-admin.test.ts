@@ -63,7 +63,9 @@ function http(broker: ClusterBroker, path: string, init: RequestInit = {}): Prom
 }
 
 async function metrics(broker: ClusterBroker): Promise<Map<string, Family>> {
-  const response = await fetch(`http://127.0.0.1:${broker.httpPort}/metrics`);
+  // With users configured, /metrics needs a login (the metrics grant, or admin on every topic).
+  assert.equal((await fetch(`http://127.0.0.1:${broker.httpPort}/metrics`)).status, 401);
+  const response = await http(broker, '/metrics');
   assert.equal(response.status, 200);
   return parsePrometheus(await response.text());
 }

@@ -45,6 +45,12 @@ test('cli - users add, passwd, token, list and remove edit the users file', asyn
   assert.match(ferry(['users', 'list', '--file', file]).stdout, /^replicator +password, 0 tokens +replicate:\*$/m);
   assert.equal(ferry(['users', 'remove', 'replicator', '--file', file]).status, 0);
 
+  // A Prometheus scraper: /metrics and nothing else.
+  const scraper = ferry(['users', 'add', 'prometheus', '--file', file, '--metrics'], 'scrape pass\n');
+  assert.equal(scraper.status, 0, scraper.stderr);
+  assert.deepEqual(readUsersFile(file).users['prometheus']!.allow, [{ action: 'metrics', topic: '*' }]);
+  assert.equal(ferry(['users', 'remove', 'prometheus', '--file', file]).status, 0);
+
   assert.equal(ferry(['users', 'remove', 'alice', '--file', file]).status, 0);
   assert.deepEqual(readUsersFile(file).users, {});
   assert.equal(ferry(['users', 'remove', 'alice', '--file', file]).status, 2);

@@ -11,6 +11,7 @@ import { SystemClock } from '../../src/platform/clock.js';
 import { silentLogger, type Logger } from '../../src/platform/logger.js';
 import { Authenticator } from '../../src/security/authenticator.js';
 import { AccessGuard } from '../../src/security/guard.js';
+import type { AuditLog } from '../../src/security/audit.js';
 import { HttpSecurity } from '../../src/security/http-auth.js';
 import { hashPassword, hashToken } from '../../src/security/password.js';
 import { parseRule, type Action, type Rule } from '../../src/security/policy.js';
@@ -64,6 +65,8 @@ export interface SecureOptions {
   quota?: { messagesPerSecond: number; burstMessages: number };
   tcp?: TcpServerOptions;
   logger?: Logger;
+  /** Where security events go (src/security/audit.ts); default: nowhere. */
+  audit?: AuditLog;
 }
 
 export interface SecureBroker {
@@ -89,7 +92,7 @@ export async function startSecure(options: SecureOptions): Promise<SecureBroker>
   const usersPath = join(dir.path, 'users.json');
   writeUsersFile(usersPath, options.users);
   const broker = await Broker.open({ dir: join(dir.path, 'data'), logger });
-  const authenticator = new Authenticator(usersPath, clock, logger, undefined, { required: options.required ?? true });
+  const authenticator = new Authenticator(usersPath, clock, logger, undefined, { required: options.required ?? true, ...(options.audit === undefined ? {} : { audit: options.audit }) });
   const quota = options.quota === undefined ? null : new PublishQuota(options.quota.messagesPerSecond, options.quota.burstMessages, clock);
   const guard = new AccessGuard(authenticator, { quota, logger });
   const rejections = new Rejections();

@@ -243,7 +243,7 @@ test('permissions - without credentials the admin API answers 401 and gRPC UNAUT
     assert.equal(wrong.status, 401);
     assert.equal(((await wrong.json()) as { error: { code: string } }).error.code, 'AUTH_FAILED');
     assert.equal((await fetch(`${base}/healthz`)).status, 200);
-    assert.equal((await fetch(`${base}/metrics`)).status, 200);
+    assert.equal((await fetch(`${base}/metrics`)).status, 401, '/metrics needs a login with users configured');
     // Broker-wide views need admin on every topic.
     assert.equal((await fetch(`${base}/api/connections`, { headers: { authorization: basic('auditor', PASSWORD) } })).status, 403);
     assert.equal((await fetch(`${base}/api/connections`, { headers: { authorization: basic('root', PASSWORD) } })).status, 200);
@@ -251,7 +251,7 @@ test('permissions - without credentials the admin API answers 401 and gRPC UNAUT
       topics.listTopics(ListTopicsRequest.fromPartial({}), new Metadata(), { deadline: Date.now() + 10_000 }, (failure) => resolve(failure)),
     );
     assert.equal(error?.code, GRPC_UNAUTHENTICATED);
-    const metrics = await (await fetch(`${base}/metrics`)).text();
+    const metrics = await (await fetch(`${base}/metrics`, { headers: { authorization: basic('root', PASSWORD) } })).text();
     assert.match(metrics, /ferry_rejections_total\{code="AUTH_REQUIRED",transport="http"\} [1-9]/);
     assert.match(metrics, /ferry_rejections_total\{code="AUTH_FAILED",transport="http"\} [1-9]/);
   } finally {

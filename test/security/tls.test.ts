@@ -133,12 +133,19 @@ test('tls - a handshake that stalls is dropped after handshakeTimeoutMs', async 
   }
 });
 
-test('tls - a TLS client refused at the connection limit hears TOO_MANY_CONNECTIONS over TLS', async () => {
+test('tls - a TLS client past the connection limit is closed at accept, before any handshake work (issue 22, item 12)', async () => {
   const running = await startSecure({ users: await users(), tls: { material: material(false), required: true }, tcp: { maxConnectionsPerIp: 1 } });
   try {
     const first = await connect({ port: running.port, user: 'alice', password: 'alice-password', tls: { ca: certs.ca }, reconnect: false });
-    await failsWith(connect({ port: running.port, user: 'alice', password: 'alice-password', tls: { ca: certs.ca }, reconnect: false }), 'TOO_MANY_CONNECTIONS', /from your address/);
+    const refused = await connect({ port: running.port, user: 'alice', password: 'alice-password', tls: { ca: certs.ca }, reconnect: false }).then(
+      (client) => client.close().then(() => null),
+      (error: unknown) => error,
+    );
+    assert.ok(isFerryError(refused) && refused.retryable, `refused (retryable), got ${String(refused)}`);
     assert.equal(running.rejections.of('TOO_MANY_CONNECTIONS', 'tcp'), 1);
+    const stats = running.server.stats();
+    assert.equal(stats.refusedByReason.per_ip, 1);
+    assert.equal(stats.handshakesFailed, 0, 'no handshake was started for it');
     await first.close();
   } finally {
     await running.close();

@@ -7,9 +7,14 @@
  * since boot that, unlike the process's own, carries on into the next process (`nextProcess`) and
  * starts again at a reboot. A `new SimClock()` is a new boot, so independent clocks never look
  * like one machine.
+ *
+ * Its timers behave as Node's: one armed with more than 2^31−1 ms fires after 1 ms (counted in
+ * `timerOverflows`, where Node prints a TimeoutOverflowWarning); `schedule` arms long delays in
+ * steps, as SystemClock does (src/platform/timers.ts).
  */
 import assert from 'node:assert/strict';
 import type { BootTime, Clock, TimerHandle } from '../../src/platform/clock.js';
+import { scheduleCapped, TIMER_DELAY_MS_MAX } from '../../src/platform/timers.js';
 
 /** An arbitrary but fixed start (2024-01-01T00:00:00Z) so that timestamps in failures are readable. */
 export const SIM_EPOCH_MS = Date.UTC(2024, 0, 1);
@@ -64,9 +69,22 @@ export class SimClock implements Clock {
     return this.monoMs;
   }
 
+  /** Timers armed with more than one Node timer holds (each fired after 1 ms, as Node does). */
+  timerOverflows = 0;
+
   schedule(delayMs: number, callback: () => void): TimerHandle {
     assert.ok(Number.isFinite(delayMs), 'delayMs must be finite');
-    const timer: Timer = { dueMs: this.monoMs + Math.max(0, delayMs), seq: this.seqNext++, callback, cancelled: false };
+    return scheduleCapped((ms, fire) => this.arm(ms, fire), () => this.monoMs, delayMs, callback);
+  }
+
+  /** One timer, as Node arms it. */
+  private arm(delayMs: number, callback: () => void): TimerHandle {
+    let armedMs = Math.max(0, delayMs);
+    if (armedMs > TIMER_DELAY_MS_MAX) {
+      this.timerOverflows += 1;
+      armedMs = 1;
+    }
+    const timer: Timer = { dueMs: this.monoMs + armedMs, seq: this.seqNext++, callback, cancelled: false };
     const at = this.timers.findIndex((t) => t.dueMs > timer.dueMs);
     if (at === -1) this.timers.push(timer);
     else this.timers.splice(at, 0, timer);

@@ -6,7 +6,7 @@ export interface SubscriptionOwner {
   readonly topic: string;
   readonly name: string;
   pump(): void;
-  settle(partition: number, offset: number): Promise<void>;
+  settle(subscription: GroupSubscription, partition: number, offset: number): Promise<void>;
   release(subscription: GroupSubscription, partition: number, offset: number, delayMs?: number): Promise<void>;
   reject(subscription: GroupSubscription, partition: number, offset: number, reason: string): Promise<void>;
   touch(subscription: GroupSubscription, partition: number, offset: number): void;
@@ -42,7 +42,7 @@ export class GroupSubscription implements Subscription {
   }
 
   ack(partition: number, offset: number): Promise<void> {
-    return this.owner.settle(partition, offset);
+    return this.owner.settle(this, partition, offset);
   }
 
   async nack(partition: number, offset: number, options: { delayMs?: number } = {}): Promise<void> {

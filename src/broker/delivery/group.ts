@@ -368,11 +368,19 @@ export class Group implements SubscriptionOwner {
 
   // --- Settling, redelivery, dead letters ---
 
-  settle(partitionIndex: number, offset: number): Promise<void> {
+  /**
+   * ack: settles an offset. A delivery in flight is settled only by the subscription holding it
+   * (UNKNOWN_DELIVERY otherwise, as nack, reject and touch); a late ack of one waiting for its
+   * redelivery, or of one a restart or failover left undelivered, is taken from any subscriber.
+   */
+  settle(subscription: GroupSubscription, partitionIndex: number, offset: number): Promise<void> {
     const partition = this.partitionAt(partitionIndex);
     const state = this.deps.store.state.partitions[partitionIndex]!;
     const entry = partition.inFlight.get(offset);
     let deliveries = state.deliveriesOf(offset);
+    if (entry !== undefined && entry.subscription !== subscription) {
+      return Promise.reject(new FerryError('UNKNOWN_DELIVERY', `offset ${offset} of partition ${partitionIndex} is in flight on another subscription`));
+    }
     if (entry !== undefined) {
       partition.inFlight.delete(offset);
       entry.subscription.inFlight -= 1;

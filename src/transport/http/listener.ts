@@ -7,6 +7,7 @@ import { createServer as createHttpServer, type IncomingMessage, type ServerResp
 import {
   createSecureServer,
   createServer as createHttp2Server,
+  type Http2SecureServer,
   type Http2Server,
   type Http2Session,
   type Http2ServerRequest,
@@ -16,6 +17,7 @@ import {
 } from 'node:http2';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import type { Logger } from '../../platform/logger.js';
+import { FerryError } from '../../errors.js';
 import { normaliseRequestTarget } from './request-path.js';
 
 /** What an HTTP/2 client sends before anything else (RFC 9113, section 3.4). */
@@ -81,6 +83,8 @@ export interface HttpListener {
   host: string;
   /** Stops accepting, lets open requests finish for a grace period, then destroys what is left. */
   close(): Promise<void>;
+  /** HTTPS only: new connections use this certificate and key from now on; open ones keep theirs. */
+  setSecureContext(tls: SecureServerOptions): void;
 }
 
 type RequestListener = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => void;
@@ -112,6 +116,8 @@ function requestListener(handler: HttpHandler, logger: Logger): RequestListener 
 /** What accepts the port's connections, and how the inner servers start and stop with it. */
 interface Servers {
   outer: NetServer | Http2Server;
+  /** The TLS server, when the port speaks HTTPS. */
+  secure: Http2SecureServer | null;
   startInner: () => void;
   closeInner: () => void;
 }
@@ -139,7 +145,7 @@ export function listenMultiplexed(handler: HttpHandler, options: MultiplexedList
     session.setLocalWindowSize(SESSION_WINDOW_BYTES);
   };
 
-  const { outer, startInner, closeInner } = createServers(options, onRequest, { admit, track, trackSession });
+  const { outer, secure, startInner, closeInner } = createServers(options, onRequest, { admit, track, trackSession });
   outer.maxConnections = HTTP_CONNECTIONS_MAX;
   return new Promise((resolve, reject) => {
     outer.once('error', reject);
@@ -152,6 +158,10 @@ export function listenMultiplexed(handler: HttpHandler, options: MultiplexedList
       let closing: Promise<void> | null = null;
       resolve({
         ...bound,
+        setSecureContext: (tls) => {
+          if (secure === null) throw new FerryError('INVALID_ARGUMENT', 'this HTTP port does not speak TLS');
+          secure.setSecureContext({ ...options.tls, ...tls });
+        },
         close: () =>
           (closing ??= new Promise<void>((done) => {
             outer.close(() => done());
@@ -177,7 +187,7 @@ function createServers(options: MultiplexedListenOptions, onRequest: RequestList
     secure.prependListener('connection', admit);
     secure.on('secureConnection', track);
     secure.on('session', trackSession);
-    return { outer: secure, startInner: () => undefined, closeInner: () => undefined };
+    return { outer: secure, secure, startInner: () => undefined, closeInner: () => undefined };
   }
   const http1 = createHttpServer({ headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: 0 }, onRequest);
   const http2 = createHttp2Server({ settings: HTTP2_SETTINGS, maxSessionMemory: SESSION_MEMORY_MIB_MAX }, onRequest);
@@ -190,6 +200,7 @@ function createServers(options: MultiplexedListenOptions, onRequest: RequestList
   });
   return {
     outer: net,
+    secure: null,
     // node:http starts its connection tracking (headersTimeout checks, closeIdleConnections) on
     // 'listening'; this server never listens itself, so it is told when the port is open.
     startInner: () => http1.emit('listening'),

@@ -42,6 +42,10 @@ export interface ServerSettings {
   closeTimeoutMs: number;
   /** Open connections from one IP address at most (TLS handshakes in progress included). */
   maxConnectionsPerIp: number;
+  /** New connections one IP address may open per second on average (accept-gate.ts); 0: no limit. */
+  acceptsPerSecondPerIp: number;
+  /** New connections one IP address may open at once, above its rate. */
+  acceptBurstPerIp: number;
   /** A connection that has not sent its HELLO (with credentials) this long after it opened is closed. */
   authTimeoutMs: number;
   /** Deliveries one subscription may hold unsettled (groups) or may be granted ahead (streams): its credit cap. */
@@ -112,6 +116,13 @@ export const SERVER_DEFAULTS: Readonly<ServerSettings> = {
    * a NAT gateway or a node running many clients still fits. NATS and RabbitMQ have no per-IP limit.
    */
   maxConnectionsPerIp: 1000,
+  /**
+   * 200 a second, in bursts of 500: a client reconnects a few times a second at most, a host of
+   * many clients restarting still fits, and a storm from one address costs the broker at most
+   * that many accepts a second (each about 0.3 ms of its thread before its HELLO is refused).
+   */
+  acceptsPerSecondPerIp: 200,
+  acceptBurstPerIp: 500,
   /** 2 s, NATS's AUTH_TIMEOUT: a HELLO is one round trip; a silent socket is let go at once. RabbitMQ allows 10 s. */
   authTimeoutMs: 2000,
   /**
@@ -149,6 +160,8 @@ export function resolveServerOptions(options: TcpServerOptions): ResolvedServerO
     subscriptionsMax: positiveInt('subscriptionsMax', options.subscriptionsMax, SERVER_DEFAULTS.subscriptionsMax),
     closeTimeoutMs: positiveInt('closeTimeoutMs', options.closeTimeoutMs, SERVER_DEFAULTS.closeTimeoutMs),
     maxConnectionsPerIp: positiveInt('maxConnectionsPerIp', options.maxConnectionsPerIp, SERVER_DEFAULTS.maxConnectionsPerIp),
+    acceptsPerSecondPerIp: positiveInt('acceptsPerSecondPerIp', options.acceptsPerSecondPerIp, SERVER_DEFAULTS.acceptsPerSecondPerIp, 0),
+    acceptBurstPerIp: positiveInt('acceptBurstPerIp', options.acceptBurstPerIp, SERVER_DEFAULTS.acceptBurstPerIp),
     authTimeoutMs: positiveInt('authTimeoutMs', options.authTimeoutMs, SERVER_DEFAULTS.authTimeoutMs),
     subscriptionUnackedMax: positiveInt('subscriptionUnackedMax', options.subscriptionUnackedMax, SERVER_DEFAULTS.subscriptionUnackedMax),
     security: options.security ?? null,

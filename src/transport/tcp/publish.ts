@@ -4,6 +4,7 @@
  */
 import type { PublishMessage, PublishResult } from '../../broker/types.js';
 import { FerryError, isFerryError } from '../../errors.js';
+import { required } from '../../broker/forwarding.js';
 import { decodePublish, encodePublishOkFrom } from '../../protocol/codec-publish.js';
 import { FRAME_TYPES, type Frame } from '../../protocol/frame.js';
 import type { RequestContext } from './request-context.js';
@@ -21,6 +22,7 @@ const VALIDATION_CODES = new Set(['INVALID_ARGUMENT', 'RECORD_TOO_LARGE', 'KEY_T
 /** Handles the run of PUBLISH frames starting at `start`; returns the index after it. */
 export function handlePublishRun(context: RequestContext, frames: Frame[], start: number): number {
   let topic: string | null = null;
+  let asBroker = false;
   let requestIds: number[] = [];
   let counts: number[] = [];
   let messages: PublishMessage[] = [];
@@ -32,18 +34,20 @@ export function handlePublishRun(context: RequestContext, frames: Frame[], start
     try {
       request = decodePublish(context.reader.reset(frame.payload));
     } catch (error) {
-      if (topic !== null) publish(context, topic, requestIds, counts, messages);
+      if (topic !== null) publish(context, topic, requestIds, counts, messages, asBroker);
       context.requestFailed(frame.requestId, error);
       return frames.length;
     }
-    if (topic !== null && (request.topic !== topic || messages.length + request.messages.length > COALESCE_MESSAGES_MAX)) {
-      publish(context, topic, requestIds, counts, messages);
+    const requestAsBroker = request.asBroker === true;
+    if (topic !== null && (request.topic !== topic || requestAsBroker !== asBroker || messages.length + request.messages.length > COALESCE_MESSAGES_MAX)) {
+      publish(context, topic, requestIds, counts, messages, asBroker);
       requestIds = [];
       counts = [];
       topic = null;
     }
     if (topic === null) {
       topic = request.topic;
+      asBroker = requestAsBroker;
       messages = request.messages;
       shared = true;
     } else {
@@ -56,21 +60,21 @@ export function handlePublishRun(context: RequestContext, frames: Frame[], start
     requestIds.push(frame.requestId);
     counts.push(request.messages.length);
   }
-  if (topic !== null) publish(context, topic, requestIds, counts, messages);
+  if (topic !== null) publish(context, topic, requestIds, counts, messages, asBroker);
   return i;
 }
 
-function publish(context: RequestContext, topic: string, requestIds: number[], counts: number[], messages: PublishMessage[]): void {
+function publish(context: RequestContext, topic: string, requestIds: number[], counts: number[], messages: PublishMessage[], asBroker: boolean): void {
   context.requestsStarted(requestIds.length);
   let pending: Promise<PublishResult[]>;
   try {
-    pending = context.broker.publish(topic, messages);
+    pending = asBroker ? required(context.broker, 'publishAsBroker')(topic, messages) : context.broker.publish(topic, messages);
   } catch (error) {
     pending = Promise.reject(error);
   }
   pending.then(
     (results) => published(context, requestIds, counts, results),
-    (error: unknown) => publishFailed(context, topic, requestIds, counts, messages, error),
+    (error: unknown) => publishFailed(context, topic, requestIds, counts, messages, asBroker, error),
   );
 }
 
@@ -90,7 +94,7 @@ function published(context: RequestContext, requestIds: number[], counts: number
   context.replied();
 }
 
-function publishFailed(context: RequestContext, topic: string, requestIds: number[], counts: number[], messages: PublishMessage[], error: unknown): void {
+function publishFailed(context: RequestContext, topic: string, requestIds: number[], counts: number[], messages: PublishMessage[], asBroker: boolean, error: unknown): void {
   context.requestsFinished(requestIds.length);
   if (context.closed) return;
   if (requestIds.length > 1 && isFerryError(error) && VALIDATION_CODES.has(error.code)) {
@@ -98,7 +102,7 @@ function publishFailed(context: RequestContext, topic: string, requestIds: numbe
     // so that only the offending request fails.
     let start = 0;
     for (let i = 0; i < requestIds.length; i++) {
-      publish(context, topic, [requestIds[i]!], [counts[i]!], messages.slice(start, start + counts[i]!));
+      publish(context, topic, [requestIds[i]!], [counts[i]!], messages.slice(start, start + counts[i]!), asBroker);
       start += counts[i]!;
     }
     return;

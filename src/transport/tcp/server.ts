@@ -16,6 +16,8 @@ import { Connection, type ConnectionOwner, type ConnectionStats } from './connec
 import { resolveServerOptions, type ResolvedServerOptions, type TcpServerOptions } from './options.js';
 import { Refusal } from './refusal.js';
 import { TlsAcceptor } from './tls-accept.js';
+import { AcceptGate } from './accept-gate.js';
+import type { TlsMaterial } from '../../security/tls.js';
 
 export type { TcpServerOptions } from './options.js';
 export type { ConnectionStats } from './connection.js';
@@ -40,15 +42,22 @@ const REJECTED_LOG_INTERVAL_MS = 1000;
  */
 export const HANDSHAKES_PER_TURN_MAX = 16;
 
+/** Why a socket was refused at accept (ferry_connections_refused_total{reason}). */
+export type RefusedReason = 'accept_rate' | 'per_ip' | 'total' | 'tls_only';
+
 export interface ServerStats {
   connections: number;
   connectionsTotal: number;
   connectionsRejected: number;
+  /** Sockets refused at accept, by why; those on a TLS port and past the accept rate are closed before any TLS or HELLO work. */
+  refusedByReason: Record<RefusedReason, number>;
   /** Connections that never reached the protocol: TLS handshake failed or timed out, or closed first. */
   handshakesFailed: number;
   slowConsumersTotal: number;
   /** Times a HELLO was put off to the next turn because HANDSHAKES_PER_TURN_MAX were handled already (once per HELLO and turn). */
   handshakesDeferred: number;
+  /** TLS handshakes started a turn late because TLS_HANDSHAKES_PER_TURN_MAX had started already (tls-accept.ts). */
+  tlsHandshakesDeferred: number;
   /** Turns a connection waited out for refusing too many of its requests at once. */
   throttledTurns: number;
   bytesIn: number;
@@ -64,6 +73,9 @@ export class TcpServer implements ConnectionOwner {
   private closing: Promise<void> | null = null;
   private connectionsTotal = 0;
   private connectionsRejected = 0;
+  private readonly refusedByReason: Record<RefusedReason, number> = { accept_rate: 0, per_ip: 0, total: 0, tls_only: 0 };
+  /** The per-address accept rate, checked first (accept-gate.ts). */
+  private readonly acceptGate: AcceptGate;
   private handshakesFailed = 0;
   private slowConsumersTotal = 0;
   private handshakesDeferred = 0;
@@ -80,7 +92,7 @@ export class TcpServer implements ConnectionOwner {
   /** Sniffs the first byte and runs TLS handshakes; null without TLS. */
   private readonly tls: TlsAcceptor | null;
   /** The refusals a storm repeats, encoded once (refusal.ts). */
-  private readonly refusals: { total: Refusal; perIp: Refusal; tlsOnly: Refusal };
+  private readonly refusals: { total: Refusal; perIp: Refusal; tlsOnly: Refusal; acceptRate: Refusal };
   private rejectedLoggedAtMs = -Infinity;
   /** Refusals since the last `transport.connection.rejected` line. */
   private rejectedUnlogged = 0;
@@ -93,13 +105,20 @@ export class TcpServer implements ConnectionOwner {
     options: TcpServerOptions = {},
   ) {
     this.options = resolveServerOptions(options);
+    this.acceptGate = new AcceptGate(this.options.acceptsPerSecondPerIp, this.options.acceptBurstPerIp);
     const tls = this.options.tls;
     this.tls = tls === null ? null : new TlsAcceptor({ material: tls.material, handshakeTimeoutMs: tls.handshakeTimeoutMs, clock: this.options.clock });
     this.refusals = {
       total: new Refusal('TOO_MANY_CONNECTIONS', `the server holds its maximum of ${this.options.maxConnections} connections`),
       perIp: new Refusal('TOO_MANY_CONNECTIONS', `the server holds its maximum of ${this.options.maxConnectionsPerIp} connections from your address`),
       tlsOnly: new Refusal('AUTH_REQUIRED', 'this server accepts TLS connections only: connect with tls'),
+      acceptRate: new Refusal('RATE_LIMITED', `more than ${this.options.acceptsPerSecondPerIp} new connections a second from your address`),
     };
+  }
+
+  /** TLS certificates reloaded: new connections use them, open ones keep what they shook hands with. */
+  setTlsMaterial(material: TlsMaterial): void {
+    this.tls?.setMaterial(material);
   }
 
   listen(port: number, host = DEFAULT_HOST): Promise<{ port: number; host: string }> {
@@ -131,9 +150,18 @@ export class TcpServer implements ConnectionOwner {
     }
     socket.on('error', (error) => this.options.logger.debug('transport.socket_error', { error }));
     const address = normalizeAddress(socket.remoteAddress ?? '');
+    if (!this.acceptGate.take(address, this.options.clock.monotonicMs())) {
+      this.refuseAtOnce(socket, address, 'accept_rate', this.refusals.acceptRate);
+      return;
+    }
     const refusal = this.admit(address, socket);
     if (this.tls === null) {
       this.start(socket, address, refusal);
+      return;
+    }
+    if (refusal !== null) {
+      // No TLS handshake for a socket that will be refused anyway: that is the work a storm wants.
+      this.refuseAtOnce(socket, address, this.reasonOf(refusal), refusal);
       return;
     }
     const required = this.options.tls!.required;
@@ -147,9 +175,22 @@ export class TcpServer implements ConnectionOwner {
         this.refuse(accepted.socket, address, this.refusals.tlsOnly);
         return;
       }
-      this.start(accepted.socket, address, refusal);
+      this.start(accepted.socket, address, null);
     });
   };
+
+  private reasonOf(refusal: Refusal): RefusedReason {
+    if (refusal === this.refusals.total) return 'total';
+    if (refusal === this.refusals.tlsOnly) return 'tls_only';
+    return 'per_ip';
+  }
+
+  /** Closes a socket at accept without a word (no ERROR frame: on a TLS port it would need a handshake first). */
+  private refuseAtOnce(socket: Socket, address: string, reason: RefusedReason, refusal: Refusal): void {
+    this.refusedByReason[reason]++;
+    this.noteRefusal(address, refusal);
+    socket.destroy();
+  }
 
   /** Takes a connection slot for the socket, or says why not (the socket then holds no slot). */
   private admit(address: string, socket: Socket): Refusal | null {
@@ -192,6 +233,20 @@ export class TcpServer implements ConnectionOwner {
 
   /** Says why in an ERROR frame, then closes. */
   private refuse(socket: Socket, address: string, refusal: Refusal): void {
+    this.refusedByReason[this.reasonOf(refusal)]++;
+    this.noteRefusal(address, refusal);
+    socket.on('error', () => undefined);
+    this.refused.add(socket);
+    socket.once('close', () => this.refused.delete(socket));
+    socket.end(refusal.frame);
+    // Read (and drop) what the client still sends, so that its FIN is seen and the socket closes.
+    socket.on('data', () => undefined);
+    socket.resume();
+    this.options.clock.schedule(REFUSED_LINGER_MS, () => socket.destroy());
+  }
+
+  /** Counts a refusal, and logs it at most once per REJECTED_LOG_INTERVAL_MS with the count since. */
+  private noteRefusal(address: string, refusal: Refusal): void {
     this.connectionsRejected++;
     this.rejected(refusal.code);
     this.rejectedUnlogged++;
@@ -208,14 +263,6 @@ export class TcpServer implements ConnectionOwner {
       this.rejectedLoggedAtMs = nowMs;
       this.rejectedUnlogged = 0;
     }
-    socket.on('error', () => undefined);
-    this.refused.add(socket);
-    socket.once('close', () => this.refused.delete(socket));
-    socket.end(refusal.frame);
-    // Read (and drop) what the client still sends, so that its FIN is seen and the socket closes.
-    socket.on('data', () => undefined);
-    socket.resume();
-    this.options.clock.schedule(REFUSED_LINGER_MS, () => socket.destroy());
   }
 
   rejected(code: ErrorCode): void {
@@ -298,6 +345,8 @@ export class TcpServer implements ConnectionOwner {
       connections: this.connections.size,
       connectionsTotal: this.connectionsTotal,
       connectionsRejected: this.connectionsRejected,
+      refusedByReason: { ...this.refusedByReason },
+      tlsHandshakesDeferred: this.tls?.handshakesDeferred ?? 0,
       handshakesFailed: this.handshakesFailed,
       slowConsumersTotal: this.slowConsumersTotal,
       handshakesDeferred: this.handshakesDeferred,

@@ -30,9 +30,22 @@ function peerKey(socket: Socket): string {
   return `${socket.remoteAddress ?? ''}|${socket.remotePort ?? 0}`;
 }
 
+/**
+ * TLS handshakes started per event-loop turn, as HELLOs are (server.ts HANDSHAKES_PER_TURN_MAX):
+ * each costs the broker's thread a key exchange, and a storm of them started in one turn would
+ * hold up every established connection. The rest start in the next turns, in arrival order.
+ */
+export const TLS_HANDSHAKES_PER_TURN_MAX = 16;
+
 export class TlsAcceptor {
   private readonly server: TlsServer;
   private readonly handshaking = new Map<string, (result: Accepted) => void>();
+  /** Sockets whose handshake waits for a later turn. */
+  private readonly waiting: Socket[] = [];
+  private startedThisTurn = 0;
+  private turnScheduled = false;
+  /** Handshakes started a turn late (ferry_tls_handshakes_deferred_total). */
+  handshakesDeferred = 0;
 
   constructor(private readonly options: TlsAcceptOptions) {
     this.server = createServer({
@@ -49,6 +62,34 @@ export class TlsAcceptor {
     this.server.on('tlsClientError', (error: Error, socket: TLSSocket) =>
       this.handshaking.get(peerKey(socket))?.({ kind: 'dropped', reason: `TLS handshake failed: ${error.message}` }),
     );
+  }
+
+  /** Starts the handshake this turn if the budget allows, else queues it for the next. */
+  private startHandshake(socket: Socket): void {
+    if (!this.turnScheduled) {
+      this.turnScheduled = true;
+      setImmediate(this.nextTurn);
+    }
+    if (this.startedThisTurn >= TLS_HANDSHAKES_PER_TURN_MAX) {
+      this.handshakesDeferred++;
+      this.waiting.push(socket);
+      return;
+    }
+    this.startedThisTurn++;
+    // The TLS socket reads the bytes put back before anything new from the wire.
+    if (!socket.destroyed) this.server.emit('connection', socket);
+  }
+
+  private readonly nextTurn = (): void => {
+    this.turnScheduled = false;
+    this.startedThisTurn = 0;
+    const ready = this.waiting.splice(0, TLS_HANDSHAKES_PER_TURN_MAX);
+    for (const socket of ready) this.startHandshake(socket);
+  };
+
+  /** New handshakes use this certificate and key from now on (a reload); finished ones keep theirs. */
+  setMaterial(material: TlsMaterial): void {
+    this.server.setSecureContext({ ...material });
   }
 
   accept(socket: Socket): Promise<Accepted> {
@@ -78,8 +119,7 @@ export class TlsAcceptor {
           return;
         }
         this.handshaking.set(key, finish);
-        // The TLS socket reads the bytes put back before anything new from the wire.
-        this.server.emit('connection', socket);
+        this.startHandshake(socket);
       };
       socket.on('data', onFirstData);
       socket.once('close', onClose);

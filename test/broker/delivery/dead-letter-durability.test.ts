@@ -146,8 +146,9 @@ test('redrive - a dead-letter offset reused after a power loss is redriven: the 
   await first.broker.createTopic('t', INTERVAL);
   await first.broker.createTopic('t.dlq', INTERVAL);
   await first.broker.publish('t', 'x');
-  // A dead letter put there by hand (written, not synced) is redriven into t, which keeps it.
-  await first.broker.publish('t.dlq', [{ value: Buffer.from('a'), headers: [[DLQ_HEADERS.topic, 't']] }]);
+  // A dead letter of t's group g, written by the broker (written, not synced), is redriven into t, which keeps it.
+  await (await first.broker.subscribe('t', { group: 'g', from: { kind: 'earliest' }, credit: 0 }, new RecordingSink())).close();
+  await first.broker.publishAsBroker('t.dlq', [{ value: Buffer.from('a'), key: null, headers: [[DLQ_HEADERS.topic, 't'], [DLQ_HEADERS.group, 'g']] }]);
   assert.deepEqual(await first.broker.redrive('t.dlq'), { moved: 1 });
   await writeBack(first, TOPIC_PARTITION_DIR);
   const second = await powerLoss(first);

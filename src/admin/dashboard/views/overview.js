@@ -109,9 +109,9 @@ function detailPanels(data) {
       'Health',
       facts([
         ['State', h('span', { class: `pill ${data?.ready ? 'good' : 'warn'}` }, data?.ready ? 'Ready' : 'Recovering')],
-        ['Uptime', fmtDuration(data?.process.uptimeMs)],
-        ['Memory (RSS)', fmtBytes(data?.process.rssBytes)],
-        ['Heap used', fmtBytes(data?.process.heapUsedBytes)],
+        ['Uptime', fmtDuration(data?.process?.uptimeMs)],
+        ['Memory (RSS)', fmtBytes(data?.process?.rssBytes)],
+        ['Heap used', fmtBytes(data?.process?.heapUsedBytes)],
       ]),
     ),
     panel(

@@ -1,0 +1,64 @@
+/**
+ * The audit log: security events on a logger of their own (`name: "ferry.audit"` on every line), so
+ * an operator can keep them apart from the broker's other events, ship them elsewhere, and keep them
+ * longer. Events (docs/SECURITY.md, "Audit log"): `audit.login.succeeded` / `audit.login.failed`,
+ * `audit.refused` (FORBIDDEN, RATE_LIMITED, a 401 on the HTTP port), `audit.users.changed` (who was
+ * added, removed or changed when the users file was read again), and the admin actions
+ * `audit.topic.created`, `audit.topic.deleted`, `audit.group.reset`, `audit.redrive`.
+ */
+import type { Clock } from '../platform/clock.js';
+import { silentLogger, type LogFields, type Logger } from '../platform/logger.js';
+
+/** The logger name audit lines carry. */
+export const AUDIT_LOGGER_NAME = 'ferry.audit';
+/**
+ * A successful login is recorded once per user and address in this window (HTTP clients log in on
+ * every request, and the audit log must not become a request log), a refusal once per caller and
+ * reason.
+ */
+export const AUDIT_LOGIN_REPEAT_MS = 60_000;
+/** Users and addresses remembered for that window, at most; past it the memory starts again. */
+const AUDIT_LOGINS_REMEMBERED_MAX = 10_000;
+
+export type AuditEvent = 'login.succeeded' | 'login.failed' | 'refused' | 'users.changed' | 'topic.created' | 'topic.deleted' | 'group.reset' | 'redrive';
+
+/** Events that mean someone was kept out: logged at warn. */
+const WARN_EVENTS: ReadonlySet<AuditEvent> = new Set(['login.failed', 'refused']);
+
+export class AuditLog {
+  /** When each repeated event (a login, a refusal) was last recorded. */
+  private readonly recent = new Map<string, number>();
+
+  constructor(
+    private readonly logger: Logger,
+    private readonly clock: Clock | null = null,
+  ) {}
+
+  record(event: AuditEvent, fields: LogFields): void {
+    if (WARN_EVENTS.has(event)) this.logger.warn(`audit.${event}`, fields);
+    else this.logger.info(`audit.${event}`, fields);
+  }
+
+  /** A successful login, recorded at most once per user and address per AUDIT_LOGIN_REPEAT_MS. */
+  loginSucceeded(user: string, address: string, method: string): void {
+    this.recordOnce(`login\0${user}\0${address}`, 'login.succeeded', { user, address, method });
+  }
+
+  /** A refusal, recorded at most once per caller and reason per AUDIT_LOGIN_REPEAT_MS (a client repeating one is not a log storm). */
+  refused(user: string | null, address: string, code: string, reason: string): void {
+    // Numbers in a reason (a quota's retry time) would make every repeat look new.
+    this.recordOnce(`refused\0${user ?? ''}\0${address}\0${code}\0${reason.replace(/\d+/g, '#')}`, 'refused', { user, address, code, reason });
+  }
+
+  private recordOnce(key: string, event: AuditEvent, fields: LogFields): void {
+    const nowMs = this.clock?.monotonicMs() ?? 0;
+    const last = this.recent.get(key);
+    if (this.clock !== null && last !== undefined && nowMs - last < AUDIT_LOGIN_REPEAT_MS) return;
+    if (this.recent.size >= AUDIT_LOGINS_REMEMBERED_MAX) this.recent.clear();
+    this.recent.set(key, nowMs);
+    this.record(event, fields);
+  }
+}
+
+/** Records nothing (embedding and tests that do not look). */
+export const silentAudit = new AuditLog(silentLogger);
