@@ -13,6 +13,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FerryClient } from '../../src/client/index.js';
+import { isFerryError } from '../../src/errors.js';
 import { seededRandom } from '../sim/random.js';
 import { percentile } from './analysis.js';
 import { ChaosCluster } from './chaos-cluster.js';
@@ -111,7 +112,7 @@ export async function runClusterScenario(options: ClusterRunOptions): Promise<Cl
     cluster = await ChaosCluster.start({ workDir, history, etcdMembers: scenario.etcdMembers, leaseTtlMs: CHAOS_LEASE_TTL_MS, recordSyncs: scenario.recordSyncs });
     const servers = cluster.servers;
     admin = await chaosConnect(servers, 'harness', REQUEST_TIMEOUT_MS);
-    await admin.createTopic(TOPIC, CLUSTER_TOPIC);
+    await createTopic(admin);
     if ((await cluster.waitInSync(TOPIC, IN_SYNC_TIMEOUT_MS)) === null) throw new Error('the topic never had all three replicas in sync');
     stopWatching = watchLeader(cluster, history);
     clients.push(await startClients(servers, workDir, options.seed));
@@ -183,6 +184,20 @@ export async function runClusterScenario(options: ClusterRunOptions): Promise<Cl
   if (result.passed || options.keepFailedWorkDir === false) await rm(workDir, { recursive: true, force: true });
   else log(`  work directory kept for inspection: ${workDir}`);
   return result;
+}
+
+/** Creates the topic; a broker whose registration etcd has not shown the others yet (a loaded machine) is asked again. */
+async function createTopic(admin: FerryClient): Promise<void> {
+  const deadline = performance.now() + IN_SYNC_TIMEOUT_MS;
+  for (;;) {
+    try {
+      await admin.createTopic(TOPIC, CLUSTER_TOPIC);
+      return;
+    } catch (error) {
+      if (!isFerryError(error, 'NOT_ENOUGH_REPLICAS') || performance.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
 }
 
 /** One client process: the producers (one per partition) and the consumers of the queue group. */
