@@ -232,7 +232,16 @@ export class Broker implements BrokerApi, DeadLetterTarget {
     if (opened === null) return false;
     this.topics.set(name, opened.topic);
     this.recovery.set(name, opened.recovery);
-    await opened.topic.openExistingGroups();
+    try {
+      await opened.topic.openExistingGroups();
+    } catch (error) {
+      // A group that cannot open now (the cluster takes no write yet): the topic is not served
+      // without it; the next try opens the whole topic again.
+      this.topics.delete(name);
+      this.recovery.delete(name);
+      await opened.topic.close(`topic ${name} did not open: ${(error as Error).message}`, 'NOT_LEADER').catch(() => undefined);
+      throw error;
+    }
     return true;
   }
 

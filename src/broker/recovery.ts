@@ -8,6 +8,7 @@ import type { Clock } from '../platform/clock.js';
 import type { FileSystem } from '../platform/fs.js';
 import type { Logger } from '../platform/logger.js';
 import { mkdirDurable, removeTree } from '../platform/atomic-write.js';
+import { FerryError } from '../errors.js';
 
 /** Where bad entries go, under the data directory. */
 export const QUARANTINE_DIR = 'quarantine';
@@ -18,6 +19,13 @@ export const QUARANTINE_DIR = 'quarantine';
 const QUARANTINE_NAME_BYTES_MAX = 200;
 /** Error codes that say the machine is in trouble, not the entry (see above). */
 const MACHINE_ERROR_CODES: ReadonlySet<string> = new Set(['EMFILE', 'ENFILE', 'ENOMEM', 'ENOSPC', 'EDQUOT', 'EIO', 'EROFS']);
+/**
+ * Ferry error codes that say the cluster cannot take a write now, not that the entry is bad: a
+ * leader opening a topic whose in-sync set is still below minInSync, or that lost its leadership
+ * meanwhile. Such an open is tried again later; quarantining would throw the group's state away
+ * (every acked message delivered again).
+ */
+const CONDITION_ERROR_CODES: ReadonlySet<string> = new Set(['NOT_ENOUGH_REPLICAS', 'NOT_LEADER', 'STALE_EPOCH', 'LOG_CLOSED', 'BROKER_CLOSING']);
 /** How deep to look through `cause` for a machine error wrapped by the storage layer. */
 const CAUSE_DEPTH_MAX = 4;
 
@@ -30,12 +38,12 @@ export interface BadEntry {
   group?: string;
 }
 
-/** Moves a bad entry into quarantine and logs it; rethrows `error` when it is the machine's (above). */
+/** Moves a bad entry into quarantine and logs it; rethrows `error` when it is the machine's or the cluster's (above). */
 export type Quarantine = (entry: BadEntry, error: unknown) => Promise<void>;
 
 export function quarantiner(fs: FileSystem, dataDir: string, clock: Clock, logger: Logger): Quarantine {
   return async (entry, error) => {
-    if (isMachineError(error)) throw error;
+    if (isMachineError(error) || isConditionError(error)) throw error;
     const dir = join(dataDir, QUARANTINE_DIR);
     await mkdirDurable(fs, dir);
     const name = cutName(entry.group === undefined ? entry.topic : `${entry.topic}.groups.${entry.group}`);
@@ -66,6 +74,10 @@ export async function removedIfIncomplete(fs: FileSystem, dir: string, metadataF
   // Durably: after a power loss the entry must not come back to be removed again.
   await fs.syncDir(dirname(dir));
   return true;
+}
+
+function isConditionError(error: unknown): boolean {
+  return error instanceof FerryError && CONDITION_ERROR_CODES.has(error.code);
 }
 
 function isMachineError(error: unknown): boolean {

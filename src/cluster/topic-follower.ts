@@ -192,12 +192,18 @@ export class TopicFollower {
       decodeEpochEndOk,
     );
     await this.locally(async () => {
-      for (const { logId, endOffset } of answer.logs) {
+      for (const { logId, epoch, endOffset } of answer.logs) {
         const log = this.options.logs.get(logId);
-        if (log === undefined || endOffset >= log.nextOffset) continue;
+        if (log === undefined) continue;
+        // KIP-279: the leader names the newest epoch both logs know and where it ends there; it ends
+        // here no later than our own end of it (after it, this log may hold an epoch the leader
+        // never had, possibly without a record). Cut to the lesser, epochs included.
+        const target = epoch < 0 ? endOffset : Math.min(endOffset, log.epochEnd(epoch).endOffset);
+        if (target >= log.nextOffset && log.leaderEpoch <= epoch) continue;
         const before = log.nextOffset;
-        const end = await log.truncateTo(endOffset);
+        const end = await log.truncateTo(Math.min(target, log.nextOffset));
         this.options.onLogChange?.(logId, { kind: 'cut', end });
+        if (end === before) continue;
         this.options.logger.warn('cluster.follower.truncated', { topic: this.options.topic, log: logId, epoch: this.options.epoch, from: before, to: end });
       }
     });

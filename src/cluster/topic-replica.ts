@@ -390,6 +390,9 @@ export class TopicReplica {
       leader.stepDown(this.notLeader());
       this.role = { kind: 'none' };
       this.serving = false;
+      // etcd still names this broker leader, and nothing may change there to wake it: try again
+      // (e.g. once a follower has caught up and the in-sync set reaches minInSync).
+      this.retryLater();
     } finally {
       this.notes.endPromotion();
     }

@@ -59,7 +59,12 @@ export function parseBatches(bytes: Buffer, expectedOffset: number, epochFloor: 
  */
 export async function truncateLog(state: LogState, writer: LogWriter, syncer: LogSyncer, offset: number): Promise<number> {
   const { fs, dir } = state.config;
-  if (offset >= state.nextOffset) return state.nextOffset;
+  if (offset >= state.nextOffset) {
+    // No record to cut, but an epoch begun at or past `offset` without a record (this log led it
+    // for a moment) is not the leader's: forget it, or the leader's older epoch could not continue.
+    await state.epochs.truncateFrom(offset);
+    return state.nextOffset;
+  }
   if (offset <= state.startOffset) return resetLog(state, writer, syncer, offset);
   const segment = findSegment(state.segments, offset)!;
   // Where to cut, first: damage that hides it fails the truncation before anything changed.

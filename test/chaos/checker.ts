@@ -47,6 +47,18 @@ export interface CheckOptions {
   earlyToleranceMs?: number;
   /** Whether the history contains a final scan of the whole topic. */
   scanned?: boolean;
+  /**
+   * Whether any broker start ends the deliveries of the one before (a single broker: default
+   * true). In a cluster a broker that restarts need not be the one delivering: a delivery trailing
+   * a confirmed ack is judged by `ackRaceToleranceMs` alone.
+   */
+  startsEndDeliveries?: boolean;
+  /**
+   * Spans in which something besides the consumer's own connection may have swallowed an ack sent
+   * (cluster: a network or etcd fault, a leadership change): a redelivery after an unconfirmed ack
+   * sent then is allowed, as after a kill. Confirmed acks are not excused.
+   */
+  disturbances?: ReadonlyArray<{ from: number; to: number }>;
 }
 
 /** Figures of one run; `failures` is empty when every promise was kept. */
@@ -509,6 +521,7 @@ export function check(events: readonly HistoryEvent[], options: CheckOptions): C
         kills.anyBetween(ack.deliveredT, delivery.t) ||
         pausedBetween(ack.deliveredT, delivery.t) ||
         powerLossBetween(ack.deliveredT, delivery.t) ||
+        (options.disturbances?.some((span) => span.to > ack.deliveredT && span.from < delivery.t) ?? false) ||
         // The acker learns of a lost connection or a failed settle after the broker acted on it.
         (disruptionsOf.get(ack.c)?.anyBetween(ack.deliveredT, delivery.t + ackRaceToleranceMs) ?? false);
       const timedOut = delivery.t - ack.deliveredT >= ackTimeoutMs - BUFFERED_SLACK_MS;
@@ -516,7 +529,7 @@ export function check(events: readonly HistoryEvent[], options: CheckOptions): C
       if (barrierT !== undefined && barrierT > ack.t) {
         // Interval mode: a confirmed ack is written, not synced; a power loss may take it back.
         if (ackUndoneByPowerLoss(barrierT, delivery.t)) continue;
-        const restarted = epochOf(delivery.t) > epochOf(barrierT);
+        const restarted = (options.startsEndDeliveries ?? true) && epochOf(delivery.t) > epochOf(barrierT);
         if (restarted || delivery.t - barrierT > ackRaceToleranceMs) {
           verdict = 'afterConfirmedAck';
           evidence = { ack, barrierT, restarted, gapMs: round(delivery.t - barrierT) };

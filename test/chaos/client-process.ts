@@ -23,13 +23,13 @@ async function main(): Promise<void> {
   const producers: Producer[] = [];
   const consumers: Consumer[] = [];
   for (const [index, id] of config.producers.entries()) {
-    const client = await chaosConnect(config.port, id, config.consumer.requestTimeoutMs);
+    const client = await chaosConnect(config.servers ?? config.port, id, config.consumer.requestTimeoutMs);
     clients.push(client);
     const partition = index % config.partitions;
     producers.push(new Producer(id, client, config.topic, config.producer, history, seededRandom(Math.floor(random() * 2 ** 32)), partition));
   }
   for (const id of config.consumers) {
-    const client = await chaosConnect(config.port, id, config.consumer.requestTimeoutMs);
+    const client = await chaosConnect(config.servers ?? config.port, id, config.consumer.requestTimeoutMs);
     clients.push(client);
     consumers.push(new Consumer(id, client, config.topic, config.consumer, history, seededRandom(Math.floor(random() * 2 ** 32))));
   }

@@ -56,17 +56,28 @@ export type HistoryEvent =
   | { k: 'rc'; t: number; c: string; g: number }
   /** The broker rejected an ack or nack of consumer c (the consumer also fails that subscription's barrier). */
   | { k: 'se'; t: number; c: string; code: string }
-  /** Harness: broker started (listening) after recoveryMs; broker SIGKILLed. */
-  | { k: 'bs'; t: number; recoveryMs: number; openMs: number }
-  | { k: 'bk'; t: number }
+  /**
+   * Harness: broker started (listening) after recoveryMs; broker SIGKILLed. In a cluster run, `n`
+   * names the broker (here and in pl, pz, cj).
+   */
+  | { k: 'bs'; t: number; recoveryMs: number; openMs: number; n?: string }
+  | { k: 'bk'; t: number; n?: string }
   /** Harness: power loss emulated on the data directory after the kill at time `at`. */
-  | { k: 'pl'; t: number; at: number; bytesCut: number; filesTorn: number; datasyncMsMax: number }
+  | { k: 'pl'; t: number; at: number; bytesCut: number; filesTorn: number; datasyncMsMax: number; n?: string }
   /** Harness: broker paused (SIGSTOP) from t for ms. */
-  | { k: 'pz'; t: number; ms: number }
+  | { k: 'pz'; t: number; ms: number; n?: string }
   /** Harness: consumer process c SIGKILLed. */
   | { k: 'ck'; t: number; c: string }
   /** Harness: the broker's wall clock now runs `offsetMs` ahead of real time. */
-  | { k: 'cj'; t: number; offsetMs: number }
+  | { k: 'cj'; t: number; offsetMs: number; n?: string }
+  /** Harness (cluster): one bit flipped in a stopped broker's segment file. */
+  | { k: 'bf'; t: number; n: string; file: string; position: number; bit: number }
+  /** Harness (cluster): a fault of the network or of etcd began (`kind`), with what it hit. */
+  | { k: 'fx'; t: number; kind: string; detail: string }
+  /** Harness (cluster): the network and etcd are whole again. */
+  | { k: 'fh'; t: number }
+  /** Harness (cluster): etcd names a new leader or epoch for the topic (polled: recorded late by up to a poll). */
+  | { k: 'le'; t: number; leader: string | null; epoch: number }
   /** Harness: a phase boundary (e.g. 'drain', 'release', 'disk-full', 'space-back'). */
   | { k: 'ph'; t: number; name: string }
   /** Harness: resource sample of the broker process. */

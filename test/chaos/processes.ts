@@ -49,13 +49,13 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-interface Started {
+export interface Started {
   child: ChildProcess;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   ready: Promise<Record<string, unknown>>;
 }
 
-function start(args: string[], env: NodeJS.ProcessEnv, logPath: string): Started {
+export function start(args: string[], env: NodeJS.ProcessEnv, logPath: string): Started {
   const logFd = openSync(logPath, 'a');
   const child = spawn(process.execPath, ['--import', 'tsx', ...args], { stdio: ['ignore', 'pipe', logFd], env });
   closeSync(logFd);
@@ -78,7 +78,7 @@ function start(args: string[], env: NodeJS.ProcessEnv, logPath: string): Started
   return { child, exited, ready };
 }
 
-async function waitExit(started: Started, what: string): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+export async function waitExit(started: Started, what: string): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`${what} did not exit within ${EXIT_TIMEOUT_MS} ms`)), EXIT_TIMEOUT_MS);
@@ -90,7 +90,7 @@ async function waitExit(started: Started, what: string): Promise<{ code: number 
   }
 }
 
-function tail(path: string, lines = 15): string {
+export function tail(path: string, lines = 15): string {
   if (!existsSync(path)) return '';
   return readFileSync(path, 'utf8').split('\n').slice(-lines).join('\n');
 }

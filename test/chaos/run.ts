@@ -1,5 +1,10 @@
 /**
  * `npm run chaos -- --scenario <name> --seed <n> [--profile short] [--duration <s>] [--keep-history]`
+ * `npm run chaos -- --cluster [--scenario <name>] [--seed <n>] [--profile short] [--faults <n>]`
+ *
+ * With `--cluster`, the cluster scenarios (cluster-scenarios.ts: three brokers and etcd; every one
+ * but the CI profile when no scenario is named) run through cluster-harness.ts instead, and write
+ * chaos-results/cluster-<scenario>-<seed>.json.
  *
  * Runs one scenario (or, with `--profile short` and no scenario, the short profile `npm test`
  * runs), prints the schedule and the checker's figures, and writes
@@ -10,6 +15,8 @@ import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { runScenario, type RunResult } from './harness.js';
 import { SCENARIOS, type Profile } from './scenarios.js';
+import { runClusterScenario, type ClusterRunResult } from './cluster-harness.js';
+import { CLUSTER_SCENARIOS, FULL_CLUSTER_SCENARIOS } from './cluster-scenarios.js';
 
 const RESULTS_DIR = fileURLToPath(new URL('../../chaos-results/', import.meta.url));
 
@@ -20,11 +27,14 @@ const { values } = parseArgs({
     profile: { type: 'string', default: 'full' },
     duration: { type: 'string' },
     'keep-history': { type: 'boolean', default: false },
+    cluster: { type: 'boolean', default: false },
+    faults: { type: 'string' },
   },
 });
 const profile = values.profile as Profile;
 if (profile !== 'full' && profile !== 'short') throw new Error('--profile must be full or short');
 const seed = values.seed === undefined ? Math.floor(Math.random() * 1_000_000) : Number(values.seed);
+if (values.cluster) await runCluster();
 const scenario = values.scenario ?? (profile === 'short' ? 'short' : undefined);
 if (scenario === undefined || !Number.isInteger(seed)) {
   console.error(`usage: npm run chaos -- --scenario <${Object.keys(SCENARIOS).join('|')}|all> [--seed n] [--profile full|short] [--duration seconds] [--keep-history]`);
@@ -65,5 +75,41 @@ function print(result: RunResult): void {
   for (const note of [...result.skipped, ...result.notes]) console.log(`   note: ${note}`);
   for (const failure of result.failures) console.log(`   FAILURE: ${failure}`);
   if (c !== null) for (const [kind, examples] of Object.entries(c.samples)) console.log(`   e.g. ${kind}: ${JSON.stringify(examples.slice(0, 2))}`);
+  console.log(`   reproduce: ${result.command}`);
+}
+
+async function runCluster(): Promise<never> {
+  const named = values.scenario ?? (profile === 'short' ? 'short' : 'all');
+  if ((named !== 'all' && CLUSTER_SCENARIOS[named] === undefined) || !Number.isInteger(seed)) {
+    console.error(`usage: npm run chaos -- --cluster [--scenario <${Object.keys(CLUSTER_SCENARIOS).join('|')}|all>] [--seed n] [--profile full|short] [--faults n]`);
+    process.exit(2);
+  }
+  let clusterFailed = false;
+  for (const name of named === 'all' ? FULL_CLUSTER_SCENARIOS : [named]) {
+    const faults = values.faults === undefined ? {} : { faults: Number(values.faults) };
+    const result = await runClusterScenario({ scenario: name, seed, profile, resultsDir: RESULTS_DIR, ...faults });
+    printCluster(result);
+    clusterFailed ||= !result.passed;
+  }
+  process.exit(clusterFailed ? 1 : 0);
+}
+
+function printCluster(result: ClusterRunResult): void {
+  console.log(`\n== cluster ${result.scenario} seed ${result.seed}: ${result.passed ? 'PASSED' : 'FAILED'} in ${(result.durationMs / 1000).toFixed(0)} s (load average ${result.machine.loadAverage1m.start} → ${result.machine.loadAverage1m.end})`);
+  const c = result.check;
+  const a = result.anomalies;
+  if (c !== null && a !== null) {
+    console.log(`   attempted ${c.attempted}, confirmed ${c.confirmed}, delivered ${c.delivered}, acked ${c.acked}, dead-lettered ${c.deadLettered}, refused ${JSON.stringify(c.rejectedByCode)}, unknown ${JSON.stringify(c.unknownByCode)}`);
+    console.log(
+      `   lost ${a.lost}, stored twice ${a.storedTwice}, inconsistent offsets ${a.inconsistentOffsets}, aborted reads ${a.abortedReads}, ` +
+        `redelivered after a confirmed ack ${a.redeliveredAfterConfirmedAck}, ack ignored ${a.ackIgnored}, order violations ${a.orderViolations}, replicas differ ${a.replicasDiffer}, unexpected ${a.unexpected}`,
+    );
+    console.log(`   duplicates ${c.duplicates.total} (allowed: unacked ${c.duplicates.redeliveryUnacked}, after an unconfirmed ack ${c.duplicates.redeliveryAfterUnconfirmedAck}, races ${c.duplicates.racesAllowed})`);
+  }
+  if (result.replicas !== null) console.log(`   replicas ${result.replicas.replicas.join(', ')}: ${result.replicas.recordsCompared} positions compared below the high watermark`);
+  console.log(`   faults ${result.faults.total} (${result.faults.processKills} broker processes killed): ${JSON.stringify(result.faults.byKind)}`);
+  console.log(`   recovery: ${result.recovery.restarts} restarts, ready p50 ${result.recovery.readyMsP50} ms / max ${result.recovery.readyMsMax} ms`);
+  for (const failure of result.failures) console.log(`   FAILURE: ${failure}`);
+  if (a !== null) for (const [kind, examples] of Object.entries(a.samples)) console.log(`   e.g. ${kind}: ${JSON.stringify(examples.slice(0, 2))}`);
   console.log(`   reproduce: ${result.command}`);
 }

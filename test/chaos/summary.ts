@@ -1,17 +1,23 @@
 /**
  * Prints the results in chaos-results/*.json as the Markdown table of docs/RELIABILITY.md:
- * `node --import tsx test/chaos/summary.ts [--commit <prefix>]` (only the runs of that commit).
+ * `node --import tsx test/chaos/summary.ts [--commit <prefix>]` (only the runs of that commit);
+ * with `--cluster`, the cluster runs (chaos-results/cluster-*.json) and their queue anomalies.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { RunResult } from './harness.js';
+import type { ClusterRunResult } from './cluster-harness.js';
 
 const RESULTS_DIR = fileURLToPath(new URL('../../chaos-results/', import.meta.url));
 
-const { values } = parseArgs({ options: { commit: { type: 'string' } } });
+const { values } = parseArgs({ options: { commit: { type: 'string' }, cluster: { type: 'boolean', default: false } } });
+if (values.cluster) {
+  printCluster();
+  process.exit(0);
+}
 const rows = readdirSync(RESULTS_DIR)
-  .filter((name) => name.endsWith('.json'))
+  .filter((name) => name.endsWith('.json') && !name.startsWith('cluster-'))
   .sort()
   .map((name) => JSON.parse(readFileSync(RESULTS_DIR + name, 'utf8')) as RunResult)
   .filter((result) => values.commit === undefined || result.machine.commit.startsWith(values.commit));
@@ -33,4 +39,28 @@ for (const result of rows) {
     `| ${result.scenario}${profile} seed ${result.seed} | ${verdict} | ${c.confirmed} | ${drained ? c.lost : '—'} | ${c.unexpected} | ` +
       `${allowed} / ${failing} | ${faults} faults, ${result.recovery.restarts} restarts, ready p50 ${result.recovery.readyMsP50} ms, max ${result.recovery.readyMsMax} ms | ${result.machine.commit} |`,
   );
+}
+
+function printCluster(): void {
+  const results = readdirSync(RESULTS_DIR)
+    .filter((name) => name.startsWith('cluster-') && name.endsWith('.json'))
+    .sort()
+    .map((name) => JSON.parse(readFileSync(RESULTS_DIR + name, 'utf8')) as ClusterRunResult)
+    .filter((result) => values.commit === undefined || result.machine.commit.startsWith(values.commit));
+  console.log('| run | result | confirmed | lost | stored twice | inconsistent offsets | aborted reads | redelivered after confirmed ack | ack ignored | order | replicas differ (positions compared) | faults | load avg | commit |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  for (const result of results) {
+    const a = result.anomalies;
+    const c = result.check;
+    if (a === null || c === null) continue;
+    const verdict = result.passed ? 'pass' : result.drain === null ? '**FAIL** (aborted, no drain)' : '**FAIL**';
+    const kinds = Object.entries(result.faults.byKind)
+      .map(([kind, count]) => `${kind} ${count}`)
+      .join(', ');
+    console.log(
+      `| ${result.scenario}${result.profile === 'short' && result.scenario !== 'short' ? ' (short)' : ''} seed ${result.seed} | ${verdict} | ${c.confirmed} | ${a.lost} | ${a.storedTwice} | ${a.inconsistentOffsets} | ${a.abortedReads} | ` +
+        `${a.redeliveredAfterConfirmedAck} | ${a.ackIgnored} | ${a.orderViolations} | ${a.replicasDiffer} (${result.replicas?.recordsCompared ?? '—'}) | ${result.faults.total}: ${kinds} | ` +
+        `${result.machine.loadAverage1m.start} → ${result.machine.loadAverage1m.end} | ${result.machine.commit} |`,
+    );
+  }
 }

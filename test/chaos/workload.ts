@@ -8,6 +8,8 @@ import type { ProducerSettings } from './producer.js';
 
 export interface ClientProcessConfig {
   port: number;
+  /** A cluster's brokers (host:port); when given, clients connect to them instead of `port`. */
+  servers?: string[];
   topic: string;
   /** The topic's partition count: producer i publishes to partition i mod partitions. */
   partitions: number;
@@ -25,8 +27,10 @@ export const CHAOS_RECONNECT = { attemptsMax: 1_000_000, delayMsMin: 50, delayMs
 /** A connect to a live broker on loopback takes milliseconds; a paused one never answers. */
 const CONNECT_TIMEOUT_MS = 3_000;
 
-export function chaosConnect(port: number, name: string, requestTimeoutMs: number): Promise<FerryClient> {
-  return connect({ host: '127.0.0.1', port, name, requestTimeoutMs, connectTimeoutMs: CONNECT_TIMEOUT_MS, reconnect: CHAOS_RECONNECT });
+/** Connects to one broker (a port on 127.0.0.1) or to a cluster (its brokers' host:port). */
+export function chaosConnect(target: number | readonly string[], name: string, requestTimeoutMs: number): Promise<FerryClient> {
+  const where = typeof target === 'number' ? { host: '127.0.0.1', port: target } : { servers: [...target] };
+  return connect({ ...where, name, requestTimeoutMs, connectTimeoutMs: CONNECT_TIMEOUT_MS, reconnect: CHAOS_RECONNECT });
 }
 
 /** Defaults of the chaos workload; scenarios override what they need. */

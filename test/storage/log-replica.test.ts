@@ -298,3 +298,31 @@ test('log replica - a power cut at any step of a truncation leaves a prefix of t
     assert.ok(cutAfter < 200, 'a truncation takes fewer steps than this');
   }
 });
+
+test('log replica - an epoch this log began without a record goes at a truncation to its start, so the leader\'s older epoch continues there (KIP-279)', async () => {
+  const env = pair();
+  const leader = await env.open(LEADER_DIR, { leaderEpoch: 2 });
+  const follower = await env.open(FOLLOWER_DIR);
+  await appendEach(leader, 0, 3);
+  await replicate(leader, follower);
+  // The follower led epoch 3 for a moment and wrote nothing there; the leader of epoch 2 wrote on
+  // (uncommitted then, its own from the next epoch it leads: a leader never truncates its log).
+  await follower.beginEpoch(3);
+  await appendEach(leader, 3, 2);
+  const [next] = await leader.readBatches(3, { bytesMax: FETCH_BYTES });
+  await rejectsWith(follower.appendBatches(next!), 'INVALID_ARGUMENT');
+  // The leader's answer for epoch 3: epoch 2, ending at its end (5); epoch 2 ends here at 3.
+  const answer = leader.epochEnd(3);
+  assert.deepEqual(answer, { epoch: 2, endOffset: 5 });
+  assert.equal(follower.epochEnd(answer.epoch).endOffset, 3);
+  assert.equal(await follower.truncateTo(3), 3);
+  assert.deepEqual(follower.epochEnd(3), { epoch: 2, endOffset: 3 });
+  await replicate(leader, follower);
+  assert.deepEqual(await allBatches(follower), await allBatches(leader));
+  // Across a restart too: the dropped epoch stays dropped.
+  await follower.close();
+  const reopened = await env.open(FOLLOWER_DIR);
+  assert.deepEqual(reopened.epochEnd(3), { epoch: 2, endOffset: 5 });
+  await reopened.close();
+  await leader.close();
+});

@@ -1,0 +1,109 @@
+/**
+ * The queue anomalies of the cluster chaos suite, from hand-made histories: a clean history counts
+ * nothing; each anomaly (inconsistent offsets in reads, against a confirmation or against the
+ * replicas; aborted reads, in a read or on the replicas; replicas that differ) is counted once.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { check } from './checker.js';
+import type { HistoryEvent } from './history.js';
+import { anomalyFailures, queueAnomalies } from './queue-anomalies.js';
+import type { ReplicaComparison } from './replica-compare.js';
+
+const d = (t: number, kind: 'group' | 'scan', part: number, off: number, p: string, s: number, a = 1): HistoryEvent => ({
+  k: 'd',
+  t,
+  kind,
+  c: kind === 'scan' ? 'drain' : 'c0',
+  sub: 1,
+  g: 0,
+  part,
+  off,
+  dc: 1,
+  p,
+  s,
+  a,
+});
+
+/** p0:0 and p0:1 published, confirmed at 0:0 and 0:1, delivered, acked, and found by the scan. */
+function clean(): HistoryEvent[] {
+  const events: HistoryEvent[] = [];
+  for (const s of [0, 1]) {
+    events.push({ k: 'pi', t: 10 + s, p: 'p0', s, a: 1 });
+    events.push({ k: 'po', t: 20 + s, p: 'p0', s, a: 1, part: 0, off: s });
+    events.push(d(30 + s, 'group', 0, s, 'p0', s));
+    events.push({ k: 'ak', t: 40 + s, c: 'c0', sub: 1, dg: 0, g: 0, part: 0, off: s, p: 'p0', s });
+    events.push(d(100 + s, 'scan', 0, s, 'p0', s));
+  }
+  return events;
+}
+
+function comparison(overrides: Partial<ReplicaComparison> = {}): ReplicaComparison {
+  return {
+    replicas: ['n1', 'n2', 'n3'],
+    partitions: 1,
+    recordsCompared: 2,
+    differing: 0,
+    missing: 0,
+    unreadable: [],
+    examples: [],
+    agreed: new Map([
+      ['0:0', 'p0:0:1'],
+      ['0:1', 'p0:1:1'],
+    ]),
+    ...overrides,
+  };
+}
+
+function anomaliesOf(events: HistoryEvent[], replicas: ReplicaComparison | null = comparison()) {
+  const sorted = [...events].sort((a, b) => a.t - b.t);
+  return queueAnomalies(sorted, check(sorted, { durability: 'always', scanned: true, startsEndDeliveries: false }), replicas);
+}
+
+test('queue anomalies - a clean history counts nothing', () => {
+  const anomalies = anomaliesOf(clean());
+  assert.deepEqual(anomalyFailures(anomalies), []);
+  assert.equal(anomalies.inconsistentOffsets + anomalies.abortedReads + anomalies.replicasDiffer + anomalies.lost, 0);
+});
+
+test('queue anomalies - one offset holding different messages in two reads is an inconsistent offset', () => {
+  const events = clean();
+  // A consumer saw p0:1 at offset 0 (where the scan and the replicas hold p0:0).
+  events.push(d(35, 'group', 0, 0, 'p0', 1));
+  const anomalies = anomaliesOf(events);
+  assert.equal(anomalies.inconsistentOffsets, 1);
+  assert.match(anomalyFailures(anomalies).join('\n'), /1 offsets holding different messages/);
+});
+
+test('queue anomalies - a confirmation at an offset the replicas hold another message at is inconsistent', () => {
+  const events = clean();
+  events.push({ k: 'pi', t: 50, p: 'p1', s: 0, a: 1 }, { k: 'po', t: 51, p: 'p1', s: 0, a: 1, part: 0, off: 1 });
+  const anomalies = anomaliesOf(events);
+  assert.equal(anomalies.inconsistentOffsets, 1);
+});
+
+test('queue anomalies - a read of a refused publish is an aborted read, as is a refused publish on the replicas', () => {
+  const events = clean();
+  events.push({ k: 'pi', t: 50, p: 'p0', s: 2, a: 1 }, { k: 'pf', t: 51, p: 'p0', s: 2, a: 1, code: 'NOT_LEADER' });
+  events.push(d(60, 'group', 0, 2, 'p0', 2));
+  assert.equal(anomaliesOf(events).abortedReads, 1);
+  const stored = clean();
+  stored.push({ k: 'pi', t: 50, p: 'p0', s: 2, a: 1 }, { k: 'pf', t: 51, p: 'p0', s: 2, a: 1, code: 'NOT_ENOUGH_REPLICAS' });
+  const replicas = comparison();
+  replicas.agreed.set('0:2', 'p0:2:1');
+  assert.equal(anomaliesOf(stored, replicas).abortedReads, 1);
+  // The retry of a refused attempt, stored and read, is no aborted read.
+  const retried = clean();
+  retried.push({ k: 'pi', t: 50, p: 'p0', s: 2, a: 1 }, { k: 'pf', t: 51, p: 'p0', s: 2, a: 1, code: 'NOT_LEADER' });
+  retried.push({ k: 'pi', t: 52, p: 'p0', s: 2, a: 2 }, { k: 'po', t: 53, p: 'p0', s: 2, a: 2, part: 0, off: 2 });
+  retried.push(d(60, 'scan', 0, 2, 'p0', 2, 2));
+  assert.equal(anomaliesOf(retried).abortedReads, 0);
+});
+
+test('queue anomalies - replicas that differ, miss a position or cannot be read are counted', () => {
+  const anomalies = anomaliesOf(clean(), comparison({ differing: 2, missing: 1, unreadable: ['n3 partition 0: checksum'] }));
+  assert.equal(anomalies.replicasDiffer, 4);
+  assert.match(anomalyFailures(anomalies).join('\n'), /4 replica positions that differ/);
+  // No comparison (a single broker): nothing is counted for it.
+  assert.equal(anomaliesOf(clean(), null).replicasDiffer, 0);
+});
