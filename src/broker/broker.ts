@@ -44,6 +44,9 @@ import type {
   TopicConfig,
   TopicInfo,
 } from './types.js';
+import type { ConsumeOptions, PublishOptions } from './types.js';
+
+export type { ConsumeOptions, PublishOptions } from './types.js';
 
 const TOPICS_DIR = 'topics';
 const TRASH_DIR = 'trash';
@@ -105,26 +108,6 @@ export interface RemoteTopics {
   offsetHint(topic: string): Promise<number>;
   /** Whether the topic holds a copy of `source` at or after `fromOffset`. */
   contains(topic: string, fromOffset: number, source: DeadLetterSource): Promise<boolean>;
-}
-
-/** Publish options of the embedded one-message form (same as the client's). */
-export interface PublishOptions {
-  key?: string | Buffer | null;
-  headers?: Record<string, string>;
-  partition?: number;
-  /** Exactly-once publish id (see PublishMessage.id). */
-  id?: string;
-  delayMs?: number;
-  deliverAt?: Date;
-  /** 0 (default) to 9: groups deliver higher priorities first (header `ferry-priority`). */
-  priority?: number;
-}
-
-/** Subscribe options of the embedded iterator form (same as the client's). */
-export interface ConsumeOptions extends Partial<GroupConfig> {
-  group?: string;
-  from?: 'earliest' | 'latest' | number | Date;
-  prefetch?: number;
 }
 
 /** What a broker is built from: everything `open` prepares before the broker exists. */

@@ -185,3 +185,23 @@ export interface BrokerApi {
   redrive?(deadLetterTopic: string, options?: RedriveOptions): Promise<RedriveResult>;
   close(): Promise<void>;
 }
+
+/** Publish options of the embedded one-message form (same as the client's). */
+export interface PublishOptions {
+  key?: string | Buffer | null;
+  headers?: Record<string, string>;
+  partition?: number;
+  /** Exactly-once publish id (see PublishMessage.id). */
+  id?: string;
+  delayMs?: number;
+  deliverAt?: Date;
+  /** 0 (default) to 9: groups deliver higher priorities first (header `ferry-priority`). */
+  priority?: number;
+}
+
+/** Subscribe options of the embedded iterator form (same as the client's). */
+export interface ConsumeOptions extends Partial<GroupConfig> {
+  group?: string;
+  from?: 'earliest' | 'latest' | number | Date;
+  prefetch?: number;
+}

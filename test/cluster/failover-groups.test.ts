@@ -205,20 +205,19 @@ test('failover - a broker restarted while etcd still names it leader leads again
 test('failover - a publish repeating an id from before the failover is a duplicate at the new leader, answered with the first copy', { timeout: SUITE_TIMEOUT_MS }, async () => {
   await client.createTopic('once', { replicas: 3, minInSync: 2, durability: 'always' });
   const first = new Map<string, number>();
-  for (let i = 0; i < 200; i++) first.set(`o${i}`, (await client.publish('once', `o${i}`, { id: `o${i}` })).offset);
+  for (let i = 0; i < 50; i++) first.set(`o${i}`, (await client.publish('once', `o${i}`, { id: `o${i}` })).offset);
   // The followers noted these ids as they replicated them; the new leader takes the notes over.
   await eventually(async () => (await inSyncOf('once')) === 3, { timeoutMs: SETTLE_MS });
   const victim = cluster.broker(await leaderOf('once'));
   await victim.kill();
   await eventually(async () => (await leaderOf('once')) !== victim.nodeId, { timeoutMs: SETTLE_MS });
-  for (const index of [0, 99, 199]) {
+  for (const index of [0, 25, 49]) {
     const again = await client.publish('once', `o${index}`, { id: `o${index}` });
     assert.equal(again.duplicate, true, `o${index} is a duplicate`);
     assert.equal(again.offset, first.get(`o${index}`));
   }
   const fresh = await client.publish('once', 'new', { id: 'o-new' });
   assert.equal(fresh.duplicate ?? false, false);
-  assert.equal(fresh.offset, 200);
-  await victim.start();
-  await eventually(async () => (await inSyncOf('once')) === 3, { timeoutMs: SETTLE_MS });
+  assert.equal(fresh.offset, 50);
+  // The last test of the file: the cluster stops with the victim down.
 });

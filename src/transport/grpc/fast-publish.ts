@@ -64,6 +64,9 @@ export async function servePublish(
   deps: FastPublishDeps,
   general: (body: AsyncIterable<Uint8Array>) => Promise<void>,
 ): Promise<void> {
+  // A declared length past the largest message: the general path refuses it before the body comes.
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > GRPC_MESSAGE_BYTES_MAX + ENVELOPE_BYTES) return general(req);
   let read: Buffer | Buffer[];
   try {
     read = await readWhole(req, GRPC_MESSAGE_BYTES_MAX + ENVELOPE_BYTES);
