@@ -257,7 +257,7 @@ export class DedupIndex {
 }
 
 /** Every record with an id in [`from`, `end`) of the whole local log (a new leader's holds records not yet committed). */
-async function readIds(log: PartitionLog, from: number, end: number, visit: (id: string, record: LogRecord) => void): Promise<void> {
+export async function readIds(log: PartitionLog, from: number, end: number, visit: (id: string, record: LogRecord) => void): Promise<void> {
   let offset = from;
   while (offset < end) {
     const records = await log.read(offset, { recordsMax: Math.min(REBUILD_READ_RECORDS, end - offset), uncommitted: true });

@@ -4,10 +4,10 @@
  * new leader neither reads the last dedup window back from disk nor copies it into a new index
  * (docs/CLUSTERING.md, "Promotion").
  */
-import { DEFAULT_DEDUP_WINDOW_MS, ID_HEADER } from '../broker/dedup.js';
+import { DEFAULT_DEDUP_WINDOW_MS, ID_HEADER, readIds } from '../broker/dedup.js';
 import { FerryError } from '../errors.js';
 import { BATCH_HEADER_BYTES, readBatchHeader, recordHeaderValue, recordSizeAt, recordTimestampAt } from '../storage/record-batch.js';
-import type { NotedHeader, NotedHeaders } from '../storage/types.js';
+import type { NotedHeader, NotedHeaders, PartitionLog } from '../storage/types.js';
 import type { FollowerLogChange } from './topic-follower.js';
 
 const ID_HEADER_BYTES = Buffer.from(ID_HEADER, 'utf8');
@@ -87,6 +87,26 @@ export class NotedIds {
     return noted;
   }
 
+  extent(): { fromOffset: number; size: number } {
+    return { fromOffset: this.fromOffset, size: this.entries.size };
+  }
+
+  /**
+   * Adds the ids read from the log before the notes began: `entries` (in offset order) of the
+   * records in [`from`, `until`), `until` being where the notes began. Refused (false) when the notes
+   * no longer begin there (a cut, a reset, a write that did not continue them): the log is then
+   * read at the promotion, as without it. An id noted since keeps its newer entry.
+   */
+  prepend(entries: ReadonlyMap<string, NotedHeader>, from: number, until: number): boolean {
+    if (this.fromOffset !== until || from > until) return false;
+    const merged = new Map<string, NotedHeader>();
+    for (const [id, entry] of entries) if (!this.entries.has(id)) merged.set(id, entry);
+    for (const [id, entry] of this.entries) merged.set(id, entry);
+    this.entries = merged;
+    this.fromOffset = from;
+    return true;
+  }
+
   private forgetOlderThan(timestampMs: number): void {
     let forgot = false;
     for (const [id, entry] of this.entries) {
@@ -113,7 +133,12 @@ export class TopicNotes {
   private following = new Map<string, NotedIds>();
   private promoting = new Map<string, NotedIds>();
 
-  constructor(private readonly dedupWindowMs: () => number) {}
+  constructor(
+    private readonly dedupWindowMs: () => number,
+    /** The local log a follower writes, read to fill new notes with what precedes them. */
+    private readonly localLog: (logId: string) => PartitionLog | undefined,
+    private readonly nowMs: () => number,
+  ) {}
 
   /** A follower changed a log. */
   change(logId: string, change: FollowerLogChange, nowMs: number): void {
@@ -122,6 +147,7 @@ export class TopicNotes {
       if (noted === undefined) {
         noted = new NotedIds(change.from, this.dedupWindowMs());
         this.following.set(logId, noted);
+        this.fill(logId, noted, change.from);
       }
       noted.note(change.bytes, change.from, nowMs);
     } else if (change.kind === 'cut') {
@@ -129,6 +155,28 @@ export class TopicNotes {
     } else {
       noted?.reset(change.start);
     }
+  }
+
+  /**
+   * Reads into new notes, in the background, the ids of the window's records that precede them:
+   * what this broker held before it began following (after a restart, most of the window), so a
+   * promotion soon after a restart does not read them back on its own path.
+   */
+  private fill(logId: string, noted: NotedIds, until: number): void {
+    const log = this.localLog(logId);
+    if (log === undefined || log.startOffset >= until) return;
+    const reading = async (): Promise<void> => {
+      const from = await log.offsetForTimestamp(this.nowMs() - this.dedupWindowMs());
+      if (from >= until) return;
+      const entries = new Map<string, NotedHeader>();
+      await readIds(log, from, until, (id, record) => {
+        entries.delete(id);
+        entries.set(id, { offset: record.offset, timestampMs: record.timestampMs });
+      });
+      if (this.following.get(logId) === noted) noted.prepend(entries, from, until);
+    };
+    // A failed read leaves the notes as they are: a promotion then reads the log, as without them.
+    reading().catch(() => undefined);
   }
 
   /** Leadership begins: this broker appends itself from now on, so the notes end here. */
@@ -146,5 +194,10 @@ export class TopicNotes {
 
   endPromotion(): void {
     this.promoting = new Map();
+  }
+
+  /** The notes of a log as they stand, while following (for tests and diagnostics). */
+  peek(logId: string): { fromOffset: number; size: number } | null {
+    return this.following.get(logId)?.extent() ?? null;
   }
 }

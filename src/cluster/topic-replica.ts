@@ -52,7 +52,7 @@ export class TopicReplica {
   private readonly opening = new Map<string, Promise<ReplicaLog>>();
   private readonly highWatermarks = new Map<string, number>();
   /** The ids of what this broker replicated as a follower, for a promotion's dedup index. */
-  private readonly notes = new TopicNotes(() => dedupWindowMsOf(this.placement.config));
+  private readonly notes = new TopicNotes(() => dedupWindowMsOf(this.placement.config), (logId) => this.logs.get(logId), () => this.context.clock.nowMs());
   private role: Role = { kind: 'none' };
   /** The broker's service of the topic is open (between becoming leader and dropping the role). */
   private serving = false;

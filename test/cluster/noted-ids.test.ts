@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Log } from '../../src/storage/log.js';
 import { DedupIndex, ID_HEADER } from '../../src/broker/dedup.js';
-import { NotedIds } from '../../src/cluster/noted-ids.js';
+import { NotedIds, TopicNotes } from '../../src/cluster/noted-ids.js';
+import { eventually } from '../helpers.js';
 import type { NotedHeaders, PartitionLog, RecordInput } from '../../src/storage/types.js';
 import { SimClock } from '../sim/sim-clock.js';
 import { SimFileSystem } from '../sim/sim-fs.js';
@@ -115,6 +116,31 @@ test('noted ids - entries older than two windows are forgotten and the notes the
   assert.equal(notes.handOver(20), null);
   notes.reset(50);
   assert.deepEqual(notes.handOver(50), { fromOffset: 50, entries: new Map() });
+  await leader.close();
+  await follower.close();
+});
+
+test('noted ids - new notes are filled from the log before them in the background; a cut meanwhile drops the fill', async () => {
+  const { leader, follower, clock } = await logs();
+  for (let i = 0; i < 30; i++) await leader.append([withId(i)]);
+  // What the follower held before it began noting (a restart): read back into the notes.
+  while (follower.nextOffset < leader.writtenOffset + 1) await follower.appendBatches(Buffer.concat(await leader.readBatches(follower.nextOffset, { bytesMax: FETCH_BYTES })));
+  const notes = new TopicNotes(() => WINDOW_MS, () => follower, () => clock.nowMs());
+  for (let i = 30; i < 35; i++) await leader.append([withId(i)]);
+  const bytes = Buffer.concat(await leader.readBatches(follower.nextOffset, { bytesMax: FETCH_BYTES }));
+  const from = follower.nextOffset;
+  await follower.appendBatches(bytes);
+  notes.change('p0', { kind: 'appended', bytes, from }, clock.nowMs());
+  await eventually(() => assert.equal(notes.peek('p0')?.fromOffset, 0));
+  notes.beginPromotion();
+  const noted = notes.take('p0', follower.nextOffset)!;
+  assert.deepEqual(known(await rebuilt(follower, clock, noted)), known(await rebuilt(follower, clock, null)));
+  assert.equal(noted.entries.size, 24, 'every record with an id, before the notes and in them');
+
+  // A fill that finds the notes cut below where it began is dropped.
+  const cutNotes = new NotedIds(30, WINDOW_MS);
+  cutNotes.cut(20);
+  assert.equal(cutNotes.prepend(new Map([['id-1', { offset: 1, timestampMs: 0 }]]), 0, 30), false);
   await leader.close();
   await follower.close();
 });
