@@ -141,7 +141,7 @@ export class TopicNotes {
   ) {}
 
   /** A follower changed a log. */
-  change(logId: string, change: FollowerLogChange, nowMs: number): void {
+  change(logId: string, change: FollowerLogChange): void {
     let noted = this.following.get(logId);
     if (change.kind === 'appended') {
       if (noted === undefined) {
@@ -149,7 +149,7 @@ export class TopicNotes {
         this.following.set(logId, noted);
         this.fill(logId, noted, change.from);
       }
-      noted.note(change.bytes, change.from, nowMs);
+      noted.note(change.bytes, change.from, this.nowMs());
     } else if (change.kind === 'cut') {
       noted?.cut(change.end);
     } else {

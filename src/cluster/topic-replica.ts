@@ -443,7 +443,7 @@ export class TopicReplica {
       logger: this.context.logger,
       highWatermarks: this.highWatermarks,
       onStop: (stop) => this.followerStopped(follower, stop),
-      onLogChange: (logId, change) => this.notes.change(logId, change, this.context.clock.nowMs()),
+      onLogChange: (logId, change) => this.notes.change(logId, change),
     });
     this.role = { kind: 'follower', follower };
     this.context.logger.info('cluster.follower.started', { topic: this.name, leader: leaderId, epoch: state.epoch });

@@ -130,7 +130,7 @@ test('noted ids - new notes are filled from the log before them in the backgroun
   const bytes = Buffer.concat(await leader.readBatches(follower.nextOffset, { bytesMax: FETCH_BYTES }));
   const from = follower.nextOffset;
   await follower.appendBatches(bytes);
-  notes.change('p0', { kind: 'appended', bytes, from }, clock.nowMs());
+  notes.change('p0', { kind: 'appended', bytes, from });
   await eventually(() => assert.equal(notes.peek('p0')?.fromOffset, 0));
   notes.beginPromotion();
   const noted = notes.take('p0', follower.nextOffset)!;
