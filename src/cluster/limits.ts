@@ -46,6 +46,8 @@ export const ETCD_PREFIX_DEFAULT = '/ferry/';
  * leaf digests of sealed segments are kept, so a check costs little more than the new records.
  */
 export const REPLICA_VERIFY_INTERVAL_MS_DEFAULT = 60_000;
+/** A follower that found damage in its logs and could not reach its leader to report it tries again after this long. */
+export const DAMAGE_REPORT_RETRY_MS = 2_000;
 /** Bytes of one catch-up chunk at most (and at most one second of `replicaCatchUpBytesPerSec`). */
 export const CATCH_UP_CHUNK_BYTES_MAX = 4 * 1024 * 1024;
 /**

@@ -21,6 +21,7 @@ import type { ClientConnection } from '../client/connection.js';
 import type { ReplicaDigestRequest, ReplicaDigestResponse, ReplicaRepairRequest, TopicVerification } from '../protocol/codec-digest.js';
 import { answerDigests } from './digest-answer.js';
 import { ReplicaChecks } from './replica-checks.js';
+import { ReplicaDamage } from './replica-damage.js';
 import type { CatchUpRate } from './catch-up-rate.js';
 
 export interface TopicReplicaContext {
@@ -72,17 +73,20 @@ export class TopicReplica {
   private placementNow: TopicPlacement;
   /** The leader's checks of its followers' digests, while this broker leads. */
   private checks: ReplicaChecks | null = null;
-  /**
-   * Damage was found below this replica's end (by hashing, or the leader's digests differ) and is
-   * not cut away yet: the replica may not run for leader, whatever etcd says.
-   */
-  private damaged = false;
+  /** Damage found in this replica's logs, and its report to the leader. */
+  private readonly damage: ReplicaDamage;
 
   constructor(
     placement: TopicPlacement,
     private readonly context: TopicReplicaContext,
   ) {
     this.placementNow = placement;
+    this.damage = new ReplicaDamage({
+      topic: () => this.name,
+      clock: context.clock,
+      logger: context.logger,
+      connectToLeader: () => (this.role.kind === 'follower' ? this.connectTo(this.role.follower.leaderId) : null),
+    });
   }
 
   /** Where the topic's replicas are, as etcd last said. */
@@ -223,7 +227,7 @@ export class TopicReplica {
         (log) => {
           this.logs.set(logId, log);
           this.opening.delete(logId);
-          if (log.recovery.damaged !== undefined) this.noteDamage(logId, log.recovery.damaged);
+          if (log.recovery.damaged !== undefined) this.damage.noted(logId, log.recovery.damaged);
           return log;
         },
         (error: unknown) => {
@@ -300,7 +304,7 @@ export class TopicReplica {
     const me = this.context.nodeId;
     if (!state.inSync.includes(me)) return;
     if (state.leader === me) return;
-    if (this.damaged) {
+    if (this.damage.damaged) {
       this.context.logger.warn('cluster.election.declined', { topic: this.name, reason: 'this replica holds damaged records' });
       return;
     }
@@ -329,7 +333,7 @@ export class TopicReplica {
     const { state, modRevision } = this.current!;
     const others = state.inSync.filter((member) => member !== this.context.nodeId && this.context.brokerAddress(member) !== undefined);
     // A damaged replica leaves the leadership and the in-sync set to the others, when there are any.
-    const giveUp = this.damaged && others.length > 0;
+    const giveUp = this.damage.damaged && others.length > 0;
     const next: TopicState = giveUp ? { leader: null, epoch: state.epoch + 1, inSync: others } : { leader: this.context.nodeId, epoch: state.epoch + 1, inSync: state.inSync };
     const result = await this.context.store.casState(this.name, modRevision, next);
     if (result.ok && giveUp) {
@@ -447,6 +451,7 @@ export class TopicReplica {
     });
     this.role = { kind: 'follower', follower };
     this.context.logger.info('cluster.follower.started', { topic: this.name, leader: leaderId, epoch: state.epoch });
+    this.damage.following();
     this.context.onRoleChange(this.name, 'follower', state);
   }
 
@@ -486,13 +491,7 @@ export class TopicReplica {
 
   /** REPLICA_DIGEST: any replica answers from its local logs. */
   digests(request: ReplicaDigestRequest): Promise<ReplicaDigestResponse> {
-    return answerDigests((logId) => this.logs.get(logId), request, (logId, damage) => this.noteDamage(logId, damage));
-  }
-
-  /** Damage below this replica's end (found at recovery or while hashing): no election until the leader repairs it. */
-  private noteDamage(logId: string, damage: { fromOffset: number; toOffset: number }): void {
-    this.damaged = true;
-    this.context.logger.error('cluster.replica.damaged', { topic: this.name, log: logId, ...damage, note: 'no election until the leader\'s check repairs it' });
+    return answerDigests((logId) => this.logs.get(logId), request, (logId, damage) => this.damage.noted(logId, damage, true));
   }
 
   /** REPLICA_REPAIR: the leader this replica follows (in this epoch) took it out of the in-sync set; cut and fetch again. */
@@ -501,9 +500,9 @@ export class TopicReplica {
     if (role.kind !== 'follower' || role.follower.leaderId !== request.replicaId || role.follower.epoch !== request.epoch) {
       throw new FerryError('STALE_EPOCH', `${this.context.nodeId} does not follow ${request.replicaId} in epoch ${request.epoch} of ${this.name}`, { detail: { epoch: this.current?.state.epoch ?? 0 } });
     }
-    this.damaged = true;
+    this.damage.repairing();
     await role.follower.repair(request.logs);
-    this.damaged = false;
+    this.damage.repaired();
   }
 
   /** Ends the current role: a leader stops confirming and closes the topic's service; a follower stops fetching. */
@@ -586,6 +585,7 @@ export class TopicReplica {
   /** Stops the role and closes the local logs. */
   async close(): Promise<void> {
     this.closed = true;
+    this.damage.close();
     this.electionTimer?.cancel();
     this.retryTimer?.cancel();
     await this.chain;

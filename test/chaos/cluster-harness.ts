@@ -21,6 +21,7 @@ import { check, type CheckResult } from './checker.js';
 import { inject, type Injected } from './cluster-faults.js';
 import { CHAOS_LEASE_TTL_MS, CLUSTER_SCENARIOS, CLUSTER_TOPIC, type ClusterStep } from './cluster-scenarios.js';
 import { drain, outstandingMessages, type DrainReport } from './drain.js';
+import { differences, verifyReplicas } from './final-verify.js';
 import { HistoryWriter, nowT, readHistories, type HistoryEvent } from './history.js';
 import { ClientProcess } from './processes.js';
 import { anomalyFailures, queueAnomalies, type QueueAnomalies } from './queue-anomalies.js';
@@ -127,7 +128,7 @@ export async function runClusterScenario(options: ClusterRunOptions): Promise<Cl
     if (inSync === null) failures.push(`the replicas were not all in sync ${IN_SYNC_TIMEOUT_MS / 1000} s after the last fault: ${JSON.stringify(await cluster.state(TOPIC))}`);
     await Promise.all(clients.map((client) => client.stop().catch((error: unknown) => failures.push(`a client process failed: ${(error as Error).message}`))));
     stopWatching();
-    const ended = await finish(cluster, admin, history, workDir, options.profile, failures);
+    const ended = await finish(cluster, admin, history, workDir, options.profile, { failures, notes, damagesReplicas: scenario.damagesReplicas === true });
     drainReport = ended.drain;
     replicas = ended.replicas;
     admin = null;
@@ -262,8 +263,8 @@ function count(faults: ClusterRunResult['faults'], injected: Injected, log: (lin
 }
 
 /**
- * The end of a run: the final drain, the high watermarks, every broker stopped cleanly, and the
- * replicas compared on disk.
+ * The end of a run: the final drain, the replicas verified by digests (and repaired where they
+ * differ), the high watermarks, every broker stopped cleanly, and the replicas compared on disk.
  */
 async function finish(
   cluster: ChaosCluster,
@@ -271,8 +272,9 @@ async function finish(
   history: HistoryWriter,
   workDir: string,
   profile: Profile,
-  failures: string[],
+  found: { failures: string[]; notes: string[]; damagesReplicas: boolean },
 ): Promise<{ drain: DrainReport; replicas: ReplicaComparison }> {
+  const { failures, notes } = found;
   history.record({ k: 'ph', t: nowT(), name: 'drain' });
   history.flush();
   const outstanding = outstandingMessages(historyFiles(workDir));
@@ -287,6 +289,11 @@ async function finish(
   });
   // Everything is written; the replicas catch up with the last of it before they are stopped.
   if ((await cluster.waitInSync(TOPIC, IN_SYNC_TIMEOUT_MS)) === null) failures.push('the replicas were not all in sync before the stop');
+  const verified = await verifyReplicas(admin, cluster, TOPIC, IN_SYNC_TIMEOUT_MS);
+  const firstFound = verified.first?.ok === false ? differences(verified.first) : 'OK';
+  notes.push(`final verification: first ${firstFound}; ${verified.last?.ok === true ? 'OK' : 'not OK'} after ${verified.rounds} round(s)${verified.errors.length > 0 ? `; refused: ${verified.errors.join(' | ')}` : ''}`);
+  if (verified.last?.ok !== true) failures.push(`ferry topics verify did not report OK after ${verified.rounds} round(s): ${differences(verified.last)}`);
+  else if (verified.first?.ok === false && !found.damagesReplicas) failures.push(`ferry topics verify found replicas that differ: ${firstFound}`);
   const described = await admin.describeTopic(TOPIC);
   const highWatermarks = described.partitions.map((partition) => partition.highWatermark ?? partition.nextOffset);
   await admin.close();

@@ -44,6 +44,8 @@ export interface ClusterScenario {
   etcdMembers: number;
   /** Brokers record what is durable (power-loss steps). */
   recordSyncs: boolean;
+  /** The faults damage replicas on purpose (bit flips): the final verification finding them is expected. */
+  damagesReplicas?: boolean;
   /** `count`: faults in a full run instead of the scenario's own number (`--faults`). */
   plan(random: () => number, profile: Profile, count?: number): ClusterStep[];
 }
@@ -158,6 +160,7 @@ export const CLUSTER_SCENARIOS: Record<string, ClusterScenario> = {
     summary: "a follower SIGKILLed, one bit flipped in one of its segment files, restarted",
     etcdMembers: 1,
     recordSyncs: false,
+    damagesReplicas: true,
     plan: (random, profile, count) => repeat(faults(profile, count), () => ({ waitMs: between(random, 1_500, 4_000), fault: 'bit-flip', downMs: between(random, 300, 1_000) })),
   },
   clock: {

@@ -4,7 +4,9 @@
  * names its range, and by the leader's background checks (ferry_replica_mismatches_total); the
  * follower leaves the in-sync set, cuts its log back there and fetches it again, and then `ferry
  * topics verify` reports OK. n1 checks in the background every 300 ms; n2 and n3 only on request,
- * so what `ferry topics verify` finds on a topic n2 leads is its own finding.
+ * so what `ferry topics verify` finds on a topic n2 leads is its own finding. A replica whose
+ * recovery found damage never runs for leader, and reports the damage to the leader it follows,
+ * whose check (asked by that report alone) repairs it.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -139,14 +141,18 @@ test('verify - a byte flipped in a follower\'s sealed segment is found and named
   assert.match(ok.stdout, /verified: leader n2, epoch \d+: OK\n {2}n1: OK\n {2}n3: OK\n/);
 });
 
-test('verify - a replica that found damage at recovery never runs for leader; the leader\'s check repairs it', { timeout: SUITE_TIMEOUT_MS }, async () => {
+test('verify - a replica that found damage at recovery never runs for leader, and reports it to the next leader, which repairs it', { timeout: SUITE_TIMEOUT_MS }, async () => {
   const n1 = cluster.broker('n1');
   const n2 = cluster.broker('n2');
   const n3 = cluster.broker('n3');
   assert.equal((await partition0('verified')).leader, 'n2');
-  // n3 down: the first batch header of a sealed segment flipped (its base offset), its index gone,
-  // so recovery walks over it.
-  await n3.stop();
+  // n1 out of the in-sync set, then the leader n2 and the follower n3 killed together: etcd keeps
+  // both in sync, and no leader is left for n3 to report to.
+  await n1.stop();
+  await eventually(async () => (await partition0('verified')).inSync?.includes('n1') === false, { timeoutMs: SETTLE_MS }).catch(explain('n1 out of sync'));
+  await Promise.all([n2.kill(), n3.kill()]);
+  // The first batch header of a sealed segment of n3 flipped (its base offset), its index gone, so
+  // recovery walks over it.
   const dir = join(n3.dataDir, 'topics', 'verified', 'partitions', '0');
   const segment = readdirSync(dir).filter((name) => name.endsWith('.log')).sort()[1]!;
   const path = join(dir, segment);
@@ -157,11 +163,7 @@ test('verify - a replica that found damage at recovery never runs for leader; th
   const mark = n3.outputMark;
   await n3.start();
   await eventually(() => n3.outputSince(mark).includes('"cluster.replica.damaged"'), { timeoutMs: SETTLE_MS }).catch(explain('n3 knows of the damage'));
-  await eventually(async () => (await partition0('verified')).inSync?.includes('n3') === true, { timeoutMs: SETTLE_MS }).catch(explain('n3 back in sync'));
-  // Only n3 and the leader n2 left in sync, then the leader killed: n3 may not take over.
-  await n1.stop();
-  await eventually(async () => (await partition0('verified')).inSync?.includes('n1') === false, { timeoutMs: SETTLE_MS }).catch(explain('n1 out of sync'));
-  await n2.kill();
+  // n3 is in sync and the leader is gone, but it may not take over.
   await eventually(() => n3.outputSince(mark).includes('"cluster.election.declined"'), { timeoutMs: SETTLE_MS }).catch(explain('n3 declines'));
   const meanwhile = await connect({ servers: [n3.address], requestTimeoutMs: 5_000 });
   try {
@@ -170,10 +172,14 @@ test('verify - a replica that found damage at recovery never runs for leader; th
   } finally {
     await meanwhile.close();
   }
-  // Back: n2 leads again, its check finds n3's damage and repairs it.
-  await Promise.all([n2.start(), n1.start()]);
-  await eventually(async () => (await client.verifyTopic('verified')).ok && (await partition0('verified')).inSync?.length === 3, { timeoutMs: SETTLE_MS * 2 }).catch((error: unknown) => {
-    throw new Error(`${String(error)}\n${cluster.describe().slice(-6000)}`);
-  });
+  // n2 back: it leads again, and n3 reports its damage to it. n2 checks only on request, and this
+  // test asks nothing before n3 is repaired: the check is the report's.
+  await n2.start();
+  await eventually(() => n3.outputSince(mark).includes('"cluster.replica.damage_reported"'), { timeoutMs: SETTLE_MS }).catch(explain('n3 reports its damage'));
+  await eventually(async () => (await metric(n2.httpPort, 'ferry_replica_mismatches_total')) >= 1, { timeoutMs: SETTLE_MS }).catch(explain('n2 found the damage'));
+  await n1.start();
+  await eventually(async () => (await partition0('verified')).inSync?.length === 3, { timeoutMs: SETTLE_MS * 2 }).catch(explain('all in sync'));
+  const verification = await client.verifyTopic('verified');
+  assert.equal(verification.ok, true, JSON.stringify(verification));
   assert.notEqual((await partition0('verified')).leader, 'n3');
 });
