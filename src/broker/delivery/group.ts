@@ -26,7 +26,7 @@ import type { Delivery, DeliverySink, GroupConfig, GroupInfo } from '../types.js
 interface SettleBatch {
   readonly stored: Promise<void>;
   readonly done: Promise<void>;
-  readonly settlements: Array<{ partition: GroupPartition; offset: number; deliveries: number; record: LogRecord | null }>;
+  readonly settlements: Array<{ partition: GroupPartition; offset: number; deliveries: number }>;
 }
 
 export interface GroupDeps {
@@ -403,7 +403,11 @@ export class Group implements SubscriptionOwner {
       batch = this.startSettleBatch(stored);
       this.settleBatch = batch;
     }
-    batch.settlements.push({ partition, offset, deliveries, record: entry?.record ?? null });
+    // Not the record: a settlement waits for its journal record to commit (in a cluster, on the
+    // followers too), and a record's bytes are a view of the read that fetched it, so holding it
+    // here would keep every read buffer of the last commit's worth of acks alive. The failure
+    // path reads it again.
+    batch.settlements.push({ partition, offset, deliveries });
     return batch.done;
   }
 
@@ -419,12 +423,12 @@ export class Group implements SubscriptionOwner {
         for (const { partition, offset } of settlements) partition.settling.delete(offset);
       },
       (error: unknown) => {
-        for (const { partition, offset, deliveries, record } of settlements) {
+        for (const { partition, offset, deliveries } of settlements) {
           partition.settling.delete(offset);
           // The ack did not become durable (e.g. disk full): the message is delivered again, after
           // its backoff (not at once: a full disk would otherwise make a redelivery storm).
           if (!this.deps.store.state.partitions[partition.index]!.acks.isSettled(offset) && !this.closed) {
-            this.scheduleRedelivery(partition, offset, deliveries, backoffDelayMs(this.config.backoffMs, deliveries, this.deps.random), record);
+            this.scheduleRedelivery(partition, offset, deliveries, backoffDelayMs(this.config.backoffMs, deliveries, this.deps.random), null);
           }
         }
         throw error;
