@@ -10,17 +10,23 @@ import { FerryError } from '../../errors.js';
 import type { BrokerApi, Delivery, DeliverySink, Subscription } from '../../broker/types.js';
 import type { ConsumeRequest, ConsumeResponseSchema } from '../../generated/ferry/v1/messages_pb.js';
 import type { ConsumerRegistry, RegisteredConsumer } from './consumers.js';
-import { deliveryBytes, deliveryToProto, subscribeOptionsFromProto, type MessageInit } from './convert.js';
+import { deliveryBytes, subscribeOptionsFromProto } from './convert.js';
 import { CONSUME_QUEUED_BYTES_MAX, DELIVERY_BATCH_BYTES_MAX } from './limits.js';
 import { applySettles, checkSettleBatch, settleCount } from './settle.js';
 
 type ConsumeResponseInit = MessageInitShape<typeof ConsumeResponseSchema>;
 
+/**
+ * A response of the stream: deliveries as the broker made them (each transport encodes them its
+ * own way: connect from protobuf-es messages, fast-consume.ts by hand), or any other response.
+ */
+export type ConsumeOutput = { deliveries: Delivery[]; response?: undefined } | { response: ConsumeResponseInit; deliveries?: undefined };
+
 /** Size charged for a response without messages (subscribed, settle results). */
 const CONTROL_RESPONSE_BYTES = 64;
 
 interface Queued {
-  response: ConsumeResponseInit;
+  output: ConsumeOutput;
   bytes: number;
 }
 
@@ -35,7 +41,7 @@ export class ConsumeSession implements DeliverySink, RegisteredConsumer {
   private broker: Subscription | null = null;
   private readonly queue: Queued[] = [];
   private queuedBytes = 0;
-  private batch: MessageInit[] = [];
+  private batch: Delivery[] = [];
   private batchBytes = 0;
   private flushScheduled = false;
   /** The broker was told "unwritable" and waits for resume(). */
@@ -58,7 +64,7 @@ export class ConsumeSession implements DeliverySink, RegisteredConsumer {
   used(): void {}
 
   /** The response stream of the call; `requests` is its request stream. */
-  async *run(requests: AsyncIterable<ConsumeRequest>, signal: AbortSignal): AsyncGenerator<ConsumeResponseInit> {
+  async *run(requests: AsyncIterable<ConsumeRequest>, signal: AbortSignal): AsyncGenerator<ConsumeOutput> {
     const onAbort = (): void => {
       // Nobody reads the responses any more (cancelled), or the server is shutting down: then the
       // reason (UNAVAILABLE) becomes the call's status.
@@ -77,7 +83,7 @@ export class ConsumeSession implements DeliverySink, RegisteredConsumer {
       this.broker = await this.deps.broker.subscribe(topic, { ...options, credit: first.value.credit }, this);
       this.deps.registry.add(this);
       if (signal.aborted) return;
-      yield { subscribed: { consumerId: this.id, topic, group: options.group ?? '' } };
+      yield { response: { subscribed: { consumerId: this.id, topic, group: options.group ?? '' } } };
       // The first request's credit was the initial credit; its settles (if any) apply now.
       this.handle({ ...first.value, start: undefined, credit: 0 });
       void this.readRequests(iterator);
@@ -86,7 +92,7 @@ export class ConsumeSession implements DeliverySink, RegisteredConsumer {
         if (next !== undefined) {
           this.queuedBytes -= next.bytes;
           this.resumeIfDrained();
-          yield next.response;
+          yield next.output;
           continue;
         }
         if (this.failure !== null) throw this.failure;
@@ -107,7 +113,7 @@ export class ConsumeSession implements DeliverySink, RegisteredConsumer {
   deliver(delivery: Delivery): void {
     // After the call ended the delivery is dropped: the group redelivers it once the subscription closes.
     if (this.closed) return;
-    this.batch.push(deliveryToProto(delivery));
+    this.batch.push(delivery);
     this.batchBytes += deliveryBytes(delivery);
     if (this.batchBytes >= DELIVERY_BATCH_BYTES_MAX) this.flushBatch();
     else if (!this.flushScheduled) {
@@ -163,12 +169,12 @@ export class ConsumeSession implements DeliverySink, RegisteredConsumer {
       checkSettleBatch(request);
       const requestId = request.requestId;
       const applied = applySettles(subscription, request, this.deps.logger).then((failures) => {
-        if (requestId !== 0 || failures.length > 0) this.push({ settled: { requestId, failures } }, CONTROL_RESPONSE_BYTES);
+        if (requestId !== 0 || failures.length > 0) this.push({ response: { settled: { requestId, failures } } }, CONTROL_RESPONSE_BYTES);
       });
       this.settling.add(applied);
       void applied.finally(() => this.settling.delete(applied));
     } else if (request.requestId !== 0) {
-      this.push({ settled: { requestId: request.requestId, failures: [] } }, CONTROL_RESPONSE_BYTES);
+      this.push({ response: { settled: { requestId: request.requestId, failures: [] } } }, CONTROL_RESPONSE_BYTES);
     }
     if (request.credit > 0) subscription.grantCredit(request.credit);
   }
@@ -178,16 +184,16 @@ export class ConsumeSession implements DeliverySink, RegisteredConsumer {
   private flushBatch(): void {
     this.flushScheduled = false;
     if (this.batch.length === 0) return;
-    const messages = this.batch;
+    const deliveries = this.batch;
     const bytes = this.batchBytes;
     this.batch = [];
     this.batchBytes = 0;
-    this.push({ messages }, bytes);
+    this.push({ deliveries }, bytes);
   }
 
-  private push(response: ConsumeResponseInit, bytes: number): void {
+  private push(output: ConsumeOutput, bytes: number): void {
     if (this.finished) return;
-    this.queue.push({ response, bytes });
+    this.queue.push({ output, bytes });
     this.queuedBytes += bytes;
     this.wake?.();
   }

@@ -18,6 +18,7 @@ import { CONNECT_JSON_OPTIONS } from './convert.js';
 import { toConnectError } from './errors.js';
 import type { HttpHandler } from '../http/listener.js';
 import { GRPC_MESSAGE_BYTES_MAX, RESPONSE_COMPRESS_BYTES_MIN } from './limits.js';
+import { CONSUME_PATH, fastConsumeAccepts, serveConsume } from './fast-consume.js';
 import { fastPublishForm, PUBLISH_PATH, servePublish } from './fast-publish.js';
 import { messageService } from './message-service.js';
 import { topicService } from './topic-service.js';
@@ -64,6 +65,7 @@ export function createGrpcHandler(options: GrpcHandlerOptions): GrpcHandler {
   const methods = new Map(router.handlers.map((method) => [method.requestPath, method]));
   const fallback = options.fallback ?? notFound;
   const publishDeps = { broker: options.broker, logger: options.logger };
+  const consumeDeps = { broker: options.broker, registry, logger: options.logger, shutdown: shutdown.signal };
   const handle: HttpHandler = (req, res) => {
     const path = (req.url ?? '/').split('?', 1)[0]!;
     const method = methods.get(path);
@@ -73,6 +75,7 @@ export function createGrpcHandler(options: GrpcHandlerOptions): GrpcHandler {
       const form = fastPublishForm(req);
       if (form !== null) return servePublish(req, res, form, publishDeps, (body) => serveCall(method, req, res, null, options.logger, body));
     }
+    if (path === CONSUME_PATH && refusal === null && fastConsumeAccepts(req)) return serveConsume(req, res, consumeDeps);
     return serveCall(method, req, res, refusal, options.logger);
   };
   return {

@@ -45,14 +45,21 @@ export async function publishMessages(broker: BrokerApi, request: { topic: strin
 
 const NO_SETTLES: SettleBatch = { acks: [], nacks: [], rejects: [], touches: [] };
 
+function checkCapacity(registry: ConsumerRegistry): void {
+  if (registry.size >= CONSUMERS_MAX) {
+    throw new FerryError('TOO_MANY_SUBSCRIPTIONS', `at most ${CONSUMERS_MAX} consumers may be open at once over gRPC and HTTP`);
+  }
+}
+
+/** A Consume stream's session, whichever way its call came (connect, or fast-consume.ts); refused past CONSUMERS_MAX. */
+export function openConsumeSession(deps: Pick<MessageServiceDeps, 'broker' | 'registry' | 'logger'>): ConsumeSession {
+  checkCapacity(deps.registry);
+  return new ConsumeSession({ broker: deps.broker(), registry: deps.registry, logger: deps.logger });
+}
+
 export function messageService(deps: MessageServiceDeps): ServiceImpl<typeof MessageService> {
   const { registry, logger } = deps;
 
-  const checkCapacity = (): void => {
-    if (registry.size >= CONSUMERS_MAX) {
-      throw new FerryError('TOO_MANY_SUBSCRIPTIONS', `at most ${CONSUMERS_MAX} consumers may be open at once over gRPC and HTTP`);
-    }
-  };
 
   const settle = async (consumerId: string, batch: SettleBatch) => {
     const { subscription } = registry.lookup(consumerId);
@@ -67,9 +74,10 @@ export function messageService(deps: MessageServiceDeps): ServiceImpl<typeof Mes
     },
 
     async *consume(requests, context) {
-      checkCapacity();
-      const session = new ConsumeSession({ broker: deps.broker(), registry, logger });
-      yield* session.run(requests, context.signal);
+      const session = openConsumeSession(deps);
+      for await (const output of session.run(requests, context.signal)) {
+        yield output.deliveries === undefined ? output.response : { messages: output.deliveries.map(deliveryToProto) };
+      }
     },
 
     async pull(request, context) {
@@ -89,7 +97,7 @@ export function messageService(deps: MessageServiceDeps): ServiceImpl<typeof Mes
         if (idleTimeoutMs < PULL_IDLE_TIMEOUT_MS_MIN || idleTimeoutMs > PULL_IDLE_TIMEOUT_MS_MAX) {
           throw new FerryError('INVALID_ARGUMENT', `idle_timeout_ms must be from ${PULL_IDLE_TIMEOUT_MS_MIN} to ${PULL_IDLE_TIMEOUT_MS_MAX}`);
         }
-        checkCapacity();
+        checkCapacity(registry);
         const { topic, options } = subscribeOptionsFromProto(request.subscription, 'subscription');
         consumer = await PullConsumer.open(deps.broker(), topic, options, idleTimeoutMs, deps);
       }

@@ -208,7 +208,7 @@ function jsonUint32(value: unknown): number {
 // ---- PublishResponse -------------------------------------------------------------------------
 
 /** Bytes a varint of `value` takes. */
-function varintBytes(value: number): number {
+export function varintBytes(value: number): number {
   let bytes = 1;
   while (value >= 0x80) {
     value = Math.floor(value / 128);
@@ -217,7 +217,7 @@ function varintBytes(value: number): number {
   return bytes;
 }
 
-function writeVarint(buf: Buffer, pos: number, value: number): number {
+export function writeVarint(buf: Buffer, pos: number, value: number): number {
   while (value >= 0x80) {
     buf[pos++] = (value % 128) | 0x80;
     value = Math.floor(value / 128);
