@@ -1,8 +1,8 @@
 /**
- * TLS material and what a server needs around it: reading the certificate, key and CA files once
- * at start (with errors that name the file), the secure context both ports use, the subject CN of
- * a verified client certificate (mutual TLS maps it to a user), and the loopback test that keeps
- * a broker without users off the network.
+ * TLS material and what a server needs around it: reading the certificate, key and CA files (with
+ * errors that name the file), the secure context both ports use, the client certificate a peer
+ * presented (mutual TLS maps its subject CN to a user; the audit log names its subject and
+ * fingerprint), and the loopback test that keeps a broker without users off the network.
  */
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
@@ -54,20 +54,43 @@ export function readTlsFiles(files: TlsFiles): TlsMaterial {
   return material;
 }
 
-/**
- * The subject CN of the certificate the client presented, if it verified against the CA; null
- * when the client presented none. A certificate that does not verify is an AUTH_FAILED.
- */
-export function verifiedPeerName(socket: TLSSocket): string | null {
+/** A client certificate as presented, for the audit log: who it names and which one it is. */
+export interface PresentedCertificate {
+  /** The subject, `CN=alice, O=Example` (as far as it has one). */
+  subject: string;
+  /** The subject CN: the user it logs in as; null when it has none. */
+  commonName: string | null;
+  /** SHA-256 fingerprint, `AB:CD:…`. */
+  fingerprint: string;
+  /** Whether it verified against the configured CA. */
+  trusted: boolean;
+  /** Why not, when it did not. */
+  untrustedReason: string | null;
+}
+
+/** The certificate the client presented on `socket`, verified or not; null when it presented none. */
+export function presentedCertificate(socket: TLSSocket): PresentedCertificate | null {
   const certificate = socket.getPeerCertificate();
   if (certificate === null || certificate === undefined || Object.keys(certificate).length === 0) return null;
-  if (!socket.authorized) {
-    throw new FerryError('AUTH_FAILED', `the client certificate is not trusted: ${String(socket.authorizationError ?? 'not signed by the configured CA')}`);
-  }
-  const cn = certificate.subject?.CN;
+  const subject = certificate.subject ?? {};
+  const cn = subject.CN;
   const name = Array.isArray(cn) ? cn[0] : cn;
-  if (typeof name !== 'string' || name === '') throw new FerryError('AUTH_FAILED', 'the client certificate has no subject CN to name a user');
-  return name;
+  return {
+    subject: Object.entries(subject)
+      .map(([field, value]) => `${field}=${Array.isArray(value) ? value.join('+') : String(value)}`)
+      .join(', '),
+    commonName: typeof name === 'string' && name !== '' ? name : null,
+    fingerprint: certificate.fingerprint256 ?? '',
+    trusted: socket.authorized,
+    untrustedReason: socket.authorized ? null : String(socket.authorizationError ?? 'not signed by the configured CA'),
+  };
+}
+
+/** Why a presented certificate cannot log in (AUTH_FAILED), or null when it verified and names someone. */
+export function certificateRefusal(certificate: PresentedCertificate): FerryError | null {
+  if (!certificate.trusted) return new FerryError('AUTH_FAILED', `the client certificate is not trusted: ${certificate.untrustedReason}`);
+  if (certificate.commonName === null) return new FerryError('AUTH_FAILED', 'the client certificate has no subject CN to name a user');
+  return null;
 }
 
 /** True for addresses only this machine can reach: 127.0.0.0/8, ::1, and `localhost`. */
