@@ -2,8 +2,10 @@
  * TLS material and what a server needs around it: reading the certificate, key and CA files (with
  * errors that name the file), the secure context both ports use, the client certificate a peer
  * presented (mutual TLS maps its subject CN to a user; the audit log names its subject and
- * fingerprint), and the loopback test that keeps a broker without users off the network.
+ * fingerprint), and the loopback test that keeps a broker without users off the network. Also the
+ * files of a TLS client (the etcd client): a CA and an optional certificate and key.
  */
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { createSecureContext, type TLSSocket } from 'node:tls';
@@ -52,6 +54,42 @@ export function readTlsFiles(files: TlsFiles): TlsMaterial {
     throw new FerryError('INVALID_ARGUMENT', `TLS certificate ${files.cert} and key ${files.key} are not usable: ${(error as Error).message}`, { cause: error });
   }
   return material;
+}
+
+/** The files of a TLS client: the CA to trust (default: the system's), and a certificate and key to present. */
+export interface ClientTlsFiles {
+  ca?: string | undefined;
+  cert?: string | undefined;
+  key?: string | undefined;
+}
+
+export interface ClientTlsMaterial {
+  ca?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+}
+
+/** Reads a client's files and checks that they make a usable context (a key that matches the certificate). */
+export function readClientTlsFiles(files: ClientTlsFiles): ClientTlsMaterial {
+  const material: ClientTlsMaterial = {};
+  if (files.ca !== undefined) material.ca = readPem('CA', files.ca);
+  if (files.cert !== undefined) material.cert = readPem('certificate', files.cert);
+  if (files.key !== undefined) material.key = readPem('key', files.key);
+  try {
+    if (material.ca !== undefined) checkCertificates(material.ca);
+    createSecureContext(material);
+  } catch (error) {
+    const named = [files.ca, files.cert, files.key].filter((path) => path !== undefined).join(', ');
+    throw new FerryError('INVALID_ARGUMENT', `TLS files ${named} are not usable: ${(error as Error).message}`, { cause: error });
+  }
+  return material;
+}
+
+/** A CA bundle holds at least one certificate, each readable (a TLS context silently ignores what is not). */
+function checkCertificates(pem: Buffer): void {
+  const blocks = pem.toString('utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0) throw new Error('the CA file holds no PEM certificate');
+  for (const block of blocks) new X509Certificate(block);
 }
 
 /** A client certificate as presented, for the audit log: who it names and which one it is. */
