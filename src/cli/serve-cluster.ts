@@ -37,6 +37,11 @@ export interface ClusterParts {
   join(broker: Broker, listening: { host: string; port: number }): Promise<void>;
   /** A topic described by its leader, wherever it is (through the cluster's own client): for GET /api/cluster. */
   describeRemote(topic: string): Promise<WireTopicInfo>;
+  /**
+   * The broker's certificates were renewed (security/tls-reload.ts): the CA its own connections to
+   * the other brokers trust follows them, for the connections opened from now on.
+   */
+  serverTlsChanged(material: TlsMaterial): void;
   /** The etcd client's CA and certificate, read again on change (once watched) and on SIGHUP; null without TLS files for etcd. */
   etcdCertificates: CertificateReloader<ClientTlsMaterial> | null;
   /** Hands over led topics, leaves the cluster, closes etcd. */
@@ -51,7 +56,7 @@ export function clusterParts(config: FerryConfig, parts: { clock: Clock; logger:
   const etcd = new EtcdClient({ endpoints, timeoutMs: ETCD_CALL_TIMEOUT_MS, logger, clock, ...(etcdCertificates === null ? {} : { tls: etcdCertificates.current }) });
   // A renewed CA or client certificate goes to etcd's next connections; one the client refuses is logged and the old kept.
   etcdCertificates?.onChange((material) => etcd.setTls(material));
-  const peer = peerCredentials(config, parts.tls);
+  let peer = peerCredentials(config, parts.tls);
   const node = new ClusterNode({
     nodeId: config.nodeId,
     etcd,
@@ -83,6 +88,15 @@ export function clusterParts(config: FerryConfig, parts: { clock: Clock; logger:
     brokerOptions: { openLog: (options, role) => node.openLog(options, role), topicsAtOpen: 'none', remote },
     serve: (broker) => new ClusteredBroker(broker, node, clock),
     describeRemote: async (topic) => (await clusterClient()).describeTopic(topic),
+    serverTlsChanged: (material) => {
+      const tls = peerTls(material);
+      peer = { ...peer, tls };
+      node.setPeerTls(tls);
+      // The cluster's own client is made anew at its next use; the old one closes once its requests are answered.
+      const previous = client;
+      client = null;
+      void previous?.then((old) => old.close(), () => undefined).catch(() => undefined);
+    },
     etcdCertificates,
     join: async (broker, listening) => {
       await node.start(advertisedAddress(config, listening), new BrokerReplicas(broker, clock));

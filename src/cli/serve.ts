@@ -314,7 +314,8 @@ function logStartFailure(logger: Logger, error: unknown, port: keyof typeof PORT
 /**
  * A changed users file, certificate or key applies within a second (polled), or at once on SIGHUP:
  * new TLS connections on both ports get the new certificate, open ones keep theirs, and a set that
- * is not usable is logged and the old one kept (security/tls-reload.ts). In cluster mode the etcd
+ * is not usable is logged and the old one kept (security/tls-reload.ts). In cluster mode the CA the
+ * broker's own connections to the others trust follows the broker's certificates, and the etcd
  * client's CA and certificate are watched the same way. Returns what stops watching.
  */
 function watchSecurity(config: FerryConfig, parts: { authenticator: Authenticator; tls: TlsMaterial | null; tcp: TcpServer; admin: AdminServer | null; logger: Logger; cluster: ClusterParts | null }): () => void {
@@ -325,6 +326,7 @@ function watchSecurity(config: FerryConfig, parts: { authenticator: Authenticato
   certificates?.onChange((material) => {
     tcp.setTlsMaterial(material);
     if (config.http.tls) admin?.setTlsMaterial(material);
+    cluster?.serverTlsChanged(material);
   });
   certificates?.watch();
   const etcdCertificates = cluster?.etcdCertificates ?? null;

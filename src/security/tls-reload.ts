@@ -5,8 +5,8 @@
  * old one stays in use; a good one is handed to the listeners, which give it to new connections
  * while open ones keep the certificate they shook hands with.
  *
- * The server's set (`TlsReloader`: certificate, key, client CA) goes to the TCP and HTTP ports;
- * the etcd client's set (`clientTlsReloader`: CA,
+ * The server's set (`TlsReloader`: certificate, key, client CA) goes to the TCP and HTTP ports
+ * and to the CA the brokers' own client trusts; the etcd client's set (`clientTlsReloader`: CA,
  * client certificate and key) to the etcd client.
  */
 import { watchFile, unwatchFile } from 'node:fs';
