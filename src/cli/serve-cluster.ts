@@ -21,7 +21,8 @@ import type { Clock } from '../platform/clock.js';
 import type { Logger } from '../platform/logger.js';
 import type { LogFactory } from '../storage/types.js';
 import type { WireTopicInfo } from '../protocol/messages.js';
-import type { TlsMaterial } from '../security/tls.js';
+import { clientTlsReloader, type CertificateReloader } from '../security/tls-reload.js';
+import { readClientTlsFiles, type ClientTlsFiles, type ClientTlsMaterial, type TlsMaterial } from '../security/tls.js';
 import { UsageError } from './args.js';
 
 /** The pieces of cluster mode, made before the broker opens; `join` completes them once the TCP port listens. */
@@ -36,6 +37,13 @@ export interface ClusterParts {
   join(broker: Broker, listening: { host: string; port: number }): Promise<void>;
   /** A topic described by its leader, wherever it is (through the cluster's own client): for GET /api/cluster. */
   describeRemote(topic: string): Promise<WireTopicInfo>;
+  /**
+   * The broker's certificates were renewed (security/tls-reload.ts): the CA its own connections to
+   * the other brokers trust follows them, for the connections opened from now on.
+   */
+  serverTlsChanged(material: TlsMaterial): void;
+  /** The etcd client's CA and certificate, read again on change (once watched) and on SIGHUP; null without TLS files for etcd. */
+  etcdCertificates: CertificateReloader<ClientTlsMaterial> | null;
   /** Hands over led topics, leaves the cluster, closes etcd. */
   leave(): Promise<void>;
 }
@@ -44,8 +52,11 @@ export function clusterParts(config: FerryConfig, parts: { clock: Clock; logger:
   const { clock, logger } = parts;
   if (config.nodeId === undefined) throw new UsageError('cluster mode needs a node id: --node-id n1 (or FERRY_NODE_ID) with --etcd');
   const endpoints = config.etcd!.split(',').map((url) => url.trim()).filter((url) => url.length > 0);
-  const etcd = new EtcdClient({ endpoints, timeoutMs: ETCD_CALL_TIMEOUT_MS, logger, clock });
-  const peer = peerCredentials(config, parts.tls);
+  const etcdCertificates = etcdTls(config, logger);
+  const etcd = new EtcdClient({ endpoints, timeoutMs: ETCD_CALL_TIMEOUT_MS, logger, clock, ...(etcdCertificates === null ? {} : { tls: etcdCertificates.current }) });
+  // A renewed CA or client certificate goes to etcd's next connections; one the client refuses is logged and the old kept.
+  etcdCertificates?.onChange((material) => etcd.setTls(material));
+  let peer = peerCredentials(config, parts.tls);
   const node = new ClusterNode({
     nodeId: config.nodeId,
     etcd,
@@ -77,6 +88,16 @@ export function clusterParts(config: FerryConfig, parts: { clock: Clock; logger:
     brokerOptions: { openLog: (options, role) => node.openLog(options, role), topicsAtOpen: 'none', remote },
     serve: (broker) => new ClusteredBroker(broker, node, clock),
     describeRemote: async (topic) => (await clusterClient()).describeTopic(topic),
+    serverTlsChanged: (material) => {
+      const tls = peerTls(material);
+      peer = { ...peer, tls };
+      node.setPeerTls(tls);
+      // The cluster's own client is made anew at its next use; the old one closes once its requests are answered.
+      const previous = client;
+      client = null;
+      void previous?.then((old) => old.close(), () => undefined).catch(() => undefined);
+    },
+    etcdCertificates,
     join: async (broker, listening) => {
       await node.start(advertisedAddress(config, listening), new BrokerReplicas(broker, clock));
     },
@@ -97,6 +118,22 @@ function advertisedAddress(config: FerryConfig, listening: { host: string; port:
   return isIP(listening.host) === 6 ? `[${listening.host}]:${listening.port}` : `${listening.host}:${listening.port}`;
 }
 
+/** The TLS files for etcd (`etcdCa`, `etcdCert`, `etcdKey`), read now; null when none is set. */
+function etcdTls(config: FerryConfig, logger: Logger): CertificateReloader<ClientTlsMaterial> | null {
+  const files: ClientTlsFiles = { ca: config.etcdCa, cert: config.etcdCert, key: config.etcdKey };
+  if (files.ca === undefined && files.cert === undefined) return null;
+  try {
+    return clientTlsReloader(files, { etcdCa: files.ca ?? null, etcdCert: files.cert ?? null, etcdKey: files.key ?? null }, logger, readClientTlsFiles(files));
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+/** What the broker's own connections to the others trust: the client CA, else its own certificate (one CA signs them all). */
+function peerTls(tls: TlsMaterial): { ca: Buffer } {
+  return { ca: tls.ca ?? tls.cert };
+}
+
 /** How this broker logs in to the others: the cluster's credentials, over TLS when its own port has TLS. */
 function peerCredentials(config: FerryConfig, tls: TlsMaterial | null): Omit<ConnectOptions, 'host' | 'port' | 'url'> {
   const read = (path: string): string => {
@@ -110,6 +147,6 @@ function peerCredentials(config: FerryConfig, tls: TlsMaterial | null): Omit<Con
   return {
     ...(user !== undefined && passwordFile !== undefined ? { user, password: read(passwordFile) } : {}),
     ...(tokenFile !== undefined ? { token: read(tokenFile) } : {}),
-    ...(tls === null ? {} : { tls: { ca: tls.ca ?? tls.cert } }),
+    ...(tls === null ? {} : { tls: peerTls(tls) }),
   };
 }

@@ -4,8 +4,8 @@
  * HTTP port (API, /metrics, dashboard). Configuration comes from src/config: defaults < file <
  * FERRY_* environment < flags, checked before anything is opened.
  *
- * Security is wired here too (docs/SECURITY.md): TLS material is read once; the users file is
- * loaded, watched and reloaded on SIGHUP; one AccessGuard authorizes every transport; and a broker
+ * Security is wired here too (docs/SECURITY.md): TLS material is read at start and, like the users
+ * file, watched and reloaded on SIGHUP; one AccessGuard authorizes every transport; and a broker
  * without users refuses to listen anywhere but on loopback.
  */
 import { resolve } from 'node:path';
@@ -45,7 +45,8 @@ export const SERVE_USAGE =
   `ferry serve [--config ferry.yaml] [--dir ./data] [--port ${DEFAULT_PORT}] [--host ${DEFAULT_HOST}]\n` +
   `            [--http-port ${DEFAULT_HTTP_PORT}|0] [--http-host ${DEFAULT_HOST}] [--log-level info] [--log-format auto|json|pretty]\n` +
   `            [--tls-cert FILE --tls-key FILE [--tls-ca FILE] [--tls-required]] [--users FILE]\n` +
-  `            [--node-id ID --etcd URL[,URL...] [--advertise HOST:PORT]] [--udp-port ${DEFAULT_UDP_PORT}] [--set key=value]... [--print-config]`;
+  `            [--node-id ID --etcd URL[,URL...] [--etcd-ca FILE] [--etcd-cert FILE --etcd-key FILE] [--advertise HOST:PORT]]\n` +
+  `            [--udp-port ${DEFAULT_UDP_PORT}] [--set key=value]... [--print-config]`;
 
 export const SERVE_FLAGS = {
   config: { type: 'string' },
@@ -63,6 +64,9 @@ export const SERVE_FLAGS = {
   users: { type: 'string' },
   'node-id': { type: 'string' },
   etcd: { type: 'string' },
+  'etcd-ca': { type: 'string' },
+  'etcd-cert': { type: 'string' },
+  'etcd-key': { type: 'string' },
   advertise: { type: 'string' },
   'udp-port': { type: 'string' },
   set: { type: 'string', multiple: true },
@@ -84,6 +88,9 @@ const FLAG_KEYS = {
   users: 'security.usersFile',
   'node-id': 'nodeId',
   etcd: 'etcd',
+  'etcd-ca': 'etcdCa',
+  'etcd-cert': 'etcdCert',
+  'etcd-key': 'etcdKey',
   advertise: 'advertise',
   'udp-port': 'udp.port',
 } as const;
@@ -285,7 +292,7 @@ async function run(config: FerryConfig): Promise<number> {
     await close();
     return EXIT_CODES.failed;
   }
-  const stopWatching = watchSecurity(config, { authenticator, tls: security.tls, tcp, admin, logger });
+  const stopWatching = watchSecurity(config, { authenticator, tls: security.tls, tcp, admin, logger, cluster });
   return untilStopped({ logger, admin, startedMs, close, stopWatching });
 }
 
@@ -307,28 +314,35 @@ function logStartFailure(logger: Logger, error: unknown, port: keyof typeof PORT
 /**
  * A changed users file, certificate or key applies within a second (polled), or at once on SIGHUP:
  * new TLS connections on both ports get the new certificate, open ones keep theirs, and a set that
- * is not usable is logged and the old one kept (security/tls-reload.ts). Returns what stops watching.
+ * is not usable is logged and the old one kept (security/tls-reload.ts). In cluster mode the CA the
+ * broker's own connections to the others trust follows the broker's certificates, and the etcd
+ * client's CA and certificate are watched the same way. Returns what stops watching.
  */
-function watchSecurity(config: FerryConfig, parts: { authenticator: Authenticator; tls: TlsMaterial | null; tcp: TcpServer; admin: AdminServer | null; logger: Logger }): () => void {
-  const { authenticator, tcp, admin, logger } = parts;
+function watchSecurity(config: FerryConfig, parts: { authenticator: Authenticator; tls: TlsMaterial | null; tcp: TcpServer; admin: AdminServer | null; logger: Logger; cluster: ClusterParts | null }): () => void {
+  const { authenticator, tcp, admin, logger, cluster } = parts;
   authenticator.watch();
   const files = tlsFiles(config);
   const certificates = files === null || parts.tls === null ? null : new TlsReloader(files, logger, parts.tls);
   certificates?.onChange((material) => {
     tcp.setTlsMaterial(material);
     if (config.http.tls) admin?.setTlsMaterial(material);
+    cluster?.serverTlsChanged(material);
   });
   certificates?.watch();
+  const etcdCertificates = cluster?.etcdCertificates ?? null;
+  etcdCertificates?.watch();
   const reload = (): void => {
     logger.info('security.users.reload_requested', { signal: 'SIGHUP' });
     authenticator.reload();
     certificates?.reload();
+    etcdCertificates?.reload();
   };
   process.on('SIGHUP', reload);
   return () => {
     process.off('SIGHUP', reload);
     authenticator.close();
     certificates?.close();
+    etcdCertificates?.close();
   };
 }
 

@@ -19,6 +19,7 @@ import { LEASE_TTL_MS_DEFAULT, PLACEMENT_CAS_ATTEMPTS, REPLICA_VERIFY_INTERVAL_M
 import type { CatchUpChunk, CatchUpReadRequest } from '../protocol/codec-catch-up.js';
 import { CatchUpRate } from './catch-up-rate.js';
 import type { ReplicaDigestRequest, ReplicaDigestResponse, ReplicaRepairRequest, TopicVerification } from '../protocol/codec-digest.js';
+import type { TlsOptions } from '../client/options.js';
 import { PeerPool, type PeerPoolOptions } from './peer-pool.js';
 import { choosePlacement } from './placement.js';
 import { planDrain, startMove } from './reassignment.js';
@@ -94,6 +95,11 @@ export class ClusterNode {
     this.store = new ClusterStore(options.etcd, options.prefix);
     this.peers = new PeerPool({ nodeId: options.nodeId, connect: options.peer, logger: options.logger });
     this.catchUpRate = new CatchUpRate(options.replicaCatchUpBytesPerSec, options.clock);
+  }
+
+  /** TLS of this broker's next connections to the others (the cluster's CA, renewed with the broker's certificates). */
+  setPeerTls(tls: TlsOptions | undefined): void {
+    this.peers.setTls(tls);
   }
 
   /**

@@ -2,9 +2,11 @@
  * Connections from this broker to the others, one per peer, shared by every topic followed from
  * it: the same protocol and handshake as any client (client/connection.ts), with the broker's own
  * credentials (the `replicator` role). A connection that closes is opened again on next use.
+ * Renewed TLS options (the cluster's CA, read again with the broker's certificates) apply to the
+ * connections opened from then on; open ones keep the handshake they made.
  */
 import { ClientConnection, type ConnectionHandler } from '../client/connection.js';
-import { resolveClientOptions, type ConnectOptions } from '../client/options.js';
+import { resolveClientOptions, type ConnectOptions, type TlsOptions } from '../client/options.js';
 import { FerryError } from '../errors.js';
 import type { Logger } from '../platform/logger.js';
 import { FETCH_WAIT_MS_MAX } from './limits.js';
@@ -30,8 +32,18 @@ interface Peer {
 export class PeerPool {
   private readonly peers = new Map<string, Peer>();
   private closed = false;
+  /** Credentials and TLS of the next connection opened. */
+  private connect: PeerPoolOptions['connect'];
 
-  constructor(private readonly options: PeerPoolOptions) {}
+  constructor(private readonly options: PeerPoolOptions) {
+    this.connect = options.connect;
+  }
+
+  /** TLS for the connections opened from now on (undefined: plaintext). */
+  setTls(tls: TlsOptions | undefined): void {
+    const { tls: _previous, ...rest } = this.connect;
+    this.connect = tls === undefined ? rest : { ...rest, tls };
+  }
 
   /** The open connection to `nodeId` at `address`, opening one when needed. Rejects with CONNECTION_REFUSED when the peer is down. */
   connection(nodeId: string, address: string): Promise<ClientConnection> {
@@ -60,7 +72,7 @@ export class PeerPool {
   private open(nodeId: string, peer: Peer): Promise<ClientConnection> {
     const [host, portText] = splitAddress(peer.address);
     const options = resolveClientOptions({
-      ...this.options.connect,
+      ...this.connect,
       host,
       port: Number(portText),
       name: `ferry-broker ${this.options.nodeId}`,

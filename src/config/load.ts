@@ -238,6 +238,21 @@ function checkCrossField(config: FerryConfig): void {
   if (cert === undefined && (ca !== undefined || required)) {
     throw new ConfigError(`${ca !== undefined ? 'tls.ca' : 'tls.required'} needs a server certificate: set tls.cert and tls.key`, ca !== undefined ? 'tls.ca' : 'tls.required', 'configuration');
   }
+  checkEtcdTls(config);
+}
+
+/** The etcd TLS files go with `https://` endpoints, and a client certificate with its key. */
+function checkEtcdTls(config: FerryConfig): void {
+  const { etcd, etcdCa, etcdCert, etcdKey } = config;
+  if ((etcdCert === undefined) !== (etcdKey === undefined)) {
+    throw new ConfigError('etcdCert and etcdKey go together (--etcd-cert FILE --etcd-key FILE)', etcdCert === undefined ? 'etcdCert' : 'etcdKey', 'configuration');
+  }
+  const given = etcdCa !== undefined ? 'etcdCa' : etcdCert !== undefined ? 'etcdCert' : undefined;
+  if (given === undefined) return;
+  if (etcd === undefined) throw new ConfigError(`${given} is for cluster mode: set etcd (--etcd https://HOST:2379)`, given, 'configuration');
+  if (!etcd.split(',').some((url) => url.trim().toLowerCase().startsWith('https://'))) {
+    throw new ConfigError(`${given} needs TLS to etcd: give its endpoints as https://HOST:PORT (etcd is ${etcd})`, given, 'configuration');
+  }
 }
 
 function suggest(key: string, known: string[]): string {

@@ -78,6 +78,11 @@ export interface FerryConfig {
   nodeId?: string;
   /** Cluster mode: etcd's client URLs, comma-separated. */
   etcd?: string;
+  /** TLS to etcd (`https://` endpoints): the CA etcd's certificate is checked against (default: the system's). */
+  etcdCa?: string;
+  /** A client certificate and key for etcd's client-certificate authentication. */
+  etcdCert?: string;
+  etcdKey?: string;
   /** Cluster mode: host:port clients and other brokers dial (default: the TCP listener's address). */
   advertise?: string;
   cluster: {
@@ -180,7 +185,10 @@ export const FIELDS: readonly FieldSpec[] = [
   { path: 'dir', kind: { type: 'string', example: './data' }, default: './data', doc: 'Data directory (topics, groups, checkpoints).' },
 
   { path: 'nodeId', kind: { type: 'string', example: 'n1' }, default: undefined, doc: 'Cluster mode: this broker\'s node id, unique in the cluster (flag --node-id; needs etcd).' },
-  { path: 'etcd', kind: { type: 'string', example: 'http://127.0.0.1:2379,http://10.0.0.2:2379' }, default: undefined, doc: 'Cluster mode: etcd client URLs, comma-separated; set, the broker joins the cluster (flag --etcd; docs/CLUSTERING.md).' },
+  { path: 'etcd', kind: { type: 'string', example: 'https://10.0.0.1:2379,https://10.0.0.2:2379' }, default: undefined, doc: 'Cluster mode: etcd client URLs, comma-separated; set, the broker joins the cluster (flag --etcd; docs/CLUSTERING.md).' },
+  { path: 'etcdCa', kind: { type: 'string', example: '/etc/ferry/etcd-ca.crt' }, default: undefined, doc: 'Cluster mode, `https://` etcd endpoints: PEM CA bundle etcd\'s server certificate must be signed by (default: the system\'s CAs; flag --etcd-ca). Re-read on change and on SIGHUP.' },
+  { path: 'etcdCert', kind: { type: 'string', example: '/etc/ferry/etcd-client.crt' }, default: undefined, doc: 'PEM client certificate presented to etcd, for its --client-cert-auth (with etcdKey; flag --etcd-cert). Re-read on change and on SIGHUP.' },
+  { path: 'etcdKey', kind: { type: 'string', example: '/etc/ferry/etcd-client.key' }, default: undefined, doc: 'PEM private key of etcdCert (flag --etcd-key).' },
   { path: 'advertise', kind: { type: 'string', example: 'broker-1.example.com:7700' }, default: undefined, doc: 'Cluster mode: host:port clients and the other brokers dial to reach this broker (flag --advertise; default: the TCP listener\'s address).' },
   { path: 'cluster.etcdPrefix', kind: { type: 'string', example: '/ferry/' }, default: ETCD_PREFIX_DEFAULT, doc: 'The key prefix of the cluster\'s metadata in etcd (several clusters may share one etcd).' },
   { path: 'cluster.replicaLagMaxMs', kind: int(100, DAY_MS, 'ms'), default: REPLICA_LAG_MAX_MS_DEFAULT, doc: 'A follower that has not caught up with its leader for this long leaves the in-sync set.' },

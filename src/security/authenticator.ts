@@ -19,6 +19,7 @@ import { decoyHash, hashToken, verifyPassword, type PasswordHash } from './passw
 import { isAllowed, isVisible, type Action, type Resource } from './policy.js';
 import { grantsOf, readUsersFile, type UsersFile } from './users-file.js';
 import { silentAudit, type AuditLog } from './audit.js';
+import { certificateRefusal, type PresentedCertificate } from './tls.js';
 
 /** First failure's delay; it doubles per failure up to the cap. */
 export const LOGIN_FAILURE_DELAY_MS_MIN = 100;
@@ -264,14 +265,23 @@ export class Authenticator {
   }
 
   /**
-   * The principal of a verified client certificate: its subject CN must name a configured user
-   * (the certificate replaces the password; the user's rules still apply).
+   * The login of a client certificate presented over mutual TLS: it must verify against the CA and
+   * its subject CN name a configured user (the certificate replaces the password; the user's rules
+   * still apply). Recorded like a password login, with the certificate's subject and fingerprint:
+   * `audit.login.succeeded`, or `audit.login.failed` before AUTH_FAILED is thrown.
    */
-  certificatePrincipal(commonName: string): Principal {
-    if (this.file.users[commonName] === undefined) {
-      throw new FerryError('AUTH_FAILED', `the client certificate's subject CN=${commonName} is not a configured user`);
+  certificateLogin(certificate: PresentedCertificate, address: string): Principal {
+    const details = { subject: certificate.subject, fingerprint: certificate.fingerprint };
+    const name = certificate.commonName;
+    const refusal =
+      certificateRefusal(certificate) ??
+      (this.file.users[name!] === undefined ? new FerryError('AUTH_FAILED', `the client certificate's subject CN=${name} is not a configured user`) : null);
+    if (refusal !== null) {
+      this.audit.certificateRefused(name?.slice(0, HELLO_USER_LOGGED_CHARS_MAX) ?? null, address, refusal.message, details);
+      throw refusal;
     }
-    return { name: commonName };
+    this.audit.loginSucceeded(name!, address, 'certificate', details);
+    return { name: name! };
   }
 
   /** Whether `name` is a configured user now (a removed user's connections lose every grant). */

@@ -20,7 +20,7 @@ import { FerryError, isFerryError, type ErrorCode } from '../errors.js';
 import type { Authenticator, Credentials, Principal } from './authenticator.js';
 import type { AccessGuard } from './guard.js';
 import type { Rejections } from './rejections.js';
-import { verifiedPeerName } from './tls.js';
+import { presentedCertificate, type PresentedCertificate } from './tls.js';
 
 /** Longest Authorization header read: a token or a user and password, base64; more is not a credential. */
 const AUTHORIZATION_CHARS_MAX = 4096;
@@ -92,8 +92,8 @@ export class HttpSecurity {
     const address = req.socket?.remoteAddress ?? '';
     if (!this.authenticator.enabled) return { principal: null, error: null, address };
     try {
-      const certified = peerName(req);
-      if (certified !== null) return { principal: this.authenticator.certificatePrincipal(certified), error: null, address };
+      const certificate = peerCertificate(req);
+      if (certificate !== null) return { principal: this.authenticator.certificateLogin(certificate, address), error: null, address };
       const credentials = credentialsFrom(req.headers.authorization);
       if (credentials === null) {
         return { principal: null, error: new FerryError('AUTH_REQUIRED', 'authentication required: send Authorization: Basic (user and password) or Bearer (token)'), address };
@@ -140,12 +140,12 @@ export class HttpSecurity {
   }
 }
 
-/** The verified client certificate's CN, when the request came over mutual TLS. */
-function peerName(req: IncomingMessage): string | null {
+/** The client certificate presented, when the request came over mutual TLS. */
+function peerCertificate(req: IncomingMessage): PresentedCertificate | null {
   // HTTP/2 requests expose the session's socket through a proxy: test for the method, not the class.
   const socket = req.socket as Partial<TLSSocket> | undefined;
   if (socket === undefined || typeof socket.getPeerCertificate !== 'function') return null;
-  return verifiedPeerName(socket as TLSSocket);
+  return presentedCertificate(socket as TLSSocket);
 }
 
 /** `Basic base64(user:password)` or `Bearer token`; null without an Authorization header. */

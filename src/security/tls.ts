@@ -1,9 +1,11 @@
 /**
- * TLS material and what a server needs around it: reading the certificate, key and CA files once
- * at start (with errors that name the file), the secure context both ports use, the subject CN of
- * a verified client certificate (mutual TLS maps it to a user), and the loopback test that keeps
- * a broker without users off the network.
+ * TLS material and what a server needs around it: reading the certificate, key and CA files (with
+ * errors that name the file), the secure context both ports use, the client certificate a peer
+ * presented (mutual TLS maps its subject CN to a user; the audit log names its subject and
+ * fingerprint), and the loopback test that keeps a broker without users off the network. Also the
+ * files of a TLS client (the etcd client): a CA and an optional certificate and key.
  */
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { createSecureContext, type TLSSocket } from 'node:tls';
@@ -54,20 +56,79 @@ export function readTlsFiles(files: TlsFiles): TlsMaterial {
   return material;
 }
 
-/**
- * The subject CN of the certificate the client presented, if it verified against the CA; null
- * when the client presented none. A certificate that does not verify is an AUTH_FAILED.
- */
-export function verifiedPeerName(socket: TLSSocket): string | null {
+/** The files of a TLS client: the CA to trust (default: the system's), and a certificate and key to present. */
+export interface ClientTlsFiles {
+  ca?: string | undefined;
+  cert?: string | undefined;
+  key?: string | undefined;
+}
+
+export interface ClientTlsMaterial {
+  ca?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+}
+
+/** Reads a client's files and checks that they make a usable context (a key that matches the certificate). */
+export function readClientTlsFiles(files: ClientTlsFiles): ClientTlsMaterial {
+  const material: ClientTlsMaterial = {};
+  if (files.ca !== undefined) material.ca = readPem('CA', files.ca);
+  if (files.cert !== undefined) material.cert = readPem('certificate', files.cert);
+  if (files.key !== undefined) material.key = readPem('key', files.key);
+  try {
+    if (material.ca !== undefined) checkCertificates(material.ca);
+    createSecureContext(material);
+  } catch (error) {
+    const named = [files.ca, files.cert, files.key].filter((path) => path !== undefined).join(', ');
+    throw new FerryError('INVALID_ARGUMENT', `TLS files ${named} are not usable: ${(error as Error).message}`, { cause: error });
+  }
+  return material;
+}
+
+/** A CA bundle holds at least one certificate, each readable (a TLS context silently ignores what is not). */
+function checkCertificates(pem: Buffer): void {
+  const blocks = pem.toString('utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0) throw new Error('the CA file holds no PEM certificate');
+  for (const block of blocks) new X509Certificate(block);
+}
+
+/** A client certificate as presented, for the audit log: who it names and which one it is. */
+export interface PresentedCertificate {
+  /** The subject, `CN=alice, O=Example` (as far as it has one). */
+  subject: string;
+  /** The subject CN: the user it logs in as; null when it has none. */
+  commonName: string | null;
+  /** SHA-256 fingerprint, `AB:CD:…`. */
+  fingerprint: string;
+  /** Whether it verified against the configured CA. */
+  trusted: boolean;
+  /** Why not, when it did not. */
+  untrustedReason: string | null;
+}
+
+/** The certificate the client presented on `socket`, verified or not; null when it presented none. */
+export function presentedCertificate(socket: TLSSocket): PresentedCertificate | null {
   const certificate = socket.getPeerCertificate();
   if (certificate === null || certificate === undefined || Object.keys(certificate).length === 0) return null;
-  if (!socket.authorized) {
-    throw new FerryError('AUTH_FAILED', `the client certificate is not trusted: ${String(socket.authorizationError ?? 'not signed by the configured CA')}`);
-  }
-  const cn = certificate.subject?.CN;
+  const subject = certificate.subject ?? {};
+  const cn = subject.CN;
   const name = Array.isArray(cn) ? cn[0] : cn;
-  if (typeof name !== 'string' || name === '') throw new FerryError('AUTH_FAILED', 'the client certificate has no subject CN to name a user');
-  return name;
+  return {
+    subject: Object.entries(subject)
+      .map(([field, value]) => `${field}=${Array.isArray(value) ? value.join('+') : String(value)}`)
+      .join(', '),
+    commonName: typeof name === 'string' && name !== '' ? name : null,
+    fingerprint: certificate.fingerprint256 ?? '',
+    trusted: socket.authorized,
+    untrustedReason: socket.authorized ? null : String(socket.authorizationError ?? 'not signed by the configured CA'),
+  };
+}
+
+/** Why a presented certificate cannot log in (AUTH_FAILED), or null when it verified and names someone. */
+export function certificateRefusal(certificate: PresentedCertificate): FerryError | null {
+  if (!certificate.trusted) return new FerryError('AUTH_FAILED', `the client certificate is not trusted: ${certificate.untrustedReason}`);
+  if (certificate.commonName === null) return new FerryError('AUTH_FAILED', 'the client certificate has no subject CN to name a user');
+  return null;
 }
 
 /** True for addresses only this machine can reach: 127.0.0.0/8, ::1, and `localhost`. */

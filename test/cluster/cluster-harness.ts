@@ -11,7 +11,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LAUNCHER } from '../../bench/checkout.js';
-import { EtcdCluster } from './etcd-server.js';
+import { EtcdCluster, type EtcdOptions } from './etcd-server.js';
 
 const HOST = '127.0.0.1';
 /** A broker that does not say `broker.listening` within this long (recovery included) has failed to start. */
@@ -42,6 +42,10 @@ export interface ClusterOptions {
   settings?: Record<string, string | number>;
   /** Settings for one broker (by node id), over `settings`. */
   brokerSettings?: Record<string, Record<string, string | number>>;
+  /** How etcd is started (TLS on its client port, say). */
+  etcd?: EtcdOptions;
+  /** Extra command-line flags for every broker (`--etcd-ca FILE`, …). */
+  flags?: readonly string[];
 }
 
 export class ClusterBroker {
@@ -139,6 +143,11 @@ export class ClusterBroker {
     return code;
   }
 
+  /** SIGHUP: the broker reads its users file and certificates again. */
+  reload(): void {
+    this.child?.kill('SIGHUP');
+  }
+
   /** SIGSTOP: the process freezes with its sockets open. */
   pause(): void {
     this.child?.kill('SIGSTOP');
@@ -159,7 +168,7 @@ export class TestCluster {
   ) {}
 
   static async start(options: ClusterOptions = {}): Promise<TestCluster> {
-    const etcd = await EtcdCluster.start();
+    const etcd = await EtcdCluster.start(options.etcd);
     const root = mkdtempSync(join(tmpdir(), 'ferry-cluster-'));
     const brokers: ClusterBroker[] = [];
     const settings = { 'cluster.leaseTtlMs': TEST_LEASE_TTL_MS, ...options.settings };
@@ -186,6 +195,7 @@ export class TestCluster {
           '--log-format',
           'json',
           ...Object.entries({ ...settings, ...options.brokerSettings?.[nodeId] }).flatMap(([key, value]) => ['--set', `${key}=${value}`]),
+          ...(options.flags ?? []),
         ];
         brokers.push(new ClusterBroker(nodeId, port, httpPort, dataDir, args));
       }

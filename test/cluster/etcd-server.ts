@@ -9,8 +9,9 @@
  * etcd comes from Debian's `etcd-server` package (`apt-get install etcd-server`; .ci/run installs it).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { get, request } from 'node:http';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { get, request, type IncomingMessage } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,6 +37,21 @@ export interface EtcdOptions {
   members?: number;
   /** etcd's --experimental-watch-progress-notify-interval, in ms (etcd's default: 10 minutes). */
   watchProgressNotifyMs?: number;
+  /** Serve clients over TLS (`https://` endpoints); the peers still talk plaintext. */
+  tls?: EtcdServerTls;
+}
+
+/** PEM files for etcd's client port. */
+export interface EtcdServerTls {
+  /** The server's certificate (for 127.0.0.1) and key. */
+  certFile: string;
+  keyFile: string;
+  /** etcd's --trusted-ca-file: the CA client certificates must be signed by. */
+  caFile: string;
+  /** etcd's --client-cert-auth: refuse clients without such a certificate. */
+  clientCertAuth: boolean;
+  /** The certificate the harness's own health checks present (needed with clientCertAuth). */
+  healthClient?: { certFile: string; keyFile: string };
 }
 
 export class EtcdMember {
@@ -50,11 +66,12 @@ export class EtcdMember {
     readonly peerPort: number,
     private readonly dataDir: string,
     private readonly clusterArgs: readonly string[],
+    private readonly tls?: EtcdServerTls,
   ) {}
 
   /** The client URL, for EtcdClient's endpoints. */
   get endpoint(): string {
-    return `http://${HOST}:${this.clientPort}`;
+    return `${this.tls === undefined ? 'http' : 'https'}://${HOST}:${this.clientPort}`;
   }
 
   get peerUrl(): string {
@@ -88,6 +105,7 @@ export class EtcdMember {
       '--logger', 'zap',
       '--log-outputs', 'stderr',
       '--log-level', 'warn',
+      ...(this.tls === undefined ? [] : tlsArgs(this.tls)),
       ...this.clusterArgs,
     ];
     const child = spawn('etcd', args, { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -113,7 +131,7 @@ export class EtcdMember {
     const deadline = performance.now() + timeoutMs;
     while (performance.now() < deadline) {
       if (!this.running) throw new Error(`etcd ${this.name} exited before it was healthy; its output:\n${this.outputTail}`);
-      if (await isHealthy(this.endpoint)) return;
+      if (await isHealthy(this.endpoint, this.tls)) return;
       await sleep(HEALTH_POLL_MS);
     }
     throw new Error(`etcd ${this.name} (pid ${this.pid}) not healthy within ${timeoutMs} ms; its output:\n${this.outputTail}`);
@@ -184,7 +202,7 @@ export class EtcdCluster {
       '--initial-cluster-state', 'new',
       ...(options.watchProgressNotifyMs === undefined ? [] : ['--experimental-watch-progress-notify-interval', `${options.watchProgressNotifyMs}ms`]),
     ];
-    const members = names.map((name, i) => new EtcdMember(name, ports[2 * i]!, ports[2 * i + 1]!, join(rootDir, name), clusterArgs));
+    const members = names.map((name, i) => new EtcdMember(name, ports[2 * i]!, ports[2 * i + 1]!, join(rootDir, name), clusterArgs, options.tls));
     const cluster = new EtcdCluster(members, rootDir);
     try {
       for (const member of members) member.launch();
@@ -279,15 +297,25 @@ function memberStatus(endpoint: string): Promise<{ memberId: string; leader: str
   });
 }
 
-function isHealthy(endpoint: string): Promise<boolean> {
+function tlsArgs(tls: EtcdServerTls): string[] {
+  return ['--cert-file', tls.certFile, '--key-file', tls.keyFile, '--trusted-ca-file', tls.caFile, ...(tls.clientCertAuth ? ['--client-cert-auth'] : [])];
+}
+
+function isHealthy(endpoint: string, tls: EtcdServerTls | undefined): Promise<boolean> {
   return new Promise((resolve) => {
-    const req = get(`${endpoint}/health`, { agent: false, timeout: HEALTH_REQUEST_TIMEOUT_MS }, (res) => {
+    const options = { agent: false as const, timeout: HEALTH_REQUEST_TIMEOUT_MS };
+    const onResponse = (res: IncomingMessage): void => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => (body += chunk));
       res.on('end', () => resolve(res.statusCode === 200 && body.includes('"health":"true"')));
       res.on('error', () => resolve(false));
-    });
+    };
+    const client = tls?.healthClient;
+    const req =
+      tls === undefined
+        ? get(`${endpoint}/health`, options, onResponse)
+        : httpsGet(`${endpoint}/health`, { ...options, ca: readFileSync(tls.caFile), ...(client === undefined ? {} : { cert: readFileSync(client.certFile), key: readFileSync(client.keyFile) }) }, onResponse);
     req.on('timeout', () => req.destroy());
     req.on('error', () => resolve(false));
   });

@@ -156,6 +156,18 @@ test('config - bad values name the key, where it came from and the expected form
   assert.match(configError(() => loadConfig({ file: join(dir.path, 'missing.json') })).message, /cannot read config file/);
 });
 
+test('config - TLS to etcd: etcdCa, etcdCert and etcdKey from FERRY_ETCD_CA/_CERT/_KEY or flags, only with https:// endpoints', () => {
+  const etcd = 'https://10.0.0.9:2379,https://10.0.0.10:2379';
+  const fromEnv = loadConfig({ env: { FERRY_ETCD: etcd, FERRY_ETCD_CA: '/etc/ferry/etcd-ca.crt', FERRY_ETCD_CERT: '/etc/ferry/etcd.crt', FERRY_ETCD_KEY: '/etc/ferry/etcd.key' } });
+  assert.deepEqual([fromEnv.etcdCa, fromEnv.etcdCert, fromEnv.etcdKey], ['/etc/ferry/etcd-ca.crt', '/etc/ferry/etcd.crt', '/etc/ferry/etcd.key']);
+  const fromFlags = loadConfig({ flags: { etcd, etcdCa: '/ca.crt' } });
+  assert.deepEqual([fromFlags.etcdCa, fromFlags.etcdCert], ['/ca.crt', undefined]);
+  assert.match(configError(() => loadConfig({ flags: { etcd, etcdCert: '/c.crt' } })).message, /etcdCert and etcdKey go together/);
+  assert.match(configError(() => loadConfig({ flags: { etcdCa: '/ca.crt' } })).message, /etcdCa is for cluster mode/);
+  assert.match(configError(() => loadConfig({ flags: { etcd: 'http://10.0.0.9:2379', etcdCa: '/ca.crt' } })).message, /https:\/\//);
+  assert.match(configError(() => loadConfig({ env: { FERRY_ETCD_CAFILE: '/ca.crt' } })).message, /unknown environment variable FERRY_ETCD_CAFILE/);
+});
+
 test('config - declared topics are validated like topic defaults', async () => {
   await using dir = await tempDir();
   const file = join(dir.path, 'ferry.yaml');

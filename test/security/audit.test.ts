@@ -5,12 +5,16 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
+import { request as httpsRequest } from 'node:https';
 import { connect, isFerryError, type FerryClient } from '../../src/client/index.js';
 import { createLogger } from '../../src/platform/logger.js';
 import { SystemClock } from '../../src/platform/clock.js';
 import { AUDIT_LOGGER_NAME, AuditLog } from '../../src/security/audit.js';
 import { RecordingLogger } from '../storage/log-kit.js';
 import { RecordingSink } from '../broker/sim-broker.js';
+import { tempDir } from '../helpers.js';
+import { makeCertificates, type KeyPair } from './certs.js';
 import { basic, startSecure, usersFile } from './harness.js';
 
 const PASSWORD = 'audit-password';
@@ -64,4 +68,63 @@ test('audit - its lines carry their own logger name', () => {
   assert.equal(line['name'], 'ferry.audit');
   assert.equal(line['event'], 'audit.redrive');
   assert.equal(line['user'], 'ops');
+});
+
+/** GET over HTTPS with a client certificate; resolves with the status. */
+function getWithCertificate(port: number, path: string, ca: Buffer, pair: KeyPair): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest({ host: '127.0.0.1', port, path, method: 'GET', ca, cert: pair.cert, key: pair.key, agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('audit - client-certificate logins on TCP and HTTP are recorded like password logins, with the certificate\'s subject and fingerprint', async () => {
+  await using dir = await tempDir('ferry-audit-certs-');
+  const certs = makeCertificates(dir.path);
+  const lines = new RecordingLogger();
+  const running = await startSecure({
+    users: await usersFile({ bob: { allow: ['publish:orders.*'] }, carol: { allow: ['admin:*'] } }),
+    tls: { material: { cert: certs.server.cert, key: certs.server.key, ca: certs.ca } },
+    http: true,
+    audit: new AuditLog(lines, new SystemClock()),
+  });
+  const fingerprint = (pair: KeyPair) => new X509Certificate(pair.cert).fingerprint256;
+  const events = (name: string) => lines.events(`audit.${name}`) as Array<Record<string, unknown>>;
+  try {
+    const bob = certs.client('bob');
+    const client = await connect({ port: running.port, tls: { ca: certs.ca, cert: bob.cert, key: bob.key }, reconnect: false });
+    await client.close();
+    const rogue = certs.rogueClient('bob');
+    await assert.rejects(connect({ port: running.port, tls: { ca: certs.ca, cert: rogue.cert, key: rogue.key }, reconnect: false }), (error: unknown) => isFerryError(error, 'AUTH_FAILED'));
+    const mallory = certs.client('mallory');
+    await assert.rejects(connect({ port: running.port, tls: { ca: certs.ca, cert: mallory.cert, key: mallory.key }, reconnect: false }), (error: unknown) => isFerryError(error, 'AUTH_FAILED'));
+
+    const carol = certs.client('carol');
+    assert.equal(await getWithCertificate(running.httpPort, '/api/topics', certs.ca, carol), 200);
+    assert.equal(await getWithCertificate(running.httpPort, '/api/topics', certs.ca, carol), 200);
+    const eve = certs.rogueClient('eve');
+    assert.equal(await getWithCertificate(running.httpPort, '/api/topics', certs.ca, eve), 401);
+    assert.equal(await getWithCertificate(running.httpPort, '/api/topics', certs.ca, eve), 401);
+
+    const succeeded = events('login.succeeded').map((e) => [e['user'], e['method'], e['subject'], e['fingerprint'], e['address']]);
+    assert.deepEqual(succeeded, [
+      ['bob', 'certificate', 'CN=bob', fingerprint(bob), '127.0.0.1'],
+      ['carol', 'certificate', 'CN=carol', fingerprint(carol), '127.0.0.1'],
+    ], 'one line per login over TCP; the HTTP client logging in on every request is recorded once');
+    const failed = events('login.failed');
+    assert.deepEqual(failed.map((e) => [e['user'], e['method'], e['subject'], e['fingerprint']]), [
+      ['bob', 'certificate', 'CN=bob', fingerprint(rogue)],
+      ['mallory', 'certificate', 'CN=mallory', fingerprint(mallory)],
+      ['eve', 'certificate', 'CN=eve', fingerprint(eve)],
+    ], 'an untrusted certificate and one naming no user, on TCP and HTTP (a repeated one once)');
+    assert.match(String(failed[0]!['reason']), /not trusted/);
+    assert.match(String(failed[1]!['reason']), /not a configured user/);
+    assert.ok(lines.lines.filter((line) => line.event === 'audit.login.failed').every((line) => line.level === 'warn'));
+  } finally {
+    await running.close();
+  }
 });

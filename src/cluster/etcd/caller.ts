@@ -9,12 +9,12 @@
  * applying a compare-and-swap twice, or reporting failure for one that succeeded, is for the caller to
  * rule out by reading again. A write refused before etcd proposed it ("no leader") is sent on too.
  */
-import { Agent } from 'node:http';
 import type { Clock } from '../../platform/clock.js';
 import type { Logger } from '../../platform/logger.js';
+import type { EtcdConnector } from './connector.js';
 import { EtcdError, isEtcdError } from './errors.js';
 import { AttemptFailure, postJson, type Endpoint } from './http.js';
-import { ATTEMPT_TIMEOUT_MS_MIN, RETRY_PAUSE_MS, SOCKETS_PER_ENDPOINT_MAX } from './limits.js';
+import { ATTEMPT_TIMEOUT_MS_MIN, RETRY_PAUSE_MS } from './limits.js';
 
 export interface CallOptions {
   /** Safe to send again after it may have reached etcd (reads, keepalives). */
@@ -38,7 +38,6 @@ export interface EtcdHealth {
 }
 
 export class Caller {
-  private readonly agent = new Agent({ keepAlive: true, maxSockets: SOCKETS_PER_ENDPOINT_MAX, maxFreeSockets: SOCKETS_PER_ENDPOINT_MAX });
   /** Index of the endpoint tried first: the last one that answered. */
   private preferred = 0;
   private upValue = true;
@@ -47,6 +46,8 @@ export class Caller {
 
   constructor(
     readonly endpoints: readonly Endpoint[],
+    /** How requests reach an endpoint (http, or https with the TLS options); the watch streams use it too. */
+    readonly connector: EtcdConnector,
     private readonly clock: Clock,
     private readonly logger: Logger,
   ) {}
@@ -67,6 +68,7 @@ export class Caller {
     let lastFailure: AttemptFailure | EtcdError | Error | undefined = undefined;
     let sentSomewhere = false;
     for (;;) {
+      let tlsRefused = 0;
       for (let tried = 0; tried < this.endpoints.length; tried++) {
         const remainingMs = deadline - this.clock.monotonicMs();
         if (remainingMs <= 0) return this.fail(this.giveUp(path, lastFailure, sentSomewhere, options));
@@ -74,7 +76,7 @@ export class Caller {
         const endpoint = this.endpoints[this.preferred]!;
         try {
           const answer = await postJson(endpoint, path, body, {
-            agent: this.agent,
+            connector: this.connector,
             clock: this.clock,
             // A write that left cannot be sent elsewhere, so it may use all the time left.
             timeoutMs: options.idempotent ? Math.min(attemptMs, remainingMs) : remainingMs,
@@ -88,12 +90,15 @@ export class Caller {
           if (verdict.passing) this.rotate(endpoint, verdict.failure);
           if (!verdict.tryNext) throw verdict.failure instanceof EtcdError ? this.settle(verdict.failure) : verdict.failure;
           const failure = verdict.failure;
+          if (isEtcdError(failure, 'ETCD_TLS_FAILED')) tlsRefused += 1;
           if (failure instanceof AttemptFailure && failure.sent) sentSomewhere = true;
           // An attempt the deadline cut short before it connected says less than the failure before it.
           const cutShort = failure instanceof AttemptFailure && failure.timedOut && !failure.sent;
           if (!cutShort || lastFailure === undefined) lastFailure = failure;
         }
       }
+      // Every endpoint refused the TLS handshake: waiting out the call's time would change nothing.
+      if (tlsRefused === this.endpoints.length && lastFailure instanceof EtcdError) return this.fail(lastFailure);
       await this.pause(Math.min(RETRY_PAUSE_MS, deadline - this.clock.monotonicMs()));
     }
   }
@@ -103,6 +108,8 @@ export class Caller {
    * starts elsewhere), `tryNext` when this call may go on to the next endpoint.
    */
   private classify(error: unknown, endpoint: Endpoint, options: CallOptions): { failure: AttemptFailure | EtcdError | Error; passing: boolean; tryNext: boolean } {
+    // A refused handshake sent nothing; another member may hold a certificate that verifies.
+    if (isEtcdError(error, 'ETCD_TLS_FAILED')) return { failure: error, passing: true, tryNext: true };
     if (isEtcdError(error)) {
       const passing = error.code === 'ETCD_UNAVAILABLE';
       return { failure: error, passing, tryNext: passing && (options.idempotent || !error.mayHaveApplied) };
@@ -160,6 +167,6 @@ export class Caller {
 
   close(): void {
     this.closed = true;
-    this.agent.destroy();
+    this.connector.close();
   }
 }

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { SystemClock, type Clock } from '../../platform/clock.js';
 import { silentLogger, type Logger } from '../../platform/logger.js';
 import { Caller, type EtcdHealth } from './caller.js';
+import { EtcdConnector, type EtcdTlsOptions } from './connector.js';
 import { EtcdError } from './errors.js';
 import { parseEndpoint } from './http.js';
 import { CALL_TIMEOUT_MS_DEFAULT, LEASE_TTL_SEC_MAX, LEASE_TTL_SEC_MIN, RANGE_PAGE_KEYS } from './limits.js';
@@ -28,8 +29,10 @@ import {
 } from './wire.js';
 
 export interface EtcdClientOptions {
-  /** `http://host:port` of each member; tried in turn when one cannot be reached. */
+  /** `http://host:port` or `https://host:port` of each member; tried in turn when one cannot be reached. */
   endpoints: readonly string[];
+  /** For `https://` endpoints: the CA to trust (default: the system's) and a client certificate for etcd's `--client-cert-auth`. */
+  tls?: EtcdTlsOptions;
   /** Bound of one call, every endpoint tried included. */
   timeoutMs?: number;
   logger?: Logger;
@@ -73,7 +76,20 @@ export class EtcdClient {
     assert.ok(this.timeoutMs > 0, 'the call timeout is positive');
     this.clock = options.clock ?? new SystemClock();
     this.logger = options.logger ?? silentLogger;
-    this.caller = new Caller(options.endpoints.map(parseEndpoint), this.clock, this.logger);
+    const endpoints = options.endpoints.map(parseEndpoint);
+    if (options.tls !== undefined && !endpoints.some((endpoint) => endpoint.secure)) {
+      throw new EtcdError('ETCD_REJECTED', 'etcd TLS options were given, but no endpoint is https://');
+    }
+    this.caller = new Caller(endpoints, new EtcdConnector(options.tls), this.clock, this.logger);
+  }
+
+  /**
+   * New TLS options (a renewed CA or client certificate) for the connections opened from now on;
+   * calls and watch streams in progress keep theirs. ETCD_REJECTED, the old ones kept, when they
+   * do not make a usable TLS context.
+   */
+  setTls(tls: EtcdTlsOptions): void {
+    this.caller.connector.setTls(tls);
   }
 
   /** Whether the last call reached etcd (for the `ferry_cluster_etcd_up` gauge and /readyz). */

@@ -19,6 +19,12 @@ export const ETCD_ERROR_CODES = {
   ETCD_COMPACTED: { retryable: false },
   /** The answer was not what the gateway sends (not JSON, a field of the wrong type, too large). */
   ETCD_BAD_RESPONSE: { retryable: false },
+  /**
+   * The TLS handshake failed: etcd's certificate is not signed by the CA given, or etcd refused
+   * this client's certificate (or its absence). Nothing was sent; trying again fails the same way
+   * until the certificates change.
+   */
+  ETCD_TLS_FAILED: { retryable: false },
   /** The client, watch or keeper was closed. */
   ETCD_CLOSED: { retryable: false },
 } as const;

@@ -1,39 +1,45 @@
 /**
- * One HTTP exchange with one etcd endpoint's JSON gateway, over node:http. It tells apart a failure
- * before the request left (connection refused: safe to send elsewhere) from one after (the request
- * may have been applied), which is what the retry policy in caller.ts needs and what fetch() hides.
+ * One HTTP exchange with one etcd endpoint's JSON gateway, over node:http (node:https for an
+ * `https://` endpoint). It tells apart a failure before the request left (connection refused, a
+ * TLS handshake refused: safe to send elsewhere) from one after (the request may have been
+ * applied), which is what the retry policy in caller.ts needs and what fetch() hides.
  */
-import { Agent, request, type ClientRequest, type IncomingMessage } from 'node:http';
+import type { ClientRequest, IncomingMessage } from 'node:http';
+import { TLSSocket } from 'node:tls';
 import type { Clock } from '../../platform/clock.js';
+import { isTlsFailure, tlsFailure, type EtcdConnector } from './connector.js';
 import { errorFromAnswer, EtcdError } from './errors.js';
 import { RESPONSE_BYTES_MAX } from './limits.js';
 import { badResponse } from './wire.js';
 
-/** A parsed endpoint: `http://host:port` with no path. */
+/** A parsed endpoint: `http://host:port` or `https://host:port` with no path. */
 export interface Endpoint {
   url: string;
   host: string;
   port: number;
+  /** `https://`: TLS, with the client's CA and client certificate. */
+  secure: boolean;
 }
 
-/** Parses `http://host:port`; anything else is a clear error at construction, not at first use. */
+/** Parses `http://host:port` or `https://host:port`; anything else is a clear error at construction, not at first use. */
 export function parseEndpoint(text: string): Endpoint {
   let url: URL;
   try {
     url = new URL(text);
   } catch (error) {
-    throw new EtcdError('ETCD_REJECTED', `etcd endpoint ${JSON.stringify(text)} is not a URL (expected http://host:port)`, { cause: error });
+    throw new EtcdError('ETCD_REJECTED', `etcd endpoint ${JSON.stringify(text)} is not a URL (expected http://host:port or https://host:port)`, { cause: error });
   }
-  if (url.protocol !== 'http:') {
-    throw new EtcdError('ETCD_REJECTED', `etcd endpoint ${text}: only http:// is supported (TLS to etcd is not implemented yet)`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new EtcdError('ETCD_REJECTED', `etcd endpoint ${text}: the scheme must be http:// or https://`);
   }
   if (url.pathname !== '/' || url.search !== '' || url.username !== '') {
     throw new EtcdError('ETCD_REJECTED', `etcd endpoint ${text}: give only scheme, host and port`);
   }
-  const port = url.port === '' ? 80 : Number(url.port);
+  const secure = url.protocol === 'https:';
+  const port = url.port === '' ? (secure ? 443 : 80) : Number(url.port);
   // URL keeps the brackets of an IPv6 host; node:http wants the address alone.
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
-  return { url: `http://${url.host}`, host, port };
+  return { url: `${url.protocol}//${url.host}`, host, port, secure };
 }
 
 /** Why an attempt got no answer; `sent` is whether the request reached the endpoint's socket. */
@@ -50,7 +56,7 @@ export class AttemptFailure extends Error {
 }
 
 export interface ExchangeOptions {
-  agent: Agent;
+  connector: EtcdConnector;
   clock: Clock;
   timeoutMs: number;
   /** Extra headers (gRPC metadata travels as `Grpc-Metadata-*`). */
@@ -73,14 +79,7 @@ export function postJson(endpoint: Endpoint, path: string, body: unknown, option
       if (error === undefined) resolve(value);
       else reject(error);
     };
-    const req = request({
-      host: endpoint.host,
-      port: endpoint.port,
-      path,
-      method: 'POST',
-      agent: options.agent,
-      headers: { 'content-type': 'application/json', 'content-length': payload.length, ...options.headers },
-    });
+    const req = options.connector.request(endpoint, path, { 'content-type': 'application/json', 'content-length': payload.length, ...options.headers }, 'pooled');
     const timer = options.clock.schedule(options.timeoutMs, () => {
       finish(new AttemptFailure(`no answer from ${endpoint.url} within ${Math.round(options.timeoutMs)} ms`, connected, true));
       req.destroy();
@@ -88,7 +87,7 @@ export function postJson(endpoint: Endpoint, path: string, body: unknown, option
     trackConnection(req, () => {
       connected = true;
     });
-    req.on('error', (error) => finish(new AttemptFailure(`${endpoint.url}: ${error.message}`, connected, false, { cause: error })));
+    req.on('error', (error) => finish(isTlsFailure(error) ? tlsFailure(error, endpoint) : new AttemptFailure(`${endpoint.url}: ${error.message}`, connected, false, { cause: error })));
     req.on('response', (res) => {
       readBody(res, endpoint)
         .then((text) => finish(undefined, parseAnswer(res.statusCode ?? 0, text, endpoint)))
@@ -98,11 +97,14 @@ export function postJson(endpoint: Endpoint, path: string, body: unknown, option
   });
 }
 
-/** Calls `onConnected` once the request's socket is connected (at once for a reused one). */
+/**
+ * Calls `onConnected` once the request's socket is connected (at once for a reused one): for TLS,
+ * once the handshake is done, since a request cannot leave before it.
+ */
 function trackConnection(req: ClientRequest, onConnected: () => void): void {
   req.on('socket', (socket) => {
     if (!socket.connecting) onConnected();
-    else socket.once('connect', onConnected);
+    else socket.once(socket instanceof TLSSocket ? 'secureConnect' : 'connect', onConnected);
   });
 }
 

@@ -7,10 +7,11 @@
  * reads the prefix again and skips events at or below that read's revision.
  */
 import assert from 'node:assert/strict';
-import { request, type ClientRequest, type IncomingMessage } from 'node:http';
+import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { Clock, TimerHandle } from '../../platform/clock.js';
 import type { Logger } from '../../platform/logger.js';
 import { REQUIRE_LEADER_HEADER, type Caller } from './caller.js';
+import { isTlsFailure, tlsFailure } from './connector.js';
 import { EtcdError } from './errors.js';
 import { gatewayError, type Endpoint } from './http.js';
 import {
@@ -153,14 +154,7 @@ export class Watch {
       progress_notify: true,
       ...(this.nextRevision === undefined ? {} : { start_revision: String(this.nextRevision) }),
     };
-    const req = request({
-      host: endpoint.host,
-      port: endpoint.port,
-      path: '/v3/watch',
-      method: 'POST',
-      agent: false,
-      headers: { 'content-type': 'application/json', ...REQUIRE_LEADER_HEADER },
-    });
+    const req = this.caller.connector.request(endpoint, '/v3/watch', { 'content-type': 'application/json', ...REQUIRE_LEADER_HEADER }, 'own');
     this.current = req;
     req.on('socket', (socket) => socket.setKeepAlive(true, WATCH_SOCKET_KEEPALIVE_MS));
     let timer: TimerHandle | undefined = undefined;
@@ -187,6 +181,7 @@ export class Watch {
       if (this.closed) return { kind: 'closed' };
       if (timedOut === 'idle') return { kind: 'idle' };
       if (timedOut === 'create') return { kind: 'broken', reason: `not created within ${WATCH_CREATE_TIMEOUT_MS} ms` };
+      if (isTlsFailure(error)) return { kind: 'broken', reason: tlsFailure(error, endpoint).message };
       return { kind: 'broken', reason: error instanceof Error ? error.message : String(error) };
     } finally {
       (timer as TimerHandle | undefined)?.cancel();

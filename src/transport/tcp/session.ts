@@ -12,7 +12,7 @@ import { FRAME_BYTES_MAX_MIN, FRAME_HEADER_BYTES, SUPPORTED_VERSIONS } from '../
 import type { HelloRequest } from '../../protocol/messages.js';
 import type { FrameWriter } from '../../protocol/writer.js';
 import type { Authenticator, Principal } from '../../security/authenticator.js';
-import { verifiedPeerName } from '../../security/tls.js';
+import { presentedCertificate } from '../../security/tls.js';
 import type { ResolvedServerOptions, TcpSecurity } from './options.js';
 
 /** The highest protocol version the client offers and this server speaks, or UNSUPPORTED_VERSION. */
@@ -62,8 +62,8 @@ export function tooLargeBeforeLogin(error: FerryError, frameBytesMax: number): F
 
 /** Who this is: the TLS client certificate's user, else HELLO's user and password or token. */
 async function authenticate(authenticator: Authenticator, socket: Socket, hello: HelloRequest, address: string): Promise<Principal> {
-  const certified = socket instanceof TLSSocket ? verifiedPeerName(socket) : null;
-  if (certified !== null) return authenticator.certificatePrincipal(certified);
+  const certificate = socket instanceof TLSSocket ? presentedCertificate(socket) : null;
+  if (certificate !== null) return authenticator.certificateLogin(certificate, address);
   const { user, password, authToken: token } = hello;
   if (token !== undefined) return authenticator.authenticate({ token }, address);
   if (user === undefined || password === undefined) {

@@ -167,7 +167,7 @@ test('etcd client - bad requests are typed rejections, not retryable', async () 
     return true;
   });
   assert.equal(client.etcdUp, true, 'a rejection comes from a reachable etcd');
-  assert.throws(() => new EtcdClient({ endpoints: ['https://127.0.0.1:1'] }), (error: unknown) => isEtcdError(error, 'ETCD_REJECTED'));
+  assert.throws(() => new EtcdClient({ endpoints: ['ftp://127.0.0.1:1'] }), (error: unknown) => isEtcdError(error, 'ETCD_REJECTED'));
   assert.throws(() => new EtcdClient({ endpoints: [] }), (error: unknown) => isEtcdError(error, 'ETCD_REJECTED'));
 });
 
