@@ -359,7 +359,8 @@ export class TopicReplica {
 
   private async becomeLeader(state: TopicState): Promise<void> {
     await this.dropRole(state);
-    for (const log of this.logs.values()) await log.beginEpoch(state.epoch);
+    // Each log records the epoch's start durably (a sync each): all at once, not one after another.
+    await Promise.all([...this.logs.values()].map((log) => log.beginEpoch(state.epoch)));
     const leader: TopicLeader = new TopicLeader({
       topic: this.name,
       nodeId: this.context.nodeId,
