@@ -24,6 +24,7 @@ import { addressKey, parseServer } from './address.js';
 import type { ClientConnection } from './connection.js';
 import { Link, type LinkOwner } from './link.js';
 import { leaderHint, MetadataCache, type ClusterMetadata } from './metadata.js';
+import { LeaderWaits, type LeaderMark } from './leader-waits.js';
 import { backoffDelayMs, type ResolvedClientOptions } from './options.js';
 import { routeBackoffMs, shouldRetry, sleep, withDeadline, type CallKind } from './retry-policy.js';
 import type { Subscription } from './subscription.js';
@@ -36,6 +37,8 @@ const DIAL_TIMEOUT_MS_MIN = 100;
 const SILENCE_CHECK_MS = 500;
 /** A connection with requests waiting and no frame for this long is suspect (its broker may be frozen). */
 const SILENCE_SUSPECT_MS = 1_000;
+/** Retries in a row sent at once to a leader a refusal named; then a pause (two brokers naming each other while an election settles). */
+const NAMED_LEADER_HOPS_MAX = 2;
 
 /** What the router needs from the client. */
 export interface RouterHost {
@@ -72,6 +75,8 @@ export class ClusterRouter implements LinkOwner {
   private readonly seeds: string[];
   readonly cache = new MetadataCache();
   private refreshing: Promise<void> | null = null;
+  /** Requests waiting to learn a topic's next leader; METADATA is asked for them while they wait. */
+  private readonly leaderWaits = new LeaderWaits(() => this.refresh(performance.now() + METADATA_TIMEOUT_MS));
   private closed = false;
   private readonly silenceTimer: NodeJS.Timeout;
 
@@ -137,16 +142,21 @@ export class ClusterRouter implements LinkOwner {
     let error = firstError;
     let link = failedLink;
     let sent = failedLink !== null;
-    for (let attempt = 1; ; attempt++) {
+    let hops = 0;
+    let pauses = 0;
+    for (;;) {
       if (error !== undefined) {
         if (this.closed) throw closedError(error);
         if (!shouldRetry(kind, error, sent)) throw error;
-        // A refusal naming the new leader is followed at once (twice at most: two brokers
-        // pointing at each other while an election settles get the backoff).
-        const leaderKnown = this.learn(topic, link, error) && attempt <= 2;
-        const delayMs = leaderKnown ? 0 : routeBackoffMs(attempt);
+        const before = topic === null ? undefined : this.cache.leader(topic);
+        const failedOn: LeaderMark = { nodeId: link?.nodeId ?? before?.nodeId ?? '', epoch: before?.epoch ?? 0 };
+        // A refusal naming the new leader is followed at once, NAMED_LEADER_HOPS_MAX times in a row
+        // at most; otherwise a pause, doubling, that ends early once a new leader is learnt.
+        const leaderKnown = this.learn(topic, link, error) && hops < NAMED_LEADER_HOPS_MAX;
+        hops = leaderKnown ? hops + 1 : 0;
+        const delayMs = leaderKnown ? 0 : routeBackoffMs(++pauses);
         if (performance.now() + delayMs >= deadlineMs) throw error;
-        if (delayMs > 0) await sleep(delayMs);
+        if (delayMs > 0) await this.pause(topic, error, failedOn, delayMs);
         if (sent) this.host.countRetry();
       }
       try {
@@ -164,11 +174,23 @@ export class ClusterRouter implements LinkOwner {
     }
   }
 
+  /**
+   * The pause before a retry. Waiting for a topic's leader (not for replicas to catch up), it ends
+   * as soon as a new leader is learnt, and METADATA is asked every ROUTE_POLL_MS meanwhile
+   * (leader-waits.ts).
+   */
+  private pause(topic: string | null, error: unknown, failedOn: LeaderMark, delayMs: number): Promise<void> {
+    if (topic === null || isFerryError(error, 'NOT_ENOUGH_REPLICAS') || this.closed) return sleep(delayMs);
+    return this.leaderWaits.wait(topic, failedOn, this.cache.leader(topic), delayMs);
+  }
+
   /** What a failure says about the cluster; true when it names a leader other than the broker that failed. */
   private learn(topic: string | null, link: Link | null, error: unknown): boolean {
     if (!isFerryError(error) || topic === null) return false;
     if (error.code === 'NOT_LEADER' && link !== null) {
-      return this.cache.notLeader(topic, { nodeId: link.nodeId, address: link.key }, leaderHint(error.detail));
+      const named = this.cache.notLeader(topic, { nodeId: link.nodeId, address: link.key }, leaderHint(error.detail));
+      this.leaderWaits.learned((name) => this.cache.leader(name));
+      return named;
     }
     if (error.code !== 'NOT_ENOUGH_REPLICAS') this.cache.markStale(topic);
     return false;
@@ -271,6 +293,7 @@ export class ClusterRouter implements LinkOwner {
   private learnCluster(link: Link, response: MetadataResponse): void {
     link.metadata = 'supported';
     this.cache.apply(response, link.key);
+    this.leaderWaits.learned((name) => this.cache.leader(name));
     if (response.nodeId === '') return;
     link.nodeId = response.nodeId;
     this.register(link);
@@ -547,6 +570,7 @@ export class ClusterRouter implements LinkOwner {
   /** Waits (up to the request timeout) for answers to requests in flight, then closes every connection. */
   async close(): Promise<void> {
     this.closed = true;
+    this.leaderWaits.close();
     clearInterval(this.silenceTimer);
     const links = [...this.registered].filter((link) => link.isOpen);
     let timer: NodeJS.Timeout | undefined;

@@ -45,11 +45,13 @@ const ROUTE_BACKOFF_MS_MIN = 10;
 const ROUTE_BACKOFF_MS_MAX = 500;
 
 /**
- * The pause before retry `attempt` (1, 2, ...): doubling from ROUTE_BACKOFF_MS_MIN. No jitter:
- * publishes that failed together are sent again together, in their order.
+ * The request's `pause`th pause before a retry (1, 2, ...; a retry sent at once to a leader a
+ * refusal named is no pause): doubling from ROUTE_BACKOFF_MS_MIN. No jitter: publishes that failed
+ * together are sent again together, in their order. A pause waiting for a leader ends early when
+ * one is learnt (leader-waits.ts).
  */
-export function routeBackoffMs(attempt: number): number {
-  return Math.min(ROUTE_BACKOFF_MS_MAX, ROUTE_BACKOFF_MS_MIN * 2 ** Math.min(attempt - 1, 16));
+export function routeBackoffMs(pause: number): number {
+  return Math.min(ROUTE_BACKOFF_MS_MAX, ROUTE_BACKOFF_MS_MIN * 2 ** Math.min(pause - 1, 16));
 }
 
 /**

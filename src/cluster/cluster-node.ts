@@ -15,7 +15,7 @@ import { LeaseKeeper, type EtcdClient, type LeaseLoss, type Watch } from './etcd
 import { ClusterStore, type BrokerRecord, type ClusterEvent, type TopicPlacement, type TopicState, type VersionedState } from './cluster-store.js';
 import type { LocalTopics } from './local-topics.js';
 import { REPLICAS_MAX } from '../broker/limits.js';
-import { LEASE_TTL_MS_DEFAULT, PLACEMENT_CAS_ATTEMPTS, REPLICA_VERIFY_INTERVAL_MS_DEFAULT } from './limits.js';
+import { LEADERSHIP_CHANGE_WAIT_MS, LEASE_TTL_MS_DEFAULT, PLACEMENT_CAS_ATTEMPTS, REPLICA_VERIFY_INTERVAL_MS_DEFAULT } from './limits.js';
 import type { CatchUpChunk, CatchUpReadRequest } from '../protocol/codec-catch-up.js';
 import { CatchUpRate } from './catch-up-rate.js';
 import type { ReplicaDigestRequest, ReplicaDigestResponse, ReplicaRepairRequest, TopicVerification } from '../protocol/codec-digest.js';
@@ -246,7 +246,6 @@ export class ClusterNode {
       nodeId: this.options.nodeId,
       store: this.store,
       local: this.local!,
-      peers: this.peers,
       clock: this.options.clock,
       logger: this.options.logger,
       replicaLagMaxMs: this.options.replicaLagMaxMs,
@@ -255,6 +254,11 @@ export class ClusterNode {
       catchUpRate: this.catchUpRate,
       openLocalLog: this.options.openLocalLog ?? ((options) => Log.open(options)),
       brokerAddress: (nodeId) => this.brokerAddress(nodeId),
+      connect: (nodeId) => {
+        const address = this.brokerAddress(nodeId);
+        if (address === undefined) return Promise.reject(new FerryError('CONNECTION_REFUSED', `${nodeId} is not alive`));
+        return this.peers.connection(nodeId, address);
+      },
       onRoleChange: (topic, role, state) => this.options.logger.debug('cluster.role', { topic, role, epoch: state.epoch, leader: state.leader }),
     });
     this.replicas.set(placement.name, replica);
@@ -292,10 +296,14 @@ export class ClusterNode {
   /**
    * As checkLeader, but a topic this broker has not heard of yet is looked up in etcd first: a
    * topic created through another broker a moment ago exists, and its request is retried (NOT_LEADER),
-   * not refused (UNKNOWN_TOPIC).
+   * not refused (UNKNOWN_TOPIC). A topic whose leadership is changing here (this broker opens it as
+   * the new leader, or hands it over) is checked once the change is over (leadership-changes.ts).
    */
   async checkLeaderFresh(topic: string): Promise<void> {
-    if (this.placements.has(topic)) return this.checkLeader(topic);
+    if (this.placements.has(topic)) {
+      await this.leadershipSettled(topic);
+      return this.checkLeader(topic);
+    }
     const state = await this.store.getState(topic).catch(() => null);
     if (state === null) throw new FerryError('UNKNOWN_TOPIC', `unknown topic ${topic}`);
     throw new FerryError('NOT_LEADER', `topic ${topic} was created a moment ago; this broker has not taken it up yet`, {
@@ -305,6 +313,11 @@ export class ClusterNode {
 
   leads(topic: string): boolean {
     return this.replicas.get(topic)?.isLeader === true;
+  }
+
+  /** Resolves once no change of `topic`'s leadership is under way on this broker (bounded by LEADERSHIP_CHANGE_WAIT_MS). */
+  leadershipSettled(topic: string): Promise<void> {
+    return this.replicas.get(topic)?.settled(LEADERSHIP_CHANGE_WAIT_MS) ?? Promise.resolve();
   }
 
   topicNames(): string[] {
@@ -496,15 +509,23 @@ export class ClusterNode {
   async shutdown(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    for (const replica of this.replicas.values()) {
-      if (!replica.isLeader) continue;
-      const handed = await replica.handOver().catch((error: unknown) => {
-        this.options.logger.warn('cluster.handover.failed', { topic: replica.name, error });
-        return false;
-      });
-      if (!handed) this.options.logger.warn('cluster.handover.none', { topic: replica.name, note: 'no in-sync follower could take it; it waits for this broker' });
-    }
+    // All at once: each topic waits only for its own consumers and followers, not for the others'.
+    await Promise.all([...this.replicas.values()].filter((replica) => replica.isLeader).map((replica) => this.handOver(replica)));
     await this.close();
+  }
+
+  private async handOver(replica: TopicReplica): Promise<void> {
+    const handed = await replica.handOver().catch((error: unknown) => {
+      this.options.logger.warn('cluster.handover.failed', { topic: replica.name, error });
+      return false;
+    });
+    if (!handed) {
+      this.options.logger.warn('cluster.handover.none', { topic: replica.name, note: 'no in-sync follower could take it; it waits for this broker' });
+      return;
+    }
+    // Requests that still come here until the port closes are told the successor, at its epoch.
+    const handedTo = replica.versionedState;
+    if (handedTo !== null) this.noteState(replica.name, handedTo);
   }
 
   async close(): Promise<void> {

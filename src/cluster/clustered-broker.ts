@@ -97,11 +97,14 @@ export class ClusteredBroker implements BrokerApi {
 
   /**
    * A request that passed the leader check while leadership was moving finds the topic closed
-   * (UNKNOWN_TOPIC from the local broker): it is NOT_LEADER for the client, which retries where
-   * the topic went.
+   * (UNKNOWN_TOPIC from the local broker): it is NOT_LEADER for the client, naming where the topic
+   * went once the move is over.
    */
-  private movedAway(topic: string, error: unknown): never {
-    if (error instanceof FerryError && error.code === 'UNKNOWN_TOPIC' && this.node.placement(topic) !== undefined) this.node.checkLeader(topic);
+  private async movedAway(topic: string, error: unknown): Promise<never> {
+    if (error instanceof FerryError && error.code === 'UNKNOWN_TOPIC' && this.node.placement(topic) !== undefined) {
+      await this.node.leadershipSettled(topic);
+      this.node.checkLeader(topic);
+    }
     throw error;
   }
 

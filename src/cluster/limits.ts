@@ -29,6 +29,14 @@ export const FOLLOWER_RETRY_MS_MIN = 20;
 export const FOLLOWER_RETRY_MS_MAX = 500;
 /** How long a stopping leader waits for a follower to take each topic over (controlled shutdown). */
 export const HANDOVER_TIMEOUT_MS = 5_000;
+/** How often a stopping leader looks whether a follower holds everything yet (a follower reports at once). */
+export const HANDOVER_POLL_MS = 5;
+/**
+ * How long a request for a topic whose leadership is changing on this broker (taking it up, or
+ * handing it over) waits for the change to end before it is refused with NOT_LEADER: longer than
+ * a promotion's open of the topic takes, well under a client's request timeout.
+ */
+export const LEADERSHIP_CHANGE_WAIT_MS = 2_000;
 /**
  * How long a stopping leader gives consumers to settle the deliveries they hold (no new ones are
  * made meanwhile) before the topic moves: a consumer that acks promptly does within a round trip;

@@ -72,6 +72,12 @@ export class TopicFollower {
   private connection: ClientConnection | null = null;
   private readonly unsubscribes = new Map<string, () => void>();
   private retryMs = FOLLOWER_RETRY_MS_MIN;
+  /**
+   * The next failure is the first since a round went through: it is tried again at once, since a
+   * leader whose process died refuses the new dial at once (leader-down, an election) and one
+   * whose connection merely broke answers the new one. Later failures wait, doubling.
+   */
+  private retryAtOnce = true;
   /** A change of the local logs in progress (written batches, a truncation). */
   private local: Promise<void> | null = null;
   /** Logs far enough behind the leader to copy its sealed segments before fetching again. */
@@ -149,6 +155,7 @@ export class TopicFollower {
         await this.fetchOnce(this.connection);
         if (this.catchingUp.size > 0) await this.catchUp(this.connection);
         this.retryMs = FOLLOWER_RETRY_MS_MIN;
+        this.retryAtOnce = true;
       } catch (error) {
         if (!this.running) return;
         const stop = this.classify(error);
@@ -162,6 +169,10 @@ export class TopicFollower {
           truncated = false;
         }
         this.options.logger.warn('cluster.follower.retry', { topic: this.options.topic, leader: this.options.leaderId, epoch: this.options.epoch, error });
+        if (this.retryAtOnce) {
+          this.retryAtOnce = false;
+          continue;
+        }
         await new Promise<void>((resolve) => this.options.clock.schedule(this.retryMs, resolve));
         this.retryMs = Math.min(this.retryMs * 2, FOLLOWER_RETRY_MS_MAX);
       }

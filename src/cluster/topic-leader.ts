@@ -15,7 +15,7 @@ import type { Logger } from '../platform/logger.js';
 import type { EpochEndRequest, EpochEndResponse, FetchLogResponse, ReplicaFetchRequest, ReplicaFetchResponse, ReplicaProgress } from '../protocol/codec-replication.js';
 import type { ReplicaLog } from '../storage/types.js';
 import { CommitWaiters } from './commit-waiters.js';
-import { CATCH_UP_CHUNK_BYTES_MAX, FETCH_BYTES_MAX, FETCH_WAIT_MS_MAX, FOLLOWER_GONE_MS, IN_SYNC_CHECK_INTERVAL_MS } from './limits.js';
+import { CATCH_UP_CHUNK_BYTES_MAX, FETCH_BYTES_MAX, FETCH_WAIT_MS_MAX, FOLLOWER_GONE_MS, HANDOVER_POLL_MS, IN_SYNC_CHECK_INTERVAL_MS } from './limits.js';
 import type { CatchUpChunk, CatchUpReadRequest } from '../protocol/codec-catch-up.js';
 import { readChunk } from './catch-up.js';
 
@@ -417,6 +417,29 @@ export class TopicLeader {
   /** `replicaId` is told to cut `cuts` (log id → offset) and fetch again: it stays out of the in-sync set until it did. */
   holdOut(replicaId: string, cuts: ReadonlyMap<string, number>): void {
     if (cuts.size > 0) this.repairing.set(replicaId, new Map(cuts));
+  }
+
+  /**
+   * Controlled handover: the first of `candidates` that holds every log to the leader's end, with
+   * everything committed, once one does (looked at every HANDOVER_POLL_MS); undefined after
+   * `timeoutMs`. Nothing is appended meanwhile (the topic's service is closed).
+   */
+  async successorHoldingAll(candidates: readonly string[], timeoutMs: number): Promise<string | undefined> {
+    const deadline = this.options.clock.monotonicMs() + timeoutMs;
+    for (;;) {
+      const found = candidates.find((member) => this.holdsAll(member));
+      if (found !== undefined || this.options.clock.monotonicMs() >= deadline) return found;
+      await new Promise<void>((resolve) => this.options.clock.schedule(HANDOVER_POLL_MS, resolve));
+    }
+  }
+
+  private holdsAll(member: string): boolean {
+    const held = this.followers.get(member)?.logs;
+    if (held === undefined) return false;
+    for (const [logId, log] of this.logs) {
+      if ((held.get(logId)?.fetchOffset ?? -1) < log.nextOffset || this.highWatermark(logId) < log.nextOffset) return false;
+    }
+    return true;
   }
 
   /** What each replica holds, for describe: the leader's own ends and each follower's. */

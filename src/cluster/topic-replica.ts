@@ -16,19 +16,20 @@ import { ReplicatedLog } from './replicated-log.js';
 import { dedupWindowMsOf, TopicNotes } from './noted-ids.js';
 import { TopicFollower, type FollowerStop } from './topic-follower.js';
 import { TopicLeader } from './topic-leader.js';
-import type { PeerPool } from './peer-pool.js';
 import type { ClientConnection } from '../client/connection.js';
 import type { ReplicaDigestRequest, ReplicaDigestResponse, ReplicaRepairRequest, TopicVerification } from '../protocol/codec-digest.js';
 import { answerDigests } from './digest-answer.js';
 import { ReplicaChecks } from './replica-checks.js';
 import { ReplicaDamage } from './replica-damage.js';
 import type { CatchUpRate } from './catch-up-rate.js';
+import { LeadershipChanges } from './leadership-changes.js';
 
 export interface TopicReplicaContext {
   nodeId: string;
   store: ClusterStore;
   local: LocalTopics;
-  peers: PeerPool;
+  /** A connection to a live broker (CONNECTION_REFUSED when it is not alive). */
+  connect(nodeId: string): Promise<ClientConnection>;
   clock: Clock;
   logger: Logger;
   replicaLagMaxMs: number;
@@ -75,6 +76,8 @@ export class TopicReplica {
   private checks: ReplicaChecks | null = null;
   /** Damage found in this replica's logs, and its report to the leader. */
   private readonly damage: ReplicaDamage;
+  /** This broker taking the topic up or handing it over: requests wait for it (leadership-changes.ts). */
+  private readonly changes: LeadershipChanges;
 
   constructor(
     placement: TopicPlacement,
@@ -85,8 +88,9 @@ export class TopicReplica {
       topic: () => this.name,
       clock: context.clock,
       logger: context.logger,
-      connectToLeader: () => (this.role.kind === 'follower' ? this.connectTo(this.role.follower.leaderId) : null),
+      connectToLeader: () => (this.role.kind === 'follower' ? context.connect(this.role.follower.leaderId) : null),
     });
+    this.changes = new LeadershipChanges(context.clock);
   }
 
   /** Where the topic's replicas are, as etcd last said. */
@@ -100,6 +104,16 @@ export class TopicReplica {
 
   get state(): TopicState | null {
     return this.current?.state ?? null;
+  }
+
+  /** The state acted on, with its etcd revision (after a handover: the successor's). */
+  get versionedState(): VersionedState | null {
+    return this.current;
+  }
+
+  /** Resolves once no change of this topic's leadership is under way here, or after `timeoutMs`. */
+  settled(timeoutMs: number): Promise<void> {
+    return this.changes.settled(timeoutMs);
   }
 
   /** Leads and serves the topic (its service opened): requests may come. */
@@ -120,24 +134,13 @@ export class TopicReplica {
     return this.logs.get(logId);
   }
 
-  localLogIds(): string[] {
-    return [...this.logs.keys()];
-  }
-
   /** Prepares the replica's files and opens the logs found on disk, before any state is acted on. */
   start(): Promise<void> {
-    const started = new Promise<void>((resolve, reject) => {
-      this.run(async () => {
-        try {
-          await this.context.local.prepare(this.name, this.placement.config);
-          for (const logId of await this.context.local.localLogIds(this.name)) await this.openLog(logId);
-          resolve();
-        } catch (error) {
-          reject(error);
-        }
-      });
-    });
-    return started;
+    const openFound = async (): Promise<void> => {
+      await this.context.local.prepare(this.name, this.placement.config);
+      for (const logId of await this.context.local.localLogIds(this.name)) await this.openLog(logId);
+    };
+    return new Promise<void>((resolve, reject) => this.run(() => openFound().then(resolve, reject)));
   }
 
   /** The replica was taken up at start from the metadata as of `revision` (see resumedUpTo). */
@@ -178,11 +181,18 @@ export class TopicReplica {
 
   /** A state from etcd (or from this broker's own compare-and-swap). */
   onState(versioned: VersionedState): void {
+    // Named leader: requests that come before the service is open wait for it, not refused.
+    const named = versioned.state.leader === this.context.nodeId && this.leader?.epoch !== versioned.state.epoch;
+    const taking = named && !this.closed ? this.changes.begin() : null;
     this.run(async () => {
-      const known = this.current;
-      if (known !== null && (versioned.state.epoch < known.state.epoch || versioned.modRevision < known.modRevision)) return;
-      this.current = versioned;
-      await this.reconcile();
+      try {
+        const known = this.current;
+        if (known !== null && (versioned.state.epoch < known.state.epoch || versioned.modRevision < known.modRevision)) return;
+        this.current = versioned;
+        await this.reconcile();
+      } finally {
+        taking?.();
+      }
     });
   }
 
@@ -270,11 +280,12 @@ export class TopicReplica {
     const me = this.context.nodeId;
     if (state.leader === me) {
       if (this.role.kind === 'leader' && this.role.leader.epoch === state.epoch) return;
-      if (this.current.modRevision <= this.resumedUpTo) {
-        await this.reclaim();
-        return;
+      const taking = this.changes.begin();
+      try {
+        await (this.current.modRevision <= this.resumedUpTo ? this.reclaim() : this.becomeLeader(state));
+      } finally {
+        taking();
       }
-      await this.becomeLeader(state);
       return;
     }
     if (state.leader !== null && !this.down.has(state.leader) && this.context.brokerAddress(state.leader) !== undefined) {
@@ -289,7 +300,8 @@ export class TopicReplica {
 
   private scheduleElection(state: TopicState): void {
     if (this.electionTimer !== null) return;
-    const candidates = this.placement.replicas.filter((replica) => state.inSync.includes(replica) && (replica === this.context.nodeId || this.context.brokerAddress(replica) !== undefined));
+    // The gone leader is no candidate: the first live in-sync replica runs at once.
+    const candidates = this.placement.replicas.filter((replica) => replica !== state.leader && state.inSync.includes(replica) && (replica === this.context.nodeId || this.context.brokerAddress(replica) !== undefined));
     const rank = Math.max(0, candidates.indexOf(this.context.nodeId));
     this.electionTimer = this.context.clock.schedule(rank * ELECTION_STAGGER_MS, () => {
       this.electionTimer = null;
@@ -302,8 +314,7 @@ export class TopicReplica {
     if (this.closed || this.current === null) return;
     const { state, modRevision } = this.current;
     const me = this.context.nodeId;
-    if (!state.inSync.includes(me)) return;
-    if (state.leader === me) return;
+    if (!state.inSync.includes(me) || state.leader === me) return;
     if (this.damage.damaged) {
       this.context.logger.warn('cluster.election.declined', { topic: this.name, reason: 'this replica holds damaged records' });
       return;
@@ -352,7 +363,8 @@ export class TopicReplica {
 
   private async becomeLeader(state: TopicState): Promise<void> {
     await this.dropRole(state);
-    for (const log of this.logs.values()) await log.beginEpoch(state.epoch);
+    // Each log records the epoch's start durably (a sync each): all at once, not one after another.
+    await Promise.all([...this.logs.values()].map((log) => log.beginEpoch(state.epoch)));
     const leader: TopicLeader = new TopicLeader({
       topic: this.name,
       nodeId: this.context.nodeId,
@@ -376,7 +388,7 @@ export class TopicReplica {
       clock: this.context.clock,
       logger: this.context.logger,
       intervalMs: this.context.replicaVerifyIntervalMs,
-      connect: (nodeId) => this.connectTo(nodeId),
+      connect: (nodeId) => this.context.connect(nodeId),
       onMismatch: () => this.context.onMismatch(),
     });
     this.checks.start();
@@ -441,7 +453,7 @@ export class TopicReplica {
         get: (logId) => this.logs.get(logId),
         open: (logId) => this.openLog(logId),
       },
-      connect: () => this.connectTo(leaderId),
+      connect: () => this.context.connect(leaderId),
       catchUpRate: this.context.catchUpRate,
       clock: this.context.clock,
       logger: this.context.logger,
@@ -473,12 +485,6 @@ export class TopicReplica {
       await follower.stop();
       await this.reconcile();
     });
-  }
-
-  private connectTo(nodeId: string): Promise<ClientConnection> {
-    const address = this.context.brokerAddress(nodeId);
-    if (address === undefined) return Promise.reject(new FerryError('CONNECTION_REFUSED', `${nodeId} is not alive`));
-    return this.context.peers.connection(nodeId, address);
   }
 
   // ---- digests (docs/CLUSTERING.md, "Replica digests") ------------------------------------------
@@ -526,42 +532,49 @@ export class TopicReplica {
    * Controlled shutdown: hands leadership to the in-sync follower that holds everything, with the
    * next epoch, after the followers caught up; false when no follower could take it.
    */
-  async handOver(): Promise<boolean> {
-    let handed = false;
-    const done = new Promise<void>((resolve) => {
+  handOver(): Promise<boolean> {
+    return new Promise<boolean>((resolve) => {
       this.run(async () => {
-        try {
-          handed = await this.handOverNow();
-        } finally {
-          resolve();
-        }
+        const handed = await this.handOverNow().catch((error: unknown) => {
+          resolve(false);
+          throw error;
+        });
+        // The broker is leaving: it follows nobody now (it could join the new in-sync set, then vanish).
+        if (handed) this.closed = true;
+        resolve(handed);
       });
     });
-    await done;
-    return handed;
   }
 
   /** Hands leadership to an in-sync follower (not one of `exclude`: replicas leaving the topic). */
   private async handOverNow(exclude: ReadonlySet<string> = new Set()): Promise<boolean> {
     const leader = this.leader;
     if (leader === null || !leader.active || this.current === null) return false;
-    const { state, modRevision } = this.current;
+    const { state } = this.current;
     const successors = state.inSync.filter((member) => member !== this.context.nodeId && !exclude.has(member) && this.context.brokerAddress(member) !== undefined);
     if (successors.length === 0) return false;
     // Let consumers settle what they hold, close the service (nothing new is appended), then wait
     // until the followers hold it all.
     await this.context.local.drain(this.name, HANDOVER_DRAIN_MS);
+    // From here until etcd names the successor, requests wait, then are told where the topic went.
+    const handing = this.changes.begin();
+    try {
+      return await this.handOverClosed(leader, successors);
+    } finally {
+      handing();
+    }
+  }
+
+  /** The rest of a handover, once consumers had their time: close, let the followers catch up, name the successor. */
+  private async handOverClosed(leader: TopicLeader, successors: readonly string[]): Promise<boolean> {
+    const { state, modRevision } = this.current!;
     this.serving = false;
     await this.context.local.close(this.name, `${this.context.nodeId} is shutting down; ${this.name} moves to another broker`);
-    const deadline = this.context.clock.monotonicMs() + HANDOVER_TIMEOUT_MS;
-    let successor: string | undefined;
-    while (successor === undefined && this.context.clock.monotonicMs() < deadline) {
-      successor = successors.find((member) => this.holdsEverything(leader, member));
-      if (successor === undefined) await new Promise<void>((resolve) => this.context.clock.schedule(5, resolve));
-    }
-    successor ??= successors[0]!;
-    const next: TopicState = { leader: successor, epoch: state.epoch + 1, inSync: state.inSync };
-    leader.stepDown(new FerryError('NOT_LEADER', `topic ${this.name} is moving to ${successor}`, { detail: { topic: this.name, leader: successor, address: this.context.brokerAddress(successor) ?? null } }));
+    const successor = (await leader.successorHoldingAll(successors, HANDOVER_TIMEOUT_MS)) ?? successors[0]!;
+    // This broker leaves the in-sync set with its leadership: it fetches nothing from the successor,
+    // whose confirms would otherwise wait until it counted as gone (FOLLOWER_GONE_MS).
+    const next: TopicState = { leader: successor, epoch: state.epoch + 1, inSync: state.inSync.filter((member) => member !== this.context.nodeId) };
+    leader.stepDown(new FerryError('NOT_LEADER', `topic ${this.name} is moving to ${successor}`, { detail: { topic: this.name, leader: successor, address: this.context.brokerAddress(successor) ?? null, epoch: next.epoch } }));
     const result = await this.context.store.casState(this.name, modRevision, next);
     this.role = { kind: 'none' };
     this.serving = false;
@@ -571,21 +584,11 @@ export class TopicReplica {
     return true;
   }
 
-  private holdsEverything(leader: TopicLeader, member: string): boolean {
-    const ends = leader.replicaEnds();
-    const held = ends.get(member);
-    if (held === undefined) return false;
-    for (const [logId, log] of this.logs) {
-      if ((held.get(logId) ?? -1) < log.nextOffset) return false;
-      if (leader.highWatermark(logId) < log.nextOffset) return false;
-    }
-    return true;
-  }
-
   /** Stops the role and closes the local logs. */
   async close(): Promise<void> {
     this.closed = true;
     this.damage.close();
+    this.changes.release();
     this.electionTimer?.cancel();
     this.retryTimer?.cancel();
     await this.chain;

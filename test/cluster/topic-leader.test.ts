@@ -191,3 +191,27 @@ test('topic leader - a follower told to cut back (a digest mismatch) leaves the 
   await f.clock.advanceAndSettle(400);
   assert.deepEqual([...f.leader.inSync].sort(), ['n1', 'n2', 'n3']);
 });
+
+test('topic leader - a handover names the first follower holding every log to the end with everything committed, as soon as one does', async () => {
+  const f = await fixture();
+  const append = appendCommitted(f);
+  await settle();
+  await f.log.sync();
+  let named: string | undefined | null = null;
+  const choosing = f.leader.successorHoldingAll(['n2', 'n3'], 5_000).then((found) => (named = found));
+  await f.clock.advanceAndSettle(20);
+  assert.equal(named, null, 'nobody holds the record yet');
+  await f.leader.fetch(fetchRequest('n3', 1, 1));
+  await f.clock.advanceAndSettle(20);
+  assert.equal(named, null, 'n3 holds it, but it is not committed: n2 has not synced it');
+  f.leader.progress({ topic: 't', replicaId: 'n2', epoch: 3, logs: [{ logId: 'p0', fetchOffset: 1, syncedEnd: 0 }] });
+  await f.clock.advanceAndSettle(20);
+  assert.equal(named, null);
+  f.leader.progress({ topic: 't', replicaId: 'n2', epoch: 3, logs: [{ logId: 'p0', fetchOffset: 1, syncedEnd: 1 }] });
+  await f.clock.advanceAndSettle(5);
+  await choosing;
+  assert.equal(named, 'n2', 'the first candidate in order that holds everything');
+  await append.done;
+  const none = await Promise.all([f.leader.successorHoldingAll(['n4'], 100), f.clock.advanceAndSettle(100)]);
+  assert.equal(none[0], undefined, 'none after the timeout');
+});
