@@ -25,7 +25,7 @@ import type { ClientConnection } from './connection.js';
 import { Link, type LinkOwner } from './link.js';
 import { leaderHint, MetadataCache, type ClusterMetadata } from './metadata.js';
 import { backoffDelayMs, type ResolvedClientOptions } from './options.js';
-import { routeBackoffMs, shouldRetry, sleep, withDeadline, type CallKind } from './retry-policy.js';
+import { mayHaveApplied, publishGiveUpError, routeBackoffMs, shouldRetry, sleep, withDeadline, type CallKind } from './retry-policy.js';
 import type { Subscription } from './subscription.js';
 
 /** Longest wait for one broker's METADATA answer before asking another: a live broker answers in a round trip. */
@@ -137,15 +137,20 @@ export class ClusterRouter implements LinkOwner {
     let error = firstError;
     let link = failedLink;
     let sent = failedLink !== null;
+    // Whether a try of a publish may have been stored: then giving up says "unknown", not a refusal.
+    let mayBeStored = false;
     for (let attempt = 1; ; attempt++) {
       if (error !== undefined) {
         if (this.closed) throw closedError(error);
-        if (!shouldRetry(kind, error, sent)) throw error;
+        if (sent && mayHaveApplied(error)) mayBeStored = true;
+        const last = error;
+        const giveUp = (): unknown => (kind === 'publish' ? publishGiveUpError(topic, last, mayBeStored) : last);
+        if (!shouldRetry(kind, error, sent)) throw giveUp();
         // A refusal naming the new leader is followed at once (twice at most: two brokers
         // pointing at each other while an election settles get the backoff).
         const leaderKnown = this.learn(topic, link, error) && attempt <= 2;
         const delayMs = leaderKnown ? 0 : routeBackoffMs(attempt);
-        if (performance.now() + delayMs >= deadlineMs) throw error;
+        if (performance.now() + delayMs >= deadlineMs) throw giveUp();
         if (delayMs > 0) await sleep(delayMs);
         if (sent) this.host.countRetry();
       }
