@@ -4,7 +4,8 @@
  * leads its topic. A request that meets NOT_LEADER, a lost connection or a timeout is sent again
  * to the leader as now known, within the request's own timeout (retry-policy.ts says which
  * requests may be repeated); a subscription whose broker is lost, or that its broker ends with
- * NOT_LEADER, is made again on the topic's leader.
+ * NOT_LEADER, is made again on the topic's leader, and the client is told (its settles sent to the
+ * old broker may never have been applied).
  *
  * The picture is refreshed with METADATA on NOT_LEADER (unless the refusal names the leader), when
  * a connection closes, when a leader fails a request, and on demand. A broker that does not know
@@ -42,6 +43,8 @@ export interface RouterHost {
   beforeFlush(connection: ClientConnection): void;
   /** A subscription that could not be made again, or that its broker ended: end it with `error`. */
   subscriptionLost(subscription: Subscription, error: FerryError): void;
+  /** A subscription was taken off its broker (lost, or the topic led elsewhere) and is made again. */
+  subscriptionMoved(subscription: Subscription, error: FerryError): void;
   /** An ERROR without a request that is the application's to know (a failed ack). */
   notice(error: FerryError): void;
   /** A request was sent again after a failure. */
@@ -407,6 +410,7 @@ export class ClusterRouter implements LinkOwner {
       link.subscriptions.delete(wireId as number);
       subscription.detach();
       this.learn(subscription.topic, link, error);
+      this.host.subscriptionMoved(subscription, error);
       void this.resume(subscription, error);
       return;
     }
@@ -430,6 +434,7 @@ export class ClusterRouter implements LinkOwner {
     link.subscriptions.clear();
     for (const subscription of lost) {
       subscription.detach();
+      this.host.subscriptionMoved(subscription, error);
       void this.resume(subscription, error);
     }
     if (!this.closed) this.refresh(performance.now() + this.options.requestTimeoutMs).catch(() => undefined);
@@ -542,7 +547,9 @@ export class ClusterRouter implements LinkOwner {
         link.subscriptions.delete(wireId);
         subscription.detach();
         link.connection.request((w, id) => encodeUnsubscribe(w, id, wireId), FRAME_TYPES.OK, () => undefined).catch(() => undefined);
-        void this.resume(subscription, new FerryError('NOT_LEADER', `broker ${link.nodeId} no longer leads ${subscription.topic}`));
+        const moved = new FerryError('NOT_LEADER', `broker ${link.nodeId} no longer leads ${subscription.topic}`);
+        this.host.subscriptionMoved(subscription, moved);
+        void this.resume(subscription, moved);
       }
     }
   }
