@@ -32,7 +32,7 @@ import type { ClusterMetadata } from './metadata.js';
 import { backoffDelayMs, resolveClientOptions, type ConnectOptions, type ResolvedClientOptions } from './options.js';
 import { publishMany, publishOne, toWireMessage, type BatchMessage, type PublishBatchOptions, type PublishOptions, type PublishResult } from './publish.js';
 import type { CallKind } from './retry-policy.js';
-import { Subscription, toStartPosition, type StartFrom, type SubscribeOptions, type SubscriptionHost } from './subscription.js';
+import { Subscription, toStartPosition, type StartFrom, type SubscribeOptions, type SubscriptionHost, type SubscriptionMovedEvent } from './subscription.js';
 import { topicConfig, type TopicOptions } from './topic-options.js';
 import { UdpPublisher, type UdpPublishOptions } from './udp.js';
 import { ClientTracing, traced } from './tracing.js';
@@ -339,9 +339,7 @@ export class FerryClient extends EventEmitter implements LinkOwner, RouterHost, 
       throw new FerryError('INVALID_ARGUMENT', `prefetch must be an integer from 1 to ${PREFETCH_MAX}, got ${prefetch}`);
     }
     const { ackTimeoutMs, backoffMs, deliveriesMax, deadLetterTopic } = options;
-    const settings = Object.fromEntries(
-      Object.entries({ ackTimeoutMs, backoffMs, deliveriesMax, deadLetterTopic }).filter(([, value]) => value !== undefined),
-    );
+    const settings = Object.fromEntries(Object.entries({ ackTimeoutMs, backoffMs, deliveriesMax, deadLetterTopic }).filter(([, value]) => value !== undefined));
     const subscription = new Subscription(topic, options.group, prefetch, toStartPosition(options.from, options.group), this, settings);
     if (this.router !== null) await this.router.subscribe(subscription);
     else await this.withConnection((c) => this.subscribeOn(c, subscription));
@@ -426,8 +424,13 @@ export class FerryClient extends EventEmitter implements LinkOwner, RouterHost, 
       this.finish(error);
       return;
     }
+    for (const subscription of this.subscriptions) if (!subscription.isClosed) this.subscriptionMoved(subscription, error);
     this.state = 'reconnecting';
     void this.reconnect(error);
+  }
+
+  subscriptionMoved(subscription: Subscription, error: FerryError): void {
+    this.emit('subscriptionMoved', { subscription, topic: subscription.topic, group: subscription.group, generation: subscription.generation, error } satisfies SubscriptionMovedEvent);
   }
 
   subscriptionLost(subscription: Subscription, error: FerryError): void {

@@ -4,7 +4,8 @@
  * leads its topic. A request that meets NOT_LEADER, a lost connection or a timeout is sent again
  * to the leader as now known, within the request's own timeout (retry-policy.ts says which
  * requests may be repeated); a subscription whose broker is lost, or that its broker ends with
- * NOT_LEADER, is made again on the topic's leader.
+ * NOT_LEADER, is made again on the topic's leader, and the client is told (its settles sent to the
+ * old broker may never have been applied).
  *
  * The picture is refreshed with METADATA on NOT_LEADER (unless the refusal names the leader), when
  * a connection closes, when a leader fails a request, and on demand. A broker that does not know
@@ -26,7 +27,7 @@ import { Link, type LinkOwner } from './link.js';
 import { leaderHint, MetadataCache, type ClusterMetadata } from './metadata.js';
 import { LeaderWaits, type LeaderMark } from './leader-waits.js';
 import { backoffDelayMs, type ResolvedClientOptions } from './options.js';
-import { routeBackoffMs, shouldRetry, sleep, withDeadline, type CallKind } from './retry-policy.js';
+import { mayHaveApplied, publishGiveUpError, routeBackoffMs, shouldRetry, sleep, withDeadline, type CallKind } from './retry-policy.js';
 import type { Subscription } from './subscription.js';
 
 /** Longest wait for one broker's METADATA answer before asking another: a live broker answers in a round trip. */
@@ -45,6 +46,8 @@ export interface RouterHost {
   beforeFlush(connection: ClientConnection): void;
   /** A subscription that could not be made again, or that its broker ended: end it with `error`. */
   subscriptionLost(subscription: Subscription, error: FerryError): void;
+  /** A subscription was taken off its broker (lost, or the topic led elsewhere) and is made again. */
+  subscriptionMoved(subscription: Subscription, error: FerryError): void;
   /** An ERROR without a request that is the application's to know (a failed ack). */
   notice(error: FerryError): void;
   /** A request was sent again after a failure. */
@@ -144,10 +147,15 @@ export class ClusterRouter implements LinkOwner {
     let sent = failedLink !== null;
     let hops = 0;
     let pauses = 0;
+    // Whether a try of a publish may have been stored: then giving up says "unknown", not a refusal.
+    let mayBeStored = false;
     for (;;) {
       if (error !== undefined) {
         if (this.closed) throw closedError(error);
-        if (!shouldRetry(kind, error, sent)) throw error;
+        if (sent && mayHaveApplied(error)) mayBeStored = true;
+        const last = error;
+        const giveUp = (): unknown => (kind === 'publish' ? publishGiveUpError(topic, last, mayBeStored) : last);
+        if (!shouldRetry(kind, error, sent)) throw giveUp();
         const before = topic === null ? undefined : this.cache.leader(topic);
         const failedOn: LeaderMark = { nodeId: link?.nodeId ?? before?.nodeId ?? '', epoch: before?.epoch ?? 0 };
         // A refusal naming the new leader is followed at once, NAMED_LEADER_HOPS_MAX times in a row
@@ -155,7 +163,7 @@ export class ClusterRouter implements LinkOwner {
         const leaderKnown = this.learn(topic, link, error) && hops < NAMED_LEADER_HOPS_MAX;
         hops = leaderKnown ? hops + 1 : 0;
         const delayMs = leaderKnown ? 0 : routeBackoffMs(++pauses);
-        if (performance.now() + delayMs >= deadlineMs) throw error;
+        if (performance.now() + delayMs >= deadlineMs) throw giveUp();
         if (delayMs > 0) await this.pause(topic, error, failedOn, delayMs);
         if (sent) this.host.countRetry();
       }
@@ -425,6 +433,7 @@ export class ClusterRouter implements LinkOwner {
       link.subscriptions.delete(wireId as number);
       subscription.detach();
       this.learn(subscription.topic, link, error);
+      this.host.subscriptionMoved(subscription, error);
       void this.resume(subscription, error);
       return;
     }
@@ -448,6 +457,7 @@ export class ClusterRouter implements LinkOwner {
     link.subscriptions.clear();
     for (const subscription of lost) {
       subscription.detach();
+      this.host.subscriptionMoved(subscription, error);
       void this.resume(subscription, error);
     }
     if (!this.closed) this.refresh(performance.now() + this.options.requestTimeoutMs).catch(() => undefined);
@@ -560,7 +570,9 @@ export class ClusterRouter implements LinkOwner {
         link.subscriptions.delete(wireId);
         subscription.detach();
         link.connection.request((w, id) => encodeUnsubscribe(w, id, wireId), FRAME_TYPES.OK, () => undefined).catch(() => undefined);
-        void this.resume(subscription, new FerryError('NOT_LEADER', `broker ${link.nodeId} no longer leads ${subscription.topic}`));
+        const moved = new FerryError('NOT_LEADER', `broker ${link.nodeId} no longer leads ${subscription.topic}`);
+        this.host.subscriptionMoved(subscription, moved);
+        void this.resume(subscription, moved);
       }
     }
   }

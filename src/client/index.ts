@@ -10,7 +10,7 @@ export type { ClusterChangeResult, ReplicaMove } from '../protocol/codec-cluster
 export type { LogVerification, ReplicaVerification, TopicVerification } from './verify.js';
 export { REDRIVE_CHUNK_MESSAGES, type GroupInfo, type RedriveOptions, type RedriveResult } from './groups.js';
 export type { BatchMessage, PublishOptions, PublishResult } from './publish.js';
-export { Subscription, type SubscribeOptions, type StartFrom } from './subscription.js';
+export { Subscription, type SubscribeOptions, type StartFrom, type SubscriptionMovedEvent } from './subscription.js';
 export { UdpPublisher, UDP_SEND_QUEUE_MAX, type UdpPublishOptions, type UdpPublisherOptions } from './udp.js';
 export { Message, REJECT_REASON_DEFAULT, type NackOptions } from './message.js';
 export { FerryError, isFerryError, ERROR_CODES, type ErrorCode } from '../errors.js';

@@ -1,9 +1,11 @@
 /**
  * When a request routed in a cluster is sent again, and how long to wait first. A request is
  * retried only where a second send cannot do harm: before it left (connecting, routing), after a
- * NOT_LEADER (the broker did nothing), and after a lost connection or a timeout only for requests
- * that are safe to repeat (publishes carry ids, so the broker stores a repeat once; reads and
- * resets change nothing a second time).
+ * NOT_LEADER (the broker did nothing — or, marked `appended`, wrote a publish it could not commit,
+ * which the next leader stores at most once by its id), and after a lost connection or a timeout
+ * only for requests that are safe to repeat (publishes carry ids, so the broker stores a repeat
+ * once; reads and resets change nothing a second time). A publish that gives up after a try that
+ * may have been stored fails with TIMEOUT, outcome unknown, never with a refusal.
  */
 import { FerryError, isFerryError, type ErrorCode } from '../errors.js';
 
@@ -29,6 +31,30 @@ const RETRIED: Record<CallKind, ReadonlySet<ErrorCode>> = {
   once: new Set(NOTHING_DONE),
   subscribe: new Set([...NOTHING_DONE, ...MAYBE_DONE]),
 };
+
+/**
+ * Whether a try that failed with `error` after it was sent may have been applied: its answer was
+ * lost or late, or the broker says it appended the write before its leadership ended.
+ */
+export function mayHaveApplied(error: unknown): boolean {
+  if (!isFerryError(error)) return false;
+  return MAYBE_DONE.includes(error.code) || error.detail?.['appended'] === true;
+}
+
+/**
+ * What a publish fails with when it gives up after `last` (its time is up, or `last` is not worth
+ * another try): `last` itself when no try can have stored it (a refusal stays a refusal), else
+ * TIMEOUT — the outcome is unknown, whatever the later tries said — with `detail.outcome:
+ * 'unknown'`, `detail.lastCode` and `last` as the cause.
+ */
+export function publishGiveUpError(topic: string | null, last: unknown, mayBeStored: boolean): unknown {
+  if (!mayBeStored) return last;
+  const lastCode = isFerryError(last) ? last.code : 'INTERNAL';
+  return new FerryError('TIMEOUT', `publish to ${topic ?? 'a topic'} not confirmed; a try may have been stored, so the outcome is unknown (last error: ${lastCode}): publish it again with the same id`, {
+    cause: last,
+    detail: { outcome: 'unknown', lastCode },
+  });
+}
 
 /** Failures before anything was sent (no connection, no leader): every kind retries them. */
 const UNSENT_RETRIED: ReadonlySet<ErrorCode> = new Set([...NOTHING_DONE, 'CONNECTION_CLOSED', 'TIMEOUT']);

@@ -28,6 +28,22 @@ export interface SubscribeOptions {
   deadLetterTopic?: string;
 }
 
+/**
+ * The 'subscriptionMoved' event: the client took `subscription` off its broker (the connection was
+ * lost, or the broker no longer leads the topic) and makes it again, on the topic's leader in a
+ * cluster. Settles sent in `generation` (the one that ended) may never have been applied: their
+ * messages may come again, and a later answered close() does not vouch for them.
+ */
+export interface SubscriptionMovedEvent {
+  subscription: Subscription;
+  topic: string;
+  group: string | undefined;
+  /** The generation that ended (subscription.generation before it is made again). */
+  generation: number;
+  /** Why: the lost connection's error, or NOT_LEADER. */
+  error: FerryError;
+}
+
 export type GroupSettings = Pick<SubscribeOptions, 'ackTimeoutMs' | 'backoffMs' | 'deliveriesMax' | 'deadLetterTopic'>;
 
 /** What a subscription needs from its client. */
@@ -96,6 +112,17 @@ export class Subscription implements AsyncIterableIterator<Message>, MessageSett
 
   get isClosed(): boolean {
     return this.closed;
+  }
+
+  /**
+   * Which attachment to a broker the subscription is on: 1 once subscribed, one more each time the
+   * client makes it again (after a lost connection, or on its topic's new leader; the client emits
+   * 'subscriptionMoved' when it takes the subscription off a broker). A message is settled only
+   * on the broker of the generation that delivered it, and an answered close() vouches only for
+   * settles sent in the current generation: acks of an earlier one may never have been applied.
+   */
+  get generation(): number {
+    return this.epoch;
   }
 
   /** Messages received and not yet taken by the application. */
@@ -323,12 +350,13 @@ export class Subscription implements AsyncIterableIterator<Message>, MessageSett
   /**
    * Stops deliveries (UNSUBSCRIBE; acks queued before it are applied first) and ends the iterator.
    * Resolves with true when the broker answered the UNSUBSCRIBE: every ack and nack of this
-   * subscription sent before close() on its current connection had then settled (an ack durably,
-   * per the topic's durability). Resolves with false when no answer came — the connection was lost
-   * (possibly before the client noticed: its socket had failed, no 'reconnecting' yet), the request
-   * timed out, the broker had ended the subscription, or it was not attached: those acks may be
-   * lost, and the broker delivers their messages again. Never rejects; a second call returns the
-   * first call's outcome.
+   * subscription sent before close() on its current connection — in its current `generation` —
+   * had then settled (an ack durably, per the topic's durability); it says nothing of settles
+   * sent in an earlier generation, to a broker the subscription has since left. Resolves with
+   * false when no answer came — the connection was lost (possibly before the client noticed: its
+   * socket had failed, no 'reconnecting' yet), the request timed out, the broker had ended the
+   * subscription, or it was not attached: those acks may be lost, and the broker delivers their
+   * messages again. Never rejects; a second call returns the first call's outcome.
    */
   close(): Promise<boolean> {
     return (this.closing ??= this.closeOnce());

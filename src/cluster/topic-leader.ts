@@ -138,9 +138,12 @@ export class TopicLeader {
     }
   }
 
-  /** Resolves once `offset` of the log is committed; fails if leadership ends first. */
+  /**
+   * Resolves once `offset` of the log (appended already) is committed; fails if leadership ends
+   * first, with the end's error marked `appended` (appendedNotCommitted).
+   */
   waitCommitted(logId: string, offset: number): Promise<void> {
-    if (this.stopped !== null) return Promise.reject(this.stopped);
+    if (this.stopped !== null) return Promise.reject(appendedNotCommitted(this.stopped));
     const waiters = this.waiters.get(logId);
     if (waiters === undefined) return Promise.reject(new FerryError('INTERNAL', `topic ${this.options.topic} has no log ${logId}`));
     return waiters.wait(offset, this.highWatermark(logId));
@@ -454,14 +457,31 @@ export class TopicLeader {
     return out;
   }
 
-  /** Ends this leadership: waiters fail with `error`, parked fetches wake, the timer stops. Idempotent. */
+  /**
+   * Ends this leadership: commit waiters fail with `error` marked `appended`, requests after it
+   * with `error` itself; parked fetches wake, the timer stops. Idempotent.
+   */
   stepDown(error: FerryError): void {
     if (this.stopped !== null) return;
     this.stopped = error;
     this.timer?.cancel();
     this.timer = null;
     for (const unsubscribe of this.unsubscribes) unsubscribe();
-    for (const waiters of this.waiters.values()) waiters.failAll(error);
+    const uncommitted = appendedNotCommitted(error);
+    for (const waiters of this.waiters.values()) waiters.failAll(uncommitted);
     this.wakeParked();
   }
+}
+
+/**
+ * What a commit wait fails with when the leadership ends: the record is in this leader's log and
+ * may be on followers, so the next leader may still commit it. The code stays (NOT_LEADER: send it
+ * to the next leader, with the same id); `detail.appended: true` says the outcome is unknown, not
+ * a refusal (docs/CLUSTERING.md, "Clients").
+ */
+function appendedNotCommitted(error: FerryError): FerryError {
+  return new FerryError(error.code, `${error.message}; the write was appended before the leadership ended and may still be committed`, {
+    cause: error,
+    detail: { ...error.detail, appended: true },
+  });
 }

@@ -7,8 +7,11 @@
  * Only the answer counts (`close()` resolving true): a close that merely did not fail proves
  * nothing, since the client learns of a lost connection only after its socket has failed.
  *
- * The connection generation `g` counts lost connections: an ack of a message received on an
- * earlier connection is dropped by the client, and the history says so (dg != g).
+ * The generation `g` counts lost connections and subscriptions the client moved to another broker
+ * (a cluster client follows its topic's leader without a lost connection the consumer sees): an ack
+ * of a message received in an earlier generation is dropped by the client, and the history says so
+ * (dg != g); and a barrier vouches only for acks of its own generation, so an UNSUBSCRIBE answered
+ * by the new leader never confirms acks sent to the old one.
  */
 import type { FerryClient, Message, Subscription } from '../../src/client/index.js';
 import { isFerryError } from '../../src/errors.js';
@@ -59,6 +62,10 @@ export class Consumer {
     client.on('reconnecting', () => {
       this.generation++;
       history.record({ k: 'rc', t: nowT(), c: id, g: this.generation });
+    });
+    client.on('subscriptionMoved', () => {
+      this.generation++;
+      history.record({ k: 'rc', t: nowT(), c: id, g: this.generation, moved: true });
     });
     client.on('error', (error: unknown) => {
       this.settleErrors++;

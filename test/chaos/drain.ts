@@ -10,7 +10,7 @@
  *
  * Everything is recorded in the history like any consumer's work, as consumer `drain`.
  */
-import type { FerryClient, Message, Subscription } from '../../src/client/index.js';
+import type { FerryClient, Message, Subscription, SubscriptionMovedEvent } from '../../src/client/index.js';
 import { isFerryError } from '../../src/errors.js';
 import { decodeValue, forEachEvent, nowT, type DeliveryKind, type HistoryWriter } from './history.js';
 import type { ConsumerSettings } from './consumer.js';
@@ -91,6 +91,13 @@ export async function drain(options: DrainOptions): Promise<DrainReport> {
     backoffMs: options.consumer.backoffMs,
     deliveriesMax: options.consumer.deliveriesMax,
   });
+  // An ack sent to a leader that loses the topic just then may be lost, and the new leader delivers
+  // the message again: the move is recorded as a disruption of the drain, like a lost connection.
+  let generation = 0;
+  const onMoved = (event: SubscriptionMovedEvent): void => {
+    if (event.subscription === subscription) history.record({ k: 'rc', t: nowT(), c: 'drain', g: ++generation, moved: true });
+  };
+  client.on('subscriptionMoved', onMoved);
   const watchdog = setInterval(() => {
     const idle = performance.now() - lastDeliveryMs > options.idleMs;
     if (outstanding.size === 0 || idle || performance.now() - startedMs > options.maxMs) void subscription.close();
@@ -98,10 +105,11 @@ export async function drain(options: DrainOptions): Promise<DrainReport> {
   try {
     for await (const message of subscription) {
       lastDeliveryMs = performance.now();
-      settle(message, history, outstanding);
+      settle(message, history, outstanding, generation);
     }
   } finally {
     clearInterval(watchdog);
+    client.off('subscriptionMoved', onMoved);
   }
   stopped = true;
   await deadLetters;
@@ -128,9 +136,9 @@ export async function drain(options: DrainOptions): Promise<DrainReport> {
   };
 }
 
-function settle(message: Message, history: HistoryWriter, outstanding: Set<string>): void {
+function settle(message: Message, history: HistoryWriter, outstanding: Set<string>, g: number): void {
   const identity = decodeValue(message.value);
-  const base = { t: nowT(), kind: 'group' as const, c: 'drain', sub: 1, g: 0, part: message.partition, off: message.offset, dc: message.deliveryCount };
+  const base = { t: nowT(), kind: 'group' as const, c: 'drain', sub: 1, g, part: message.partition, off: message.offset, dc: message.deliveryCount };
   if (typeof identity === 'string') {
     history.record({ k: 'd', ...base, bad: identity });
     void message.ack().catch(() => undefined);
@@ -138,7 +146,8 @@ function settle(message: Message, history: HistoryWriter, outstanding: Set<strin
   }
   const { p, s, a } = identity;
   history.record({ k: 'd', ...base, p, s, a });
-  const event = { t: nowT(), c: 'drain', sub: 1, dg: 0, g: 0, part: message.partition, off: message.offset, p, s };
+  // Taken and settled in one turn: the generation that delivered it is the one the ack goes to.
+  const event = { t: nowT(), c: 'drain', sub: 1, dg: g, g, part: message.partition, off: message.offset, p, s };
   if (identity.x === 1) {
     history.record({ k: 'nk', ...event });
     void message.nack().catch(() => undefined);
@@ -166,6 +175,13 @@ async function scanToEnd(
   let count = 0;
   let lastMs = performance.now();
   const subscription = await client.subscribe(topic, { from: 'earliest', prefetch: SCAN_PREFETCH });
+  // An ack sent to a leader that loses the topic just then may be lost, and the new leader delivers
+  // the message again: the move is recorded as a disruption of the drain, like a lost connection.
+  let generation = 0;
+  const onMoved = (event: SubscriptionMovedEvent): void => {
+    if (event.subscription === subscription) history.record({ k: 'rc', t: nowT(), c: 'drain', g: ++generation, moved: true });
+  };
+  client.on('subscriptionMoved', onMoved);
   const watchdog = setInterval(() => {
     // A scan that stops making progress (e.g. an unreadable range) ends incomplete rather than hang.
     if (remaining.size === 0 || performance.now() - lastMs > 10_000) void subscription.close();
@@ -196,6 +212,13 @@ async function readStream(
   onMessage: (key: string) => void,
 ): Promise<void> {
   const subscription: Subscription = await client.subscribe(topic, { from: 'earliest', prefetch: SCAN_PREFETCH });
+  // An ack sent to a leader that loses the topic just then may be lost, and the new leader delivers
+  // the message again: the move is recorded as a disruption of the drain, like a lost connection.
+  let generation = 0;
+  const onMoved = (event: SubscriptionMovedEvent): void => {
+    if (event.subscription === subscription) history.record({ k: 'rc', t: nowT(), c: 'drain', g: ++generation, moved: true });
+  };
+  client.on('subscriptionMoved', onMoved);
   const watchdog = setInterval(() => {
     if (stopped()) void subscription.close();
   }, 100);

@@ -52,8 +52,11 @@ export type HistoryEvent =
    * `why`: not attached, reconnected meanwhile, a settle error, or no answer to the UNSUBSCRIBE).
    */
   | { k: 'bar'; t: number; c: string; sub: number; g: number; ok: boolean; why?: 'detached' | 'reconnected' | 'settle-error' | 'unanswered' }
-  /** Consumer c's connection was lost; its generation is now g. */
-  | { k: 'rc'; t: number; c: string; g: number }
+  /**
+   * Consumer c's connection was lost, or (`moved`) the client moved one of its subscriptions to
+   * another broker (a cluster client following the topic's leader); its generation is now g.
+   */
+  | { k: 'rc'; t: number; c: string; g: number; moved?: true }
   /** The broker rejected an ack or nack of consumer c (the consumer also fails that subscription's barrier). */
   | { k: 'se'; t: number; c: string; code: string }
   /**

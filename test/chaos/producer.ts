@@ -111,7 +111,9 @@ export class Producer {
       },
       (error: unknown) => {
         const code = isFerryError(error) ? error.code : 'INTERNAL';
-        const unknown = UNKNOWN_OUTCOME_CODES.has(code);
+        // A leader that appended the message and lost its leadership before committing it says so
+        // (`appended`); the cluster client gives up on such a publish with TIMEOUT, outcome unknown.
+        const unknown = UNKNOWN_OUTCOME_CODES.has(code) || (isFerryError(error) && error.detail?.['appended'] === true);
         this.history.record({ k: unknown ? 'pu' : 'pf', t: nowT(), p, s, a, code });
         if (this.abandoned || !(unknown || RETRYABLE_REJECTION_CODES.has(code))) {
           this.settled();

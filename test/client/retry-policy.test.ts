@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FerryError, isFerryError } from '../../src/errors.js';
-import { routeBackoffMs, shouldRetry, withDeadline } from '../../src/client/retry-policy.js';
+import { mayHaveApplied, publishGiveUpError, routeBackoffMs, shouldRetry, withDeadline } from '../../src/client/retry-policy.js';
 import { addressKey, parseServer, parseUrl } from '../../src/client/address.js';
 import { resolveClientOptions } from '../../src/client/options.js';
 
@@ -33,6 +33,28 @@ test('retry policy - publishes ride out leader changes, lost connections and a s
     assert.equal(shouldRetry(kind, error('AUTH_FAILED'), false), false);
   }
   assert.equal(shouldRetry('publish', new Error('not a FerryError'), true), false);
+});
+
+test('retry policy - a publish that may have been stored gives up with TIMEOUT, outcome unknown; a refusal of one that cannot have been stays a refusal', () => {
+  const appended = new FerryError('NOT_LEADER', 'led by nobody', { detail: { topic: 't', leader: null, address: null, epoch: 4, appended: true } });
+  // The leader wrote it, then lost its leadership before committing it: tried again, and may be stored.
+  assert.equal(shouldRetry('publish', appended, true), true);
+  assert.equal(mayHaveApplied(appended), true);
+  for (const code of ['CONNECTION_CLOSED', 'TIMEOUT', 'LOG_CLOSED'] as const) assert.equal(mayHaveApplied(error(code)), true, code);
+  for (const code of ['NOT_LEADER', 'NOT_ENOUGH_REPLICAS', 'CONNECTION_REFUSED', 'BROKER_CLOSING', 'UNKNOWN_TOPIC'] as const) {
+    assert.equal(mayHaveApplied(error(code)), false, code);
+  }
+  assert.equal(mayHaveApplied(new Error('not a FerryError')), false);
+
+  // The last try was refused outright (no leader yet), but an earlier one may have been stored.
+  const last = error('NOT_LEADER');
+  const unknown = publishGiveUpError('t', last, true);
+  assert.ok(isFerryError(unknown, 'TIMEOUT'), String(unknown));
+  assert.deepEqual(unknown.detail, { outcome: 'unknown', lastCode: 'NOT_LEADER' });
+  assert.equal(unknown.cause, last);
+  assert.match(unknown.message, /outcome is unknown/);
+  // No try can have stored it: the refusal is the answer.
+  assert.equal(publishGiveUpError('t', last, false), last);
 });
 
 test('retry policy - pauses double from 10 ms up to 500 ms, without jitter', () => {

@@ -215,3 +215,23 @@ test('topic leader - a handover names the first follower holding every log to th
   const none = await Promise.all([f.leader.successorHoldingAll(['n4'], 100), f.clock.advanceAndSettle(100)]);
   assert.equal(none[0], undefined, 'none after the timeout');
 });
+
+test('topic leader - a commit wait ended by the end of the leadership says the write was appended; a refusal after it does not', async () => {
+  const f = await fixture();
+  // n2 and n3 hold nothing yet: the append waits for the high watermark.
+  const append = appendCommitted(f);
+  const failed = append.done.then(
+    () => null,
+    (error: unknown) => error,
+  );
+  await settle();
+  const moved = new FerryError('NOT_LEADER', 'topic t is led by n2', { detail: { topic: 't', leader: 'n2', address: '127.0.0.1:7702', epoch: 4 } });
+  f.leader.stepDown(moved);
+  const error = await failed;
+  assert.ok(isFerryError(error, 'NOT_LEADER'), String(error));
+  assert.deepEqual(error.detail, { topic: 't', leader: 'n2', address: '127.0.0.1:7702', epoch: 4, appended: true }, 'the leader hint stays, with appended');
+  // A wait begun after the end (the append finished just then) says the same.
+  await assert.rejects(f.leader.waitCommitted('p0', 0), (late) => isFerryError(late, 'NOT_LEADER') && late.detail?.['appended'] === true);
+  // Nothing is appended after the end: that refusal is a definite one.
+  assert.throws(() => f.leader.checkWritable(), (refused) => isFerryError(refused, 'NOT_LEADER') && refused.detail?.['appended'] === undefined);
+});
