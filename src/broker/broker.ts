@@ -92,6 +92,8 @@ export interface BrokerOptions {
   topicsAtOpen?: 'all' | 'none';
   /** Topics that live on other brokers (cluster mode): where dead letters and redrives go when a topic is not open here. */
   remote?: RemoteTopics;
+  /** Cluster mode: `openLog` gives replicas replication holds open; their files are never removed or moved (TopicServices.replicated). */
+  replicated?: boolean;
   /** Spans for dead letters and redrives when `@opentelemetry/api` and an SDK are there (default true; broker/tracing.ts). */
   tracing?: boolean;
 }
@@ -100,8 +102,8 @@ export interface BrokerOptions {
 export interface RemoteTopics {
   /** Whether the topic exists somewhere in the cluster. */
   exists(topic: string): boolean;
-  /** Creates a dead-letter topic in the cluster (TOPIC_EXISTS when it exists). */
-  createDeadLetterTopic(topic: string): Promise<void>;
+  /** Creates a dead-letter topic in the cluster, replicated as `like` (its source topic) is (TOPIC_EXISTS when it exists). */
+  createDeadLetterTopic(topic: string, like: TopicConfig): Promise<void>;
   /** Publishes through the topic's leader; resolves once committed. */
   publishStored(topic: string, messages: PublishMessage[]): Promise<void>;
   /** A lower bound for the offsets the next message there can get (its committed end). */
@@ -177,7 +179,8 @@ export class Broker implements BrokerApi, DeadLetterTarget {
         storageObserver: options.storageObserver ?? null,
         openLog: options.openLog ?? openLocalLog,
         resolveGroupConfig: (topic, groupOptions) => resolveGroupConfig(groupDefaults, topic, groupOptions),
-        quarantine: quarantiner(fs, options.dir, clock, logger),
+        quarantine: quarantiner(fs, options.dir, clock, logger, options.replicated === true),
+        replicated: options.replicated === true,
       };
       const admission = new Admission(fs, options.dir, clock, logger, options.admission);
       const tracing = options.tracing === false ? null : await BrokerTracing.load();
@@ -368,7 +371,8 @@ export class Broker implements BrokerApi, DeadLetterTarget {
     if (topic === undefined) return this.remote?.exists(topicName) === true ? this.remote.offsetHint(topicName) : 0;
     // The synced end, not the next offset: a power loss can cut unsynced records, and their offsets
     // go to later appends, so a hint taken at the next offset could end up past the copy.
-    return Math.min(...topic.logs.map((log) => log.syncedOffset + 1));
+    // In a cluster, also no further than the high watermark (the visible end): a failover can take back the rest.
+    return Math.min(...topic.logs.map((log) => Math.min(log.syncedOffset + 1, log.visibleEndOffset)));
   }
 
   async contains(topicName: string, fromOffset: number, source: DeadLetterSource): Promise<boolean> {
@@ -386,16 +390,17 @@ export class Broker implements BrokerApi, DeadLetterTarget {
     return false;
   }
 
-  publishDeadLetter(topicName: string, message: PublishMessage): Promise<void> {
-    return this.tracing === null ? this.storeDeadLetter(topicName, message) : this.tracing.deadLetter(topicName, message, () => this.storeDeadLetter(topicName, message));
+  publishDeadLetter(topicName: string, message: PublishMessage, sourceTopic: string): Promise<void> {
+    const store = (): Promise<void> => this.storeDeadLetter(topicName, message, sourceTopic);
+    return this.tracing === null ? store() : this.tracing.deadLetter(topicName, message, store);
   }
 
-  private async storeDeadLetter(topicName: string, message: PublishMessage): Promise<void> {
+  private async storeDeadLetter(topicName: string, message: PublishMessage, sourceTopic: string): Promise<void> {
     let topic = this.topics.get(topicName);
     if (topic === undefined && this.remote !== null) {
       // Cluster mode: the dead-letter topic lives wherever the cluster placed it.
       if (!this.remote.exists(topicName)) {
-        await this.remote.createDeadLetterTopic(topicName).catch((error: unknown) => {
+        await this.remote.createDeadLetterTopic(topicName, this.topic(sourceTopic).config).catch((error: unknown) => {
           if (!(error instanceof FerryError && error.code === 'TOPIC_EXISTS')) throw error;
         });
       }

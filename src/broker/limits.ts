@@ -28,6 +28,12 @@ export const GROUP_JOURNAL_RECORDS_PER_SNAPSHOT = 20_000;
  * ack still gets its counts written within this delay.
  */
 export const DISPATCHED_FLUSH_DELAY_MS = 20;
+/**
+ * How often a group journal append refused because too few replicas are in sync (cluster mode) is
+ * offered again: the refusal writes nothing, and the acks waiting on it are answered once it is
+ * taken (group-store.ts, appendWhenAccepted).
+ */
+export const GROUP_JOURNAL_RETRY_MS = 100;
 /** Journal segment size: small, so segments below a snapshot can be deleted soon. */
 export const GROUP_JOURNAL_SEGMENT_BYTES = 4 * 1024 * 1024;
 /** Ids remembered for exactly-once publish per topic; past it the oldest are forgotten early. */

@@ -41,9 +41,20 @@ export interface BadEntry {
 /** Moves a bad entry into quarantine and logs it; rethrows `error` when it is the machine's or the cluster's (above). */
 export type Quarantine = (entry: BadEntry, error: unknown) => Promise<void>;
 
-export function quarantiner(fs: FileSystem, dataDir: string, clock: Clock, logger: Logger): Quarantine {
+/**
+ * With `replicated` (cluster mode) a bad entry is logged (`broker.<kind>.left_in_place`) and left
+ * where it is, not served: its logs are replicas that replication holds open and followers copy,
+ * and moving their files from under it made every later write to them fail (ENOENT) and kept the
+ * replica out of the in-sync set for good. A damaged replica is the replica checks' to repair.
+ */
+export function quarantiner(fs: FileSystem, dataDir: string, clock: Clock, logger: Logger, replicated = false): Quarantine {
   return async (entry, error) => {
     if (isMachineError(error) || isConditionError(error)) throw error;
+    const fields = { topic: entry.topic, ...(entry.group === undefined ? {} : { group: entry.group }) };
+    if (replicated) {
+      logger.error(`broker.${entry.kind}.left_in_place`, { ...fields, path: entry.path, error });
+      return;
+    }
     const dir = join(dataDir, QUARANTINE_DIR);
     await mkdirDurable(fs, dir);
     const name = cutName(entry.group === undefined ? entry.topic : `${entry.topic}.groups.${entry.group}`);
@@ -54,8 +65,7 @@ export function quarantiner(fs: FileSystem, dataDir: string, clock: Clock, logge
     await fs.syncDir(dirname(entry.path));
     await fs.syncDir(dir);
     logger.error(`broker.${entry.kind}.quarantined`, {
-      topic: entry.topic,
-      ...(entry.group === undefined ? {} : { group: entry.group }),
+      ...fields,
       from: entry.path,
       to: target,
       error,

@@ -57,6 +57,12 @@ export interface TopicServices {
   openLog: LogFactory;
   /** Moves a topic or group directory that does not open aside (recovery.ts). */
   quarantine: Quarantine;
+  /**
+   * Cluster mode: every log is a replica that replication holds open and followers copy, so the
+   * broker never removes a log's files (a group whose creation failed leaves its journal to
+   * replication; a creation later takes it up). Single node: a failed creation leaves nothing.
+   */
+  replicated: boolean;
 }
 
 export class Topic {
@@ -406,6 +412,7 @@ export class Topic {
         openLog: (options) => this.context.openLog(options, { kind: 'group-journal', topic: this.name, group: name }),
         initial: async () => ({ config: this.context.resolveGroupConfig(this.name, options), floors: await this.startOffsets(from) }),
         existingOnly,
+        keepFiles: this.context.replicated,
       });
       if (store === null) return null;
       let group: Group;
@@ -422,9 +429,10 @@ export class Topic {
           deadLetters: this.context.deadLetters,
         });
       } catch (error) {
-        // Nothing stays open, and a group this call created leaves no directory behind.
+        // Nothing stays open, and a group this call created leaves no directory behind (but a
+        // replicated journal stays with replication: see TopicServices.replicated).
         await store.close().catch(() => undefined);
-        if (store.createdNow) await removeTree(this.context.fs, join(this.dir, GROUPS_DIR, name)).catch(() => undefined);
+        if (store.createdNow && !this.context.replicated) await removeTree(this.context.fs, join(this.dir, GROUPS_DIR, name)).catch(() => undefined);
         throw error;
       }
       this.groups.set(name, group);

@@ -30,7 +30,7 @@ export interface ClusterParts {
   node: ClusterNode;
   etcd: EtcdClient;
   /** For Broker.open: every log through the cluster, no topic opened at start, dead letters anywhere. */
-  brokerOptions: { openLog: LogFactory; topicsAtOpen: 'none'; remote: RemoteTopics };
+  brokerOptions: { openLog: LogFactory; topicsAtOpen: 'none'; remote: RemoteTopics; replicated: true };
   /** The broker as the transports serve it. */
   serve(broker: Broker): BrokerApi;
   /** Joins the cluster as `address` (the advertised one, or the listener's). */
@@ -85,7 +85,7 @@ export function clusterParts(config: FerryConfig, parts: { clock: Clock; logger:
   return {
     node,
     etcd,
-    brokerOptions: { openLog: (options, role) => node.openLog(options, role), topicsAtOpen: 'none', remote },
+    brokerOptions: { openLog: (options, role) => node.openLog(options, role), topicsAtOpen: 'none', remote, replicated: true },
     serve: (broker) => new ClusteredBroker(broker, node, clock),
     describeRemote: async (topic) => (await clusterClient()).describeTopic(topic),
     serverTlsChanged: (material) => {

@@ -49,7 +49,7 @@ export class BrokerReplicas implements LocalTopics {
   }
 
   async open(name: string): Promise<void> {
-    if (!(await this.broker.openTopic(name))) throw new FerryError('STORAGE_FAILED', `topic ${name} did not open (see broker.topic.quarantined)`);
+    if (!(await this.broker.openTopic(name))) throw new FerryError('STORAGE_FAILED', `topic ${name} did not open (see broker.topic.left_in_place)`);
   }
 
   drain(name: string, timeoutMs: number): Promise<void> {

@@ -8,15 +8,13 @@
 import { FerryError } from '../errors.js';
 import type { RemoteTopics } from '../broker/broker.js';
 import { isCopyOf, type DeadLetterSource } from '../broker/delivery/dead-letter.js';
-import type { PublishMessage } from '../broker/types.js';
+import type { PublishMessage, TopicConfig } from '../broker/types.js';
 import type { FerryClient } from '../client/client.js';
 import type { Message } from '../client/message.js';
 import type { ClusterNode } from './cluster-node.js';
 
 /** How long a search of a remote dead-letter topic may take before it gives up (recovery tries again later). */
 const CONTAINS_TIMEOUT_MS = 30_000;
-/** Replicas of a dead-letter topic the cluster creates on a group's behalf, at most. */
-const DEAD_LETTER_REPLICAS_MAX = 3;
 
 export class ClusterRemoteTopics implements RemoteTopics {
   constructor(
@@ -29,9 +27,17 @@ export class ClusterRemoteTopics implements RemoteTopics {
     return this.node.placement(topic) !== undefined;
   }
 
-  async createDeadLetterTopic(topic: string): Promise<void> {
-    const replicas = Math.min(DEAD_LETTER_REPLICAS_MAX, this.node.liveBrokers().length);
-    await this.node.createTopic(topic, { partitions: 1 }, replicas, Math.min(2, replicas));
+  /**
+   * Replicated as the source topic is (replicas, minInSync, durability), whichever broker creates
+   * it and whatever its own defaults, so that a dead letter survives what its original survived.
+   * Not fewer replicas when brokers are down: the creation then fails (NOT_ENOUGH_REPLICAS) and the
+   * move is tried again later, the original kept pending meanwhile.
+   */
+  async createDeadLetterTopic(topic: string, like: TopicConfig): Promise<void> {
+    const replicas = like.replicas ?? 1;
+    const minInSync = like.minInSync ?? Math.min(2, replicas);
+    const config = { partitions: 1, durability: like.durability, syncIntervalMs: like.syncIntervalMs, replicas, minInSync };
+    await this.node.createTopic(topic, config, replicas, minInSync);
   }
 
   async publishStored(topic: string, messages: PublishMessage[]): Promise<void> {

@@ -43,8 +43,15 @@ export class Consumer {
   private stopping = false;
   private held = 0;
   private heldWaiters: Array<() => void> = [];
-  /** Settle errors seen since the current subscription opened. */
+  /** Settle errors seen so far (never reset: see settleErrorsAtOpen). */
   private settleErrors = 0;
+  /**
+   * `settleErrors` when the current subscription opened. A barrier compares with the count when its
+   * own subscription opened: the next subscription opens while the close's UNSUBSCRIBE still waits
+   * for its acks, and resetting a count there erased the settle errors of the subscription being
+   * closed, so a barrier after a failed ack could count as confirming it.
+   */
+  private settleErrorsAtOpen = 0;
   private pendingSettles: Array<() => void> = [];
   private current: Subscription | null = null;
   private currentLocal = 0;
@@ -104,7 +111,7 @@ export class Consumer {
       const local = ++this.subscriptionCount;
       this.current = subscription;
       this.currentLocal = local;
-      this.settleErrors = 0;
+      this.settleErrorsAtOpen = this.settleErrors;
       this.rotateTimer = setTimeout(() => void this.closeCurrent(), randomInt(this.random, this.settings.rotateMsMin, this.settings.rotateMsMax));
       try {
         for (;;) {
@@ -173,6 +180,7 @@ export class Consumer {
     const subscription = this.current;
     if (subscription === null) return;
     const sub = this.currentLocal;
+    const errorsAtOpen = this.settleErrorsAtOpen;
     this.current = null;
     if (this.held > 0) await new Promise<void>((resolve) => this.heldWaiters.push(resolve));
     // Let the settles of this turn leave before UNSUBSCRIBE.
@@ -188,7 +196,7 @@ export class Consumer {
       ? 'detached'
       : g !== this.generation
         ? 'reconnected'
-        : this.settleErrors !== 0
+        : this.settleErrors !== errorsAtOpen
           ? 'settle-error'
           : !answered
             ? 'unanswered'

@@ -3,7 +3,8 @@
  * after the leader is SIGKILLed, acked messages are not delivered again, a nacked one keeps its
  * delay and delivery count, a delayed message is not delivered early, and a dead letter is in one
  * place; a rolling restart of every broker with SIGTERM under a publish and consume load fails no
- * publish, loses none, and delivers no acked message again.
+ * publish, loses none, and delivers no acked message again; a dead-letter topic the cluster creates
+ * for a group is replicated as the group's topic is.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -220,4 +221,21 @@ test('failover - a publish repeating an id from before the failover is a duplica
   assert.equal(fresh.duplicate ?? false, false);
   assert.equal(fresh.offset, 50);
   // The last test of the file: the cluster stops with the victim down.
+});
+
+test('dead letters - the dead-letter topic the cluster creates for a group is replicated as the group\'s topic is', { timeout: SUITE_TIMEOUT_MS }, async () => {
+  // Not the brokers' defaults (3 live brokers: 3 replicas, minInSync 2, `always` before the fix).
+  await client.createTopic('jobs', { replicas: 2, minInSync: 1, durability: 'interval', syncIntervalMs: 50 });
+  await client.publish('jobs', 'poison', { id: 'poison' });
+  const subscription = await client.subscribe('jobs', { group: 'workers', prefetch: 1 });
+  const iterator = subscription[Symbol.asyncIterator]();
+  const message = (await iterator.next()).value as Message;
+  await message.reject('poison');
+  await subscription.close();
+  const dlq = await client.describeTopic('jobs.dlq');
+  // (TOPIC_INFO carries durability and the placement, not minInSync.)
+  assert.equal(dlq.config.durability, 'interval');
+  assert.equal(dlq.config.syncIntervalMs, 50);
+  assert.equal(dlq.partitions[0]!.replicas?.length, 2, JSON.stringify(dlq.partitions[0]));
+  assert.equal(dlq.partitions[0]!.highWatermark, 1, 'the dead letter is committed there');
 });

@@ -42,10 +42,12 @@ export interface DeadLetterTarget {
    */
   offsetHint(topic: string): Promise<number>;
   /**
-   * Publishes to the dead-letter topic, creating it on first use; resolves once the copy is synced
-   * (covered by an fdatasync) whatever the topic's durability: the original is settled next.
+   * Publishes to the dead-letter topic, creating it on first use (in a cluster, replicated as
+   * `sourceTopic` is, so a dead letter survives what its original survived); resolves once the copy
+   * is synced (covered by an fdatasync) whatever the topic's durability, and in a cluster once it is
+   * committed there: the original is settled next.
    */
-  publishDeadLetter(topic: string, message: PublishMessage): Promise<void>;
+  publishDeadLetter(topic: string, message: PublishMessage, sourceTopic: string): Promise<void>;
   /** Whether the dead-letter topic holds a copy of `source` at or after `fromOffset`. */
   contains(topic: string, fromOffset: number, source: DeadLetterSource): Promise<boolean>;
 }
@@ -115,21 +117,27 @@ export class DeadLetterer {
           logger.info('broker.dead_letter.recovered', { ...source, copy: 'found' });
         } else {
           // An untrusted hint is replaced: the move journals a fresh intent first.
-          await this.moveOnce(partition, offset, state.deliveriesOf(offset), intent.reason, hintTrusted ? intent.dlqOffsetHint : null);
-          logger.info('broker.dead_letter.recovered', { ...source, copy: 'written' });
+          const written = await this.moveOnce(partition, offset, state.deliveriesOf(offset), intent.reason, hintTrusted ? intent.dlqOffsetHint : null);
+          logger.info('broker.dead_letter.recovered', { ...source, copy: written ? 'written' : 'original_gone' });
         }
       }
     }
   }
 
-  private async moveOnce(partition: number, offset: number, deliveries: number, reason: string, hint: number | null): Promise<void> {
+  /** Copies the original to the dead-letter topic and settles it; false when the original was gone (nothing copied). */
+  private async moveOnce(partition: number, offset: number, deliveries: number, reason: string, hint: number | null): Promise<boolean> {
     const { store, target, deadLetterTopic, logs, topic, group, clock } = this.options;
     if (hint === null) {
       const dlqOffsetHint = await target.offsetHint(deadLetterTopic);
       await store.record({ kind: GroupEventKind.deadLetterIntent, partition, offset, dlqOffsetHint, reason });
     }
-    const [record] = await logs[partition]!.read(offset, { recordsMax: 1 });
-    if (record === undefined || record.offset !== offset) {
+    // `uncommitted`: the original was delivered, so it was committed; but a broker that has just
+    // become leader (after a power loss of every replica, its high watermark starts at the log
+    // start) shows nothing past its high watermark until its followers have fetched, and a read of
+    // the visible log took the original for gone and settled it with no copy written.
+    const [record] = await logs[partition]!.read(offset, { recordsMax: 1, uncommitted: true });
+    const found = record !== undefined && record.offset === offset;
+    if (!found) {
       // Retention removed the original: nothing left to move; settle so it is not waited for.
       this.options.logger.warn('broker.dead_letter.original_gone', { topic, group, partition, offset });
     } else {
@@ -143,11 +151,12 @@ export class DeadLetterer {
         [DLQ_HEADERS.reason, reason],
         [DLQ_HEADERS.time, new Date(clock.nowMs()).toISOString()],
       );
-      await target.publishDeadLetter(deadLetterTopic, { key: record.key, headers, value: record.value });
+      await target.publishDeadLetter(deadLetterTopic, { key: record.key, headers, value: record.value }, topic);
       this.options.logger.info('broker.dead_letter.moved', { topic, group, partition, offset, deliveries, reason, deadLetterTopic });
     }
     await store.settle(partition, offset);
     this.options.onSettled();
+    return found;
   }
 
   /** Tries the move again after DEAD_LETTER_RETRY_MS; `moving` (the partition's set) keeps `offset` until it succeeds. */

@@ -11,14 +11,14 @@ import { dirname, join } from 'node:path';
 import type { TimerHandle } from '../../platform/clock.js';
 import type { Logger } from '../../platform/logger.js';
 import { mkdirDurable, removeTree } from '../../platform/atomic-write.js';
-import { FerryError } from '../../errors.js';
-import type { LogOptions, PartitionLog, StorageObserver } from '../../storage/types.js';
+import { FerryError, isFerryError } from '../../errors.js';
+import type { AppendResult, LogOptions, PartitionLog, RecordInput, StorageObserver } from '../../storage/types.js';
 import type { WriteBufferPool } from '../../storage/write-buffers.js';
 import { AckSet } from './ack-set.js';
 import { encodeGroupEvents, GroupEventKind, type GroupEvent } from './group-journal.js';
 import { parseSnapshot, replayGroup, snapshotRecords } from './group-snapshots.js';
 import { GroupState, PartitionGroupState, type GroupSnapshot, type StateTruncation } from './group-state.js';
-import { DISPATCHED_FLUSH_DELAY_MS, GROUP_JOURNAL_RECORDS_PER_SNAPSHOT, GROUP_JOURNAL_SEGMENT_BYTES } from '../limits.js';
+import { DISPATCHED_FLUSH_DELAY_MS, GROUP_JOURNAL_RECORDS_PER_SNAPSHOT, GROUP_JOURNAL_RETRY_MS, GROUP_JOURNAL_SEGMENT_BYTES } from '../limits.js';
 import type { GroupConfig } from '../types.js';
 
 /** The legacy snapshot file of groups written before snapshots moved into the journal. */
@@ -38,6 +38,13 @@ export interface GroupStoreOptions extends Pick<LogOptions, 'dir' | 'fs' | 'cloc
   openLog: (options: LogOptions) => Promise<PartitionLog>;
   /** For a new group: its configuration and start floors, per partition. */
   initial: () => Promise<{ config: GroupConfig; floors: number[] }>;
+  /**
+   * The journal is a replica that replication holds open and followers copy (cluster mode): its
+   * files are never removed. A journal with no snapshot is then a creation that did not complete
+   * (refused: the leadership ended, or too few replicas in sync), left in place; the next creation
+   * writes its first snapshot into it.
+   */
+  keepFiles?: boolean;
 }
 
 /** The journal's log options: where, and how it is stored (the same on every replica). */
@@ -72,6 +79,10 @@ export class GroupStore {
   private snapshotDue = false;
   private closed = false;
   private appliedJournalOffset: number;
+  /** Appends refused for too few replicas in sync are offered again (waitOutRefusals) rather than failed. */
+  private retryRefused = false;
+  /** Ends the pause between two offers of a refused append at once (stopWaiting). */
+  private wakeRetry: (() => void) | null = null;
 
   private constructor(
     private readonly options: GroupStoreOptions,
@@ -90,7 +101,7 @@ export class GroupStore {
    * Opens the group's state, creating it when new. A new group's configuration (the names derived
    * for it included) is settled before anything is created, and a creation that fails leaves no
    * directory behind. With `existingOnly`, a directory whose creation never finished (no snapshot
-   * anywhere) is removed and null returned instead.
+   * anywhere) is removed and null returned instead. With `keepFiles` nothing is removed (above).
    */
   static async open(options: GroupStoreOptions & { existingOnly?: false }): Promise<GroupStore>;
   static async open(options: GroupStoreOptions & { existingOnly: boolean }): Promise<GroupStore | null>;
@@ -108,7 +119,7 @@ export class GroupStore {
     if (found !== null) return found;
     if (hasJournal || options.existingOnly === true) {
       // No snapshot anywhere: a creation that crashed before its first snapshot was durable.
-      if ((await fs.stat(dir)) !== null) {
+      if ((await fs.stat(dir)) !== null && options.keepFiles !== true) {
         options.logger.warn('broker.group.incomplete_removed', { group: options.group, dir });
         await removeTree(fs, dir);
         await fs.syncDir(dirname(dir));
@@ -119,7 +130,7 @@ export class GroupStore {
     try {
       return await GroupStore.create(options, initial);
     } catch (error) {
-      await removeTree(fs, dir).catch(() => undefined);
+      if (options.keepFiles !== true) await removeTree(fs, dir).catch(() => undefined);
       throw error;
     }
   }
@@ -276,7 +287,7 @@ export class GroupStore {
     assert.equal(this.appliedJournalOffset, this.journal.nextOffset, 'the state covers the whole journal');
     const records = snapshotting ? snapshotRecords(this.snapshotOf(this.appliedJournalOffset)) : [];
     if (events.length > 0) records.push({ value: encodeGroupEvents(events) });
-    const appended = this.journal.append(records);
+    const appended = this.appendWhenAccepted(records);
     this.appending = appended;
     let baseOffset: number;
     let lastOffset: number;
@@ -299,6 +310,50 @@ export class GroupStore {
     }
   }
 
+  /**
+   * Appends to the journal. In a cluster a leader whose in-sync set is below minInSync refuses with
+   * NOT_ENOUGH_REPLICAS and writes nothing; once waitOutRefusals was called the same records are
+   * offered again every GROUP_JOURNAL_RETRY_MS until they are taken, and the events' callers wait.
+   * Failing them instead broke an invariant (docs/CLUSTERING.md, "Invariants", 12): a failed ack
+   * put its message back for redelivery, and a failed retry record left a redelivery that was
+   * scheduled in memory only. It ends when the journal takes them, when it refuses for another
+   * reason (the leadership ended: NOT_LEADER), or after stopWaiting (one more offer).
+   */
+  private async appendWhenAccepted(records: RecordInput[]): Promise<AppendResult> {
+    for (let refusals = 0; ; refusals++) {
+      try {
+        const result = await this.journal.append(records);
+        if (refusals > 0) this.options.logger.info('broker.group.journal_accepted', { group: this.options.group, refusals });
+        return result;
+      } catch (error) {
+        if (!this.retryRefused || !isFerryError(error, 'NOT_ENOUGH_REPLICAS')) throw error;
+        if (refusals === 0) this.options.logger.warn('broker.group.journal_waiting', { group: this.options.group, error });
+        await new Promise<void>((resolve) => {
+          const timer = this.options.clock.schedule(GROUP_JOURNAL_RETRY_MS, () => {
+            this.wakeRetry = null;
+            resolve();
+          });
+          this.wakeRetry = () => {
+            timer.cancel();
+            this.wakeRetry = null;
+            resolve();
+          };
+        });
+      }
+    }
+  }
+
+  /** The group serves (opened): from now on a journal append refused for too few replicas in sync waits (appendWhenAccepted). */
+  waitOutRefusals(): void {
+    if (!this.closed) this.retryRefused = true;
+  }
+
+  /** Refused appends are offered once more and then fail (the group is closing). */
+  stopWaiting(): void {
+    this.retryRefused = false;
+    this.wakeRetry?.();
+  }
+
   private snapshotOf(journalOffset: number): GroupSnapshot {
     return this.state.toSnapshot({ group: this.options.group, createdAtMs: this.createdAtMs, config: this.config, journalOffset });
   }
@@ -316,6 +371,7 @@ export class GroupStore {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    this.stopWaiting();
     if (this.pendingDispatched.size > 0) this.scheduleFlush().catch(() => undefined);
     while (this.pendingFlush !== null) await this.pendingFlush.catch(() => undefined);
     this.closed = true;

@@ -99,6 +99,7 @@ export class Group implements SubscriptionOwner {
       for (const [offset, retry] of state.retries) group.scheduleRedelivery(partition, offset, retry.deliveries, retry.dueMs - nowMs, null);
     });
     await group.deadLetterer.recover();
+    deps.store.waitOutRefusals();
     return group;
   }
 
@@ -581,6 +582,8 @@ export class Group implements SubscriptionOwner {
       if (reason !== undefined) subscription.sink.ended?.(reason, code);
     }
     this.subscriptions.length = 0;
+    // Journal writes waiting for replicas in sync end now: a move waiting on one must not hold the close.
+    this.deps.store.stopWaiting();
     await this.deadLetterer.close();
     await this.deps.store.close();
   }
