@@ -89,8 +89,29 @@ test('mqtt server - a PUBACK comes only after the broker stored the message (alw
   }
 });
 
+test('mqtt server - no CONNECT within the connect timeout, a silent client past 1.5 keepalives, a malformed packet: each closes its connection with its reason', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const harness = await startMqtt({ topics: ['t'], limits: { connectTimeoutMs: 1_000 } });
+  const port = Number(new URL(harness.url).port);
+  try {
+    const silent = connectTcp(port, '127.0.0.1');
+    silent.on('error', () => undefined);
+    const openedMs = performance.now();
+    await once(silent, 'close');
+    assert.ok(performance.now() - openedMs < 5_000, 'closed by the connect timeout');
+    const sleepy = await rawSession(harness.url, 'sleepy', 1);
+    await once(sleepy.socket, 'close');
+    assert.deepEqual(sleepy.received.filter((packet) => packet.cmd === 'disconnect').map((packet) => (packet as { reasonCode?: number }).reasonCode), [0x8d]);
+    const garbled = await rawSession(harness.url, 'garbled');
+    garbled.socket.write(Buffer.from([0x30, 0x05, 0xff, 0xff, 0x00, 0x00, 0x00]));
+    await once(garbled.socket, 'close');
+    assert.deepEqual(garbled.received.filter((packet) => packet.cmd === 'disconnect').map((packet) => (packet as { reasonCode?: number }).reasonCode), [0x81]);
+  } finally {
+    await harness.close();
+  }
+});
+
 /** A 5.0 connection spoken packet by packet (mqtt-packet), for what a well-behaved client library never sends. */
-async function rawSession(url: string, clientId: string): Promise<{ socket: Socket; received: Packet[]; send(packet: Packet): void }> {
+async function rawSession(url: string, clientId: string, keepalive = 30): Promise<{ socket: Socket; received: Packet[]; send(packet: Packet): void }> {
   const socket = connectTcp(Number(new URL(url).port), '127.0.0.1');
   const parser = mqttPacket.parser({ protocolVersion: 5 });
   const received: Packet[] = [];
@@ -99,7 +120,7 @@ async function rawSession(url: string, clientId: string): Promise<{ socket: Sock
   socket.on('error', () => undefined);
   const send = (packet: Packet): void => void socket.write(mqttPacket.generate(packet, { protocolVersion: 5 }));
   await once(socket, 'connect');
-  send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clean: true, clientId, keepalive: 30 });
+  send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clean: true, clientId, keepalive });
   await eventually(() => assert.ok(received.some((packet) => packet.cmd === 'connack'), 'no CONNACK yet'));
   return { socket, received, send };
 }
