@@ -58,6 +58,8 @@ export class MqttConnection implements SessionHolder, OutboundPort {
   private keepaliveTimer: TimerHandle | null = null;
   private lastPacketMs: number;
   private keepaliveMs = 0;
+  /** A 5.0 client's maximum packet size: larger packets are not sent to it. */
+  private clientPacketBytesMax = Number.POSITIVE_INFINITY;
   protocolVersion = 4;
   private session: SessionRequest | null = null;
   private inbound: Inbound | null = null;
@@ -209,6 +211,7 @@ export class MqttConnection implements SessionHolder, OutboundPort {
     else if (stored !== null) await sessions.forget(session.clientId);
     if (this.state !== 'authenticating') return;
     this.will = packet.will ?? null;
+    this.clientPacketBytesMax = packet.properties?.maximumPacketSize ?? Number.POSITIVE_INFINITY;
     this.keepaliveMs = (packet.keepalive ?? 0) * 1000 * KEEPALIVE_GRACE_FACTOR;
     this.inbound = new Inbound(
       {
@@ -290,15 +293,19 @@ export class MqttConnection implements SessionHolder, OutboundPort {
     this.end();
   }
 
-  write(packet: Packet): void {
-    if (this.state === 'closed') return;
+  write(packet: Packet): boolean {
+    if (this.state === 'closed') return false;
     let bytes: Buffer;
     try {
       bytes = mqttPacket.generate(packet, { protocolVersion: this.protocolVersion });
     } catch (error) {
       // A packet the encoder refuses (a property out of range, from a stored header): logged, the connection goes on.
       this.context.logger.warn('mqtt.encode_failed', { clientId: this.session?.clientId, cmd: packet.cmd, error });
-      return;
+      return false;
+    }
+    if (bytes.length > this.clientPacketBytesMax) {
+      this.context.logger.debug('mqtt.delivery_too_large', { clientId: this.session?.clientId, bytes: bytes.length, clientPacketBytesMax: this.clientPacketBytesMax });
+      return false;
     }
     this.outgoing.push(bytes);
     this.outgoingBytes += bytes.length;
@@ -306,6 +313,7 @@ export class MqttConnection implements SessionHolder, OutboundPort {
       this.flushScheduled = true;
       process.nextTick(this.flush);
     }
+    return true;
   }
 
   /** The packets of one tick go out in one write. */

@@ -38,7 +38,8 @@ interface InFlight {
 
 /** What the outbound side needs of its connection. */
 export interface OutboundPort {
-  write(packet: IPublishPacket | IPubrelPacket): void;
+  /** False when the packet was not sent: larger than the client's maximum packet size (5.0), so discarded (MQTT-3.1.2-25). */
+  write(packet: IPublishPacket | IPubrelPacket): boolean;
   /** The socket takes more now (not backed up). */
   writable(): boolean;
   readonly protocolVersion: number;
@@ -146,8 +147,8 @@ export class Outbound {
     }
     const qos = Math.min(entry.wanted.qos, publishedQos(delivery)) as QoS;
     const messageId = qos === 0 ? 0 : this.allocatePacketId();
-    port.write(publishOfDelivery(delivery, { topic, qos, messageId, protocolVersion: port.protocolVersion, retain: false, nowMs: port.nowMs() }));
-    if (qos === 0) this.settle(subscription, delivery.partition, delivery.offset);
+    const sent = port.write(publishOfDelivery(delivery, { topic, qos, messageId, protocolVersion: port.protocolVersion, retain: false, nowMs: port.nowMs() }));
+    if (qos === 0 || !sent) this.settle(subscription, delivery.partition, delivery.offset);
     else this.inFlight.set(messageId, { subscription, partition: delivery.partition, offset: delivery.offset, released: false });
   }
 
@@ -196,7 +197,7 @@ export class Outbound {
         this.inFlight.set(packet.messageId, { subscription: null, partition: 0, offset: 0, released: false });
       }
       if (port.protocolVersion === 5 && message.properties !== undefined) packet.properties = message.properties;
-      port.write(packet);
+      if (!port.write(packet) && packet.messageId !== undefined) this.inFlight.delete(packet.messageId);
     }
   }
 

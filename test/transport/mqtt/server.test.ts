@@ -110,6 +110,22 @@ test('mqtt server - no CONNECT within the connect timeout, a silent client past 
   }
 });
 
+test('mqtt server - a message larger than a 5.0 client\'s maximum packet size is not sent to it, and does not hold up the next', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const harness = await startMqtt({ topics: ['big'] });
+  const small = await client(harness.url, { properties: { maximumPacketSize: 200 } });
+  const publisher = await client(harness.url);
+  try {
+    const received = collect(small);
+    await small.subscribeAsync('big/#', { qos: 1 });
+    await publisher.publishAsync('big/a', Buffer.alloc(500, 'x'), { qos: 1 });
+    await publisher.publishAsync('big/b', 'fits', { qos: 1 });
+    await eventually(() => assert.deepEqual(received.map((one) => one.payload), ['fits']));
+  } finally {
+    await Promise.all([small.endAsync(), publisher.endAsync()]);
+    await harness.close();
+  }
+});
+
 /** A 5.0 connection spoken packet by packet (mqtt-packet), for what a well-behaved client library never sends. */
 async function rawSession(url: string, clientId: string, keepalive = 30): Promise<{ socket: Socket; received: Packet[]; send(packet: Packet): void }> {
   const socket = connectTcp(Number(new URL(url).port), '127.0.0.1');
