@@ -48,6 +48,12 @@ export const MQTT_CONNECTIONS_MAX_DEFAULT = 10_000;
 /** Where the HTTP port takes MQTT over WebSocket (the path mqtt.js and most brokers use). */
 export const MQTT_WEBSOCKET_PATH = '/mqtt';
 
+/**
+ * Persistent sessions kept at most (connected or waiting to expire): each is a file and an entry
+ * in memory; a new one past this is refused at CONNECT (0x97). Clean sessions are not counted.
+ */
+export const MQTT_STORED_SESSIONS_MAX = 100_000;
+
 /** Keepalive is enforced at one and a half times the client's interval (MQTT-3.1.2-24). */
 export const KEEPALIVE_GRACE_FACTOR = 1.5;
 

@@ -14,7 +14,10 @@ import { mkdirDurable, writeFileAtomic } from '../../platform/atomic-write.js';
 import type { Clock, TimerHandle } from '../../platform/clock.js';
 import type { FileSystem } from '../../platform/fs.js';
 import type { Logger } from '../../platform/logger.js';
+import { ConnectRefusal } from './connect.js';
+import { MQTT_STORED_SESSIONS_MAX } from './limits.js';
 import type { FilterSubscription } from './outbound.js';
+import { CONNACK_V4, REASON } from './reason-codes.js';
 
 /** What a session file holds. */
 interface StoredSession {
@@ -55,6 +58,7 @@ export class SessionRegistry {
       if (!name.endsWith('.json')) continue;
       const stored = await this.readFile(join(this.dir, name));
       if (stored === null) continue;
+      this.memory.set(stored.clientId, stored);
       const expiresAtMs = stored.expiresAtMs ?? this.options.clock.nowMs() + stored.expirySeconds * 1000;
       this.armExpiry(stored.clientId, expiresAtMs);
     }
@@ -98,8 +102,14 @@ export class SessionRegistry {
     return stored;
   }
 
-  /** Writes a connected persistent session's filters (before its SUBACK, so an acknowledged subscription survives a restart). */
+  /**
+   * Writes a connected persistent session's filters (before its SUBACK, so an acknowledged
+   * subscription survives a restart). A new session past MQTT_STORED_SESSIONS_MAX is refused.
+   */
   async store(clientId: string, expirySeconds: number, subscriptions: FilterSubscription[]): Promise<void> {
+    if (!this.memory.has(clientId) && this.memory.size >= MQTT_STORED_SESSIONS_MAX) {
+      throw new ConnectRefusal(REASON.quotaExceeded, CONNACK_V4.serverUnavailable, `${MQTT_STORED_SESSIONS_MAX} persistent sessions are stored: connect with a clean session, or let some expire`);
+    }
     await this.save({ version: 1, clientId, subscriptions, expirySeconds, expiresAtMs: null });
   }
 
