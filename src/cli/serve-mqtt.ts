@@ -31,6 +31,7 @@ export async function startMqtt(
       sessionExpirySecondsMax: mqtt.sessionExpirySecondsMax,
     },
     connectionsMax: mqtt.connectionsMax,
+    admissionLimits: config.limits,
     security: parts.security,
     tls: parts.tls === null ? null : { material: parts.tls, handshakeTimeoutMs: config.tls.handshakeTimeoutMs },
     dataDir: parts.dir,

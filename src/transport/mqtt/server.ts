@@ -12,6 +12,8 @@ import type { Clock } from '../../platform/clock.js';
 import type { FileSystem } from '../../platform/fs.js';
 import type { Logger } from '../../platform/logger.js';
 import type { TlsMaterial } from '../../security/tls.js';
+import { ADMISSION_CEILINGS, type AdmissionLimits } from '../../broker/limits.js';
+import { PublishBatcher } from '../rest/publish-batcher.js';
 import { TlsAcceptor } from '../tcp/tls-accept.js';
 import type { MqttSecurity } from './connect.js';
 import { MqttConnection, type MqttLimits } from './connection.js';
@@ -27,6 +29,8 @@ export interface MqttServerOptions {
   security: MqttSecurity | null;
   /** TLS on the same port, by first byte; null: plaintext only. */
   tls: { material: TlsMaterial; handshakeTimeoutMs: number } | null;
+  /** The operator's publish limits (`limits.*`): a publish past them is stored alone, so it fails alone (default: the ceilings). */
+  admissionLimits?: AdmissionLimits;
   /** Where sessions and retained messages are kept (`<dir>/mqtt/`); null: in memory only. */
   dataDir: string | null;
   fs: FileSystem | null;
@@ -46,11 +50,19 @@ export class MqttServer {
   readonly sessions: SessionRegistry;
   readonly retained: RetainedStore;
 
+  /**
+   * The publishes of one event-loop turn, joined per topic into one broker publish (as HTTP's are:
+   * transport/rest/publish-batcher.ts), each PUBLISH still answered with its own result. Under the
+   * guard (each connection's view wraps it), over the broker given.
+   */
+  private readonly broker: BrokerApi;
+
   constructor(
-    private readonly broker: BrokerApi,
+    broker: BrokerApi,
     private readonly options: MqttServerOptions,
   ) {
     const { clock, logger, fs, dataDir } = options;
+    this.broker = new PublishBatcher(broker, options.admissionLimits ?? ADMISSION_CEILINGS);
     this.tls = options.tls === null ? null : new TlsAcceptor({ material: options.tls.material, handshakeTimeoutMs: options.tls.handshakeTimeoutMs, clock });
     this.sessions = new SessionRegistry({ fs, dataDir, clock, logger });
     this.retained = new RetainedStore({ fs, dataDir, clock, logger });
