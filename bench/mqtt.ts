@@ -73,7 +73,7 @@ function startSpec(registry: ProcessRegistry, peer: Peer): Promise<ServerProcess
 }
 
 function client(port: number, clientId: string): Promise<MqttClient> {
-  return connectAsync(`mqtt://${LOOPBACK_HOST}:${port}`, { clientId, protocolVersion: 5, reconnectPeriod: 0, clean: true });
+  return connectAsync(`mqtt://${LOOPBACK_HOST}:${port}`, { clientId, protocolVersion: 4, reconnectPeriod: 0, clean: true });
 }
 
 /** Publishes QoS 1 with at most IN_FLIGHT_MAX unacknowledged for `seconds`; resolves with how many were acknowledged. */
