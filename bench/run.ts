@@ -10,6 +10,7 @@
  *   npm run bench -- --udp [--rates 10000,50000,100000,200000] ...   (bench/udp.ts: UDP ingest)
  *   npm run bench -- --catch-up [--mib 1024] [--rate 5000] ...      (bench/catch-up.ts: a new replica catching up)
  *   npm run bench -- --tracing [--runs 3] [--quick] ...               (bench/tracing.ts: W1/W2 with and without spans)
+ *   npm run bench -- --mqtt [--seconds 10] [--only ferry,mosquitto,aedes]   (bench/mqtt.ts: MQTT beside mosquitto and aedes)
  *   npm run bench -- --http [--seconds 30] [--quick] [--load wrk|node] ... (bench/http.ts: REST, Connect, gRPC, SSE)
  *
  * --cluster runs the same workloads against replicated systems instead, three nodes each on this
@@ -210,6 +211,7 @@ async function runOnce(system: BrokerSystem, report: SystemReport, options: Opti
 async function main(): Promise<number> {
   // UDP ingest is measured on its own terms (offered vs stored), and tracing's cost by mode, with flags of their own.
   if (process.argv.includes('--udp')) return runUdpBench(process.argv.slice(2).filter((arg) => arg !== '--udp'));
+  if (process.argv.includes('--mqtt')) return (await import('./mqtt.js')).runMqttBench(process.argv.slice(2).filter((arg) => arg !== '--mqtt'));
   if (process.argv.includes('--http')) return (await import('./http.js')).runHttpBench(process.argv.slice(2).filter((arg) => arg !== '--http'));
   if (process.argv.includes('--tracing')) return (await import('./tracing.js')).runTracingBench(process.argv.slice(2).filter((arg) => arg !== '--tracing'));
   if (process.argv.includes('--catch-up')) return (await import('./catch-up.js')).runCatchUpBench(process.argv.slice(2).filter((arg) => arg !== '--catch-up'));

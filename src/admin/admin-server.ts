@@ -20,7 +20,10 @@ import type { CountingLogger } from './log-tap.js';
 import { BrokerMetrics } from './metrics.js';
 import { ASSET_PREFIX, dashboardHandler } from './static.js';
 import type { GrpcHandler, GrpcHandlerOptions } from '../transport/grpc/handler.js';
-import type { HttpHandler } from '../transport/http/listener.js';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { HttpHandler, UpgradeHandler } from '../transport/http/listener.js';
+import { MQTT_WEBSOCKET_PATH } from '../transport/mqtt/limits.js';
 import { PublishBatcher } from '../transport/rest/publish-batcher.js';
 import { createRestHandler, REST_PATH_PREFIX, type RestHandler } from '../transport/rest/handler.js';
 import { ObservedBroker } from './observed-broker.js';
@@ -70,6 +73,8 @@ export class AdminServer {
   /** The REST endpoints and Server-Sent Events under /v1/ (docs/HTTP.md). */
   private readonly rest: RestHandler;
   private udp: UdpSource | null = null;
+  /** Takes WebSocket upgrades at /mqtt (the MQTT port's, when one is open). */
+  private mqttWebSocket: UpgradeHandler | null = null;
   private draining = false;
   private listener: HttpListener | null = null;
   private readonly startedAtMs: number;
@@ -142,6 +147,7 @@ export class AdminServer {
       logger: options.logger,
       ...(options.tls === undefined ? {} : { tls: options.tls }),
       ...(options.rejections === undefined ? {} : { onRefused: () => options.rejections!.count('TOO_MANY_CONNECTIONS', 'http') }),
+      onUpgrade: (req, socket, head) => server.upgrade(req, socket, head),
     });
     options.logger.info('admin.listening', { host: server.listener.host, port: server.listener.port, url: server.url });
     return server;
@@ -203,6 +209,21 @@ export class AdminServer {
   /** The UDP ingest port, once open (null: none configured): its datagram counts go to /metrics. */
   attachUdp(udp: UdpSource | null): void {
     this.udp = udp;
+  }
+
+  /** MQTT over WebSocket at /mqtt (docs/MQTT.md); null: none. */
+  attachMqttWebSocket(handler: UpgradeHandler | null): void {
+    this.mqttWebSocket = handler;
+  }
+
+  /** An Upgrade request: /mqtt to the MQTT port while it is open; anything else is closed. */
+  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const path = (req.url ?? '').split('?')[0];
+    if (path === MQTT_WEBSOCKET_PATH && this.mqttWebSocket !== null && !this.draining) {
+      this.mqttWebSocket(req, socket, head);
+      return;
+    }
+    socket.destroy();
   }
 
   /** Shutdown started: /readyz turns 503 so a load balancer stops sending work. */

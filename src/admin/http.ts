@@ -7,7 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SecureServerOptions } from 'node:http2';
 import type { Logger } from '../platform/logger.js';
-import { listenMultiplexed, type HttpHandler } from '../transport/http/listener.js';
+import { listenMultiplexed, type HttpHandler, type UpgradeHandler } from '../transport/http/listener.js';
 import { FerryError, isFerryError, type ErrorCode } from '../errors.js';
 import { statusForCode } from '../transport/http/status.js';
 
@@ -213,7 +213,7 @@ export interface HttpListener {
  */
 export function listenHttp(
   handler: HttpHandler,
-  options: { port: number; host: string; logger: Logger; tls?: SecureServerOptions; onRefused?: () => void },
+  options: { port: number; host: string; logger: Logger; tls?: SecureServerOptions; onRefused?: () => void; onUpgrade?: UpgradeHandler },
 ): Promise<HttpListener> {
   return listenMultiplexed(handler, options);
 }

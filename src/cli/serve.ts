@@ -40,13 +40,17 @@ import { clusterParts, type ClusterParts } from './serve-cluster.js';
 import { startUdp } from './serve-udp.js';
 import { DEFAULT_UDP_PORT } from '../protocol/limits.js';
 import type { UdpServer } from '../transport/udp/server.js';
+import { startMqtt } from './serve-mqtt.js';
+import { MQTT_DEFAULT_PORT } from '../transport/mqtt/limits.js';
+import type { MqttServer } from '../transport/mqtt/server.js';
+import { MqttWebSocketAcceptor } from '../transport/mqtt/websocket.js';
 
 export const SERVE_USAGE =
   `ferry serve [--config ferry.yaml] [--dir ./data] [--port ${DEFAULT_PORT}] [--host ${DEFAULT_HOST}]\n` +
   `            [--http-port ${DEFAULT_HTTP_PORT}|0] [--http-host ${DEFAULT_HOST}] [--log-level info] [--log-format auto|json|pretty]\n` +
   `            [--tls-cert FILE --tls-key FILE [--tls-ca FILE] [--tls-required]] [--users FILE]\n` +
   `            [--node-id ID --etcd URL[,URL...] [--etcd-ca FILE] [--etcd-cert FILE --etcd-key FILE] [--advertise HOST:PORT]]\n` +
-  `            [--udp-port ${DEFAULT_UDP_PORT}] [--set key=value]... [--print-config]`;
+  `            [--udp-port ${DEFAULT_UDP_PORT}] [--mqtt-port ${MQTT_DEFAULT_PORT}] [--set key=value]... [--print-config]`;
 
 export const SERVE_FLAGS = {
   config: { type: 'string' },
@@ -69,6 +73,7 @@ export const SERVE_FLAGS = {
   'etcd-key': { type: 'string' },
   advertise: { type: 'string' },
   'udp-port': { type: 'string' },
+  'mqtt-port': { type: 'string' },
   set: { type: 'string', multiple: true },
   'print-config': { type: 'boolean' },
 } as const;
@@ -93,6 +98,7 @@ const FLAG_KEYS = {
   'etcd-key': 'etcdKey',
   advertise: 'advertise',
   'udp-port': 'udp.port',
+  'mqtt-port': 'mqtt.port',
 } as const;
 
 export async function serve(args: string[]): Promise<number> {
@@ -146,7 +152,7 @@ function prepareSecurity(config: FerryConfig, clock: SystemClock, logger: Logger
     throw new UsageError((error as Error).message);
   }
   if (authenticator.userCount === 0) {
-    const exposed = [config.server.host, ...(config.http.enabled ? [config.http.host] : [])].filter((host) => !isLoopbackHost(host));
+    const exposed = [config.server.host, ...(config.http.enabled ? [config.http.host] : []), ...(config.mqtt.port === undefined ? [] : [config.mqtt.host])].filter((host) => !isLoopbackHost(host));
     if (exposed.length > 0) {
       throw new UsageError(
         `refusing to listen on ${exposed.join(' and ')} without users: anyone who can reach the broker could publish, consume and delete topics. ` +
@@ -272,10 +278,11 @@ async function run(config: FerryConfig): Promise<number> {
     rejections,
     cluster: cluster?.node ?? null,
   });
-  let udp: UdpServer | null = null;
+  let extra: ExtraPorts = { udp: null, mqtt: null };
   const close = async (): Promise<void> => {
-    // Datagrams stop first: what was received is stored while the broker is still open.
-    await udp?.close();
+    // Datagrams and MQTT stop first: what was received is stored while the broker is still open.
+    await extra.udp?.close();
+    await extra.mqtt?.close();
     // A leader hands its topics to in-sync followers first, while its port still serves them.
     await cluster?.leave();
     await tcp.close();
@@ -285,15 +292,33 @@ async function run(config: FerryConfig): Promise<number> {
   };
   try {
     await openPorts(config, { broker, observed, tcp, admin, logger, cluster });
-    udp = await startUdp(config, { broker: observed, clock, logger });
-    admin?.attachUdp(udp);
+    extra = await startExtraPorts(config, { observed, admin, security, guard, fs, dir, clock, logger });
   } catch (error) {
     logStartFailure(logger, error, 'tcp');
     await close();
     return EXIT_CODES.failed;
   }
-  const stopWatching = watchSecurity(config, { authenticator, tls: security.tls, tcp, admin, logger, cluster });
+  const stopWatching = watchSecurity(config, { authenticator, tls: security.tls, tcp, admin, mqtt: extra.mqtt, logger, cluster });
   return untilStopped({ logger, admin, startedMs, close, stopWatching });
+}
+
+/** The ports beside the Ferry protocol's, each off unless configured. */
+interface ExtraPorts {
+  udp: UdpServer | null;
+  mqtt: MqttServer | null;
+}
+
+/** The UDP ingest port and the MQTT port (with MQTT over WebSocket at the HTTP port's /mqtt), over the observed broker. */
+async function startExtraPorts(
+  config: FerryConfig,
+  parts: { observed: ObservedBroker; admin: AdminServer | null; security: Security; guard: AccessGuard; fs: NodeFileSystem; dir: string; clock: SystemClock; logger: Logger },
+): Promise<ExtraPorts> {
+  const { observed, admin, security, guard, fs, dir, clock, logger } = parts;
+  const udp = await startUdp(config, { broker: observed, clock, logger });
+  admin?.attachUdp(udp);
+  const mqtt = await startMqtt(config, { broker: observed, security: { authenticator: security.authenticator, guard }, tls: security.tls, fs, dir, clock, logger });
+  admin?.attachMqttWebSocket(mqtt === null ? null : new MqttWebSocketAcceptor(mqtt, config.mqtt.packetBytesMax).upgrade);
+  return { udp, mqtt };
 }
 
 /** The flag that moves each port, and the event that logs where a port 0 ended up. */
@@ -318,13 +343,14 @@ function logStartFailure(logger: Logger, error: unknown, port: keyof typeof PORT
  * broker's own connections to the others trust follows the broker's certificates, and the etcd
  * client's CA and certificate are watched the same way. Returns what stops watching.
  */
-function watchSecurity(config: FerryConfig, parts: { authenticator: Authenticator; tls: TlsMaterial | null; tcp: TcpServer; admin: AdminServer | null; logger: Logger; cluster: ClusterParts | null }): () => void {
+function watchSecurity(config: FerryConfig, parts: { authenticator: Authenticator; tls: TlsMaterial | null; tcp: TcpServer; admin: AdminServer | null; mqtt: MqttServer | null; logger: Logger; cluster: ClusterParts | null }): () => void {
   const { authenticator, tcp, admin, logger, cluster } = parts;
   authenticator.watch();
   const files = tlsFiles(config);
   const certificates = files === null || parts.tls === null ? null : new TlsReloader(files, logger, parts.tls);
   certificates?.onChange((material) => {
     tcp.setTlsMaterial(material);
+    parts.mqtt?.setTlsMaterial(material);
     if (config.http.tls) admin?.setTlsMaterial(material);
     cluster?.serverTlsChanged(material);
   });

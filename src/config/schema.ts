@@ -24,6 +24,22 @@ import {
 import { DURABILITY_MODES } from '../storage/types.js';
 import { SERVER_DEFAULTS, type ServerSettings } from '../transport/tcp/options.js';
 import { TLS_HANDSHAKE_TIMEOUT_MS_DEFAULT } from '../security/tls.js';
+import {
+  MQTT_CONNECT_TIMEOUT_MS_DEFAULT,
+  MQTT_CONNECT_TIMEOUT_MS_MAX,
+  MQTT_CONNECTIONS_MAX_DEFAULT,
+  MQTT_INFLIGHT_MAX_CEILING,
+  MQTT_INFLIGHT_MAX_DEFAULT,
+  MQTT_PACKET_BYTES_MAX_CEILING,
+  MQTT_PACKET_BYTES_MAX_DEFAULT,
+  MQTT_PACKET_BYTES_MAX_MIN,
+  MQTT_SESSION_EXPIRY_S_CEILING,
+  MQTT_SESSION_EXPIRY_S_MAX_DEFAULT,
+  MQTT_SUBSCRIPTIONS_MAX_CEILING,
+  MQTT_SUBSCRIPTIONS_MAX_DEFAULT,
+  MQTT_TOPIC_BYTES_MAX_CEILING,
+  MQTT_TOPIC_BYTES_MAX_DEFAULT,
+} from '../transport/mqtt/limits.js';
 import type { Unit } from './units.js';
 import { ETCD_PREFIX_DEFAULT, LEASE_TTL_MS_DEFAULT, REPLICA_LAG_MAX_MS_DEFAULT, REPLICA_VERIFY_INTERVAL_MS_DEFAULT } from '../cluster/limits.js';
 
@@ -134,6 +150,18 @@ export interface FerryConfig {
     datagramBytesMax: number;
     receiveBufferBytes: number;
   };
+  /** The MQTT port (docs/MQTT.md); without `port`, none is opened. */
+  mqtt: {
+    port?: number;
+    host: string;
+    packetBytesMax: number;
+    topicBytesMax: number;
+    subscriptionsMax: number;
+    inflightMax: number;
+    connectTimeoutMs: number;
+    sessionExpirySecondsMax: number;
+    connectionsMax: number;
+  };
   /** Topics created at start when missing; existing topics keep their stored settings. */
   topics: Record<string, Partial<TopicSettings>>;
 }
@@ -239,6 +267,16 @@ export const FIELDS: readonly FieldSpec[] = [
   { path: 'udp.sourceBurstMessages', kind: int(0, QUOTA_MESSAGES_MAX), default: 0, doc: 'Datagrams a source may send at once above its rate; 0: one second\'s worth.' },
   { path: 'udp.datagramBytesMax', kind: int(UDP_DATAGRAM_BYTES_MIN, UDP_DATAGRAM_BYTES_MAX, 'bytes'), default: UDP_DATAGRAM_BYTES_MAX, doc: 'Longest datagram accepted (outcome oversized beyond it); the limits.* settings apply to its message too.' },
   { path: 'udp.receiveBufferBytes', kind: int(UDP_RECEIVE_BUFFER_BYTES_MIN, UDP_RECEIVE_BUFFER_BYTES_MAX, 'bytes'), default: UDP_RECEIVE_BUFFER_BYTES_DEFAULT, doc: 'Socket receive buffer asked of the kernel, which grants at most net.core.rmem_max; datagrams beyond it are dropped by the kernel, unseen by the broker.' },
+
+  { path: 'mqtt.port', kind: { type: 'int', min: 0, max: PORT_MAX, example: 1883 }, default: undefined, doc: 'MQTT 3.1.1 and 5.0 port (flag --mqtt-port; e.g. 1883; docs/MQTT.md); with tls.cert, TLS on the same port, told apart by the first byte. Unset: no MQTT port (0: any free port).' },
+  { path: 'mqtt.host', kind: { type: 'string', example: DEFAULT_HOST }, default: DEFAULT_HOST, doc: 'Address of the MQTT port. Without users (security.usersFile) it must stay on loopback.' },
+  { path: 'mqtt.packetBytesMax', kind: int(MQTT_PACKET_BYTES_MAX_MIN, MQTT_PACKET_BYTES_MAX_CEILING, 'bytes'), default: MQTT_PACKET_BYTES_MAX_DEFAULT, doc: 'Largest MQTT packet read (checked on its fixed header, before the body is buffered); larger ones close the connection (5.0: reason 0x95). Announced as the maximum packet size.' },
+  { path: 'mqtt.topicBytesMax', kind: int(1, MQTT_TOPIC_BYTES_MAX_CEILING, 'bytes'), default: MQTT_TOPIC_BYTES_MAX_DEFAULT, doc: 'Longest topic name or filter, in bytes (0x90 / 0x8F beyond it).' },
+  { path: 'mqtt.subscriptionsMax', kind: int(1, MQTT_SUBSCRIPTIONS_MAX_CEILING), default: MQTT_SUBSCRIPTIONS_MAX_DEFAULT, doc: 'Subscriptions (topic filters) one client holds at most; one more is refused in its SUBACK (5.0: 0x97, 3.1.1: 0x80).' },
+  { path: 'mqtt.inflightMax', kind: int(1, MQTT_INFLIGHT_MAX_CEILING), default: MQTT_INFLIGHT_MAX_DEFAULT, doc: 'QoS 1 and 2 messages in flight per client, each way: sent and not yet acknowledged (a 5.0 receive maximum lowers it), and published and not yet stored (announced as the receive maximum; reading pauses beyond it).' },
+  { path: 'mqtt.connectTimeoutMs', kind: int(100, MQTT_CONNECT_TIMEOUT_MS_MAX, 'ms'), default: MQTT_CONNECT_TIMEOUT_MS_DEFAULT, doc: 'A connection that has not sent CONNECT (and had it accepted) this long after it opened is closed.' },
+  { path: 'mqtt.sessionExpirySecondsMax', kind: int(0, MQTT_SESSION_EXPIRY_S_CEILING), default: MQTT_SESSION_EXPIRY_S_MAX_DEFAULT, doc: 'Longest a persistent session outlives its connection, in seconds (a 5.0 client may ask for less; a 3.1.1 clean session 0 gets this). 0: no persistent sessions.' },
+  { path: 'mqtt.connectionsMax', kind: int(1, 1_000_000), default: MQTT_CONNECTIONS_MAX_DEFAULT, doc: 'Open MQTT connections at most; further ones are closed at accept.' },
 
   { path: 'log.level', kind: { type: 'enum', values: LOG_LEVELS }, default: 'info', doc: 'Least severe level written.' },
   { path: 'log.format', kind: { type: 'enum', values: LOG_FORMATS }, default: 'auto', doc: '`json` lines, `pretty` lines for people, or `auto` (pretty when stderr is a terminal).' },

@@ -15,6 +15,7 @@ import {
   type SecureServerOptions,
   type Settings,
 } from 'node:http2';
+import type { Duplex } from 'node:stream';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import type { Logger } from '../../platform/logger.js';
 import { FerryError } from '../../errors.js';
@@ -76,7 +77,12 @@ export interface MultiplexedListenOptions {
   connectionsPerIpMax?: number;
   /** Called for each connection refused at accept (counted as TOO_MANY_CONNECTIONS in ferry_rejections_total). */
   onRefused?: () => void;
+  /** An HTTP/1.1 Upgrade request (a WebSocket); absent: the socket is closed, as Node does without a handler. */
+  onUpgrade?: UpgradeHandler;
 }
+
+/** Takes over the socket of an Upgrade request (or destroys it). */
+export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
 export interface HttpListener {
   port: number;
@@ -187,11 +193,13 @@ function createServers(options: MultiplexedListenOptions, onRequest: RequestList
     secure.prependListener('connection', admit);
     secure.on('secureConnection', track);
     secure.on('session', trackSession);
+    if (options.onUpgrade !== undefined) secure.on('upgrade', options.onUpgrade);
     return { outer: secure, secure, startInner: () => undefined, closeInner: () => undefined };
   }
   const http1 = createHttpServer({ headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: 0 }, onRequest);
   const http2 = createHttp2Server({ settings: HTTP2_SETTINGS, maxSessionMemory: SESSION_MEMORY_MIB_MAX }, onRequest);
   http2.on('session', trackSession);
+  if (options.onUpgrade !== undefined) http1.on('upgrade', options.onUpgrade);
   for (const server of [http1, http2]) server.on('error', (error) => options.logger.error('http.server_error', { error }));
   const net = createNetServer((socket) => {
     if (!admit(socket)) return;

@@ -1,0 +1,97 @@
+/**
+ * An MQTT PUBLISH as a Ferry message and back. The full topic name, the QoS and the 5.0
+ * properties that matter to a receiver ride in `mqtt-*` headers; user properties are plain headers
+ * (name → value, a repeated name as repeated headers), so a native or gRPC consumer reads them as
+ * sent, and a native publish's headers reach MQTT 5.0 subscribers as user properties.
+ */
+import type { IPublishPacket, QoS, UserProperties } from 'mqtt-packet';
+import type { Delivery, Header, PublishMessage } from '../../broker/types.js';
+import {
+  MQTT_CONTENT_TYPE_HEADER,
+  MQTT_CORRELATION_DATA_HEADER,
+  MQTT_EXPIRES_AT_HEADER,
+  MQTT_PAYLOAD_FORMAT_HEADER,
+  MQTT_QOS_HEADER,
+  MQTT_RESPONSE_TOPIC_HEADER,
+  MQTT_TOPIC_HEADER,
+} from './limits.js';
+
+const MQTT_HEADER_PREFIX = 'mqtt-';
+
+/** The Ferry message of an inbound PUBLISH (its topic already resolved and checked); `nowMs` stamps a message expiry. */
+export function messageOfPublish(packet: IPublishPacket, topic: string, nowMs: number): PublishMessage {
+  const headers: Header[] = [
+    [MQTT_TOPIC_HEADER, topic],
+    [MQTT_QOS_HEADER, String(packet.qos)],
+  ];
+  const properties = packet.properties;
+  if (properties !== undefined) {
+    if (properties.contentType !== undefined) headers.push([MQTT_CONTENT_TYPE_HEADER, properties.contentType]);
+    if (properties.responseTopic !== undefined) headers.push([MQTT_RESPONSE_TOPIC_HEADER, properties.responseTopic]);
+    if (properties.correlationData !== undefined) headers.push([MQTT_CORRELATION_DATA_HEADER, properties.correlationData.toString('base64')]);
+    if (properties.payloadFormatIndicator === true) headers.push([MQTT_PAYLOAD_FORMAT_HEADER, '1']);
+    if (properties.messageExpiryInterval !== undefined) headers.push([MQTT_EXPIRES_AT_HEADER, String(nowMs + properties.messageExpiryInterval * 1000)]);
+    for (const [name, value] of Object.entries(properties.userProperties ?? {})) {
+      for (const one of Array.isArray(value) ? value : [value]) headers.push([name, one]);
+    }
+  }
+  const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+  return { headers, value: payload };
+}
+
+/** The header's value, or undefined. */
+function header(headers: readonly Header[], name: string): string | undefined {
+  for (const [key, value] of headers) if (key === name) return value;
+  return undefined;
+}
+
+/** The MQTT topic name of a delivery: its `mqtt-topic` header, else (a native publish) the Ferry topic. */
+export function mqttTopicOf(delivery: Delivery): string {
+  return header(delivery.headers, MQTT_TOPIC_HEADER) ?? delivery.topic;
+}
+
+/** The QoS a message was published with; a native publish (confirmed, at least once) counts as 1. */
+export function publishedQos(delivery: Delivery): QoS {
+  const qos = header(delivery.headers, MQTT_QOS_HEADER);
+  return qos === '0' ? 0 : qos === '2' ? 2 : 1;
+}
+
+/** Milliseconds until the message expires (at least 1 while it lives), 0 when it has expired, or undefined when it never does. */
+export function remainingLifeMs(delivery: Delivery, nowMs: number): number | undefined {
+  const expiresAt = header(delivery.headers, MQTT_EXPIRES_AT_HEADER);
+  if (expiresAt === undefined) return undefined;
+  const left = Number(expiresAt) - nowMs;
+  return Number.isFinite(left) ? Math.max(0, left) : undefined;
+}
+
+/** The PUBLISH of a delivery, for a client of `protocolVersion`; `qos` already the lower of the subscription's and the message's. */
+export function publishOfDelivery(delivery: Delivery, options: { topic: string; qos: QoS; messageId: number; protocolVersion: number; retain: boolean; nowMs: number }): IPublishPacket {
+  const packet: IPublishPacket = { cmd: 'publish', topic: options.topic, payload: delivery.value, qos: options.qos, dup: delivery.deliveryCount > 1 && options.qos > 0, retain: options.retain };
+  if (options.qos > 0) packet.messageId = options.messageId;
+  if (options.protocolVersion === 5) {
+    const properties = propertiesOf(delivery.headers);
+    const lifeMs = remainingLifeMs(delivery, options.nowMs);
+    if (lifeMs !== undefined) properties.messageExpiryInterval = Math.max(1, Math.ceil(lifeMs / 1000));
+    if (Object.keys(properties).length > 0) packet.properties = properties;
+  }
+  return packet;
+}
+
+function propertiesOf(headers: readonly Header[]): NonNullable<IPublishPacket['properties']> {
+  const properties: NonNullable<IPublishPacket['properties']> = {};
+  let user: UserProperties | undefined;
+  for (const [name, value] of headers) {
+    if (name.startsWith(MQTT_HEADER_PREFIX)) {
+      if (name === MQTT_CONTENT_TYPE_HEADER) properties.contentType = value;
+      else if (name === MQTT_RESPONSE_TOPIC_HEADER) properties.responseTopic = value;
+      else if (name === MQTT_CORRELATION_DATA_HEADER) properties.correlationData = Buffer.from(value, 'base64');
+      else if (name === MQTT_PAYLOAD_FORMAT_HEADER) properties.payloadFormatIndicator = true;
+      continue;
+    }
+    user ??= {};
+    const previous = user[name];
+    user[name] = previous === undefined ? value : Array.isArray(previous) ? [...previous, value] : [previous, value];
+  }
+  if (user !== undefined) properties.userProperties = user;
+  return properties;
+}
