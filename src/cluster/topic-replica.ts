@@ -365,36 +365,35 @@ export class TopicReplica {
     await this.dropRole(state);
     // Each log records the epoch's start durably (a sync each): all at once, not one after another.
     await Promise.all([...this.logs.values()].map((log) => log.beginEpoch(state.epoch)));
+    const { clock, logger, replicaLagMaxMs, replicaVerifyIntervalMs: intervalMs } = this.context;
+    const { replicas, minInSync } = this.placement;
     const leader: TopicLeader = new TopicLeader({
-      topic: this.name,
-      nodeId: this.context.nodeId,
-      epoch: state.epoch,
-      inSync: state.inSync,
-      replicas: this.placement.replicas,
-      minInSync: this.placement.minInSync,
-      replicaLagMaxMs: this.context.replicaLagMaxMs,
-      knownHighWatermarks: this.highWatermarks,
-      clock: this.context.clock,
-      logger: this.context.logger,
+      topic: this.name, nodeId: this.context.nodeId, epoch: state.epoch, inSync: state.inSync, replicas, minInSync, replicaLagMaxMs, knownHighWatermarks: this.highWatermarks, clock, logger,
       changeInSync: (inSync): Promise<boolean> => this.changeInSync(leader, inSync),
       onFenced: (reason) => this.fenced(leader, reason),
     });
     for (const [logId, log] of this.logs) leader.addLog(logId, log);
     this.role = { kind: 'leader', leader };
-    this.checks = new ReplicaChecks({
-      topic: this.name,
-      nodeId: this.context.nodeId,
-      leader,
-      clock: this.context.clock,
-      logger: this.context.logger,
-      intervalMs: this.context.replicaVerifyIntervalMs,
-      connect: (nodeId) => this.context.connect(nodeId),
-      onMismatch: () => this.context.onMismatch(),
-    });
+    const connect = (nodeId: string): Promise<ClientConnection> => this.context.connect(nodeId);
+    this.checks = new ReplicaChecks({ topic: this.name, nodeId: this.context.nodeId, leader, clock, logger, intervalMs, connect, onMismatch: () => this.context.onMismatch() });
     this.checks.start();
     this.context.logger.info('cluster.leader.started', { topic: this.name, epoch: state.epoch, inSync: state.inSync });
     this.context.onRoleChange(this.name, 'leader', state);
     this.notes.beginPromotion();
+    try {
+      await this.openService(leader, state);
+    } finally {
+      this.notes.endPromotion();
+    }
+  }
+
+  /**
+   * Opens the topic's service as its leader. An open refused for want of replicas in sync (a group
+   * journal's first write, below minInSync) keeps the leadership: the followers go on fetching from
+   * this leader, catch up and rejoin the in-sync set, and the open is tried again meanwhile. Any
+   * other failure gives the role up, to be taken again from etcd's state.
+   */
+  private async openService(leader: TopicLeader, state: TopicState): Promise<void> {
     try {
       const openStartedMs = this.context.clock.monotonicMs();
       await this.context.local.open(this.name);
@@ -402,15 +401,17 @@ export class TopicReplica {
       this.context.logger.info('cluster.leader.serving', { topic: this.name, epoch: state.epoch, openMs: Math.round(this.context.clock.monotonicMs() - openStartedMs) });
       if (moving(this.placementNow)) this.run(() => this.completeMove());
     } catch (error) {
-      this.context.logger.error('cluster.leader.open_failed', { topic: this.name, epoch: state.epoch, error });
+      const awaitReplicas = error instanceof FerryError && error.code === 'NOT_ENOUGH_REPLICAS' && leader.active;
+      this.context.logger.error('cluster.leader.open_failed', { topic: this.name, epoch: state.epoch, error, retryInMs: TRANSITION_RETRY_MS, keepsLeading: awaitReplicas });
+      if (awaitReplicas) {
+        this.context.clock.schedule(TRANSITION_RETRY_MS, () => this.run(() => (this.closed || this.serving || this.role.kind !== 'leader' || this.role.leader !== leader || !leader.active ? Promise.resolve() : this.openService(leader, state))));
+        return;
+      }
       leader.stepDown(this.notLeader());
       this.role = { kind: 'none' };
       this.serving = false;
-      // etcd still names this broker leader, and nothing may change there to wake it: try again
-      // (e.g. once a follower has caught up and the in-sync set reaches minInSync).
+      // etcd still names this broker leader, and nothing may change there to wake it: try again.
       this.retryLater();
-    } finally {
-      this.notes.endPromotion();
     }
   }
 
