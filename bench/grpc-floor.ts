@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { ConsumeRequestSchema, ConsumeResponseSchema } from '../src/generated/ferry/v1/messages_pb.js';
-import { decodePublishBinary, encodePublishResponseBinary } from '../src/transport/grpc/publish-codec.js';
+import { decodePublishBinary, encodePublishResponseBinary, varintBytes, writeVarint } from '../src/transport/grpc/publish-codec.js';
 import { currentCommit, REPO_ROOT } from './checkout.js';
 import { GrpcConnection, runWorkloads } from './grpc.js';
 import { ensureBuilt } from './peers/ferry.js';
@@ -58,49 +58,45 @@ function answerUnary(stream: ServerHttp2Stream, message: Buffer): void {
   stream.end(message);
 }
 
-function varint(out: number[], value: number): void {
-  while (value >= 0x80) {
-    out.push((value % 0x80) | 0x80);
-    value = Math.floor(value / 0x80);
-  }
-  out.push(value);
-}
-
 /** The values published so far, in offset order, and their topic. */
 const published: Buffer[] = [];
 let publishedTopic = Buffer.alloc(0);
 
-/**
- * A response of the deliveries in [from, to), each a `messages` field (2): topic, partition 0, the
- * offset, publish_time, the value, delivery_count 1.
- */
+/** Bytes of one delivery's Message: topic, partition 0, the offset, publish_time {seconds 1}, the value, delivery_count 1. */
+function messageBytes(offset: number, value: Buffer): number {
+  const topic = 1 + varintBytes(publishedTopic.length) + publishedTopic.length;
+  return topic + 2 + 1 + varintBytes(offset) + 4 + 1 + varintBytes(value.length) + value.length + 2;
+}
+
+/** A response of the deliveries in [from, to), each a `messages` field (2), written into one buffer. */
 function deliveries(from: number, to: number): Buffer {
-  const heads: Buffer[] = [];
   let bytes = 0;
   for (let offset = from; offset < to; offset++) {
-    const value = published[offset]!;
-    const inner: number[] = [0x0a];
-    varint(inner, publishedTopic.length);
-    const afterTopic: number[] = [0x10, 0, 0x18];
-    varint(afterTopic, offset);
-    afterTopic.push(0x22, 2, 0x08, 1, 0x3a);
-    varint(afterTopic, value.length);
-    const messageBytes = inner.length + publishedTopic.length + afterTopic.length + value.length + 2;
-    const field: number[] = [0x12];
-    varint(field, messageBytes);
-    const head = Buffer.from([...field, ...inner]);
-    heads.push(head, Buffer.from(afterTopic));
-    bytes += head.length + publishedTopic.length + afterTopic.length + value.length + 2;
+    const size = messageBytes(offset, published[offset]!);
+    bytes += 1 + varintBytes(size) + size;
   }
   const framed = Buffer.allocUnsafe(ENVELOPE_BYTES + bytes);
   framed[0] = 0;
   framed.writeUInt32BE(bytes, 1);
   let at = ENVELOPE_BYTES;
-  for (let i = 0; i < to - from; i++) {
-    at += heads[2 * i]!.copy(framed, at);
+  for (let offset = from; offset < to; offset++) {
+    const value = published[offset]!;
+    framed[at++] = 0x12;
+    at = writeVarint(framed, at, messageBytes(offset, value));
+    framed[at++] = 0x0a;
+    at = writeVarint(framed, at, publishedTopic.length);
     at += publishedTopic.copy(framed, at);
-    at += heads[2 * i + 1]!.copy(framed, at);
-    at += published[from + i]!.copy(framed, at);
+    framed[at++] = 0x10;
+    framed[at++] = 0;
+    framed[at++] = 0x18;
+    at = writeVarint(framed, at, offset);
+    framed[at++] = 0x22; // publish_time, 2 bytes: seconds = 1
+    framed[at++] = 2;
+    framed[at++] = 0x08;
+    framed[at++] = 1;
+    framed[at++] = 0x3a;
+    at = writeVarint(framed, at, value.length);
+    at += value.copy(framed, at);
     framed[at++] = 0x40;
     framed[at++] = 1;
   }

@@ -109,33 +109,25 @@ function writeMessage(buf: Buffer, pos: number, delivery: Delivery, topic: Buffe
  */
 export function encodeDeliveries(deliveries: readonly Delivery[], prefix = 0): Buffer | null {
   const sizes = new Array<number>(deliveries.length);
-  // The topic's bytes, made again only when it changes (a batch is nearly always one topic).
-  let topicText: string | null = null;
-  let topic = Buffer.alloc(0);
+  // Each delivery's topic as bytes, made once per change of topic (a batch is nearly always one topic).
+  const topics = new Array<Buffer>(deliveries.length);
+  let topic: Buffer | null = null;
   let length = 0;
   for (let i = 0; i < deliveries.length; i++) {
     const delivery = deliveries[i]!;
     if (delivery.timestampMs < 0) return null;
-    if (delivery.topic !== topicText) {
-      topicText = delivery.topic;
-      topic = Buffer.from(topicText, 'utf8');
-    }
+    if (topic === null || delivery.topic !== deliveries[i - 1]!.topic) topic = Buffer.from(delivery.topic, 'utf8');
+    topics[i] = topic;
     const size = messageBytes(delivery, topic.length);
     sizes[i] = size;
     length += lengthField(size);
   }
   const buf = Buffer.allocUnsafe(prefix + length);
   let pos = prefix;
-  topicText = null;
   for (let i = 0; i < deliveries.length; i++) {
-    const delivery = deliveries[i]!;
-    if (delivery.topic !== topicText) {
-      topicText = delivery.topic;
-      topic = Buffer.from(topicText, 'utf8');
-    }
     buf[pos++] = TAG.responseMessages;
     pos = writeVarint(buf, pos, sizes[i]!);
-    pos = writeMessage(buf, pos, delivery, topic);
+    pos = writeMessage(buf, pos, deliveries[i]!, topics[i]!);
   }
   return buf;
 }
