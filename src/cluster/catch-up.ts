@@ -48,6 +48,18 @@ function batchSpan(batch: Buffer): { baseOffset: number; endOffset: number } {
   return { baseOffset: header.baseOffset, endOffset: header.baseOffset + header.recordCount };
 }
 
+/** The offset after the last of back-to-back batches (a chunk's bytes), `fromOffset` when there are none. */
+export function batchesEndOffset(bytes: Buffer, fromOffset: number): number {
+  let end = fromOffset;
+  for (let at = 0; at < bytes.length; ) {
+    const header = readBatchHeader(bytes, at);
+    if (header === null || at + header.batchBytes > bytes.length) throw new FerryError('CORRUPT_RANGE', `a catch-up chunk has no valid batch at byte ${at}`, { detail: { position: at } });
+    end = header.baseOffset + header.recordCount;
+    at += header.batchBytes;
+  }
+  return end;
+}
+
 /** Splits back-to-back batches (the chunk's bytes) into one buffer per batch. */
 function splitBatches(bytes: Buffer): Buffer[] {
   const out: Buffer[] = [];

@@ -19,8 +19,8 @@ import type { Clock } from '../platform/clock.js';
 import type { Logger } from '../platform/logger.js';
 import type { ReplicaLog } from '../storage/types.js';
 import { CATCH_UP_LAG_RECORDS_MIN, FETCH_BYTES_MAX, FETCH_WAIT_MS_MAX, FOLLOWER_RETRY_MS_MAX, FOLLOWER_RETRY_MS_MIN } from './limits.js';
-import { decodeCatchUpReadOk, encodeCatchUpRead } from '../protocol/codec-catch-up.js';
-import { checkChunk } from './catch-up.js';
+import { type CatchUpChunk, decodeCatchUpReadOk, encodeCatchUpRead } from '../protocol/codec-catch-up.js';
+import { batchesEndOffset, checkChunk } from './catch-up.js';
 import type { CatchUpRate } from './catch-up-rate.js';
 
 /** The topic's local logs as the follower sees them. */
@@ -277,30 +277,37 @@ export class TopicFollower {
   /**
    * Copies the leader's sealed segments for every log far behind, chunk by chunk, each checked
    * against the leader's digests before it is written (catch-up.ts), at most at the broker's
-   * catch-up rate; then fetching goes on from where the copy ended.
+   * catch-up rate; then fetching goes on from where the copy ended. One chunk is asked for ahead:
+   * the leader reads and sends the next while this replica checks and writes the last.
    */
   private async catchUp(connection: ClientConnection): Promise<void> {
     for (const logId of [...this.catchingUp]) {
       const log = this.options.logs.get(logId);
       const started = { offset: log?.nextOffset ?? 0, ms: this.options.clock.monotonicMs() };
       let bytes = 0;
-      while (log !== undefined && this.running) {
-        const chunk = await connection.request(
-          (w, id) => encodeCatchUpRead(w, id, { topic: this.options.topic, replicaId: this.options.nodeId, epoch: this.options.epoch, logId, fromOffset: log.nextOffset, bytesMax: this.options.catchUpRate.chunkBytes }),
-          FRAME_TYPES.CATCH_UP_READ_OK,
-          decodeCatchUpReadOk,
-        );
+      let next = log === undefined ? null : this.readChunk(connection, logId, log.nextOffset);
+      while (log !== undefined && next !== null && this.running) {
+        const chunk = await next;
+        next = null;
         if (log.nextOffset < chunk.logStartOffset) {
           await this.locally(async () => void (await log.resetTo(chunk.logStartOffset)));
+          next = this.readChunk(connection, logId, log.nextOffset);
           continue;
         }
-        if (chunk.batches.length === 0) break;
-        const checked = Buffer.from(checkChunk(chunk));
-        await this.locally(async () => void (await log.appendBatches(checked)));
-        bytes += checked.length;
-        await this.options.catchUpRate.spend(checked.length);
-        if (log.nextOffset >= chunk.sealedEnd) break;
+        if (chunk.batches.length === 0 || chunk.fromOffset !== log.nextOffset) break;
+        await this.options.catchUpRate.spend(chunk.batches.length);
+        try {
+          const end = batchesEndOffset(chunk.batches, chunk.fromOffset);
+          if (end < chunk.sealedEnd) next = this.readChunk(connection, logId, end);
+          const checked = Buffer.from(checkChunk(chunk));
+          await this.locally(async () => void (await log.appendBatches(checked)));
+          bytes += checked.length;
+        } catch (error) {
+          next?.catch(() => undefined);
+          throw error;
+        }
       }
+      next?.catch(() => undefined);
       this.catchingUp.delete(logId);
       if (log !== undefined) this.copiedTo.set(logId, log.nextOffset);
       const seconds = Math.max(0.001, (this.options.clock.monotonicMs() - started.ms) / 1000);
@@ -308,6 +315,15 @@ export class TopicFollower {
         this.options.logger.info('cluster.follower.caught_up', { topic: this.options.topic, log: logId, from: started.offset, to: log?.nextOffset, bytes, mibPerSec: Math.round((bytes / 1048576 / seconds) * 10) / 10 });
       }
     }
+  }
+
+  /** Asks the leader for the chunk of `logId` from `fromOffset` (CATCH_UP_READ). */
+  private readChunk(connection: ClientConnection, logId: string, fromOffset: number): Promise<CatchUpChunk> {
+    return connection.request(
+      (w, id) => encodeCatchUpRead(w, id, { topic: this.options.topic, replicaId: this.options.nodeId, epoch: this.options.epoch, logId, fromOffset, bytesMax: this.options.catchUpRate.chunkBytes }),
+      FRAME_TYPES.CATCH_UP_READ_OK,
+      decodeCatchUpReadOk,
+    );
   }
 
   private watchSyncs(logId: string, log: ReplicaLog): void {

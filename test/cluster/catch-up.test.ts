@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { Log } from '../../src/storage/log.js';
 import { isFerryError } from '../../src/errors.js';
 import { DIGEST_LEAF_RECORDS } from '../../src/storage/log-digest.js';
-import { checkChunk, readChunk } from '../../src/cluster/catch-up.js';
+import { batchesEndOffset, checkChunk, readChunk } from '../../src/cluster/catch-up.js';
 import { CatchUpRate } from '../../src/cluster/catch-up-rate.js';
 import { CATCH_UP_CHUNK_BYTES_MAX } from '../../src/cluster/limits.js';
 import { SimClock } from '../sim/sim-clock.js';
@@ -43,7 +43,9 @@ test('catch-up - chunks of the leader\'s sealed segments, checked against its di
     if (chunk.batches.length === 0) break;
     chunks++;
     assert.ok(chunk.toOffset % DIGEST_LEAF_RECORDS === 0 || chunk.toOffset === chunk.sealedEnd || chunk.toOffset - chunk.fromOffset < DIGEST_LEAF_RECORDS, `${chunk.fromOffset}..${chunk.toOffset}`);
+    const end = batchesEndOffset(chunk.batches, chunk.fromOffset);
     await replica.appendBatches(checkChunk(chunk));
+    assert.equal(end, replica.nextOffset, 'the next chunk is asked for before this one is written: from where it ends');
   }
   assert.ok(chunks > 3, `${chunks} chunks`);
   assert.equal(replica.nextOffset, leader.sealedEndOffset, 'the copy ends where the leader\'s active segment begins');
