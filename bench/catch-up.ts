@@ -10,10 +10,14 @@
  * first alone (the unloaded p99), then while the replica on one broker moves to the third
  * (`reassignReplica`): the new, empty replica copies the leader's sealed segments and fetches the
  * tail. Reported: seconds until it is in the in-sync set, MiB/s (the leader's partition bytes when
- * it is, the load's included, over that time), publish p50/p99 unloaded and during the catch-up, and the 1-minute load average at
- * start and end — figures from a busy machine are labelled so, never final.
+ * it is, the load's included, over that time), publish p50/p99 unloaded and during the catch-up (every
+ * publish of every round until the replica is in sync), and the 1-minute load average at start and
+ * end — figures from a busy machine are labelled so, never final. The unloaded round starts once the
+ * kernel has written the fill back (`sync`, then until /proc/meminfo's Dirty is small), so its p99
+ * is the broker's and not the disk's writeback.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -30,6 +34,9 @@ const VALUE_BYTES = 1024;
 /** Messages per publishBatch while filling the topic. */
 const FILL_BATCH = 500;
 const FILL_IN_FLIGHT = 8;
+/** The unloaded round waits until the kernel's dirty page cache is below this (the fill written back). */
+const SETTLED_DIRTY_KIB = 64 * 1024;
+const SETTLE_TIMEOUT_MS = 60_000;
 /** How long the new replica may take before the run gives up. */
 const CATCH_UP_TIMEOUT_MS = 600_000;
 
@@ -114,18 +121,31 @@ async function fill(client: CatchUpClient, mib: number): Promise<void> {
   await Promise.all(Array.from({ length: FILL_IN_FLIGHT }, worker));
 }
 
-/** Publishes at `rate` for `seconds` (or until `until` resolves), recording each publish's confirm latency. */
-async function load(client: CatchUpClient, rate: number, count: number): Promise<LatencySummary & { failed: number }> {
-  const samples: number[] = [];
+/** Flushes the page cache and waits until little is left to write back (Dirty in /proc/meminfo). */
+async function settleWriteback(): Promise<number> {
+  execFileSync('sync');
+  const dirtyKib = (): number => Number(/^Dirty:\s+(\d+)/m.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? 0);
+  const deadline = performance.now() + SETTLE_TIMEOUT_MS;
+  while (dirtyKib() > SETTLED_DIRTY_KIB && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 200));
+  return dirtyKib();
+}
+
+interface LoadRound {
+  samples: number[];
+  failed: number;
+}
+
+/** Publishes `count` messages at `rate` per second, adding each publish's confirm latency to `round`. */
+async function load(client: CatchUpClient, rate: number, count: number, round: LoadRound = { samples: [], failed: 0 }): Promise<LatencySummary & { failed: number }> {
+  const { samples } = round;
   const pending: Promise<void>[] = [];
-  let failed = 0;
   const value = Buffer.alloc(VALUE_BYTES, 0x62);
   await sendPaced(count, rate, () => {
     const started = performance.now();
-    pending.push(client.publish(TOPIC, value).then(() => void samples.push(performance.now() - started), () => void failed++));
+    pending.push(client.publish(TOPIC, value).then(() => void samples.push(performance.now() - started), () => void round.failed++));
   });
   await Promise.all(pending);
-  return { ...summarizeLatencies(samples), failed };
+  return { ...summarizeLatencies(samples), failed: round.failed };
 }
 
 export async function runCatchUpBench(argv: string[]): Promise<number> {
@@ -141,6 +161,7 @@ export async function runCatchUpBench(argv: string[]): Promise<number> {
     const filledAt = performance.now();
     await fill(client, options.mib);
     progress(`filled ${options.mib} MiB in ${((performance.now() - filledAt) / 1000).toFixed(1)} s`);
+    progress(`written back: ${await settleWriteback()} KiB dirty`);
     const unloaded = await load(client, options.rate, Math.round(options.rate * options.loadSeconds));
     progress(`unloaded: p50 ${unloaded.p50Ms.toFixed(2)} ms, p99 ${unloaded.p99Ms.toFixed(2)} ms`);
     const before = (await client.describeTopic(TOPIC)).partitions[0]!;
@@ -150,9 +171,10 @@ export async function runCatchUpBench(argv: string[]): Promise<number> {
     await client.reassignReplica(TOPIC, { replace: leaving, with: spare });
     let loaded: (LatencySummary & { failed: number }) | null = null;
     let inSync = false;
+    const duringRounds: LoadRound = { samples: [], failed: 0 };
     const loading = (async () => {
-      // Keep the load on until the replica is in sync (in rounds of --load-seconds).
-      while (!inSync) loaded = await load(client, options.rate, Math.round(options.rate * options.loadSeconds));
+      // Keep the load on until the replica is in sync (in rounds of --load-seconds, all counted).
+      while (!inSync) loaded = await load(client, options.rate, Math.round(options.rate * options.loadSeconds), duringRounds);
     })();
     await waitFor('the new replica in sync', CATCH_UP_TIMEOUT_MS, async () => ((await client.describeTopic(TOPIC)).partitions[0]!.inSync ?? []).includes(spare), 50);
     inSync = true;
