@@ -9,7 +9,7 @@ import { TLSSocket } from 'node:tls';
 import type { BrokerApi } from '../../broker/types.js';
 import { FerryError, isFerryError, type ErrorCode } from '../../errors.js';
 import { FRAME_TYPES, frameTypeName, type Frame, type FrameType } from '../../protocol/frame.js';
-import { FrameDecoder, type FrameHandler } from '../../protocol/decoder.js';
+import { FrameDecoder, type FrameHandler, type PayloadScanner } from '../../protocol/decoder.js';
 import { FrameWriter } from '../../protocol/writer.js';
 import { PayloadReader } from '../../protocol/reader.js';
 import { PRE_LOGIN_FRAME_BYTES_MAX, SUPPORTED_VERSIONS } from '../../protocol/limits.js';
@@ -21,7 +21,7 @@ import type { Logger } from '../../platform/logger.js';
 import type { Principal } from '../../security/authenticator.js';
 import type { ResolvedServerOptions } from './options.js';
 import { handleGroupRequest } from './groups.js';
-import { handlePublishRun } from './publish.js';
+import { handlePublishRun, publishScanner } from './publish.js';
 import type { ServerSubscription } from './server-subscription.js';
 import { helloTimedOut, login, negotiateVersion, tooLargeBeforeLogin, writeHelloOk, type Login } from './session.js';
 import { handleSettle } from './settle.js';
@@ -202,13 +202,15 @@ export class Connection implements FrameHandler, SubscriptionsHost, TurnHost {
     this.fail(beforeLogin ? tooLargeBeforeLogin(error, this.decoder.frameBytesMax) : error, 0);
   }
 
-  /**
-   * A PUBLISH from a user whose publish quota is used up is refused at its header: its payload is
-   * dropped as it arrives instead of being assembled only to be refused (decoder.ts, admit).
-   */
+  /** A PUBLISH past the user's quota is refused at its header, its payload dropped as it arrives (decoder.ts, admit). */
   admit(type: FrameType): FerryError | null {
     if (type !== FRAME_TYPES.PUBLISH || this.state !== 'open') return null;
     return this.options.security?.guard.publishRefusal({ principal: this.principal, address: this.remoteAddress }) ?? null;
+  }
+
+  /** A large PUBLISH is checked as it arrives: a message over the limits is refused at its length (publish.ts). */
+  scanner(type: FrameType, _requestId: number, payloadBytes: number): PayloadScanner | null {
+    return type === FRAME_TYPES.PUBLISH && this.state === 'open' ? publishScanner(payloadBytes) : null;
   }
 
   private handleFrame(frame: Frame): void {
