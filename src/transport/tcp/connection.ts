@@ -126,9 +126,12 @@ export class Connection implements FrameHandler, SubscriptionsHost, TurnHost {
     this.authTimer = options.clock.schedule(options.authTimeoutMs, this.onAuthTimeout);
   }
 
+  /** Closed within the server's per-turn handshake budget, like a HELLO: a slowloris's timers fire together. */
   private readonly onAuthTimeout = (): void => {
     this.authTimer = null;
-    if (this.state === 'handshake') this.fail(helloTimedOut(this.options.security?.authenticator.enabled ?? false, this.options.authTimeoutMs), 0);
+    if (this.state !== 'handshake') return;
+    if (!this.owner.admitHandshake()) return void setImmediate(this.onAuthTimeout);
+    this.fail(helloTimedOut(this.options.security?.authenticator.enabled ?? false, this.options.authTimeoutMs), 0);
   };
 
   // ---- socket events ----
@@ -160,8 +163,7 @@ export class Connection implements FrameHandler, SubscriptionsHost, TurnHost {
     this.turns.drop();
     this.writer.reset();
     const sinks = this.subscriptions.detachAll();
-    // Subscriptions still open when the socket closes were not left but lost (the client's close
-    // unsubscribes first), unless the client said GOODBYE.
+    // Still open when the socket closes: lost, not left (a client's close unsubscribes first), unless it said GOODBYE.
     const lost = !this.goodbyeReceived;
     for (const sink of sinks) {
       sink.close({ lost }).catch((error: unknown) =>
