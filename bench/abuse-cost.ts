@@ -3,7 +3,9 @@
  * broker of the abuse tests (test/transport/abuse-broker.ts) runs in a process of its own, this
  * process attacks it (at nice 19) `rounds` times, and the broker's CPU time per round (user +
  * system, process.resourceUsage) and its event-loop delay are reported, median and range over the
- * rounds after the first (the first warms the JIT). A profile of the broker: `--cpu-prof <dir>`.
+ * rounds after the first (the first warms the JIT), with the most CPU it used between two ticks of a
+ * 1 ms timer (its longest stretch of work, which other processes' preemption does not inflate).
+ * A profile of the broker: `--cpu-prof <dir>`.
  *
  *   node --import tsx bench/abuse-cost.ts <oversized|subscriptions|slow-consumer|brute-force|slowloris> [rounds] [--cpu-prof dir]
  */
@@ -44,7 +46,7 @@ const settings: AbuseBrokerSettings = {
   failureDelayMsMax: 1000,
   server: { maxConnections: 250, maxConnectionsPerIp: 100, authTimeoutMs: 500, subscriptionsMax: 1024, writeHighWaterBytes: 256 * 1024, slowConsumerGraceMs: 1000, heartbeatIntervalMs: 1000 },
 };
-const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', new URL('../test/transport/abuse-broker.ts', import.meta.url).pathname, JSON.stringify(settings)], { stdio: ['pipe', 'pipe', 'inherit'] });
+const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', new URL('../test/transport/abuse-broker.ts', import.meta.url).pathname, JSON.stringify(settings)], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, FERRY_ABUSE_TURN_CPU: '1' } });
 const answers: Array<(line: string) => void> = [];
 createInterface({ input: child.stdout }).on('line', (line) => answers.shift()?.(line));
 const nextLine = (): Promise<string> => new Promise((resolve) => answers.push(resolve));
@@ -152,7 +154,7 @@ async function withProducers<T>(run: () => Promise<T>): Promise<{ result: T; pub
 const attack = ATTACKS[attackName];
 if (attack === undefined) throw new Error(`unknown attack ${attackName}: one of ${Object.keys(ATTACKS).join(', ')}`);
 const rounds = Number(roundsArg);
-const rows: Array<{ cpuMs: number; wallMs: number; loopMaxMs: number; cpuPerKMessages?: number; aloneCpuPerKMessages?: number }> = [];
+const rows: Array<{ cpuMs: number; wallMs: number; loopMaxMs: number; turnCpuMaxMs: number; cpuPerKMessages?: number; aloneCpuPerKMessages?: number }> = [];
 for (let round = 0; round < rounds; round++) {
   const before = await stats();
   const started = performance.now();
@@ -169,11 +171,11 @@ for (let round = 0; round < rounds; round++) {
     const attacked = await withProducers(attack);
     const end = await stats();
     const cpuMs = end.cpuMs - startedAttack.cpuMs;
-    rows.push({ cpuMs, wallMs: performance.now() - started, loopMaxMs: end.eventLoopDelayMaxMs, cpuPerKMessages: (1000 * cpuMs) / attacked.published, aloneCpuPerKMessages: (1000 * aloneCpu) / alone.published });
+    rows.push({ cpuMs, wallMs: performance.now() - started, loopMaxMs: end.eventLoopDelayMaxMs, turnCpuMaxMs: end.turnCpuMaxMs, cpuPerKMessages: (1000 * cpuMs) / attacked.published, aloneCpuPerKMessages: (1000 * aloneCpu) / alone.published });
   } else {
     await attack();
     const end = await stats();
-    rows.push({ cpuMs: end.cpuMs - before.cpuMs, wallMs: performance.now() - started, loopMaxMs: end.eventLoopDelayMaxMs });
+    rows.push({ cpuMs: end.cpuMs - before.cpuMs, wallMs: performance.now() - started, loopMaxMs: end.eventLoopDelayMaxMs, turnCpuMaxMs: end.turnCpuMaxMs });
   }
   await sleep(attackName === 'brute-force' ? 1200 : 200);
 }
@@ -190,4 +192,4 @@ const summary = (key: keyof (typeof rows)[number]): string => {
   return `${median.toFixed(1)} (${values[0]!.toFixed(1)}–${values.at(-1)!.toFixed(1)})`;
 };
 console.log(JSON.stringify(rows.map((row) => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, Math.round(v * 10) / 10])))));
-console.log(`${attackName}: broker CPU ms per round ${summary('cpuMs')}; event-loop delay max ms ${summary('loopMaxMs')}; wall ms ${summary('wallMs')}` + (attackName === 'slow-consumer' ? `; broker CPU ms per 1,000 messages published, with the stuck consumer ${summary('cpuPerKMessages')}, producers alone ${summary('aloneCpuPerKMessages')}` : ''));
+console.log(`${attackName}: broker CPU ms per round ${summary('cpuMs')}; event-loop delay max ms ${summary('loopMaxMs')}; longest CPU stretch between 1 ms ticks ${summary('turnCpuMaxMs')} ms; wall ms ${summary('wallMs')}` + (attackName === 'slow-consumer' ? `; broker CPU ms per 1,000 messages published, with the stuck consumer ${summary('cpuPerKMessages')}, producers alone ${summary('aloneCpuPerKMessages')}` : ''));
