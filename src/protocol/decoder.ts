@@ -18,6 +18,18 @@ export interface FrameHandler {
    * error refuses it (its payload is skipped as it arrives; the frame comes with `refused` set).
    */
   admit?(type: FrameType, requestId: number, payloadBytes: number): FerryError | null;
+  /**
+   * Asked once an admitted header is valid: a scanner reads the payload's bytes as they arrive,
+   * before they are kept, and may refuse the frame part-way (the rest is then skipped as it
+   * arrives, and the frame comes with `refused` set). null: the payload is assembled unread.
+   */
+  scanner?(type: FrameType, requestId: number, payloadBytes: number): PayloadScanner | null;
+}
+
+/** Reads a payload as it streams in (FrameHandler.scanner). */
+export interface PayloadScanner {
+  /** Bytes [start, end) of `chunk` are the payload's next ones: a refusal once they break a limit, else null. */
+  scan(chunk: Buffer, start: number, end: number): FerryError | null;
 }
 
 export interface FrameDecoderOptions {
@@ -42,6 +54,8 @@ export class FrameDecoder {
   private partialFill = 0;
   /** Payload bytes of a refused frame still to be skipped. */
   private skipRemaining = 0;
+  /** The scanner of the payload being assembled, if its handler gave one. */
+  private scanner: PayloadScanner | null = null;
   private pendingVersion = 0;
   private pendingType = 0 as FrameType;
   private pendingFlags = 0;
@@ -89,6 +103,7 @@ export class FrameDecoder {
       this.partialFill = 0;
       this.headerFill = 0;
       this.skipRemaining = 0;
+      this.scanner = null;
     }
     this.framesIn += frames.length;
     if (frames.length > 0) this.handler.onFrames(frames);
@@ -109,6 +124,10 @@ export class FrameDecoder {
       if (this.partial !== null) {
         // Continue a payload started in an earlier chunk.
         const take = Math.min(this.partial.length - this.partialFill, length - pos);
+        if (this.scanner !== null && this.refuseScanned(chunk, pos, take, this.partial.length - this.partialFill, frames)) {
+          pos += take;
+          continue;
+        }
         chunk.copy(this.partial, this.partialFill, pos, pos + take);
         this.partialFill += take;
         pos += take;
@@ -116,6 +135,7 @@ export class FrameDecoder {
           frames.push(this.frame(this.partial));
           this.partial = null;
           this.partialFill = 0;
+          this.scanner = null;
         }
         continue;
       }
@@ -147,12 +167,34 @@ export class FrameDecoder {
       this.skipRemaining = payloadLength;
       return pos;
     }
+    const scanner = this.handler.scanner?.(this.pendingType, this.pendingRequestId, payloadLength) ?? null;
+    if (scanner !== null) {
+      this.scanner = scanner;
+      const take = Math.min(payloadLength, chunk.length - pos);
+      if (this.refuseScanned(chunk, pos, take, payloadLength, frames)) return pos + take;
+      this.scanner = take === payloadLength ? null : scanner;
+    }
     if (chunk.length - pos >= payloadLength) {
       frames.push(this.frame(chunk.subarray(pos, pos + payloadLength)));
       return pos + payloadLength;
     }
     this.startPartial(chunk, pos, payloadLength);
     return chunk.length;
+  }
+
+  /**
+   * Scans the next `take` of the `left` payload bytes still to come; on a refusal the frame is
+   * given up (nothing assembled is kept, the rest skipped as it arrives) and true returned.
+   */
+  private refuseScanned(chunk: Buffer, pos: number, take: number, left: number, frames: Frame[]): boolean {
+    const refusal = this.scanner!.scan(chunk, pos, pos + take);
+    if (refusal === null) return false;
+    frames.push({ ...this.frame(NO_PAYLOAD), refused: refusal });
+    this.scanner = null;
+    this.partial = null;
+    this.partialFill = 0;
+    this.skipRemaining = left - take;
+    return true;
   }
 
   private startPartial(chunk: Buffer, pos: number, payloadLength: number): void {

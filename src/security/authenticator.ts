@@ -16,6 +16,7 @@ import type { Clock } from '../platform/clock.js';
 import type { Logger } from '../platform/logger.js';
 import { FerryError } from '../errors.js';
 import { decoyHash, hashToken, verifyPassword, type PasswordHash } from './password.js';
+import { PasswordThreads } from './password-threads.js';
 import { isAllowed, isVisible, type Action, type Resource } from './policy.js';
 import { grantsOf, readUsersFile, type UsersFile } from './users-file.js';
 import { silentAudit, type AuditLog } from './audit.js';
@@ -88,6 +89,8 @@ export class Authenticator {
   /** What a login for a user without a password is checked against (password.ts decoyHash). */
   private decoy: PasswordHash = decoyHash();
   private readonly passwordCheckQueue: Array<() => void> = [];
+  /** Where scrypt runs: threads at a lower priority than the broker's (password-threads.ts). */
+  private readonly passwordThreads = new PasswordThreads();
   private readonly required: boolean;
   private readonly failureDelayMsMin: number;
   private readonly failureDelayMsMax: number;
@@ -198,6 +201,7 @@ export class Authenticator {
   close(): void {
     if (this.path !== null && this.watching) unwatchFile(this.path);
     this.watching = false;
+    this.passwordThreads.close();
   }
 
   /** Resolves with the principal, or rejects with AUTH_FAILED after a delay that grows with failures. */
@@ -228,13 +232,13 @@ export class Authenticator {
     if (user?.password === undefined) {
       // As much work as a wrong password for a known user: the answer's time must not tell the names apart.
       const decoy = this.decoy;
-      await this.throttled(() => verifyPassword(credentials.password!, decoy));
+      await this.throttled(() => verifyPassword(credentials.password!, decoy, this.passwordThreads.derive));
       return null;
     }
     const cacheKey = createHmac('sha256', this.cacheKey).update(name).update('\0').update(credentials.password).digest('base64');
     if (this.verified.get(cacheKey) === name) return name;
     const file = this.file;
-    if (!(await this.throttled(() => verifyPassword(credentials.password!, user.password!)))) return null;
+    if (!(await this.throttled(() => verifyPassword(credentials.password!, user.password!, this.passwordThreads.derive)))) return null;
     // Remember it only if the file did not change while scrypt ran.
     if (this.file === file) {
       if (this.verified.size >= VERIFIED_CACHE_MAX) this.verified.delete(this.verified.keys().next().value!);

@@ -3,7 +3,7 @@
  * constant time. Service tokens are long random secrets, so a fast hash (SHA-256) is enough for
  * them: there is nothing to guess.
  */
-import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 
 /** scrypt cost: 2^15 iterations with r=8 takes ~50-100 ms and 32 MiB — slow for an attacker, fine for a login. */
 export const SCRYPT_COST = 1 << 15;
@@ -26,12 +26,15 @@ export interface PasswordHash {
   hash: string;
 }
 
-function derive(password: string, salt: Buffer, N: number, r: number, p: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    scrypt(password.normalize('NFC'), salt, HASH_BYTES, { N, r, p, maxmem: SCRYPT_MEMORY_MAX }, (error, key) =>
-      error ? reject(error) : resolve(key),
-    );
-  });
+/** Where a scrypt key is computed: libuv's threadpool by default; the broker's password threads (password-threads.ts). */
+export type ScryptDerivation = (password: string, salt: Buffer, keyBytes: number, options: ScryptOptions) => Promise<Buffer>;
+
+/** scrypt on libuv's threadpool, at the process's priority. */
+export const deriveOnThreadpool: ScryptDerivation = (password, salt, keyBytes, options) =>
+  new Promise((resolve, reject) => scrypt(password, salt, keyBytes, options, (error, key) => (error ? reject(error) : resolve(key))));
+
+function derive(password: string, salt: Buffer, N: number, r: number, p: number, derivation: ScryptDerivation = deriveOnThreadpool): Promise<Buffer> {
+  return derivation(password.normalize('NFC'), salt, HASH_BYTES, { N, r, p, maxmem: SCRYPT_MEMORY_MAX });
 }
 
 export async function hashPassword(password: string, cost: number = SCRYPT_COST): Promise<PasswordHash> {
@@ -40,9 +43,9 @@ export async function hashPassword(password: string, cost: number = SCRYPT_COST)
   return { algorithm: 'scrypt', N: cost, r: SCRYPT_BLOCK_SIZE, p: SCRYPT_PARALLELISM, salt: salt.toString('base64'), hash: hash.toString('base64') };
 }
 
-export async function verifyPassword(password: string, stored: PasswordHash): Promise<boolean> {
+export async function verifyPassword(password: string, stored: PasswordHash, derivation?: ScryptDerivation): Promise<boolean> {
   const expected = Buffer.from(stored.hash, 'base64');
-  const actual = await derive(password, Buffer.from(stored.salt, 'base64'), stored.N, stored.r, stored.p);
+  const actual = await derive(password, Buffer.from(stored.salt, 'base64'), stored.N, stored.r, stored.p, derivation);
   return actual.length === expected.length && timingSafeEqual(actual, expected);
 }
 

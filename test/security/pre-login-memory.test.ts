@@ -15,6 +15,7 @@ import { decodeError, encodeHello } from '../../src/protocol/codec-session.js';
 import { encodePublish } from '../../src/protocol/codec-publish.js';
 import { FRAME_BYTES_MAX_DEFAULT, FRAME_HEADER_BYTES, PRE_LOGIN_FRAME_BYTES_MAX, PROTOCOL_VERSION } from '../../src/protocol/limits.js';
 import { PayloadReader } from '../../src/protocol/reader.js';
+import { RECORD_BYTES_MAX } from '../../src/storage/limits.js';
 import { eventually } from '../helpers.js';
 import { RawPeer } from '../transport/harness.js';
 import { basic, startSecure, usersFile, type SecureBroker, type SecureOptions } from './harness.js';
@@ -102,6 +103,48 @@ test('pre-login memory - after the login, a PUBLISH over the quota is refused at
     peer.flush();
     await peer.reply(4, FRAME_TYPES.PONG);
     assert.equal(peer.closed, false);
+    peer.destroy();
+  });
+});
+
+/**
+ * The first bytes of a PUBLISH frame to `topic` whose one message declares a value of `valueBytes`:
+ * the frame header (its length counting the whole value) and the payload up to the value's length field.
+ */
+function publishPrefix(requestId: number, topic: string, valueBytes: number): { prefix: Buffer; rest: number } {
+  const fields = Buffer.alloc(2 + topic.length + 1 + 4 + 1 + 2 + 4);
+  let at = fields.writeUInt16BE(topic.length, 0);
+  at += fields.write(topic, at, 'latin1');
+  at = fields.writeUInt8(0, at); // request tags
+  at = fields.writeUInt32BE(1, at); // messages
+  at = fields.writeUInt8(0, at); // flags: no partition, no key
+  at = fields.writeUInt16BE(0, at); // headers
+  fields.writeUInt32BE(valueBytes, at);
+  const payloadBytes = fields.length + valueBytes + 1; // the message's tagged section
+  return { prefix: Buffer.concat([header(FRAME_TYPES.PUBLISH, requestId, payloadBytes), fields]), rest: valueBytes + 1 };
+}
+
+test('pre-login memory - after the login, a message declaring more than the record limit is refused at its length field, before its bytes arrive', async () => {
+  await withBroker({}, async (running) => {
+    await running.broker.createTopic('orders.eu', { durability: 'never' });
+    const peer = await RawPeer.connect(running.port);
+    encodeHello(peer.writer, 1, { clientName: 'oversized', versions: [PROTOCOL_VERSION], user: 'alice', password: PASSWORD });
+    peer.flush();
+    await peer.reply(1, FRAME_TYPES.HELLO_OK);
+    // An 8 MiB + 1 value, legal for the frame limit (16 MiB): only the bytes up to its length are sent.
+    const { prefix, rest } = publishPrefix(2, 'orders.eu', RECORD_BYTES_MAX + 1);
+    peer.send(prefix);
+    const refused = await peer.reply(2, FRAME_TYPES.ERROR);
+    const error = decodeError(new PayloadReader().reset(refused.payload));
+    assert.equal(error.code, 'RECORD_TOO_LARGE');
+    assert.ok(running.server.stats().bytesIn < 64 * 1024, 'refused before the value was sent');
+    // The value is dropped as it arrives; the connection keeps its framing and publishes on.
+    for (let sent = 0; sent < rest; sent += MiB) peer.send(Buffer.alloc(Math.min(MiB, rest - sent)));
+    encodePublish(peer.writer, 3, { topic: 'orders.eu', messages: [{ value: Buffer.from('after'), key: null, headers: [] }] });
+    peer.flush();
+    await peer.reply(3, FRAME_TYPES.PUBLISH_OK);
+    assert.equal(peer.closed, false);
+    assert.deepEqual(peer.errorCodes(), ['RECORD_TOO_LARGE']);
     peer.destroy();
   });
 });

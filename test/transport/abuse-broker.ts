@@ -33,6 +33,13 @@ export interface AbuseBrokerStats {
   cpuMs: number;
   /** Times this process was descheduled while it could still run: how much the machine's other work got in its way. */
   involuntaryContextSwitches: number;
+  /**
+   * With FERRY_ABUSE_TURN_CPU=1 (bench/abuse-cost.ts): the most CPU time the process used between
+   * two ticks of a 1 ms timer since the previous stats line — the longest stretch of work the
+   * broker did without letting a timer (or a probe) in, which preemption by other processes does
+   * not inflate the way it inflates the event-loop delay. 0 when off.
+   */
+  turnCpuMaxMs: number;
 }
 
 const settings = JSON.parse(process.argv[2]!) as AbuseBrokerSettings;
@@ -54,6 +61,18 @@ const LOOP_RESOLUTION_MS = 10;
 const loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
 loop.enable();
 
+let turnCpuMaxMs = 0;
+if (process.env['FERRY_ABUSE_TURN_CPU'] === '1') {
+  let last = process.cpuUsage();
+  const tick = (): void => {
+    const now = process.cpuUsage();
+    turnCpuMaxMs = Math.max(turnCpuMaxMs, (now.user - last.user + now.system - last.system) / 1000);
+    last = now;
+    setTimeout(tick, 1).unref();
+  };
+  tick();
+}
+
 const lines = createInterface({ input: process.stdin });
 lines.on('line', (line) => {
   if (line.trim() !== 'stats') return;
@@ -67,7 +86,9 @@ lines.on('line', (line) => {
     eventLoopDelayMaxMs,
     cpuMs: (usage.userCPUTime + usage.systemCPUTime) / 1000,
     involuntaryContextSwitches: usage.involuntaryContextSwitches,
+    turnCpuMaxMs,
   };
+  turnCpuMaxMs = 0;
   process.stdout.write(JSON.stringify(answer) + '\n');
 });
 lines.on('close', () => {

@@ -11,6 +11,7 @@ import { connect } from '../../src/client/index.js';
 import { eventually } from '../helpers.js';
 import { RawPeer, startBroker, startBrokerWith, startFake } from './harness.js';
 import { HANDSHAKES_PER_TURN_MAX } from '../../src/transport/tcp/server.js';
+import { SimClock } from '../sim/sim-clock.js';
 
 const reader = new PayloadReader();
 
@@ -256,6 +257,25 @@ test('server - a storm of HELLOs sent together is answered in full, spread over 
     }
     for (const peer of peers) await peer.reply(1, FRAME_TYPES.HELLO_OK);
     console.log(`handshake storm: ${PEERS} HELLOs, ${running.server.stats().handshakesDeferred} deferrals (once per HELLO and turn)`);
+  } finally {
+    for (const peer of peers) peer.destroy();
+    await running.close();
+  }
+});
+
+test('server - login timeouts that fall due together close at most HANDSHAKES_PER_TURN_MAX sockets a turn, all of them in the end', async () => {
+  const clock = new SimClock();
+  const running = await startFake({ clock, authTimeoutMs: 500 });
+  const PEERS = 3 * HANDSHAKES_PER_TURN_MAX;
+  const peers = await Promise.all(Array.from({ length: PEERS }, () => RawPeer.connect(running.port)));
+  try {
+    await eventually(() => assert.equal(running.server.stats().connections, PEERS, 'every socket accepted'));
+    const deferredBefore = running.server.stats().handshakesDeferred;
+    // Every login timer falls due in this one call, as a slowloris's do within a few milliseconds.
+    clock.advance(500);
+    assert.equal(running.server.stats().handshakesDeferred - deferredBefore, PEERS - HANDSHAKES_PER_TURN_MAX, 'the closes past the budget wait for the next turn');
+    for (const peer of peers) await peer.waitClosed();
+    assert.ok(peers.every((peer) => peer.errorCodes().join() === 'HANDSHAKE_REQUIRED'), 'each closed with HANDSHAKE_REQUIRED (no users: no credentials needed)');
   } finally {
     for (const peer of peers) peer.destroy();
     await running.close();

@@ -9,7 +9,7 @@ import { TLSSocket } from 'node:tls';
 import type { BrokerApi } from '../../broker/types.js';
 import { FerryError, isFerryError, type ErrorCode } from '../../errors.js';
 import { FRAME_TYPES, frameTypeName, type Frame, type FrameType } from '../../protocol/frame.js';
-import { FrameDecoder, type FrameHandler } from '../../protocol/decoder.js';
+import { FrameDecoder, type FrameHandler, type PayloadScanner } from '../../protocol/decoder.js';
 import { FrameWriter } from '../../protocol/writer.js';
 import { PayloadReader } from '../../protocol/reader.js';
 import { PRE_LOGIN_FRAME_BYTES_MAX, SUPPORTED_VERSIONS } from '../../protocol/limits.js';
@@ -21,7 +21,7 @@ import type { Logger } from '../../platform/logger.js';
 import type { Principal } from '../../security/authenticator.js';
 import type { ResolvedServerOptions } from './options.js';
 import { handleGroupRequest } from './groups.js';
-import { handlePublishRun } from './publish.js';
+import { handlePublishRun, publishScanner } from './publish.js';
 import type { ServerSubscription } from './server-subscription.js';
 import { helloTimedOut, login, negotiateVersion, tooLargeBeforeLogin, writeHelloOk, type Login } from './session.js';
 import { handleSettle } from './settle.js';
@@ -126,9 +126,12 @@ export class Connection implements FrameHandler, SubscriptionsHost, TurnHost {
     this.authTimer = options.clock.schedule(options.authTimeoutMs, this.onAuthTimeout);
   }
 
+  /** Closed within the server's per-turn handshake budget, like a HELLO: a slowloris's timers fire together. */
   private readonly onAuthTimeout = (): void => {
     this.authTimer = null;
-    if (this.state === 'handshake') this.fail(helloTimedOut(this.options.security?.authenticator.enabled ?? false, this.options.authTimeoutMs), 0);
+    if (this.state !== 'handshake') return;
+    if (!this.owner.admitHandshake()) return void setImmediate(this.onAuthTimeout);
+    this.fail(helloTimedOut(this.options.security?.authenticator.enabled ?? false, this.options.authTimeoutMs), 0);
   };
 
   // ---- socket events ----
@@ -160,8 +163,7 @@ export class Connection implements FrameHandler, SubscriptionsHost, TurnHost {
     this.turns.drop();
     this.writer.reset();
     const sinks = this.subscriptions.detachAll();
-    // Subscriptions still open when the socket closes were not left but lost (the client's close
-    // unsubscribes first), unless the client said GOODBYE.
+    // Still open when the socket closes: lost, not left (a client's close unsubscribes first), unless it said GOODBYE.
     const lost = !this.goodbyeReceived;
     for (const sink of sinks) {
       sink.close({ lost }).catch((error: unknown) =>
@@ -202,13 +204,15 @@ export class Connection implements FrameHandler, SubscriptionsHost, TurnHost {
     this.fail(beforeLogin ? tooLargeBeforeLogin(error, this.decoder.frameBytesMax) : error, 0);
   }
 
-  /**
-   * A PUBLISH from a user whose publish quota is used up is refused at its header: its payload is
-   * dropped as it arrives instead of being assembled only to be refused (decoder.ts, admit).
-   */
+  /** A PUBLISH past the user's quota is refused at its header, its payload dropped as it arrives (decoder.ts, admit). */
   admit(type: FrameType): FerryError | null {
     if (type !== FRAME_TYPES.PUBLISH || this.state !== 'open') return null;
     return this.options.security?.guard.publishRefusal({ principal: this.principal, address: this.remoteAddress }) ?? null;
+  }
+
+  /** A large PUBLISH is checked as it arrives: a message over the limits is refused at its length (publish.ts). */
+  scanner(type: FrameType, _requestId: number, payloadBytes: number): PayloadScanner | null {
+    return type === FRAME_TYPES.PUBLISH && this.state === 'open' ? publishScanner(payloadBytes) : null;
   }
 
   private handleFrame(frame: Frame): void {

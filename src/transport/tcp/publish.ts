@@ -7,6 +7,8 @@ import { FerryError, isFerryError } from '../../errors.js';
 import { required } from '../../broker/forwarding.js';
 import { decodePublish, encodePublishOkFrom } from '../../protocol/codec-publish.js';
 import { FRAME_TYPES, type Frame } from '../../protocol/frame.js';
+import { PublishScanner } from '../../protocol/publish-scan.js';
+import { ADMISSION_CEILINGS } from '../../broker/limits.js';
 import type { RequestContext } from './request-context.js';
 
 /** Messages merged into one broker.publish call from consecutive PUBLISH frames: one storage batch's worth. */
@@ -18,6 +20,18 @@ const COALESCE_MESSAGES_MAX = 10_000;
  * what in a publish").
  */
 const VALIDATION_CODES = new Set(['INVALID_ARGUMENT', 'RECORD_TOO_LARGE', 'KEY_TOO_LARGE', 'HEADERS_TOO_LARGE', 'BATCH_TOO_LARGE']);
+
+/**
+ * A PUBLISH frame larger than this is scanned as it arrives (protocol/publish-scan.ts): it could
+ * hold a message over the record limit, which is then refused at its length field, its bytes
+ * dropped as they arrive instead of assembled only to be refused. A smaller frame cannot hold one.
+ */
+const PUBLISH_SCANNED_BYTES_MIN = ADMISSION_CEILINGS.recordBytesMax;
+
+/** The scanner of a PUBLISH payload of `payloadBytes`, or null when it needs none. */
+export function publishScanner(payloadBytes: number): PublishScanner | null {
+  return payloadBytes > PUBLISH_SCANNED_BYTES_MIN ? new PublishScanner(ADMISSION_CEILINGS) : null;
+}
 
 /** Handles the run of PUBLISH frames starting at `start`; returns the index after it. */
 export function handlePublishRun(context: RequestContext, frames: Frame[], start: number): number {

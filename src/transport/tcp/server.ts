@@ -38,7 +38,9 @@ const REJECTED_LOG_INTERVAL_MS = 1000;
  * HELLOs handled per event-loop turn across all connections. A reconnect storm (a broker restart
  * with thousands of clients, or a flood of new sockets) sends its HELLOs together; each costs the
  * broker's thread a login check, a guard and an answer, and handled all in one turn they would
- * hold up every established connection. The rest wait for the next turns, in arrival order.
+ * hold up every established connection. The rest wait for the next turns, in arrival order. The
+ * closes of connections whose login timed out share the budget: a slowloris's sockets, opened
+ * together, time out together.
  */
 export const HANDSHAKES_PER_TURN_MAX = 16;
 
@@ -54,7 +56,7 @@ export interface ServerStats {
   /** Connections that never reached the protocol: TLS handshake failed or timed out, or closed first. */
   handshakesFailed: number;
   slowConsumersTotal: number;
-  /** Times a HELLO was put off to the next turn because HANDSHAKES_PER_TURN_MAX were handled already (once per HELLO and turn). */
+  /** Times a HELLO (or a login timeout's close) was put off to the next turn because HANDSHAKES_PER_TURN_MAX were handled already (once per HELLO and turn). */
   handshakesDeferred: number;
   /** TLS handshakes started a turn late because TLS_HANDSHAKES_PER_TURN_MAX had started already (tls-accept.ts). */
   tlsHandshakesDeferred: number;

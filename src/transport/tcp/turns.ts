@@ -16,6 +16,15 @@ import { FRAME_TYPES, type Frame } from '../../protocol/frame.js';
 const FRAMES_PER_TURN_MAX = 128;
 
 /**
+ * A SUBSCRIBE that opens a subscription counts as this many frames of the turn's budget, so at most
+ * FRAMES_PER_TURN_MAX / 8 = 16 open per connection and turn: each costs the broker ~40–60 µs (the
+ * guard, the topic's reader, the answer) against a few µs for most frames, and a client opening a
+ * thousand at once held the loop ~5 ms a turn. A refused SUBSCRIBE (past subscriptionsMax, forbidden)
+ * counts as one frame.
+ */
+export const SUBSCRIBE_FRAME_WEIGHT = 8;
+
+/**
  * A turn that refused at least this many of a connection's requests (a client looping on what it
  * may not have: subscriptions past the cap, forbidden topics, an exhausted quota) makes that
  * connection wait THROTTLED_TURN_DELAY_MS before its next frames are handled or read. The refusals
@@ -105,8 +114,10 @@ export class FrameTurns {
     const host = this.host;
     const refusalsBefore = host.refusals;
     let i = from;
+    /** The turn's budget spent: frames handled, a SUBSCRIBE that opened a subscription weighing SUBSCRIBE_FRAME_WEIGHT. */
+    let spent = 0;
     while (i < frames.length && !host.stopped) {
-      if (host.state === 'authenticating' || i - from >= FRAMES_PER_TURN_MAX || this.helloMustWait(frames[i]!)) {
+      if (host.state === 'authenticating' || spent >= FRAMES_PER_TURN_MAX || this.helloMustWait(frames[i]!)) {
         // Pipelined behind a HELLO being checked, past the turn's budget, or a HELLO beyond the
         // server's handshakes for this turn: kept, with reading paused (so at most one socket
         // read's worth), until the login is decided or the next turn.
@@ -116,7 +127,10 @@ export class FrameTurns {
         if (host.state !== 'authenticating') this.schedule(host.refusals - refusalsBefore >= REFUSALS_PER_TURN_THROTTLED);
         return;
       }
+      const refusalsNow = host.refusals;
+      const at = i;
       i = host.handleAt(frames, i);
+      spent += frames[at]!.type === FRAME_TYPES.SUBSCRIBE && host.refusals === refusalsNow ? SUBSCRIBE_FRAME_WEIGHT : i - at;
     }
     if (host.refusals - refusalsBefore >= REFUSALS_PER_TURN_THROTTLED && host.state === 'open' && !host.stopped) {
       // Nothing held, but the next read waits out the delay too (next() resumes reading).
