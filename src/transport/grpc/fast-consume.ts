@@ -15,8 +15,9 @@ import { Code, ConnectError } from '@connectrpc/connect';
 import { setTrailerStatus } from '@connectrpc/connect/protocol-grpc';
 import type { Logger } from '../../platform/logger.js';
 import type { BrokerApi } from '../../broker/types.js';
-import { ConsumeRequestSchema, ConsumeResponseSchema, type ConsumeRequest } from '../../generated/ferry/v1/messages_pb.js';
-import type { ConsumeOutput } from './consume-session.js';
+import { ConsumeRequestSchema, ConsumeResponseSchema } from '../../generated/ferry/v1/messages_pb.js';
+import type { ConsumeInput, ConsumeOutput } from './consume-session.js';
+import { decodeAckRequest } from './ack-request-codec.js';
 import type { ConsumerRegistry } from './consumers.js';
 import { encodeDeliveries } from './consume-codec.js';
 import { deliveryToProto } from './convert.js';
@@ -125,8 +126,8 @@ function drained(res: ServerResponse): Promise<void> {
  * agreed), one past GRPC_MESSAGE_BYTES_MAX, bytes that are not a ConsumeRequest, or a stream that
  * ends inside an envelope fail the call as connect's reader would.
  */
-class RequestEnvelopes implements AsyncIterable<ConsumeRequest> {
-  private readonly queue: ConsumeRequest[] = [];
+class RequestEnvelopes implements AsyncIterable<ConsumeInput> {
+  private readonly queue: ConsumeInput[] = [];
   private pending: Buffer = Buffer.alloc(0);
   private ended = false;
   private failure: ConnectError | null = null;
@@ -150,7 +151,7 @@ class RequestEnvelopes implements AsyncIterable<ConsumeRequest> {
     this.req.resume();
   }
 
-  async *[Symbol.asyncIterator](): AsyncGenerator<ConsumeRequest> {
+  async *[Symbol.asyncIterator](): AsyncGenerator<ConsumeInput> {
     for (;;) {
       const next = this.queue.shift();
       if (next !== undefined) {
@@ -182,7 +183,8 @@ class RequestEnvelopes implements AsyncIterable<ConsumeRequest> {
     const bytes = this.pending.subarray(ENVELOPE_BYTES, ENVELOPE_BYTES + length);
     this.pending = this.pending.subarray(ENVELOPE_BYTES + length);
     try {
-      this.queue.push(fromBinary(ConsumeRequestSchema, bytes));
+      // A request of acks only (the common one) without reflection; any other by protobuf-es.
+      this.queue.push(decodeAckRequest(bytes) ?? fromBinary(ConsumeRequestSchema, bytes));
     } catch (error) {
       this.fail(new ConnectError(`the request is not a ConsumeRequest: ${(error as Error).message}`, Code.InvalidArgument));
     }
