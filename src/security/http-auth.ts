@@ -3,7 +3,9 @@
  * Each request is authenticated once, before its handler runs — by its TLS client certificate,
  * an `Authorization: Basic` user and password, or an `Authorization: Bearer` token — and the
  * handler runs inside that request's context (AsyncLocalStorage), so the broker getter the API and
- * gRPC services already call per request returns the guard's view for the caller.
+ * gRPC services already call per request returns the guard's view for the caller. The REST
+ * endpoints take the caller from the request instead (brokerForRequest): entering the context
+ * costs every request a promise hook per promise it makes.
  *
  * Without credentials only the public paths answer (probes, the dashboard's own files); /metrics
  * needs a login with the metrics grant (or admin on every topic) whenever authentication is on;
