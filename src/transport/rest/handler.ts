@@ -59,42 +59,6 @@ export function createRestHandler(options: RestHandlerOptions): RestHandler {
   const streams = new EventStreams(logger);
   const limits = options.limits ?? (() => ADMISSION_CEILINGS);
 
-  /** Routes the request and checks its method and caller; throws the refusal. */
-  const route = (req: IncomingMessage, url: string): Routed => {
-    const queryAt = url.indexOf('?');
-    const path = queryAt < 0 ? url : url.slice(0, queryAt);
-    const query = queryAt < 0 ? null : new URLSearchParams(url.slice(queryAt + 1));
-    const { route, topic, group } = routeOf(path);
-    if (req.method !== ALLOWED[route]) {
-      throw new RestProblem(405, 'INVALID_ARGUMENT', `${req.method} is not allowed on ${path} (${ALLOWED[route]} is)`, ['allow', ALLOWED[route]]);
-    }
-    return { route, topic, group, url, query };
-  };
-
-  /**
-   * The hot path, without a promise of its own: the body is read by a listener, the message
-   * published, and the answer written once, in one write, when the broker's promise settles.
-   */
-  const publishOne = (req: IncomingMessage, res: ServerResponse, routed: Routed, broker: BrokerApi): void => {
-    readBody(req, limits().recordBytesMax, 'RECORD_TOO_LARGE', (error, body) => {
-      if (error !== null) {
-        sendError(res, error, logger, routed.url);
-        return;
-      }
-      let published: Promise<PublishResult[]>;
-      try {
-        published = broker.publish(routed.topic, [singleMessage(req.headers, routed.query, body!)]);
-      } catch (thrown) {
-        sendError(res, thrown, logger, routed.url);
-        return;
-      }
-      published.then(
-        (results) => sendJson(res, results[0]!.deliverAtMs === undefined ? 200 : 202, resultJson(results[0]!)),
-        (failure: unknown) => sendError(res, failure, logger, routed.url),
-      );
-    });
-  };
-
   const serve = async (req: IncomingMessage, res: ServerResponse, routed: Routed, broker: BrokerApi): Promise<void> => {
     const { topic, group, query } = routed;
     switch (routed.route) {
@@ -128,7 +92,7 @@ export function createRestHandler(options: RestHandlerOptions): RestHandler {
       let routed: Routed;
       let broker: BrokerApi;
       try {
-        routed = route(req, url);
+        routed = routeRequest(req, url);
         // Before the body is read: an unauthenticated or refused caller sends it for nothing.
         broker = options.broker(req);
       } catch (error) {
@@ -136,13 +100,49 @@ export function createRestHandler(options: RestHandlerOptions): RestHandler {
         return undefined;
       }
       if (routed.route === 'publish') {
-        publishOne(req, res, routed, broker);
+        publishOne(req, res, routed, broker, limits().recordBytesMax, logger);
         return undefined;
       }
       return serve(req, res, routed, broker).catch((error: unknown) => sendError(res, error, logger, url));
     },
     close: () => streams.close(),
   };
+}
+
+/** Routes the request and checks its method; throws the refusal. */
+function routeRequest(req: IncomingMessage, url: string): Routed {
+  const queryAt = url.indexOf('?');
+  const path = queryAt < 0 ? url : url.slice(0, queryAt);
+  const query = queryAt < 0 ? null : new URLSearchParams(url.slice(queryAt + 1));
+  const { route, topic, group } = routeOf(path);
+  if (req.method !== ALLOWED[route]) {
+    throw new RestProblem(405, 'INVALID_ARGUMENT', `${req.method} is not allowed on ${path} (${ALLOWED[route]} is)`, ['allow', ALLOWED[route]]);
+  }
+  return { route, topic, group, url, query };
+}
+
+/**
+ * The hot path, without a promise of its own: the body is read by a listener, the message
+ * published, and the answer written once, in one write, when the broker's promise settles.
+ */
+function publishOne(req: IncomingMessage, res: ServerResponse, routed: Routed, broker: BrokerApi, recordBytesMax: number, logger: Logger): void {
+  readBody(req, recordBytesMax, 'RECORD_TOO_LARGE', (error, body) => {
+    if (error !== null) {
+      sendError(res, error, logger, routed.url);
+      return;
+    }
+    let published: Promise<PublishResult[]>;
+    try {
+      published = broker.publish(routed.topic, [singleMessage(req.headers, routed.query, body!)]);
+    } catch (thrown) {
+      sendError(res, thrown, logger, routed.url);
+      return;
+    }
+    published.then(
+      (results) => sendJson(res, results[0]!.deliverAtMs === undefined ? 200 : 202, resultJson(results[0]!)),
+      (failure: unknown) => sendError(res, failure, logger, routed.url),
+    );
+  });
 }
 
 /** The route of a path under /v1/; 404 for any other. */
