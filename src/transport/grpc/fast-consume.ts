@@ -20,6 +20,7 @@ import type { ConsumeInput, ConsumeOutput } from './consume-session.js';
 import { decodeAckRequest } from './ack-request-codec.js';
 import type { ConsumerRegistry } from './consumers.js';
 import { encodeDeliveries } from './consume-codec.js';
+import { ResponseBuffers } from './response-buffers.js';
 import { deliveryToProto } from './convert.js';
 import { toConnectError } from './errors.js';
 import { GRPC_MESSAGE_BYTES_MAX } from './limits.js';
@@ -60,12 +61,18 @@ export async function serveConsume(req: IncomingMessage, res: ServerResponse, de
   else deps.shutdown.addEventListener('abort', onShutdown);
   res.once('close', onClose);
   const requests = new RequestEnvelopes(req);
+  const buffers = new ResponseBuffers();
   try {
     const session = openConsumeSession(deps);
     for await (const output of session.run(requests, call.signal)) {
       if (res.destroyed) break;
       writeHeaders(res);
-      if (!res.write(frame(output))) await drained(res);
+      const framed = frame(output, buffers);
+      // Once written (the socket has the bytes), the buffer encodes a later burst.
+      const written = res.write(framed, (error?: Error | null) => {
+        if (error === undefined || error === null) buffers.give(framed);
+      });
+      if (!written) await drained(res);
     }
     end(res, null);
   } catch (error) {
@@ -96,8 +103,8 @@ function end(res: ServerResponse, error: ConnectError | null): void {
 }
 
 /** One response in its gRPC envelope. */
-function frame(output: ConsumeOutput): Buffer {
-  let framed = output.deliveries === undefined ? null : encodeDeliveries(output.deliveries, ENVELOPE_BYTES);
+function frame(output: ConsumeOutput, buffers: ResponseBuffers): Buffer {
+  let framed = output.deliveries === undefined ? null : encodeDeliveries(output.deliveries, ENVELOPE_BYTES, buffers.take);
   if (framed === null) {
     const response = output.deliveries === undefined ? output.response : { messages: output.deliveries.map(deliveryToProto) };
     const encoded = toBinary(ConsumeResponseSchema, create(ConsumeResponseSchema, response));
