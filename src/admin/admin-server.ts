@@ -124,7 +124,7 @@ export class AdminServer {
       ...(options.security === undefined ? {} : { authenticate: () => void options.security!.requireAuthenticated() }),
     };
     this.rest = createRestHandler({
-      broker: () => this.broker(),
+      broker: (req) => this.brokerForRequest(req),
       limits: () => (this.attachment?.broker instanceof ObservedBroker ? this.attachment.broker.limits : ADMISSION_CEILINGS),
       logger: options.logger,
     });
@@ -140,7 +140,8 @@ export class AdminServer {
 
   static async start(options: AdminServerOptions): Promise<AdminServer> {
     const server = new AdminServer(options);
-    const handle = options.security === undefined ? server.handle : options.security.wrap(server.handle);
+    // The REST endpoints take their caller from the request (brokerForRequest), not the async context.
+    const handle = options.security === undefined ? server.handle : options.security.wrap(server.handle, (path) => path.startsWith(REST_PATH_PREFIX));
     server.listener = await listenHttp(handle, {
       host: options.host,
       port: options.port,
@@ -274,6 +275,12 @@ export class AdminServer {
   private broker(): BrokerApi {
     if (this.attachment === null || this.batcher === null) throw new FerryError('BROKER_BUSY', 'the broker is still recovering; try again shortly');
     return this.secured(this.batcher);
+  }
+
+  /** broker() for a REST request, whose caller the security wrapper left on the request itself. */
+  private brokerForRequest(req: IncomingMessage): BrokerApi {
+    if (this.attachment === null || this.batcher === null) throw new FerryError('BROKER_BUSY', 'the broker is still recovering; try again shortly');
+    return this.options.security?.brokerForRequest(this.batcher, req) ?? this.batcher;
   }
 
   /** The broker as the current request's caller may use it (everything, without security). */

@@ -3,7 +3,9 @@
  * Each request is authenticated once, before its handler runs — by its TLS client certificate,
  * an `Authorization: Basic` user and password, or an `Authorization: Bearer` token — and the
  * handler runs inside that request's context (AsyncLocalStorage), so the broker getter the API and
- * gRPC services already call per request returns the guard's view for the caller.
+ * gRPC services already call per request returns the guard's view for the caller. The REST
+ * endpoints take the caller from the request instead (brokerForRequest): entering the context
+ * costs every request a promise hook per promise it makes.
  *
  * Without credentials only the public paths answer (probes, the dashboard's own files); /metrics
  * needs a login with the metrics grant (or admin on every topic) whenever authentication is on;
@@ -40,6 +42,10 @@ interface RequestAuth {
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => unknown;
 
+/** Where wrap leaves the caller of a request served outside the async context. */
+const REQUEST_AUTH = Symbol('ferry.requestAuth');
+type AuthenticatedRequest = IncomingMessage & { [REQUEST_AUTH]?: RequestAuth };
+
 export class HttpSecurity {
   private readonly current = new AsyncLocalStorage<RequestAuth>();
 
@@ -50,23 +56,38 @@ export class HttpSecurity {
     private readonly logger: Logger,
   ) {}
 
-  /** The port's request handler, with every request authenticated first. */
-  wrap(handler: Handler): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
-    return async (req, res) => {
-      const auth = await this.authenticate(req);
-      // The listener has already decoded and normalised the path (transport/http/request-path.ts):
-      // this check and the router see the same one, however the client spelled it.
-      const path = (req.url ?? '/').split('?', 1)[0]!;
-      if (path === API_PATH || path.startsWith(API_PATH + '/') || path === METRICS_PATH) {
-        const refusal = auth.error ?? (path === METRICS_PATH ? this.metricsRefusal(auth.principal) : this.brokerWideRefusal(path, auth.principal));
-        if (refusal !== null) {
-          this.authenticator.audit.refused(auth.principal?.name ?? null, auth.address, refusal.code, `${req.method ?? 'GET'} ${path}: ${refusal.message}`);
-          this.refuse(res, refusal);
-          return;
-        }
-      }
-      await this.current.run(auth, () => handler(req, res));
+  /**
+   * The port's request handler, with every request authenticated first. A path for which
+   * `fromRequest` is true is served outside the async context: its handler takes the caller from
+   * the request (brokerForRequest), so the context's hooks cost it nothing.
+   */
+  wrap(handler: Handler, fromRequest: (path: string) => boolean = () => false): (req: IncomingMessage, res: ServerResponse) => unknown {
+    return (req, res) => {
+      const auth = this.authenticate(req);
+      if (auth instanceof Promise) return auth.then((known) => this.serve(known, handler, fromRequest, req, res));
+      return this.serve(auth, handler, fromRequest, req, res);
     };
+  }
+
+  private serve(auth: RequestAuth, handler: Handler, fromRequest: (path: string) => boolean, req: IncomingMessage, res: ServerResponse): unknown {
+    // The listener has already decoded and normalised the path (transport/http/request-path.ts):
+    // this check and the router see the same one, however the client spelled it.
+    const url = req.url ?? '/';
+    const queryAt = url.indexOf('?');
+    const path = queryAt < 0 ? url : url.slice(0, queryAt);
+    if (path === API_PATH || path.startsWith(API_PATH + '/') || path === METRICS_PATH) {
+      const refusal = auth.error ?? (path === METRICS_PATH ? this.metricsRefusal(auth.principal) : this.brokerWideRefusal(path, auth.principal));
+      if (refusal !== null) {
+        this.authenticator.audit.refused(auth.principal?.name ?? null, auth.address, refusal.code, `${req.method ?? 'GET'} ${path}: ${refusal.message}`);
+        this.refuse(res, refusal);
+        return undefined;
+      }
+    }
+    if (fromRequest(path)) {
+      (req as AuthenticatedRequest)[REQUEST_AUTH] = auth;
+      return handler(req, res);
+    }
+    return this.current.run(auth, handler, req, res);
   }
 
   /**
@@ -74,21 +95,36 @@ export class HttpSecurity {
    * failure, or AUTH_REQUIRED outside any request (fail closed).
    */
   brokerFor(inner: BrokerApi): BrokerApi {
-    const auth = this.requireAuthenticated();
-    return this.guard.for({ principal: auth.principal, address: auth.address, inner, onReject: (code) => this.count(code) });
+    return this.guarded(inner, this.requireAuthenticated());
   }
+
+  /** brokerFor for a request served outside the async context (see wrap); fails closed for any other. */
+  brokerForRequest(inner: BrokerApi, req: IncomingMessage): BrokerApi {
+    return this.guarded(inner, this.checked((req as AuthenticatedRequest)[REQUEST_AUTH]));
+  }
+
+  private guarded(inner: BrokerApi, auth: RequestAuth): BrokerApi {
+    return this.guard.for({ principal: auth.principal, address: auth.address, inner, onReject: this.onReject });
+  }
+
+  private readonly onReject = (code: ErrorCode): void => this.count(code);
 
   /** For calls that reach no broker method (gRPC settles by consumer id): only authenticated callers. */
   requireAuthenticated(): RequestAuth {
-    const auth = this.current.getStore() ?? { principal: null, error: new FerryError('AUTH_REQUIRED', 'authentication required'), address: '' };
-    if (auth.error !== null) {
-      this.count(auth.error.code);
-      throw auth.error;
-    }
-    return auth;
+    return this.checked(this.current.getStore());
   }
 
-  private async authenticate(req: IncomingMessage): Promise<RequestAuth> {
+  private checked(auth: RequestAuth | undefined): RequestAuth {
+    const known = auth ?? { principal: null, error: new FerryError('AUTH_REQUIRED', 'authentication required'), address: '' };
+    if (known.error !== null) {
+      this.count(known.error.code);
+      throw known.error;
+    }
+    return known;
+  }
+
+  /** The request's caller; a promise only while a password or token is being checked. */
+  private authenticate(req: IncomingMessage): RequestAuth | Promise<RequestAuth> {
     const address = req.socket?.remoteAddress ?? '';
     if (!this.authenticator.enabled) return { principal: null, error: null, address };
     try {
@@ -98,12 +134,19 @@ export class HttpSecurity {
       if (credentials === null) {
         return { principal: null, error: new FerryError('AUTH_REQUIRED', 'authentication required: send Authorization: Basic (user and password) or Bearer (token)'), address };
       }
-      return { principal: await this.authenticator.authenticate(credentials, address), error: null, address };
+      return this.authenticator.authenticate(credentials, address).then(
+        (principal): RequestAuth => ({ principal, error: null, address }),
+        (error: unknown) => this.failed(error, address),
+      );
     } catch (error) {
-      if (isFerryError(error)) return { principal: null, error, address };
-      this.logger.error('security.http.authenticate_failed', { error });
-      return { principal: null, error: new FerryError('AUTH_FAILED', 'authentication failed'), address };
+      return this.failed(error, address);
     }
+  }
+
+  private failed(error: unknown, address: string): RequestAuth {
+    if (isFerryError(error)) return { principal: null, error, address };
+    this.logger.error('security.http.authenticate_failed', { error });
+    return { principal: null, error: new FerryError('AUTH_FAILED', 'authentication failed'), address };
   }
 
   /** Whether the current request's caller may see the whole broker: admin on every topic (or authentication off). */

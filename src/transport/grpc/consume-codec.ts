@@ -105,9 +105,10 @@ function writeMessage(buf: Buffer, pos: number, delivery: Delivery, topic: Buffe
 /**
  * `{ messages: deliveries }` as a ConsumeResponse, with `prefix` bytes left free at the start (a
  * gRPC envelope's five); null when a delivery holds what only the general encoder writes (a
- * timestamp before 1970, whose seconds are a negative int64).
+ * timestamp before 1970, whose seconds are a negative int64). `allocate` gives the buffer written
+ * into (a reused one: fast-consume.ts).
  */
-export function encodeDeliveries(deliveries: readonly Delivery[], prefix = 0): Buffer | null {
+export function encodeDeliveries(deliveries: readonly Delivery[], prefix = 0, allocate: (bytes: number) => Buffer = Buffer.allocUnsafe): Buffer | null {
   const sizes = new Array<number>(deliveries.length);
   // Each delivery's topic as bytes, made once per change of topic (a batch is nearly always one topic).
   const topics = new Array<Buffer>(deliveries.length);
@@ -122,7 +123,7 @@ export function encodeDeliveries(deliveries: readonly Delivery[], prefix = 0): B
     sizes[i] = size;
     length += lengthField(size);
   }
-  const buf = Buffer.allocUnsafe(prefix + length);
+  const buf = allocate(prefix + length);
   let pos = prefix;
   for (let i = 0; i < deliveries.length; i++) {
     buf[pos++] = TAG.responseMessages;

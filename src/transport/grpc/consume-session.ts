@@ -12,9 +12,13 @@ import type { ConsumeRequest, ConsumeResponseSchema } from '../../generated/ferr
 import type { ConsumerRegistry, RegisteredConsumer } from './consumers.js';
 import { deliveryBytes, subscribeOptionsFromProto } from './convert.js';
 import { CONSUME_QUEUED_BYTES_MAX, DELIVERY_BATCH_BYTES_MAX } from './limits.js';
-import { applySettles, checkSettleBatch, settleCount } from './settle.js';
+import { applyAcks, applySettles, checkSettleCount, settleCount } from './settle.js';
+import type { AckRequest } from './ack-request-codec.js';
 
 type ConsumeResponseInit = MessageInitShape<typeof ConsumeResponseSchema>;
+
+/** A request of the stream: as protobuf-es decodes it, or (acks only) as ack-request-codec.ts does. */
+export type ConsumeInput = ConsumeRequest | AckRequest;
 
 /**
  * A response of the stream: deliveries as the broker made them (each transport encodes them its
@@ -64,7 +68,7 @@ export class ConsumeSession implements DeliverySink, RegisteredConsumer {
   used(): void {}
 
   /** The response stream of the call; `requests` is its request stream. */
-  async *run(requests: AsyncIterable<ConsumeRequest>, signal: AbortSignal): AsyncGenerator<ConsumeOutput> {
+  async *run(requests: AsyncIterable<ConsumeInput>, signal: AbortSignal): AsyncGenerator<ConsumeOutput> {
     const onAbort = (): void => {
       // Nobody reads the responses any more (cancelled), or the server is shutting down: then the
       // reason (UNAVAILABLE) becomes the call's status.
@@ -85,7 +89,8 @@ export class ConsumeSession implements DeliverySink, RegisteredConsumer {
       if (signal.aborted) return;
       yield { response: { subscribed: { consumerId: this.id, topic, group: options.group ?? '' } } };
       // The first request's credit was the initial credit; its settles (if any) apply now.
-      this.handle({ ...first.value, start: undefined, credit: 0 });
+      // (An AckRequest never comes first: it has no start.)
+      this.handle({ ...(first.value as ConsumeRequest), start: undefined, credit: 0 });
       void this.readRequests(iterator);
       for (;;) {
         const next = this.queue.shift();
@@ -142,7 +147,7 @@ export class ConsumeSession implements DeliverySink, RegisteredConsumer {
 
   // --- Requests ---
 
-  private async readRequests(iterator: AsyncIterator<ConsumeRequest>): Promise<void> {
+  private async readRequests(iterator: AsyncIterator<ConsumeInput>): Promise<void> {
     try {
       for (;;) {
         const next = await iterator.next();
@@ -161,14 +166,16 @@ export class ConsumeSession implements DeliverySink, RegisteredConsumer {
     }
   }
 
-  private handle(request: ConsumeRequest): void {
+  private handle(request: ConsumeInput): void {
     if (request.start !== undefined) throw new FerryError('INVALID_ARGUMENT', 'start may only be sent in the first ConsumeRequest');
     const subscription = this.broker;
     if (subscription === null || this.closed) return;
-    if (settleCount(request) > 0) {
-      checkSettleBatch(request);
+    const count = 'kind' in request ? request.partitions.length : settleCount(request);
+    if (count > 0) {
+      checkSettleCount(count);
       const requestId = request.requestId;
-      const applied = applySettles(subscription, request, this.deps.logger).then((failures) => {
+      const settled = 'kind' in request ? applyAcks(subscription, request.partitions, request.offsets, this.deps.logger) : applySettles(subscription, request, this.deps.logger);
+      const applied = settled.then((failures) => {
         if (requestId !== 0 || failures.length > 0) this.push({ response: { settled: { requestId, failures } } }, CONTROL_RESPONSE_BYTES);
       });
       this.settling.add(applied);

@@ -15,10 +15,12 @@ import { Code, ConnectError } from '@connectrpc/connect';
 import { setTrailerStatus } from '@connectrpc/connect/protocol-grpc';
 import type { Logger } from '../../platform/logger.js';
 import type { BrokerApi } from '../../broker/types.js';
-import { ConsumeRequestSchema, ConsumeResponseSchema, type ConsumeRequest } from '../../generated/ferry/v1/messages_pb.js';
-import type { ConsumeOutput } from './consume-session.js';
+import { ConsumeRequestSchema, ConsumeResponseSchema } from '../../generated/ferry/v1/messages_pb.js';
+import type { ConsumeInput, ConsumeOutput } from './consume-session.js';
+import { decodeAckRequest } from './ack-request-codec.js';
 import type { ConsumerRegistry } from './consumers.js';
 import { encodeDeliveries } from './consume-codec.js';
+import { ResponseBuffers } from './response-buffers.js';
 import { deliveryToProto } from './convert.js';
 import { toConnectError } from './errors.js';
 import { GRPC_MESSAGE_BYTES_MAX } from './limits.js';
@@ -59,12 +61,18 @@ export async function serveConsume(req: IncomingMessage, res: ServerResponse, de
   else deps.shutdown.addEventListener('abort', onShutdown);
   res.once('close', onClose);
   const requests = new RequestEnvelopes(req);
+  const buffers = new ResponseBuffers();
   try {
     const session = openConsumeSession(deps);
     for await (const output of session.run(requests, call.signal)) {
       if (res.destroyed) break;
       writeHeaders(res);
-      if (!res.write(frame(output))) await drained(res);
+      const framed = frame(output, buffers);
+      // Once written (the socket has the bytes), the buffer encodes a later burst.
+      const written = res.write(framed, (error?: Error | null) => {
+        if (error === undefined || error === null) buffers.give(framed);
+      });
+      if (!written) await drained(res);
     }
     end(res, null);
   } catch (error) {
@@ -95,8 +103,8 @@ function end(res: ServerResponse, error: ConnectError | null): void {
 }
 
 /** One response in its gRPC envelope. */
-function frame(output: ConsumeOutput): Buffer {
-  let framed = output.deliveries === undefined ? null : encodeDeliveries(output.deliveries, ENVELOPE_BYTES);
+function frame(output: ConsumeOutput, buffers: ResponseBuffers): Buffer {
+  let framed = output.deliveries === undefined ? null : encodeDeliveries(output.deliveries, ENVELOPE_BYTES, buffers.take);
   if (framed === null) {
     const response = output.deliveries === undefined ? output.response : { messages: output.deliveries.map(deliveryToProto) };
     const encoded = toBinary(ConsumeResponseSchema, create(ConsumeResponseSchema, response));
@@ -125,8 +133,8 @@ function drained(res: ServerResponse): Promise<void> {
  * agreed), one past GRPC_MESSAGE_BYTES_MAX, bytes that are not a ConsumeRequest, or a stream that
  * ends inside an envelope fail the call as connect's reader would.
  */
-class RequestEnvelopes implements AsyncIterable<ConsumeRequest> {
-  private readonly queue: ConsumeRequest[] = [];
+class RequestEnvelopes implements AsyncIterable<ConsumeInput> {
+  private readonly queue: ConsumeInput[] = [];
   private pending: Buffer = Buffer.alloc(0);
   private ended = false;
   private failure: ConnectError | null = null;
@@ -150,7 +158,7 @@ class RequestEnvelopes implements AsyncIterable<ConsumeRequest> {
     this.req.resume();
   }
 
-  async *[Symbol.asyncIterator](): AsyncGenerator<ConsumeRequest> {
+  async *[Symbol.asyncIterator](): AsyncGenerator<ConsumeInput> {
     for (;;) {
       const next = this.queue.shift();
       if (next !== undefined) {
@@ -182,7 +190,8 @@ class RequestEnvelopes implements AsyncIterable<ConsumeRequest> {
     const bytes = this.pending.subarray(ENVELOPE_BYTES, ENVELOPE_BYTES + length);
     this.pending = this.pending.subarray(ENVELOPE_BYTES + length);
     try {
-      this.queue.push(fromBinary(ConsumeRequestSchema, bytes));
+      // A request of acks only (the common one) without reflection; any other by protobuf-es.
+      this.queue.push(decodeAckRequest(bytes) ?? fromBinary(ConsumeRequestSchema, bytes));
     } catch (error) {
       this.fail(new ConnectError(`the request is not a ConsumeRequest: ${(error as Error).message}`, Code.InvalidArgument));
     }

@@ -30,7 +30,12 @@ export function settleCount(batch: SettleBatch): number {
 
 /** Whole-request checks: too many entries is INVALID_ARGUMENT for the call, not per entry. */
 export function checkSettleBatch(batch: SettleBatch): void {
-  if (settleCount(batch) > SETTLE_ENTRIES_MAX) {
+  checkSettleCount(settleCount(batch));
+}
+
+/** checkSettleBatch for a batch of `count` entries. */
+export function checkSettleCount(count: number): void {
+  if (count > SETTLE_ENTRIES_MAX) {
     throw new FerryError('INVALID_ARGUMENT', `a request settles at most ${SETTLE_ENTRIES_MAX} messages`);
   }
 }
@@ -67,6 +72,48 @@ export function applySettles(subscription: Subscription, batch: SettleBatch, log
     run(SettleAction.TOUCH, partition, offset, (at) => subscription.touch?.(partition, at));
   }
   if (pending.length === 0) return Promise.resolve(failures);
+  return Promise.all(pending).then(() => failures);
+}
+
+/**
+ * applySettles for a request of acks only (ack-request-codec.ts): the same outcome, with one
+ * reaction per distinct promise instead of one per ack — a group journals the acks of a turn as
+ * one record and answers them with one promise, so a run of acks that share it fails or succeeds
+ * together (the TCP port's settle.ts does the same).
+ */
+export function applyAcks(subscription: Subscription, partitions: readonly number[], offsets: readonly number[], logger: Logger): Promise<SettleFailureInit[]> {
+  const failures: SettleFailureInit[] = [];
+  const pending: Promise<void>[] = [];
+  const fail = (index: number, error: unknown): void => {
+    failures.push(settleFailure(SettleAction.ACK, partitions[index]!, BigInt(offsets[index]!), error, logger));
+  };
+  const watch = (shared: Promise<void>, start: number, end: number): void => {
+    pending.push(
+      shared.catch((error: unknown) => {
+        for (let i = start; i < end; i++) fail(i, error);
+      }),
+    );
+  };
+  let run: Promise<void> | null = null;
+  let runStart = 0;
+  for (let i = 0; i < partitions.length; i++) {
+    let settled: Promise<void>;
+    try {
+      settled = subscription.ack(partitions[i]!, offsets[i]!);
+    } catch (error) {
+      if (run !== null) watch(run, runStart, i);
+      run = null;
+      fail(i, error);
+      continue;
+    }
+    if (settled === run) continue;
+    if (run !== null) watch(run, runStart, i);
+    run = settled;
+    runStart = i;
+  }
+  if (run !== null) watch(run, runStart, partitions.length);
+  if (pending.length === 0) return Promise.resolve(failures);
+  if (pending.length === 1) return pending[0]!.then(() => failures);
   return Promise.all(pending).then(() => failures);
 }
 

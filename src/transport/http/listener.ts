@@ -108,15 +108,28 @@ function requestListener(handler: HttpHandler, logger: Logger): RequestListener 
       return;
     }
     req.url = target.url;
-    Promise.resolve()
-      .then(() => handler(req as IncomingMessage, res as ServerResponse))
-      .catch((error: unknown) => {
-        // A handler's bug must cost one request, never the process (an unhandled rejection ends it).
-        logger.error('http.request_failed', { path: target.path, error });
-        if (res.headersSent) res.destroy();
-        else refuse(res as ServerResponse, 500, 'internal error', 'INTERNAL');
-      });
+    // Called at once (node:http calls its listener from the parser too): a handler that answers
+    // without waiting, as the REST publish does, costs no promise here.
+    let pending: unknown;
+    try {
+      pending = handler(req as IncomingMessage, res as ServerResponse);
+    } catch (error) {
+      handlerFailed(error, target.path, res as ServerResponse, logger);
+      return;
+    }
+    if (isThenable(pending)) pending.then(undefined, (error: unknown) => handlerFailed(error, target.path, res as ServerResponse, logger));
   };
+}
+
+/** A handler's bug must cost one request, never the process (an unhandled rejection ends it). */
+function handlerFailed(error: unknown, path: string, res: ServerResponse, logger: Logger): void {
+  logger.error('http.request_failed', { path, error });
+  if (res.headersSent) res.destroy();
+  else refuse(res, 500, 'internal error', 'INTERNAL');
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
 }
 
 /** What accepts the port's connections, and how the inner servers start and stop with it. */

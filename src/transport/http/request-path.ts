@@ -15,10 +15,19 @@ const AMBIGUOUS = /[/\\\u0000-\u001f\u007f]/;
 /** What a request target may hold unencoded (RFC 3986): anything else must come percent-encoded. */
 const PRINTABLE_ASCII = /^[\u0021-\u007e]*$/;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+/**
+ * A path already in canonical form: non-empty segments of characters encodeURIComponent leaves
+ * alone, none starting with a dot (so no `.` or `..`). The normalisation would return it unchanged,
+ * so it is taken as it is, without splitting it.
+ */
+const CANONICAL_PATH = /^(?:\/[A-Za-z0-9\-_!~*'()][A-Za-z0-9\-_.!~*'()]*)+$/;
 
 /** The canonical form of a request's target, or why it has none (to be answered 400). */
 export function normaliseRequestTarget(raw: string | undefined): RequestTarget {
   let target = raw ?? '/';
+  const fastQueryAt = target.indexOf('?');
+  const fastPath = fastQueryAt < 0 ? target : target.slice(0, fastQueryAt);
+  if (CANONICAL_PATH.test(fastPath)) return { ok: true, url: target, path: fastPath };
   const absolute = ABSOLUTE_FORM.exec(target);
   if (absolute !== null) target = target.slice(absolute[0].length) || '/';
   const queryAt = target.indexOf('?');

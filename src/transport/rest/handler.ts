@@ -25,15 +25,16 @@ import { RestProblem, sendError, sendJson } from './replies.js';
 export const REST_PATH_PREFIX = '/v1/';
 
 export interface RestHandlerOptions {
-  /** The broker as the current request's caller may use it; may throw (AUTH_REQUIRED, BROKER_BUSY). */
-  broker: () => BrokerApi;
+  /** The broker as this request's caller may use it; may throw (AUTH_REQUIRED, BROKER_BUSY). */
+  broker: (req: IncomingMessage) => BrokerApi;
   /** The configured publish limits: a single message's body is refused past recordBytesMax unread. */
   limits?: () => AdmissionLimits;
   logger: Logger;
 }
 
 export interface RestHandler {
-  handle(req: IncomingMessage, res: ServerResponse): Promise<void>;
+  /** Serves one request; a promise while a route other than the single publish is being served. */
+  handle(req: IncomingMessage, res: ServerResponse): Promise<void> | undefined;
   /** Open Server-Sent Events streams. */
   readonly streams: EventStreams;
   /** Ends every event stream (their subscriptions close; unacked group messages go back). */
@@ -44,32 +45,27 @@ type Route = 'publish' | 'batch' | 'events' | 'acks';
 
 const ALLOWED: Record<Route, string> = { publish: 'POST', batch: 'POST', events: 'GET', acks: 'POST' };
 
+/** A request as routed: where it goes, and its query (null without one). */
+interface Routed {
+  route: Route;
+  topic: string;
+  group: string;
+  url: string;
+  query: URLSearchParams | null;
+}
+
 export function createRestHandler(options: RestHandlerOptions): RestHandler {
   const { logger } = options;
   const streams = new EventStreams(logger);
   const limits = options.limits ?? (() => ADMISSION_CEILINGS);
 
-  const serve = async (req: IncomingMessage, res: ServerResponse, url: string): Promise<void> => {
-    const queryAt = url.indexOf('?');
-    const path = queryAt < 0 ? url : url.slice(0, queryAt);
-    const query = queryAt < 0 ? null : new URLSearchParams(url.slice(queryAt + 1));
-    const { route, topic, group } = routeOf(path);
-    if (req.method !== ALLOWED[route]) {
-      res.setHeader('allow', ALLOWED[route]);
-      throw new RestProblem(405, 'INVALID_ARGUMENT', `${req.method} is not allowed on ${path} (${ALLOWED[route]} is)`);
-    }
-    // Before the body is read: an unauthenticated or refused caller sends it for nothing.
-    const broker = options.broker();
-    switch (route) {
-      case 'publish': {
-        const recordBytesMax = limits().recordBytesMax;
-        const body = await readBody(req, recordBytesMax, 'RECORD_TOO_LARGE');
-        const [result] = await broker.publish(topic, [singleMessage(req.headers, query, body)]);
-        sendJson(res, result!.deliverAtMs === undefined ? 200 : 202, resultJson(result!));
+  const serve = async (req: IncomingMessage, res: ServerResponse, routed: Routed, broker: BrokerApi): Promise<void> => {
+    const { topic, group, query } = routed;
+    switch (routed.route) {
+      case 'publish':
         return;
-      }
       case 'batch': {
-        const body = await readBody(req, BATCH_BODY_BYTES_MAX, 'BATCH_TOO_LARGE');
+        const body = await readBodyPromise(req, BATCH_BODY_BYTES_MAX, 'BATCH_TOO_LARGE');
         const results = await broker.publish(topic, batchMessages(req.headers, query, body));
         const delayed = results.every((result) => result.deliverAtMs !== undefined);
         sendJson(res, delayed ? 202 : 200, `{"results":[${results.map(resultJson).join(',')}]}`);
@@ -82,7 +78,7 @@ export function createRestHandler(options: RestHandlerOptions): RestHandler {
         // The caller must be allowed to consume the group (or administer the topic); an unknown group is 404.
         if (broker.describeGroup === undefined) throw new FerryError('INVALID_ARGUMENT', 'this broker has no queue groups');
         broker.describeGroup(topic, group);
-        const ids = ackIds(await readBody(req, ACKS_BODY_BYTES_MAX, 'BATCH_TOO_LARGE'), req.headers['content-type']);
+        const ids = ackIds(await readBodyPromise(req, ACKS_BODY_BYTES_MAX, 'BATCH_TOO_LARGE'), req.headers['content-type']);
         sendJson(res, 200, JSON.stringify(await streams.ack(topic, group, ids)));
         return;
       }
@@ -91,16 +87,62 @@ export function createRestHandler(options: RestHandlerOptions): RestHandler {
 
   return {
     streams,
-    handle: async (req, res) => {
+    handle: (req, res) => {
       const url = req.url ?? '/';
+      let routed: Routed;
+      let broker: BrokerApi;
       try {
-        await serve(req, res, url);
+        routed = routeRequest(req, url);
+        // Before the body is read: an unauthenticated or refused caller sends it for nothing.
+        broker = options.broker(req);
       } catch (error) {
         sendError(res, error, logger, url);
+        return undefined;
       }
+      if (routed.route === 'publish') {
+        publishOne(req, res, routed, broker, limits().recordBytesMax, logger);
+        return undefined;
+      }
+      return serve(req, res, routed, broker).catch((error: unknown) => sendError(res, error, logger, url));
     },
     close: () => streams.close(),
   };
+}
+
+/** Routes the request and checks its method; throws the refusal. */
+function routeRequest(req: IncomingMessage, url: string): Routed {
+  const queryAt = url.indexOf('?');
+  const path = queryAt < 0 ? url : url.slice(0, queryAt);
+  const query = queryAt < 0 ? null : new URLSearchParams(url.slice(queryAt + 1));
+  const { route, topic, group } = routeOf(path);
+  if (req.method !== ALLOWED[route]) {
+    throw new RestProblem(405, 'INVALID_ARGUMENT', `${req.method} is not allowed on ${path} (${ALLOWED[route]} is)`, ['allow', ALLOWED[route]]);
+  }
+  return { route, topic, group, url, query };
+}
+
+/**
+ * The hot path, without a promise of its own: the body is read by a listener, the message
+ * published, and the answer written once, in one write, when the broker's promise settles.
+ */
+function publishOne(req: IncomingMessage, res: ServerResponse, routed: Routed, broker: BrokerApi, recordBytesMax: number, logger: Logger): void {
+  readBody(req, recordBytesMax, 'RECORD_TOO_LARGE', (error, body) => {
+    if (error !== null) {
+      sendError(res, error, logger, routed.url);
+      return;
+    }
+    let published: Promise<PublishResult[]>;
+    try {
+      published = broker.publish(routed.topic, [singleMessage(req.headers, routed.query, body!)]);
+    } catch (thrown) {
+      sendError(res, thrown, logger, routed.url);
+      return;
+    }
+    published.then(
+      (results) => sendJson(res, results[0]!.deliverAtMs === undefined ? 200 : 202, resultJson(results[0]!)),
+      (failure: unknown) => sendError(res, failure, logger, routed.url),
+    );
+  });
 }
 
 /** The route of a path under /v1/; 404 for any other. */
@@ -135,42 +177,53 @@ function resultJson(result: PublishResult): string {
 }
 
 /**
- * The request body, at most `bytesMax`: past it (declared or sent) the request is refused with
- * `code` (413) and the rest is not read.
+ * The request body, at most `bytesMax`, to `done`: past it (declared or sent) the request is
+ * refused with `code` (413) and the rest is not read. One listener for the data and one for its
+ * end; a body that arrives in one chunk (a small one usually does) is that chunk, not a copy.
+ * A request that ends before its body (the client went away) is not answered: nobody is left to
+ * read the answer, and node:http emits no 'error' on a request without a listener for it.
  */
-function readBody(req: IncomingMessage, bytesMax: number, code: 'RECORD_TOO_LARGE' | 'BATCH_TOO_LARGE'): Promise<Buffer> {
+function readBody(req: IncomingMessage, bytesMax: number, code: 'RECORD_TOO_LARGE' | 'BATCH_TOO_LARGE', done: (error: FerryError | null, body: Buffer | null) => void): void {
   const tooLarge = (bytes: number): FerryError => new FerryError(code, `the request body of ${bytes} bytes is over ${bytesMax} bytes`);
   const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > bytesMax) return Promise.reject(tooLarge(declared));
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let bytes = 0;
-    const onData = (chunk: Buffer): void => {
-      bytes += chunk.length;
-      if (bytes > bytesMax) {
-        cleanup();
-        reject(tooLarge(bytes));
-        return;
-      }
-      chunks.push(chunk);
-    };
-    const onEnd = (): void => {
-      cleanup();
-      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, bytes));
-    };
-    const onClose = (): void => {
-      cleanup();
-      reject(new RestProblem(400, 'INVALID_ARGUMENT', 'the request ended before its body'));
-    };
-    const cleanup = (): void => {
+  if (declared > bytesMax) {
+    done(tooLarge(declared), null);
+    return;
+  }
+  let first: Buffer | null = null;
+  let more: Buffer[] | null = null;
+  let bytes = 0;
+  const onData = (chunk: Buffer): void => {
+    bytes += chunk.length;
+    if (bytes > bytesMax) {
       req.off('data', onData);
       req.off('end', onEnd);
-      req.off('error', onClose);
+      done(tooLarge(bytes), null);
+      return;
+    }
+    if (first === null) first = chunk;
+    else (more ??= [first]).push(chunk);
+  };
+  const onEnd = (): void => done(null, more !== null ? Buffer.concat(more, bytes) : (first ?? EMPTY_BODY));
+  req.on('data', onData);
+  req.on('end', onEnd);
+  req.on('error', ignoreError);
+}
+
+/** A request's stream error (the client went away) ends nothing else; without a listener it could end the process. */
+function ignoreError(): void {}
+
+const EMPTY_BODY = Buffer.alloc(0);
+
+/** readBody as a promise, for the routes that are not the hot path; a request that ends early is refused (400). */
+function readBodyPromise(req: IncomingMessage, bytesMax: number, code: 'RECORD_TOO_LARGE' | 'BATCH_TOO_LARGE'): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const onClose = (): void => reject(new RestProblem(400, 'INVALID_ARGUMENT', 'the request ended before its body'));
+    req.once('close', onClose);
+    readBody(req, bytesMax, code, (error, body) => {
       req.off('close', onClose);
-    };
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', onClose);
-    req.on('close', onClose);
+      if (error !== null) reject(error);
+      else resolve(body!);
+    });
   });
 }

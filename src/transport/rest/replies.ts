@@ -17,18 +17,21 @@ export class RestProblem extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** Headers of the answer, as name, value pairs (`allow` on a 405). */
+    readonly headers?: readonly string[],
   ) {
     super(message);
   }
 }
 
-export function sendJson(res: ServerResponse, status: number, text: string, extra?: Record<string, string>): void {
-  res.writeHead(status, {
-    'content-type': JSON_TYPE,
-    'content-length': Buffer.byteLength(text),
-    'cache-control': 'no-store',
-    ...extra,
-  });
+/**
+ * Answers `text` as JSON: the status line, the headers as one flat list (no header object, no
+ * setHeader per header) and the body go out as one string, in one write.
+ */
+export function sendJson(res: ServerResponse, status: number, text: string, extra?: readonly string[]): void {
+  const headers = ['content-type', JSON_TYPE, 'content-length', String(Buffer.byteLength(text)), 'cache-control', 'no-store'];
+  if (extra !== undefined) headers.push(...extra);
+  res.writeHead(status, headers);
   res.end(text);
 }
 
@@ -39,7 +42,7 @@ export function sendError(res: ServerResponse, error: unknown, logger: Logger, p
     return;
   }
   if (error instanceof RestProblem) {
-    sendJson(res, error.status, JSON.stringify({ error: { code: error.code, message: error.message } }), error.status === 413 ? closing(res) : undefined);
+    sendJson(res, error.status, JSON.stringify({ error: { code: error.code, message: error.message } }), error.status === 413 ? closing(res) : error.headers);
     return;
   }
   if (!isFerryError(error)) {
@@ -57,18 +60,18 @@ export function sendError(res: ServerResponse, error: unknown, logger: Logger, p
  * `connection: close` for an HTTP/1.1 request whose body is refused unread (too large): Node would
  * otherwise read all of it to keep the connection. HTTP/2 has no such header (a stream is reset).
  */
-function closing(res: ServerResponse): Record<string, string> | undefined {
-  return res.req?.httpVersionMajor === 1 ? { connection: 'close' } : undefined;
+function closing(res: ServerResponse): string[] | undefined {
+  return res.req?.httpVersionMajor === 1 ? ['connection', 'close'] : undefined;
 }
 
-function extraHeaders(res: ServerResponse, status: number, error: FerryError): Record<string, string> | undefined {
-  if (status === 401) return { 'www-authenticate': 'Bearer realm="ferry", Basic realm="ferry", charset="UTF-8"' };
+function extraHeaders(res: ServerResponse, status: number, error: FerryError): string[] | undefined {
+  if (status === 401) return ['www-authenticate', 'Bearer realm="ferry", Basic realm="ferry", charset="UTF-8"'];
   if (status === 429) {
     const retryAfterMs = error.detail?.['retryAfterMs'];
     const seconds = typeof retryAfterMs === 'number' ? Math.max(1, Math.ceil(retryAfterMs / 1000)) : BUSY_RETRY_AFTER_S;
-    return { 'retry-after': String(seconds) };
+    return ['retry-after', String(seconds)];
   }
-  if (status === 503) return { 'retry-after': String(BUSY_RETRY_AFTER_S) };
+  if (status === 503) return ['retry-after', String(BUSY_RETRY_AFTER_S)];
   // A body refused as too large may still be arriving: close rather than read it all.
   if (status === 413) return closing(res);
   return undefined;
