@@ -6,6 +6,7 @@
  */
 import { DEFAULT_DEDUP_WINDOW_MS, ID_HEADER, readIds } from '../broker/dedup.js';
 import { IdTable } from '../broker/id-table.js';
+import { DEDUP_ENTRIES_MAX } from '../broker/limits.js';
 import { FerryError } from '../errors.js';
 import { BATCH_HEADER_BYTES, readBatchHeader, readU32, recordHeaderValueAt, recordSizeAt, recordTimestampAt } from '../storage/record-batch.js';
 import type { NotedHeader, NotedHeaderLookup, NotedHeaders, PartitionLog } from '../storage/types.js';
@@ -67,8 +68,16 @@ export class NotedIds {
   private endOffset: number;
   private readonly keepMs: number;
 
-  /** `fromOffset`: the log's end when noting begins; `dedupWindowMs`: the topic's. */
-  constructor(fromOffset: number, dedupWindowMs: number) {
+  /**
+   * `fromOffset`: the log's end when noting begins; `dedupWindowMs`: the topic's; `entriesMax`: ids
+   * kept at most (the dedup index's own bound; smaller only in tests): past it the oldest are
+   * forgotten as by age, and a promotion reads them back from the log.
+   */
+  constructor(
+    fromOffset: number,
+    dedupWindowMs: number,
+    private readonly entriesMax: number = DEDUP_ENTRIES_MAX,
+  ) {
     this.fromOffset = fromOffset;
     this.endOffset = fromOffset;
     this.keepMs = NOTES_KEPT_WINDOWS * dedupWindowMs;
@@ -155,7 +164,7 @@ export class NotedIds {
     let forgot = false;
     const table = this.entries.table;
     for (let seq = table.oldestLive(); seq >= 0; seq = table.oldestLive()) {
-      if (table.value(seq, TIMESTAMP_MS) >= timestampMs) {
+      if (table.value(seq, TIMESTAMP_MS) >= timestampMs && table.size <= this.entriesMax) {
         // What was forgotten is no longer covered: a reader of the log reads it back instead.
         if (forgot) this.fromOffset = Math.max(this.fromOffset, table.value(seq, OFFSET));
         return;

@@ -215,3 +215,15 @@ test('noted ids - the compact notes keep, forget, cut and merge ids exactly as t
     { numRuns: 60 },
   );
 });
+
+test('noted ids - past their bound the oldest ids are forgotten and the notes then start after them', async () => {
+  const { leader, follower, clock } = await logs();
+  const notes = new NotedIds(0, WINDOW_MS, 5);
+  for (let i = 0; i < 9; i++) await leader.append([{ key: null, value: Buffer.from('v'), headers: [[ID_HEADER, `id-${i}`]] }]);
+  await replicate(leader, follower, notes, clock);
+  const noted = notes.handOver(9)!;
+  assert.deepEqual([...noted.entries.keys()], ['id-4', 'id-5', 'id-6', 'id-7', 'id-8']);
+  assert.equal(noted.fromOffset, 4, 'a promotion reads what was forgotten back from the log');
+  await leader.close();
+  await follower.close();
+});
