@@ -51,19 +51,18 @@ interface PendingIds {
   position: number;
 }
 
-/** The columns of a remembered id's row in its IdTable. */
-const PARTITION = 0;
+/** The columns of a remembered id's row in its IdTable; the first holds `partition * 2 + (delayed ? 1 : 0)`. */
+const PARTITION_AND_DELAYED = 0;
 const OFFSET = 1;
 const STORED_AT_MS = 2;
 const EXPIRES_MONO_MS = 3;
-const DELAYED = 4;
-const REMEMBERED_COLUMNS = 5;
+const REMEMBERED_COLUMNS = 4;
 
 /**
  * The ids remembered, oldest first, in a compact IdTable (its bytes and numbers off V8's heap)
  * rather than an object per id: in cluster mode every publish carries an id, so a busy topic
  * remembers every message of the last window (hundreds of thousands). A Map of strings over
- * parallel arrays held about 130 bytes of heap per id; the table about 70, none of it traced by
+ * parallel arrays held about 130 bytes of heap per id; the table about 60, none of it traced by
  * the GC.
  */
 class RememberedIds {
@@ -80,13 +79,14 @@ class RememberedIds {
   find(id: string): DedupEntry | undefined {
     const seq = this.table.find(id);
     if (seq < 0) return undefined;
-    const entry: DedupEntry = { partition: this.table.value(seq, PARTITION), offset: this.table.value(seq, OFFSET), storedAtMs: this.table.value(seq, STORED_AT_MS) };
-    if (this.table.value(seq, DELAYED) === 1) entry.delayed = true;
+    const partitionAndDelayed = this.table.value(seq, PARTITION_AND_DELAYED);
+    const entry: DedupEntry = { partition: Math.floor(partitionAndDelayed / 2), offset: this.table.value(seq, OFFSET), storedAtMs: this.table.value(seq, STORED_AT_MS) };
+    if (partitionAndDelayed % 2 === 1) entry.delayed = true;
     return entry;
   }
 
   push(id: string, entry: DedupEntry, expiresMonoMs: number): void {
-    this.table.pushString(id, entry.partition, entry.offset, entry.storedAtMs, expiresMonoMs, entry.delayed === true ? 1 : 0);
+    this.table.pushString(id, entry.partition * 2 + (entry.delayed === true ? 1 : 0), entry.offset, entry.storedAtMs, expiresMonoMs);
   }
 
   /** Forgets the oldest id if it expires before `nowMs` (or `force`); false when there was none to forget. */
