@@ -3,10 +3,10 @@
  * topic's dedup window stores nothing and is answered with the first one's partition and offset.
  * The rest: docs/INTERNALS.md.
  */
-import assert from 'node:assert/strict';
 import type { Clock } from '../platform/clock.js';
 import type { LogRecord } from '../storage/record.js';
 import type { NotedHeaders, PartitionLog } from '../storage/types.js';
+import { IdTable } from './id-table.js';
 import { DEDUP_ENTRIES_MAX } from './limits.js';
 
 export const ID_HEADER = 'ferry-id';
@@ -45,109 +45,62 @@ interface AdoptedIds {
   expiresMonoMs: number;
 }
 
-/** Slots of the remembered ring a new index starts with; it doubles as ids arrive, up to DEDUP_ENTRIES_MAX. */
-const RING_SLOTS_INITIAL = 1024;
-
 /** A publish with ids in flight: what its append resolves to, and where each id is in it. */
 interface PendingIds {
   stored: Promise<ReadonlyArray<DedupEntry> | undefined>;
   position: number;
 }
 
-/**
- * The ids remembered, oldest first, as parallel arrays in a ring rather than an object per id: in
- * cluster mode every publish carries an id, so a busy topic remembers every message of the last
- * window (hundreds of thousands), and two objects per id held about 250 bytes of heap per id
- * (130 this way, the id string included). The map only names each id's sequence number; the slot
- * follows from it.
- */
-class RememberedRing {
-  /** Sequence number of the oldest id held (the one at `headSlot`). */
-  private firstSeq = 0;
-  private headSlot = 0;
-  private count = 0;
-  private ids: Array<string | undefined>;
-  private partitions: Int32Array;
-  private offsets: Float64Array;
-  private storedAtMs: Float64Array;
-  private expiresMonoMs: Float64Array;
-  private delayed: Uint8Array;
+/** The columns of a remembered id's row in its IdTable; the first holds `partition * 2 + (delayed ? 1 : 0)`. */
+const PARTITION_AND_DELAYED = 0;
+const OFFSET = 1;
+const STORED_AT_MS = 2;
+const EXPIRES_MONO_MS = 3;
+const REMEMBERED_COLUMNS = 4;
 
-  constructor(slots: number) {
-    this.ids = new Array<string | undefined>(slots).fill(undefined);
-    this.partitions = new Int32Array(slots);
-    this.offsets = new Float64Array(slots);
-    this.storedAtMs = new Float64Array(slots);
-    this.expiresMonoMs = new Float64Array(slots);
-    this.delayed = new Uint8Array(slots);
-  }
+/**
+ * The ids remembered, oldest first, in a compact IdTable (its bytes and numbers off V8's heap)
+ * rather than an object per id: in cluster mode every publish carries an id, so a busy topic
+ * remembers every message of the last window (hundreds of thousands). A Map of strings over
+ * parallel arrays held about 130 bytes of heap per id; the table about 60, none of it traced by
+ * the GC.
+ */
+class RememberedIds {
+  private readonly table = new IdTable(REMEMBERED_COLUMNS);
 
   get size(): number {
-    return this.count;
+    return this.table.size;
   }
 
-  /** Appends an id; returns its sequence number. */
-  push(id: string, entry: DedupEntry, expiresMonoMs: number): number {
-    if (this.count === this.ids.length) this.grow();
-    const slot = (this.headSlot + this.count) % this.ids.length;
-    this.ids[slot] = id;
-    this.partitions[slot] = entry.partition;
-    this.offsets[slot] = entry.offset;
-    this.storedAtMs[slot] = entry.storedAtMs;
-    this.expiresMonoMs[slot] = expiresMonoMs;
-    this.delayed[slot] = entry.delayed === true ? 1 : 0;
-    this.count++;
-    return this.firstSeq + this.count - 1;
+  has(id: string): boolean {
+    return this.table.find(id) >= 0;
   }
 
-  entry(seq: number): DedupEntry {
-    const slot = this.slotOf(seq);
-    const entry: DedupEntry = { partition: this.partitions[slot]!, offset: this.offsets[slot]!, storedAtMs: this.storedAtMs[slot]! };
-    if (this.delayed[slot] === 1) entry.delayed = true;
+  find(id: string): DedupEntry | undefined {
+    const seq = this.table.find(id);
+    if (seq < 0) return undefined;
+    const partitionAndDelayed = this.table.value(seq, PARTITION_AND_DELAYED);
+    const entry: DedupEntry = { partition: Math.floor(partitionAndDelayed / 2), offset: this.table.value(seq, OFFSET), storedAtMs: this.table.value(seq, STORED_AT_MS) };
+    if (partitionAndDelayed % 2 === 1) entry.delayed = true;
     return entry;
   }
 
-  /** The oldest id, if it expires before `nowMs` (or `force`): removed and returned. */
-  shiftExpired(nowMs: number, force: boolean): string | undefined {
-    if (this.count === 0) return undefined;
-    const slot = this.headSlot;
-    if (!force && this.expiresMonoMs[slot]! >= nowMs) return undefined;
-    const id = this.ids[slot];
-    this.ids[slot] = undefined;
-    this.headSlot = (slot + 1) % this.ids.length;
-    this.firstSeq++;
-    this.count--;
-    return id;
+  push(id: string, entry: DedupEntry, expiresMonoMs: number): void {
+    this.table.pushString(id, entry.partition * 2 + (entry.delayed === true ? 1 : 0), entry.offset, entry.storedAtMs, expiresMonoMs);
   }
 
-  private slotOf(seq: number): number {
-    assert.ok(seq >= this.firstSeq && seq < this.firstSeq + this.count, 'a remembered id has a slot');
-    return (this.headSlot + (seq - this.firstSeq)) % this.ids.length;
-  }
-
-  /** Doubles the ring, oldest first from slot 0 (sequence numbers stay as they are). */
-  private grow(): void {
-    const slots = this.ids.length * 2;
-    const next = new RememberedRing(slots);
-    for (let at = 0; at < this.count; at++) {
-      const from = (this.headSlot + at) % this.ids.length;
-      next.ids[at] = this.ids[from];
-      next.partitions[at] = this.partitions[from]!;
-      next.offsets[at] = this.offsets[from]!;
-      next.storedAtMs[at] = this.storedAtMs[from]!;
-      next.expiresMonoMs[at] = this.expiresMonoMs[from]!;
-      next.delayed[at] = this.delayed[from]!;
-    }
-    ({ ids: this.ids, partitions: this.partitions, offsets: this.offsets, storedAtMs: this.storedAtMs, expiresMonoMs: this.expiresMonoMs, delayed: this.delayed } = next);
-    this.headSlot = 0;
+  /** Forgets the oldest id if it expires before `nowMs` (or `force`); false when there was none to forget. */
+  shiftExpired(nowMs: number, force: boolean): boolean {
+    const seq = this.table.oldestLive();
+    if (seq < 0 || (!force && this.table.value(seq, EXPIRES_MONO_MS) >= nowMs)) return false;
+    this.table.removeOldest();
+    return true;
   }
 }
 
 export class DedupIndex {
-  /** Each remembered id's sequence number in `ring`. */
-  private readonly entries = new Map<string, number>();
   /** In insertion order, which is expiry order (each expires a window after it is remembered), so expiry pops from the front. */
-  private readonly ring = new RememberedRing(RING_SLOTS_INITIAL);
+  private readonly remembered = new RememberedIds();
   /** Publishes with an id whose append has not resolved yet. */
   private readonly pending = new Map<string, PendingIds>();
   /** Partitions' ids taken over from a follower's notes at a promotion. */
@@ -162,15 +115,15 @@ export class DedupIndex {
   ) {}
 
   get size(): number {
-    let size = this.entries.size;
+    let size = this.remembered.size;
     for (const adopted of this.adopted) size += adopted.ids.size;
     return size;
   }
 
   lookup(id: string): DedupEntry | Promise<DedupEntry | undefined> | undefined {
     this.expire();
-    const seq = this.entries.get(id);
-    if (seq !== undefined) return this.ring.entry(seq);
+    const remembered = this.remembered.find(id);
+    if (remembered !== undefined) return remembered;
     const pending = this.pending.get(id);
     if (pending !== undefined) return pending.stored.then((entries) => entries?.[pending.position]);
     return this.adopted.length === 0 ? undefined : this.lookupAdopted(id);
@@ -207,15 +160,15 @@ export class DedupIndex {
   }
 
   private rememberFor(id: string, entry: DedupEntry, windowLeftMs: number): void {
-    if (this.entries.has(id)) return;
-    this.entries.set(id, this.ring.push(id, entry, this.clock.monotonicMs() + windowLeftMs));
-    while (this.entries.size > this.entriesMax) this.entries.delete(this.ring.shiftExpired(0, true)!);
+    if (this.remembered.has(id)) return;
+    this.remembered.push(id, entry, this.clock.monotonicMs() + windowLeftMs);
+    while (this.remembered.size > this.entriesMax) this.remembered.shiftExpired(0, true);
   }
 
   private expire(): void {
     const nowMs = this.clock.monotonicMs();
     for (let i = this.adopted.length - 1; i >= 0; i--) if (this.adopted[i]!.expiresMonoMs < nowMs) this.adopted.splice(i, 1);
-    for (let id = this.ring.shiftExpired(nowMs, false); id !== undefined; id = this.ring.shiftExpired(nowMs, false)) this.entries.delete(id);
+    while (this.remembered.shiftExpired(nowMs, false));
   }
 
   /**

@@ -187,6 +187,14 @@ export class ClientConnection {
     return performance.now() + this.options.requestTimeoutMs;
   }
 
+  /**
+   * Gives a reply's payload (PayloadReader.payload) back once nothing reads it or any view of it
+   * any more, so a later large reply reuses its buffer (FrameDecoder.recycle).
+   */
+  recyclePayload(payload: Buffer): void {
+    this.decoder.recycle(payload);
+  }
+
   /** Sends one request frame and resolves with its decoded reply of type `replyType`. */
   request<T>(encode: (w: FrameWriter, id: number) => void, replyType: number, decode: (r: PayloadReader) => T): Promise<T> {
     if (this.closedError !== null) return Promise.reject(this.closedError);

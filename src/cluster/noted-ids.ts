@@ -5,9 +5,11 @@
  * (docs/CLUSTERING.md, "Promotion").
  */
 import { DEFAULT_DEDUP_WINDOW_MS, ID_HEADER, readIds } from '../broker/dedup.js';
+import { IdTable } from '../broker/id-table.js';
+import { DEDUP_ENTRIES_MAX } from '../broker/limits.js';
 import { FerryError } from '../errors.js';
-import { BATCH_HEADER_BYTES, readBatchHeader, recordHeaderValue, recordSizeAt, recordTimestampAt } from '../storage/record-batch.js';
-import type { NotedHeader, NotedHeaders, PartitionLog } from '../storage/types.js';
+import { BATCH_HEADER_BYTES, readBatchHeader, readU32, recordHeaderValueAt, recordSizeAt, recordTimestampAt } from '../storage/record-batch.js';
+import type { NotedHeader, NotedHeaderLookup, NotedHeaders, PartitionLog } from '../storage/types.js';
 import type { FollowerLogChange } from './topic-follower.js';
 
 const ID_HEADER_BYTES = Buffer.from(ID_HEADER, 'utf8');
@@ -16,18 +18,66 @@ const ID_HEADER_BYTES = Buffer.from(ID_HEADER, 'utf8');
  * step may add; what was forgotten is read back from the log instead.
  */
 const NOTES_KEPT_WINDOWS = 2;
+/** The columns of a note's row in its IdTable. */
+const OFFSET = 0;
+const TIMESTAMP_MS = 1;
+const NOTE_COLUMNS = 2;
+
+/** Noted ids, by id: a row of offset and timestamp each, in offset order (an id noted again moves to the end). */
+export class NotedIdTable implements NotedHeaderLookup {
+  readonly table = new IdTable(NOTE_COLUMNS);
+
+  get size(): number {
+    return this.table.size;
+  }
+
+  get(id: string): NotedHeader | undefined {
+    const seq = this.table.find(id);
+    return seq < 0 ? undefined : this.headerAt(seq);
+  }
+
+  /** Notes `id` (the bytes `source[start..end)`) at `offset`; an earlier note of it goes. */
+  noteBytes(source: Uint8Array, start: number, end: number, offset: number, timestampMs: number): void {
+    const held = this.table.findBytes(source, start, end);
+    if (held >= 0) this.table.delete(held);
+    this.table.push(source, start, end, offset, timestampMs);
+  }
+
+  /** Notes `id` at `offset`; an earlier note of it goes. */
+  note(id: string, offset: number, timestampMs: number): void {
+    const held = this.table.find(id);
+    if (held >= 0) this.table.delete(held);
+    this.table.pushString(id, offset, timestampMs);
+  }
+
+  headerAt(seq: number): NotedHeader {
+    return { offset: this.table.value(seq, OFFSET), timestampMs: this.table.value(seq, TIMESTAMP_MS) };
+  }
+
+  /** The ids in offset order (for tests and diagnostics). */
+  *keys(): IterableIterator<string> {
+    for (let seq = this.table.oldestSeq; seq < this.table.endSeq; seq++) if (this.table.isLive(seq)) yield this.table.idOf(seq);
+  }
+}
 
 export class NotedIds {
-  /** By id, in offset order (an id noted again moves to the end). */
-  private entries = new Map<string, NotedHeader>();
+  private entries = new NotedIdTable();
   /** Every record with an id at this offset or later is in `entries`. */
   private fromOffset: number;
   /** One past the last record noted: where the next write must begin for the notes to stay whole. */
   private endOffset: number;
   private readonly keepMs: number;
 
-  /** `fromOffset`: the log's end when noting begins; `dedupWindowMs`: the topic's. */
-  constructor(fromOffset: number, dedupWindowMs: number) {
+  /**
+   * `fromOffset`: the log's end when noting begins; `dedupWindowMs`: the topic's; `entriesMax`: ids
+   * kept at most (the dedup index's own bound; smaller only in tests): past it the oldest are
+   * forgotten as by age, and a promotion reads them back from the log.
+   */
+  constructor(
+    fromOffset: number,
+    dedupWindowMs: number,
+    private readonly entriesMax: number = DEDUP_ENTRIES_MAX,
+  ) {
     this.fromOffset = fromOffset;
     this.endOffset = fromOffset;
     this.keepMs = NOTES_KEPT_WINDOWS * dedupWindowMs;
@@ -48,11 +98,8 @@ export class NotedIds {
       for (let i = 0; i < header.recordCount; i++) {
         const offset = header.baseOffset + i;
         if (offset >= this.endOffset) {
-          const id = recordHeaderValue(bytes, recordAt, ID_HEADER_BYTES);
-          if (id !== undefined) {
-            this.entries.delete(id);
-            this.entries.set(id, { offset, timestampMs: recordTimestampAt(bytes, recordAt) });
-          }
+          const idAt = recordHeaderValueAt(bytes, recordAt, ID_HEADER_BYTES);
+          if (idAt >= 0) this.entries.noteBytes(bytes, idAt, idAt + readU32(bytes, idAt - 4), offset, recordTimestampAt(bytes, recordAt));
           this.endOffset = offset + 1;
         }
         recordAt += recordSizeAt(bytes, recordAt);
@@ -64,14 +111,16 @@ export class NotedIds {
 
   /** The log was cut back to end at `end`. */
   cut(end: number): void {
-    for (const [id, entry] of this.entries) if (entry.offset >= end) this.entries.delete(id);
+    // Entries are in offset order, so those at `end` or later are the newest.
+    const table = this.entries.table;
+    for (let seq = table.newestLive(); seq >= 0 && table.value(seq, OFFSET) >= end; seq = table.newestLive()) table.removeNewest();
     this.endOffset = Math.min(this.endOffset, end);
     this.fromOffset = Math.min(this.fromOffset, end);
   }
 
   /** The log was emptied to start at `start`. */
   reset(start: number): void {
-    this.entries = new Map();
+    this.entries = new NotedIdTable();
     this.fromOffset = start;
     this.endOffset = start;
   }
@@ -81,7 +130,7 @@ export class NotedIds {
    * Null when they do not reach `logEnd`: the log grew by a path that does not note (a catch-up
    * copy), so the notes are not whole and the log is read instead.
    */
-  handOver(logEnd: number): NotedHeaders | null {
+  handOver(logEnd: number): (NotedHeaders & { entries: NotedIdTable }) | null {
     const noted = this.endOffset === logEnd ? { fromOffset: this.fromOffset, entries: this.entries } : null;
     this.reset(logEnd);
     return noted;
@@ -97,11 +146,15 @@ export class NotedIds {
    * no longer begin there (a cut, a reset, a write that did not continue them): the log is then
    * read at the promotion, as without it. An id noted since keeps its newer entry.
    */
-  prepend(entries: ReadonlyMap<string, NotedHeader>, from: number, until: number): boolean {
+  prepend(entries: NotedIdTable, from: number, until: number): boolean {
     if (this.fromOffset !== until || from > until) return false;
-    const merged = new Map<string, NotedHeader>();
-    for (const [id, entry] of entries) if (!this.entries.has(id)) merged.set(id, entry);
-    for (const [id, entry] of this.entries) merged.set(id, entry);
+    const merged = new NotedIdTable();
+    const older = entries.table;
+    for (let seq = older.oldestSeq; seq < older.endSeq; seq++) {
+      if (older.isLive(seq) && this.entries.get(older.idOf(seq)) === undefined) merged.table.pushRow(older, seq);
+    }
+    const newer = this.entries.table;
+    for (let seq = newer.oldestSeq; seq < newer.endSeq; seq++) if (newer.isLive(seq)) merged.table.pushRow(newer, seq);
     this.entries = merged;
     this.fromOffset = from;
     return true;
@@ -109,13 +162,14 @@ export class NotedIds {
 
   private forgetOlderThan(timestampMs: number): void {
     let forgot = false;
-    for (const [id, entry] of this.entries) {
-      if (entry.timestampMs >= timestampMs) {
+    const table = this.entries.table;
+    for (let seq = table.oldestLive(); seq >= 0; seq = table.oldestLive()) {
+      if (table.value(seq, TIMESTAMP_MS) >= timestampMs && table.size <= this.entriesMax) {
         // What was forgotten is no longer covered: a reader of the log reads it back instead.
-        if (forgot) this.fromOffset = Math.max(this.fromOffset, entry.offset);
+        if (forgot) this.fromOffset = Math.max(this.fromOffset, table.value(seq, OFFSET));
         return;
       }
-      this.entries.delete(id);
+      table.removeOldest();
       forgot = true;
     }
     if (forgot) this.fromOffset = this.endOffset;
@@ -168,11 +222,8 @@ export class TopicNotes {
     const reading = async (): Promise<void> => {
       const from = await log.offsetForTimestamp(this.nowMs() - this.dedupWindowMs());
       if (from >= until) return;
-      const entries = new Map<string, NotedHeader>();
-      await readIds(log, from, until, (id, record) => {
-        entries.delete(id);
-        entries.set(id, { offset: record.offset, timestampMs: record.timestampMs });
-      });
+      const entries = new NotedIdTable();
+      await readIds(log, from, until, (id, record) => entries.note(id, record.offset, record.timestampMs));
       if (this.following.get(logId) === noted) noted.prepend(entries, from, until);
     };
     // A failed read leaves the notes as they are: a promotion then reads the log, as without them.

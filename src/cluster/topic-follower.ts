@@ -236,9 +236,12 @@ export class TopicFollower {
           }),
         }),
       FRAME_TYPES.REPLICA_FETCH_OK,
-      decodeReplicaFetchOk,
+      (r) => ({ answer: decodeReplicaFetchOk(r), payload: r.payload }),
     );
-    await this.locally(() => this.apply(response));
+    await this.locally(() => this.apply(response.answer));
+    // Applied: its batches are written (the tail cache and the notes copied what they keep), so
+    // nothing reads the answer's bytes any more. Not after a failure: a write may still hold them.
+    connection.recyclePayload(response.payload);
   }
 
   private async apply(response: ReplicaFetchResponse): Promise<void> {

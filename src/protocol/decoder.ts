@@ -7,6 +7,7 @@
 import { FerryError } from '../errors.js';
 import { FRAME_MAGIC, HEADER_OFFSETS, isFrameType, type Frame, type FrameType } from './frame.js';
 import { FRAME_BYTES_MAX_DEFAULT, FRAME_HEADER_BYTES, SUPPORTED_VERSIONS } from './limits.js';
+import { PayloadRecycler } from './payload-recycler.js';
 
 export interface FrameHandler {
   /** Frames decoded from one chunk, in order. The array and the payload views may be kept. */
@@ -61,6 +62,8 @@ export class FrameDecoder {
   private pendingFlags = 0;
   private pendingRequestId = 0;
   private failed = false;
+  /** Buffers of payloads that span reads, given back through recycle(). */
+  private readonly payloads = new PayloadRecycler();
   /** Total bytes pushed, frames decoded: connection statistics. */
   bytesIn = 0;
   framesIn = 0;
@@ -199,7 +202,7 @@ export class FrameDecoder {
 
   private startPartial(chunk: Buffer, pos: number, payloadLength: number): void {
     // The length was validated against the limit in readHeader, so this allocation is bounded.
-    this.partial = Buffer.allocUnsafe(payloadLength);
+    this.partial = this.payloads.take(payloadLength);
     this.partialFill = chunk.length - pos;
     chunk.copy(this.partial, 0, pos, chunk.length);
   }
@@ -239,6 +242,14 @@ export class FrameDecoder {
     this.pendingFlags = source[at + HEADER_OFFSETS.flags]!;
     this.pendingRequestId = source.readUInt32BE(at + HEADER_OFFSETS.requestId);
     return payloadLength;
+  }
+
+  /**
+   * Gives back a frame's payload once nothing reads it or any view of it any more, so the next
+   * frame that spans reads reuses its buffer. Optional: a payload not given back is collected.
+   */
+  recycle(payload: Buffer): void {
+    this.payloads.give(payload);
   }
 
   private frame(payload: Buffer): Frame {

@@ -21,6 +21,11 @@ export class PayloadReader {
   private pos = 0;
   private end = 0;
 
+  /** The payload being read. */
+  get payload(): Buffer {
+    return this.buf;
+  }
+
   reset(payload: Buffer): this {
     this.buf = payload;
     this.pos = 0;

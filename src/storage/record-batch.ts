@@ -67,7 +67,7 @@ export function readU64(buf: Uint8Array, at: number): number {
   return high * TWO_POW_32 + low;
 }
 
-function readU32(buf: Uint8Array, at: number): number {
+export function readU32(buf: Uint8Array, at: number): number {
   return ((buf[at]! << 24) | (buf[at + 1]! << 16) | (buf[at + 2]! << 8) | buf[at + 3]!) >>> 0;
 }
 
@@ -280,6 +280,15 @@ export function recordTimestampAt(buf: Uint8Array, at: number): number {
  * for a record already checked (its CRC and structure), so only the walk to the headers is done.
  */
 export function recordHeaderValue(buf: Buffer, at: number, name: Uint8Array): string | undefined {
+  const start = recordHeaderValueAt(buf, at, name);
+  return start < 0 ? undefined : buf.toString('utf8', start, start + readU32(buf, start - 4));
+}
+
+/**
+ * Where the value of header `name` of the record at `buf[at..]` begins (its length is the u32
+ * before it), or -1 when the record has no such header: for a reader that keeps the bytes.
+ */
+export function recordHeaderValueAt(buf: Buffer, at: number, name: Uint8Array): number {
   const keyLength = buf.readInt32BE(at + R_KEY_LENGTH);
   let p = at + R_KEY + Math.max(0, keyLength);
   const headerCount = readU16(buf, p);
@@ -288,12 +297,10 @@ export function recordHeaderValue(buf: Buffer, at: number, name: Uint8Array): st
     const nameLength = readU16(buf, p);
     p += 2;
     const valueLength = readU32(buf, p + nameLength);
-    if (nameLength === name.length && buf.compare(name, 0, name.length, p, p + nameLength) === 0) {
-      return buf.toString('utf8', p + nameLength + 4, p + nameLength + 4 + valueLength);
-    }
+    if (nameLength === name.length && buf.compare(name, 0, name.length, p, p + nameLength) === 0) return p + nameLength + 4;
     p += nameLength + 4 + valueLength;
   }
-  return undefined;
+  return -1;
 }
 
 /**

@@ -192,7 +192,13 @@ export interface NotedHeaders {
   /** Every record at this offset or later that carries the header is in `entries`; earlier ones are not. */
   readonly fromOffset: number;
   /** By header value, in offset order. */
-  readonly entries: ReadonlyMap<string, NotedHeader>;
+  readonly entries: NotedHeaderLookup;
+}
+
+/** Noted header values, looked up by value. */
+export interface NotedHeaderLookup {
+  readonly size: number;
+  get(value: string): NotedHeader | undefined;
 }
 
 export interface NotedHeader {

@@ -8,8 +8,9 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Log } from '../../src/storage/log.js';
 import { DedupIndex, ID_HEADER } from '../../src/broker/dedup.js';
-import { NotedIds, TopicNotes } from '../../src/cluster/noted-ids.js';
+import { NotedIdTable, NotedIds, TopicNotes } from '../../src/cluster/noted-ids.js';
 import { eventually } from '../helpers.js';
+import { MapNotedIds } from './noted-ids-model.js';
 import type { NotedHeaders, PartitionLog, RecordInput } from '../../src/storage/types.js';
 import { SimClock } from '../sim/sim-clock.js';
 import { SimFileSystem } from '../sim/sim-fs.js';
@@ -50,6 +51,11 @@ async function rebuilt(log: Log, clock: SimClock, noted: NotedHeaders | null): P
   const index = new DedupIndex(WINDOW_MS, clock);
   await index.rebuild([view]);
   return index;
+}
+
+/** Where handed-over notes begin, and their ids in order. */
+function summary(noted: ReturnType<NotedIds['handOver']>): { fromOffset: number; ids: string[] } | null {
+  return noted === null ? null : { fromOffset: noted.fromOffset, ids: [...noted.entries.keys()] };
 }
 
 /** What `index` answers for every id the tests write. */
@@ -111,11 +117,11 @@ test('noted ids - entries older than two windows are forgotten and the notes the
   assert.deepEqual([...noted.entries.keys()], ['id-10']);
   assert.equal(noted.fromOffset, 10);
   // Handed over, the notes begin again at the log's end.
-  assert.deepEqual(notes.handOver(12), { fromOffset: 12, entries: new Map() });
+  assert.deepEqual(summary(notes.handOver(12)), { fromOffset: 12, ids: [] });
   // Notes that do not reach the log's end (it grew by a copy that does not note) are not offered.
   assert.equal(notes.handOver(20), null);
   notes.reset(50);
-  assert.deepEqual(notes.handOver(50), { fromOffset: 50, entries: new Map() });
+  assert.deepEqual(summary(notes.handOver(50)), { fromOffset: 50, ids: [] });
   await leader.close();
   await follower.close();
 });
@@ -140,7 +146,84 @@ test('noted ids - new notes are filled from the log before them in the backgroun
   // A fill that finds the notes cut below where it began is dropped.
   const cutNotes = new NotedIds(30, WINDOW_MS);
   cutNotes.cut(20);
-  assert.equal(cutNotes.prepend(new Map([['id-1', { offset: 1, timestampMs: 0 }]]), 0, 30), false);
+  const fill = new NotedIdTable();
+  fill.note('id-1', 1, 0);
+  assert.equal(cutNotes.prepend(fill, 0, 30), false);
+  await leader.close();
+  await follower.close();
+});
+
+test('noted ids - the compact notes keep, forget, cut and merge ids exactly as the Map they replaced', async () => {
+  const step = fc.oneof(
+    fc.record({ kind: fc.constant('write' as const), count: fc.integer({ min: 1, max: 40 }), pool: fc.integer({ min: 1, max: 30 }) }),
+    fc.record({ kind: fc.constant('cut' as const), back: fc.nat(30) }),
+    fc.record({ kind: fc.constant('reset' as const) }),
+    fc.record({ kind: fc.constant('tick' as const), ms: fc.integer({ min: 0, max: WINDOW_MS }) }),
+    fc.record({ kind: fc.constant('prepend' as const), count: fc.integer({ min: 0, max: 10 }) }),
+  );
+  await fc.assert(
+    fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 25 }), async (steps) => {
+      const { leader, clock } = await logs();
+      const notes = new NotedIds(0, WINDOW_MS);
+      const model = new MapNotedIds(0, WINDOW_MS);
+      let written = 0;
+      let end = 0;
+      for (const s of steps) {
+        if (s.kind === 'write') {
+          const records = Array.from({ length: s.count }, (_, i): RecordInput => ({ key: null, value: Buffer.from('v'), headers: (written + i) % 4 === 3 ? [] : [[ID_HEADER, `id-${(written + i) % s.pool}`]] }));
+          written += s.count;
+          const before = leader.nextOffset;
+          await leader.append(records);
+          const bytes = Buffer.concat(await leader.readBatches(before, { bytesMax: FETCH_BYTES }));
+          // A write that continues the notes, or (after a cut or reset) one that starts elsewhere.
+          notes.note(bytes, before, clock.nowMs());
+          model.note(bytes, before, clock.nowMs());
+          end = leader.nextOffset;
+        } else if (s.kind === 'cut') {
+          const cutAt = Math.max(0, end - s.back);
+          notes.cut(cutAt);
+          model.cut(cutAt);
+        } else if (s.kind === 'reset') {
+          notes.reset(end);
+          model.reset(end);
+        } else if (s.kind === 'tick') {
+          clock.advance(s.ms);
+        } else {
+          const from = Math.max(0, notes.extent().fromOffset - s.count);
+          const fill = new NotedIdTable();
+          const fillModel = new Map<string, { offset: number; timestampMs: number }>();
+          for (let offset = from; offset < notes.extent().fromOffset; offset++) {
+            fill.note(`id-${offset % 7}`, offset, clock.nowMs() - 1);
+            fillModel.delete(`id-${offset % 7}`);
+            fillModel.set(`id-${offset % 7}`, { offset, timestampMs: clock.nowMs() - 1 });
+          }
+          assert.equal(notes.prepend(fill, from, notes.extent().fromOffset), model.prepend(fillModel, from, model.extent().fromOffset));
+        }
+        assert.deepEqual(notes.extent(), model.extent());
+      }
+      const handed = notes.handOver(end);
+      const expected = model.handOver(end);
+      assert.equal(handed === null, expected === null);
+      if (handed !== null && expected !== null) {
+        assert.equal(handed.fromOffset, expected.fromOffset);
+        assert.deepEqual([...handed.entries.keys()], [...expected.entries.keys()]);
+        for (const [id, header] of expected.entries) assert.deepEqual(handed.entries.get(id), header);
+        assert.equal(handed.entries.get('id-never'), undefined);
+      }
+      await leader.close();
+    }),
+    { numRuns: 60 },
+  );
+});
+
+test('noted ids - past their bound the oldest ids are forgotten and the notes then start after them', async () => {
+  const { leader, follower, clock } = await logs();
+  const notes = new NotedIds(0, WINDOW_MS, 5);
+  for (let i = 0; i < 9; i++) await leader.append([{ key: null, value: Buffer.from('v'), headers: [[ID_HEADER, `id-${i}`]] }]);
+  await replicate(leader, follower, notes, clock);
+  const noted = notes.handOver(9)!;
+  assert.deepEqual([...noted.entries.keys()], ['id-4', 'id-5', 'id-6', 'id-7', 'id-8']);
+  assert.equal(noted.fromOffset, 4, 'a promotion reads what was forgotten back from the log');
   await leader.close();
   await follower.close();
 });
