@@ -147,11 +147,13 @@ export interface ReceiverSettings {
   /** HandoffBudget.buffer, and its bytesMax. */
   handoffBuffer: SharedArrayBuffer;
   handoffBytesMax: number;
+  /** The nice value the receiver asks for its thread (kept at the process's when not permitted). */
+  nice: number;
 }
 
 /** What the receiver thread posts: `listening` or `bind_failed` first, then batches and socket errors; asked to close, its last batch before it ends. */
 export type ReceiverEvent =
-  | { kind: 'listening'; host: string; port: number; receiveBufferBytes: number }
+  | { kind: 'listening'; host: string; port: number; receiveBufferBytes: number; nice: number }
   | { kind: 'bind_failed'; message: string; code: string | undefined }
   | ({ kind: 'batch' } & DatagramBatch)
   | { kind: 'socket_error'; message: string; code: string | undefined };

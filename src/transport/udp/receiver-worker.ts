@@ -8,9 +8,20 @@
  */
 import { createSocket, type RemoteInfo } from 'node:dgram';
 import { isIPv6 } from 'node:net';
+import { getPriority, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { BatchPacker, entryBytes, HandoffBudget, UDP_BATCH_WAIT_MS, type ReceiverCommand, type ReceiverEvent, type ReceiverSettings } from './handoff.js';
 import { DatagramCounts } from './outcomes.js';
+
+/** Asks for nice value `nice` for this thread alone (Linux keeps one per thread), never lowering its priority; the value it runs at. */
+function raisePriority(nice: number): number {
+  try {
+    if (getPriority(0) > nice) setPriority(0, nice);
+  } catch {
+    // Not permitted: the thread runs at the process's priority.
+  }
+  return getPriority(0);
+}
 
 function errorCode(error: Error): string | undefined {
   const code = (error as NodeJS.ErrnoException).code;
@@ -51,7 +62,7 @@ function run(settings: ReceiverSettings, port: NonNullable<typeof parentPort>): 
     // A socket error after the bind (ICMP noise) must not stop the receiver: reported, never thrown.
     socket.on('error', (error) => post({ kind: 'socket_error', message: error.message, code: errorCode(error) }));
     const address = socket.address();
-    post({ kind: 'listening', host: address.address, port: address.port, receiveBufferBytes: socket.getRecvBufferSize() });
+    post({ kind: 'listening', host: address.address, port: address.port, receiveBufferBytes: socket.getRecvBufferSize(), nice: raisePriority(settings.nice) });
   });
 
   port.on('message', (command: ReceiverCommand) => {

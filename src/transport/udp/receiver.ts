@@ -13,6 +13,14 @@ import type { DatagramCounts } from './outcomes.js';
 
 /** How long close() waits for the receiver to post its last batch and end before terminating it. */
 const RECEIVER_CLOSE_MS_MAX = 5_000;
+/**
+ * The receiver asks to run at this nice value, for its thread alone, so that on a busy machine it
+ * is woken before the threads it shares the cores with, the broker's own among them: it does little
+ * per datagram, and every wait beyond what the receive buffer covers is loss. Lowering a nice value
+ * needs privilege (CAP_SYS_NICE, or RLIMIT_NICE: systemd's LimitNICE=, set in
+ * deploy/systemd/ferry.service); without it the receiver keeps the process's value.
+ */
+export const UDP_RECEIVER_NICE = -10;
 /** The receiver's heap: it holds one packing buffer and the datagrams of one socket read, so a small one. */
 const RECEIVER_OLD_GENERATION_MB = 64;
 
@@ -21,6 +29,8 @@ export interface UdpAddress {
   port: number;
   /** What the kernel granted (Linux reports twice the usable size). */
   receiveBufferBytes: number;
+  /** The receiver thread's nice value (UDP_RECEIVER_NICE when the process may lower it, else the process's). */
+  receiverNice: number;
 }
 
 export interface UdpReceiverOptions {
@@ -59,6 +69,7 @@ export class UdpReceiver {
       countsBuffer: options.counts.buffer,
       handoffBuffer: budget.buffer,
       handoffBytesMax: budget.bytesMax,
+      nice: UDP_RECEIVER_NICE,
     };
     const worker = startModuleWorker(siblingModuleUrl(import.meta.url, 'receiver-worker'), {
       workerData: settings,
@@ -76,7 +87,7 @@ export class UdpReceiver {
         if (event.kind === 'listening') {
           worker.off('error', failed);
           worker.on('error', receiver.failed);
-          resolve({ receiver, address: { host: event.host, port: event.port, receiveBufferBytes: event.receiveBufferBytes } });
+          resolve({ receiver, address: { host: event.host, port: event.port, receiveBufferBytes: event.receiveBufferBytes, receiverNice: event.nice } });
         } else if (event.kind === 'bind_failed') {
           failed(Object.assign(new Error(event.message), { code: event.code }));
         } else {

@@ -1,18 +1,19 @@
 /**
  * The receiver thread (src/transport/udp/receiver.ts, receiver-worker.ts): it reads the socket
  * while this thread is blocked, packs at most the handoff budget and drops (and counts) the rest as
- * overloaded; it drops over-long datagrams itself; and close() ends the thread and frees the port,
- * leaving no handle behind. A failed bind rejects with the socket's error and leaves no thread.
+ * overloaded; it drops over-long datagrams itself; its raised priority is its own thread's; and
+ * close() ends the thread and frees the port, leaving no handle behind. A failed bind rejects with the socket's error and leaves no thread.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
+import { getPriority } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { silentLogger } from '../../../src/platform/logger.js';
 import { UDP_ENTRY_HEADER_BYTES } from '../../../src/transport/udp/handoff.js';
 import { DatagramCounts } from '../../../src/transport/udp/outcomes.js';
-import { UdpReceiver, type UdpReceiverOptions } from '../../../src/transport/udp/receiver.js';
+import { UdpReceiver, UDP_RECEIVER_NICE, type UdpReceiverOptions } from '../../../src/transport/udp/receiver.js';
 import { eventually } from '../../helpers.js';
 
 const LOOPBACK = '127.0.0.1';
@@ -101,8 +102,12 @@ test('udp receiver - drops datagrams over datagramBytesMax itself, counted as ov
 test('udp receiver - close() ends the thread, frees the port and leaves no handle; a failed bind rejects and leaves no thread', async () => {
   const before = process.getActiveResourcesInfo().sort();
   const received: Array<[string, string]> = [];
+  const niceBefore = getPriority(0);
   const { receiver, address } = await UdpReceiver.open(options(received));
   assert.ok(address.receiveBufferBytes > 0);
+  // The receiver's priority is its own thread's: this thread's is unchanged.
+  assert.ok([UDP_RECEIVER_NICE, niceBefore].includes(address.receiverNice), `receiver nice ${address.receiverNice}`);
+  assert.equal(getPriority(0), niceBefore);
   // The same port again: the bind fails in the receiver thread and open() rejects with its code.
   await assert.rejects(UdpReceiver.open(options([], { port: address.port })), (error: NodeJS.ErrnoException) => error.code === 'EADDRINUSE');
   const socket = createSocket('udp4');
