@@ -55,6 +55,8 @@ export class UdpServer {
   private readonly batch: IngestBatch;
   private readonly quota: PublishQuota;
   private readonly verdicts = new Map<string, boolean>();
+  /** The receive buffer the kernel granted the socket (0 before listen). */
+  receiveBufferBytes = 0;
 
   constructor(
     broker: Pick<BrokerApi, 'publish'>,
@@ -91,9 +93,6 @@ export class UdpServer {
   datagramCounts(): Array<{ outcome: UdpOutcome; count: number }> {
     return this.counts.entries();
   }
-
-  /** The receive buffer the kernel granted the socket (0 before listen). */
-  receiveBufferBytes = 0;
 
   /** Bytes received and not yet stored: packed by the receiver and not yet taken, then taken and not yet stored. */
   get bytesInFlight(): number {
