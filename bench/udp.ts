@@ -342,12 +342,13 @@ export async function runUdpBench(argv: string[]): Promise<number> {
   try {
     const ferry = await startFerry(processes, client, options);
     try {
-      report.receiveBufferBytes = await receiveBufferGranted(ferry.httpPort);
       report.ferry = [];
       for (const rate of options.rates) {
         report.ferry.push(await measureFerry(ferry, options, rate));
         progress(`ferry ${describe(report.ferry.at(-1)!)}`);
       }
+      // Read once the port has surely been served (it opens after the TCP port the harness waits for).
+      report.receiveBufferBytes = await receiveBufferGranted(ferry.httpPort);
     } finally {
       await ferry.client.close();
       await processes.stop(ferry.server);
