@@ -83,6 +83,8 @@ export class UdpReceiver {
         reject(error);
       };
       worker.once('error', failed);
+      // Ending without a word (no bind result, no error) still settles open(); after listening this is a no-op.
+      worker.once('exit', (code) => reject(new Error(`the UDP receiver thread ended before it listened (exit code ${code})`)));
       worker.on('message', (event: ReceiverEvent) => {
         if (event.kind === 'listening') {
           worker.off('error', failed);
