@@ -175,8 +175,17 @@ async function startFerry(processes: ProcessRegistry, client: FerryClientModule,
   return { server, udpPort, httpPort, client: connected };
 }
 
+async function metricsText(httpPort: number): Promise<string> {
+  return (await fetch(`http://${LOOPBACK_HOST}:${httpPort}/metrics`)).text();
+}
+
+/** The receive buffer the kernel granted Ferry's UDP socket (ferry_udp_receive_buffer_bytes). */
+async function receiveBufferGranted(httpPort: number): Promise<number> {
+  return Number(/^ferry_udp_receive_buffer_bytes (\d+)$/m.exec(await metricsText(httpPort))?.[1] ?? 0);
+}
+
 async function udpDrops(httpPort: number): Promise<Record<string, number>> {
-  const text = await (await fetch(`http://${LOOPBACK_HOST}:${httpPort}/metrics`)).text();
+  const text = await metricsText(httpPort);
   return Object.fromEntries([...text.matchAll(/^ferry_udp_datagrams_total\{outcome="(\w+)"\} (\d+)$/gm)].map((match) => [match[1]!, Number(match[2])]));
 }
 
@@ -274,6 +283,8 @@ interface UdpReport {
   loadAverage: { start: number; end: number };
   options: Options;
   ferry: RateResult[];
+  /** What the kernel granted Ferry's socket (Linux reports twice the usable size). */
+  receiveBufferBytes: number;
   baseline: RateResult[];
   w3: { unloaded: LatencyResult; loaded: LatencyResult; load: RateResult };
 }
@@ -301,6 +312,7 @@ export function udpSection(report: UdpReport, resultsFile: string): string {
       (busy ? ' **Measured on a busy machine**: other work held the cores, so these figures show that the harness works and how Ferry degrades under contention, not its capacity; re-measure on a quiet machine.' : ''),
     `One sender process (Ferry's client, \`publishUdp\`, ${options.valueBytes}-byte values, binary form) offers each rate for ${options.seconds} s to a broker's UDP port (topic durability \`${options.durability}\`, one partition);`,
     'the baseline is a Node UDP server that only counts (bench/udp-counter.ts). Offered is what the sender managed to send per second; loss is 1 − stored (received) / sent.',
+    `Ferry reads the socket on a receiver thread that hands datagrams to the broker's thread in batches (docs/OPERATIONS.md, "UDP ingest"); both servers asked for a ${thousands(RECEIVE_BUFFER_BYTES / 1024)} KiB receive buffer, and the kernel granted Ferry's ${thousands((report.receiveBufferBytes ?? 0) / 1024)} KiB as Linux reports it (twice the usable size, capped by net.core.rmem_max).`,
     '',
     '| rate asked (/s) | Ferry offered (/s) | Ferry stored (/s) | Ferry loss | broker drops | kernel buffer drops | baseline offered (/s) | baseline loss |',
     '| ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |',
@@ -335,6 +347,8 @@ export async function runUdpBench(argv: string[]): Promise<number> {
         report.ferry.push(await measureFerry(ferry, options, rate));
         progress(`ferry ${describe(report.ferry.at(-1)!)}`);
       }
+      // Read once the port has surely been served (it opens after the TCP port the harness waits for).
+      report.receiveBufferBytes = await receiveBufferGranted(ferry.httpPort);
     } finally {
       await ferry.client.close();
       await processes.stop(ferry.server);

@@ -15,4 +15,8 @@ export type ConnectionView = ConnectionStats & { backedUpMs?: number };
 /** What the admin layer reads from the UDP ingest port (UdpServer implements it). */
 export interface UdpSource {
   datagramCounts(): Array<{ outcome: string; count: number }>;
+  /** The socket's receive buffer as the kernel granted it. */
+  readonly receiveBufferBytes: number;
+  /** Datagram bytes received and not yet stored (handed over by the receiver thread, or waiting for the store). */
+  readonly bytesInFlight: number;
 }

@@ -271,6 +271,12 @@ export class BrokerMetrics implements StorageObserver {
     counter('ferry_udp_datagrams_total', 'Datagrams received on the UDP ingest port, by outcome: stored, or why dropped (malformed, oversized, forbidden, rate_limited, overloaded, unknown_topic, failed).', ['outcome'], (m) => {
       for (const { outcome, count } of this.sources.udp?.()?.datagramCounts() ?? []) m.inc({ outcome }, count);
     });
+    gauge('ferry_udp_receive_buffer_bytes', 'Receive buffer the kernel granted the UDP ingest socket (Linux reports twice the usable size; capped by net.core.rmem_max); 0 when no UDP port is open.', [], (m) =>
+      m.set(this.sources.udp?.()?.receiveBufferBytes ?? 0),
+    );
+    gauge('ferry_udp_in_flight_bytes', 'Datagram bytes received on the UDP ingest port and not yet stored (past UDP_HANDOFF_BYTES_MAX or UDP_IN_FLIGHT_BYTES_MAX datagrams are dropped as overloaded).', [], (m) =>
+      m.set(this.sources.udp?.()?.bytesInFlight ?? 0),
+    );
     counter('ferry_network_received_bytes_total', 'Bytes read from client connections.', [], (m) => m.inc(server()?.bytesIn ?? 0));
     counter('ferry_network_sent_bytes_total', 'Bytes written to client connections.', [], (m) => m.inc(server()?.bytesOut ?? 0));
   }

@@ -26,7 +26,7 @@ export async function startUdp(config: FerryConfig, parts: { broker: BrokerApi; 
     logger,
   });
   const address = await server.listen(udp.port, udp.host);
-  logger.info('udp.listening', { host: address.host, port: address.port, topics: udp.topics, sourceMessagesPerSecond: udp.sourceMessagesPerSecond, receiveBufferBytes: address.receiveBufferBytes });
+  logger.info('udp.listening', { host: address.host, port: address.port, topics: udp.topics, sourceMessagesPerSecond: udp.sourceMessagesPerSecond, receiveBufferBytes: address.receiveBufferBytes, receiverNice: address.receiverNice });
   if (udp.topics.length === 0) logger.warn('udp.no_topics', { note: 'udp.topics is empty: every datagram is dropped (outcome forbidden); list the topics UDP may write to' });
   if (!isLoopbackHost(udp.host)) logger.warn('udp.exposed', { host: udp.host, topics: udp.topics, note: 'UDP has no login: anyone who can reach this address may write to udp.topics (at udp.sourceMessagesPerSecond per address)' });
   // Linux reports twice the usable size; less than asked means net.core.rmem_max capped it.

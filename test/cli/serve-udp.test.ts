@@ -66,6 +66,12 @@ test('serve udp - ferry serve --udp-port stores what nc -u sends, drops the rest
       };
       await eventually(async () => assert.deepEqual(await counted(), { stored: 1, malformed: 1, oversized: 0, forbidden: 1, rate_limited: 0, overloaded: 0, unknown_topic: 0, failed: 0 }));
       assert.equal((await client.describeTopic('secret')).partitions[0]!.nextOffset, 0);
+      // What the kernel granted the socket, as logged at start and as the gauge shows it.
+      const metrics = await (await fetch(`${served.http}/metrics`)).text();
+      const granted = served.events().find((line) => line['event'] === 'udp.listening')?.['receiveBufferBytes'];
+      assert.ok(granted > 0);
+      assert.match(metrics, new RegExp(`^ferry_udp_receive_buffer_bytes ${granted}$`, 'm'));
+      assert.match(metrics, /^ferry_udp_in_flight_bytes \d+$/m);
     } finally {
       await client.close();
     }

@@ -3,6 +3,10 @@
  * here and shown as `ferry_udp_datagrams_total{outcome}` (docs/OPERATIONS.md, "UDP ingest").
  * Datagrams the kernel dropped before the broker read them (a full socket buffer) are not seen
  * here: the host's `RcvbufErrors` (/proc/net/snmp) counts those.
+ *
+ * The receiver thread (receiver-worker.ts) and the broker's thread both count (the receiver its
+ * `oversized` and `overloaded` drops, the broker's thread the rest), into one set of counters in
+ * memory both share.
  */
 export const UDP_OUTCOMES = [
   /** Appended to its topic. */
@@ -15,7 +19,10 @@ export const UDP_OUTCOMES = [
   'forbidden',
   /** Its source address sent more than udp.sourceMessagesPerSecond (with the burst). */
   'rate_limited',
-  /** The broker had UDP_IN_FLIGHT_BYTES_MAX of datagrams not yet stored: it is behind, and UDP cannot wait. */
+  /**
+   * The broker is behind, and UDP cannot wait: its thread had UDP_HANDOFF_BYTES_MAX of datagrams
+   * not yet taken from the receiver, or UDP_IN_FLIGHT_BYTES_MAX taken and not yet stored.
+   */
   'overloaded',
   /** The topic does not exist (or not on this broker, in a cluster). */
   'unknown_topic',
@@ -25,20 +32,32 @@ export const UDP_OUTCOMES = [
 
 export type UdpOutcome = (typeof UDP_OUTCOMES)[number];
 
-/** One counter per outcome; plain numbers, read at scrape time. */
+const OUTCOME_INDEX = Object.fromEntries(UDP_OUTCOMES.map((outcome, index) => [outcome, index])) as Record<UdpOutcome, number>;
+
+/**
+ * One counter per outcome, in shared memory (64-bit, added atomically): each thread holding the
+ * buffer counts into the same numbers, read at scrape time.
+ */
 export class DatagramCounts {
-  private readonly counts = new Map<UdpOutcome, number>(UDP_OUTCOMES.map((outcome) => [outcome, 0]));
+  readonly buffer: SharedArrayBuffer;
+  private readonly counts: BigInt64Array;
+
+  /** New counters, or (with `buffer`) the ones another thread made. */
+  constructor(buffer?: SharedArrayBuffer) {
+    this.buffer = buffer ?? new SharedArrayBuffer(UDP_OUTCOMES.length * BigInt64Array.BYTES_PER_ELEMENT);
+    this.counts = new BigInt64Array(this.buffer);
+  }
 
   add(outcome: UdpOutcome, count = 1): void {
-    this.counts.set(outcome, this.counts.get(outcome)! + count);
+    Atomics.add(this.counts, OUTCOME_INDEX[outcome], BigInt(count));
   }
 
   get(outcome: UdpOutcome): number {
-    return this.counts.get(outcome)!;
+    return Number(Atomics.load(this.counts, OUTCOME_INDEX[outcome]));
   }
 
   /** Every outcome with its count, zeros included, in UDP_OUTCOMES order. */
   entries(): Array<{ outcome: UdpOutcome; count: number }> {
-    return UDP_OUTCOMES.map((outcome) => ({ outcome, count: this.counts.get(outcome)! }));
+    return UDP_OUTCOMES.map((outcome) => ({ outcome, count: this.get(outcome) }));
   }
 }

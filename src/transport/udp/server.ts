@@ -5,10 +5,9 @@
  * only topics matching `udp.topics`, at most `udp.sourceMessagesPerSecond` from one source
  * address, within the `limits.*` of any publish. Every datagram ends in one outcome, counted
  * (outcomes.ts); a bad one costs a counter, never an exception past this module or a blocked loop.
- * The datagrams of one event-loop turn are stored together (ingest-batch.ts).
+ * The socket is read on a thread of its own (receiver.ts), which hands datagrams over in batches;
+ * the datagrams of one event-loop turn are stored together (ingest-batch.ts).
  */
-import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
-import { isIPv6 } from 'node:net';
 import type { AdmissionLimits } from '../../broker/limits.js';
 import type { BrokerApi, PublishMessage } from '../../broker/types.js';
 import type { Clock } from '../../platform/clock.js';
@@ -18,8 +17,10 @@ import { matches } from '../../security/patterns.js';
 import { PublishQuota } from '../../security/quota.js';
 import { IngestBatch } from './ingest-batch.js';
 import { DatagramCounts, type UdpOutcome } from './outcomes.js';
+import { UdpReceiver, type UdpAddress } from './receiver.js';
 
 export { UDP_OUTCOMES, type UdpOutcome } from './outcomes.js';
+export type { UdpAddress } from './receiver.js';
 
 /**
  * Topic names whose udp.topics verdict is remembered: a datagram's topic is checked against the
@@ -42,23 +43,20 @@ export interface UdpServerOptions {
   limits: AdmissionLimits;
   /** Bytes received and not yet stored at most (default UDP_IN_FLIGHT_BYTES_MAX); beyond it datagrams are dropped as overloaded. */
   inFlightBytesMax?: number;
+  /** Bytes the receiver thread has packed and this thread not yet taken, at most (default UDP_HANDOFF_BYTES_MAX); beyond it, overloaded. */
+  handoffBytesMax?: number;
   clock: Clock;
   logger: Logger;
 }
 
-export interface UdpAddress {
-  host: string;
-  port: number;
-  /** What the kernel granted (Linux reports twice the usable size). */
-  receiveBufferBytes: number;
-}
-
 export class UdpServer {
-  private socket: Socket | null = null;
+  private receiver: UdpReceiver | null = null;
   private readonly counts = new DatagramCounts();
   private readonly batch: IngestBatch;
   private readonly quota: PublishQuota;
   private readonly verdicts = new Map<string, boolean>();
+  /** The receive buffer the kernel granted the socket (0 before listen). */
+  receiveBufferBytes = 0;
 
   constructor(
     broker: Pick<BrokerApi, 'publish'>,
@@ -74,22 +72,21 @@ export class UdpServer {
     this.quota = new PublishQuota(options.sourceMessagesPerSecond, options.sourceBurstMessages || options.sourceMessagesPerSecond, clock);
   }
 
-  /** Binds the port (0: any free one) and starts receiving. */
-  listen(port: number, host: string): Promise<UdpAddress> {
-    return new Promise((resolve, reject) => {
-      const socket = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', recvBufferSize: this.options.receiveBufferBytes });
-      const failed = (error: Error): void => reject(error);
-      socket.once('error', failed);
-      socket.on('message', this.receive);
-      socket.bind(port, host, () => {
-        socket.off('error', failed);
-        // A socket error after the bind (ICMP noise) must not stop the broker: logged, never thrown.
-        socket.on('error', (error) => this.options.logger.warn('udp.socket_error', { error }));
-        this.socket = socket;
-        const address = socket.address();
-        resolve({ host: address.address, port: address.port, receiveBufferBytes: socket.getRecvBufferSize() });
-      });
+  /** Starts the receiver thread and binds the port (0: any free one). */
+  async listen(port: number, host: string): Promise<UdpAddress> {
+    const { receiver, address } = await UdpReceiver.open({
+      host,
+      port,
+      receiveBufferBytes: this.options.receiveBufferBytes,
+      datagramBytesMax: this.options.datagramBytesMax,
+      ...(this.options.handoffBytesMax === undefined ? {} : { handoffBytesMax: this.options.handoffBytesMax }),
+      counts: this.counts,
+      logger: this.options.logger,
+      onDatagram: this.receive,
     });
+    this.receiver = receiver;
+    this.receiveBufferBytes = address.receiveBufferBytes;
+    return address;
   }
 
   /** Datagrams by outcome since the start, zeros included. */
@@ -97,22 +94,27 @@ export class UdpServer {
     return this.counts.entries();
   }
 
-  /** Stops receiving, then waits until what was received is stored or dropped. */
+  /** Bytes received and not yet stored: packed by the receiver and not yet taken, then taken and not yet stored. */
+  get bytesInFlight(): number {
+    return (this.receiver?.handoffBytes ?? 0) + this.batch.bytesInFlight;
+  }
+
+  /** Stops receiving (the receiver thread ends), then waits until what was received is stored or dropped. */
   async close(): Promise<void> {
-    const socket = this.socket;
-    this.socket = null;
-    if (socket !== null) await new Promise<void>((resolve) => socket.close(() => resolve()));
+    const receiver = this.receiver;
+    this.receiver = null;
+    if (receiver !== null) await receiver.close();
     await this.batch.drain();
   }
 
-  private readonly receive = (datagram: Buffer, source: RemoteInfo): void => {
+  private readonly receive = (datagram: Buffer, source: string): void => {
     const outcome = this.admit(datagram, source);
     if (outcome !== null) this.counts.add(outcome);
   };
 
   /** Queues the datagram's message, or names why it is dropped. */
-  private admit(datagram: Buffer, source: RemoteInfo): UdpOutcome | null {
-    if (!this.quota.take(source.address, 1)) return 'rate_limited';
+  private admit(datagram: Buffer, source: string): UdpOutcome | null {
+    if (!this.quota.take(source, 1)) return 'rate_limited';
     if (datagram.length > this.options.datagramBytesMax) return 'oversized';
     let message: UdpMessage;
     try {

@@ -7,16 +7,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
-import { Broker } from '../../src/index.js';
-import { FerryError } from '../../src/errors.js';
-import { ADMISSION_CEILINGS } from '../../src/broker/limits.js';
-import type { BrokerApi, Delivery, PublishMessage, PublishResult } from '../../src/broker/types.js';
-import { SystemClock, type Clock } from '../../src/platform/clock.js';
-import { silentLogger, type Logger } from '../../src/platform/logger.js';
-import { encodeUdpDatagram } from '../../src/protocol/udp-datagram.js';
-import { UdpServer, type UdpOutcome, type UdpServerOptions } from '../../src/transport/udp/server.js';
-import { SimClock } from '../sim/sim-clock.js';
-import { eventually, tempDir } from '../helpers.js';
+import { Broker } from '../../../src/index.js';
+import { FerryError } from '../../../src/errors.js';
+import { ADMISSION_CEILINGS } from '../../../src/broker/limits.js';
+import type { BrokerApi, Delivery, PublishMessage, PublishResult } from '../../../src/broker/types.js';
+import { SystemClock, type Clock } from '../../../src/platform/clock.js';
+import { silentLogger, type Logger } from '../../../src/platform/logger.js';
+import { encodeUdpDatagram } from '../../../src/protocol/udp-datagram.js';
+import { UdpServer, type UdpOutcome, type UdpServerOptions } from '../../../src/transport/udp/server.js';
+import { SimClock } from '../../sim/sim-clock.js';
+import { eventually, tempDir } from '../../helpers.js';
 
 const LOOPBACK = '127.0.0.1';
 
