@@ -3,7 +3,8 @@
  * history checker's result (checker.ts), two checks of its own over the history, and the offline
  * comparison of the replicas (replica-compare.ts):
  *
- * - lost: acknowledged (confirmed) messages never acked nor dead-lettered, or absent from the log;
+ * - lost: acknowledged (confirmed) messages never acked nor dead-lettered, or absent from the log
+ *   (for `interval`/`never` topics: other than those a majority's power loss may take, checker.ts);
  * - storedTwice: one publish stored at more than one offset;
  * - inconsistentOffsets: one offset that held different messages: in two reads (deliveries, the
  *   final scan), in a read and a confirmation, or in a read and the replicas on disk;
@@ -98,7 +99,8 @@ export function queueAnomalies(events: readonly HistoryEvent[], check: CheckResu
     if (check.samples[kind] !== undefined) samples[kind] = check.samples[kind]!.slice(0, SAMPLES_MAX);
   }
   return {
-    lost: check.lost + check.missingFromLog,
+    // interval/never: a loss a majority's power loss cannot explain (outside its window, or not a suffix) is a loss too.
+    lost: check.lost + check.missingFromLog + check.lossOutsideWindow + check.lossNotSuffix,
     storedTwice: check.duplicates.storedTwice,
     inconsistentOffsets: inconsistent.size,
     abortedReads: aborted.size,
