@@ -192,17 +192,15 @@ export class Group implements SubscriptionOwner {
           this.requestRecords();
           break;
         }
-        // The turn passes only with a delivery: a pump that finds nothing to send leaves the
-        // subscriber it tried first in line, or a trickle of messages would skip it every time.
-        // (A sink may have left during its delivery: the list can be shorter now, even empty.)
-        this.nextSubscriberIndex = this.subscriptions.length === 0 ? 0 : (index + 1) % this.subscriptions.length;
+        // The turn passes only with a delivery: else a trickle of messages skips one subscriber every time.
+        this.nextSubscriberIndex = (index + 1) % Math.max(1, this.subscriptions.length);
       }
     } finally {
       this.pumping = false;
     }
   }
 
-  /** The index of the subscriber whose turn it is (the next one with credit and a writable sink), or -1. */
+  /** The index of the next subscriber with credit and a writable sink, or -1. */
   private nextSubscriberIndexReady(): number {
     const count = this.subscriptions.length;
     for (let i = 0; i < count; i++) {
