@@ -7,7 +7,9 @@
  *   (for `interval`/`never` topics: other than those a majority's power loss may take, checker.ts);
  * - storedTwice: one publish stored at more than one offset;
  * - inconsistentOffsets: one offset that held different messages: in two reads (deliveries, the
- *   final scan), in a read and a confirmation, or in a read and the replicas on disk;
+ *   final scan), in a read and a confirmation, or in a read and the replicas on disk; not when the
+ *   first of them is one a power loss was allowed to take back (`interval`/`never`, checker.ts):
+ *   the log lost its end, and its offsets were given to later messages;
  * - abortedReads: a message read (or found on the replicas) whose publish attempt was refused (a
  *   definite failure must store nothing);
  * - redeliveredAfterConfirmedAck: a delivery after an ack the broker had confirmed;
@@ -18,7 +20,7 @@
  *
  * Pure: no I/O.
  */
-import type { CheckResult } from './checker.js';
+import type { CheckOptions, CheckResult } from './checker.js';
 import type { HistoryEvent } from './history.js';
 import type { ReplicaComparison } from './replica-compare.js';
 
@@ -51,7 +53,14 @@ const FAILING: ReadonlyArray<[keyof Omit<QueueAnomalies, 'samples'>, string]> = 
   ['unexpected', 'unexpected messages'],
 ];
 
-export function queueAnomalies(events: readonly HistoryEvent[], check: CheckResult, replicas: ReplicaComparison | null): QueueAnomalies {
+/**
+ * `durability`: the topic's mode. In `interval` and `never` mode the `pl` events (in a cluster,
+ * only a majority's power losses: cluster-durability.ts) may take back the end of a log, so an
+ * offset held by a message taken back may hold another one later: one the checker allowed to be
+ * lost, or one never confirmed to its producer, gone from the final scan, with such a power loss
+ * between the two sightings.
+ */
+export function queueAnomalies(events: readonly HistoryEvent[], check: CheckResult, replicas: ReplicaComparison | null, durability: CheckOptions['durability'] = 'always'): QueueAnomalies {
   const samples: Record<string, unknown[]> = {};
   const sample = (kind: string, example: unknown): void => {
     const list = (samples[kind] ??= []);
@@ -61,12 +70,13 @@ export function queueAnomalies(events: readonly HistoryEvent[], check: CheckResu
   for (const event of events) if (event.k === 'pf') refused.add(`${event.p}:${event.s}:${event.a}`);
 
   // What each position held, by whoever saw it first: "p:s" (attempts of one message share an id).
-  const held = new Map<string, { message: string; seenBy: string }>();
+  const held = new Map<string, { message: string; seenBy: string; t: number }>();
   const inconsistent = new Set<string>();
-  const see = (position: string, message: string, seenBy: string): void => {
+  const takenBack = takenBackBetween(events, check, durability);
+  const see = (position: string, message: string, seenBy: string, t: number): void => {
     const first = held.get(position);
-    if (first === undefined) {
-      held.set(position, { message, seenBy });
+    if (first === undefined || (first.message !== message && takenBack(first.message, first.t, t))) {
+      held.set(position, { message, seenBy, t });
     } else if (first.message !== message && !inconsistent.has(position)) {
       inconsistent.add(position);
       sample('inconsistentOffsets', { position, first, then: { message, seenBy } });
@@ -74,7 +84,7 @@ export function queueAnomalies(events: readonly HistoryEvent[], check: CheckResu
   };
   const aborted = new Set<string>();
   for (const event of events) {
-    if (event.k === 'po') see(`${event.part}:${event.off}`, `${event.p}:${event.s}`, 'confirm');
+    if (event.k === 'po') see(`${event.part}:${event.off}`, `${event.p}:${event.s}`, 'confirm', event.t);
     if (event.k !== 'd' || event.p === undefined || event.s === undefined) continue;
     const attempt = `${event.p}:${event.s}:${event.a}`;
     if (refused.has(attempt) && !aborted.has(attempt)) {
@@ -82,7 +92,7 @@ export function queueAnomalies(events: readonly HistoryEvent[], check: CheckResu
       sample('abortedReads', { attempt, read: event });
     }
     // Dead letters live in another topic, at its own offsets.
-    if (event.kind !== 'dlq') see(`${event.part}:${event.off}`, `${event.p}:${event.s}`, `${event.kind} ${event.c}`);
+    if (event.kind !== 'dlq') see(`${event.part}:${event.off}`, `${event.p}:${event.s}`, `${event.kind} ${event.c}`, event.t);
   }
   for (const [position, identity] of replicas?.agreed ?? []) {
     if (identity === 'not-a-message') continue;
@@ -90,7 +100,7 @@ export function queueAnomalies(events: readonly HistoryEvent[], check: CheckResu
       aborted.add(identity);
       sample('abortedReads', { attempt: identity, on: 'every replica', position });
     }
-    see(position, identity.slice(0, identity.lastIndexOf(':')), 'replicas');
+    see(position, identity.slice(0, identity.lastIndexOf(':')), 'replicas', Infinity);
   }
 
   const replicasDiffer = replicas === null ? 0 : replicas.differing + replicas.missing + replicas.unreadable.length;
@@ -116,4 +126,20 @@ export function queueAnomalies(events: readonly HistoryEvent[], check: CheckResu
 /** One line per anomaly kind that occurred. */
 export function anomalyFailures(anomalies: QueueAnomalies): string[] {
   return FAILING.filter(([kind]) => anomalies[kind] > 0).map(([kind, words]) => `${anomalies[kind]} ${words}`);
+}
+
+/** Whether a power loss may have taken `message` ("p:s", seen at `from`) back before `to` (see queueAnomalies). */
+function takenBackBetween(events: readonly HistoryEvent[], check: CheckResult, durability: CheckOptions['durability']): (message: string, from: number, to: number) => boolean {
+  if (durability === 'always') return () => false;
+  const allowed = new Set(check.lostAllowedMessages);
+  const confirmed = new Set<string>();
+  const scanned = new Set<string>();
+  const losses: number[] = [];
+  for (const event of events) {
+    if (event.k === 'po') confirmed.add(`${event.p}:${event.s}`);
+    else if (event.k === 'd' && event.kind === 'scan') scanned.add(`${event.p}:${event.s}`);
+    else if (event.k === 'pl') losses.push(event.at);
+  }
+  return (message, from, to) =>
+    allowed.has(message) || (!confirmed.has(message) && !scanned.has(message) && losses.some((at) => at > from && at < to));
 }
