@@ -134,4 +134,13 @@ test('queue anomalies - an unconfirmed message read, then gone after a power los
   const anomalies = (history: HistoryEvent[]): number => queueAnomalies(history, check(history, { durability: 'never', scanned: true }), null, 'never').inconsistentOffsets;
   assert.equal(anomalies([...events, lossAt(60)].sort((a, b) => a.t - b.t)), 0);
   assert.equal(anomalies([...events, lossAt(90)].sort((a, b) => a.t - b.t)), 1, 'the loss came after the offset was given to p0:6');
+  // A retry of p0:5 confirmed at another offset (0:3) and found there: its copy at 0:2 was still taken back.
+  const retried: HistoryEvent[] = [
+    ...events,
+    lossAt(60),
+    { k: 'pi', t: 85, p: 'p0', s: 5, a: 2 },
+    { k: 'po', t: 86, p: 'p0', s: 5, a: 2, part: 0, off: 3 },
+    d(103, 'scan', 0, 3, 'p0', 5, 2),
+  ];
+  assert.equal(anomalies(retried.sort((a, b) => a.t - b.t)), 0);
 });

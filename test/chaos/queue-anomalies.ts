@@ -25,6 +25,11 @@ import type { HistoryEvent } from './history.js';
 import type { ReplicaComparison } from './replica-compare.js';
 
 const SAMPLES_MAX = 5;
+/**
+ * How much later than it happened a client may record a sighting (checker.ts's bound of the same
+ * name): a delivery recorded just after a power cut was seen before it. No broker restarts that fast.
+ */
+const RECORDING_LAG_MS_MAX = 1_000;
 
 export interface QueueAnomalies {
   lost: number;
@@ -57,8 +62,9 @@ const FAILING: ReadonlyArray<[keyof Omit<QueueAnomalies, 'samples'>, string]> = 
  * `durability`: the topic's mode. In `interval` and `never` mode the `pl` events (in a cluster,
  * only a majority's power losses: cluster-durability.ts) may take back the end of a log, so an
  * offset held by a message taken back may hold another one later: one the checker allowed to be
- * lost, or one never confirmed to its producer, gone from the final scan, with such a power loss
- * between the two sightings.
+ * lost, or a copy never confirmed at that offset (a retry may have stored the message again
+ * elsewhere) that the final scan does not find there, with such a power loss between the two
+ * sightings.
  */
 export function queueAnomalies(events: readonly HistoryEvent[], check: CheckResult, replicas: ReplicaComparison | null, durability: CheckOptions['durability'] = 'always'): QueueAnomalies {
   const samples: Record<string, unknown[]> = {};
@@ -75,7 +81,7 @@ export function queueAnomalies(events: readonly HistoryEvent[], check: CheckResu
   const takenBack = takenBackBetween(events, check, durability);
   const see = (position: string, message: string, seenBy: string, t: number): void => {
     const first = held.get(position);
-    if (first === undefined || (first.message !== message && takenBack(first.message, first.t, t))) {
+    if (first === undefined || (first.message !== message && takenBack(position, first.message, first.t, t))) {
       held.set(position, { message, seenBy, t });
     } else if (first.message !== message && !inconsistent.has(position)) {
       inconsistent.add(position);
@@ -128,18 +134,27 @@ export function anomalyFailures(anomalies: QueueAnomalies): string[] {
   return FAILING.filter(([kind]) => anomalies[kind] > 0).map(([kind, words]) => `${anomalies[kind]} ${words}`);
 }
 
-/** Whether a power loss may have taken `message` ("p:s", seen at `from`) back before `to` (see queueAnomalies). */
-function takenBackBetween(events: readonly HistoryEvent[], check: CheckResult, durability: CheckOptions['durability']): (message: string, from: number, to: number) => boolean {
+/** Whether a power loss may have taken `message` ("p:s", seen at `position` at `from`) back before `to` (see queueAnomalies). */
+function takenBackBetween(
+  events: readonly HistoryEvent[],
+  check: CheckResult,
+  durability: CheckOptions['durability'],
+): (position: string, message: string, from: number, to: number) => boolean {
   if (durability === 'always') return () => false;
   const allowed = new Set(check.lostAllowedMessages);
-  const confirmed = new Set<string>();
-  const scanned = new Set<string>();
+  // "part:off=p:s": a copy confirmed at, or found by the final scan at, that position.
+  const confirmedAt = new Set<string>();
+  const scannedAt = new Set<string>();
   const losses: number[] = [];
   for (const event of events) {
-    if (event.k === 'po') confirmed.add(`${event.p}:${event.s}`);
-    else if (event.k === 'd' && event.kind === 'scan') scanned.add(`${event.p}:${event.s}`);
+    if (event.k === 'po') confirmedAt.add(`${event.part}:${event.off}=${event.p}:${event.s}`);
+    else if (event.k === 'd' && event.kind === 'scan') scannedAt.add(`${event.part}:${event.off}=${event.p}:${event.s}`);
     else if (event.k === 'pl') losses.push(event.at);
   }
-  return (message, from, to) =>
-    allowed.has(message) || (!confirmed.has(message) && !scanned.has(message) && losses.some((at) => at > from && at < to));
+  return (position, message, from, to) => {
+    if (allowed.has(message)) return true;
+    const copy = `${position}=${message}`;
+    // A sighting is recorded up to RECORDING_LAG_MS_MAX after it happened: one just after a cut may precede it.
+    return !confirmedAt.has(copy) && !scannedAt.has(copy) && losses.some((at) => at > from - RECORDING_LAG_MS_MAX && at < to);
+  };
 }
