@@ -79,7 +79,7 @@ export const SERVE_FLAGS = {
 } as const;
 
 /** Flags that are shorthands for config keys. */
-const FLAG_KEYS = {
+export const FLAG_KEYS = {
   dir: 'dir',
   port: 'server.port',
   host: 'server.host',

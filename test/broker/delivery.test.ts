@@ -459,3 +459,28 @@ test('delivery - a delivered value stays intact while the tail cache reuses its 
     await broker.close();
   }
 });
+
+test('delivery - a queue group takes turns among its subscribers when messages arrive one at a time', async () => {
+  // Each publish wakes the group once; the turn after a delivery finds nothing more to send. That
+  // empty turn must not count as the next subscriber's: with two of them, it used to skip the
+  // second every time, so the first received every message.
+  const { broker } = await openSimBroker();
+  await broker.createTopic('jobs');
+  const sinks = [new RecordingSink(), new RecordingSink(), new RecordingSink()];
+  for (const sink of sinks.slice(0, 2)) await broker.subscribe('jobs', { group: 'w', from: { kind: 'earliest' }, credit: 100 }, sink);
+  await flush();
+  for (let i = 0; i < 10; i++) {
+    await broker.publish('jobs', `m${i}`);
+    await flush();
+  }
+  assert.deepEqual(sinks.slice(0, 2).map((sink) => sink.received.length), [5, 5]);
+  // A third subscriber joins the turns too.
+  await broker.subscribe('jobs', { group: 'w', from: { kind: 'earliest' }, credit: 100 }, sinks[2]!);
+  await flush();
+  for (let i = 10; i < 19; i++) {
+    await broker.publish('jobs', `m${i}`);
+    await flush();
+  }
+  assert.deepEqual(sinks.map((sink) => sink.received.length), [8, 8, 3]);
+  await broker.close();
+});

@@ -80,6 +80,8 @@ export interface CheckResult {
   lostDeliveredNotSettled: number;
   /** interval/never: confirmed, gone at a power loss, within the window and a suffix. */
   lostAllowed: number;
+  /** Those messages ("producer:seq"): their offsets may hold other messages later. */
+  lostAllowedMessages: string[];
   missingFromLog: number;
   /** The oldest allowed loss: how long before its kill it was confirmed. */
   lossAgeMsMax: number;
@@ -438,6 +440,7 @@ export function check(events: readonly HistoryEvent[], options: CheckOptions): C
         sample('lossOutsideWindow', { p: message.p, s: message.s, ageMs: round(ageMs), windowMs: round(windowMs) });
       } else {
         result.lostAllowed++;
+        result.lostAllowedMessages.push(`${message.p}:${message.s}`);
         result.lossAgeMsMax = Math.max(result.lossAgeMsMax, round(ageMs));
       }
       continue;
@@ -639,6 +642,7 @@ function emptyResult(): CheckResult {
     lostNeverDelivered: 0,
     lostDeliveredNotSettled: 0,
     lostAllowed: 0,
+    lostAllowedMessages: [],
     missingFromLog: 0,
     lossAgeMsMax: 0,
     lossOutsideWindow: 0,

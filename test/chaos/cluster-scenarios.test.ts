@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { seededRandom } from '../sim/random.js';
-import { CLUSTER_SCENARIOS, FULL_CLUSTER_SCENARIOS, PARTITION_SHAPES } from './cluster-scenarios.js';
+import { CLUSTER_DURABILITIES, CLUSTER_SCENARIOS, CLUSTER_SYNC_INTERVAL_MS, CLUSTER_TOPIC, clusterTopic, FULL_CLUSTER_SCENARIOS, PARTITION_SHAPES } from './cluster-scenarios.js';
 
 const FAULTS_PER_RUN_MIN = 30;
 
@@ -33,4 +33,14 @@ test('cluster scenarios - --faults sets the number of faults of a full run; the 
   assert.equal(CLUSTER_SCENARIOS['leader-kill']!.plan(seededRandom(1), 'full', 50).length, 50);
   const short = CLUSTER_SCENARIOS['short']!.plan(seededRandom(1), 'short').filter((step) => step.fault !== 'none');
   assert.equal(short.length, 7);
+});
+
+test('cluster scenarios - the topic runs in each durability mode with the same replicas; interval syncs every 50 ms', () => {
+  assert.deepEqual(clusterTopic('always'), CLUSTER_TOPIC);
+  for (const durability of CLUSTER_DURABILITIES) {
+    const topic = clusterTopic(durability);
+    assert.equal(topic.durability, durability);
+    assert.deepEqual([topic.replicas, topic.minInSync, topic.partitions], [3, 2, 2]);
+    assert.equal(topic.syncIntervalMs, durability === 'interval' ? CLUSTER_SYNC_INTERVAL_MS : undefined);
+  }
 });

@@ -61,6 +61,18 @@ export const CLUSTER_TOPIC: TopicOptions & { durability: 'always' } = {
   durability: 'always',
   segmentBytes: 256 * KiB,
 };
+/** The durability modes a cluster scenario runs its topic in (`--durability`; `always` by default). */
+export const CLUSTER_DURABILITIES = ['always', 'interval', 'never'] as const;
+export type ClusterDurability = (typeof CLUSTER_DURABILITIES)[number];
+/** An `interval` topic syncs this often: the single-node `interval` scenario's period, the broker's default. */
+export const CLUSTER_SYNC_INTERVAL_MS = 50;
+export type ClusterTopic = TopicOptions & { durability: ClusterDurability };
+
+/** The scenarios' topic in `durability` mode, otherwise CLUSTER_TOPIC. */
+export function clusterTopic(durability: ClusterDurability): ClusterTopic {
+  if (durability === 'interval') return { ...CLUSTER_TOPIC, durability, syncIntervalMs: CLUSTER_SYNC_INTERVAL_MS };
+  return { ...CLUSTER_TOPIC, durability };
+}
 /** Faults per run: at least 30 each in the full profile (the issue's bar), a few in the short one. */
 const FULL_FAULTS = 30;
 const SHORT_FAULTS = 2;

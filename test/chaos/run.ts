@@ -1,6 +1,6 @@
 /**
  * `npm run chaos -- --scenario <name> --seed <n> [--profile short] [--duration <s>] [--keep-history]`
- * `npm run chaos -- --cluster [--scenario <name>] [--seed <n>] [--profile short] [--faults <n>]`
+ * `npm run chaos -- --cluster [--scenario <name>] [--seed <n>] [--profile short] [--faults <n>] [--durability always|interval|never]`
  *
  * With `--cluster`, the cluster scenarios (cluster-scenarios.ts: three brokers and etcd; every one
  * but the CI profile when no scenario is named) run through cluster-harness.ts instead, and write
@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { runScenario, type RunResult } from './harness.js';
 import { SCENARIOS, type Profile } from './scenarios.js';
 import { runClusterScenario, type ClusterRunResult } from './cluster-harness.js';
-import { CLUSTER_SCENARIOS, FULL_CLUSTER_SCENARIOS } from './cluster-scenarios.js';
+import { CLUSTER_DURABILITIES, CLUSTER_SCENARIOS, FULL_CLUSTER_SCENARIOS, type ClusterDurability } from './cluster-scenarios.js';
 
 const RESULTS_DIR = fileURLToPath(new URL('../../chaos-results/', import.meta.url));
 
@@ -29,6 +29,7 @@ const { values } = parseArgs({
     'keep-history': { type: 'boolean', default: false },
     cluster: { type: 'boolean', default: false },
     faults: { type: 'string' },
+    durability: { type: 'string', default: 'always' },
   },
 });
 const profile = values.profile as Profile;
@@ -80,14 +81,15 @@ function print(result: RunResult): void {
 
 async function runCluster(): Promise<never> {
   const named = values.scenario ?? (profile === 'short' ? 'short' : 'all');
-  if ((named !== 'all' && CLUSTER_SCENARIOS[named] === undefined) || !Number.isInteger(seed)) {
-    console.error(`usage: npm run chaos -- --cluster [--scenario <${Object.keys(CLUSTER_SCENARIOS).join('|')}|all>] [--seed n] [--profile full|short] [--faults n]`);
+  const durability = values.durability as ClusterDurability;
+  if ((named !== 'all' && CLUSTER_SCENARIOS[named] === undefined) || !Number.isInteger(seed) || !CLUSTER_DURABILITIES.includes(durability)) {
+    console.error(`usage: npm run chaos -- --cluster [--scenario <${Object.keys(CLUSTER_SCENARIOS).join('|')}|all>] [--seed n] [--profile full|short] [--faults n] [--durability ${CLUSTER_DURABILITIES.join('|')}]`);
     process.exit(2);
   }
   let clusterFailed = false;
   for (const name of named === 'all' ? FULL_CLUSTER_SCENARIOS : [named]) {
     const faults = values.faults === undefined ? {} : { faults: Number(values.faults) };
-    const result = await runClusterScenario({ scenario: name, seed, profile, resultsDir: RESULTS_DIR, ...faults });
+    const result = await runClusterScenario({ scenario: name, seed, profile, durability, resultsDir: RESULTS_DIR, ...faults });
     printCluster(result);
     clusterFailed ||= !result.passed;
   }
@@ -95,7 +97,7 @@ async function runCluster(): Promise<never> {
 }
 
 function printCluster(result: ClusterRunResult): void {
-  console.log(`\n== cluster ${result.scenario} seed ${result.seed}: ${result.passed ? 'PASSED' : 'FAILED'} in ${(result.durationMs / 1000).toFixed(0)} s (load average ${result.machine.loadAverage1m.start} → ${result.machine.loadAverage1m.end})`);
+  console.log(`\n== cluster ${result.scenario} (${result.topic.durability}) seed ${result.seed}: ${result.passed ? 'PASSED' : 'FAILED'} in ${(result.durationMs / 1000).toFixed(0)} s (load average ${result.machine.loadAverage1m.start} → ${result.machine.loadAverage1m.end})`);
   const c = result.check;
   const a = result.anomalies;
   if (c !== null && a !== null) {
@@ -105,6 +107,9 @@ function printCluster(result: ClusterRunResult): void {
         `redelivered after a confirmed ack ${a.redeliveredAfterConfirmedAck}, ack ignored ${a.ackIgnored}, order violations ${a.orderViolations}, replicas differ ${a.replicasDiffer}, unexpected ${a.unexpected}`,
     );
     console.log(`   duplicates ${c.duplicates.total} (allowed: unacked ${c.duplicates.redeliveryUnacked}, after an unconfirmed ack ${c.duplicates.redeliveryAfterUnconfirmedAck}, races ${c.duplicates.racesAllowed})`);
+    if (result.topic.durability !== 'always') {
+      console.log(`   at a majority's power loss: lost within the window ${c.lostAllowed} (oldest ${c.lossAgeMsMax} ms before the cut), outside it ${c.lossOutsideWindow}, not a suffix ${c.lossNotSuffix}`);
+    }
   }
   if (result.replicas !== null) console.log(`   replicas ${result.replicas.replicas.join(', ')}: ${result.replicas.recordsCompared} positions compared below the high watermark`);
   console.log(`   faults ${result.faults.total} (${result.faults.processKills} broker processes killed): ${JSON.stringify(result.faults.byKind)}`);

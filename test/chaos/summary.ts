@@ -58,7 +58,7 @@ function printCluster(): void {
       .map(([kind, count]) => `${kind} ${count}`)
       .join(', ');
     console.log(
-      `| ${result.scenario}${result.profile === 'short' && result.scenario !== 'short' ? ' (short)' : ''} seed ${result.seed} | ${verdict} | ${c.confirmed} | ${a.lost} | ${a.storedTwice} | ${a.inconsistentOffsets} | ${a.abortedReads} | ` +
+      `| ${result.scenario}${result.topic.durability === 'always' ? '' : ` (${result.topic.durability})`}${result.profile === 'short' && result.scenario !== 'short' ? ' (short)' : ''} seed ${result.seed} | ${verdict} | ${c.confirmed} | ${a.lost} | ${a.storedTwice} | ${a.inconsistentOffsets} | ${a.abortedReads} | ` +
         `${a.redeliveredAfterConfirmedAck} | ${a.ackIgnored} | ${a.orderViolations} | ${a.replicasDiffer} (${result.replicas?.recordsCompared ?? '—'}) | ${result.faults.total}: ${kinds} | ` +
         `${result.machine.loadAverage1m.start} → ${result.machine.loadAverage1m.end} | ${result.machine.commit} |`,
     );

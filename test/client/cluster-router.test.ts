@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { FerryError } from '../../src/errors.js';
 import type { PublishMessage, PublishResult } from '../../src/broker/types.js';
 import type { MetadataResponse } from '../../src/protocol/codec-metadata.js';
-import type { ClusterFrames } from '../../src/transport/tcp/cluster.js';
+import type { ClusterFrames } from '../../src/transport/tcp/cluster-frames.js';
 import { TcpServer } from '../../src/transport/tcp/server.js';
 import { connect } from '../../src/client/index.js';
 import { silentLogger } from '../../src/platform/logger.js';

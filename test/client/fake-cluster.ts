@@ -7,7 +7,7 @@ import type { DeliverySink } from '../../src/broker/types.js';
 import type { ErrorCode } from '../../src/errors.js';
 import { FerryError } from '../../src/errors.js';
 import type { MetadataResponse } from '../../src/protocol/codec-metadata.js';
-import type { ClusterFrames } from '../../src/transport/tcp/cluster.js';
+import type { ClusterFrames } from '../../src/transport/tcp/cluster-frames.js';
 import type { FakeBroker } from '../transport/fake-broker.js';
 import { startFake } from '../transport/harness.js';
 

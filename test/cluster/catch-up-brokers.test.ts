@@ -5,14 +5,12 @@
  * equal to the leader; a follower whose log ends before the leader's log start (it was down while
  * retention ran) starts over from the leader's start the same way.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { connect, type FerryClient } from '../../src/client/index.js';
 import { eventually } from '../helpers.js';
-import { warnIfStale } from '../e2e/broker-process.js';
-import { TestCluster } from './cluster-harness.js';
+import { useTestCluster } from './cluster-harness.js';
 
 const SUITE_TIMEOUT_MS = 300_000;
 /** Retention runs every 30 s on its own timer: long enough for it and the catch-up after it. */
@@ -20,30 +18,11 @@ const SETTLE_MS = 90_000;
 const SEGMENT_BYTES = 8 * 1024;
 const RETAINED_RECORDS = 300;
 
-let cluster: TestCluster;
-let client: FerryClient;
-
-before(
-  async () => {
-    warnIfStale();
-    cluster = await TestCluster.start({ brokers: 3 });
-    client = await connect({ servers: cluster.servers, requestTimeoutMs: 15_000 });
-  },
-  { timeout: SUITE_TIMEOUT_MS },
-);
-
-after(async () => {
-  await client?.close().catch(() => undefined);
-  await cluster?.stop();
-});
-
-async function partition0(topic: string) {
-  return (await client.describeTopic(topic)).partitions[0]!;
-}
+const suite = useTestCluster({ brokers: 3, startTimeoutMs: SUITE_TIMEOUT_MS });
 
 async function publish(topic: string, from: number, count: number): Promise<void> {
   for (let i = from; i < from + count; i += 50) {
-    await Promise.all(Array.from({ length: 50 }, (_, j) => client.publish(topic, `${topic}-${i + j}-`.padEnd(150, 'x'), { id: `${topic}-${i + j}` })));
+    await Promise.all(Array.from({ length: 50 }, (_, j) => suite.client.publish(topic, `${topic}-${i + j}-`.padEnd(150, 'x'), { id: `${topic}-${i + j}` })));
   }
 }
 
@@ -53,43 +32,43 @@ function firstSegmentBase(dataDir: string, topic: string): number {
 }
 
 test('catch-up - a new replica of a topic whose early segments retention deleted copies the leader\'s segments and joins the in-sync set', { timeout: SUITE_TIMEOUT_MS }, async () => {
-  await client.createTopic('retained', { replicas: 2, minInSync: 1, durability: 'interval', partitions: 1, segmentBytes: SEGMENT_BYTES, retention: { recordsMax: RETAINED_RECORDS } });
+  await suite.client.createTopic('retained', { replicas: 2, minInSync: 1, durability: 'interval', partitions: 1, segmentBytes: SEGMENT_BYTES, retention: { recordsMax: RETAINED_RECORDS } });
   await publish('retained', 0, 900);
-  const before = await partition0('retained');
-  const spare = cluster.brokers.find((broker) => !(before.replicas ?? []).includes(broker.nodeId))!;
+  const before = await suite.partition0('retained');
+  const spare = suite.cluster.brokers.find((broker) => !(before.replicas ?? []).includes(broker.nodeId))!;
   const leaving = (before.replicas ?? []).find((nodeId) => nodeId !== before.leader)!;
   // Retention (a 30 s timer) deletes the early segments on the leader.
-  await eventually(async () => (await partition0('retained')).startOffset > 0, { timeoutMs: SETTLE_MS });
-  const leaderStart = (await partition0('retained')).startOffset;
+  await eventually(async () => (await suite.partition0('retained')).startOffset > 0, { timeoutMs: SETTLE_MS });
+  const leaderStart = (await suite.partition0('retained')).startOffset;
 
-  await client.reassignReplica('retained', { replace: leaving, with: spare.nodeId });
+  await suite.client.reassignReplica('retained', { replace: leaving, with: spare.nodeId });
   await eventually(
     async () => {
-      const now = await partition0('retained');
+      const now = await suite.partition0('retained');
       return (now.inSync ?? []).includes(spare.nodeId) && !(now.replicas ?? []).includes(leaving);
     },
     { timeoutMs: SETTLE_MS },
   ).catch((error: unknown) => {
-    throw new Error(`${String(error)}\n${cluster.describe().slice(-8000)}`);
+    throw new Error(`${String(error)}\n${suite.cluster.describe().slice(-8000)}`);
   });
   assert.match(spare.output, /"cluster\.follower\.caught_up"/, 'the new replica copied the leader\'s segments');
   assert.ok(firstSegmentBase(spare.dataDir, 'retained') >= leaderStart, 'it holds nothing below the leader\'s start');
   await publish('retained', 900, 100);
-  await eventually(async () => (await client.verifyTopic('retained')).ok, { timeoutMs: SETTLE_MS });
+  await eventually(async () => (await suite.client.verifyTopic('retained')).ok, { timeoutMs: SETTLE_MS });
 });
 
 test('catch-up - a follower that was down while retention deleted past its end starts over from the leader\'s start', { timeout: SUITE_TIMEOUT_MS }, async () => {
-  const now = await partition0('retained');
-  const follower = cluster.broker((now.replicas ?? []).find((nodeId) => nodeId !== now.leader)!);
+  const now = await suite.partition0('retained');
+  const follower = suite.cluster.broker((now.replicas ?? []).find((nodeId) => nodeId !== now.leader)!);
   await follower.stop();
-  const end = (await partition0('retained')).nextOffset;
+  const end = (await suite.partition0('retained')).nextOffset;
   await publish('retained', 10_000, 700);
-  await eventually(async () => (await partition0('retained')).startOffset > end, { timeoutMs: SETTLE_MS });
+  await eventually(async () => (await suite.partition0('retained')).startOffset > end, { timeoutMs: SETTLE_MS });
   await follower.start();
-  await eventually(async () => (await partition0('retained')).inSync?.includes(follower.nodeId) === true, { timeoutMs: SETTLE_MS }).catch((error: unknown) => {
-    throw new Error(`${String(error)}\n${cluster.describe().slice(-8000)}`);
+  await eventually(async () => (await suite.partition0('retained')).inSync?.includes(follower.nodeId) === true, { timeoutMs: SETTLE_MS }).catch((error: unknown) => {
+    throw new Error(`${String(error)}\n${suite.cluster.describe().slice(-8000)}`);
   });
   assert.match(follower.output, /"cluster\.follower\.reset"/);
   assert.match(follower.output, /"cluster\.follower\.caught_up"/);
-  await eventually(async () => (await client.verifyTopic('retained')).ok, { timeoutMs: SETTLE_MS });
+  await eventually(async () => (await suite.client.verifyTopic('retained')).ok, { timeoutMs: SETTLE_MS });
 });

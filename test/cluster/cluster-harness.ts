@@ -10,7 +10,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
+import assert from 'node:assert/strict';
 import { LAUNCHER } from '../../bench/checkout.js';
+import { connect, type FerryClient } from '../../src/client/index.js';
+import { warnIfStale } from '../e2e/broker-process.js';
 import { EtcdCluster, type EtcdOptions } from './etcd-server.js';
 
 const HOST = '127.0.0.1';
@@ -229,4 +233,62 @@ export class TestCluster {
     await this.etcd.close();
     rmSync(this.root, { recursive: true, force: true });
   }
+}
+
+/** How long the shared client of `useTestCluster` waits for an answer: a failover fits in it. */
+export const SUITE_REQUEST_TIMEOUT_MS = 15_000;
+
+export interface SuiteOptions extends ClusterOptions {
+  /** The `before` hook's limit: starting etcd and every broker. */
+  startTimeoutMs: number;
+  requestTimeoutMs?: number;
+}
+
+/** A test file's cluster and a client connected to every broker, started once for the file. */
+export interface ClusterSuite {
+  readonly cluster: TestCluster;
+  readonly client: FerryClient;
+  /** Partition 0 of `topic` as its leader describes it. */
+  partition0(topic: string): Promise<Awaited<ReturnType<FerryClient['describeTopic']>>['partitions'][number]>;
+  /** The leader of `topic`'s partition 0; fails the test when it has none. */
+  leaderOf(topic: string): Promise<string>;
+}
+
+/**
+ * Starts a TestCluster and a client of all its brokers before the file's tests (checking that
+ * dist/ is built) and stops both after them: the setup every multi-broker test file shares.
+ */
+export function useTestCluster(options: SuiteOptions): ClusterSuite {
+  let cluster: TestCluster | undefined;
+  let client: FerryClient | undefined;
+  const { startTimeoutMs, requestTimeoutMs = SUITE_REQUEST_TIMEOUT_MS, ...clusterOptions } = options;
+  before(
+    async () => {
+      warnIfStale();
+      cluster = await TestCluster.start(clusterOptions);
+      client = await connect({ servers: cluster.servers, requestTimeoutMs });
+    },
+    { timeout: startTimeoutMs },
+  );
+  after(async () => {
+    await client?.close().catch(() => undefined);
+    await cluster?.stop();
+  });
+  const suite: ClusterSuite = {
+    get cluster(): TestCluster {
+      assert.ok(cluster !== undefined, 'the cluster starts in the before hook');
+      return cluster;
+    },
+    get client(): FerryClient {
+      assert.ok(client !== undefined, 'the client connects in the before hook');
+      return client;
+    },
+    partition0: async (topic) => (await suite.client.describeTopic(topic)).partitions[0]!,
+    leaderOf: async (topic) => {
+      const leader = (await suite.partition0(topic)).leader;
+      assert.ok(leader !== undefined && leader !== '', `${topic} has a leader`);
+      return leader;
+    },
+  };
+  return suite;
 }

@@ -6,12 +6,10 @@
  * on the brokers and then go to the new leader at once. No publish fails, the pause is short, and
  * the old leader, restarted, joins the in-sync set again.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect, type FerryClient } from '../../src/client/index.js';
 import { eventually } from '../helpers.js';
-import { warnIfStale } from '../e2e/broker-process.js';
-import { TestCluster } from './cluster-harness.js';
+import { useTestCluster } from './cluster-harness.js';
 
 const SUITE_TIMEOUT_MS = 180_000;
 const SETTLE_MS = 20_000;
@@ -24,25 +22,10 @@ const PUBLISH_EVERY_MS = 2;
  */
 const HANDOVER_GAP_MAX_MS = 600;
 
-let cluster: TestCluster;
-let client: FerryClient;
-
-before(
-  async () => {
-    warnIfStale();
-    cluster = await TestCluster.start();
-    client = await connect({ servers: cluster.servers, requestTimeoutMs: 15_000 });
-  },
-  { timeout: SUITE_TIMEOUT_MS },
-);
-
-after(async () => {
-  await client?.close().catch(() => undefined);
-  await cluster?.stop();
-});
+const suite = useTestCluster({ startTimeoutMs: SUITE_TIMEOUT_MS });
 
 async function partitionOf(topic: string): Promise<{ leader: string; inSync: string[] }> {
-  const partition = (await client.describeTopic(topic)).partitions[0]!;
+  const partition = (await suite.client.describeTopic(topic)).partitions[0]!;
   return { leader: partition.leader ?? '', inSync: [...(partition.inSync ?? [])].sort() };
 }
 
@@ -55,13 +38,13 @@ function longestGapMs(confirmedAt: readonly number[], fromMs: number): number {
 }
 
 test('handover - the leader stopped with SIGTERM under load: no publish fails, confirms pause briefly, it leaves the in-sync set and rejoins after a restart', { timeout: SUITE_TIMEOUT_MS }, async () => {
-  await client.createTopic('moving', { replicas: 3, minInSync: 2, durability: 'always' });
+  await suite.client.createTopic('moving', { replicas: 3, minInSync: 2, durability: 'always' });
   const confirmedAt: number[] = [];
   const failed: unknown[] = [];
   let sent = 0;
   const ticker = setInterval(() => {
     const value = `m${sent++}`;
-    client.publish('moving', value, { id: value }).then(
+    suite.client.publish('moving', value, { id: value }).then(
       () => confirmedAt.push(performance.now()),
       (error: unknown) => failed.push(error),
     );
@@ -70,7 +53,7 @@ test('handover - the leader stopped with SIGTERM under load: no publish fails, c
     await eventually(() => confirmedAt.length >= 300, { timeoutMs: SETTLE_MS });
     const before = await partitionOf('moving');
     assert.deepEqual(before.inSync, ['n1', 'n2', 'n3']);
-    const victim = cluster.broker(before.leader);
+    const victim = suite.cluster.broker(before.leader);
     const stoppedAtMs = performance.now();
     assert.equal(await victim.stop(), 0, `${victim.nodeId} shut down cleanly`);
     const after = await partitionOf('moving');
@@ -79,7 +62,7 @@ test('handover - the leader stopped with SIGTERM under load: no publish fails, c
     const atStop = confirmedAt.length;
     await eventually(() => confirmedAt.length >= atStop + 300, { timeoutMs: SETTLE_MS });
     const gapMs = longestGapMs(confirmedAt, stoppedAtMs);
-    assert.ok(gapMs < HANDOVER_GAP_MAX_MS, `confirmations paused ${gapMs.toFixed(0)} ms over the handover\n${cluster.describe().slice(-6000)}`);
+    assert.ok(gapMs < HANDOVER_GAP_MAX_MS, `confirmations paused ${gapMs.toFixed(0)} ms over the handover\n${suite.cluster.describe().slice(-6000)}`);
 
     await victim.start();
     await eventually(async () => (await partitionOf('moving')).inSync.length === 3, { timeoutMs: SETTLE_MS });

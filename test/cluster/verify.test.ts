@@ -8,16 +8,15 @@
  * recovery found damage never runs for leader, and reports the damage to the leader it follows,
  * whose check (asked by that report alone) repairs it.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { connect, type FerryClient, type TopicVerification } from '../../src/client/index.js';
+import { connect, type TopicVerification } from '../../src/client/index.js';
 import { LAUNCHER } from '../../bench/checkout.js';
 import { eventually } from '../helpers.js';
-import { warnIfStale } from '../e2e/broker-process.js';
-import { TestCluster } from './cluster-harness.js';
+import { useTestCluster } from './cluster-harness.js';
 
 const SUITE_TIMEOUT_MS = 240_000;
 const SETTLE_MS = 40_000;
@@ -29,34 +28,15 @@ const FLIP_POSITION = 60;
 /** A byte of a batch header's base offset (docs/STORAGE.md): its header CRC then fails. */
 const HEADER_BASE_OFFSET_BYTE = 20;
 
-let cluster: TestCluster;
-let client: FerryClient;
-
-before(
-  async () => {
-    warnIfStale();
-    cluster = await TestCluster.start({ brokers: 3, settings: { 'cluster.replicaVerifyIntervalMs': 0 }, brokerSettings: { n1: { 'cluster.replicaVerifyIntervalMs': 300 } } });
-    client = await connect({ servers: cluster.servers, requestTimeoutMs: 15_000 });
-  },
-  { timeout: SUITE_TIMEOUT_MS },
-);
-
-after(async () => {
-  await client?.close().catch(() => undefined);
-  await cluster?.stop();
-});
-
-async function partition0(topic: string) {
-  return (await client.describeTopic(topic)).partitions[0]!;
-}
+const suite = useTestCluster({ brokers: 3, settings: { 'cluster.replicaVerifyIntervalMs': 0 }, brokerSettings: { n1: { 'cluster.replicaVerifyIntervalMs': 300 } }, startTimeoutMs: SUITE_TIMEOUT_MS });
 
 async function fillTopic(topic: string): Promise<void> {
-  await client.createTopic(topic, { replicas: 3, minInSync: 2, durability: 'always', partitions: 1, segmentBytes: SEGMENT_BYTES });
+  await suite.client.createTopic(topic, { replicas: 3, minInSync: 2, durability: 'always', partitions: 1, segmentBytes: SEGMENT_BYTES });
   for (let i = 0; i < MESSAGES; i += 50) {
-    await Promise.all(Array.from({ length: 50 }, (_, j) => client.publish(topic, `${topic}-${i + j}-`.padEnd(120, 'x'), { id: `${topic}-${i + j}` })));
+    await Promise.all(Array.from({ length: 50 }, (_, j) => suite.client.publish(topic, `${topic}-${i + j}-`.padEnd(120, 'x'), { id: `${topic}-${i + j}` })));
   }
   await eventually(async () => {
-    const p = await partition0(topic);
+    const p = await suite.partition0(topic);
     return (p.inSync ?? []).length === 3 && (p.replicaOffsets ?? []).every((replica) => replica.endOffset >= p.highWatermark!);
   }, { timeoutMs: SETTLE_MS });
 }
@@ -75,7 +55,7 @@ function flipByte(dataDir: string, topic: string): { fromOffset: number; toOffse
 
 function verifyCli(topic: string, json: boolean): Promise<{ code: number; stdout: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [LAUNCHER, 'topics', 'verify', topic, ...(json ? ['--json'] : [])], { env: { ...process.env, FERRY_URL: `ferry://${cluster.servers.join(',')}` } }, (error, stdout) => {
+    execFile(process.execPath, [LAUNCHER, 'topics', 'verify', topic, ...(json ? ['--json'] : [])], { env: { ...process.env, FERRY_URL: `ferry://${suite.cluster.servers.join(',')}` } }, (error, stdout) => {
       resolve({ code: error === null ? 0 : ((error as { code?: number }).code ?? -1), stdout });
     });
   });
@@ -83,7 +63,7 @@ function verifyCli(topic: string, json: boolean): Promise<{ code: number; stdout
 
 function explain(step: string): (error: unknown) => never {
   return (error) => {
-    throw new Error(`${step}: ${String(error)}\n${cluster.describe().slice(-12000)}`);
+    throw new Error(`${step}: ${String(error)}\n${suite.cluster.describe().slice(-12000)}`);
   };
 }
 
@@ -96,22 +76,22 @@ async function metric(httpPort: number, name: string): Promise<number> {
 test('verify - a byte flipped in a follower\'s sealed segment is found and named, repaired by a re-fetch, then verify says OK', { timeout: SUITE_TIMEOUT_MS }, async () => {
   // The first topic is led by n1 (the broker checking in the background), the second by n2.
   await fillTopic('checked');
-  await eventually(async () => (await client.metadata()).topics.some((entry) => entry.topic === 'checked' && entry.leader === 'n1'), { timeoutMs: SETTLE_MS });
+  await eventually(async () => (await suite.client.metadata()).topics.some((entry) => entry.topic === 'checked' && entry.leader === 'n1'), { timeoutMs: SETTLE_MS });
   await fillTopic('verified');
-  const verified = await partition0('verified');
+  const verified = await suite.partition0('verified');
   assert.equal(verified.leader, 'n2', JSON.stringify(verified));
-  assert.equal((await partition0('checked')).leader, 'n1');
-  const clean = await client.verifyTopic('verified');
+  assert.equal((await suite.partition0('checked')).leader, 'n1');
+  const clean = await suite.client.verifyTopic('verified');
   assert.equal(clean.ok, true, JSON.stringify(clean));
   assert.deepEqual(clean.replicas.map((replica) => replica.nodeId).sort(), ['n1', 'n3']);
 
   // n3 follows both: flip a byte in a sealed segment of each while it is down.
-  const n3 = cluster.broker('n3');
+  const n3 = suite.cluster.broker('n3');
   await n3.stop();
   const damagedVerified = flipByte(n3.dataDir, 'verified');
   flipByte(n3.dataDir, 'checked');
   await n3.start();
-  await eventually(async () => (await partition0('verified')).inSync?.includes('n3') === true, { timeoutMs: SETTLE_MS });
+  await eventually(async () => (await suite.partition0('verified')).inSync?.includes('n3') === true, { timeoutMs: SETTLE_MS });
 
   // ferry topics verify (n2 leads `verified` and checks only on request) names the damaged range.
   const found = await verifyCli('verified', true);
@@ -125,15 +105,15 @@ test('verify - a byte flipped in a follower\'s sealed segment is found and named
   const range = log.firstDifference!;
   assert.ok(range.fromOffset >= damagedVerified.fromOffset && range.toOffset <= damagedVerified.toOffset + 1, `${JSON.stringify(range)} lies in the damaged segment ${JSON.stringify(damagedVerified)}`);
   assert.equal(report.replicas.find((entry) => entry.nodeId === 'n1')!.status, 'ok');
-  assert.ok((await metric(cluster.broker('n2').httpPort, 'ferry_replica_mismatches_total')) >= 1);
+  assert.ok((await metric(suite.cluster.broker('n2').httpPort, 'ferry_replica_mismatches_total')) >= 1);
 
   // The leader n1 found the other damage on its own, in the background.
-  await eventually(async () => (await metric(cluster.broker('n1').httpPort, 'ferry_replica_mismatches_total')) >= 1, { timeoutMs: SETTLE_MS });
+  await eventually(async () => (await metric(suite.cluster.broker('n1').httpPort, 'ferry_replica_mismatches_total')) >= 1, { timeoutMs: SETTLE_MS });
 
   // After the re-fetch both topics verify OK, with n3 in sync again, and every message reads back.
   for (const topic of ['verified', 'checked']) {
-    await eventually(async () => (await client.verifyTopic(topic)).ok && (await partition0(topic)).inSync?.length === 3, { timeoutMs: SETTLE_MS }).catch((error: unknown) => {
-      throw new Error(`${topic}: ${String(error)}\n${cluster.describe().slice(-6000)}`);
+    await eventually(async () => (await suite.client.verifyTopic(topic)).ok && (await suite.partition0(topic)).inSync?.length === 3, { timeoutMs: SETTLE_MS }).catch((error: unknown) => {
+      throw new Error(`${topic}: ${String(error)}\n${suite.cluster.describe().slice(-6000)}`);
     });
   }
   const ok = await verifyCli('verified', false);
@@ -142,14 +122,14 @@ test('verify - a byte flipped in a follower\'s sealed segment is found and named
 });
 
 test('verify - a replica that found damage at recovery never runs for leader, and reports it to the next leader, which repairs it', { timeout: SUITE_TIMEOUT_MS }, async () => {
-  const n1 = cluster.broker('n1');
-  const n2 = cluster.broker('n2');
-  const n3 = cluster.broker('n3');
-  assert.equal((await partition0('verified')).leader, 'n2');
+  const n1 = suite.cluster.broker('n1');
+  const n2 = suite.cluster.broker('n2');
+  const n3 = suite.cluster.broker('n3');
+  assert.equal((await suite.partition0('verified')).leader, 'n2');
   // n1 out of the in-sync set, then the leader n2 and the follower n3 killed together: etcd keeps
   // both in sync, and no leader is left for n3 to report to.
   await n1.stop();
-  await eventually(async () => (await partition0('verified')).inSync?.includes('n1') === false, { timeoutMs: SETTLE_MS }).catch(explain('n1 out of sync'));
+  await eventually(async () => (await suite.partition0('verified')).inSync?.includes('n1') === false, { timeoutMs: SETTLE_MS }).catch(explain('n1 out of sync'));
   await Promise.all([n2.kill(), n3.kill()]);
   // The first batch header of a sealed segment of n3 flipped (its base offset), its index gone, so
   // recovery walks over it.
@@ -178,8 +158,8 @@ test('verify - a replica that found damage at recovery never runs for leader, an
   await eventually(() => n3.outputSince(mark).includes('"cluster.replica.damage_reported"'), { timeoutMs: SETTLE_MS }).catch(explain('n3 reports its damage'));
   await eventually(async () => (await metric(n2.httpPort, 'ferry_replica_mismatches_total')) >= 1, { timeoutMs: SETTLE_MS }).catch(explain('n2 found the damage'));
   await n1.start();
-  await eventually(async () => (await partition0('verified')).inSync?.length === 3, { timeoutMs: SETTLE_MS * 2 }).catch(explain('all in sync'));
-  const verification = await client.verifyTopic('verified');
+  await eventually(async () => (await suite.partition0('verified')).inSync?.length === 3, { timeoutMs: SETTLE_MS * 2 }).catch(explain('all in sync'));
+  const verification = await suite.client.verifyTopic('verified');
   assert.equal(verification.ok, true, JSON.stringify(verification));
-  assert.notEqual((await partition0('verified')).leader, 'n3');
+  assert.notEqual((await suite.partition0('verified')).leader, 'n3');
 });

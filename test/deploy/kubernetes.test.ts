@@ -23,6 +23,14 @@ import { execForm, finalInstruction, readDockerfile, REPO } from './dockerfile.j
 
 const BIN = join(REPO, 'bin/ferry.js');
 const PRODUCTION_VALUES = join(CHART_DIR, 'ci/production-values.yaml');
+const ETCD_TLS_VALUES = join(CHART_DIR, 'ci/etcd-tls-values.yaml');
+/** Where the chart mounts the etcd TLS Secret, and the flag each of its files is given to. */
+const ETCD_TLS_DIR = '/etc/ferry/etcd-tls';
+const ETCD_TLS_FLAGS = [
+  ['--etcd-ca', `${ETCD_TLS_DIR}/ca.crt`],
+  ['--etcd-cert', `${ETCD_TLS_DIR}/tls.crt`],
+  ['--etcd-key', `${ETCD_TLS_DIR}/tls.key`],
+] as const;
 /** docs/BENCHMARKS.md: a broker's peak RSS under the benchmark's load is at most ~120 MiB. */
 const BENCHMARK_PEAK_RSS_BYTES = 120 * 1024 ** 2;
 /** The pinned Helm runs `template` in well under a second; the first fetch takes longer. */
@@ -189,8 +197,41 @@ test('kubernetes - the chart with production values renders valid manifests with
   assert.ok(!manifests.some((manifest) => manifest.metadata.name === 'ferry-grafana-dashboard'));
 });
 
-test('kubernetes - helm lint passes the chart with its default and production values', { timeout: HELM_TEST_TIMEOUT_MS }, () => {
-  for (const args of [[], ['-f', PRODUCTION_VALUES]]) {
+test('kubernetes - the chart with etcd TLS values passes the CA and client certificate from their Secret to every broker', { timeout: HELM_TEST_TIMEOUT_MS }, () => {
+  const text = renderChart(helm(), ['-f', ETCD_TLS_VALUES]);
+  assert.deepEqual(validateYaml(text, 'etcd-tls'), []);
+  const manifests = parseManifests(text, 'etcd-tls');
+  checkCluster(manifests, 3, false);
+  const pod = (find(manifests, 'StatefulSet', 'ferry') as any).spec.template.spec;
+  const [container] = pod.containers;
+  const args: string[] = container.args;
+  for (const [flag, path] of ETCD_TLS_FLAGS) assert.equal(args[args.indexOf(flag) + 1], path, flag);
+  assert.ok(String(args[args.indexOf('--etcd') + 1]).split(',').every((url) => url.startsWith('https://')));
+  const mount = container.volumeMounts.find((candidate: any) => candidate.mountPath === ETCD_TLS_DIR);
+  assert.equal(mount?.readOnly, true);
+  assert.equal(mount?.subPath, undefined, 'a directory mount, so a renewed Secret reaches the broker');
+  const volume = pod.volumes.find((candidate: any) => candidate.name === mount.name);
+  assert.equal(volume?.secret?.secretName, 'ferry-etcd-client');
+
+  // Without a client certificate only the CA is given; by default none of the three.
+  const caOnly = (find(parseManifests(renderChart(helm(), ['-f', ETCD_TLS_VALUES, '--set', 'etcd.tls.clientCertificate=false']), 'ca-only'), 'StatefulSet', 'ferry') as any).spec.template.spec.containers[0].args as string[];
+  assert.deepEqual(ETCD_TLS_FLAGS.map(([flag]) => caOnly.includes(flag)), [true, false, false]);
+  const byDefault = (find(committedManifests(), 'StatefulSet', 'ferry') as any).spec.template.spec;
+  assert.deepEqual(ETCD_TLS_FLAGS.map(([flag]) => byDefault.containers[0].args.includes(flag)), [false, false, false]);
+  assert.ok(!byDefault.volumes.some((candidate: any) => candidate.name === mount.name));
+});
+
+test('kubernetes - the chart refuses etcd TLS with its own etcd or an http:// endpoint', { timeout: HELM_TEST_TIMEOUT_MS }, () => {
+  const own = spawnSync(helm(), ['template', 'ferry', CHART_DIR, '--set', 'etcd.tls.enabled=true'], { encoding: 'utf8' });
+  assert.notEqual(own.status, 0);
+  assert.match(own.stderr, /etcd\.tls is for an existing etcd/);
+  const plain = spawnSync(helm(), ['template', 'ferry', CHART_DIR, '-f', ETCD_TLS_VALUES, '--set', 'etcd.endpoints={http://etcd-0:2379}'], { encoding: 'utf8' });
+  assert.notEqual(plain.status, 0);
+  assert.match(plain.stderr, /every endpoint is https:\/\/ with TLS on, not http:\/\/etcd-0:2379/);
+});
+
+test('kubernetes - helm lint passes the chart with its default, production and etcd TLS values', { timeout: HELM_TEST_TIMEOUT_MS }, () => {
+  for (const args of [[], ['-f', PRODUCTION_VALUES], ['-f', ETCD_TLS_VALUES]]) {
     const result = spawnSync(helm(), ['lint', '--strict', CHART_DIR, ...args], { encoding: 'utf8' });
     assert.equal(result.status, 0, result.stdout + result.stderr);
   }
@@ -207,6 +248,7 @@ test('kubernetes - ferry serve accepts the settings and flags the chart gives th
   for (const [label, text] of [
     ['default', renderChart(helm())],
     ['production', renderChart(helm(), ['-f', PRODUCTION_VALUES])],
+    ['etcd-tls', renderChart(helm(), ['-f', ETCD_TLS_VALUES])],
   ] as const) {
     const manifests = parseManifests(text, label);
     const config = join(dir.path, `${label}.yaml`);
@@ -223,8 +265,10 @@ test('kubernetes - ferry serve accepts the settings and flags the chart gives th
     }
     const result = spawnSync(process.execPath, [BIN, ...args, '--print-config'], { encoding: 'utf8', env: { ...process.env, ...env, FERRY_URL: '' }, timeout: 20_000 });
     assert.equal(result.status, 0, `${label}: ${result.stderr}`);
-    const printed = JSON.parse(result.stdout) as { dir: string; storage: { memoryHighWatermarkBytes: number } };
+    const printed = JSON.parse(result.stdout) as { dir: string; storage: { memoryHighWatermarkBytes: number }; etcdCa?: string; etcdCert?: string; etcdKey?: string };
     assert.equal(printed.dir, '/var/lib/ferry');
+    const etcdTls = label === 'etcd-tls' ? ETCD_TLS_FLAGS.map(([, path]) => path) : [undefined, undefined, undefined];
+    assert.deepEqual([printed.etcdCa, printed.etcdCert, printed.etcdKey], etcdTls, `${label}: the etcd TLS files`);
     assert.equal(printed.storage.memoryHighWatermarkBytes, parseBytes(String(env['FERRY_STORAGE_MEMORY_HIGH_WATERMARK_BYTES']).replace(/B$/, '')));
   }
 });

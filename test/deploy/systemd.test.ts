@@ -113,19 +113,40 @@ test('systemd - LimitNOFILE covers the connection limit and TimeoutStopSec the g
   assert.equal(one('KillSignal'), 'SIGTERM');
 });
 
-test('systemd - ferry serve accepts the example environment and config file', async () => {
-  await using dir = await tempDir();
+/** The FERRY_* variables of the example environment file; `commented` also those given as examples in comments (the last wins). */
+function exampleEnv(commented: boolean): Record<string, string> {
   const env: Record<string, string> = {};
   for (const line of readFileSync(ENV_FILE, 'utf8').split('\n')) {
-    const match = /^(FERRY_\w+)=(.*)$/.exec(line);
+    const match = (commented ? /^#?(FERRY_\w+)=(.*)$/ : /^(FERRY_\w+)=(.*)$/).exec(line);
     if (match !== null) env[match[1]!] = match[2]!;
   }
-  assert.equal(env['FERRY_SERVER_HOST'], '0.0.0.0');
+  return env;
+}
+
+/** `ferry serve --print-config` as the unit runs it, with `env`; the printed settings. */
+async function printedConfig(env: Record<string, string>): Promise<Record<string, any>> {
+  await using dir = await tempDir();
   const exec = one('ExecStart').split(' ');
   const args = exec.slice(exec.findIndex((arg) => arg.endsWith('/bin/ferry.js')) + 1).map((arg) => (arg === '/etc/ferry/ferry.yaml' ? CONFIG : arg === '/var/lib/ferry' ? join(dir.path, 'data') : arg));
   const result = spawnSync(process.execPath, [BIN, ...args, '--print-config'], { encoding: 'utf8', env: { ...process.env, ...env, FERRY_URL: '' }, timeout: 20_000 });
   assert.equal(result.status, 0, result.stderr);
-  const printed = JSON.parse(result.stdout) as { server: { host: string }; security: { usersFile: string } };
+  return JSON.parse(result.stdout) as Record<string, any>;
+}
+
+test('systemd - ferry serve accepts the example environment and config file', async () => {
+  const env = exampleEnv(false);
+  assert.equal(env['FERRY_SERVER_HOST'], '0.0.0.0');
+  const printed = await printedConfig(env);
   assert.equal(printed.server.host, '0.0.0.0');
   assert.equal(printed.security.usersFile, '/etc/ferry/users.json', 'listening beyond loopback needs users');
+});
+
+test('systemd - the environment file\'s cluster example, etcd over TLS included, is one ferry serve accepts', async () => {
+  const env = exampleEnv(true);
+  assert.match(env['FERRY_ETCD'] ?? '', /^https:\/\/[^,]+(,https:\/\/[^,]+)*$/, 'the TLS example names https:// endpoints');
+  const printed = await printedConfig(env);
+  assert.equal(printed.nodeId, 'n1');
+  assert.deepEqual([printed.etcdCa, printed.etcdCert, printed.etcdKey], ['/etc/ferry/etcd/ca.crt', '/etc/ferry/etcd/broker.crt', '/etc/ferry/etcd/broker.key']);
+  // ProtectSystem=strict leaves /etc readable (and nothing but the data directory writable).
+  for (const path of [printed.etcdCa, printed.etcdCert, printed.etcdKey]) assert.ok(path.startsWith('/etc/ferry/'), path);
 });

@@ -186,28 +186,29 @@ export class Group implements SubscriptionOwner {
     const nowMs = this.deps.clock.monotonicMs();
     try {
       for (;;) {
-        const subscription = this.nextSubscriber();
-        if (subscription === undefined) break;
-        if (!this.deliverOne(subscription, nowMs)) {
+        const index = this.nextSubscriberIndexReady();
+        if (index === -1) break;
+        if (!this.deliverOne(this.subscriptions[index]!, nowMs)) {
           this.requestRecords();
           break;
         }
+        // The turn passes only with a delivery: else a trickle of messages skips one subscriber every time.
+        this.nextSubscriberIndex = (index + 1) % Math.max(1, this.subscriptions.length);
       }
     } finally {
       this.pumping = false;
     }
   }
 
-  private nextSubscriber(): GroupSubscription | undefined {
+  /** The index of the next subscriber with credit and a writable sink, or -1. */
+  private nextSubscriberIndexReady(): number {
     const count = this.subscriptions.length;
     for (let i = 0; i < count; i++) {
-      const subscription = this.subscriptions[(this.nextSubscriberIndex + i) % count]!;
-      if (subscription.credit > 0 && subscription.sink.writable()) {
-        this.nextSubscriberIndex = (this.nextSubscriberIndex + i + 1) % count;
-        return subscription;
-      }
+      const index = (this.nextSubscriberIndex + i) % count;
+      const subscription = this.subscriptions[index]!;
+      if (subscription.credit > 0 && subscription.sink.writable()) return index;
     }
-    return undefined;
+    return -1;
   }
 
   /** Delivers the next available message to `subscription`; false when none is ready. */

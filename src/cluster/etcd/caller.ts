@@ -13,7 +13,8 @@ import type { Clock } from '../../platform/clock.js';
 import type { Logger } from '../../platform/logger.js';
 import type { EtcdConnector } from './connector.js';
 import { EtcdError, isEtcdError } from './errors.js';
-import { AttemptFailure, postJson, type Endpoint } from './http.js';
+import type { Endpoint } from './endpoint.js';
+import { AttemptFailure, postJson } from './http.js';
 import { ATTEMPT_TIMEOUT_MS_MIN, RETRY_PAUSE_MS } from './limits.js';
 
 export interface CallOptions {

@@ -9,7 +9,7 @@ import { silentLogger, type Logger } from '../../platform/logger.js';
 import { Caller, type EtcdHealth } from './caller.js';
 import { EtcdConnector, type EtcdTlsOptions } from './connector.js';
 import { EtcdError } from './errors.js';
-import { parseEndpoint } from './http.js';
+import { parseEndpoint } from './endpoint.js';
 import { CALL_TIMEOUT_MS_DEFAULT, LEASE_TTL_SEC_MAX, LEASE_TTL_SEC_MIN, RANGE_PAGE_KEYS } from './limits.js';
 import { compareToJson, decodeTxnResponse, opToJson, type Compare, type TxnOp, type TxnResult } from './txn.js';
 import { Watch, type WatchListener, type WatchOptions } from './watch.js';

@@ -11,7 +11,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { X509Certificate } from 'node:crypto';
 import { createSecureContext } from 'node:tls';
 import { EtcdError } from './errors.js';
-import type { Endpoint } from './http.js';
+import type { Endpoint } from './endpoint.js';
 import { SOCKETS_PER_ENDPOINT_MAX } from './limits.js';
 
 /** TLS to etcd, as PEM text or buffers. Without `ca`, the system's CAs are trusted. */

@@ -13,7 +13,8 @@ import type { Logger } from '../../platform/logger.js';
 import { REQUIRE_LEADER_HEADER, type Caller } from './caller.js';
 import { isTlsFailure, tlsFailure } from './connector.js';
 import { EtcdError } from './errors.js';
-import { gatewayError, type Endpoint } from './http.js';
+import type { Endpoint } from './endpoint.js';
+import { gatewayError } from './http.js';
 import {
   RESPONSE_BYTES_MAX,
   WATCH_CREATE_TIMEOUT_MS,

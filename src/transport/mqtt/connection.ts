@@ -20,7 +20,7 @@ import { REASON } from './reason-codes.js';
 import type { RetainedStore } from './retained.js';
 import type { SessionHolder, SessionRegistry } from './sessions.js';
 import { ferryTopicOf } from './topics.js';
-import { handleSubscribe, handleUnsubscribe } from './subscribe.js';
+import { handleSubscribe, handleUnsubscribe, type SubscribingConnection } from './subscribe.js';
 
 export interface MqttLimits {
   packetBytesMax: number;
@@ -49,7 +49,7 @@ const EARLY_PACKETS_MAX = 1_000;
 
 type State = 'connecting' | 'authenticating' | 'open' | 'closed';
 
-export class MqttConnection implements SessionHolder, OutboundPort {
+export class MqttConnection implements SessionHolder, OutboundPort, SubscribingConnection {
   private state: State = 'connecting';
   private readonly parser: Parser;
   /** Packets that came with or after CONNECT while the login was checked. */

@@ -4,13 +4,35 @@
  * shared subscription), answered with one reason code per filter; a persistent session's filters
  * are written before the SUBACK, and a new subscription gets the retained messages it matches.
  */
-import type { ISubackPacket, ISubscribePacket, ISubscription, IUnsubackPacket, IUnsubscribePacket, QoS } from 'mqtt-packet';
+import type { ISubackPacket, ISubscribePacket, ISubscription, IUnsubackPacket, IUnsubscribePacket, Packet, QoS } from 'mqtt-packet';
 import { isFerryError } from '../../errors.js';
-import type { MqttConnection } from './connection.js';
+import type { Logger } from '../../platform/logger.js';
+import type { Outbound } from './outbound.js';
 import { REASON, reasonOf, SUBACK_V4_FAILURE } from './reason-codes.js';
+import type { RetainedStore } from './retained.js';
+import type { SessionRegistry } from './sessions.js';
 import { parseFilter, topicFilterProblem } from './topics.js';
 
-export async function handleSubscribe(connection: MqttConnection, packet: ISubscribePacket): Promise<void> {
+/**
+ * What SUBSCRIBE and UNSUBSCRIBE need of a connection (connection.ts's MqttConnection is one):
+ * declared here so the connection depends on this module and not the other way round.
+ */
+export interface SubscribingConnection {
+  readonly clientId: string;
+  readonly protocolVersion: number;
+  /** The session's expiry when it is persistent; 0 when it ends with the connection. */
+  readonly persistentExpirySeconds: number;
+  readonly outbound: Outbound | null;
+  readonly context: {
+    readonly limits: { readonly topicBytesMax: number; readonly subscriptionsMax: number };
+    readonly logger: Logger;
+    readonly retained: RetainedStore;
+    readonly sessions: SessionRegistry;
+  };
+  write(packet: Packet): boolean;
+}
+
+export async function handleSubscribe(connection: SubscribingConnection, packet: ISubscribePacket): Promise<void> {
   const granted: number[] = [];
   for (const wanted of packet.subscriptions) granted.push(await subscribeOne(connection, wanted));
   await storeFilters(connection);
@@ -20,7 +42,7 @@ export async function handleSubscribe(connection: MqttConnection, packet: ISubsc
 }
 
 /** The granted QoS, or the reason code of the refusal. */
-async function subscribeOne(connection: MqttConnection, wanted: ISubscription): Promise<number> {
+async function subscribeOne(connection: SubscribingConnection, wanted: ISubscription): Promise<number> {
   const { limits, logger } = connection.context;
   const outbound = connection.outbound!;
   const parsed = parseFilter(wanted.topic);
@@ -44,7 +66,7 @@ async function subscribeOne(connection: MqttConnection, wanted: ISubscription): 
   return qos;
 }
 
-export async function handleUnsubscribe(connection: MqttConnection, packet: IUnsubscribePacket): Promise<void> {
+export async function handleUnsubscribe(connection: SubscribingConnection, packet: IUnsubscribePacket): Promise<void> {
   const codes: number[] = [];
   for (const raw of packet.unsubscriptions) codes.push((await connection.outbound!.unsubscribe(raw)) ? REASON.success : REASON.noSubscriptionExisted);
   await storeFilters(connection);
@@ -53,7 +75,7 @@ export async function handleUnsubscribe(connection: MqttConnection, packet: IUns
 }
 
 /** A persistent session's filters, written before the answer so an acknowledged subscription survives a restart. */
-async function storeFilters(connection: MqttConnection): Promise<void> {
+async function storeFilters(connection: SubscribingConnection): Promise<void> {
   const expirySeconds = connection.persistentExpirySeconds;
   if (expirySeconds === 0) return;
   await connection.context.sessions.store(connection.clientId, expirySeconds, connection.outbound!.filters());

@@ -9,55 +9,16 @@ import { FerryError } from '../../errors.js';
 import type { Frame } from '../../protocol/frame.js';
 import { FRAME_TYPES } from '../../protocol/frame.js';
 import { decodeMetadata, encodeMetadataOk, type MetadataResponse } from '../../protocol/codec-metadata.js';
-import {
-  decodeEpochEnd,
-  decodeReplicaFetch,
-  decodeReplicaProgress,
-  encodeEpochEndOk,
-  encodeReplicaFetchOk,
-  type EpochEndRequest,
-  type EpochEndResponse,
-  type ReplicaFetchRequest,
-  type ReplicaFetchResponse,
-  type ReplicaProgress,
-} from '../../protocol/codec-replication.js';
+import { decodeEpochEnd, decodeReplicaFetch, decodeReplicaProgress, encodeEpochEndOk, encodeReplicaFetchOk } from '../../protocol/codec-replication.js';
 import { decodeClusterChange, encodeClusterChangeOk, type ClusterChangeRequest, type ClusterChangeResult } from '../../protocol/codec-cluster-change.js';
-import { decodeCatchUpRead, encodeCatchUpReadOk, type CatchUpChunk, type CatchUpReadRequest } from '../../protocol/codec-catch-up.js';
-import {
-  decodeReplicaDigest,
-  decodeReplicaRepair,
-  decodeTopicVerify,
-  encodeReplicaDigestOk,
-  encodeTopicVerifyOk,
-  type ReplicaDigestRequest,
-  type ReplicaDigestResponse,
-  type ReplicaRepairRequest,
-  type TopicVerification,
-} from '../../protocol/codec-digest.js';
+import { decodeCatchUpRead, encodeCatchUpReadOk } from '../../protocol/codec-catch-up.js';
+import { decodeReplicaDigest, decodeReplicaRepair, decodeTopicVerify, encodeReplicaDigestOk, encodeTopicVerifyOk } from '../../protocol/codec-digest.js';
 import type { PayloadReader } from '../../protocol/reader.js';
 import type { Socket } from 'node:net';
 import type { Principal } from '../../security/authenticator.js';
+import type { ClusterFrames } from './cluster-frames.js';
 import type { TcpSecurity } from './options.js';
 import type { RequestContext } from './request-context.js';
-
-/** What a broker in cluster mode answers (cluster/cluster-node.ts). */
-export interface ClusterFrames {
-  readonly nodeId: string;
-  metadata(topics: readonly string[]): MetadataResponse;
-  fetch(request: ReplicaFetchRequest, onParked?: (cancel: () => void) => void): Promise<ReplicaFetchResponse>;
-  epochEnd(request: EpochEndRequest): EpochEndResponse;
-  progress(message: ReplicaProgress): void;
-  /** Moves replicas between brokers (an operator's CLUSTER_CHANGE). */
-  change(request: ClusterChangeRequest): Promise<ClusterChangeResult>;
-  /** A chunk of the sealed segments of a topic this broker leads (CATCH_UP_READ). */
-  catchUpRead(request: CatchUpReadRequest): Promise<CatchUpChunk>;
-  /** Digests of this broker's replica of a topic (REPLICA_DIGEST, asked by its leader). */
-  digests(request: ReplicaDigestRequest): Promise<ReplicaDigestResponse>;
-  /** The leader tells this broker's replica to cut and fetch again (REPLICA_REPAIR). */
-  repair(request: ReplicaRepairRequest): Promise<void>;
-  /** Compares every replica of a topic with its leader (TOPIC_VERIFY, this broker leading it). */
-  verifyTopic(topic: string): Promise<TopicVerification>;
-}
 
 /** The connection as the checks here see it. */
 export interface ClusterPeer {

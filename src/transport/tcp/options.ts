@@ -2,7 +2,7 @@
  * TcpServer options, their defaults and the reason for each, and validation. Every queue the server
  * keeps per connection is bounded by one of these.
  */
-import type { ClusterFrames } from './cluster.js';
+import type { ClusterFrames } from './cluster-frames.js';
 import { SystemClock, type Clock } from '../../platform/clock.js';
 import { silentLogger, type Logger } from '../../platform/logger.js';
 import { FerryError } from '../../errors.js';

@@ -32,6 +32,9 @@ app.kubernetes.io/component: etcd
 
 {{/* etcd's client URLs, comma-separated: the chart's own members, or the given endpoints. */}}
 {{- define "ferry.etcdEndpoints" -}}
+{{- if and .Values.etcd.enabled .Values.etcd.tls.enabled -}}
+{{- fail "etcd.tls is for an existing etcd on https:// (etcd.enabled: false); the chart's own etcd serves plain http" -}}
+{{- end -}}
 {{- if .Values.etcd.enabled -}}
 {{- $name := include "ferry.etcdName" . -}}
 {{- $urls := list -}}
@@ -40,7 +43,15 @@ app.kubernetes.io/component: etcd
 {{- end -}}
 {{- join "," $urls -}}
 {{- else -}}
-{{- required "etcd.endpoints: the client URLs of an existing etcd when etcd.enabled is false" (join "," .Values.etcd.endpoints) -}}
+{{- $endpoints := required "etcd.endpoints: the client URLs of an existing etcd when etcd.enabled is false" (join "," .Values.etcd.endpoints) -}}
+{{- if .Values.etcd.tls.enabled -}}
+{{- range .Values.etcd.endpoints -}}
+{{- if not (hasPrefix "https://" .) -}}
+{{- fail (printf "etcd.tls: every endpoint is https:// with TLS on, not %s" .) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- $endpoints -}}
 {{- end -}}
 {{- end -}}
 
