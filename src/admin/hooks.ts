@@ -16,3 +16,9 @@ export type ConnectionView = ConnectionStats & { backedUpMs?: number };
 export interface UdpSource {
   datagramCounts(): Array<{ outcome: string; count: number }>;
 }
+
+/** What the metrics read of the MQTT port. */
+export interface MqttSource {
+  /** Sockets refused at accept, by why (accept_rate, per_ip, total); counted as `mqtt_<why>`. */
+  refusedCounts(): Record<string, number>;
+}

@@ -23,7 +23,8 @@ import type { Logger } from '../../platform/logger.js';
 import { TOPIC_ALIASES_MAX } from './limits.js';
 import { messageOfPublish } from './messages.js';
 import { REASON, reasonOf, type ReasonCode } from './reason-codes.js';
-import { ferryTopicOf, topicNameProblem } from './topics.js';
+import type { TopicMap } from './topic-map.js';
+import { topicNameProblem } from './topics.js';
 
 /** A protocol violation: the connection is closed (5.0: after a DISCONNECT with the code). */
 export class MqttProtocolError extends Error {
@@ -48,6 +49,8 @@ export interface InboundOptions {
   clientId: string;
   protocolVersion: number;
   topicBytesMax: number;
+  /** Where each topic name is stored (the first level, or the operator's prefixes). */
+  topicMap: TopicMap;
   /** QoS 1 and 2 publishes awaiting the broker at most (the receive maximum announced). */
   inflightMax: number;
   nowMs(): number;
@@ -137,9 +140,9 @@ export class Inbound {
   }
 
   private store(topic: string, packet: IPublishPacket): Promise<PublishResult> {
-    const ferryTopic = ferryTopicOf(topic);
+    const ferryTopic = this.options.topicMap.ferryTopicOf(topic);
     if (ferryTopic === null) return Promise.reject(new FerryError('UNKNOWN_TOPIC', `the first level of '${topic.slice(0, 200)}' is not a Ferry topic name`));
-    const message = messageOfPublish(packet, topic, this.options.nowMs());
+    const message = messageOfPublish(packet, topic, this.options.nowMs(), this.options.clientId);
     let stored: Promise<PublishResult>;
     if (packet.qos === 2) stored = this.storeOnce(ferryTopic, message, packet);
     else stored = this.options.broker.publish(ferryTopic, [message]).then((results) => results[0]!);

@@ -32,8 +32,8 @@ interface StoredSession {
 
 /** The live part of a session the registry keeps: who holds it now, and how to end that. */
 export interface SessionHolder {
-  /** Another connection took the session: close this one (5.0: DISCONNECT 0x8E). */
-  takenOver(): void;
+  /** Another connection took the session (`resumed`: it carries the session on, clean start 0): close this one (5.0: DISCONNECT 0x8E). */
+  takenOver(resumed: boolean): void;
 }
 
 export class SessionRegistry {
@@ -69,13 +69,13 @@ export class SessionRegistry {
     return this.expiries.size;
   }
 
-  /** Makes `holder` the session's connection, closing the one before it. */
-  claim(clientId: string, holder: SessionHolder): void {
+  /** Makes `holder` the session's connection, closing the one before it (`resumes`: the new one carries the session on). */
+  claim(clientId: string, holder: SessionHolder, resumes: boolean): void {
     const previous = this.holders.get(clientId);
     this.holders.set(clientId, holder);
     this.expiries.get(clientId)?.cancel();
     this.expiries.delete(clientId);
-    if (previous !== undefined && previous !== holder) previous.takenOver();
+    if (previous !== undefined && previous !== holder) previous.takenOver(resumes);
   }
 
   /** The connection closed: a persistent session starts to expire, a clean one is gone. */
