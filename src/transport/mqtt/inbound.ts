@@ -17,11 +17,11 @@
  */
 import { createHash } from 'node:crypto';
 import type { IPublishPacket, IPubrelPacket, Packet } from 'mqtt-packet';
-import type { BrokerApi, PublishMessage, PublishResult } from '../../broker/types.js';
+import type { BrokerApi, Header, PublishMessage, PublishResult } from '../../broker/types.js';
 import { FerryError } from '../../errors.js';
 import type { Logger } from '../../platform/logger.js';
 import { TOPIC_ALIASES_MAX } from './limits.js';
-import { messageOfPublish } from './messages.js';
+import { messageOfPublish, publisherHeader } from './messages.js';
 import { REASON, reasonOf, type ReasonCode } from './reason-codes.js';
 import type { TopicMap } from './topic-map.js';
 import { topicNameProblem } from './topics.js';
@@ -69,11 +69,15 @@ export class Inbound {
   private readonly awaitingRelease = new Map<number, Promise<ReasonCode>>();
   private readonly acks: PendingAck[] = [];
   private waiting = 0;
+  /** This client's `mqtt-client-id` header, shared by its messages. */
+  private readonly publisher: Header;
 
   constructor(
     private readonly options: InboundOptions,
     private readonly port: InboundPort,
-  ) {}
+  ) {
+    this.publisher = publisherHeader(options.clientId);
+  }
 
   publish(packet: IPublishPacket): void {
     const topic = this.resolveTopic(packet);
@@ -157,7 +161,7 @@ export class Inbound {
   private store(topic: string, packet: IPublishPacket): Promise<unknown> {
     const ferryTopic = this.options.topicMap.ferryTopicOf(topic);
     if (ferryTopic === null) return Promise.reject(new FerryError('UNKNOWN_TOPIC', `the first level of '${topic.slice(0, 200)}' is not a Ferry topic name`));
-    const message = messageOfPublish(packet, topic, this.options.nowMs(), this.options.clientId);
+    const message = messageOfPublish(packet, topic, this.options.nowMs(), this.publisher);
     const stored: Promise<unknown> = packet.qos === 2 ? this.storeOnce(ferryTopic, message, packet) : this.options.broker.publish(ferryTopic, [message]);
     if (packet.retain && this.options.onRetain !== undefined) {
       const onRetain = this.options.onRetain;

@@ -20,14 +20,23 @@ import {
 
 const MQTT_HEADER_PREFIX = 'mqtt-';
 
-/** The Ferry message of an inbound PUBLISH by `clientId` (its topic already resolved and checked); `nowMs` stamps a message expiry. */
-export function messageOfPublish(packet: IPublishPacket, topic: string, nowMs: number, clientId: string): PublishMessage {
-  const headers: Header[] = [
-    [MQTT_TOPIC_HEADER, topic],
-    [MQTT_QOS_HEADER, String(packet.qos)],
-    [MQTT_CLIENT_ID_HEADER, clientId],
-  ];
-  if (packet.retain) headers.push([MQTT_RETAIN_HEADER, '1']);
+/** Header pairs are never changed once made: the ones every message of a kind carries are made once, not per message. */
+const QOS_HEADERS: readonly Header[] = [
+  [MQTT_QOS_HEADER, '0'],
+  [MQTT_QOS_HEADER, '1'],
+  [MQTT_QOS_HEADER, '2'],
+];
+const RETAIN_HEADER: Header = [MQTT_RETAIN_HEADER, '1'];
+
+/** The `mqtt-client-id` header of a publisher: made once per connection and passed to messageOfPublish. */
+export function publisherHeader(clientId: string): Header {
+  return [MQTT_CLIENT_ID_HEADER, clientId];
+}
+
+/** The Ferry message of an inbound PUBLISH by `publisher` (publisherHeader; its topic already resolved and checked); `nowMs` stamps a message expiry. */
+export function messageOfPublish(packet: IPublishPacket, topic: string, nowMs: number, publisher: Header): PublishMessage {
+  const headers: Header[] = [[MQTT_TOPIC_HEADER, topic], QOS_HEADERS[packet.qos] ?? [MQTT_QOS_HEADER, String(packet.qos)], publisher];
+  if (packet.retain) headers.push(RETAIN_HEADER);
   const properties = packet.properties;
   if (properties !== undefined) {
     if (properties.contentType !== undefined) headers.push([MQTT_CONTENT_TYPE_HEADER, properties.contentType]);

@@ -11,7 +11,7 @@ import type { IConnectPacket, IPublishPacket } from 'mqtt-packet';
 import type { BrokerApi } from '../../broker/types.js';
 import type { Clock, TimerHandle } from '../../platform/clock.js';
 import type { Logger } from '../../platform/logger.js';
-import { messageOfPublish } from './messages.js';
+import { messageOfPublish, publisherHeader } from './messages.js';
 import type { RetainedStore } from './retained.js';
 import type { TopicMap } from './topic-map.js';
 
@@ -85,7 +85,7 @@ export class Wills {
     const ferryTopic = this.options.topicMap.ferryTopicOf(will.topic);
     try {
       if (ferryTopic === null) throw new Error(`the first level of '${will.topic.slice(0, 200)}' is not a Ferry topic name`);
-      await view.publish(ferryTopic, [messageOfPublish(packet, will.topic, this.options.clock.nowMs(), clientId)]);
+      await view.publish(ferryTopic, [messageOfPublish(packet, will.topic, this.options.clock.nowMs(), publisherHeader(clientId))]);
       if (packet.retain) this.options.retained.retain(will.topic, packet);
     } catch (error) {
       this.options.logger.info('mqtt.will_refused', { clientId, topic: will.topic.slice(0, 200), error });
