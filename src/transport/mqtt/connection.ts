@@ -242,7 +242,11 @@ export class MqttConnection implements SessionHolder, OutboundPort {
       },
       this,
     );
-    this.outbound = new Outbound({ broker, clientId: session.clientId, persistent: session.expirySeconds > 0, windowMax: Math.min(limits.inflightMax, session.receiveMaximum),
+    this.outbound = new Outbound({
+      broker,
+      clientId: session.clientId,
+      persistent: session.expirySeconds > 0,
+      windowMax: Math.min(limits.inflightMax, session.receiveMaximum),
       topicMap: this.context.topicMap,
       logger: this.context.logger,
     });

@@ -12,8 +12,8 @@ import { ferryTopicOf, ferryTopicOfFilter, filterReaches, isFerryName } from './
 
 /** `mqtt.topicMap` entries at most: a handful of prefixes is the use; each is checked per publish. */
 export const MQTT_TOPIC_MAP_ENTRIES_MAX = 256;
-/** An entry: an MQTT prefix without wildcards, `=`, a Ferry topic name. */
-export const MQTT_TOPIC_MAP_ENTRY_PATTERN = /^[^=+#\u0000,]{1,1024}=[A-Za-z0-9._-]{1,200}$/;
+/** An entry: an MQTT prefix without wildcards, `=`, a Ferry topic name (so the config refuses what TopicMap would). */
+export const MQTT_TOPIC_MAP_ENTRY_PATTERN = /^[^=+#\u0000,]{1,1024}=(?!\.{1,2}$)[A-Za-z0-9._-]{1,200}$/;
 
 interface Mapping {
   prefix: string;

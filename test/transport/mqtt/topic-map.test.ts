@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { loadConfig } from '../../../src/config/load.js';
 import { TopicMap } from '../../../src/transport/mqtt/topic-map.js';
 import { eventually } from '../../helpers.js';
 import { client, collect, startMqtt } from './harness.js';
@@ -31,6 +32,14 @@ test('mqtt topic map - the longest whole-level prefix names the Ferry topic; oth
   assert.deepEqual(map.topicsOfFilter('#', existing).sort(), ['home', 'livingroom', 'plant', 'sensors', 'tv']);
   assert.throws(() => TopicMap.parse(['home/+=x']));
   assert.throws(() => TopicMap.parse(['home=..']));
+});
+
+test('mqtt topic map - mqtt.topicMap: a list in the file, comma-separated in env; an entry that is no <prefix>=<Ferry topic> is refused', () => {
+  const config = loadConfig({ env: { FERRY_MQTT_TOPIC_MAP: 'home/livingroom=livingroom,factory=plant' }, flags: {} });
+  assert.deepEqual(config.mqtt.topicMap, ['home/livingroom=livingroom', 'factory=plant']);
+  assert.equal(TopicMap.parse(config.mqtt.topicMap).ferryTopicOf('factory/line1'), 'plant');
+  assert.deepEqual(loadConfig({ env: {}, flags: {} }).mqtt.topicMap, []);
+  for (const bad of ['home/+=x', 'home=..', 'home', '=x', 'home=bad name']) assert.throws(() => loadConfig({ env: { FERRY_MQTT_TOPIC_MAP: bad }, flags: {} }), bad);
 });
 
 test('mqtt topic map - publishes, subscriptions and retained messages under a prefix use its Ferry topic (mqtt.js)', { timeout: TEST_TIMEOUT_MS }, async () => {
