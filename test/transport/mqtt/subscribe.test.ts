@@ -101,3 +101,27 @@ test('mqtt subscribe - subscription identifiers are announced and sent back on t
     await harness.close();
   }
 });
+
+test('mqtt subscribe - a persistent session keeps its subscription options: no-local and the identifier still apply after a reconnect', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const harness = await startMqtt({ topics: ['jobs'] });
+  const session = { clientId: 'keeper', clean: false, properties: { sessionExpiryInterval: 300 } };
+  try {
+    const first = await client(harness.url, session);
+    await first.subscribeAsync('jobs/#', { qos: 1, nl: true, properties: { subscriptionIdentifier: 42 } });
+    await first.endAsync();
+    const publisher = await client(harness.url);
+    await publisher.publishAsync('jobs/1', 'while away', { qos: 1 });
+    await publisher.endAsync();
+    const second = clientNow(harness.url, session);
+    const received = collect(second);
+    assert.equal((await connected(second)).sessionPresent, true);
+    await eventually(() => assert.equal(received.length, 1));
+    assert.equal(received[0]!.packet.properties?.subscriptionIdentifier, 42);
+    await second.publishAsync('jobs/2', 'own', { qos: 1 });
+    await sleep(QUIET_MS);
+    assert.deepEqual(received.map((one) => one.payload), ['while away'], 'no-local still holds');
+    await second.endAsync();
+  } finally {
+    await harness.close();
+  }
+});
