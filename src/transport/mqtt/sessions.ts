@@ -42,6 +42,8 @@ export class SessionRegistry {
   /** The stored sessions as last written (all of them without a data directory, e.g. embedded). */
   private readonly memory = new Map<string, StoredSession>();
   private readonly dir: string | null;
+  /** The file write or removal under way per client id: the next one waits for it (they share a temp file name). */
+  private readonly fileWork = new Map<string, Promise<void>>();
 
   constructor(
     private readonly options: { fs: FileSystem | null; dataDir: string | null; clock: Clock; logger: Logger },
@@ -119,7 +121,19 @@ export class SessionRegistry {
     this.memory.delete(clientId);
     const { fs } = this.options;
     if (fs === null || this.dir === null) return;
-    await fs.unlink(this.pathOf(clientId)).catch(() => undefined);
+    await this.onFile(clientId, () => fs.unlink(this.pathOf(clientId)).catch(() => undefined));
+  }
+
+  /** Runs `work` on a client id's file once the work before it on that file is done (a release and the next CONNECT's store may overlap). */
+  private onFile(clientId: string, work: () => Promise<void>): Promise<void> {
+    const previous = this.fileWork.get(clientId) ?? Promise.resolve();
+    const done = previous.catch(() => undefined).then(work);
+    const settled = done.catch(() => undefined);
+    this.fileWork.set(clientId, settled);
+    void settled.then(() => {
+      if (this.fileWork.get(clientId) === settled) this.fileWork.delete(clientId);
+    });
+    return done;
   }
 
   close(): void {
@@ -149,7 +163,8 @@ export class SessionRegistry {
     this.memory.set(stored.clientId, stored);
     const { fs } = this.options;
     if (fs === null || this.dir === null) return;
-    await writeFileAtomic(fs, this.pathOf(stored.clientId), Buffer.from(JSON.stringify(stored)));
+    const bytes = Buffer.from(JSON.stringify(stored));
+    await this.onFile(stored.clientId, () => writeFileAtomic(fs, this.pathOf(stored.clientId), bytes));
   }
 
   /** A file that does not read back as a session is logged and skipped, never fatal. */
