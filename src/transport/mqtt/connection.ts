@@ -19,6 +19,7 @@ import { REASON } from './reason-codes.js';
 import type { RetainedStore } from './retained.js';
 import type { SessionHolder, SessionRegistry } from './sessions.js';
 import { handleSubscribe, handleUnsubscribe } from './subscribe.js';
+import { PacketWriter } from './packet-writer.js';
 import { OutboundTopicAliases } from './topic-aliases.js';
 import type { TopicMap } from './topic-map.js';
 import type { Will, Wills } from './wills.js';
@@ -77,9 +78,8 @@ export class MqttConnection implements SessionHolder, OutboundPort {
   private view: BrokerApi | null = null;
   /** SUBSCRIBE and UNSUBSCRIBE are answered in order: each waits for the one before. */
   control: Promise<void> = Promise.resolve();
-  private outgoing: Buffer[] = [];
-  /** Bytes in `outgoing`, not yet handed to the socket. */
-  private outgoingBytes = 0;
+  /** The packets of this tick, encoded and not yet handed to the socket. */
+  private readonly outgoing = new PacketWriter();
   /** writable() said no: resume the subscriptions once the bytes are written. */
   private deliveriesHeld = false;
   private flushScheduled = false;
@@ -318,23 +318,15 @@ export class MqttConnection implements SessionHolder, OutboundPort {
 
   write(packet: Packet): boolean {
     if (this.state === 'closed') return false;
-    let bytes: Buffer;
     const unalias = packet.cmd === 'publish' ? this.topicAliases.apply(packet) : null;
-    try {
-      bytes = mqttPacket.generate(packet, { protocolVersion: this.protocolVersion });
-    } catch (error) {
+    const outcome = this.outgoing.add(packet, this.protocolVersion, this.clientPacketBytesMax);
+    if (outcome.kind !== 'queued') {
+      unalias?.();
       // A packet the encoder refuses (a property out of range, from a stored header): logged, the connection goes on.
-      unalias?.();
-      this.context.logger.warn('mqtt.encode_failed', { clientId: this.session?.clientId, cmd: packet.cmd, error });
+      if (outcome.kind === 'refused') this.context.logger.warn('mqtt.encode_failed', { clientId: this.session?.clientId, cmd: packet.cmd, error: outcome.error });
+      else this.context.logger.debug('mqtt.delivery_too_large', { clientId: this.session?.clientId, bytes: outcome.bytes, clientPacketBytesMax: this.clientPacketBytesMax });
       return false;
     }
-    if (bytes.length > this.clientPacketBytesMax) {
-      unalias?.();
-      this.context.logger.debug('mqtt.delivery_too_large', { clientId: this.session?.clientId, bytes: bytes.length, clientPacketBytesMax: this.clientPacketBytesMax });
-      return false;
-    }
-    this.outgoing.push(bytes);
-    this.outgoingBytes += bytes.length;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       process.nextTick(this.flush);
@@ -345,11 +337,8 @@ export class MqttConnection implements SessionHolder, OutboundPort {
   /** The packets of one tick go out in one write. */
   private readonly flush = (): void => {
     this.flushScheduled = false;
-    if (this.outgoing.length === 0 || this.socket.destroyed) return;
-    const buffers = this.outgoing;
-    this.outgoing = [];
-    this.outgoingBytes = 0;
-    const accepted = this.socket.write(buffers.length === 1 ? buffers[0]! : Buffer.concat(buffers));
+    if (this.outgoing.queuedBytes === 0 || this.socket.destroyed) return;
+    const accepted = this.socket.write(this.outgoing.take()!);
     // Deliveries held back by bytes not yet handed over resume now; by a full socket, at 'drain'.
     if (accepted && this.deliveriesHeld) {
       this.deliveriesHeld = false;
@@ -359,7 +348,7 @@ export class MqttConnection implements SessionHolder, OutboundPort {
 
   writable(): boolean {
     if (this.state !== 'open') return false;
-    if (this.socket.writableLength + this.outgoingBytes < WRITE_HIGH_WATER_BYTES) return true;
+    if (this.socket.writableLength + this.outgoing.queuedBytes < WRITE_HIGH_WATER_BYTES) return true;
     this.deliveriesHeld = true;
     return false;
   }
