@@ -14,7 +14,7 @@ import type { BrokerApi } from '../broker/types.js';
 import { ADMISSION_CEILINGS } from '../broker/limits.js';
 import { registerApi, type AdminInfo, type Readiness } from './api.js';
 import { clusterNotReadyReason, clusterView, singleBrokerView, type ClusterSource, type ClusterView, type DescribeRemote } from './cluster-view.js';
-import type { ConnectionSource, UdpSource } from './hooks.js';
+import type { ConnectionSource, MqttSource, UdpSource } from './hooks.js';
 import { HttpRouter, listenHttp, type HttpListener } from './http.js';
 import type { CountingLogger } from './log-tap.js';
 import { BrokerMetrics } from './metrics.js';
@@ -73,6 +73,7 @@ export class AdminServer {
   /** The REST endpoints and Server-Sent Events under /v1/ (docs/HTTP.md). */
   private readonly rest: RestHandler;
   private udp: UdpSource | null = null;
+  private mqtt: MqttSource | null = null;
   /** Takes WebSocket upgrades at /mqtt (the MQTT port's, when one is open). */
   private mqttWebSocket: UpgradeHandler | null = null;
   private draining = false;
@@ -93,6 +94,7 @@ export class AdminServer {
       broker: () => this.attachment?.broker ?? null,
       connections: () => this.attachment?.connections ?? null,
       udp: () => this.udp,
+      mqtt: () => this.mqtt,
       ...(options.log === undefined ? {} : { log: options.log }),
       ready: () => this.ready,
       version: ferryVersion(),
@@ -210,6 +212,11 @@ export class AdminServer {
   /** The UDP ingest port, once open (null: none configured): its datagram counts go to /metrics. */
   attachUdp(udp: UdpSource | null): void {
     this.udp = udp;
+  }
+
+  /** The MQTT port, once open (null: none configured): its refused sockets go to /metrics. */
+  attachMqtt(mqtt: MqttSource | null): void {
+    this.mqtt = mqtt;
   }
 
   /** MQTT over WebSocket at /mqtt (docs/MQTT.md); null: none. */

@@ -20,3 +20,9 @@ export interface UdpSource {
   /** Datagram bytes received and not yet stored (handed over by the receiver thread, or waiting for the store). */
   readonly bytesInFlight: number;
 }
+
+/** What the metrics read of the MQTT port. */
+export interface MqttSource {
+  /** Sockets refused at accept, by why (accept_rate, per_ip, total); counted as `mqtt_<why>`. */
+  refusedCounts(): Record<string, number>;
+}

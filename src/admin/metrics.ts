@@ -12,7 +12,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { BrokerApi, StorageObserver } from '../broker/types.js';
 import type { ServerStats } from '../transport/tcp/server.js';
 import type { RejectionCount } from '../security/rejections.js';
-import type { ConnectionSource, ConnectionView, UdpSource } from './hooks.js';
+import type { ConnectionSource, ConnectionView, MqttSource, UdpSource } from './hooks.js';
 import type { CountingLogger } from './log-tap.js';
 import { takeSnapshot, type BrokerSnapshot } from './snapshot.js';
 import { Traffic } from './traffic.js';
@@ -43,6 +43,8 @@ export interface MetricsSources {
   cluster?: ClusterSource;
   /** The UDP ingest port; null when none is open. */
   udp?: () => UdpSource | null;
+  /** The MQTT port; null when none is open. */
+  mqtt?: () => MqttSource | null;
 }
 
 export class BrokerMetrics implements StorageObserver {
@@ -249,8 +251,10 @@ export class BrokerMetrics implements StorageObserver {
     gauge('ferry_connections', 'Open client connections.', [], (m) => m.set(server()?.connections ?? 0));
     counter('ferry_connections_opened_total', 'Client connections accepted.', [], (m) => m.inc(server()?.connectionsTotal ?? 0));
     counter('ferry_connections_rejected_total', 'Connections refused at the connection limit.', [], (m) => m.inc(server()?.connectionsRejected ?? 0));
-    counter('ferry_connections_refused_total', 'Sockets refused at accept on the TCP port, by reason: accept_rate (the per-address rate), per_ip, total, tls_only.', ['reason'], (m) => {
+    const refusedHelp = 'Sockets refused at accept on the TCP port, by reason: accept_rate (the per-address rate), per_ip, total, tls_only; and on the MQTT port: mqtt_accept_rate, mqtt_per_ip, mqtt_total.';
+    counter('ferry_connections_refused_total', refusedHelp, ['reason'], (m) => {
       for (const [reason, count] of Object.entries(server()?.refusedByReason ?? {})) m.inc({ reason }, count);
+      for (const [reason, count] of Object.entries(this.sources.mqtt?.()?.refusedCounts() ?? {})) m.inc({ reason: `mqtt_${reason}` }, count);
     });
     counter('ferry_tls_handshakes_deferred_total', 'TLS handshakes on the TCP port started a turn late because the per-turn budget was spent (a connection storm).', [], (m) =>
       m.inc(server()?.tlsHandshakesDeferred ?? 0),

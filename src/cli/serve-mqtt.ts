@@ -12,6 +12,7 @@ import type { TlsMaterial } from '../security/tls.js';
 import type { MqttSecurity } from '../transport/mqtt/connect.js';
 import { MqttServer } from '../transport/mqtt/server.js';
 import { MQTT_WEBSOCKET_PATH } from '../transport/mqtt/limits.js';
+import { TopicMap } from '../transport/mqtt/topic-map.js';
 
 /** Opens the MQTT port over `broker` (the observed broker, so its traffic is counted); null when none is configured. */
 export async function startMqtt(
@@ -31,6 +32,8 @@ export async function startMqtt(
       sessionExpirySecondsMax: mqtt.sessionExpirySecondsMax,
     },
     connectionsMax: mqtt.connectionsMax,
+    perAddress: { acceptsPerSecond: mqtt.acceptsPerSecondPerIp, acceptBurst: mqtt.acceptBurstPerIp, connectionsMax: mqtt.connectionsPerIpMax },
+    topicMap: TopicMap.parse(mqtt.topicMap),
     admissionLimits: config.limits,
     security: parts.security,
     tls: parts.tls === null ? null : { material: parts.tls, handshakeTimeoutMs: config.tls.handshakeTimeoutMs },

@@ -317,6 +317,7 @@ async function startExtraPorts(
   const udp = await startUdp(config, { broker: observed, clock, logger });
   admin?.attachUdp(udp);
   const mqtt = await startMqtt(config, { broker: observed, security: { authenticator: security.authenticator, guard }, tls: security.tls, fs, dir, clock, logger });
+  admin?.attachMqtt(mqtt);
   admin?.attachMqttWebSocket(mqtt === null ? null : new MqttWebSocketAcceptor(mqtt, config.mqtt.packetBytesMax).upgrade);
   return { udp, mqtt };
 }

@@ -40,6 +40,7 @@ import {
   MQTT_TOPIC_BYTES_MAX_CEILING,
   MQTT_TOPIC_BYTES_MAX_DEFAULT,
 } from '../transport/mqtt/limits.js';
+import { MQTT_TOPIC_MAP_ENTRIES_MAX, MQTT_TOPIC_MAP_ENTRY_PATTERN } from '../transport/mqtt/topic-map.js';
 import type { Unit } from './units.js';
 import { ETCD_PREFIX_DEFAULT, LEASE_TTL_MS_DEFAULT, REPLICA_LAG_MAX_MS_DEFAULT, REPLICA_VERIFY_INTERVAL_MS_DEFAULT } from '../cluster/limits.js';
 
@@ -161,6 +162,11 @@ export interface FerryConfig {
     connectTimeoutMs: number;
     sessionExpirySecondsMax: number;
     connectionsMax: number;
+    acceptsPerSecondPerIp: number;
+    acceptBurstPerIp: number;
+    connectionsPerIpMax: number;
+    /** `<MQTT prefix>=<Ferry topic>` entries (docs/MQTT.md, "Topics"). */
+    topicMap: string[];
   };
   /** Topics created at start when missing; existing topics keep their stored settings. */
   topics: Record<string, Partial<TopicSettings>>;
@@ -276,7 +282,11 @@ export const FIELDS: readonly FieldSpec[] = [
   { path: 'mqtt.inflightMax', kind: int(1, MQTT_INFLIGHT_MAX_CEILING), default: MQTT_INFLIGHT_MAX_DEFAULT, doc: 'QoS 1 and 2 messages in flight per client, each way: sent and not yet acknowledged (a 5.0 receive maximum lowers it), and published and not yet stored (announced as the receive maximum; reading pauses beyond it).' },
   { path: 'mqtt.connectTimeoutMs', kind: int(100, MQTT_CONNECT_TIMEOUT_MS_MAX, 'ms'), default: MQTT_CONNECT_TIMEOUT_MS_DEFAULT, doc: 'A connection that has not sent CONNECT (and had it accepted) this long after it opened is closed.' },
   { path: 'mqtt.sessionExpirySecondsMax', kind: int(0, MQTT_SESSION_EXPIRY_S_CEILING), default: MQTT_SESSION_EXPIRY_S_MAX_DEFAULT, doc: 'Longest a persistent session outlives its connection, in seconds (a 5.0 client may ask for less; a 3.1.1 clean session 0 gets this). 0: no persistent sessions.' },
-  { path: 'mqtt.connectionsMax', kind: int(1, 1_000_000), default: MQTT_CONNECTIONS_MAX_DEFAULT, doc: 'Open MQTT connections at most; further ones are closed at accept.' },
+  { path: 'mqtt.connectionsMax', kind: int(1, 1_000_000), default: MQTT_CONNECTIONS_MAX_DEFAULT, doc: 'Open MQTT connections at most; further ones are closed at accept (ferry_connections_refused_total{reason="mqtt_total"}).' },
+  { path: 'mqtt.acceptsPerSecondPerIp', kind: int(0, 1_000_000), default: SERVER_DEFAULTS.acceptsPerSecondPerIp, doc: 'New MQTT connections one IP address may open per second on average; past it (and its burst) a socket is closed at accept, before any TLS or CONNECT work (ferry_connections_refused_total{reason="mqtt_accept_rate"}). 0: no limit.' },
+  { path: 'mqtt.acceptBurstPerIp', kind: int(1, 1_000_000), default: SERVER_DEFAULTS.acceptBurstPerIp, doc: 'New MQTT connections one IP address may open at once above mqtt.acceptsPerSecondPerIp.' },
+  { path: 'mqtt.connectionsPerIpMax', kind: int(1, 1_000_000), default: SERVER_DEFAULTS.maxConnectionsPerIp, doc: 'Open MQTT connections from one IP address at most (TLS handshakes included); further ones are closed at accept (ferry_connections_refused_total{reason="mqtt_per_ip"}).' },
+  { path: 'mqtt.topicMap', kind: { type: 'stringList', lengthMax: MQTT_TOPIC_MAP_ENTRIES_MAX, pattern: MQTT_TOPIC_MAP_ENTRY_PATTERN, form: 'entries `<MQTT topic prefix>=<Ferry topic>`', example: 'home/livingroom=livingroom,factory/line1=line1' }, default: [], doc: 'MQTT topic prefixes stored in a Ferry topic of their own: a name at or below the prefix (whole levels; the longest prefix wins) is published to, subscribed from and retained in that topic. Other names map by their first level.' },
 
   { path: 'log.level', kind: { type: 'enum', values: LOG_LEVELS }, default: 'info', doc: 'Least severe level written.' },
   { path: 'log.format', kind: { type: 'enum', values: LOG_FORMATS }, default: 'auto', doc: '`json` lines, `pretty` lines for people, or `auto` (pretty when stderr is a terminal).' },

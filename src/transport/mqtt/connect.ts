@@ -66,6 +66,17 @@ export interface SessionRequest {
   receiveMaximum: number;
 }
 
+/**
+ * Enhanced authentication (5.0 AUTH) is not offered: Ferry knows no authentication method beyond a
+ * username and password or a client certificate, so a CONNECT naming one is refused with 0x8C
+ * (MQTT-4.12.0-1), and an AUTH packet later is a protocol error (connection.ts).
+ */
+export function refuseAuthenticationMethod(packet: IConnectPacket): void {
+  const method = packet.properties?.authenticationMethod;
+  if (packet.protocolVersion !== 5 || method === undefined) return;
+  throw new ConnectRefusal(REASON.badAuthenticationMethod, CONNACK_V4.notAuthorized, `authentication method '${method.slice(0, 100)}' is not supported (only username/password and client certificates)`);
+}
+
 export function sessionRequest(packet: IConnectPacket, expirySecondsMax: number): SessionRequest {
   const v5 = packet.protocolVersion === 5;
   let clientId = packet.clientId;
@@ -102,7 +113,7 @@ export function connackOf(packet: IConnectPacket, session: SessionRequest, sessi
     retainAvailable: true,
     wildcardSubscriptionAvailable: true,
     sharedSubscriptionAvailable: true,
-    subscriptionIdentifiersAvailable: false,
+    subscriptionIdentifiersAvailable: true,
   };
   if (session.assigned) properties.assignedClientIdentifier = session.clientId;
   if (session.expirySeconds !== (packet.properties?.sessionExpiryInterval ?? 0)) properties.sessionExpiryInterval = session.expirySeconds;

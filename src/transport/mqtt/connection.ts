@@ -7,20 +7,22 @@
  */
 import type { Duplex } from 'node:stream';
 import mqttPacket from 'mqtt-packet';
-import type { IConnectPacket, IDisconnectPacket, IPublishPacket, ISubscribePacket, IUnsubscribePacket, Packet, Parser } from 'mqtt-packet';
+import type { IConnectPacket, IDisconnectPacket, ISubscribePacket, IUnsubscribePacket, Packet, Parser } from 'mqtt-packet';
 import type { BrokerApi } from '../../broker/types.js';
 import type { Clock, TimerHandle } from '../../platform/clock.js';
 import type { Logger } from '../../platform/logger.js';
-import { connackOf, ConnectRefusal, login, refusalConnack, sessionRequest, type MqttSecurity, type SessionRequest } from './connect.js';
+import { connackOf, ConnectRefusal, login, refuseAuthenticationMethod, refusalConnack, sessionRequest, type MqttSecurity, type SessionRequest } from './connect.js';
 import { Inbound, MqttProtocolError } from './inbound.js';
 import { KEEPALIVE_GRACE_FACTOR } from './limits.js';
-import { messageOfPublish } from './messages.js';
 import { Outbound, type OutboundPort } from './outbound.js';
 import { REASON } from './reason-codes.js';
 import type { RetainedStore } from './retained.js';
 import type { SessionHolder, SessionRegistry } from './sessions.js';
-import { ferryTopicOf } from './topics.js';
 import { handleSubscribe, handleUnsubscribe, type SubscribingConnection } from './subscribe.js';
+import { PacketWriter } from './packet-writer.js';
+import { OutboundTopicAliases } from './topic-aliases.js';
+import type { TopicMap } from './topic-map.js';
+import type { Will, Wills } from './wills.js';
 
 export interface MqttLimits {
   packetBytesMax: number;
@@ -38,6 +40,10 @@ export interface ConnectionContext {
   limits: MqttLimits;
   sessions: SessionRegistry;
   retained: RetainedStore;
+  /** Where MQTT topic names are stored (the first level, or the operator's prefixes). */
+  topicMap: TopicMap;
+  /** Wills waiting out their delay, per client id. */
+  wills: Wills;
   clock: Clock;
   logger: Logger;
 }
@@ -64,13 +70,16 @@ export class MqttConnection implements SessionHolder, OutboundPort, SubscribingC
   private session: SessionRequest | null = null;
   private inbound: Inbound | null = null;
   outbound: Outbound | null = null;
-  private will: NonNullable<IConnectPacket['will']> | null = null;
+  private will: Will | null = null;
+  /** Aliases this server assigns on its PUBLISHes (5.0, up to the client's topic alias maximum). */
+  private topicAliases = new OutboundTopicAliases(0);
+  /** A new connection took this session over: 'resumed' carries it on (a delayed will is not due), 'ended' started afresh (the will is due now). */
+  private takeover: 'resumed' | 'ended' | null = null;
   private view: BrokerApi | null = null;
   /** SUBSCRIBE and UNSUBSCRIBE are answered in order: each waits for the one before. */
   control: Promise<void> = Promise.resolve();
-  private outgoing: Buffer[] = [];
-  /** Bytes in `outgoing`, not yet handed to the socket. */
-  private outgoingBytes = 0;
+  /** The packets of this tick, encoded and not yet handed to the socket. */
+  private readonly outgoing = new PacketWriter();
   /** writable() said no: resume the subscriptions once the bytes are written. */
   private deliveriesHeld = false;
   private flushScheduled = false;
@@ -173,6 +182,9 @@ export class MqttConnection implements SessionHolder, OutboundPort, SubscribingC
       case 'disconnect':
         this.onDisconnect(packet);
         return;
+      case 'auth':
+        // No authentication method is offered (a CONNECT naming one is refused), so no exchange can be under way (MQTT-4.12.0-1).
+        throw new MqttProtocolError(REASON.protocolError, 'AUTH without an authentication method: enhanced authentication is not supported');
       default:
         throw new MqttProtocolError(REASON.protocolError, `a client does not send ${packet.cmd}`);
     }
@@ -198,12 +210,14 @@ export class MqttConnection implements SessionHolder, OutboundPort, SubscribingC
 
   private async connectAsync(packet: IConnectPacket): Promise<void> {
     const { limits, sessions } = this.context;
+    refuseAuthenticationMethod(packet);
     const session = sessionRequest(packet, limits.sessionExpirySecondsMax);
     const { broker } = await login(this.context.security, this.context.broker, this.socket, packet, this.address);
     if (this.state !== 'authenticating') return;
     this.session = session;
     this.view = broker;
-    sessions.claim(session.clientId, this);
+    sessions.claim(session.clientId, this, !session.cleanStart);
+    await this.context.wills.connected(session.clientId, session.cleanStart);
     const stored = await sessions.load(session.clientId);
     if (session.cleanStart && stored !== null) await this.discardStoredSession(stored.subscriptions);
     const resumed = !session.cleanStart && stored !== null ? stored : null;
@@ -212,6 +226,7 @@ export class MqttConnection implements SessionHolder, OutboundPort, SubscribingC
     if (this.state !== 'authenticating') return;
     this.will = packet.will ?? null;
     this.clientPacketBytesMax = packet.properties?.maximumPacketSize ?? Number.POSITIVE_INFINITY;
+    if (this.protocolVersion === 5) this.topicAliases = new OutboundTopicAliases(packet.properties?.topicAliasMaximum ?? 0);
     this.keepaliveMs = (packet.keepalive ?? 0) * 1000 * KEEPALIVE_GRACE_FACTOR;
     this.inbound = new Inbound(
       {
@@ -219,6 +234,7 @@ export class MqttConnection implements SessionHolder, OutboundPort, SubscribingC
         clientId: session.clientId,
         protocolVersion: this.protocolVersion,
         topicBytesMax: limits.topicBytesMax,
+        topicMap: this.context.topicMap,
         inflightMax: limits.inflightMax,
         nowMs: () => this.nowMs(),
         logger: this.context.logger,
@@ -226,7 +242,14 @@ export class MqttConnection implements SessionHolder, OutboundPort, SubscribingC
       },
       this,
     );
-    this.outbound = new Outbound({ broker, clientId: session.clientId, persistent: session.expirySeconds > 0, windowMax: Math.min(limits.inflightMax, session.receiveMaximum), logger: this.context.logger });
+    this.outbound = new Outbound({
+      broker,
+      clientId: session.clientId,
+      persistent: session.expirySeconds > 0,
+      windowMax: Math.min(limits.inflightMax, session.receiveMaximum),
+      topicMap: this.context.topicMap,
+      logger: this.context.logger,
+    });
     this.write(connackOf(packet, session, resumed !== null, limits));
     this.state = 'open';
     if (resumed !== null) await this.outbound.reattach(this, resumed.subscriptions);
@@ -238,8 +261,7 @@ export class MqttConnection implements SessionHolder, OutboundPort, SubscribingC
     const raw = this.context.broker;
     for (const subscription of subscriptions) {
       if (subscription.group === undefined || subscription.shareGroup !== null || raw.resetGroup === undefined) continue;
-      const first = ferryTopicOf(subscription.filter.split('/')[0] ?? '');
-      const topics = first !== null && !subscription.filter.startsWith('+') && !subscription.filter.startsWith('#') ? [first] : raw.listTopics().map((info) => info.name);
+      const topics = this.context.topicMap.topicsOfFilter(subscription.filter, () => raw.listTopics().map((info) => info.name));
       for (const topic of topics) await raw.resetGroup(topic, subscription.group, { kind: 'latest' }).catch(() => undefined);
     }
   }
@@ -287,7 +309,8 @@ export class MqttConnection implements SessionHolder, OutboundPort, SubscribingC
   }
 
   /** Another connection took this client id's session. */
-  takenOver(): void {
+  takenOver(resumed: boolean): void {
+    this.takeover = resumed ? 'resumed' : 'ended';
     if (this.protocolVersion === 5 && this.state === 'open') this.write({ cmd: 'disconnect', reasonCode: REASON.sessionTakenOver });
     this.flush();
     this.end();
@@ -295,20 +318,15 @@ export class MqttConnection implements SessionHolder, OutboundPort, SubscribingC
 
   write(packet: Packet): boolean {
     if (this.state === 'closed') return false;
-    let bytes: Buffer;
-    try {
-      bytes = mqttPacket.generate(packet, { protocolVersion: this.protocolVersion });
-    } catch (error) {
+    const unalias = packet.cmd === 'publish' ? this.topicAliases.apply(packet) : null;
+    const outcome = this.outgoing.add(packet, this.protocolVersion, this.clientPacketBytesMax);
+    if (outcome.kind !== 'queued') {
+      unalias?.();
       // A packet the encoder refuses (a property out of range, from a stored header): logged, the connection goes on.
-      this.context.logger.warn('mqtt.encode_failed', { clientId: this.session?.clientId, cmd: packet.cmd, error });
+      if (outcome.kind === 'refused') this.context.logger.warn('mqtt.encode_failed', { clientId: this.session?.clientId, cmd: packet.cmd, error: outcome.error });
+      else this.context.logger.debug('mqtt.delivery_too_large', { clientId: this.session?.clientId, bytes: outcome.bytes, clientPacketBytesMax: this.clientPacketBytesMax });
       return false;
     }
-    if (bytes.length > this.clientPacketBytesMax) {
-      this.context.logger.debug('mqtt.delivery_too_large', { clientId: this.session?.clientId, bytes: bytes.length, clientPacketBytesMax: this.clientPacketBytesMax });
-      return false;
-    }
-    this.outgoing.push(bytes);
-    this.outgoingBytes += bytes.length;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       process.nextTick(this.flush);
@@ -319,11 +337,8 @@ export class MqttConnection implements SessionHolder, OutboundPort, SubscribingC
   /** The packets of one tick go out in one write. */
   private readonly flush = (): void => {
     this.flushScheduled = false;
-    if (this.outgoing.length === 0 || this.socket.destroyed) return;
-    const buffers = this.outgoing;
-    this.outgoing = [];
-    this.outgoingBytes = 0;
-    const accepted = this.socket.write(buffers.length === 1 ? buffers[0]! : Buffer.concat(buffers));
+    if (this.outgoing.queuedBytes === 0 || this.socket.destroyed) return;
+    const accepted = this.socket.write(this.outgoing.take()!);
     // Deliveries held back by bytes not yet handed over resume now; by a full socket, at 'drain'.
     if (accepted && this.deliveriesHeld) {
       this.deliveriesHeld = false;
@@ -333,7 +348,7 @@ export class MqttConnection implements SessionHolder, OutboundPort, SubscribingC
 
   writable(): boolean {
     if (this.state !== 'open') return false;
-    if (this.socket.writableLength + this.outgoingBytes < WRITE_HIGH_WATER_BYTES) return true;
+    if (this.socket.writableLength + this.outgoing.queuedBytes < WRITE_HIGH_WATER_BYTES) return true;
     this.deliveriesHeld = true;
     return false;
   }
@@ -402,24 +417,11 @@ export class MqttConnection implements SessionHolder, OutboundPort, SubscribingC
     const filters = this.outbound?.filters() ?? [];
     await this.outbound?.detach();
     await this.context.sessions.release(session.clientId, this, session.expirySeconds > 0 ? { expirySeconds: session.expirySeconds, subscriptions: filters } : null);
-    if (this.will !== null && this.view !== null) await this.publishWill(this.will);
-  }
-
-  /** The will, published as the client would have: through its own permissions, retained if asked. */
-  private async publishWill(will: NonNullable<IConnectPacket['will']>): Promise<void> {
-    const packet: IPublishPacket = { cmd: 'publish', topic: will.topic, payload: will.payload, qos: will.qos ?? 0, retain: will.retain ?? false, dup: false };
-    if (will.properties !== undefined) {
-      const { willDelayInterval: _delay, ...properties } = will.properties;
-      packet.properties = properties;
-    }
-    const ferryTopic = ferryTopicOf(will.topic);
-    try {
-      if (ferryTopic === null) throw new Error(`the first level of '${will.topic.slice(0, 200)}' is not a Ferry topic name`);
-      await this.view!.publish(ferryTopic, [messageOfPublish(packet, will.topic, this.nowMs())]);
-      if (packet.retain) this.context.retained.retain(will.topic, packet);
-    } catch (error) {
-      this.context.logger.info('mqtt.will_refused', { clientId: this.session?.clientId, topic: will.topic.slice(0, 200), error });
-    }
+    const will = this.will;
+    if (will === null || this.view === null) return;
+    // Taken over by a connection that resumes the session: a will with a delay is not due (it reconnected within it, MQTT-3.1.3-9).
+    if (this.takeover === 'resumed' && (will.properties?.willDelayInterval ?? 0) > 0) return;
+    await this.context.wills.connectionLost(session.clientId, will, this.view, this.takeover === null ? session.expirySeconds : 0);
   }
 
   get clientId(): string {

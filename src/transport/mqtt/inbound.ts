@@ -17,13 +17,14 @@
  */
 import { createHash } from 'node:crypto';
 import type { IPublishPacket, IPubrelPacket, Packet } from 'mqtt-packet';
-import type { BrokerApi, PublishMessage, PublishResult } from '../../broker/types.js';
+import type { BrokerApi, Header, PublishMessage, PublishResult } from '../../broker/types.js';
 import { FerryError } from '../../errors.js';
 import type { Logger } from '../../platform/logger.js';
 import { TOPIC_ALIASES_MAX } from './limits.js';
-import { messageOfPublish } from './messages.js';
+import { messageOfPublish, publisherHeader } from './messages.js';
 import { REASON, reasonOf, type ReasonCode } from './reason-codes.js';
-import { ferryTopicOf, topicNameProblem } from './topics.js';
+import type { TopicMap } from './topic-map.js';
+import { topicNameProblem } from './topics.js';
 
 /** A protocol violation: the connection is closed (5.0: after a DISCONNECT with the code). */
 export class MqttProtocolError extends Error {
@@ -48,6 +49,8 @@ export interface InboundOptions {
   clientId: string;
   protocolVersion: number;
   topicBytesMax: number;
+  /** Where each topic name is stored (the first level, or the operator's prefixes). */
+  topicMap: TopicMap;
   /** QoS 1 and 2 publishes awaiting the broker at most (the receive maximum announced). */
   inflightMax: number;
   nowMs(): number;
@@ -66,11 +69,15 @@ export class Inbound {
   private readonly awaitingRelease = new Map<number, Promise<ReasonCode>>();
   private readonly acks: PendingAck[] = [];
   private waiting = 0;
+  /** This client's `mqtt-client-id` header, shared by its messages. */
+  private readonly publisher: Header;
 
   constructor(
     private readonly options: InboundOptions,
     private readonly port: InboundPort,
-  ) {}
+  ) {
+    this.publisher = publisherHeader(options.clientId);
+  }
 
   publish(packet: IPublishPacket): void {
     const topic = this.resolveTopic(packet);
@@ -85,6 +92,10 @@ export class Inbound {
       stored.catch((error: unknown) => this.refused(error, packet, topic));
       return;
     }
+    if (packet.qos === 1) {
+      this.pubackOnce(stored, packet, topic);
+      return;
+    }
     const reason = stored.then(
       () => REASON.success as ReasonCode,
       (error: unknown) => {
@@ -93,15 +104,26 @@ export class Inbound {
       },
     );
     const messageId = packet.messageId!;
-    if (packet.qos === 2) {
-      this.awaitingRelease.set(messageId, reason);
-      // A refused QoS 2 publish is over with its PUBREC: the id may be used again at once (MQTT-4.3.3).
-      void reason.then((code) => {
-        if (code >= REASON.unspecifiedError) this.awaitingRelease.delete(messageId);
-      });
-    }
-    const cmd = packet.qos === 1 ? 'puback' : 'pubrec';
-    this.answerInOrder(reason.then((code) => ({ cmd, messageId, ...this.reasonField(code) }) as Packet));
+    this.awaitingRelease.set(messageId, reason);
+    // A refused QoS 2 publish is over with its PUBREC: the id may be used again at once (MQTT-4.3.3).
+    void reason.then((code) => {
+      if (code >= REASON.unspecifiedError) this.awaitingRelease.delete(messageId);
+    });
+    this.answerInOrder(reason.then((code) => ({ cmd: 'pubrec', messageId, ...this.reasonField(code) }) as Packet));
+  }
+
+  /** QoS 1, the common case, without a promise per step: the PUBACK's slot is filled straight from the store's outcome. */
+  private pubackOnce(stored: Promise<unknown>, packet: IPublishPacket, topic: string): void {
+    const slot = this.reserve();
+    const messageId = packet.messageId!;
+    const v5 = this.options.protocolVersion === 5;
+    stored.then(
+      () => this.fill(slot, v5 ? { cmd: 'puback', messageId, reasonCode: REASON.success } : { cmd: 'puback', messageId }),
+      (error: unknown) => {
+        this.refused(error, packet, topic);
+        this.fill(slot, v5 ? { cmd: 'puback', messageId, reasonCode: reasonOf(error) } : { cmd: 'puback', messageId });
+      },
+    );
   }
 
   pubrel(packet: IPubrelPacket): void {
@@ -136,13 +158,11 @@ export class Inbound {
     return topic;
   }
 
-  private store(topic: string, packet: IPublishPacket): Promise<PublishResult> {
-    const ferryTopic = ferryTopicOf(topic);
+  private store(topic: string, packet: IPublishPacket): Promise<unknown> {
+    const ferryTopic = this.options.topicMap.ferryTopicOf(topic);
     if (ferryTopic === null) return Promise.reject(new FerryError('UNKNOWN_TOPIC', `the first level of '${topic.slice(0, 200)}' is not a Ferry topic name`));
-    const message = messageOfPublish(packet, topic, this.options.nowMs());
-    let stored: Promise<PublishResult>;
-    if (packet.qos === 2) stored = this.storeOnce(ferryTopic, message, packet);
-    else stored = this.options.broker.publish(ferryTopic, [message]).then((results) => results[0]!);
+    const message = messageOfPublish(packet, topic, this.options.nowMs(), this.publisher);
+    const stored: Promise<unknown> = packet.qos === 2 ? this.storeOnce(ferryTopic, message, packet) : this.options.broker.publish(ferryTopic, [message]);
     if (packet.retain && this.options.onRetain !== undefined) {
       const onRetain = this.options.onRetain;
       return stored.then((result) => {
@@ -169,14 +189,22 @@ export class Inbound {
 
   /** Writes `answer` after every earlier one; pauses reading while the window is full. */
   private answerInOrder(answer: Promise<Packet>): void {
+    const slot = this.reserve();
+    void answer.then((packet) => this.fill(slot, packet));
+  }
+
+  /** A place in the order of answers; pauses reading while the window is full. */
+  private reserve(): PendingAck {
     const slot: PendingAck = { packet: null };
     this.acks.push(slot);
     this.waiting++;
     if (this.waiting >= this.options.inflightMax) this.port.setReadPaused(true);
-    void answer.then((packet) => {
-      slot.packet = packet;
-      this.flush();
-    });
+    return slot;
+  }
+
+  private fill(slot: PendingAck, packet: Packet): void {
+    slot.packet = packet;
+    this.flush();
   }
 
   private flush(): void {

@@ -59,6 +59,8 @@ export const KEEPALIVE_GRACE_FACTOR = 1.5;
 
 /** Topic aliases a 5.0 client may define (topic alias maximum announced in CONNACK). */
 export const TOPIC_ALIASES_MAX = 64;
+/** Topic aliases the server assigns on its PUBLISHes to one client at most (lowered by the client's topic alias maximum). */
+export const OUTBOUND_TOPIC_ALIASES_MAX = 64;
 
 /** Client identifiers longer than this are refused (0x85): they name durable groups and must stay short. */
 export const CLIENT_ID_BYTES_MAX = 128;
@@ -75,3 +77,7 @@ export const MQTT_CORRELATION_DATA_HEADER = 'mqtt-correlation-data';
 /** Message expiry: the wall-clock time (ms since the epoch) after which it is not delivered. */
 export const MQTT_EXPIRES_AT_HEADER = 'mqtt-expires-at';
 export const MQTT_PAYLOAD_FORMAT_HEADER = 'mqtt-payload-format';
+/** The client id of the MQTT publisher (no-local subscriptions skip their own client's messages). */
+export const MQTT_CLIENT_ID_HEADER = 'mqtt-client-id';
+/** Present ('1') when the message was published with the retain flag (retain-as-published subscriptions pass it on). */
+export const MQTT_RETAIN_HEADER = 'mqtt-retain';

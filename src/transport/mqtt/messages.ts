@@ -7,23 +7,36 @@
 import type { IPublishPacket, QoS, UserProperties } from 'mqtt-packet';
 import type { Delivery, Header, PublishMessage } from '../../broker/types.js';
 import {
+  MQTT_CLIENT_ID_HEADER,
   MQTT_CONTENT_TYPE_HEADER,
   MQTT_CORRELATION_DATA_HEADER,
   MQTT_EXPIRES_AT_HEADER,
   MQTT_PAYLOAD_FORMAT_HEADER,
   MQTT_QOS_HEADER,
   MQTT_RESPONSE_TOPIC_HEADER,
+  MQTT_RETAIN_HEADER,
   MQTT_TOPIC_HEADER,
 } from './limits.js';
 
 const MQTT_HEADER_PREFIX = 'mqtt-';
 
-/** The Ferry message of an inbound PUBLISH (its topic already resolved and checked); `nowMs` stamps a message expiry. */
-export function messageOfPublish(packet: IPublishPacket, topic: string, nowMs: number): PublishMessage {
-  const headers: Header[] = [
-    [MQTT_TOPIC_HEADER, topic],
-    [MQTT_QOS_HEADER, String(packet.qos)],
-  ];
+/** Header pairs are never changed once made: the ones every message of a kind carries are made once, not per message. */
+const QOS_HEADERS: readonly Header[] = [
+  [MQTT_QOS_HEADER, '0'],
+  [MQTT_QOS_HEADER, '1'],
+  [MQTT_QOS_HEADER, '2'],
+];
+const RETAIN_HEADER: Header = [MQTT_RETAIN_HEADER, '1'];
+
+/** The `mqtt-client-id` header of a publisher: made once per connection and passed to messageOfPublish. */
+export function publisherHeader(clientId: string): Header {
+  return [MQTT_CLIENT_ID_HEADER, clientId];
+}
+
+/** The Ferry message of an inbound PUBLISH by `publisher` (publisherHeader; its topic already resolved and checked); `nowMs` stamps a message expiry. */
+export function messageOfPublish(packet: IPublishPacket, topic: string, nowMs: number, publisher: Header): PublishMessage {
+  const headers: Header[] = [[MQTT_TOPIC_HEADER, topic], QOS_HEADERS[packet.qos] ?? [MQTT_QOS_HEADER, String(packet.qos)], publisher];
+  if (packet.retain) headers.push(RETAIN_HEADER);
   const properties = packet.properties;
   if (properties !== undefined) {
     if (properties.contentType !== undefined) headers.push([MQTT_CONTENT_TYPE_HEADER, properties.contentType]);
@@ -45,9 +58,14 @@ function header(headers: readonly Header[], name: string): string | undefined {
   return undefined;
 }
 
-/** The MQTT topic name of a delivery: its `mqtt-topic` header, else (a native publish) the Ferry topic. */
-export function mqttTopicOf(delivery: Delivery): string {
-  return header(delivery.headers, MQTT_TOPIC_HEADER) ?? delivery.topic;
+/** The client id of the MQTT client that published the message; undefined for any other publish. */
+export function publisherOf(delivery: Delivery): string | undefined {
+  return header(delivery.headers, MQTT_CLIENT_ID_HEADER);
+}
+
+/** Whether the message was published with the retain flag. */
+export function publishedRetained(delivery: Delivery): boolean {
+  return header(delivery.headers, MQTT_RETAIN_HEADER) === '1';
 }
 
 /** The QoS a message was published with; a native publish (confirmed, at least once) counts as 1. */
@@ -65,13 +83,17 @@ export function remainingLifeMs(delivery: Delivery, nowMs: number): number | und
 }
 
 /** The PUBLISH of a delivery, for a client of `protocolVersion`; `qos` already the lower of the subscription's and the message's. */
-export function publishOfDelivery(delivery: Delivery, options: { topic: string; qos: QoS; messageId: number; protocolVersion: number; retain: boolean; nowMs: number }): IPublishPacket {
+export function publishOfDelivery(
+  delivery: Delivery,
+  options: { topic: string; qos: QoS; messageId: number; protocolVersion: number; retain: boolean; nowMs: number; subscriptionId?: number | undefined },
+): IPublishPacket {
   const packet: IPublishPacket = { cmd: 'publish', topic: options.topic, payload: delivery.value, qos: options.qos, dup: delivery.deliveryCount > 1 && options.qos > 0, retain: options.retain };
   if (options.qos > 0) packet.messageId = options.messageId;
   if (options.protocolVersion === 5) {
     const properties = propertiesOf(delivery.headers);
     const lifeMs = remainingLifeMs(delivery, options.nowMs);
     if (lifeMs !== undefined) properties.messageExpiryInterval = Math.max(1, Math.ceil(lifeMs / 1000));
+    if (options.subscriptionId !== undefined) properties.subscriptionIdentifier = options.subscriptionId;
     if (Object.keys(properties).length > 0) packet.properties = properties;
   }
   return packet;

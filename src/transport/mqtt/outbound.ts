@@ -9,9 +9,11 @@
 import type { IPublishPacket, IPubrelPacket, QoS } from 'mqtt-packet';
 import type { BrokerApi, Delivery, Subscription, SubscribeOptions } from '../../broker/types.js';
 import type { Logger } from '../../platform/logger.js';
-import { mqttTopicOf, publishedQos, publishOfDelivery, remainingLifeMs } from './messages.js';
+import { MQTT_TOPIC_HEADER } from './limits.js';
+import { publishedQos, publishedRetained, publisherOf, publishOfDelivery, remainingLifeMs } from './messages.js';
 import type { RetainedMessage } from './retained.js';
-import { ferryTopicOfFilter, filterReaches, sessionGroupName, shareGroupName, topicMatches, type ParsedFilter } from './topics.js';
+import type { TopicMap } from './topic-map.js';
+import { sessionGroupName, shareGroupName, topicMatches, type ParsedFilter } from './topics.js';
 
 /** One SUBSCRIBE entry as the client holds it. */
 export interface FilterSubscription extends ParsedFilter {
@@ -20,6 +22,12 @@ export interface FilterSubscription extends ParsedFilter {
   qos: QoS;
   /** Queue group name for a persistent session or a shared subscription; absent: a stream from now. */
   group?: string;
+  /** 5.0 no-local: messages this client published are not sent back to it. */
+  noLocal?: boolean;
+  /** 5.0 retain-as-published: a message keeps the retain flag it was published with. */
+  retainAsPublished?: boolean;
+  /** 5.0 subscription identifier: sent back on every PUBLISH this subscription matches. */
+  subscriptionId?: number;
 }
 
 interface Entry {
@@ -53,6 +61,8 @@ export interface OutboundOptions {
   persistent: boolean;
   /** QoS 1 and 2 messages unacknowledged at most. */
   windowMax: number;
+  /** Which Ferry topics a filter reads (the first level, or the operator's prefixes). */
+  topicMap: TopicMap;
   logger: Logger;
 }
 
@@ -107,14 +117,9 @@ export class Outbound {
     }
   }
 
-  /** A literal first level names one topic (refused by the broker when unknown); a wildcard reads every topic there is now. */
+  /** A literal first level names one topic (refused by the broker when unknown); a wildcard reads every topic there is now; prefixes map (topic-map.ts). */
   private topicsOf(filter: string): string[] {
-    const first = ferryTopicOfFilter(filter);
-    if (first !== null) return [first];
-    return this.options.broker
-      .listTopics()
-      .map((info) => info.name)
-      .filter((name) => filterReaches(filter, name));
+    return this.options.topicMap.topicsOfFilter(filter, () => this.options.broker.listTopics().map((info) => info.name));
   }
 
   /** Null when one of several topics a wildcard reads refuses this client: the others still serve it. */
@@ -140,16 +145,24 @@ export class Outbound {
     const port = this.port;
     // Not writable while detached, so not expected; left in flight, the close gives it back to its group.
     if (port === null) return;
-    const topic = mqttTopicOf(delivery);
-    if (!topicMatches(entry.wanted.filter, topic) || remainingLifeMs(delivery, port.nowMs()) === 0) {
+    const wanted = entry.wanted;
+    const topic = this.mqttTopicOf(delivery);
+    if (!topicMatches(wanted.filter, topic) || remainingLifeMs(delivery, port.nowMs()) === 0 || (wanted.noLocal === true && publisherOf(delivery) === this.options.clientId)) {
       this.settle(subscription, delivery.partition, delivery.offset);
       return;
     }
-    const qos = Math.min(entry.wanted.qos, publishedQos(delivery)) as QoS;
+    const qos = Math.min(wanted.qos, publishedQos(delivery)) as QoS;
     const messageId = qos === 0 ? 0 : this.allocatePacketId();
-    const sent = port.write(publishOfDelivery(delivery, { topic, qos, messageId, protocolVersion: port.protocolVersion, retain: false, nowMs: port.nowMs() }));
+    const retain = wanted.retainAsPublished === true && publishedRetained(delivery);
+    const sent = port.write(publishOfDelivery(delivery, { topic, qos, messageId, protocolVersion: port.protocolVersion, retain, nowMs: port.nowMs(), subscriptionId: wanted.subscriptionId }));
     if (qos === 0 || !sent) this.settle(subscription, delivery.partition, delivery.offset);
     else this.inFlight.set(messageId, { subscription, partition: delivery.partition, offset: delivery.offset, released: false });
+  }
+
+  /** The `mqtt-topic` header, else (a native publish) the Ferry topic's MQTT name. */
+  private mqttTopicOf(delivery: Delivery): string {
+    for (const [name, value] of delivery.headers) if (name === MQTT_TOPIC_HEADER) return value;
+    return this.options.topicMap.mqttNameOf(delivery.topic);
   }
 
   private allocatePacketId(): number {
@@ -186,17 +199,20 @@ export class Outbound {
    * take a packet id like any other (they do not wait for the window: a subscription's retained
    * messages are few, one per topic).
    */
-  sendRetained(messages: readonly RetainedMessage[], subscriptionQos: QoS): void {
+  sendRetained(messages: readonly RetainedMessage[], wanted: FilterSubscription): void {
     const port = this.port;
     if (port === null) return;
     for (const message of messages) {
-      const qos = Math.min(subscriptionQos, message.qos) as QoS;
+      const qos = Math.min(wanted.qos, message.qos) as QoS;
       const packet: IPublishPacket = { cmd: 'publish', topic: message.topic, payload: message.payload, qos, dup: false, retain: true };
       if (qos > 0) {
         packet.messageId = this.allocatePacketId();
         this.inFlight.set(packet.messageId, { subscription: null, partition: 0, offset: 0, released: false });
       }
-      if (port.protocolVersion === 5 && message.properties !== undefined) packet.properties = message.properties;
+      if (port.protocolVersion === 5) {
+        const properties = { ...message.properties, ...(wanted.subscriptionId === undefined ? {} : { subscriptionIdentifier: wanted.subscriptionId }) };
+        if (Object.keys(properties).length > 0) packet.properties = properties;
+      }
       if (!port.write(packet) && packet.messageId !== undefined) this.inFlight.delete(packet.messageId);
     }
   }

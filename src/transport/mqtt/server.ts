@@ -14,11 +14,14 @@ import type { Logger } from '../../platform/logger.js';
 import type { TlsMaterial } from '../../security/tls.js';
 import { ADMISSION_CEILINGS, type AdmissionLimits } from '../../broker/limits.js';
 import { PublishBatcher } from '../rest/publish-batcher.js';
+import { AcceptGate } from '../tcp/accept-gate.js';
 import { TlsAcceptor } from '../tcp/tls-accept.js';
 import type { MqttSecurity } from './connect.js';
 import { MqttConnection, type MqttLimits } from './connection.js';
 import { RetainedStore } from './retained.js';
 import { SessionRegistry } from './sessions.js';
+import { TopicMap } from './topic-map.js';
+import { Wills } from './wills.js';
 
 export type { MqttLimits } from './connection.js';
 
@@ -26,6 +29,17 @@ export interface MqttServerOptions {
   limits: MqttLimits;
   /** Open connections at most; further sockets are closed at accept. */
   connectionsMax: number;
+  /** Per source address, checked at accept before any TLS or CONNECT work (default: no limit). */
+  perAddress?: {
+    /** New connections one address may open per second on average (the Ferry port's accept gate, tcp/accept-gate.ts); 0: no limit. */
+    acceptsPerSecond: number;
+    /** New connections one address may open at once above the rate. */
+    acceptBurst: number;
+    /** Open connections from one address at most (TLS handshakes included). */
+    connectionsMax: number;
+  };
+  /** Where MQTT topic names are stored (default: their first level). */
+  topicMap?: TopicMap;
   security: MqttSecurity | null;
   /** TLS on the same port, by first byte; null: plaintext only. */
   tls: { material: TlsMaterial; handshakeTimeoutMs: number } | null;
@@ -38,6 +52,9 @@ export interface MqttServerOptions {
   logger: Logger;
 }
 
+/** Why a socket was refused at accept on the MQTT port (ferry_connections_refused_total{reason="mqtt_…"}). */
+export type MqttRefusedReason = 'accept_rate' | 'per_ip' | 'total';
+
 export interface MqttAddress {
   host: string;
   port: number;
@@ -49,6 +66,12 @@ export class MqttServer {
   private readonly tls: TlsAcceptor | null;
   readonly sessions: SessionRegistry;
   readonly retained: RetainedStore;
+  readonly wills: Wills;
+  private readonly topicMap: TopicMap;
+  private readonly acceptGate: AcceptGate;
+  /** Sockets accepted on the port (TLS handshakes included), per source address. */
+  private readonly perAddress = new Map<string, number>();
+  private readonly refusedByReason: Record<MqttRefusedReason, number> = { accept_rate: 0, per_ip: 0, total: 0 };
 
   /**
    * The publishes of one event-loop turn, joined per topic into one broker publish (as HTTP's are:
@@ -66,6 +89,14 @@ export class MqttServer {
     this.tls = options.tls === null ? null : new TlsAcceptor({ material: options.tls.material, handshakeTimeoutMs: options.tls.handshakeTimeoutMs, clock });
     this.sessions = new SessionRegistry({ fs, dataDir, clock, logger });
     this.retained = new RetainedStore({ fs, dataDir, clock, logger });
+    this.topicMap = options.topicMap ?? new TopicMap();
+    this.wills = new Wills({ clock, logger, retained: this.retained, topicMap: this.topicMap });
+    this.acceptGate = new AcceptGate(options.perAddress?.acceptsPerSecond ?? 0, options.perAddress?.acceptBurst ?? 1);
+  }
+
+  /** Sockets refused at accept, by why (the metrics read them). */
+  refusedCounts(): Record<MqttRefusedReason, number> {
+    return { ...this.refusedByReason };
   }
 
   get connectionCount(): number {
@@ -95,15 +126,37 @@ export class MqttServer {
     this.tls?.setMaterial(material);
   }
 
+  /**
+   * The first checks, before any TLS handshake or CONNECT work (as on the Ferry port): the
+   * per-address accept rate, the per-address connection limit, the total. A refused socket is
+   * closed at once and counted.
+   */
+  private admit(socket: Socket, address: string): boolean {
+    let refused: MqttRefusedReason | null = null;
+    if (!this.acceptGate.take(address, this.options.clock.monotonicMs())) refused = 'accept_rate';
+    else if ((this.perAddress.get(address) ?? 0) >= (this.options.perAddress?.connectionsMax ?? Number.POSITIVE_INFINITY)) refused = 'per_ip';
+    else if (this.connections.size >= this.options.connectionsMax) refused = 'total';
+    if (refused !== null) {
+      this.refusedByReason[refused]++;
+      this.options.logger.debug('mqtt.connection_refused', { address, reason: refused });
+      socket.destroy();
+      return false;
+    }
+    this.perAddress.set(address, (this.perAddress.get(address) ?? 0) + 1);
+    socket.once('close', () => {
+      const left = (this.perAddress.get(address) ?? 1) - 1;
+      if (left <= 0) this.perAddress.delete(address);
+      else this.perAddress.set(address, left);
+    });
+    return true;
+  }
+
   private async accept(socket: Socket): Promise<void> {
     socket.on('error', () => undefined);
-    if (this.connections.size >= this.options.connectionsMax) {
-      this.options.logger.warn('mqtt.connection_refused', { address: socket.remoteAddress, reason: 'too many connections', connectionsMax: this.options.connectionsMax });
-      socket.destroy();
-      return;
-    }
+    const address = socket.remoteAddress ?? '';
+    if (!this.admit(socket, address)) return;
     if (this.tls === null) {
-      this.attach(socket, socket.remoteAddress ?? '');
+      this.attach(socket, address);
       return;
     }
     const accepted = await this.tls.accept(socket);
@@ -125,6 +178,8 @@ export class MqttServer {
       limits: this.options.limits,
       sessions: this.sessions,
       retained: this.retained,
+      topicMap: this.topicMap,
+      wills: this.wills,
       clock: this.options.clock,
       logger: this.options.logger,
     });
@@ -142,6 +197,7 @@ export class MqttServer {
     for (const connection of connections) connection.shutdown();
     await Promise.allSettled(connections.map((connection) => connection.closed));
     await stopped;
+    this.wills.close();
     this.sessions.close();
     await this.retained.close();
   }

@@ -32,8 +32,8 @@ interface StoredSession {
 
 /** The live part of a session the registry keeps: who holds it now, and how to end that. */
 export interface SessionHolder {
-  /** Another connection took the session: close this one (5.0: DISCONNECT 0x8E). */
-  takenOver(): void;
+  /** Another connection took the session (`resumed`: it carries the session on, clean start 0): close this one (5.0: DISCONNECT 0x8E). */
+  takenOver(resumed: boolean): void;
 }
 
 export class SessionRegistry {
@@ -42,6 +42,8 @@ export class SessionRegistry {
   /** The stored sessions as last written (all of them without a data directory, e.g. embedded). */
   private readonly memory = new Map<string, StoredSession>();
   private readonly dir: string | null;
+  /** The file write or removal under way per client id: the next one waits for it (they share a temp file name). */
+  private readonly fileWork = new Map<string, Promise<void>>();
 
   constructor(
     private readonly options: { fs: FileSystem | null; dataDir: string | null; clock: Clock; logger: Logger },
@@ -69,13 +71,13 @@ export class SessionRegistry {
     return this.expiries.size;
   }
 
-  /** Makes `holder` the session's connection, closing the one before it. */
-  claim(clientId: string, holder: SessionHolder): void {
+  /** Makes `holder` the session's connection, closing the one before it (`resumes`: the new one carries the session on). */
+  claim(clientId: string, holder: SessionHolder, resumes: boolean): void {
     const previous = this.holders.get(clientId);
     this.holders.set(clientId, holder);
     this.expiries.get(clientId)?.cancel();
     this.expiries.delete(clientId);
-    if (previous !== undefined && previous !== holder) previous.takenOver();
+    if (previous !== undefined && previous !== holder) previous.takenOver(resumes);
   }
 
   /** The connection closed: a persistent session starts to expire, a clean one is gone. */
@@ -119,7 +121,19 @@ export class SessionRegistry {
     this.memory.delete(clientId);
     const { fs } = this.options;
     if (fs === null || this.dir === null) return;
-    await fs.unlink(this.pathOf(clientId)).catch(() => undefined);
+    await this.onFile(clientId, () => fs.unlink(this.pathOf(clientId)).catch(() => undefined));
+  }
+
+  /** Runs `work` on a client id's file once the work before it on that file is done (a release and the next CONNECT's store may overlap). */
+  private onFile(clientId: string, work: () => Promise<void>): Promise<void> {
+    const previous = this.fileWork.get(clientId) ?? Promise.resolve();
+    const done = previous.catch(() => undefined).then(work);
+    const settled = done.catch(() => undefined);
+    this.fileWork.set(clientId, settled);
+    void settled.then(() => {
+      if (this.fileWork.get(clientId) === settled) this.fileWork.delete(clientId);
+    });
+    return done;
   }
 
   close(): void {
@@ -149,7 +163,8 @@ export class SessionRegistry {
     this.memory.set(stored.clientId, stored);
     const { fs } = this.options;
     if (fs === null || this.dir === null) return;
-    await writeFileAtomic(fs, this.pathOf(stored.clientId), Buffer.from(JSON.stringify(stored)));
+    const bytes = Buffer.from(JSON.stringify(stored));
+    await this.onFile(stored.clientId, () => writeFileAtomic(fs, this.pathOf(stored.clientId), bytes));
   }
 
   /** A file that does not read back as a session is logged and skipped, never fatal. */

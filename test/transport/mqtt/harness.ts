@@ -13,7 +13,8 @@ import { Authenticator } from '../../../src/security/authenticator.js';
 import { AccessGuard } from '../../../src/security/guard.js';
 import type { TlsMaterial } from '../../../src/security/tls.js';
 import type { UsersFile } from '../../../src/security/users-file.js';
-import { MqttServer, type MqttLimits } from '../../../src/transport/mqtt/server.js';
+import { MqttServer, type MqttLimits, type MqttServerOptions } from '../../../src/transport/mqtt/server.js';
+import type { TopicMap } from '../../../src/transport/mqtt/topic-map.js';
 import {
   MQTT_CONNECT_TIMEOUT_MS_DEFAULT,
   MQTT_INFLIGHT_MAX_DEFAULT,
@@ -42,6 +43,10 @@ export interface HarnessOptions {
   dir?: TempDir;
   /** TLS on the same port as plaintext. */
   tls?: TlsMaterial;
+  /** The operator's MQTT prefixes (mqtt.topicMap). */
+  topicMap?: TopicMap;
+  /** Per-address accept limits (mqtt.acceptsPerSecondPerIp and the rest). */
+  perAddress?: MqttServerOptions['perAddress'];
 }
 
 export async function startMqtt(options: HarnessOptions = {}): Promise<MqttHarness> {
@@ -64,6 +69,8 @@ export async function startMqtt(options: HarnessOptions = {}): Promise<MqttHarne
       ...options.limits,
     },
     connectionsMax: 1000,
+    ...(options.topicMap === undefined ? {} : { topicMap: options.topicMap }),
+    ...(options.perAddress === undefined ? {} : { perAddress: options.perAddress }),
     security: authenticator === null ? null : { authenticator, guard: new AccessGuard(authenticator) },
     tls: options.tls === undefined ? null : { material: options.tls, handshakeTimeoutMs: 5_000 },
     dataDir: dir.path,
