@@ -28,15 +28,18 @@ export class ClusterRemoteTopics implements RemoteTopics {
   }
 
   /**
-   * Replicated as the source topic is (replicas, minInSync, durability), whichever broker creates
-   * it and whatever its own defaults, so that a dead letter survives what its original survived.
-   * Not fewer replicas when brokers are down: the creation then fails (NOT_ENOUGH_REPLICAS) and the
-   * move is tried again later, the original kept pending meanwhile.
+   * Replicated as the source topic is (replicas, minInSync), whichever broker creates it and
+   * whatever its own defaults, and `always` whatever the source's durability: a copy is committed
+   * there only once every in-sync replica has synced it, so a power loss of every replica cannot
+   * take back a dead letter whose original's settlement survived (with the source's `interval` or
+   * `never`, a new leader could be a replica that had not synced the copy). Not fewer replicas when
+   * brokers are down: the creation then fails (NOT_ENOUGH_REPLICAS) and the move is tried again
+   * later, the original kept pending meanwhile.
    */
   async createDeadLetterTopic(topic: string, like: TopicConfig): Promise<void> {
     const replicas = like.replicas ?? 1;
     const minInSync = like.minInSync ?? Math.min(2, replicas);
-    const config = { partitions: 1, durability: like.durability, syncIntervalMs: like.syncIntervalMs, replicas, minInSync };
+    const config = { partitions: 1, durability: 'always' as const, replicas, minInSync };
     await this.node.createTopic(topic, config, replicas, minInSync);
   }
 
