@@ -215,9 +215,11 @@ export class TopicReplica {
     if (leader === null || !leader.active) throw this.notLeader();
     const logId = logIdOf(role);
     const log = this.logs.get(logId) ?? (await this.openLog(logId));
-    if (log.leaderEpoch < leader.epoch) await log.beginEpoch(leader.epoch);
+    // The epoch's start is made durable meanwhile (becomeLeader began it): the first append waits for it.
+    const epochBegun = log.leaderEpoch < leader.epoch ? log.beginEpoch(leader.epoch) : null;
+    epochBegun?.catch(() => undefined);
     leader.addLog(logId, log);
-    return new ReplicatedLog(logId, log, leader, this.notes.take(logId, log.nextOffset));
+    return new ReplicatedLog(logId, log, leader, this.notes.take(logId, log.nextOffset), epochBegun);
   }
 
   notLeader(): FerryError {
