@@ -202,7 +202,7 @@ async function oneHandover(cluster: StartedCluster, publisher: Publisher, attemp
     const first = group[0]!;
     const last = group.at(-1)!;
     const firstEnd = Math.min(...group.map((attempt) => attempt.endMs));
-    rows.push({ atMs: firstEnd, text: `client ${group.length}× ${group[0]!.code === 'ok' ? 'confirmed' : 'failed'} try on ${key} (tries sent ${(first.startMs - termMs).toFixed(1)}..${(last.startMs - termMs).toFixed(1)}, failed until ${(last.endMs - termMs).toFixed(1)})` });
+    rows.push({ atMs: firstEnd, text: `client ${group.length}× ${group[0]!.code === 'ok' ? 'confirmed' : 'failed'} try on ${key} (tries sent ${(first.startMs - termMs).toFixed(1)}..${(last.startMs - termMs).toFixed(1)}, answered until ${(last.endMs - termMs).toFixed(1)})` });
   }
   rows.sort((a, b) => a.atMs - b.atMs);
   const lines = [`handover ${index}: leader ${victim}, longest gap ${gapMs.toFixed(1)} ms`, ...rows.map((row) => `  ${(row.atMs - termMs).toFixed(1).padStart(8)} ms  ${row.text}`)];
