@@ -97,11 +97,13 @@ export class ClusteredBroker implements BrokerApi {
 
   /**
    * A request that passed the leader check while leadership was moving finds the topic closed
-   * (UNKNOWN_TOPIC from the local broker): it is NOT_LEADER for the client, naming where the topic
-   * went once the move is over.
+   * (UNKNOWN_TOPIC from the local broker) or its leader taking no more writes for a handover
+   * (NOT_LEADER with `detail.moving`; nothing of it was stored): it is NOT_LEADER for the client,
+   * naming where the topic went once the move is over.
    */
   private async movedAway(topic: string, error: unknown): Promise<never> {
-    if (error instanceof FerryError && error.code === 'UNKNOWN_TOPIC' && this.node.placement(topic) !== undefined) {
+    const moved = error instanceof FerryError && (error.code === 'UNKNOWN_TOPIC' || (error.code === 'NOT_LEADER' && error.detail?.['moving'] === true));
+    if (moved && this.node.placement(topic) !== undefined) {
       await this.node.leadershipSettled(topic);
       this.node.checkLeader(topic);
     }

@@ -24,6 +24,11 @@ export class ReplicatedLog implements PartitionLog {
     private readonly leader: TopicLeader,
     /** The ids this broker noted while it followed (NotedIds), for the topic's dedup index at promotion. */
     private readonly noted: NotedHeaders | null = null,
+    /**
+     * The local log's record of this leadership's epoch start, still being made durable: reads may
+     * go on meanwhile (the service opens), the first append waits for it.
+     */
+    private epochBegun: Promise<void> | null = null,
   ) {
     this.recovery = { ...local.recovery, startOffset: local.startOffset, nextOffset: local.nextOffset };
   }
@@ -61,6 +66,10 @@ export class ReplicatedLog implements PartitionLog {
   }
 
   async append(records: readonly RecordInput[]): Promise<AppendResult> {
+    if (this.epochBegun !== null) {
+      await this.epochBegun;
+      this.epochBegun = null;
+    }
     this.leader.checkWritable();
     const result = await this.local.append(records);
     await this.leader.waitCommitted(this.logId, result.lastOffset);

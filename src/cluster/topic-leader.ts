@@ -85,11 +85,19 @@ export class TopicLeader {
    * fetches show every cut done, whatever it said before.
    */
   private readonly repairing = new Map<string, Map<string, number>>();
+  /** Each log's end when this leadership took it up: a high watermark past it commits this epoch's first record. */
+  private readonly epochStarts = new Map<string, number>();
+  /** A record of this epoch is committed (logged once: how long a new leader took to confirm). */
+  private committing = false;
+  private readonly startedMs: number;
+  /** A controlled handover is under way: every write is refused with this, while followers still fetch and commits still come. */
+  private sealed: FerryError | null = null;
 
   constructor(private readonly options: TopicLeaderOptions) {
     this.confirmed = new Set(options.inSync);
     this.counted = new Set(options.inSync);
     const now = options.clock.monotonicMs();
+    this.startedMs = now;
     for (const replica of options.replicas) {
       if (replica === options.nodeId) continue;
       // Followers in sync get the lag bound from now: they are reconnecting to a new leader.
@@ -115,6 +123,7 @@ export class TopicLeader {
   addLog(logId: string, log: ReplicaLog): void {
     if (this.logs.has(logId)) return;
     this.logs.set(logId, log);
+    this.epochStarts.set(logId, log.nextOffset);
     this.waiters.set(logId, new CommitWaiters());
     const known = this.options.knownHighWatermarks.get(logId) ?? log.startOffset;
     this.highWatermarks.set(logId, Math.min(Math.max(known, log.startOffset), log.nextOffset));
@@ -131,6 +140,7 @@ export class TopicLeader {
   /** Fails with NOT_ENOUGH_REPLICAS when fewer than minInSync replicas are in sync: nothing may be confirmed. */
   checkWritable(): void {
     if (this.stopped !== null) throw this.stopped;
+    if (this.sealed !== null) throw this.sealed;
     if (this.confirmed.size < this.options.minInSync) {
       throw new FerryError('NOT_ENOUGH_REPLICAS', `topic ${this.options.topic} has ${this.confirmed.size} replicas in sync, fewer than minInSync ${this.options.minInSync}`, {
         detail: { inSync: [...this.confirmed], minInSync: this.options.minInSync },
@@ -320,6 +330,10 @@ export class TopicLeader {
     this.highWatermarks.set(logId, end);
     log.setVisibleEndOffset(end);
     this.waiters.get(logId)!.advance(end);
+    if (!this.committing && end > (this.epochStarts.get(logId) ?? end)) {
+      this.committing = true;
+      this.options.logger.info('cluster.leader.first_commit', { topic: this.options.topic, epoch: this.options.epoch, log: logId, sinceStartMs: Math.round(this.options.clock.monotonicMs() - this.startedMs) });
+    }
   }
 
   // ---- the in-sync set ----------------------------------------------------------------------
@@ -423,9 +437,18 @@ export class TopicLeader {
   }
 
   /**
+   * Controlled handover: from now on no write is taken (each is refused with `error`, naming no
+   * leader yet), while the followers go on fetching and what was appended is still committed, so
+   * a follower can come to hold everything. stepDown ends it.
+   */
+  seal(error: FerryError): void {
+    if (this.stopped === null) this.sealed = error;
+  }
+
+  /**
    * Controlled handover: the first of `candidates` that holds every log to the leader's end, with
    * everything committed, once one does (looked at every HANDOVER_POLL_MS); undefined after
-   * `timeoutMs`. Nothing is appended meanwhile (the topic's service is closed).
+   * `timeoutMs`. Nothing is appended meanwhile (the leader is sealed).
    */
   async successorHoldingAll(candidates: readonly string[], timeoutMs: number): Promise<string | undefined> {
     const deadline = this.options.clock.monotonicMs() + timeoutMs;

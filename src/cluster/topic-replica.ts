@@ -10,7 +10,8 @@ import type { Logger } from '../platform/logger.js';
 import type { LogOptions, LogRole, PartitionLog, ReplicaLog } from '../storage/types.js';
 import type { ClusterStore, TopicPlacement, TopicState, VersionedState } from './cluster-store.js';
 import { completedMove, moving, readyToComplete } from './reassignment.js';
-import { ELECTION_STAGGER_MS, HANDOVER_DRAIN_MS, HANDOVER_TIMEOUT_MS, TRANSITION_RETRY_MS } from './limits.js';
+import { ELECTION_STAGGER_MS, TRANSITION_RETRY_MS } from './limits.js';
+import { handOverTopic } from './handover.js';
 import { logIdOf, type LocalTopics } from './local-topics.js';
 import { ReplicatedLog } from './replicated-log.js';
 import { dedupWindowMsOf, TopicNotes } from './noted-ids.js';
@@ -214,9 +215,11 @@ export class TopicReplica {
     if (leader === null || !leader.active) throw this.notLeader();
     const logId = logIdOf(role);
     const log = this.logs.get(logId) ?? (await this.openLog(logId));
-    if (log.leaderEpoch < leader.epoch) await log.beginEpoch(leader.epoch);
+    // The epoch's start is made durable meanwhile (becomeLeader began it): the first append waits for it.
+    const epochBegun = log.leaderEpoch < leader.epoch ? log.beginEpoch(leader.epoch) : null;
+    epochBegun?.catch(() => undefined);
     leader.addLog(logId, log);
-    return new ReplicatedLog(logId, log, leader, this.notes.take(logId, log.nextOffset));
+    return new ReplicatedLog(logId, log, leader, this.notes.take(logId, log.nextOffset), epochBegun);
   }
 
   notLeader(): FerryError {
@@ -363,8 +366,10 @@ export class TopicReplica {
 
   private async becomeLeader(state: TopicState): Promise<void> {
     await this.dropRole(state);
-    // Each log records the epoch's start durably (a sync each): all at once, not one after another.
-    await Promise.all([...this.logs.values()].map((log) => log.beginEpoch(state.epoch)));
+    // Each log records the epoch's start durably (a sync each), all at once, while the service
+    // opens: the open reads the logs, and its first write waits for its log's start (openForBroker).
+    const epochBegun = Promise.all([...this.logs.values()].map((log) => log.beginEpoch(state.epoch)));
+    epochBegun.catch(() => undefined);
     const { clock, logger, replicaLagMaxMs, replicaVerifyIntervalMs: intervalMs } = this.context;
     const { replicas, minInSync } = this.placement;
     const leader: TopicLeader = new TopicLeader({
@@ -381,7 +386,7 @@ export class TopicReplica {
     this.context.onRoleChange(this.name, 'leader', state);
     this.notes.beginPromotion();
     try {
-      await this.openService(leader, state);
+      await this.openService(leader, state, epochBegun);
     } finally {
       this.notes.endPromotion();
     }
@@ -393,10 +398,15 @@ export class TopicReplica {
    * this leader, catch up and rejoin the in-sync set, and the open is tried again meanwhile. Any
    * other failure gives the role up, to be taken again from etcd's state.
    */
-  private async openService(leader: TopicLeader, state: TopicState): Promise<void> {
+  private async openService(leader: TopicLeader, state: TopicState, epochBegun: Promise<unknown> = Promise.resolve()): Promise<void> {
     try {
       const openStartedMs = this.context.clock.monotonicMs();
-      await this.context.local.open(this.name);
+      const [opened, begun] = await Promise.allSettled([this.context.local.open(this.name), epochBegun]);
+      if (opened.status === 'rejected') throw opened.reason;
+      if (begun.status === 'rejected') {
+        await this.context.local.close(this.name, `${this.name} could not begin epoch ${state.epoch} here`);
+        throw begun.reason;
+      }
       this.serving = true;
       this.context.logger.info('cluster.leader.serving', { topic: this.name, epoch: state.epoch, openMs: Math.round(this.context.clock.monotonicMs() - openStartedMs) });
       if (moving(this.placementNow)) this.run(() => this.completeMove());
@@ -547,42 +557,25 @@ export class TopicReplica {
     });
   }
 
-  /** Hands leadership to an in-sync follower (not one of `exclude`: replicas leaving the topic). */
+  /** Hands leadership to an in-sync follower (not one of `exclude`: replicas leaving the topic); handover.ts. */
   private async handOverNow(exclude: ReadonlySet<string> = new Set()): Promise<boolean> {
     const leader = this.leader;
     if (leader === null || !leader.active || this.current === null) return false;
-    const { state } = this.current;
-    const successors = state.inSync.filter((member) => member !== this.context.nodeId && !exclude.has(member) && this.context.brokerAddress(member) !== undefined);
+    const successors = this.current.state.inSync.filter((member) => member !== this.context.nodeId && !exclude.has(member) && this.context.brokerAddress(member) !== undefined);
     if (successors.length === 0) return false;
-    // Let consumers settle what they hold, close the service (nothing new is appended), then wait
-    // until the followers hold it all.
-    await this.context.local.drain(this.name, HANDOVER_DRAIN_MS);
-    // From here until etcd names the successor, requests wait, then are told where the topic went.
-    const handing = this.changes.begin();
-    try {
-      return await this.handOverClosed(leader, successors);
-    } finally {
-      handing();
-    }
-  }
-
-  /** The rest of a handover, once consumers had their time: close, let the followers catch up, name the successor. */
-  private async handOverClosed(leader: TopicLeader, successors: readonly string[]): Promise<boolean> {
-    const { state, modRevision } = this.current!;
-    this.serving = false;
-    await this.context.local.close(this.name, `${this.context.nodeId} is shutting down; ${this.name} moves to another broker`);
-    const successor = (await leader.successorHoldingAll(successors, HANDOVER_TIMEOUT_MS)) ?? successors[0]!;
-    // This broker leaves the in-sync set with its leadership: it fetches nothing from the successor,
-    // whose confirms would otherwise wait until it counted as gone (FOLLOWER_GONE_MS).
-    const next: TopicState = { leader: successor, epoch: state.epoch + 1, inSync: state.inSync.filter((member) => member !== this.context.nodeId) };
-    leader.stepDown(new FerryError('NOT_LEADER', `topic ${this.name} is moving to ${successor}`, { detail: { topic: this.name, leader: successor, address: this.context.brokerAddress(successor) ?? null, epoch: next.epoch } }));
-    const result = await this.context.store.casState(this.name, modRevision, next);
-    this.role = { kind: 'none' };
-    this.serving = false;
-    if (!result.ok) return false;
-    this.current = { state: next, modRevision: result.modRevision };
-    this.context.logger.info('cluster.leader.handed_over', { topic: this.name, to: successor, epoch: next.epoch });
-    return true;
+    const { nodeId, store, local, clock, logger } = this.context;
+    return handOverTopic({
+      topic: this.name, nodeId, leader, successors, store, local, changes: this.changes, clock, logger,
+      brokerAddress: (nodeId) => this.context.brokerAddress(nodeId),
+      state: () => this.current!,
+      stopServing: () => {
+        this.serving = false;
+      },
+      swapped: (next) => {
+        this.role = { kind: 'none' };
+        if (next !== null) this.current = next;
+      },
+    });
   }
 
   /** Stops the role and closes the local logs. */

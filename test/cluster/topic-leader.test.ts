@@ -235,3 +235,29 @@ test('topic leader - a commit wait ended by the end of the leadership says the w
   // Nothing is appended after the end: that refusal is a definite one.
   assert.throws(() => f.leader.checkWritable(), (refused) => isFerryError(refused, 'NOT_LEADER') && refused.detail?.['appended'] === undefined);
 });
+
+test('topic leader - a sealed leader (a handover under way) refuses every write as moving, yet serves fetches and commits what it appended', async () => {
+  const f = await fixture();
+  const append = appendCommitted(f);
+  await settle();
+  await f.log.sync();
+  f.leader.seal(new FerryError('NOT_LEADER', 'topic t is moving to another broker', { detail: { topic: 't', leader: null, address: null, epoch: 3, moving: true } }));
+  assert.throws(() => f.leader.checkWritable(), (refused) => isFerryError(refused, 'NOT_LEADER') && refused.detail?.['moving'] === true && refused.detail?.['appended'] === undefined);
+  assert.ok(f.leader.active, 'sealed is not stepped down: the followers still fetch from it');
+  let named: string | undefined | null = null;
+  const choosing = f.leader.successorHoldingAll(['n2', 'n3'], 5_000).then((found) => (named = found));
+  // The followers fetch the record appended before the seal, and sync it: it is committed.
+  const fetched = await f.leader.fetch(fetchRequest('n2', 0, 0));
+  assert.equal(fetched.logs[0]!.batches.length, 1, 'the record appended before the seal is served');
+  f.leader.progress({ topic: 't', replicaId: 'n2', epoch: 3, logs: [{ logId: 'p0', fetchOffset: 1, syncedEnd: 1 }] });
+  f.leader.progress({ topic: 't', replicaId: 'n3', epoch: 3, logs: [{ logId: 'p0', fetchOffset: 1, syncedEnd: 1 }] });
+  await f.clock.advanceAndSettle(5);
+  await append.done;
+  assert.ok(append.confirmed(), 'what was appended before the seal is confirmed');
+  await choosing;
+  assert.equal(named, 'n2');
+  assert.equal(f.log.nextOffset, 1, 'nothing was appended after the seal');
+  // stepDown ends the seal: the refusal is the step-down's from then on.
+  f.leader.stepDown(new FerryError('NOT_LEADER', 'topic t is moving to n2', { detail: { topic: 't', leader: 'n2', address: null, epoch: 4 } }));
+  assert.throws(() => f.leader.checkWritable(), (refused) => isFerryError(refused, 'NOT_LEADER') && refused.detail?.['leader'] === 'n2');
+});
