@@ -12,7 +12,8 @@
  *    the kernel's from RcvbufErrors (/proc/net/snmp, machine-wide). Then the same against the
  *    baseline. Loss = 1 − stored / sent; "loss begins" at the first rate losing over 1%.
  * 2. W3 (bench/workloads.ts: open-loop TCP publishes, publish → receive latency) against a fresh
- *    broker with its UDP port idle, then against another while the sender offers `--load-rate`.
+ *    broker with its UDP port idle, then against another while the sender offers `--load-rate`,
+ *    then (the floor) against another while the sender offers the same to the baseline counter.
  *
  * Prints markdown, writes bench/results/<date>-udp-<commit>.json, and with --write-docs rewrites
  * the "## UDP ingest" section of docs/BENCHMARKS.md.
@@ -216,7 +217,8 @@ async function measureFerry(ferry: FerryUnderTest, options: Options, ratePerSec:
   return result(ratePerSec, report, stored, drops, kernelRcvbufErrors() - kernelBefore);
 }
 
-async function measureBaseline(options: Options): Promise<RateResult[]> {
+/** The baseline counter (udp-counter.ts) in a process of its own: its port, and how many it has received. */
+async function startCounter(): Promise<{ port: number; count: () => Promise<number>; stop: () => void }> {
   const counter: ChildProcess = fork(childPath('udp-counter.ts'), [String(RECEIVE_BUFFER_BYTES)], { execArgv: ['--import', 'tsx'], cwd: REPO_ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   try {
     const [{ port }] = (await once(counter, 'message')) as [{ port: number }];
@@ -225,37 +227,54 @@ async function measureBaseline(options: Options): Promise<RateResult[]> {
       const [{ received }] = (await once(counter, 'message')) as [{ received: number }];
       return received;
     };
+    return { port, count, stop: () => counter.kill() };
+  } catch (error) {
+    counter.kill();
+    throw error;
+  }
+}
+
+async function measureBaseline(options: Options): Promise<RateResult[]> {
+  const counter = await startCounter();
+  try {
     const results: RateResult[] = [];
     for (const ratePerSec of options.rates) {
-      const [before, kernelBefore] = [await count(), kernelRcvbufErrors()];
-      const report = await send({ port, topic: TOPIC, ratePerSec, durationMs: options.seconds * 1000, valueBytes: options.valueBytes });
-      const received = (await settled(count)) - before;
+      const [before, kernelBefore] = [await counter.count(), kernelRcvbufErrors()];
+      const report = await send({ port: counter.port, topic: TOPIC, ratePerSec, durationMs: options.seconds * 1000, valueBytes: options.valueBytes });
+      const received = (await settled(counter.count)) - before;
       results.push(result(ratePerSec, report, received, {}, kernelRcvbufErrors() - kernelBefore));
       progress(`baseline ${describe(results.at(-1)!)}`);
     }
     return results;
   } finally {
-    counter.kill();
+    counter.stop();
   }
 }
 
-/** W3 against a fresh broker, with the UDP sender offering `loadRate` meanwhile when given. */
-async function w3(processes: ProcessRegistry, client: FerryClientModule, options: Options, loadRate: number | null): Promise<{ latency: LatencyResult; load: RateResult | null }> {
+/**
+ * W3 against a fresh broker, with the UDP sender offering `loadRate` meanwhile when given: to the
+ * broker's UDP port, or (`loadTo: 'counter'`, the floor) to the baseline counter, so the machine
+ * carries the same sender and a receiver that stores nothing: what any UDP ingest leaves W3 here.
+ */
+async function w3(processes: ProcessRegistry, client: FerryClientModule, options: Options, loadRate: number | null, loadTo: 'broker' | 'counter' = 'broker'): Promise<{ latency: LatencyResult; load: RateResult | null }> {
   const scale = options.quick ? QUICK_SCALE : FULL_SCALE;
   const ferry = await startFerry(processes, client, options);
+  const counter = loadRate !== null && loadTo === 'counter' ? await startCounter() : null;
   try {
     const broker = { connect: async () => new FerryConnectionAdapter(await client.connect({ host: LOOPBACK_HOST, port: ferry.server.port, reconnect: false })) };
     if (loadRate === null) return { latency: (await runWorkload('W3', broker, scale, { w1TopicFilled: false })) as LatencyResult, load: null };
     // The load starts a second early and runs two seconds past W3's sending (and its primer).
     const durationMs = scale.latencyDurationMs + 3000;
-    const endBefore = await topicEnd(ferry);
-    const loading = send({ port: ferry.udpPort, topic: TOPIC, ratePerSec: loadRate, durationMs, valueBytes: options.valueBytes });
+    const received = counter === null ? () => topicEnd(ferry) : counter.count;
+    const endBefore = await received();
+    const loading = send({ port: counter?.port ?? ferry.udpPort, topic: TOPIC, ratePerSec: loadRate, durationMs, valueBytes: options.valueBytes });
     await new Promise((resolve) => setTimeout(resolve, 1000));
     const latency = (await runWorkload('W3', broker, scale, { w1TopicFilled: false })) as LatencyResult;
     const report = await loading;
-    const stored = (await settled(() => topicEnd(ferry))) - endBefore;
+    const stored = (await settled(received)) - endBefore;
     return { latency, load: result(loadRate, report, stored, {}, 0) };
   } finally {
+    counter?.stop();
     await ferry.client.close();
     await processes.stop(ferry.server);
   }
@@ -286,7 +305,7 @@ interface UdpReport {
   /** What the kernel granted Ferry's socket (Linux reports twice the usable size). */
   receiveBufferBytes: number;
   baseline: RateResult[];
-  w3: { unloaded: LatencyResult; loaded: LatencyResult; load: RateResult };
+  w3: { unloaded: LatencyResult; loaded: LatencyResult; load: RateResult; floor?: LatencyResult; floorLoad?: RateResult };
 }
 
 function lossBegins(results: readonly RateResult[]): string {
@@ -301,7 +320,7 @@ export function udpSection(report: UdpReport, resultsFile: string): string {
     const drops = Object.entries(f.brokerDrops).map(([outcome, count]) => `${outcome} ${thousands(count)}`).join(', ') || '—';
     return `| ${thousands(f.ratePerSec)} | ${thousands(f.offeredPerSec)} | ${thousands(f.storedPerSec)} | ${percent(f.loss)} | ${drops} | ${thousands(f.kernelDrops)} | ${thousands(b.offeredPerSec)} | ${percent(b.loss)} |`;
   });
-  const { unloaded, loaded, load } = report.w3;
+  const { unloaded, loaded, load, floor, floorLoad } = report.w3;
   const { start, end } = report.loadAverage;
   const busy = Math.max(start, end) > report.machine.cpus / 2;
   return [
@@ -321,6 +340,11 @@ export function udpSection(report: UdpReport, resultsFile: string): string {
     `Ferry's loss passes 1% at: ${lossBegins(report.ferry)}; the baseline's: ${lossBegins(report.baseline)}.`,
     `TCP W3 (${thousands(unloaded.ratePerSec)} publishes/s, publish → receive) against an idle UDP port: p50 ${unloaded.p50Ms.toFixed(2)} ms, p99 ${unloaded.p99Ms.toFixed(2)} ms;`,
     `while the sender offered ${thousands(load.ratePerSec)}/s (${thousands(load.offeredPerSec)}/s sent, loss ${percent(load.loss)}): p50 ${loaded.p50Ms.toFixed(2)} ms, p99 ${loaded.p99Ms.toFixed(2)} ms (p99 ${(loaded.p99Ms / unloaded.p99Ms).toFixed(2)}× unloaded).`,
+    ...(floor === undefined || floorLoad === undefined
+      ? []
+      : [
+          `The floor: W3 against the same broker while the sender offers ${thousands(floorLoad.ratePerSec)}/s to the counter instead (${thousands(floorLoad.offeredPerSec)}/s sent; the same sender and a receiver that stores nothing): p50 ${floor.p50Ms.toFixed(2)} ms, p99 ${floor.p99Ms.toFixed(2)} ms (p99 ${(floor.p99Ms / unloaded.p99Ms).toFixed(2)}× unloaded; Ferry's loaded p99 is ${(loaded.p99Ms / floor.p99Ms).toFixed(2)}× this floor).`,
+        ]),
     'Re-measure (about 4 minutes, on a quiet machine): `npm run bench -- --udp --write-docs`.',
     '',
   ].join('\n');
@@ -358,7 +382,9 @@ export async function runUdpBench(argv: string[]): Promise<number> {
     progress(`W3 idle UDP: p50 ${unloaded.latency.p50Ms.toFixed(2)} ms, p99 ${unloaded.latency.p99Ms.toFixed(2)} ms`);
     const loaded = await w3(processes, client, options, options.loadRate);
     progress(`W3 under ${thousands(options.loadRate)}/s UDP: p50 ${loaded.latency.p50Ms.toFixed(2)} ms, p99 ${loaded.latency.p99Ms.toFixed(2)} ms; load ${describe(loaded.load!)}`);
-    report.w3 = { unloaded: unloaded.latency, loaded: loaded.latency, load: loaded.load! };
+    const floor = await w3(processes, client, options, options.loadRate, 'counter');
+    progress(`W3 while ${thousands(options.loadRate)}/s UDP go to the counter (the floor): p50 ${floor.latency.p50Ms.toFixed(2)} ms, p99 ${floor.latency.p99Ms.toFixed(2)} ms; load ${describe(floor.load!)}`);
+    report.w3 = { unloaded: unloaded.latency, loaded: loaded.latency, load: loaded.load!, floor: floor.latency, floorLoad: floor.load! };
   } finally {
     await processes.stopAll();
     processes.dispose();
