@@ -6,52 +6,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import ts from 'typescript';
-
-const SRC = fileURLToPath(new URL('../../src', import.meta.url));
-
-function sourceFiles(dir: string): string[] {
-  return readdirSync(dir).flatMap((name) => {
-    const path = join(dir, name);
-    if (statSync(path).isDirectory()) return sourceFiles(path);
-    return /\.ts$/.test(name) && !name.endsWith('.d.ts') ? [path] : [];
-  });
-}
-
-/** Every module a file names: static imports and exports (types too), import() calls and import() types. */
-function specifiers(path: string): string[] {
-  const file = ts.createSourceFile(path, readFileSync(path, 'utf8'), ts.ScriptTarget.Latest, true);
-  const found: string[] = [];
-  const visit = (node: ts.Node): void => {
-    if ((ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) && node.moduleSpecifier !== undefined && ts.isStringLiteral(node.moduleSpecifier)) {
-      found.push(node.moduleSpecifier.text);
-    } else if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword && node.arguments[0] !== undefined && ts.isStringLiteralLike(node.arguments[0])) {
-      found.push(node.arguments[0].text);
-    } else if (ts.isImportTypeNode(node) && ts.isLiteralTypeNode(node.argument) && ts.isStringLiteral(node.argument.literal)) {
-      found.push(node.argument.literal.text);
-    }
-    ts.forEachChild(node, visit);
-  };
-  visit(file);
-  return found;
-}
+import { importsInSrc, TS_SOURCES } from './imports.js';
 
 /** The import graph of src/: each module (relative to src/) to the modules it imports, `.js` read as the `.ts` source. */
 function importGraph(): Map<string, Set<string>> {
-  const graph = new Map<string, Set<string>>();
-  for (const path of sourceFiles(SRC)) {
-    const from = relative(SRC, path);
-    const targets = new Set<string>();
-    for (const specifier of specifiers(path)) {
-      if (!specifier.startsWith('.')) continue;
-      const target = relative(SRC, resolve(dirname(path), specifier)).replace(/\.js$/, '.ts');
-      if (target !== from) targets.add(target);
-    }
-    graph.set(from, targets);
-  }
+  const files: string[] = [];
+  const imports = importsInSrc(TS_SOURCES, files);
+  const graph = new Map(files.map((file) => [file, new Set<string>()]));
+  for (const { from, to } of imports) if (to !== from) graph.get(from)!.add(to);
   return graph;
 }
 

@@ -4,12 +4,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import ts from 'typescript';
-
-const SRC = fileURLToPath(new URL('../../src', import.meta.url));
+import { readdirSync } from 'node:fs';
+import { importsInSrc, SRC, TS_AND_JS_SOURCES } from './imports.js';
 
 /**
  * src/ from the bottom up, by the first part of a path under src/. A file may import its own layer
@@ -52,45 +48,12 @@ export function violation(from: string, to: string): string | null {
   return null;
 }
 
-function sourceFiles(dir: string): string[] {
-  return readdirSync(dir).flatMap((name) => {
-    const path = join(dir, name);
-    if (statSync(path).isDirectory()) return sourceFiles(path);
-    return /\.(ts|js)$/.test(name) ? [path] : [];
-  });
-}
-
-/** Every module a file names: static imports and exports (types too) and import() calls. */
-function specifiers(path: string): string[] {
-  const file = ts.createSourceFile(path, readFileSync(path, 'utf8'), ts.ScriptTarget.Latest, true);
-  const found: string[] = [];
-  const visit = (node: ts.Node): void => {
-    if ((ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) && node.moduleSpecifier !== undefined && ts.isStringLiteral(node.moduleSpecifier)) {
-      found.push(node.moduleSpecifier.text);
-    } else if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword && node.arguments[0] !== undefined && ts.isStringLiteralLike(node.arguments[0])) {
-      found.push(node.arguments[0].text);
-    } else if (ts.isImportTypeNode(node) && ts.isLiteralTypeNode(node.argument) && ts.isStringLiteral(node.argument.literal)) {
-      found.push(node.argument.literal.text);
-    }
-    ts.forEachChild(node, visit);
-  };
-  visit(file);
-  return found;
-}
-
 /** Every import inside src/, as [importer, imported], both relative to src/. */
-function importsInSrc(): Array<[from: string, to: string]> {
-  const pairs: Array<[string, string]> = [];
-  for (const path of sourceFiles(SRC)) {
-    for (const specifier of specifiers(path)) {
-      if (!specifier.startsWith('.')) continue;
-      // Sources name the compiled file (`./errors.js`); the layer is that of the source file.
-      const target = relative(SRC, resolve(dirname(path), specifier)).replace(/\.js$/, '.ts');
-      assert.ok(!target.startsWith('..'), `${relative(SRC, path)} imports ${specifier}, outside src/`);
-      pairs.push([relative(SRC, path), target]);
-    }
-  }
-  return pairs;
+function importPairs(): Array<[from: string, to: string]> {
+  return importsInSrc(TS_AND_JS_SOURCES).map(({ from, to, specifier }) => {
+    assert.ok(!to.startsWith('..'), `${from} imports ${specifier}, outside src/`);
+    return [from, to];
+  });
 }
 
 test('layers - every file and folder at the top of src/ has its layer', () => {
@@ -99,7 +62,7 @@ test('layers - every file and folder at the top of src/ has its layer', () => {
 });
 
 test('layers - no file in src/ imports from a layer above its own or beside it', () => {
-  const pairs = importsInSrc();
+  const pairs = importPairs();
   assert.ok(pairs.length > 500, `only ${pairs.length} imports found: the scan is broken`);
   const broken = pairs.flatMap(([from, to]) => {
     const why = violation(from, to);
