@@ -8,24 +8,16 @@ import assert from 'node:assert/strict';
 import { SystemClock } from '../../../src/platform/clock.js';
 import { silentLogger } from '../../../src/platform/logger.js';
 import { MqttServer } from '../../../src/transport/mqtt/server.js';
-import { MQTT_CONNECT_TIMEOUT_MS_DEFAULT, MQTT_INFLIGHT_MAX_DEFAULT, MQTT_PACKET_BYTES_MAX_DEFAULT, MQTT_SESSION_EXPIRY_S_MAX_DEFAULT, MQTT_SUBSCRIPTIONS_MAX_DEFAULT, MQTT_TOPIC_BYTES_MAX_DEFAULT } from '../../../src/transport/mqtt/limits.js';
 import { eventually } from '../../helpers.js';
 import { startGrpc } from '../../grpc/harness.js';
 import { ConsumeRequest, PublishRequest } from '../../grpc/generated/ferry/v1/messages.js';
-import { client, collect } from './harness.js';
+import { client, collect, MQTT_LIMITS_DEFAULT } from './harness.js';
 
 test('mqtt grpc - an MQTT publish is read over gRPC with its headers, and a gRPC publish reaches MQTT with them', { timeout: 30_000 }, async () => {
   const fixture = await startGrpc();
   await fixture.broker.createTopic('rooms');
   const server = new MqttServer(fixture.broker, {
-    limits: {
-      packetBytesMax: MQTT_PACKET_BYTES_MAX_DEFAULT,
-      topicBytesMax: MQTT_TOPIC_BYTES_MAX_DEFAULT,
-      subscriptionsMax: MQTT_SUBSCRIPTIONS_MAX_DEFAULT,
-      inflightMax: MQTT_INFLIGHT_MAX_DEFAULT,
-      connectTimeoutMs: MQTT_CONNECT_TIMEOUT_MS_DEFAULT,
-      sessionExpirySecondsMax: MQTT_SESSION_EXPIRY_S_MAX_DEFAULT,
-    },
+    limits: MQTT_LIMITS_DEFAULT,
     connectionsMax: 100,
     security: null,
     tls: null,

@@ -25,6 +25,16 @@ import {
 } from '../../../src/transport/mqtt/limits.js';
 import { tempDir, type TempDir } from '../../helpers.js';
 
+/** The MQTT port's limits at their defaults (limits.ts), as `ferry serve` sets them without `mqtt.*` keys. */
+export const MQTT_LIMITS_DEFAULT: MqttLimits = {
+  packetBytesMax: MQTT_PACKET_BYTES_MAX_DEFAULT,
+  topicBytesMax: MQTT_TOPIC_BYTES_MAX_DEFAULT,
+  subscriptionsMax: MQTT_SUBSCRIPTIONS_MAX_DEFAULT,
+  inflightMax: MQTT_INFLIGHT_MAX_DEFAULT,
+  connectTimeoutMs: MQTT_CONNECT_TIMEOUT_MS_DEFAULT,
+  sessionExpirySecondsMax: MQTT_SESSION_EXPIRY_S_MAX_DEFAULT,
+};
+
 export interface MqttHarness {
   dir: TempDir;
   broker: Broker;
@@ -59,15 +69,7 @@ export async function startMqtt(options: HarnessOptions = {}): Promise<MqttHarne
   const listener = await broker.listen({ port: 0, host: '127.0.0.1' });
   const authenticator = options.users === undefined ? null : new Authenticator(null, clock, silentLogger, options.users, { required: true, failureDelayMsMin: 1, failureDelayMsMax: 5 });
   const server = new MqttServer(broker, {
-    limits: {
-      packetBytesMax: MQTT_PACKET_BYTES_MAX_DEFAULT,
-      topicBytesMax: MQTT_TOPIC_BYTES_MAX_DEFAULT,
-      subscriptionsMax: MQTT_SUBSCRIPTIONS_MAX_DEFAULT,
-      inflightMax: MQTT_INFLIGHT_MAX_DEFAULT,
-      connectTimeoutMs: MQTT_CONNECT_TIMEOUT_MS_DEFAULT,
-      sessionExpirySecondsMax: MQTT_SESSION_EXPIRY_S_MAX_DEFAULT,
-      ...options.limits,
-    },
+    limits: { ...MQTT_LIMITS_DEFAULT, ...options.limits },
     connectionsMax: 1000,
     ...(options.topicMap === undefined ? {} : { topicMap: options.topicMap }),
     ...(options.perAddress === undefined ? {} : { perAddress: options.perAddress }),
