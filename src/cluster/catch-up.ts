@@ -9,7 +9,7 @@
 import { FerryError } from '../errors.js';
 import type { CatchUpChunk, CatchUpReadRequest } from '../protocol/codec-catch-up.js';
 import { DIGEST_LEAF_RECORDS, digestBatchList } from '../storage/log-digest.js';
-import { readBatchHeader } from '../storage/record-batch.js';
+import { type BatchHeader, readBatchHeader } from '../storage/record-batch.js';
 import type { ReplicaLog } from '../storage/types.js';
 import { firstDifference } from './replica-verifier.js';
 
@@ -48,27 +48,27 @@ function batchSpan(batch: Buffer): { baseOffset: number; endOffset: number } {
   return { baseOffset: header.baseOffset, endOffset: header.baseOffset + header.recordCount };
 }
 
-/** The offset after the last of back-to-back batches (a chunk's bytes), `fromOffset` when there are none. */
-export function batchesEndOffset(bytes: Buffer, fromOffset: number): number {
-  let end = fromOffset;
+/** Calls `visit` for each of back-to-back batches (a chunk's bytes); CORRUPT_RANGE where one is not whole. */
+function eachBatch(bytes: Buffer, visit: (header: BatchHeader, at: number) => void): void {
   for (let at = 0; at < bytes.length; ) {
     const header = readBatchHeader(bytes, at);
     if (header === null || at + header.batchBytes > bytes.length) throw new FerryError('CORRUPT_RANGE', `a catch-up chunk has no valid batch at byte ${at}`, { detail: { position: at } });
-    end = header.baseOffset + header.recordCount;
+    visit(header, at);
     at += header.batchBytes;
   }
+}
+
+/** The offset after the last of back-to-back batches (a chunk's bytes), `fromOffset` when there are none. */
+export function batchesEndOffset(bytes: Buffer, fromOffset: number): number {
+  let end = fromOffset;
+  eachBatch(bytes, (header) => (end = header.baseOffset + header.recordCount));
   return end;
 }
 
 /** Splits back-to-back batches (the chunk's bytes) into one buffer per batch. */
 function splitBatches(bytes: Buffer): Buffer[] {
   const out: Buffer[] = [];
-  for (let at = 0; at < bytes.length; ) {
-    const header = readBatchHeader(bytes, at);
-    if (header === null || at + header.batchBytes > bytes.length) throw new FerryError('CORRUPT_RANGE', `a catch-up chunk has no valid batch at byte ${at}`, { detail: { position: at } });
-    out.push(bytes.subarray(at, at + header.batchBytes));
-    at += header.batchBytes;
-  }
+  eachBatch(bytes, (header, at) => out.push(bytes.subarray(at, at + header.batchBytes)));
   return out;
 }
 
