@@ -266,13 +266,13 @@ async function w3(processes: ProcessRegistry, client: FerryClientModule, options
     // The load starts a second early and runs two seconds past W3's sending (and its primer).
     const durationMs = scale.latencyDurationMs + 3000;
     const received = counter === null ? () => topicEnd(ferry) : counter.count;
-    const endBefore = await received();
+    const [endBefore, kernelBefore] = [await received(), kernelRcvbufErrors()];
     const loading = send({ port: counter?.port ?? ferry.udpPort, topic: TOPIC, ratePerSec: loadRate, durationMs, valueBytes: options.valueBytes });
     await new Promise((resolve) => setTimeout(resolve, 1000));
     const latency = (await runWorkload('W3', broker, scale, { w1TopicFilled: false })) as LatencyResult;
     const report = await loading;
     const stored = (await settled(received)) - endBefore;
-    return { latency, load: result(loadRate, report, stored, {}, 0) };
+    return { latency, load: result(loadRate, report, stored, {}, kernelRcvbufErrors() - kernelBefore) };
   } finally {
     counter?.stop();
     await ferry.client.close();

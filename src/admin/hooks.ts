@@ -19,6 +19,8 @@ export interface UdpSource {
   readonly receiveBufferBytes: number;
   /** Datagram bytes received and not yet stored (handed over by the receiver thread, or waiting for the store). */
   readonly bytesInFlight: number;
+  /** Receiver threads started to replace one that ended unasked. */
+  readonly receiverRestarts: number;
 }
 
 /** What the metrics read of the MQTT port. */

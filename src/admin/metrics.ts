@@ -281,6 +281,9 @@ export class BrokerMetrics implements StorageObserver {
     gauge('ferry_udp_in_flight_bytes', 'Datagram bytes received on the UDP ingest port and not yet stored (past UDP_HANDOFF_BYTES_MAX or UDP_IN_FLIGHT_BYTES_MAX datagrams are dropped as overloaded).', [], (m) =>
       m.set(this.sources.udp?.()?.bytesInFlight ?? 0),
     );
+    counter('ferry_udp_receiver_restarts_total', 'UDP receiver threads started to replace one that ended unasked (the port is silent between the end and the restart).', [], (m) =>
+      m.inc(this.sources.udp?.()?.receiverRestarts ?? 0),
+    );
     counter('ferry_network_received_bytes_total', 'Bytes read from client connections.', [], (m) => m.inc(server()?.bytesIn ?? 0));
     counter('ferry_network_sent_bytes_total', 'Bytes written to client connections.', [], (m) => m.inc(server()?.bytesOut ?? 0));
   }

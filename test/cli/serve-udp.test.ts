@@ -72,6 +72,7 @@ test('serve udp - ferry serve --udp-port stores what nc -u sends, drops the rest
       assert.ok(granted > 0);
       assert.match(metrics, new RegExp(`^ferry_udp_receive_buffer_bytes ${granted}$`, 'm'));
       assert.match(metrics, /^ferry_udp_in_flight_bytes \d+$/m);
+      assert.match(metrics, /^ferry_udp_receiver_restarts_total 0$/m);
     } finally {
       await client.close();
     }

@@ -3,7 +3,9 @@
  * socket and posts its datagrams in batches (handoff.ts); each batch is unpacked here, its
  * datagrams handed one by one to `onDatagram`, and its bytes released from the handoff budget.
  * `close()` asks the receiver to stop, takes the batch it posts last, and waits for the thread to
- * end (terminating it when it does not end in time), so nothing of it outlives the server.
+ * end (terminating it when it does not end in time), so nothing of it outlives the server. A thread
+ * that ends unasked after it listened (a bug, its heap's limit) is reported through `onEnded`; the
+ * server starts a new one (server.ts).
  */
 import type { Worker } from 'node:worker_threads';
 import type { Logger } from '../../platform/logger.js';
@@ -44,11 +46,14 @@ export interface UdpReceiverOptions {
   logger: Logger;
   /** Each datagram received, with its source address; called on this thread, in the order received. */
   onDatagram: (datagram: Buffer, source: string) => void;
+  /** The thread ended after it listened without close() asking it to (its socket is closed with it). */
+  onEnded?: (exitCode: number) => void;
 }
 
 export class UdpReceiver {
   private readonly budget: HandoffBudget;
   private exited: Promise<void> = Promise.resolve();
+  private closing = false;
 
   private constructor(
     private readonly worker: Worker,
@@ -89,6 +94,7 @@ export class UdpReceiver {
         if (event.kind === 'listening') {
           worker.off('error', failed);
           worker.on('error', receiver.failed);
+          worker.once('exit', receiver.ended);
           resolve({ receiver, address: { host: event.host, port: event.port, receiveBufferBytes: event.receiveBufferBytes, receiverNice: event.nice } });
         } else if (event.kind === 'bind_failed') {
           failed(Object.assign(new Error(event.message), { code: event.code }));
@@ -106,6 +112,7 @@ export class UdpReceiver {
 
   /** Stops receiving: the receiver's last batch is taken, then its thread ends (Node delivers its messages before its exit). */
   async close(): Promise<void> {
+    this.closing = true;
     this.worker.postMessage({ kind: 'close' } satisfies ReceiverCommand);
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), RECEIVER_CLOSE_MS_MAX)));
@@ -131,5 +138,9 @@ export class UdpReceiver {
 
   private readonly failed = (error: Error): void => {
     this.options.logger.error('udp.receiver_failed', { error });
+  };
+
+  private readonly ended = (exitCode: number): void => {
+    if (!this.closing) this.options.onEnded?.(exitCode);
   };
 }

@@ -6,11 +6,13 @@
  * address, within the `limits.*` of any publish. Every datagram ends in one outcome, counted
  * (outcomes.ts); a bad one costs a counter, never an exception past this module or a blocked loop.
  * The socket is read on a thread of its own (receiver.ts), which hands datagrams over in batches;
- * the datagrams of one event-loop turn are stored together (ingest-batch.ts).
+ * the datagrams of one event-loop turn are stored together (ingest-batch.ts). A receiver thread
+ * that ends unasked is replaced by a new one on the same port, after a pause that grows while
+ * replacements keep failing (counted in `receiverRestarts`); the port is silent only meanwhile.
  */
 import type { AdmissionLimits } from '../../broker/limits.js';
 import type { BrokerApi, PublishMessage } from '../../broker/types.js';
-import type { Clock } from '../../platform/clock.js';
+import type { Clock, TimerHandle } from '../../platform/clock.js';
 import type { Logger } from '../../platform/logger.js';
 import { decodeUdpDatagram, type UdpMessage } from '../../protocol/udp-datagram.js';
 import { matches } from '../../security/patterns.js';
@@ -27,6 +29,12 @@ export type { UdpAddress } from './receiver.js';
  * patterns once, not per datagram. Cleared when full, so random names cannot grow it.
  */
 const TOPIC_VERDICTS_MAX = 10_000;
+/** The first pause before a receiver thread that ended unasked is replaced. */
+export const UDP_RECEIVER_RESTART_MS_MIN = 100;
+/** The pause doubles while replacements keep ending (or failing to bind), up to this. */
+export const UDP_RECEIVER_RESTART_MS_MAX = 5_000;
+/** A receiver that ran this long before it ended is replaced after the first pause again. */
+const UDP_RECEIVER_STABLE_MS = 60_000;
 
 export interface UdpServerOptions {
   /** Topic patterns datagrams may write to (`*` any run of characters, `?` one); empty: none. */
@@ -51,6 +59,15 @@ export interface UdpServerOptions {
 
 export class UdpServer {
   private receiver: UdpReceiver | null = null;
+  /** Where the receiver listens (the bound port, also when listen() asked for any). */
+  private bound: { host: string; port: number } | null = null;
+  private closed = false;
+  private restartTimer: TimerHandle | null = null;
+  private restartDelayMs = UDP_RECEIVER_RESTART_MS_MIN;
+  private receiverStartedMs = 0;
+  private replacing: Promise<void> = Promise.resolve();
+  /** Receiver threads started to replace one that ended unasked. */
+  receiverRestarts = 0;
   private readonly counts = new DatagramCounts();
   private readonly batch: IngestBatch;
   private readonly quota: PublishQuota;
@@ -74,6 +91,12 @@ export class UdpServer {
 
   /** Starts the receiver thread and binds the port (0: any free one). */
   async listen(port: number, host: string): Promise<UdpAddress> {
+    const address = await this.openReceiver(host, port);
+    this.bound = { host: address.host, port: address.port };
+    return address;
+  }
+
+  private async openReceiver(host: string, port: number): Promise<UdpAddress> {
     const { receiver, address } = await UdpReceiver.open({
       host,
       port,
@@ -83,10 +106,44 @@ export class UdpServer {
       counts: this.counts,
       logger: this.options.logger,
       onDatagram: this.receive,
+      onEnded: this.receiverEnded,
     });
     this.receiver = receiver;
+    this.receiverStartedMs = this.options.clock.monotonicMs();
     this.receiveBufferBytes = address.receiveBufferBytes;
     return address;
+  }
+
+  private readonly receiverEnded = (exitCode: number): void => {
+    this.receiver = null;
+    if (this.closed) return;
+    if (this.options.clock.monotonicMs() - this.receiverStartedMs >= UDP_RECEIVER_STABLE_MS) this.restartDelayMs = UDP_RECEIVER_RESTART_MS_MIN;
+    this.options.logger.error('udp.receiver_ended', { exitCode, restartInMs: this.restartDelayMs });
+    this.scheduleRestart();
+  };
+
+  private scheduleRestart(): void {
+    const delayMs = this.restartDelayMs;
+    this.restartDelayMs = Math.min(UDP_RECEIVER_RESTART_MS_MAX, delayMs * 2);
+    this.restartTimer = this.options.clock.schedule(delayMs, () => {
+      this.restartTimer = null;
+      this.replacing = this.replaceReceiver();
+    });
+  }
+
+  /** Starts a new receiver on the bound port; on failure (the port taken meanwhile) tries again later. */
+  private async replaceReceiver(): Promise<void> {
+    const bound = this.bound;
+    if (this.closed || bound === null) return;
+    try {
+      await this.openReceiver(bound.host, bound.port);
+      this.receiverRestarts += 1;
+      this.options.logger.warn('udp.receiver_restarted', { host: bound.host, port: bound.port, restarts: this.receiverRestarts });
+    } catch (error) {
+      if (this.closed) return;
+      this.options.logger.error('udp.receiver_restart_failed', { error, retryInMs: this.restartDelayMs });
+      this.scheduleRestart();
+    }
   }
 
   /** Datagrams by outcome since the start, zeros included. */
@@ -101,10 +158,18 @@ export class UdpServer {
 
   /** Stops receiving (the receiver thread ends), then waits until what was received is stored or dropped. */
   async close(): Promise<void> {
+    this.closed = true;
+    this.restartTimer?.cancel();
+    this.restartTimer = null;
+    await this.replacing;
+    await this.closeReceiver();
+    await this.batch.drain();
+  }
+
+  private async closeReceiver(): Promise<void> {
     const receiver = this.receiver;
     this.receiver = null;
     if (receiver !== null) await receiver.close();
-    await this.batch.drain();
   }
 
   private readonly receive = (datagram: Buffer, source: string): void => {

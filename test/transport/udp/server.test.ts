@@ -14,7 +14,7 @@ import type { BrokerApi, Delivery, PublishMessage, PublishResult } from '../../.
 import { SystemClock, type Clock } from '../../../src/platform/clock.js';
 import { silentLogger, type Logger } from '../../../src/platform/logger.js';
 import { encodeUdpDatagram } from '../../../src/protocol/udp-datagram.js';
-import { UdpServer, type UdpOutcome, type UdpServerOptions } from '../../../src/transport/udp/server.js';
+import { UdpServer, UDP_RECEIVER_RESTART_MS_MAX, type UdpOutcome, type UdpServerOptions } from '../../../src/transport/udp/server.js';
 import { SimClock } from '../../sim/sim-clock.js';
 import { eventually, tempDir } from '../../helpers.js';
 
@@ -187,4 +187,60 @@ test('udp server - behind a stalled store datagrams past the in-flight bound are
     socket.close();
     await server.close();
   }
+});
+
+/** A logger that records the names of the warnings and errors it is given. */
+function recording(events: string[]): Logger {
+  return { ...silentLogger, error: (event) => void events.push(event), warn: (event) => void events.push(event) };
+}
+
+/** Ends the server's receiver thread as a bug or its heap's limit would: unasked, mid-run. */
+async function killReceiverThread(server: UdpServer): Promise<void> {
+  const receiver = (server as unknown as { receiver: { worker: { terminate(): Promise<number> } } | null }).receiver;
+  assert.ok(receiver !== null, 'the server has a receiver thread');
+  await receiver.worker.terminate();
+}
+
+test('udp server - a receiver thread that ends unasked is replaced on the same port, logged and counted', async () => {
+  await using dir = await tempDir();
+  const broker = await Broker.open({ dir: dir.path });
+  const events: string[] = [];
+  const server = new UdpServer(broker, options({ logger: recording(events) }));
+  const socket = await sender();
+  try {
+    await broker.createTopic('metrics');
+    const { port } = await server.listen(0, LOOPBACK);
+    await sendAll(socket, port, [Buffer.from('metrics before')]);
+    await eventually(() => assert.equal(countsOf(server).stored, 1));
+    await killReceiverThread(server);
+    await eventually(() => assert.equal(server.receiverRestarts, 1));
+    assert.deepEqual(events, ['udp.receiver_ended', 'udp.receiver_restarted']);
+    await sendAll(socket, port, [Buffer.from('metrics after')]);
+    await eventually(() => assert.equal(countsOf(server).stored, 2));
+    const values = (await stored(broker, 'metrics', 2)).map((message) => message.value.toString());
+    assert.deepEqual(values, ['before', 'after']);
+  } finally {
+    socket.close();
+    await server.close();
+    await broker.close();
+  }
+});
+
+test('udp server - close() while a replacement waits starts none, and leaves the port free', async () => {
+  const clock = new SimClock();
+  const events: string[] = [];
+  const server = new UdpServer({ publish: () => Promise.resolve([]) }, options({ clock, logger: recording(events) }));
+  const { port } = await server.listen(0, LOOPBACK);
+  await killReceiverThread(server);
+  // The replacement waits for the simulated clock, which does not move until close() has cancelled it.
+  await eventually(() => assert.deepEqual(events, ['udp.receiver_ended']));
+  await server.close();
+  clock.advance(UDP_RECEIVER_RESTART_MS_MAX);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(server.receiverRestarts, 0);
+  await new Promise<void>((resolve, reject) => {
+    const probe = createSocket('udp4');
+    probe.once('error', reject);
+    probe.bind(port, LOOPBACK, () => probe.close(() => resolve()));
+  });
 });
