@@ -17,6 +17,8 @@ interface Bucket {
 
 export class PublishQuota {
   private readonly buckets = new Map<string, Bucket>();
+  /** The key used last, whose bucket is already last in `buckets`' order. */
+  private lastKey: string | null = null;
 
   constructor(
     readonly messagesPerSecond: number,
@@ -31,13 +33,19 @@ export class PublishQuota {
     if (bucket === undefined) {
       bucket = { tokens: this.burstMessages, lastMs: nowMs };
       if (this.buckets.size >= QUOTA_BUCKETS_MAX) this.buckets.delete(this.buckets.keys().next().value!);
+      this.buckets.set(key, bucket);
     } else {
-      this.buckets.delete(key);
       bucket.tokens = Math.min(this.burstMessages, bucket.tokens + ((nowMs - bucket.lastMs) * this.messagesPerSecond) / 1000);
       bucket.lastMs = nowMs;
+      // Moved to the end on each use, so the map's order is least recently used first; but the key
+      // used last (one producer's run of publishes, one source's datagrams) is there already, and
+      // skips the delete and insert that cost more than the rest of take().
+      if (key !== this.lastKey) {
+        this.buckets.delete(key);
+        this.buckets.set(key, bucket);
+      }
     }
-    // Re-inserted on every use: the map's order is least recently used first.
-    this.buckets.set(key, bucket);
+    this.lastKey = key;
     if (bucket.tokens <= 0) return false;
     bucket.tokens -= count;
     return true;
