@@ -13,7 +13,8 @@
  *    baseline. Loss = 1 − stored / sent; "loss begins" at the first rate losing over 1%.
  * 2. W3 (bench/workloads.ts: open-loop TCP publishes, publish → receive latency) against a fresh
  *    broker with its UDP port idle, then against another while the sender offers `--load-rate`,
- *    then (the floor) against another while the sender offers the same to the baseline counter.
+ *    then (the floor) against another while the sender offers the same to the baseline counter,
+ *    and (the storing floor) to the counter appending them to a file with group fdatasyncs.
  *
  * Prints markdown, writes bench/results/<date>-udp-<commit>.json, and with --write-docs rewrites
  * the "## UDP ingest" section of docs/BENCHMARKS.md.
@@ -21,8 +22,8 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { currentCommit, LAUNCHER, launcherNodeFlags, REPO_ROOT } from './checkout.js';
@@ -217,9 +218,19 @@ async function measureFerry(ferry: FerryUnderTest, options: Options, ratePerSec:
   return result(ratePerSec, report, stored, drops, kernelRcvbufErrors() - kernelBefore);
 }
 
-/** The baseline counter (udp-counter.ts) in a process of its own: its port, and how many it has received. */
-async function startCounter(): Promise<{ port: number; count: () => Promise<number>; stop: () => void }> {
-  const counter: ChildProcess = fork(childPath('udp-counter.ts'), [String(RECEIVE_BUFFER_BYTES)], { execArgv: ['--import', 'tsx'], cwd: REPO_ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+/**
+ * The baseline counter (udp-counter.ts) in a process of its own: its port, and how many it has
+ * received. `stores`: it also appends them to a file in a temporary directory (one write and one
+ * fdatasync per group), the least a durable ingest does; the directory is removed by stop().
+ */
+async function startCounter(stores = false): Promise<{ port: number; count: () => Promise<number>; stop: () => void }> {
+  const storeDir = stores ? mkdtempSync(join(tmpdir(), 'ferry-bench-udp-store-')) : null;
+  const args = [String(RECEIVE_BUFFER_BYTES), ...(storeDir === null ? [] : [join(storeDir, 'datagrams')])];
+  const counter: ChildProcess = fork(childPath('udp-counter.ts'), args, { execArgv: ['--import', 'tsx'], cwd: REPO_ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const stop = (): void => {
+    counter.kill();
+    if (storeDir !== null) rmSync(storeDir, { recursive: true, force: true });
+  };
   try {
     const [{ port }] = (await once(counter, 'message')) as [{ port: number }];
     const count = async (): Promise<number> => {
@@ -227,9 +238,9 @@ async function startCounter(): Promise<{ port: number; count: () => Promise<numb
       const [{ received }] = (await once(counter, 'message')) as [{ received: number }];
       return received;
     };
-    return { port, count, stop: () => counter.kill() };
+    return { port, count, stop };
   } catch (error) {
-    counter.kill();
+    stop();
     throw error;
   }
 }
@@ -253,13 +264,15 @@ async function measureBaseline(options: Options): Promise<RateResult[]> {
 
 /**
  * W3 against a fresh broker, with the UDP sender offering `loadRate` meanwhile when given: to the
- * broker's UDP port, or (`loadTo: 'counter'`, the floor) to the baseline counter, so the machine
- * carries the same sender and a receiver that stores nothing: what any UDP ingest leaves W3 here.
+ * broker's UDP port, or (the floors) to the baseline counter: `counter`, the same sender and a
+ * receiver that stores nothing (what any UDP ingest leaves W3 here); `storing-counter`, one that
+ * also appends every datagram to a file on the same disk with one fdatasync per group (what any
+ * durable ingest of that load leaves W3 here).
  */
-async function w3(processes: ProcessRegistry, client: FerryClientModule, options: Options, loadRate: number | null, loadTo: 'broker' | 'counter' = 'broker'): Promise<{ latency: LatencyResult; load: RateResult | null }> {
+async function w3(processes: ProcessRegistry, client: FerryClientModule, options: Options, loadRate: number | null, loadTo: 'broker' | 'counter' | 'storing-counter' = 'broker'): Promise<{ latency: LatencyResult; load: RateResult | null }> {
   const scale = options.quick ? QUICK_SCALE : FULL_SCALE;
   const ferry = await startFerry(processes, client, options);
-  const counter = loadRate !== null && loadTo === 'counter' ? await startCounter() : null;
+  const counter = loadRate !== null && loadTo !== 'broker' ? await startCounter(loadTo === 'storing-counter') : null;
   try {
     const broker = { connect: async () => new FerryConnectionAdapter(await client.connect({ host: LOOPBACK_HOST, port: ferry.server.port, reconnect: false })) };
     if (loadRate === null) return { latency: (await runWorkload('W3', broker, scale, { w1TopicFilled: false })) as LatencyResult, load: null };
@@ -305,7 +318,7 @@ interface UdpReport {
   /** What the kernel granted Ferry's socket (Linux reports twice the usable size). */
   receiveBufferBytes: number;
   baseline: RateResult[];
-  w3: { unloaded: LatencyResult; loaded: LatencyResult; load: RateResult; floor?: LatencyResult; floorLoad?: RateResult };
+  w3: { unloaded: LatencyResult; loaded: LatencyResult; load: RateResult; floor?: LatencyResult; floorLoad?: RateResult; storingFloor?: LatencyResult; storingFloorLoad?: RateResult };
 }
 
 function lossBegins(results: readonly RateResult[]): string {
@@ -320,7 +333,7 @@ export function udpSection(report: UdpReport, resultsFile: string): string {
     const drops = Object.entries(f.brokerDrops).map(([outcome, count]) => `${outcome} ${thousands(count)}`).join(', ') || '—';
     return `| ${thousands(f.ratePerSec)} | ${thousands(f.offeredPerSec)} | ${thousands(f.storedPerSec)} | ${percent(f.loss)} | ${drops} | ${thousands(f.kernelDrops)} | ${thousands(b.offeredPerSec)} | ${percent(b.loss)} |`;
   });
-  const { unloaded, loaded, load, floor, floorLoad } = report.w3;
+  const { unloaded, loaded, load, floor, floorLoad, storingFloor, storingFloorLoad } = report.w3;
   const { start, end } = report.loadAverage;
   const busy = Math.max(start, end) > report.machine.cpus / 2;
   return [
@@ -344,6 +357,11 @@ export function udpSection(report: UdpReport, resultsFile: string): string {
       ? []
       : [
           `The floor: W3 against the same broker while the sender offers ${thousands(floorLoad.ratePerSec)}/s to the counter instead (${thousands(floorLoad.offeredPerSec)}/s sent; the same sender and a receiver that stores nothing): p50 ${floor.p50Ms.toFixed(2)} ms, p99 ${floor.p99Ms.toFixed(2)} ms (p99 ${(floor.p99Ms / unloaded.p99Ms).toFixed(2)}× unloaded; Ferry's loaded p99 is ${(loaded.p99Ms / floor.p99Ms).toFixed(2)}× this floor).`,
+        ]),
+    ...(storingFloor === undefined || storingFloorLoad === undefined
+      ? []
+      : [
+          `The storing floor: the same, with a counter that also appends every datagram to a file on the same disk, one write and one fdatasync per group as an \`always\` topic (${thousands(storingFloorLoad.offeredPerSec)}/s sent, ${percent(storingFloorLoad.loss)} not stored): p50 ${storingFloor.p50Ms.toFixed(2)} ms, p99 ${storingFloor.p99Ms.toFixed(2)} ms (p99 ${(storingFloor.p99Ms / unloaded.p99Ms).toFixed(2)}× unloaded; Ferry's loaded p99 is ${(loaded.p99Ms / storingFloor.p99Ms).toFixed(2)}× this floor).`,
         ]),
     'Re-measure (about 4 minutes, on a quiet machine): `npm run bench -- --udp --write-docs`.',
     '',
@@ -384,7 +402,9 @@ export async function runUdpBench(argv: string[]): Promise<number> {
     progress(`W3 under ${thousands(options.loadRate)}/s UDP: p50 ${loaded.latency.p50Ms.toFixed(2)} ms, p99 ${loaded.latency.p99Ms.toFixed(2)} ms; load ${describe(loaded.load!)}`);
     const floor = await w3(processes, client, options, options.loadRate, 'counter');
     progress(`W3 while ${thousands(options.loadRate)}/s UDP go to the counter (the floor): p50 ${floor.latency.p50Ms.toFixed(2)} ms, p99 ${floor.latency.p99Ms.toFixed(2)} ms; load ${describe(floor.load!)}`);
-    report.w3 = { unloaded: unloaded.latency, loaded: loaded.latency, load: loaded.load!, floor: floor.latency, floorLoad: floor.load! };
+    const storingFloor = await w3(processes, client, options, options.loadRate, 'storing-counter');
+    progress(`W3 while ${thousands(options.loadRate)}/s UDP go to the storing counter (the durable floor): p50 ${storingFloor.latency.p50Ms.toFixed(2)} ms, p99 ${storingFloor.latency.p99Ms.toFixed(2)} ms; load ${describe(storingFloor.load!)}`);
+    report.w3 = { unloaded: unloaded.latency, loaded: loaded.latency, load: loaded.load!, floor: floor.latency, floorLoad: floor.load!, storingFloor: storingFloor.latency, storingFloorLoad: storingFloor.load! };
   } finally {
     await processes.stopAll();
     processes.dispose();
