@@ -24,6 +24,7 @@ import { execForm, finalInstruction, readDockerfile, REPO } from './dockerfile.j
 const BIN = join(REPO, 'bin/ferry.js');
 const PRODUCTION_VALUES = join(CHART_DIR, 'ci/production-values.yaml');
 const ETCD_TLS_VALUES = join(CHART_DIR, 'ci/etcd-tls-values.yaml');
+const OWN_ETCD_TLS_VALUES = join(CHART_DIR, 'ci/own-etcd-tls-values.yaml');
 /** Where the chart mounts the etcd TLS Secret, and the flag each of its files is given to. */
 const ETCD_TLS_DIR = '/etc/ferry/etcd-tls';
 const ETCD_TLS_FLAGS = [
@@ -221,17 +222,45 @@ test('kubernetes - the chart with etcd TLS values passes the CA and client certi
   assert.ok(!byDefault.volumes.some((candidate: any) => candidate.name === mount.name));
 });
 
-test('kubernetes - the chart refuses etcd TLS with its own etcd or an http:// endpoint', { timeout: HELM_TEST_TIMEOUT_MS }, () => {
-  const own = spawnSync(helm(), ['template', 'ferry', CHART_DIR, '--set', 'etcd.tls.enabled=true'], { encoding: 'utf8' });
-  assert.notEqual(own.status, 0);
-  assert.match(own.stderr, /etcd\.tls is for an existing etcd/);
+test('kubernetes - the chart refuses etcd TLS to an http:// endpoint', { timeout: HELM_TEST_TIMEOUT_MS }, () => {
   const plain = spawnSync(helm(), ['template', 'ferry', CHART_DIR, '-f', ETCD_TLS_VALUES, '--set', 'etcd.endpoints={http://etcd-0:2379}'], { encoding: 'utf8' });
   assert.notEqual(plain.status, 0);
   assert.match(plain.stderr, /every endpoint is https:\/\/ with TLS on, not http:\/\/etcd-0:2379/);
 });
 
+test('kubernetes - the chart\'s own etcd over TLS: members speak https to clients and peers with their Secret, probes read a plain health port, brokers dial https', { timeout: HELM_TEST_TIMEOUT_MS }, () => {
+  const text = renderChart(helm(), ['-f', OWN_ETCD_TLS_VALUES]);
+  assert.deepEqual(validateYaml(text, 'own-etcd-tls'), []);
+  const manifests = parseManifests(text, 'own-etcd-tls');
+  const brokerArgs: string[] = (find(manifests, 'StatefulSet', 'ferry') as any).spec.template.spec.containers[0].args;
+  assert.deepEqual(String(brokerArgs[brokerArgs.indexOf('--etcd') + 1]).split(','), [0, 1, 2].map((i) => `https://ferry-etcd-${i}.ferry-etcd-headless:2379`));
+  for (const [flag, path] of ETCD_TLS_FLAGS) assert.equal(brokerArgs[brokerArgs.indexOf(flag) + 1], path, flag);
+
+  const pod = (find(manifests, 'StatefulSet', 'ferry-etcd') as any).spec.template.spec;
+  const [etcd] = pod.containers;
+  const env = new Map<string, string>(etcd.env.filter((entry: any) => entry.value !== undefined).map((entry: any) => [entry.name, entry.value]));
+  for (const name of ['ETCD_LISTEN_CLIENT_URLS', 'ETCD_LISTEN_PEER_URLS', 'ETCD_ADVERTISE_CLIENT_URLS', 'ETCD_INITIAL_ADVERTISE_PEER_URLS']) assert.match(env.get(name)!, /^https:\/\//, name);
+  assert.ok(env.get('ETCD_INITIAL_CLUSTER')!.split(',').every((member) => member.includes('=https://')));
+  assert.equal(env.get('ETCD_CLIENT_CERT_AUTH'), 'true');
+  assert.equal(env.get('ETCD_PEER_CLIENT_CERT_AUTH'), 'true');
+  const mount = etcd.volumeMounts.find((candidate: any) => candidate.name === 'tls');
+  assert.equal(mount?.readOnly, true);
+  for (const name of ['ETCD_CERT_FILE', 'ETCD_KEY_FILE', 'ETCD_TRUSTED_CA_FILE', 'ETCD_PEER_CERT_FILE', 'ETCD_PEER_KEY_FILE', 'ETCD_PEER_TRUSTED_CA_FILE']) {
+    assert.ok(env.get(name)!.startsWith(`${mount.mountPath}/`), `${name} is in the members' Secret`);
+  }
+  assert.equal(pod.volumes.find((candidate: any) => candidate.name === 'tls')?.secret?.secretName, 'ferry-etcd-members');
+  const health = etcd.ports.find((port: any) => port.name === 'health');
+  assert.equal(env.get('ETCD_LISTEN_METRICS_URLS'), `http://0.0.0.0:${health.containerPort}`);
+  assert.equal(etcd.readinessProbe.httpGet.port, 'health', 'the probe presents no certificate: it reads the plain port');
+
+  // By default the members speak plain http and have no health port of their own.
+  const plain = (find(committedManifests(), 'StatefulSet', 'ferry-etcd') as any).spec.template.spec.containers[0];
+  assert.ok(!plain.env.some((entry: any) => entry.name === 'ETCD_CERT_FILE'));
+  assert.equal(plain.readinessProbe.httpGet.port, 'client');
+});
+
 test('kubernetes - helm lint passes the chart with its default, production and etcd TLS values', { timeout: HELM_TEST_TIMEOUT_MS }, () => {
-  for (const args of [[], ['-f', PRODUCTION_VALUES], ['-f', ETCD_TLS_VALUES]]) {
+  for (const args of [[], ['-f', PRODUCTION_VALUES], ['-f', ETCD_TLS_VALUES], ['-f', OWN_ETCD_TLS_VALUES]]) {
     const result = spawnSync(helm(), ['lint', '--strict', CHART_DIR, ...args], { encoding: 'utf8' });
     assert.equal(result.status, 0, result.stdout + result.stderr);
   }

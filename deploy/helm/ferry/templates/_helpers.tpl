@@ -30,16 +30,19 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: etcd
 {{- end -}}
 
+{{/* The scheme of the chart's own etcd: https with etcd.tls on, for its clients and its peers alike. */}}
+{{- define "ferry.etcdScheme" -}}
+{{- if .Values.etcd.tls.enabled -}}https{{- else -}}http{{- end -}}
+{{- end -}}
+
 {{/* etcd's client URLs, comma-separated: the chart's own members, or the given endpoints. */}}
 {{- define "ferry.etcdEndpoints" -}}
-{{- if and .Values.etcd.enabled .Values.etcd.tls.enabled -}}
-{{- fail "etcd.tls is for an existing etcd on https:// (etcd.enabled: false); the chart's own etcd serves plain http" -}}
-{{- end -}}
 {{- if .Values.etcd.enabled -}}
 {{- $name := include "ferry.etcdName" . -}}
+{{- $scheme := include "ferry.etcdScheme" . -}}
 {{- $urls := list -}}
 {{- range $i := until (int .Values.etcd.replicas) -}}
-{{- $urls = append $urls (printf "http://%s-%d.%s-headless:2379" $name $i $name) -}}
+{{- $urls = append $urls (printf "%s://%s-%d.%s-headless:2379" $scheme $name $i $name) -}}
 {{- end -}}
 {{- join "," $urls -}}
 {{- else -}}
@@ -58,9 +61,10 @@ app.kubernetes.io/component: etcd
 {{/* etcd's initial cluster: every member's name and peer URL. */}}
 {{- define "ferry.etcdInitialCluster" -}}
 {{- $name := include "ferry.etcdName" . -}}
+{{- $scheme := include "ferry.etcdScheme" . -}}
 {{- $members := list -}}
 {{- range $i := until (int .Values.etcd.replicas) -}}
-{{- $members = append $members (printf "%s-%d=http://%s-%d.%s-headless.$(NAMESPACE).svc.cluster.local:2380" $name $i $name $i $name) -}}
+{{- $members = append $members (printf "%s-%d=%s://%s-%d.%s-headless.$(NAMESPACE).svc.cluster.local:2380" $name $i $scheme $name $i $name) -}}
 {{- end -}}
 {{- join "," $members -}}
 {{- end -}}
