@@ -6,6 +6,7 @@
  */
 import type { AppendResult, Durability, LogRecord, LogStats, NotedHeaders, PartitionLog, ReadOptions, RecordInput, RecoveryReport, ReplicaLog, RetentionReport } from '../storage/types.js';
 import { ID_HEADER } from '../broker/dedup.js';
+import { FerryError } from '../errors.js';
 import type { TopicLeader } from './topic-leader.js';
 
 export class ReplicatedLog implements PartitionLog {
@@ -67,7 +68,11 @@ export class ReplicatedLog implements PartitionLog {
 
   async append(records: readonly RecordInput[]): Promise<AppendResult> {
     if (this.epochBegun !== null) {
-      await this.epochBegun;
+      // A start that fails ends the leadership here (TopicReplica.epochNotBegun): nothing was
+      // stored, and the next leader takes the write.
+      await this.epochBegun.catch((error: unknown) => {
+        throw new FerryError('NOT_LEADER', `log ${this.logId} could not begin epoch ${this.leader.epoch} here; nothing was stored`, { cause: error, detail: { leader: null, address: null, epoch: this.leader.epoch } });
+      });
       this.epochBegun = null;
     }
     this.leader.checkWritable();

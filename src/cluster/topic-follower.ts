@@ -2,7 +2,8 @@
  * A follower of one topic in one epoch. First it asks the leader where its last epoch ends for
  * every log and cuts each log back to there (KIP-101: never to the high watermark, which can be
  * behind what the leader kept); then it fetches in a loop, writing the leader's batches as they
- * are, and tells the leader how far its syncs reached as soon as they do.
+ * are, and tells the leader how far its syncs reached as soon as they do. A log that ends where
+ * the leader's epoch starts records that start at once, before the epoch's first batch comes.
  */
 import type { ClientConnection } from '../client/connection.js';
 import { FRAME_TYPES } from '../protocol/frame.js';
@@ -217,6 +218,37 @@ export class TopicFollower {
         if (end === before) continue;
         this.options.logger.warn('cluster.follower.truncated', { topic: this.options.topic, log: logId, epoch: this.options.epoch, from: before, to: end });
       }
+    });
+    await this.beginLeaderEpoch(connection);
+  }
+
+  /**
+   * The leader's epoch begins here, durably, before its first batch comes: where the epoch before
+   * it ends on the leader (EPOCH_END for `epoch - 1`) is where the leader's log ended when it took
+   * the epoch up, since a leader appends nothing before its own epoch start is durable. A log that
+   * ends exactly there (it holds everything of the earlier epochs, as every in-sync replica does
+   * after a handover) records the start now, while the leader opens the topic, instead of before
+   * writing the epoch's first batch, where its syncs held up the epoch's first commit
+   * (docs/CLUSTERING.md, "Controlled shutdown"). A log that ends elsewhere fetches first; its
+   * first batch of the epoch records the start as before.
+   */
+  private async beginLeaderEpoch(connection: ClientConnection): Promise<void> {
+    const { epoch } = this.options;
+    const behind = this.options.logs.ids().filter((logId) => this.options.logs.get(logId)!.leaderEpoch < epoch);
+    if (behind.length === 0) return;
+    const answer = await connection.request(
+      (w, id) => encodeEpochEnd(w, id, { topic: this.options.topic, replicaId: this.options.nodeId, epoch, logs: behind.map((logId) => ({ logId, lastEpoch: epoch - 1 })) }),
+      FRAME_TYPES.EPOCH_END_OK,
+      decodeEpochEndOk,
+    );
+    await this.locally(async () => {
+      await Promise.all(
+        answer.logs.map(async ({ logId, endOffset }) => {
+          const log = this.options.logs.get(logId);
+          if (log === undefined || log.nextOffset !== endOffset || log.leaderEpoch >= epoch) return;
+          await log.beginEpoch(epoch);
+        }),
+      );
     });
   }
 

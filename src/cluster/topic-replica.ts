@@ -366,8 +366,8 @@ export class TopicReplica {
 
   private async becomeLeader(state: TopicState): Promise<void> {
     await this.dropRole(state);
-    // Each log records the epoch's start durably (a sync each), all at once, while the service
-    // opens: the open reads the logs, and its first write waits for its log's start (openForBroker).
+    // Each log records the epoch's start durably (a sync each), all at once, while the service opens
+    // and serves: every append waits for its log's start (ReplicatedLog), so no confirm precedes it.
     const epochBegun = Promise.all([...this.logs.values()].map((log) => log.beginEpoch(state.epoch)));
     epochBegun.catch(() => undefined);
     const { clock, logger, replicaLagMaxMs, replicaVerifyIntervalMs: intervalMs } = this.context;
@@ -393,20 +393,16 @@ export class TopicReplica {
   }
 
   /**
-   * Opens the topic's service as its leader. An open refused for want of replicas in sync (a group
-   * journal's first write, below minInSync) keeps the leadership: the followers go on fetching from
-   * this leader, catch up and rejoin the in-sync set, and the open is tried again meanwhile. Any
-   * other failure gives the role up, to be taken again from etcd's state.
+   * Opens the topic's service as its leader; it serves once open, its appends waiting for the
+   * epoch's start (epochNotBegun when that fails). An open refused for want of replicas in sync (a
+   * group journal's first write, below minInSync) keeps the leadership: the followers catch up and
+   * rejoin the in-sync set while the open is tried again. Any other failure gives the role up.
    */
   private async openService(leader: TopicLeader, state: TopicState, epochBegun: Promise<unknown> = Promise.resolve()): Promise<void> {
+    epochBegun.catch((error: unknown) => this.run(() => this.epochNotBegun(leader, state, error)));
     try {
       const openStartedMs = this.context.clock.monotonicMs();
-      const [opened, begun] = await Promise.allSettled([this.context.local.open(this.name), epochBegun]);
-      if (opened.status === 'rejected') throw opened.reason;
-      if (begun.status === 'rejected') {
-        await this.context.local.close(this.name, `${this.name} could not begin epoch ${state.epoch} here`);
-        throw begun.reason;
-      }
+      await this.context.local.open(this.name);
       this.serving = true;
       this.context.logger.info('cluster.leader.serving', { topic: this.name, epoch: state.epoch, openMs: Math.round(this.context.clock.monotonicMs() - openStartedMs) });
       if (moving(this.placementNow)) this.run(() => this.completeMove());
@@ -423,6 +419,17 @@ export class TopicReplica {
       // etcd still names this broker leader, and nothing may change there to wake it: try again.
       this.retryLater();
     }
+  }
+
+  /** The epoch's start did not become durable: nothing was appended in the epoch; the role is given up, to be taken again from etcd's state. */
+  private async epochNotBegun(leader: TopicLeader, state: TopicState, error: unknown): Promise<void> {
+    if (this.role.kind !== 'leader' || this.role.leader !== leader) return;
+    this.context.logger.error('cluster.leader.open_failed', { topic: this.name, epoch: state.epoch, error, retryInMs: TRANSITION_RETRY_MS, keepsLeading: false });
+    leader.stepDown(this.notLeader());
+    this.role = { kind: 'none' };
+    this.serving = false;
+    await this.context.local.close(this.name, `${this.name} could not begin epoch ${state.epoch} here`);
+    this.retryLater();
   }
 
   private async changeInSync(leader: TopicLeader, inSync: string[]): Promise<boolean> {

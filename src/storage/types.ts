@@ -216,7 +216,10 @@ export interface ReplicaLog extends PartitionLog {
   epochs(): readonly EpochEntry[];
   /** Where `epoch` ends in this log (KIP-101): see EpochCache.endOf. */
   epochEnd(epoch: number): EpochEnd;
-  /** Leader: later local batches carry `epoch` (recorded durably before the first of them). */
+  /**
+   * Leader: later local batches carry `epoch` (recorded durably before the first of them). Follower:
+   * its leader's `epoch` starts at this log's end (docs/CLUSTERING.md, invariant 14).
+   */
   beginEpoch(epoch: number): Promise<void>;
   /** Follower: writes a leader's batches as they are (checked: CRCs, offsets from `nextOffset`, epochs); resolves once written. */
   appendBatches(bytes: Buffer): Promise<AppendResult>;

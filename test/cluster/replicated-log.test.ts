@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { Log } from '../../src/storage/log.js';
 import { ReplicatedLog } from '../../src/cluster/replicated-log.js';
 import { TopicLeader } from '../../src/cluster/topic-leader.js';
+import { FerryError, isFerryError } from '../../src/errors.js';
 import { silentLogger } from '../../src/platform/logger.js';
 import { SimClock, settle } from '../sim/sim-clock.js';
 import { SimFileSystem } from '../sim/sim-fs.js';
@@ -37,4 +38,19 @@ test('replicated log - the first append waits for the epoch start to be durable;
   assert.ok(appended);
   assert.equal(log.leaderEpoch, 2);
   assert.equal(log.epochEnd(1).endOffset, 0, 'the record is in epoch 2: epoch 1 ends before it');
+});
+
+test('replicated log - an epoch start that fails refuses the append as NOT_LEADER and stores nothing', async () => {
+  const clock = new SimClock();
+  const log = await Log.open({ dir: '/t/p0', fs: new SimFileSystem(), clock, durability: 'always' });
+  const leader = new TopicLeader({
+    topic: 't', nodeId: 'n1', epoch: 2, inSync: ['n1'], replicas: ['n1'], minInSync: 1, replicaLagMaxMs: 10_000,
+    knownHighWatermarks: new Map(), clock, logger: silentLogger, changeInSync: async () => true, onFenced: () => undefined,
+  });
+  leader.addLog('p0', log);
+  const failed = Promise.reject(new FerryError('STORAGE_FAILED', 'the epoch list could not be written'));
+  failed.catch(() => undefined);
+  const replicated = new ReplicatedLog('p0', log, leader, null, failed);
+  await assert.rejects(replicated.append([record(0)]), (error) => isFerryError(error, 'NOT_LEADER'));
+  assert.equal(log.nextOffset, 0, 'nothing is stored');
 });
