@@ -41,7 +41,18 @@ export async function readChunk(log: ReplicaLog, request: CatchUpReadRequest, by
   const kept = batches.filter((_, i) => ends[i]!.baseOffset < to);
   // The digests hash the batches just read (checking their records), not a second read of them.
   const ranges = await log.digests({ fromOffset: from, toOffset: to, spanRecords: DIGEST_LEAF_RECORDS }, { batches: kept, cutGeneration });
-  return { logId: request.logId, logStartOffset: log.startOffset, sealedEnd, fromOffset: from, toOffset: to, ranges, batches: Buffer.concat(kept) };
+  return { logId: request.logId, logStartOffset: log.startOffset, sealedEnd, fromOffset: from, toOffset: to, ranges, batches: backToBack(kept) };
+}
+
+/** The batches as one buffer: a view when they lie back to back in one read already (most chunks), else a copy. */
+function backToBack(batches: readonly Buffer[]): Buffer {
+  const first = batches[0]!;
+  let end = first.byteOffset;
+  for (const batch of batches) {
+    if (batch.buffer !== first.buffer || batch.byteOffset !== end) return Buffer.concat(batches);
+    end += batch.length;
+  }
+  return Buffer.from(first.buffer, first.byteOffset, end - first.byteOffset);
 }
 
 function batchSpan(batch: Buffer): { baseOffset: number; endOffset: number } {
