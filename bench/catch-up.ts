@@ -195,12 +195,15 @@ export async function runCatchUpBench(argv: string[]): Promise<number> {
     await fill(client, options.mib);
     progress(`filled ${options.mib} MiB in ${((performance.now() - filledAt) / 1000).toFixed(1)} s`);
     progress(`written back: ${await settleWriteback()} KiB dirty`);
+    const cpuAt = (): Map<string, number> => new Map([...pids].map(([nodeId, pid]) => [nodeId, cpuSeconds(pid)]));
+    const cpuUnloaded = { before: cpuAt(), startedMs: performance.now() };
     const unloaded = await load(client, options.rate, Math.round(options.rate * options.loadSeconds));
+    const cpuUnloadedAfter = cpuAt();
+    const unloadedSeconds = (performance.now() - cpuUnloaded.startedMs) / 1000;
     progress(`unloaded: p50 ${unloaded.p50Ms.toFixed(2)} ms, p99 ${unloaded.p99Ms.toFixed(2)} ms`);
     const before = (await client.describeTopic(TOPIC)).partitions[0]!;
     const spare = ['n1', 'n2', 'n3'].find((nodeId) => !(before.replicas ?? []).includes(nodeId))!;
     const leaving = (before.replicas ?? []).find((nodeId) => nodeId !== before.leader)!;
-    const cpuAt = (): Map<string, number> => new Map([...pids].map(([nodeId, pid]) => [nodeId, cpuSeconds(pid)]));
     const cpuBefore = cpuAt();
     const t0 = performance.now();
     const copying = options.plainCopyBytesPerSec === undefined ? null : plainCopy(join(root, before.leader!), join(root, 'plain-copy'), options.plainCopyBytesPerSec);
@@ -220,6 +223,13 @@ export async function runCatchUpBench(argv: string[]): Promise<number> {
     // Each broker's CPU time from the move until in sync: what the catch-up costs whatever the machine's load.
     const roles = { leader: before.leader!, inSyncFollower: leaving, newReplica: spare };
     const cpu = Object.fromEntries(Object.entries(roles).map(([role, nodeId]) => [role, Math.round((cpuAfter.get(nodeId)! - cpuBefore.get(nodeId)!) * 100) / 100]));
+    // Less what the same time of the load alone cost each (its rate in the unloaded round): the catch-up's own CPU.
+    const cpuExtra = Object.fromEntries(
+      Object.entries(roles).map(([role, nodeId]) => {
+        const loadOnly = ((cpuUnloadedAfter.get(nodeId)! - cpuUnloaded.before.get(nodeId)!) / unloadedSeconds) * seconds;
+        return [role, Math.round((cpu[role]! - loadOnly) * 100) / 100];
+      }),
+    );
     await loading;
     const bytes = (await client.describeTopic(TOPIC)).partitions[0]!.bytes ?? 0;
     const result = {
@@ -231,6 +241,7 @@ export async function runCatchUpBench(argv: string[]): Promise<number> {
       options,
       catchUp: { seconds, bytes, mibPerSec: bytes / 1048576 / seconds },
       cpuSeconds: cpu,
+      cpuSecondsBeyondLoad: cpuExtra,
       publish: { unloaded, duringCatchUp: loaded },
     };
     await client.close();
@@ -242,7 +253,8 @@ export async function runCatchUpBench(argv: string[]): Promise<number> {
     process.stdout.write(
       `${copying === null ? 'catch-up' : 'plain copy (the floor) alongside a partition'} of ${(bytes / 1048576).toFixed(0)} MiB: ${copying === null ? 'in sync' : 'copied'} after ${seconds.toFixed(1)} s (${result.catchUp.mibPerSec.toFixed(1)} MiB/s); ` +
         `publish p99 unloaded ${unloaded.p99Ms.toFixed(2)} ms, during ${during?.p99Ms.toFixed(2) ?? '-'} ms (${during?.failed ?? 0} failed); ` +
-        `CPU s leader ${cpu['leader']}, in-sync follower ${cpu['inSyncFollower']}, new replica ${cpu['newReplica']}; ` +
+        `CPU s leader ${cpu['leader']}, in-sync follower ${cpu['inSyncFollower']}, new replica ${cpu['newReplica']} ` +
+        `(beyond the load alone: ${cpuExtra['leader']}, ${cpuExtra['inSyncFollower']}, ${cpuExtra['newReplica']}); ` +
         `load average ${result.loadAverage.start.toFixed(1)} -> ${result.loadAverage.end.toFixed(1)}\nresults: ${file}\n`,
     );
     return 0;
