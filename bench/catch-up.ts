@@ -32,7 +32,7 @@ import { waitFor } from './cluster.js';
 import { sendPaced } from './pacer.js';
 import { ensureBuilt, loadClient } from './peers/ferry.js';
 import { startEtcd } from './peers/etcd.js';
-import { freePort, LOOPBACK_HOST, ProcessRegistry } from './processes.js';
+import { freePort, LOOPBACK_HOST, ProcessRegistry, type ServerProcess } from './processes.js';
 import { summarizeLatencies, type LatencySummary } from './stats.js';
 
 const TOPIC = 'bench-catch-up';
@@ -104,11 +104,16 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SEC;
 }
 
-async function startBrokers(processes: ProcessRegistry, options: Options): Promise<{ servers: string[]; root: string; pids: Map<string, number> }> {
+/** Fails, naming the broker, its exit and its last output, when one of them is no longer running. */
+function checkRunning(brokers: Map<string, ServerProcess>): void {
+  for (const [nodeId, server] of brokers) if (!server.running) throw new Error(`broker ${nodeId} exited (${server.exitReason}) during the run; its last output:\n${server.output}`);
+}
+
+async function startBrokers(processes: ProcessRegistry, options: Options): Promise<{ servers: string[]; root: string; brokers: Map<string, ServerProcess> }> {
   const etcd = await startEtcd(processes);
   const root = processes.makeTempDir('ferry-catch-up');
   const servers: string[] = [];
-  const pids = new Map<string, number>();
+  const brokers = new Map<string, ServerProcess>();
   for (let index = 1; index <= 3; index++) {
     const dir = join(root, `n${index}`);
     mkdirSync(dir);
@@ -126,9 +131,9 @@ async function startBrokers(processes: ProcessRegistry, options: Options): Promi
     });
     await waitFor(`n${index} /readyz`, 60_000, async () => (await fetch(`http://${LOOPBACK_HOST}:${httpPort}/readyz`)).ok);
     servers.push(`${LOOPBACK_HOST}:${port}`);
-    pids.set(`n${index}`, server.pid);
+    brokers.set(`n${index}`, server);
   }
-  return { servers, root, pids };
+  return { servers, root, brokers };
 }
 
 /** The floor: the leader's files copied plainly at `bytesPerSec` (bench/paced-copy.ts); resolves when done. */
@@ -188,14 +193,17 @@ export async function runCatchUpBench(argv: string[]): Promise<number> {
   const startedAt = new Date().toISOString();
   const loadStart = loadavg()[0]!;
   try {
-    const { servers, root, pids } = await startBrokers(processes, options);
+    const { servers, root, brokers } = await startBrokers(processes, options);
     const client = (await (await loadClient()).connect({ servers })) as unknown as CatchUpClient;
     await client.createTopic(TOPIC, { replicas: 2, minInSync: 1, durability: 'interval', partitions: 1, segmentBytes: Math.round(options.segmentMib * 1024 * 1024) });
     const filledAt = performance.now();
     await fill(client, options.mib);
     progress(`filled ${options.mib} MiB in ${((performance.now() - filledAt) / 1000).toFixed(1)} s`);
     progress(`written back: ${await settleWriteback()} KiB dirty`);
-    const cpuAt = (): Map<string, number> => new Map([...pids].map(([nodeId, pid]) => [nodeId, cpuSeconds(pid)]));
+    const cpuAt = (): Map<string, number> => {
+      checkRunning(brokers);
+      return new Map([...brokers].map(([nodeId, server]) => [nodeId, cpuSeconds(server.pid)]));
+    };
     const cpuUnloaded = { before: cpuAt(), startedMs: performance.now() };
     const unloaded = await load(client, options.rate, Math.round(options.rate * options.loadSeconds));
     const cpuUnloadedAfter = cpuAt();
