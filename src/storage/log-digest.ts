@@ -66,7 +66,7 @@ export function heldBatchesSource(log: DigestSource, held: readonly Buffer[]): D
       for (let i = first, bytes = 0; i < held.length && (out.length === 0 || bytes + held[i]!.length <= options.bytesMax); i++) {
         const span = spans[i];
         // A batch without a valid header is read from the log, which reports it as damage.
-        if (span === null || (i > first && span!.start !== spans[i - 1]!.end) || (options.endOffset !== undefined && span!.end > options.endOffset)) break;
+        if (span === null || (i > first && span.start !== spans[i - 1]!.end) || (options.endOffset !== undefined && span.end > options.endOffset)) break;
         out.push(held[i]!);
         bytes += held[i]!.length;
       }

@@ -285,11 +285,11 @@ export class Log implements ReplicaLog {
     return this.serializeReplica(() => this.cut(() => resetLog(this.state, this.writer, this.syncer, offset)));
   }
 
-  /** Run with maintenance, so that no truncation or retention changes the segments while they are hashed. */
   get cutGeneration(): number {
     return this.cuts;
   }
 
+  /** Run with maintenance, so that no truncation or retention changes the segments while they are hashed. */
   digests(request: { fromOffset: number; toOffset: number; spanRecords: number }, held?: HeldBatches): Promise<RangeDigest[]> {
     return this.serializeMaintenance(async () => {
       const state = this.state;
