@@ -19,6 +19,7 @@ export async function readChunk(log: ReplicaLog, request: CatchUpReadRequest, by
   const empty = (at: number): CatchUpChunk => ({ logId: request.logId, logStartOffset: log.startOffset, sealedEnd, fromOffset: at, toOffset: at, ranges: [], batches: Buffer.alloc(0) });
   const from = request.fromOffset;
   if (from < log.startOffset || from >= sealedEnd) return empty(Math.max(from, log.startOffset));
+  const cutGeneration = log.cutGeneration;
   const batches: Buffer[] = [];
   const ends: Array<{ baseOffset: number; endOffset: number }> = [];
   // A read stops at a segment's end: read on into the next ones up to the chunk's size.
@@ -38,8 +39,20 @@ export async function readChunk(log: ReplicaLog, request: CatchUpReadRequest, by
   const aligned = Math.floor(lastEnd / DIGEST_LEAF_RECORDS) * DIGEST_LEAF_RECORDS;
   const to = aligned > from ? aligned : lastEnd;
   const kept = batches.filter((_, i) => ends[i]!.baseOffset < to);
-  const ranges = await log.digests({ fromOffset: from, toOffset: to, spanRecords: DIGEST_LEAF_RECORDS });
-  return { logId: request.logId, logStartOffset: log.startOffset, sealedEnd, fromOffset: from, toOffset: to, ranges, batches: Buffer.concat(kept) };
+  // The digests hash the batches just read (checking their records), not a second read of them.
+  const ranges = await log.digests({ fromOffset: from, toOffset: to, spanRecords: DIGEST_LEAF_RECORDS }, { batches: kept, cutGeneration });
+  return { logId: request.logId, logStartOffset: log.startOffset, sealedEnd, fromOffset: from, toOffset: to, ranges, batches: backToBack(kept) };
+}
+
+/** The batches as one buffer: a view when they lie back to back in one read already (most chunks), else a copy. */
+function backToBack(batches: readonly Buffer[]): Buffer {
+  const first = batches[0]!;
+  let end = first.byteOffset;
+  for (const batch of batches) {
+    if (batch.buffer !== first.buffer || batch.byteOffset !== end) return Buffer.concat(batches);
+    end += batch.length;
+  }
+  return Buffer.from(first.buffer, first.byteOffset, end - first.byteOffset);
 }
 
 function batchSpan(batch: Buffer): { baseOffset: number; endOffset: number } {

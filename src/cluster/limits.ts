@@ -59,6 +59,12 @@ export const DAMAGE_REPORT_RETRY_MS = 2_000;
 /** Bytes of one catch-up chunk at most (and at most one second of `replicaCatchUpBytesPerSec`). */
 export const CATCH_UP_CHUNK_BYTES_MAX = 4 * 1024 * 1024;
 /**
+ * A leader that served a catch-up chunk within this long defers its background replica checks: the
+ * copy already takes the disk and the cores, and a first check hashes whole logs on both sides
+ * (docs/CLUSTERING.md, "Replica digests"). `ferry topics verify` is never deferred.
+ */
+export const CATCH_UP_QUIET_MS = 5_000;
+/**
  * A follower this many records behind its leader's end (or new, or behind the leader's log start)
  * copies the leader's sealed segments in chunks before it fetches again: a few leaves of digests,
  * so a follower lagging a moment under load keeps fetching.

@@ -1,7 +1,8 @@
 /**
  * A leader's checks of its followers' logs (docs/CLUSTERING.md, "Replica digests"): on request
  * (`ferry topics verify`) every follower, and in the background one follower per interval, round
- * robin, so the cost is bounded whatever the number of topics' followers. A follower whose log
+ * robin, so the cost is bounded whatever the number of topics' followers, and not while a follower
+ * copies the leader's segments (CATCH_UP_QUIET_MS). A follower whose log
  * differs below the high watermark, or that met damage while hashing, is counted
  * (`ferry_replica_mismatches_total`), taken out of the in-sync set through etcd, and only then told
  * to cut the log back to the first differing range and fetch it again (REPLICA_REPAIR): it cannot
@@ -54,6 +55,8 @@ export class ReplicaChecks {
       this.timer = null;
       // A leader that stepped down checks nothing more.
       if (!this.options.leader.active) return;
+      // A follower is copying this leader's segments: the check waits for the next interval.
+      if (this.options.leader.servingCatchUp) return this.arm();
       const followers = this.options.leader.followerIds().sort();
       if (followers.length === 0) return this.arm();
       const replicaId = followers[this.next++ % followers.length]!;

@@ -322,7 +322,7 @@ export class TopicFollower {
       let bytes = 0;
       let next = log === undefined ? null : this.readChunk(connection, logId, log.nextOffset);
       while (log !== undefined && next !== null && this.running) {
-        const chunk = await next;
+        const { chunk, payload } = await next;
         next = null;
         if (log.nextOffset < chunk.logStartOffset) {
           await this.locally(async () => void (await log.resetTo(chunk.logStartOffset)));
@@ -334,9 +334,12 @@ export class TopicFollower {
         try {
           const end = batchesEndOffset(chunk.batches, chunk.fromOffset);
           if (end < chunk.sealedEnd) next = this.readChunk(connection, logId, end);
-          const checked = Buffer.from(checkChunk(chunk));
+          // The chunk's bytes are a view of the frame's payload, checked, written, then given back
+          // for the next frame (the log keeps no reference to them once written).
+          const checked = checkChunk(chunk);
           await this.locally(async () => void (await log.appendBatches(checked)));
           bytes += checked.length;
+          connection.recyclePayload(payload);
         } catch (error) {
           next?.catch(() => undefined);
           throw error;
@@ -353,11 +356,11 @@ export class TopicFollower {
   }
 
   /** Asks the leader for the chunk of `logId` from `fromOffset` (CATCH_UP_READ). */
-  private readChunk(connection: ClientConnection, logId: string, fromOffset: number): Promise<CatchUpChunk> {
+  private readChunk(connection: ClientConnection, logId: string, fromOffset: number): Promise<{ chunk: CatchUpChunk; payload: Buffer }> {
     return connection.request(
       (w, id) => encodeCatchUpRead(w, id, { topic: this.options.topic, replicaId: this.options.nodeId, epoch: this.options.epoch, logId, fromOffset, bytesMax: this.options.catchUpRate.chunkBytes }),
       FRAME_TYPES.CATCH_UP_READ_OK,
-      decodeCatchUpReadOk,
+      (r) => ({ chunk: decodeCatchUpReadOk(r), payload: r.payload }),
     );
   }
 

@@ -15,7 +15,7 @@ import type { Logger } from '../platform/logger.js';
 import type { EpochEndRequest, EpochEndResponse, FetchLogResponse, ReplicaFetchRequest, ReplicaFetchResponse, ReplicaProgress } from '../protocol/codec-replication.js';
 import type { ReplicaLog } from '../storage/types.js';
 import { CommitWaiters } from './commit-waiters.js';
-import { CATCH_UP_CHUNK_BYTES_MAX, FETCH_BYTES_MAX, FETCH_WAIT_MS_MAX, FOLLOWER_GONE_MS, HANDOVER_POLL_MS, IN_SYNC_CHECK_INTERVAL_MS } from './limits.js';
+import { CATCH_UP_CHUNK_BYTES_MAX, CATCH_UP_QUIET_MS, FETCH_BYTES_MAX, FETCH_WAIT_MS_MAX, FOLLOWER_GONE_MS, HANDOVER_POLL_MS, IN_SYNC_CHECK_INTERVAL_MS } from './limits.js';
 import type { CatchUpChunk, CatchUpReadRequest } from '../protocol/codec-catch-up.js';
 import { readChunk } from './catch-up.js';
 
@@ -90,6 +90,8 @@ export class TopicLeader {
   /** A record of this epoch is committed (logged once: how long a new leader took to confirm). */
   private committing = false;
   private readonly startedMs: number;
+  /** When this leader last served a catch-up chunk (monotonic ms). */
+  private lastCatchUpMs = Number.NEGATIVE_INFINITY;
   /** A controlled handover is under way: every write is refused with this, while followers still fetch and commits still come. */
   private sealed: FerryError | null = null;
 
@@ -201,10 +203,15 @@ export class TopicLeader {
   /** A far-behind follower copies a chunk of the leader's sealed segments (catch-up.ts). */
   async catchUpChunk(request: CatchUpReadRequest): Promise<CatchUpChunk> {
     this.checkEpoch(request.epoch, request.replicaId);
-    this.follower(request.replicaId).contactMs = this.options.clock.monotonicMs();
+    this.follower(request.replicaId).contactMs = this.lastCatchUpMs = this.options.clock.monotonicMs();
     const log = this.logs.get(request.logId);
     if (log === undefined) throw new FerryError('INVALID_ARGUMENT', `topic ${this.options.topic} has no log ${request.logId}`);
     return readChunk(log, request, Math.min(request.bytesMax, CATCH_UP_CHUNK_BYTES_MAX));
+  }
+
+  /** A follower copied a chunk of this leader's segments within CATCH_UP_QUIET_MS: background checks wait. */
+  get servingCatchUp(): boolean {
+    return this.options.clock.monotonicMs() - this.lastCatchUpMs < CATCH_UP_QUIET_MS;
   }
 
   /** A follower's connection closed: its parked fetches are gone. */

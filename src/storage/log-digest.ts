@@ -43,6 +43,39 @@ export interface DigestSource {
   readBatches(offset: number, options: { bytesMax: number; endOffset?: number }): Promise<Buffer[]>;
 }
 
+/**
+ * A source that serves reads from `held` (whole batches back to back, in offset order, just read
+ * from `log` by the caller) and reads `log` only for what they do not hold: a leader serving a
+ * catch-up chunk hashes the bytes it has in memory instead of reading them from disk a second time.
+ * Each read from `held` resolves on the next turn of the event loop, so hashing a large chunk leaves
+ * room for other work between steps (the same steps as reading from disk: DIGEST_READ_BYTES).
+ */
+export function heldBatchesSource(log: DigestSource, held: readonly Buffer[]): DigestSource {
+  const spans = held.map((batch) => {
+    const header = readBatchHeader(batch, 0);
+    return header === null ? null : { start: header.baseOffset, end: header.baseOffset + header.recordCount };
+  });
+  return {
+    get startOffset() {
+      return log.startOffset;
+    },
+    async readBatches(offset, options) {
+      const first = spans.findIndex((span) => span !== null && span.start <= offset && offset < span.end);
+      if (first < 0) return log.readBatches(offset, options);
+      const out: Buffer[] = [];
+      for (let i = first, bytes = 0; i < held.length && (out.length === 0 || bytes + held[i]!.length <= options.bytesMax); i++) {
+        const span = spans[i];
+        // A batch without a valid header is read from the log, which reports it as damage.
+        if (span === null || (i > first && span.start !== spans[i - 1]!.end) || (options.endOffset !== undefined && span.end > options.endOffset)) break;
+        out.push(held[i]!);
+        bytes += held[i]!.length;
+      }
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      return out;
+    },
+  };
+}
+
 /** The ranges `[from, to)` is cut into: pieces of `spanRecords` aligned at multiples of it. */
 export function pieces(fromOffset: number, toOffset: number, spanRecords: number): Array<{ fromOffset: number; toOffset: number }> {
   const out: Array<{ fromOffset: number; toOffset: number }> = [];

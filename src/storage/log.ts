@@ -14,7 +14,7 @@ import { lastEpoch, readSegmentBatches, scanEpochs } from './batch-reader.js';
 import { EpochCache, type EpochEnd, type EpochEntry } from './epoch-cache.js';
 import { APPEND_QUEUE_BYTES_MAX, READ_BYTES_MAX } from './limits.js';
 import { resolveLogConfig } from './log-config.js';
-import { DigestCache, digestRanges, type RangeDigest } from './log-digest.js';
+import { DigestCache, digestRanges, heldBatchesSource, type RangeDigest } from './log-digest.js';
 import { findSegment, readLog } from './log-reader.js';
 import { parseBatches, resetLog, truncateLog } from './log-replica.js';
 import { LogState, toFerryError } from './log-state.js';
@@ -34,6 +34,7 @@ import type {
   ReadOptions,
   RecordInput,
   RecoveryReport,
+  HeldBatches,
   ReplicaLog,
   RetentionReport,
 } from './types.js';
@@ -61,6 +62,8 @@ export class Log implements ReplicaLog {
   private closePromise: Promise<void> | null = null;
   /** Digests of whole leaves in sealed segments (log-digest.ts). */
   private readonly digestCache = new DigestCache();
+  /** Twice the cuts (truncations, resets) begun so far, less one while one runs: see `cutGeneration`. */
+  private cuts = 0;
 
   private constructor(
     state: LogState,
@@ -282,15 +285,21 @@ export class Log implements ReplicaLog {
     return this.serializeReplica(() => this.cut(() => resetLog(this.state, this.writer, this.syncer, offset)));
   }
 
+  get cutGeneration(): number {
+    return this.cuts;
+  }
+
   /** Run with maintenance, so that no truncation or retention changes the segments while they are hashed. */
-  digests(request: { fromOffset: number; toOffset: number; spanRecords: number }): Promise<RangeDigest[]> {
+  digests(request: { fromOffset: number; toOffset: number; spanRecords: number }, held?: HeldBatches): Promise<RangeDigest[]> {
     return this.serializeMaintenance(async () => {
       const state = this.state;
       if (request.fromOffset < state.startOffset && request.fromOffset < request.toOffset) throw this.outOfRange(request.fromOffset);
       if (request.toOffset > state.writtenOffset + 1) {
         throw new FerryError('INVALID_ARGUMENT', `digests up to ${request.toOffset} asked of a log written up to ${state.writtenOffset + 1}`);
       }
-      return digestRanges(this, this.digestCache, state.active.baseOffset, request);
+      // Batches read before a cut may be gone from the log: those are read again.
+      const source = held !== undefined && held.cutGeneration === this.cuts ? heldBatchesSource(this, held.batches) : this;
+      return digestRanges(source, this.digestCache, state.active.baseOffset, request);
     });
   }
 
@@ -301,7 +310,9 @@ export class Log implements ReplicaLog {
     await this.syncer.syncAllWritten();
     await this.syncer.idle();
     return this.serializeMaintenance(async () => {
-      const end = await operation();
+      // Odd while a cut runs: batches read then are never taken for the log's (digests' `held`).
+      this.cuts++;
+      const end = await operation().finally(() => this.cuts++);
       this.digestCache.cutFrom(this.state.startOffset === end ? 0 : end);
       return end;
     });

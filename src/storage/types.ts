@@ -235,7 +235,19 @@ export interface ReplicaLog extends PartitionLog {
    * Digests of `[fromOffset, toOffset)` (within the log's start and written end) in pieces of
    * `spanRecords` (log-digest.ts); damage met on the way rejects with CORRUPT_RANGE and its range.
    */
-  digests(request: { fromOffset: number; toOffset: number; spanRecords: number }): Promise<RangeDigest[]>;
+  digests(request: { fromOffset: number; toOffset: number; spanRecords: number }, held?: HeldBatches): Promise<RangeDigest[]>;
+  /** Changes with every truncation or reset (and while one runs): batches read under one value are the log's while it holds. */
+  readonly cutGeneration: number;
+}
+
+/**
+ * Batches a caller has just read from a log (whole, back to back, in offset order) and the log's
+ * `cutGeneration` from before the read: `digests` hashes these instead of reading them again, unless
+ * the log was cut since (docs/CLUSTERING.md, "Catch-up from the leader's segments").
+ */
+export interface HeldBatches {
+  batches: readonly Buffer[];
+  cutGeneration: number;
 }
 
 /** Which log of a topic a factory is asked for. */

@@ -72,6 +72,40 @@ test('catch-up - a chunk whose bytes are not what the leader hashed is refused w
   await Promise.all([leader.close(), replica.close()]);
 });
 
+test('catch-up - the leader reads a chunk once: its digests hash the batches read for it, not a second read', async () => {
+  const { leader, replica, other } = await leaderAndReplica();
+  const read = leader.readBatches.bind(leader);
+  let bytesRead = 0;
+  leader.readBatches = async (offset, options) => {
+    const batches = await read(offset, options);
+    for (const batch of batches) bytesRead += batch.length;
+    return batches;
+  };
+  const chunk = await readChunk(leader, request(0), CHUNK_BYTES);
+  assert.ok(chunk.toOffset >= DIGEST_LEAF_RECORDS, `${chunk.fromOffset}..${chunk.toOffset}`);
+  assert.ok(bytesRead <= CHUNK_BYTES + 64 * 1024, `${bytesRead} bytes read for a chunk of ${chunk.batches.length}`);
+  // And the digests are the log's: the chunk checks, and the leader's later answers agree.
+  await replica.appendBatches(checkChunk(chunk));
+  const range = { fromOffset: 0, toOffset: chunk.toOffset, spanRecords: DIGEST_LEAF_RECORDS };
+  assert.deepEqual(await leader.digests(range), await replica.digests(range));
+  await Promise.all([leader.close(), replica.close(), other.close()]);
+});
+
+test('catch-up - batches read before a cut of the log are read again for its digests, never taken for the log\'s', async () => {
+  const { leader, replica, other } = await leaderAndReplica();
+  // Below a leaf nothing is kept, so each answer hashes what its source gives.
+  const range = { fromOffset: 0, toOffset: 1024, spanRecords: 512 };
+  const theirs = await other.readBatches(0, { bytesMax: CHUNK_BYTES, endOffset: 1100 });
+  const before = leader.cutGeneration;
+  assert.deepEqual(await leader.digests(range, { batches: theirs, cutGeneration: before }), await other.digests(range), 'held batches are what is hashed');
+  await leader.truncateTo(5_000);
+  assert.notEqual(leader.cutGeneration, before);
+  const mine = await leader.digests(range, { batches: theirs, cutGeneration: before });
+  assert.deepEqual(mine, await leader.digests(range));
+  assert.notDeepEqual(mine, await other.digests(range));
+  await Promise.all([leader.close(), replica.close(), other.close()]);
+});
+
 test('catch-up - the copy rate stays within replicaCatchUpBytesPerSec on the simulated clock', async () => {
   const clock = new SimClock();
   const bytesPerSec = 100_000;
