@@ -22,7 +22,7 @@
  * docs/BENCHMARKS.md. Servers are stopped by their PIDs, and their temp dirs removed.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
 import { join, resolve as resolvePath } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -39,6 +39,8 @@ const IN_FLIGHT_MAX = 1_000;
 const FAN_OUT_SUBSCRIBERS = 10;
 const E2E_RATE_PER_SECOND = 5_000;
 const TOPIC = 'bench/load';
+/** /proc's unit of CPU time (USER_HZ; 100 on Linux everywhere Node runs). */
+const CLOCK_TICKS_PER_SECOND = 100;
 const PEERS = ['ferry', 'mosquitto', 'aedes', 'floor'] as const;
 /** Measured when --only does not say: the floor is asked for by name. */
 const DEFAULT_PEERS: readonly Peer[] = ['ferry', 'mosquitto', 'aedes'];
@@ -59,6 +61,8 @@ interface RunOptions {
 interface PeerResult {
   peer: Peer;
   publishPerSecond: number;
+  /** The broker process's CPU time (user + system, all its threads) per acknowledged publish in figure 1: on a shared machine, steadier than the rate. */
+  publishBrokerCpuUs: number;
   fanOutDeliveriesPerSecond: number;
   e2eP50Ms: number;
   e2eP99Ms: number;
@@ -125,17 +129,28 @@ function publishClosedLoop(publisher: MqttClient, seconds: number): Promise<numb
   });
 }
 
-async function publishThroughput(port: number, seconds: number, kind: Publisher): Promise<number> {
+/** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat. */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // Fields 14 and 15 of stat (utime, stime), counted from the state field (3) on.
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+}
+
+async function publishThroughput(server: ServerProcess, seconds: number, kind: Publisher): Promise<{ perSecond: number; brokerCpuUs: number }> {
+  const cpuBefore = cpuSeconds(server.pid);
+  let acked: number;
+  let elapsedS: number;
   if (kind === 'lean') {
-    const run = await leanPublish(LOOPBACK_HOST, port, 'bench-pub', TOPIC, Buffer.alloc(PAYLOAD_BYTES, 'x'), IN_FLIGHT_MAX, seconds);
-    return run.acked / run.elapsedS;
+    ({ acked, elapsedS } = await leanPublish(LOOPBACK_HOST, server.port, 'bench-pub', TOPIC, Buffer.alloc(PAYLOAD_BYTES, 'x'), IN_FLIGHT_MAX, seconds));
+  } else {
+    const publisher = await client(server.port, 'bench-pub');
+    const started = performance.now();
+    acked = await publishClosedLoop(publisher, seconds);
+    elapsedS = (performance.now() - started) / 1000;
+    await publisher.endAsync();
   }
-  const publisher = await client(port, 'bench-pub');
-  const started = performance.now();
-  const acked = await publishClosedLoop(publisher, seconds);
-  const elapsedS = (performance.now() - started) / 1000;
-  await publisher.endAsync();
-  return acked / elapsedS;
+  return { perSecond: acked / elapsedS, brokerCpuUs: ((cpuSeconds(server.pid) - cpuBefore) * 1e6) / acked };
 }
 
 async function fanOut(port: number, seconds: number): Promise<number> {
@@ -189,10 +204,10 @@ async function measure(registry: ProcessRegistry, peer: Peer, options: RunOption
   const has = (figure: Figure): boolean => figures.includes(figure) && (peer !== 'floor' || figure === 'publish');
   const none = { p50: Number.NaN, p99: Number.NaN, received: 0, sent: 0 };
   try {
-    const publishPerSecond = has('publish') ? await publishThroughput(server.port, seconds, options.publisher) : Number.NaN;
+    const publish = has('publish') ? await publishThroughput(server, seconds, options.publisher) : { perSecond: Number.NaN, brokerCpuUs: Number.NaN };
     const fanOutDeliveriesPerSecond = has('fan-out') ? await fanOut(server.port, seconds) : Number.NaN;
     const e2e = has('e2e') ? await endToEnd(server.port, seconds) : none;
-    return { peer, publishPerSecond, fanOutDeliveriesPerSecond, e2eP50Ms: e2e.p50, e2eP99Ms: e2e.p99, e2eReceived: e2e.received, e2eSent: e2e.sent };
+    return { peer, publishPerSecond: publish.perSecond, publishBrokerCpuUs: publish.brokerCpuUs, fanOutDeliveriesPerSecond, e2eP50Ms: e2e.p50, e2eP99Ms: e2e.p99, e2eReceived: e2e.received, e2eSent: e2e.sent };
   } finally {
     await registry.stop(server);
   }
@@ -228,9 +243,9 @@ export async function runMqttBench(argv: string[]): Promise<number> {
   const lines = [
     `## MQTT (commit ${commit}; ${machine}; ${mosquittoVersion}; publisher ${publisher}${values['ferry-checkout'] === undefined ? '' : `; Ferry from ${ferryCheckout}`})`,
     '',
-    `| broker | QoS 1 publish msgs/s (1 KiB, ≤${IN_FLIGHT_MAX} in flight) | QoS 1 fan-out deliveries/s (1 → ${FAN_OUT_SUBSCRIBERS}) | e2e p50 / p99 ms at ${E2E_RATE_PER_SECOND}/s | received / sent |`,
-    '| --- | --- | --- | --- | --- |',
-    ...results.map((r) => `| ${r.peer} | ${Math.round(r.publishPerSecond)} | ${Math.round(r.fanOutDeliveriesPerSecond)} | ${r.e2eP50Ms.toFixed(2)} / ${r.e2eP99Ms.toFixed(2)} | ${r.e2eReceived} / ${r.e2eSent} |`),
+    `| broker | QoS 1 publish msgs/s (1 KiB, ≤${IN_FLIGHT_MAX} in flight) | broker CPU µs per publish | QoS 1 fan-out deliveries/s (1 → ${FAN_OUT_SUBSCRIBERS}) | e2e p50 / p99 ms at ${E2E_RATE_PER_SECOND}/s | received / sent |`,
+    '| --- | --- | --- | --- | --- | --- |',
+    ...results.map((r) => `| ${r.peer} | ${Math.round(r.publishPerSecond)} | ${r.publishBrokerCpuUs.toFixed(1)} | ${Math.round(r.fanOutDeliveriesPerSecond)} | ${r.e2eP50Ms.toFixed(2)} / ${r.e2eP99Ms.toFixed(2)} | ${r.e2eReceived} / ${r.e2eSent} |`),
     '',
     'Ferry fsyncs before each PUBACK (`durability: always`); mosquitto (persistence on) and aedes (in memory) do not.',
   ];
