@@ -55,7 +55,9 @@ function serve(socket: Socket): void {
     }
   });
   parser.on('error', () => socket.destroy());
-  socket.setNoDelay(true);
+  // Nagle's algorithm stays on, as aedes and mosquitto leave it: with it off, each read's few
+  // PUBACKs go out at once as tiny segments and a publisher that writes packet by packet
+  // (mqtt.js) falls into a ping-pong of one packet per read, slower than against aedes.
   socket.on('data', (chunk: Buffer) => {
     parser.parse(chunk);
     for (const packet of control.splice(0)) socket.write(packet);
