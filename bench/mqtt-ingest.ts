@@ -32,7 +32,7 @@ const { values } = parseArgs({ options: { checkout: { type: 'string' }, messages
 const checkout = resolvePath(values.checkout ?? REPO_ROOT);
 const total = Number(values.messages ?? '200000');
 const load = (path: string): Promise<Record<string, unknown>> => import(pathToFileURL(join(checkout, 'dist', 'src', path)).href) as Promise<Record<string, unknown>>;
-/* eslint-disable @typescript-eslint/no-explicit-any -- two builds' modules, loaded by path */
+// Two builds' modules, loaded by path: typed loosely, as either build's shapes may differ.
 const { Broker } = (await load('index.js')) as any;
 const { MqttServer } = (await load('transport/mqtt/server.js')) as any;
 const { NodeFileSystem } = (await load('platform/fs.js')) as any;
