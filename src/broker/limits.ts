@@ -1,5 +1,5 @@
 /** Bounds the broker layer enforces, each with its reason. */
-import { FerryError } from '../errors.js';
+import { FerryError, type ErrorCode } from '../errors.js';
 import { PUBLISH_MESSAGES_MAX } from '../protocol/limits.js';
 import { HEADERS_BYTES_MAX, HEADERS_COUNT_MAX, KEY_BYTES_MAX, RECORD_BYTES_MAX } from '../storage/limits.js';
 import type { PublishMessage } from './types.js';
@@ -99,3 +99,10 @@ export function checkPublishLimits(messages: readonly PublishMessage[], limits: 
     }
   }
 }
+
+/**
+ * Codes the broker raises while checking a publish, before anything is written (docs/ARCHITECTURE.md,
+ * "Who checks what in a publish"): a call that joined several requests' messages and failed with one
+ * of them is tried again request by request, so that only the offending one fails.
+ */
+export const PUBLISH_VALIDATION_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['INVALID_ARGUMENT', 'RECORD_TOO_LARGE', 'KEY_TOO_LARGE', 'HEADERS_TOO_LARGE', 'BATCH_TOO_LARGE']);

@@ -122,6 +122,9 @@ export class MqttConnection implements SessionHolder, OutboundPort, SubscribingC
       // The parser reports bad input as an 'error' event; anything it throws is bad input too, never the broker's end.
       this.fail(new MqttProtocolError(REASON.malformedPacket, `malformed packet: ${(error as Error).message}`));
       return;
+    } finally {
+      // The publishes of this read (those before a bad packet too, as they were taken one by one before) go to the broker together.
+      this.inbound?.flushBatch();
     }
     // A packet still being read whose declared length is over the limit: refused before its body is buffered.
     const pending = (this.parser as unknown as { packet?: { length?: number } }).packet?.length ?? -1;
@@ -154,6 +157,8 @@ export class MqttConnection implements SessionHolder, OutboundPort, SubscribingC
   };
 
   private dispatch(packet: Packet): void {
+    // Publishes gathered so far are stored before anything else the client sent is acted on.
+    if (packet.cmd !== 'publish') this.inbound!.flushBatch();
     switch (packet.cmd) {
       case 'publish':
         this.inbound!.publish(packet);
@@ -274,6 +279,7 @@ export class MqttConnection implements SessionHolder, OutboundPort, SubscribingC
     this.setReadPaused(false);
     const early = this.early.splice(0);
     for (const packet of early) this.onPacket(packet);
+    this.inbound?.flushBatch();
   }
 
   private refuseConnect(error: unknown): void {

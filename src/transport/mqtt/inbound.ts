@@ -14,14 +14,22 @@
  * 5.0 (QoS 1 and 2; QoS 0 is dropped, as nothing answers it); 3.1.1 has no way to say so, and
  * MQTT-3.3.5-2 leaves the server acknowledging or closing: the connection is closed, so that a
  * refused message is never taken for a delivered one.
+ *
+ * Consecutive QoS 0 and 1 publishes (not retained) to one Ferry topic, as one socket read brings
+ * them, are stored by one broker publish (`flushBatch` at the end of the read, or as soon as a
+ * publish of another kind, topic or packet comes), and their PUBACKs are filled from its one
+ * outcome: one store call, one promise and one reaction per batch instead of per message. A batch
+ * refused with a code that means nothing was written (PUBLISH_VALIDATION_CODES, e.g. one message's
+ * reserved header) is stored again message by message, so only the offending one is refused.
  */
 import { createHash } from 'node:crypto';
 import type { IPublishPacket, IPubrelPacket, Packet } from 'mqtt-packet';
+import { PUBLISH_VALIDATION_CODES } from '../../broker/limits.js';
 import type { BrokerApi, Header, PublishMessage, PublishResult } from '../../broker/types.js';
-import { FerryError } from '../../errors.js';
+import { FerryError, isFerryError } from '../../errors.js';
 import type { Logger } from '../../platform/logger.js';
-import { TOPIC_ALIASES_MAX } from './limits.js';
-import { messageOfPublish, publisherHeader } from './messages.js';
+import { PUBLISH_BATCH_BYTES_MAX, PUBLISH_BATCH_MESSAGES_MAX, TOPIC_ALIASES_MAX } from './limits.js';
+import { messageOfPublish, publisherHeader, type PlainHeaders } from './messages.js';
 import { REASON, reasonOf, type ReasonCode } from './reason-codes.js';
 import type { TopicMap } from './topic-map.js';
 import { topicNameProblem } from './topics.js';
@@ -59,18 +67,36 @@ export interface InboundOptions {
   onRetain?(topic: string, packet: IPublishPacket): void;
 }
 
-interface PendingAck {
-  packet: Packet | null;
+/** A place in the order of answers: the answers to `count` publishes, null until they are known. */
+interface PendingAnswer {
+  packets: Packet[] | null;
+  count: number;
+}
+
+/** Consecutive plain QoS 0 and 1 publishes to one Ferry topic, stored by one broker publish. */
+interface OpenBatch {
+  ferryTopic: string;
+  messages: PublishMessage[];
+  packets: IPublishPacket[];
+  /** Each packet's topic name (through its alias). */
+  topics: string[];
+  bytes: number;
+  /** The PUBACKs of its QoS 1 publishes; null while it has none. */
+  answer: PendingAnswer | null;
 }
 
 export class Inbound {
   private readonly aliases = new Map<number, string>();
   /** QoS 2 packet ids received and not yet released, with the reason code their PUBREC carries. */
   private readonly awaitingRelease = new Map<number, Promise<ReasonCode>>();
-  private readonly acks: PendingAck[] = [];
+  private readonly acks: PendingAnswer[] = [];
   private waiting = 0;
   /** This client's `mqtt-client-id` header, shared by its messages. */
   private readonly publisher: Header;
+  /** The publishes gathered for one store call (flushBatch sends them). */
+  private open: OpenBatch | null = null;
+  /** The headers of the last plain publish, shared by the next one to the same topic at the same QoS. */
+  private readonly plainHeaders: PlainHeaders = { topic: '', qos: 0, headers: [] };
 
   constructor(
     private readonly options: InboundOptions,
@@ -81,6 +107,14 @@ export class Inbound {
 
   publish(packet: IPublishPacket): void {
     const topic = this.resolveTopic(packet);
+    if (packet.qos !== 2 && !packet.retain) {
+      const ferryTopic = this.options.topicMap.ferryTopicOf(topic);
+      if (ferryTopic !== null) {
+        this.gather(ferryTopic, topic, packet);
+        return;
+      }
+    }
+    this.flushBatch();
     if (packet.qos === 2 && packet.messageId !== undefined && this.awaitingRelease.has(packet.messageId)) {
       // Sent again before PUBREL: stored already, answer with the first one's outcome.
       const first = this.awaitingRelease.get(packet.messageId)!;
@@ -114,16 +148,89 @@ export class Inbound {
 
   /** QoS 1, the common case, without a promise per step: the PUBACK's slot is filled straight from the store's outcome. */
   private pubackOnce(stored: Promise<unknown>, packet: IPublishPacket, topic: string): void {
-    const slot = this.reserve();
+    const slot = this.reserve(1);
+    this.waited(1);
     const messageId = packet.messageId!;
     const v5 = this.options.protocolVersion === 5;
     stored.then(
-      () => this.fill(slot, v5 ? { cmd: 'puback', messageId, reasonCode: REASON.success } : { cmd: 'puback', messageId }),
+      () => this.fill(slot, [v5 ? { cmd: 'puback', messageId, reasonCode: REASON.success } : { cmd: 'puback', messageId }]),
       (error: unknown) => {
         this.refused(error, packet, topic);
-        this.fill(slot, v5 ? { cmd: 'puback', messageId, reasonCode: reasonOf(error) } : { cmd: 'puback', messageId });
+        this.fill(slot, [v5 ? { cmd: 'puback', messageId, reasonCode: reasonOf(error) } : { cmd: 'puback', messageId }]);
       },
     );
+  }
+
+  /** Adds a plain QoS 0 or 1 publish to the open batch (flushing it first when it is for another topic, or full). */
+  private gather(ferryTopic: string, topic: string, packet: IPublishPacket): void {
+    let batch = this.open;
+    const message = messageOfPublish(packet, topic, this.options.nowMs(), this.publisher, this.plainHeaders);
+    if (batch !== null && (batch.ferryTopic !== ferryTopic || batch.messages.length >= PUBLISH_BATCH_MESSAGES_MAX || batch.bytes + message.value.length > PUBLISH_BATCH_BYTES_MAX)) {
+      this.flushBatch();
+      batch = null;
+    }
+    batch ??= this.open = { ferryTopic, messages: [], packets: [], topics: [], bytes: 0, answer: null };
+    batch.messages.push(message);
+    batch.packets.push(packet);
+    batch.topics.push(topic);
+    batch.bytes += message.value.length;
+    if (packet.qos === 1) {
+      if (batch.answer === null) batch.answer = this.reserve(0);
+      batch.answer.count++;
+      this.waited(1);
+    }
+  }
+
+  /** Stores the open batch with one broker publish; its PUBACKs go out, in their place, once that resolved. */
+  flushBatch(): void {
+    const batch = this.open;
+    if (batch === null) return;
+    this.open = null;
+    let stored: Promise<PublishResult[]>;
+    try {
+      stored = this.options.broker.publish(batch.ferryTopic, batch.messages);
+    } catch (error) {
+      stored = Promise.reject(error);
+    }
+    stored.then(
+      () => this.batchAnswered(batch, null),
+      (error: unknown) => this.batchRefused(batch, error),
+    );
+  }
+
+  /** Fills the batch's PUBACKs: each a success, or each refused with `error`'s reason (an array: one error per message). */
+  private batchAnswered(batch: OpenBatch, errors: readonly unknown[] | null): void {
+    const v5 = this.options.protocolVersion === 5;
+    const packets: Packet[] = [];
+    for (let index = 0; index < batch.packets.length; index++) {
+      const packet = batch.packets[index]!;
+      const error = errors === null ? undefined : errors[index];
+      if (error !== undefined) this.refused(error, packet, batch.topics[index]!);
+      if (packet.qos !== 1) continue;
+      const messageId = packet.messageId!;
+      if (!v5) packets.push({ cmd: 'puback', messageId });
+      else packets.push({ cmd: 'puback', messageId, reasonCode: error === undefined ? REASON.success : reasonOf(error) });
+    }
+    if (batch.answer !== null) this.fill(batch.answer, packets);
+  }
+
+  /** A refused batch: one that wrote nothing is stored again message by message; otherwise every message shares the refusal. */
+  private batchRefused(batch: OpenBatch, error: unknown): void {
+    if (batch.messages.length === 1 || !isFerryError(error) || !PUBLISH_VALIDATION_CODES.has(error.code)) {
+      this.batchAnswered(batch, batch.messages.map(() => error));
+      return;
+    }
+    const alone = (message: PublishMessage): Promise<unknown> => {
+      try {
+        return this.options.broker.publish(batch.ferryTopic, [message]);
+      } catch (failure) {
+        return Promise.reject(failure);
+      }
+    };
+    void Promise.allSettled(batch.messages.map(alone)).then((outcomes) => {
+      const errors = outcomes.map((outcome) => (outcome.status === 'rejected' ? (outcome.reason as unknown) : undefined));
+      this.batchAnswered(batch, errors.some((failure) => failure !== undefined) ? errors : null);
+    });
   }
 
   pubrel(packet: IPubrelPacket): void {
@@ -189,29 +296,34 @@ export class Inbound {
 
   /** Writes `answer` after every earlier one; pauses reading while the window is full. */
   private answerInOrder(answer: Promise<Packet>): void {
-    const slot = this.reserve();
-    void answer.then((packet) => this.fill(slot, packet));
+    const slot = this.reserve(1);
+    this.waited(1);
+    void answer.then((packet) => this.fill(slot, [packet]));
   }
 
-  /** A place in the order of answers; pauses reading while the window is full. */
-  private reserve(): PendingAck {
-    const slot: PendingAck = { packet: null };
+  /** A place in the order of answers, for `count` publishes so far. */
+  private reserve(count: number): PendingAnswer {
+    const slot: PendingAnswer = { packets: null, count };
     this.acks.push(slot);
-    this.waiting++;
-    if (this.waiting >= this.options.inflightMax) this.port.setReadPaused(true);
     return slot;
   }
 
-  private fill(slot: PendingAck, packet: Packet): void {
-    slot.packet = packet;
+  /** `count` more publishes await their answer; reading pauses while the window is full. */
+  private waited(count: number): void {
+    this.waiting += count;
+    if (this.waiting >= this.options.inflightMax) this.port.setReadPaused(true);
+  }
+
+  private fill(slot: PendingAnswer, packets: Packet[]): void {
+    slot.packets = packets;
     this.flush();
   }
 
   private flush(): void {
-    while (this.acks.length > 0 && this.acks[0]!.packet !== null) {
+    while (this.acks.length > 0 && this.acks[0]!.packets !== null) {
       const slot = this.acks.shift()!;
-      this.waiting--;
-      this.port.write(slot.packet!);
+      this.waiting -= slot.count;
+      for (const packet of slot.packets!) this.port.write(packet);
     }
     if (this.waiting < this.options.inflightMax) this.port.setReadPaused(false);
   }

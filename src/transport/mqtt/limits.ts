@@ -81,3 +81,8 @@ export const MQTT_PAYLOAD_FORMAT_HEADER = 'mqtt-payload-format';
 export const MQTT_CLIENT_ID_HEADER = 'mqtt-client-id';
 /** Present ('1') when the message was published with the retain flag (retain-as-published subscriptions pass it on). */
 export const MQTT_RETAIN_HEADER = 'mqtt-retain';
+
+/** Consecutive QoS 0/1 publishes to one Ferry topic stored by one broker publish, at most (inbound.ts). */
+export const PUBLISH_BATCH_MESSAGES_MAX = 1_000;
+/** Payload bytes of such a batch, at most. */
+export const PUBLISH_BATCH_BYTES_MAX = 1024 * 1024;

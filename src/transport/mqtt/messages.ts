@@ -33,8 +33,32 @@ export function publisherHeader(clientId: string): Header {
   return [MQTT_CLIENT_ID_HEADER, clientId];
 }
 
-/** The Ferry message of an inbound PUBLISH by `publisher` (publisherHeader; its topic already resolved and checked); `nowMs` stamps a message expiry. */
-export function messageOfPublish(packet: IPublishPacket, topic: string, nowMs: number, publisher: Header): PublishMessage {
+/**
+ * The headers of the last plain publish (no properties, not retained) of a connection: the next one
+ * to the same topic at the same QoS shares them (headers are never changed once made), so a
+ * publisher sending to one topic makes no header arrays per message.
+ */
+export interface PlainHeaders {
+  topic: string;
+  qos: number;
+  headers: readonly Header[];
+}
+
+/**
+ * The Ferry message of an inbound PUBLISH by `publisher` (publisherHeader; its topic already
+ * resolved and checked); `nowMs` stamps a message expiry. `plain`, when given, is the connection's
+ * PlainHeaders: used and updated for a plain publish.
+ */
+export function messageOfPublish(packet: IPublishPacket, topic: string, nowMs: number, publisher: Header, plain?: PlainHeaders): PublishMessage {
+  const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+  if (plain !== undefined && packet.properties === undefined && !packet.retain) {
+    if (plain.topic !== topic || plain.qos !== packet.qos || plain.headers.length === 0) {
+      plain.topic = topic;
+      plain.qos = packet.qos;
+      plain.headers = [[MQTT_TOPIC_HEADER, topic], QOS_HEADERS[packet.qos] ?? [MQTT_QOS_HEADER, String(packet.qos)], publisher];
+    }
+    return { headers: plain.headers, value: payload };
+  }
   const headers: Header[] = [[MQTT_TOPIC_HEADER, topic], QOS_HEADERS[packet.qos] ?? [MQTT_QOS_HEADER, String(packet.qos)], publisher];
   if (packet.retain) headers.push(RETAIN_HEADER);
   const properties = packet.properties;
@@ -48,7 +72,6 @@ export function messageOfPublish(packet: IPublishPacket, topic: string, nowMs: n
       for (const one of Array.isArray(value) ? value : [value]) headers.push([name, one]);
     }
   }
-  const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
   return { headers, value: payload };
 }
 

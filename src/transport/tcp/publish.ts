@@ -8,18 +8,11 @@ import { required } from '../../broker/forwarding.js';
 import { decodePublish, encodePublishOkFrom } from '../../protocol/codec-publish.js';
 import { FRAME_TYPES, type Frame } from '../../protocol/frame.js';
 import { PublishScanner } from '../../protocol/publish-scan.js';
-import { ADMISSION_CEILINGS } from '../../broker/limits.js';
+import { ADMISSION_CEILINGS, PUBLISH_VALIDATION_CODES } from '../../broker/limits.js';
 import type { RequestContext } from './request-context.js';
 
 /** Messages merged into one broker.publish call from consecutive PUBLISH frames: one storage batch's worth. */
 const COALESCE_MESSAGES_MAX = 10_000;
-
-/**
- * Codes the broker raises while checking a publish, before anything is written: a coalesced call
- * that fails with one of them is tried again request by request (docs/ARCHITECTURE.md, "Who checks
- * what in a publish").
- */
-const VALIDATION_CODES = new Set(['INVALID_ARGUMENT', 'RECORD_TOO_LARGE', 'KEY_TOO_LARGE', 'HEADERS_TOO_LARGE', 'BATCH_TOO_LARGE']);
 
 /**
  * A PUBLISH frame larger than this is scanned as it arrives (protocol/publish-scan.ts): it could
@@ -111,7 +104,7 @@ function published(context: RequestContext, requestIds: number[], counts: number
 function publishFailed(context: RequestContext, topic: string, requestIds: number[], counts: number[], messages: PublishMessage[], asBroker: boolean, error: unknown): void {
   context.requestsFinished(requestIds.length);
   if (context.closed) return;
-  if (requestIds.length > 1 && isFerryError(error) && VALIDATION_CODES.has(error.code)) {
+  if (requestIds.length > 1 && isFerryError(error) && PUBLISH_VALIDATION_CODES.has(error.code)) {
     // One request's message spoiled a coalesced call that wrote nothing: retry each request alone
     // so that only the offending request fails.
     let start = 0;
