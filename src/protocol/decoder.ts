@@ -86,6 +86,11 @@ export class FrameDecoder {
     return this.headerFill > 0 || this.partial !== null || this.skipRemaining > 0;
   }
 
+  /** Payload bytes of a refused frame still to come (skipped as they arrive). */
+  get skipping(): number {
+    return this.skipRemaining;
+  }
+
   get hasFailed(): boolean {
     return this.failed;
   }

@@ -21,39 +21,21 @@ import type { Logger } from '../../platform/logger.js';
 import type { Principal } from '../../security/authenticator.js';
 import type { ResolvedServerOptions } from './options.js';
 import { handleGroupRequest } from './groups.js';
-import { handlePublishRun, publishScanner } from './publish.js';
+import { closesUnread, handlePublishRun, publishScanner } from './publish.js';
 import type { ServerSubscription } from './server-subscription.js';
-import { helloTimedOut, login, negotiateVersion, tooLargeBeforeLogin, writeHelloOk, type Login } from './session.js';
+import { login, negotiateVersion, tooLargeBeforeLogin, writeHelloOk, type Login } from './session.js';
 import { handleSettle } from './settle.js';
 import { ConnectionSubscriptions, type SubscriptionsHost } from './subscriptions.js';
 import { handleClusterFrame, isClusterFrame, type ClusterPeer } from './cluster.js';
 import { handleTopicRequest } from './topics.js';
 import { FrameTurns, type TurnHost } from './turns.js';
+import type { ConnectionState, ConnectionStats } from './connection-stats.js';
+import { Refusal } from './refusal.js';
 
 /** Time a failed connection gets to flush its ERROR frame before the socket is destroyed. */
 const FAIL_LINGER_MS = 1000;
 
-export type ConnectionState = 'handshake' | 'authenticating' | 'open' | 'draining' | 'closed';
-
-export interface ConnectionStats {
-  id: number;
-  clientName: string;
-  remoteAddress: string;
-  remotePort: number;
-  connectedAtMs: number;
-  state: ConnectionState;
-  /** The authenticated user (null: authentication is off, or not yet done). */
-  user: string | null;
-  tls: boolean;
-  bytesIn: number;
-  bytesOut: number;
-  framesIn: number;
-  framesOut: number;
-  inFlightRequests: number;
-  /** Turns this connection waited out for refusing too many of its requests at once (abuse throttle). */
-  throttledTurns: number;
-  subscriptions: Array<{ id: number; topic: string; group: string | undefined; delivered: number }>;
-}
+export type { ConnectionState, ConnectionStats } from './connection-stats.js';
 
 /** What the connection reports to its server. */
 export interface ConnectionOwner {
@@ -63,6 +45,8 @@ export interface ConnectionOwner {
   rejected(code: ErrorCode): void;
   /** May a HELLO be handled in this event-loop turn? (false: the server's per-turn budget is spent) */
   admitHandshake(): boolean;
+  /** The ERROR for a connection whose HELLO did not come within authTimeoutMs, encoded once for all. */
+  loginTimedOut(): Refusal;
   /** The connection waits out a turn for refusing too many of its requests (counted for the metrics). */
   throttled(): void;
 }
@@ -131,7 +115,8 @@ export class Connection implements FrameHandler, SubscriptionsHost, TurnHost {
     this.authTimer = null;
     if (this.state !== 'handshake') return;
     if (!this.owner.admitHandshake()) return void setImmediate(this.onAuthTimeout);
-    this.fail(helloTimedOut(this.options.security?.authenticator.enabled ?? false, this.options.authTimeoutMs), 0);
+    // A slowloris's hundreds of sockets time out together: their ERROR is encoded once, not per socket.
+    this.fail(this.owner.loginTimedOut(), 0);
   };
 
   // ---- socket events ----
@@ -188,6 +173,8 @@ export class Connection implements FrameHandler, SubscriptionsHost, TurnHost {
     const frame = frames[i]!;
     if (frame.refused !== undefined) {
       this.requestFailed(frame.requestId, frame.refused);
+      // A large rest (an oversized message's value) is not read only to be dropped: the ERROR, then the close.
+      if (frame.type === FRAME_TYPES.PUBLISH && closesUnread(frame.refused, this.decoder.skipping)) this.close({ unread: true });
       return i + 1;
     }
     if (frame.type === FRAME_TYPES.PUBLISH && this.state === 'open') return handlePublishRun(this, frames, i);
@@ -200,8 +187,10 @@ export class Connection implements FrameHandler, SubscriptionsHost, TurnHost {
   }
 
   onError(error: FerryError): void {
-    const beforeLogin = error.code === 'FRAME_TOO_LARGE' && this.state !== 'open' && this.state !== 'draining';
-    this.fail(beforeLogin ? tooLargeBeforeLogin(error, this.decoder.frameBytesMax) : error, 0);
+    const tooLarge = error.code === 'FRAME_TOO_LARGE';
+    const beforeLogin = tooLarge && this.state !== 'open' && this.state !== 'draining';
+    // A frame refused at its header is not read on: its bytes would only be dropped.
+    this.fail(beforeLogin ? tooLargeBeforeLogin(error, this.decoder.frameBytesMax) : error, 0, { unread: tooLarge });
   }
 
   /** A PUBLISH past the user's quota is refused at its header, its payload dropped as it arrives (decoder.ts, admit). */
@@ -421,15 +410,26 @@ export class Connection implements FrameHandler, SubscriptionsHost, TurnHost {
     this.scheduleFlush();
   }
 
-  /** A protocol violation: send the ERROR, stop reading, close. */
-  fail(error: FerryError, id: number): void {
+  /** A protocol violation: send the ERROR (a Refusal's, encoded once), stop handling requests, close (`unread`: see close()). */
+  fail(error: FerryError | Refusal, id: number, how: { unread?: boolean } = {}): void {
     if (this.state === 'closed' || this.failing) return;
-    this.failing = true;
-    this.authTimer?.cancel();
     this.owner.rejected(error.code);
     this.options.logger.warn('transport.protocol_error', { ...this.logFields(), code: error.code, message: error.message });
     this.writer.abortFrame();
-    encodeError(this.writer, id, { code: error.code, message: error.message, ...(error.detail ? { detail: error.detail } : {}) });
+    if (error instanceof Refusal) error.write(this.writer, id);
+    else encodeError(this.writer, id, { code: error.code, message: error.message, ...(error.detail ? { detail: error.detail } : {}) });
+    this.close(how);
+  }
+
+  /**
+   * Stops handling requests, flushes what is written (an ERROR last), closes. `unread`: reading stops
+   * too; what the client still sends (the rest of a frame not to be read) is left until the destroy.
+   */
+  private close(how: { unread?: boolean }): void {
+    if (this.state === 'closed' || this.failing) return;
+    this.failing = true;
+    this.authTimer?.cancel();
+    if (how.unread === true) this.socket.pause();
     this.flush();
     // Cut off (a protocol error, silence, not reading): its subscriptions are lost, not left.
     for (const sink of this.subscriptions.all()) void sink.close({ lost: true }).catch(() => undefined);
