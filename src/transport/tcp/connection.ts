@@ -445,7 +445,8 @@ export class Connection implements FrameHandler, SubscriptionsHost, TurnHost {
 
   private readonly flush = (): void => {
     this.flushScheduled = false;
-    if (this.state === 'closed' || this.socket.destroyed) {
+    // Ended (closing after an ERROR): a late reply would only be a write-after-end error, with its stack.
+    if (this.state === 'closed' || this.socket.destroyed || this.socket.writableEnded) {
       this.writer.reset();
       return;
     }
@@ -547,7 +548,7 @@ export class Connection implements FrameHandler, SubscriptionsHost, TurnHost {
     await Promise.race([Promise.allSettled(sinks.map((sink) => sink.close())), deadline]);
     await Promise.race([this.whenIdle(), deadline]);
     // The socket may have closed while we waited.
-    if (this.isOpenSocket()) {
+    if (this.isOpenSocket() && !this.socket.writableEnded) {
       if (!wasHandshake) encodeGoodbye(this.writer, 0, { code: 'BROKER_CLOSING', message: 'the server is shutting down' });
       this.flush();
       this.socket.end();
