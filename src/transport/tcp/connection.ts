@@ -28,7 +28,7 @@ import { handleSettle } from './settle.js';
 import { ConnectionSubscriptions, type SubscriptionsHost } from './subscriptions.js';
 import { handleClusterFrame, isClusterFrame, type ClusterPeer } from './cluster.js';
 import { handleTopicRequest } from './topics.js';
-import { FrameTurns, type TurnHost } from './turns.js';
+import { FRAMES_DECODED_PER_READ_MAX, FrameTurns, type TurnHost } from './turns.js';
 import type { ConnectionState, ConnectionStats } from './connection-stats.js';
 import { Refusal } from './refusal.js';
 
@@ -62,6 +62,7 @@ export class Connection implements FrameHandler, SubscriptionsHost, TurnHost {
   private idleWaiters: Array<() => void> = [];
   private closedWaiters: Array<() => void> = [];
   private flushScheduled = false;
+  private decodeScheduled = false; // decodeHeld() is (holdReading)
   private readPaused = false;
   private failing = false;
   /** The client said GOODBYE: the close that follows is a clean one. */
@@ -91,9 +92,7 @@ export class Connection implements FrameHandler, SubscriptionsHost, TurnHost {
     readonly options: ResolvedServerOptions,
     private readonly owner: ConnectionOwner,
   ) {
-    const now = options.clock.monotonicMs();
-    this.lastReceivedMs = now;
-    this.lastSentMs = now;
+    this.lastReceivedMs = this.lastSentMs = options.clock.monotonicMs();
     this.connectedAtMs = options.clock.nowMs();
     this.remoteAddress = socket.remoteAddress ?? '';
     this.remotePort = socket.remotePort ?? 0;
@@ -101,7 +100,8 @@ export class Connection implements FrameHandler, SubscriptionsHost, TurnHost {
     this.broker = broker;
     this.turns = new FrameTurns(this, options.clock);
     // Until HELLO_OK a client gets the small pre-login limit: nobody has vouched for it yet.
-    this.decoder = new FrameDecoder(this, { frameBytesMax: Math.min(PRE_LOGIN_FRAME_BYTES_MAX, options.maxFrameBytes), versions: SUPPORTED_VERSIONS });
+    // A read of tiny frames (~2,300 in 64 KiB) is decoded a few turns' worth at a time, not in one stretch.
+    this.decoder = new FrameDecoder(this, { frameBytesMax: Math.min(PRE_LOGIN_FRAME_BYTES_MAX, options.maxFrameBytes), versions: SUPPORTED_VERSIONS, framesPerPushMax: FRAMES_DECODED_PER_READ_MAX });
     socket.setNoDelay(true);
     socket.on('data', this.onData);
     socket.on('drain', this.onDrain);
@@ -124,6 +124,7 @@ export class Connection implements FrameHandler, SubscriptionsHost, TurnHost {
   private readonly onData = (chunk: Buffer): void => {
     try {
       this.decoder.push(chunk);
+      if (this.decoder.holding) this.holdReading();
     } catch (error) {
       // A bug, not a client error (the decoder reports those typed): keep the process up.
       this.options.logger.error('transport.internal_error', { connection: this.id, error });
@@ -336,8 +337,25 @@ export class Connection implements FrameHandler, SubscriptionsHost, TurnHost {
   }
 
   resumeReading(): void {
-    if (!this.readPaused && this.state === 'open') this.socket.resume();
+    if (this.decoder.holding) this.holdReading();
+    else if (!this.readPaused && this.state === 'open') this.socket.resume();
   }
+
+  /** The decoder holds the rest of a read (framesPerPushMax): no more reads; a turn's worth more once the held frames are handled. */
+  private holdReading(): void {
+    this.socket.pause();
+    if (this.turns.waiting || this.decodeScheduled) return;
+    this.decodeScheduled = true;
+    setImmediate(this.decodeHeld);
+  }
+
+  private readonly decodeHeld = (): void => {
+    this.decodeScheduled = false;
+    if (this.stopped) return;
+    this.decoder.resume();
+    if (this.decoder.holding) this.holdReading();
+    else if (!this.turns.waiting) this.resumeReading();
+  };
 
   throttled(): void {
     this.owner.throttled();
@@ -495,7 +513,8 @@ export class Connection implements FrameHandler, SubscriptionsHost, TurnHost {
       this.lastReceivedMs = this.options.clock.monotonicMs();
       // Held frames (a login being checked, or the rest of a large read) are handled first; their
       // handler resumes reading once they are done.
-      if (!this.turns.waiting && this.state !== 'authenticating') this.socket.resume();
+      if (this.decoder.holding) this.holdReading();
+      else if (!this.turns.waiting && this.state !== 'authenticating') this.socket.resume();
     }
   }
 
@@ -532,10 +551,7 @@ export class Connection implements FrameHandler, SubscriptionsHost, TurnHost {
 
   // ---- graceful close ----
 
-  /**
-   * Stops reading and deliveries, lets in-flight requests be answered (bounded by deadlineMs of
-   * the monotonic clock), then says GOODBYE and closes.
-   */
+  /** Stops reading and deliveries, lets in-flight requests be answered (within timeoutMs), then says GOODBYE and closes. */
   async shutdown(timeoutMs: number): Promise<void> {
     if (this.state === 'closed') return;
     const wasHandshake = this.state === 'handshake' || this.state === 'authenticating';
@@ -547,8 +563,7 @@ export class Connection implements FrameHandler, SubscriptionsHost, TurnHost {
     const sinks = this.subscriptions.detachAll();
     await Promise.race([Promise.allSettled(sinks.map((sink) => sink.close())), deadline]);
     await Promise.race([this.whenIdle(), deadline]);
-    // The socket may have closed while we waited.
-    if (this.isOpenSocket() && !this.socket.writableEnded) {
+    if (this.isOpenSocket() && !this.socket.writableEnded) { // it may have closed (or failed) while we waited
       if (!wasHandshake) encodeGoodbye(this.writer, 0, { code: 'BROKER_CLOSING', message: 'the server is shutting down' });
       this.flush();
       this.socket.end();
@@ -565,13 +580,11 @@ export class Connection implements FrameHandler, SubscriptionsHost, TurnHost {
   }
 
   private whenIdle(): Promise<void> {
-    if (this.inFlight === 0) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
+    return this.inFlight === 0 ? Promise.resolve() : new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   whenClosed(): Promise<void> {
-    if (this.state === 'closed') return Promise.resolve();
-    return new Promise((resolve) => this.closedWaiters.push(resolve));
+    return this.state === 'closed' ? Promise.resolve() : new Promise((resolve) => this.closedWaiters.push(resolve));
   }
 
   /** Closes at once (no GOODBYE): used when the server rejects or abandons a socket. */
@@ -580,22 +593,8 @@ export class Connection implements FrameHandler, SubscriptionsHost, TurnHost {
   }
 
   stats(): ConnectionStats {
-    return {
-      id: this.id,
-      clientName: this.clientName,
-      remoteAddress: this.remoteAddress,
-      remotePort: this.remotePort,
-      connectedAtMs: this.connectedAtMs,
-      state: this.state,
-      user: this.principal?.name ?? null,
-      tls: this.tls,
-      bytesIn: this.decoder.bytesIn,
-      bytesOut: this.bytesOut,
-      framesIn: this.decoder.framesIn,
-      framesOut: this.framesOut,
-      inFlightRequests: this.inFlight,
-      throttledTurns: this.turns.throttledTurns,
-      subscriptions: this.subscriptions.stats(),
-    };
+    const { id, clientName, remoteAddress, remotePort, connectedAtMs, state, tls, bytesOut, framesOut, decoder } = this;
+    const counts = { bytesIn: decoder.bytesIn, bytesOut, framesIn: decoder.framesIn, framesOut, inFlightRequests: this.inFlight, throttledTurns: this.turns.throttledTurns };
+    return { id, clientName, remoteAddress, remotePort, connectedAtMs, state, user: this.principal?.name ?? null, tls, ...counts, subscriptions: this.subscriptions.stats() };
   }
 }
