@@ -80,12 +80,19 @@ async function until(check: () => boolean, timeoutMs = 30_000): Promise<void> {
 
 let oversizedClient: FerryClient | undefined;
 
+/** Made before a round is measured: a login's scrypt is not the attack's cost. */
+const PREPARE: Record<string, () => Promise<void>> = {
+  async oversized() {
+    // A fresh logged-in client each round: the refusal closes its connection.
+    await oversizedClient?.close().catch(() => undefined);
+    oversizedClient = await connect({ port, user: 'flood', password: PASSWORD, reconnect: false });
+  },
+};
+
 /** One round of each attack; resolves when the attack's outcome is seen. */
 const ATTACKS: Record<string, () => Promise<void>> = {
   async oversized() {
-    // One logged-in client for every round: a login's scrypt would count too.
-    oversizedClient ??= await connect({ port, user: 'flood', password: PASSWORD, reconnect: false });
-    await oversizedClient.publish('flood', Buffer.alloc(RECORD_BYTES_MAX + 1)).then(
+    await oversizedClient!.publish('flood', Buffer.alloc(RECORD_BYTES_MAX + 1)).then(
       () => Promise.reject(new Error('accepted')),
       (error: unknown) => (isFerryError(error, 'RECORD_TOO_LARGE') ? undefined : Promise.reject(error)),
     );
@@ -156,6 +163,7 @@ if (attack === undefined) throw new Error(`unknown attack ${attackName}: one of 
 const rounds = Number(roundsArg);
 const rows: Array<{ cpuMs: number; wallMs: number; loopMaxMs: number; turnCpuMaxMs: number; cpuPerKMessages?: number; aloneCpuPerKMessages?: number }> = [];
 for (let round = 0; round < rounds; round++) {
+  await PREPARE[attackName]?.();
   const before = await stats();
   const started = performance.now();
   if (attackName === 'slow-consumer') {
@@ -179,7 +187,7 @@ for (let round = 0; round < rounds; round++) {
   }
   await sleep(attackName === 'brute-force' ? 1200 : 200);
 }
-await oversizedClient?.close();
+await oversizedClient?.close().catch(() => undefined);
 child.stdin.end();
 await new Promise((resolve) => child.once('exit', resolve));
 rmSync(dir, { recursive: true, force: true });

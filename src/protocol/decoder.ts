@@ -38,6 +38,12 @@ export interface FrameDecoderOptions {
   frameBytesMax?: number;
   /** Versions accepted in the header. */
   versions?: readonly number[];
+  /**
+   * Frames decoded from one push at most: past them, between two frames, the rest of the chunk is
+   * held (`holding`) until resume(), so that a read of thousands of tiny frames is not decoded in
+   * one stretch (unbounded when not given).
+   */
+  framesPerPushMax?: number;
 }
 
 /** The payload of a refused frame: nothing of it is kept. */
@@ -62,6 +68,10 @@ export class FrameDecoder {
   private pendingFlags = 0;
   private pendingRequestId = 0;
   private failed = false;
+  private readonly framesPerPushMax: number;
+  /** Chunks (the first from `restFrom`) not decoded yet: the last push stopped at framesPerPushMax. */
+  private rest: Buffer[] = [];
+  private restFrom = 0;
   /** Buffers of payloads that span reads, given back through recycle(). */
   private readonly payloads = new PayloadRecycler();
   /** Total bytes pushed, frames decoded: connection statistics. */
@@ -74,6 +84,12 @@ export class FrameDecoder {
   ) {
     this.frameBytesMax = options.frameBytesMax ?? FRAME_BYTES_MAX_DEFAULT;
     this.versions = options.versions ?? SUPPORTED_VERSIONS;
+    this.framesPerPushMax = options.framesPerPushMax ?? Infinity;
+  }
+
+  /** Bytes are held undecoded (framesPerPushMax): the receiver reads no more and calls resume() in a later turn. */
+  get holding(): boolean {
+    return this.rest.length > 0;
   }
 
   /** Bytes held for an incomplete frame: never more than the frame limit. */
@@ -86,6 +102,11 @@ export class FrameDecoder {
     return this.headerFill > 0 || this.partial !== null || this.skipRemaining > 0;
   }
 
+  /** Payload bytes of a refused frame still to come (skipped as they arrive). */
+  get skipping(): number {
+    return this.skipRemaining;
+  }
+
   get hasFailed(): boolean {
     return this.failed;
   }
@@ -93,10 +114,29 @@ export class FrameDecoder {
   push(chunk: Buffer): void {
     if (this.failed) return;
     this.bytesIn += chunk.length;
+    // Behind bytes still held: decoded after them, in order.
+    if (this.rest.length > 0) this.rest.push(chunk);
+    else this.run(chunk, 0);
+  }
+
+  /** Decodes on from where the last push stopped at framesPerPushMax (up to framesPerPushMax more frames). */
+  resume(): void {
+    if (this.failed || this.rest.length === 0) return;
+    const chunk = this.rest.shift()!;
+    const from = this.restFrom;
+    this.restFrom = 0;
+    this.run(chunk, from);
+  }
+
+  private run(chunk: Buffer, from: number): void {
     const frames: Frame[] = [];
     let error: FerryError | null = null;
     try {
-      this.decode(chunk, frames);
+      const stoppedAt = this.decode(chunk, from, frames);
+      if (stoppedAt < chunk.length) {
+        this.rest.unshift(chunk);
+        this.restFrom = stoppedAt;
+      }
     } catch (thrown) {
       // Only typed decode errors are thrown by decode(); anything else is a bug and propagates.
       if (!(thrown instanceof FerryError)) throw thrown;
@@ -107,16 +147,18 @@ export class FrameDecoder {
       this.headerFill = 0;
       this.skipRemaining = 0;
       this.scanner = null;
+      this.rest = [];
     }
     this.framesIn += frames.length;
     if (frames.length > 0) this.handler.onFrames(frames);
     if (error !== null) this.handler.onError(error);
   }
 
-  private decode(chunk: Buffer, frames: Frame[]): void {
-    let pos = 0;
+  /** Decodes `chunk` from `pos` into `frames`; returns where it stopped (its length, or a frame's start at framesPerPushMax). */
+  private decode(chunk: Buffer, pos: number, frames: Frame[]): number {
     const length = chunk.length;
     while (pos < length) {
+      if (frames.length >= this.framesPerPushMax && !this.midFrame) return pos;
       if (this.skipRemaining > 0) {
         // A refused frame's payload: dropped as it arrives.
         const take = Math.min(this.skipRemaining, length - pos);
@@ -160,6 +202,7 @@ export class FrameDecoder {
       const payloadLength = this.readHeader(this.header, 0);
       pos = this.payload(chunk, pos, payloadLength, frames);
     }
+    return pos;
   }
 
   /** Takes a validated header's payload starting at `pos` (whole, started, or skipped); returns the position after what it used. */

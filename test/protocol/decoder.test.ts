@@ -170,3 +170,32 @@ test('decoder - a lowered frame limit applies from the next header; a raised one
   assert.equal(c.errors[0]?.code, 'FRAME_TOO_LARGE');
   assert.equal(c.decoder.bufferedBytes, 0);
 });
+
+test('decoder - framesPerPushMax: a chunk of many frames is decoded that many at a time, the rest held until resume(), in order with later pushes', () => {
+  const frames = sampleFrames(50);
+  const batches: Frame[][] = [];
+  const decoder = new FrameDecoder({ onFrames: (batch) => batches.push(batch), onError: assert.fail }, { framesPerPushMax: 16 });
+  decoder.push(Buffer.concat(frames.slice(0, 40)));
+  assert.deepEqual(batches.map((b) => b.length), [16]);
+  assert.equal(decoder.holding, true);
+  // A read that comes while bytes are held goes behind them.
+  decoder.push(Buffer.concat(frames.slice(40)));
+  while (decoder.holding) decoder.resume();
+  assert.deepEqual(batches.map((b) => b.length), [16, 16, 8, 10]);
+  assertDecoded(frames, batches.flat());
+  assert.equal(decoder.framesIn, 50);
+});
+
+test('decoder - framesPerPushMax stops only between frames: a frame split across chunks is completed', () => {
+  const frames = sampleFrames(30);
+  const all = Buffer.concat(frames);
+  const batches: Frame[][] = [];
+  const decoder = new FrameDecoder({ onFrames: (batch) => batches.push(batch), onError: assert.fail }, { framesPerPushMax: 4 });
+  const cut = Math.floor(all.length / 2) + 3;
+  decoder.push(all.subarray(0, cut));
+  while (decoder.holding) decoder.resume();
+  decoder.push(all.subarray(cut));
+  while (decoder.holding) decoder.resume();
+  assert.ok(batches.every((b) => b.length <= 4));
+  assertDecoded(frames, batches.flat());
+});

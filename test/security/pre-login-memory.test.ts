@@ -2,7 +2,8 @@
  * Memory a client can make the broker set aside (issue 22, item 3). Before the login a TCP
  * connection's frames are limited to PRE_LOGIN_FRAME_BYTES_MAX, so a HELLO declaring 16 MiB is
  * refused at its header and nothing of it is kept; after the login a PUBLISH over the user's quota
- * is refused at its header and its payload dropped as it arrives. On the HTTP port an
+ * is refused at its header and its payload dropped as it arrives, and a message over the record
+ * limit at its length field, the rest of a large frame left unread. On the HTTP port an
  * unauthenticated gRPC/Connect call is refused before its body is read, and a declared length over
  * the limit is refused before any of the body is.
  */
@@ -15,7 +16,9 @@ import { decodeError, encodeHello } from '../../src/protocol/codec-session.js';
 import { encodePublish } from '../../src/protocol/codec-publish.js';
 import { FRAME_BYTES_MAX_DEFAULT, FRAME_HEADER_BYTES, PRE_LOGIN_FRAME_BYTES_MAX, PROTOCOL_VERSION } from '../../src/protocol/limits.js';
 import { PayloadReader } from '../../src/protocol/reader.js';
-import { RECORD_BYTES_MAX } from '../../src/storage/limits.js';
+import { KEY_BYTES_MAX, RECORD_BYTES_MAX } from '../../src/storage/limits.js';
+import { FrameWriter } from '../../src/protocol/writer.js';
+import { REFUSED_REST_READ_BYTES_MAX } from '../../src/transport/tcp/publish.js';
 import { eventually } from '../helpers.js';
 import { RawPeer } from '../transport/harness.js';
 import { basic, startSecure, usersFile, type SecureBroker, type SecureOptions } from './harness.js';
@@ -124,7 +127,7 @@ function publishPrefix(requestId: number, topic: string, valueBytes: number): { 
   return { prefix: Buffer.concat([header(FRAME_TYPES.PUBLISH, requestId, payloadBytes), fields]), rest: valueBytes + 1 };
 }
 
-test('pre-login memory - after the login, a message declaring more than the record limit is refused at its length field, before its bytes arrive', async () => {
+test('pre-login memory - after the login, a message declaring more than the record limit is refused at its length field, and the rest of its frame is not read', async () => {
   await withBroker({}, async (running) => {
     await running.broker.createTopic('orders.eu', { durability: 'never' });
     const peer = await RawPeer.connect(running.port);
@@ -138,13 +141,47 @@ test('pre-login memory - after the login, a message declaring more than the reco
     const error = decodeError(new PayloadReader().reset(refused.payload));
     assert.equal(error.code, 'RECORD_TOO_LARGE');
     assert.ok(running.server.stats().bytesIn < 64 * 1024, 'refused before the value was sent');
-    // The value is dropped as it arrives; the connection keeps its framing and publishes on.
+    // The rest (8 MiB) is more than REFUSED_REST_READ_BYTES_MAX: the server closes instead of reading it to drop it.
+    assert.ok(rest > REFUSED_REST_READ_BYTES_MAX);
     for (let sent = 0; sent < rest; sent += MiB) peer.send(Buffer.alloc(Math.min(MiB, rest - sent)));
+    await peer.waitClosed(5000);
+    assert.deepEqual(peer.errorCodes(), ['RECORD_TOO_LARGE'], 'the refusal, then the close: no error of its own');
+    assert.ok(running.server.stats().bytesIn < REFUSED_REST_READ_BYTES_MAX, `the server read ${running.server.stats().bytesIn} bytes of the ${rest} sent after the refusal`);
+    // The user is not shut out: a new connection publishes.
+    const again = await RawPeer.connect(running.port);
+    encodeHello(again.writer, 1, { clientName: 'again', versions: [PROTOCOL_VERSION], user: 'alice', password: PASSWORD });
+    encodePublish(again.writer, 2, { topic: 'orders.eu', messages: [{ value: Buffer.from('after'), key: null, headers: [] }] });
+    again.flush();
+    await again.reply(2, FRAME_TYPES.PUBLISH_OK);
+    again.destroy();
+  });
+});
+
+test('pre-login memory - a message refused with at most REFUSED_REST_READ_BYTES_MAX of its frame to come is skipped as it arrives, and the connection kept', async () => {
+  await withBroker({}, async (running) => {
+    await running.broker.createTopic('orders.eu', { durability: 'never' });
+    const peer = await RawPeer.connect(running.port);
+    encodeHello(peer.writer, 1, { clientName: 'oversized-key', versions: [PROTOCOL_VERSION], user: 'alice', password: PASSWORD });
+    peer.flush();
+    await peer.reply(1, FRAME_TYPES.HELLO_OK);
+    // A frame over the record limit (so it is scanned): a legal message, then one whose key is over
+    // its limit, refused at the key's length with the key and a 512 KiB value still to come.
+    const frame = new FrameWriter(RECORD_BYTES_MAX + 2 * MiB);
+    encodePublish(frame, 2, {
+      topic: 'orders.eu',
+      messages: [
+        { value: Buffer.alloc(RECORD_BYTES_MAX - 64 * 1024), key: null, headers: [] },
+        { value: Buffer.alloc(512 * 1024), key: Buffer.alloc(KEY_BYTES_MAX + 1), headers: [] },
+      ],
+    });
+    const bytes = frame.take()!;
+    assert.ok(bytes.length > RECORD_BYTES_MAX + FRAME_HEADER_BYTES, 'a scanned frame');
+    peer.send(bytes);
     encodePublish(peer.writer, 3, { topic: 'orders.eu', messages: [{ value: Buffer.from('after'), key: null, headers: [] }] });
     peer.flush();
     await peer.reply(3, FRAME_TYPES.PUBLISH_OK);
+    assert.deepEqual(peer.errorCodes(), ['KEY_TOO_LARGE']);
     assert.equal(peer.closed, false);
-    assert.deepEqual(peer.errorCodes(), ['RECORD_TOO_LARGE']);
     peer.destroy();
   });
 });

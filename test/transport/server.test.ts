@@ -315,3 +315,25 @@ test('server - per-connection statistics', async () => {
     await running.close();
   }
 });
+
+test('server - a read of thousands of tiny frames is decoded a turn\'s worth at a time, every frame answered in order', async () => {
+  const running = await startFake();
+  try {
+    const peer = await RawPeer.ready(running.port);
+    const PINGS = 3000;
+    for (let id = 2; id < PINGS + 2; id++) peer.writer.emptyFrame(FRAME_TYPES.PING, id);
+    peer.flush();
+    await eventually(() => assert.equal(peer.frames.filter((f) => f.type === FRAME_TYPES.PONG).length, PINGS), { timeoutMs: 10_000 });
+    assert.deepEqual(
+      peer.frames.filter((f) => f.type === FRAME_TYPES.PONG).map((f) => f.requestId),
+      Array.from({ length: PINGS }, (_, i) => i + 2),
+    );
+    // Frames decoded so far never ran ahead of the turns: the connection is still usable.
+    peer.writer.emptyFrame(FRAME_TYPES.PING, PINGS + 2);
+    peer.flush();
+    await peer.reply(PINGS + 2, FRAME_TYPES.PONG);
+    peer.destroy();
+  } finally {
+    await running.close();
+  }
+});

@@ -21,39 +21,21 @@ import type { Logger } from '../../platform/logger.js';
 import type { Principal } from '../../security/authenticator.js';
 import type { ResolvedServerOptions } from './options.js';
 import { handleGroupRequest } from './groups.js';
-import { handlePublishRun, publishScanner } from './publish.js';
+import { closesUnread, handlePublishRun, publishScanner } from './publish.js';
 import type { ServerSubscription } from './server-subscription.js';
-import { helloTimedOut, login, negotiateVersion, tooLargeBeforeLogin, writeHelloOk, type Login } from './session.js';
+import { login, negotiateVersion, tooLargeBeforeLogin, writeHelloOk, type Login } from './session.js';
 import { handleSettle } from './settle.js';
 import { ConnectionSubscriptions, type SubscriptionsHost } from './subscriptions.js';
 import { handleClusterFrame, isClusterFrame, type ClusterPeer } from './cluster.js';
 import { handleTopicRequest } from './topics.js';
-import { FrameTurns, type TurnHost } from './turns.js';
+import { FRAMES_DECODED_PER_READ_MAX, FrameTurns, type TurnHost } from './turns.js';
+import type { ConnectionState, ConnectionStats } from './connection-stats.js';
+import { Refusal } from './refusal.js';
 
 /** Time a failed connection gets to flush its ERROR frame before the socket is destroyed. */
 const FAIL_LINGER_MS = 1000;
 
-export type ConnectionState = 'handshake' | 'authenticating' | 'open' | 'draining' | 'closed';
-
-export interface ConnectionStats {
-  id: number;
-  clientName: string;
-  remoteAddress: string;
-  remotePort: number;
-  connectedAtMs: number;
-  state: ConnectionState;
-  /** The authenticated user (null: authentication is off, or not yet done). */
-  user: string | null;
-  tls: boolean;
-  bytesIn: number;
-  bytesOut: number;
-  framesIn: number;
-  framesOut: number;
-  inFlightRequests: number;
-  /** Turns this connection waited out for refusing too many of its requests at once (abuse throttle). */
-  throttledTurns: number;
-  subscriptions: Array<{ id: number; topic: string; group: string | undefined; delivered: number }>;
-}
+export type { ConnectionState, ConnectionStats } from './connection-stats.js';
 
 /** What the connection reports to its server. */
 export interface ConnectionOwner {
@@ -63,6 +45,8 @@ export interface ConnectionOwner {
   rejected(code: ErrorCode): void;
   /** May a HELLO be handled in this event-loop turn? (false: the server's per-turn budget is spent) */
   admitHandshake(): boolean;
+  /** The ERROR for a connection whose HELLO did not come within authTimeoutMs, encoded once for all. */
+  loginTimedOut(): Refusal;
   /** The connection waits out a turn for refusing too many of its requests (counted for the metrics). */
   throttled(): void;
 }
@@ -78,6 +62,7 @@ export class Connection implements FrameHandler, SubscriptionsHost, TurnHost {
   private idleWaiters: Array<() => void> = [];
   private closedWaiters: Array<() => void> = [];
   private flushScheduled = false;
+  private decodeScheduled = false; // decodeHeld() is (holdReading)
   private readPaused = false;
   private failing = false;
   /** The client said GOODBYE: the close that follows is a clean one. */
@@ -107,9 +92,7 @@ export class Connection implements FrameHandler, SubscriptionsHost, TurnHost {
     readonly options: ResolvedServerOptions,
     private readonly owner: ConnectionOwner,
   ) {
-    const now = options.clock.monotonicMs();
-    this.lastReceivedMs = now;
-    this.lastSentMs = now;
+    this.lastReceivedMs = this.lastSentMs = options.clock.monotonicMs();
     this.connectedAtMs = options.clock.nowMs();
     this.remoteAddress = socket.remoteAddress ?? '';
     this.remotePort = socket.remotePort ?? 0;
@@ -117,7 +100,8 @@ export class Connection implements FrameHandler, SubscriptionsHost, TurnHost {
     this.broker = broker;
     this.turns = new FrameTurns(this, options.clock);
     // Until HELLO_OK a client gets the small pre-login limit: nobody has vouched for it yet.
-    this.decoder = new FrameDecoder(this, { frameBytesMax: Math.min(PRE_LOGIN_FRAME_BYTES_MAX, options.maxFrameBytes), versions: SUPPORTED_VERSIONS });
+    // A read of tiny frames (~2,300 in 64 KiB) is decoded a few turns' worth at a time, not in one stretch.
+    this.decoder = new FrameDecoder(this, { frameBytesMax: Math.min(PRE_LOGIN_FRAME_BYTES_MAX, options.maxFrameBytes), versions: SUPPORTED_VERSIONS, framesPerPushMax: FRAMES_DECODED_PER_READ_MAX });
     socket.setNoDelay(true);
     socket.on('data', this.onData);
     socket.on('drain', this.onDrain);
@@ -131,7 +115,8 @@ export class Connection implements FrameHandler, SubscriptionsHost, TurnHost {
     this.authTimer = null;
     if (this.state !== 'handshake') return;
     if (!this.owner.admitHandshake()) return void setImmediate(this.onAuthTimeout);
-    this.fail(helloTimedOut(this.options.security?.authenticator.enabled ?? false, this.options.authTimeoutMs), 0);
+    // A slowloris's hundreds of sockets time out together: their ERROR is encoded once, not per socket.
+    this.fail(this.owner.loginTimedOut(), 0);
   };
 
   // ---- socket events ----
@@ -139,6 +124,7 @@ export class Connection implements FrameHandler, SubscriptionsHost, TurnHost {
   private readonly onData = (chunk: Buffer): void => {
     try {
       this.decoder.push(chunk);
+      if (this.decoder.holding) this.holdReading();
     } catch (error) {
       // A bug, not a client error (the decoder reports those typed): keep the process up.
       this.options.logger.error('transport.internal_error', { connection: this.id, error });
@@ -188,6 +174,8 @@ export class Connection implements FrameHandler, SubscriptionsHost, TurnHost {
     const frame = frames[i]!;
     if (frame.refused !== undefined) {
       this.requestFailed(frame.requestId, frame.refused);
+      // A large rest (an oversized message's value) is not read only to be dropped: the ERROR, then the close.
+      if (frame.type === FRAME_TYPES.PUBLISH && closesUnread(frame.refused, this.decoder.skipping)) this.close({ unread: true });
       return i + 1;
     }
     if (frame.type === FRAME_TYPES.PUBLISH && this.state === 'open') return handlePublishRun(this, frames, i);
@@ -200,8 +188,10 @@ export class Connection implements FrameHandler, SubscriptionsHost, TurnHost {
   }
 
   onError(error: FerryError): void {
-    const beforeLogin = error.code === 'FRAME_TOO_LARGE' && this.state !== 'open' && this.state !== 'draining';
-    this.fail(beforeLogin ? tooLargeBeforeLogin(error, this.decoder.frameBytesMax) : error, 0);
+    const tooLarge = error.code === 'FRAME_TOO_LARGE';
+    const beforeLogin = tooLarge && this.state !== 'open' && this.state !== 'draining';
+    // A frame refused at its header is not read on: its bytes would only be dropped.
+    this.fail(beforeLogin ? tooLargeBeforeLogin(error, this.decoder.frameBytesMax) : error, 0, { unread: tooLarge });
   }
 
   /** A PUBLISH past the user's quota is refused at its header, its payload dropped as it arrives (decoder.ts, admit). */
@@ -347,8 +337,25 @@ export class Connection implements FrameHandler, SubscriptionsHost, TurnHost {
   }
 
   resumeReading(): void {
-    if (!this.readPaused && this.state === 'open') this.socket.resume();
+    if (this.decoder.holding) this.holdReading();
+    else if (!this.readPaused && this.state === 'open') this.socket.resume();
   }
+
+  /** The decoder holds the rest of a read (framesPerPushMax): no more reads; a turn's worth more once the held frames are handled. */
+  private holdReading(): void {
+    this.socket.pause();
+    if (this.turns.waiting || this.decodeScheduled) return;
+    this.decodeScheduled = true;
+    setImmediate(this.decodeHeld);
+  }
+
+  private readonly decodeHeld = (): void => {
+    this.decodeScheduled = false;
+    if (this.stopped) return;
+    this.decoder.resume();
+    if (this.decoder.holding) this.holdReading();
+    else if (!this.turns.waiting) this.resumeReading();
+  };
 
   throttled(): void {
     this.owner.throttled();
@@ -421,15 +428,26 @@ export class Connection implements FrameHandler, SubscriptionsHost, TurnHost {
     this.scheduleFlush();
   }
 
-  /** A protocol violation: send the ERROR, stop reading, close. */
-  fail(error: FerryError, id: number): void {
+  /** A protocol violation: send the ERROR (a Refusal's, encoded once), stop handling requests, close (`unread`: see close()). */
+  fail(error: FerryError | Refusal, id: number, how: { unread?: boolean } = {}): void {
     if (this.state === 'closed' || this.failing) return;
-    this.failing = true;
-    this.authTimer?.cancel();
     this.owner.rejected(error.code);
     this.options.logger.warn('transport.protocol_error', { ...this.logFields(), code: error.code, message: error.message });
     this.writer.abortFrame();
-    encodeError(this.writer, id, { code: error.code, message: error.message, ...(error.detail ? { detail: error.detail } : {}) });
+    if (error instanceof Refusal) error.write(this.writer, id);
+    else encodeError(this.writer, id, { code: error.code, message: error.message, ...(error.detail ? { detail: error.detail } : {}) });
+    this.close(how);
+  }
+
+  /**
+   * Stops handling requests, flushes what is written (an ERROR last), closes. `unread`: reading stops
+   * too; what the client still sends (the rest of a frame not to be read) is left until the destroy.
+   */
+  private close(how: { unread?: boolean }): void {
+    if (this.state === 'closed' || this.failing) return;
+    this.failing = true;
+    this.authTimer?.cancel();
+    if (how.unread === true) this.socket.pause();
     this.flush();
     // Cut off (a protocol error, silence, not reading): its subscriptions are lost, not left.
     for (const sink of this.subscriptions.all()) void sink.close({ lost: true }).catch(() => undefined);
@@ -445,7 +463,8 @@ export class Connection implements FrameHandler, SubscriptionsHost, TurnHost {
 
   private readonly flush = (): void => {
     this.flushScheduled = false;
-    if (this.state === 'closed' || this.socket.destroyed) {
+    // Ended (closing after an ERROR): a late reply would only be a write-after-end error, with its stack.
+    if (this.state === 'closed' || this.socket.destroyed || this.socket.writableEnded) {
       this.writer.reset();
       return;
     }
@@ -494,7 +513,8 @@ export class Connection implements FrameHandler, SubscriptionsHost, TurnHost {
       this.lastReceivedMs = this.options.clock.monotonicMs();
       // Held frames (a login being checked, or the rest of a large read) are handled first; their
       // handler resumes reading once they are done.
-      if (!this.turns.waiting && this.state !== 'authenticating') this.socket.resume();
+      if (this.decoder.holding) this.holdReading();
+      else if (!this.turns.waiting && this.state !== 'authenticating') this.socket.resume();
     }
   }
 
@@ -531,10 +551,7 @@ export class Connection implements FrameHandler, SubscriptionsHost, TurnHost {
 
   // ---- graceful close ----
 
-  /**
-   * Stops reading and deliveries, lets in-flight requests be answered (bounded by deadlineMs of
-   * the monotonic clock), then says GOODBYE and closes.
-   */
+  /** Stops reading and deliveries, lets in-flight requests be answered (within timeoutMs), then says GOODBYE and closes. */
   async shutdown(timeoutMs: number): Promise<void> {
     if (this.state === 'closed') return;
     const wasHandshake = this.state === 'handshake' || this.state === 'authenticating';
@@ -546,8 +563,7 @@ export class Connection implements FrameHandler, SubscriptionsHost, TurnHost {
     const sinks = this.subscriptions.detachAll();
     await Promise.race([Promise.allSettled(sinks.map((sink) => sink.close())), deadline]);
     await Promise.race([this.whenIdle(), deadline]);
-    // The socket may have closed while we waited.
-    if (this.isOpenSocket()) {
+    if (this.isOpenSocket() && !this.socket.writableEnded) { // it may have closed (or failed) while we waited
       if (!wasHandshake) encodeGoodbye(this.writer, 0, { code: 'BROKER_CLOSING', message: 'the server is shutting down' });
       this.flush();
       this.socket.end();
@@ -564,13 +580,11 @@ export class Connection implements FrameHandler, SubscriptionsHost, TurnHost {
   }
 
   private whenIdle(): Promise<void> {
-    if (this.inFlight === 0) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
+    return this.inFlight === 0 ? Promise.resolve() : new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   whenClosed(): Promise<void> {
-    if (this.state === 'closed') return Promise.resolve();
-    return new Promise((resolve) => this.closedWaiters.push(resolve));
+    return this.state === 'closed' ? Promise.resolve() : new Promise((resolve) => this.closedWaiters.push(resolve));
   }
 
   /** Closes at once (no GOODBYE): used when the server rejects or abandons a socket. */
@@ -579,22 +593,8 @@ export class Connection implements FrameHandler, SubscriptionsHost, TurnHost {
   }
 
   stats(): ConnectionStats {
-    return {
-      id: this.id,
-      clientName: this.clientName,
-      remoteAddress: this.remoteAddress,
-      remotePort: this.remotePort,
-      connectedAtMs: this.connectedAtMs,
-      state: this.state,
-      user: this.principal?.name ?? null,
-      tls: this.tls,
-      bytesIn: this.decoder.bytesIn,
-      bytesOut: this.bytesOut,
-      framesIn: this.decoder.framesIn,
-      framesOut: this.framesOut,
-      inFlightRequests: this.inFlight,
-      throttledTurns: this.turns.throttledTurns,
-      subscriptions: this.subscriptions.stats(),
-    };
+    const { id, clientName, remoteAddress, remotePort, connectedAtMs, state, tls, bytesOut, framesOut, decoder } = this;
+    const counts = { bytesIn: decoder.bytesIn, bytesOut, framesIn: decoder.framesIn, framesOut, inFlightRequests: this.inFlight, throttledTurns: this.turns.throttledTurns };
+    return { id, clientName, remoteAddress, remotePort, connectedAtMs, state, user: this.principal?.name ?? null, tls, ...counts, subscriptions: this.subscriptions.stats() };
   }
 }

@@ -21,6 +21,21 @@ const COALESCE_MESSAGES_MAX = 10_000;
  */
 const PUBLISH_SCANNED_BYTES_MIN = ADMISSION_CEILINGS.recordBytesMax;
 
+/**
+ * A PUBLISH refused part-way by its scanner (a message past the limits) with more than this of its
+ * frame still to come closes the connection once the ERROR is flushed, its rest left unread: reading
+ * up to 16 MiB only to drop it costs the broker's thread as much as a publish of that size (socket
+ * reads, their buffers, their garbage) and an attacker can repeat it at no cost of its own. A
+ * smaller rest is skipped as it arrives and the connection kept.
+ */
+export const REFUSED_REST_READ_BYTES_MAX = 1024 * 1024;
+
+/** Does a refused PUBLISH with `restBytes` of its frame still to come close its connection (REFUSED_REST_READ_BYTES_MAX)? */
+export function closesUnread(refusal: FerryError, restBytes: number): boolean {
+  // A retryable refusal (RATE_LIMITED at the header) is skipped whatever its size: the client is to try again on this connection.
+  return !refusal.retryable && restBytes > REFUSED_REST_READ_BYTES_MAX;
+}
+
 /** The scanner of a PUBLISH payload of `payloadBytes`, or null when it needs none. */
 export function publishScanner(payloadBytes: number): PublishScanner | null {
   return payloadBytes > PUBLISH_SCANNED_BYTES_MIN ? new PublishScanner(ADMISSION_CEILINGS) : null;

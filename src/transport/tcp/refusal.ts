@@ -5,7 +5,7 @@
  * stack trace), no string encoding, no JSON per refusal.
  */
 import { encodeError } from '../../protocol/codec-session.js';
-import type { ErrorCode } from '../../errors.js';
+import type { ErrorCode, FerryError } from '../../errors.js';
 import { FRAME_TYPES } from '../../protocol/frame.js';
 import { FRAME_HEADER_BYTES } from '../../protocol/limits.js';
 import { FrameWriter } from '../../protocol/writer.js';
@@ -24,6 +24,11 @@ export class Refusal {
     encodeError(writer, 0, { code, message });
     this.frame = Buffer.from(writer.take()!);
     this.payload = this.frame.subarray(FRAME_HEADER_BYTES);
+  }
+
+  /** The refusal of `error`'s code and message (its detail is not sent). */
+  static of(error: FerryError): Refusal {
+    return new Refusal(error.code, error.message);
   }
 
   /** Appends the ERROR frame for `requestId` to `writer`. */

@@ -15,6 +15,7 @@ import { DEFAULT_HOST } from '../../protocol/limits.js';
 import { Connection, type ConnectionOwner, type ConnectionStats } from './connection.js';
 import { resolveServerOptions, type ResolvedServerOptions, type TcpServerOptions } from './options.js';
 import { Refusal } from './refusal.js';
+import { helloTimedOut } from './session.js';
 import { TlsAcceptor } from './tls-accept.js';
 import { AcceptGate } from './accept-gate.js';
 import type { TlsMaterial } from '../../security/tls.js';
@@ -94,7 +95,7 @@ export class TcpServer implements ConnectionOwner {
   /** Sniffs the first byte and runs TLS handshakes; null without TLS. */
   private readonly tls: TlsAcceptor | null;
   /** The refusals a storm repeats, encoded once (refusal.ts). */
-  private readonly refusals: { total: Refusal; perIp: Refusal; tlsOnly: Refusal; acceptRate: Refusal };
+  private readonly refusals: { total: Refusal; perIp: Refusal; tlsOnly: Refusal; acceptRate: Refusal; authTimeout: Refusal; helloTimeout: Refusal };
   private rejectedLoggedAtMs = -Infinity;
   /** Refusals since the last `transport.connection.rejected` line. */
   private rejectedUnlogged = 0;
@@ -115,6 +116,8 @@ export class TcpServer implements ConnectionOwner {
       perIp: new Refusal('TOO_MANY_CONNECTIONS', `the server holds its maximum of ${this.options.maxConnectionsPerIp} connections from your address`),
       tlsOnly: new Refusal('AUTH_REQUIRED', 'this server accepts TLS connections only: connect with tls'),
       acceptRate: new Refusal('RATE_LIMITED', `more than ${this.options.acceptsPerSecondPerIp} new connections a second from your address`),
+      authTimeout: Refusal.of(helloTimedOut(true, this.options.authTimeoutMs)),
+      helloTimeout: Refusal.of(helloTimedOut(false, this.options.authTimeoutMs)),
     };
   }
 
@@ -284,6 +287,10 @@ export class TcpServer implements ConnectionOwner {
     }
     this.handshakesThisTurn++;
     return true;
+  }
+
+  loginTimedOut(): Refusal {
+    return this.options.security?.authenticator.enabled === true ? this.refusals.authTimeout : this.refusals.helloTimeout;
   }
 
   private readonly resetHandshakeTurn = (): void => {

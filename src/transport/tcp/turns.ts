@@ -16,6 +16,16 @@ import { FRAME_TYPES, type Frame } from '../../protocol/frame.js';
 const FRAMES_PER_TURN_MAX = 128;
 
 /**
+ * Frames decoded from a socket read at a time (FrameDecoder's framesPerPushMax); the rest of the
+ * read waits, reading paused, until these are handled. A 64 KiB read of tiny frames is ~2,300 of
+ * them, and decoding them all (a header, a frame and a view each) was one stretch of 1–2 ms of the
+ * broker's thread every read of a SUBSCRIBE flood. Four turns' worth: a well-behaved client's read
+ * (coalesced PUBLISH frames of many messages each, or a few hundred small frames) is still decoded
+ * whole, and a run of PUBLISH frames still reaches the broker as one batch.
+ */
+export const FRAMES_DECODED_PER_READ_MAX = 4 * FRAMES_PER_TURN_MAX;
+
+/**
  * A SUBSCRIBE that opens a subscription counts as this many frames of the turn's budget, so at most
  * FRAMES_PER_TURN_MAX / 8 = 16 open per connection and turn: each costs the broker ~40–60 µs (the
  * guard, the topic's reader, the answer) against a few µs for most frames, and a client opening a
