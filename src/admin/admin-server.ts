@@ -102,31 +102,31 @@ export class AdminServer {
       ...(options.cluster === undefined ? {} : { cluster: options.cluster }),
     });
     registerApi(this.router, {
-      broker: () => this.broker(),
-      rawBroker: () => (this.attachment?.rawBroker === undefined ? this.broker() : this.secured(this.attachment.rawBroker)),
+      broker: (req) => this.broker(req),
+      rawBroker: (req) => (this.attachment?.rawBroker === undefined ? this.broker(req) : this.secured(this.attachment.rawBroker, req)),
       readiness: () => this.readiness(),
       info: () => this.info(),
-      cluster: () => this.clusterView(),
-      changeCluster: (request) => {
+      cluster: (req) => this.clusterView(req),
+      changeCluster: (req, request) => {
         const cluster = this.options.cluster;
         if (cluster === undefined) return Promise.reject(new FerryError('INVALID_ARGUMENT', 'this broker is not in a cluster: replicas live on one broker'));
-        this.broker();
+        this.broker(req);
         return cluster.change(request);
       },
       clock: options.clock,
       traffic: this.metrics.traffic,
       connections: () => this.attachment?.connections ?? null,
-      seesBrokerWide: () => options.security?.seesBrokerWide() ?? true,
+      seesBrokerWide: (req) => options.security?.seesBrokerWide(req) ?? true,
     });
     this.grpcOptions = {
-      broker: () => this.broker(),
+      broker: (req) => this.broker(req),
       clock: options.clock,
       logger: options.logger,
       fallback: this.router.handle,
-      ...(options.security === undefined ? {} : { authenticate: () => void options.security!.requireAuthenticated() }),
+      ...(options.security === undefined ? {} : { authenticate: (req: IncomingMessage) => void options.security!.requireAuthenticated(req) }),
     };
     this.rest = createRestHandler({
-      broker: (req) => this.brokerForRequest(req),
+      broker: (req) => this.broker(req),
       limits: () => (this.attachment?.broker instanceof ObservedBroker ? this.attachment.broker.limits : ADMISSION_CEILINGS),
       logger: options.logger,
     });
@@ -142,8 +142,8 @@ export class AdminServer {
 
   static async start(options: AdminServerOptions): Promise<AdminServer> {
     const server = new AdminServer(options);
-    // The REST endpoints take their caller from the request (brokerForRequest), not the async context.
-    const handle = options.security === undefined ? server.handle : options.security.wrap(server.handle, (path) => path.startsWith(REST_PATH_PREFIX));
+    // Every handler takes its caller from the request (HttpSecurity.brokerForRequest).
+    const handle = options.security === undefined ? server.handle : options.security.wrap(server.handle);
     server.listener = await listenHttp(handle, {
       host: options.host,
       port: options.port,
@@ -192,8 +192,8 @@ export class AdminServer {
   }
 
   /** GET /api/cluster: the cluster from this broker, or this broker alone. */
-  private async clusterView(): Promise<ClusterView> {
-    const broker = this.broker();
+  private async clusterView(req: IncomingMessage): Promise<ClusterView> {
+    const broker = this.broker(req);
     const cluster = this.options.cluster;
     if (cluster === undefined) {
       const tcp = this.attachment?.tcp;
@@ -279,20 +279,15 @@ export class AdminServer {
     this.metrics.close();
   }
 
-  private broker(): BrokerApi {
+  /** The broker as the request's caller may use it, over the publish batcher; BROKER_BUSY while it recovers. */
+  private broker(req: IncomingMessage): BrokerApi {
     if (this.attachment === null || this.batcher === null) throw new FerryError('BROKER_BUSY', 'the broker is still recovering; try again shortly');
-    return this.secured(this.batcher);
+    return this.secured(this.batcher, req);
   }
 
-  /** broker() for a REST request, whose caller the security wrapper left on the request itself. */
-  private brokerForRequest(req: IncomingMessage): BrokerApi {
-    if (this.attachment === null || this.batcher === null) throw new FerryError('BROKER_BUSY', 'the broker is still recovering; try again shortly');
-    return this.options.security?.brokerForRequest(this.batcher, req) ?? this.batcher;
-  }
-
-  /** The broker as the current request's caller may use it (everything, without security). */
-  private secured(broker: BrokerApi): BrokerApi {
-    return this.options.security?.brokerFor(broker) ?? broker;
+  /** `broker` as the request's caller may use it (everything, without security); the security wrapper left the caller on the request. */
+  private secured(broker: BrokerApi, req: IncomingMessage): BrokerApi {
+    return this.options.security?.brokerForRequest(broker, req) ?? broker;
   }
 }
 

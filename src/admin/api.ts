@@ -4,6 +4,7 @@
  * here and turned into INVALID_ARGUMENT errors that name the field. docs/OPERATIONS.md lists the
  * endpoints.
  */
+import type { IncomingMessage } from 'node:http';
 import type { ClusterChangeRequest, ClusterChangeResult } from '../protocol/codec-cluster-change.js';
 import type { Clock } from '../platform/clock.js';
 import { FerryError } from '../errors.js';
@@ -37,20 +38,20 @@ export interface Readiness {
 
 export interface AdminContext {
   /** The broker the API drives; throws BROKER_BUSY while recovery runs. */
-  broker(): BrokerApi;
+  broker(req: IncomingMessage): BrokerApi;
   /** The broker without traffic counting: browsing must not count as consuming. */
-  rawBroker(): BrokerApi;
+  rawBroker(req: IncomingMessage): BrokerApi;
   readiness(): Readiness;
   info(): AdminInfo;
   /** GET /api/cluster. */
-  cluster(): Promise<ClusterView>;
+  cluster(req: IncomingMessage): Promise<ClusterView>;
   /** POST /api/cluster/reassign and /drain; INVALID_ARGUMENT on a single broker. */
-  changeCluster(request: ClusterChangeRequest): Promise<ClusterChangeResult>;
+  changeCluster(req: IncomingMessage, request: ClusterChangeRequest): Promise<ClusterChangeResult>;
   clock: Clock;
   traffic: Traffic;
   connections(): ConnectionSource | null;
-  /** Whether the current caller may see the whole broker (admin on every topic, or security off). */
-  seesBrokerWide(): boolean;
+  /** Whether the request's caller may see the whole broker (admin on every topic, or security off). */
+  seesBrokerWide(req: IncomingMessage): boolean;
 }
 
 /** Keys accepted when creating a topic: a typo is an error, not a silently ignored setting. */
@@ -69,20 +70,20 @@ function registerBrokerRoutes(router: HttpRouter, context: AdminContext): void {
     .route('GET', '/readyz', () => readyz(context))
     .route('GET', '/api', () => apiIndex(router))
     .route('GET', '/api/info', () => ({ ...context.info(), ready: context.readiness().ready, uptimeMs: context.clock.nowMs() - context.info().startedAtMs }))
-    .route('GET', '/api/overview', () => overview(context))
-    .route('GET', '/api/cluster', () => context.cluster())
+    .route('GET', '/api/overview', ({ req }) => overview(context, req))
+    .route('GET', '/api/cluster', ({ req }) => context.cluster(req))
     .route('POST', '/api/cluster/reassign', async (request) => {
       const body = objectBody(await request.body());
-      return context.changeCluster({ op: 'reassign', topic: stringField(body, 'topic'), replace: stringField(body, 'replace'), with: stringField(body, 'with') });
+      return context.changeCluster(request.req, { op: 'reassign', topic: stringField(body, 'topic'), replace: stringField(body, 'replace'), with: stringField(body, 'with') });
     })
-    .route('POST', '/api/cluster/drain', async (request) => context.changeCluster({ op: 'drain', node: stringField(objectBody(await request.body()), 'node') }))
+    .route('POST', '/api/cluster/drain', async (request) => context.changeCluster(request.req, { op: 'drain', node: stringField(objectBody(await request.body()), 'node') }))
     .route('GET', '/api/connections', () => connections(context));
 }
 
 /** Topics and their messages. */
 function registerTopicRoutes(router: HttpRouter, context: AdminContext): void {
   router
-    .route('GET', '/api/topics', () => takeSnapshot(context.broker()).topics.map(topicSummary))
+    .route('GET', '/api/topics', ({ req }) => takeSnapshot(context.broker(req)).topics.map(topicSummary))
     .route('POST', '/api/topics', async (request) => {
       const body = objectBody(await request.body());
       const name = stringField(body, 'name');
@@ -92,17 +93,17 @@ function registerTopicRoutes(router: HttpRouter, context: AdminContext): void {
         if (!TOPIC_CONFIG_KEYS.has(key)) throw new FerryError('INVALID_ARGUMENT', `unknown topic setting "${key}"; known: ${[...TOPIC_CONFIG_KEYS].join(', ')}`);
         config[key] = value;
       }
-      return new Reply(201, await context.broker().createTopic(name, config as Partial<TopicConfig>));
+      return new Reply(201, await context.broker(request.req).createTopic(name, config as Partial<TopicConfig>));
     })
-    .route('GET', '/api/topics/:topic', ({ params }) => describeTopic(context.broker(), params['topic']!))
-    .route('DELETE', '/api/topics/:topic', async ({ params }) => {
-      await context.broker().deleteTopic(params['topic']!);
+    .route('GET', '/api/topics/:topic', ({ req, params }) => describeTopic(context.broker(req), params['topic']!))
+    .route('DELETE', '/api/topics/:topic', async ({ req, params }) => {
+      await context.broker(req).deleteTopic(params['topic']!);
       return { deleted: params['topic'] };
     })
-    .route('POST', '/api/topics/:topic/purge', async ({ params }) => {
+    .route('POST', '/api/topics/:topic/purge', async ({ req, params }) => {
       // Until the broker can truncate a log in place, a purge recreates the topic with its settings;
       // its groups go with it (docs/OPERATIONS.md).
-      const broker = context.broker();
+      const broker = context.broker(req);
       const name = params['topic']!;
       const info = broker.describeTopic(name);
       const removedGroups = info.groups;
@@ -111,14 +112,14 @@ function registerTopicRoutes(router: HttpRouter, context: AdminContext): void {
       return { purged: name, removedGroups };
     })
 
-    .route('GET', '/api/topics/:topic/messages', async ({ params, query }) => {
+    .route('GET', '/api/topics/:topic/messages', async ({ req, params, query }) => {
       const partition = intParam(query, 'partition', 0) ?? 0;
       const limit = intParam(query, 'limit', 1) ?? BROWSE_LIMIT_DEFAULT;
       const fromOffset = intParam(query, 'offset', 0);
       const fromTimeMs = timeParam(query, 'time');
       const key = query.get('key') ?? undefined;
-      context.broker(); // BROKER_BUSY until recovery finished, like every other call
-      return browse(context.rawBroker(), context.clock, params['topic']!, {
+      context.broker(req); // BROKER_BUSY until recovery finished, like every other call
+      return browse(context.rawBroker(req), context.clock, params['topic']!, {
         partition,
         limit,
         ...(fromOffset === undefined ? {} : { fromOffset }),
@@ -126,9 +127,9 @@ function registerTopicRoutes(router: HttpRouter, context: AdminContext): void {
         ...(key === undefined || key === '' ? {} : { key }),
       });
     })
-    .route('POST', '/api/topics/:topic/messages', async ({ params, body }) => {
+    .route('POST', '/api/topics/:topic/messages', async ({ req, params, body }) => {
       const message = publishBody(objectBody(await body()));
-      const [result] = await context.broker().publish(params['topic']!, [message]);
+      const [result] = await context.broker(req).publish(params['topic']!, [message]);
       return new Reply(201, { topic: params['topic'], ...result });
     });
 }
@@ -136,20 +137,20 @@ function registerTopicRoutes(router: HttpRouter, context: AdminContext): void {
 /** Queue groups, dead letters and redrive. */
 function registerGroupRoutes(router: HttpRouter, context: AdminContext): void {
   router
-    .route('GET', '/api/groups', () =>
-      takeSnapshot(context.broker()).topics.flatMap((topic) => topic.groups.filter((group) => !group.internal)),
+    .route('GET', '/api/groups', ({ req }) =>
+      takeSnapshot(context.broker(req)).topics.flatMap((topic) => topic.groups.filter((group) => !group.internal)),
     )
-    .route('GET', '/api/topics/:topic/groups', ({ params }) => context.broker().listGroups?.(params['topic']!) ?? [])
-    .route('GET', '/api/topics/:topic/groups/:group', ({ params }) => describeGroup(context.broker(), params['topic']!, params['group']!))
-    .route('POST', '/api/topics/:topic/groups/:group/reset', async ({ params, body }) => {
-      const broker = context.broker();
+    .route('GET', '/api/topics/:topic/groups', ({ req, params }) => context.broker(req).listGroups?.(params['topic']!) ?? [])
+    .route('GET', '/api/topics/:topic/groups/:group', ({ req, params }) => describeGroup(context.broker(req), params['topic']!, params['group']!))
+    .route('POST', '/api/topics/:topic/groups/:group/reset', async ({ req, params, body }) => {
+      const broker = context.broker(req);
       if (broker.resetGroup === undefined) throw new FerryError('INVALID_ARGUMENT', 'this broker cannot reset groups');
       return broker.resetGroup(params['topic']!, params['group']!, startPosition(objectBody(await body())['to']));
     })
 
-    .route('GET', '/api/dead-letters', () => deadLetters(context.broker()))
-    .route('POST', '/api/topics/:topic/redrive', async ({ params, body }) => {
-      const broker = context.broker();
+    .route('GET', '/api/dead-letters', ({ req }) => deadLetters(context.broker(req)))
+    .route('POST', '/api/topics/:topic/redrive', async ({ req, params, body }) => {
+      const broker = context.broker(req);
       if (broker.redrive === undefined) throw new FerryError('INVALID_ARGUMENT', 'this broker cannot redrive');
       return broker.redrive(params['topic']!, redriveOptions(objectBody(await body())));
     });
@@ -161,13 +162,13 @@ function readyz(context: AdminContext): unknown {
   return readiness.ready ? { status: 'ready' } : new Reply(503, { status: readiness.status, reason: readiness.reason });
 }
 
-function overview(context: AdminContext): unknown {
+function overview(context: AdminContext, req: IncomingMessage): unknown {
   const readiness = context.readiness();
   const ready = readiness.ready;
   // A cluster member without etcd still serves: its figures are worth showing.
-  const snapshot = ready || readiness.status === 'etcd unreachable' ? takeSnapshot(context.broker()) : null;
+  const snapshot = ready || readiness.status === 'etcd unreachable' ? takeSnapshot(context.broker(req)) : null;
   const notReady = ready ? {} : { notReady: { status: readiness.status, reason: readiness.reason } };
-  if (!context.seesBrokerWide()) {
+  if (!context.seesBrokerWide(req)) {
     // A user short of admin on every topic sees its own topics' figures, not the process, the
     // connections, the pid or the data directory.
     const visible = new Set(snapshot?.topics.map((topic) => topic.info.name) ?? []);

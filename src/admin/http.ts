@@ -21,6 +21,8 @@ export { statusForCode };
 
 /** What a JSON route receives. */
 export interface ApiRequest {
+  /** The request itself: where the security wrapper left its caller. */
+  req: IncomingMessage;
   method: string;
   params: Record<string, string>;
   query: URLSearchParams;
@@ -77,7 +79,7 @@ export class HttpRouter {
       const match = this.match(method, url.pathname);
       if (match !== undefined) {
         if (method !== 'GET') checkJsonRequest(req);
-        const result = await match.route.handler({ method, params: match.params, query: url.searchParams, body: () => readJsonBody(req) });
+        const result = await match.route.handler({ req, method, params: match.params, query: url.searchParams, body: () => readJsonBody(req) });
         if (result instanceof Reply) sendJson(res, result.status, result.body);
         else sendJson(res, 200, result);
         return;

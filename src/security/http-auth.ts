@@ -1,11 +1,11 @@
 /**
- * Authentication and authorization on the HTTP port (admin API, dashboard, gRPC and Connect).
+ * Authentication and authorization on the HTTP port (admin API, dashboard, gRPC and Connect, REST).
  * Each request is authenticated once, before its handler runs — by its TLS client certificate,
  * an `Authorization: Basic` user and password, or an `Authorization: Bearer` token — and the
- * handler runs inside that request's context (AsyncLocalStorage), so the broker getter the API and
- * gRPC services already call per request returns the guard's view for the caller. The REST
- * endpoints take the caller from the request instead (brokerForRequest): entering the context
- * costs every request a promise hook per promise it makes.
+ * caller is left on the request itself: every handler passes the request to brokerForRequest
+ * (and its kin) to get the guard's view for that caller. No async context carries it: an
+ * AsyncLocalStorage, once entered, turns on promise hooks for the whole process, and every
+ * promise any request makes (a REST publish's included) pays for them.
  *
  * Without credentials only the public paths answer (probes, the dashboard's own files); /metrics
  * needs a login with the metrics grant (or admin on every topic) whenever authentication is on;
@@ -13,7 +13,6 @@
  * and the dashboard's calls carry it from then on; a gRPC call fails UNAUTHENTICATED. With
  * authentication off, everything passes as before.
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { BrokerApi } from '../broker/types.js';
@@ -42,12 +41,24 @@ interface RequestAuth {
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => unknown;
 
-/** Where wrap leaves the caller of a request served outside the async context. */
+/** Where wrap leaves the caller of a request. */
 const REQUEST_AUTH = Symbol('ferry.requestAuth');
 type AuthenticatedRequest = IncomingMessage & { [REQUEST_AUTH]?: RequestAuth };
 
+/**
+ * Where an HTTP/1.1 connection keeps the guarded broker of its last caller: the connection's next
+ * request from the same user (or, anonymous, from the same address: the connection's) reuses it
+ * instead of building a view per request.
+ */
+const CONNECTION_BROKER = Symbol('ferry.connectionBroker');
+interface ConnectionBroker {
+  user: string | null;
+  inner: BrokerApi;
+  broker: BrokerApi;
+}
+type ConnectionSocket = { [CONNECTION_BROKER]?: ConnectionBroker };
+
 export class HttpSecurity {
-  private readonly current = new AsyncLocalStorage<RequestAuth>();
 
   constructor(
     readonly authenticator: Authenticator,
@@ -56,20 +67,16 @@ export class HttpSecurity {
     private readonly logger: Logger,
   ) {}
 
-  /**
-   * The port's request handler, with every request authenticated first. A path for which
-   * `fromRequest` is true is served outside the async context: its handler takes the caller from
-   * the request (brokerForRequest), so the context's hooks cost it nothing.
-   */
-  wrap(handler: Handler, fromRequest: (path: string) => boolean = () => false): (req: IncomingMessage, res: ServerResponse) => unknown {
+  /** The port's request handler, with every request authenticated first and its caller left on the request. */
+  wrap(handler: Handler): (req: IncomingMessage, res: ServerResponse) => unknown {
     return (req, res) => {
       const auth = this.authenticate(req);
-      if (auth instanceof Promise) return auth.then((known) => this.serve(known, handler, fromRequest, req, res));
-      return this.serve(auth, handler, fromRequest, req, res);
+      if (auth instanceof Promise) return auth.then((known) => this.serve(known, handler, req, res));
+      return this.serve(auth, handler, req, res);
     };
   }
 
-  private serve(auth: RequestAuth, handler: Handler, fromRequest: (path: string) => boolean, req: IncomingMessage, res: ServerResponse): unknown {
+  private serve(auth: RequestAuth, handler: Handler, req: IncomingMessage, res: ServerResponse): unknown {
     // The listener has already decoded and normalised the path (transport/http/request-path.ts):
     // this check and the router see the same one, however the client spelled it.
     const url = req.url ?? '/';
@@ -83,24 +90,25 @@ export class HttpSecurity {
         return undefined;
       }
     }
-    if (fromRequest(path)) {
-      (req as AuthenticatedRequest)[REQUEST_AUTH] = auth;
-      return handler(req, res);
-    }
-    return this.current.run(auth, handler, req, res);
+    (req as AuthenticatedRequest)[REQUEST_AUTH] = auth;
+    return handler(req, res);
   }
 
   /**
-   * The broker as the current request's caller may use it. Throws the request's authentication
-   * failure, or AUTH_REQUIRED outside any request (fail closed).
+   * The broker as the request's caller may use it. Throws the request's authentication failure, or
+   * AUTH_REQUIRED for a request the wrapper never saw (fail closed).
    */
-  brokerFor(inner: BrokerApi): BrokerApi {
-    return this.guarded(inner, this.requireAuthenticated());
-  }
-
-  /** brokerFor for a request served outside the async context (see wrap); fails closed for any other. */
   brokerForRequest(inner: BrokerApi, req: IncomingMessage): BrokerApi {
-    return this.guarded(inner, this.checked((req as AuthenticatedRequest)[REQUEST_AUTH]));
+    const auth = this.checked((req as AuthenticatedRequest)[REQUEST_AUTH]);
+    // HTTP/2 requests share their session's socket (a proxy of it): only HTTP/1.1 connections keep one.
+    if (req.httpVersionMajor !== 1) return this.guarded(inner, auth);
+    const socket = req.socket as ConnectionSocket;
+    const user = auth.principal?.name ?? null;
+    const kept = socket[CONNECTION_BROKER];
+    if (kept !== undefined && kept.user === user && kept.inner === inner) return kept.broker;
+    const broker = this.guarded(inner, auth);
+    socket[CONNECTION_BROKER] = { user, inner, broker };
+    return broker;
   }
 
   private guarded(inner: BrokerApi, auth: RequestAuth): BrokerApi {
@@ -110,8 +118,8 @@ export class HttpSecurity {
   private readonly onReject = (code: ErrorCode): void => this.count(code);
 
   /** For calls that reach no broker method (gRPC settles by consumer id): only authenticated callers. */
-  requireAuthenticated(): RequestAuth {
-    return this.checked(this.current.getStore());
+  requireAuthenticated(req: IncomingMessage): RequestAuth {
+    return this.checked((req as AuthenticatedRequest)[REQUEST_AUTH]);
   }
 
   private checked(auth: RequestAuth | undefined): RequestAuth {
@@ -149,9 +157,9 @@ export class HttpSecurity {
     return { principal: null, error: new FerryError('AUTH_FAILED', 'authentication failed'), address };
   }
 
-  /** Whether the current request's caller may see the whole broker: admin on every topic (or authentication off). */
-  seesBrokerWide(): boolean {
-    const auth = this.current.getStore();
+  /** Whether the request's caller may see the whole broker: admin on every topic (or authentication off). */
+  seesBrokerWide(req: IncomingMessage): boolean {
+    const auth = (req as AuthenticatedRequest)[REQUEST_AUTH];
     return auth !== undefined && auth.error === null && this.authenticator.allows(auth.principal, 'admin', { topic: '*' });
   }
 

@@ -35,7 +35,8 @@ const FLAG_COMPRESSED = 0x01;
 const QUEUED_REQUESTS_MAX = 64;
 
 export interface FastConsumeDeps {
-  broker: () => BrokerApi;
+  /** The broker as the caller of the request may use it. */
+  broker: (req: IncomingMessage) => BrokerApi;
   registry: ConsumerRegistry;
   logger: Logger;
   /** Aborted when the broker shuts down: every open call ends UNAVAILABLE. */
@@ -63,7 +64,7 @@ export async function serveConsume(req: IncomingMessage, res: ServerResponse, de
   const requests = new RequestEnvelopes(req);
   const buffers = new ResponseBuffers();
   try {
-    const session = openConsumeSession(deps);
+    const session = openConsumeSession(deps, req);
     for await (const output of session.run(requests, call.signal)) {
       if (res.destroyed) break;
       writeHeaders(res);

@@ -34,7 +34,8 @@ const ENVELOPE_BYTES = 5;
 type Form = 'grpc' | 'json' | 'proto';
 
 export interface FastPublishDeps {
-  broker: () => BrokerApi;
+  /** The broker as the caller of the request may use it. */
+  broker: (req: IncomingMessage) => BrokerApi;
   logger: Logger;
 }
 
@@ -82,7 +83,7 @@ export async function servePublish(
   if (decoded === null) return general(once(body));
   let answer: { results: PublishResult[]; synced: boolean };
   try {
-    answer = await publishMessages(deps.broker(), decoded);
+    answer = await publishMessages(deps.broker(req), decoded);
   } catch (error) {
     sendError(res, form, toConnectError(error, deps.logger, METHOD_NAME));
     return;

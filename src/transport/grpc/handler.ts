@@ -14,6 +14,7 @@ import type { BrokerApi } from '../../broker/types.js';
 import { MessageService } from '../../generated/ferry/v1/messages_pb.js';
 import { TopicService } from '../../generated/ferry/v1/topics_pb.js';
 import { ConsumerRegistry } from './consumers.js';
+import { callValues, requestOfValues } from './call-request.js';
 import { CONNECT_JSON_OPTIONS } from './convert.js';
 import { toConnectError } from './errors.js';
 import type { HttpHandler } from '../http/listener.js';
@@ -24,16 +25,16 @@ import { messageService } from './message-service.js';
 import { topicService } from './topic-service.js';
 
 export interface GrpcHandlerOptions {
-  /** The broker the API drives; may throw BROKER_BUSY while it recovers. */
-  broker: () => BrokerApi;
+  /** The broker the API drives, as the request's caller may use it; may throw BROKER_BUSY while it recovers. */
+  broker: (req: IncomingMessage) => BrokerApi;
   clock: Clock;
   logger: Logger;
   /** Requests for any other path (the admin API and dashboard). Default: 404. */
   fallback?: HttpHandler;
   /** Where consumer ids come from (randomness is passed in, not a hidden global); default: 128 random bits. */
   newConsumerId?: () => string;
-  /** Called before every call; throws (AUTH_REQUIRED, AUTH_FAILED) to refuse an unauthenticated caller. */
-  authenticate?: () => void;
+  /** Called before every call with its request; throws (AUTH_REQUIRED, AUTH_FAILED) to refuse an unauthenticated caller. */
+  authenticate?: (req: IncomingMessage) => void;
 }
 
 export interface GrpcHandler {
@@ -70,7 +71,7 @@ export function createGrpcHandler(options: GrpcHandlerOptions): GrpcHandler {
     const path = (req.url ?? '/').split('?', 1)[0]!;
     const method = methods.get(path);
     if (method === undefined) return fallback(req, res);
-    const refusal = refusalOf(options, method);
+    const refusal = refusalOf(options, method, req);
     if (path === PUBLISH_PATH && refusal === null) {
       const form = fastPublishForm(req);
       if (form !== null) return servePublish(req, res, form, publishDeps, (body) => serveCall(method, req, res, null, options.logger, body));
@@ -88,10 +89,10 @@ export function createGrpcHandler(options: GrpcHandlerOptions): GrpcHandler {
 }
 
 /** The refusal of an unauthenticated caller, as the call's error; null when the call may proceed. */
-function refusalOf(options: GrpcHandlerOptions, method: UniversalHandler): ConnectError | null {
+function refusalOf(options: GrpcHandlerOptions, method: UniversalHandler, req: IncomingMessage): ConnectError | null {
   if (options.authenticate === undefined) return null;
   try {
-    options.authenticate();
+    options.authenticate(req);
     return null;
   } catch (error) {
     return toConnectError(error, options.logger, `${method.service.typeName}/${method.method.name}`);
@@ -108,7 +109,7 @@ async function serveCall(
   /** The body when the fast path has read (some of) it already (fast-publish.ts). */
   body?: AsyncIterable<Uint8Array>,
 ): Promise<void> {
-  let request: UniversalServerRequest = universalRequestFromNodeRequest(req, res, undefined, undefined);
+  let request: UniversalServerRequest = universalRequestFromNodeRequest(req, res, undefined, callValues(req));
   if (body !== undefined) request = { ...request, body };
   if (refusal !== null) {
     // connect sets aside a buffer of the declared length before reading: it gets no length to trust.
@@ -154,9 +155,9 @@ function ferryErrors(logger: Logger): Interceptor {
 }
 
 /** Refuses every call of an unauthenticated caller, settles by consumer id included (inside ferryErrors). */
-function authenticated(authenticate: () => void): Interceptor {
+function authenticated(authenticate: (req: IncomingMessage) => void): Interceptor {
   return (next) => async (request) => {
-    authenticate();
+    authenticate(requestOfValues(request.contextValues));
     return next(request);
   };
 }

@@ -4,12 +4,14 @@
  * a publish answers when BrokerApi.publish resolves (after fdatasync for `always` topics), and
  * deliveries, credit, redelivery and dead letters are the broker subscription's.
  */
+import type { IncomingMessage } from 'node:http';
 import type { ServiceImpl } from '@connectrpc/connect';
 import type { Clock } from '../../platform/clock.js';
 import type { Logger } from '../../platform/logger.js';
 import { FerryError } from '../../errors.js';
 import type { BrokerApi, PublishResult } from '../../broker/types.js';
 import type { MessageService, PublishMessage } from '../../generated/ferry/v1/messages_pb.js';
+import { callRequest } from './call-request.js';
 import { ConsumeSession } from './consume-session.js';
 import type { ConsumerRegistry } from './consumers.js';
 import { deliveryToProto, publishMessageFromProto, publishResultToProto, requireField, subscribeOptionsFromProto } from './convert.js';
@@ -26,7 +28,8 @@ import { PullConsumer } from './pull-consumer.js';
 import { applySettles, checkSettleBatch, type SettleBatch } from './settle.js';
 
 export interface MessageServiceDeps {
-  broker: () => BrokerApi;
+  /** The broker as the caller of the request may use it. */
+  broker: (req: IncomingMessage) => BrokerApi;
   registry: ConsumerRegistry;
   clock: Clock;
   logger: Logger;
@@ -51,10 +54,10 @@ function checkCapacity(registry: ConsumerRegistry): void {
   }
 }
 
-/** A Consume stream's session, whichever way its call came (connect, or fast-consume.ts); refused past CONSUMERS_MAX. */
-export function openConsumeSession(deps: Pick<MessageServiceDeps, 'broker' | 'registry' | 'logger'>): ConsumeSession {
+/** A Consume stream's session for `req`'s caller, whichever way its call came (connect, or fast-consume.ts); refused past CONSUMERS_MAX. */
+export function openConsumeSession(deps: Pick<MessageServiceDeps, 'broker' | 'registry' | 'logger'>, req: IncomingMessage): ConsumeSession {
   checkCapacity(deps.registry);
-  return new ConsumeSession({ broker: deps.broker(), registry: deps.registry, logger: deps.logger });
+  return new ConsumeSession({ broker: deps.broker(req), registry: deps.registry, logger: deps.logger });
 }
 
 export function messageService(deps: MessageServiceDeps): ServiceImpl<typeof MessageService> {
@@ -68,13 +71,13 @@ export function messageService(deps: MessageServiceDeps): ServiceImpl<typeof Mes
   };
 
   return {
-    async publish(request) {
-      const { results, synced } = await publishMessages(deps.broker(), request);
+    async publish(request, context) {
+      const { results, synced } = await publishMessages(deps.broker(callRequest(context)), request);
       return { results: results.map(publishResultToProto), synced };
     },
 
     async *consume(requests, context) {
-      const session = openConsumeSession(deps);
+      const session = openConsumeSession(deps, callRequest(context));
       for await (const output of session.run(requests, context.signal)) {
         yield output.deliveries === undefined ? output.response : { messages: output.deliveries.map(deliveryToProto) };
       }
@@ -99,7 +102,7 @@ export function messageService(deps: MessageServiceDeps): ServiceImpl<typeof Mes
         }
         checkCapacity(registry);
         const { topic, options } = subscribeOptionsFromProto(request.subscription, 'subscription');
-        consumer = await PullConsumer.open(deps.broker(), topic, options, idleTimeoutMs, deps);
+        consumer = await PullConsumer.open(deps.broker(callRequest(context)), topic, options, idleTimeoutMs, deps);
       }
       const deliveries = await consumer.pull(maxMessages, request.waitMs, context.signal);
       return { consumerId: consumer.id, messages: deliveries.map(deliveryToProto) };

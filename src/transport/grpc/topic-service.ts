@@ -3,49 +3,52 @@
  * BrokerApi. Optional broker features (groups, redrive) answer INVALID_ARGUMENT when the broker
  * does not offer them, as on the TCP protocol.
  */
-import type { ServiceImpl } from '@connectrpc/connect';
+import type { IncomingMessage } from 'node:http';
+import type { HandlerContext, ServiceImpl } from '@connectrpc/connect';
 import { FerryError } from '../../errors.js';
 import type { BrokerApi, RedriveOptions } from '../../broker/types.js';
 import type { TopicService } from '../../generated/ferry/v1/topics_pb.js';
+import { callRequest } from './call-request.js';
 import { groupToProto, requireField, startPositionFromProto, toSafeNumber, topicConfigFromProto, topicToProto } from './convert.js';
 
-export function topicService(broker: () => BrokerApi): ServiceImpl<typeof TopicService> {
+export function topicService(brokerFor: (req: IncomingMessage) => BrokerApi): ServiceImpl<typeof TopicService> {
+  const broker = (context: HandlerContext): BrokerApi => brokerFor(callRequest(context));
   return {
-    async createTopic(request) {
+    async createTopic(request, context) {
       const name = requireField(request.name, 'name');
-      return { topic: topicToProto(await broker().createTopic(name, topicConfigFromProto(request.config))) };
+      return { topic: topicToProto(await broker(context).createTopic(name, topicConfigFromProto(request.config))) };
     },
 
-    async deleteTopic(request) {
-      await broker().deleteTopic(requireField(request.name, 'name'));
+    async deleteTopic(request, context) {
+      await broker(context).deleteTopic(requireField(request.name, 'name'));
       return {};
     },
 
-    listTopics() {
-      return { topics: broker().listTopics().map(topicToProto) };
+    listTopics(_request, context) {
+      return { topics: broker(context).listTopics().map(topicToProto) };
     },
 
-    describeTopic(request) {
-      return { topic: topicToProto(broker().describeTopic(requireField(request.name, 'name'))) };
+    describeTopic(request, context) {
+      return { topic: topicToProto(broker(context).describeTopic(requireField(request.name, 'name'))) };
     },
 
-    listGroups(request) {
-      const api = broker();
+    listGroups(request, context) {
+      const api = broker(context);
       const topic = requireField(request.topic, 'topic');
       if (api.listGroups === undefined) throw unsupported('ListGroups');
       return { groups: api.listGroups(topic).map(groupToProto) };
     },
 
-    describeGroup(request) {
-      const api = broker();
+    describeGroup(request, context) {
+      const api = broker(context);
       const topic = requireField(request.topic, 'topic');
       const group = requireField(request.group, 'group');
       if (api.describeGroup === undefined) throw unsupported('DescribeGroup');
       return { group: groupToProto(api.describeGroup(topic, group)) };
     },
 
-    async resetGroup(request) {
-      const api = broker();
+    async resetGroup(request, context) {
+      const api = broker(context);
       const topic = requireField(request.topic, 'topic');
       const group = requireField(request.group, 'group');
       const position = startPositionFromProto(request.position, 'position');
@@ -54,8 +57,8 @@ export function topicService(broker: () => BrokerApi): ServiceImpl<typeof TopicS
       return { group: groupToProto(await api.resetGroup(topic, group, position)) };
     },
 
-    async redrive(request) {
-      const api = broker();
+    async redrive(request, context) {
+      const api = broker(context);
       const deadLetterTopic = requireField(request.deadLetterTopic, 'dead_letter_topic');
       if (api.redrive === undefined) throw unsupported('Redrive');
       const options: RedriveOptions = {};

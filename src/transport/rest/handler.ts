@@ -145,20 +145,25 @@ function publishOne(req: IncomingMessage, res: ServerResponse, routed: Routed, b
   });
 }
 
-/** The route of a path under /v1/; 404 for any other. */
+/** Where every topic's endpoints live. */
+const TOPICS_PREFIX = '/v1/topics/';
+
+/** The route of a path under /v1/; 404 for any other. Read by index, without splitting the path. */
 function routeOf(path: string): { route: Route; topic: string; group: string } {
-  // '', 'v1', 'topics', topic, verb[, group, 'acks']
-  const parts = path.split('/');
-  if (parts[2] === 'topics' && parts.length >= 5) {
-    const topic = decode(parts[3]!);
-    const verb = parts[4];
-    if (parts.length === 5) {
+  // /v1/topics/{topic}/{verb}, or /v1/topics/{topic}/groups/{group}/acks
+  const topicEnd = path.startsWith(TOPICS_PREFIX) ? path.indexOf('/', TOPICS_PREFIX.length) : -1;
+  if (topicEnd >= 0) {
+    const topic = decode(path.slice(TOPICS_PREFIX.length, topicEnd));
+    const verbEnd = path.indexOf('/', topicEnd + 1);
+    if (verbEnd < 0) {
+      const verb = path.slice(topicEnd + 1);
       if (verb === 'messages') return { route: 'publish', topic, group: '' };
       // The listener writes the path canonically, with ':' escaped.
       if (verb === 'messages%3Abatch' || verb === 'messages:batch') return { route: 'batch', topic, group: '' };
       if (verb === 'events') return { route: 'events', topic, group: '' };
-    } else if (parts.length === 7 && verb === 'groups' && parts[6] === 'acks') {
-      return { route: 'acks', topic, group: decode(parts[5]!) };
+    } else if (path.slice(topicEnd + 1, verbEnd) === 'groups') {
+      const groupEnd = path.indexOf('/', verbEnd + 1);
+      if (groupEnd >= 0 && path.slice(groupEnd + 1) === 'acks') return { route: 'acks', topic, group: decode(path.slice(verbEnd + 1, groupEnd)) };
     }
   }
   throw new RestProblem(404, 'NOT_FOUND', `no endpoint ${path} (docs/HTTP.md lists them)`);

@@ -25,13 +25,24 @@ export class RestProblem extends Error {
 }
 
 /**
+ * Bodies up to this many bytes (every publish answer) get their header list from a cache, one list
+ * per length: node:http reads the list without keeping or changing it.
+ */
+const CACHED_HEADERS_BYTES_MAX = 256;
+const headersByLength: Array<readonly string[] | undefined> = [];
+
+function jsonHeaders(bytes: number): readonly string[] {
+  if (bytes > CACHED_HEADERS_BYTES_MAX) return ['content-type', JSON_TYPE, 'content-length', String(bytes), 'cache-control', 'no-store'];
+  return (headersByLength[bytes] ??= ['content-type', JSON_TYPE, 'content-length', String(bytes), 'cache-control', 'no-store']);
+}
+
+/**
  * Answers `text` as JSON: the status line, the headers as one flat list (no header object, no
  * setHeader per header) and the body go out as one string, in one write.
  */
 export function sendJson(res: ServerResponse, status: number, text: string, extra?: readonly string[]): void {
-  const headers = ['content-type', JSON_TYPE, 'content-length', String(Buffer.byteLength(text)), 'cache-control', 'no-store'];
-  if (extra !== undefined) headers.push(...extra);
-  res.writeHead(status, headers);
+  const headers = jsonHeaders(Buffer.byteLength(text));
+  res.writeHead(status, extra === undefined ? (headers as string[]) : [...headers, ...extra]);
   res.end(text);
 }
 

@@ -162,6 +162,15 @@ test('rest publish - errors say what went wrong with their status, and store not
     assert.equal(wrongMethod.headers.get('allow'), 'POST');
     const noRoute = await post(fixture, '/v1/topics/orders/elsewhere', 'x');
     assert.equal(noRoute.status, 404);
+    for (const path of ['/v1/topics/orders', '/v1/topics/orders/', '/v1/topics/orders/messages/x', '/v1/topics/orders/groups/g', '/v1/topics/orders/groups/g/acks/x', '/v1/topics/orders/groupsx/g/acks', '/v1/queues/orders/messages']) {
+      const miss = await post(fixture, path, 'x');
+      assert.equal(miss.status, 404, path);
+      assert.equal(miss.body.error.code, 'NOT_FOUND', path);
+    }
+    // An escaped topic name is the topic's name decoded: a route, to a topic that does not exist.
+    const escaped = await post(fixture, '/v1/topics/no%20such/messages', 'x');
+    assert.equal(escaped.body.error.code, 'UNKNOWN_TOPIC');
+    assert.match(escaped.body.error.message, /no such/);
     // A bad request among good concurrent ones fails alone.
     const mixed = await Promise.all([post(fixture, '/v1/topics/orders/messages', 'good'), post(fixture, '/v1/topics/orders/messages', Buffer.alloc(2048)), post(fixture, '/v1/topics/orders/messages', 'fine')]);
     assert.deepEqual(mixed.map((answer) => answer.status), [200, 413, 200]);
