@@ -14,7 +14,8 @@ import { SimClock, settle } from '../sim/sim-clock.js';
 import { SimFileSystem } from '../sim/sim-fs.js';
 import { record } from '../storage/log-kit.js';
 
-test('replicated log - the first append waits for the epoch start to be durable; reads do not', async () => {
+/** A log on the simulated disk led alone by n1 in epoch 2 (the epoch its appends wait to begin). */
+async function soleLeader(): Promise<{ log: Log; leader: TopicLeader }> {
   const clock = new SimClock();
   const log = await Log.open({ dir: '/t/p0', fs: new SimFileSystem(), clock, durability: 'always' });
   const leader = new TopicLeader({
@@ -22,6 +23,11 @@ test('replicated log - the first append waits for the epoch start to be durable;
     knownHighWatermarks: new Map(), clock, logger: silentLogger, changeInSync: async () => true, onFenced: () => undefined,
   });
   leader.addLog('p0', log);
+  return { log, leader };
+}
+
+test('replicated log - the first append waits for the epoch start to be durable; reads do not', async () => {
+  const { log, leader } = await soleLeader();
   let begin!: () => void;
   const epochBegun = new Promise<void>((resolve) => (begin = resolve)).then(() => log.beginEpoch(2));
   const replicated = new ReplicatedLog('p0', log, leader, null, epochBegun);
@@ -41,13 +47,7 @@ test('replicated log - the first append waits for the epoch start to be durable;
 });
 
 test('replicated log - an epoch start that fails refuses the append as NOT_LEADER and stores nothing', async () => {
-  const clock = new SimClock();
-  const log = await Log.open({ dir: '/t/p0', fs: new SimFileSystem(), clock, durability: 'always' });
-  const leader = new TopicLeader({
-    topic: 't', nodeId: 'n1', epoch: 2, inSync: ['n1'], replicas: ['n1'], minInSync: 1, replicaLagMaxMs: 10_000,
-    knownHighWatermarks: new Map(), clock, logger: silentLogger, changeInSync: async () => true, onFenced: () => undefined,
-  });
-  leader.addLog('p0', log);
+  const { log, leader } = await soleLeader();
   const failed = Promise.reject(new FerryError('STORAGE_FAILED', 'the epoch list could not be written'));
   failed.catch(() => undefined);
   const replicated = new ReplicatedLog('p0', log, leader, null, failed);
