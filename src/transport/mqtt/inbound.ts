@@ -186,16 +186,19 @@ export class Inbound {
     const batch = this.open;
     if (batch === null) return;
     this.open = null;
-    let stored: Promise<PublishResult[]>;
-    try {
-      stored = this.options.broker.publish(batch.ferryTopic, batch.messages);
-    } catch (error) {
-      stored = Promise.reject(error);
-    }
-    stored.then(
+    this.publishTo(batch.ferryTopic, batch.messages).then(
       () => this.batchAnswered(batch, null),
       (error: unknown) => this.batchRefused(batch, error),
     );
+  }
+
+  /** The broker's publish, a synchronous throw (a refusal before any store) turned into its rejection. */
+  private publishTo(ferryTopic: string, messages: PublishMessage[]): Promise<PublishResult[]> {
+    try {
+      return this.options.broker.publish(ferryTopic, messages);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /** Fills the batch's PUBACKs: each a success, or each refused with `error`'s reason (an array: one error per message). */
@@ -220,14 +223,7 @@ export class Inbound {
       this.batchAnswered(batch, batch.messages.map(() => error));
       return;
     }
-    const alone = (message: PublishMessage): Promise<unknown> => {
-      try {
-        return this.options.broker.publish(batch.ferryTopic, [message]);
-      } catch (failure) {
-        return Promise.reject(failure);
-      }
-    };
-    void Promise.allSettled(batch.messages.map(alone)).then((outcomes) => {
+    void Promise.allSettled(batch.messages.map((message) => this.publishTo(batch.ferryTopic, [message]))).then((outcomes) => {
       const errors = outcomes.map((outcome) => (outcome.status === 'rejected' ? (outcome.reason as unknown) : undefined));
       this.batchAnswered(batch, errors.some((failure) => failure !== undefined) ? errors : null);
     });

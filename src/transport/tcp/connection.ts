@@ -62,7 +62,7 @@ export class Connection implements FrameHandler, SubscriptionsHost, TurnHost {
   private idleWaiters: Array<() => void> = [];
   private closedWaiters: Array<() => void> = [];
   private flushScheduled = false;
-  private decodeScheduled = false; // decodeHeld() is (holdReading)
+  private decodeScheduled = false; // a decodeHeld() is scheduled (holdReading)
   private readPaused = false;
   private failing = false;
   /** The client said GOODBYE: the close that follows is a clean one. */
