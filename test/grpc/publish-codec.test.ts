@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import { create, fromBinary, fromJsonString, toBinary, toJsonString } from '@bufbuild/protobuf';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { PublishRequestSchema, PublishResponseSchema, type PublishMessage } from '../../src/generated/ferry/v1/messages_pb.js';
-import { decodePublishBinary, decodePublishJson, encodePublishResponseBinary, encodePublishResponseJson } from '../../src/transport/grpc/publish-codec.js';
+import { decodePublishBinary, decodePublishJson, encodePublishResponseBinary, encodePublishResponseJson, decodeStandardBase64 } from '../../src/transport/grpc/publish-codec.js';
 import { publishResultToProto } from '../../src/transport/grpc/convert.js';
 import type { PublishResult } from '../../src/broker/types.js';
 
@@ -83,6 +83,21 @@ test('publish codec - what it cannot read exactly is declined, for the general p
   ]) {
     assert.equal(decodePublishJson(text), null, text);
   }
+});
+
+test('publish codec - standard padded base64 is told from every other text as the strict pattern tells it, and decoded', () => {
+  const strict = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+  // Mostly base64's own characters and '=', with the URL-safe ones, white space, a dot and a non-ASCII letter mixed in.
+  const char = fc.constantFrom(...'AZaz09+/==-_ \n\t.é'.split(''));
+  const text = fc.oneof(fc.array(char, { maxLength: 12 }).map((chars) => chars.join('')), fc.uint8Array({ maxLength: 12 }).map((bytes) => Buffer.from(bytes).toString('base64')));
+  fc.assert(
+    fc.property(text, (candidate) => {
+      const decoded = decodeStandardBase64(candidate);
+      assert.equal(decoded !== null, strict.test(candidate), JSON.stringify(candidate));
+      if (decoded !== null) assert.deepEqual(decoded, Buffer.from(candidate, 'base64'));
+    }),
+    { numRuns: 5000 },
+  );
 });
 
 test('publish codec - responses are byte for byte what protobuf-es writes', () => {

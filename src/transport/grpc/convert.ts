@@ -225,15 +225,20 @@ export function publishMessageFromProto(message: PublishMessage, index: number):
     headers.push(header);
   }
   const result: BrokerPublishMessage = {
-    key: message.key === undefined ? null : Buffer.from(message.key.buffer, message.key.byteOffset, message.key.byteLength),
+    key: message.key === undefined ? null : asBuffer(message.key),
     headers,
-    value: Buffer.from(message.value.buffer, message.value.byteOffset, message.value.byteLength),
+    value: asBuffer(message.value),
   };
   if (message.partition !== undefined) result.partition = message.partition;
   if (message.id !== '') result.id = message.id;
   if (message.delayMs !== 0) result.delayMs = message.delayMs;
   if (message.deliverAt !== undefined) result.deliverAtMs = timestampMs(message.deliverAt);
   return result;
+}
+
+/** The bytes as a Buffer: the same one when they are one already (the fast path's), else a view over them. */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 export function publishResultToProto(result: BrokerPublishResult): MessageInitShape<typeof PublishResultSchema> {

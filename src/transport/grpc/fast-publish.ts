@@ -23,7 +23,7 @@ import { PublishResponseSchema } from '../../generated/ferry/v1/messages_pb.js';
 import { CONNECT_JSON_OPTIONS, publishResultToProto } from './convert.js';
 import { toConnectError } from './errors.js';
 import { GRPC_MESSAGE_BYTES_MAX } from './limits.js';
-import { publishMessages } from './message-service.js';
+import { startPublish } from './message-service.js';
 import { decodePublishBinary, decodePublishJson, encodePublishResponseBinary, encodePublishResponseJson, type DecodedPublish } from './publish-codec.js';
 
 export const PUBLISH_PATH = '/ferry.v1.MessageService/Publish';
@@ -56,39 +56,81 @@ export function fastPublishForm(req: IncomingMessage): Form | null {
 
 /**
  * Serves one Publish in `form`; `general` serves it through connect instead, given the body (the
- * bytes read so far, then the rest of the request).
+ * bytes read so far, then the rest of the request). Without a promise of its own, as the REST
+ * publish: the body is read by listeners, the messages handed to the broker, and the answer
+ * written when the broker's promise settles (each promise and async frame per call showed in the
+ * collector's share of a loaded broker).
  */
-export async function servePublish(
+export function servePublish(
   req: IncomingMessage,
   res: ServerResponse,
   form: Form,
   deps: FastPublishDeps,
   general: (body: AsyncIterable<Uint8Array>) => Promise<void>,
-): Promise<void> {
+): Promise<void> | undefined {
   // A declared length past the largest message: the general path refuses it before the body comes.
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > GRPC_MESSAGE_BYTES_MAX + ENVELOPE_BYTES) return general(req);
-  let read: Buffer | Buffer[];
-  try {
-    read = await readWhole(req, GRPC_MESSAGE_BYTES_MAX + ENVELOPE_BYTES);
-  } catch {
-    // The client reset the stream or closed the connection mid-body: nobody waits for an answer.
+  readWhole(req, GRPC_MESSAGE_BYTES_MAX + ENVELOPE_BYTES, (read) => {
+    try {
+      publishBody(req, res, form, deps, general, read);
+    } catch (error) {
+      // A bug here must cost this call, never the process (a listener's throw would end it).
+      failed(res, form, deps, error);
+    }
+  });
+  return undefined;
+}
+
+function publishBody(
+  req: IncomingMessage,
+  res: ServerResponse,
+  form: Form,
+  deps: FastPublishDeps,
+  general: (body: AsyncIterable<Uint8Array>) => Promise<void>,
+  read: Buffer | Buffer[] | null,
+): void {
+  // The client reset the stream or closed the connection mid-body: nobody waits for an answer.
+  if (read === null) {
     res.destroy();
     return;
   }
   // Past the largest message the general path decides (it refuses with RESOURCE_EXHAUSTED).
-  if (Array.isArray(read)) return general(rest(read, req));
-  const body = read;
-  const decoded = decode(form, body);
-  if (decoded === null) return general(once(body));
-  let answer: { results: PublishResult[]; synced: boolean };
+  const body = Array.isArray(read) ? null : read;
+  const decoded = body === null ? null : decode(form, body);
+  if (decoded === null) {
+    general(body === null ? rest(read as Buffer[], req) : once(body)).then(undefined, (error: unknown) => failed(res, form, deps, error));
+    return;
+  }
+  let stored: Promise<PublishResult[]>;
   try {
-    answer = await publishMessages(deps.broker(req), decoded);
+    stored = startPublish(deps.broker(req), decoded);
   } catch (error) {
     sendError(res, form, toConnectError(error, deps.logger, METHOD_NAME));
     return;
   }
-  sendResults(res, form, answer.results, answer.synced);
+  stored.then(
+    (results) => {
+      try {
+        sendResults(res, form, results, allSynced(results));
+      } catch (error) {
+        failed(res, form, deps, error);
+      }
+    },
+    (error: unknown) => sendError(res, form, toConnectError(error, deps.logger, METHOD_NAME)),
+  );
+}
+
+/** A failure of this code rather than of the call: logged, and answered as an internal error if nothing was sent yet. */
+function failed(res: ServerResponse, form: Form, deps: FastPublishDeps, error: unknown): void {
+  deps.logger.error('http.request_failed', { path: PUBLISH_PATH, error });
+  if (res.headersSent) res.destroy();
+  else sendError(res, form, toConnectError(error, deps.logger, METHOD_NAME));
+}
+
+function allSynced(results: readonly PublishResult[]): boolean {
+  for (const result of results) if (result.durability !== 'synced') return false;
+  return true;
 }
 
 function decode(form: Form, body: Buffer): DecodedPublish | null {
@@ -149,39 +191,43 @@ async function* once(body: Buffer): AsyncGenerator<Uint8Array> {
 }
 
 /**
- * The body whole, or (past `bytesMax`) the chunks read so far, with the request paused. Listeners,
- * not an async iterator: the iterator's machinery cost more than the rest of a small call's reading.
+ * The body whole, or (past `bytesMax`) the chunks read so far with the request paused, or null
+ * when the request failed mid-body, to `done`. Listeners, not an async iterator: the iterator's
+ * machinery cost more than the rest of a small call's reading. A body that arrives in one chunk
+ * is that chunk, not a copy.
  */
-function readWhole(req: IncomingMessage, bytesMax: number): Promise<Buffer | Buffer[]> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let bytes = 0;
-    const onData = (chunk: Buffer): void => {
-      chunks.push(chunk);
-      bytes += chunk.length;
-      if (bytes <= bytesMax) return;
-      req.pause();
-      cleanup();
-      resolve(chunks);
-    };
-    const onEnd = (): void => {
-      cleanup();
-      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, bytes));
-    };
-    const onError = (error: unknown): void => {
-      cleanup();
-      reject(error);
-    };
-    const cleanup = (): void => {
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onError);
-    };
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', onError);
-  });
+function readWhole(req: IncomingMessage, bytesMax: number, done: (read: Buffer | Buffer[] | null) => void): void {
+  let first: Buffer | null = null;
+  let more: Buffer[] | null = null;
+  let bytes = 0;
+  const onData = (chunk: Buffer): void => {
+    bytes += chunk.length;
+    if (first === null) first = chunk;
+    else (more ??= [first]).push(chunk);
+    if (bytes <= bytesMax) return;
+    req.pause();
+    cleanup();
+    done(more ?? [first]);
+  };
+  const onEnd = (): void => {
+    cleanup();
+    done(more !== null ? Buffer.concat(more, bytes) : (first ?? EMPTY_BODY));
+  };
+  const onError = (): void => {
+    cleanup();
+    done(null);
+  };
+  const cleanup = (): void => {
+    req.off('data', onData);
+    req.off('end', onEnd);
+    req.off('error', onError);
+  };
+  req.on('data', onData);
+  req.on('end', onEnd);
+  req.on('error', onError);
 }
+
+const EMPTY_BODY = Buffer.alloc(0);
 
 /** The chunks already read, then the rest of the request. */
 async function* rest(chunks: Buffer[], req: IncomingMessage): AsyncGenerator<Uint8Array> {

@@ -37,12 +37,18 @@ export interface MessageServiceDeps {
 
 /**
  * Publish, whichever way its request was decoded (by connect, or by the fast path of
- * fast-publish.ts): the fields checked, the messages stored, `synced` when every one was fdatasynced.
+ * fast-publish.ts): the fields checked (a refusal is thrown at once) and the messages handed to
+ * the broker.
  */
-export async function publishMessages(broker: BrokerApi, request: { topic: string; messages: readonly PublishMessage[] }): Promise<{ results: PublishResult[]; synced: boolean }> {
+export function startPublish(broker: BrokerApi, request: { topic: string; messages: readonly PublishMessage[] }): Promise<PublishResult[]> {
   const topic = requireField(request.topic, 'topic');
   if (request.messages.length === 0) throw new FerryError('INVALID_ARGUMENT', 'messages: publish at least one message');
-  const results = await broker.publish(topic, request.messages.map(publishMessageFromProto));
+  return broker.publish(topic, request.messages.map(publishMessageFromProto));
+}
+
+/** startPublish's results, and `synced` when every one was fdatasynced. */
+export async function publishMessages(broker: BrokerApi, request: { topic: string; messages: readonly PublishMessage[] }): Promise<{ results: PublishResult[]; synced: boolean }> {
+  const results = await startPublish(broker, request);
   return { results, synced: results.every((result) => result.durability === 'synced') };
 }
 

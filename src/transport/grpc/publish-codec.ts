@@ -24,8 +24,7 @@ const WIRE_FIXED64 = 1;
 const WIRE_LEN = 2;
 const WIRE_FIXED32 = 5;
 const UINT32_MAX = 0xffff_ffff;
-/** Standard base64 with its padding: what every encoder sends and protobuf-es reads the same way. */
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+const BASE64_PAD = 0x3d; // '='
 
 class Decline extends Error {}
 const DECLINE = new Decline('not on the fast path');
@@ -196,8 +195,24 @@ function isObject(value: unknown): value is Record<string, unknown> {
 }
 
 function base64(value: unknown): Buffer {
-  if (typeof value !== 'string' || !BASE64.test(value)) throw DECLINE;
-  return Buffer.from(value, 'base64');
+  const bytes = typeof value === 'string' ? decodeStandardBase64(value) : null;
+  if (bytes === null) throw DECLINE;
+  return bytes;
+}
+
+/**
+ * The bytes of standard base64 with its padding (whole groups of four, `=` only as the last one
+ * or two): what every encoder sends and protobuf-es reads the same way; null for any other text.
+ * Node's decoder skips what is not base64 and stops at `=`, so a text is the standard form when
+ * it holds neither URL-safe character (which Node also reads) and decodes to all the bytes its
+ * length promises: at a fraction of a regular expression's cost on a 1 KiB value.
+ */
+export function decodeStandardBase64(text: string): Buffer | null {
+  const length = text.length;
+  if (length % 4 !== 0 || text.indexOf('-') >= 0 || text.indexOf('_') >= 0) return null;
+  const padding = length === 0 || text.charCodeAt(length - 1) !== BASE64_PAD ? 0 : text.charCodeAt(length - 2) === BASE64_PAD ? 2 : 1;
+  const bytes = Buffer.from(text, 'base64');
+  return bytes.length === (length / 4) * 3 - padding ? bytes : null;
 }
 
 function jsonUint32(value: unknown): number {
