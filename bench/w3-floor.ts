@@ -9,6 +9,16 @@
  * (pacer.ts), latency from the send to the consumer's receipt.
  *
  *   npm run bench:w3floor [-- --seconds N] [--rate N] [--runs N] [--no-journal] [--preallocate]
+ *                           [--replicas 3 [--commit all|majority]]
+ *
+ * `--replicas 3`: the floor of a replicated topic. The server is then a leader with two follower
+ * processes (this script again, each with its own file): it forwards each tick's messages and acks
+ * to both in one write each, as it appends them itself; a follower appends what it gets, one write
+ * and one fdatasync a pass, and answers how many messages it has synced. A message is confirmed and
+ * delivered once the leader has synced it and every follower has (`--commit all`, what Ferry's
+ * `always` topics promise: every in-sync replica holds it synced) or one follower has
+ * (`--commit majority`, two of three, what a Raft log waits for). All three processes share this
+ * machine's disk and cores, as a three-broker cluster on one machine does.
  *
  * If this floor misses W3's target, a broker on this machine can only miss it by more; what Ferry
  * adds over it is what `npm run bench:driver -- w3` prints beside it.
@@ -97,7 +107,105 @@ function onUnits(socket: Socket, unitBytes: number | null, onUnit: (unit: Buffer
   });
 }
 
-async function serve(dir: string, port: number, journal: boolean, preallocate: boolean): Promise<void> {
+// ---- replication (`--replicas 3`) ---------------------------------------------------------------
+
+/** A frame to a follower: the u32 length, a kind byte, then a message frame's or an ack's bytes. */
+const KIND_MESSAGE = 0x4d;
+const KIND_ACK = 0x41;
+/** A follower's answer: the u32 count of messages it has synced so far. */
+const SYNCED_BYTES = 4;
+
+/** A follower: appends what the leader forwards, and answers each sync with its count of synced messages. */
+async function follow(dir: string, port: number): Promise<void> {
+  const file = new GroupCommitFile(await open(join(dir, 'replica'), 'w'));
+  let synced = 0;
+  let answerScheduled = false;
+  const server = createServer({ noDelay: true }, (socket) => {
+    // One answer a tick: the count as it stands once the tick's syncs have all settled.
+    const answer = (): void => {
+      answerScheduled = false;
+      const bytes = Buffer.alloc(SYNCED_BYTES);
+      bytes.writeUInt32BE(synced, 0);
+      socket.write(bytes);
+    };
+    onUnits(socket, null, (frame) => {
+      const isMessage = frame[LENGTH_BYTES] === KIND_MESSAGE;
+      file.append(Buffer.from(frame), () => {
+        if (!isMessage) return;
+        synced++;
+        if (answerScheduled) return;
+        answerScheduled = true;
+        process.nextTick(answer);
+      });
+    });
+  });
+  server.listen(port, LOOPBACK_HOST);
+}
+
+/** The leader's side of replication: forwards frames and says when a message is held by enough replicas. */
+class Replicas {
+  /** Messages each follower has synced, by follower. */
+  private readonly synced: number[];
+  /** Messages forwarded, in order; the head is the oldest not yet committed. */
+  private readonly pending: { synced: boolean; commit: () => void }[] = [];
+  private committed = 0;
+  private localSynced = 0;
+
+  constructor(
+    private readonly followers: Socket[],
+    /** Followers that must have synced a message before it commits (besides the leader). */
+    private readonly needed: number,
+  ) {
+    this.synced = followers.map(() => 0);
+    followers.forEach((socket, index) => {
+      onUnits(socket, SYNCED_BYTES, (unit) => {
+        this.synced[index] = unit.readUInt32BE(0);
+        this.advance();
+      });
+    });
+  }
+
+  forward(kind: number, bytes: Buffer): void {
+    const frame = Buffer.alloc(LENGTH_BYTES + 1 + bytes.length);
+    frame.writeUInt32BE(1 + bytes.length, 0);
+    frame[LENGTH_BYTES] = kind;
+    bytes.copy(frame, LENGTH_BYTES + 1);
+    for (const socket of this.followers) {
+      corkForTick(socket);
+      socket.write(frame);
+    }
+  }
+
+  /** A message forwarded; `commit` runs once the leader and enough followers hold it synced. */
+  add(commit: () => void): { localSyncDone: () => void } {
+    const entry = { synced: false, commit };
+    this.pending.push(entry);
+    return {
+      localSyncDone: () => {
+        entry.synced = true;
+        this.localSynced++;
+        this.advance();
+      },
+    };
+  }
+
+  private advance(): void {
+    const heldBy = [...this.synced].sort((a, b) => b - a)[this.needed - 1] ?? Infinity;
+    while (this.pending.length > 0 && this.pending[0]!.synced && this.committed < heldBy) {
+      this.pending.shift()!.commit();
+      this.committed++;
+    }
+  }
+}
+
+function connectTo(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = createConnection({ host: LOOPBACK_HOST, port, noDelay: true }, () => resolve(socket));
+    socket.once('error', reject);
+  });
+}
+
+async function serve(dir: string, port: number, journal: boolean, preallocate: boolean, followerPorts: number[] = [], needed = 0): Promise<void> {
   const topicHandle = await open(join(dir, 'topic'), 'w');
   if (preallocate) {
     const zeros = Buffer.alloc(ZERO_CHUNK_BYTES);
@@ -106,6 +214,7 @@ async function serve(dir: string, port: number, journal: boolean, preallocate: b
   }
   const topic = new GroupCommitFile(topicHandle);
   const acks = journal ? new GroupCommitFile(await open(join(dir, 'acks'), 'w')) : null;
+  const replicas = followerPorts.length === 0 ? null : new Replicas(await Promise.all(followerPorts.map(connectTo)), needed);
   let producer: Socket | null = null;
   let consumer: Socket | null = null;
   const server = createServer({ noDelay: true }, (socket) => {
@@ -115,18 +224,27 @@ async function serve(dir: string, port: number, journal: boolean, preallocate: b
         producer = socket;
         onUnits(socket, null, (frame) => {
           const copy = Buffer.from(frame);
-          topic.append(copy, () => {
+          const confirm = (): void => {
             corkForTick(producer!);
             producer!.write(copy.subarray(LENGTH_BYTES, LENGTH_BYTES + ACK_BYTES));
             if (consumer !== null) {
               corkForTick(consumer);
               consumer.write(copy);
             }
-          });
+          };
+          if (replicas === null) {
+            topic.append(copy, confirm);
+            return;
+          }
+          replicas.forward(KIND_MESSAGE, copy);
+          topic.append(copy, replicas.add(confirm).localSyncDone);
         });
       } else {
         consumer = socket;
-        onUnits(socket, ACK_BYTES, (ack) => acks?.append(Buffer.from(ack), () => {}));
+        onUnits(socket, ACK_BYTES, (ack) => {
+          acks?.append(Buffer.from(ack), () => {});
+          if (journal) replicas?.forward(KIND_ACK, ack);
+        });
       }
       if (rest.length > 0) socket.unshift(rest);
     });
@@ -156,29 +274,37 @@ function connectAs(port: number, role: number): Promise<Socket> {
   });
 }
 
-/** Starts the floor's server as the benchmark starts brokers: a free port, a temp dir, stopped by its PID. */
-function startServer(processes: ProcessRegistry, journal: boolean, preallocate: boolean): Promise<ServerProcess> {
-  return processes.start({
+/** How the floor's server keeps its topic: alone, or on three replicas committing on all or on a majority. */
+interface Replication {
+  replicas: number;
+  commit: 'all' | 'majority';
+}
+
+/** Starts the floor's server (and its followers) as the benchmark starts brokers: free ports, temp dirs, stopped by their PIDs. */
+async function startServer(processes: ProcessRegistry, journal: boolean, preallocate: boolean, replication: Replication): Promise<ServerProcess[]> {
+  const script = (mode: string, port: number, dataDir: string): string[] => [...launcherNodeFlags(), '--import', 'tsx', new URL(import.meta.url).pathname, mode, dataDir, '--port', String(port)];
+  const followers: ServerProcess[] = [];
+  for (let index = 1; index < replication.replicas; index++) {
+    followers.push(await processes.start({ name: `w3floor-follower-${index}`, command: process.execPath, args: (port, dataDir) => script('--follow', port, dataDir) }));
+  }
+  const needed = replication.commit === 'all' ? followers.length : Math.floor(replication.replicas / 2);
+  const leader = await processes.start({
     name: 'w3floor',
     command: process.execPath,
     args: (port, dataDir) => [
-      ...launcherNodeFlags(),
-      '--import',
-      'tsx',
-      new URL(import.meta.url).pathname,
-      '--serve',
-      dataDir,
-      '--port',
-      String(port),
+      ...script('--serve', port, dataDir),
       ...(journal ? [] : ['--no-journal']),
       ...(preallocate ? ['--preallocate'] : []),
+      ...(followers.length === 0 ? [] : ['--followers', followers.map((follower) => follower.port).join(','), '--needed', String(needed)]),
     ],
   });
+  return [leader, ...followers];
 }
 
-async function runOnce(processes: ProcessRegistry, ratePerSec: number, seconds: number, journal: boolean, preallocate: boolean): Promise<FloorRun> {
+async function runOnce(processes: ProcessRegistry, ratePerSec: number, seconds: number, journal: boolean, preallocate: boolean, replication: Replication): Promise<FloorRun> {
   const count = ratePerSec * seconds;
-  const server = await startServer(processes, journal, preallocate);
+  const servers = await startServer(processes, journal, preallocate, replication);
+  const server = servers[0]!;
   const producer = await connectAs(server.port, ROLE_PRODUCER);
   const consumer = await connectAs(server.port, ROLE_CONSUMER);
   try {
@@ -225,7 +351,7 @@ async function runOnce(processes: ProcessRegistry, ratePerSec: number, seconds: 
   } finally {
     producer.destroy();
     consumer.destroy();
-    await processes.stop(server);
+    await Promise.all(servers.map((started) => processes.stop(started)));
   }
 }
 
@@ -239,22 +365,37 @@ async function main(): Promise<void> {
       runs: { type: 'string' },
       'no-journal': { type: 'boolean' },
       preallocate: { type: 'boolean' },
+      replicas: { type: 'string' },
+      commit: { type: 'string' },
+      follow: { type: 'string' },
+      followers: { type: 'string' },
+      needed: { type: 'string' },
     },
   });
   const journal = values['no-journal'] !== true;
   const preallocate = values.preallocate === true;
-  if (values.serve !== undefined) return serve(values.serve, Number(values.port), journal, preallocate);
+  if (values.follow !== undefined) return follow(values.follow, Number(values.port));
+  if (values.serve !== undefined) {
+    const followerPorts = values.followers === undefined ? [] : values.followers.split(',').map(Number);
+    return serve(values.serve, Number(values.port), journal, preallocate, followerPorts, Number(values.needed ?? 0));
+  }
+  const replicas = Number(values.replicas ?? 1);
+  if (replicas !== 1 && replicas !== 3) throw new Error('--replicas: 1 or 3');
+  const commit = values.commit ?? 'all';
+  if (commit !== 'all' && commit !== 'majority') throw new Error('--commit: all or majority');
+  const replication: Replication = { replicas, commit };
   const seconds = Number(values.seconds ?? DEFAULT_SECONDS);
   const ratePerSec = Number(values.rate ?? DEFAULT_RATE_PER_SEC);
   const runs = Number(values.runs ?? 1);
   for (const [name, value] of Object.entries({ seconds, rate: ratePerSec, runs })) {
     if (!Number.isSafeInteger(value) || value < 1) throw new Error(`--${name}: a positive integer`);
   }
-  console.log(`W3 floor: ${ratePerSec} msgs/s for ${seconds} s, acks journaled: ${journal}, topic file preallocated: ${preallocate}; nproc ${cpus().length}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB`);
+  const replicated = replicas === 1 ? 'one replica' : `${replicas} replicas, committed on ${commit === 'all' ? 'all' : 'a majority'}`;
+  console.log(`W3 floor: ${ratePerSec} msgs/s for ${seconds} s, ${replicated}, acks journaled: ${journal}, topic file preallocated: ${preallocate}; nproc ${cpus().length}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB`);
   const processes = new ProcessRegistry();
   try {
     for (let run = 1; run <= runs; run++) {
-      const r = await runOnce(processes, ratePerSec, seconds, journal, preallocate);
+      const r = await runOnce(processes, ratePerSec, seconds, journal, preallocate, replication);
       const ms = (value: number): string => value.toFixed(2);
       console.log(`run ${run}: p50 ${ms(r.p50Ms)} ms, p99 ${ms(r.p99Ms)} ms, p99.9 ${ms(r.p999Ms)} ms, max ${ms(r.maxMs)} ms; p99 after the first second ${ms(r.p99AfterFirstSecondMs)} ms; p99 by second ${r.p99BySecondMs.map(ms).join(' ')}`);
     }
