@@ -143,7 +143,9 @@ function decode(form: Form, body: Buffer): DecodedPublish | null {
 function sendResults(res: ServerResponse, form: Form, results: PublishResult[], synced: boolean): void {
   if (form === 'json') {
     const text = encodePublishResponseJson(results, synced) ?? toJsonString(PublishResponseSchema, responseMessage(results, synced), CONNECT_JSON_OPTIONS);
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+    const bytes = Buffer.byteLength(text);
+    // HTTP/1.1 takes the headers as one flat list, shared by every answer of the same length.
+    res.writeHead(200, res.req.httpVersionMajor === 1 ? jsonHeaders(bytes) : { 'content-type': 'application/json', 'content-length': bytes });
     res.end(text);
     return;
   }
@@ -165,6 +167,16 @@ function sendResults(res: ServerResponse, form: Form, results: PublishResult[], 
   res.write(payload);
   res.addTrailers({ 'grpc-status': '0' });
   res.end();
+}
+
+/** Answers up to this many bytes (a publish of a few messages) get a header list from the cache, one per length. */
+const CACHED_HEADERS_BYTES_MAX = 512;
+const jsonHeadersByLength: Array<string[] | undefined> = [];
+
+/** A JSON answer's headers as node:http's flat list (it reads the list without keeping or changing it). */
+function jsonHeaders(bytes: number): string[] {
+  if (bytes > CACHED_HEADERS_BYTES_MAX) return ['content-type', 'application/json', 'content-length', String(bytes)];
+  return (jsonHeadersByLength[bytes] ??= ['content-type', 'application/json', 'content-length', String(bytes)]);
 }
 
 function responseMessage(results: PublishResult[], synced: boolean) {
