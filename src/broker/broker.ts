@@ -94,6 +94,8 @@ export interface BrokerOptions {
   remote?: RemoteTopics;
   /** Cluster mode: `openLog` gives replicas replication holds open; their files are never removed or moved (TopicServices.replicated). */
   replicated?: boolean;
+  /** Cluster mode: a group's journal as replayed while this broker followed it (TopicServices.warmGroupReplay). */
+  warmGroupReplay?: TopicServices['warmGroupReplay'];
   /** Spans for dead letters and redrives when `@opentelemetry/api` and an SDK are there (default true; broker/tracing.ts). */
   tracing?: boolean;
 }
@@ -181,6 +183,7 @@ export class Broker implements BrokerApi, DeadLetterTarget {
         resolveGroupConfig: (topic, groupOptions) => resolveGroupConfig(groupDefaults, topic, groupOptions),
         quarantine: quarantiner(fs, options.dir, clock, logger, options.replicated === true),
         replicated: options.replicated === true,
+        ...(options.warmGroupReplay === undefined ? {} : { warmGroupReplay: options.warmGroupReplay }),
       };
       const admission = new Admission(fs, options.dir, clock, logger, options.admission);
       const tracing = options.tracing === false ? null : await BrokerTracing.load();

@@ -21,6 +21,7 @@ import { PARTITION_HEADER as DELAY_PARTITION_HEADER } from './delay/headers.js';
 import { DelayStore } from './delay/store.js';
 import { Group } from './delivery/group.js';
 import { GroupStore } from './delivery/group-store.js';
+import type { GroupReplay } from './delivery/group-snapshots.js';
 import { DELAY_MS_MAX, MESSAGE_ID_BYTES_MAX } from './limits.js';
 import { checkName } from './names.js';
 import { Partitioner } from './partitioner.js';
@@ -63,6 +64,8 @@ export interface TopicServices {
    * replication; a creation later takes it up). Single node: a failed creation leaves nothing.
    */
   replicated: boolean;
+  /** Cluster mode: a group's journal as replayed while this broker followed it (GroupStoreOptions.warmReplay). */
+  warmGroupReplay?: (topic: string, group: string) => Promise<GroupReplay | null>;
 }
 
 export class Topic {
@@ -413,6 +416,7 @@ export class Topic {
         initial: async () => ({ config: this.context.resolveGroupConfig(this.name, options), floors: await this.startOffsets(from) }),
         existingOnly,
         keepFiles: this.context.replicated,
+        warmReplay: async () => (await this.context.warmGroupReplay?.(this.name, name)) ?? null,
       });
       if (store === null) return null;
       let group: Group;

@@ -24,13 +24,14 @@ import type { WireTopicInfo } from '../protocol/messages.js';
 import { clientTlsReloader, type CertificateReloader } from '../security/tls-reload.js';
 import { readClientTlsFiles, type ClientTlsFiles, type ClientTlsMaterial, type TlsMaterial } from '../security/tls.js';
 import { UsageError } from './args.js';
+import type { GroupReplay } from '../broker/delivery/group-snapshots.js';
 
 /** The pieces of cluster mode, made before the broker opens; `join` completes them once the TCP port listens. */
 export interface ClusterParts {
   node: ClusterNode;
   etcd: EtcdClient;
   /** For Broker.open: every log through the cluster, no topic opened at start, dead letters anywhere. */
-  brokerOptions: { openLog: LogFactory; topicsAtOpen: 'none'; remote: RemoteTopics; replicated: true };
+  brokerOptions: { openLog: LogFactory; topicsAtOpen: 'none'; remote: RemoteTopics; replicated: true; warmGroupReplay: (topic: string, group: string) => Promise<GroupReplay | null> };
   /** The broker as the transports serve it. */
   serve(broker: Broker): BrokerApi;
   /** Joins the cluster as `address` (the advertised one, or the listener's). */
@@ -85,7 +86,7 @@ export function clusterParts(config: FerryConfig, parts: { clock: Clock; logger:
   return {
     node,
     etcd,
-    brokerOptions: { openLog: (options, role) => node.openLog(options, role), topicsAtOpen: 'none', remote, replicated: true },
+    brokerOptions: { openLog: (options, role) => node.openLog(options, role), topicsAtOpen: 'none', remote, replicated: true, warmGroupReplay: (topic, group) => node.warmGroupReplay(topic, group) },
     serve: (broker) => new ClusteredBroker(broker, node, clock),
     describeRemote: async (topic) => (await clusterClient()).describeTopic(topic),
     serverTlsChanged: (material) => {

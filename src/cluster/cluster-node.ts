@@ -15,6 +15,7 @@ import { LeaseKeeper, type EtcdClient, type LeaseLoss, type Watch } from './etcd
 import { ClusterStore, type BrokerRecord, type ClusterEvent, type TopicPlacement, type TopicState, type VersionedState } from './cluster-store.js';
 import type { LocalTopics } from './local-topics.js';
 import { REPLICAS_MAX } from '../broker/limits.js';
+import type { GroupReplay } from '../broker/delivery/group-snapshots.js';
 import { LEADERSHIP_CHANGE_WAIT_MS, LEASE_TTL_MS_DEFAULT, PLACEMENT_CAS_ATTEMPTS, REPLICA_VERIFY_INTERVAL_MS_DEFAULT } from './limits.js';
 import type { CatchUpChunk, CatchUpReadRequest } from '../protocol/codec-catch-up.js';
 import { CatchUpRate } from './catch-up-rate.js';
@@ -283,6 +284,11 @@ export class ClusterNode {
     const replica = this.replicas.get(role.topic);
     if (replica === undefined) return Promise.reject(new FerryError('UNKNOWN_TOPIC', `this broker holds no replica of ${role.topic}`));
     return replica.openForBroker(role);
+  }
+
+  /** A group's journal as this broker replayed it while following (warm-groups.ts), for its open as leader. */
+  warmGroupReplay(topic: string, group: string): Promise<GroupReplay | null> {
+    return this.replicas.get(topic)?.warmGroupReplay(group) ?? Promise.resolve(null);
   }
 
   /** Throws NOT_LEADER (or UNKNOWN_TOPIC) unless this broker leads the topic now. */

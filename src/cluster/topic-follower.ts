@@ -123,10 +123,13 @@ export class TopicFollower {
         const log = this.options.logs.get(logId);
         if (log === undefined || fromOffset >= log.nextOffset) continue;
         const before = log.nextOffset;
+        let reset = false;
         const end = await log.truncateTo(fromOffset).catch(async (error: unknown) => {
           if (!isFerryError(error, 'CORRUPT_RANGE')) throw error;
+          reset = true;
           return log.resetTo(Math.min(fromOffset, log.startOffset));
         });
+        this.options.onLogChange?.(logId, reset ? { kind: 'reset', start: end } : { kind: 'cut', end });
         this.options.logger.warn('cluster.follower.repaired', { topic: this.options.topic, log: logId, epoch: this.options.epoch, from: before, to: end });
       }
     });
@@ -325,7 +328,7 @@ export class TopicFollower {
         const { chunk, payload } = await next;
         next = null;
         if (log.nextOffset < chunk.logStartOffset) {
-          await this.locally(async () => void (await log.resetTo(chunk.logStartOffset)));
+          await this.locally(async () => this.options.onLogChange?.(logId, { kind: 'reset', start: await log.resetTo(chunk.logStartOffset) }));
           next = this.readChunk(connection, logId, log.nextOffset);
           continue;
         }

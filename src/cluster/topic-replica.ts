@@ -15,6 +15,7 @@ import { handOverTopic } from './handover.js';
 import { logIdOf, type LocalTopics } from './local-topics.js';
 import { ReplicatedLog } from './replicated-log.js';
 import { dedupWindowMsOf, TopicNotes } from './noted-ids.js';
+import type { GroupReplay } from '../broker/delivery/group-snapshots.js';
 import { TopicFollower, type FollowerStop } from './topic-follower.js';
 import { TopicLeader } from './topic-leader.js';
 import type { ClientConnection } from '../client/connection.js';
@@ -24,6 +25,7 @@ import { ReplicaChecks } from './replica-checks.js';
 import { ReplicaDamage } from './replica-damage.js';
 import type { CatchUpRate } from './catch-up-rate.js';
 import { LeadershipChanges } from './leadership-changes.js';
+import { partitionsOf, WarmGroups } from './warm-groups.js';
 
 export interface TopicReplicaContext {
   nodeId: string;
@@ -56,6 +58,8 @@ export class TopicReplica {
   private readonly highWatermarks = new Map<string, number>();
   /** The ids of what this broker replicated as a follower, for a promotion's dedup index. */
   private readonly notes = new TopicNotes(() => dedupWindowMsOf(this.placement.config), (logId) => this.logs.get(logId), () => this.context.clock.nowMs());
+  /** The group journals replayed as this broker follows them, for a promotion's open of the groups. */
+  private readonly warmGroups = new WarmGroups(() => partitionsOf(this.placement.config), (logId) => this.logs.get(logId));
   private role: Role = { kind: 'none' };
   /** The broker's service of the topic is open (between becoming leader and dropping the role). */
   private serving = false;
@@ -230,6 +234,11 @@ export class TopicReplica {
     });
   }
 
+  /** A group's journal as replayed while this broker followed it, for its open as leader (warm-groups.ts). */
+  warmGroupReplay(group: string): Promise<GroupReplay | null> {
+    return this.warmGroups.take(group);
+  }
+
   /** The local log of `logId`, opened once however many ask at once. */
   private openLog(logId: string): Promise<ReplicaLog> {
     const existing = this.logs.get(logId);
@@ -385,10 +394,12 @@ export class TopicReplica {
     this.context.logger.info('cluster.leader.started', { topic: this.name, epoch: state.epoch, inSync: state.inSync });
     this.context.onRoleChange(this.name, 'leader', state);
     this.notes.beginPromotion();
+    this.warmGroups.beginPromotion();
     try {
       await this.openService(leader, state, epochBegun);
     } finally {
       this.notes.endPromotion();
+      this.warmGroups.endPromotion();
     }
   }
 
@@ -461,23 +472,12 @@ export class TopicReplica {
 
   private async becomeFollower(state: TopicState, leaderId: string): Promise<void> {
     await this.dropRole(state);
+    const { nodeId, clock, logger, catchUpRate } = this.context;
     const follower = new TopicFollower({
-      topic: this.name,
-      nodeId: this.context.nodeId,
-      leaderId,
-      epoch: state.epoch,
-      logs: {
-        ids: () => [...this.logs.keys()],
-        get: (logId) => this.logs.get(logId),
-        open: (logId) => this.openLog(logId),
-      },
-      connect: () => this.context.connect(leaderId),
-      catchUpRate: this.context.catchUpRate,
-      clock: this.context.clock,
-      logger: this.context.logger,
-      highWatermarks: this.highWatermarks,
-      onStop: (stop) => this.followerStopped(follower, stop),
-      onLogChange: (logId, change) => this.notes.change(logId, change),
+      topic: this.name, nodeId, leaderId, epoch: state.epoch, catchUpRate, clock, logger, highWatermarks: this.highWatermarks,
+      logs: { ids: () => [...this.logs.keys()], get: (logId) => this.logs.get(logId), open: (logId) => this.openLog(logId) },
+      connect: () => this.context.connect(leaderId), onStop: (stop) => this.followerStopped(follower, stop),
+      onLogChange: (logId, change) => [this.notes, this.warmGroups].forEach((taker) => taker.change(logId, change)),
     });
     this.role = { kind: 'follower', follower };
     this.context.logger.info('cluster.follower.started', { topic: this.name, leader: leaderId, epoch: state.epoch });

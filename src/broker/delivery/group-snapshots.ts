@@ -55,41 +55,78 @@ export interface ReplayedGroup {
  * Rebuilds a group from its journal: the newest complete snapshot in it (or, failing one, the
  * legacy state file's snapshot, whose events start at its `journalOffset`) plus every event after
  * it. Null when the journal holds no snapshot and there is no legacy one: a creation that never
- * finished.
+ * finished. `warm`, a replay of the same journal's records from its start up to some offset (a
+ * replica that followed the journal replayed it as it came: cluster/warm-groups.ts), is continued
+ * instead of reading the journal from its start, when it fits the journal as it is now.
  */
-export async function replayGroup(journal: PartitionLog, partitions: number, legacy: GroupSnapshot | null, where: string): Promise<ReplayedGroup | null> {
-  let base: ReplayedGroup | null = legacy === null ? null : { state: GroupState.fromSnapshot(legacy, partitions), snapshot: legacy, snapshotOffset: -1 };
-  let chunks: Buffer[] = [];
-  let chunkStart = -1;
-  let offset = journal.startOffset;
-  while (offset < journal.nextOffset) {
-    // The whole local journal: a replica that just became leader holds records not yet committed.
-    const records = await journal.read(offset, { recordsMax: REPLAY_READ_RECORDS, uncommitted: true });
-    if (records.length === 0) break;
-    for (const record of records) {
-      const marker = snapshotMarker(record);
-      if (marker !== null) {
-        if (marker.index === 0) {
-          chunks = [];
-          chunkStart = record.offset;
-        }
-        if (marker.index !== chunks.length) continue; // a stray chunk: its snapshot is incomplete
-        chunks.push(Buffer.from(record.value));
-        if (chunks.length === marker.count) {
-          const snapshot = parseSnapshot(Buffer.concat(chunks), where);
-          base = { state: GroupState.fromSnapshot(snapshot, partitions), snapshot, snapshotOffset: chunkStart };
-          chunks = [];
-        }
-        continue;
-      }
-      if (base === null) continue;
-      // Events a legacy snapshot covers already are not applied twice (they are idempotent anyway).
-      if (base.snapshotOffset < 0 && record.offset < base.snapshot.journalOffset) continue;
-      for (const event of decodeGroupEvents(record.value)) base.state.apply(event);
-    }
-    offset = records[records.length - 1]!.offset + 1;
+export async function replayGroup(journal: PartitionLog, partitions: number, legacy: GroupSnapshot | null, where: string, warm: GroupReplay | null = null): Promise<ReplayedGroup | null> {
+  const fits = warm !== null && legacy === null && warm.partitions === partitions && warm.nextOffset >= journal.startOffset && warm.nextOffset <= journal.nextOffset;
+  const replay = fits ? warm : new GroupReplay(partitions, where, journal.startOffset, legacy);
+  await replay.readTo(journal, journal.nextOffset);
+  return replay.replayed;
+}
+
+/**
+ * A replay of a group's journal that goes on record by record: the newest complete snapshot so far
+ * plus every event after it (replayGroup). It reads the journal's records in order, from where it
+ * stopped; nothing else may change its state meanwhile.
+ */
+export class GroupReplay {
+  private base: ReplayedGroup | null;
+  private chunks: Buffer[] = [];
+  private chunkStart = -1;
+
+  constructor(
+    readonly partitions: number,
+    private readonly where: string,
+    /** The next journal offset to apply. */
+    public nextOffset: number,
+    legacy: GroupSnapshot | null = null,
+  ) {
+    this.base = legacy === null ? null : { state: GroupState.fromSnapshot(legacy, partitions), snapshot: legacy, snapshotOffset: -1 };
   }
-  return base;
+
+  /** What the records so far rebuild; null while no snapshot was seen (and no legacy one given). */
+  get replayed(): ReplayedGroup | null {
+    return this.base;
+  }
+
+  /**
+   * Applies the journal's records from `nextOffset` up to `endOffset` (or the journal's end if
+   * sooner). `stillWanted` is asked after each read: false stops before anything read is applied.
+   */
+  async readTo(journal: PartitionLog, endOffset: number, stillWanted: () => boolean = () => true): Promise<void> {
+    while (this.nextOffset < Math.min(endOffset, journal.nextOffset)) {
+      // The whole local journal: a replica that just became leader holds records not yet committed.
+      const records = await journal.read(this.nextOffset, { recordsMax: REPLAY_READ_RECORDS, uncommitted: true });
+      if (records.length === 0 || !stillWanted()) return;
+      for (const record of records) this.apply(record);
+      this.nextOffset = records[records.length - 1]!.offset + 1;
+    }
+  }
+
+  private apply(record: LogRecord): void {
+    const marker = snapshotMarker(record);
+    if (marker !== null) {
+      if (marker.index === 0) {
+        this.chunks = [];
+        this.chunkStart = record.offset;
+      }
+      if (marker.index !== this.chunks.length) return; // a stray chunk: its snapshot is incomplete
+      this.chunks.push(Buffer.from(record.value));
+      if (this.chunks.length === marker.count) {
+        const snapshot = parseSnapshot(Buffer.concat(this.chunks), this.where);
+        this.base = { state: GroupState.fromSnapshot(snapshot, this.partitions), snapshot, snapshotOffset: this.chunkStart };
+        this.chunks = [];
+      }
+      return;
+    }
+    const base = this.base;
+    if (base === null) return;
+    // Events a legacy snapshot covers already are not applied twice (they are idempotent anyway).
+    if (base.snapshotOffset < 0 && record.offset < base.snapshot.journalOffset) return;
+    for (const event of decodeGroupEvents(record.value)) base.state.apply(event);
+  }
 }
 
 function snapshotMarker(record: LogRecord): { index: number; count: number } | null {

@@ -16,7 +16,7 @@ import type { AppendResult, LogOptions, PartitionLog, RecordInput, StorageObserv
 import type { WriteBufferPool } from '../../storage/write-buffers.js';
 import { AckSet } from './ack-set.js';
 import { encodeGroupEvents, GroupEventKind, type GroupEvent } from './group-journal.js';
-import { parseSnapshot, replayGroup, snapshotRecords } from './group-snapshots.js';
+import { parseSnapshot, replayGroup, snapshotRecords, type GroupReplay } from './group-snapshots.js';
 import { GroupState, PartitionGroupState, type GroupSnapshot, type StateTruncation } from './group-state.js';
 import { DISPATCHED_FLUSH_DELAY_MS, GROUP_JOURNAL_RECORDS_PER_SNAPSHOT, GROUP_JOURNAL_RETRY_MS, GROUP_JOURNAL_SEGMENT_BYTES } from '../limits.js';
 import type { GroupConfig } from '../types.js';
@@ -45,6 +45,11 @@ export interface GroupStoreOptions extends Pick<LogOptions, 'dir' | 'fs' | 'cloc
    * writes its first snapshot into it.
    */
   keepFiles?: boolean;
+  /**
+   * Cluster mode: the journal as this broker replayed it while following its leader, to be
+   * continued instead of replayed from the start (replayGroup); null when there is none.
+   */
+  warmReplay?: () => Promise<GroupReplay | null>;
 }
 
 /** The journal's log options: where, and how it is stored (the same on every replica). */
@@ -155,7 +160,8 @@ export class GroupStore {
   private static async openExisting(options: GroupStoreOptions, legacy: GroupSnapshot | null): Promise<GroupStore | null> {
     const journal = await options.openLog(groupJournalOptions(options.dir, options));
     try {
-      const replayed = await replayGroup(journal, options.partitions, legacy, options.dir);
+      const warm = legacy === null ? ((await options.warmReplay?.()) ?? null) : null;
+      const replayed = await replayGroup(journal, options.partitions, legacy, options.dir, warm);
       if (replayed === null) {
         await journal.close();
         return null;

@@ -111,7 +111,14 @@ export function handleClusterFrame(context: ClusterFrameContext, frame: Frame, r
     }
     case FRAME_TYPES.REPLICA_PROGRESS: {
       const message = decodeReplicaProgress(r);
-      if (cluster !== null && mayReplicate(context.peer, message.topic)) cluster.progress(message);
+      // Noted in the order the frames came: a REPLICA_FETCH read just before (in the same chunk)
+      // notes its older report a microtask later, behind withCluster, and noted at once this newer
+      // one would be overwritten by it; after a handover's seal nothing corrected that until the
+      // fetch's long poll ended (FETCH_WAIT_MS_MAX), and every confirm waited for it.
+      withCluster(context, message.topic).then(
+        (frames) => frames.progress(message),
+        () => undefined,
+      );
       return;
     }
   }
