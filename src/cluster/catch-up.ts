@@ -4,7 +4,8 @@
  * chunks of whole leaves, checks each chunk against the leader's leaf digests (storage/log-digest.ts)
  * before writing it, and then fetches the tail as usual. The leader's side reads a chunk and its
  * digests (kept per sealed leaf, so serving a chunk reads it once); the replica's side checks and
- * writes, at most `cluster.replicaCatchUpBytesPerSec` (catch-up-rate.ts).
+ * writes (records not checked again once the digests match: the leader checked them while hashing),
+ * at most `cluster.replicaCatchUpBytesPerSec` (catch-up-rate.ts).
  */
 import { FerryError } from '../errors.js';
 import type { CatchUpChunk, CatchUpReadRequest } from '../protocol/codec-catch-up.js';
@@ -78,19 +79,32 @@ export function batchesEndOffset(bytes: Buffer, fromOffset: number): number {
   return end;
 }
 
-/** Splits back-to-back batches (the chunk's bytes) into one buffer per batch. */
-function splitBatches(bytes: Buffer): Buffer[] {
+/**
+ * Splits back-to-back batches (the chunk's bytes) into one buffer per batch; CORRUPT_RANGE where
+ * one does not start inside `[fromOffset, toOffset)`, which the digests cover (they ignore the rest).
+ */
+function splitBatches(bytes: Buffer, fromOffset: number, toOffset: number): Buffer[] {
   const out: Buffer[] = [];
-  eachBatch(bytes, (header, at) => out.push(bytes.subarray(at, at + header.batchBytes)));
+  eachBatch(bytes, (header, at) => {
+    if (header.baseOffset < fromOffset || header.baseOffset >= toOffset) {
+      throw new FerryError('CORRUPT_RANGE', `a catch-up chunk of ${fromOffset}..${toOffset - 1} holds a batch at ${header.baseOffset}, outside what its digests cover`, {
+        detail: { fromOffset, toOffset: toOffset - 1, position: at, damage: 'uncovered batch' },
+      });
+    }
+    out.push(bytes.subarray(at, at + header.batchBytes));
+  });
   return out;
 }
 
 /**
  * The replica: checks a chunk against the leader's digests; throws CORRUPT_RANGE (with the first
- * range that differs) when the bytes are not what the leader hashed. Returns the batches.
+ * range that differs) when the bytes are not what the leader hashed, or when a batch lies outside
+ * the digests' ranges. Returns the batches: every byte of them equals what the leader hashed, and
+ * the leader checks every record's CRC of what it hashes, so they are written with
+ * `matchedLeaderDigests` (their records are not checked a second time).
  */
 export function checkChunk(chunk: CatchUpChunk): Buffer {
-  const batches = splitBatches(chunk.batches);
+  const batches = splitBatches(chunk.batches, chunk.fromOffset, chunk.toOffset);
   const mine = digestBatchList(batches, { fromOffset: chunk.fromOffset, toOffset: chunk.toOffset, spanRecords: DIGEST_LEAF_RECORDS });
   const differs = firstDifference(mine, chunk.ranges);
   if (differs !== null) {

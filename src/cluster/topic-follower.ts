@@ -337,7 +337,7 @@ export class TopicFollower {
           // The chunk's bytes are a view of the frame's payload, checked, written, then given back
           // for the next frame (the log keeps no reference to them once written).
           const checked = checkChunk(chunk);
-          await this.locally(async () => void (await log.appendBatches(checked)));
+          await this.locally(async () => void (await log.appendBatches(checked, { matchedLeaderDigests: true })));
           bytes += checked.length;
           connection.recyclePayload(payload);
         } catch (error) {

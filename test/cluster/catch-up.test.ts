@@ -44,7 +44,7 @@ test('catch-up - chunks of the leader\'s sealed segments, checked against its di
     chunks++;
     assert.ok(chunk.toOffset % DIGEST_LEAF_RECORDS === 0 || chunk.toOffset === chunk.sealedEnd || chunk.toOffset - chunk.fromOffset < DIGEST_LEAF_RECORDS, `${chunk.fromOffset}..${chunk.toOffset}`);
     const end = batchesEndOffset(chunk.batches, chunk.fromOffset);
-    await replica.appendBatches(checkChunk(chunk));
+    await replica.appendBatches(checkChunk(chunk), { matchedLeaderDigests: true });
     assert.equal(end, replica.nextOffset, 'the next chunk is asked for before this one is written: from where it ends');
   }
   assert.ok(chunks > 3, `${chunks} chunks`);
@@ -69,6 +69,27 @@ test('catch-up - a chunk whose bytes are not what the leader hashed is refused w
   await other.close();
   // From the leader's active segment on there is nothing to copy: fetching takes over.
   assert.equal((await readChunk(leader, request(leader.sealedEndOffset), CHUNK_BYTES)).batches.length, 0);
+  await Promise.all([leader.close(), replica.close()]);
+});
+
+test('catch-up - a tampered chunk is refused by its digests before anything is written, though matched chunks are written without a second record check', async () => {
+  const { leader, replica, other } = await leaderAndReplica();
+  await other.close();
+  const chunk = await readChunk(leader, request(0), CHUNK_BYTES);
+  // One bit of one record's value flipped: its CRC no longer holds, and neither does the digest.
+  const flipped = Buffer.from(chunk.batches);
+  flipped[flipped.length - 5]! ^= 0x10;
+  assert.throws(() => checkChunk({ ...chunk, batches: flipped }), (error) => isFerryError(error, 'CORRUPT_RANGE') && error.detail?.['damage'] === 'digest');
+  // A valid batch the digests do not cover, appended to a matching chunk.
+  const end = batchesEndOffset(chunk.batches, chunk.fromOffset);
+  assert.ok(end >= chunk.toOffset);
+  const [extra] = await leader.readBatches(end, { bytesMax: 1 });
+  assert.throws(() => checkChunk({ ...chunk, batches: Buffer.concat([chunk.batches, extra!]) }), (error) => isFerryError(error, 'CORRUPT_RANGE') && error.detail?.['damage'] === 'uncovered batch');
+  // Digests that cover less than the chunk's batches (a range dropped): refused too.
+  assert.throws(() => checkChunk({ ...chunk, ranges: chunk.ranges.slice(0, -1) }), (error) => isFerryError(error, 'CORRUPT_RANGE'));
+  assert.equal(replica.nextOffset, 0, 'nothing written');
+  await replica.appendBatches(checkChunk(chunk), { matchedLeaderDigests: true });
+  assert.equal(replica.nextOffset, end);
   await Promise.all([leader.close(), replica.close()]);
 });
 

@@ -111,6 +111,34 @@ test('log replica - damaged, misplaced and stale batches are refused and nothing
   await Promise.all([leader.close(), follower.close(), old.close()]);
 });
 
+test('log replica - batches that matched the leader\'s digests still have their headers, offsets and epochs checked', async () => {
+  const env = pair();
+  const leader = await env.open(LEADER_DIR, { leaderEpoch: 2 });
+  const follower = await env.open(FOLLOWER_DIR, { leaderEpoch: 2 });
+  await leader.append([record(0), record(1)]);
+  await leader.append([record(2)]);
+  const [first, second] = await leader.readBatches(0, { bytesMax: FETCH_BYTES });
+  const matched = { matchedLeaderDigests: true };
+  const header = Buffer.from(first!);
+  header[20]! ^= 0x01;
+  await rejectsWith(follower.appendBatches(header, matched), 'CORRUPT_RANGE');
+  await rejectsWith(follower.appendBatches(second!, matched), 'INVALID_ARGUMENT');
+  await rejectsWith(follower.appendBatches(first!.subarray(0, first!.length - 1), matched), 'CORRUPT_RANGE');
+  assert.equal(follower.nextOffset, 0);
+  await follower.appendBatches(Buffer.concat([first!, second!]), matched);
+  assert.equal(follower.nextOffset, 3);
+  const old = await env.open('/data/old', { leaderEpoch: 1 });
+  await old.append([record(3)]);
+  const [stale] = await old.readBatches(0, { bytesMax: FETCH_BYTES });
+  await rejectsWith(follower.appendBatches(rebase(Buffer.from(stale!), 3), matched), 'INVALID_ARGUMENT');
+  // Written, not cached: what it reads back comes from its segments, equal to the leader's.
+  await leader.append([record(3)]);
+  const [fourth] = await leader.readBatches(3, { bytesMax: FETCH_BYTES });
+  await follower.appendBatches(fourth!);
+  assert.deepEqual(Buffer.concat(await follower.readBatches(0, { bytesMax: FETCH_BYTES })), Buffer.concat(await leader.readBatches(0, { bytesMax: FETCH_BYTES })));
+  await Promise.all([leader.close(), follower.close(), old.close()]);
+});
+
 /** A copy of a one-record batch moved to `offset` (header and record re-checksummed), for the epoch check alone. */
 function rebase(batch: Buffer, offset: number): Buffer {
   const out = Buffer.from(batch);
