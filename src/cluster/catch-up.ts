@@ -23,17 +23,25 @@ export async function readChunk(log: ReplicaLog, request: CatchUpReadRequest, by
   const cutGeneration = log.cutGeneration;
   const batches: Buffer[] = [];
   const ends: Array<{ baseOffset: number; endOffset: number }> = [];
-  // A read stops at a segment's end: read on into the next ones up to the chunk's size.
-  for (let at = from, bytes = 0; bytes < bytesMax && at < sealedEnd; ) {
-    const got = await log.readBatches(at, { bytesMax: bytesMax - bytes, endOffset: sealedEnd });
+  // A read stops at a segment's end: read on into the next ones up to the chunk's size. A read that
+  // left less room than its largest batch stopped for want of room (the next batch did not fit):
+  // the chunk is full, and stays one read, sent as it is (not joined with a second read's batch).
+  for (let at = from, bytes = 0, full = false; !full && bytes < bytesMax && at < sealedEnd; ) {
+    const room = bytesMax - bytes;
+    const got = await log.readBatches(at, { bytesMax: room, endOffset: sealedEnd });
     if (got.length === 0) break;
+    let gotBytes = 0;
+    let largest = 0;
     for (const batch of got) {
       const span = batchSpan(batch);
       batches.push(batch);
       ends.push(span);
-      bytes += batch.length;
+      gotBytes += batch.length;
+      largest = Math.max(largest, batch.length);
       at = span.endOffset;
     }
+    bytes += gotBytes;
+    full = room - gotBytes < largest;
   }
   if (batches.length === 0 || ends[0]!.baseOffset !== from) return empty(from);
   const lastEnd = ends[ends.length - 1]!.endOffset;

@@ -112,6 +112,28 @@ test('catch-up - the leader reads a chunk once: its digests hash the batches rea
   await Promise.all([leader.close(), replica.close(), other.close()]);
 });
 
+test('catch-up - a chunk inside one segment is one read, sent as it is: a read cut short by the chunk\'s room is not topped up with a second', async () => {
+  const fs = new SimFileSystem();
+  const clock = new SimClock();
+  const leader = await Log.open({ dir: '/data/leader', fs: fs.session(), clock, durability: 'never', segmentBytes: 256 * 1024 });
+  for (let i = 0; i < RECORDS; i += 7) await leader.append(Array.from({ length: 7 }, (_, j) => record(i + j)));
+  const read = leader.readBatches.bind(leader);
+  let reads = 0;
+  leader.readBatches = async (offset, options) => {
+    reads++;
+    return read(offset, options);
+  };
+  // Five chunks of 16 KiB, all inside the first segment (256 KiB).
+  for (let from = 0, chunks = 0; chunks < 5; chunks++) {
+    reads = 0;
+    const chunk = await readChunk(leader, request(from), 16 * 1024);
+    assert.equal(reads, 1, `chunk ${chunks}: one read`);
+    assert.ok(chunk.batches.length <= 16 * 1024, `${chunk.batches.length} bytes`);
+    from = batchesEndOffset(chunk.batches, chunk.fromOffset);
+  }
+  await leader.close();
+});
+
 test('catch-up - batches read before a cut of the log are read again for its digests, never taken for the log\'s', async () => {
   const { leader, replica, other } = await leaderAndReplica();
   // Below a leaf nothing is kept, so each answer hashes what its source gives.
