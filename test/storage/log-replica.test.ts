@@ -139,6 +139,35 @@ test('log replica - batches that matched the leader\'s digests still have their 
   await Promise.all([leader.close(), follower.close(), old.close()]);
 });
 
+test('log replica - a read of batches from a segment reads their bytes once: the walk over their headers already holds them', async () => {
+  const fs = new SimFileSystem();
+  const session = fs.session();
+  let bytesRead = 0;
+  const counting = Object.create(session) as typeof session;
+  counting.open = async (path, mode) => {
+    const handle = await session.open(path, mode);
+    return Object.assign(Object.create(handle) as typeof handle, {
+      read: async (buffer: Uint8Array, offset: number, length: number, position: number) => {
+        const n = await handle.read(buffer, offset, length, position);
+        bytesRead += n;
+        return n;
+      },
+    });
+  };
+  const leader = await Log.open({ dir: LEADER_DIR, fs: counting, clock: new SimClock(), durability: 'never', segmentBytes: 1 << 20, tailCacheBytes: 0 });
+  for (let i = 0; i < 2_000; i += 10) await leader.append(Array.from({ length: 10 }, (_, j) => record(i + j)));
+  const expected = await allBatches(leader);
+  bytesRead = 0;
+  const batches = await leader.readBatches(0, { bytesMax: 64 * 1024 });
+  const got = Buffer.concat(batches);
+  assert.ok(got.length >= 32 * 1024, `${got.length} bytes`);
+  assert.deepEqual(got, expected.subarray(0, got.length));
+  // One segment (smaller than the walk's window): the walk reads it once, and nothing is read again.
+  assert.equal(leader.stats().segments, 1);
+  assert.ok(bytesRead <= expected.length, `${bytesRead} bytes read for ${got.length} of a ${expected.length}-byte segment`);
+  await leader.close();
+});
+
 /** A copy of a one-record batch moved to `offset` (header and record re-checksummed), for the epoch check alone. */
 function rebase(batch: Buffer, offset: number): Buffer {
   const out = Buffer.from(batch);
