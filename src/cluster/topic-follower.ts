@@ -337,7 +337,10 @@ export class TopicFollower {
           // The chunk's bytes are a view of the frame's payload, checked, written, then given back
           // for the next frame (the log keeps no reference to them once written).
           const checked = checkChunk(chunk);
+          const from = log.nextOffset;
           await this.locally(async () => void (await log.appendBatches(checked, { matchedLeaderDigests: true })));
+          // Noted as fetched batches are (the dedup window's ids), from the bytes in hand: not read back later.
+          this.options.onLogChange?.(logId, { kind: 'appended', bytes: checked, from });
           bytes += checked.length;
           connection.recyclePayload(payload);
         } catch (error) {
