@@ -1,6 +1,7 @@
 /**
  * What one catch-up chunk costs each side's main thread, in-process and without the network: the
- * leader's `readChunk` (read, digests, the chunk's buffer) and the replica's check and write
+ * leader's `readChunk` (read, digests, the chunk's buffer) and its answer frame (encoded and taken
+ * as the connection takes it, not written to a socket), and the replica's check and write
  * (`checkChunk`, `appendBatches`), as CPU time per chunk (process.cpuUsage, so a busy machine
  * inflates it far less than latency) and the longest the event loop went without a turn.
  *
@@ -31,6 +32,9 @@ const { Log } = await load<typeof import('../src/storage/log.js')>('src/storage/
 const { NodeFileSystem } = await load<typeof import('../src/platform/fs.js')>('src/platform/fs.ts');
 const { SystemClock } = await load<typeof import('../src/platform/clock.js')>('src/platform/clock.ts');
 const { readChunk, checkChunk } = await load<typeof import('../src/cluster/catch-up.js')>('src/cluster/catch-up.ts');
+const { FrameWriter } = await load<typeof import('../src/protocol/writer.js')>('src/protocol/writer.ts');
+const { encodeCatchUpReadOk } = await load<typeof import('../src/protocol/codec-catch-up.js')>('src/protocol/codec-catch-up.ts');
+const frames = new FrameWriter();
 
 const dir = mkdtempSync(join(tmpdir(), 'ferry-chunk-cost-'));
 try {
@@ -50,11 +54,16 @@ try {
   for (;;) {
     const a = process.cpuUsage();
     const chunk = await readChunk(leader, { topic: 't', replicaId: 'n2', epoch: 1, logId: 'p0', fromOffset: replica.nextOffset, bytesMax: CHUNK_BYTES }, CHUNK_BYTES);
-    const b = process.cpuUsage(a);
     if (chunk.batches.length === 0) break;
+    // The answer frame as the connection takes it (an older checkout has take() only).
+    encodeCatchUpReadOk(frames, 1, chunk);
+    const parts = (frames as { takeParts?: () => Buffer[] | null }).takeParts?.() ?? [frames.take()!];
+    frames.release(parts[0]!);
+    const b = process.cpuUsage(a);
     side.leaderUs.push(b.user + b.system);
     const c = process.cpuUsage();
-    await replica.appendBatches(checkChunk(chunk));
+    // As the follower writes a chunk that matched (an older checkout ignores the option).
+    await replica.appendBatches(checkChunk(chunk), { matchedLeaderDigests: true });
     const d = process.cpuUsage(c);
     side.replicaUs.push(d.user + d.system);
     bytes += chunk.batches.length;

@@ -17,7 +17,8 @@
  * kernel has written the fill back (`sync`, then until /proc/meminfo's Dirty is small), so its p99
  * is the broker's and not the disk's writeback.
  *
- * `--set key=value` passes a setting to every broker (`ferry serve --set`). `--plain-copy-bytes-per-sec N`
+ * `--bytes-per-sec N` sets `cluster.replicaCatchUpBytesPerSec` (else the brokers' default, 48 MiB/s;
+ * a very large N, e.g. 10737418240, copies unbounded). `--set key=value` passes a setting to every broker (`ferry serve --set`). `--plain-copy-bytes-per-sec N`
  * measures the floor instead of a catch-up: no replica moves; the leader's data directory is copied
  * as plain files at N bytes/s on the same disk (bench/paced-copy.ts, its own process) while the same
  * load runs, and "during" is the publishes of that time: what the disk alone costs at that rate.

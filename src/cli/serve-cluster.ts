@@ -67,7 +67,7 @@ export function clusterParts(config: FerryConfig, parts: { clock: Clock; logger:
     peer,
     replicaLagMaxMs: config.cluster.replicaLagMaxMs,
     replicaVerifyIntervalMs: config.cluster.replicaVerifyIntervalMs,
-    ...(config.cluster.replicaCatchUpBytesPerSec === undefined ? {} : { replicaCatchUpBytesPerSec: config.cluster.replicaCatchUpBytesPerSec }),
+    replicaCatchUpBytesPerSec: config.cluster.replicaCatchUpBytesPerSec,
     leaseTtlMs: config.cluster.leaseTtlMs,
   });
   let client: Promise<FerryClient> | null = null;

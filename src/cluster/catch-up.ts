@@ -4,7 +4,8 @@
  * chunks of whole leaves, checks each chunk against the leader's leaf digests (storage/log-digest.ts)
  * before writing it, and then fetches the tail as usual. The leader's side reads a chunk and its
  * digests (kept per sealed leaf, so serving a chunk reads it once); the replica's side checks and
- * writes, at most `cluster.replicaCatchUpBytesPerSec` (catch-up-rate.ts).
+ * writes (records not checked again once the digests match: the leader checked them while hashing),
+ * at most `cluster.replicaCatchUpBytesPerSec` (catch-up-rate.ts).
  */
 import { FerryError } from '../errors.js';
 import type { CatchUpChunk, CatchUpReadRequest } from '../protocol/codec-catch-up.js';
@@ -22,17 +23,25 @@ export async function readChunk(log: ReplicaLog, request: CatchUpReadRequest, by
   const cutGeneration = log.cutGeneration;
   const batches: Buffer[] = [];
   const ends: Array<{ baseOffset: number; endOffset: number }> = [];
-  // A read stops at a segment's end: read on into the next ones up to the chunk's size.
-  for (let at = from, bytes = 0; bytes < bytesMax && at < sealedEnd; ) {
-    const got = await log.readBatches(at, { bytesMax: bytesMax - bytes, endOffset: sealedEnd });
+  // A read stops at a segment's end: read on into the next ones up to the chunk's size. A read that
+  // left less room than its largest batch stopped for want of room (the next batch did not fit):
+  // the chunk is full, and stays one read, sent as it is (not joined with a second read's batch).
+  for (let at = from, bytes = 0, full = false; !full && bytes < bytesMax && at < sealedEnd; ) {
+    const room = bytesMax - bytes;
+    const got = await log.readBatches(at, { bytesMax: room, endOffset: sealedEnd });
     if (got.length === 0) break;
+    let gotBytes = 0;
+    let largest = 0;
     for (const batch of got) {
       const span = batchSpan(batch);
       batches.push(batch);
       ends.push(span);
-      bytes += batch.length;
+      gotBytes += batch.length;
+      largest = Math.max(largest, batch.length);
       at = span.endOffset;
     }
+    bytes += gotBytes;
+    full = room - gotBytes < largest;
   }
   if (batches.length === 0 || ends[0]!.baseOffset !== from) return empty(from);
   const lastEnd = ends[ends.length - 1]!.endOffset;
@@ -78,19 +87,32 @@ export function batchesEndOffset(bytes: Buffer, fromOffset: number): number {
   return end;
 }
 
-/** Splits back-to-back batches (the chunk's bytes) into one buffer per batch. */
-function splitBatches(bytes: Buffer): Buffer[] {
+/**
+ * Splits back-to-back batches (the chunk's bytes) into one buffer per batch; CORRUPT_RANGE where
+ * one does not start inside `[fromOffset, toOffset)`, which the digests cover (they ignore the rest).
+ */
+function splitBatches(bytes: Buffer, fromOffset: number, toOffset: number): Buffer[] {
   const out: Buffer[] = [];
-  eachBatch(bytes, (header, at) => out.push(bytes.subarray(at, at + header.batchBytes)));
+  eachBatch(bytes, (header, at) => {
+    if (header.baseOffset < fromOffset || header.baseOffset >= toOffset) {
+      throw new FerryError('CORRUPT_RANGE', `a catch-up chunk of ${fromOffset}..${toOffset - 1} holds a batch at ${header.baseOffset}, outside what its digests cover`, {
+        detail: { fromOffset, toOffset: toOffset - 1, position: at, damage: 'uncovered batch' },
+      });
+    }
+    out.push(bytes.subarray(at, at + header.batchBytes));
+  });
   return out;
 }
 
 /**
  * The replica: checks a chunk against the leader's digests; throws CORRUPT_RANGE (with the first
- * range that differs) when the bytes are not what the leader hashed. Returns the batches.
+ * range that differs) when the bytes are not what the leader hashed, or when a batch lies outside
+ * the digests' ranges. Returns the batches: every byte of them equals what the leader hashed, and
+ * the leader checks every record's CRC of what it hashes, so they are written with
+ * `matchedLeaderDigests` (their records are not checked a second time).
  */
 export function checkChunk(chunk: CatchUpChunk): Buffer {
-  const batches = splitBatches(chunk.batches);
+  const batches = splitBatches(chunk.batches, chunk.fromOffset, chunk.toOffset);
   const mine = digestBatchList(batches, { fromOffset: chunk.fromOffset, toOffset: chunk.toOffset, spanRecords: DIGEST_LEAF_RECORDS });
   const differs = firstDifference(mine, chunk.ranges);
   if (differs !== null) {

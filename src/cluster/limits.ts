@@ -56,6 +56,13 @@ export const ETCD_PREFIX_DEFAULT = '/ferry/';
 export const REPLICA_VERIFY_INTERVAL_MS_DEFAULT = 60_000;
 /** A follower that found damage in its logs and could not reach its leader to report it tries again after this long. */
 export const DAMAGE_REPORT_RETRY_MS = 2_000;
+/**
+ * `cluster.replicaCatchUpBytesPerSec` unless configured (`ferry serve`): a catch-up copies as fast
+ * as nothing bounds it, taking every core it can, so the leader's publishes waited behind it (p99
+ * 6.9 × unloaded on two shared cores, a plain file copy at 46 MiB/s 1.07 ×). At this rate a 1 GiB
+ * topic under 5 MiB/s of publishes is in sync in about 25 s (docs/BENCHMARKS.md, "Catch-up of a new replica").
+ */
+export const REPLICA_CATCH_UP_BYTES_PER_SEC_DEFAULT = 48 * 1024 * 1024;
 /** Bytes of one catch-up chunk at most (and at most one second of `replicaCatchUpBytesPerSec`). */
 export const CATCH_UP_CHUNK_BYTES_MAX = 4 * 1024 * 1024;
 /**

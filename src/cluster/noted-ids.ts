@@ -4,12 +4,12 @@
  * new leader neither reads the last dedup window back from disk nor copies it into a new index
  * (docs/CLUSTERING.md, "Promotion").
  */
-import { DEFAULT_DEDUP_WINDOW_MS, ID_HEADER, readIds } from '../broker/dedup.js';
+import { DEFAULT_DEDUP_WINDOW_MS, ID_HEADER } from '../broker/dedup.js';
 import { IdTable } from '../broker/id-table.js';
 import { DEDUP_ENTRIES_MAX } from '../broker/limits.js';
 import { FerryError } from '../errors.js';
-import { BATCH_HEADER_BYTES, readBatchHeader, readU32, recordHeaderValueAt, recordSizeAt, recordTimestampAt } from '../storage/record-batch.js';
-import type { NotedHeader, NotedHeaderLookup, NotedHeaders, PartitionLog } from '../storage/types.js';
+import { BATCH_HEADER_BYTES, readBatchHeader, readU32, recordHeaderValueAt, recordSizeAt, recordTimestampAt, verifyBatchRecords } from '../storage/record-batch.js';
+import type { NotedHeader, NotedHeaderLookup, NotedHeaders, ReplicaLog } from '../storage/types.js';
 import type { FollowerLogChange } from './topic-follower.js';
 
 const ID_HEADER_BYTES = Buffer.from(ID_HEADER, 'utf8');
@@ -22,6 +22,8 @@ const NOTES_KEPT_WINDOWS = 2;
 const OFFSET = 0;
 const TIMESTAMP_MS = 1;
 const NOTE_COLUMNS = 2;
+/** Bytes of whole batches read per step while filling new notes from the log. */
+const FILL_READ_BYTES = 1024 * 1024;
 
 /** Noted ids, by id: a row of offset and timestamp each, in offset order (an id noted again moves to the end). */
 export class NotedIdTable implements NotedHeaderLookup {
@@ -90,23 +92,23 @@ export class NotedIds {
    */
   note(bytes: Buffer, appendedFrom: number, nowMs: number): void {
     if (appendedFrom !== this.endOffset) this.reset(appendedFrom);
-    let at = 0;
-    while (at < bytes.length) {
+    const keptFromMs = nowMs - this.keepMs;
+    for (let at = 0; at < bytes.length; ) {
       const header = readBatchHeader(bytes, at);
       if (header === null) throw new FerryError('INTERNAL', `a written batch at byte ${at} has no valid header`);
-      let recordAt = at + BATCH_HEADER_BYTES;
-      for (let i = 0; i < header.recordCount; i++) {
-        const offset = header.baseOffset + i;
-        if (offset >= this.endOffset) {
-          const idAt = recordHeaderValueAt(bytes, recordAt, ID_HEADER_BYTES);
-          if (idAt >= 0) this.entries.noteBytes(bytes, idAt, idAt + readU32(bytes, idAt - 4), offset, recordTimestampAt(bytes, recordAt));
-          this.endOffset = offset + 1;
-        }
-        recordAt += recordSizeAt(bytes, recordAt);
+      const batch = bytes.subarray(at, at + header.batchBytes);
+      const end = header.baseOffset + header.recordCount;
+      if (this.entries.size === 0 && header.maxTimestampMs < keptFromMs && end > this.endOffset) {
+        // Older than what is kept, with nothing noted before it (a catch-up copying old segments):
+        // the notes begin after it, as if its records had been noted and forgotten, without the walk.
+        this.fromOffset = end;
+        this.endOffset = end;
+      } else {
+        this.endOffset = Math.max(this.endOffset, noteBatchIds(this.entries, batch, this.endOffset, Number.POSITIVE_INFINITY));
       }
       at += header.batchBytes;
     }
-    this.forgetOlderThan(nowMs - this.keepMs);
+    this.forgetOlderThan(keptFromMs);
   }
 
   /** The log was cut back to end at `end`. */
@@ -176,6 +178,51 @@ export class NotedIds {
   }
 }
 
+/**
+ * Notes into `entries` the id of each record with one at an offset in [`from`, `until`) of `bytes`
+ * (whole batches whose records were checked), walking the bytes rather than decoding records.
+ * Returns the offset after the last record in that range (`from` when there is none).
+ */
+function noteBatchIds(entries: NotedIdTable, bytes: Buffer, from: number, until: number): number {
+  let end = from;
+  for (let at = 0; at < bytes.length; ) {
+    const header = readBatchHeader(bytes, at);
+    if (header === null) throw new FerryError('INTERNAL', `a written batch at byte ${at} has no valid header`);
+    let recordAt = at + BATCH_HEADER_BYTES;
+    for (let i = 0; i < header.recordCount; i++) {
+      const offset = header.baseOffset + i;
+      if (offset >= from && offset < until) {
+        const idAt = recordHeaderValueAt(bytes, recordAt, ID_HEADER_BYTES);
+        if (idAt >= 0) entries.noteBytes(bytes, idAt, idAt + readU32(bytes, idAt - 4), offset, recordTimestampAt(bytes, recordAt));
+        end = offset + 1;
+      }
+      recordAt += recordSizeAt(bytes, recordAt);
+    }
+    at += header.batchBytes;
+  }
+  return end;
+}
+
+/**
+ * The ids of the records in [`from`, `until`) of `log` as notes, read as whole batches (their
+ * records' CRCs checked, as a read of records checks them) and walked, not decoded record by record.
+ */
+async function readNotes(log: ReplicaLog, from: number, until: number): Promise<NotedIdTable> {
+  const entries = new NotedIdTable();
+  for (let offset = from; offset < until; ) {
+    const batches = await log.readBatches(offset, { bytesMax: FILL_READ_BYTES });
+    if (batches.length === 0) break;
+    for (const batch of batches) {
+      const header = readBatchHeader(batch, 0);
+      const damage = header === null ? 'batch header' : verifyBatchRecords(batch, 0, header);
+      if (damage !== null) throw new FerryError('CORRUPT_RANGE', `offsets from ${offset} are damaged (${damage})`, { detail: { fromOffset: offset, damage } });
+      noteBatchIds(entries, batch, offset, until);
+      offset = Math.max(offset, header!.baseOffset + header!.recordCount);
+    }
+  }
+  return entries;
+}
+
 /** The dedup window of a topic's stored settings (the broker's default when it has none). */
 export function dedupWindowMsOf(config: Readonly<Record<string, unknown>>): number {
   const windowMs = config['dedupWindowMs'];
@@ -190,7 +237,7 @@ export class TopicNotes {
   constructor(
     private readonly dedupWindowMs: () => number,
     /** The local log a follower writes, read to fill new notes with what precedes them. */
-    private readonly localLog: (logId: string) => PartitionLog | undefined,
+    private readonly localLog: (logId: string) => ReplicaLog | undefined,
     private readonly nowMs: () => number,
   ) {}
 
@@ -222,8 +269,7 @@ export class TopicNotes {
     const reading = async (): Promise<void> => {
       const from = await log.offsetForTimestamp(this.nowMs() - this.dedupWindowMs());
       if (from >= until) return;
-      const entries = new NotedIdTable();
-      await readIds(log, from, until, (id, record) => entries.note(id, record.offset, record.timestampMs));
+      const entries = await readNotes(log, from, until);
       if (this.following.get(logId) === noted) noted.prepend(entries, from, until);
     };
     // A failed read leaves the notes as they are: a promotion then reads the log, as without them.

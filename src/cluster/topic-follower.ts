@@ -323,24 +323,27 @@ export class TopicFollower {
       const log = this.options.logs.get(logId);
       const started = { offset: log?.nextOffset ?? 0, ms: this.options.clock.monotonicMs() };
       let bytes = 0;
-      let next = log === undefined ? null : this.readChunk(connection, logId, log.nextOffset);
+      let next = log === undefined ? null : this.askChunk(connection, logId, log.nextOffset);
       while (log !== undefined && next !== null && this.running) {
-        const { chunk, payload } = await next;
+        const { chunk, payload, reserved } = await next;
         next = null;
+        this.options.catchUpRate.settle(reserved, chunk.batches.length);
         if (log.nextOffset < chunk.logStartOffset) {
           await this.locally(async () => this.options.onLogChange?.(logId, { kind: 'reset', start: await log.resetTo(chunk.logStartOffset) }));
-          next = this.readChunk(connection, logId, log.nextOffset);
+          next = this.askChunk(connection, logId, log.nextOffset);
           continue;
         }
         if (chunk.batches.length === 0 || chunk.fromOffset !== log.nextOffset) break;
-        await this.options.catchUpRate.spend(chunk.batches.length);
         try {
           const end = batchesEndOffset(chunk.batches, chunk.fromOffset);
-          if (end < chunk.sealedEnd) next = this.readChunk(connection, logId, end);
+          if (end < chunk.sealedEnd) next = this.askChunk(connection, logId, end);
           // The chunk's bytes are a view of the frame's payload, checked, written, then given back
           // for the next frame (the log keeps no reference to them once written).
           const checked = checkChunk(chunk);
-          await this.locally(async () => void (await log.appendBatches(checked)));
+          const from = log.nextOffset;
+          await this.locally(async () => void (await log.appendBatches(checked, { matchedLeaderDigests: true })));
+          // Noted as fetched batches are (the dedup window's ids), from the bytes in hand: not read back later.
+          this.options.onLogChange?.(logId, { kind: 'appended', bytes: checked, from });
           bytes += checked.length;
           connection.recyclePayload(payload);
         } catch (error) {
@@ -358,13 +361,19 @@ export class TopicFollower {
     }
   }
 
-  /** Asks the leader for the chunk of `logId` from `fromOffset` (CATCH_UP_READ). */
-  private readChunk(connection: ClientConnection, logId: string, fromOffset: number): Promise<{ chunk: CatchUpChunk; payload: Buffer }> {
-    return connection.request(
-      (w, id) => encodeCatchUpRead(w, id, { topic: this.options.topic, replicaId: this.options.nodeId, epoch: this.options.epoch, logId, fromOffset, bytesMax: this.options.catchUpRate.chunkBytes }),
+  /**
+   * Asks the leader for the chunk of `logId` from `fromOffset` (CATCH_UP_READ) once the broker's
+   * catch-up rate lets it (catch-up-rate.ts: paid for when asked, settled by the caller).
+   */
+  private async askChunk(connection: ClientConnection, logId: string, fromOffset: number): Promise<{ chunk: CatchUpChunk; payload: Buffer; reserved: number }> {
+    const reserved = await this.options.catchUpRate.reserve();
+    if (!this.running) throw new FerryError('NOT_LEADER', `${this.options.nodeId} no longer follows epoch ${this.options.epoch} of ${this.options.topic}`);
+    const answer = await connection.request(
+      (w, id) => encodeCatchUpRead(w, id, { topic: this.options.topic, replicaId: this.options.nodeId, epoch: this.options.epoch, logId, fromOffset, bytesMax: reserved }),
       FRAME_TYPES.CATCH_UP_READ_OK,
       (r) => ({ chunk: decodeCatchUpReadOk(r), payload: r.payload }),
     );
+    return { ...answer, reserved };
   }
 
   private watchSyncs(logId: string, log: ReplicaLog): void {

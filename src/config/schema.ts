@@ -42,7 +42,7 @@ import {
 } from '../transport/mqtt/limits.js';
 import { MQTT_TOPIC_MAP_ENTRIES_MAX, MQTT_TOPIC_MAP_ENTRY_PATTERN } from '../transport/mqtt/topic-map.js';
 import type { Unit } from './units.js';
-import { ETCD_PREFIX_DEFAULT, LEASE_TTL_MS_DEFAULT, REPLICA_LAG_MAX_MS_DEFAULT, REPLICA_VERIFY_INTERVAL_MS_DEFAULT } from '../cluster/limits.js';
+import { ETCD_PREFIX_DEFAULT, LEASE_TTL_MS_DEFAULT, REPLICA_CATCH_UP_BYTES_PER_SEC_DEFAULT, REPLICA_LAG_MAX_MS_DEFAULT, REPLICA_VERIFY_INTERVAL_MS_DEFAULT } from '../cluster/limits.js';
 
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -107,8 +107,8 @@ export interface FerryConfig {
     replicaLagMaxMs: number;
     /** A leader compares one follower with its logs (by digests) per this interval; 0: only on request. */
     replicaVerifyIntervalMs: number;
-    /** Bytes per second a catching-up replica copies at most (unset: unbounded). */
-    replicaCatchUpBytesPerSec?: number;
+    /** Bytes per second a catching-up replica copies at most (REPLICA_CATCH_UP_BYTES_PER_SEC_DEFAULT unless set). */
+    replicaCatchUpBytesPerSec: number;
     leaseTtlMs: number;
     /** Credentials this broker logs in to the other brokers with (their users file's `replicate` grant). */
     user?: string;
@@ -227,7 +227,7 @@ export const FIELDS: readonly FieldSpec[] = [
   { path: 'cluster.etcdPrefix', kind: { type: 'string', example: '/ferry/' }, default: ETCD_PREFIX_DEFAULT, doc: 'The key prefix of the cluster\'s metadata in etcd (several clusters may share one etcd).' },
   { path: 'cluster.replicaLagMaxMs', kind: int(100, DAY_MS, 'ms'), default: REPLICA_LAG_MAX_MS_DEFAULT, doc: 'A follower that has not caught up with its leader for this long leaves the in-sync set.' },
   { path: 'cluster.replicaVerifyIntervalMs', kind: int(0, DAY_MS, 'ms'), default: REPLICA_VERIFY_INTERVAL_MS_DEFAULT, doc: 'A leader compares one of its followers with its own logs, by digests, per this interval (round robin; 0: only on ferry topics verify).' },
-  { path: 'cluster.replicaCatchUpBytesPerSec', kind: int(1, INT_MAX, 'bytes'), default: undefined, doc: 'Bytes per second a replica catching up from its leader\'s segments copies at most (unset: unbounded).' },
+  { path: 'cluster.replicaCatchUpBytesPerSec', kind: int(1, INT_MAX, 'bytes'), default: REPLICA_CATCH_UP_BYTES_PER_SEC_DEFAULT, doc: 'Bytes per second a replica catching up from its leader\'s segments copies at most, over all its topics (48 MiB; raise it where the leader has cores to spare).' },
   { path: 'cluster.leaseTtlMs', kind: int(1_000, 60_000, 'ms'), default: LEASE_TTL_MS_DEFAULT, doc: 'The broker\'s etcd lease: how long a frozen broker holds its topics before the others take them over (whole seconds).' },
   { path: 'cluster.user', kind: { type: 'string', example: 'replicator' }, default: undefined, doc: 'User this broker logs in as on the other brokers (with cluster.passwordFile); it needs the replicate grant.' },
   { path: 'cluster.passwordFile', kind: { type: 'string', example: '/etc/ferry/replicator.password' }, default: undefined, doc: 'File holding cluster.user\'s password.' },

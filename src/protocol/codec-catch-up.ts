@@ -72,7 +72,8 @@ export function encodeCatchUpReadOk(w: FrameWriter, requestId: number, chunk: Ca
     w.u64(range.toOffset);
     w.raw(range.digest.subarray(0, WIRE_DIGEST_BYTES));
   }
-  w.bytes(chunk.batches);
+  // Sent from the leader's read as it is, not copied into the frame (FrameWriter.bytesAttached).
+  w.bytesAttached(chunk.batches);
   w.u8(0);
   w.endFrame();
 }

@@ -36,6 +36,8 @@ const RETAINED_BYTES_MAX = 4 * 1024 * 1024;
 const SPARE_BUFFERS_MAX = 2;
 /** Below this a taken turn is copied out of Node's shared pool rather than handing the buffer over. */
 const COPY_OUT_BYTES_MAX = 4 * 1024;
+/** `bytesAttached` copies payloads below this (a copy is cheaper than a part of its own); larger ones go out as they are. */
+export const ATTACH_BYTES_MIN = 64 * 1024;
 const U32_LIMIT = 0x1_0000_0000;
 const NO_FRAME = -1;
 
@@ -53,6 +55,11 @@ export class FrameWriter {
   private appendKey: number | string = 0;
   private appendCountOffset = 0;
   private appendCount = 0;
+  /** Payloads sent as they are (`bytesAttached`): each goes out after the bytes before `at`. */
+  private attached: Array<{ at: number; bytes: Buffer }> = [];
+  private attachedBytes = 0;
+  /** `attached.length` when the frame being written began: what an aborted frame drops. */
+  private frameAttachedFrom = 0;
   /** Frames completed since the last take(). */
   frames = 0;
   /** Version written into headers; set to the negotiated one after the handshake. */
@@ -66,7 +73,7 @@ export class FrameWriter {
 
   /** Bytes written and not yet taken. */
   get length(): number {
-    return this.pos;
+    return this.pos + this.attachedBytes;
   }
 
   // ---- frames ----
@@ -79,13 +86,15 @@ export class FrameWriter {
     this.frameType = type;
     this.frameFlags = flags;
     this.frameRequestId = requestId;
+    this.frameAttachedFrom = this.attached.length;
     this.pos += FRAME_HEADER_BYTES;
   }
 
   /** Completes the frame; if it exceeds the peer's limit it is removed and FRAME_TOO_LARGE thrown. */
   endFrame(): void {
     assert.notEqual(this.frameStart, NO_FRAME, 'endFrame outside a frame');
-    const frameBytes = this.pos - this.frameStart;
+    let frameBytes = this.pos - this.frameStart;
+    for (let i = this.frameAttachedFrom; i < this.attached.length; i++) frameBytes += this.attached[i]!.bytes.length;
     if (frameBytes > this.frameBytesMax) {
       this.abortFrame();
       throw new FerryError('FRAME_TOO_LARGE', `frame of ${frameBytes} bytes exceeds the limit of ${this.frameBytesMax}`, {
@@ -113,6 +122,11 @@ export class FrameWriter {
     if (this.frameStart === NO_FRAME || this.appendType !== 0) return;
     this.pos = this.frameStart;
     this.frameStart = NO_FRAME;
+    this.dropAttached(this.frameAttachedFrom);
+  }
+
+  private dropAttached(from: number): void {
+    while (this.attached.length > from) this.attachedBytes -= this.attached.pop()!.bytes.length;
   }
 
   /** Drops whatever frame is being written, appendable or not (its preamble failed to encode). */
@@ -121,6 +135,7 @@ export class FrameWriter {
     this.pos = this.frameStart;
     this.frameStart = NO_FRAME;
     this.appendType = 0;
+    this.dropAttached(this.frameAttachedFrom);
   }
 
   /** Writes a frame with an empty payload (PING, PONG, OK, LIST_TOPICS). */
@@ -212,20 +227,53 @@ export class FrameWriter {
    * has written it), or null when nothing was written.
    */
   take(): Buffer | null {
+    if (this.attached.length > 0) return Buffer.concat(this.takeParts()!);
     this.closeAppendable();
     assert.equal(this.frameStart, NO_FRAME, 'take inside a frame');
     if (this.pos === 0) return null;
     const used = this.pos;
-    this.pos = 0;
-    this.frames = 0;
     if (used <= COPY_OUT_BYTES_MAX) {
+      this.pos = 0;
+      this.frames = 0;
       // A few replies: copy them out (small copies come from Node's pool) and keep the buffer.
       const out = Buffer.allocUnsafe(used);
       this.buf.copy(out, 0, 0, used);
       return out;
     }
-    // Hand the buffer itself over (no copy) and continue in a spare one; `release()` returns it.
-    const out = this.buf.subarray(0, used);
+    return this.handOver();
+  }
+
+  /**
+   * Everything written since the last call, in the order it is to be sent: pieces of the writer's
+   * buffer and, between them, the payloads attached as they are (`bytesAttached`); null when nothing
+   * was written. The first part is the writer's own, for `release()` once every part is written.
+   */
+  takeParts(): Buffer[] | null {
+    if (this.attached.length === 0) {
+      const out = this.take();
+      return out === null ? null : [out];
+    }
+    this.closeAppendable();
+    assert.equal(this.frameStart, NO_FRAME, 'take inside a frame');
+    const own = this.handOver();
+    const parts: Buffer[] = [];
+    let from = 0;
+    for (const { at, bytes } of this.attached) {
+      if (at > from) parts.push(own.subarray(from, at));
+      parts.push(bytes);
+      from = at;
+    }
+    if (from < own.length) parts.push(own.subarray(from));
+    this.attached = [];
+    this.attachedBytes = 0;
+    return parts;
+  }
+
+  /** Hands the buffer itself over (no copy) and continues in a spare one; `release()` returns it. */
+  private handOver(): Buffer {
+    const out = this.buf.subarray(0, this.pos);
+    this.pos = 0;
+    this.frames = 0;
     const capacity = Math.min(Math.max(this.buf.length, INITIAL_BYTES), RETAINED_BYTES_MAX);
     const spare = this.spare.pop();
     this.buf = spare !== undefined && spare.length >= capacity ? spare : Buffer.allocUnsafeSlow(capacity);
@@ -246,6 +294,8 @@ export class FrameWriter {
 
   /** Discards everything not yet taken (the connection is gone). */
   reset(): void {
+    this.attached = [];
+    this.attachedBytes = 0;
     this.pos = 0;
     this.frames = 0;
     this.frameStart = NO_FRAME;
@@ -317,6 +367,18 @@ export class FrameWriter {
     this.pos += 4 + data.byteLength;
   }
 
+  /**
+   * u32 length + bytes, like `bytes`, but a payload of ATTACH_BYTES_MIN or more is not copied: it is
+   * sent from `data` itself (`takeParts`), which must not change until the socket has written it.
+   */
+  bytesAttached(data: Buffer): void {
+    if (data.byteLength < ATTACH_BYTES_MIN) return this.bytes(data);
+    assert.ok(this.frameStart !== NO_FRAME && this.appendType === 0, 'attached inside a plain frame');
+    this.u32(data.byteLength);
+    this.attached.push({ at: this.pos, bytes: data });
+    this.attachedBytes += data.byteLength;
+  }
+
   /** u16 length + UTF-8; throws INVALID_ARGUMENT beyond 65,535 bytes. */
   string16(text: string): void {
     // Reserve the worst case (3 bytes per UTF-16 unit) so the text is encoded once, in place.
@@ -386,4 +448,19 @@ export class FrameWriter {
     this.string32(text);
     this.tagEnd(at);
   }
+}
+
+/**
+ * Writes `takeParts()` to a stream, in one writev when there are several (corked); `done` runs once
+ * the last is written. Returns the bytes written.
+ */
+export function writeParts(stream: { write(data: Buffer, done?: () => void): boolean; cork(): void; uncork(): void }, parts: readonly Buffer[], done: () => void): number {
+  let bytes = 0;
+  if (parts.length > 1) stream.cork();
+  for (let i = 0; i < parts.length; i++) {
+    bytes += parts[i]!.length;
+    stream.write(parts[i]!, i === parts.length - 1 ? done : undefined);
+  }
+  if (parts.length > 1) stream.uncork();
+  return bytes;
 }

@@ -55,6 +55,8 @@ export class PendingAppend implements SyncWaiter {
 export interface RawBatch {
   buf: Buffer;
   header: BatchHeader;
+  /** Not kept in the tail cache (a catch-up copy of old batches no reader waits for): the cache is emptied instead. */
+  uncached?: boolean;
 }
 
 export interface TakenBatch {

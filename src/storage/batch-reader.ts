@@ -23,7 +23,7 @@ export interface BatchPlace {
  * `visit` for each until it returns true (stop) or the segment ends. A header that does not check
  * out is damage: CORRUPT_RANGE.
  */
-export async function walkBatches(segment: Segment, fromOffset: number, visit: (place: BatchPlace) => boolean, windowBytes = WALK_WINDOW_BYTES): Promise<void> {
+export async function walkBatches(segment: Segment, fromOffset: number, visit: (place: BatchPlace, window: ByteWindow) => boolean, windowBytes = WALK_WINDOW_BYTES): Promise<void> {
   const entry = segment.index.floorByOffset(fromOffset - segment.baseOffset);
   let position = entry < 0 ? 0 : segment.index.positionAt(entry);
   let offset = entry < 0 ? segment.baseOffset : segment.baseOffset + segment.index.relativeOffsetAt(entry);
@@ -35,7 +35,7 @@ export async function walkBatches(segment: Segment, fromOffset: number, visit: (
         detail: { fromOffset: offset, toOffset: segment.nextOffset - 1, segmentBaseOffset: segment.baseOffset, position, damage: 'batch header' },
       });
     }
-    if (visit({ position, header })) return;
+    if (visit({ position, header }, window)) return;
     position += header.batchBytes;
     offset = header.baseOffset + header.recordCount;
   }
@@ -54,26 +54,32 @@ export async function findBatch(segment: Segment, offset: number): Promise<Batch
 
 /**
  * Whole batches of `segment` from the one holding `offset`, up to `endOffset` (a batch reaching
- * past it is left out) and about `bytesMax` (at least one batch). The bytes are copies.
+ * past it is left out) and about `bytesMax` (at least one batch). The bytes are copies: views of
+ * what this call read (the walk's window when it holds them all in one buffer, else one pread).
  */
 export async function readSegmentBatches(segment: Segment, offset: number, endOffset: number, bytesMax: number): Promise<Buffer[]> {
   const places: BatchPlace[] = [];
+  // Each batch as a view of what the walk read for its headers, when that holds all of it.
+  const walked: Array<Buffer | null> = [];
   let bytes = 0;
   await walkBatches(
     segment,
     offset,
-    (place) => {
+    (place, window) => {
       const { header } = place;
       if (header.baseOffset + header.recordCount <= offset) return false;
       if (header.baseOffset + header.recordCount > endOffset) return true;
       if (places.length > 0 && bytes + header.batchBytes > bytesMax) return true;
       places.push(place);
+      walked.push(window.view(place.position, header.batchBytes));
       bytes += header.batchBytes;
       return bytes >= bytesMax;
     },
     Math.min(READ_WINDOW_BYTES_MAX, Math.max(WALK_WINDOW_BYTES, bytesMax)),
   );
   if (places.length === 0) return [];
+  // The walk's window (a buffer of its own, READ_WINDOW_BYTES_MAX at most) read them already: no second read.
+  if (walked.every((view) => view !== null && view.buffer === walked[0]!.buffer)) return walked as Buffer[];
   // The batches are contiguous: one pread for all of them.
   const first = places[0]!.position;
   const out = Buffer.allocUnsafe(bytes);

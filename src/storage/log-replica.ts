@@ -11,6 +11,7 @@ import { findSegment } from './log-reader.js';
 import type { LogState } from './log-state.js';
 import type { LogSyncer } from './log-syncer.js';
 import type { LogWriter } from './log-writer.js';
+import type { ReplicaAppendOptions } from './types.js';
 import { BATCH_HEADER_BYTES, readBatchHeader, verifyBatchRecords } from './record-batch.js';
 import { OFFSET_INDEX_SUFFIX, Segment, TIME_INDEX_SUFFIX, unlinkIfPresent } from './segment.js';
 
@@ -22,8 +23,10 @@ function damaged(message: string, detail: Record<string, unknown>): FerryError {
  * The batches in `bytes` (back to back), checked: each starts where the one before ended (the
  * first at `expectedOffset`), carries an epoch no older than `epochFloor` or the batch before,
  * and every record's CRC holds. Damage anywhere refuses the whole chunk: nothing is written.
+ * `options.matchedLeaderDigests`: see ReplicaAppendOptions (records not checked again, not cached).
  */
-export function parseBatches(bytes: Buffer, expectedOffset: number, epochFloor: number): RawBatch[] {
+export function parseBatches(bytes: Buffer, expectedOffset: number, epochFloor: number, options: ReplicaAppendOptions = {}): RawBatch[] {
+  const matched = options.matchedLeaderDigests === true;
   const batches: RawBatch[] = [];
   let at = 0;
   let expected = expectedOffset;
@@ -38,11 +41,11 @@ export function parseBatches(bytes: Buffer, expectedOffset: number, epochFloor: 
     if (header.leaderEpoch < epoch) {
       throw new FerryError('INVALID_ARGUMENT', `replicated batch at ${header.baseOffset} has epoch ${header.leaderEpoch}, older than ${epoch}`, { detail: { epoch: header.leaderEpoch, epochFloor: epoch } });
     }
-    const damage = verifyBatchRecords(bytes, at, header);
+    const damage = matched ? null : verifyBatchRecords(bytes, at, header);
     if (damage !== null) {
       throw damaged(`replicated batch at ${header.baseOffset}: record ${damage}`, { fromOffset: header.baseOffset, toOffset: header.baseOffset + header.recordCount - 1, damage });
     }
-    batches.push({ buf: bytes.subarray(at, at + header.batchBytes), header });
+    batches.push(matched ? { buf: bytes.subarray(at, at + header.batchBytes), header, uncached: true } : { buf: bytes.subarray(at, at + header.batchBytes), header });
     at += header.batchBytes;
     expected = header.baseOffset + header.recordCount;
     epoch = header.leaderEpoch;

@@ -224,7 +224,8 @@ export class LogWriter {
     state.ageStamps.set(segment, Math.max(state.ageStamps.get(segment) ?? -1, state.ageClock.fromWall(header.maxTimestampMs)));
     state.totalBytes += header.batchBytes;
     this.syncer.markDirty(segment);
-    state.tailCache.add(write.buf, header.baseOffset, header.recordCount, header.leaderEpoch);
+    if (appends[0]?.raw?.uncached === true) state.tailCache.clear();
+    else state.tailCache.add(write.buf, header.baseOffset, header.recordCount, header.leaderEpoch);
     if (write.pooled !== null) state.writeBuffers.give(write.pooled);
     config.observer?.batchWritten(header.recordCount, header.batchBytes);
     state.writtenOffset = header.baseOffset + header.recordCount - 1;

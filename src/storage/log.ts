@@ -35,6 +35,7 @@ import type {
   RecordInput,
   RecoveryReport,
   HeldBatches,
+  ReplicaAppendOptions,
   ReplicaLog,
   RetentionReport,
 } from './types.js';
@@ -231,12 +232,12 @@ export class Log implements ReplicaLog {
     });
   }
 
-  appendBatches(bytes: Buffer): Promise<AppendResult> {
+  appendBatches(bytes: Buffer, options: ReplicaAppendOptions = {}): Promise<AppendResult> {
     return this.serializeReplica(async () => {
       const state = this.state;
       await this.writer.idle();
       if (state.failure !== null) throw state.failure;
-      const batches = parseBatches(bytes, state.nextOffset, state.epochs.latest);
+      const batches = parseBatches(bytes, state.nextOffset, state.epochs.latest, options);
       if (batches.length === 0) return { baseOffset: state.nextOffset, lastOffset: state.nextOffset - 1, durability: 'written' };
       const settled: Promise<AppendResult>[] = [];
       for (const batch of batches) {

@@ -63,6 +63,12 @@ export class ByteWindow {
     return got >= length ? 0 : -1;
   }
 
+  /** `[position, position + length)` as a view of the bytes read already, or null when they are not all in the window. */
+  view(position: number, length: number): Buffer | null {
+    const at = position - this.start;
+    return at >= 0 && at + length <= this.buf.length ? this.buf.subarray(at, at + length) : null;
+  }
+
   /** The valid batch header at `position` carrying `expectedOffset` (any offset when null), or null. */
   async header(position: number, expectedOffset: number | null): Promise<BatchHeader | null> {
     const at = await this.ensure(position, BATCH_HEADER_BYTES);

@@ -222,7 +222,7 @@ export interface ReplicaLog extends PartitionLog {
    */
   beginEpoch(epoch: number): Promise<void>;
   /** Follower: writes a leader's batches as they are (checked: CRCs, offsets from `nextOffset`, epochs); resolves once written. */
-  appendBatches(bytes: Buffer): Promise<AppendResult>;
+  appendBatches(bytes: Buffer, options?: ReplicaAppendOptions): Promise<AppendResult>;
   /** Leader: whole batches from the one holding `offset`, up to the written end (or `endOffset`), about `bytesMax` bytes. */
   readBatches(offset: number, options: { bytesMax: number; endOffset?: number }): Promise<Buffer[]>;
   /** Follower: cuts the log back to end at `offset` (or the start of the batch holding it), durably; returns the new end. */
@@ -238,6 +238,18 @@ export interface ReplicaLog extends PartitionLog {
   digests(request: { fromOffset: number; toOffset: number; spanRecords: number }, held?: HeldBatches): Promise<RangeDigest[]>;
   /** Changes with every truncation or reset (and while one runs): batches read under one value are the log's while it holds. */
   readonly cutGeneration: number;
+}
+
+/** How a follower's `appendBatches` treats batches it was given. */
+export interface ReplicaAppendOptions {
+  /**
+   * The caller compared these bytes with the leader's digests (SHA-256, log-digest.ts) and every
+   * batch starts inside the ranges they cover: a catch-up chunk after `checkChunk`. The leader checks
+   * every record's CRC of whatever it hashes, so the records are not checked again (batch headers,
+   * offsets and epochs still are), and the batches are not kept in the tail cache (old batches no
+   * reader waits for; the cache is emptied instead). docs/CLUSTERING.md, "Catch-up".
+   */
+  matchedLeaderDigests?: boolean;
 }
 
 /**

@@ -153,6 +153,33 @@ test('noted ids - new notes are filled from the log before them in the backgroun
   await follower.close();
 });
 
+test('noted ids - a catch-up copy noted as it is written: batches older than what is kept are skipped whole, and a promotion finds what reading the log back finds', async () => {
+  const { leader, follower, clock } = await logs();
+  // Old records (three windows ago), then young ones: a catch-up copies both.
+  for (let i = 0; i < 40; i++) await leader.append([withId(i)]);
+  clock.advance(3 * WINDOW_MS);
+  for (let i = 40; i < 60; i++) await leader.append([withId(i)]);
+  const notes = new TopicNotes(() => WINDOW_MS, () => follower, () => clock.nowMs());
+  let walked = 0;
+  while (follower.nextOffset < leader.writtenOffset + 1) {
+    const bytes = Buffer.concat(await leader.readBatches(follower.nextOffset, { bytesMax: 600 }));
+    const from = follower.nextOffset;
+    await follower.appendBatches(bytes, { matchedLeaderDigests: true });
+    notes.change('p0', { kind: 'appended', bytes, from });
+    walked++;
+  }
+  assert.ok(walked > 3, `${walked} chunks`);
+  const extent = notes.peek('p0')!;
+  assert.ok(extent.fromOffset >= 30 && extent.fromOffset <= 40, `the old batches were skipped: the notes begin at ${extent.fromOffset}`);
+  assert.equal(extent.size, Array.from({ length: 20 }, (_, j) => 40 + j).filter((i) => i % 3 !== 2).length, 'the young records with ids');
+  notes.beginPromotion();
+  const noted = notes.take('p0', follower.nextOffset)!;
+  assert.notEqual(noted, null, 'the notes reach the log\'s end: no read back at the promotion');
+  assert.deepEqual(known(await rebuilt(follower, clock, noted)), known(await rebuilt(follower, clock, null)));
+  await leader.close();
+  await follower.close();
+});
+
 test('noted ids - the compact notes keep, forget, cut and merge ids exactly as the Map they replaced', async () => {
   const step = fc.oneof(
     fc.record({ kind: fc.constant('write' as const), count: fc.integer({ min: 1, max: 40 }), pool: fc.integer({ min: 1, max: 30 }) }),

@@ -111,6 +111,63 @@ test('log replica - damaged, misplaced and stale batches are refused and nothing
   await Promise.all([leader.close(), follower.close(), old.close()]);
 });
 
+test('log replica - batches that matched the leader\'s digests still have their headers, offsets and epochs checked', async () => {
+  const env = pair();
+  const leader = await env.open(LEADER_DIR, { leaderEpoch: 2 });
+  const follower = await env.open(FOLLOWER_DIR, { leaderEpoch: 2 });
+  await leader.append([record(0), record(1)]);
+  await leader.append([record(2)]);
+  const [first, second] = await leader.readBatches(0, { bytesMax: FETCH_BYTES });
+  const matched = { matchedLeaderDigests: true };
+  const header = Buffer.from(first!);
+  header[20]! ^= 0x01;
+  await rejectsWith(follower.appendBatches(header, matched), 'CORRUPT_RANGE');
+  await rejectsWith(follower.appendBatches(second!, matched), 'INVALID_ARGUMENT');
+  await rejectsWith(follower.appendBatches(first!.subarray(0, first!.length - 1), matched), 'CORRUPT_RANGE');
+  assert.equal(follower.nextOffset, 0);
+  await follower.appendBatches(Buffer.concat([first!, second!]), matched);
+  assert.equal(follower.nextOffset, 3);
+  const old = await env.open('/data/old', { leaderEpoch: 1 });
+  await old.append([record(3)]);
+  const [stale] = await old.readBatches(0, { bytesMax: FETCH_BYTES });
+  await rejectsWith(follower.appendBatches(rebase(Buffer.from(stale!), 3), matched), 'INVALID_ARGUMENT');
+  // Written, not cached: what it reads back comes from its segments, equal to the leader's.
+  await leader.append([record(3)]);
+  const [fourth] = await leader.readBatches(3, { bytesMax: FETCH_BYTES });
+  await follower.appendBatches(fourth!);
+  assert.deepEqual(Buffer.concat(await follower.readBatches(0, { bytesMax: FETCH_BYTES })), Buffer.concat(await leader.readBatches(0, { bytesMax: FETCH_BYTES })));
+  await Promise.all([leader.close(), follower.close(), old.close()]);
+});
+
+test('log replica - a read of batches from a segment reads their bytes once: the walk over their headers already holds them', async () => {
+  const fs = new SimFileSystem();
+  const session = fs.session();
+  let bytesRead = 0;
+  const counting = Object.create(session) as typeof session;
+  counting.open = async (path, mode) => {
+    const handle = await session.open(path, mode);
+    return Object.assign(Object.create(handle) as typeof handle, {
+      read: async (buffer: Uint8Array, offset: number, length: number, position: number) => {
+        const n = await handle.read(buffer, offset, length, position);
+        bytesRead += n;
+        return n;
+      },
+    });
+  };
+  const leader = await Log.open({ dir: LEADER_DIR, fs: counting, clock: new SimClock(), durability: 'never', segmentBytes: 1 << 20, tailCacheBytes: 0 });
+  for (let i = 0; i < 2_000; i += 10) await leader.append(Array.from({ length: 10 }, (_, j) => record(i + j)));
+  const expected = await allBatches(leader);
+  bytesRead = 0;
+  const batches = await leader.readBatches(0, { bytesMax: 64 * 1024 });
+  const got = Buffer.concat(batches);
+  assert.ok(got.length >= 32 * 1024, `${got.length} bytes`);
+  assert.deepEqual(got, expected.subarray(0, got.length));
+  // One segment (smaller than the walk's window): the walk reads it once, and nothing is read again.
+  assert.equal(leader.stats().segments, 1);
+  assert.ok(bytesRead <= expected.length, `${bytesRead} bytes read for ${got.length} of a ${expected.length}-byte segment`);
+  await leader.close();
+});
+
 /** A copy of a one-record batch moved to `offset` (header and record re-checksummed), for the epoch check alone. */
 function rebase(batch: Buffer, offset: number): Buffer {
   const out = Buffer.from(batch);

@@ -10,7 +10,7 @@ import type { BrokerApi } from '../../broker/types.js';
 import { FerryError, isFerryError, type ErrorCode } from '../../errors.js';
 import { FRAME_TYPES, frameTypeName, type Frame, type FrameType } from '../../protocol/frame.js';
 import { FrameDecoder, type FrameHandler, type PayloadScanner } from '../../protocol/decoder.js';
-import { FrameWriter } from '../../protocol/writer.js';
+import { FrameWriter, writeParts } from '../../protocol/writer.js';
 import { PayloadReader } from '../../protocol/reader.js';
 import { PRE_LOGIN_FRAME_BYTES_MAX, SUPPORTED_VERSIONS } from '../../protocol/limits.js';
 import { decodeHello, encodeError, encodeGoodbye } from '../../protocol/codec-session.js';
@@ -469,12 +469,11 @@ export class Connection implements FrameHandler, SubscriptionsHost, TurnHost {
       return;
     }
     const frames = this.writer.frames;
-    const out = this.writer.take();
-    if (out === null) return;
-    this.bytesOut += out.length;
+    const parts = this.writer.takeParts();
+    if (parts === null) return;
     this.framesOut += frames;
     this.lastSentMs = this.options.clock.monotonicMs();
-    this.socket.write(out, () => this.writer.release(out));
+    this.bytesOut += writeParts(this.socket, parts, () => this.writer.release(parts[0]!));
     if (this.socket.writableLength >= this.options.writeHighWaterBytes) {
       if (this.backedUpSinceMs < 0) this.backedUpSinceMs = this.lastSentMs;
     } else {
