@@ -86,13 +86,19 @@ test('log replica - a follower holds the leader batches byte for byte, at their 
   await follower.close();
 });
 
-test('log replica - damaged, misplaced and stale batches are refused and nothing is written', async () => {
+/** A leader at epoch 2 with two batches (offsets 0-1 and 2), read back for an empty follower at epoch 2 to take. */
+async function twoBatchesToCopy() {
   const env = pair();
   const leader = await env.open(LEADER_DIR, { leaderEpoch: 2 });
   const follower = await env.open(FOLLOWER_DIR, { leaderEpoch: 2 });
   await leader.append([record(0), record(1)]);
   await leader.append([record(2)]);
   const [first, second] = await leader.readBatches(0, { bytesMax: FETCH_BYTES });
+  return { env, leader, follower, first, second };
+}
+
+test('log replica - damaged, misplaced and stale batches are refused and nothing is written', async () => {
+  const { env, leader, follower, first, second } = await twoBatchesToCopy();
   const flipped = Buffer.from(first!);
   flipped[flipped.length - 3]! ^= 0x40;
   await rejectsWith(follower.appendBatches(flipped), 'CORRUPT_RANGE');
@@ -112,12 +118,7 @@ test('log replica - damaged, misplaced and stale batches are refused and nothing
 });
 
 test('log replica - batches that matched the leader\'s digests still have their headers, offsets and epochs checked', async () => {
-  const env = pair();
-  const leader = await env.open(LEADER_DIR, { leaderEpoch: 2 });
-  const follower = await env.open(FOLLOWER_DIR, { leaderEpoch: 2 });
-  await leader.append([record(0), record(1)]);
-  await leader.append([record(2)]);
-  const [first, second] = await leader.readBatches(0, { bytesMax: FETCH_BYTES });
+  const { env, leader, follower, first, second } = await twoBatchesToCopy();
   const matched = { matchedLeaderDigests: true };
   const header = Buffer.from(first!);
   header[20]! ^= 0x01;
