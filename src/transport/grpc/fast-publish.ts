@@ -18,12 +18,13 @@ import type { ConnectError } from '@connectrpc/connect';
 import { errorToJsonBytes, codeToHttpStatus } from '@connectrpc/connect/protocol-connect';
 import { setTrailerStatus } from '@connectrpc/connect/protocol-grpc';
 import type { Logger } from '../../platform/logger.js';
+import { readRequestBody } from '../http/request-body.js';
 import type { BrokerApi, PublishResult } from '../../broker/types.js';
 import { PublishResponseSchema } from '../../generated/ferry/v1/messages_pb.js';
 import { CONNECT_JSON_OPTIONS, publishResultToProto } from './convert.js';
 import { toConnectError } from './errors.js';
 import { GRPC_MESSAGE_BYTES_MAX } from './limits.js';
-import { startPublish } from './message-service.js';
+import { allSynced, startPublish } from './message-service.js';
 import { decodePublishBinary, decodePublishJson, encodePublishResponseBinary, encodePublishResponseJson, type DecodedPublish } from './publish-codec.js';
 
 export const PUBLISH_PATH = '/ferry.v1.MessageService/Publish';
@@ -71,7 +72,9 @@ export function servePublish(
   // A declared length past the largest message: the general path refuses it before the body comes.
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > GRPC_MESSAGE_BYTES_MAX + ENVELOPE_BYTES) return general(req);
-  readWhole(req, GRPC_MESSAGE_BYTES_MAX + ENVELOPE_BYTES, (read) => {
+  readRequestBody(req, GRPC_MESSAGE_BYTES_MAX + ENVELOPE_BYTES, (read) => {
+    // Past the limit: the general path reads the rest when it is ready for it.
+    if (Array.isArray(read)) req.pause();
     try {
       publishBody(req, res, form, deps, general, read);
     } catch (error) {
@@ -126,11 +129,6 @@ function failed(res: ServerResponse, form: Form, deps: FastPublishDeps, error: u
   deps.logger.error('http.request_failed', { path: PUBLISH_PATH, error });
   if (res.headersSent) res.destroy();
   else sendError(res, form, toConnectError(error, deps.logger, METHOD_NAME));
-}
-
-function allSynced(results: readonly PublishResult[]): boolean {
-  for (const result of results) if (result.durability !== 'synced') return false;
-  return true;
 }
 
 function decode(form: Form, body: Buffer): DecodedPublish | null {
@@ -201,45 +199,6 @@ function sendError(res: ServerResponse, form: Form, error: ConnectError): void {
 async function* once(body: Buffer): AsyncGenerator<Uint8Array> {
   yield body;
 }
-
-/**
- * The body whole, or (past `bytesMax`) the chunks read so far with the request paused, or null
- * when the request failed mid-body, to `done`. Listeners, not an async iterator: the iterator's
- * machinery cost more than the rest of a small call's reading. A body that arrives in one chunk
- * is that chunk, not a copy.
- */
-function readWhole(req: IncomingMessage, bytesMax: number, done: (read: Buffer | Buffer[] | null) => void): void {
-  let first: Buffer | null = null;
-  let more: Buffer[] | null = null;
-  let bytes = 0;
-  const onData = (chunk: Buffer): void => {
-    bytes += chunk.length;
-    if (first === null) first = chunk;
-    else (more ??= [first]).push(chunk);
-    if (bytes <= bytesMax) return;
-    req.pause();
-    cleanup();
-    done(more ?? [first]);
-  };
-  const onEnd = (): void => {
-    cleanup();
-    done(more !== null ? Buffer.concat(more, bytes) : (first ?? EMPTY_BODY));
-  };
-  const onError = (): void => {
-    cleanup();
-    done(null);
-  };
-  const cleanup = (): void => {
-    req.off('data', onData);
-    req.off('end', onEnd);
-    req.off('error', onError);
-  };
-  req.on('data', onData);
-  req.on('end', onEnd);
-  req.on('error', onError);
-}
-
-const EMPTY_BODY = Buffer.alloc(0);
 
 /** The chunks already read, then the rest of the request. */
 async function* rest(chunks: Buffer[], req: IncomingMessage): AsyncGenerator<Uint8Array> {

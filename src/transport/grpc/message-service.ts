@@ -49,7 +49,13 @@ export function startPublish(broker: BrokerApi, request: { topic: string; messag
 /** startPublish's results, and `synced` when every one was fdatasynced. */
 export async function publishMessages(broker: BrokerApi, request: { topic: string; messages: readonly PublishMessage[] }): Promise<{ results: PublishResult[]; synced: boolean }> {
   const results = await startPublish(broker, request);
-  return { results, synced: results.every((result) => result.durability === 'synced') };
+  return { results, synced: allSynced(results) };
+}
+
+/** Whether every result was fdatasynced: a PublishResponse's `synced`. */
+export function allSynced(results: readonly PublishResult[]): boolean {
+  for (const result of results) if (result.durability !== 'synced') return false;
+  return true;
 }
 
 const NO_SETTLES: SettleBatch = { acks: [], nacks: [], rejects: [], touches: [] };

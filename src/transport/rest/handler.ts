@@ -16,6 +16,7 @@ import { FerryError } from '../../errors.js';
 import { ADMISSION_CEILINGS, type AdmissionLimits } from '../../broker/limits.js';
 import type { BrokerApi, PublishResult } from '../../broker/types.js';
 import type { Logger } from '../../platform/logger.js';
+import { readRequestBody } from '../http/request-body.js';
 import { ackIds, EventStreams } from './event-streams.js';
 import { ACKS_BODY_BYTES_MAX, BATCH_BODY_BYTES_MAX } from './limits.js';
 import { batchMessages, singleMessage } from './message-input.js';
@@ -182,11 +183,9 @@ function resultJson(result: PublishResult): string {
 }
 
 /**
- * The request body, at most `bytesMax`, to `done`: past it (declared or sent) the request is
- * refused with `code` (413) and the rest is not read. One listener for the data and one for its
- * end; a body that arrives in one chunk (a small one usually does) is that chunk, not a copy.
- * A request that ends before its body (the client went away) is not answered: nobody is left to
- * read the answer, and node:http emits no 'error' on a request without a listener for it.
+ * The request body, at most `bytesMax`, to `done` (transport/http/request-body.ts): past it
+ * (declared or sent) the request is refused with `code` (413) and the rest is not read. A request
+ * that ends before its body (the client went away) is not answered: nobody is left to read it.
  */
 function readBody(req: IncomingMessage, bytesMax: number, code: 'RECORD_TOO_LARGE' | 'BATCH_TOO_LARGE', done: (error: FerryError | null, body: Buffer | null) => void): void {
   const tooLarge = (bytes: number): FerryError => new FerryError(code, `the request body of ${bytes} bytes is over ${bytesMax} bytes`);
@@ -195,30 +194,12 @@ function readBody(req: IncomingMessage, bytesMax: number, code: 'RECORD_TOO_LARG
     done(tooLarge(declared), null);
     return;
   }
-  let first: Buffer | null = null;
-  let more: Buffer[] | null = null;
-  let bytes = 0;
-  const onData = (chunk: Buffer): void => {
-    bytes += chunk.length;
-    if (bytes > bytesMax) {
-      req.off('data', onData);
-      req.off('end', onEnd);
-      done(tooLarge(bytes), null);
-      return;
-    }
-    if (first === null) first = chunk;
-    else (more ??= [first]).push(chunk);
-  };
-  const onEnd = (): void => done(null, more !== null ? Buffer.concat(more, bytes) : (first ?? EMPTY_BODY));
-  req.on('data', onData);
-  req.on('end', onEnd);
-  req.on('error', ignoreError);
+  readRequestBody(req, bytesMax, (read, bytes) => {
+    if (read === null) return;
+    if (Array.isArray(read)) done(tooLarge(bytes), null);
+    else done(null, read);
+  });
 }
-
-/** A request's stream error (the client went away) ends nothing else; without a listener it could end the process. */
-function ignoreError(): void {}
-
-const EMPTY_BODY = Buffer.alloc(0);
 
 /** readBody as a promise, for the routes that are not the hot path; a request that ends early is refused (400). */
 function readBodyPromise(req: IncomingMessage, bytesMax: number, code: 'RECORD_TOO_LARGE' | 'BATCH_TOO_LARGE'): Promise<Buffer> {
