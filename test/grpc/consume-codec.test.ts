@@ -51,6 +51,11 @@ test('consume codec - a repeated header name keeps its last value, as in the rec
   assert.equal(decoded.messages[0]!.headers['a'], '2');
 });
 
+test('consume codec - a header named __proto__ reaches the general path as a header, as it does the fast one', () => {
+  const base: Delivery = { topic: 'orders', partition: 0, offset: 0, timestampMs: 0, key: null, headers: [['__proto__', 'x']], value: Buffer.alloc(0), deliveryCount: 0 };
+  assert.deepEqual(Buffer.from(encodeDeliveries([base])!), Buffer.from(general([base])));
+});
+
 test('consume codec - room is left for the gRPC envelope; a timestamp before 1970 is declined', () => {
   const base: Delivery = { topic: 't', partition: 0, offset: 0, timestampMs: 5, key: null, headers: [], value: Buffer.from('v'), deliveryCount: 1 };
   const framed = encodeDeliveries([base], 5)!;

@@ -251,7 +251,8 @@ export function publishResultToProto(result: BrokerPublishResult): MessageInitSh
 }
 
 export function deliveryToProto(delivery: Delivery): MessageInit {
-  const headers: Record<string, string> = {};
+  // No prototype: a header may be named `__proto__`, which on a plain object would set the prototype, not a header.
+  const headers = Object.create(null) as Record<string, string>;
   for (const [name, value] of delivery.headers) headers[name] = value;
   const message: MessageInit = {
     topic: delivery.topic,
